@@ -1,0 +1,15 @@
+#!/bin/sh
+# install-deps.sh — install the Debian packages quantbench builds and tests with, if missing.
+# Used by `make run`, `make test` and .ci/run. Needs root (or sudo) only when something is missing.
+set -e
+PKGS="build-essential pkg-config libncurses-dev libreadline-dev liblua5.4-dev libpcre2-dev libjansson-dev libcmocka-dev tmux"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >&2

@@ -1,0 +1,36 @@
+#!/bin/bash
+# run-tests.sh — run every test suite (cmocka unit tests, CLI tests, Lua tests, tmux TUI tests),
+# then print the totals as one closing line "N passed, N failed".
+# BUILD selects the build folder (build or build-san).
+BUILD=${BUILD:-build}
+export QB_MODELS=${QB_MODELS:-../shared/models}
+export QB_DATA=${QB_DATA:-../shared/data}
+export QB_BIN=${QB_BIN:-$BUILD/quantbench}
+pass=0; fail=0; failed=()
+for t in "$BUILD"/tests/test-*; do
+    [ -x "$t" ] || continue
+    out=$("$t" 2>&1); rc=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+    if [ $rc -ne 0 ] && [ -z "$f" ]; then fail=$((fail + 1)); failed+=("$t (exit $rc)"); fi
+    [ -n "$f" ] && [ "$f" != 0 ] && failed+=("$t")
+done
+for t in tests/cli/*.sh tests/lua/*.sh tests/tui/*.sh; do
+    [ -f "$t" ] || continue
+    out=$(bash "$t" 2>&1); rc=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ $rc -ne 0 ] && [ "$f" = 0 ]; then fail=$((fail + 1)); fi
+    [ $rc -ne 0 ] && failed+=("$t")
+done
+echo
+for f in "${failed[@]}"; do echo "FAILED: $f"; done
+echo "[==========] all suites: $((pass + fail)) test(s) run."
+echo "[  PASSED  ] $pass test(s)."
+[ $fail -gt 0 ] && echo "[  FAILED  ] $fail test(s)."
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

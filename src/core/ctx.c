@@ -1,0 +1,59 @@
+/* ctx.c — the error-carrying context and thread-count plumbing shared by all of core. */
+#include "qb.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void qb_ctx_init(qb_ctx *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    const char *s = getenv("QB_THREADS");
+    if (!s || !*s) s = getenv("OMP_NUM_THREADS");
+    if (s && *s) {
+        int n = atoi(s);
+        if (n > 0 && n <= 1024) ctx->n_threads = n;
+    }
+}
+
+const char *qb_ctx_errmsg(const qb_ctx *ctx)
+{
+    return ctx->errmsg[0] ? ctx->errmsg : "no error";
+}
+
+qb_status qb_fail(qb_ctx *ctx, qb_status st, const char *fmt, ...)
+{
+    if (!ctx) return st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *qb_status_name(qb_status st)
+{
+    switch (st) {
+    case QB_OK: return "ok";
+    case QB_ERR_IO: return "i/o error";
+    case QB_ERR_FORMAT: return "format error";
+    case QB_ERR_UNSUPPORTED: return "unsupported";
+    case QB_ERR_ARG: return "invalid argument";
+    case QB_ERR_NOMEM: return "out of memory";
+    case QB_ERR_CANCELLED: return "cancelled";
+    }
+    return "unknown status";
+}
+
+void qb_ctx_apply_threads(const qb_ctx *ctx)
+{
+#ifdef _OPENMP
+    if (ctx && ctx->n_threads > 0) omp_set_num_threads(ctx->n_threads);
+#else
+    (void)ctx;
+#endif
+}

@@ -1,0 +1,114 @@
+/* model.h — a Llama-family model opened from a llama2.c checkpoint, a GGUF file or a Hugging
+ * Face safetensors directory: hyperparameters, the tensor table (canonical GGUF names), the
+ * per-layer weight bindings used by the forward pass, and the tokenizer.
+ *
+ * Weights stay in read-only mappings of the original files; a tensor is only copied when its
+ * stored type cannot be used directly by the forward pass (quantized GGUF types are
+ * dequantized to F32 on load for now). */
+#ifndef QB_MODEL_H
+#define QB_MODEL_H
+
+#include "../qb.h"
+#include "../util/mapfile.h"
+
+struct qb_tokenizer;
+
+typedef enum {
+    QB_ROPE_INTERLEAVED = 0, /* pairs (2i, 2i+1): llama2.c, GGUF "llama" */
+    QB_ROPE_HALF = 1,        /* pairs (i, i + d/2): Hugging Face "rotate_half" */
+} qb_rope_layout;
+
+typedef enum { QB_FILE_LLAMA2C, QB_FILE_GGUF, QB_FILE_SAFETENSORS } qb_file_kind;
+
+typedef struct {
+    int dim;           /* hidden size (embedding width) */
+    int hidden_dim;    /* SwiGLU FFN width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;    /* < n_heads for grouped-query attention */
+    int head_dim;      /* dim / n_heads unless the file says otherwise */
+    int vocab_size;
+    int seq_len;       /* maximum context the model was trained for */
+    float rope_theta;
+    float norm_eps;
+    qb_rope_layout rope_layout;
+    bool tied_output;  /* output projection shares token_embd */
+} qb_config;
+
+typedef struct {
+    char *name;        /* canonical GGUF name, e.g. "blk.3.ffn_down.weight"; owned */
+    int n_dims;
+    int64_t ne[4];     /* ne[0] = row length (in_features), ne[1] = rows (out_features) */
+    qb_type type;      /* storage type of data */
+    qb_type src_type;  /* type in the file (differs when converted on load) */
+    const void *data;  /* borrowed from a mapping, or == owned */
+    size_t nbytes;
+    void *owned;       /* heap copy when converted on load, else NULL */
+} qb_tensor;
+
+typedef struct {
+    qb_tensor *attn_norm; /* (dim) */
+    qb_tensor *wq;        /* (n_heads*head_dim rows, dim) */
+    qb_tensor *wk;        /* (n_kv_heads*head_dim rows, dim) */
+    qb_tensor *wv;        /* (n_kv_heads*head_dim rows, dim) */
+    qb_tensor *wo;        /* (dim rows, n_heads*head_dim) */
+    qb_tensor *ffn_norm;  /* (dim) */
+    qb_tensor *w_gate;    /* (hidden_dim rows, dim)  "ffn_gate", llama2.c w1 */
+    qb_tensor *w_down;    /* (dim rows, hidden_dim)  "ffn_down", llama2.c w2 */
+    qb_tensor *w_up;      /* (hidden_dim rows, dim)  "ffn_up",   llama2.c w3 */
+} qb_layer_weights;
+
+typedef struct qb_model {
+    char *path;                 /* what the user opened; owned */
+    qb_file_kind kind;
+    char arch[32];              /* "llama" */
+    char name[128];             /* general.name or directory name, may be empty */
+    qb_config cfg;
+    qb_tensor *tensors;         /* n_tensors entries; owned */
+    int n_tensors;
+    qb_mapfile *maps;           /* mappings that tensors point into; owned */
+    int n_maps;
+    void *gguf;                 /* qb_gguf handle kept open for GGUF files, else NULL */
+    struct qb_tokenizer *tok;   /* owned */
+    qb_tensor *tok_embd;        /* (vocab rows, dim) */
+    qb_tensor *output_norm;     /* (dim) */
+    qb_tensor *output;          /* (vocab rows, dim); == tok_embd when tied */
+    qb_layer_weights *layers;   /* n_layers; owned */
+} qb_model;
+
+typedef struct {
+    const char *tokenizer_path; /* llama2.c: tokenizer.bin (default: beside the checkpoint) */
+    bool skip_tokenizer;        /* open weights only */
+} qb_model_opts;
+
+/* Open a model, detecting the kind from the path: a directory (config.json + safetensors),
+ * a file starting with "GGUF", else a llama2.c checkpoint. opts may be NULL.
+ * Caller closes *out with qb_model_close. */
+qb_status qb_model_open(qb_ctx *ctx, const char *path, const qb_model_opts *opts, qb_model **out);
+void qb_model_close(qb_model *m);
+
+/* Per-kind loaders, used by qb_model_open; each fills m->cfg, m->tensors, m->maps and m->tok
+ * (unless opts->skip_tokenizer) and leaves binding/shape checks to qb_model_bind. */
+qb_status qb_model_load_llama2c(qb_ctx *ctx, qb_model *m, const qb_model_opts *opts);
+qb_status qb_model_load_gguf(qb_ctx *ctx, qb_model *m, const qb_model_opts *opts);
+qb_status qb_model_load_safetensors(qb_ctx *ctx, qb_model *m, const qb_model_opts *opts);
+
+/* Resolve m->tok_embd / layers / output by name and check every shape against m->cfg. */
+qb_status qb_model_bind(qb_ctx *ctx, qb_model *m);
+
+/* Tensor table helpers for loaders. */
+qb_tensor *qb_model_add_tensor(qb_ctx *ctx, qb_model *m, const char *name);
+qb_tensor *qb_model_find_tensor(const qb_model *m, const char *name);
+qb_status qb_model_add_map(qb_ctx *ctx, qb_model *m, const char *path, qb_mapfile **out);
+/* Convert a tensor the forward pass cannot use directly into F32 (owned copy). */
+qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t);
+/* Element count and rows. */
+int64_t qb_tensor_nelements(const qb_tensor *t);
+
+/* Short name of a file kind ("llama2.c", "GGUF", "safetensors"). */
+const char *qb_file_kind_name(qb_file_kind k);
+/* Bytes of all tensors as stored now, and parameter count. */
+size_t qb_model_bytes(const qb_model *m);
+int64_t qb_model_params(const qb_model *m);
+
+#endif
