@@ -1,3 +1,43 @@
-/* main.c — placeholder entry point (replaced by the real command line). */
+/* main.c — the quantbench command: picks the subcommand (the TUI when none is given). */
+#include "cli.h"
+
 #include <stdio.h>
-int main(void) { puts("quantbench"); return 0; }
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: quantbench [MODEL]                      open the workbench (a built-in demo without MODEL)\n"
+          "       quantbench info MODEL                   hyperparameters, tokenizer, tensor table\n"
+          "       quantbench generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--top-k K] [--seed S]\n"
+          "       quantbench ppl MODEL TEXTFILE [--ctx N] [--chunks N]\n"
+          "       quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]\n"
+          "       quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS]\n"
+          "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
+          "       or a Hugging Face directory (config.json + safetensors + tokenizer.json).\n"
+          "Options for every command: -t/--threads N, --tokenizer FILE (llama2.c).\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
+        usage(stdout);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"info", cmd_info}, {"generate", cmd_generate}, {"ppl", cmd_ppl}, {"kld", cmd_kld},
+        {"bench", cmd_bench}, {"tui", cmd_tui},
+    };
+    if (argc >= 2)
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+            if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
+    if (argc >= 2 && argv[1][0] == '-') {
+        usage(stderr);
+        return cli_error("unknown option '%s'", argv[1]);
+    }
+    /* quantbench [MODEL]: the workbench */
+    return cmd_tui(argc - 1, argv + 1);
+}

@@ -259,16 +259,16 @@ static qb_status parse(qb_ctx *ctx, qb_gguf *g, const char *name)
     if (g->version != 2 && g->version != 3)
         return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: GGUF version %u is not supported (2 and 3 are)", name,
                        g->version);
-    if (!rd(&r, &g->n_tensors, 8, "tensor count") || !rd(&r, &g->n_kv, 8, "metadata count")) return QB_ERR_FORMAT;
+    uint64_t n_kv, n_t;
+    if (!rd(&r, &n_t, 8, "tensor count") || !rd(&r, &n_kv, 8, "metadata count")) return QB_ERR_FORMAT;
     /* each kv takes >= 8+1+4 bytes, each tensor info >= 8+4+8+4+8 */
-    if (g->n_kv > r.size / 13 || g->n_tensors > r.size / 32)
+    if (n_kv > r.size / 13 || n_t > r.size / 32)
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: absurd counts (%llu tensors, %llu metadata entries) for a %zu-byte file",
-                       name, (unsigned long long)g->n_tensors, (unsigned long long)g->n_kv, r.size);
-    g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
-    g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
+                       name, (unsigned long long)n_t, (unsigned long long)n_kv, r.size);
+    g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
+    g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
     if (!g->kv || !g->tensors) return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", name);
-    uint64_t n_kv = g->n_kv, n_t = g->n_tensors;
-    g->n_kv = g->n_tensors = 0; /* count what is initialised, for cleanup */
+    /* n_kv / n_tensors on g count the initialised entries, for cleanup */
     for (uint64_t i = 0; i < n_kv; i++) {
         g->n_kv++;
         if (!read_kv(&r, &g->kv[i])) return r.status;

@@ -36,6 +36,13 @@ int qb_tokenizer_vocab_size(const qb_tokenizer *t);
 int32_t qb_tokenizer_bos(const qb_tokenizer *t); /* -1 if none */
 int32_t qb_tokenizer_eos(const qb_tokenizer *t); /* -1 if none */
 bool qb_tokenizer_add_bos(const qb_tokenizer *t); /* does the model expect BOS prepended */
+/* Token id's text exactly as the vocabulary stores it (SPM: '▁' for space, or ' ' for a
+ * llama2.c tokenizer.bin; BPE: byte-level symbols such as "Ġ"). This is not the decoded text:
+ * use qb_token_to_bytes for that. NUL-terminated, *len (if non-NULL) its byte length.
+ * Borrowed until qb_tokenizer_free; NULL (and *len 0) for an id out of range. */
+const char *qb_tokenizer_token_text(const qb_tokenizer *t, int32_t id, size_t *len);
+/* Id of the token whose stored text is exactly text[0..len), or -1. */
+int32_t qb_tokenizer_find(const qb_tokenizer *t, const char *text, size_t len);
 
 /* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special tokens in the text are NOT
  * parsed (treated as plain text). *ids is malloc'd (caller frees), *n_ids its length. */

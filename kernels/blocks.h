@@ -1,0 +1,163 @@
+/* blocks.h — the byte layout of every ggml block format we read, one packed struct per type
+ * with its size checked at compile time, and the per-format scalar dequantizers that
+ * qb_dequant_row_ref dispatches to. Layout facts follow ggml's ggml-common.h (GGUF stores
+ * blocks exactly like this, little-endian). Half-precision fields are raw IEEE binary16 bits
+ * (convert with qb_f16_to_f32). Structs are packed (alignment 1) so a block may be read from
+ * any address in a mapped file.
+ *
+ * Naming of the element order, used in the comments below: a "sub-block" is the group of
+ * elements that shares one scale (and min); element e of a block is output position e. */
+#ifndef QB_BLOCKS_H
+#define QB_BLOCKS_H
+
+#include <stdint.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "block structs read multi-byte fields natively: little-endian hosts only"
+#endif
+
+#define QB_PACKED __attribute__((packed))
+
+#define QB_QK32 32  /* elements per block of the legacy formats and IQ4_NL */
+#define QB_QK_K 256 /* elements per super-block of the K formats and IQ4_XS */
+
+/* Q4_0: x = d * (q - 8), q in 0..15. Byte j holds element j (low nibble) and j+16 (high). */
+typedef struct QB_PACKED {
+    uint16_t d;      /* f16 scale */
+    uint8_t qs[16];  /* nibbles */
+} qb_block_q4_0;
+_Static_assert(sizeof(qb_block_q4_0) == 18, "q4_0 block is 18 bytes");
+
+/* Q4_1: x = d * q + m, q in 0..15; nibble order as Q4_0. */
+typedef struct QB_PACKED {
+    uint16_t d;      /* f16 scale */
+    uint16_t m;      /* f16 offset (the block minimum) */
+    uint8_t qs[16];
+} qb_block_q4_1;
+_Static_assert(sizeof(qb_block_q4_1) == 20, "q4_1 block is 20 bytes");
+
+/* Q5_0: x = d * (q - 16), q in 0..31: low 4 bits as Q4_0, bit 4 of element e is bit e of the
+ * little-endian 32-bit word qh. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint8_t qh[4];   /* fifth bits, one per element */
+    uint8_t qs[16];
+} qb_block_q5_0;
+_Static_assert(sizeof(qb_block_q5_0) == 22, "q5_0 block is 22 bytes");
+
+/* Q5_1: x = d * q + m, q in 0..31, bits as Q5_0. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} qb_block_q5_1;
+_Static_assert(sizeof(qb_block_q5_1) == 24, "q5_1 block is 24 bytes");
+
+/* Q8_0: x = d * q, q a signed byte, element e in qs[e]. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    int8_t qs[32];
+} qb_block_q8_0;
+_Static_assert(sizeof(qb_block_q8_0) == 34, "q8_0 block is 34 bytes");
+
+/* Q2_K: 16 sub-blocks of 16. x = (d * sc) * q - dmin * mn, q in 0..3, where scales[s] holds
+ * sc (low nibble) and mn (high nibble) of sub-block s. Element e: half h = e/128, r = e%128;
+ * q = (qs[32h + r%32] >> 2*(r/32)) & 3; sub-block s = e/16. */
+typedef struct QB_PACKED {
+    uint8_t scales[16];
+    uint8_t qs[64];
+    uint16_t d;      /* f16 scale of the sub-block scales */
+    uint16_t dmin;   /* f16 scale of the sub-block mins */
+} qb_block_q2_K;
+_Static_assert(sizeof(qb_block_q2_K) == 84, "q2_K block is 84 bytes");
+
+/* Q3_K: 16 sub-blocks of 16. x = (d * (sc - 32)) * (q - 4*!hbit), q in 0..3 laid out as in
+ * Q2_K; the high bit of element e is bit (e/32) of hmask[e%32]. The sixteen 6-bit scales sc
+ * are packed in 12 bytes: low 4 bits of sc[s] are scales[s] & 15 (s < 8) or scales[s-8] >> 4
+ * (s >= 8); high 2 bits are (scales[8 + s%4] >> 2*(s/4)) & 3. */
+typedef struct QB_PACKED {
+    uint8_t hmask[32];
+    uint8_t qs[64];
+    uint8_t scales[12];
+    uint16_t d;
+} qb_block_q3_K;
+_Static_assert(sizeof(qb_block_q3_K) == 110, "q3_K block is 110 bytes");
+
+/* Q4_K: 8 sub-blocks of 32. x = (d * sc) * q - dmin * mn, q in 0..15. Chunk c = e/64 uses
+ * qs[32c .. 32c+31]: its first 32 elements are the low nibbles (sub-block 2c), the next 32
+ * the high nibbles (sub-block 2c+1). The eight 6-bit (sc, mn) pairs are packed in 12 bytes:
+ * s < 4: sc = scales[s] & 63, mn = scales[s+4] & 63; s >= 4: sc = (scales[s+4] & 15) |
+ * (scales[s-4] >> 6) << 4, mn = (scales[s+4] >> 4) | (scales[s] >> 6) << 4. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+} qb_block_q4_K;
+_Static_assert(sizeof(qb_block_q4_K) == 144, "q4_K block is 144 bytes");
+
+/* Q5_K: as Q4_K with a fifth bit: q in 0..31, bit 4 of element e is bit (e/32) of
+ * qh[e%32]. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+} qb_block_q5_K;
+_Static_assert(sizeof(qb_block_q5_K) == 176, "q5_K block is 176 bytes");
+
+/* Q6_K: 16 sub-blocks of 16. x = (d * sc) * (q - 32), q in 0..63, sc a signed byte.
+ * Half h = e/128, r = e%128, quarter k = r/32, l = r%32: low 4 bits come from
+ * ql[64h + l + 32*(k&1)], low nibble for k < 2, high for k >= 2; bits 4-5 are
+ * (qh[32h + l] >> 2k) & 3. */
+typedef struct QB_PACKED {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+} qb_block_q6_K;
+_Static_assert(sizeof(qb_block_q6_K) == 210, "q6_K block is 210 bytes");
+
+/* Q8_K: x = d * q with an f32 scale; bsums are for dot products only. */
+typedef struct QB_PACKED {
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16];
+} qb_block_q8_K;
+_Static_assert(sizeof(qb_block_q8_K) == 292, "q8_K block is 292 bytes");
+
+/* IQ4_NL: x = d * kvalues[q], q in 0..15, nibble order as Q4_0. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint8_t qs[16];
+} qb_block_iq4_nl;
+_Static_assert(sizeof(qb_block_iq4_nl) == 18, "iq4_nl block is 18 bytes");
+
+/* IQ4_XS: 8 sub-blocks of 32, each laid out like an IQ4_NL block without its own scale:
+ * x = (d * (ls - 32)) * kvalues[q]. The 6-bit ls of sub-block s: low 4 bits are
+ * (scales_l[s/2] >> 4*(s%2)) & 15, high 2 bits (scales_h >> 2s) & 3. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[4];
+    uint8_t qs[128];
+} qb_block_iq4_xs;
+_Static_assert(sizeof(qb_block_iq4_xs) == 136, "iq4_xs block is 136 bytes");
+
+/* The non-linear 4-bit code book of IQ4_NL / IQ4_XS (a fact of the format). */
+extern const int8_t qb_iq4nl_values[16];
+
+/* Per-format dequantizers over nb whole blocks (scalar; the spec). Each writes nb * block
+ * elements to y, with the same float operations in the same order as ggml's
+ * dequantize_row_*, so results are bit-identical. */
+void qb_dequant_q2_K_ref(const qb_block_q2_K *x, float *y, int64_t nb);
+void qb_dequant_q3_K_ref(const qb_block_q3_K *x, float *y, int64_t nb);
+void qb_dequant_q4_K_ref(const qb_block_q4_K *x, float *y, int64_t nb);
+void qb_dequant_q5_K_ref(const qb_block_q5_K *x, float *y, int64_t nb);
+void qb_dequant_q6_K_ref(const qb_block_q6_K *x, float *y, int64_t nb);
+void qb_dequant_q8_K_ref(const qb_block_q8_K *x, float *y, int64_t nb);
+void qb_dequant_iq4_xs_ref(const qb_block_iq4_xs *x, float *y, int64_t nb);
+
+#endif

@@ -1,0 +1,138 @@
+/* dot_avx512.c — AVX-512 dot products, GEMM tile and row conversions (built with
+ * -mavx512f/bw/vl/dq; only called when cpuid says the CPU has them). Tails use masks. */
+#include "kernels.h"
+
+#include <immintrin.h>
+
+static inline __m512 load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline __m512 load_f16_tail(const uint16_t *p, int k)
+{
+    __mmask16 m = (__mmask16)((1u << k) - 1);
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+static inline __m512 load_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __m512 load_bf16_tail(const uint16_t *p, int k)
+{
+    __mmask16 m = (__mmask16)((1u << k) - 1);
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+float qb_dot_f32_avx512(int n, const float *w, const float *x)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+float qb_dot_f16_avx512(int n, const uint16_t *w, const float *x)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(load_f16(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(load_f16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_f16(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_f16(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16(w + i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        a1 = _mm512_fmadd_ps(load_f16_tail(w + i, n - i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+float qb_dot_bf16_avx512(int n, const uint16_t *w, const float *x)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(load_bf16(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(load_bf16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_bf16(w + i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        a1 = _mm512_fmadd_ps(load_bf16_tail(w + i, n - i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+/* 4 rows x 4 columns = 16 zmm accumulators; columns loop in fours, tails use masks. */
+void qb_tile_f32_avx512(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
+                        size_t ldy)
+{
+    if (nr != 4) {
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < nr; r++)
+                y[(size_t)c * ldy + r] = qb_dot_f32_avx512(n, w + (size_t)r * ldw, x + (size_t)c * ldx);
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += 4) {
+        int cn = nc - c0 < 4 ? nc - c0 : 4;
+        __m512 acc[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        const float *xc[4];
+        for (int c = 0; c < 4; c++) xc[c] = x + (size_t)(c0 + (c < cn ? c : 0)) * ldx;
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512 v0 = _mm512_loadu_ps(xc[0] + i), v1 = _mm512_loadu_ps(xc[1] + i);
+            __m512 v2 = _mm512_loadu_ps(xc[2] + i), v3 = _mm512_loadu_ps(xc[3] + i);
+            for (int r = 0; r < 4; r++) {
+                __m512 wr = _mm512_loadu_ps(w + (size_t)r * ldw + i);
+                acc[r][0] = _mm512_fmadd_ps(wr, v0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(wr, v1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(wr, v2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(wr, v3, acc[r][3]);
+            }
+        }
+        if (i < n) {
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            __m512 v[4];
+            for (int c = 0; c < 4; c++) v[c] = _mm512_maskz_loadu_ps(m, xc[c] + i);
+            for (int r = 0; r < 4; r++) {
+                __m512 wr = _mm512_maskz_loadu_ps(m, w + (size_t)r * ldw + i);
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(wr, v[c], acc[r][c]);
+            }
+        }
+        for (int c = 0; c < cn; c++)
+            for (int r = 0; r < 4; r++) y[(size_t)(c0 + c) * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+}
+
+void qb_f16_to_f32_avx512(int n, const uint16_t *src, float *dst)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_f16(src + i));
+    if (i < n) _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << (n - i)) - 1), load_f16_tail(src + i, n - i));
+}
+
+void qb_bf16_to_f32_avx512(int n, const uint16_t *src, float *dst)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_bf16(src + i));
+    if (i < n) _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << (n - i)) - 1), load_bf16_tail(src + i, n - i));
+}

@@ -1,0 +1,40 @@
+/* cli.h — shared pieces of the command-line front end: subcommand entry points, option
+ * parsing helpers, opening a model with a one-line error, a stderr progress bar, Ctrl-C. */
+#ifndef QB_CLI_H
+#define QB_CLI_H
+
+#include "core/qb.h"
+#include "core/model/model.h"
+
+/* Each subcommand gets argv after the subcommand name and returns the exit status. */
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_kld(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tui(int argc, char **argv);
+
+/* Print "quantbench: <message>" to stderr; returns 1 for `return cli_error(...)`. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Open a model (tokenizer_path may be NULL); prints the error and returns NULL on failure. */
+qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_path);
+/* Parse an integer / float option value; print an error naming opt and return false if bad. */
+bool cli_int(const char *opt, const char *val, long lo, long hi, long *out);
+bool cli_float(const char *opt, const char *val, double lo, double hi, double *out);
+
+/* Progress bar on stderr when stderr is a terminal (else silent). */
+typedef struct {
+    const char *label;
+    double t0;
+    bool tty;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label);
+void cli_progress_cb(void *ud, int done, int total); /* ud = cli_progress* */
+void cli_progress_end(cli_progress *p);
+double cli_now(void);
+
+/* SIGINT sets this flag (first Ctrl-C cancels the job; a second one exits). */
+extern volatile int cli_cancel;
+void cli_install_sigint(void);
+
+#endif

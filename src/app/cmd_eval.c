@@ -1,0 +1,126 @@
+/* cmd_eval.c — `quantbench ppl` and `quantbench kld`: perplexity and KL divergence on a text
+ * file with llama-perplexity's protocol, with a progress bar and Ctrl-C to stop. */
+#include "cli.h"
+#include "core/eval/eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *pos[3];
+    int n_pos;
+    const char *tok;
+    long n_ctx, chunks, threads;
+} eval_args;
+
+static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->n_ctx = 256;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &a->n_ctx), i++;
+        else if (!strcmp(o, "--chunks")) ok = cli_int(o, v, 1, 1 << 30, &a->chunks), i++;
+        else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) ok = cli_int(o, v, 1, 1024, &a->threads), i++;
+        else if (!strcmp(o, "--tokenizer")) a->tok = v, i++, ok = v != NULL;
+        else if (o[0] == '-' && o[1]) return !cli_error("%s: unknown option '%s'", cmd, o);
+        else if (a->n_pos < want) a->pos[a->n_pos++] = o;
+        else return !cli_error("%s: unexpected argument '%s'", cmd, o);
+        if (!ok) return v ? false : !cli_error("%s: %s needs a value", cmd, o);
+    }
+    if (a->n_pos != want) {
+        if (want == 2) cli_error("ppl: usage: quantbench ppl MODEL TEXTFILE [--ctx N] [--chunks N]");
+        else cli_error("kld: usage: quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]");
+        return false;
+    }
+    return true;
+}
+
+int cmd_ppl(int argc, char **argv)
+{
+    eval_args a;
+    if (!parse("ppl", argc, argv, 2, &a)) return 1;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (a.threads) ctx.n_threads = (int)a.threads;
+    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok);
+    if (!m) return 1;
+    int32_t *toks = NULL;
+    int n = 0, rc = 1;
+    if (qb_eval_load_text(&ctx, m, a.pos[1], &toks, &n) != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+        goto out;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "perplexity");
+    cli_install_sigint();
+    qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
+                      .cancel = &cli_cancel};
+    qb_ppl_result r;
+    qb_status st = qb_eval_perplexity(&ctx, m, toks, n, &o, &r);
+    cli_progress_end(&pr);
+    if (st != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+        rc = st == QB_ERR_CANCELLED ? 130 : 1;
+        goto out;
+    }
+    printf("model      %s\n", m->path);
+    printf("text       %s: %d tokens, %d chunks of %d, %ld scored\n", a.pos[1], n, r.n_chunks, r.n_ctx, r.n_scored);
+    printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+    fprintf(stderr, "%.2f s, %.1f tokens/s\n", r.seconds, r.n_chunks * r.n_ctx / r.seconds);
+    rc = 0;
+out:
+    free(toks);
+    qb_model_close(m);
+    return rc;
+}
+
+int cmd_kld(int argc, char **argv)
+{
+    eval_args a;
+    if (!parse("kld", argc, argv, 3, &a)) return 1;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (a.threads) ctx.n_threads = (int)a.threads;
+    qb_model *base = cli_open_model(&ctx, a.pos[0], a.tok);
+    if (!base) return 1;
+    qb_model *other = cli_open_model(&ctx, a.pos[1], a.tok);
+    int32_t *toks = NULL;
+    int n = 0, rc = 1;
+    if (!other) goto out;
+    if (qb_eval_load_text(&ctx, base, a.pos[2], &toks, &n) != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+        goto out;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "kl-divergence");
+    cli_install_sigint();
+    qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
+                      .cancel = &cli_cancel};
+    qb_kld_result r;
+    qb_status st = qb_eval_kld(&ctx, base, other, toks, n, &o, &r);
+    cli_progress_end(&pr);
+    if (st != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+        rc = st == QB_ERR_CANCELLED ? 130 : 1;
+        goto out;
+    }
+    printf("base       %s\nother      %s\n", base->path, other->path);
+    printf("text       %s: %d tokens, %d chunks of %d, %ld scored\n", a.pos[2], n, r.base.n_chunks, r.base.n_ctx,
+           r.base.n_scored);
+    printf("PPL(base)  = %.4f +/- %.5f\n", r.base.ppl, r.base.ppl_err);
+    printf("PPL(other) = %.4f +/- %.5f\n", r.other.ppl, r.other.ppl_err);
+    printf("dPPL       = %+.4f (%+.3f%%)\n", r.dppl, 100 * r.dppl / r.base.ppl);
+    printf("KLD mean   = %.6f +/- %.6f\n", r.kld_mean, r.kld_err);
+    printf("KLD median = %.6f\nKLD p99    = %.6f\nKLD max    = %.6f\n", r.kld_median, r.kld_p99, r.kld_max);
+    printf("top-1 agreement = %.3f%%\n", r.top1_pct);
+    fprintf(stderr, "%.2f s\n", r.base.seconds);
+    rc = 0;
+out:
+    free(toks);
+    qb_model_close(base);
+    qb_model_close(other);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* cmd_generate.c — `quantbench generate MODEL -p TEXT`: stream a continuation to stdout and
+ * report prompt / generation tokens per second on stderr. Ctrl-C stops generation. */
+#include "cli.h"
+#include "core/infer/generate.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const qb_model *m;
+} stream_state;
+
+static bool print_token(void *ud, int32_t prev, int32_t id)
+{
+    stream_state *s = ud;
+    char buf[256];
+    size_t n = qb_token_to_bytes(s->m->tok, prev, id, buf, sizeof buf);
+    fwrite(buf, 1, n < sizeof buf ? n : sizeof buf, stdout);
+    fflush(stdout);
+    return true;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *path = NULL, *tok = NULL, *prompt = NULL;
+    long n = 64, threads = 0, top_k = 0, seed = 1;
+    double temp = 0, top_p = 1;
+    bool echo = true;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v, i++, ok = v != NULL;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) ok = cli_int(a, v, 0, 1 << 20, &n), i++;
+        else if (!strcmp(a, "--temp")) ok = cli_float(a, v, 0, 100, &temp), i++;
+        else if (!strcmp(a, "--top-p")) ok = cli_float(a, v, 1e-6, 1, &top_p), i++;
+        else if (!strcmp(a, "--top-k")) ok = cli_int(a, v, 0, 1 << 24, &top_k), i++;
+        else if (!strcmp(a, "--seed")) ok = cli_int(a, v, 0, 0x7fffffffL, &seed), i++;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--tokenizer")) tok = v, i++, ok = v != NULL;
+        else if (!strcmp(a, "--no-echo")) echo = false;
+        else if (a[0] == '-') return cli_error("generate: unknown option '%s'", a);
+        else if (!path) path = a;
+        else return cli_error("generate: unexpected argument '%s'", a);
+        if (!ok) return v ? 1 : cli_error("generate: %s needs a value", a);
+    }
+    if (!path) return cli_error("generate: usage: quantbench generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--seed S]");
+    if (!prompt) prompt = "";
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (threads) ctx.n_threads = (int)threads;
+    qb_model *m = cli_open_model(&ctx, path, tok);
+    if (!m) return 1;
+    int rc = 1;
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (qb_tokenize(&ctx, m->tok, prompt, strlen(prompt), true, &ids, &n_ids) != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+        goto out;
+    }
+    if (n_ids == 0) {
+        cli_error("generate: the prompt is empty and the model has no BOS token to start from");
+        goto out;
+    }
+    stream_state ss = {m};
+    qb_generate_opts o;
+    qb_generate_defaults(&o);
+    o.n_predict = (int)n;
+    o.sampling = (qb_sampler_params){(float)temp, (int)top_k, (float)top_p, (uint64_t)seed};
+    o.on_token = print_token;
+    o.ud = &ss;
+    o.cancel = &cli_cancel;
+    cli_install_sigint();
+    if (echo) {
+        char *p = qb_detokenize(m->tok, ids, n_ids);
+        if (p) fputs(p, stdout);
+        free(p);
+    }
+    qb_generate_result r;
+    qb_status st = qb_generate(&ctx, m, ids, n_ids, &o, &r);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (st != QB_OK && st != QB_ERR_CANCELLED) {
+        cli_error("%s", qb_ctx_errmsg(&ctx));
+    } else {
+        fprintf(stderr, "prompt: %d tokens, %.1f t/s | generated: %d tokens, %.1f t/s%s\n", r.n_prompt,
+                r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0, r.n_generated,
+                r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0,
+                st == QB_ERR_CANCELLED ? " (cancelled)" : r.hit_eos ? " (end of text)" : "");
+        rc = st == QB_OK ? 0 : 130;
+    }
+    free(r.ids);
+out:
+    free(ids);
+    qb_model_close(m);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/* cmd_info.c — `quantbench info MODEL`: hyperparameters, tokenizer kind and the tensor table. */
+#include "cli.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void human_bytes(double b, char *out, size_t cap)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    const char *path = NULL, *tok = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
+        else if (argv[i][0] == '-') return cli_error("info: unknown option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else return cli_error("info: unexpected argument '%s'", argv[i]);
+    }
+    if (!path) return cli_error("info: usage: quantbench info MODEL [--tokenizer FILE]");
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = cli_open_model(&ctx, path, tok);
+    if (!m) return 1;
+    const qb_config *c = &m->cfg;
+    char sz[32];
+    human_bytes((double)qb_model_bytes(m), sz, sizeof sz);
+    printf("model        %s\n", m->path);
+    printf("format       %s%s%s\n", qb_file_kind_name(m->kind), m->name[0] ? "  name: " : "", m->name);
+    printf("architecture %s\n", m->arch);
+    printf("parameters   %lld (%.1fM)\n", (long long)qb_model_params(m), qb_model_params(m) / 1e6);
+    printf("size         %s in memory as loaded\n", sz);
+    printf("dim %d  ffn %d  layers %d  heads %d  kv_heads %d  head_dim %d  vocab %d  context %d\n", c->dim,
+           c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len);
+    printf("rope theta %g (%s pairs)  rms eps %g  output %s\n", c->rope_theta,
+           c->rope_layout == QB_ROPE_HALF ? "rotate-half" : "interleaved", c->norm_eps,
+           c->tied_output ? "tied to token_embd" : "untied");
+    if (m->tok)
+        printf("tokenizer    %s  bos %d  eos %d%s\n", qb_tokenizer_describe(m->tok), qb_tokenizer_bos(m->tok),
+               qb_tokenizer_eos(m->tok), qb_tokenizer_add_bos(m->tok) ? "  (adds BOS)" : "");
+    printf("\n%-32s %-18s %-6s %-6s %12s\n", "tensor", "shape", "file", "now", "bytes");
+    for (int i = 0; i < m->n_tensors; i++) {
+        const qb_tensor *t = &m->tensors[i];
+        char shape[40];
+        if (t->n_dims <= 1) snprintf(shape, sizeof shape, "%lld", (long long)t->ne[0]);
+        else snprintf(shape, sizeof shape, "%lld x %lld", (long long)t->ne[1], (long long)t->ne[0]);
+        const qb_type_info *a = qb_type_get(t->src_type), *b = qb_type_get(t->type);
+        printf("%-32s %-18s %-6s %-6s %12zu\n", t->name, shape, a ? a->name : "?", b ? b->name : "?", t->nbytes);
+    }
+    qb_model_close(m);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* generate.c — prompt processing in one batch, then token-by-token sampling. */
+#include "generate.h"
+#include "infer.h"
+#include "../tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void qb_generate_defaults(qb_generate_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_predict = 64;
+    o->sampling.temperature = 0;
+    o->sampling.top_p = 1;
+    o->sampling.seed = 1;
+    o->stop_at_eos = true;
+}
+
+qb_status qb_generate(qb_ctx *ctx, const qb_model *m, const int32_t *prompt, int n_prompt, const qb_generate_opts *o,
+                      qb_generate_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (n_prompt <= 0) return qb_fail(ctx, QB_ERR_ARG, "empty prompt: nothing to continue");
+    int vocab = m->cfg.vocab_size;
+    int n_ctx = o->n_ctx > 0 ? o->n_ctx : m->cfg.seq_len;
+    if (n_prompt >= n_ctx)
+        return qb_fail(ctx, QB_ERR_ARG, "the prompt (%d tokens) does not fit the %d-token context", n_prompt, n_ctx);
+    int n_gen = o->n_predict;
+    if (n_prompt + n_gen > n_ctx) n_gen = n_ctx - n_prompt;
+    qb_infer *s = NULL;
+    qb_sampler *smp = NULL;
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    r->ids = malloc((size_t)(n_gen > 0 ? n_gen : 1) * sizeof(int32_t));
+    qb_status st;
+    if (!logits || !r->ids) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = qb_infer_new(ctx, m, n_prompt + n_gen, 0, &s)) != QB_OK) goto done;
+    if ((st = qb_sampler_new(ctx, vocab, &o->sampling, &smp)) != QB_OK) goto done;
+    double t0 = now_seconds();
+    if ((st = qb_infer_eval(ctx, s, prompt, n_prompt, 0, logits, 1)) != QB_OK) goto done;
+    r->n_prompt = n_prompt;
+    r->prompt_seconds = now_seconds() - t0;
+    int32_t eos = m->tok ? qb_tokenizer_eos(m->tok) : -1;
+    int32_t prev = prompt[n_prompt - 1];
+    t0 = now_seconds();
+    for (int i = 0; i < n_gen; i++) {
+        if (o->cancel && *o->cancel) {
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "generation cancelled");
+            break;
+        }
+        int32_t next = qb_sampler_sample(smp, logits);
+        if (o->stop_at_eos && next == eos) {
+            r->hit_eos = true;
+            break;
+        }
+        r->ids[r->n_generated++] = next;
+        if (o->on_token && !o->on_token(o->ud, prev, next)) break;
+        prev = next;
+        if (i + 1 < n_gen && (st = qb_infer_eval(ctx, s, &next, 1, n_prompt + i, logits, 1)) != QB_OK) break;
+    }
+    r->gen_seconds = now_seconds() - t0;
+done:
+    qb_infer_free(s);
+    qb_sampler_free(smp);
+    free(logits);
+    return st;
+}

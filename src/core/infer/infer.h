@@ -1,0 +1,27 @@
+/* infer.h — the Llama forward pass over a model: a KV cache plus scratch buffers for a
+ * batch of tokens. RMSNorm, RoPE (interleaved or rotate-half pairs), grouped-query
+ * attention, SwiGLU, fp32 compute; OpenMP across rows and heads. */
+#ifndef QB_INFER_H
+#define QB_INFER_H
+
+#include "../model/model.h"
+
+typedef struct qb_infer qb_infer;
+
+/* A run state for m holding up to n_ctx positions (0 = the model's context length) and
+ * evaluating up to n_batch tokens per internal step (0 = 512). Borrows m, which must outlive
+ * it. Free with qb_infer_free. */
+qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out);
+void qb_infer_free(qb_infer *s);
+
+/* Feed n tokens at positions pos .. pos+n-1 (pos must equal the number of positions already
+ * in the cache for this sequence; pass 0 to start over). logits (may be NULL) receives
+ * n_logits rows of vocab floats: those of the last n_logits tokens (1 for generation, n for
+ * perplexity). */
+qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, int pos, float *logits,
+                        int n_logits);
+
+int qb_infer_n_ctx(const qb_infer *s);
+const qb_model *qb_infer_model(const qb_infer *s);
+
+#endif

@@ -1,0 +1,232 @@
+/* llama.c — the Llama forward pass (llama2.c's run.c generalised: batches of tokens, GQA,
+ * both RoPE pairings, any weight storage type that qb_matmul runs). */
+#include "infer.h"
+#include "matmul.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qb_infer {
+    const qb_model *m;
+    int n_ctx, n_batch;
+    int q_dim, kv_dim;
+    float *key_cache;   /* (layer, n_ctx, kv_dim) */
+    float *value_cache; /* (layer, n_ctx, kv_dim) */
+    float *rope_cos;    /* (n_ctx, head_dim/2) */
+    float *rope_sin;    /* (n_ctx, head_dim/2) */
+    /* per-batch activations, n_batch rows each */
+    float *x;     /* (n_batch, dim) residual stream */
+    float *xb;    /* (n_batch, max(dim, q_dim)) normed input / attention output */
+    float *q;     /* (n_batch, q_dim) */
+    float *k;     /* (n_batch, kv_dim) */
+    float *v;     /* (n_batch, kv_dim) */
+    float *att;   /* (n_batch, n_heads, n_ctx) scores */
+    float *hb;    /* (n_batch, hidden_dim) */
+    float *hb2;   /* (n_batch, hidden_dim) */
+    float *tmp;   /* (n_batch, dim) */
+};
+
+qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
+{
+    const qb_config *c = &m->cfg;
+    *out = NULL;
+    if (n_ctx <= 0) n_ctx = c->seq_len;
+    if (n_batch <= 0) n_batch = 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    qb_infer *s = calloc(1, sizeof *s);
+    if (!s) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->n_batch = n_batch;
+    s->q_dim = c->n_heads * c->head_dim;
+    s->kv_dim = c->n_kv_heads * c->head_dim;
+    size_t cache = (size_t)c->n_layers * n_ctx * s->kv_dim;
+    int half = c->head_dim / 2;
+    int xbw = c->dim > s->q_dim ? c->dim : s->q_dim;
+    s->key_cache = calloc(cache, sizeof(float));
+    s->value_cache = calloc(cache, sizeof(float));
+    s->rope_cos = malloc((size_t)n_ctx * half * sizeof(float));
+    s->rope_sin = malloc((size_t)n_ctx * half * sizeof(float));
+    s->x = malloc((size_t)n_batch * c->dim * sizeof(float));
+    s->xb = malloc((size_t)n_batch * xbw * sizeof(float));
+    s->q = malloc((size_t)n_batch * s->q_dim * sizeof(float));
+    s->k = malloc((size_t)n_batch * s->kv_dim * sizeof(float));
+    s->v = malloc((size_t)n_batch * s->kv_dim * sizeof(float));
+    s->att = malloc((size_t)n_batch * c->n_heads * n_ctx * sizeof(float));
+    s->hb = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
+    s->hb2 = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
+    s->tmp = malloc((size_t)n_batch * c->dim * sizeof(float));
+    if (!s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->q || !s->k ||
+        !s->v || !s->att || !s->hb || !s->hb2 || !s->tmp) {
+        qb_infer_free(s);
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
+    }
+    /* RoPE angles: pair i rotates by pos * theta^(-2i/head_dim), in float as the references do */
+    for (int p = 0; p < n_ctx; p++)
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            float val = (float)p * freq;
+            s->rope_cos[(size_t)p * half + i] = cosf(val);
+            s->rope_sin[(size_t)p * half + i] = sinf(val);
+        }
+    *out = s;
+    return QB_OK;
+}
+
+void qb_infer_free(qb_infer *s)
+{
+    if (!s) return;
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->hb);
+    free(s->hb2);
+    free(s->tmp);
+    free(s);
+}
+
+int qb_infer_n_ctx(const qb_infer *s) { return s->n_ctx; }
+const qb_model *qb_infer_model(const qb_infer *s) { return s->m; }
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) o[i] = w[i] * (scale * x[i]);
+}
+
+/* Rotate each head of vec (n_heads heads of head_dim) for position pos. */
+static void rope(const qb_infer *s, float *vec, int n_heads, int pos)
+{
+    const qb_config *c = &s->m->cfg;
+    int hd = c->head_dim, half = hd / 2;
+    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            int a = c->rope_layout == QB_ROPE_HALF ? i : 2 * i;
+            int b = c->rope_layout == QB_ROPE_HALF ? i + half : 2 * i + 1;
+            float v0 = v[a], v1 = v[b];
+            v[a] = v0 * cs[i] - v1 * sn[i];
+            v[b] = v0 * sn[i] + v1 * cs[i];
+        }
+    }
+}
+
+/* Causal GQA attention of the n batch tokens (at pos..pos+n-1) against the cache. */
+static void attention(qb_infer *s, int layer, int n, int pos)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_kernel_table *k = qb_kernels();
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = s->key_cache + (size_t)layer * s->n_ctx * s->kv_dim;
+    const float *vc = s->value_cache + (size_t)layer * s->n_ctx * s->kv_dim;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = s->q + (size_t)t * s->q_dim + (size_t)h * hd;
+            float *att = s->att + ((size_t)t * c->n_heads + h) * s->n_ctx;
+            int kvh = h / group, len = pos + t + 1;
+            float mx = -INFINITY;
+            for (int j = 0; j < len; j++) {
+                float sc = k->dot_f32(hd, q, kc + (size_t)j * s->kv_dim + (size_t)kvh * hd) * scale;
+                att[j] = sc;
+                if (sc > mx) mx = sc;
+            }
+            float sum = 0;
+            for (int j = 0; j < len; j++) {
+                att[j] = expf(att[j] - mx);
+                sum += att[j];
+            }
+            float inv = 1.0f / sum;
+            float *out = s->xb + (size_t)t * s->q_dim + (size_t)h * hd;
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j < len; j++) {
+                float a = att[j] * inv;
+                const float *v = vc + (size_t)j * s->kv_dim + (size_t)kvh * hd;
+                for (int i = 0; i < hd; i++) out[i] += a * v[i];
+            }
+        }
+}
+
+static void layer_forward(qb_infer *s, int l, int n, int pos)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_layer_weights *L = &s->m->layers[l];
+    int dim = c->dim, hid = c->hidden_dim;
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
+    qb_matmul(L->wq, s->xb, n, s->q);
+    qb_matmul(L->wk, s->xb, n, s->k);
+    qb_matmul(L->wv, s->xb, n, s->v);
+    float *kc = s->key_cache + (size_t)l * s->n_ctx * s->kv_dim;
+    float *vc = s->value_cache + (size_t)l * s->n_ctx * s->kv_dim;
+    for (int t = 0; t < n; t++) {
+        rope(s, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
+        rope(s, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
+        memcpy(kc + (size_t)(pos + t) * s->kv_dim, s->k + (size_t)t * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
+        memcpy(vc + (size_t)(pos + t) * s->kv_dim, s->v + (size_t)t * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
+    }
+    attention(s, l, n, pos);
+    qb_matmul(L->wo, s->xb, n, s->tmp);
+    for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
+    qb_matmul(L->w_gate, s->xb, n, s->hb);
+    qb_matmul(L->w_up, s->xb, n, s->hb2);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)n * hid; i++) {
+        float g = s->hb[i];
+        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+    }
+    qb_matmul(L->w_down, s->hb, n, s->tmp);
+    for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
+}
+
+/* One step of at most n_batch tokens. */
+static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)
+{
+    const qb_config *c = &s->m->cfg;
+    int dim = c->dim;
+    for (int t = 0; t < n; t++) qb_tensor_get_row(s->m->tok_embd, tokens[t], s->x + (size_t)t * dim);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, n, pos);
+    if (!logits || n_logits <= 0) return;
+    int first = n - n_logits;
+    for (int t = first; t < n; t++)
+        rmsnorm(s->xb + (size_t)(t - first) * dim, s->x + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
+    qb_matmul(s->m->output, s->xb, n_logits, logits);
+}
+
+qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)
+{
+    const qb_config *c = &s->m->cfg;
+    if (n <= 0) return qb_fail(ctx, QB_ERR_ARG, "no tokens to evaluate");
+    if (pos < 0 || pos + n > s->n_ctx)
+        return qb_fail(ctx, QB_ERR_ARG, "context full: %d + %d tokens exceed the %d-token context", pos, n, s->n_ctx);
+    if (n_logits > n) n_logits = n;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return qb_fail(ctx, QB_ERR_ARG, "token id %d out of range (vocab %d)", tokens[i], c->vocab_size);
+    qb_ctx_apply_threads(ctx);
+    for (int done = 0; done < n;) {
+        int step = n - done < s->n_batch ? n - done : s->n_batch;
+        /* logits wanted from this step: the overlap of [done, done+step) with [n-n_logits, n) */
+        int lo = n - n_logits > done ? n - n_logits : done;
+        int want = done + step - lo;
+        float *dst = logits && want > 0 ? logits + (size_t)(lo - (n - n_logits)) * c->vocab_size : NULL;
+        eval_batch(s, tokens + done, step, pos + done, dst, want > 0 ? want : 0);
+        done += step;
+    }
+    return QB_OK;
+}

@@ -1,0 +1,299 @@
+/* gguf_write.c — serialise metadata and tensors as GGUF v3, to memory or atomically to a file. */
+#include "gguf_write.h"
+#include "gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *key;
+    uint32_t type;
+    uint8_t *payload; /* the value bytes exactly as stored after the type field */
+    size_t len;
+} kv_entry;
+
+typedef struct {
+    char *name;
+    int type, n_dims;
+    int64_t ne[4];
+    const void *data;
+    size_t nbytes;
+} tensor_entry;
+
+struct qb_gguf_writer {
+    kv_entry *kv;
+    size_t n_kv;
+    tensor_entry *t;
+    size_t n_t;
+    size_t alignment;
+};
+
+/* A growable byte buffer. */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} buf;
+
+static void put(buf *b, const void *src, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_str(buf *b, const char *s)
+{
+    put_u64(b, strlen(s));
+    put(b, s, strlen(s));
+}
+
+qb_gguf_writer *qb_gguf_writer_new(void)
+{
+    qb_gguf_writer *w = calloc(1, sizeof *w);
+    if (w) w->alignment = 32;
+    return w;
+}
+
+void qb_gguf_writer_free(qb_gguf_writer *w)
+{
+    if (!w) return;
+    for (size_t i = 0; i < w->n_kv; i++) {
+        free(w->kv[i].key);
+        free(w->kv[i].payload);
+    }
+    for (size_t i = 0; i < w->n_t; i++) free(w->t[i].name);
+    free(w->kv);
+    free(w->t);
+    free(w);
+}
+
+static bool add_kv(qb_gguf_writer *w, const char *key, uint32_t type, buf *payload)
+{
+    kv_entry *nk = payload->oom ? NULL : realloc(w->kv, (w->n_kv + 1) * sizeof *nk);
+    char *k = nk ? strdup(key) : NULL;
+    if (!k) {
+        if (nk) w->kv = nk;
+        free(payload->p);
+        return false;
+    }
+    w->kv = nk;
+    w->kv[w->n_kv++] = (kv_entry){k, type, payload->p, payload->len};
+    if (!strcmp(key, "general.alignment") && type == QB_GGUF_UINT32 && payload->len == 4) {
+        uint32_t a;
+        memcpy(&a, payload->p, 4);
+        if (a && !(a & (a - 1))) w->alignment = a;
+    }
+    return true;
+}
+
+static bool set_scalar(qb_gguf_writer *w, const char *key, uint32_t type, const void *v, size_t n)
+{
+    buf b = {0};
+    put(&b, v, n);
+    return add_kv(w, key, type, &b);
+}
+
+bool qb_gguf_set_str(qb_gguf_writer *w, const char *key, const char *val)
+{
+    buf b = {0};
+    put_str(&b, val);
+    return add_kv(w, key, QB_GGUF_STRING, &b);
+}
+
+bool qb_gguf_set_u32(qb_gguf_writer *w, const char *key, uint32_t v) { return set_scalar(w, key, QB_GGUF_UINT32, &v, 4); }
+bool qb_gguf_set_i32(qb_gguf_writer *w, const char *key, int32_t v) { return set_scalar(w, key, QB_GGUF_INT32, &v, 4); }
+bool qb_gguf_set_f32(qb_gguf_writer *w, const char *key, float v) { return set_scalar(w, key, QB_GGUF_FLOAT32, &v, 4); }
+bool qb_gguf_set_bool(qb_gguf_writer *w, const char *key, bool v)
+{
+    uint8_t b = v;
+    return set_scalar(w, key, QB_GGUF_BOOL, &b, 1);
+}
+
+bool qb_gguf_set_arr_str(qb_gguf_writer *w, const char *key, const char *const *vals, size_t n)
+{
+    buf b = {0};
+    put_u32(&b, QB_GGUF_STRING);
+    put_u64(&b, n);
+    for (size_t i = 0; i < n; i++) put_str(&b, vals[i]);
+    return add_kv(w, key, QB_GGUF_ARRAY, &b);
+}
+
+bool qb_gguf_set_arr(qb_gguf_writer *w, const char *key, uint32_t elem_type, const void *vals, size_t n)
+{
+    size_t es = qb_gguf_type_size(elem_type);
+    if (!es) return false;
+    buf b = {0};
+    put_u32(&b, elem_type);
+    put_u64(&b, n);
+    put(&b, vals, n * es);
+    return add_kv(w, key, QB_GGUF_ARRAY, &b);
+}
+
+bool qb_gguf_add_tensor(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne, const void *data)
+{
+    const qb_type_info *ti = qb_type_get(type);
+    if (!ti || n_dims < 1 || n_dims > 4 || ne[0] % ti->blck) return false;
+    tensor_entry *nt = realloc(w->t, (w->n_t + 1) * sizeof *nt);
+    if (!nt) return false;
+    w->t = nt;
+    tensor_entry *t = &w->t[w->n_t];
+    memset(t, 0, sizeof *t);
+    if (!(t->name = strdup(name))) return false;
+    t->type = type;
+    t->n_dims = n_dims;
+    int64_t nel = 1;
+    for (int i = 0; i < 4; i++) {
+        t->ne[i] = i < n_dims ? ne[i] : 1;
+        nel *= t->ne[i];
+    }
+    t->data = data;
+    t->nbytes = (size_t)(nel / ti->blck) * (size_t)ti->size;
+    w->n_t++;
+    return true;
+}
+
+static size_t pad_to(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+/* Header + metadata + tensor directory + padding up to the data section. */
+static bool build_header(const qb_gguf_writer *w, buf *b)
+{
+    put(b, "GGUF", 4);
+    put_u32(b, 3);
+    put_u64(b, w->n_t);
+    put_u64(b, w->n_kv);
+    for (size_t i = 0; i < w->n_kv; i++) {
+        put_str(b, w->kv[i].key);
+        put_u32(b, w->kv[i].type);
+        put(b, w->kv[i].payload, w->kv[i].len);
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const tensor_entry *t = &w->t[i];
+        put_str(b, t->name);
+        put_u32(b, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++) put_u64(b, (uint64_t)t->ne[d]);
+        put_u32(b, (uint32_t)t->type);
+        put_u64(b, off);
+        off = pad_to(off + t->nbytes, w->alignment);
+    }
+    static const uint8_t zeros[64];
+    size_t pad = pad_to(b->len, w->alignment) - b->len;
+    while (pad > 0) {
+        size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+        put(b, zeros, k);
+        pad -= k;
+    }
+    return !b->oom;
+}
+
+qb_status qb_gguf_write_memory(qb_ctx *ctx, const qb_gguf_writer *w, void **out, size_t *len)
+{
+    buf b = {0};
+    static const uint8_t zeros[64];
+    build_header(w, &b);
+    for (size_t i = 0; i < w->n_t; i++) {
+        const tensor_entry *t = &w->t[i];
+        if (t->data) put(&b, t->data, t->nbytes);
+        else for (size_t k = 0; k < t->nbytes; k += sizeof zeros) put(&b, zeros, t->nbytes - k < sizeof zeros ? t->nbytes - k : sizeof zeros);
+        size_t pad = pad_to(b.len, w->alignment) - b.len;
+        put(&b, zeros, pad);
+    }
+    if (b.oom) {
+        free(b.p);
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory serialising GGUF");
+    }
+    *out = b.p;
+    *len = b.len;
+    return QB_OK;
+}
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    while (n > 0) {
+        ssize_t k = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *path, const volatile int *cancel)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        qb_status st = qb_fail(ctx, QB_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    qb_status st = QB_OK;
+    buf b = {0};
+    static const uint8_t zeros[4096];
+    if (!build_header(w, &b)) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory serialising GGUF");
+        goto fail;
+    }
+    if (!write_all(fd, b.p, b.len)) goto io_fail;
+    size_t pos = b.len;
+    for (size_t i = 0; i < w->n_t; i++) {
+        if (cancel && *cancel) {
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "%s: export cancelled; the file was not changed", path);
+            goto fail;
+        }
+        const tensor_entry *t = &w->t[i];
+        if (t->data) {
+            if (!write_all(fd, t->data, t->nbytes)) goto io_fail;
+        } else {
+            for (size_t k = 0; k < t->nbytes; k += sizeof zeros)
+                if (!write_all(fd, zeros, t->nbytes - k < sizeof zeros ? t->nbytes - k : sizeof zeros)) goto io_fail;
+        }
+        pos += t->nbytes;
+        size_t pad = pad_to(pos, w->alignment) - pos;
+        if (!write_all(fd, zeros, pad)) goto io_fail;
+        pos += pad;
+    }
+    if (fsync(fd) != 0) goto io_fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto io_fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) goto io_fail;
+    free(b.p);
+    free(tmp);
+    return QB_OK;
+io_fail:
+    st = qb_fail(ctx, QB_ERR_IO, "%s: write failed: %s; the file was not changed", path, strerror(errno));
+fail:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    free(b.p);
+    free(tmp);
+    return st;
+}
