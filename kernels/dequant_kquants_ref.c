@@ -3,7 +3,8 @@
  *
  * Each function walks the block in output order and computes every element with the float
  * operations ggml's dequantize_row_* uses, in the same order: a sub-block factor
- * (d * scale, d * min) rounded to float first, then factor * q, then the min subtracted.
+ * (d * scale, dmin * min) first, then factor * q, then the min subtracted. Those factors and
+ * products are exact in f32 (see dequant_ref.c), so results match ggml bit for bit.
  * Layouts are described next to the structs in blocks.h. */
 #include "blocks.h"
 

@@ -3,9 +3,12 @@
  * dispatch over all formats (the 256-element K formats live in dequant_kquants_ref.c).
  *
  * Exactness: every element is computed with the same float operations in the same order as
- * ggml's dequantize_row_* (f16 scales converted exactly, int->float conversions exact, one
- * rounding per operation, no fused multiply-add: this file is built without FMA flags and
- * -std=c11 keeps contraction off), so results are bit-identical to ggml's. */
+ * ggml's dequantize_row_* (f16 scales converted exactly), so results are bit-identical to
+ * ggml's. The formats make this robust: an f16 scale has 11 significant bits and the factors
+ * are small integers, so every product is exact in f32 and each element is rounded at most
+ * once (the final "+ m" / "- min", or Q6_K's and Q8_K's last product); neither operation
+ * order nor FMA contraction can change a result. Keep it so in vector versions: exact
+ * equality with this file is the test. */
 #include "kernels.h"
 #include "blocks.h"
 

@@ -11,11 +11,12 @@ for t in "$BUILD"/tests/test-*; do
     [ -x "$t" ] || continue
     out=$("$t" 2>&1); rc=$?
     printf '%s\n' "$out"
-    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    # cmocka's summary lines; stdout and stderr may share a line, so match anywhere
+    p=$(printf '%s\n' "$out" | grep -oE '\[  PASSED  \] [0-9]+ test' | awk '{s+=$4} END {print s+0}')
+    f=$(printf '%s\n' "$out" | grep -oE '\[  FAILED  \] [0-9]+ test' | awk '{s+=$4} END {print s+0}')
     pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
-    if [ $rc -ne 0 ] && [ -z "$f" ]; then fail=$((fail + 1)); failed+=("$t (exit $rc)"); fi
-    [ -n "$f" ] && [ "$f" != 0 ] && failed+=("$t")
+    if [ $rc -ne 0 ] && [ "$f" = 0 ]; then fail=$((fail + 1)); failed+=("$t (exit $rc)"); fi
+    [ "$f" != 0 ] && failed+=("$t")
 done
 for t in tests/cli/*.sh tests/lua/*.sh tests/tui/*.sh; do
     [ -f "$t" ] || continue

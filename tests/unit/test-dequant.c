@@ -48,7 +48,7 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
-/* A random finite, normal f16 scale of either sign, magnitude 2^-10 .. 2^1. */
+/* A random finite, normal f16 scale of either sign, magnitude in [2^-10, 4). */
 static uint16_t rand_f16_scale(uint64_t *s)
 {
     return (uint16_t)((rng_next(s) & 1) << 15 | (uint16_t)rng_int(s, 5, 16) << 10 |

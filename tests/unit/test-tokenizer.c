@@ -3,7 +3,7 @@
  * Groups:
  *  - SPM: llama2.c tokenizer.bin (stories260K's tok512.bin: run.c's ids for the README
  *    prompt; the 32000-token Llama 2 tokenizer.bin against the same vocabulary as a GGUF),
- *    GGUF "llama" vocab against llama.cpp's test vectors (tokenizer-vectors/*.inp/.out);
+ *    GGUF "llama" vocab against llama.cpp's test vectors (tokenizer-vectors: .inp strings, .out ids);
  *  - BPE: GGUF "gpt2" vocab against llama.cpp's GPT-2 vectors; qb-docs-26m's tokenizer
  *    through its GGUF and through its Hugging Face tokenizer.json against transformers' ids
  *    (fixtures/tokenizer-cases.json); speed on eval-docs.txt; several threads at once;
@@ -260,17 +260,21 @@ static void test_spm_llama2c_vs_gguf(void **state)
     }
     vectors_free(&v);
     assert_int_equal(bad, 0);
-    /* ordinary prose, token for token, with BOS */
-    const char *prose = "The quick brown fox jumps over the lazy dog. It's 3.14159 -- naïve café, 日本語!\n\tEnd.";
+    /* ordinary prose, token for token, with BOS: 64 KB of eval-docs.txt */
+    size_t plen;
+    char *prose = qbt_slurp(qbt_data_path("eval-docs.txt"), &plen);
+    if (plen > 65536) plen = 65536;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int32_t *a, *b;
     int na, nb;
-    assert_int_equal(qb_tokenize(&ctx, bin, prose, strlen(prose), true, &a, &na), QB_OK);
-    assert_int_equal(qb_tokenize(&ctx, gg, prose, strlen(prose), true, &b, &nb), QB_OK);
+    assert_int_equal(qb_tokenize(&ctx, bin, prose, plen, true, &a, &na), QB_OK);
+    assert_int_equal(qb_tokenize(&ctx, gg, prose, plen, true, &b, &nb), QB_OK);
+    assert_true(na > 10000);
     assert_true(ids_equal(a, na, b, nb));
     free(a);
     free(b);
+    free(prose);
     /* the documented difference: a literal '▁' */
     assert_int_equal(qb_tokenize(&ctx, gg, "a\xe2\x96\x81" "b", 5, false, &a, &na), QB_OK);
     assert_int_equal(qb_tokenize(&ctx, bin, "a\xe2\x96\x81" "b", 5, false, &b, &nb), QB_OK);
@@ -481,7 +485,7 @@ static void test_decode_spm(void **state)
     /* the full length comes back even when cap is short */
     memset(buf, 'x', sizeof buf);
     assert_int_equal(qb_token_to_bytes(t, -1, hello, buf, 3), 6);
-    assert_memory_equal(buf, " Hxxx", 5);
+    assert_memory_equal(buf, " Hexx", 5);
     /* a whole sequence: BOS, text, EOS */
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -529,4 +533,471 @@ static void test_decode_bpe(void **state)
     assert_string_equal(d, "Hello world");
     free(d);
     qb_tokenizer_free(t);
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+
+static void assert_msg_has(const qb_ctx *ctx, const char *needle)
+{
+    if (!strstr(qb_ctx_errmsg(ctx), needle))
+        fail_msg("error message \"%s\" lacks \"%s\"", qb_ctx_errmsg(ctx), needle);
+}
+
+static void test_bad_llama2c(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t = (qb_tokenizer *)&ctx; /* must be reset to NULL on failure */
+    assert_int_equal(qb_tokenizer_from_llama2c(&ctx, "/nonexistent/tok.bin", 512, &t), QB_ERR_IO);
+    assert_null(t);
+    assert_msg_has(&ctx, "/nonexistent/tok.bin");
+
+    size_t len;
+    char *bin = qbt_slurp(qbt_model_path("stories260K/tok512.bin"), &len);
+    /* fewer entries than the model's vocabulary */
+    assert_int_equal(qb_tokenizer_from_llama2c(&ctx, qbt_model_path("stories260K/tok512.bin"), 600, &t),
+                     QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "tok512.bin");
+    assert_msg_has(&ctx, "512 of the 600");
+    /* cut in the middle of a token's text, and inside a record header */
+    static const size_t cuts[] = {0, 2, 4, 1000, 1001, 1003, 6226};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        char *p = qbt_write_temp("tokbin", bin, cuts[i]);
+        assert_int_equal(qb_tokenizer_from_llama2c(&ctx, p, 512, &t), QB_ERR_FORMAT);
+        assert_null(t);
+        assert_msg_has(&ctx, p);
+        assert_msg_has(&ctx, "truncated");
+        unlink(p);
+        free(p);
+    }
+    /* a negative text length */
+    int32_t neg = -7;
+    memcpy(bin + 8, &neg, 4);
+    char *p = qbt_write_temp("tokbin", bin, len);
+    assert_int_equal(qb_tokenizer_from_llama2c(&ctx, p, 512, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "negative length");
+    unlink(p);
+    free(p);
+    free(bin);
+    assert_int_equal(qb_tokenizer_from_llama2c(&ctx, qbt_model_path("stories260K/tok512.bin"), 0, &t), QB_ERR_ARG);
+}
+
+/* A GGUF (v3, no tensors) built in memory, key by key. */
+typedef struct {
+    char *b;
+    size_t n, cap;
+    uint64_t n_kv;
+} gbuf;
+
+static void gb_put(gbuf *g, const void *p, size_t n)
+{
+    if (g->n + n > g->cap) {
+        g->cap = (g->n + n) * 2 + 256;
+        g->b = realloc(g->b, g->cap);
+    }
+    memcpy(g->b + g->n, p, n);
+    g->n += n;
+}
+static void gb_u32(gbuf *g, uint32_t v) { gb_put(g, &v, 4); }
+static void gb_u64(gbuf *g, uint64_t v) { gb_put(g, &v, 8); }
+static void gb_str(gbuf *g, const char *s)
+{
+    gb_u64(g, strlen(s));
+    gb_put(g, s, strlen(s));
+}
+static void gb_key(gbuf *g, const char *k, uint32_t type)
+{
+    gb_str(g, k);
+    gb_u32(g, type);
+    g->n_kv++;
+}
+static void kv_str(gbuf *g, const char *k, const char *v)
+{
+    gb_key(g, k, QB_GGUF_STRING);
+    gb_str(g, v);
+}
+static void kv_u32(gbuf *g, const char *k, uint32_t v)
+{
+    gb_key(g, k, QB_GGUF_UINT32);
+    gb_u32(g, v);
+}
+static void kv_arr_str(gbuf *g, const char *k, const char *const *v, int n)
+{
+    gb_key(g, k, QB_GGUF_ARRAY);
+    gb_u32(g, QB_GGUF_STRING);
+    gb_u64(g, (uint64_t)n);
+    for (int i = 0; i < n; i++) gb_str(g, v[i]);
+}
+static void kv_arr_num(gbuf *g, const char *k, uint32_t type, const void *v, int n)
+{
+    gb_key(g, k, QB_GGUF_ARRAY);
+    gb_u32(g, type);
+    gb_u64(g, (uint64_t)n);
+    gb_put(g, v, 4 * (size_t)n);
+}
+
+/* Open the keys written so far as a GGUF and build a tokenizer from it. */
+static qb_status gguf_tok(qb_ctx *ctx, const gbuf *body, qb_tokenizer **t)
+{
+    gbuf f = {0};
+    gb_put(&f, "GGUF", 4);
+    gb_u32(&f, 3);
+    gb_u64(&f, 0);
+    gb_u64(&f, body->n_kv);
+    gb_put(&f, body->b, body->n);
+    qb_gguf *g;
+    qb_status st = qb_gguf_open_memory(ctx, "mem.gguf", f.b, f.n, &g);
+    if (st == QB_OK) {
+        st = qb_tokenizer_from_gguf(ctx, g, t);
+        qb_gguf_close(g);
+    }
+    free(f.b);
+    return st;
+}
+
+static const char *const spm_toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "ab"};
+
+static void test_bad_gguf(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    float sc[8] = {0, 0, 0, -1, -2, -3, -4, -5};
+    int32_t ty[8] = {2, 3, 3, 1, 1, 1, 1, 1};
+
+    gbuf g = {0};
+    kv_str(&g, "tokenizer.ggml.model", "llama");
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_null(t);
+    assert_msg_has(&ctx, "mem.gguf");
+    assert_msg_has(&ctx, "tokenizer.ggml.tokens");
+    free(g.b);
+
+    /* scores and types of the wrong length */
+    memset(&g, 0, sizeof g);
+    kv_str(&g, "tokenizer.ggml.model", "llama");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    kv_arr_num(&g, "tokenizer.ggml.scores", QB_GGUF_FLOAT32, sc, 7);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "tokenizer.ggml.scores has 7 entries");
+    free(g.b);
+    memset(&g, 0, sizeof g);
+    kv_str(&g, "tokenizer.ggml.model", "llama");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    kv_arr_num(&g, "tokenizer.ggml.scores", QB_GGUF_FLOAT32, sc, 8);
+    kv_arr_num(&g, "tokenizer.ggml.token_type", QB_GGUF_INT32, ty, 5);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "tokenizer.ggml.token_type has 5 entries");
+    free(g.b);
+
+    /* tokens that are not strings; unknown model; no model; gpt2 without merges */
+    memset(&g, 0, sizeof g);
+    kv_str(&g, "tokenizer.ggml.model", "llama");
+    kv_arr_num(&g, "tokenizer.ggml.tokens", QB_GGUF_INT32, ty, 8);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "not an array of strings");
+    free(g.b);
+    memset(&g, 0, sizeof g);
+    kv_str(&g, "tokenizer.ggml.model", "bert");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_UNSUPPORTED);
+    assert_msg_has(&ctx, "'bert'");
+    free(g.b);
+    memset(&g, 0, sizeof g);
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "no tokenizer.ggml.model");
+    free(g.b);
+    memset(&g, 0, sizeof g);
+    kv_str(&g, "tokenizer.ggml.model", "gpt2");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "tokenizer.ggml.merges");
+    free(g.b);
+
+    qb_tokenizer_free(t); /* NULL */
+}
+
+/* A tiny valid SPM vocabulary without byte tokens: unknown characters become <unk>. */
+static void test_gguf_spm_synthetic(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    float sc[8] = {0, 0, 0, -1, -2, -3, -4, -5};
+    int32_t ty[8] = {2, 3, 3, 1, 1, 1, 1, 1};
+    gbuf g = {0};
+    kv_str(&g, "tokenizer.ggml.model", "llama");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", spm_toks, 8);
+    kv_arr_num(&g, "tokenizer.ggml.scores", QB_GGUF_FLOAT32, sc, 8);
+    kv_arr_num(&g, "tokenizer.ggml.token_type", QB_GGUF_INT32, ty, 8);
+    kv_u32(&g, "tokenizer.ggml.bos_token_id", 0xFFFFFFFFu); /* "none" */
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_OK);
+    free(g.b);
+    assert_int_equal(qb_tokenizer_bos(t), -1);
+    assert_int_equal(qb_tokenizer_eos(t), 2);
+    static const int32_t want[] = {6, 7, 0, 6}; /* ▁a ab <unk> ▁a (the best score merges first) */
+    assert_true(check_ids(t, "aabz a", 6, false, want, 4));
+    int32_t *ids;
+    int n;
+    assert_int_equal(qb_tokenize(&ctx, t, "a", 1, true, &ids, &n), QB_ERR_ARG); /* no BOS to add */
+    assert_msg_has(&ctx, "BOS");
+    assert_null(ids);
+    qb_tokenizer_free(t);
+}
+
+/* GPT-2's bytes_to_unicode, written out independently of the library. */
+static void byte_symbol(int b, char *out)
+{
+    int cp = b;
+    if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE)) {
+        int k = 0;
+        for (int c = 0; c < b; c++) k += !((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE);
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = 0;
+    }
+}
+
+/* A byte-level vocabulary: the 256 byte symbols, then "ab", "abc", "Ġab"; merges that name
+ * unknown tokens are skipped, the rest work. */
+static void test_gguf_bpe_synthetic(void **state)
+{
+    (void)state;
+    static char sym[256][4];
+    const char *toks[260];
+    for (int b = 0; b < 256; b++) {
+        byte_symbol(b, sym[b]);
+        toks[b] = sym[b];
+    }
+    toks[256] = "ab";
+    toks[257] = "abc";
+    toks[258] = "\xc4\xa0" "ab";
+    toks[259] = "<|end|>";
+    int32_t ty[260];
+    for (int i = 0; i < 260; i++) ty[i] = 1;
+    ty[259] = 3;
+    const char *merges[] = {"a b", "zz q", "ab c", "\xc4\xa0 ab", "nospace", "x abc"};
+    gbuf g = {0};
+    kv_str(&g, "tokenizer.ggml.model", "gpt2");
+    kv_str(&g, "tokenizer.ggml.pre", "made-up");
+    kv_arr_str(&g, "tokenizer.ggml.tokens", toks, 260);
+    kv_arr_num(&g, "tokenizer.ggml.token_type", QB_GGUF_INT32, ty, 260);
+    kv_arr_str(&g, "tokenizer.ggml.merges", merges, 6);
+    kv_u32(&g, "tokenizer.ggml.eos_token_id", 259);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    assert_int_equal(gguf_tok(&ctx, &g, &t), QB_OK);
+    free(g.b);
+    assert_string_equal(qb_tokenizer_describe(t),
+                        "byte-level BPE, pre-tokenizer gpt-2 (fallback for unknown 'made-up') (260 tokens, 3 merges)");
+    assert_false(qb_tokenizer_add_bos(t));
+    assert_int_equal(qb_tokenizer_bos(t), -1);
+    /* "abc" | " abzz" (no zz token: the "zz q" merge was skipped) | " abc" (ab+c outranks Ġ+ab) */
+    static const int32_t want[] = {257, 258, 'z', 'z', ' ', 257};
+    assert_true(check_ids(t, "abc abzz abc", 12, false, want, 6));
+    assert_true(round_trip(t, "abc abzz abc\n\x01", 14));
+    char buf[8];
+    assert_int_equal(qb_token_to_bytes(t, -1, 259, buf, sizeof buf), 0); /* control */
+    qb_tokenizer_free(t);
+}
+
+/* A directory of its own for each tokenizer.json, so tokenizer_config.json beside it is ours. */
+typedef struct {
+    char dir[256];
+    char json[300];
+    char cfg[300];
+} hf_dir;
+
+static void hf_dir_make(hf_dir *d, const char *json, const char *cfg)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(d->dir, sizeof d->dir, "%s/qbtest-hf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->json, sizeof d->json, "%s/tokenizer.json", d->dir);
+    snprintf(d->cfg, sizeof d->cfg, "%s/tokenizer_config.json", d->dir);
+    FILE *f = fopen(d->json, "wb");
+    fputs(json, f);
+    fclose(f);
+    if (cfg) {
+        f = fopen(d->cfg, "wb");
+        fputs(cfg, f);
+        fclose(f);
+    }
+}
+
+static void hf_dir_remove(hf_dir *d)
+{
+    unlink(d->json);
+    unlink(d->cfg);
+    rmdir(d->dir);
+}
+
+static void test_bad_hf(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, "/nonexistent/tokenizer.json", &t), QB_ERR_IO);
+    assert_msg_has(&ctx, "/nonexistent/tokenizer.json");
+
+    hf_dir d;
+    hf_dir_make(&d, "{\n  \"model\": {\n    \"type\": \"BPE\",,\n  }\n}\n", NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    assert_null(t);
+    assert_msg_has(&ctx, d.json);
+    assert_msg_has(&ctx, "line 3, column");
+    hf_dir_remove(&d);
+
+    hf_dir_make(&d, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_UNSUPPORTED);
+    assert_msg_has(&ctx, "'WordPiece'");
+    hf_dir_remove(&d);
+
+    hf_dir_make(&d, "[1, 2]", NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    hf_dir_remove(&d);
+
+    /* SentencePiece-as-BPE (Llama 2's tokenizer.json) is not byte-level */
+    hf_dir_make(&d,
+                "{\"normalizer\": {\"type\": \"Sequence\"}, \"pre_tokenizer\": null,"
+                " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_UNSUPPORTED);
+    assert_msg_has(&ctx, "normalizer");
+    hf_dir_remove(&d);
+
+}
+
+static const char small_json[] =
+        "{\"added_tokens\": [{\"id\": 5, \"content\": \"<s>\", \"special\": true}],"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true},"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3, \"abc\": 4},"
+        " \"merges\": [\"a b\", [\"ab\", \"c\"], [\"q\", \"a\"], \"b zz\"]}}";
+
+/* A small byte-level tokenizer.json, with and without tokenizer_config.json. */
+static void test_hf_small(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    hf_dir d;
+    /* a corrupt tokenizer_config.json beside a good tokenizer.json */
+    hf_dir_make(&d, small_json, "{\"add_bos_token\": tru");
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "tokenizer_config.json");
+    assert_msg_has(&ctx, "line 1");
+    hf_dir_remove(&d);
+
+    /* merges naming unknown tokens are skipped; both merge spellings work; BOS by name */
+    hf_dir_make(&d, small_json, NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_OK);
+    assert_string_equal(qb_tokenizer_describe(t), "byte-level BPE, pre-tokenizer gpt-2 (6 tokens, 2 merges)");
+    assert_int_equal(qb_tokenizer_bos(t), 5);
+    assert_false(qb_tokenizer_add_bos(t));
+    static const int32_t want[] = {5, 4, 4};
+    assert_true(check_ids(t, "abcabc", 6, true, want, 3));
+    assert_true(check_ids(t, "abc", 3, true, want, 2));
+    static const int32_t want2[] = {4, 0};
+    assert_true(check_ids(t, "abca", 4, false, want2, 2));
+    qb_tokenizer_free(t);
+    hf_dir_remove(&d);
+
+    /* with a config: add_bos_token and a bos_token object */
+    hf_dir_make(&d, small_json, "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"c\"}");
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_OK);
+    assert_true(qb_tokenizer_add_bos(t));
+    assert_int_equal(qb_tokenizer_bos(t), 5);
+    assert_int_equal(qb_tokenizer_eos(t), 2);
+    qb_tokenizer_free(t);
+    hf_dir_remove(&d);
+}
+
+static void test_bad_hf_model(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    hf_dir d;
+    /* bad merges entries and an unsupported pre-tokenizer */
+    hf_dir_make(&d,
+                "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+                " \"vocab\": {\"a\": 0}, \"merges\": [42]}}",
+                NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "merges[0]");
+    hf_dir_remove(&d);
+    hf_dir_make(&d,
+                "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"type\": \"BPE\","
+                " \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_UNSUPPORTED);
+    assert_msg_has(&ctx, "'Whitespace'");
+    hf_dir_remove(&d);
+    hf_dir_make(&d,
+                "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\","
+                " \"pattern\": {\"Regex\": \"(unclosed\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\","
+                " \"add_prefix_space\": false, \"use_regex\": false}]}, \"model\": {\"type\": \"BPE\","
+                " \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, "regex");
+    hf_dir_remove(&d);
+}
+
+/* The HF path without tokenizer_config.json: BOS and add_bos from the post-processor. */
+static void test_hf_without_config(void **state)
+{
+    (void)state;
+    size_t len;
+    char *json = qbt_slurp(qbt_model_path("qb-docs-26m/hf/tokenizer.json"), &len);
+    hf_dir d;
+    hf_dir_make(&d, json, NULL);
+    free(json);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_tokenizer *t;
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_OK);
+    check_qbdocs_common(t);
+    qb_tokenizer_free(t);
+    hf_dir_remove(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2c_stories260k),
+        cmocka_unit_test(test_gguf_stories260k),
+        cmocka_unit_test(test_spm_gguf_vectors),
+        cmocka_unit_test(test_spm_llama2c_vs_gguf),
+        cmocka_unit_test(test_bpe_gpt2_vectors),
+        cmocka_unit_test(test_bpe_qbdocs_gguf),
+        cmocka_unit_test(test_bpe_qbdocs_hf),
+        cmocka_unit_test(test_bpe_eval_docs),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_decode_spm),
+        cmocka_unit_test(test_decode_bpe),
+        cmocka_unit_test(test_bad_llama2c),
+        cmocka_unit_test(test_bad_gguf),
+        cmocka_unit_test(test_gguf_spm_synthetic),
+        cmocka_unit_test(test_gguf_bpe_synthetic),
+        cmocka_unit_test(test_bad_hf),
+        cmocka_unit_test(test_bad_hf_model),
+        cmocka_unit_test(test_hf_small),
+        cmocka_unit_test(test_hf_without_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

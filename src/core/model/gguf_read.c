@@ -263,7 +263,7 @@ static qb_status parse(qb_ctx *ctx, qb_gguf *g, const char *name)
     if (!rd(&r, &n_t, 8, "tensor count") || !rd(&r, &n_kv, 8, "metadata count")) return QB_ERR_FORMAT;
     /* each kv takes >= 8+1+4 bytes, each tensor info >= 8+4+8+4+8 */
     if (n_kv > r.size / 13 || n_t > r.size / 32)
-        return qb_fail(ctx, QB_ERR_FORMAT, "%s: absurd counts (%llu tensors, %llu metadata entries) for a %zu-byte file",
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: absurd counts (%llu tensors, %llu metadata entries) for a %zu-byte file (truncated or corrupt?)",
                        name, (unsigned long long)n_t, (unsigned long long)n_kv, r.size);
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
     g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);

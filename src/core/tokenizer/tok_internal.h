@@ -76,8 +76,8 @@ qb_status tok_alloc(qb_ctx *ctx, qb_tok_kind kind, int n_vocab, bool with_scores
 /* Set token id's text (copied). Each id is set at most once. */
 qb_status tok_set_text(qb_ctx *ctx, qb_tokenizer *t, int id, const char *s, size_t n);
 /* Build the lookup map, the decoded pieces and the byte tables; call after all texts and
- * types are set. name is for messages. */
-qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t, const char *name);
+ * types are set. */
+qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t);
 /* Id of the token whose text is s[0..n), or -1. */
 int32_t tok_lookup(const qb_tokenizer *t, const char *s, size_t n);
 /* Record a merge of tokens a and b into res with the given rank (first one wins). */

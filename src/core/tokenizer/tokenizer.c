@@ -90,6 +90,7 @@ size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *
 
 char *qb_detokenize(const qb_tokenizer *t, const int32_t *ids, int n)
 {
+    if (!ids || n < 0) n = 0;
     size_t total = 0;
     for (int i = 0; i < n; i++) total += qb_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], NULL, 0);
     char *s = malloc(total + 1);

@@ -18,15 +18,25 @@ typedef enum { QB_TOK_SPM = 0, QB_TOK_BPE = 1 } qb_tok_kind;
 typedef struct qb_tokenizer qb_tokenizer;
 
 /* llama2.c tokenizer.bin (u32 max_len, then per id: f32 score, i32 len, bytes). vocab_size
- * is the model's (the file holds exactly that many entries). Caller frees with qb_tokenizer_free. */
+ * is the model's (the file holds exactly that many entries). Caller frees with qb_tokenizer_free.
+ * Encodes as llama2.c run.c does; bos = 1, eos = 2, add_bos true. A missing, truncated or short
+ * file fails with a message naming it; *out is NULL on failure (as for every loader). */
 qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_size, qb_tokenizer **out);
 /* From a GGUF's tokenizer.ggml.* metadata (model "llama" or "gpt2"; pre-tokenizer from
- * tokenizer.ggml.pre). g is a qb_gguf*. */
+ * tokenizer.ggml.pre). g is a qb_gguf*; the tokenizer copies what it needs, so g may be closed
+ * right after. Encodes as llama.cpp does. "gpt-2" and "llama-bpe" (and their aliases) are known
+ * pre-tokenizers; another name falls back to GPT-2's regex and says so in the description.
+ * Merges naming tokens that do not exist are skipped. Errors: no or malformed tokens, scores
+ * or token types of the wrong length, unknown tokenizer.ggml.model, gpt2 without merges. */
 qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *g, qb_tokenizer **out);
 /* From a Hugging Face tokenizer.json (model type BPE, byte-level); tokenizer_config.json in
- * the same directory, if present, supplies add_bos_token and the bos/eos tokens. */
+ * the same directory, if present, supplies add_bos_token and the bos/eos tokens. Without it,
+ * BOS and add_bos come from the post_processor's template, else from the usual token names.
+ * Merges may be "a b" strings or [a, b] pairs; those naming unknown tokens are skipped.
+ * Invalid JSON fails with the line and column; other model types, normalizers and
+ * pre-tokenizers than byte-level BPE's fail as QB_ERR_UNSUPPORTED. */
 qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *tokenizer_json_path, qb_tokenizer **out);
-void qb_tokenizer_free(qb_tokenizer *t);
+void qb_tokenizer_free(qb_tokenizer *t); /* NULL is fine */
 
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t);
 /* Human-readable description, e.g. "SentencePiece-style (32000 tokens)" or
@@ -45,17 +55,23 @@ const char *qb_tokenizer_token_text(const qb_tokenizer *t, int32_t id, size_t *l
 int32_t qb_tokenizer_find(const qb_tokenizer *t, const char *text, size_t len);
 
 /* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special tokens in the text are NOT
- * parsed (treated as plain text). *ids is malloc'd (caller frees), *n_ids its length. */
+ * parsed (treated as plain text). *ids is malloc'd (caller frees; non-NULL on success even when
+ * *n_ids is 0), *n_ids its length. Invalid UTF-8 is encoded too (byte fallback / byte-level).
+ * Fails (QB_ERR_ARG) when add_bos is asked of a vocabulary without BOS. Thread-safe: one
+ * tokenizer may encode from several threads at once, each with its own ctx. */
 qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
                       int32_t **ids, int *n_ids);
 
 /* The bytes token id stands for when it follows prev (prev = -1 at the start): byte tokens
  * become their byte, "▁" / byte-level symbols become real bytes, the SPM dummy-prefix space is
- * dropped after BOS, control tokens (BOS/EOS) give "". Writes at most cap bytes into buf and
- * returns the full length. */
+ * dropped after BOS, control tokens (BOS/EOS), <unk> and unused ids give "", user-defined
+ * tokens their text. Writes at most cap bytes into buf (which may be NULL when cap is 0) and
+ * returns the full length; 0 for an id out of range. */
 size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
 
-/* Decode a whole id sequence into a malloc'd NUL-terminated string (caller frees). */
+/* Decode a whole id sequence into a malloc'd NUL-terminated string (caller frees), each token
+ * through qb_token_to_bytes with its predecessor (a decoded 0 byte ends the C string early:
+ * use qb_token_to_bytes for binary-exact output). NULL only when out of memory. */
 char *qb_detokenize(const qb_tokenizer *t, const int32_t *ids, int n);
 
 #endif

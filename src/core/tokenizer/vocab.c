@@ -202,7 +202,7 @@ static qb_status build_pieces(qb_ctx *ctx, qb_tokenizer *t)
     return QB_OK;
 }
 
-qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t, const char *name)
+qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t)
 {
     qb_status st = build_map(ctx, t);
     if (st != QB_OK) return st;
@@ -226,7 +226,6 @@ qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t, const char *name)
     if (t->bos >= t->n_vocab) t->bos = -1;
     if (t->eos >= t->n_vocab) t->eos = -1;
     if (t->unk >= t->n_vocab) t->unk = -1;
-    (void)name;
     return build_pieces(ctx, t);
 }
 

@@ -138,12 +138,14 @@ qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *gv, qb_tokenizer **out
         if (types) {
             int64_t ty = qb_gguf_arr_int(types, (uint64_t)i);
             t->type[i] = ty >= TOK_NORMAL && ty <= TOK_BYTE ? (uint8_t)ty : TOK_UNUSED;
+        } else if (spm && tok->arr_str[i].len == 6 && memcmp(tok->arr_str[i].ptr, "<0x", 3) == 0) {
+            t->type[i] = TOK_BYTE; /* no types stored: recognise byte tokens by their text */
         }
     }
     t->bos = special_id(g, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n);
     t->eos = special_id(g, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, n);
     t->unk = special_id(g, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n);
-    if ((st = tok_finish(ctx, t, g->path)) != QB_OK) goto fail;
+    if ((st = tok_finish(ctx, t)) != QB_OK) goto fail;
     if (spm) {
         t->add_space_prefix = qb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", true);
         t->add_bos = qb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", true);

@@ -138,6 +138,10 @@ static qb_status load_vocab(qb_ctx *ctx, const char *path, const json_t *vocab, 
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return qb_fail(ctx, QB_ERR_FORMAT, "%s: model.vocab is empty", path);
+    size_t listed = json_object_size(vocab) + json_array_size(added);
+    if ((size_t)max_id >= 2 * listed + 1024) /* ids that sparse would only waste memory */
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: token id %lld is far beyond the %zu tokens listed", path,
+                       (long long)max_id, listed);
     qb_tokenizer *t;
     qb_status st = tok_alloc(ctx, QB_TOK_BPE, (int)max_id + 1, false, &t);
     if (st != QB_OK) return st;
@@ -334,7 +338,7 @@ qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *path, qb_tokenizer **out
     }
     if ((st = load_vocab(ctx, path, json_object_get(model, "vocab"), added, &t)) != QB_OK) goto fail;
     if ((st = load_config(ctx, path, &cfg)) != QB_OK) goto fail;
-    if ((st = tok_finish(ctx, t, path)) != QB_OK) goto fail;
+    if ((st = tok_finish(ctx, t)) != QB_OK) goto fail;
     set_specials(t, root, cfg);
     if ((st = load_merges(ctx, path, json_object_get(model, "merges"), t)) != QB_OK) goto fail;
     if (pre.n > 0 && (st = tok_pretok_new(ctx, pre.rx, pre.n, path, &t->pre)) != QB_OK) goto fail;

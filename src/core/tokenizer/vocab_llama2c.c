@@ -9,6 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Walk the records without keeping them: the file must hold n of them. */
+static qb_status check_records(qb_ctx *ctx, const char *path, const char *buf, size_t size, int n)
+{
+    if (size < 4) return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated tokenizer.bin (%zu bytes, no header)", path, size);
+    size_t pos = 4; /* the stored max_token_length is recomputed from the texts */
+    for (int id = 0; id < n; id++) {
+        int32_t len;
+        if (size - pos < 8)
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated: holds %d of the %d tokens the model needs", path, id, n);
+        memcpy(&len, buf + pos + 4, 4);
+        pos += 8;
+        if (len < 0) return qb_fail(ctx, QB_ERR_FORMAT, "%s: token %d has negative length %d", path, id, (int)len);
+        if ((size_t)len > size - pos)
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated in token %d of %d (text of %d bytes runs past the end)",
+                           path, id, n, (int)len);
+        pos += (size_t)len;
+    }
+    return QB_OK;
+}
+
 qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_size, qb_tokenizer **out)
 {
     *out = NULL;
@@ -19,32 +39,15 @@ qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_siz
     qb_tokenizer *t = NULL;
     qb_status st = qb_read_file(ctx, path, (size_t)1 << 30, &buf, &size);
     if (st != QB_OK) return st;
-    if (size < 4) {
-        st = qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated tokenizer.bin (%zu bytes, no header)", path, size);
-        goto fail;
-    }
+    if ((st = check_records(ctx, path, buf, size, vocab_size)) != QB_OK) goto fail;
     if ((st = tok_alloc(ctx, QB_TOK_SPM, vocab_size, true, &t)) != QB_OK) goto fail;
-    size_t pos = 4; /* the stored max_token_length is recomputed from the texts */
+    size_t pos = 4;
     for (int id = 0; id < vocab_size; id++) {
-        float score;
         int32_t len;
-        if (size - pos < 8) {
-            st = qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated: holds %d of the %d tokens the model needs", path, id,
-                         vocab_size);
-            goto fail;
-        }
-        memcpy(&score, buf + pos, 4);
+        memcpy(&t->score[id], buf + pos, 4);
         memcpy(&len, buf + pos + 4, 4);
         pos += 8;
-        if (len < 0 || (size_t)len > size - pos) {
-            st = len < 0 ? qb_fail(ctx, QB_ERR_FORMAT, "%s: token %d has negative length %d", path, id, (int)len)
-                         : qb_fail(ctx, QB_ERR_FORMAT,
-                                   "%s: truncated in token %d of %d (text of %d bytes runs past the end)", path,
-                                   id, vocab_size, (int)len);
-            goto fail;
-        }
         if ((st = tok_set_text(ctx, t, id, buf + pos, (size_t)len)) != QB_OK) goto fail;
-        t->score[id] = score;
         pos += (size_t)len;
         const char *s = t->pool + t->off[id];
         if (len == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') t->type[id] = TOK_BYTE;
@@ -58,7 +61,7 @@ qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_siz
     if (strcmp(t->pool + t->off[0], "<unk>") == 0) t->type[0] = TOK_UNKNOWN;
     if (t->bos >= 0) t->type[t->bos] = TOK_CONTROL;
     if (t->eos >= 0) t->type[t->eos] = TOK_CONTROL;
-    if ((st = tok_finish(ctx, t, path)) != QB_OK) goto fail;
+    if ((st = tok_finish(ctx, t)) != QB_OK) goto fail;
     snprintf(t->desc, sizeof t->desc, "SentencePiece-style (%d tokens)", vocab_size);
     free(buf);
     *out = t;

@@ -1,0 +1,160 @@
+/* fuzz-tokenize.c — libFuzzer target for encoding arbitrary bytes with real vocabularies
+ * (qb_tokenize, qb_detokenize, qb_token_to_bytes), loaded once in LLVMFuzzerInitialize:
+ *   QB_FUZZ_BPE_JSON   byte-level BPE tokenizer.json  (default <models>/qb-docs-26m/hf/tokenizer.json)
+ *   QB_FUZZ_SPM_GGUF   SentencePiece-style GGUF vocab (default <models>/tokenizer-vectors/ggml-vocab-llama-spm.gguf)
+ *   QB_FUZZ_GPT2_GGUF  byte-level BPE GGUF vocab, optional (default <models>/tokenizer-vectors/ggml-vocab-gpt-2.gguf)
+ *   QB_FUZZ_LLAMA2C_TOK llama2.c tokenizer.bin of 32000 tokens, optional
+ *                       (default <models>/llama2-tokenizer/tokenizer.bin)
+ * where <models> is $QB_MODELS or ../shared/models (run from the project root). The first two
+ * are required; an optional one whose file is missing is skipped.
+ * Checks: every id is inside the vocabulary; for the byte-level BPE vocabularies, decoding the
+ * ids gives back the input bytes exactly whenever the input is valid UTF-8 (__builtin_trap on
+ * a mismatch); for SentencePiece-style ones, no crash. Built and run by scripts/fuzz.sh. */
+#include "core/model/gguf.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *label;
+    qb_tokenizer *tok;
+    bool exact; /* byte-level BPE: lossless for valid UTF-8 */
+} vocab;
+
+static vocab vocabs[4];
+static int n_vocabs;
+
+static const char *model_path(const char *env, const char *rel, char *buf, size_t cap)
+{
+    const char *p = getenv(env);
+    if (p && *p) return p;
+    const char *base = getenv("QB_MODELS");
+    snprintf(buf, cap, "%s/%s", base && *base ? base : "../shared/models", rel);
+    return buf;
+}
+
+static void fail_init(const char *what, const char *path, const qb_ctx *ctx)
+{
+    fprintf(stderr, "fuzz-tokenize: cannot load %s %s: %s (set %s)\n", what, path, qb_ctx_errmsg(ctx),
+            "QB_MODELS or the QB_FUZZ_* variables");
+    exit(2);
+}
+
+static qb_tokenizer *load_gguf_vocab(qb_ctx *ctx, const char *path)
+{
+    qb_gguf *g;
+    qb_tokenizer *t = NULL;
+    if (qb_gguf_open(ctx, path, &g) != QB_OK) return NULL;
+    if (qb_tokenizer_from_gguf(ctx, g, &t) != QB_OK) t = NULL;
+    qb_gguf_close(g); /* the tokenizer keeps copies of its texts */
+    return t;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    char buf[1024];
+    const char *p;
+    qb_tokenizer *t;
+
+    p = model_path("QB_FUZZ_BPE_JSON", "qb-docs-26m/hf/tokenizer.json", buf, sizeof buf);
+    if (qb_tokenizer_from_hf(&ctx, p, &t) != QB_OK) fail_init("BPE tokenizer", p, &ctx);
+    vocabs[n_vocabs++] = (vocab){"qb-docs-26m BPE", t, true};
+
+    p = model_path("QB_FUZZ_SPM_GGUF", "tokenizer-vectors/ggml-vocab-llama-spm.gguf", buf, sizeof buf);
+    if (!(t = load_gguf_vocab(&ctx, p))) fail_init("SPM vocabulary", p, &ctx);
+    vocabs[n_vocabs++] = (vocab){"llama SPM (GGUF)", t, false};
+
+    p = model_path("QB_FUZZ_GPT2_GGUF", "tokenizer-vectors/ggml-vocab-gpt-2.gguf", buf, sizeof buf);
+    if (access(p, R_OK) == 0) {
+        if (!(t = load_gguf_vocab(&ctx, p))) fail_init("GPT-2 vocabulary", p, &ctx);
+        vocabs[n_vocabs++] = (vocab){"gpt-2 BPE (GGUF)", t, true};
+    }
+
+    p = model_path("QB_FUZZ_LLAMA2C_TOK", "llama2-tokenizer/tokenizer.bin", buf, sizeof buf);
+    if (access(p, R_OK) == 0) {
+        if (qb_tokenizer_from_llama2c(&ctx, p, 32000, &t) != QB_OK) fail_init("llama2.c tokenizer", p, &ctx);
+        vocabs[n_vocabs++] = (vocab){"llama2.c SPM", t, false};
+    }
+    for (int i = 0; i < n_vocabs; i++)
+        fprintf(stderr, "fuzz-tokenize: %s: %s\n", vocabs[i].label, qb_tokenizer_describe(vocabs[i].tok));
+    return 0;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past U+10FFFF. */
+static bool valid_utf8(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) l = 2, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0) l = 3, cp = c & 0x0F, min = 0x800;
+        else if ((c & 0xF8) == 0xF0) l = 4, cp = c & 0x07, min = 0x10000;
+        else return false;
+        if (l > n - i) return false;
+        for (size_t k = 1; k < l; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += l;
+    }
+    return true;
+}
+
+static void run(const vocab *v, const uint8_t *data, size_t size, bool utf8, bool bos)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const qb_tokenizer *t = v->tok;
+    int nv = qb_tokenizer_vocab_size(t);
+    int32_t *ids = NULL;
+    int n = 0;
+    bos = bos && qb_tokenizer_bos(t) >= 0;
+    if (qb_tokenize(&ctx, t, (const char *)data, size, bos, &ids, &n) != QB_OK) {
+        /* real vocabularies encode any bytes: a failure here is a bug too */
+        fprintf(stderr, "%s: qb_tokenize failed: %s\n", v->label, qb_ctx_errmsg(&ctx));
+        __builtin_trap();
+    }
+    if (!ids || n < 0 || (bos && (n < 1 || ids[0] != qb_tokenizer_bos(t)))) __builtin_trap();
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= nv) __builtin_trap();
+    char *s = qb_detokenize(t, ids, n);
+    if (!s) __builtin_trap();
+    size_t len = strlen(s); /* text may hold NULs: recount from the pieces below */
+    size_t total = 0;
+    char small[3];
+    for (int i = 0; i < n; i++) {
+        size_t k = qb_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], small, sizeof small);
+        total += k;
+    }
+    if (len > total) __builtin_trap();
+    if (v->exact && utf8 && !bos && (total != size || memcmp(s, data, size) != 0)) {
+        fprintf(stderr, "%s: round trip differs: %zu bytes in, %zu bytes out, %d ids\n", v->label, size, total, n);
+        __builtin_trap();
+    }
+    free(s);
+    free(ids);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    bool utf8 = valid_utf8(data, size);
+    for (int i = 0; i < n_vocabs; i++) {
+        run(&vocabs[i], data, size, utf8, false);
+        if (size && (data[0] & 1)) run(&vocabs[i], data, size, utf8, true); /* with BOS, for half the inputs */
+    }
+    return 0;
+}
