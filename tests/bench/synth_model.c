@@ -300,14 +300,14 @@ static bool add_hparams(qb_gguf_writer *w, const synth_cfg *c)
            qb_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab);
 }
 
-/* The tensor list, in llama.cpp's usual order; bufs receives one malloc'd buffer per tensor. */
-static bool add_tensors(qb_gguf_writer *w, const synth_cfg *c, void **bufs, int *nb)
+/* The tensor list, in llama.cpp's usual order; bufs receives one buffer per tensor (the
+ * first holds the ones every norm shares). */
+static bool add_tensors(qb_gguf_writer *w, const synth_cfg *c, big_buf *bufs, int *nb)
 {
     int64_t d = c->dim, kv = (int64_t)c->dim / c->heads * c->kv_heads, f = c->ffn, v = c->vocab;
-    float *ones = malloc((size_t)d * sizeof *ones);
+    float *ones = big_alloc(&bufs[(*nb)++], (size_t)d * sizeof *ones);
     if (!ones) return false;
     for (int64_t i = 0; i < d; i++) ones[i] = 1.0f;
-    bufs[(*nb)++] = ones; /* every norm shares it */
     static const char *mats[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int l = -1; l <= c->layers; l++) {
         /* l = -1: token_embd; l = layers: output_norm + output; else block l */
@@ -323,9 +323,8 @@ static bool add_tensors(qb_gguf_writer *w, const synth_cfg *c, void **bufs, int 
                 ne[1] = k == 0 || k == 3 ? d : k == 1 || k == 2 ? kv : !strcmp(mats[k], "ffn_down") ? d : f;
             }
             uint64_t seed = c->seed * 1000003ull + (uint64_t)(l + 1) * 16 + (uint64_t)k;
-            void *m = random_matrix(c->type, ne[0], ne[1], splitmix64(seed));
+            void *m = random_matrix(&bufs[(*nb)++], c->type, ne[0], ne[1], splitmix64(seed));
             if (!m) return false;
-            bufs[(*nb)++] = m;
             if (l == c->layers && !qb_gguf_add_tensor(w, "output_norm.weight", QB_TYPE_F32, 1, &d, ones)) return false;
             if (!qb_gguf_add_tensor(w, name, c->type, 2, ne, m)) return false;
             if (l >= 0 && l < c->layers && k == 0) {
@@ -350,7 +349,7 @@ static int synth_llama(const char *out, const synth_cfg *c)
     qb_ctx_init(&ctx);
     qb_gguf_writer *w = qb_gguf_writer_new();
     int nmax = 8 * c->layers + 8, nb = 0, rc = 1;
-    void **bufs = calloc((size_t)nmax, sizeof *bufs);
+    big_buf *bufs = calloc((size_t)nmax, sizeof *bufs);
     double t0 = now_s();
     if (!w || !bufs || !add_hparams(w, c) || !add_vocab(w, c->vocab) || !add_tensors(w, c, bufs, &nb)) {
         fail("%s", "out of memory building the model");
@@ -364,7 +363,7 @@ static int synth_llama(const char *out, const synth_cfg *c)
     fprintf(stderr, "synth_model: wrote %s (generate %.1f s, write %.1f s)\n", out, t1 - t0, now_s() - t1);
     rc = 0;
 out:
-    for (int i = 0; bufs && i < nb; i++) free(bufs[i]);
+    for (int i = 0; bufs && i < nb; i++) big_free(&bufs[i]);
     free(bufs);
     qb_gguf_writer_free(w);
     return rc;

@@ -2,7 +2,8 @@
  * accepts, the code that trusts what it validated: every metadata lookup and numeric array
  * element, every tensor's bytes, the tokenizer built from tokenizer.ggml.* (then a short
  * tokenize / detokenize), and for small files the whole model path (qb_model_open on a temp
- * copy, tokenizer included). Built and run by scripts/fuzz.sh. */
+ * copy under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR; tokenizer included). Built and run by
+ * scripts/fuzz.sh. */
 #include "core/model/gguf.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
@@ -27,7 +28,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
+    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-gguf-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmp_dir)) {
         perror("fuzz-gguf: mkdtemp");

@@ -1,5 +1,5 @@
 /* fuzz-llama2c.c — libFuzzer target for the llama2.c loaders. Each input is written to a
- * temp file (in /dev/shm, else $TMPDIR) and used twice:
+ * temp file (under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR) and used twice:
  *  - as a checkpoint: qb_model_open with skip_tokenizer (legacy 7-int header or "ak42" v1),
  *    through qb_model_bind's shape checks;
  *  - as a tokenizer.bin: qb_tokenizer_from_llama2c with the vocabulary size taken from the
@@ -29,7 +29,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
+    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-llama2c-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmp_dir)) {
         perror("fuzz-llama2c: mkdtemp");

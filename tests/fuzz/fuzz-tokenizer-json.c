@@ -1,6 +1,6 @@
 /* fuzz-tokenizer-json.c — libFuzzer target for the Hugging Face tokenizer.json loader
  * (qb_tokenizer_from_hf). The input is written to tokenizer.json in a private temp directory
- * (in /dev/shm, else $TMPDIR); if it contains the separator line CONFIG_SEP, what follows it
+ * (under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR); if it contains the separator line CONFIG_SEP, what follows it
  * becomes tokenizer_config.json beside it (else there is none), so both files are fuzzed.
  * A tokenizer that loads then encodes a fixed sample and a slice of the input; every id must
  * be in the vocabulary, and decoding must not crash. Built and run by scripts/fuzz.sh. */
@@ -27,7 +27,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
+    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-tokjson-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmp_dir)) {
         perror("fuzz-tokenizer-json: mkdtemp");

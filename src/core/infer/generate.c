@@ -50,7 +50,8 @@ qb_status qb_generate(qb_ctx *ctx, const qb_model *m, const int32_t *prompt, int
     if ((st = qb_infer_eval(ctx, s, prompt, n_prompt, 0, logits, 1)) != QB_OK) goto done;
     r->n_prompt = n_prompt;
     r->prompt_seconds = now_seconds() - t0;
-    int32_t eos = m->tok ? qb_tokenizer_eos(m->tok) : -1;
+    /* BOS also ends a text: llama2.c models emit it between stories (run.c stops on it too) */
+    int32_t eos = m->tok ? qb_tokenizer_eos(m->tok) : -1, bos = m->tok ? qb_tokenizer_bos(m->tok) : -1;
     int32_t prev = prompt[n_prompt - 1];
     t0 = now_seconds();
     for (int i = 0; i < n_gen; i++) {
@@ -59,7 +60,7 @@ qb_status qb_generate(qb_ctx *ctx, const qb_model *m, const int32_t *prompt, int
             break;
         }
         int32_t next = qb_sampler_sample(smp, logits);
-        if (o->stop_at_eos && next == eos) {
+        if (o->stop_at_eos && (next == eos || next == bos)) {
             r->hit_eos = true;
             break;
         }

@@ -10,7 +10,7 @@ typedef struct {
     int n_predict;                /* tokens to generate */
     int n_ctx;                    /* 0 = model's context length */
     qb_sampler_params sampling;
-    bool stop_at_eos;             /* default true in qb_generate_defaults */
+    bool stop_at_eos;             /* stop at EOS (or BOS); default true in qb_generate_defaults */
     /* called for each generated token; return false to stop. May be NULL. */
     bool (*on_token)(void *ud, int32_t prev, int32_t id);
     void *ud;

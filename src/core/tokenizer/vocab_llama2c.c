@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Walk the records without keeping them: the file must hold n of them. */
+/* Walk the records without keeping them: the file must hold exactly n of them. */
 static qb_status check_records(qb_ctx *ctx, const char *path, const char *buf, size_t size, int n)
 {
     if (size < 4) return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated tokenizer.bin (%zu bytes, no header)", path, size);
@@ -26,6 +26,10 @@ static qb_status check_records(qb_ctx *ctx, const char *path, const char *buf, s
                            path, id, n, (int)len);
         pos += (size_t)len;
     }
+    if (pos != size)
+        return qb_fail(ctx, QB_ERR_FORMAT,
+                       "%s: holds more than the model's %d tokens (%zu bytes left over): a tokenizer for another "
+                       "vocabulary?", path, n, size - pos);
     return QB_OK;
 }
 
