@@ -61,6 +61,15 @@ typedef struct QB_PACKED {
 } qb_block_q8_0;
 _Static_assert(sizeof(qb_block_q8_0) == 34, "q8_0 block is 34 bytes");
 
+/* Q8_1: as Q8_0 plus s = d * (sum of the 32 q), the block sum a Q4_1 / Q5_1 dot product needs
+ * for its offset term. Used for activations only (ggml has no Q8_1 dequantizer). */
+typedef struct QB_PACKED {
+    uint16_t d;      /* f16 scale */
+    uint16_t s;      /* f16: d * sum(qs) */
+    int8_t qs[32];
+} qb_block_q8_1;
+_Static_assert(sizeof(qb_block_q8_1) == 36, "q8_1 block is 36 bytes");
+
 /* Q2_K: 16 sub-blocks of 16. x = (d * sc) * q - dmin * mn, q in 0..3, where scales[s] holds
  * sc (low nibble) and mn (high nibble) of sub-block s. Element e: half h = e/128, r = e%128;
  * q = (qs[32h + r%32] >> 2*(r/32)) & 3; sub-block s = e/16. */
@@ -159,5 +168,24 @@ void qb_dequant_q5_K_ref(const qb_block_q5_K *x, float *y, int64_t nb);
 void qb_dequant_q6_K_ref(const qb_block_q6_K *x, float *y, int64_t nb);
 void qb_dequant_q8_K_ref(const qb_block_q8_K *x, float *y, int64_t nb);
 void qb_dequant_iq4_xs_ref(const qb_block_iq4_xs *x, float *y, int64_t nb);
+
+/* Per-format scalar quantizers over nb whole blocks (quant_ref.c, quant_kquants_ref.c): the
+ * spec that writes the bytes ggml's quantize_row_*_ref writes for the same input (for IQ4_XS,
+ * ggml's quantize_iq4_xs without an importance matrix). qb_quant_row_ref dispatches to them. */
+void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb);
+void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb);
+void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb);
+void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb);
+void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb);
+void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb);
+void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb);
+
+/* Helpers the IQ4_NL and IQ4_XS quantizers share (quant_ref.c). qb_iq4nl_index: the code
+ * book entry nearest to v (a tie goes to the upper entry; NaN maps to 15).
+ * qb_iq4nl_group_scale: the scale d that best fits the 32 values x with d * kvalues[q]
+ * (weights x^2; the start max/127, then fifteen candidates near it); 0 for a group whose
+ * largest magnitude is below 1e-15. */
+int qb_iq4nl_index(float v);
+float qb_iq4nl_group_scale(const float *x);
 
 #endif

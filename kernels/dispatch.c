@@ -1,6 +1,10 @@
-/* dispatch.c — choose the kernel table once from cpuid; QB_ISA=ref|avx2|avx512 overrides
- * (a request the CPU cannot run falls back to the best it can). */
+/* dispatch.c — choose the kernel table once from cpuid; QB_ISA=ref|avx2|avx512|avx512vnni
+ * overrides (a request the CPU cannot run falls back to the best it can). "avx512vnni" is the
+ * AVX-512 table with the packed-weight dot products that use AVX512-VNNI; it is the default
+ * where cpuid reports VNNI, and "avx512" keeps the AVX-512BW versions. */
 #include "kernels.h"
+
+#include "core/qb.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,17 +23,53 @@ void qb_tile_f32_avx512(int, const float *, size_t, int, const float *, size_t, 
 void qb_f16_to_f32_avx512(int, const uint16_t *, float *);
 void qb_bf16_to_f32_avx512(int, const uint16_t *, float *);
 
+/* Packed-weight dot products and activation quantizers (qdot_*.c), one set per ISA. */
+#define QDOT_DECL(t, sfx) void qb_qdot_##t##_##sfx(int, const void *, const void *, size_t, int, float *);
+#define QDOT_DECLS(sfx)                                                                               \
+    QDOT_DECL(q4_0, sfx) QDOT_DECL(q4_1, sfx) QDOT_DECL(q5_0, sfx) QDOT_DECL(q5_1, sfx)               \
+    QDOT_DECL(q8_0, sfx) QDOT_DECL(iq4_nl, sfx) QDOT_DECL(q2_K, sfx) QDOT_DECL(q3_K, sfx)             \
+    QDOT_DECL(q4_K, sfx) QDOT_DECL(q5_K, sfx) QDOT_DECL(q6_K, sfx) QDOT_DECL(iq4_xs, sfx)             \
+    void qb_quantize_q8_0_##sfx(const float *, void *, int);                                          \
+    void qb_quantize_q8_1_##sfx(const float *, void *, int);                                          \
+    void qb_quantize_q8_K_##sfx(const float *, void *, int);
+QDOT_DECLS(ref)
+QDOT_DECLS(avx2)
+QDOT_DECLS(avx512)
+#define QDOT_DECL_VNNI(t) QDOT_DECL(t, avx512vnni)
+QDOT_DECL_VNNI(q4_0) QDOT_DECL_VNNI(q4_1) QDOT_DECL_VNNI(q5_0) QDOT_DECL_VNNI(q5_1) QDOT_DECL_VNNI(q8_0)
+QDOT_DECL_VNNI(iq4_nl) QDOT_DECL_VNNI(q2_K) QDOT_DECL_VNNI(q3_K) QDOT_DECL_VNNI(q4_K) QDOT_DECL_VNNI(q5_K)
+QDOT_DECL_VNNI(q6_K) QDOT_DECL_VNNI(iq4_xs)
+
+/* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
+#define QDOT_MEMBERS(sfx, asfx)                                                                       \
+    .qdot = {[QB_TYPE_Q4_0] = qb_qdot_q4_0_##sfx,     [QB_TYPE_Q4_1] = qb_qdot_q4_1_##sfx,            \
+             [QB_TYPE_Q5_0] = qb_qdot_q5_0_##sfx,     [QB_TYPE_Q5_1] = qb_qdot_q5_1_##sfx,            \
+             [QB_TYPE_Q8_0] = qb_qdot_q8_0_##sfx,     [QB_TYPE_IQ4_NL] = qb_qdot_iq4_nl_##sfx,        \
+             [QB_TYPE_Q2_K] = qb_qdot_q2_K_##sfx,     [QB_TYPE_Q3_K] = qb_qdot_q3_K_##sfx,            \
+             [QB_TYPE_Q4_K] = qb_qdot_q4_K_##sfx,     [QB_TYPE_Q5_K] = qb_qdot_q5_K_##sfx,            \
+             [QB_TYPE_Q6_K] = qb_qdot_q6_K_##sfx,     [QB_TYPE_IQ4_XS] = qb_qdot_iq4_xs_##sfx},       \
+    .quantize_act = {[QB_TYPE_Q8_0] = qb_quantize_q8_0_##asfx, [QB_TYPE_Q8_1] = qb_quantize_q8_1_##asfx, \
+                     [QB_TYPE_Q8_K] = qb_quantize_q8_K_##asfx}
+
 static const qb_kernel_table table_ref = {
-    "ref", qb_dot_f32_ref, qb_dot_f16_ref, qb_dot_bf16_ref, qb_tile_f32_ref, qb_f16_to_f32_row_ref,
-    qb_bf16_to_f32_row_ref,
+    .isa = "ref", .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
+    .tile_f32 = qb_tile_f32_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
+    QDOT_MEMBERS(ref, ref),
 };
 static const qb_kernel_table table_avx2 = {
-    "avx2", qb_dot_f32_avx2, qb_dot_f16_avx2, qb_dot_bf16_avx2, qb_tile_f32_avx2, qb_f16_to_f32_avx2,
-    qb_bf16_to_f32_avx2,
+    .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
+    .tile_f32 = qb_tile_f32_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
+    QDOT_MEMBERS(avx2, avx2),
 };
 static const qb_kernel_table table_avx512 = {
-    "avx512", qb_dot_f32_avx512, qb_dot_f16_avx512, qb_dot_bf16_avx512, qb_tile_f32_avx512, qb_f16_to_f32_avx512,
-    qb_bf16_to_f32_avx512,
+    .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
+    .tile_f32 = qb_tile_f32_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
+    QDOT_MEMBERS(avx512, avx512),
+};
+static const qb_kernel_table table_avx512vnni = {
+    .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
+    .tile_f32 = qb_tile_f32_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
+    QDOT_MEMBERS(avx512vnni, avx512),
 };
 
 static bool cpu_has_avx2(void)
@@ -45,11 +85,17 @@ static bool cpu_has_avx512(void)
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+static bool cpu_has_avx512vnni(void)
+{
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+
 const qb_kernel_table *qb_kernels_for(const char *isa)
 {
     if (strcmp(isa, "ref") == 0) return &table_ref;
     if (strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? &table_avx2 : NULL;
     if (strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? &table_avx512 : NULL;
+    if (strcmp(isa, "avx512vnni") == 0) return cpu_has_avx512vnni() ? &table_avx512vnni : NULL;
     return NULL;
 }
 
@@ -60,7 +106,10 @@ static void choose(void)
 {
     const char *want = getenv("QB_ISA");
     if (want && *want && (chosen = qb_kernels_for(want))) return;
-    chosen = cpu_has_avx512() ? &table_avx512 : cpu_has_avx2() ? &table_avx2 : &table_ref;
+    chosen = cpu_has_avx512vnni() ? &table_avx512vnni
+             : cpu_has_avx512()   ? &table_avx512
+             : cpu_has_avx2()     ? &table_avx2
+                                  : &table_ref;
 }
 
 const qb_kernel_table *qb_kernels(void)

@@ -22,7 +22,18 @@ typedef struct {
     /* row conversions to f32 */
     void (*f16_to_f32)(int n, const uint16_t *src, float *dst);
     void (*bf16_to_f32)(int n, const uint16_t *src, float *dst);
+    /* Packed weights (index: ggml type id of the weight row). qdot[t] computes nc (1..4) dot
+     * products of one weight row of n elements with nc activation rows already quantized to
+     * qb_act_type(t), each act_stride bytes apart: out[c] = w · x_c. NULL: no kernel. */
+    void (*qdot[40])(int n, const void *w, const void *xq, size_t act_stride, int nc, float *out);
+    /* Activation quantizers (index: Q8_0, Q8_1 or Q8_K): n floats → blocks. NULL: none. */
+    void (*quantize_act[40])(const float *x, void *xq, int n);
 } qb_kernel_table;
+
+/* The activation type a packed weight type multiplies against (as in ggml's vec_dot_type):
+ * Q8_0 for Q4_0, Q5_0, Q8_0, IQ4_NL; Q8_1 for Q4_1, Q5_1; Q8_K for the K formats and IQ4_XS;
+ * -1 for types without a packed dot product (F32, F16, BF16 use the float kernels above). */
+int qb_act_type(int weight_type);
 
 /* The table for this CPU (initialised on first call, thread-safe). */
 const qb_kernel_table *qb_kernels(void);
@@ -42,5 +53,11 @@ void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's
  * dequantize_row_* exactly. */
 bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
+
+/* Quantize n floats (a multiple of the type's block size) into ggml block type `type`,
+ * byte for byte as llama-quantize does without an importance matrix (ggml's
+ * quantize_row_*_ref; for IQ4_NL / IQ4_XS its quantize_iq4_nl / quantize_iq4_xs searches). Covers Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+ * Q6_K, Q8_K, IQ4_NL, IQ4_XS, F16, BF16, F32. Returns false for other types or bad n. */
+bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
 
 #endif

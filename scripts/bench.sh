@@ -11,6 +11,7 @@
 #   QB_MODELS        shared models (default ../shared/models)
 #   QB_BENCH_DIR     cache for generated models and results (default ~/.cache/quantbench-bench)
 #   BENCH_P BENCH_N BENCH_THREADS BENCH_REPS   -p -n -t -r for both tools (128 64 2 5)
+#   BENCH_TIMEOUT    seconds one tool may take for one test of one model (600; 0 = none)
 #   BENCH_MODELS     which models, space-separated, from: docs26m-f16 docs26m-f32
 #                    tinyllama-f16 tinyllama-f32 (default: all but tinyllama-f32)
 #   BENCH_TINYLLAMA_F32=1   add tinyllama-f32 (a 4.4 GB file) to the default list
@@ -29,6 +30,7 @@ P=${BENCH_P:-128}
 N=${BENCH_N:-64}
 T=${BENCH_THREADS:-2}
 R=${BENCH_REPS:-5}
+TIMEOUT=${BENCH_TIMEOUT:-600}
 LLAMA_BIN=${LLAMA_CPP_BIN:-}
 DEFAULT_MODELS="docs26m-f16 docs26m-f32 tinyllama-f16"
 [ "${BENCH_TINYLLAMA_F32:-0}" = 1 ] && DEFAULT_MODELS="$DEFAULT_MODELS tinyllama-f32"
@@ -37,10 +39,10 @@ WANT=${BENCH_MODELS:-$DEFAULT_MODELS}
 say() { printf 'bench: %s\n' "$*"; }
 die() { say "$*" >&2; exit 2; }
 
-for v in "P=$P" "N=$N" "T=$T" "R=$R"; do
-    case ${v#*=} in '' | *[!0-9]*) die "BENCH_${v%%=*} must be a non-negative integer, not '${v#*=}'" ;; esac
+for v in "BENCH_P=$P" "BENCH_N=$N" "BENCH_THREADS=$T" "BENCH_REPS=$R" "BENCH_TIMEOUT=$TIMEOUT"; do
+    case ${v#*=} in '' | *[!0-9]*) die "${v%%=*} must be a non-negative integer, not '${v#*=}'" ;; esac
 done
-[ "$T" -ge 1 ] && [ "$R" -ge 1 ] || die "BENCH_THREADS and BENCH_REPS must be at least 1"
+if [ "$T" -lt 1 ] || [ "$R" -lt 1 ]; then die "BENCH_THREADS and BENCH_REPS must be at least 1"; fi
 [ "$P" -ge 1 ] || [ "$N" -ge 1 ] || die "one of BENCH_P and BENCH_N must be at least 1"
 [ -x "$QB" ] || die "$QB not found: run make first"
 mkdir -p "$DIR" || die "cannot create $DIR"
@@ -49,12 +51,15 @@ trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
 # --- the helper program: rebuilt when older than its source or libqb.a ---
-if ! [ -x "$SYNTH" ] || [ tests/bench/synth_model.c -nt "$SYNTH" ] || [ "$BUILD/libqb.a" -nt "$SYNTH" ]; then
+if ! [ -x "$SYNTH" ] || [ -n "$(find tests/bench/synth_model.c "$BUILD/libqb.a" -newer "$SYNTH" 2>/dev/null)" ]; then
     say "building $SYNTH"
     # shellcheck disable=SC2046
-    ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels tests/bench/synth_model.c \
+    if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels tests/bench/synth_model.c \
         "$BUILD/libqb.a" $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread \
-        -o "$TMP/synth_model" && mv -f "$TMP/synth_model" "$SYNTH" || die "cannot build $SYNTH"
+        -o "$TMP/synth_model"; then
+        die "cannot build $SYNTH"
+    fi
+    mv -f "$TMP/synth_model" "$SYNTH" || die "cannot write $SYNTH"
 fi
 
 # --- llama.cpp, if we have it ---
@@ -139,42 +144,73 @@ parse_llama_csv() {
            next }
     { split_csv($0, a); p = a[col["n_prompt"]] + 0; g = a[col["n_gen"]] + 0
       t = (g == 0) ? "pp" p : (p == 0) ? "tg" g : "pp" p "+tg" g
-      printf "%s,%s,%s\n", t, a[col["avg_ts"]], (col["stddev_ts"] ? a[col["stddev_ts"]] : 0) }'
+      printf "%s,%.2f,%.2f\n", t, a[col["avg_ts"]], (col["stddev_ts"] ? a[col["stddev_ts"]] : 0) }'
 }
 
 QB_FAILED=0
 : >"$TMP/raw"   # label,test,tool,mean,sd
 : >"$TMP/bytes" # label,bytes_per_token
 
-# bench_one NAME FILE: both tools on one model, ours first.
+# limited CMD...: run CMD with the per-run time limit (when coreutils timeout exists).
+limited() {
+    if [ "$TIMEOUT" -gt 0 ] && command -v timeout >/dev/null 2>&1; then timeout "$TIMEOUT" "$@"; else "$@"; fi
+}
+
+# run_qb LABEL FILE P N: one quantbench run (one test); failures and timeouts count.
+run_qb() {
+    limited "$QB" bench "$2" -p "$3" -n "$4" -t "$T" -r "$R" --csv >"$TMP/qb.out" 2>"$TMP/qb.err"
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        cat "$TMP/qb.err" >&2
+        if [ "$rc" -eq 124 ]; then say "ERROR: quantbench took over ${TIMEOUT}s on $2 (busy machine? BENCH_TIMEOUT)"
+        else say "ERROR: quantbench bench failed (status $rc) on $2"; fi
+        QB_FAILED=1
+        return
+    fi
+    while IFS=, read -r _m test _t mean sd; do
+        printf '   quantbench  %-6s %10s ± %s t/s\n' "$test" "$mean" "$sd"
+        echo "$1,$test,qb,$mean,$sd" >>"$TMP/raw"
+    done <"$TMP/qb.out"
+}
+
+# run_ll LABEL FILE P N: one llama-bench run (one test); failures are notes.
+run_ll() {
+    [ -n "$LLAMA_BENCH" ] || return 0
+    limited "$LLAMA_BENCH" -m "$2" -p "$3" -n "$4" -t "$T" -r "$R" -o csv >"$TMP/ll.csv" 2>"$TMP/ll.err"
+    rc=$?
+    if [ "$rc" -ne 0 ] || ! parse_llama_csv <"$TMP/ll.csv" >"$TMP/ll.out"; then
+        tail -n 5 "$TMP/ll.err" >&2
+        if [ "$rc" -eq 124 ]; then say "note: llama-bench took over ${TIMEOUT}s on $2: no comparison for this test"
+        else say "note: llama-bench failed (status $rc) on $2: no comparison for this test"; fi
+        return 0
+    fi
+    while IFS=, read -r test mean sd; do
+        printf '   llama.cpp   %-6s %10.2f ± %.2f t/s\n' "$test" "$mean" "$sd"
+        echo "$1,$test,ll,$mean,$sd" >>"$TMP/raw"
+    done <"$TMP/ll.out"
+}
+
+# bench_one NAME FILE: for each test (pp, then tg), quantbench then llama-bench, back to back.
 bench_one() {
     label=$(label_of "$1") f=$2
     say "== $label  ($f)"
-    if "$QB" bench "$f" -p "$P" -n "$N" -t "$T" -r "$R" --csv >"$TMP/qb.out" 2>"$TMP/qb.err"; then
-        while IFS=, read -r _m test _t mean sd; do
-            printf '   quantbench  %-6s %10s ± %s t/s\n' "$test" "$mean" "$sd"
-            echo "$label,$test,qb,$mean,$sd" >>"$TMP/raw"
-        done <"$TMP/qb.out"
-    else
-        cat "$TMP/qb.err" >&2
-        say "ERROR: quantbench bench failed on $f"
-        QB_FAILED=1
+    if [ "$P" -gt 0 ]; then
+        run_qb "$label" "$f" "$P" 0
+        run_ll "$label" "$f" "$P" 0
     fi
-    if [ -n "$LLAMA_BENCH" ]; then
-        if "$LLAMA_BENCH" -m "$f" -p "$P" -n "$N" -t "$T" -r "$R" -o csv >"$TMP/ll.csv" 2>"$TMP/ll.err" &&
-            parse_llama_csv <"$TMP/ll.csv" >"$TMP/ll.out"; then
-            while IFS=, read -r test mean sd; do
-                printf '   llama.cpp   %-6s %10.2f ± %.2f t/s\n' "$test" "$mean" "$sd"
-                echo "$label,$test,ll,$mean,$sd" >>"$TMP/raw"
-            done <"$TMP/ll.out"
-        else
-            tail -n 5 "$TMP/ll.err" >&2
-            say "note: llama-bench failed on $f (see above); no comparison for this model"
-        fi
+    if [ "$N" -gt 0 ]; then
+        run_qb "$label" "$f" 0 "$N"
+        run_ll "$label" "$f" 0 "$N"
     fi
     wb=$("$SYNTH" --weight-bytes "$f" 2>/dev/null) && echo "$label,${wb#* }" >>"$TMP/bytes"
 }
 
+load_now() { awk '{ print $1 }' /proc/loadavg 2>/dev/null || echo "?"; }
+LOAD0=$(load_now)
+case $LOAD0 in
+0.[0-4]* | \?) ;;
+*) say "note: load average $LOAD0 before starting: other processes are running, numbers will be noisy" ;;
+esac
 say "settings: -p $P -n $N -t $T -r $R; cache $DIR"
 for m in $WANT; do
     model_file "$m" || continue
@@ -191,7 +227,9 @@ fi
 STAMP=$(date +%Y-%m-%d_%H%M%S)
 CSV="$DIR/results-$STAMP.csv"
 CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null | tr ',' ' ')
-awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v thr="$T" -v ll="${LLAMA_BENCH:+1}" '
+LOAD="$LOAD0 $(load_now)"
+awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v thr="$T" -v ll="${LLAMA_BENCH:+1}" \
+    -v load="$LOAD" '
     FILENAME ~ /bytes$/ { bpt[$1] = $2; next }
     { k = $1 SUBSEP $2
       if (!(k in seen)) { seen[k] = 1; order[++n] = k; lab[k] = $1; tst[k] = $2 }
@@ -204,7 +242,7 @@ awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v 
         print ""
         printf "| %-26s | %-6s | %20s | %20s | %6s |\n", "model", "test", "quantbench t/s", "llama.cpp t/s", "ratio"
         printf "| %-26s | %-6s | %20s | %20s | %6s |\n", "--------------------------", "------", "-------------------:", "-------------------:", "-----:"
-        print "date,cpu,threads,model,test,quantbench_tps,quantbench_sd,llamacpp_tps,llamacpp_sd,ratio,bytes_per_token,quantbench_gbs,llamacpp_gbs,membw_gbs" > csv
+        print "date,cpu,threads,model,test,quantbench_tps,quantbench_sd,llamacpp_tps,llamacpp_sd,ratio,bytes_per_token,quantbench_gbs,llamacpp_gbs,membw_gbs,loadavg_start_end" > csv
         for (i = 1; i <= n; i++) {
             k = order[i]; q = mean[k, "qb"]; l = mean[k, "ll"]
             ratio = (q != "" && l != "" && l > 0) ? sprintf("%.2f", q / l) : ""
@@ -212,7 +250,7 @@ awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v 
             b = (tst[k] ~ /^tg/ && lab[k] in bpt) ? bpt[lab[k]] : ""
             qg = (b != "" && q != "") ? sprintf("%.2f", b * q / 1e9) : ""
             lg = (b != "" && l != "") ? sprintf("%.2f", b * l / 1e9) : ""
-            printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", stamp, cpu, thr, lab[k], tst[k], q, sd[k, "qb"], l, sd[k, "ll"], ratio, b, qg, lg, bw > csv
+            printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", stamp, cpu, thr, lab[k], tst[k], q, sd[k, "qb"], l, sd[k, "ll"], ratio, b, qg, lg, bw, load > csv
             if (b != "" && lab[k] ~ /^TinyLlama/) {
                 out[++no] = sprintf("%s %s: %.3f GB of weights read per token", lab[k], tst[k], b / 1e9)
                 if (qg != "") out[++no] = sprintf("  quantbench: generation reads %s GB/s%s", qg, pct(qg))
@@ -222,6 +260,9 @@ awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v 
         if (no) print ""
         for (j = 1; j <= no; j++) print out[j]
         if (!ll) print "\n(llama.cpp comparison skipped: set LLAMA_CPP_BIN to the folder holding llama-bench)"
+        split(load, la, " ")
+        printf "\nload average at start %s, at end %s%s\n", la[1], la[2], \
+            (la[1] + 0 >= 0.5 || la[2] + 0 >= thr + 0.5) ? ": the machine was busy, treat these numbers as rough" : ""
     }' "$TMP/bytes" "$TMP/raw"
 
 echo

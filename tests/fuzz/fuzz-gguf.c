@@ -94,7 +94,7 @@ static void check_gguf(const qb_gguf *g, const uint8_t *data, size_t size)
 
 static void check_tokenizer(qb_ctx *ctx, const qb_tokenizer *tok)
 {
-    static const char sample[] = "Hello world! \xc3\xbcn\xc3\xafc\xc3\xb6" "d\xc3\xa9 123 <s>\n\tx";
+    static const char sample[] = "Hello world! \xc3\xbc" "n\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 123 <s>\n\tx";
     int32_t *ids = NULL;
     int n = 0;
     int nv = qb_tokenizer_vocab_size(tok);

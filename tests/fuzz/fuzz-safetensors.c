@@ -2,11 +2,77 @@
  * (qb_safetensors_parse). On success the documented contract is checked: every tensor's
  * bytes lie inside the input and match shape x dtype size, no two non-empty tensors overlap,
  * lookups by name work; each tensor's first and last byte is read so ASan sees any range that
- * is not really there. Built and run by scripts/fuzz.sh. */
+ * is not really there. Then the input goes through the Hugging Face model loader: written as
+ * model.safetensors beside a fixed tiny config.json (TINY_CONFIG) in a temp directory (under
+ * $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR), opened with qb_model_open (weights only), so
+ * name mapping, per-tensor checks and qb_model_bind see fuzzed shapes and dtypes.
+ * Built and run by scripts/fuzz.sh. */
+#include "core/model/model.h"
 #include "core/model/safetensors.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The shapes scripts/fuzz.sh's tiny-llama.safetensors seed has. */
+#define TINY_CONFIG                                                                                        \
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 16,"           \
+    " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"vocab_size\": 16,"  \
+    " \"max_position_embeddings\": 32, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": false}"
+
+static char tmp_dir[256];
+static char st_path[300], cfg_path[300];
+
+static void cleanup(void)
+{
+    if (st_path[0]) unlink(st_path);
+    if (cfg_path[0]) unlink(cfg_path);
+    if (tmp_dir[0]) rmdir(tmp_dir);
+}
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    if (size && fwrite(data, 1, size, f) != size) abort();
+    fclose(f);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
+    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-st-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmp_dir)) {
+        perror("fuzz-safetensors: mkdtemp");
+        abort();
+    }
+    snprintf(st_path, sizeof st_path, "%s/model.safetensors", tmp_dir);
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", tmp_dir);
+    write_file(cfg_path, TINY_CONFIG, sizeof TINY_CONFIG - 1);
+    atexit(cleanup);
+    return 0;
+}
+
+static void try_model(const uint8_t *data, size_t size)
+{
+    write_file(st_path, data, size);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model_opts opts = {.skip_tokenizer = true};
+    qb_model *m = NULL;
+    if (qb_model_open(&ctx, tmp_dir, &opts, &m) == QB_OK) {
+        if (!m || m->kind != QB_FILE_SAFETENSORS || !m->tok_embd || !m->output || !m->layers) __builtin_trap();
+        (void)qb_model_params(m);
+        qb_model_close(m);
+    } else if (m) {
+        __builtin_trap();
+    }
+    unlink(st_path);
+}
 
 static volatile uint8_t sink;
 
@@ -44,11 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_st_file f;
-    if (qb_safetensors_parse(&ctx, "fuzz.safetensors", data, size, &f) == QB_OK) {
-        check(&f, data, size);
-    } else if (f.n_tensors != 0 || f.tensors != NULL) {
-        __builtin_trap(); /* on failure *out is left empty */
-    }
+    bool ok = qb_safetensors_parse(&ctx, "fuzz.safetensors", data, size, &f) == QB_OK;
+    if (ok) check(&f, data, size);
+    else if (f.n_tensors != 0 || f.tensors != NULL) __builtin_trap(); /* on failure *out is left empty */
     qb_safetensors_free(&f);
+    if (ok) try_model(data, size);
     return 0;
 }

@@ -9,7 +9,8 @@
  * are required; an optional one whose file is missing is skipped.
  * Checks: every id is inside the vocabulary; for the byte-level BPE vocabularies, decoding the
  * ids gives back the input bytes exactly whenever the input is valid UTF-8 (__builtin_trap on
- * a mismatch); for SentencePiece-style ones, no crash. Built and run by scripts/fuzz.sh. */
+ * a mismatch); for SentencePiece-style ones, no crash. The input is also read as a sequence of
+ * int32 ids (out-of-range ones included) and decoded. Built and run by scripts/fuzz.sh. */
 #include "core/model/gguf.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -131,20 +132,49 @@ static void run(const vocab *v, const uint8_t *data, size_t size, bool utf8, boo
     if (!ids || n < 0 || (bos && (n < 1 || ids[0] != qb_tokenizer_bos(t)))) __builtin_trap();
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= nv) __builtin_trap();
-    char *s = qb_detokenize(t, ids, n);
-    if (!s) __builtin_trap();
-    size_t len = strlen(s); /* text may hold NULs: recount from the pieces below */
+    /* the decoded bytes, token by token (binary-exact), and qb_detokenize's C string */
     size_t total = 0;
-    char small[3];
+    for (int i = 0; i < n; i++) total += qb_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], NULL, 0);
+    char *bytes = malloc(total + 1);
+    if (!bytes) abort();
+    size_t o = 0;
     for (int i = 0; i < n; i++) {
+        char small[3]; /* also exercise the truncating path */
         size_t k = qb_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], small, sizeof small);
-        total += k;
+        size_t k2 = qb_token_to_bytes(t, i ? ids[i - 1] : -1, ids[i], bytes + o, total - o);
+        if (k != k2 || k > total - o || memcmp(small, bytes + o, k < sizeof small ? k : sizeof small) != 0)
+            __builtin_trap();
+        o += k;
     }
-    if (len > total) __builtin_trap();
-    if (v->exact && utf8 && !bos && (total != size || memcmp(s, data, size) != 0)) {
+    char *s = qb_detokenize(t, ids, n);
+    if (!s || o != total) __builtin_trap();
+    size_t len = strlen(s); /* ends early at a decoded NUL */
+    if (len > total || memcmp(s, bytes, len) != 0) __builtin_trap();
+    if (v->exact && utf8 && !bos && (total != size || memcmp(bytes, data, size) != 0)) {
         fprintf(stderr, "%s: round trip differs: %zu bytes in, %zu bytes out, %d ids\n", v->label, size, total, n);
         __builtin_trap();
     }
+    free(bytes);
+    free(s);
+    free(ids);
+}
+
+/* The input read as little-endian int32 ids, in range or not: decoding must cope. */
+static void decode_ids(const vocab *v, const uint8_t *data, size_t size)
+{
+    int n = (int)(size / 4);
+    int32_t *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids) abort();
+    for (int i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 | (uint32_t)data[4 * i + 2] << 16 |
+                     (uint32_t)data[4 * i + 3] << 24;
+        /* mostly ids near the vocabulary, sometimes anything */
+        ids[i] = (u >> 31) ? (int32_t)u : (int32_t)(u % (uint32_t)(qb_tokenizer_vocab_size(v->tok) + 2)) - 1;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += qb_token_to_bytes(v->tok, i ? ids[i - 1] : -1, ids[i], NULL, 0);
+    char *s = qb_detokenize(v->tok, ids, n);
+    if (!s || strlen(s) > total) __builtin_trap();
     free(s);
     free(ids);
 }
@@ -155,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < n_vocabs; i++) {
         run(&vocabs[i], data, size, utf8, false);
         if (size && (data[0] & 1)) run(&vocabs[i], data, size, utf8, true); /* with BOS, for half the inputs */
+        decode_ids(&vocabs[i], data, size);
     }
     return 0;
 }

@@ -71,6 +71,16 @@ size_t qb_gguf_type_size(uint32_t type)
     }
 }
 
+/* A float value as int64 without undefined behaviour: NaN gives 0, out-of-range values
+ * saturate (a hostile file may store 1e300 where an integer is expected). */
+static int64_t f64_to_i64(double d)
+{
+    if (d != d) return 0;
+    if (d >= 9223372036854775808.0) return INT64_MAX;
+    if (d < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)d;
+}
+
 /* Widen one scalar at p into kv's i64/u64/f64. */
 static void set_scalar(qb_gguf_kv *kv, uint32_t type, const uint8_t *p)
 {
@@ -85,10 +95,10 @@ static void set_scalar(qb_gguf_kv *kv, uint32_t type, const uint8_t *p)
     case QB_GGUF_INT16: kv->i64 = v.i16; kv->u64 = (uint64_t)v.i16; kv->f64 = v.i16; break;
     case QB_GGUF_UINT32: kv->u64 = v.u32; kv->i64 = v.u32; kv->f64 = v.u32; break;
     case QB_GGUF_INT32: kv->i64 = v.i32; kv->u64 = (uint64_t)v.i32; kv->f64 = v.i32; break;
-    case QB_GGUF_FLOAT32: kv->f64 = v.f32; kv->i64 = (int64_t)v.f32; kv->u64 = (uint64_t)kv->i64; break;
+    case QB_GGUF_FLOAT32: kv->f64 = v.f32; kv->i64 = f64_to_i64(v.f32); kv->u64 = (uint64_t)kv->i64; break;
     case QB_GGUF_UINT64: kv->u64 = v.u64; kv->i64 = (int64_t)v.u64; kv->f64 = (double)v.u64; break;
     case QB_GGUF_INT64: kv->i64 = v.i64; kv->u64 = (uint64_t)v.i64; kv->f64 = (double)v.i64; break;
-    case QB_GGUF_FLOAT64: kv->f64 = v.f64; kv->i64 = (int64_t)v.f64; kv->u64 = (uint64_t)kv->i64; break;
+    case QB_GGUF_FLOAT64: kv->f64 = v.f64; kv->i64 = f64_to_i64(v.f64); kv->u64 = (uint64_t)kv->i64; break;
     }
 }
 

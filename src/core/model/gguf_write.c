@@ -85,8 +85,37 @@ void qb_gguf_writer_free(qb_gguf_writer *w)
     free(w);
 }
 
+void qb_gguf_remove_kv(qb_gguf_writer *w, const char *key)
+{
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (!strcmp(w->kv[i].key, key)) {
+            free(w->kv[i].key);
+            free(w->kv[i].payload);
+            memmove(&w->kv[i], &w->kv[i + 1], (w->n_kv - i - 1) * sizeof *w->kv);
+            w->n_kv--;
+            return;
+        }
+}
+
 static bool add_kv(qb_gguf_writer *w, const char *key, uint32_t type, buf *payload)
 {
+    if (!payload->oom && !strcmp(key, "general.alignment") && type == QB_GGUF_UINT32 && payload->len == 4) {
+        uint32_t a;
+        memcpy(&a, payload->p, 4);
+        if (a && !(a & (a - 1))) w->alignment = a;
+    }
+    for (size_t i = 0; i < w->n_kv; i++) /* replace in place, keeping the order */
+        if (!strcmp(w->kv[i].key, key)) {
+            if (payload->oom) {
+                free(payload->p);
+                return false;
+            }
+            free(w->kv[i].payload);
+            w->kv[i].type = type;
+            w->kv[i].payload = payload->p;
+            w->kv[i].len = payload->len;
+            return true;
+        }
     kv_entry *nk = payload->oom ? NULL : realloc(w->kv, (w->n_kv + 1) * sizeof *nk);
     char *k = nk ? strdup(key) : NULL;
     if (!k) {
@@ -96,11 +125,6 @@ static bool add_kv(qb_gguf_writer *w, const char *key, uint32_t type, buf *paylo
     }
     w->kv = nk;
     w->kv[w->n_kv++] = (kv_entry){k, type, payload->p, payload->len};
-    if (!strcmp(key, "general.alignment") && type == QB_GGUF_UINT32 && payload->len == 4) {
-        uint32_t a;
-        memcpy(&a, payload->p, 4);
-        if (a && !(a & (a - 1))) w->alignment = a;
-    }
     return true;
 }
 
@@ -145,6 +169,44 @@ bool qb_gguf_set_arr(qb_gguf_writer *w, const char *key, uint32_t elem_type, con
     put_u64(&b, n);
     put(&b, vals, n * es);
     return add_kv(w, key, QB_GGUF_ARRAY, &b);
+}
+
+/* The value bytes of a scalar kv in its own type, rebuilt from the widened fields. */
+static void put_scalar(buf *b, const qb_gguf_kv *kv)
+{
+    union { uint8_t u8; uint16_t u16; uint32_t u32; uint64_t u64; float f32; double f64; } v;
+    switch (kv->type) {
+    case QB_GGUF_FLOAT32: v.f32 = (float)kv->f64; break;
+    case QB_GGUF_FLOAT64: v.f64 = kv->f64; break;
+    case QB_GGUF_UINT8: case QB_GGUF_INT8: case QB_GGUF_BOOL: v.u8 = (uint8_t)kv->u64; break;
+    case QB_GGUF_UINT16: case QB_GGUF_INT16: v.u16 = (uint16_t)kv->u64; break;
+    case QB_GGUF_UINT32: case QB_GGUF_INT32: v.u32 = (uint32_t)kv->u64; break;
+    default: v.u64 = kv->u64; break;
+    }
+    put(b, &v, qb_gguf_type_size(kv->type));
+}
+
+bool qb_gguf_copy_kv(qb_gguf_writer *w, const void *kvp)
+{
+    const qb_gguf_kv *kv = kvp;
+    buf b = {0};
+    if (kv->type == QB_GGUF_STRING) {
+        put_str(&b, kv->str);
+    } else if (kv->type == QB_GGUF_ARRAY) {
+        put_u32(&b, kv->arr_type);
+        put_u64(&b, kv->arr_n);
+        if (kv->arr_type == QB_GGUF_STRING) {
+            for (uint64_t i = 0; i < kv->arr_n; i++) {
+                put_u64(&b, kv->arr_str[i].len);
+                put(&b, kv->arr_str[i].ptr, kv->arr_str[i].len);
+            }
+        } else {
+            put(&b, kv->arr_data, kv->arr_n * qb_gguf_type_size(kv->arr_type));
+        }
+    } else {
+        put_scalar(&b, kv);
+    }
+    return add_kv(w, kv->key, kv->type, &b);
 }
 
 bool qb_gguf_add_tensor(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne, const void *data)

@@ -23,6 +23,12 @@ bool qb_gguf_set_arr_str(qb_gguf_writer *w, const char *key, const char *const *
 /* Array of n numeric elements of GGUF type elem_type (QB_GGUF_FLOAT32, QB_GGUF_INT32, ...). */
 bool qb_gguf_set_arr(qb_gguf_writer *w, const char *key, uint32_t elem_type, const void *vals, size_t n);
 
+/* Copy one key/value read by the GGUF reader (any type, arrays included). When a key is set
+ * twice the later value replaces the earlier one in place. */
+bool qb_gguf_copy_kv(qb_gguf_writer *w, const void *kv /* const qb_gguf_kv * */);
+/* Remove a key if present. */
+void qb_gguf_remove_kv(qb_gguf_writer *w, const char *key);
+
 /* Add a tensor; ne[0] is the row length. data is BORROWED until the write call; NULL data
  * writes zeros. Returns false for unknown types, bad dims or rows not a multiple of the block. */
 bool qb_gguf_add_tensor(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,

@@ -158,9 +158,10 @@ static qb_status read_floats(qb_ctx *ctx, const char *path, json_t *root, qb_con
         return st;
     json_t *rp = json_object_get(root, "rope_parameters");
     if (json_is_object(rp) && (st = get_num(ctx, path, rp, "rope_theta", &theta)) != QB_OK) return st;
-    if (!(eps > 0 && eps < 1))
+    /* checked after the narrowing to float too: 1e-50 is positive, (float)1e-50 is 0 */
+    if (!(eps > 0 && eps < 1) || !((float)eps > 0))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: rms_norm_eps %g is out of range", path, eps);
-    if (!(theta > 0 && theta < 1e30))
+    if (!(theta > 0 && theta < 1e30) || !((float)theta > 0))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: rope_theta %g is out of range", path, theta);
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;

@@ -100,7 +100,7 @@ qb_status qb_model_load_llama2c(qb_ctx *ctx, qb_model *m, const qb_model_opts *o
     } else {
         memcpy(hdr, base, sizeof hdr);
         shared = hdr[5] > 0;
-        if (hdr[5] < 0) hdr[5] = -hdr[5];
+        if (hdr[5] < 0) hdr[5] = hdr[5] == INT32_MIN ? 0 : -hdr[5]; /* INT32_MIN: absurd, rejected below */
         header_bytes = 28;
     }
     qb_config *c = &m->cfg;

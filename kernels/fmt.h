@@ -1,0 +1,78 @@
+/* fmt.h — the row functions of the storage formats that are not ggml block types: integer RTN
+ * grids (fmt_int_ref.c), NF4 (fmt_nf4_ref.c), FP8 E4M3 / E5M2 (fmt_fp8_ref.c) and MXFP4
+ * (fmt_mxfp4_ref.c). Private to libqb: core/quant/format.c dispatches to them by format kind
+ * and validates every parameter first, so these functions trust their arguments (n a multiple
+ * of the block or group, bits in range). Byte layouts are documented at the top of each file.
+ *
+ * Like the other *_ref kernels they are scalar, single-threaded and pure (no state, no
+ * allocation): callers run them on many rows at once. Rows may start at any address. */
+#ifndef QB_FMT_H
+#define QB_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* ---- INT: round-to-nearest on an integer grid (GPTQ reference quantizer) ---------------- */
+
+/* Scale and zero point the GPTQ reference (IST-DASLab/gptq quant.py, find_params) gives a
+ * group whose smallest and largest values are xmin and xmax, for a grid of `bits` bits:
+ * xmin = min(xmin, 0), xmax = max(xmax, 0); sym: xmax = max(|xmin|, xmax), xmin = -xmax if
+ * xmin < 0; both 0 → (-1, +1); scale = (xmax - xmin) / (2^bits - 1); zero = 2^(bits-1) (sym)
+ * or round-half-even(-xmin / scale) (asym). All in f32, as the reference computes. */
+void qb_int_params(int bits, bool asym, float xmin, float xmax, float *scale, float *zero);
+
+/* Bytes of a row of n elements. group > 0: groups of `group` elements (must divide n), each
+ * with an f16 scale (and f16 zero); group <= 0: one f32 scale (and f32 zero) for the row. */
+size_t qb_int_row_bytes(int bits, int group, bool asym, int64_t n);
+/* Quantize one row. group as above. range: NULL, or {min, max} of the whole tensor to use
+ * instead of the row's own (per-tensor scale, only with group <= 0). */
+void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *dst, int64_t n,
+                          const float *range);
+void qb_dequant_row_int_ref(int bits, int group, bool asym, const void *src, float *y, int64_t n);
+
+/* ---- NF4: QLoRA's 4-bit NormalFloat, 64-element blocks -------------------------------------- */
+
+#define QB_NF4_BLOCK 64
+/* The 16 NormalFloat levels (bitsandbytes' table, ascending, code = index). */
+extern const float qb_nf4_levels[16];
+/* Nearest level's code for a value already divided by the block absmax (bitsandbytes'
+ * decision tree: ties go to the lower code; NaN → the zero level, code 7). */
+uint8_t qb_nf4_code(float v);
+
+/* n must be a multiple of 64. dq: absmax values quantized to int8 (double quantization). */
+size_t qb_nf4_row_bytes(bool dq, int64_t n);
+void qb_quant_row_nf4_ref(bool dq, const float *x, void *dst, int64_t n);
+void qb_dequant_row_nf4_ref(bool dq, const void *src, float *y, int64_t n);
+
+/* ---- FP8: OCP E4M3 ("fn": max 448, no inf, NaN 0x7f/0xff) and E5M2 (IEEE-like, max 57344) -- */
+
+#define QB_FP8_E4M3_MAX 448.0f
+#define QB_FP8_E5M2_MAX 57344.0f
+/* Exact conversions. f32 → fp8 rounds to nearest, ties to even, and saturates: |x| beyond the
+ * largest finite value (infinities included) gives ±max; NaN gives a NaN code (0x7f | sign). */
+uint8_t qb_fp8_e4m3_from_f32(float x);
+float qb_fp8_e4m3_to_f32(uint8_t c);
+uint8_t qb_fp8_e5m2_from_f32(float x);
+float qb_fp8_e5m2_to_f32(uint8_t c);
+
+/* A row: an f32 scale then n codes. absmax < 0: the row's own absmax (per channel); else the
+ * tensor's (per tensor). */
+size_t qb_fp8_row_bytes(int64_t n);
+void qb_quant_row_fp8_ref(bool e5m2, const float *x, void *dst, int64_t n, float absmax);
+void qb_dequant_row_fp8_ref(bool e5m2, const void *src, float *y, int64_t n);
+
+/* ---- MXFP4: OCP Microscaling FP4, 32 E2M1 elements sharing one E8M0 scale ----------------- */
+
+#define QB_MXFP4_BLOCK 32
+/* E2M1 code (s·eem: sign bit 3) of a value already divided by the block scale: round to
+ * nearest, ties to even, saturating at ±6; NaN → 0. And the value of a code. */
+uint8_t qb_e2m1_from_f32(float v);
+float qb_e2m1_to_f32(uint8_t c);
+
+/* n must be a multiple of 32. */
+size_t qb_mxfp4_row_bytes(int64_t n);
+void qb_quant_row_mxfp4_ref(const float *x, void *dst, int64_t n);
+void qb_dequant_row_mxfp4_ref(const void *src, float *y, int64_t n);
+
+#endif

@@ -1,0 +1,112 @@
+/* ftype.c — llama-quantize's file types and default tensor-type mix (a fact table of
+ * llama.cpp's rules for the types we support; the IQ1/IQ2/IQ3 importance-matrix types are
+ * not offered). */
+#include "ftype.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const qb_ftype ftypes[] = {
+    {"F32", 0, QB_TYPE_F32},       {"F16", 1, QB_TYPE_F16},       {"BF16", 32, QB_TYPE_BF16},
+    {"Q4_0", 2, QB_TYPE_Q4_0},     {"Q4_1", 3, QB_TYPE_Q4_1},     {"Q5_0", 8, QB_TYPE_Q5_0},
+    {"Q5_1", 9, QB_TYPE_Q5_1},     {"Q8_0", 7, QB_TYPE_Q8_0},     {"Q2_K", 10, QB_TYPE_Q2_K},
+    {"Q2_K_S", 21, QB_TYPE_Q2_K},  {"Q3_K_S", 11, QB_TYPE_Q3_K},  {"Q3_K_M", 12, QB_TYPE_Q3_K},
+    {"Q3_K_L", 13, QB_TYPE_Q3_K},  {"Q4_K_S", 14, QB_TYPE_Q4_K},  {"Q4_K_M", 15, QB_TYPE_Q4_K},
+    {"Q5_K_S", 16, QB_TYPE_Q5_K},  {"Q5_K_M", 17, QB_TYPE_Q5_K},  {"Q6_K", 18, QB_TYPE_Q6_K},
+    {"IQ4_NL", 25, QB_TYPE_IQ4_NL}, {"IQ4_XS", 30, QB_TYPE_IQ4_XS}, {NULL, 0, 0},
+};
+
+/* llama.cpp's aliases: "Q3_K" means Q3_K_M, "Q4_K" Q4_K_M, "Q5_K" Q5_K_M. */
+const qb_ftype *qb_ftype_lookup(const char *name)
+{
+    static const struct { const char *alias, *target; } aliases[] = {
+        {"Q3_K", "Q3_K_M"}, {"Q4_K", "Q4_K_M"}, {"Q5_K", "Q5_K_M"},
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (!strcasecmp(name, aliases[i].alias)) name = aliases[i].target;
+    for (const qb_ftype *f = ftypes; f->name; f++)
+        if (!strcasecmp(f->name, name)) return f;
+    return NULL;
+}
+
+const qb_ftype *qb_ftype_all(void) { return ftypes; }
+
+bool qb_ftype_quantizable(const char *name, int n_dims)
+{
+    size_t n = strlen(name);
+    return n >= 6 && !strcmp(name + n - 6, "weight") && n_dims >= 2 && !strstr(name, "_norm.weight");
+}
+
+static bool is(const qb_ftype *f, const char *name) { return !strcmp(f->name, name); }
+
+/* llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
+static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_t ne0, qb_type t)
+{
+    const qb_type_info *ti = qb_type_get(t);
+    if (!strcmp(name, "output.weight") || (!st->has_output && !strcmp(name, "token_embd.weight"))) {
+        if (ne0 % ti->blck != 0) return QB_TYPE_Q8_0;
+        return t != QB_TYPE_Q8_0 ? QB_TYPE_Q6_K : t;
+    }
+    if (strstr(name, "attn_v.weight")) {
+        int i = st->i_attn_v++;
+        if (is(f, "Q2_K")) t = st->n_gqa >= 4 ? QB_TYPE_Q4_K : QB_TYPE_Q3_K;
+        else if (is(f, "Q2_K_S") && st->n_gqa >= 4) t = QB_TYPE_Q4_K;
+        else if (is(f, "Q3_K_M")) t = i < 2 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
+        else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
+        else if ((is(f, "IQ4_NL") || is(f, "IQ4_XS")) && st->n_gqa >= 4) t = QB_TYPE_Q5_K;
+        else if ((is(f, "Q4_K_M") || is(f, "Q5_K_M")) && more_bits(i, st->n_attn_v)) t = QB_TYPE_Q6_K;
+        else if (is(f, "Q4_K_S") && i < 4) t = QB_TYPE_Q5_K;
+    } else if (strstr(name, "ffn_down")) {
+        int i = st->i_ffn_down++, n = st->n_layers;
+        if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
+        else if (is(f, "Q2_K_S")) { if (i < n / 8) t = QB_TYPE_Q4_K; }
+        else if (is(f, "Q3_K_M")) t = i < n / 16 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
+        else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
+        else if (is(f, "Q4_K_M")) { if (more_bits(i, n)) t = QB_TYPE_Q6_K; }
+        else if (i < n / 8 && (is(f, "IQ4_NL") || is(f, "IQ4_XS"))) t = QB_TYPE_Q5_K;
+        else if (is(f, "Q5_K_M") && more_bits(i, n)) t = QB_TYPE_Q6_K;
+        else if (is(f, "Q4_K_S") && i < n / 8) t = QB_TYPE_Q5_K;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
+        else if (is(f, "Q3_K_M")) t = QB_TYPE_Q4_K;
+        else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
+    }
+    return t;
+}
+
+qb_status qb_ftype_tensor_type(qb_ctx *ctx, const qb_ftype *f, bool pure, qb_mix_state *st, const char *name,
+                               int64_t ne0, qb_type *out)
+{
+    qb_type t = f->base;
+    const qb_type_info *ti = qb_type_get(t);
+    bool quantized = ti->blck > 1;
+    if (pure || !quantized) {
+        if (ne0 % ti->blck != 0)
+            return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: row length %lld is not divisible by %d, required for %s",
+                           name, (long long)ne0, ti->blck, ti->name);
+        *out = t;
+        return QB_OK;
+    }
+    t = mix(f, st, name, ne0, t);
+    ti = qb_type_get(t);
+    if (ne0 % ti->blck != 0) {
+        qb_type fb;
+        switch (t) {
+        case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: fb = QB_TYPE_IQ4_NL; break;
+        case QB_TYPE_Q4_K: fb = QB_TYPE_Q5_0; break;
+        case QB_TYPE_Q5_K: fb = QB_TYPE_Q5_1; break;
+        case QB_TYPE_Q6_K: fb = QB_TYPE_Q8_0; break;
+        default:
+            return qb_fail(ctx, QB_ERR_UNSUPPORTED,
+                           "tensor %s: row length %lld is not divisible by %d, required for %s (unsupported tensor size)",
+                           name, (long long)ne0, ti->blck, ti->name);
+        }
+        if (ne0 % qb_type_get(fb)->blck != 0) fb = QB_TYPE_F16;
+        t = fb;
+    }
+    *out = t;
+    return QB_OK;
+}

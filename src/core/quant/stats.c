@@ -1,0 +1,408 @@
+/* stats.c — what the plots and metrics are made of: quantize a tensor to a format, dequantize
+ * it, and measure the error (MSE, RMSE, max / mean |error|, SQNR, cosine), three histograms
+ * (original, dequantized, error) and the original → dequantized mapping points.
+ *
+ * Parallel over rows with OpenMP. Sums are kept per row (in double) and added in row order
+ * afterwards, histogram counts per thread and merged, mapping candidates per thread and merged
+ * by a total order: the results do not depend on the thread count. Nothing inside a parallel
+ * region touches ctx or anything shared that is not a per-thread or per-row slot. */
+#include "stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define DEFAULT_BINS 64
+#define MAX_BINS (1 << 20)
+#define MAX_MAP_POINTS (1 << 20)
+
+/* min / max ignoring a NaN in b (fminf / fmaxf are libm calls in hot loops) */
+static inline float min_f(float a, float b) { return b < a ? b : a; }
+static inline float max_f(float a, float b) { return b > a ? b : a; }
+
+/* Running sums of one row (or chunk): Σx², Σe², Σx·x̂, Σx̂², Σ|e|, max |e|, and the ranges. */
+typedef struct {
+    double sxx, see, sxy, syy, sae, maxe;
+    float xlo, xhi, ylo, yhi, elo, ehi;
+} acc;
+
+static void acc_init(acc *a)
+{
+    memset(a, 0, sizeof *a);
+    a->xlo = a->ylo = a->elo = INFINITY;
+    a->xhi = a->yhi = a->ehi = -INFINITY;
+}
+
+static void acc_add(acc *a, const float *x, const float *y, int64_t n)
+{
+    double sxx = 0, see = 0, sxy = 0, syy = 0, sae = 0, maxe = a->maxe;
+    float xlo = a->xlo, xhi = a->xhi, ylo = a->ylo, yhi = a->yhi, elo = a->elo, ehi = a->ehi;
+    for (int64_t i = 0; i < n; i++) {
+        const double xv = x[i], yv = y[i], e = xv - yv;
+        sxx += xv * xv;
+        see += e * e;
+        sxy += xv * yv;
+        syy += yv * yv;
+        sae += fabs(e);
+        if (fabs(e) > maxe) maxe = fabs(e);
+        const float ef = x[i] - y[i];
+        xlo = min_f(xlo, x[i]);
+        xhi = max_f(xhi, x[i]);
+        ylo = min_f(ylo, y[i]);
+        yhi = max_f(yhi, y[i]);
+        elo = min_f(elo, ef);
+        ehi = max_f(ehi, ef);
+    }
+    a->sxx += sxx;
+    a->see += see;
+    a->sxy += sxy;
+    a->syy += syy;
+    a->sae += sae;
+    a->maxe = maxe;
+    a->xlo = xlo, a->xhi = xhi, a->ylo = ylo, a->yhi = yhi, a->elo = elo, a->ehi = ehi;
+}
+
+static void acc_merge(acc *a, const acc *b)
+{
+    a->sxx += b->sxx;
+    a->see += b->see;
+    a->sxy += b->sxy;
+    a->syy += b->syy;
+    a->sae += b->sae;
+    if (b->maxe > a->maxe) a->maxe = b->maxe;
+    a->xlo = min_f(a->xlo, b->xlo), a->xhi = max_f(a->xhi, b->xhi);
+    a->ylo = min_f(a->ylo, b->ylo), a->yhi = max_f(a->yhi, b->yhi);
+    a->elo = min_f(a->elo, b->elo), a->ehi = max_f(a->ehi, b->ehi);
+}
+
+static void acc_finish(const acc *a, int64_t n, qb_error_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    const double dn = n > 0 ? (double)n : 1.0;
+    out->mse = a->see / dn;
+    out->rmse = sqrt(out->mse);
+    out->max_abs_err = a->maxe;
+    out->mean_abs_err = a->sae / dn;
+    out->sqnr_db = a->see > 0 ? 10.0 * log10(a->sxx / a->see) : INFINITY;
+    if (a->sxx > 0 && a->syy > 0) out->cosine = a->sxy / sqrt(a->sxx * a->syy);
+    else out->cosine = a->sxx == 0 && a->syy == 0 ? 1.0 : 0.0;
+    out->bytes_src = (size_t)n * sizeof(float);
+}
+
+static int thread_count(const qb_ctx *ctx)
+{
+#ifdef _OPENMP
+    return ctx && ctx->n_threads > 0 ? ctx->n_threads : omp_get_max_threads();
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
+void qb_error_stats_compute(const float *x, const float *xq, int64_t n, qb_error_stats *out)
+{
+    enum { CHUNK = 16384 };
+    const int64_t nc = n > 0 ? (n + CHUNK - 1) / CHUNK : 0;
+    acc total;
+    acc_init(&total);
+    acc *part = nc > 1 ? malloc((size_t)nc * sizeof *part) : NULL;
+    if (part) {
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < nc; c++) {
+            acc_init(&part[c]);
+            const int64_t i0 = c * CHUNK, len = i0 + CHUNK < n ? CHUNK : n - i0;
+            acc_add(&part[c], x + i0, xq + i0, len);
+        }
+        for (int64_t c = 0; c < nc; c++) acc_merge(&total, &part[c]);
+        free(part);
+    } else {
+        acc_add(&total, x, xq, n > 0 ? n : 0); /* one chunk, or no memory for the split */
+    }
+    acc_finish(&total, n > 0 ? n : 0, out);
+}
+
+/* ---- histograms ----------------------------------------------------------------------- */
+
+static bool range_ok(double lo, double hi)
+{
+    return isfinite(lo) && isfinite(hi) && lo < hi;
+}
+
+qb_status qb_histogram_init(qb_ctx *ctx, qb_histogram *h, int bins, double lo, double hi)
+{
+    memset(h, 0, sizeof *h);
+    if (bins < 1 || bins > MAX_BINS)
+        return qb_fail(ctx, QB_ERR_ARG, "histogram: %d bins (expected 1..%d)", bins, MAX_BINS);
+    if (!range_ok(lo, hi)) return qb_fail(ctx, QB_ERR_ARG, "histogram: empty or non-finite range [%g, %g]", lo, hi);
+    h->counts = calloc((size_t)bins, sizeof *h->counts);
+    if (!h->counts) return qb_fail(ctx, QB_ERR_NOMEM, "histogram: out of memory for %d bins", bins);
+    h->bins = bins;
+    h->lo = lo;
+    h->hi = hi;
+    return QB_OK;
+}
+
+/* Add n values to counts (bins entries over [lo, hi]); NaNs are skipped. */
+static void hist_count(uint64_t *counts, int bins, double lo, double hi, uint64_t *under, uint64_t *over,
+                       const float *v, int64_t n)
+{
+    const double k = (double)bins / (hi - lo);
+    uint64_t u = 0, o = 0; /* locals: *under may alias counts, which would keep them in memory */
+    for (int64_t i = 0; i < n; i++) {
+        const double x = v[i];
+        if (x < lo) {
+            u++;
+        } else if (x > hi) {
+            o++;
+        } else if (x == x) {
+            int b = (int)((x - lo) * k);
+            counts[b < bins ? b : bins - 1]++;
+        }
+    }
+    *under += u;
+    *over += o;
+}
+
+void qb_histogram_add(qb_histogram *h, const float *v, int64_t n)
+{
+    if (!h->counts || n <= 0) return;
+    hist_count(h->counts, h->bins, h->lo, h->hi, &h->under, &h->over, v, n);
+}
+
+void qb_histogram_free(qb_histogram *h)
+{
+    free(h->counts);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- analysis ------------------------------------------------------------------------- */
+
+/* A mapping candidate: the smallest original in one value bucket, with its dequantized value
+ * and flat index (ties between equal originals go to the lower index: deterministic). */
+typedef struct {
+    float x, y;
+    int64_t idx;
+} map_pt;
+
+static bool map_better(const map_pt *a, const map_pt *b) /* a precedes b */
+{
+    return b->idx < 0 || a->x < b->x || (a->x == b->x && a->idx < b->idx);
+}
+
+void qb_analysis_free(qb_analysis *a)
+{
+    if (!a) return;
+    qb_histogram_free(&a->hist_orig);
+    qb_histogram_free(&a->hist_deq);
+    qb_histogram_free(&a->hist_err);
+    free(a->map_x);
+    free(a->map_y);
+    memset(a, 0, sizeof *a);
+}
+
+/* Pad a degenerate automatic range (all values equal) so it is a real interval. */
+static void widen(double *lo, double *hi)
+{
+    if (!(*lo < *hi)) {
+        double c = isfinite(*lo) ? *lo : 0.0, w = fabs(c) > 0 ? fabs(c) * 0.5 : 0.5;
+        *lo = c - w;
+        *hi = c + w;
+    }
+}
+
+/* Histograms and mapping candidates over all rows, in parallel. Returns false on a per-thread
+ * allocation failure. */
+static bool hist_and_map(const float *x, const float *y, int64_t rows, int64_t n, int nt, qb_analysis *a,
+                         int nmap, double mlo, double mhi, map_pt *best)
+{
+    bool ok = true;
+    const int bins = a->hist_orig.bins;
+    const double mk = nmap > 1 ? (double)(nmap - 1) / (mhi - mlo) : 0.0;
+#pragma omp parallel num_threads(nt)
+    {
+        uint64_t *c = calloc((size_t)bins * 3, sizeof *c);
+        uint64_t uo[6] = {0};
+        map_pt *mine = nmap > 0 ? malloc((size_t)nmap * sizeof *mine) : NULL;
+        const bool have = c && (nmap == 0 || mine);
+        if (mine)
+            for (int i = 0; i < nmap; i++) mine[i].idx = -1;
+        float *e = malloc((size_t)n * sizeof *e);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!have || !e) continue;
+            const float *xr = x + r * n, *yr = y + r * n;
+            for (int64_t i = 0; i < n; i++) e[i] = xr[i] - yr[i];
+            hist_count(c, bins, a->hist_orig.lo, a->hist_orig.hi, &uo[0], &uo[1], xr, n);
+            hist_count(c + bins, bins, a->hist_deq.lo, a->hist_deq.hi, &uo[2], &uo[3], yr, n);
+            hist_count(c + 2 * bins, bins, a->hist_err.lo, a->hist_err.hi, &uo[4], &uo[5], e, n);
+            for (int64_t i = 0; nmap > 1 && i < n; i++) {
+                const double v = xr[i];
+                if (!(v >= mlo && v <= mhi)) continue;
+                int b = (int)((v - mlo) * mk);
+                if (b > nmap - 2) b = nmap - 2;
+                map_pt p = {xr[i], yr[i], r * n + i};
+                if (map_better(&p, &mine[b])) mine[b] = p;
+            }
+        }
+#pragma omp critical(qb_stats_merge)
+        {
+            if (!have || !e) {
+                ok = false;
+            } else {
+                for (int i = 0; i < bins; i++) {
+                    a->hist_orig.counts[i] += c[i];
+                    a->hist_deq.counts[i] += c[bins + i];
+                    a->hist_err.counts[i] += c[2 * bins + i];
+                }
+                a->hist_orig.under += uo[0], a->hist_orig.over += uo[1];
+                a->hist_deq.under += uo[2], a->hist_deq.over += uo[3];
+                a->hist_err.under += uo[4], a->hist_err.over += uo[5];
+                for (int i = 0; i < nmap; i++)
+                    if (mine[i].idx >= 0 && map_better(&mine[i], &best[i])) best[i] = mine[i];
+            }
+        }
+        free(c);
+        free(mine);
+        free(e);
+    }
+    return ok;
+}
+
+/* The mapping from the bucket minima: points ascending in x, duplicates of the last point
+ * (the largest original, a bucket minimum too) dropped. */
+static qb_status build_map(qb_ctx *ctx, qb_analysis *a, map_pt *best, int nmap, map_pt last)
+{
+    a->map_x = malloc((size_t)nmap * sizeof *a->map_x);
+    a->map_y = malloc((size_t)nmap * sizeof *a->map_y);
+    if (!a->map_x || !a->map_y) return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for the mapping");
+    int k = 0;
+    for (int i = 0; i < nmap - 1; i++) {
+        if (best[i].idx < 0) continue;
+        a->map_x[k] = best[i].x;
+        a->map_y[k++] = best[i].y;
+    }
+    if (last.idx >= 0 && (k == 0 || last.x > a->map_x[k - 1])) {
+        a->map_x[k] = last.x;
+        a->map_y[k++] = last.y;
+    }
+    a->n_map = k;
+    return QB_OK;
+}
+
+/* The largest original (first index among equals) and its dequantized value. */
+static map_pt find_last(const float *x, const float *y, int64_t count, float xmax)
+{
+    map_pt p = {0, 0, -1};
+    for (int64_t i = 0; i < count; i++)
+        if (x[i] == xmax) {
+            p.x = x[i], p.y = y[i], p.idx = i;
+            break;
+        }
+    return p;
+}
+
+/* opts with defaults filled in (NULL: 64 bins, auto range, no mapping), or an error. */
+static qb_status check_opts(qb_ctx *ctx, const qb_analysis_opts *opts, qb_analysis_opts *o)
+{
+    *o = (qb_analysis_opts){.bins = DEFAULT_BINS, .auto_range = true};
+    if (opts) *o = *opts;
+    if (o->bins == 0) o->bins = DEFAULT_BINS;
+    if (o->bins < 0 || o->bins > MAX_BINS)
+        return qb_fail(ctx, QB_ERR_ARG, "analysis: %d histogram bins (expected 1..%d)", o->bins, MAX_BINS);
+    if (o->map_points < 0 || o->map_points > MAX_MAP_POINTS)
+        return qb_fail(ctx, QB_ERR_ARG, "analysis: %d mapping points (expected 0..%d)", o->map_points, MAX_MAP_POINTS);
+    if (!o->auto_range && (!range_ok(o->lo, o->hi) || !range_ok(o->err_lo, o->err_hi)))
+        return qb_fail(ctx, QB_ERR_ARG, "analysis: empty or non-finite histogram range [%g, %g] / error [%g, %g]",
+                       o->lo, o->hi, o->err_lo, o->err_hi);
+    return QB_OK;
+}
+
+qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
+                           const qb_analysis_opts *opts, qb_analysis *out)
+{
+    if (!out) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: no output");
+    memset(out, 0, sizeof *out);
+    qb_status st = qb_format_check(ctx, f, n);
+    if (st) return st;
+    if (rows <= 0 || !src) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: empty tensor (%lld rows)", (long long)rows);
+    qb_analysis_opts o;
+    if ((st = check_opts(ctx, opts, &o))) return st;
+
+    const int nt = thread_count(ctx);
+    const size_t rb = qb_format_row_bytes(f, n);
+    const int64_t count = rows * n;
+    uint8_t *q = malloc((size_t)rows * rb);
+    float *y = malloc((size_t)count * sizeof *y);
+    acc *racc = malloc((size_t)rows * sizeof *racc);
+    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    if (!q || !y || !racc || (o.map_points > 0 && !best)) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
+        goto fail;
+    }
+    st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
+    if (st) goto fail;
+
+    /* pass 1: dequantize, per-row sums and ranges */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
+        acc_init(&racc[r]);
+        acc_add(&racc[r], src + r * n, y + r * n, n);
+    }
+    if (o.cancel && *o.cancel) {
+        st = qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+        goto fail;
+    }
+    acc total;
+    acc_init(&total);
+    for (int64_t r = 0; r < rows; r++) acc_merge(&total, &racc[r]);
+    acc_finish(&total, count, &out->stats);
+    out->stats.bpw = qb_format_bpw(f, n);
+    out->stats.bytes_quant = (size_t)rows * rb;
+    out->fmt = *f;
+
+    /* pass 2: histograms and mapping */
+    double lo = o.lo, hi = o.hi, elo = o.err_lo, ehi = o.err_hi;
+    if (o.auto_range) {
+        lo = fmin(total.xlo, total.ylo);
+        hi = fmax(total.xhi, total.yhi);
+        elo = total.elo;
+        ehi = total.ehi;
+        widen(&lo, &hi);
+        widen(&elo, &ehi);
+    }
+    if ((st = qb_histogram_init(ctx, &out->hist_orig, o.bins, lo, hi)) ||
+        (st = qb_histogram_init(ctx, &out->hist_deq, o.bins, lo, hi)) ||
+        (st = qb_histogram_init(ctx, &out->hist_err, o.bins, elo, ehi)))
+        goto fail;
+    const int nmap = o.map_points;
+    for (int i = 0; i < nmap; i++) best[i].idx = -1;
+    double mlo = total.xlo, mhi = total.xhi;
+    const bool map_ok = nmap > 0 && mlo <= mhi; /* some original is a number */
+    if (map_ok && !(mlo < mhi)) mhi = mlo + 1.0; /* constant tensor: one point */
+    if (!hist_and_map(src, y, rows, n, nt, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
+        goto fail;
+    }
+    if (nmap > 0) {
+        map_pt last = map_ok ? find_last(src, y, count, total.xhi) : (map_pt){0, 0, -1};
+        if ((st = build_map(ctx, out, best, map_ok && nmap > 1 ? nmap : 1, last))) goto fail;
+    }
+    free(q);
+    free(y);
+    free(racc);
+    free(best);
+    return QB_OK;
+
+fail:
+    free(q);
+    free(y);
+    free(racc);
+    free(best);
+    qb_analysis_free(out);
+    return st;
+}

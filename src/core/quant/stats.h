@@ -1,0 +1,77 @@
+/* stats.h — what the plots and metrics are made of: error statistics of a tensor quantized to
+ * a format (MSE, RMSE, max error, SQNR, cosine, bits per weight, bytes), histograms of the
+ * original values, the dequantized values and the error, and the mapping (the staircase) as
+ * original → dequantized points. All computed in core, in parallel over rows. */
+#ifndef QB_STATS_H
+#define QB_STATS_H
+
+#include "format.h"
+
+typedef struct {
+    double mse, rmse;
+    double max_abs_err;
+    double mean_abs_err;
+    double sqnr_db;     /* 10 log10(Σx² / Σ(x − x̂)²); +inf when exact */
+    double cosine;      /* cosine similarity of x and x̂ (1 when both are all zero, 0 when
+                           only one is) */
+    double bpw;         /* bits per weight of the format at this row length */
+    size_t bytes_src;   /* the tensor at its source precision (as given: f32 = 4 bytes/weight) */
+    size_t bytes_quant; /* rows * row_bytes */
+    int64_t n;          /* elements */
+} qb_error_stats;
+
+typedef struct {
+    int bins;
+    double lo, hi;      /* range covered; values outside are counted in under / over; bin i
+                           holds [lo + i·w, lo + (i+1)·w), the last bin includes hi; NaNs are
+                           not counted anywhere */
+    uint64_t *counts;   /* bins entries; owned, free with qb_histogram_free */
+    uint64_t under, over;
+} qb_histogram;
+
+typedef struct {
+    int bins;           /* histogram bins (0 = 64) */
+    bool auto_range;    /* values range from the data (orig/deq share one range; error its own;
+                           a degenerate range c..c becomes c ± |c|/2, or ±0.5 at 0) */
+    double lo, hi;      /* value range when !auto_range */
+    double err_lo, err_hi; /* error range when !auto_range */
+    int map_points;     /* max points of the mapping (0 = none); spread evenly over the sorted
+                           originals' value range so the staircase shows every step: the
+                           smallest original in each of map_points − 1 equal-width intervals
+                           between the smallest and largest original, plus the largest; each
+                           point a real (original, dequantized) pair, empty intervals skipped,
+                           so n_map <= map_points and map_x is strictly ascending. Tails get
+                           points as dense as the middle: a step shows unless all its
+                           originals share intervals with smaller originals of another step. */
+    const volatile int *cancel;
+} qb_analysis_opts;
+
+typedef struct {
+    qb_format fmt;
+    qb_error_stats stats;
+    qb_histogram hist_orig, hist_deq, hist_err;
+    int n_map;
+    float *map_x, *map_y; /* n_map points, ascending map_x; owned */
+} qb_analysis;
+
+/* Quantize src (rows × n f32) to f, dequantize, and measure everything above. opts NULL: 64
+ * bins, auto range, no mapping. The results do not depend on ctx's thread count. Caller frees
+ * out with qb_analysis_free; on failure *out is zeroed (freeing it is harmless). Errors: those
+ * of qb_format_check and qb_quantize_matrix (cancel included), bad options (QB_ERR_ARG),
+ * QB_ERR_NOMEM. Memory: the quantized tensor plus one f32 copy of it. */
+qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
+                           const qb_analysis_opts *opts, qb_analysis *out);
+void qb_analysis_free(qb_analysis *a);
+
+/* Error statistics of x̂ against x (n values), without quantizing: for callers that already
+ * have both (methods like GPTQ). bytes_src = 4n; bpw and bytes_quant are left 0 (the caller
+ * knows its format). OpenMP's default thread count; the result does not depend on it. */
+void qb_error_stats_compute(const float *x, const float *xq, int64_t n, qb_error_stats *out);
+
+/* A zeroed histogram of bins (1..2^20) bins over [lo, hi] (finite, lo < hi); *h is zeroed
+ * on failure. Add counts values (serial; one histogram per thread). Free is idempotent. */
+qb_status qb_histogram_init(qb_ctx *ctx, qb_histogram *h, int bins, double lo, double hi);
+void qb_histogram_add(qb_histogram *h, const float *v, int64_t n);
+void qb_histogram_free(qb_histogram *h);
+
+#endif

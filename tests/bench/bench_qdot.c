@@ -1,0 +1,95 @@
+/* bench_qdot.c — micro-benchmark of the packed-weight dot products (kernels.h qdot[]): for
+ * every weight type and every kernel table this CPU runs, one thread multiplies a matrix of
+ * 8192 rows × 4096 elements with nc = 1 activation row (the generation path) and nc = 4 (the
+ * prompt-processing tile), and prints GB/s of weights streamed (matrix bytes / time, best of
+ * the repetitions). Not a test: numbers depend on the machine and its load.
+ *
+ *   cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_qdot.c build/libqb.a \
+ *      $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
+ *   ./a.out [reps] [TYPE…]        (reps default 5; the scalar "ref" table runs once) */
+#include "core/qb.h"
+#include "kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { N = 4096, ROWS = 8192, DISTINCT = 64 };
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* Seconds for one pass over all rows with nc activation rows, best of reps. */
+static double time_pass(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xq, size_t ast,
+                        int nc, int reps, float *out)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i++) k->qdot[t](N, w + (size_t)i * rb, xq, ast, nc, out + (size_t)i * 4);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    const int reps = argc > 1 ? atoi(argv[1]) : 5;
+    const int types[] = {QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
+                         QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS};
+    const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
+    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 4 * sizeof *out);
+    printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d)\n", ROWS, N, reps);
+    printf("%-7s %-11s %9s %9s\n", "type", "isa", "nc=1", "nc=4");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int t = types[ti], at = qb_act_type(t);
+        if (argc > 2) {
+            int want = 0;
+            for (int a = 2; a < argc; a++) want |= strcasecmp(argv[a], qb_type_get(t)->name) == 0;
+            if (!want) continue;
+        }
+        const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4);
+        for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
+            for (int j = 0; j < N; j++) src[j] = frand();
+            qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
+        }
+        for (int i = DISTINCT; i < ROWS; i++) memcpy(w + (size_t)i * rb, w + (size_t)(i % DISTINCT) * rb, rb);
+        for (int c = 0; c < 4; c++) {
+            for (int j = 0; j < N; j++) src[j] = frand();
+            qb_kernels_for("ref")->quantize_act[at](src, xq + c * ast, N);
+        }
+        for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
+            const qb_kernel_table *k = qb_kernels_for(isas[s]);
+            if (!k || !k->qdot[t]) continue;
+            const int r = s == 0 ? 1 : reps;
+            time_pass(k, t, w, rb, xq, ast, 1, 1, out); /* warm up */
+            const double t1 = time_pass(k, t, w, rb, xq, ast, 1, r, out);
+            const double t4 = time_pass(k, t, w, rb, xq, ast, 4, r, out);
+            const double gb = (double)rb * ROWS / 1e9;
+            printf("%-7s %-11s %9.2f %9.2f\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4);
+            fflush(stdout);
+        }
+        free(w);
+        free(xq);
+    }
+    free(src);
+    free(out);
+    return 0;
+}

@@ -1,0 +1,195 @@
+/* test-quantize-file.c — `quantize` against llama-quantize's own output: the same F16 model
+ * quantized to Q4_K_M gives the fixture file's tensor types and bytes exactly; stories260K
+ * with Q6_K takes llama.cpp's fallback path (Q8_0, ffn_down F16) byte for byte; plans override
+ * tensors; bad types, unwritable paths and cancelled writes leave no file behind. */
+#include "testutil.h"
+#include <sys/stat.h>
+
+#include "core/model/gguf.h"
+#include "core/quant/quantize_file.h"
+
+static char *temp_path(const char *tag)
+{
+    char *p = qbt_write_temp(tag, "", 0);
+    unlink(p);
+    return p;
+}
+
+/* Every tensor of got has the same type, shape and bytes as in want. */
+static void assert_same_tensors(const char *got_path, const char *want_path)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_gguf *a, *b;
+    assert_int_equal(qb_gguf_open(&ctx, got_path, &a), QB_OK);
+    assert_int_equal(qb_gguf_open(&ctx, want_path, &b), QB_OK);
+    assert_int_equal(a->n_tensors, b->n_tensors);
+    for (uint64_t i = 0; i < b->n_tensors; i++) {
+        const qb_gguf_tensor *w = &b->tensors[i], *g = qb_gguf_find_tensor(a, w->name);
+        if (!g) fail_msg("tensor %s missing", w->name);
+        if (g->type != w->type)
+            fail_msg("tensor %s: type %s, llama-quantize wrote %s", w->name, qb_type_get(g->type)->name,
+                     qb_type_get(w->type)->name);
+        assert_int_equal(g->nbytes, w->nbytes);
+        if (memcmp(g->data, w->data, w->nbytes) != 0) fail_msg("tensor %s (%s): bytes differ", w->name, qb_type_get(w->type)->name);
+    }
+    qb_gguf_close(a);
+    qb_gguf_close(b);
+}
+
+static void test_q4_k_m_matches_llama_quantize(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    char *out = temp_path("q4km");
+    qb_quantize_opts o = {.ftype = "Q4_K_M"};
+    qb_quantize_result r;
+    qb_status st = qb_quantize_gguf(&ctx, qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"), out, &o, &r);
+    if (st != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    print_message("Q4_K_M: %d tensors, %d quantized, %.1f MiB, %.2f s\n", r.n_tensors, r.n_quantized,
+                  r.bytes_out / 1048576.0, r.seconds);
+    assert_same_tensors(out, qbt_model_path("qb-docs-26m/qb-docs-26m-q4_k_m.gguf"));
+    qb_gguf *g;
+    assert_int_equal(qb_gguf_open(&ctx, out, &g), QB_OK);
+    assert_int_equal(qb_gguf_get_int(g, "general.file_type", -1), 15);
+    assert_string_equal(qb_gguf_get_str(g, "tokenizer.ggml.pre"), "llama-bpe");
+    qb_gguf_close(g);
+    unlink(out);
+    free(out);
+}
+
+static void test_260k_fallback_matches_llama_quantize(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    char *out = temp_path("q6k");
+    qb_quantize_opts o = {.ftype = "Q6_K"};
+    qb_quantize_result r;
+    if (qb_quantize_gguf(&ctx, qbt_model_path("stories260K/stories260K-f32.gguf"), out, &o, &r) != QB_OK)
+        fail_msg("%s", qb_ctx_errmsg(&ctx));
+    assert_same_tensors(out, qbt_model_path("stories260K/stories260K-q8_0.gguf"));
+    unlink(out);
+    /* plain Q8_0 cannot hold the 172-wide ffn_down rows: llama.cpp refuses, so do we */
+    qb_quantize_opts o2 = {.ftype = "Q8_0"};
+    assert_int_equal(qb_quantize_gguf(&ctx, qbt_model_path("stories260K/stories260K-f32.gguf"), out, &o2, &r),
+                     QB_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ctx.errmsg, "not divisible by 32, required for Q8_0"));
+    struct stat sb;
+    assert_int_not_equal(stat(out, &sb), 0);
+    free(out);
+}
+
+static void test_pure_matches_zoo(void **state)
+{
+    (void)state;
+    static const char *types[] = {"Q4_0", "Q5_1", "Q3_K", "IQ4_XS"};
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_gguf *zoo;
+    assert_int_equal(qb_gguf_open(&ctx, qbt_model_path("qb-docs-26m/qb-docs-26m-zoo.gguf"), &zoo), QB_OK);
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char *out = temp_path("pure");
+        qb_quantize_opts o = {.ftype = types[k], .pure = true};
+        qb_quantize_result r;
+        if (qb_quantize_gguf(&ctx, qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"), out, &o, &r) != QB_OK)
+            fail_msg("%s", qb_ctx_errmsg(&ctx));
+        qb_gguf *g;
+        assert_int_equal(qb_gguf_open(&ctx, out, &g), QB_OK);
+        const char *names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_down.weight", "blk.3.ffn_up.weight"};
+        for (int i = 0; i < 4; i++) {
+            char zname[96];
+            snprintf(zname, sizeof zname, "%s@%s", names[i], types[k]);
+            const qb_gguf_tensor *want = qb_gguf_find_tensor(zoo, zname), *got = qb_gguf_find_tensor(g, names[i]);
+            assert_non_null(want);
+            assert_non_null(got);
+            assert_int_equal(got->type, want->type);
+            if (memcmp(got->data, want->data, want->nbytes)) fail_msg("%s: bytes differ from llama-quantize --pure", zname);
+        }
+        /* --pure: the output tensor gets the base type too */
+        assert_int_equal(qb_gguf_find_tensor(g, "output.weight")->type, qb_type_from_name(types[k]));
+        qb_gguf_close(g);
+        unlink(out);
+        free(out);
+    }
+    qb_gguf_close(zoo);
+}
+
+static void test_plan_overrides(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_plan plan;
+    assert_int_equal(qb_plan_parse(&ctx, "test-plan", "# demo\n*ffn_down* = q8_0\nblk.0.* = q6_k\n", &plan), QB_OK);
+    char *out = temp_path("plan");
+    qb_quantize_opts o = {.ftype = "Q4_0", .pure = true, .plan = &plan};
+    qb_quantize_result r;
+    if (qb_quantize_gguf(&ctx, qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"), out, &o, &r) != QB_OK)
+        fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_gguf *g;
+    assert_int_equal(qb_gguf_open(&ctx, out, &g), QB_OK);
+    assert_int_equal(qb_gguf_find_tensor(g, "blk.3.ffn_down.weight")->type, QB_TYPE_Q8_0);
+    assert_int_equal(qb_gguf_find_tensor(g, "blk.0.ffn_down.weight")->type, QB_TYPE_Q6_K); /* last rule wins */
+    assert_int_equal(qb_gguf_find_tensor(g, "blk.3.attn_q.weight")->type, QB_TYPE_Q4_0);
+    assert_int_equal(qb_gguf_find_tensor(g, "blk.3.attn_norm.weight")->type, QB_TYPE_F32);
+    assert_non_null(strstr(qb_gguf_get_str(g, "quantbench.plan"), "*ffn_down* = q8_0"));
+    qb_gguf_close(g);
+    unlink(out);
+    free(out);
+    qb_plan_free(&plan);
+    /* plan errors name the line */
+    assert_int_not_equal(qb_plan_parse(&ctx, "bad-plan", "* = q4_k\nblk.* = q9_z\n", &plan), QB_OK);
+    assert_non_null(strstr(ctx.errmsg, "bad-plan:2"));
+    assert_int_not_equal(qb_plan_parse(&ctx, "bad-plan", "just words\n", &plan), QB_OK);
+    assert_non_null(strstr(ctx.errmsg, "bad-plan:1"));
+}
+
+static int cancel_after;
+static volatile int cancel_flag;
+static void cancel_progress(void *ud, int done, int total)
+{
+    (void)ud;
+    (void)total;
+    if (done >= cancel_after) cancel_flag = 1;
+}
+
+static void test_bad_outputs(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_quantize_result r;
+    const char *in = qbt_model_path("stories260K/stories260K-f32.gguf");
+    qb_quantize_opts o = {.ftype = "Q4_K_Z"};
+    assert_int_equal(qb_quantize_gguf(&ctx, in, "/tmp/never.gguf", &o, &r), QB_ERR_ARG);
+    assert_non_null(strstr(ctx.errmsg, "unknown quantization type 'Q4_K_Z'"));
+    qb_quantize_opts o2 = {.ftype = "Q6_K"};
+    assert_int_equal(qb_quantize_gguf(&ctx, in, "/nonexistent-dir/out.gguf", &o2, &r), QB_ERR_IO);
+    assert_non_null(strstr(ctx.errmsg, "/nonexistent-dir/out.gguf"));
+    /* cancelled half way: an existing target keeps its bytes */
+    const char *old = "the user's previous file";
+    char *out = qbt_write_temp("keep", old, strlen(old));
+    cancel_after = 10;
+    cancel_flag = 0;
+    qb_quantize_opts o3 = {.ftype = "Q6_K", .progress = cancel_progress, .cancel = &cancel_flag};
+    assert_int_equal(qb_quantize_gguf(&ctx, in, out, &o3, &r), QB_ERR_CANCELLED);
+    size_t n;
+    char *now = qbt_slurp(out, &n);
+    assert_int_equal(n, strlen(old));
+    assert_memory_equal(now, old, n);
+    free(now);
+    unlink(out);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_260k_fallback_matches_llama_quantize), cmocka_unit_test(test_bad_outputs),
+        cmocka_unit_test(test_plan_overrides), cmocka_unit_test(test_pure_matches_zoo),
+        cmocka_unit_test(test_q4_k_m_matches_llama_quantize),
+    };
+    return cmocka_run_group_tests_name("quantize-file", tests, NULL, NULL);
+}
