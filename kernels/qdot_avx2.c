@@ -33,6 +33,13 @@ AI uint32_t rd32(const void *p)
     return v;
 }
 
+AI float rdf32(const void *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 AI float f16(uint16_t h) { return _cvtsh_ss(h); }
 
 AI __m256i loadu(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -102,34 +109,45 @@ AI __m256i lweights(const uint8_t *p, const int T)
     }
 }
 
+/* One block against nc activation rows: acc[c] += scale · dot. */
+AI void legacy_block(const uint8_t *p, const uint8_t *y0, size_t st, const int nc, __m256 *acc, float *summ, const int T)
+{
+    const int yq = LMIN(T) ? 4 : 2;
+    const float dw = f16(rd16(p));
+    const __m256i v = lweights(p, T), av = LMIN(T) ? v : _mm256_sign_epi8(v, v);
+    #pragma GCC unroll 8
+    for (int c = 0; c < nc; c++) {
+        const uint8_t *y = y0 + c * st;
+        const __m256i yv = loadu(y + yq);
+        const __m256i pr = dp_u8s8(av, LMIN(T) ? yv : _mm256_sign_epi8(yv, v));
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(rd16(y))), _mm256_cvtepi32_ps(pr), acc[c]);
+        if (LMIN(T)) summ[c] += f16(rd16(p + 2)) * f16(rd16(y + 2));
+    }
+}
+
 AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out, const int T)
 {
-    const int bs = LBS(T), ys = LMIN(T) ? 36 : 34, yq = LMIN(T) ? 4 : 2;
+    const int bs = LBS(T), ys = LMIN(T) ? 36 : 34;
     const int nb = n / 32;
-    __m256 acc[4][2];
-    float summ[4] = {0};
+    /* two accumulators per row (even and odd blocks); the same for every nc, so a row's
+     * result does not depend on how many rows share the call */
+    __m256 acc[4], acc2[4];
+    float summ[4] = {0}, summ2[4] = {0};
     #pragma GCC unroll 8
-    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *p = w + (size_t)b * bs;
-        const float dw = f16(rd16(p));
-        const __m256i v = lweights(p, T), av = LMIN(T) ? v : _mm256_sign_epi8(v, v);
-        #pragma GCC unroll 8
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *y = xq + c * st + (size_t)b * ys;
-            const __m256i yv = loadu(y + yq);
-            const __m256i pr = dp_u8s8(av, LMIN(T) ? yv : _mm256_sign_epi8(yv, v));
-            acc[c][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(rd16(y))), _mm256_cvtepi32_ps(pr), acc[c][b & 1]);
-            if (LMIN(T)) summ[c] += f16(rd16(p + 2)) * f16(rd16(y + 2));
-        }
+    for (int c = 0; c < nc; c++) acc[c] = acc2[c] = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        legacy_block(w + (size_t)b * bs, xq + (size_t)b * ys, st, nc, acc, summ, T);
+        legacy_block(w + (size_t)(b + 1) * bs, xq + (size_t)(b + 1) * ys, st, nc, acc2, summ2, T);
     }
+    if (b < nb) legacy_block(w + (size_t)b * bs, xq + (size_t)b * ys, st, nc, acc, summ, T);
     #pragma GCC unroll 8
-    for (int c = 0; c < nc; c++) out[c] = hsum(_mm256_add_ps(acc[c][0], acc[c][1])) + summ[c];
+    for (int c = 0; c < nc; c++) out[c] = hsum(_mm256_add_ps(acc[c], acc2[c])) + (summ[c] + summ2[c]);
 }
 
 /* ---- 256-element super-blocks against Q8_K -------------------------------------------- */
 
-#define Q8K_D(y) (*(const float *)(const void *)(y))
+#define Q8K_D(y) rdf32(y)
 #define Q8K_QS(y) ((const uint8_t *)(y) + 4)
 #define Q8K_BSUMS(y) ((const uint8_t *)(y) + 260)
 

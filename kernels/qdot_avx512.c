@@ -43,6 +43,13 @@ AI uint32_t rd32(const void *p)
     return v;
 }
 
+AI float rdf32(const void *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 AI float f16(uint16_t h) { return _cvtsh_ss(h); }
 
 /* per-word shift counts for vpsrlvw, four words at a time */
@@ -150,21 +157,17 @@ enum { T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0, T_IQ4_NL };
 #define YBS(T) (LMIN(T) ? 36 : 34)
 #define YQS(T) (LMIN(T) ? 4 : 2)
 
-/* How weights meet activations in vpdpbusd (unsigned × signed bytes): unsigned codes as they
- * are (Q4_1, Q5_1); codes with an offset (Q4_0's 8, Q5_0's 16) as code·y − offset·y, the
- * cheapest for one row; otherwise the sign trick: |w| times y negated where w < 0, whose
- * weight-side work nc rows share. */
-enum { M_UNSIGNED, M_OFFSET, M_SIGN };
-#define LMODE(T, nc, vnni) \
-    (LMIN(T) ? M_UNSIGNED : ((T) == T_Q4_0 || (T) == T_Q5_0) && (nc) == 1 && (vnni) ? M_OFFSET : M_SIGN)
-
+/* Weights as they meet activations in vpdpbusd (unsigned × signed bytes): Q4_1 / Q5_1 codes
+ * as they are; every other format through the sign trick, |w| times y negated where w < 0
+ * (the weight side of it is shared by the nc rows). Measured: computing Q4_0 as code·y − 8·y
+ * instead (two vpdpbusd, no sign work) is no faster even for one row. */
 typedef struct {
     __m512i u;     /* unsigned operand: codes or |values| */
-    __mmask64 neg; /* M_SIGN: bytes whose value is negative */
+    __mmask64 neg; /* signed formats: bytes whose value is negative */
 } lweights;
 
 /* The weights of the blocks at p and q (q may equal p), 64 bytes in element order. */
-AI lweights lweights_load(const uint8_t *p, const uint8_t *q, const int T, const int mode)
+AI lweights lweights_load(const uint8_t *p, const uint8_t *q, const int T)
 {
     lweights r = {_mm512_setzero_si512(), 0};
     if (T == T_Q8_0) {
@@ -177,7 +180,7 @@ AI lweights lweights_load(const uint8_t *p, const uint8_t *q, const int T, const
     if (T == T_Q5_0 || T == T_Q5_1) {
         const int o = T == T_Q5_0 ? 2 : 4;
         const __mmask64 h = _cvtu64_mask64((uint64_t)rd32(p + o) | (uint64_t)rd32(q + o) << 32);
-        if (mode == M_SIGN) { /* code - 16: n where the fifth bit is set, else -(16 - n) */
+        if (T == T_Q5_0) { /* code - 16: n where the fifth bit is set, else -(16 - n) */
             r.neg = _knot_mask64(h);
             r.u = _mm512_mask_sub_epi8(n, r.neg, _mm512_set1_epi8(16), n);
         } else {
@@ -185,7 +188,7 @@ AI lweights lweights_load(const uint8_t *p, const uint8_t *q, const int T, const
         }
         return r;
     }
-    if (mode != M_SIGN) {
+    if (T == T_Q4_1) {
         r.u = n;
         return r;
     }
@@ -199,22 +202,20 @@ AI lweights lweights_load(const uint8_t *p, const uint8_t *q, const int T, const
 
 /* Integer dot of two weight blocks with activations y: int32 lanes 0-7 belong to the first
  * block, 8-15 to the second. */
-AI __m512i ldot(const lweights *w, __m512i y, const int T, const int mode, const int vnni)
+AI __m512i ldot(const lweights *w, __m512i y, const int T, const int vnni)
 {
     const __m512i z = _mm512_setzero_si512();
-    if (mode == M_SIGN) return dp_u8s8(z, w->u, _mm512_mask_sub_epi8(y, w->neg, z, y), vnni);
-    const __m512i p = dp_u8s8(z, w->u, y, vnni);
-    if (mode == M_UNSIGNED) return p;
-    return _mm512_sub_epi32(p, dp_u8s8(z, _mm512_set1_epi8(T == T_Q4_0 ? 8 : 16), y, vnni));
+    if (LMIN(T)) return dp_u8s8(z, w->u, y, vnni);
+    return dp_u8s8(z, w->u, _mm512_mask_sub_epi8(y, w->neg, z, y), vnni);
 }
 
 AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out,
                     const int T, const int vnni)
 {
-    const int bs = LBS(T), ys = YBS(T), yq = YQS(T), mode = LMODE(T, nc, vnni);
+    const int bs = LBS(T), ys = YBS(T), yq = YQS(T);
     const int nb = n / 32;
     __m512 acc[4][2], accm[4];
-#pragma GCC unroll 8
+    #pragma GCC unroll 8
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = accm[c] = _mm512_setzero_ps();
     /* lane i of pair k takes block scale 2k + (i >= 8) */
     const __m512i pidx[4] = {
@@ -229,18 +230,18 @@ AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const
         /* block scales in lanes 0-7; for Q4_1 / Q5_1 the mins in lanes 8-15 */
         const __m512 dw = LMIN(T) ? load_h16(wb, bs) : _mm512_castps256_ps512(load_h8(wb, bs));
         lweights wv[4];
-#pragma GCC unroll 8
-        for (int k = 0; k < 4; k++) wv[k] = lweights_load(wb + 2 * k * bs, wb + (2 * k + 1) * bs, T, mode);
-#pragma GCC unroll 8
+        #pragma GCC unroll 8
+        for (int k = 0; k < 4; k++) wv[k] = lweights_load(wb + 2 * k * bs, wb + (2 * k + 1) * bs, T);
+        #pragma GCC unroll 8
         for (int c = 0; c < nc; c++) {
             const uint8_t *yb = xq + c * st + (size_t)b * ys;
             /* d products in lanes 0-7; m * s in lanes 8-15 */
             const __m512 s = _mm512_mul_ps(dw, LMIN(T) ? load_h16(yb, ys) : _mm512_castps256_ps512(load_h8(yb, ys)));
             if (LMIN(T)) accm[c] = _mm512_add_ps(accm[c], s);
-#pragma GCC unroll 8
+            #pragma GCC unroll 8
             for (int k = 0; k < 4; k++) {
                 const __m512i y = load2x32(yb + 2 * k * ys + yq, yb + (2 * k + 1) * ys + yq);
-                const __m512i p = ldot(&wv[k], y, T, mode, vnni);
+                const __m512i p = ldot(&wv[k], y, T, vnni);
                 acc[c][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(pidx[k], s), acc[c][k & 1]);
             }
         }
@@ -248,13 +249,13 @@ AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const
     for (; b < nb; b += 2) { /* the last 1..7 blocks, a pair at a time */
         const int two = b + 1 < nb;
         const uint8_t *p = w + (size_t)b * bs, *q = two ? p + bs : p;
-        const lweights wv = lweights_load(p, q, T, mode);
-#pragma GCC unroll 8
+        const lweights wv = lweights_load(p, q, T);
+        #pragma GCC unroll 8
         for (int c = 0; c < nc; c++) {
             const uint8_t *yp = xq + c * st + (size_t)b * ys, *yq2 = two ? yp + ys : yp;
             const float s0 = f16(rd16(p)) * f16(rd16(yp)), s1 = two ? f16(rd16(q)) * f16(rd16(yq2)) : 0.0f;
             const __m512 s = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
-            const __m512i pr = ldot(&wv, load2x32(yp + yq, yq2 + yq), T, mode, vnni);
+            const __m512i pr = ldot(&wv, load2x32(yp + yq, yq2 + yq), T, vnni);
             acc[c][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), s, acc[c][0]);
             if (LMIN(T)) {
                 float m = f16(rd16(p + 2)) * f16(rd16(yp + 2));
@@ -263,7 +264,7 @@ AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const
             }
         }
     }
-#pragma GCC unroll 8
+    #pragma GCC unroll 8
     for (int c = 0; c < nc; c++) {
         float r = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1]));
         if (LMIN(T)) r += _mm512_mask_reduce_add_ps(0xFF00, accm[c]);
@@ -273,7 +274,7 @@ AI void legacy_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const
 
 /* ---- 256-element super-blocks against Q8_K -------------------------------------------- */
 
-#define Q8K_D(y) (*(const float *)(const void *)(y))
+#define Q8K_D(y) rdf32(y)
 #define Q8K_QS(y) ((const uint8_t *)(y) + 4)
 #define Q8K_BSUMS(y) ((const uint8_t *)(y) + 260)
 

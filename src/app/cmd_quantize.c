@@ -1,9 +1,14 @@
-/* cmd_quantize.c — `quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]`, like
+/* cmd_quantize.c — `quantbench quantize MODEL OUT.gguf TYPE [--pure] [--plan FILE]`, like
  * llama-quantize: same type names, same default mix unless --pure; a plan file overrides
- * tensors by name pattern. The output is written atomically; Ctrl-C leaves it untouched. */
+ * tensors by name pattern. MODEL may be a GGUF (quantized tensor by tensor, metadata kept) or
+ * a llama2.c / Hugging Face model (quantized in memory, exported with its tokenizer). The
+ * output is written atomically; Ctrl-C leaves it untouched. */
 #include "cli.h"
 #include "core/quant/ftype.h"
 #include "core/quant/quantize_file.h"
+#include "core/quant/apply.h"
+
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +18,43 @@ static void list_types(FILE *f)
     fputs("types:", f);
     for (const qb_ftype *t = qb_ftype_all(); t->name; t++) fprintf(f, " %s", t->name);
     fputc('\n', f);
+}
+
+static bool is_gguf(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    bool yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    return yes;
+}
+
+/* llama2.c checkpoints and Hugging Face directories: open, quantize in memory, export. */
+static qb_status quantize_model(qb_ctx *ctx, const char *in, const char *out, const qb_quantize_opts *o,
+                                qb_quantize_result *r)
+{
+    memset(r, 0, sizeof *r);
+    double t0 = cli_now();
+    qb_model *m;
+    qb_status st = qb_model_open(ctx, in, NULL, &m);
+    if (st != QB_OK) return st;
+    qb_model_size before, after;
+    qb_model_size_compute(m, &before);
+    qb_apply_opts ao = {.progress = o->progress, .ud = o->ud, .cancel = o->cancel};
+    if (o->ftype) st = qb_model_apply_ftype(ctx, m, o->ftype, o->pure, &ao);
+    if (st == QB_OK && o->plan) st = qb_model_apply_plan(ctx, m, o->plan, &ao);
+    if (st == QB_OK) st = qb_model_export_gguf(ctx, m, out, o->plan, o->cancel);
+    qb_model_size_compute(m, &after);
+    r->bytes_in = before.bytes;
+    r->bytes_out = after.bytes;
+    r->n_tensors = m->n_tensors;
+    for (int i = 0; i < m->n_tensors; i++) r->n_quantized += m->tensors[i].type != m->tensors[i].src_type &&
+                                                             qb_tensor_quantizable(&m->tensors[i]);
+    r->seconds = cli_now() - t0;
+    qb_model_close(m);
+    return st;
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -32,7 +74,7 @@ int cmd_quantize(int argc, char **argv)
             if (!cli_int(a, v, 1, 1024, &threads)) return 1;
             i++;
         } else if (!strcmp(a, "--help")) {
-            puts("usage: quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE] [--allow-requantize] [-t N]");
+            puts("usage: quantbench quantize MODEL OUT.gguf TYPE [--pure] [--plan FILE] [--allow-requantize] [-t N]");
             list_types(stdout);
             return 0;
         } else if (a[0] == '-') return cli_error("quantize: unknown option '%s'", a);
@@ -40,7 +82,7 @@ int cmd_quantize(int argc, char **argv)
         else return cli_error("quantize: unexpected argument '%s'", a);
     }
     if (n_pos < 2 || (n_pos < 3 && !plan_path)) {
-        cli_error("quantize: usage: quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]");
+        cli_error("quantize: usage: quantbench quantize MODEL OUT.gguf TYPE [--pure] [--plan FILE]");
         list_types(stderr);
         return 1;
     }
@@ -61,7 +103,8 @@ int cmd_quantize(int argc, char **argv)
     o.cancel = &cli_cancel;
     cli_install_sigint();
     qb_quantize_result r;
-    qb_status st = qb_quantize_gguf(&ctx, pos[0], pos[1], &o, &r);
+    qb_status st = is_gguf(pos[0]) ? qb_quantize_gguf(&ctx, pos[0], pos[1], &o, &r)
+                                   : quantize_model(&ctx, pos[0], pos[1], &o, &r);
     cli_progress_end(&pr);
     qb_plan_free(&plan);
     if (st != QB_OK) {

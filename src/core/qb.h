@@ -58,7 +58,8 @@ typedef enum {
     QB_TYPE_IQ4_NL = 20,
     QB_TYPE_IQ4_XS = 23,
     QB_TYPE_BF16 = 30,
-    QB_TYPE_COUNT = 40, /* upper bound for tables indexed by type */
+    QB_TYPE_CUSTOM = 39, /* not a ggml type: the tensor's qb_format says what the bytes are */
+    QB_TYPE_COUNT = 40,  /* upper bound for tables indexed by type */
 } qb_type;
 
 /* Facts about a storage type. blck = elements per block, size = bytes per block.

@@ -9,7 +9,8 @@
  * are required; an optional one whose file is missing is skipped.
  * Checks: every id is inside the vocabulary; for the byte-level BPE vocabularies, decoding the
  * ids gives back the input bytes exactly whenever the input is valid UTF-8 (__builtin_trap on
- * a mismatch); for SentencePiece-style ones, no crash. The input is also read as a sequence of
+ * a mismatch; with QB_FUZZ_STRICT_BPE=1 for any input: byte-level BPE is lossless by design);
+ * for SentencePiece-style ones, no crash. The input is also read as a sequence of
  * int32 ids (out-of-range ones included) and decoded. Built and run by scripts/fuzz.sh. */
 #include "core/model/gguf.h"
 #include "core/tokenizer/tokenizer.h"
@@ -27,6 +28,7 @@ typedef struct {
 
 static vocab vocabs[4];
 static int n_vocabs;
+static bool strict_bpe; /* QB_FUZZ_STRICT_BPE=1: BPE must round-trip invalid UTF-8 too */
 
 static const char *model_path(const char *env, const char *rel, char *buf, size_t cap)
 {
@@ -83,6 +85,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (qb_tokenizer_from_llama2c(&ctx, p, 32000, &t) != QB_OK) fail_init("llama2.c tokenizer", p, &ctx);
         vocabs[n_vocabs++] = (vocab){"llama2.c SPM", t, false};
     }
+    const char *strict = getenv("QB_FUZZ_STRICT_BPE");
+    strict_bpe = strict && *strict == '1';
     for (int i = 0; i < n_vocabs; i++)
         fprintf(stderr, "fuzz-tokenize: %s: %s\n", vocabs[i].label, qb_tokenizer_describe(vocabs[i].tok));
     return 0;
@@ -150,7 +154,7 @@ static void run(const vocab *v, const uint8_t *data, size_t size, bool utf8, boo
     if (!s || o != total) __builtin_trap();
     size_t len = strlen(s); /* ends early at a decoded NUL */
     if (len > total || memcmp(s, bytes, len) != 0) __builtin_trap();
-    if (v->exact && utf8 && !bos && (total != size || memcmp(bytes, data, size) != 0)) {
+    if (v->exact && (utf8 || strict_bpe) && !bos && (total != size || memcmp(bytes, data, size) != 0)) {
         fprintf(stderr, "%s: round trip differs: %zu bytes in, %zu bytes out, %d ids\n", v->label, size, total, n);
         __builtin_trap();
     }

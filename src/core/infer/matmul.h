@@ -1,13 +1,15 @@
 /* matmul.h — Y = X · Wᵀ for a weight tensor in any storage type the forward pass runs
- * (F32, F16, BF16), parallel over output rows with OpenMP. */
+ * (F32, F16, BF16 and packed ggml block types), parallel over output rows with OpenMP. */
 #ifndef QB_MATMUL_H
 #define QB_MATMUL_H
 
 #include "../model/model.h"
 
 /* x: T rows of W->ne[0] floats; y: T rows of W->ne[1] floats (y[t*rows + r]).
- * Caller guarantees W's type is F32, F16 or BF16. */
+ * W's type is F32, F16, BF16, or a packed type for which qb_matmul_runs_packed is true. */
 void qb_matmul(const qb_tensor *w, const float *x, int T, float *y);
+/* Whether weights of this ggml type multiply packed (with 8-bit activations) on this CPU. */
+bool qb_matmul_runs_packed(int type);
 /* Row r of w converted to f32 (for embeddings lookups). */
 void qb_tensor_get_row(const qb_tensor *w, int64_t r, float *out);
 

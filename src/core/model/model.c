@@ -4,6 +4,7 @@
 #include "gguf.h"
 #include "../tokenizer/tokenizer.h"
 #include "kernels.h"
+#include "../infer/matmul.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +65,19 @@ int64_t qb_tensor_nelements(const qb_tensor *t)
     return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
 }
 
+int64_t qb_tensor_rows(const qb_tensor *t)
+{
+    return t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+void qb_tensor_source_rows(const qb_tensor *t, int64_t r0, int64_t nr, float *out)
+{
+    int64_t n = t->ne[0];
+    size_t rb = qb_type_row_bytes(t->src_type, n);
+    for (int64_t r = 0; r < nr; r++)
+        qb_dequant_row_ref(t->src_type, (const char *)t->src_data + (size_t)(r0 + r) * rb, out + r * n, n);
+}
+
 qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t)
 {
     if (t->type == QB_TYPE_F32) return QB_OK;
@@ -87,6 +101,7 @@ qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t)
     t->owned = dst;
     t->data = dst;
     t->type = QB_TYPE_F32;
+    t->fmt = qb_format_ggml(QB_TYPE_F32);
     t->nbytes = (size_t)n * sizeof(float);
     return QB_OK;
 }
@@ -121,8 +136,10 @@ static qb_status bind_one(qb_ctx *ctx, qb_model *m, const char *name, int64_t ro
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", m->path,
                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
     }
-    /* The forward pass reads F32, F16 and BF16 in place; anything else becomes F32 for now. */
-    if (t->type != QB_TYPE_F32 && t->type != QB_TYPE_F16 && t->type != QB_TYPE_BF16) {
+    /* The forward pass reads F32, F16, BF16 and packed types with a kernel in place (mapped,
+     * never copied); anything else becomes F32. */
+    if (t->type != QB_TYPE_F32 && t->type != QB_TYPE_F16 && t->type != QB_TYPE_BF16 &&
+        !(rows > 0 && qb_matmul_runs_packed(t->type))) {
         qb_status st = qb_tensor_to_f32(ctx, t);
         if (st != QB_OK) return st;
     }
@@ -232,6 +249,15 @@ qb_status qb_model_open(qb_ctx *ctx, const char *path, const qb_model_opts *opts
         case QB_FILE_SAFETENSORS: st = qb_model_load_safetensors(ctx, m, opts); break;
         }
     }
+    for (int i = 0; st == QB_OK && i < m->n_tensors; i++) { /* remember the originals */
+        qb_tensor *t = &m->tensors[i];
+        t->src_type = t->type;
+        t->src_data = t->data;
+        t->src_nbytes = t->nbytes;
+        t->src_owned = t->owned; /* a loader's copy now holds the source */
+        t->owned = NULL;
+        t->fmt = qb_format_ggml(t->type);
+    }
     if (st == QB_OK) st = qb_model_bind(ctx, m);
     if (st == QB_OK && m->tok && qb_tokenizer_vocab_size(m->tok) != m->cfg.vocab_size)
         st = qb_fail(ctx, QB_ERR_FORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d", path,
@@ -250,6 +276,7 @@ void qb_model_close(qb_model *m)
     for (int i = 0; i < m->n_tensors; i++) {
         free(m->tensors[i].name);
         free(m->tensors[i].owned);
+        free(m->tensors[i].src_owned);
     }
     free(m->tensors);
     for (int i = 0; i < m->n_maps; i++) qb_mapfile_close(&m->maps[i]);

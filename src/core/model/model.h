@@ -10,6 +10,7 @@
 
 #include "../qb.h"
 #include "../util/mapfile.h"
+#include "../quant/format.h"
 
 struct qb_tokenizer;
 
@@ -39,11 +40,15 @@ typedef struct {
     char *name;        /* canonical GGUF name, e.g. "blk.3.ffn_down.weight"; owned */
     int n_dims;
     int64_t ne[4];     /* ne[0] = row length (in_features), ne[1] = rows (out_features) */
-    qb_type type;      /* storage type of data */
-    qb_type src_type;  /* type in the file (differs when converted on load) */
-    const void *data;  /* borrowed from a mapping, or == owned */
+    qb_type type;      /* storage type of data (QB_TYPE_CUSTOM: see fmt) */
+    qb_format fmt;     /* the current format (kind GGML with fmt.type == type for ggml types) */
+    const void *data;  /* current representation: borrowed from a mapping, or == owned */
     size_t nbytes;
-    void *owned;       /* heap copy when converted on load, else NULL */
+    void *owned;       /* heap buffer when converted on load or quantized, else NULL */
+    qb_type src_type;  /* the original, as in the file: never changed, so a tensor can be */
+    const void *src_data; /* re-quantized again and again from it (borrowed from a mapping) */
+    size_t src_nbytes;
+    void *src_owned;   /* heap copy the source lives in (a loader had to copy it), else NULL */
 } qb_tensor;
 
 typedef struct {
@@ -102,6 +107,10 @@ qb_tensor *qb_model_find_tensor(const qb_model *m, const char *name);
 qb_status qb_model_add_map(qb_ctx *ctx, qb_model *m, const char *path, qb_mapfile **out);
 /* Convert a tensor the forward pass cannot use directly into F32 (owned copy). */
 qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t);
+/* Rows of a tensor (all dims but ne[0]). */
+int64_t qb_tensor_rows(const qb_tensor *t);
+/* The original values of rows [r0, r0+nr) as f32 (from src_data, any source type). */
+void qb_tensor_source_rows(const qb_tensor *t, int64_t r0, int64_t nr, float *out);
 /* Element count and rows. */
 int64_t qb_tensor_nelements(const qb_tensor *t);
 

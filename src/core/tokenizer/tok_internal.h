@@ -65,6 +65,7 @@ struct qb_tokenizer {
     bool ignore_merges;       /* a pre-token that is a whole token is emitted as it is */
     bool prefix_space;        /* prepend ' ' to text that does not start with one */
     tok_pretok *pre;
+    char pre_name[32];        /* tokenizer.ggml.pre to write when exporting ("llama-bpe", "gpt-2") */
     int32_t bytesym_id[256];  /* id of the byte-level symbol of byte b, -1 if none */
 };
 

@@ -69,6 +69,11 @@ qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size
  * returns the full length; 0 for an id out of range. */
 size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
 
+/* Write the tokenizer as GGUF tokenizer.ggml.* metadata into writer (a qb_gguf_writer *),
+ * as llama.cpp's converters do: "llama" for SentencePiece-style, "gpt2" with merges and
+ * pre-tokenizer name for byte-level BPE. */
+qb_status qb_tokenizer_export_gguf(qb_ctx *ctx, const qb_tokenizer *t, void *writer);
+
 /* Decode a whole id sequence into a malloc'd NUL-terminated string (caller frees), each token
  * through qb_token_to_bytes with its predecessor (a decoded 0 byte ends the C string early:
  * use qb_token_to_bytes for binary-exact output). NULL only when out of memory. */

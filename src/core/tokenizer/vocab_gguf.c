@@ -95,6 +95,7 @@ static qb_status setup_bpe(qb_ctx *ctx, const qb_gguf *g, qb_tokenizer *t)
     } else {
         snprintf(label, sizeof label, "gpt-2 (fallback: no tokenizer.ggml.pre)");
     }
+    snprintf(t->pre_name, sizeof t->pre_name, "%s", pre && k < nk ? pre : "gpt-2");
     const char *rx = tok_pretok_regex(preset);
     qb_status st = tok_pretok_new(ctx, &rx, 1, g->path, &t->pre);
     if (st != QB_OK) return st;

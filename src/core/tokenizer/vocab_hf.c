@@ -344,6 +344,7 @@ qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *path, qb_tokenizer **out
     if (pre.n > 0 && (st = tok_pretok_new(ctx, pre.rx, pre.n, path, &t->pre)) != QB_OK) goto fail;
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
     t->prefix_space = pre.prefix_space;
+    snprintf(t->pre_name, sizeof t->pre_name, "%s", strcmp(pre_label(&pre), "llama-bpe") == 0 ? "llama-bpe" : "gpt-2");
     snprintf(t->desc, sizeof t->desc, "byte-level BPE, pre-tokenizer %s (%d tokens, %d merges)", pre_label(&pre),
              t->n_vocab, t->n_merges);
     *out = t;

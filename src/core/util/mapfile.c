@@ -46,6 +46,14 @@ void qb_mapfile_close(qb_mapfile *m)
     m->size = 0;
 }
 
+void qb_mapfile_release(const void *p, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1); /* whole pages inside */
+    uintptr_t b = ((uintptr_t)p + len) & ~(uintptr_t)(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 qb_status qb_read_file(qb_ctx *ctx, const char *path, size_t max_bytes, char **out, size_t *len)
 {
     *out = NULL;

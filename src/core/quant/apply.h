@@ -1,0 +1,49 @@
+/* apply.h — changing a loaded model's weights in memory: quantize one tensor, or every tensor
+ * a plan names, from the original values (which stay mapped, so a tensor can be re-quantized
+ * again and again); size of the model at its current plan and projected to larger models;
+ * export of the model as it now is to a GGUF file llama.cpp runs. */
+#ifndef QB_APPLY_H
+#define QB_APPLY_H
+
+#include "../model/model.h"
+#include "plan.h"
+
+/* Give tensor t format fmt: quantized from its original values into a new owned buffer (the
+ * previous one is freed). fmt equal to the original ggml type restores the original. The
+ * forward pass runs the result packed. */
+qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, const volatile int *cancel);
+/* Back to the original representation (as loaded). */
+qb_status qb_tensor_restore(qb_ctx *ctx, qb_tensor *t);
+/* Whether t is a weight matrix a plan may change (not a norm). */
+bool qb_tensor_quantizable(const qb_tensor *t);
+
+typedef struct {
+    void (*progress)(void *ud, int done, int total);
+    void *ud;
+    const volatile int *cancel;
+} qb_apply_opts;
+
+/* Quantize every quantizable tensor the plan matches (others keep their format). */
+qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o);
+/* llama-quantize's mix for file type name ("Q4_K_M") applied to the loaded model. */
+qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o);
+
+typedef struct {
+    size_t bytes;        /* all tensors as they are now */
+    size_t bytes_f16;    /* the same model with every matrix in F16 (norms F32) */
+    size_t bytes_f32;
+    int64_t params;
+    double bpw;          /* bits per weight over the quantizable matrices */
+    double proj_gib[3];  /* projected size of 7B / 13B / 70B models at this bpw (GiB) */
+} qb_model_size;
+void qb_model_size_compute(const qb_model *m, qb_model_size *out);
+
+/* Write the model as it is now (current formats) as GGUF, atomically. Models opened from
+ * GGUF keep all their metadata; llama2.c / Hugging Face models get llama.* keys and their
+ * tokenizer written, and HF's rotate-half q/k rows are permuted to GGUF's interleaved order.
+ * Fails naming the tensor when a format has no ggml type (NF4, FP8, …). plan (may be NULL)
+ * is recorded in the metadata. cancel leaves the target untouched. */
+qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
+                               const volatile int *cancel);
+
+#endif

@@ -1,0 +1,111 @@
+/* export.c — a loaded model, as it is now, written as GGUF for llama.cpp: metadata copied
+ * (GGUF sources) or written from the hyperparameters and tokenizer (llama2.c / HF sources),
+ * q/k rows reordered for GGUF's interleaved RoPE when the source used rotate-half. */
+#include "apply.h"
+#include "../model/gguf.h"
+#include "../model/gguf_write.h"
+#include "../tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool put_hparams(qb_gguf_writer *w, const qb_model *m)
+{
+    const qb_config *c = &m->cfg;
+    return qb_gguf_set_str(w, "general.architecture", "llama") &&
+           qb_gguf_set_str(w, "general.name", m->name[0] ? m->name : "model") &&
+           qb_gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len) &&
+           qb_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim) &&
+           qb_gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers) &&
+           qb_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim) &&
+           qb_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads) &&
+           qb_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads) &&
+           qb_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim) &&
+           qb_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim) &&
+           qb_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim) &&
+           qb_gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta) &&
+           qb_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps) &&
+           qb_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+}
+
+/* GGUF row order of a rotate-half q/k matrix: GGUF row h*hd + 2j + a is HF row h*hd + a*hd/2 + j. */
+static void *permute_rows(const qb_tensor *t, int head_dim)
+{
+    int64_t rows = qb_tensor_rows(t);
+    size_t rb = t->nbytes / (size_t)rows;
+    uint8_t *out = malloc(t->nbytes);
+    if (!out) return NULL;
+    int half = head_dim / 2;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t h = r / head_dim, i = r % head_dim, j = i / 2, a = i % 2;
+        int64_t src = h * head_dim + a * half + j;
+        memcpy(out + (size_t)r * rb, (const uint8_t *)t->data + (size_t)src * rb, rb);
+    }
+    return out;
+}
+
+static bool is_qk(const char *name)
+{
+    return strstr(name, ".attn_q.weight") || strstr(name, ".attn_k.weight");
+}
+
+qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
+                               const volatile int *cancel)
+{
+    qb_gguf_writer *w = qb_gguf_writer_new();
+    void **tmp = calloc((size_t)m->n_tensors + 1, sizeof *tmp);
+    qb_status st = QB_OK;
+    if (!w || !tmp) goto oom;
+    if (m->gguf) {
+        const qb_gguf *g = m->gguf;
+        for (uint64_t i = 0; i < g->n_kv; i++)
+            if (!qb_gguf_copy_kv(w, &g->kv[i])) goto oom;
+    } else {
+        if (!put_hparams(w, m)) goto oom;
+        if (!m->tok) {
+            st = qb_fail(ctx, QB_ERR_ARG, "%s: cannot export without a tokenizer", path);
+            goto done;
+        }
+        if ((st = qb_tokenizer_export_gguf(ctx, m->tok, w)) != QB_OK) goto done;
+    }
+    bool permute = m->cfg.rope_layout == QB_ROPE_HALF;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const qb_tensor *t = &m->tensors[i];
+        if (t->type == QB_TYPE_CUSTOM) {
+            char nm[64];
+            qb_format_name(&t->fmt, nm, sizeof nm);
+            st = qb_fail(ctx, QB_ERR_UNSUPPORTED,
+                         "tensor %s is in format %s, which GGUF / llama.cpp cannot store (choose a ggml type to export)",
+                         t->name, nm);
+            goto done;
+        }
+        /* as it is now: norms are F32 (as llama.cpp's converters write them) */
+        const void *data = t->data;
+        int type = (int)t->type;
+        if (permute && is_qk(t->name)) {
+            qb_tensor view = *t;
+            if (!(tmp[i] = permute_rows(&view, m->cfg.head_dim))) goto oom;
+            data = tmp[i];
+        }
+        if (!qb_gguf_add_tensor(w, t->name, type, t->n_dims, t->ne, data)) goto oom;
+    }
+    if (plan) {
+        char *text = qb_plan_to_string(plan);
+        if (!text || !qb_gguf_set_str(w, "quantbench.plan", text)) {
+            free(text);
+            goto oom;
+        }
+        free(text);
+    }
+    qb_gguf_set_u32(w, "general.quantization_version", 2);
+    st = qb_gguf_write_file(ctx, w, path, cancel);
+    goto done;
+oom:
+    st = qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory exporting", path);
+done:
+    for (int i = 0; tmp && i < m->n_tensors; i++) free(tmp[i]);
+    free(tmp);
+    qb_gguf_writer_free(w);
+    return st;
+}
