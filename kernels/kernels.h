@@ -1,7 +1,7 @@
 /* kernels.h — the hot loops: dot products, small GEMM tiles, row conversions and
  * dequantization. Each op has a scalar reference (*_ref.c, the spec) and AVX2 / AVX-512
- * versions; qb_kernels() returns the table chosen once from cpuid (QB_ISA=ref|avx2|avx512
- * overrides). Kernels are single-threaded; callers parallelise over rows. */
+ * versions (plus AVX-512 VNNI for the packed dot products); qb_kernels() returns the table
+ * chosen once from cpuid (QB_ISA=ref|avx2|avx512|avx512vnni overrides). Kernels are single-threaded; callers parallelise over rows. */
 #ifndef QB_KERNELS_H
 #define QB_KERNELS_H
 
@@ -37,7 +37,7 @@ int qb_act_type(int weight_type);
 
 /* The table for this CPU (initialised on first call, thread-safe). */
 const qb_kernel_table *qb_kernels(void);
-/* A specific table: "ref", "avx2", "avx512"; NULL if this CPU cannot run it. For tests. */
+/* A specific table: "ref", "avx2", "avx512", "avx512vnni"; NULL if this CPU cannot run it. */
 const qb_kernel_table *qb_kernels_for(const char *isa);
 
 /* Scalar references (the spec every vector path is tested against). */

@@ -5,6 +5,9 @@
 #include "../util/mapfile.h"
 
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +82,9 @@ qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const 
         }
         if (o && o->progress) o->progress(o->ud, ++done, total);
     }
+#ifdef __GLIBC__
+    malloc_trim(0); /* hand the f32 scratch back to the system: memory should show the packed size */
+#endif
     return QB_OK;
 }
 
