@@ -16,8 +16,9 @@
 #                    tinyllama-f16 tinyllama-f32 (default: all but tinyllama-f32)
 #   BENCH_TINYLLAMA_F32=1   add tinyllama-f32 (a 4.4 GB file) to the default list
 #
-# Exit status: 0 when every quantbench run worked (llama.cpp missing or failing is only a
-# note), 1 when quantbench failed on some model, 2 on a setup problem.
+# Exit status: 0 when no quantbench run failed (llama.cpp missing or failing, and runs stopped
+# by BENCH_TIMEOUT, are notes shown in the table), 1 when quantbench failed on some model,
+# 2 on a setup problem.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -156,14 +157,21 @@ limited() {
     if [ "$TIMEOUT" -gt 0 ] && command -v timeout >/dev/null 2>&1; then timeout "$TIMEOUT" "$@"; else "$@"; fi
 }
 
-# run_qb LABEL FILE P N: one quantbench run (one test); failures and timeouts count.
+# test_name P N: the name both tools give a run with -p P -n N (one of them 0).
+test_name() { if [ "$1" -gt 0 ]; then echo "pp$1"; else echo "tg$2"; fi; }
+
+# run_qb LABEL FILE P N: one quantbench run (one test). A failure makes the script fail; a
+# timeout (BENCH_TIMEOUT) is shown in the table but does not.
 run_qb() {
     limited "$QB" bench "$2" -p "$3" -n "$4" -t "$T" -r "$R" --csv >"$TMP/qb.out" 2>"$TMP/qb.err"
     rc=$?
-    if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 124 ]; then
+        say "note: quantbench took over ${TIMEOUT}s on $(test_name "$3" "$4") of $2: stopped (busy machine? BENCH_TIMEOUT)"
+        echo "$1,$(test_name "$3" "$4"),qb,timeout," >>"$TMP/raw"
+        return
+    elif [ "$rc" -ne 0 ]; then
         cat "$TMP/qb.err" >&2
-        if [ "$rc" -eq 124 ]; then say "ERROR: quantbench took over ${TIMEOUT}s on $2 (busy machine? BENCH_TIMEOUT)"
-        else say "ERROR: quantbench bench failed (status $rc) on $2"; fi
+        say "ERROR: quantbench bench failed (status $rc) on $2"
         QB_FAILED=1
         return
     fi
@@ -173,15 +181,18 @@ run_qb() {
     done <"$TMP/qb.out"
 }
 
-# run_ll LABEL FILE P N: one llama-bench run (one test); failures are notes.
+# run_ll LABEL FILE P N: one llama-bench run (one test); failures and timeouts are notes.
 run_ll() {
     [ -n "$LLAMA_BENCH" ] || return 0
     limited "$LLAMA_BENCH" -m "$2" -p "$3" -n "$4" -t "$T" -r "$R" -o csv >"$TMP/ll.csv" 2>"$TMP/ll.err"
     rc=$?
-    if [ "$rc" -ne 0 ] || ! parse_llama_csv <"$TMP/ll.csv" >"$TMP/ll.out"; then
+    if [ "$rc" -eq 124 ]; then
+        say "note: llama-bench took over ${TIMEOUT}s on $(test_name "$3" "$4") of $2: stopped (busy machine? BENCH_TIMEOUT)"
+        echo "$1,$(test_name "$3" "$4"),ll,timeout," >>"$TMP/raw"
+        return 0
+    elif [ "$rc" -ne 0 ] || ! parse_llama_csv <"$TMP/ll.csv" >"$TMP/ll.out"; then
         tail -n 5 "$TMP/ll.err" >&2
-        if [ "$rc" -eq 124 ]; then say "note: llama-bench took over ${TIMEOUT}s on $2: no comparison for this test"
-        else say "note: llama-bench failed (status $rc) on $2: no comparison for this test"; fi
+        say "note: llama-bench failed (status $rc) on $2: no comparison for this test"
         return 0
     fi
     while IFS=, read -r test mean sd; do
@@ -234,7 +245,7 @@ awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v 
     { k = $1 SUBSEP $2
       if (!(k in seen)) { seen[k] = 1; order[++n] = k; lab[k] = $1; tst[k] = $2 }
       mean[k, $3] = $4; sd[k, $3] = $5 }
-    function fmt(m, s) { return m == "" ? "-" : sprintf("%.2f ± %.2f", m, s) }
+    function fmt(m, s) { return m == "" ? "-" : m == "timeout" ? "timeout" : sprintf("%.2f ± %.2f", m, s) }
     # right-align s in w columns; awk counts bytes, and "±" is two
     function rpad(s, w,   c) { c = gsub(/±/, "±", s); return sprintf("%" (w + c) "s", s) }
     function pct(g) { return bw == "" ? " (bandwidth not measured)" : sprintf(" = %.0f%% of measured bandwidth %s GB/s", 100 * g / bw, bw) }
@@ -245,12 +256,15 @@ awk -F, -v bw="$BW" -v csv="$CSV" -v stamp="$STAMP" -v cpu="${CPU:-unknown}" -v 
         print "date,cpu,threads,model,test,quantbench_tps,quantbench_sd,llamacpp_tps,llamacpp_sd,ratio,bytes_per_token,quantbench_gbs,llamacpp_gbs,membw_gbs,loadavg_start_end" > csv
         for (i = 1; i <= n; i++) {
             k = order[i]; q = mean[k, "qb"]; l = mean[k, "ll"]
+            qt = q; lt = l
+            if (q == "timeout") q = ""
+            if (l == "timeout") l = ""
             ratio = (q != "" && l != "" && l > 0) ? sprintf("%.2f", q / l) : ""
-            printf "| %-26s | %-6s | %s | %s | %6s |\n", lab[k], tst[k], rpad(fmt(q, sd[k, "qb"]), 20), rpad(fmt(l, sd[k, "ll"]), 20), ratio == "" ? "-" : ratio
+            printf "| %-26s | %-6s | %s | %s | %6s |\n", lab[k], tst[k], rpad(fmt(qt, sd[k, "qb"]), 20), rpad(fmt(lt, sd[k, "ll"]), 20), ratio == "" ? "-" : ratio
             b = (tst[k] ~ /^tg/ && lab[k] in bpt) ? bpt[lab[k]] : ""
             qg = (b != "" && q != "") ? sprintf("%.2f", b * q / 1e9) : ""
             lg = (b != "" && l != "") ? sprintf("%.2f", b * l / 1e9) : ""
-            printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", stamp, cpu, thr, lab[k], tst[k], q, sd[k, "qb"], l, sd[k, "ll"], ratio, b, qg, lg, bw, load > csv
+            printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", stamp, cpu, thr, lab[k], tst[k], qt, sd[k, "qb"], lt, sd[k, "ll"], ratio, b, qg, lg, bw, load > csv
             if (b != "" && lab[k] ~ /^TinyLlama/) {
                 out[++no] = sprintf("%s %s: %.3f GB of weights read per token", lab[k], tst[k], b / 1e9)
                 if (qg != "") out[++no] = sprintf("  quantbench: generation reads %s GB/s%s", qg, pct(qg))

@@ -43,7 +43,10 @@ AVX2_FLAGS="-mavx2 -mfma -mf16c"
 AVX512_FLAGS="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c"
 mkdir -p "$BUILD/obj"
 
-# An object is stale when its source, any header, or this script is newer.
+# An object is stale when its source, any header, or this script is newer than it / than the
+# last successful build (.stamp; the new one is taken before compiling, so a header edited
+# during the build is seen next time).
+touch "$BUILD/.stamp.new"
 newest_hdr=$(find src kernels -name '*.h' -newer "$BUILD/.stamp" 2>/dev/null | head -1 || true)
 [[ -f $BUILD/.stamp ]] || newest_hdr=all
 [[ $SCRIPT -nt $BUILD/.stamp ]] && newest_hdr=all
@@ -99,10 +102,14 @@ if ((${#compile_list[@]})); then
     printf '%s\n' "${compile_list[@]}" | xargs -P "$JOBS" -I{} bash -c 'compile_one "$@"' _ {}
     rm -f "$BUILD/libqb-fuzz.a"
 fi
+# the archive holds exactly the current sources' objects (a deleted source drops out)
+printf '%s\n' "${objs[@]}" >"$BUILD/objs.list.new"
+cmp -s "$BUILD/objs.list.new" "$BUILD/objs.list" 2>/dev/null || rm -f "$BUILD/libqb-fuzz.a"
+mv "$BUILD/objs.list.new" "$BUILD/objs.list"
 if [[ ! -f $BUILD/libqb-fuzz.a ]]; then
     ar rcs "$BUILD/libqb-fuzz.a" "${objs[@]}"
 fi
-touch "$BUILD/.stamp"
+mv "$BUILD/.stamp.new" "$BUILD/.stamp"
 for t in $FUZZ_TARGETS; do
     src=tests/fuzz/fuzz-$t.c bin=$BUILD/fuzz-$t
     if [[ ! -f $bin || $src -nt $bin || $BUILD/libqb-fuzz.a -nt $bin ]]; then
@@ -503,9 +510,11 @@ for t in $FUZZ_TARGETS; do
     echo "fuzz.sh: $t for ${FUZZ_SECONDS}s (log: $log)"
     start=$(date +%s)
     set +e
-    "$BUILD/fuzz-$t" "${args[@]}" "$corpus" "$SEEDS/$t" >"$log" 2>&1
+    # in the foreground (Ctrl-C reaches it); its pid noted for the cleanup below
+    bash -c 'echo $$ >"$0"; exec "$@"' "$QB_FUZZ_TMP/pid" "$BUILD/fuzz-$t" "${args[@]}" "$corpus" "$SEEDS/$t" >"$log" 2>&1
     rc=$?
     set -e
+    rm -f /dev/shm/__KMP_REGISTERED_LIB_"$(cat "$QB_FUZZ_TMP/pid")"_* # libomp's registration, left by a crash
     secs=$(( $(date +%s) - start ))
     after=$(find "$artifacts" -type f | wc -l)
     crashes=$((after - before))

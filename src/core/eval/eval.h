@@ -42,5 +42,9 @@ qb_status qb_eval_perplexity(qb_ctx *ctx, const qb_model *m, const int32_t *toke
 /* base and other must share a vocabulary (same size). */
 qb_status qb_eval_kld(qb_ctx *ctx, const qb_model *base, const qb_model *other, const int32_t *tokens, int n_tokens,
                       const qb_eval_opts *opts, qb_kld_result *out);
+/* The same for n_others models against one base, which runs once per chunk: out[j] for
+ * others[j] (a scan of many settings costs one base pass). */
+qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *const *others, int n_others,
+                           const int32_t *tokens, int n_tokens, const qb_eval_opts *opts, qb_kld_result *out);
 
 #endif

@@ -127,14 +127,19 @@ static qb_status bind_one(qb_ctx *ctx, qb_model *m, const char *name, int64_t ro
 {
     qb_tensor *t = qb_model_find_tensor(m, name);
     if (!t) return qb_fail(ctx, QB_ERR_FORMAT, "%s: missing tensor %s", m->path, name);
-    bool ok = rows == 0 ? (t->ne[0] == cols && t->ne[1] == 1 && t->ne[2] == 1)
-                        : (t->ne[0] == cols && t->ne[1] == rows && t->ne[2] == 1);
+    bool ok = t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] == cols && t->ne[1] == (rows == 0 ? 1 : rows);
     if (!ok) {
+        char shape[96]; /* all four dims when the extra ones are what is wrong */
+        if (t->ne[2] == 1 && t->ne[3] == 1)
+            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)t->ne[0], (long long)t->ne[1]);
+        else
+            snprintf(shape, sizeof shape, "[%lld, %lld, %lld, %lld]", (long long)t->ne[0], (long long)t->ne[1],
+                     (long long)t->ne[2], (long long)t->ne[3]);
         if (rows == 0)
-            return qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld], expected [%lld]", m->path,
-                           name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols);
-        return qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", m->path,
-                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s has shape %s, expected [%lld]", m->path, name, shape,
+                           (long long)cols);
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s has shape %s, expected [%lld, %lld]", m->path, name,
+                       shape, (long long)cols, (long long)rows);
     }
     /* The forward pass reads F32, F16, BF16 and packed types with a kernel in place (mapped,
      * never copied); anything else becomes F32. */
