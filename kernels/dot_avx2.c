@@ -69,7 +69,29 @@ float qb_dot_bf16_avx2(int n, const uint16_t *w, const float *x)
     return s;
 }
 
-/* 4 rows x 3 columns of 8-wide accumulators fit AVX2's 16 registers; columns past 3 loop. */
+/* 4 rows x 3 columns of 8-wide accumulators fit AVX2's 16 registers; named (not an array) so
+ * they stay in registers. Columns go in threes; a partial group reuses column 0's pointer. */
+#define ACC3(r) __m256 a##r##0 = _mm256_setzero_ps(), a##r##1 = _mm256_setzero_ps(), a##r##2 = _mm256_setzero_ps()
+#define ROW3(r, wv) do { __m256 w_ = (wv); a##r##0 = _mm256_fmadd_ps(w_, v0, a##r##0); \
+    a##r##1 = _mm256_fmadd_ps(w_, v1, a##r##1); a##r##2 = _mm256_fmadd_ps(w_, v2, a##r##2); } while (0)
+
+static void tile4x3(int n, const float *w, size_t ldw, const float *x0, const float *x1, const float *x2, int cn,
+                    float *y, size_t ldy)
+{
+    ACC3(0); ACC3(1); ACC3(2); ACC3(3);
+    const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    for (int i = 0; i < n; i += 8) {
+        __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i), v2 = _mm256_loadu_ps(x2 + i);
+        ROW3(0, _mm256_loadu_ps(w0 + i));
+        ROW3(1, _mm256_loadu_ps(w1 + i));
+        ROW3(2, _mm256_loadu_ps(w2 + i));
+        ROW3(3, _mm256_loadu_ps(w3 + i));
+    }
+    __m256 acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    for (int c = 0; c < cn; c++)
+        for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = hsum256(acc[r][c]);
+}
+
 void qb_tile_f32_avx2(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
                       size_t ldy)
 {
@@ -81,22 +103,9 @@ void qb_tile_f32_avx2(int n, const float *w, size_t ldw, int nr, const float *x,
     }
     for (int c0 = 0; c0 < nc; c0 += 3) {
         int cn = nc - c0 < 3 ? nc - c0 : 3;
-        __m256 acc[4][3];
-        for (int r = 0; r < 4; r++)
-            for (int c = 0; c < 3; c++) acc[r][c] = _mm256_setzero_ps();
         const float *x0 = x + (size_t)c0 * ldx;
         const float *x1 = cn > 1 ? x0 + ldx : x0, *x2 = cn > 2 ? x0 + 2 * ldx : x0;
-        for (int i = 0; i < n; i += 8) {
-            __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i), v2 = _mm256_loadu_ps(x2 + i);
-            for (int r = 0; r < 4; r++) {
-                __m256 wr = _mm256_loadu_ps(w + (size_t)r * ldw + i);
-                acc[r][0] = _mm256_fmadd_ps(wr, v0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(wr, v1, acc[r][1]);
-                acc[r][2] = _mm256_fmadd_ps(wr, v2, acc[r][2]);
-            }
-        }
-        for (int c = 0; c < cn; c++)
-            for (int r = 0; r < 4; r++) y[(size_t)(c0 + c) * ldy + r] = hsum256(acc[r][c]);
+        tile4x3(n, w, ldw, x0, x1, x2, cn, y + (size_t)c0 * ldy, ldy);
     }
 }
 

@@ -80,7 +80,41 @@ float qb_dot_bf16_avx512(int n, const uint16_t *w, const float *x)
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-/* 4 rows x 4 columns = 16 zmm accumulators; columns loop in fours, tails use masks. */
+/* 4 rows x 4 columns = 16 zmm accumulators, named (not an array) so they stay in registers;
+ * columns go in fours, a last partial group reuses column 0's pointer; k tails use masks. */
+#define ACC4(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = _mm512_setzero_ps(), \
+                       a##r##2 = _mm512_setzero_ps(), a##r##3 = _mm512_setzero_ps()
+#define ROW4(r, wv) do { __m512 w_ = (wv); a##r##0 = _mm512_fmadd_ps(w_, v0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(w_, v1, a##r##1); a##r##2 = _mm512_fmadd_ps(w_, v2, a##r##2); \
+    a##r##3 = _mm512_fmadd_ps(w_, v3, a##r##3); } while (0)
+
+static void tile4x4(int n, const float *w, size_t ldw, const float *const *xc, int cn, float *y, size_t ldy)
+{
+    ACC4(0); ACC4(1); ACC4(2); ACC4(3);
+    const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v0 = _mm512_loadu_ps(xc[0] + i), v1 = _mm512_loadu_ps(xc[1] + i);
+        __m512 v2 = _mm512_loadu_ps(xc[2] + i), v3 = _mm512_loadu_ps(xc[3] + i);
+        ROW4(0, _mm512_loadu_ps(w0 + i));
+        ROW4(1, _mm512_loadu_ps(w1 + i));
+        ROW4(2, _mm512_loadu_ps(w2 + i));
+        ROW4(3, _mm512_loadu_ps(w3 + i));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v0 = _mm512_maskz_loadu_ps(m, xc[0] + i), v1 = _mm512_maskz_loadu_ps(m, xc[1] + i);
+        __m512 v2 = _mm512_maskz_loadu_ps(m, xc[2] + i), v3 = _mm512_maskz_loadu_ps(m, xc[3] + i);
+        ROW4(0, _mm512_maskz_loadu_ps(m, w0 + i));
+        ROW4(1, _mm512_maskz_loadu_ps(m, w1 + i));
+        ROW4(2, _mm512_maskz_loadu_ps(m, w2 + i));
+        ROW4(3, _mm512_maskz_loadu_ps(m, w3 + i));
+    }
+    __m512 acc[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
+    for (int c = 0; c < cn; c++)
+        for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
 void qb_tile_f32_avx512(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
                         size_t ldy)
 {
@@ -92,34 +126,9 @@ void qb_tile_f32_avx512(int n, const float *w, size_t ldw, int nr, const float *
     }
     for (int c0 = 0; c0 < nc; c0 += 4) {
         int cn = nc - c0 < 4 ? nc - c0 : 4;
-        __m512 acc[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
         const float *xc[4];
         for (int c = 0; c < 4; c++) xc[c] = x + (size_t)(c0 + (c < cn ? c : 0)) * ldx;
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            __m512 v0 = _mm512_loadu_ps(xc[0] + i), v1 = _mm512_loadu_ps(xc[1] + i);
-            __m512 v2 = _mm512_loadu_ps(xc[2] + i), v3 = _mm512_loadu_ps(xc[3] + i);
-            for (int r = 0; r < 4; r++) {
-                __m512 wr = _mm512_loadu_ps(w + (size_t)r * ldw + i);
-                acc[r][0] = _mm512_fmadd_ps(wr, v0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(wr, v1, acc[r][1]);
-                acc[r][2] = _mm512_fmadd_ps(wr, v2, acc[r][2]);
-                acc[r][3] = _mm512_fmadd_ps(wr, v3, acc[r][3]);
-            }
-        }
-        if (i < n) {
-            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-            __m512 v[4];
-            for (int c = 0; c < 4; c++) v[c] = _mm512_maskz_loadu_ps(m, xc[c] + i);
-            for (int r = 0; r < 4; r++) {
-                __m512 wr = _mm512_maskz_loadu_ps(m, w + (size_t)r * ldw + i);
-                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(wr, v[c], acc[r][c]);
-            }
-        }
-        for (int c = 0; c < cn; c++)
-            for (int r = 0; r < 4; r++) y[(size_t)(c0 + c) * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+        tile4x4(n, w, ldw, xc, cn, y + (size_t)c0 * ldy, ldy);
     }
 }
 
