@@ -6,6 +6,7 @@
 
 #include "core/qb.h"
 
+#include <cpuid.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,14 @@ float qb_dot_f32_avx2(int, const float *, const float *);
 float qb_dot_f16_avx2(int, const uint16_t *, const float *);
 float qb_dot_bf16_avx2(int, const uint16_t *, const float *);
 void qb_tile_f32_avx2(int, const float *, size_t, int, const float *, size_t, int, float *, size_t);
+void qb_tile_f16_avx2(int, const uint16_t *, size_t, int, const float *, size_t, int, float *, size_t);
 void qb_f16_to_f32_avx2(int, const uint16_t *, float *);
 void qb_bf16_to_f32_avx2(int, const uint16_t *, float *);
 float qb_dot_f32_avx512(int, const float *, const float *);
 float qb_dot_f16_avx512(int, const uint16_t *, const float *);
 float qb_dot_bf16_avx512(int, const uint16_t *, const float *);
 void qb_tile_f32_avx512(int, const float *, size_t, int, const float *, size_t, int, float *, size_t);
+void qb_tile_f16_avx512(int, const uint16_t *, size_t, int, const float *, size_t, int, float *, size_t);
 void qb_f16_to_f32_avx512(int, const uint16_t *, float *);
 void qb_bf16_to_f32_avx512(int, const uint16_t *, float *);
 
@@ -53,29 +56,36 @@ QDOT_DECL_VNNI(q6_K) QDOT_DECL_VNNI(iq4_xs)
 
 static const qb_kernel_table table_ref = {
     .isa = "ref", .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
-    .tile_f32 = qb_tile_f32_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
+    .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
     QDOT_MEMBERS(ref, ref),
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
-    .tile_f32 = qb_tile_f32_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
+    .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
     QDOT_MEMBERS(avx2, avx2),
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
-    .tile_f32 = qb_tile_f32_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
+    .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512, avx512),
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
-    .tile_f32 = qb_tile_f32_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
+    .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512vnni, avx512),
 };
+
+/* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */
+static bool has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
 
 static bool cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
 
 static bool cpu_has_avx512(void)

@@ -92,6 +92,23 @@ static void tile4x3(int n, const float *w, size_t ldw, const float *x0, const fl
         for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = hsum256(acc[r][c]);
 }
 
+static void tile4x3_f16(int n, const uint16_t *w, size_t ldw, const float *x0, const float *x1, const float *x2, int cn,
+                    float *y, size_t ldy)
+{
+    ACC3(0); ACC3(1); ACC3(2); ACC3(3);
+    const uint16_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    for (int i = 0; i < n; i += 8) {
+        __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i), v2 = _mm256_loadu_ps(x2 + i);
+        ROW3(0, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + i))));
+        ROW3(1, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + i))));
+        ROW3(2, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w2 + i))));
+        ROW3(3, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w3 + i))));
+    }
+    __m256 acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    for (int c = 0; c < cn; c++)
+        for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = hsum256(acc[r][c]);
+}
+
 void qb_tile_f32_avx2(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
                       size_t ldy)
 {
@@ -106,6 +123,23 @@ void qb_tile_f32_avx2(int n, const float *w, size_t ldw, int nr, const float *x,
         const float *x0 = x + (size_t)c0 * ldx;
         const float *x1 = cn > 1 ? x0 + ldx : x0, *x2 = cn > 2 ? x0 + 2 * ldx : x0;
         tile4x3(n, w, ldw, x0, x1, x2, cn, y + (size_t)c0 * ldy, ldy);
+    }
+}
+
+void qb_tile_f16_avx2(int n, const uint16_t *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
+                      size_t ldy)
+{
+    if (nr != 4 || n % 8 != 0) {
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < nr; r++)
+                y[(size_t)c * ldy + r] = qb_dot_f16_avx2(n, w + (size_t)r * ldw, x + (size_t)c * ldx);
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += 3) {
+        int cn = nc - c0 < 3 ? nc - c0 : 3;
+        const float *x0 = x + (size_t)c0 * ldx;
+        const float *x1 = cn > 1 ? x0 + ldx : x0, *x2 = cn > 2 ? x0 + 2 * ldx : x0;
+        tile4x3_f16(n, w, ldw, x0, x1, x2, cn, y + (size_t)c0 * ldy, ldy);
     }
 }
 

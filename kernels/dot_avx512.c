@@ -115,6 +115,33 @@ static void tile4x4(int n, const float *w, size_t ldw, const float *const *xc, i
         for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
+static void tile4x4_f16(int n, const uint16_t *w, size_t ldw, const float *const *xc, int cn, float *y, size_t ldy)
+{
+    ACC4(0); ACC4(1); ACC4(2); ACC4(3);
+    const uint16_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v0 = _mm512_loadu_ps(xc[0] + i), v1 = _mm512_loadu_ps(xc[1] + i);
+        __m512 v2 = _mm512_loadu_ps(xc[2] + i), v3 = _mm512_loadu_ps(xc[3] + i);
+        ROW4(0, load_f16(w0 + i));
+        ROW4(1, load_f16(w1 + i));
+        ROW4(2, load_f16(w2 + i));
+        ROW4(3, load_f16(w3 + i));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v0 = _mm512_maskz_loadu_ps(m, xc[0] + i), v1 = _mm512_maskz_loadu_ps(m, xc[1] + i);
+        __m512 v2 = _mm512_maskz_loadu_ps(m, xc[2] + i), v3 = _mm512_maskz_loadu_ps(m, xc[3] + i);
+        ROW4(0, load_f16_tail(w0 + i, n - i));
+        ROW4(1, load_f16_tail(w1 + i, n - i));
+        ROW4(2, load_f16_tail(w2 + i, n - i));
+        ROW4(3, load_f16_tail(w3 + i, n - i));
+    }
+    __m512 acc[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
+    for (int c = 0; c < cn; c++)
+        for (int r = 0; r < 4; r++) y[(size_t)c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
 void qb_tile_f32_avx512(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
                         size_t ldy)
 {
@@ -129,6 +156,23 @@ void qb_tile_f32_avx512(int n, const float *w, size_t ldw, int nr, const float *
         const float *xc[4];
         for (int c = 0; c < 4; c++) xc[c] = x + (size_t)(c0 + (c < cn ? c : 0)) * ldx;
         tile4x4(n, w, ldw, xc, cn, y + (size_t)c0 * ldy, ldy);
+    }
+}
+
+void qb_tile_f16_avx512(int n, const uint16_t *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
+                        size_t ldy)
+{
+    if (nr != 4) {
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < nr; r++)
+                y[(size_t)c * ldy + r] = qb_dot_f16_avx512(n, w + (size_t)r * ldw, x + (size_t)c * ldx);
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += 4) {
+        int cn = nc - c0 < 4 ? nc - c0 : 4;
+        const float *xc[4];
+        for (int c = 0; c < 4; c++) xc[c] = x + (size_t)(c0 + (c < cn ? c : 0)) * ldx;
+        tile4x4_f16(n, w, ldw, xc, cn, y + (size_t)c0 * ldy, ldy);
     }
 }
 

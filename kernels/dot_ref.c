@@ -31,6 +31,13 @@ void qb_tile_f32_ref(int n, const float *w, size_t ldw, int nr, const float *x, 
         for (int r = 0; r < nr; r++) y[(size_t)c * ldy + r] = qb_dot_f32_ref(n, w + (size_t)r * ldw, x + (size_t)c * ldx);
 }
 
+void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *x, size_t ldx, int nc, float *y,
+                     size_t ldy)
+{
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) y[(size_t)c * ldy + r] = qb_dot_f16_ref(n, w + (size_t)r * ldw, x + (size_t)c * ldx);
+}
+
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst)
 {
     for (int i = 0; i < n; i++) dst[i] = qb_f16_to_f32(src[i]);

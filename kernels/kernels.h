@@ -19,6 +19,9 @@ typedef struct {
      * tile behind batched matmul (prompt processing). */
     void (*tile_f32)(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc,
                      float *y, size_t ldy);
+    /* the same tile with F16 weights, converted in registers (no f32 copy of the rows) */
+    void (*tile_f16)(int n, const uint16_t *w, size_t ldw, int nr, const float *x, size_t ldx, int nc,
+                     float *y, size_t ldy);
     /* row conversions to f32 */
     void (*f16_to_f32)(int n, const uint16_t *src, float *dst);
     void (*bf16_to_f32)(int n, const uint16_t *src, float *dst);
@@ -45,6 +48,8 @@ float qb_dot_f32_ref(int n, const float *w, const float *x);
 float qb_dot_f16_ref(int n, const uint16_t *w, const float *x);
 float qb_dot_bf16_ref(int n, const uint16_t *w, const float *x);
 void qb_tile_f32_ref(int n, const float *w, size_t ldw, int nr, const float *x, size_t ldx, int nc,
+                     float *y, size_t ldy);
+void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *x, size_t ldx, int nc,
                      float *y, size_t ldy);
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
 void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);

@@ -3,6 +3,7 @@
  * counts and dims, unknown types, misaligned / overlapping / out-of-file tensor data), each
  * giving a clear error; atomic writes (unwritable path, cancelled write leave files as they were). */
 #include "testutil.h"
+#include <math.h>
 #include <sys/stat.h>
 
 #include "core/model/gguf.h"
@@ -237,12 +238,54 @@ static void test_atomic_write(void **state)
     qb_gguf_writer_free(w);
 }
 
+/* Float metadata read as integers: out-of-range values saturate and NaN gives 0 (fuzz-gguf
+ * found the bare (int64_t) cast, undefined behaviour for a file storing 1e30 or NaN). */
+static void test_float_metadata_as_int(void **state)
+{
+    (void)state;
+    qb_gguf_writer *w = qb_gguf_writer_new();
+    assert_non_null(w);
+    assert_true(qb_gguf_set_f32(w, "big", 1e30f));
+    assert_true(qb_gguf_set_f32(w, "small", -1e30f));
+    assert_true(qb_gguf_set_f32(w, "nan", NAN));
+    assert_true(qb_gguf_set_f32(w, "x", 2.75f));
+    float arr[3] = {-1.7e38f, NAN, 42.5f};
+    assert_true(qb_gguf_set_arr(w, "arr", QB_GGUF_FLOAT32, arr, 3));
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    void *buf;
+    size_t len;
+    assert_int_equal(qb_gguf_write_memory(&ctx, w, &buf, &len), QB_OK);
+    qb_gguf *g;
+    assert_int_equal(qb_gguf_open_memory(&ctx, "mem", buf, len, &g), QB_OK);
+    assert_true(qb_gguf_get_int(g, "big", 0) == INT64_MAX);
+    assert_true(qb_gguf_get_int(g, "small", 0) == INT64_MIN);
+    assert_int_equal(qb_gguf_get_int(g, "nan", 7), 0);
+    assert_int_equal(qb_gguf_get_int(g, "x", 0), 2);
+    const qb_gguf_kv *kv = qb_gguf_find(g, "arr");
+    assert_non_null(kv);
+    assert_true(qb_gguf_arr_int(kv, 0) == INT64_MIN);
+    assert_int_equal(qb_gguf_arr_int(kv, 1), 0);
+    assert_int_equal(qb_gguf_arr_int(kv, 2), 42);
+    qb_gguf_close(g);
+    free(buf);
+    /* the same value where the reader itself needs an integer: a clear error */
+    assert_true(qb_gguf_set_f32(w, "general.alignment", 1e30f));
+    assert_int_equal(qb_gguf_write_memory(&ctx, w, &buf, &len), QB_OK);
+    qb_gguf_writer_free(w);
+    g = NULL;
+    assert_int_equal(qb_gguf_open_memory(&ctx, "bad.gguf", buf, len, &g), QB_ERR_FORMAT);
+    assert_null(g);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "general.alignment must be a power of two"));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),  cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_malformed),  cmocka_unit_test(test_real_files),
-        cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_atomic_write), cmocka_unit_test(test_float_metadata_as_int),
     };
     return cmocka_run_group_tests_name("gguf", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "core/model/model.h"
 #include "core/infer/infer.h"
 #include "core/infer/sampler.h"
+#include "core/model/gguf_write.h"
 
 static qb_model *open_model(const char *rel)
 {
@@ -241,13 +242,73 @@ static void test_docs_gguf_greedy(void **state)
     check_docs_greedy("qb-docs-26m/qb-docs-26m-f16.gguf");
 }
 
+/* A legacy llama2.c header whose vocab_size is INT32_MIN: negating it (the "untied classifier"
+ * convention) overflowed; now it is an absurd header like any other (found by fuzz-llama2c). */
+static void test_llama2c_vocab_int_min(void **state)
+{
+    (void)state;
+    int32_t hdr[7] = {8, 16, 1, 2, 2, INT32_MIN, 4};
+    char *path = qbt_write_temp("vocabmin", hdr, sizeof hdr);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model_opts opts = {.skip_tokenizer = true};
+    qb_model *m = NULL;
+    assert_int_equal(qb_model_open(&ctx, path, &opts, &m), QB_ERR_FORMAT);
+    assert_null(m);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "not a llama2.c checkpoint (absurd header"));
+    unlink(path);
+    free(path);
+}
+
+/* A weight stored with extra dimensions (ne[2] or ne[3] > 1) is not the matrix the forward pass
+ * reads: rejected with its full shape instead of half of it being ignored. */
+static void test_bind_rejects_4d(void **state)
+{
+    (void)state;
+    static float zeros[16 * 8 * 2];
+    qb_gguf_writer *w = qb_gguf_writer_new();
+    assert_non_null(w);
+    assert_true(qb_gguf_set_str(w, "general.architecture", "llama"));
+    assert_true(qb_gguf_set_u32(w, "llama.embedding_length", 8));
+    assert_true(qb_gguf_set_u32(w, "llama.feed_forward_length", 16));
+    assert_true(qb_gguf_set_u32(w, "llama.block_count", 1));
+    assert_true(qb_gguf_set_u32(w, "llama.attention.head_count", 2));
+    assert_true(qb_gguf_set_u32(w, "llama.attention.head_count_kv", 1));
+    static const struct { const char *name; int n_dims; int64_t ne[4]; } t[] = {
+        {"token_embd.weight", 4, {8, 4, 1, 2}}, /* vocab 4, twice */
+        {"output_norm.weight", 1, {8}},           {"blk.0.attn_norm.weight", 1, {8}},
+        {"blk.0.attn_q.weight", 2, {8, 8}},       {"blk.0.attn_k.weight", 2, {8, 4}},
+        {"blk.0.attn_v.weight", 2, {8, 4}},       {"blk.0.attn_output.weight", 2, {8, 8}},
+        {"blk.0.ffn_norm.weight", 1, {8}},        {"blk.0.ffn_gate.weight", 2, {8, 16}},
+        {"blk.0.ffn_down.weight", 2, {16, 8}},    {"blk.0.ffn_up.weight", 2, {8, 16}},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        assert_true(qb_gguf_add_tensor(w, t[i].name, QB_TYPE_F32, t[i].n_dims, t[i].ne, zeros));
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    void *buf;
+    size_t len;
+    assert_int_equal(qb_gguf_write_memory(&ctx, w, &buf, &len), QB_OK);
+    qb_gguf_writer_free(w);
+    char *path = qbt_write_temp("bind4d", buf, len);
+    free(buf);
+    qb_model_opts opts = {.skip_tokenizer = true};
+    qb_model *m = NULL;
+    assert_int_equal(qb_model_open(&ctx, path, &opts, &m), QB_ERR_FORMAT);
+    assert_null(m);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "token_embd.weight has shape [8, 4, 1, 2], expected [8, 4]"));
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_260k_llama2c_logits),   cmocka_unit_test(test_260k_gguf_logits),
         cmocka_unit_test(test_260k_greedy_same_both_formats), cmocka_unit_test(test_docs_hf_logits),
         cmocka_unit_test(test_docs_gguf_f16_logits),  cmocka_unit_test(test_docs_hf_greedy),
-        cmocka_unit_test(test_docs_gguf_greedy),
+        cmocka_unit_test(test_docs_gguf_greedy), cmocka_unit_test(test_llama2c_vocab_int_min),
+        cmocka_unit_test(test_bind_rejects_4d),
     };
     return cmocka_run_group_tests_name("infer", tests, NULL, NULL);
 }

@@ -80,7 +80,8 @@ static void test_tiles(void **state)
             int n = lengths[li];
             size_t ld = (size_t)n + 3; /* strides longer than rows */
             float *w = malloc(4 * ld * sizeof(float)), *x = malloc(9 * ld * sizeof(float));
-            for (size_t i = 0; i < 4 * ld; i++) w[i] = frand();
+            uint16_t *wh = malloc(4 * ld * sizeof(uint16_t));
+            for (size_t i = 0; i < 4 * ld; i++) wh[i] = qb_f32_to_f16(w[i] = frand());
             for (size_t i = 0; i < 9 * ld; i++) x[i] = frand();
             for (int nr = 1; nr <= 4; nr++)
                 for (int nc = 1; nc <= 9; nc++) {
@@ -97,8 +98,21 @@ static void test_tiles(void **state)
                             }
                             near(y1[c * 5 + r], y2[c * 5 + r], (double)n, "tile_f32", n);
                         }
+                    memset(y1, 0, sizeof y1);
+                    memset(y2, 0, sizeof y2);
+                    t->tile_f16(n, wh, ld, nr, x, ld, nc, y1, 5);
+                    qb_tile_f16_ref(n, wh, ld, nr, x, ld, nc, y2, 5);
+                    for (int c = 0; c < nc; c++)
+                        for (int r = 0; r < 5; r++) {
+                            if (r >= nr) {
+                                assert_true(y1[c * 5 + r] == 0);
+                                continue;
+                            }
+                            near(y1[c * 5 + r], y2[c * 5 + r], (double)n, "tile_f16", n);
+                        }
                 }
             free(w);
+            free(wh);
             free(x);
         }
     }

@@ -605,6 +605,13 @@ static void test_config_variants(void **state)
         qb_status st;
         const char *msg;
     } bad[] = {
+        /* positive as a double, 0 as the float qb_config keeps (found by fuzz-hf-config) */
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+         " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 4, \"rms_norm_eps\": 1e-50}",
+         QB_ERR_FORMAT, "rms_norm_eps 1e-50 is out of range"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+         " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 4, \"rope_theta\": 1e-60}",
+         QB_ERR_FORMAT, "rope_theta 1e-60 is out of range"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}}",
          QB_ERR_UNSUPPORTED, "RoPE scaling 'llama3' (rope_scaling)"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}",

@@ -110,21 +110,37 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     int n = (int)w->ne[0];
     int64_t rows = w->ne[1];
     int64_t nblk = (rows + 3) / 4;
+    /* tokens in chunks whose activations fit in L2 (512 KiB): each weight row block then meets
+     * a chunk from cache; weights are re-read once per chunk. F16 rows go straight into the
+     * tile (converted in registers), other types through a 4-row f32 buffer. */
+    int chunk = (int)((512 * 1024 / sizeof(float)) / (size_t)n) & ~3;
+    if (chunk < 8) chunk = 8;
+    if (chunk > T) chunk = T;
 #pragma omp parallel
     {
-        float *buf = w->type == QB_TYPE_F32 ? NULL : malloc((size_t)4 * n * sizeof(float));
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < nblk; b++) {
-            int64_t r0 = b * 4;
-            int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
-            const float *wf;
-            if (w->type == QB_TYPE_F32) {
-                wf = (const float *)w->data + r0 * n;
-            } else {
-                for (int r = 0; r < nr; r++) qb_tensor_get_row(w, r0 + r, buf + (size_t)r * n);
-                wf = buf;
+        bool direct = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16;
+        float *buf = direct ? NULL : malloc((size_t)4 * n * sizeof(float));
+        for (int t0 = 0; t0 < T; t0 += chunk) {
+            int tc = T - t0 < chunk ? T - t0 : chunk;
+#pragma omp for schedule(static) nowait
+            for (int64_t b = 0; b < nblk; b++) {
+                int64_t r0 = b * 4;
+                int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
+                const float *wf;
+                if (w->type == QB_TYPE_F16) {
+                    k->tile_f16(n, (const uint16_t *)w->data + r0 * n, (size_t)n, nr, x + (size_t)t0 * n, (size_t)n,
+                                tc, y + (size_t)t0 * rows + r0, (size_t)rows);
+                    continue;
+                }
+                if (w->type == QB_TYPE_F32) {
+                    wf = (const float *)w->data + r0 * n;
+                } else {
+                    for (int r = 0; r < nr; r++) qb_tensor_get_row(w, r0 + r, buf + (size_t)r * n);
+                    wf = buf;
+                }
+                k->tile_f32(n, wf, (size_t)n, nr, x + (size_t)t0 * n, (size_t)n, tc, y + (size_t)t0 * rows + r0,
+                            (size_t)rows);
             }
-            k->tile_f32(n, wf, (size_t)n, nr, x, (size_t)n, T, y + r0, (size_t)rows);
         }
         free(buf);
     }
