@@ -3,7 +3,7 @@
 #   make run        install missing Debian packages, build, open the TUI (MODEL=path optional)
 #   make test       unit tests (cmocka), CLI/bad-input tests, Lua recipe tests, tmux TUI tests
 #   make sanitize   the same suite under ASan/UBSan (build-san/)
-#   make bench      benchmarks (see tests/bench/README in the README's Benchmarks section)
+#   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
 #   make clean
 
@@ -77,6 +77,7 @@ sanitize:
 
 bench: deps all
 	@BUILD=$(BUILD) scripts/bench.sh
+	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 
 fuzz:
 	@scripts/fuzz.sh
