@@ -74,8 +74,13 @@ void qb_tensor_source_rows(const qb_tensor *t, int64_t r0, int64_t nr, float *ou
 {
     int64_t n = t->ne[0];
     size_t rb = qb_type_row_bytes(t->src_type, n);
-    for (int64_t r = 0; r < nr; r++)
-        qb_dequant_row_ref(t->src_type, (const char *)t->src_data + (size_t)(r0 + r) * rb, out + r * n, n);
+    const qb_kernel_table *k = qb_kernels();
+    for (int64_t r = 0; r < nr; r++) {
+        const void *row = (const char *)t->src_data + (size_t)(r0 + r) * rb;
+        if (t->src_type == QB_TYPE_F16) k->f16_to_f32((int)n, row, out + r * n);
+        else if (t->src_type == QB_TYPE_BF16) k->bf16_to_f32((int)n, row, out + r * n);
+        else qb_dequant_row_ref(t->src_type, row, out + r * n, n);
+    }
 }
 
 qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t)

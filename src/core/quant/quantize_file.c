@@ -27,9 +27,13 @@ static qb_status source_f32(qb_ctx *ctx, const qb_gguf_tensor *t, float **out)
     if (!f) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for tensor %s", t->name);
     size_t rb = qb_type_row_bytes(t->type, n);
     bool ok = true;
+    const qb_kernel_table *k = qb_kernels();
 #pragma omp parallel for schedule(static) reduction(&& : ok)
-    for (int64_t r = 0; r < rows; r++)
-        ok = ok && qb_dequant_row_ref(t->type, (const char *)t->data + (size_t)r * rb, f + r * n, n);
+    for (int64_t r = 0; r < rows; r++) {
+        const void *row = (const char *)t->data + (size_t)r * rb;
+        if (t->type == QB_TYPE_F16) k->f16_to_f32((int)n, row, f + r * n); /* the common case, vectorised */
+        else ok = ok && qb_dequant_row_ref(t->type, row, f + r * n, n);
+    }
     if (!ok) {
         free(f);
         return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: cannot read type %d", t->name, t->type);
