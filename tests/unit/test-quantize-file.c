@@ -137,7 +137,19 @@ static void test_plan_overrides(void **state)
     assert_non_null(strstr(qb_gguf_get_str(g, "quantbench.plan"), "*ffn_down* = q8_0"));
     qb_gguf_close(g);
     unlink(out);
+    /* save and load back: the same rules; an unwritable place is a clear error */
+    assert_int_equal(qb_plan_save(&ctx, &plan, out), QB_OK);
+    qb_plan back;
+    assert_int_equal(qb_plan_load(&ctx, out, &back), QB_OK);
+    char *s1 = qb_plan_to_string(&plan), *s2 = qb_plan_to_string(&back);
+    assert_string_equal(s1, s2);
+    free(s1);
+    free(s2);
+    qb_plan_free(&back);
+    unlink(out);
     free(out);
+    assert_int_equal(qb_plan_save(&ctx, &plan, "/nonexistent-dir/plan.txt"), QB_ERR_IO);
+    assert_non_null(strstr(ctx.errmsg, "/nonexistent-dir/plan.txt"));
     qb_plan_free(&plan);
     /* plan errors name the line */
     assert_int_not_equal(qb_plan_parse(&ctx, "bad-plan", "* = q4_k\nblk.* = q9_z\n", &plan), QB_OK);

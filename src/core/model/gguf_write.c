@@ -1,13 +1,12 @@
 /* gguf_write.c — serialise metadata and tensors as GGUF v3, to memory or atomically to a file. */
 #include "gguf_write.h"
 #include "gguf.h"
+#include "../util/atomic_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct {
     char *key;
@@ -287,41 +286,18 @@ qb_status qb_gguf_write_memory(qb_ctx *ctx, const qb_gguf_writer *w, void **out,
     return QB_OK;
 }
 
-static bool write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *c = p;
-    while (n > 0) {
-        ssize_t k = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
 qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *path, const volatile int *cancel)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        qb_status st = qb_fail(ctx, QB_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    qb_status st = QB_OK;
+    qb_atomic_file f;
+    qb_status st = qb_atomic_begin(ctx, path, &f);
+    if (st != QB_OK) return st;
     buf b = {0};
     static const uint8_t zeros[4096];
     if (!build_header(w, &b)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory serialising GGUF");
         goto fail;
     }
-    if (!write_all(fd, b.p, b.len)) goto io_fail;
+    if (!qb_atomic_write(&f, b.p, b.len)) goto io_fail;
     size_t pos = b.len;
     for (size_t i = 0; i < w->n_t; i++) {
         if (cancel && *cancel) {
@@ -330,32 +306,22 @@ qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *p
         }
         const tensor_entry *t = &w->t[i];
         if (t->data) {
-            if (!write_all(fd, t->data, t->nbytes)) goto io_fail;
+            if (!qb_atomic_write(&f, t->data, t->nbytes)) goto io_fail;
         } else {
             for (size_t k = 0; k < t->nbytes; k += sizeof zeros)
-                if (!write_all(fd, zeros, t->nbytes - k < sizeof zeros ? t->nbytes - k : sizeof zeros)) goto io_fail;
+                if (!qb_atomic_write(&f, zeros, t->nbytes - k < sizeof zeros ? t->nbytes - k : sizeof zeros)) goto io_fail;
         }
         pos += t->nbytes;
         size_t pad = pad_to(pos, w->alignment) - pos;
-        if (!write_all(fd, zeros, pad)) goto io_fail;
+        if (!qb_atomic_write(&f, zeros, pad)) goto io_fail;
         pos += pad;
     }
-    if (fsync(fd) != 0) goto io_fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto io_fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) goto io_fail;
     free(b.p);
-    free(tmp);
-    return QB_OK;
+    return qb_atomic_commit(ctx, &f);
 io_fail:
     st = qb_fail(ctx, QB_ERR_IO, "%s: write failed: %s; the file was not changed", path, strerror(errno));
 fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
+    qb_atomic_abort(&f);
     free(b.p);
-    free(tmp);
     return st;
 }

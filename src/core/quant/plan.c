@@ -1,6 +1,7 @@
 /* plan.c — quantization plans: glob rules to formats, parse / print / load / save. */
 #include "plan.h"
 #include "../util/mapfile.h"
+#include "../util/atomic_file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void qb_plan_init(qb_plan *p) { memset(p, 0, sizeof *p); }
 
@@ -123,27 +123,16 @@ qb_status qb_plan_save(qb_ctx *ctx, const qb_plan *p, const char *path)
 {
     char *text = qb_plan_to_string(p);
     if (!text) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    qb_status st = QB_OK;
-    if (!tmp) {
-        free(text);
-        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    }
-    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = qb_fail(ctx, QB_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-    } else {
-        size_t n = strlen(text);
-        bool ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-        if (!ok || rename(tmp, path) != 0) {
+    qb_atomic_file f;
+    qb_status st = qb_atomic_begin(ctx, path, &f);
+    if (st == QB_OK) {
+        if (qb_atomic_write(&f, text, strlen(text))) {
+            st = qb_atomic_commit(ctx, &f);
+        } else {
             st = qb_fail(ctx, QB_ERR_IO, "%s: write failed: %s; the file was not changed", path, strerror(errno));
-            unlink(tmp);
+            qb_atomic_abort(&f);
         }
     }
-    free(tmp);
     free(text);
     return st;
 }
