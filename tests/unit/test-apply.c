@@ -249,9 +249,11 @@ static void test_memory_follows_packed_size(void **state)
     double grew = (r1 - r0) / 1024.0, packed = sz.bytes / 1048576.0;
     print_message("RSS grew %.1f MiB for %.1f MiB of packed weights (F16: %.1f MiB)\n", grew, packed,
                   sz.bytes_f16 / 1048576.0);
+    qb_model_close(m);
+#ifndef __SANITIZE_ADDRESS__ /* ASan keeps freed memory in quarantine: RSS says nothing there */
     assert_true(grew < packed + 12.0); /* runtime buffers and the tokenizer: a few MiB */
     assert_true(grew < sz.bytes_f16 / 1048576.0 * 0.6);
-    qb_model_close(m);
+#endif
 }
 
 int main(void)
