@@ -21,6 +21,9 @@ typedef struct {
     int64_t ne[4];
     const void *data;
     size_t nbytes;
+    qb_gguf_produce_fn produce; /* lazy tensors: filled at write time */
+    void *ud;
+    int index;
 } tensor_entry;
 
 struct qb_gguf_writer {
@@ -231,6 +234,17 @@ bool qb_gguf_add_tensor(qb_gguf_writer *w, const char *name, int type, int n_dim
     return true;
 }
 
+bool qb_gguf_add_tensor_lazy(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+                             qb_gguf_produce_fn produce, void *ud, int index)
+{
+    if (!qb_gguf_add_tensor(w, name, type, n_dims, ne, NULL)) return false;
+    tensor_entry *t = &w->t[w->n_t - 1];
+    t->produce = produce;
+    t->ud = ud;
+    t->index = index;
+    return true;
+}
+
 static size_t pad_to(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 /* Header + metadata + tensor directory + padding up to the data section. */
@@ -272,7 +286,16 @@ qb_status qb_gguf_write_memory(qb_ctx *ctx, const qb_gguf_writer *w, void **out,
     build_header(w, &b);
     for (size_t i = 0; i < w->n_t; i++) {
         const tensor_entry *t = &w->t[i];
-        if (t->data) put(&b, t->data, t->nbytes);
+        if (t->produce) {
+            void *tmp = malloc(t->nbytes ? t->nbytes : 1);
+            qb_status ps = tmp ? t->produce(t->ud, t->index, tmp, t->nbytes) : QB_ERR_NOMEM;
+            if (ps == QB_OK) put(&b, tmp, t->nbytes);
+            free(tmp);
+            if (ps != QB_OK) {
+                free(b.p);
+                return ps == QB_ERR_NOMEM ? qb_fail(ctx, QB_ERR_NOMEM, "out of memory serialising GGUF") : ps;
+            }
+        } else if (t->data) put(&b, t->data, t->nbytes);
         else for (size_t k = 0; k < t->nbytes; k += sizeof zeros) put(&b, zeros, t->nbytes - k < sizeof zeros ? t->nbytes - k : sizeof zeros);
         size_t pad = pad_to(b.len, w->alignment) - b.len;
         put(&b, zeros, pad);
@@ -293,6 +316,8 @@ qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *p
     if (st != QB_OK) return st;
     buf b = {0};
     static const uint8_t zeros[4096];
+    void *scratch = NULL; /* lazy tensors are produced into one reused buffer */
+    size_t scratch_cap = 0;
     if (!build_header(w, &b)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory serialising GGUF");
         goto fail;
@@ -305,7 +330,18 @@ qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *p
             goto fail;
         }
         const tensor_entry *t = &w->t[i];
-        if (t->data) {
+        if (t->produce) {
+            if (t->nbytes > scratch_cap) {
+                free(scratch);
+                scratch_cap = t->nbytes;
+                if (!(scratch = malloc(scratch_cap))) {
+                    st = qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
+                    goto fail;
+                }
+            }
+            if ((st = t->produce(t->ud, t->index, scratch, t->nbytes)) != QB_OK) goto fail;
+            if (!qb_atomic_write(&f, scratch, t->nbytes)) goto io_fail;
+        } else if (t->data) {
             if (!qb_atomic_write(&f, t->data, t->nbytes)) goto io_fail;
         } else {
             for (size_t k = 0; k < t->nbytes; k += sizeof zeros)
@@ -317,11 +353,13 @@ qb_status qb_gguf_write_file(qb_ctx *ctx, const qb_gguf_writer *w, const char *p
         pos += pad;
     }
     free(b.p);
+    free(scratch);
     return qb_atomic_commit(ctx, &f);
 io_fail:
     st = qb_fail(ctx, QB_ERR_IO, "%s: write failed: %s; the file was not changed", path, strerror(errno));
 fail:
     qb_atomic_abort(&f);
     free(b.p);
+    free(scratch);
     return st;
 }

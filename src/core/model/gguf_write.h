@@ -34,6 +34,13 @@ void qb_gguf_remove_kv(qb_gguf_writer *w, const char *key);
 bool qb_gguf_add_tensor(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
                         const void *data);
 
+/* A tensor whose bytes are produced while the file is written, one tensor at a time, so a
+ * whole model never has to sit in memory: produce(ud, index, dst, nbytes) fills dst and
+ * returns QB_OK (or an error that aborts the write). index counts these tensors from 0. */
+typedef qb_status (*qb_gguf_produce_fn)(void *ud, int index, void *dst, size_t nbytes);
+bool qb_gguf_add_tensor_lazy(qb_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+                             qb_gguf_produce_fn produce, void *ud, int index);
+
 /* Write the file atomically (temp file in the same directory, fsync, rename).
  * cancel (may be NULL): when it becomes non-zero the write stops, the temp file is removed
  * and QB_ERR_CANCELLED is returned. */

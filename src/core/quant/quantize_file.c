@@ -1,5 +1,6 @@
 /* quantize_file.c — GGUF in, GGUF out: copy the metadata, choose each tensor's type (mix,
- * pure or plan), quantize in parallel, record what was done, write atomically. */
+ * pure or plan), then write atomically, quantizing each tensor (in parallel over rows) when
+ * the writer reaches it, so only one tensor's f32 copy and packed bytes exist at a time. */
 #include "quantize_file.h"
 #include "ftype.h"
 #include "format.h"
@@ -19,12 +20,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Source rows as f32 (a new buffer the caller frees). */
-static qb_status source_f32(qb_ctx *ctx, const qb_gguf_tensor *t, float **out)
+/* Source rows as f32 into f (n * rows floats). */
+static qb_status source_f32(qb_ctx *ctx, const qb_gguf_tensor *t, float *f)
 {
     int64_t n = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
-    float *f = malloc((size_t)(n * rows) * sizeof(float));
-    if (!f) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for tensor %s", t->name);
     size_t rb = qb_type_row_bytes(t->type, n);
     bool ok = true;
     const qb_kernel_table *k = qb_kernels();
@@ -34,11 +33,7 @@ static qb_status source_f32(qb_ctx *ctx, const qb_gguf_tensor *t, float **out)
         if (t->type == QB_TYPE_F16) k->f16_to_f32((int)n, row, f + r * n); /* the common case, vectorised */
         else ok = ok && qb_dequant_row_ref(t->type, row, f + r * n, n);
     }
-    if (!ok) {
-        free(f);
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: cannot read type %d", t->name, t->type);
-    }
-    *out = f;
+    if (!ok) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: cannot read type %d", t->name, t->type);
     return QB_OK;
 }
 
@@ -89,6 +84,38 @@ static qb_status choose(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *
     return QB_OK;
 }
 
+/* What the lazy tensors need at write time. */
+typedef struct {
+    qb_ctx *ctx;
+    const qb_gguf *g;
+    const qb_quantize_opts *o;
+    qb_format *fmt;     /* (n_tensors) chosen format of each tensor */
+    int *tensor_of;     /* (lazy index) -> tensor index */
+    float *f32;         /* reused source buffer */
+    size_t f32_cap;
+    int done, total;
+} job;
+
+/* Convert tensor i's source to f32 into the reused buffer, quantize it into dst. */
+static qb_status produce(void *ud, int index, void *dst, size_t nbytes)
+{
+    job *j = ud;
+    const qb_gguf_tensor *t = &j->g->tensors[j->tensor_of[index]];
+    (void)nbytes;
+    int64_t n = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
+    size_t need = (size_t)(n * rows);
+    if (need > j->f32_cap) {
+        free(j->f32);
+        j->f32_cap = 0;
+        if (!(j->f32 = malloc(need * sizeof(float)))) return qb_fail(j->ctx, QB_ERR_NOMEM, "out of memory for tensor %s", t->name);
+        j->f32_cap = need;
+    }
+    qb_status st = source_f32(j->ctx, t, j->f32);
+    if (st == QB_OK) st = qb_quantize_matrix(j->ctx, &j->fmt[j->tensor_of[index]], j->f32, rows, n, dst, j->o->cancel);
+    if (st == QB_OK && j->o->progress) j->o->progress(j->o->ud, ++j->done, j->total);
+    return st;
+}
+
 qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_path, const qb_quantize_opts *o,
                            qb_quantize_result *res)
 {
@@ -102,8 +129,11 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     qb_status st = qb_gguf_open(ctx, in_path, &g);
     if (st != QB_OK) return st;
     qb_gguf_writer *w = qb_gguf_writer_new();
-    void **bufs = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *bufs);
-    if (!w || !bufs) {
+    job j = {.ctx = ctx, .g = g, .o = o};
+    size_t nt = g->n_tensors ? g->n_tensors : 1;
+    j.fmt = calloc(nt, sizeof *j.fmt);
+    j.tensor_of = calloc(nt, sizeof *j.tensor_of);
+    if (!w || !j.fmt || !j.tensor_of) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -112,50 +142,37 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
             st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
             goto done;
         }
+    /* decide every tensor's type first (the mix counts tensors in file order), then write,
+     * quantizing each tensor when its turn comes */
     qb_mix_state mix;
     count_layout(g, &mix);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qb_gguf_tensor *t = &g->tensors[i];
-        if (o->cancel && *o->cancel) {
-            st = qb_fail(ctx, QB_ERR_CANCELLED, "%s: quantization cancelled; the file was not written", out_path);
-            goto done;
-        }
-        qb_format fmt;
         bool keep;
-        if ((st = choose(ctx, o, ft, &mix, t, &fmt, &keep)) != QB_OK) goto done;
-        const void *data = t->data;
-        int type = t->type;
+        if ((st = choose(ctx, o, ft, &mix, t, &j.fmt[i], &keep)) != QB_OK) goto done;
         res->bytes_in += t->nbytes;
-        if (!keep) {
-            const qb_type_info *src = qb_type_get(t->type);
-            if (src->blck > 1 && !o->allow_requantize) {
+        int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+        bool ok;
+        if (keep) {
+            ok = qb_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+            res->bytes_out += t->nbytes;
+        } else {
+            if (qb_type_get(t->type)->blck > 1 && !o->allow_requantize) {
                 st = qb_fail(ctx, QB_ERR_ARG, "tensor %s is already quantized (%s): pass --allow-requantize", t->name,
-                             src->name);
+                             qb_type_get(t->type)->name);
                 goto done;
             }
-            float *f = NULL;
-            if ((st = source_f32(ctx, t, &f)) != QB_OK) goto done;
-            int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-            size_t bytes = qb_format_row_bytes(&fmt, t->ne[0]) * (size_t)rows;
-            if (!(bufs[i] = malloc(bytes ? bytes : 1))) {
-                free(f);
-                st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory for tensor %s", t->name);
-                goto done;
-            }
-            st = qb_quantize_matrix(ctx, &fmt, f, rows, t->ne[0], bufs[i], o->cancel);
-            free(f);
-            if (st != QB_OK) goto done;
-            data = bufs[i];
-            type = fmt.type;
+            j.tensor_of[j.total] = (int)i;
+            ok = qb_gguf_add_tensor_lazy(w, t->name, j.fmt[i].type, t->n_dims, t->ne, produce, &j, j.total);
+            j.total++;
+            res->bytes_out += qb_format_row_bytes(&j.fmt[i], t->ne[0]) * (size_t)rows;
             res->n_quantized++;
         }
-        if (!qb_gguf_add_tensor(w, t->name, type, t->n_dims, t->ne, data)) {
+        if (!ok) {
             st = qb_fail(ctx, QB_ERR_NOMEM, "tensor %s: cannot add to the output", t->name);
             goto done;
         }
-        res->bytes_out += qb_type_row_bytes((qb_type)type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
         res->n_tensors++;
-        if (o->progress) o->progress(o->ud, (int)i + 1, (int)g->n_tensors);
     }
     if (ft) qb_gguf_set_u32(w, "general.file_type", (uint32_t)ft->ftype);
     qb_gguf_set_u32(w, "general.quantization_version", 2);
@@ -166,11 +183,13 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     }
     qb_gguf_set_str(w, "quantbench.quantize", o->ftype ? o->ftype : "plan");
     st = qb_gguf_write_file(ctx, w, out_path, o->cancel);
+    if (st == QB_ERR_CANCELLED)
+        qb_fail(ctx, st, "%s: quantization cancelled; the file was not written", out_path);
 done:
     res->seconds = now_seconds() - t0;
-    if (bufs)
-        for (uint64_t i = 0; i < g->n_tensors; i++) free(bufs[i]);
-    free(bufs);
+    free(j.f32);
+    free(j.fmt);
+    free(j.tensor_of);
     qb_gguf_writer_free(w);
     qb_gguf_close(g);
     return st;
