@@ -13,32 +13,12 @@
  * always_inline with nc a compile-time constant, instantiated per nc by the entry points. */
 #include "kernels.h"
 #include "blocks.h"
+#include "unaligned.h"
 
 #include <immintrin.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
-
-AI uint16_t rd16(const void *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AI uint32_t rd32(const void *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AI float rdf32(const void *p)
-{
-    float v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 AI float f16(uint16_t h) { return _cvtsh_ss(h); }
 

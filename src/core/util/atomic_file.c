@@ -13,7 +13,10 @@ qb_status qb_atomic_begin(qb_ctx *ctx, const char *path, qb_atomic_file *f)
     f->path = path;
     f->fd = -1;
     if (!(f->tmp = malloc(plen + 16))) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    snprintf(f->tmp, plen + 16, "%s.tmp-XXXXXX", path);
+    /* "<path>.tmp-" and six placeholder letters that mkstemp replaces */
+    snprintf(f->tmp, plen + 16, "%s.tmp-", path);
+    memset(f->tmp + plen + 5, 'X', 6);
+    f->tmp[plen + 11] = 0;
     if ((f->fd = mkstemp(f->tmp)) < 0) {
         qb_status st = qb_fail(ctx, QB_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
         free(f->tmp);

@@ -1,5 +1,5 @@
 /* atomic_file.h — writing a file so that a failure, a cancel or a crash never leaves the
- * target half-written: write to "<path>.tmp-XXXXXX" beside it, fsync, rename over the target. */
+ * target half-written: write to "<path>.tmp-<random>" beside it, fsync, rename over the target. */
 #ifndef QB_ATOMIC_FILE_H
 #define QB_ATOMIC_FILE_H
 
