@@ -6,6 +6,7 @@
  * $QB_GGML_LIB (default ../peer/llama.cpp/build/bin/libggml-base.so) and its exported
  * functions are looked up by name; the tests are skipped when it is absent. */
 #include "testutil.h"
+#include "ggml_peer.h"
 
 #include "core/model/gguf.h"
 #include "core/qb.h"
@@ -66,37 +67,15 @@ typedef struct {
 } ggml_state;
 
 /* Open libggml-base and look up its dequantizers; false (and nothing held) if not usable. */
-static bool ggml_load(ggml_state *gs, const char *path)
-{
-    gs->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!gs->lib) return false;
-    /* ggml converts f16 through a table that ggml_init fills: create and free a context
-     * (ggml_init takes its parameters by value: size_t mem_size, void *mem_buffer, bool). */
-    struct ggml_params { size_t mem_size; void *mem_buffer; bool no_alloc; };
-    void *(*init)(struct ggml_params) = (void *(*)(struct ggml_params))dlsym(gs->lib, "ggml_init");
-    void (*fini)(void *) = (void (*)(void *))dlsym(gs->lib, "ggml_free");
-    bool ok = init && fini;
-    for (int i = 0; i < GGML_NSYMS; i++) {
-        gs->fn[i] = (ggml_row_fn)dlsym(gs->lib, ggml_syms[i].sym);
-        ok = ok && gs->fn[i];
-    }
-    if (!ok) {
-        fprintf(stderr, "ggml: %s lacks a symbol we need; not comparing\n", path);
-        dlclose(gs->lib);
-        gs->lib = NULL;
-        return false;
-    }
-    fini(init((struct ggml_params){.mem_size = 0, .mem_buffer = NULL, .no_alloc = true}));
-    return true;
-}
-
 static int ggml_setup(void **state)
 {
     ggml_state *gs = calloc(1, sizeof *gs);
     if (!gs) return -1;
-    const char *path = getenv("QB_GGML_LIB");
-    if (!path || !*path) path = "../peer/llama.cpp/build/bin/libggml-base.so";
-    ggml_load(gs, path);
+    const char *syms[GGML_NSYMS];
+    void *fn[GGML_NSYMS];
+    for (int i = 0; i < GGML_NSYMS; i++) syms[i] = ggml_syms[i].sym;
+    if ((gs->lib = qbt_ggml_open(syms, GGML_NSYMS, fn)))
+        for (int i = 0; i < GGML_NSYMS; i++) gs->fn[i] = (ggml_row_fn)fn[i];
     *state = gs;
     return 0;
 }

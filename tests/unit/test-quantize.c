@@ -15,6 +15,7 @@
  *    ggml's when loaded), printed with QB_TEST_VERBOSE=1; nothing asserted.
  * QB_TEST_VERBOSE=1 also prints the measured RMSE figures. */
 #include "testutil.h"
+#include "ggml_peer.h"
 
 #include "core/model/gguf.h"
 #include "core/qb.h"
@@ -608,37 +609,15 @@ typedef struct {
     void *fn[GGML_NSYMS];
 } ggml_state;
 
-static bool ggml_load(ggml_state *gs, const char *path)
-{
-    gs->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!gs->lib) return false;
-    /* ggml's K-quant code reads f16 through a table ggml_init fills: create and free one
-     * context first (ggml_init takes its parameters by value). */
-    struct ggml_params { size_t mem_size; void *mem_buffer; bool no_alloc; };
-    void *(*init)(struct ggml_params) = (void *(*)(struct ggml_params))dlsym(gs->lib, "ggml_init");
-    void (*fini)(void *) = (void (*)(void *))dlsym(gs->lib, "ggml_free");
-    bool ok = init && fini;
-    for (int i = 0; i < GGML_NSYMS; i++) {
-        gs->fn[i] = dlsym(gs->lib, ggml_syms[i].sym);
-        ok = ok && gs->fn[i];
-    }
-    if (!ok) {
-        fprintf(stderr, "ggml: %s lacks a symbol we need; not comparing\n", path);
-        dlclose(gs->lib);
-        gs->lib = NULL;
-        return false;
-    }
-    fini(init((struct ggml_params){.mem_size = 0, .mem_buffer = NULL, .no_alloc = true}));
-    return true;
-}
-
 static int ggml_setup(void **state)
 {
     ggml_state *gs = calloc(1, sizeof *gs);
     if (!gs) return -1;
-    const char *path = getenv("QB_GGML_LIB");
-    if (!path || !*path) path = "../peer/llama.cpp/build/bin/libggml-base.so";
-    ggml_load(gs, path);
+    const char *syms[GGML_NSYMS];
+    void *fn[GGML_NSYMS];
+    for (int i = 0; i < GGML_NSYMS; i++) syms[i] = ggml_syms[i].sym;
+    if ((gs->lib = qbt_ggml_open(syms, GGML_NSYMS, fn)))
+        for (int i = 0; i < GGML_NSYMS; i++) gs->fn[i] = fn[i];
     *state = gs;
     return 0;
 }
