@@ -242,6 +242,59 @@ static void test_docs_gguf_greedy(void **state)
     check_docs_greedy("qb-docs-26m/qb-docs-26m-f16.gguf");
 }
 
+/* The observer sees every linear layer's input once per layer and point, with the right
+ * widths; zeroing the FFN input of every layer changes the logits, and removing the observer
+ * gives back llama2.c's logits. */
+typedef struct {
+    int calls[QB_OBS_COUNT];
+    int width[QB_OBS_COUNT];
+    int bad_width;
+    bool zero_ffn;
+} obs_log;
+
+static void obs_fn(void *ud, int layer, qb_obs_point pt, float *x, int n, int width)
+{
+    obs_log *o = ud;
+    (void)layer;
+    o->calls[pt]++;
+    if (width != o->width[pt] || n <= 0) o->bad_width++;
+    if (o->zero_ffn && pt == QB_OBS_FFN_IN) memset(x, 0, (size_t)n * width * sizeof(float));
+}
+
+static void test_observer(void **state)
+{
+    (void)state;
+    qb_model *m = open_model("stories260K/stories260K.bin");
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_infer *s = NULL;
+    assert_int_equal(qb_infer_new(&ctx, m, 32, 0, &s), QB_OK);
+    ref260k *r = malloc(sizeof *r);
+    load_ref260k(r);
+    const qb_config *c = &m->cfg;
+    int V = c->vocab_size;
+    float *logits = malloc((size_t)V * sizeof(float));
+    obs_log o = {.width = {c->dim, c->n_heads * c->head_dim, c->dim, c->hidden_dim, c->dim}};
+    qb_infer_set_observer(s, obs_fn, &o);
+    assert_int_equal(qb_infer_eval(&ctx, s, r->fed, 4, 0, logits, 1), QB_OK);
+    for (int p = 0; p < QB_OBS_OUTPUT_IN; p++) assert_int_equal(o.calls[p], c->n_layers);
+    assert_int_equal(o.calls[QB_OBS_OUTPUT_IN], 1);
+    assert_int_equal(o.bad_width, 0);
+    assert_true(fabsf(logits[0] - r->logits[3][0]) < 1e-4f);
+    o.zero_ffn = true;
+    assert_int_equal(qb_infer_eval(&ctx, s, r->fed, 4, 0, logits, 1), QB_OK);
+    float diff = 0;
+    for (int i = 0; i < V; i++) diff = fmaxf(diff, fabsf(logits[i] - r->logits[3][i]));
+    assert_true(diff > 1e-2f);
+    qb_infer_set_observer(s, NULL, NULL);
+    assert_int_equal(qb_infer_eval(&ctx, s, r->fed, 4, 0, logits, 1), QB_OK);
+    for (int i = 0; i < V; i++) assert_true(fabsf(logits[i] - r->logits[3][i]) < 1e-4f);
+    free(logits);
+    free(r);
+    qb_infer_free(s);
+    qb_model_close(m);
+}
+
 /* A legacy llama2.c header whose vocab_size is INT32_MIN: negating it (the "untied classifier"
  * convention) overflowed; now it is an absurd header like any other (found by fuzz-llama2c). */
 static void test_llama2c_vocab_int_min(void **state)
@@ -308,7 +361,7 @@ int main(void)
         cmocka_unit_test(test_260k_greedy_same_both_formats), cmocka_unit_test(test_docs_hf_logits),
         cmocka_unit_test(test_docs_gguf_f16_logits),  cmocka_unit_test(test_docs_hf_greedy),
         cmocka_unit_test(test_docs_gguf_greedy), cmocka_unit_test(test_llama2c_vocab_int_min),
-        cmocka_unit_test(test_bind_rejects_4d),
+        cmocka_unit_test(test_bind_rejects_4d), cmocka_unit_test(test_observer),
     };
     return cmocka_run_group_tests_name("infer", tests, NULL, NULL);
 }

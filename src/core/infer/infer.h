@@ -22,6 +22,25 @@ qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, 
                         int n_logits);
 
 int qb_infer_n_ctx(const qb_infer *s);
+
+/* Where in a layer an observer sees the activations: the inputs of the linear layers. */
+typedef enum {
+    QB_OBS_ATTN_IN = 0,  /* attn_norm output, input of wq/wk/wv: width dim */
+    QB_OBS_ATTN_OUT,     /* attention output, input of wo: width n_heads*head_dim */
+    QB_OBS_FFN_IN,       /* ffn_norm output, input of w_gate/w_up: width dim */
+    QB_OBS_FFN_DOWN_IN,  /* silu(gate)*up, input of w_down: width hidden_dim */
+    QB_OBS_OUTPUT_IN,    /* output_norm output, input of the output matrix (layer = n_layers;
+                            only the rows whose logits were asked for) */
+    QB_OBS_COUNT
+} qb_obs_point;
+/* Called during qb_infer_eval, on the calling thread and outside parallel regions, with the
+ * n_tokens × width row-major activations x that the linear layers at point pt of layer are
+ * about to multiply. The observer may read x (calibration statistics) and may change it in
+ * place (fake-quantized activations, outlier experiments): the linear layers then use the
+ * changed values. It must not keep x. */
+typedef void (*qb_infer_observer)(void *ud, int layer, qb_obs_point pt, float *x, int n_tokens, int width);
+/* Install (fn non-NULL) or remove (fn NULL) the observer of s. */
+void qb_infer_set_observer(qb_infer *s, qb_infer_observer fn, void *ud);
 const qb_model *qb_infer_model(const qb_infer *s);
 
 #endif

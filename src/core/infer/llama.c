@@ -26,6 +26,8 @@ struct qb_infer {
     float *hb;    /* (n_batch, hidden_dim) */
     float *hb2;   /* (n_batch, hidden_dim) */
     float *tmp;   /* (n_batch, dim) */
+    qb_infer_observer observer; /* may be NULL */
+    void *observer_ud;
 };
 
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
@@ -97,6 +99,17 @@ void qb_infer_free(qb_infer *s)
 int qb_infer_n_ctx(const qb_infer *s) { return s->n_ctx; }
 const qb_model *qb_infer_model(const qb_infer *s) { return s->m; }
 
+void qb_infer_set_observer(qb_infer *s, qb_infer_observer fn, void *ud)
+{
+    s->observer = fn;
+    s->observer_ud = fn ? ud : NULL;
+}
+
+static void observe(qb_infer *s, int layer, qb_obs_point pt, float *x, int n, int width)
+{
+    if (s->observer) s->observer(s->observer_ud, layer, pt, x, n, width);
+}
+
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
     double ss = 0;
@@ -167,6 +180,7 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     int dim = c->dim, hid = c->hidden_dim;
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
+    observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
     qb_matmul(L->wq, s->xb, n, s->q);
     qb_matmul(L->wk, s->xb, n, s->k);
     qb_matmul(L->wv, s->xb, n, s->v);
@@ -179,10 +193,12 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
         memcpy(vc + (size_t)(pos + t) * s->kv_dim, s->v + (size_t)t * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
     }
     attention(s, l, n, pos);
+    observe(s, l, QB_OBS_ATTN_OUT, s->xb, n, s->q_dim);
     qb_matmul(L->wo, s->xb, n, s->tmp);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
+    observe(s, l, QB_OBS_FFN_IN, s->xb, n, dim);
     qb_matmul(L->w_gate, s->xb, n, s->hb);
     qb_matmul(L->w_up, s->xb, n, s->hb2);
 #pragma omp parallel for schedule(static)
@@ -190,6 +206,7 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
         float g = s->hb[i];
         s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
     }
+    observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
     qb_matmul(L->w_down, s->hb, n, s->tmp);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 }
@@ -205,6 +222,7 @@ static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float
     int first = n - n_logits;
     for (int t = first; t < n; t++)
         rmsnorm(s->xb + (size_t)(t - first) * dim, s->x + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
+    observe(s, c->n_layers, QB_OBS_OUTPUT_IN, s->xb, n_logits, dim);
     qb_matmul(s->m->output, s->xb, n_logits, logits);
 }
 
