@@ -3,8 +3,8 @@
  * per-layer weight bindings used by the forward pass, and the tokenizer.
  *
  * Weights stay in read-only mappings of the original files; a tensor is only copied when its
- * stored type cannot be used directly by the forward pass (quantized GGUF types are
- * dequantized to F32 on load for now). */
+ * stored type cannot be used directly by the forward pass (F32, F16, BF16 and the packed ggml
+ * types qb_matmul runs are used in place). */
 #ifndef QB_MODEL_H
 #define QB_MODEL_H
 
