@@ -93,12 +93,47 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const fl
     free(xq);
 }
 
+/* Several tokens through the kernels' GEMM tile (Q8_0, Q4_0, IQ4_NL where the CPU has one):
+ * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
+ * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
+ * or no memory for the activations: the caller takes the qdot path. */
+static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const float *x, int T, float *y)
+{
+    void (*gemm)(int, const void *, size_t, int, const void *, size_t, int, float *, size_t) = k->gemm_q[w->type];
+    if (T < 2 || !gemm || !k->quantize_act_tile) return false;
+    const int n = (int)w->ne[0];
+    const int64_t rows = w->ne[1];
+    const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(w->type, n);
+    uint8_t *xa = malloc((size_t)T * ab);
+    if (!xa) return false;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
+    int chunk = (int)((256 * 1024) / ab) & ~7;
+    if (chunk < 8) chunk = 8;
+    const int64_t npair = (rows + 1) / 2;
+    const uint8_t *wd = w->data;
+#pragma omp parallel
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int t1 = T - t0 < chunk ? T : t0 + chunk;
+#pragma omp for schedule(static) nowait
+        for (int64_t p = 0; p < npair; p++) {
+            const int64_t r0 = 2 * p;
+            const int nr = rows - r0 < 2 ? 1 : 2;
+            for (int c0 = t0; c0 < t1; c0 += 8)
+                gemm(n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8,
+                     y + (size_t)c0 * rows + r0, (size_t)rows);
+        }
+    }
+    free(xa);
+    return true;
+}
+
 void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
 {
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
     if (!is_float && qb_matmul_runs_packed(w->type)) {
-        matmul_packed(k, w, x, T, y);
+        if (!matmul_tiled(k, w, x, T, y)) matmul_packed(k, w, x, T, y);
         return;
     }
     /* formats without a packed kernel (NF4, FP8, int-N, …) take the row-dequantizing path below
