@@ -29,10 +29,32 @@
 
 #define GROUP_BYTES 384
 
-AI __m512i dpbusd(__m512i acc, __m512i u, __m512i s)
+/* acc + Σ u·y over each 4 bytes, y read from memory (a memory operand: no register). */
+AI __m512i dpbusd_m(__m512i acc, __m512i u, const uint8_t *p)
 {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*(const __m512i_u *)p));
     return acc;
+}
+
+/* out[k * os] = sum of the 16 lanes of v[k], k < 8: a shuffle tree (25 instructions for
+ * eight sums instead of eight separate reductions). */
+AI void hsum8(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7, float *out,
+           size_t os)
+{
+    const __m512 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
+    __m512 m[4], q[2];
+    for (int k = 0; k < 4; k++) /* halves folded: [v2k 8 lanes, v2k+1 8 lanes] */
+        m[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44), _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+    for (int k = 0; k < 2; k++) /* 128-bit lane j: 4 partial sums of v[4k + j] */
+        q[k] = _mm512_add_ps(_mm512_shuffle_f32x4(m[2 * k], m[2 * k + 1], 0x88), _mm512_shuffle_f32x4(m[2 * k], m[2 * k + 1], 0xDD));
+    const __m512 p = _mm512_add_ps(_mm512_unpacklo_ps(q[0], q[1]), _mm512_unpackhi_ps(q[0], q[1]));
+    const __m512 f = _mm512_add_ps(p, _mm512_permute_ps(p, 0x4E)); /* lane 4j: v[j], 4j+1: v[4+j] */
+    float t[16];
+    _mm512_storeu_ps(t, f);
+    for (int j = 0; j < 4; j++) {
+        out[j * os] = t[4 * j];
+        out[(4 + j) * os] = t[4 * j + 1];
+    }
 }
 
 void qb_quantize_q8_0_avx512(const float *, void *, int);
@@ -148,52 +170,69 @@ AI void wgroup_load(wgroup *g, const uint8_t *p, const int T)
 /* The last cnt (< 8) blocks at p, padded with zero blocks (scale 0). */
 AI void wgroup_load_tail(wgroup *g, const uint8_t *p, int cnt, const int T)
 {
-    uint8_t tmp[8 * 34 + 64];
-    memset(tmp, 0, sizeof tmp);
-    memcpy(tmp, p, (size_t)cnt * GBS(T));
+    /* masked loads, no library call: the caller's accumulators stay in registers */
+    uint8_t tmp[5 * 64];
+    const int len = cnt * GBS(T);
+    for (int off = 0; off < 5 * 64; off += 64) {
+        const int k = len - off;
+        const __mmask64 m = k >= 64 ? ~(__mmask64)0 : k > 0 ? ((__mmask64)1 << k) - 1 : 0;
+        _mm512_storeu_si512(tmp + off, _mm512_maskz_loadu_epi8(m, p + off));
+    }
     wgroup_load(g, tmp, T);
 }
 
-/* y[c*ldy + r] = row r of w · token c, r < R, c < C. */
+/* acc[r][c] += group g of rows r · token c, for r < R, c < C. */
+AI void gemm_group(__m512 acc[2][8], const wgroup *wg, const uint8_t *xa, size_t xst, int g, const int R, const int C,
+                   const int T)
+{
+    #pragma GCC unroll 16
+    for (int c = 0; c < C; c++) {
+        const uint8_t *a = xa + c * xst + (size_t)g * GROUP_BYTES;
+        const __m512 dy = _mm512_loadu_ps(a);
+        const __m512i init = _mm512_slli_epi32(_mm512_loadu_si512(a + 64), GSHIFT(T));
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i s = dpbusd_m(init, wg[r].u[0], a + 128);
+            s = dpbusd_m(s, wg[r].u[1], a + 192);
+            s = dpbusd_m(s, wg[r].u[2], a + 256);
+            s = dpbusd_m(s, wg[r].u[3], a + 320);
+            acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wg[r].dw, dy), acc[r][c]);
+        }
+    }
+}
+
+/* y[c*ldy + r] = row r of w · token c, r < R, c < C. The full groups run in a loop without
+ * calls (the accumulators stay in registers); a last partial group goes through a padded
+ * copy. */
 AI void gemm_body(int n, const uint8_t *w, size_t wst, const uint8_t *xa, size_t xst, float *y, size_t ldy, const int R,
                   const int C, const int T)
 {
-    const int nb = n / 32, ng = (nb + 7) / 8, bs = GBS(T);
+    const int nb = n / 32, nfull = nb / 8, bs = GBS(T);
     __m512 acc[2][8];
     #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
         #pragma GCC unroll 16
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int g = 0; g < ng; g++) {
-        const int cnt = nb - g * 8;
-        wgroup wg[2];
+    wgroup wg[2];
+    for (int g = 0; g < nfull; g++) {
         #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + r * wst + (size_t)g * 8 * bs;
-            if (cnt >= 8) wgroup_load(&wg[r], p, T);
-            else wgroup_load_tail(&wg[r], p, cnt, T);
-        }
-        #pragma GCC unroll 16
-        for (int c = 0; c < C; c++) {
-            const uint8_t *a = xa + c * xst + (size_t)g * GROUP_BYTES;
-            const __m512 dy = _mm512_loadu_ps(a);
-            const __m512i init = _mm512_slli_epi32(_mm512_loadu_si512(a + 64), GSHIFT(T));
-            const __m512i y0 = _mm512_loadu_si512(a + 128), y1 = _mm512_loadu_si512(a + 192);
-            const __m512i y2 = _mm512_loadu_si512(a + 256), y3 = _mm512_loadu_si512(a + 320);
-            #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                __m512i s = dpbusd(init, wg[r].u[0], y0);
-                s = dpbusd(s, wg[r].u[1], y1);
-                s = dpbusd(s, wg[r].u[2], y2);
-                s = dpbusd(s, wg[r].u[3], y3);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wg[r].dw, dy), acc[r][c]);
-            }
-        }
+        for (int r = 0; r < R; r++) wgroup_load(&wg[r], w + r * wst + (size_t)g * 8 * bs, T);
+        gemm_group(acc, wg, xa, xst, g, R, C, T);
+    }
+    if (nb % 8) {
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wgroup_load_tail(&wg[r], w + r * wst + (size_t)nfull * 8 * bs, nb % 8, T);
+        gemm_group(acc, wg, xa, xst, nfull, R, C, T);
     }
     #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        if (C == 8) {
+            hsum8(acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r][4], acc[r][5], acc[r][6], acc[r][7], y + r, ldy);
+            continue;
+        }
         #pragma GCC unroll 16
         for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+    }
 }
 
 #define GEMM_ENTRY(name, T)                                                                                      \

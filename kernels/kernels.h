@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+struct qb_fmt_params;
+
 typedef struct {
     const char *isa; /* "ref", "avx2", "avx512" */
     /* dot products of one weight row with one activation vector, n elements */
@@ -40,6 +42,12 @@ typedef struct {
     void (*quantize_act_tile)(const float *x, void *xa, int n);
     void (*gemm_q[40])(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, float *y,
                        size_t ldy);
+    /* Rows of the non-ggml formats (INT, NF4, FP8, MXFP4; fmt.h, layouts in fmt_*_ref.c) times
+     * f32 activations, decoded in registers: y[c*ldy + r] = row r of w (rows wst bytes apart,
+     * r < nr <= 4) · x + c*ldx (c < nc <= 4), summed in f32. NULL (the scalar table): callers
+     * dequantize rows with the fmt_*_ref functions and use tile_f32, which is the spec. */
+    void (*fmt_tile)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
+                     int nc, float *y, size_t ldy);
 } qb_kernel_table;
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384

@@ -48,15 +48,31 @@ static double time_pass(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
+/* Seconds for one pass of the GEMM tile (2 rows × 8 tokens per call), best of reps. */
+static double time_gemm(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xa, size_t ab,
+                        int reps, float *out)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i += 2) k->gemm_q[t](N, w + (size_t)i * rb, rb, 2, xa, ab, 8, out + i, ROWS);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 int main(int argc, char **argv)
 {
     const int reps = argc > 1 ? atoi(argv[1]) : 5;
     const int types[] = {QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
                          QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
-    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 4 * sizeof *out);
-    printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d)\n", ROWS, N, reps);
-    printf("%-7s %-11s %9s %9s\n", "type", "isa", "nc=1", "nc=4");
+    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
+    printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"
+           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one\n",
+           ROWS, N, reps);
+    printf("%-7s %-11s %9s %9s %11s %11s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int t = types[ti], at = qb_act_type(t);
         if (argc > 2) {
@@ -65,7 +81,8 @@ int main(int argc, char **argv)
             if (!want) continue;
         }
         const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
-        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4);
+        const size_t ab = qb_act_tile_row_bytes(N);
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8);
         for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
@@ -75,6 +92,8 @@ int main(int argc, char **argv)
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_kernels_for("ref")->quantize_act[at](src, xq + c * ast, N);
         }
+        float *srcs = malloc((size_t)N * 8 * sizeof *srcs);
+        for (int j = 0; j < N * 8; j++) srcs[j] = frand();
         for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
             const qb_kernel_table *k = qb_kernels_for(isas[s]);
             if (!k || !k->qdot[t]) continue;
@@ -82,12 +101,20 @@ int main(int argc, char **argv)
             time_pass(k, t, w, rb, xq, ast, 1, 1, out); /* warm up */
             const double t1 = time_pass(k, t, w, rb, xq, ast, 1, r, out);
             const double t4 = time_pass(k, t, w, rb, xq, ast, 4, r, out);
-            const double gb = (double)rb * ROWS / 1e9;
-            printf("%-7s %-11s %9.2f %9.2f\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4);
+            const double gb = (double)rb * ROWS / 1e9, gmac = (double)N * ROWS / 1e9;
+            char gm[16] = "-";
+            if (k->gemm_q[t]) {
+                for (int c = 0; c < 8; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
+                time_gemm(k, t, w, rb, xa, ab, 1, out);
+                snprintf(gm, sizeof gm, "%.1f", 8 * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
+            }
+            printf("%-7s %-11s %9.2f %9.2f %11.1f %11s\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4, 4 * gmac / t4, gm);
             fflush(stdout);
         }
         free(w);
         free(xq);
+        free(xa);
+        free(srcs);
     }
     free(src);
     free(out);

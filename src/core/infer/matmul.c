@@ -6,6 +6,7 @@
  * time in the kernel, so no f32 copy of a quantized weight ever exists. */
 #include "matmul.h"
 #include "kernels.h"
+#include "fmt.h"
 
 #include <stdlib.h>
 
@@ -106,13 +107,14 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const flo
     const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(w->type, n);
     uint8_t *xa = malloc((size_t)T * ab);
     if (!xa) return false;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
     int chunk = (int)((256 * 1024) / ab) & ~7;
     if (chunk < 8) chunk = 8;
     const int64_t npair = (rows + 1) / 2;
     const uint8_t *wd = w->data;
 #pragma omp parallel
+    {
+#pragma omp for schedule(static)
+    for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
     for (int t0 = 0; t0 < T; t0 += chunk) {
         const int t1 = T - t0 < chunk ? T : t0 + chunk;
 #pragma omp for schedule(static) nowait
@@ -124,20 +126,68 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const flo
                      y + (size_t)c0 * rows + r0, (size_t)rows);
         }
     }
+    }
     free(xa);
     return true;
+}
+
+/* The kernels' parameters of a non-ggml format; false for ggml types. */
+static bool fmt_params(const qb_format *f, qb_fmt_params *p)
+{
+    *p = (qb_fmt_params){.bits = f->bits, .group = f->group, .asym = f->asym, .dq = f->double_quant};
+    switch (f->kind) {
+    case QB_FMT_INT: p->kind = QB_FK_INT; return true;
+    case QB_FMT_NF4: p->kind = QB_FK_NF4; return true;
+    case QB_FMT_FP8_E4M3: p->kind = QB_FK_FP8_E4M3; return true;
+    case QB_FMT_FP8_E5M2: p->kind = QB_FK_FP8_E5M2; return true;
+    case QB_FMT_MXFP4: p->kind = QB_FK_MXFP4; return true;
+    default: return false;
+    }
+}
+
+/* INT, NF4, FP8 and MXFP4 weights through the kernels' fmt_tile: 4 rows × up to 4 tokens per
+ * call, weights decoded in registers; tokens in chunks whose activations fit in L2. */
+static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
+                       float *y)
+{
+    const int n = (int)w->ne[0];
+    const int64_t rows = w->ne[1], nblk = (rows + 3) / 4;
+    const size_t wrow = qb_format_row_bytes(&w->fmt, n);
+    const uint8_t *wd = w->data;
+    int chunk = (int)((512 * 1024 / sizeof(float)) / (size_t)n) & ~3;
+    if (chunk < 4) chunk = 4;
+#pragma omp parallel
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int t1 = T - t0 < chunk ? T : t0 + chunk;
+#pragma omp for schedule(static) nowait
+        for (int64_t b = 0; b < nblk; b++) {
+            const int64_t r0 = 4 * b;
+            const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
+            for (int c0 = t0; c0 < t1; c0 += 4)
+                k->fmt_tile(p, n, wd + (size_t)r0 * wrow, wrow, nr, x + (size_t)c0 * n, (size_t)n, t1 - c0 < 4 ? t1 - c0 : 4,
+                            y + (size_t)c0 * rows + r0, (size_t)rows);
+        }
+    }
 }
 
 void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
 {
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
-    if (!is_float && qb_matmul_runs_packed(w->type)) {
+    qb_fmt_params fp;
+    /* one branch per format kind; each calls its own matmul */
+    if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
+        if (k->fmt_tile) {
+            matmul_fmt(k, w, &fp, x, T, y);
+            return;
+        }
+    } else if (!is_float && qb_matmul_runs_packed(w->type)) {
         if (!matmul_tiled(k, w, x, T, y)) matmul_packed(k, w, x, T, y);
         return;
     }
-    /* formats without a packed kernel (NF4, FP8, int-N, …) take the row-dequantizing path below
-     * even for one token: 4 rows at a time into a small f32 buffer, never the whole tensor */
+    /* the scalar table's non-ggml formats take the row-dequantizing path below (the spec of
+     * fmt_tile) even for one token: 4 rows at a time into a small f32 buffer, never the whole
+     * tensor */
     if (T == 1 && is_float) {
         matvec(k, w, x, y);
         return;
