@@ -1,9 +1,14 @@
-/* matmul.c — the forward pass's matrix multiply. One token: a dot product per weight row.
- * Several tokens: blocks of 4 weight rows are converted to f32 once and multiplied against
- * all tokens with the kernels' register tile, so each weight byte is read once per call.
- * Packed quantized weights (Q4_0, Q4_K, …) multiply 8-bit activations directly: the
- * activations are quantized once per call, then each weight row meets up to 4 tokens at a
- * time in the kernel, so no f32 copy of a quantized weight ever exists. */
+/* matmul.c — the forward pass's matrix multiply, one branch per storage kind:
+ *   F32 / F16 / BF16: one token is a dot product per weight row; several tokens go through
+ *     the kernels' register tile 4 rows at a time (F16 converted in registers).
+ *   ggml block types: activations quantized once per call to the type's 8-bit format; the
+ *     GEMM tile (Q8_0, Q4_0, IQ4_NL: 2 rows x 8 tokens) where the CPU has one, else each
+ *     weight row meets up to 4 tokens at a time in qdot.
+ *   INT / NF4 / FP8 / MXFP4: fmt_tile decodes the packed bytes in registers, 4 rows x 4 tokens.
+ * No f32 copy of a quantized weight ever exists (the scalar table's non-ggml path converts 4
+ * rows at a time into a small buffer). Rows are handed to the threads in small dynamic
+ * chunks: on a shared machine a thread that loses its core for a while then does less of the
+ * work instead of making the others wait for it at the end. */
 #include "matmul.h"
 #include "kernels.h"
 #include "fmt.h"
@@ -35,19 +40,19 @@ static void matvec(const qb_kernel_table *k, const qb_tensor *w, const float *x,
     switch (w->type) {
     case QB_TYPE_F16: {
         const uint16_t *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_f16(n, d + r * n, x);
         break;
     }
     case QB_TYPE_BF16: {
         const uint16_t *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_bf16(n, d + r * n, x);
         break;
     }
     default: {
         const float *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_f32(n, d + r * n, x);
         break;
     }
@@ -82,7 +87,7 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const fl
     for (int t = 0; t < T; t++) k->quantize_act[at](x + (size_t)t * n, xq + (size_t)t * arow, n);
     const uint8_t *wd = w->data;
     void (*qdot)(int, const void *, const void *, size_t, int, float *) = k->qdot[w->type];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < rows; r++) {
         float out[4];
         for (int t0 = 0; t0 < T; t0 += 4) {
@@ -117,7 +122,7 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const flo
     for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
     for (int t0 = 0; t0 < T; t0 += chunk) {
         const int t1 = T - t0 < chunk ? T : t0 + chunk;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 8) nowait
         for (int64_t p = 0; p < npair; p++) {
             const int64_t r0 = 2 * p;
             const int nr = rows - r0 < 2 ? 1 : 2;
@@ -159,7 +164,7 @@ static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fm
 #pragma omp parallel
     for (int t0 = 0; t0 < T; t0 += chunk) {
         const int t1 = T - t0 < chunk ? T : t0 + chunk;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t b = 0; b < nblk; b++) {
             const int64_t r0 = 4 * b;
             const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
@@ -207,7 +212,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
         float *buf = direct ? NULL : malloc((size_t)4 * n * sizeof(float));
         for (int t0 = 0; t0 < T; t0 += chunk) {
             int tc = T - t0 < chunk ? T - t0 : chunk;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
             for (int64_t b = 0; b < nblk; b++) {
                 int64_t r0 = b * 4;
                 int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
