@@ -21,6 +21,7 @@
 #include "kernels.h"
 #include "blocks.h"
 #include "unaligned.h"
+#include "avx512_h8.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -102,16 +103,7 @@ typedef struct {
 /* Scales of 8 blocks bs bytes apart, each in two lanes. */
 AI __m512 scales8(const uint8_t *p, const int bs)
 {
-    __m128i h = _mm_setzero_si128();
-    h = _mm_insert_epi16(h, rd16(p), 0);
-    h = _mm_insert_epi16(h, rd16(p + bs), 1);
-    h = _mm_insert_epi16(h, rd16(p + 2 * bs), 2);
-    h = _mm_insert_epi16(h, rd16(p + 3 * bs), 3);
-    h = _mm_insert_epi16(h, rd16(p + 4 * bs), 4);
-    h = _mm_insert_epi16(h, rd16(p + 5 * bs), 5);
-    h = _mm_insert_epi16(h, rd16(p + 6 * bs), 6);
-    h = _mm_insert_epi16(h, rd16(p + 7 * bs), 7);
-    const __m512 d = _mm512_castps256_ps512(_mm256_cvtph_ps(h));
+    const __m512 d = _mm512_castps256_ps512(load_h8(p, bs));
     return _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), d);
 }
 
