@@ -42,6 +42,13 @@ QDOT_DECLS(avx512)
 QDOT_DECL_VNNI(q4_0) QDOT_DECL_VNNI(q4_1) QDOT_DECL_VNNI(q5_0) QDOT_DECL_VNNI(q5_1) QDOT_DECL_VNNI(q8_0)
 QDOT_DECL_VNNI(iq4_nl) QDOT_DECL_VNNI(q2_K) QDOT_DECL_VNNI(q3_K) QDOT_DECL_VNNI(q4_K) QDOT_DECL_VNNI(q5_K)
 QDOT_DECL_VNNI(q6_K) QDOT_DECL_VNNI(iq4_xs)
+/* GEMM tiles (gemm_q8_avx512.c) */
+void qb_quantize_act_tile_avx512(const float *, void *, int);
+#define GEMM_DECL(t) void qb_gemm_##t##_avx512vnni(int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
+GEMM_DECL(q8_0) GEMM_DECL(q4_0) GEMM_DECL(iq4_nl)
+/* non-ggml formats (fmt_dot_*.c) */
+void qb_fmt_tile_avx2(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
+void qb_fmt_tile_avx512(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
 
 /* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
 #define QDOT_MEMBERS(sfx, asfx)                                                                       \
@@ -63,16 +70,22 @@ static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
     .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
     QDOT_MEMBERS(avx2, avx2),
+    .fmt_tile = qb_fmt_tile_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512, avx512),
+    .fmt_tile = qb_fmt_tile_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512vnni, avx512),
+    .fmt_tile = qb_fmt_tile_avx512,
+    .quantize_act_tile = qb_quantize_act_tile_avx512,
+    .gemm_q = {[QB_TYPE_Q8_0] = qb_gemm_q8_0_avx512vnni, [QB_TYPE_Q4_0] = qb_gemm_q4_0_avx512vnni,
+               [QB_TYPE_IQ4_NL] = qb_gemm_iq4_nl_avx512vnni},
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

@@ -75,4 +75,16 @@ size_t qb_mxfp4_row_bytes(int64_t n);
 void qb_quant_row_mxfp4_ref(const float *x, void *dst, int64_t n);
 void qb_dequant_row_mxfp4_ref(const void *src, float *y, int64_t n);
 
+/* ---- dot products straight from the packed bytes (fmt_dot_*.c) --------------------------- */
+
+/* Which format a qb_kernel_table.fmt_tile call multiplies, with the parameters of its kind. */
+enum { QB_FK_INT, QB_FK_NF4, QB_FK_FP8_E4M3, QB_FK_FP8_E5M2, QB_FK_MXFP4, QB_FK_COUNT };
+typedef struct qb_fmt_params {
+    int kind;  /* QB_FK_* */
+    int bits;  /* INT: 2..8 */
+    int group; /* INT: 32/64/128/256, or <= 0 for one scale per row (per channel or tensor) */
+    bool asym; /* INT: zero point */
+    bool dq;   /* NF4: double-quantized absmax */
+} qb_fmt_params;
+
 #endif

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+struct qb_fmt_params;
+
 typedef struct {
     const char *isa; /* "ref", "avx2", "avx512" */
     /* dot products of one weight row with one activation vector, n elements */
@@ -31,7 +33,26 @@ typedef struct {
     void (*qdot[40])(int n, const void *w, const void *xq, size_t act_stride, int nc, float *out);
     /* Activation quantizers (index: Q8_0, Q8_1 or Q8_K): n floats → blocks. NULL: none. */
     void (*quantize_act[40])(const float *x, void *xq, int n);
+    /* Prompt-processing GEMM tile for packed weights that meet Q8_0 activations (index: weight
+     * type; NULL: none, qb_matmul then uses qdot 4 tokens at a time). quantize_act_tile writes
+     * one token's n floats (n a multiple of 32) as qb_act_tile_row_bytes(n) bytes in the
+     * tile's own layout (the Q8_0 quants and scales, rearranged); gemm_q computes
+     * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 2) · token c (tiles xst
+     * bytes apart, c < nc <= 8). */
+    void (*quantize_act_tile)(const float *x, void *xa, int n);
+    void (*gemm_q[40])(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, float *y,
+                       size_t ldy);
+    /* Rows of the non-ggml formats (INT, NF4, FP8, MXFP4; fmt.h, layouts in fmt_*_ref.c) times
+     * f32 activations, decoded in registers: y[c*ldy + r] = row r of w (rows wst bytes apart,
+     * r < nr <= 4) · x + c*ldx (c < nc <= 4), summed in f32. NULL (the scalar table): callers
+     * dequantize rows with the fmt_*_ref functions and use tile_f32, which is the spec. */
+    void (*fmt_tile)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
+                     int nc, float *y, size_t ldy);
 } qb_kernel_table;
+
+/* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
+ * bytes each, the last one padded). */
+static inline size_t qb_act_tile_row_bytes(int n) { return (size_t)((n / 32 + 7) / 8) * 384; }
 
 /* The activation type a packed weight type multiplies against (as in ggml's vec_dot_type):
  * Q8_0 for Q4_0, Q5_0, Q8_0, IQ4_NL; Q8_1 for Q4_1, Q5_1; Q8_K for the K formats and IQ4_XS;

@@ -24,6 +24,7 @@
 #include "kernels.h"
 #include "blocks.h"
 #include "unaligned.h"
+#include "avx512_h8.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -35,22 +36,6 @@ AI float f16(uint16_t h) { return _cvtsh_ss(h); }
 /* per-word shift counts for vpsrlvw, four words at a time */
 #define W2 0x0002000200020002LL
 #define W4 0x0004000400040004LL
-
-/* The f16 values at p, p + bs, …, p + 7*bs (bs even, 16 <= bs <= 42, all inside the
- * 8*bs bytes from p) as 8 floats: two 128-byte windows and one word permute each. */
-AI __m256 load_h8(const uint8_t *p, const int bs)
-{
-    const int o2 = bs >= 32 ? 4 * bs : 8 * bs - 128; /* second window: within the 8 blocks */
-    const __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64);
-    const __m512i b0 = _mm512_loadu_si512(p + o2), b1 = _mm512_loadu_si512(p + o2 + 64);
-    const int h = bs / 2, g = (4 * bs - o2) / 2;
-    const __m512i ia = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                        0, 0, 0, 0, 3 * h, 2 * h, h, 0);
-    const __m512i ib = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                        g + 3 * h, g + 2 * h, g + h, g, 0, 0, 0, 0);
-    const __m512i r = _mm512_mask_blend_epi16(0xF0, _mm512_permutex2var_epi16(a0, ia, a1), _mm512_permutex2var_epi16(b0, ib, b1));
-    return _mm256_cvtph_ps(_mm512_castsi512_si128(r));
-}
 
 /* The f16 pairs at p + k*bs and p + k*bs + 2 (k < 8; scale and min, or scale and sum) as 16
  * floats: the first of each pair in lanes 0-7, the second in lanes 8-15. Same windows as

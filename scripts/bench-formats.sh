@@ -1,13 +1,24 @@
 #!/bin/sh
-# bench-formats.sh — per-format figures (part of `make bench`): packed dot-product throughput
-# per format and ISA; quantize + statistics time per format; and for Q8_0, Q4_0, Q4_K and Q6_K
-# on qb-docs-26m and the TinyLlama-shaped model: quantization time against llama-quantize,
-# pp/tg tokens/s against llama-bench on the file we wrote, and llama-perplexity on our file
-# against our own perplexity. Every llama.cpp figure is measured in the same run, same file,
-# same thread count; without LLAMA_CPP_BIN only our side is printed.
+# bench-formats.sh — per-format figures (part of `make bench`):
+#   1. packed dot-product throughput per format and ISA (tests/bench/bench_qdot.c): GB/s of
+#      weights for generation, GMAC/s of the prompt-processing tiles; ggml types and the
+#      non-ggml formats (INT-N, NF4, FP8, MXFP4);
+#   2. quantize + statistics time per format (bench_quant.c);
+#   3. for the ggml formats, on qb-docs-26m and the TinyLlama-shaped model: quantization time
+#      against llama-quantize, pp/tg tokens/s against llama-bench on the file we wrote (same
+#      file, same thread count), and llama-perplexity on our file against our perplexity;
+#   4. pp/tg of the non-ggml formats (bench_fmt_model.c: layer matrices quantized in memory,
+#      with Q8_0 / Q4_0 quantized the same way as points of comparison; llama.cpp has no
+#      counterpart).
+# The machine may be shared: ours/theirs runs are interleaved (ours pp, theirs pp, ours tg,
+# theirs tg, BENCH_ROUNDS times) and each figure is the median of the rounds; the load
+# average is printed before and after. Without LLAMA_CPP_BIN only our side is printed.
 #
 # Environment: BUILD, QB_MODELS, QB_DATA, QB_BENCH_DIR, LLAMA_CPP_BIN, BENCH_THREADS (2),
-#   BENCH_FORMATS ("Q8_0 Q4_0 Q4_K Q6_K"), BENCH_FORMATS_TINYLLAMA (1 = also the 1.1B model)
+#   BENCH_ROUNDS (3), BENCH_FORMATS (docs26m: every ggml weight type),
+#   BENCH_FORMATS_TINY (TinyLlama: "Q8_0 Q4_0 Q4_K Q6_K"), BENCH_FORMATS_TINYLLAMA (1 = also
+#   the 1.1B model), BENCH_FMT_FORMATS (non-ggml list for part 4), BENCH_PPL (1 = perplexity
+#   on docs26m), BENCH_QDOT_REPS (5)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -16,7 +27,10 @@ MODELS=${QB_MODELS:-../shared/models}
 DATA=${QB_DATA:-../shared/data}
 DIR=${QB_BENCH_DIR:-$HOME/.cache/quantbench-bench}
 T=${BENCH_THREADS:-2}
-FORMATS=${BENCH_FORMATS:-"Q8_0 Q4_0 Q4_K Q6_K"}
+FORMATS=${BENCH_FORMATS:-"Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS"}
+FORMATS_TINY=${BENCH_FORMATS_TINY:-"Q8_0 Q4_0 Q4_K Q6_K"}
+FMT_FORMATS=${BENCH_FMT_FORMATS:-"q8_0 q4_0 int8-channel int4-g128 int4-g32-asym int3-g128 nf4 nf4-dq fp8-e4m3 fp8-e5m2-channel mxfp4"}
+ROUNDS=${BENCH_ROUNDS:-3}
 LB=${LLAMA_CPP_BIN:-}
 [ -n "$LB" ] && [ ! -x "$LB/llama-bench" ] && { echo "bench-formats: no llama-bench in $LB: comparison skipped"; LB=""; }
 mkdir -p "$DIR" || exit 2
@@ -30,7 +44,7 @@ echo "== packed dot products, one thread (GB/s of weights; nc=1 generation, nc=4
 # shellcheck disable=SC2086
 if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_qdot.c "$BUILD/libqb.a" $LIBS \
     -lm -lpthread -o "$BUILD/bench_qdot"; then
-    "$BUILD/bench_qdot" 5 || rc=1
+    "$BUILD/bench_qdot" "${BENCH_QDOT_REPS:-5}" || rc=1
 fi
 
 echo "== quantize + full statistics of a 1536x512 tensor, $T threads (ms, limit 100)"
@@ -40,12 +54,17 @@ if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/ben
     "$BUILD/bench_quant" --threads "$T" || rc=1
 fi
 
-one_model() { # LABEL F16_GGUF
-    label=$1 src=$2
-    echo "== $label: quantize (--pure), speed, perplexity agreement, $T threads"
-    printf '%-8s %12s %12s %7s | %10s %10s %6s | %10s %10s %6s | %9s %9s\n' type "ours(s)" "llama(s)" ratio \
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+ours_tps() { "$QB" bench "$1" "$2" "$3" "$4" 0 -t "$T" -r 2 --csv | awk -F, 'NR == 1 {print $4}'; }
+llama_tps() { "$LB/llama-bench" -m "$1" "$2" "$3" "$4" 0 -t "$T" -r 2 -o csv 2>/dev/null | tail -1 | awk -F'"' '{print $(NF-3)}'; }
+
+one_model() { # LABEL F16_GGUF FORMATS
+    label=$1 src=$2 formats=$3
+    echo "== $label: quantize (--pure), speed (median of $ROUNDS interleaved rounds), perplexity, $T threads; load: $(uptime | sed 's/.*load average: //')"
+    printf '%-8s %9s %9s %6s | %9s %9s %6s | %9s %9s %6s | %9s %9s\n' type "ours(s)" "llama(s)" ratio \
         "pp ours" "pp llama" ratio "tg ours" "tg llama" ratio "ppl ours" "ppl llama"
-    for f in $FORMATS; do
+    for f in $formats; do
         out="$DIR/$label-$f.gguf"
         t0=$(now)
         "$QB" quantize "$src" "$out" "$f" --pure -t "$T" >/dev/null 2>"$DIR/err.txt" || { cat "$DIR/err.txt"; rc=1; continue; }
@@ -54,34 +73,53 @@ one_model() { # LABEL F16_GGUF
         if [ -n "$LB" ]; then
             t0=$(now)
             "$LB/llama-quantize" --pure "$src" "$DIR/$label-$f-llama.gguf" "$f" "$T" >/dev/null 2>&1 &&
-                theirs=$(secs "$t0" "$(now)") && qratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", b / a }')
+                theirs=$(secs "$t0" "$(now)") && qratio=$(ratio "$theirs" "$ours")
             rm -f "$DIR/$label-$f-llama.gguf"
         fi
-        pp=$("$QB" bench "$out" -p 128 -n 0 -t "$T" -r 3 --csv | awk -F, '{print $4}')
-        tg=$("$QB" bench "$out" -p 0 -n 64 -t "$T" -r 3 --csv | awk -F, '{print $4}')
-        lpp=- ltg=- rpp=- rtg=- lppl=-
-        if [ -n "$LB" ]; then
-            lpp=$("$LB/llama-bench" -m "$out" -p 128 -n 0 -t "$T" -r 3 -o csv 2>/dev/null | tail -1 | awk -F'"' '{print $(NF-3)}')
-            ltg=$("$LB/llama-bench" -m "$out" -p 0 -n 64 -t "$T" -r 3 -o csv 2>/dev/null | tail -1 | awk -F'"' '{print $(NF-3)}')
-            rpp=$(awk -v a="$pp" -v b="$lpp" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-            rtg=$(awk -v a="$tg" -v b="$ltg" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        fi
-        ppl=-
-        if [ "$label" = docs26m ]; then
+        : >"$DIR/pp.txt"; : >"$DIR/tg.txt"; : >"$DIR/lpp.txt"; : >"$DIR/ltg.txt"
+        i=0
+        while [ "$i" -lt "$ROUNDS" ]; do
+            ours_tps "$out" -p 128 -n >>"$DIR/pp.txt"
+            [ -n "$LB" ] && llama_tps "$out" -p 128 -n >>"$DIR/lpp.txt"
+            ours_tps "$out" -n 64 -p >>"$DIR/tg.txt"
+            [ -n "$LB" ] && llama_tps "$out" -n 64 -p >>"$DIR/ltg.txt"
+            i=$((i + 1))
+        done
+        pp=$(median <"$DIR/pp.txt") tg=$(median <"$DIR/tg.txt") lpp=$(median <"$DIR/lpp.txt") ltg=$(median <"$DIR/ltg.txt")
+        rpp=$(ratio "$pp" "$lpp") rtg=$(ratio "$tg" "$ltg")
+        ppl=- lppl=-
+        if [ "$label" = docs26m ] && [ "${BENCH_PPL:-1}" = 1 ]; then
             ppl=$("$QB" ppl "$out" "$DATA/eval-docs.txt" --ctx 256 --chunks 40 -t "$T" 2>/dev/null | awk '/^PPL/ {print $3}')
             [ -n "$LB" ] && lppl=$("$LB/llama-perplexity" -m "$out" -f "$DATA/eval-docs.txt" -c 256 -b 256 --chunks 40 \
                 -t "$T" 2>&1 | awk '/Final estimate/ {print $5}')
         fi
-        printf '%-8s %12s %12s %7s | %10.1f %10s %6s | %10.1f %10s %6s | %9s %9s\n' "$f" "$ours" "$theirs" "$qratio" \
+        printf '%-8s %9s %9s %6s | %9s %9s %6s | %9s %9s %6s | %9s %9s\n' "$f" "$ours" "$theirs" "$qratio" \
             "$pp" "$lpp" "$rpp" "$tg" "$ltg" "$rtg" "$ppl" "$lppl"
+        rm -f "$out"
     done
-    echo "(quantization ratio = llama-quantize time / ours: above 1 means we are faster)"
+    echo "(ratios: pp/tg ours / llama.cpp, quantization llama-quantize time / ours: above 1 means we are faster)"
 }
 
-one_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf"
+fmt_model() { # LABEL F16_GGUF
+    echo "== $1: non-ggml formats, layer matrices quantized in memory (embeddings/output stay F16), $T threads; load: $(uptime | sed 's/.*load average: //')"
+    # shellcheck disable=SC2086
+    if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_fmt_model.c "$BUILD/libqb.a" $LIBS \
+        -lm -lpthread -o "$BUILD/bench_fmt_model"; then
+        printf '%-18s %7s %9s %9s\n' format bpw "pp t/s" "tg t/s"
+        # shellcheck disable=SC2086
+        "$BUILD/bench_fmt_model" "$2" $FMT_FORMATS -t "$T" -r "$ROUNDS" | awk -F, '{ printf "%-18s %7s %9s %9s\n", $1, $2, $3, $4 }' || rc=1
+    fi
+}
+
+echo "== load before: $(uptime)"
+one_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf" "$FORMATS"
+fmt_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf"
 tiny="$DIR/tinyllama-synth-v1-f16.gguf"
 if [ "${BENCH_FORMATS_TINYLLAMA:-1}" = 1 ] && [ -f "$tiny" ]; then
-    one_model tinyllama "$tiny"
+    one_model tinyllama "$tiny" "$FORMATS_TINY"
+    fmt_model tinyllama "$tiny"
 fi
-rm -f "$DIR"/docs26m-*.gguf "$DIR"/tinyllama-Q*.gguf "$DIR/err.txt"
+echo "== load after: $(uptime)"
+rm -f "$DIR"/docs26m-*.gguf "$DIR"/tinyllama-Q*.gguf "$DIR"/tinyllama-IQ*.gguf "$DIR/err.txt" "$DIR"/pp.txt "$DIR"/tg.txt \
+    "$DIR"/lpp.txt "$DIR"/ltg.txt
 exit $rc

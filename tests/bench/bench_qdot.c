@@ -6,9 +6,16 @@
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_qdot.c build/libqb.a \
  *      $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
- *   ./a.out [reps] [TYPE…]        (reps default 5; the scalar "ref" table runs once) */
+ *   ./a.out [reps] [TYPE…]        (reps default 5; the scalar "ref" table runs once)
+ *
+ * Then the non-ggml formats (INT, NF4, FP8, MXFP4: kernels' fmt_tile with f32 activations):
+ * GB/s of weights with one activation row (nr = 4 rows per call, generation) and GMAC/s of
+ * the 4 × 4 tile (prompt processing); "ref" is the spec's path, dequantize 4 rows then the
+ * f32 tile. TYPE arguments filter these by format name too. */
 #include "core/qb.h"
+#include "core/quant/format.h"
 #include "kernels.h"
+#include "fmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,15 +55,102 @@ static double time_pass(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
+/* Seconds for one pass of the GEMM tile (2 rows × 8 tokens per call), best of reps. */
+static double time_gemm(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xa, size_t ab,
+                        int reps, float *out)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i += 2) k->gemm_q[t](N, w + (size_t)i * rb, rb, 2, xa, ab, 8, out + i, ROWS);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+/* Seconds for one pass of fmt_tile over the matrix with nc activation rows, best of reps.
+ * k->fmt_tile NULL: the scalar path (dequantize 4 rows, then tile_f32). */
+static double time_fmt(const qb_kernel_table *k, const qb_format *f, const qb_fmt_params *p, const uint8_t *w, size_t rb,
+                       const float *x, int nc, int reps, float *out, float *buf)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i += 4) {
+            if (k->fmt_tile) {
+                k->fmt_tile(p, N, w + (size_t)i * rb, rb, 4, x, N, nc, out + i, ROWS);
+                continue;
+            }
+            for (int j = 0; j < 4; j++) qb_dequantize_row(f, w + (size_t)(i + j) * rb, buf + (size_t)j * N, N);
+            k->tile_f32(N, buf, N, 4, x, N, nc, out + i, ROWS);
+        }
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+static void bench_formats(int argc, char **argv, int reps)
+{
+    const char *names[] = {"int8-channel", "int8-g128", "int6-g128", "int5-g64-asym", "int4-tensor", "int4-channel",
+                           "int4-g32", "int4-g128", "int4-g128-asym", "int3-g128", "int2-g64-asym", "nf4", "nf4-dq",
+                           "fp8-e4m3", "fp8-e5m2-channel", "mxfp4"};
+    const char *isas[] = {"ref", "avx2", "avx512"};
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    float *src = malloc((size_t)N * 64 * sizeof *src), *x = malloc((size_t)N * 4 * sizeof *x);
+    float *out = malloc((size_t)ROWS * 4 * sizeof *out), *buf = malloc((size_t)N * 4 * sizeof *buf);
+    for (int j = 0; j < N * 64; j++) src[j] = frand();
+    for (int j = 0; j < N * 4; j++) x[j] = frand();
+    printf("\nfmt_tile: %d rows x %d elements, one thread: GB/s of weights with 1 activation row, GMAC/s of the\n"
+           "4 rows x 4 tokens tile (best of %d; ref = dequantize rows + f32 tile, once)\n", ROWS, N, reps);
+    printf("%-18s %6s %-8s %9s %11s\n", "format", "bpw", "isa", "GB/s", "tile GMAC");
+    for (size_t fi = 0; fi < sizeof names / sizeof names[0]; fi++) {
+        if (argc > 2) {
+            int want = 0;
+            for (int a = 2; a < argc; a++) want |= strcasecmp(argv[a], names[fi]) == 0;
+            if (!want) continue;
+        }
+        qb_format f;
+        if (qb_format_parse(&ctx, names[fi], &f) != QB_OK) continue;
+        qb_fmt_params p = {.bits = f.bits, .group = f.group, .asym = f.asym, .dq = f.double_quant};
+        p.kind = f.kind == QB_FMT_INT ? QB_FK_INT : f.kind == QB_FMT_NF4 ? QB_FK_NF4 : f.kind == QB_FMT_FP8_E4M3 ? QB_FK_FP8_E4M3
+                 : f.kind == QB_FMT_FP8_E5M2 ? QB_FK_FP8_E5M2 : QB_FK_MXFP4;
+        const size_t rb = qb_format_row_bytes(&f, N);
+        uint8_t *w = malloc(rb * ROWS);
+        if (qb_quantize_matrix(&ctx, &f, src, 64, N, w, NULL) != QB_OK) { free(w); continue; }
+        for (int i = 64; i < ROWS; i++) memcpy(w + (size_t)i * rb, w + (size_t)(i % 64) * rb, rb);
+        for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
+            const qb_kernel_table *k = qb_kernels_for(isas[s]);
+            if (!k) continue;
+            const int r = s == 0 ? 1 : reps;
+            time_fmt(k, &f, &p, w, rb, x, 1, 1, out, buf);
+            const double t1 = time_fmt(k, &f, &p, w, rb, x, 1, r, out, buf);
+            const double t4 = time_fmt(k, &f, &p, w, rb, x, 4, r, out, buf);
+            printf("%-18s %6.3f %-8s %9.2f %11.1f\n", names[fi], qb_format_bpw(&f, N), isas[s], (double)rb * ROWS / 1e9 / t1,
+                   4.0 * N * ROWS / 1e9 / t4);
+            fflush(stdout);
+        }
+        free(w);
+    }
+    free(src);
+    free(x);
+    free(out);
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     const int reps = argc > 1 ? atoi(argv[1]) : 5;
     const int types[] = {QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
                          QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
-    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 4 * sizeof *out);
-    printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d)\n", ROWS, N, reps);
-    printf("%-7s %-11s %9s %9s\n", "type", "isa", "nc=1", "nc=4");
+    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
+    printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"
+           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one\n",
+           ROWS, N, reps);
+    printf("%-7s %-11s %9s %9s %11s %11s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int t = types[ti], at = qb_act_type(t);
         if (argc > 2) {
@@ -65,7 +159,8 @@ int main(int argc, char **argv)
             if (!want) continue;
         }
         const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
-        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4);
+        const size_t ab = qb_act_tile_row_bytes(N);
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8);
         for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
@@ -75,6 +170,8 @@ int main(int argc, char **argv)
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_kernels_for("ref")->quantize_act[at](src, xq + c * ast, N);
         }
+        float *srcs = malloc((size_t)N * 8 * sizeof *srcs);
+        for (int j = 0; j < N * 8; j++) srcs[j] = frand();
         for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
             const qb_kernel_table *k = qb_kernels_for(isas[s]);
             if (!k || !k->qdot[t]) continue;
@@ -82,14 +179,23 @@ int main(int argc, char **argv)
             time_pass(k, t, w, rb, xq, ast, 1, 1, out); /* warm up */
             const double t1 = time_pass(k, t, w, rb, xq, ast, 1, r, out);
             const double t4 = time_pass(k, t, w, rb, xq, ast, 4, r, out);
-            const double gb = (double)rb * ROWS / 1e9;
-            printf("%-7s %-11s %9.2f %9.2f\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4);
+            const double gb = (double)rb * ROWS / 1e9, gmac = (double)N * ROWS / 1e9;
+            char gm[16] = "-";
+            if (k->gemm_q[t]) {
+                for (int c = 0; c < 8; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
+                time_gemm(k, t, w, rb, xa, ab, 1, out);
+                snprintf(gm, sizeof gm, "%.1f", 8 * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
+            }
+            printf("%-7s %-11s %9.2f %9.2f %11.1f %11s\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4, 4 * gmac / t4, gm);
             fflush(stdout);
         }
         free(w);
         free(xq);
+        free(xa);
+        free(srcs);
     }
     free(src);
     free(out);
+    bench_formats(argc, argv, reps);
     return 0;
 }

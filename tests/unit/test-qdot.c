@@ -391,6 +391,84 @@ static void test_qdot_many_rows(void **state)
     }
 }
 
+/* The prompt-processing GEMM tiles (gemm_q, where a table has them) against the reference
+ * qdot: nr = 1..2 weight rows (rows an odd number of bytes apart) × nc = 1..8 tokens, at the
+ * awkward lengths, quantized and random-byte weights; nothing outside the nr × nc outputs is
+ * written. Activations go through the table's own tile quantizer, which must reproduce the
+ * reference Q8_0 quants (else the sums would differ by far more than the tolerance). */
+static void test_gemm_tiles(void **state)
+{
+    (void)state;
+    const qb_kernel_table *ref = qb_kernels_for("ref");
+    const char *all[] = {"ref", "avx2", "avx512", "avx512vnni"};
+    int checked = 0;
+    for (int s = 0; s < 4; s++) {
+        const qb_kernel_table *k = qb_kernels_for(all[s]);
+        if (!k) continue;
+        for (int ti = 0; ti < NWT; ti++) {
+            const int t = wtypes[ti];
+            if (!k->gemm_q[t]) continue;
+            assert_non_null(k->quantize_act_tile);
+            assert_int_equal(qb_act_type(t), QB_TYPE_Q8_0);
+            for (int li = 0; li < NLEN; li++)
+                for (int flavour = 0; flavour < 2; flavour++) {
+                    const int n = nblocks[li] * 32;
+                    const size_t wrow = row_bytes(t, n) + 5, arow = row_bytes(QB_TYPE_Q8_0, n);
+                    const size_t ab = qb_act_tile_row_bytes(n);
+                    uint8_t *w = malloc(2 * wrow), *xq = malloc(8 * arow), *xa = malloc(8 * ab);
+                    float *x = malloc((size_t)n * sizeof *x), *wf = malloc((size_t)n * sizeof *wf);
+                    double scale[2][8];
+                    for (int r = 0; r < 2; r++) make_weights(t, n, w + r * wrow, flavour);
+                    for (int c = 0; c < 8; c++) {
+                        fill_acts(x, n, c == 7);
+                        ref->quantize_act[QB_TYPE_Q8_0](x, xq + c * arow, n);
+                        k->quantize_act_tile(x, xa + c * ab, n);
+                    }
+                    float want[2][8];
+                    for (int r = 0; r < 2; r++) {
+                        ref->qdot[t](n, w + r * wrow, xq, arow, 4, want[r]);
+                        ref->qdot[t](n, w + r * wrow, xq + 4 * arow, arow, 4, want[r] + 4);
+                        assert_true(qb_dequant_row_ref(t, w + r * wrow, wf, n));
+                        float *xf = malloc((size_t)n * sizeof *xf);
+                        for (int c = 0; c < 8; c++) {
+                            assert_true(qb_dequant_row_ref(QB_TYPE_Q8_0, xq + c * arow, xf, n));
+                            double sc = 0;
+                            for (int i = 0; i < n; i++) sc += fabs((double)wf[i] * xf[i]);
+                            scale[r][c] = sc;
+                        }
+                        free(xf);
+                    }
+                    for (int nr = 1; nr <= 2; nr++)
+                        for (int nc = 1; nc <= 8; nc++) {
+                            float y[9 * 3];
+                            for (int i = 0; i < 27; i++) y[i] = -12345.0f;
+                            k->gemm_q[t](n, w, wrow, nr, xa, ab, nc, y, 3);
+                            for (int c = 0; c < 9; c++)
+                                for (int r = 0; r < 3; r++) {
+                                    const float got = y[c * 3 + r];
+                                    if (r >= nr || c >= nc) {
+                                        if (got != -12345.0f) fail_msg("%s gemm[%s] wrote outside %dx%d at (%d,%d)", all[s], qb_type_get(t)->name, nr, nc, r, c);
+                                        continue;
+                                    }
+                                    const double tol = 4e-7 * scale[r][c] + 1e-30;
+                                    if (fabs((double)got - want[r][c]) > tol)
+                                        fail_msg("%s gemm[%s] (%s weights) n=%d nr=%d nc=%d (%d,%d): %.9g vs reference %.9g (tol %.3g)",
+                                                 all[s], qb_type_get(t)->name, flavour ? "random-byte" : "quantized", n, nr, nc, r, c,
+                                                 got, want[r][c], tol);
+                                }
+                            checked++;
+                        }
+                    free(w);
+                    free(xq);
+                    free(xa);
+                    free(x);
+                    free(wf);
+                }
+        }
+    }
+    print_message("gemm tiles: %d calls matched the reference\n", checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_qdot_simd_quantized),
         cmocka_unit_test(test_qdot_simd_random_bytes),
         cmocka_unit_test(test_qdot_many_rows),
+        cmocka_unit_test(test_gemm_tiles),
     };
     return cmocka_run_group_tests_name("qdot", tests, NULL, NULL);
 }

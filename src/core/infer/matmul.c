@@ -1,11 +1,17 @@
-/* matmul.c — the forward pass's matrix multiply. One token: a dot product per weight row.
- * Several tokens: blocks of 4 weight rows are converted to f32 once and multiplied against
- * all tokens with the kernels' register tile, so each weight byte is read once per call.
- * Packed quantized weights (Q4_0, Q4_K, …) multiply 8-bit activations directly: the
- * activations are quantized once per call, then each weight row meets up to 4 tokens at a
- * time in the kernel, so no f32 copy of a quantized weight ever exists. */
+/* matmul.c — the forward pass's matrix multiply, one branch per storage kind:
+ *   F32 / F16 / BF16: one token is a dot product per weight row; several tokens go through
+ *     the kernels' register tile 4 rows at a time (F16 converted in registers).
+ *   ggml block types: activations quantized once per call to the type's 8-bit format; the
+ *     GEMM tile (Q8_0, Q4_0, IQ4_NL: 2 rows x 8 tokens) where the CPU has one, else each
+ *     weight row meets up to 4 tokens at a time in qdot.
+ *   INT / NF4 / FP8 / MXFP4: fmt_tile decodes the packed bytes in registers, 4 rows x 4 tokens.
+ * No f32 copy of a quantized weight ever exists (the scalar table's non-ggml path converts 4
+ * rows at a time into a small buffer). Rows are handed to the threads in small dynamic
+ * chunks: on a shared machine a thread that loses its core for a while then does less of the
+ * work instead of making the others wait for it at the end. */
 #include "matmul.h"
 #include "kernels.h"
+#include "fmt.h"
 
 #include <stdlib.h>
 
@@ -34,19 +40,19 @@ static void matvec(const qb_kernel_table *k, const qb_tensor *w, const float *x,
     switch (w->type) {
     case QB_TYPE_F16: {
         const uint16_t *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_f16(n, d + r * n, x);
         break;
     }
     case QB_TYPE_BF16: {
         const uint16_t *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_bf16(n, d + r * n, x);
         break;
     }
     default: {
         const float *d = w->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
         for (int64_t r = 0; r < rows; r++) y[r] = k->dot_f32(n, d + r * n, x);
         break;
     }
@@ -81,7 +87,7 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const fl
     for (int t = 0; t < T; t++) k->quantize_act[at](x + (size_t)t * n, xq + (size_t)t * arow, n);
     const uint8_t *wd = w->data;
     void (*qdot)(int, const void *, const void *, size_t, int, float *) = k->qdot[w->type];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < rows; r++) {
         float out[4];
         for (int t0 = 0; t0 < T; t0 += 4) {
@@ -93,16 +99,100 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const fl
     free(xq);
 }
 
+/* Several tokens through the kernels' GEMM tile (Q8_0, Q4_0, IQ4_NL where the CPU has one):
+ * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
+ * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
+ * or no memory for the activations: the caller takes the qdot path. */
+static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const float *x, int T, float *y)
+{
+    void (*gemm)(int, const void *, size_t, int, const void *, size_t, int, float *, size_t) = k->gemm_q[w->type];
+    if (T < 2 || !gemm || !k->quantize_act_tile) return false;
+    const int n = (int)w->ne[0];
+    const int64_t rows = w->ne[1];
+    const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(w->type, n);
+    uint8_t *xa = malloc((size_t)T * ab);
+    if (!xa) return false;
+    int chunk = (int)((256 * 1024) / ab) & ~7;
+    if (chunk < 8) chunk = 8;
+    const int64_t npair = (rows + 1) / 2;
+    const uint8_t *wd = w->data;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+    for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int t1 = T - t0 < chunk ? T : t0 + chunk;
+#pragma omp for schedule(dynamic, 8) nowait
+        for (int64_t p = 0; p < npair; p++) {
+            const int64_t r0 = 2 * p;
+            const int nr = rows - r0 < 2 ? 1 : 2;
+            for (int c0 = t0; c0 < t1; c0 += 8)
+                gemm(n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8,
+                     y + (size_t)c0 * rows + r0, (size_t)rows);
+        }
+    }
+    }
+    free(xa);
+    return true;
+}
+
+/* The kernels' parameters of a non-ggml format; false for ggml types. */
+static bool fmt_params(const qb_format *f, qb_fmt_params *p)
+{
+    *p = (qb_fmt_params){.bits = f->bits, .group = f->group, .asym = f->asym, .dq = f->double_quant};
+    switch (f->kind) {
+    case QB_FMT_INT: p->kind = QB_FK_INT; return true;
+    case QB_FMT_NF4: p->kind = QB_FK_NF4; return true;
+    case QB_FMT_FP8_E4M3: p->kind = QB_FK_FP8_E4M3; return true;
+    case QB_FMT_FP8_E5M2: p->kind = QB_FK_FP8_E5M2; return true;
+    case QB_FMT_MXFP4: p->kind = QB_FK_MXFP4; return true;
+    default: return false;
+    }
+}
+
+/* INT, NF4, FP8 and MXFP4 weights through the kernels' fmt_tile: 4 rows × up to 4 tokens per
+ * call, weights decoded in registers; tokens in chunks whose activations fit in L2. */
+static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
+                       float *y)
+{
+    const int n = (int)w->ne[0];
+    const int64_t rows = w->ne[1], nblk = (rows + 3) / 4;
+    const size_t wrow = qb_format_row_bytes(&w->fmt, n);
+    const uint8_t *wd = w->data;
+    int chunk = (int)((512 * 1024 / sizeof(float)) / (size_t)n) & ~3;
+    if (chunk < 4) chunk = 4;
+#pragma omp parallel
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int t1 = T - t0 < chunk ? T : t0 + chunk;
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t b = 0; b < nblk; b++) {
+            const int64_t r0 = 4 * b;
+            const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
+            for (int c0 = t0; c0 < t1; c0 += 4)
+                k->fmt_tile(p, n, wd + (size_t)r0 * wrow, wrow, nr, x + (size_t)c0 * n, (size_t)n, t1 - c0 < 4 ? t1 - c0 : 4,
+                            y + (size_t)c0 * rows + r0, (size_t)rows);
+        }
+    }
+}
+
 void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
 {
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
-    if (!is_float && qb_matmul_runs_packed(w->type)) {
-        matmul_packed(k, w, x, T, y);
+    qb_fmt_params fp;
+    /* one branch per format kind; each calls its own matmul */
+    if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
+        if (k->fmt_tile) {
+            matmul_fmt(k, w, &fp, x, T, y);
+            return;
+        }
+    } else if (!is_float && qb_matmul_runs_packed(w->type)) {
+        if (!matmul_tiled(k, w, x, T, y)) matmul_packed(k, w, x, T, y);
         return;
     }
-    /* formats without a packed kernel (NF4, FP8, int-N, …) take the row-dequantizing path below
-     * even for one token: 4 rows at a time into a small f32 buffer, never the whole tensor */
+    /* the scalar table's non-ggml formats take the row-dequantizing path below (the spec of
+     * fmt_tile) even for one token: 4 rows at a time into a small f32 buffer, never the whole
+     * tensor */
     if (T == 1 && is_float) {
         matvec(k, w, x, y);
         return;
@@ -122,7 +212,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
         float *buf = direct ? NULL : malloc((size_t)4 * n * sizeof(float));
         for (int t0 = 0; t0 < T; t0 += chunk) {
             int tc = T - t0 < chunk ? T - t0 : chunk;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
             for (int64_t b = 0; b < nblk; b++) {
                 int64_t r0 = b * 4;
                 int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;

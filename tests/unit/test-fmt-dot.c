@@ -1,0 +1,298 @@
+/* test-fmt-dot.c — the dot products of the non-ggml formats (kernels' fmt_tile: INT 2..8 bits
+ * sym/asym per tensor / channel / group 32..256, NF4 and NF4-DQ, FP8 E4M3 / E5M2 per tensor and
+ * channel, MXFP4) against their spec, dequantize (fmt_*_ref.c) then a double dot:
+ *   - every vector table this CPU runs, nr = 1..4 weight rows × nc = 1..4 activation rows, rows
+ *     an odd number of bytes apart, at awkward lengths (1, 2, 3, 5, 7, 15, 17, 31, 33, … blocks
+ *     of the format; single elements for per-row formats), nothing outside the tile written;
+ *   - FP8 rows holding every finite code;
+ *   - the forward pass: qb-docs-26m with its layers quantized to each kind gives the same
+ *     logits (8-token prompt and one generated token) through the fast path as through the
+ *     scalar table, which dequantizes rows and multiplies in f32 (QB_ISA=ref, in a child
+ *     process because the table is chosen once per process; the child is this program run
+ *     again with --child, not a fork, which OpenMP's thread pool would not survive). */
+#include "testutil.h"
+#include <math.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "core/qb.h"
+#include "core/quant/format.h"
+#include "core/quant/plan.h"
+#include "core/quant/apply.h"
+#include "core/model/model.h"
+#include "core/infer/infer.h"
+#include "kernels.h"
+#include "fmt.h"
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static uint64_t next_u64(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static float frand(void) { return (float)((next_u64() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+
+static const char *isas[] = {"avx2", "avx512", "avx512vnni"};
+#define NISA (int)(sizeof isas / sizeof isas[0])
+static const int nblocks[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 65, 127, 255, 1023};
+#define NLEN (int)(sizeof nblocks / sizeof nblocks[0])
+
+/* Every format name the kernels cover. */
+static int all_formats(char names[][32])
+{
+    int k = 0;
+    const char *gran[] = {"tensor", "channel", "g32", "g64", "g128", "g256"};
+    for (int b = 2; b <= 8; b++)
+        for (int g = 0; g < 6; g++)
+            for (int a = 0; a < 2; a++) snprintf(names[k++], 32, "int%d-%s%s", b, gran[g], a ? "-asym" : "");
+    const char *other[] = {"nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "fp8-e4m3-channel", "fp8-e5m2-channel", "mxfp4"};
+    for (int i = 0; i < 7; i++) snprintf(names[k++], 32, "%s", other[i]);
+    return k;
+}
+
+static bool params_of(const qb_format *f, qb_fmt_params *p)
+{
+    *p = (qb_fmt_params){.bits = f->bits, .group = f->group, .asym = f->asym, .dq = f->double_quant};
+    switch (f->kind) {
+    case QB_FMT_INT: p->kind = QB_FK_INT; return true;
+    case QB_FMT_NF4: p->kind = QB_FK_NF4; return true;
+    case QB_FMT_FP8_E4M3: p->kind = QB_FK_FP8_E4M3; return true;
+    case QB_FMT_FP8_E5M2: p->kind = QB_FK_FP8_E5M2; return true;
+    case QB_FMT_MXFP4: p->kind = QB_FK_MXFP4; return true;
+    default: return false;
+    }
+}
+
+/* Elements of one "block" of f for the length list (1 for per-row formats). */
+static int block_of(const qb_format *f)
+{
+    switch (f->kind) {
+    case QB_FMT_INT: return f->group > 0 ? f->group : 1;
+    case QB_FMT_NF4: return 64;
+    case QB_FMT_MXFP4: return 32;
+    default: return 1;
+    }
+}
+
+/* Check one set of 4 weight rows (rb bytes each, stored wst apart) against 4 activation rows. */
+static int check_rows(const char *name, const qb_fmt_params *p, const qb_format *f, int n, const uint8_t *w, size_t wst,
+                      const float *x, size_t ldx)
+{
+    double want[4][4], scale[4][4];
+    float *wf = malloc((size_t)n * sizeof *wf);
+    for (int r = 0; r < 4; r++) {
+        qb_dequantize_row(f, w + r * wst, wf, n);
+        for (int c = 0; c < 4; c++) {
+            double e = 0, s = 0;
+            for (int i = 0; i < n; i++) {
+                e += (double)wf[i] * x[c * ldx + i];
+                s += fabs((double)wf[i] * x[c * ldx + i]);
+            }
+            want[r][c] = e;
+            scale[r][c] = s;
+        }
+    }
+    free(wf);
+    int calls = 0;
+    for (int s = 0; s < NISA; s++) {
+        const qb_kernel_table *k = qb_kernels_for(isas[s]);
+        if (!k || !k->fmt_tile) continue;
+        for (int nr = 1; nr <= 4; nr++)
+            for (int nc = 1; nc <= 4; nc++) {
+                float y[5 * 6];
+                for (int i = 0; i < 30; i++) y[i] = -12345.0f;
+                k->fmt_tile(p, n, w, wst, nr, x, ldx, nc, y, 6);
+                for (int c = 0; c < 5; c++)
+                    for (int r = 0; r < 6; r++) {
+                        const float got = y[c * 6 + r];
+                        if (r >= nr || c >= nc) {
+                            if (got != -12345.0f) fail_msg("%s %s: wrote outside the %dx%d tile", isas[s], name, nr, nc);
+                            continue;
+                        }
+                        const double tol = 1e-5 * scale[r][c] + 1e-30;
+                        if (!(fabs((double)got - want[r][c]) <= tol))
+                            fail_msg("%s fmt_tile %s n=%d nr=%d nc=%d (%d,%d): %.9g vs reference %.9g (tol %.3g)", isas[s], name,
+                                     n, nr, nc, r, c, got, want[r][c], tol);
+                    }
+                calls++;
+            }
+    }
+    return calls;
+}
+
+static void test_fmt_tile_vs_reference(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    char names[128][32];
+    const int nf = all_formats(names);
+    int calls = 0;
+    for (int fi = 0; fi < nf; fi++) {
+        qb_format f;
+        qb_fmt_params p;
+        assert_int_equal(qb_format_parse(&ctx, names[fi], &f), QB_OK);
+        assert_true(params_of(&f, &p));
+        for (int li = 0; li < NLEN; li++) {
+            const int n = nblocks[li] * block_of(&f);
+            if (n > 65536) continue;
+            const size_t rb = qb_format_row_bytes(&f, n), wst = rb + 3;
+            float *src = malloc((size_t)n * 4 * sizeof *src), *x = malloc((size_t)n * 4 * sizeof *x);
+            for (int i = 0; i < n * 4; i++) {
+                src[i] = frand() * (i % 53 == 0 ? 4.0f : 1.0f) + (i % 7 == 0 ? 0.3f : 0.0f); /* skewed: zero points */
+                x[i] = frand();
+            }
+            uint8_t *q = malloc(rb * 4), *w = malloc(wst * 4);
+            assert_int_equal(qb_quantize_matrix(&ctx, &f, src, 4, n, q, NULL), QB_OK);
+            for (int r = 0; r < 4; r++) memcpy(w + r * wst, q + r * rb, rb);
+            calls += check_rows(names[fi], &p, &f, n, w, wst, x, (size_t)n);
+            free(src);
+            free(x);
+            free(q);
+            free(w);
+        }
+    }
+    print_message("fmt_tile: %d formats, %d vector calls matched the reference\n", nf, calls);
+}
+
+/* FP8 rows whose codes cycle through every finite value (scale 0.75), odd lengths. */
+static void test_fp8_every_code(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const char *names[2] = {"fp8-e4m3-channel", "fp8-e5m2-channel"};
+    for (int e = 0; e < 2; e++) {
+        qb_format f;
+        qb_fmt_params p;
+        assert_int_equal(qb_format_parse(&ctx, names[e], &f), QB_OK);
+        assert_true(params_of(&f, &p));
+        const int lens[] = {1, 15, 17, 255, 256, 257, 1023};
+        for (int li = 0; li < 7; li++) {
+            const int n = lens[li];
+            const size_t rb = qb_format_row_bytes(&f, n);
+            uint8_t *w = malloc(rb * 4);
+            float *x = malloc((size_t)n * 4 * sizeof *x);
+            int code = 0;
+            for (int r = 0; r < 4; r++) {
+                const float sc = 0.75f;
+                memcpy(w + r * rb, &sc, 4);
+                for (int i = 0; i < n; i++) {
+                    uint8_t c;
+                    do c = (uint8_t)(code++ * 37 + r); /* a permutation of the codes */
+                    while (e == 0 ? (c & 0x7f) == 0x7f : (c & 0x7f) >= 0x7c);
+                    w[r * rb + 4 + i] = c;
+                }
+            }
+            for (int i = 0; i < n * 4; i++) x[i] = frand();
+            check_rows(names[e], &p, &f, n, w, rb, x, (size_t)n);
+            free(w);
+            free(x);
+        }
+    }
+}
+
+/* ---- forward pass ------------------------------------------------------------------------- */
+
+static const char *fwd_formats[] = {"int8-channel", "int4-g32-asym", "int3-g64", "int2-g128-asym", "int5-tensor",
+                                    "int6-g256",    "int7-channel-asym", "nf4", "nf4-dq", "fp8-e4m3",
+                                    "fp8-e5m2-channel", "mxfp4"};
+#define NFWD (int)(sizeof fwd_formats / sizeof fwd_formats[0])
+static const int32_t prompt[9] = {0, 424, 520, 1371, 260, 1537, 289, 263, 300};
+
+/* The child (this program with --child OUT, QB_ISA set by the parent): for each format, the
+ * logits of the 8-token prompt and of the 9th token after it (NFWD × 9 × vocab floats) into
+ * the file OUT. Returns the exit status. */
+static int child_main(const char *out)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = NULL;
+    if (qb_model_open(&ctx, qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"), NULL, &m) != QB_OK) return 3;
+    const int vocab = m->cfg.vocab_size;
+    float *o = malloc((size_t)9 * vocab * sizeof *o);
+    FILE *fp = fopen(out, "wb");
+    if (!fp || !o) return 6;
+    for (int k = 0; k < NFWD; k++) {
+        qb_plan p;
+        qb_format f;
+        qb_plan_init(&p);
+        if (qb_format_parse(&ctx, fwd_formats[k], &f) != QB_OK || qb_plan_add(&ctx, &p, "blk.*", &f) != QB_OK ||
+            qb_model_apply_plan(&ctx, m, &p, NULL) != QB_OK)
+            return 4;
+        qb_plan_free(&p);
+        qb_infer *s;
+        if (qb_infer_new(&ctx, m, 64, 0, &s) != QB_OK || qb_infer_eval(&ctx, s, prompt, 8, 0, o, 8) != QB_OK ||
+            qb_infer_eval(&ctx, s, prompt + 8, 1, 8, o + (size_t)8 * vocab, 1) != QB_OK)
+            return 5;
+        qb_infer_free(s);
+        if (fwrite(o, sizeof *o, (size_t)9 * vocab, fp) != (size_t)9 * vocab) return 7;
+    }
+    free(o);
+    qb_model_close(m);
+    return fclose(fp) == 0 ? 0 : 7;
+}
+
+extern char **environ;
+
+/* Run the child with QB_ISA = isa (NULL: unset, the CPU's best) and read what it wrote. */
+static void run_child(const char *isa, float *out, size_t count)
+{
+    char *path = qbt_write_temp("fmtdot", "", 0);
+    char *argv[] = {"test-fmt-dot", "--child", path, NULL};
+    if (isa) setenv("QB_ISA", isa, 1);
+    else unsetenv("QB_ISA");
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
+    unsetenv("QB_ISA");
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("child (QB_ISA=%s) failed: status %d", isa ? isa : "-", st);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(out, sizeof *out, count, fp), count);
+    fclose(fp);
+    unlink(path);
+    free(path);
+}
+
+static void test_forward_fast_vs_dequant(void **state)
+{
+    (void)state;
+    const char *path = qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf");
+    if (access(path, R_OK) != 0) {
+        print_message("skip: %s missing\n", path);
+        return;
+    }
+    const int vocab = 8192; /* qb-docs-26m */
+    const size_t count = (size_t)NFWD * 9 * vocab;
+    float *ref = malloc(count * sizeof *ref), *fast = malloc(count * sizeof *fast);
+    run_child("ref", ref, count);
+    run_child(NULL, fast, count);
+    for (int k = 0; k < NFWD; k++) {
+        const float *a = ref + (size_t)k * 9 * vocab, *b = fast + (size_t)k * 9 * vocab;
+        float amax = 0, dmax = 0;
+        for (size_t i = 0; i < (size_t)9 * vocab; i++) {
+            amax = fmaxf(amax, fabsf(a[i]));
+            dmax = fmaxf(dmax, fabsf(a[i] - b[i]));
+            if (!isfinite(b[i])) fail_msg("%s: logit %zu not finite", fwd_formats[k], i);
+        }
+        print_message("%-18s max |logit| %.3f, max fast - dequantized %.2e\n", fwd_formats[k], amax, dmax);
+        if (!(dmax <= 1e-4f * amax)) fail_msg("%s: logits differ by %g (max %g)", fwd_formats[k], dmax, amax);
+    }
+    free(ref);
+    free(fast);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--child") == 0) return child_main(argv[2]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmt_tile_vs_reference),
+        cmocka_unit_test(test_fp8_every_code),
+        cmocka_unit_test(test_forward_fast_vs_dequant),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
