@@ -163,10 +163,18 @@ static const double *hessian(job *J, int layer, qb_obs_point pt, const qb_tensor
     return s->xtx;
 }
 
+/* F32 / F16 / BF16 targets (a fallback where rows do not fit a block format) are not a
+ * rounding grid: they are converted as RTN converts them. */
+static bool float_format(const qb_format *f)
+{
+    return f->kind == QB_FMT_GGML && (f->type == QB_TYPE_F32 || f->type == QB_TYPE_F16 || f->type == QB_TYPE_BF16);
+}
+
 static qb_status gptq_tensor(job *J, const qb_tensor *t, int layer, qb_obs_point pt)
 {
     const qb_format *f = planned(J, t);
     if (!f) return QB_OK;
+    if (float_format(f)) return rtn_tensor(J, t);
     const double *h = hessian(J, layer, pt, t);
     if (!h) return QB_ERR_ARG;
     float *v = source_values(J, t);
@@ -342,7 +350,7 @@ static qb_status check_inputs(job *J)
         qb_status st = qb_format_check(J->ctx, f, t->ne[0]);
         int layer;
         qb_obs_point pt;
-        if (st == QB_OK && meth->kind == QB_METHOD_GPTQ && qb_calib_point_of(m, t, &layer, &pt)) {
+        if (st == QB_OK && meth->kind == QB_METHOD_GPTQ && !float_format(f) && qb_calib_point_of(m, t, &layer, &pt)) {
             qb_grid g;
             st = qb_grid_init(J->ctx, &g, f, t->ne[0]);
             if (st != QB_OK) {
