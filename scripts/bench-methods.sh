@@ -3,7 +3,7 @@
 # the same formats, measured in memory by `quantbench methods` against the unquantized model
 # on held-out text: bits per weight, perplexity, KLD, top-1 agreement, quantization time and
 # single-token decode speed.
-#   qb-docs-26m: calibrate on calib-docs.txt (64 windows of 256 tokens), evaluate on
+#   qb-docs-26m: calibrate on calib-docs.txt (32 windows of 256 tokens, as the GPTQ fixture), evaluate on
 #     eval-docs.txt (llama-perplexity protocol, ctx 256, 40 chunks); 4-bit and 3-bit group 128
 #     (integer groups, asymmetric) and the ggml block formats Q4_0 and Q4_K.
 #   stories260K: rows of 64 and 172 only, so per channel; its README's sample text, first 60%
@@ -29,7 +29,7 @@ fi
 echo "== methods: qb-docs-26m (group 128, ggml blocks)"
 if [ -d "$MODELS/qb-docs-26m/hf" ]; then
     "$QB" methods "$MODELS/qb-docs-26m/hf" -t "$T" --calib "$DATA/calib-docs.txt" --eval "$DATA/eval-docs.txt" \
-        --samples 64 --ctx 256 --chunks 40 --act-order \
+        --samples 32 --ctx 256 --chunks 40 --act-order \
         --formats "${BENCH_METHODS_FORMATS:-int4-g128-asym,int3-g128-asym,q4_0,q4_k}" || rc=1
 else
     echo "qb-docs-26m missing: skipped"

@@ -57,11 +57,19 @@ static void add_xtx(capture *cp, double *h, const float *x, int n, int w)
     for (int t = 0; t < n; t++)
         for (int i = 0; i < w; i++) xt[(size_t)i * n + t] = x[(size_t)t * w + i];
     const qb_kernel_table *k = qb_kernels();
-#pragma omp parallel for schedule(dynamic, 4)
-    for (int i = 0; i < w; i++) {
-        const float *a = xt + (size_t)i * n;
-        double *hr = h + (size_t)i * w;
-        for (int j = i; j < w; j++) hr[j] += (double)k->dot_f32(n, a, xt + (size_t)j * n);
+    /* 4 × 4 register tiles of dot products over the upper triangle of blocks */
+    int nb = (w + 3) / 4;
+#pragma omp parallel for schedule(dynamic, 2)
+    for (int bi = 0; bi < nb; bi++) {
+        int i = bi * 4, nr = w - i < 4 ? w - i : 4;
+        float y[16];
+        for (int j = i; j < w; j += 4) {
+            int nc = w - j < 4 ? w - j : 4;
+            k->tile_f32(n, xt + (size_t)i * n, (size_t)n, nr, xt + (size_t)j * n, (size_t)n, nc, y, 4);
+            for (int c = 0; c < nc; c++)
+                for (int r = 0; r < nr; r++)
+                    if (j + c >= i + r) h[(size_t)(i + r) * w + j + c] += (double)y[c * 4 + r];
+        }
     }
 }
 
