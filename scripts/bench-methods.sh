@@ -29,7 +29,7 @@ fi
 echo "== methods: qb-docs-26m (group 128, ggml blocks)"
 if [ -d "$MODELS/qb-docs-26m/hf" ]; then
     "$QB" methods "$MODELS/qb-docs-26m/hf" -t "$T" --calib "$DATA/calib-docs.txt" --eval "$DATA/eval-docs.txt" \
-        --samples 32 --ctx 256 --chunks 40 --act-order \
+        --samples 32 --ctx 256 --chunks 40 --gen 16 --act-order \
         --formats "${BENCH_METHODS_FORMATS:-int4-g128-asym,int3-g128-asym,q4_0,q4_k}" || rc=1
 else
     echo "qb-docs-26m missing: skipped"

@@ -11,23 +11,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Σ a[k]·b[k] for k < n in double, four partial sums (the loop-carried add is the bottleneck) */
+static double ddot(const double *restrict a, const double *restrict b, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k] * b[k];
+        s1 += a[k + 1] * b[k + 1];
+        s2 += a[k + 2] * b[k + 2];
+        s3 += a[k + 3] * b[k + 3];
+    }
+    for (; k < n; k++) s0 += a[k] * b[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* In-place lower Cholesky factor of the n × n SPD matrix a (row-major, the lower triangle
  * is read and written). Returns false when a is not positive definite. */
 static bool cholesky(double *a, int64_t n)
 {
     for (int64_t j = 0; j < n; j++) {
         double *aj = a + j * n;
-        double s = aj[j];
-        for (int64_t k = 0; k < j; k++) s -= aj[k] * aj[k];
+        double s = aj[j] - ddot(aj, aj, j);
         if (!(s > 0.0)) return false;
         double d = sqrt(s);
         aj[j] = d;
 #pragma omp parallel for schedule(static)
         for (int64_t i = j + 1; i < n; i++) {
             double *ai = a + i * n;
-            double t = ai[j];
-            for (int64_t k = 0; k < j; k++) t -= ai[k] * aj[k];
-            ai[j] = t / d;
+            ai[j] = (ai[j] - ddot(ai, aj, j)) / d;
         }
     }
     return true;
@@ -57,9 +69,7 @@ static bool inverse_upper_factor(double *h, int64_t n, float *u)
             x[j] = 1.0 / h[j * n + j];
             for (int64_t i = j + 1; i < n; i++) {
                 const double *mi = h + i * n;
-                double s = 0;
-                for (int64_t k = j; k < i; k++) s += mi[k] * x[k];
-                x[i] = -s / mi[i];
+                x[i] = -ddot(mi + j, x + j, i - j) / mi[i];
             }
             /* U[a][b] = X[n-1-a][n-1-b] with X[i][j] = x[i] */
             for (int64_t i = j; i < n; i++) u[(n - 1 - i) * n + (n - 1 - j)] = (float)x[i];
@@ -81,6 +91,12 @@ typedef struct {
     int block;
     group_mode mode;
 } pass;
+
+/* wp[j] -= e · up[j] over [lo, hi) */
+static void axpy(float *restrict wp, const float *restrict up, float e, int64_t lo, int64_t hi)
+{
+    for (int64_t j = lo; j < hi; j++) wp[j] -= e * up[j];
+}
 
 /* one row: w (storage order) → packed row (may be NULL in permuted mode) and values q */
 static void quantize_row(const pass *P, const float *w, uint8_t *row, float *q, float *wp, float *err)
@@ -119,13 +135,12 @@ static void quantize_row(const pass *P, const float *w, uint8_t *row, float *q, 
             q[c] = v;
             const float *up = u + p * n;
             float e = (wp[p] - v) / up[p];
-            for (int64_t j = p + 1; j < b1; j++) wp[j] -= e * up[j];
+            axpy(wp, up, e, p + 1, b1);
             err[p - b0] = e;
         }
         for (int64_t p = b0; p < b1; p++) {
             const float *up = u + p * n;
-            float e = err[p - b0];
-            for (int64_t j = b1; j < n; j++) wp[j] -= e * up[j];
+            axpy(wp, up, err[p - b0], b1, n);
         }
     }
 }
