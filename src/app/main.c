@@ -13,6 +13,8 @@ static void usage(FILE *f)
           "       quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]\n"
           "       quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS]\n"
           "       quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]   (TYPE as llama-quantize: Q4_K_M, Q8_0, ...)\n"
+          "       quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] [--tokens N] [--csv F] [--json F]\n"
+          "       quantbench search MODEL CALIB.txt --bpw B [--candidates q3_k,q4_k,q6_k] [--plan-out F] [--out F.gguf]\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
           "       or a Hugging Face directory (config.json + safetensors + tokenizer.json).\n"
           "Options for every command: -t/--threads N, --tokenizer FILE (llama2.c).\n",
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"info", cmd_info}, {"generate", cmd_generate}, {"ppl", cmd_ppl}, {"kld", cmd_kld},
         {"bench", cmd_bench}, {"quantize", cmd_quantize}, {"tui", cmd_tui},
+        {"scan", cmd_scan}, {"search", cmd_search},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
