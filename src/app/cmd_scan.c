@@ -1,11 +1,13 @@
 /* cmd_scan.c — `quantbench scan` (which tensors or layers can take fewer bits: KLD and ΔPPL of
- * the model with only that unit quantized) and `quantbench search` (a format per tensor under a
- * bits-per-weight budget, as a plan that can be saved, applied and exported). */
+ * the model with only that unit quantized), `quantbench search` (a format per tensor under a
+ * bits-per-weight budget, as a plan that can be saved, applied and exported) and
+ * `quantbench prune` (magnitude or N:M pruning, alone or before a format). */
 #include "cli.h"
 #include "core/eval/sensitivity.h"
 #include "core/quant/apply.h"
 #include "core/quant/search.h"
 #include "core/model/model_view.h"
+#include "core/method/prune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +285,99 @@ int cmd_search(int argc, char **argv)
 out:
     qb_search_result_free(&r);
     free(cands);
+    free(toks);
+    qb_model_close(m);
+    return rc;
+}
+
+/* `quantbench prune MODEL TEXT SPEC [--formats f16,q8_0,q4_k]`: the blocks' matrices pruned by
+ * SPEC and stored in each format, against the same formats unpruned; KLD and PPL on TEXT. */
+int cmd_prune(int argc, char **argv)
+{
+    const char *pos[3] = {0}, *formats = "keep", *tok = NULL;
+    int n_pos = 0;
+    long n_tokens = 16384, n_ctx = 256, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (!strcmp(o, "--formats")) ok = (formats = v) != NULL, i++;
+        else if (!strcmp(o, "--tokens")) ok = cli_int(o, v, 0, 1 << 30, &n_tokens), i++;
+        else if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &n_ctx), i++;
+        else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) ok = cli_int(o, v, 1, 1024, &threads), i++;
+        else if (!strcmp(o, "--tokenizer")) ok = (tok = v) != NULL, i++;
+        else if (o[0] == '-' && o[1]) return cli_error("prune: unknown option '%s'", o);
+        else if (n_pos < 3) pos[n_pos++] = o;
+        else return cli_error("prune: unexpected argument '%s'", o);
+        if (!ok) return v ? 1 : cli_error("prune: %s needs a value", o);
+    }
+    if (n_pos != 3)
+        return cli_error("prune: usage: quantbench prune MODEL TEXT SPARSITY|N:M [--formats keep,q8_0,q4_k] "
+                         "[--tokens 16384] [--ctx 256]");
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (threads) ctx.n_threads = (int)threads;
+    qb_prune pr;
+    if (qb_prune_parse(&ctx, pos[2], &pr) != QB_OK) return cli_error("prune: %s", qb_ctx_errmsg(&ctx));
+    char *list = strdup(formats);
+    qb_format fs[16];
+    bool keep[16];
+    int nf = 0;
+    for (char *save = NULL, *f = strtok_r(list, ",", &save); f && nf < 16; f = strtok_r(NULL, ",", &save), nf++) {
+        keep[nf] = !strcmp(f, "keep");
+        if (!keep[nf] && qb_format_parse(&ctx, f, &fs[nf]) != QB_OK) {
+            free(list);
+            return cli_error("prune: --formats: %s", qb_ctx_errmsg(&ctx));
+        }
+    }
+    qb_model *m = cli_open_model(&ctx, pos[0], tok);
+    if (!m) {
+        free(list);
+        return 1;
+    }
+    int32_t *toks = NULL;
+    int n = 0, rc = 1, nv = 0;
+    qb_model *vs[32] = {0};
+    qb_kld_result res[32];
+    qb_ppl_result base;
+    qb_status st = qb_eval_load_text(&ctx, m, pos[1], &toks, &n);
+    qb_prune none = {0};
+    for (int k = 0; st == QB_OK && k < 2 * nf; k++) { /* even: unpruned, odd: pruned */
+        if ((st = qb_model_view_new(&ctx, m, &vs[nv])) != QB_OK) break;
+        nv++;
+        st = qb_model_prune(&ctx, vs[nv - 1], k % 2 ? &pr : &none, keep[k / 2] ? NULL : &fs[k / 2], &cli_cancel);
+    }
+    if (st != QB_OK) {
+        rc = fail_st(&ctx, st);
+        goto out;
+    }
+    cli_progress bar;
+    cli_progress_start(&bar, "prune");
+    cli_install_sigint();
+    qb_scan_opts so = {.n_ctx = (int)n_ctx, .n_tokens = (int)n_tokens, .progress = cli_progress_cb, .ud = &bar,
+                       .cancel = &cli_cancel};
+    st = qb_sensitivity_kld(&ctx, m, (const qb_model *const *)vs, nv, toks, n, &so, res, &base);
+    cli_progress_end(&bar);
+    if (st != QB_OK) {
+        rc = fail_st(&ctx, st);
+        goto out;
+    }
+    char pname[32];
+    qb_prune_name(&pr, pname, sizeof pname);
+    printf("model      %s\ntext       %s: %d chunks of %d, %ld scored; base PPL %.4f +/- %.5f\n", m->path, pos[1],
+           base.n_chunks, base.n_ctx, base.n_scored, base.ppl, base.ppl_err);
+    printf("%-14s %-10s %7s %11s %8s %9s\n", "pruning", "blk format", "bpw", "KLD mean", "top-1 %", "PPL");
+    for (int k = 0; k < nv; k++) {
+        qb_model_size sz;
+        qb_model_size_compute(vs[k], &sz);
+        char fname[32] = "as loaded";
+        if (!keep[k / 2]) qb_format_name(&fs[k / 2], fname, sizeof fname);
+        printf("%-14s %-10s %7.3f %11.6f %8.3f %9.4f\n", k % 2 ? pname : "none", fname, sz.bpw, res[k].kld_mean,
+               res[k].top1_pct, res[k].other.ppl);
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < nv; k++) qb_model_view_free(vs[k]);
+    free(list);
     free(toks);
     qb_model_close(m);
     return rc;
