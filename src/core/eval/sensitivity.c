@@ -31,7 +31,31 @@ typedef struct {
     double *lse;   /* (rows) */
     int32_t *top;  /* (rows) */
     double *nll;   /* (rows) */
+    float *resid;  /* (n_layers + 1, n_ctx, dim): the base's residual entering each layer and the head */
 } base_chunk;
+
+/* Block index of a tensor called "blk.<i>.…", else -1. */
+static int layer_of(const char *name)
+{
+    int l;
+    return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
+}
+
+/* The first layer where variant v computes something else than base: views share the base's
+ * embedding and layers before their first changed tensor (n_layers: only the head differs). */
+static int first_changed_layer(const qb_model *base, const qb_model *v)
+{
+    if (qb_model_view_base(v) != base) return 0;
+    int l0 = base->cfg.n_layers;
+    for (int i = 0; i < v->n_tensors && l0 > 0; i++) {
+        if (!qb_model_view_changed(v, i)) continue;
+        const char *name = v->tensors[i].name;
+        int l = layer_of(name);
+        if (l < 0) l = !strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight") ? base->cfg.n_layers : 0;
+        if (l < l0) l0 = l;
+    }
+    return l0;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -104,13 +128,16 @@ static qb_status base_pass(qb_ctx *ctx, qb_infer *sb, const int32_t *buf, int n_
 }
 
 /* Evaluate variant v on chunk buf into a (its own single-threaded forward pass). */
-static qb_status variant_pass(qb_ctx *tctx, const qb_model *v, const int32_t *buf, int n_ctx, int vocab,
+static qb_status variant_pass(qb_ctx *tctx, const qb_model *v, int l0, const int32_t *buf, int n_ctx, int vocab,
                               const base_chunk *bc, float *lo, acc *a, long off)
 {
     int first = n_ctx / 2, rows = n_ctx - 1 - first;
     qb_infer *s = NULL;
     qb_status st = qb_infer_new(tctx, v, n_ctx, n_ctx, &s);
-    if (st == QB_OK) st = qb_infer_eval(tctx, s, buf, n_ctx, 0, lo, n_ctx - first);
+    if (st == QB_OK && l0 > 0) /* the base's residual where this variant starts to differ */
+        st = qb_infer_eval_from(tctx, s, l0, bc->resid + (size_t)l0 * n_ctx * v->cfg.dim, n_ctx, lo, n_ctx - first);
+    else if (st == QB_OK)
+        st = qb_infer_eval(tctx, s, buf, n_ctx, 0, lo, n_ctx - first);
     qb_infer_free(s);
     if (st == QB_OK) score_variant(bc, lo, rows, vocab, buf + first + 1, a, off);
     return st;
@@ -142,10 +169,12 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
     qb_infer *sb = NULL;
     int32_t *buf = malloc((size_t)n_ctx * sizeof *buf);
     base_chunk bc = {malloc((size_t)n_logits * vocab * sizeof(float)), malloc((size_t)rows * sizeof(double)),
-                     malloc((size_t)rows * sizeof(int32_t)), malloc((size_t)rows * sizeof(double))};
+                     malloc((size_t)rows * sizeof(int32_t)), malloc((size_t)rows * sizeof(double)),
+                     malloc((size_t)(base->cfg.n_layers + 1) * n_ctx * base->cfg.dim * sizeof(float))};
+    int *l0 = calloc((size_t)n_variants, sizeof *l0);
     float **lo = calloc((size_t)nt, sizeof *lo);
     acc *accs = calloc((size_t)n_variants, sizeof *accs);
-    bool ok = buf && bc.logits && bc.lse && bc.top && bc.nll && lo && accs;
+    bool ok = buf && bc.logits && bc.lse && bc.top && bc.nll && bc.resid && l0 && lo && accs;
     for (int t = 0; ok && t < nt; t++) ok = (lo[t] = malloc((size_t)n_logits * vocab * sizeof(float))) != NULL;
     for (int j = 0; ok && j < n_variants; j++)
         ok = (accs[j].klds = malloc((size_t)n_chunks * rows * sizeof(double))) != NULL;
@@ -154,6 +183,8 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
         goto done;
     }
     if ((st = qb_infer_new(ctx, base, n_ctx, n_ctx, &sb)) != QB_OK) goto done;
+    qb_infer_capture_residuals(sb, bc.resid);
+    for (int j = 0; j < n_variants; j++) l0[j] = first_changed_layer(base, variants[j]);
     double t0 = qb_eval_now(), nll = 0, nll2 = 0;
     int total = n_chunks * n_variants, done_count = 0;
     for (int c = 0; c < n_chunks && st == QB_OK; c++) {
@@ -177,7 +208,7 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
 #pragma omp for schedule(dynamic, 1)
             for (int j = 0; j < n_variants; j++) {
                 if ((o && o->cancel && *o->cancel) || first_err != QB_OK) continue;
-                qb_status s = variant_pass(&tctx, variants[j], buf, n_ctx, vocab, &bc, lo[tid], &accs[j], (long)c * rows);
+                qb_status s = variant_pass(&tctx, variants[j], l0[j], buf, n_ctx, vocab, &bc, lo[tid], &accs[j], (long)c * rows);
                 if (s != QB_OK) {
 #pragma omp critical(qb_sens_err)
                     if (first_err == QB_OK) {
@@ -218,17 +249,12 @@ done:
     free(bc.lse);
     free(bc.top);
     free(bc.nll);
+    free(bc.resid);
+    free(l0);
     return st;
 }
 
 /* ---- the scan ---------------------------------------------------------------------------- */
-
-/* Block index of a tensor called "blk.<i>.…", else -1. */
-static int layer_of(const char *name)
-{
-    int l;
-    return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
-}
 
 typedef struct {
     int *tensors; /* indices into the model's table */
