@@ -25,8 +25,8 @@ typedef struct {
     int n_tokens;                 /* search tokens (0 = 4096) */
     int rounds;                   /* refinement rounds (0 = 2; -1 = none) */
     int swaps;                    /* swaps measured per round (0 = 6) */
-    /* progress (may be NULL), on the calling thread: done / total steps of the current stage
-     * (stage 0 scan, 1 refine) */
+    /* progress (may be NULL), on the calling thread: done / total variant-chunks of the current
+     * stage; it starts again from 0 for the scan and for each refinement round */
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel;   /* may be NULL */
