@@ -31,10 +31,13 @@ static int32_t tail(int i0, int n, const uint8_t *w, const int8_t *x)
 }
 
 /* Rows w0, w1 (w1 may repeat w0) against four token rows (repeats allowed). */
-static void pair(int n, const uint8_t *w0, const uint8_t *w1, const int8_t *const xs[4], int32_t out[2][4])
+static inline __attribute__((always_inline)) void pair(int n, const uint8_t *w0, const uint8_t *w1,
+                                                       const int8_t *const xs[4], int32_t out[2][4], const int NC)
 {
     __m256i a[2][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < 2; r++)
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) a[r][c] = _mm256_setzero_si256();
     const __m256i off = _mm256_set1_epi8((char)0x80);
     int i = 0;
@@ -42,13 +45,15 @@ static void pair(int n, const uint8_t *w0, const uint8_t *w1, const int8_t *cons
         __m256i s0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w0 + i)), off);
         __m256i s1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w1 + i)), off);
         __m256i u0 = _mm256_abs_epi8(s0), u1 = _mm256_abs_epi8(s1);
-        for (int c = 0; c < 4; c++) {
+        #pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xs[c] + i));
             a[0][c] = dp(a[0][c], u0, s0, xv);
             a[1][c] = dp(a[1][c], u1, s1, xv);
         }
     }
-    for (int c = 0; c < 4; c++) {
+    #pragma GCC unroll 4
+    for (int c = 0; c < NC; c++) {
         out[0][c] = hsum(a[0][c]) + tail(i, n, w0, xs[c]);
         out[1][c] = hsum(a[1][c]) + tail(i, n, w1, xs[c]);
     }
@@ -58,11 +63,13 @@ void qb_gemm_i8_avx2(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *
                      size_t ldy)
 {
     const int8_t *xs[4];
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) xs[c] = x + (size_t)(c < nc ? c : 0) * ldx;
     for (int r = 0; r < nr; r += 2) {
         const uint8_t *w0 = w + (size_t)r * ldw, *w1 = r + 1 < nr ? w0 + ldw : w0;
         int32_t out[2][4];
-        pair(n, w0, w1, xs, out);
+        if (nc == 1) pair(n, w0, w1, xs, out, 1);
+        else pair(n, w0, w1, xs, out, 4);
         for (int c = 0; c < nc; c++) {
             y[(size_t)c * ldy + r] = out[0][c];
             if (r + 1 < nr) y[(size_t)c * ldy + r + 1] = out[1][c];

@@ -142,9 +142,9 @@ static void grid(float mn, float mx, int bits, float *scale)
 static inline int code_of(float x, float mn, float scale, int bits)
 {
     if (scale <= 0) return 0;
-    float q = rintf((x - mn) / scale);
-    float hi = (float)((1 << bits) - 1);
-    return (int)(q < 0 ? 0 : q > hi ? hi : q);
+    float q = (x - mn) / scale, hi = (float)((1 << bits) - 1);
+    q = q < 0 ? 0 : q > hi ? hi : q;
+    return (int)((q + 12582912.0f) - 12582912.0f); /* round half to even, no libm call */
 }
 
 /* Quantize key group g of layer l from the residual. */

@@ -20,13 +20,19 @@ float qb_w8a8_quantize_row(const float *x, int8_t *q, int n, float d)
 {
     if (d <= 0) {
         float amax = 0;
-        for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < n; i++) {
+            float a = fabsf(x[i]);
+            amax = a > amax ? a : amax; /* not fmaxf: a libm call with the baseline flags */
+        }
         d = amax / 127.0f;
     }
     float id = d > 0 ? 1.0f / d : 0.0f;
+    /* clamp, then round half to even by adding and removing 1.5·2^23 (what rintf does, without
+     * the library call the baseline x86-64 flags would make of it) */
     for (int i = 0; i < n; i++) {
-        float v = rintf(x[i] * id);
-        q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        float v = x[i] * id;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)(int)((v + 12582912.0f) - 12582912.0f); /* IEEE: not folded without -ffast-math */
     }
     return d;
 }
@@ -45,6 +51,7 @@ static float src_elem(const qb_tensor *w, int64_t r, int64_t j)
 /* y[t, r] += sum over outlier columns cols[0..nc) of x[t, col] * W_src[r, col]. */
 static void add_outliers(const qb_tensor *w, const float *x, int T, float *y, const int *cols, int nc)
 {
+    const qb_kernel_table *k = qb_kernels();
     int n = (int)w->ne[0];
     int64_t rows = w->ne[1];
     bool direct = w->src_type == QB_TYPE_F16 || w->src_type == QB_TYPE_BF16 || w->src_type == QB_TYPE_F32;
@@ -65,12 +72,7 @@ static void add_outliers(const qb_tensor *w, const float *x, int T, float *y, co
                 qb_tensor_source_rows(w, r, 1, row);
                 for (int c = 0; c < nc; c++) wo[c] = row[cols[c]];
             }
-            for (int t = 0; t < T; t++) {
-                const float *xt = xo + (size_t)t * nc;
-                float s = 0;
-                for (int c = 0; c < nc; c++) s += xt[c] * wo[c];
-                y[(size_t)t * rows + r] += s;
-            }
+            for (int t = 0; t < T; t++) y[(size_t)t * rows + r] += k->dot_f32(nc, xo + (size_t)t * nc, wo);
         }
         free(wo);
         free(row);
@@ -81,12 +83,14 @@ static void add_outliers(const qb_tensor *w, const float *x, int T, float *y, co
 /* Outlier columns of the batch: any token with |x| >= thr. Returns their count. */
 static int find_outliers(const float *x, int T, int n, float thr, int *cols)
 {
+    unsigned char *hit = calloc((size_t)n, 1);
+    if (!hit) return 0;
+    for (int t = 0; t < T; t++) /* row by row: the columns' maxima in one pass over memory */
+        for (int j = 0; j < n; j++) hit[j] |= fabsf(x[(size_t)t * n + j]) >= thr;
     int nc = 0;
-    for (int j = 0; j < n; j++) {
-        bool out = false;
-        for (int t = 0; t < T && !out; t++) out = fabsf(x[(size_t)t * n + j]) >= thr;
-        if (out) cols[nc++] = j;
-    }
+    for (int j = 0; j < n; j++)
+        if (hit[j]) cols[nc++] = j;
+    free(hit);
     return nc;
 }
 
