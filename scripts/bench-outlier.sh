@@ -47,6 +47,7 @@ row "W8A8 static (per-tensor)" --act int8-static $CALIB
 row "SmoothQuant a=0.5 W8A8" --smooth 0.5 $CALIB
 row "SmoothQuant a=0.5 +wo/down W8A8" --smooth 0.5 --smooth-out $CALIB
 row "SmoothQuant a=0.8 +wo/down W8A8" --smooth 0.8 --smooth-out $CALIB
+row "SmoothQuant a=0.5 static" --smooth 0.5 --act int8-static $CALIB
 row "SmoothQuant a=0.5 +wo/down static" --smooth 0.5 --smooth-out --act int8-static $CALIB
 row "LLM.int8 threshold 4" --int8-outlier 4
 row "LLM.int8 threshold 6" --int8-outlier 6
