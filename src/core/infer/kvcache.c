@@ -128,11 +128,6 @@ static inline void put_code(uint8_t *row, int i, int q, int bits)
     else row[i >> 1] = (uint8_t)(i & 1 ? (row[i >> 1] & 0x0f) | (q << 4) : (row[i >> 1] & 0xf0) | q);
 }
 
-static inline int get_code(const uint8_t *row, int i, int bits)
-{
-    return bits == 8 ? row[i] : (row[i >> 1] >> ((i & 1) * 4)) & 15;
-}
-
 /* Asymmetric grid of a range: scale and min (scale 0 for a constant range). */
 static void grid(float mn, float mx, int bits, float *scale)
 {
@@ -186,8 +181,17 @@ static const float *key_block(const qb_kvcache *kv, int l, int kvh, int j0, int 
     const float *par = kv->kp + ((size_t)l * kv->n_groups + g) * d * 2 + (size_t)kvh * hd * 2;
     for (int j = 0; j < nj; j++) {
         const uint8_t *row = kv->kq + ((size_t)l * kv->n_ctx + j0 + j) * kv->code_row;
-        for (int i = 0; i < hd; i++)
-            buf[(size_t)j * hd + i] = par[2 * i + 1] + (float)get_code(row, kvh * hd + i, kv->bits) * par[2 * i];
+        float *o = buf + (size_t)j * hd;
+        if (kv->bits == 8) {
+            const uint8_t *c = row + (size_t)kvh * hd;
+            for (int i = 0; i < hd; i++) o[i] = par[2 * i + 1] + (float)c[i] * par[2 * i];
+        } else { /* head_dim is even, so a head starts on a byte */
+            const uint8_t *c = row + (size_t)kvh * hd / 2;
+            for (int i = 0; i < hd; i += 2) {
+                o[i] = par[2 * i + 1] + (float)(c[i / 2] & 15) * par[2 * i];
+                o[i + 1] = par[2 * i + 3] + (float)(c[i / 2] >> 4) * par[2 * i + 2];
+            }
+        }
     }
     *stride = (size_t)hd;
     return buf;
@@ -200,7 +204,16 @@ static const float *value_row(const qb_kvcache *kv, int l, int kvh, int j, float
     if (kv->type == QB_KV_F32) return kv->v + ((size_t)l * kv->n_ctx + j) * d + (size_t)kvh * hd;
     const uint8_t *row = kv->vq + ((size_t)l * kv->n_ctx + j) * kv->code_row;
     const float *par = kv->vp + (((size_t)l * kv->n_ctx + j) * kv->c->n_kv_heads + kvh) * 2;
-    for (int i = 0; i < hd; i++) buf[i] = par[1] + (float)get_code(row, kvh * hd + i, kv->bits) * par[0];
+    if (kv->bits == 8) {
+        const uint8_t *c = row + (size_t)kvh * hd;
+        for (int i = 0; i < hd; i++) buf[i] = par[1] + (float)c[i] * par[0];
+    } else {
+        const uint8_t *c = row + (size_t)kvh * hd / 2;
+        for (int i = 0; i < hd; i += 2) {
+            buf[i] = par[1] + (float)(c[i / 2] & 15) * par[0];
+            buf[i + 1] = par[1] + (float)(c[i / 2] >> 4) * par[0];
+        }
+    }
     return buf;
 }
 
