@@ -48,6 +48,11 @@ typedef struct {
      * dequantize rows with the fmt_*_ref functions and use tile_f32, which is the spec. */
     void (*fmt_tile)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
                      int nc, float *y, size_t ldy);
+    /* int8 GEMM tile (W8A8): y[c*ldy + r] = sum_i (w_r[i] - 128) * x_c[i] for r < nr (<= 4),
+     * c < nc (<= 4); weights are int8 codes with zero point 128 (kernels/fmt_int_ref.c rows),
+     * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */
+    void (*gemm_i8)(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
+                    size_t ldy);
 } qb_kernel_table;
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
@@ -74,6 +79,8 @@ void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *
                      float *y, size_t ldy);
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
 void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
+void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
+                    size_t ldy);
 
 /* Dequantize n elements (a multiple of the type's block size) of ggml type `type` (qb_type id)
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's

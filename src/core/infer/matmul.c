@@ -10,6 +10,7 @@
  * chunks: on a shared machine a thread that loses its core for a while then does less of the
  * work instead of making the others wait for it at the end. */
 #include "matmul.h"
+#include "matmul_w8a8.h"
 #include "kernels.h"
 #include "fmt.h"
 
@@ -180,6 +181,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
     qb_fmt_params fp;
+    if (w->act_mode && qb_matmul_w8a8(w, x, T, y)) return; /* W8A8: int8 activations too */
     /* one branch per format kind; each calls its own matmul */
     if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
         if (k->fmt_tile) {
