@@ -39,6 +39,7 @@ static int opt_error(lua_State *L, int t, const char *key, const char *want)
     lua_Debug ar;
     const char *fn = "?";
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) fn = ar.name;
+    if (!strcmp(fn, "?")) return luaL_error(L, "bad option '%s' (%s expected, got %s)", key, want, luaL_typename(L, -1));
     return luaL_error(L, "bad option '%s' to '%s' (%s expected, got %s)", key, fn, want, luaL_typename(L, -1));
     (void)t;
 }
@@ -118,6 +119,13 @@ void lqb_check_format(lua_State *L, int idx, qb_format *out)
     const char *method = lqb_opt_str(L, idx, "method", "rtn");
     if (strcmp(method, "rtn") != 0)
         luaL_error(L, "method '%s' is not available in this build (known: rtn)", method);
+    lqb_opt_bool(L, idx, "fallback", false); /* type-checked here, used by the callers */
+    if (lua_getfield(L, idx, "format") == LUA_TTABLE) { /* a nested setting: {match=, format={bits=4}} */
+        lqb_check_format(L, -1, out);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
     const char *fmt = lqb_opt_str(L, idx, "format", NULL);
     lua_Integer bits = lqb_opt_int(L, idx, "bits", 0);
     bool sym = lqb_opt_bool(L, idx, "sym", true);
