@@ -14,7 +14,7 @@
 --   quantbench run --out results examples/bits_sweep.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f32.gguf \
 --       text=../shared/data/eval-docs.txt tensor=blk.3.ffn_down.weight ctx=256 chunks=8
 --   quantbench run examples/bits_sweep.lua help
--- With fast=1 the model part runs only int8/int4/q8_0/q4_0 on 4 chunks (used by the tests).
+-- With fast=1 the model part runs only int8/int4/q8_0/q4_0 (used by the tests).
 local args = require("qb.args")
 local opt = args.parse({...}, {
   model = args.models("stories260K/stories260K.bin"),
@@ -56,7 +56,7 @@ if not t then error("no tensor named " .. opt.tensor .. " in " .. opt.model) end
 print(string.format("%s: %s, %d layers, dim %d; tensor %s [%d x %d]", info.path, info.kind, info.n_layers,
   info.dim, t.name, t.cols, t.rows))
 
-local base = m:perplexity(opt.text, { ctx = opt.ctx, chunks = opt.fast and 4 or opt.chunks })
+local base = m:perplexity(opt.text, { ctx = opt.ctx, chunks = opt.chunks })
 local base_bpw = m:size().bpw
 local rows = {}
 for _, fam in ipairs(families) do
@@ -67,7 +67,7 @@ for _, fam in ipairs(families) do
     local key = fam.name .. ":" .. (type(f.format) == "string" and f.format or tostring(f.bits))
     if not opt.fast or in_fast[key] then
       m:apply({ { match = "*", format = setting(f.format) } }, { fallback = true })
-      local r = m:perplexity(opt.text, { ctx = opt.ctx, chunks = opt.fast and 4 or opt.chunks })
+      local r = m:perplexity(opt.text, { ctx = opt.ctx, chunks = opt.chunks })
       row.model_bpw = m:size().bpw
       row.ppl = r.ppl
       row.dppl_pct = 100 * (r.ppl - base.ppl) / base.ppl

@@ -388,6 +388,13 @@ int qb_lua_exec_file(lua_State *L, const char *path, int argc, char **argv, char
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     require_path_prepend(L, dir);
+    if (lqb_host_of(L)->trusted && lua_getglobal(L, "package") == LUA_TTABLE) { /* the real require too */
+        lua_pushfstring(L, "%s/?.lua;", dir);
+        lua_getfield(L, -2, "path");
+        lua_concat(L, 2);
+        lua_setfield(L, -2, "path");
+    }
+    lua_settop(L, base);
     lua_createtable(L, argc, 1);
     lua_pushstring(L, path);
     lua_rawseti(L, -2, 0);
