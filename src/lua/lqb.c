@@ -15,6 +15,8 @@
 #define DEFAULT_MEM_LIMIT ((size_t)1 << 30)
 #define HOOK_EVERY 10000
 
+static void hook(lua_State *L, lua_Debug *ar);
+
 double lqb_now(void)
 {
     struct timespec ts;
@@ -42,18 +44,29 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-void lqb_check_stop(lua_State *L)
+void lqb_check_stop(lua_State *L, int level)
 {
     lqb_host *h = lqb_host_of(L);
-    if (h->cancel && *h->cancel) luaL_error(L, "cancelled");
-    if (h->deadline > 0 && lqb_now() > h->deadline)
-        luaL_error(L, "time limit of %g s exceeded", h->max_seconds);
+    bool cancelled = h->cancel && *h->cancel;
+    if (!cancelled && !(h->deadline > 0 && lqb_now() > h->deadline)) return;
+    /* from now on the hook fires at every instruction, so a recipe that catches the error with
+     * pcall gets it again as soon as it runs code outside the pcall */
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, level);
+    if (cancelled) lua_pushliteral(L, "cancelled");
+    else {
+        char msg[64];
+        snprintf(msg, sizeof msg, "time limit of %g s exceeded", h->max_seconds);
+        lua_pushstring(L, msg);
+    }
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    lqb_check_stop(L);
+    lqb_check_stop(L, 0);
 }
 
 /* ---- output routing ---- */
@@ -340,6 +353,7 @@ static int run_loaded(lua_State *L, int base, int nargs, char *err, size_t cap)
 {
     lqb_host *h = lqb_host_of(L);
     h->deadline = h->max_seconds > 0 ? lqb_now() + h->max_seconds : 0;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback);
     lua_insert(L, base + 1);
     int st = lua_pcall(L, nargs, 0, base + 1);

@@ -403,7 +403,7 @@ static int l_generate(lua_State *L)
         else lua_pop(L, 1);
     }
     lqb_host *h = lqb_host_of(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     h->stop = 0;
     go.on_token = on_token;
     go.ud = &gs;
@@ -445,7 +445,7 @@ static int l_export(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     const qb_plan *p = lua_isnoneornil(L, 3) ? NULL : lqb_check_plan(L, 3);
     char *full = lqb_output_path(L, path);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
     qb_status st = qb_model_export_gguf(&h->ctx, m, full, p, h->cancel);
     free(full);

@@ -180,7 +180,7 @@ static int analyze(lua_State *L, const float *src, int64_t rows, int64_t n, cons
     qb_analysis_opts ao = *ao0;
     ao.cancel = h->cancel;
     qb_analysis *a = new_analysis(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     qb_status st = qb_quant_analyze(&h->ctx, f, src, rows, n, &ao, a);
     if (st != QB_OK) return lqb_fail(L, st);
     push_analysis(L, a);
@@ -234,7 +234,7 @@ static int t_quantize(lua_State *L)
     lqb_check_format(L, 2, &f);
     if (want_fallback(L, 2, lqb_opt_table(L, 3))) f = qb_format_fallback(&f, t->ne[0]);
     lqb_host *h = lqb_host_of(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     if (!qb_tensor_quantizable(t)) return luaL_error(L, "tensor %s is not a weight matrix a plan may change", t->name);
     qb_status st = qb_tensor_quantize(&h->ctx, t, &f, h->cancel);
     if (st != QB_OK) return lqb_fail(L, st);
