@@ -28,4 +28,17 @@ if [ "$rc" -eq 1 ] && printf '%s' "$err" | grep -q "unknown argument 'fats'"; th
 else
     echo "not ok - mistyped recipe argument (exit $rc): $(printf '%s' "$err" | head -3)"
 fi
+# the mixed-precision GGUF runs in llama.cpp with the perplexity our engine gave it
+LP=../peer/llama.cpp/build/bin/llama-perplexity
+if [ -x "$LP" ] && [ -f "$TMP/checks/mixed.gguf" ] && [ -f "$TMP/checks/mixed.csv" ]; then
+    ours=$(awk -F, '$1=="mixed"{print $3}' "$TMP/checks/mixed.csv")
+    theirs=$(LD_LIBRARY_PATH=$(dirname "$LP") "$LP" -m "$TMP/checks/mixed.gguf" -f "$QB_MODELS/stories260K/ppl-sample.txt" -c 128 -b 128 -t 2 2>&1 | grep -oE 'Final estimate: PPL = [0-9.]+' | grep -oE '[0-9.]+$')
+    if [ -n "$theirs" ] && awk -v a="$ours" -v b="$theirs" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(d/b < 0.005)}'; then
+        echo "ok - mixed.gguf in llama-perplexity: $theirs, ours $ours (within 0.5%)"
+    else
+        echo "not ok - mixed.gguf in llama-perplexity: '$theirs' vs ours '$ours'"
+    fi
+else
+    echo "ok - skipped: llama-perplexity or mixed.gguf not there"
+fi
 [ $rc -ne 255 ]
