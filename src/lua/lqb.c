@@ -422,3 +422,62 @@ int qb_lua_exec_file(lua_State *L, const char *path, int argc, char **argv, char
     for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
     return run_loaded(L, base, argc, err, cap);
 }
+
+/* Print every value on the stack above base (tables as JSON through qb.to_json). */
+static int print_results(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_getglobal(L, "qb");
+    int qb = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (lua_type(L, i) == LUA_TTABLE && lua_istable(L, qb) && lua_getfield(L, qb, "to_json") == LUA_TFUNCTION) {
+            lua_pushvalue(L, i);
+            if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* cycles, odd keys: fall back to tostring */
+                lua_pop(L, 1);
+                luaL_tolstring(L, i, NULL);
+            }
+        } else {
+            if (lua_istable(L, qb)) lua_settop(L, qb);
+            luaL_tolstring(L, i, NULL);
+        }
+        lqb_print(L, lua_tostring(L, -1));
+        lua_settop(L, qb);
+    }
+    return 0;
+}
+
+int qb_lua_repl(lua_State *L, const char *code, const char *chunkname, char *err, size_t cap)
+{
+    int base = lua_gettop(L);
+    char name[256];
+    if (!chunkname) chunkname = "console";
+    if (chunkname[0] == '=' || chunkname[0] == '@') snprintf(name, sizeof name, "%s", chunkname);
+    else snprintf(name, sizeof name, "=%s", chunkname);
+    lua_pushfstring(L, "return %s", code);
+    int st = luaL_loadbufferx(L, lua_tostring(L, -1), strlen(lua_tostring(L, -1)), name, "t");
+    lua_remove(L, -2);
+    if (st != LUA_OK) { /* not an expression: a statement */
+        lua_settop(L, base);
+        return qb_lua_exec(L, code, chunkname, err, cap);
+    }
+    /* call the expression, then print its values, all under the traceback handler */
+    lua_pushcfunction(L, print_results);
+    lua_insert(L, -2);
+    lqb_host *h = lqb_host_of(L);
+    h->deadline = h->max_seconds > 0 ? lqb_now() + h->max_seconds : 0;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base + 1);
+    st = lua_pcall(L, 0, LUA_MULTRET, base + 1);
+    if (st == LUA_OK) {
+        int nres = lua_gettop(L) - (base + 2);
+        st = lua_pcall(L, nres, 0, base + 1);
+    }
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (st == LUA_ERRMEM) msg = "not enough memory (the Lua memory cap was reached)";
+        if (err && cap) snprintf(err, cap, "%s", msg ? msg : "error");
+    }
+    lua_settop(L, base);
+    return st;
+}

@@ -118,7 +118,9 @@ static void push_tensor(lua_State *L, int midx, qb_tensor *t)
 
 static int tensors_iter(lua_State *L)
 {
-    qb_model *m = lqb_check_model(L, lua_upvalueindex(1));
+    lqb_model *u = lua_touserdata(L, lua_upvalueindex(1));
+    if (!u->m) return luaL_error(L, "the model was closed during tensors()");
+    qb_model *m = u->m;
     const char *pat = lua_tostring(L, lua_upvalueindex(2));
     lua_Integer i = lua_tointeger(L, lua_upvalueindex(3));
     for (; i < m->n_tensors; i++) {

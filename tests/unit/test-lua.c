@@ -120,6 +120,26 @@ static void test_memory_cap(void **state)
     qb_lua_close(L);
 }
 
+static void test_repl(void **state)
+{
+    (void)state;
+    lua_State *L = qb_lua_new(NULL);
+    capture c = {{0}, 0};
+    qb_lua_set_print(L, cap_line, &c);
+    char err[512];
+    assert_int_equal(qb_lua_repl(L, "1 + 1, 'x'", ":", err, sizeof err), 0);
+    assert_int_equal(qb_lua_repl(L, "{b = {1, 2}, a = true}", ":", err, sizeof err), 0);
+    assert_int_equal(qb_lua_repl(L, "y = 5", ":", err, sizeof err), 0);
+    assert_int_equal(qb_lua_repl(L, "y", ":", err, sizeof err), 0);
+    assert_string_equal(c.text, "2\nx\n{\"a\":true,\"b\":[1,2]}\n5\n");
+    assert_int_not_equal(qb_lua_repl(L, "local x = = 1", "cmd", err, sizeof err), 0);
+    assert_true(strncmp(err, "cmd:1: unexpected symbol", 24) == 0);
+    assert_int_not_equal(qb_lua_repl(L, "nil + 1", "cmd", err, sizeof err), 0);
+    assert_true(strncmp(err, "cmd:1: attempt to perform arithmetic on a nil value", 51) == 0);
+    assert_int_equal(lua_gettop(L), 0);
+    qb_lua_close(L);
+}
+
 static void test_no_output_folder(void **state)
 {
     (void)state;
@@ -136,7 +156,7 @@ int main(void)
         cmocka_unit_test(test_exec_and_print), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_borrowed_model), cmocka_unit_test(test_cancel_and_reuse),
         cmocka_unit_test(test_time_limit),     cmocka_unit_test(test_memory_cap),
-        cmocka_unit_test(test_no_output_folder),
+        cmocka_unit_test(test_no_output_folder), cmocka_unit_test(test_repl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
