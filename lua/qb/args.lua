@@ -2,7 +2,8 @@
 -- parse(list, defaults) returns a table with every default, overridden by the arguments;
 -- numbers in defaults make the argument a number (an error names the bad one), booleans
 -- accept 1/0/true/false/yes/no, and a key the recipe does not know is an error listing the
--- known keys (so typos do not pass silently). "help" prints the defaults and stops.
+-- known keys (so typos do not pass silently). "help" prints the defaults and stops the recipe
+-- (qb.exit, a clean exit).
 local M = {}
 
 local function keys_of(t)
@@ -21,7 +22,7 @@ function M.parse(list, defaults, doc)
       if doc then print(doc) end
       print("arguments (key=value), with their defaults:")
       for _, k in ipairs(keys_of(defaults)) do print(string.format("  %-12s %s", k, tostring(defaults[k]))) end
-      error("help shown", 0)
+      qb.exit(0)
     end
     local k, v = string.match(a, "^([%w_]+)=(.*)$")
     if not k then error(string.format("argument '%s' is not key=value (try help)", a), 0) end

@@ -340,6 +340,10 @@ void qb_lua_close(lua_State *L)
 
 static int traceback(lua_State *L)
 {
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "qb_exit") == LUA_TNUMBER) { /* qb.exit(): no traceback */
+        lua_settop(L, 1);
+        return 1;
+    }
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -357,6 +361,12 @@ static int run_loaded(lua_State *L, int base, int nargs, char *err, size_t cap)
     lua_pushcfunction(L, traceback);
     lua_insert(L, base + 1);
     int st = lua_pcall(L, nargs, 0, base + 1);
+    if (st != LUA_OK && lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "qb_exit") == LUA_TNUMBER) {
+        int code = (int)lua_tointeger(L, -1); /* qb.exit(code): a clean stop */
+        if (code != 0 && err && cap) snprintf(err, cap, "the recipe exited with status %d", code);
+        lua_settop(L, base);
+        return code;
+    }
     if (st != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         if (st == LUA_ERRMEM) m = "not enough memory (the Lua memory cap was reached)";

@@ -89,6 +89,16 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* qb.exit([code]) — stop the recipe here; 0 (the default) counts as success */
+static int l_exit(lua_State *L)
+{
+    lua_Integer code = luaL_optinteger(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, "qb_exit");
+    return lua_error(L);
+}
+
 /* qb.output_dir() → the folder recipes write into, or nil */
 static int l_output_dir(lua_State *L)
 {
@@ -102,7 +112,7 @@ void lqb_open_misc(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"format", l_format}, {"formats", l_formats}, {"methods", l_methods}, {"ftypes", l_ftypes}, {"clock", l_clock},
-        {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {NULL, NULL},
+        {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {"exit", l_exit}, {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);
     lua_pushliteral(L, "quantbench qb module 1");

@@ -8,7 +8,7 @@ if [ ! -f "$QB_MODELS/stories260K/stories260K.bin" ]; then
 fi
 "$QB_BIN" run --trusted --out "$TMP/checks" tests/lua/check_recipes.lua examples 2>"$TMP/err"
 rc=$?
-if [ $rc -ne 0 ]; then echo "# check_recipes.lua exit $rc: $(tail -5 "$TMP/err")"; fi
+if [ $rc -ne 0 ]; then echo "not ok - check_recipes.lua exited with status $rc"; tail -5 "$TMP/err" | sed "s/^/#   /"; fi
 # the sandboxed runner, as a user runs it
 run run --out "$TMP/user" examples/teaching_demo.lua bits=4 images=1
 if [ "$rc" -eq 0 ] && [ -f "$TMP/user/demo_4bit_mapping.png" ] && printf '%s' "$out" | grep -q "sqnr_tensor"; then
