@@ -13,6 +13,7 @@ int cmd_ppl(int argc, char **argv);
 int cmd_kld(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_methods(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
 int cmd_run(int argc, char **argv); /* cmd_run.c: Lua recipes */
 

@@ -1,0 +1,37 @@
+#!/bin/sh
+# bench-methods.sh — the method comparison table (part of `make bench`): RTN, GPTQ and AWQ at
+# the same formats, measured in memory by `quantbench methods` against the unquantized model
+# on held-out text: bits per weight, perplexity, KLD, top-1 agreement, quantization time and
+# single-token decode speed.
+#   qb-docs-26m: calibrate on calib-docs.txt (32 windows of 256 tokens, as the GPTQ fixture), evaluate on
+#     eval-docs.txt (llama-perplexity protocol, ctx 256, 40 chunks); 4-bit and 3-bit group 128
+#     (integer groups, asymmetric) and the ggml block formats Q4_0 and Q4_K.
+#   stories260K: rows of 64 and 172 only, so per channel; its README's sample text, first 60%
+#     calibrates, the rest is evaluated (ctx 64).
+# GPTQ runs with act-order (packed formats keep groups of consecutive columns: their scales
+# are chosen from the original weights, "static groups").
+# Environment: BUILD, QB_MODELS, QB_DATA, BENCH_THREADS (2), BENCH_METHODS_FORMATS (qb-docs list).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+QB="${BUILD:-build}/quantbench"
+MODELS=${QB_MODELS:-../shared/models}
+DATA=${QB_DATA:-../shared/data}
+T=${BENCH_THREADS:-2}
+rc=0
+echo "== methods: stories260K (per channel)"
+if [ -f "$MODELS/stories260K/stories260K.bin" ]; then
+    "$QB" methods "$MODELS/stories260K/stories260K.bin" -t "$T" --calib "$MODELS/stories260K/ppl-sample.txt" \
+        --eval "$MODELS/stories260K/ppl-sample.txt" --ctx 64 --gen 256 --act-order \
+        --formats int4-channel,int3-channel || rc=1
+else
+    echo "stories260K missing: skipped"
+fi
+echo "== methods: qb-docs-26m (group 128, ggml blocks)"
+if [ -d "$MODELS/qb-docs-26m/hf" ]; then
+    "$QB" methods "$MODELS/qb-docs-26m/hf" -t "$T" --calib "$DATA/calib-docs.txt" --eval "$DATA/eval-docs.txt" \
+        --samples 32 --ctx 256 --chunks 40 --gen 16 --act-order \
+        --formats "${BENCH_METHODS_FORMATS:-int4-g128-asym,int3-g128-asym,q4_0,q4_k}" || rc=1
+else
+    echo "qb-docs-26m missing: skipped"
+fi
+exit $rc

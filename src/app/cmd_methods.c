@@ -1,0 +1,170 @@
+/* cmd_methods.c — `quantbench methods MODEL --calib FILE --eval FILE [--formats LIST]
+ * [--methods LIST] …`: the method comparison table. One calibration run (with XᵀX) serves
+ * every method; for each format × method the model is quantized in memory and measured on
+ * held-out text against the unquantized model: bits per weight, perplexity, KLD, top-1
+ * agreement, quantization time and single-token decode speed. When --calib and --eval name the
+ * same file, its first 60% of tokens calibrate and the rest is evaluated. */
+#include "cli.h"
+#include "core/method/method.h"
+#include "core/method/fold.h"
+#include "core/calib/calib.h"
+#include "core/eval/eval.h"
+#include "core/infer/infer.h"
+#include "core/quant/apply.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* tokens per second of single-token steps (what generation does) over n steps */
+static double decode_speed(qb_ctx *ctx, const qb_model *m, const int32_t *toks, int n)
+{
+    qb_infer *s;
+    if (qb_infer_new(ctx, m, n, 1, &s) != QB_OK) return 0;
+    float *logits = malloc(sizeof(float) * (size_t)m->cfg.vocab_size);
+    double t0 = cli_now();
+    for (int i = 0; i < n && logits; i++)
+        if (qb_infer_eval(ctx, s, toks + i, 1, i, logits, 1) != QB_OK) break;
+    double dt = cli_now() - t0;
+    free(logits);
+    qb_infer_free(s);
+    return dt > 0 ? n / dt : 0;
+}
+
+static int split_list(char *s, char **out, int cap)
+{
+    int n = 0;
+    for (char *t = strtok(s, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+    return n;
+}
+
+int cmd_methods(int argc, char **argv)
+{
+    const char *pos[1] = {0}, *calib = NULL, *eval = NULL, *tok_path = NULL;
+    char fmts_buf[512] = "int4-g128-asym,int3-g128-asym", meth_buf[64] = "rtn,gptq,awq";
+    long samples = 0, n_ctx = 256, chunks = 0, threads = 0, gen = 64;
+    bool act_order = false;
+    int n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--calib") || !strcmp(a, "--eval") || !strcmp(a, "--formats") || !strcmp(a, "--methods") ||
+            !strcmp(a, "--tokenizer")) {
+            if (!v) return cli_error("methods: %s needs a value", a);
+            if (!strcmp(a, "--calib")) calib = v;
+            else if (!strcmp(a, "--eval")) eval = v;
+            else if (!strcmp(a, "--tokenizer")) tok_path = v;
+            else snprintf(a[2] == 'f' ? fmts_buf : meth_buf, a[2] == 'f' ? sizeof fmts_buf : sizeof meth_buf, "%s", v);
+            i++;
+        } else if (!strcmp(a, "--samples") || !strcmp(a, "--ctx") || !strcmp(a, "--chunks") || !strcmp(a, "--gen") ||
+                   !strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            long *dst = !strcmp(a, "--samples") ? &samples : !strcmp(a, "--ctx") ? &n_ctx
+                      : !strcmp(a, "--chunks") ? &chunks : !strcmp(a, "--gen") ? &gen : &threads;
+            if (!cli_int(a, v, dst == &n_ctx ? 8 : dst == &threads ? 1 : 0, 1 << 20, dst)) return 1;
+            i++;
+        } else if (!strcmp(a, "--act-order")) act_order = true;
+        else if (!strcmp(a, "--help")) {
+            puts("usage: quantbench methods MODEL --calib FILE --eval FILE [--formats int4-g128-asym,q4_k,...]\n"
+                 "         [--methods rtn,gptq,awq] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]");
+            return 0;
+        } else if (a[0] == '-') return cli_error("methods: unknown option '%s'", a);
+        else if (n_pos < 1) pos[n_pos++] = a;
+        else return cli_error("methods: unexpected argument '%s'", a);
+    }
+    if (!pos[0] || !calib || !eval) return cli_error("methods: usage: quantbench methods MODEL --calib FILE --eval FILE");
+    char *fmts[32], *meths[8];
+    int n_fmts = split_list(fmts_buf, fmts, 32), n_meths = split_list(meth_buf, meths, 8);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (threads) ctx.n_threads = (int)threads;
+    qb_method mlist[8];
+    for (int k = 0; k < n_meths; k++) {
+        if (qb_method_parse(&ctx, meths[k], &mlist[k]) != QB_OK) return cli_error("methods: %s", qb_ctx_errmsg(&ctx));
+        mlist[k].gptq.act_order = act_order;
+    }
+    qb_model *base = cli_open_model(&ctx, pos[0], tok_path), *m = base ? cli_open_model(&ctx, pos[0], tok_path) : NULL;
+    if (!m) {
+        qb_model_close(base);
+        return 1;
+    }
+    int rc = 1;
+    int32_t *etok = NULL, *ctok = NULL, *win = NULL;
+    int n_etok = 0, n_ctok = 0, nw = 0;
+    qb_calib *cal = NULL;
+    if (qb_eval_load_text(&ctx, m, eval, &etok, &n_etok) != QB_OK) goto out;
+    if (!strcmp(calib, eval)) { /* hold out the last 40% */
+        int cut = n_etok * 6 / 10;
+        ctok = malloc(sizeof *ctok * (size_t)cut);
+        memcpy(ctok, etok, sizeof *ctok * (size_t)cut);
+        n_ctok = cut;
+        etok[cut - 1] = etok[0];
+        memmove(etok, etok + cut - 1, sizeof *etok * (size_t)(n_etok - cut + 1));
+        n_etok -= cut - 1;
+    } else if (qb_eval_load_text(&ctx, m, calib, &ctok, &n_ctok) != QB_OK) goto out;
+    int calib_ctx = (int)n_ctx;
+    if (qb_calib_windows(&ctx, ctok, n_ctok, calib_ctx, (int)samples, qb_tokenizer_bos(m->tok), &win, &nw) != QB_OK) {
+        cli_error("%s: %s", calib, qb_ctx_errmsg(&ctx));
+        goto out;
+    }
+    cli_install_sigint();
+    double t0 = cli_now();
+    qb_calib_opts co = {.n_ctx = calib_ctx, .hessian = true, .cancel = &cli_cancel};
+    if (qb_calib_run(&ctx, m, win, nw, &co, &cal) != QB_OK) goto fail;
+    double t_cal = cli_now() - t0;
+    qb_eval_opts eo = {.n_ctx = (int)n_ctx, .n_chunks = (int)chunks, .cancel = &cli_cancel};
+    int n_gen = n_etok < gen ? n_etok : (int)gen;
+    double base_tps = decode_speed(&ctx, base, etok, n_gen);
+    printf("model %s: calibration %d windows x %d tokens (%.1f s, shared by all methods); eval %d tokens, ctx %ld%s\n",
+           pos[0], nw, calib_ctx, t_cal, n_etok, n_ctx, !strcmp(calib, eval) ? " (held-out 40% of the same file)" : "");
+    printf("| format | method | bpw | PPL | KLD | top-1 %% | quant s | decode tok/s |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int f = 0; f < n_fmts; f++) {
+        qb_plan plan;
+        if (qb_method_plan(&ctx, m, fmts[f], false, &plan) != QB_OK) {
+            qb_plan_free(&plan);
+            goto fail;
+        }
+        for (int k = 0; k < n_meths; k++) {
+            if (qb_model_reset(&ctx, m) != QB_OK) goto fail_plan;
+            double q0 = cli_now();
+            qb_method_opts mo = {.cancel = &cli_cancel};
+            qb_status st = qb_model_apply_method(&ctx, m, &plan, &mlist[k], cal, &mo);
+            double tq = cli_now() - q0;
+            if (st == QB_ERR_CANCELLED) goto fail_plan;
+            if (st != QB_OK) {
+                printf("| %s | %s | — | %s |||||\n", fmts[f], meths[k], qb_ctx_errmsg(&ctx));
+                continue;
+            }
+            qb_model_size sz;
+            qb_model_size_compute(m, &sz);
+            qb_kld_result r;
+            if (qb_eval_kld(&ctx, base, m, etok, n_etok, &eo, &r) != QB_OK) goto fail_plan;
+            if (base_tps > 0) {
+                printf("| unquantized | — | %.1f | %.4f | 0 | 100 | — | %.0f |\n", 8.0 * base->tensors[0].src_nbytes /
+                       (double)qb_tensor_nelements(&base->tensors[0]), r.base.ppl, base_tps);
+                base_tps = 0;
+            }
+            printf("| %s | %s%s | %.3f | %.4f | %.5f | %.2f | %.2f | %.0f |\n", fmts[f], meths[k],
+                   mlist[k].kind == QB_METHOD_GPTQ && act_order ? " (act-order)" : "", sz.bpw, r.other.ppl, r.kld_mean,
+                   r.top1_pct, tq, decode_speed(&ctx, m, etok, n_gen));
+            fflush(stdout);
+        }
+        qb_plan_free(&plan);
+        continue;
+    fail_plan:
+        qb_plan_free(&plan);
+        goto fail;
+    }
+    rc = 0;
+    goto out;
+fail:
+    cli_error("%s", qb_ctx_errmsg(&ctx));
+out:
+    free(etok);
+    free(ctok);
+    free(win);
+    qb_calib_free(cal);
+    qb_model_close(m);
+    qb_model_close(base);
+    return rc;
+}

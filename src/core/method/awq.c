@@ -1,0 +1,186 @@
+/* awq.c — AWQ's scale search and clipping search (see awq.h), with the output error of a
+ * candidate measured through XᵀX in f32 with the vector dot kernel. */
+#include "awq.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Σ_rows dᵀ·H·d with d = (w − deq(Q(w·s)))/s per row, or with s NULL no scaling. hf: f32 H. */
+static double sq_error_rows(const float *hf, int64_t n, const float *orig, const float *q, const float *inv_s,
+                            int64_t rows)
+{
+    const qb_kernel_table *k = qb_kernels();
+    double tot = 0;
+#pragma omp parallel reduction(+ : tot)
+    {
+        float *d = malloc((size_t)n * sizeof *d);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!d) continue;
+            for (int64_t i = 0; i < n; i++) d[i] = orig[r * n + i] - q[r * n + i] * (inv_s ? inv_s[i] : 1.0f);
+            for (int64_t i = 0; i < n; i++)
+                if (d[i] != 0.0f) tot += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
+        }
+        free(d);
+    }
+    return tot;
+}
+
+static float *to_f32(const double *xtx, int64_t n)
+{
+    float *hf = malloc((size_t)(n * n) * sizeof *hf);
+    if (hf)
+        for (int64_t i = 0; i < n * n; i++) hf[i] = (float)xtx[i];
+    return hf;
+}
+
+/* values of rows × n matrix w after w·diag(s) → format → dequantized, into out */
+static qb_status round_trip(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const float *s,
+                            float *scaled, uint8_t *packed, float *out, const volatile int *cancel)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) scaled[r * n + i] = w[r * n + i] * s[i];
+    qb_status st = qb_quantize_matrix(ctx, f, scaled, rows, n, packed, cancel);
+    if (st != QB_OK) return st;
+    size_t rb = qb_format_row_bytes(f, n);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) qb_dequantize_row(f, packed + rb * r, out + r * n, n);
+    return QB_OK;
+}
+
+qb_status qb_awq_search(qb_ctx *ctx, qb_awq_mat *mats, int n_mats, int64_t n, const float *sx, const double *xtx,
+                        const qb_awq_params *prm, float *s, float *alpha_out, const volatile int *cancel)
+{
+    qb_awq_params p = prm ? *prm : (qb_awq_params){.alpha = -1.0f};
+    if (p.n_grid == 0) p.n_grid = 20;
+    if (p.n_grid < 2 || p.n_grid > 1000) return qb_fail(ctx, QB_ERR_ARG, "awq: grid of %d points (2..1000)", p.n_grid);
+    if (p.alpha > 1.0f || !(p.alpha == p.alpha))
+        return qb_fail(ctx, QB_ERR_ARG, "awq: alpha %g out of range [0, 1]", (double)p.alpha);
+    for (int k = 0; k < n_mats; k++) {
+        qb_status st = qb_format_check(ctx, mats[k].fmt, n);
+        if (st != QB_OK) return st;
+    }
+    if (p.alpha >= 0.0f) p.n_grid = 1;
+    int64_t max_rows = 0;
+    size_t max_rb = 0;
+    for (int k = 0; k < n_mats; k++) {
+        if (mats[k].rows > max_rows) max_rows = mats[k].rows;
+        size_t rb = qb_format_row_bytes(mats[k].fmt, n) * (size_t)mats[k].rows;
+        if (rb > max_rb) max_rb = rb;
+    }
+    float *hf = p.n_grid > 1 ? to_f32(xtx, n) : NULL;
+    float *scaled = malloc((size_t)(max_rows * n) * sizeof *scaled), *q = malloc((size_t)(max_rows * n) * sizeof *q);
+    float *cand = malloc((size_t)n * sizeof *cand), *inv = malloc((size_t)n * sizeof *inv);
+    uint8_t *packed = malloc(max_rb ? max_rb : 1);
+    qb_status st = QB_OK;
+    if ((p.n_grid > 1 && !hf) || !scaled || !q || !cand || !inv || !packed) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
+        goto done;
+    }
+    double best = INFINITY;
+    float best_alpha = 0.0f;
+    for (int g = 0; g < p.n_grid && st == QB_OK; g++) {
+        float a = p.n_grid == 1 ? p.alpha : (float)g / (float)(p.n_grid - 1);
+        float mx = 0.0f, mn = INFINITY;
+        for (int64_t i = 0; i < n; i++) {
+            cand[i] = a == 0.0f ? 1.0f : powf(fmaxf(sx[i], 1e-4f), a);
+            mx = fmaxf(mx, cand[i]);
+            mn = fminf(mn, cand[i]);
+        }
+        float norm = sqrtf(mx * mn);
+        for (int64_t i = 0; i < n; i++) {
+            cand[i] = a == 0.0f ? 1.0f : cand[i] / norm;
+            inv[i] = 1.0f / cand[i];
+        }
+        if (p.n_grid == 1) {
+            memcpy(s, cand, (size_t)n * sizeof *s);
+            best_alpha = a;
+            break;
+        }
+        double err = 0;
+        for (int k = 0; k < n_mats && st == QB_OK; k++) {
+            st = round_trip(ctx, mats[k].fmt, mats[k].w, mats[k].rows, n, cand, scaled, packed, q, cancel);
+            if (st == QB_OK) err += sq_error_rows(hf, n, mats[k].w, q, inv, mats[k].rows);
+        }
+        if (st == QB_OK && err < best) {
+            best = err;
+            best_alpha = a;
+            memcpy(s, cand, (size_t)n * sizeof *s);
+        }
+    }
+    if (alpha_out) *alpha_out = best_alpha;
+done:
+    free(hf);
+    free(scaled);
+    free(q);
+    free(cand);
+    free(inv);
+    free(packed);
+    return st;
+}
+
+qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, const double *xtx,
+                      const volatile int *cancel)
+{
+    const qb_format *f = mat->fmt;
+    qb_status st = qb_format_check(ctx, f, n);
+    if (st != QB_OK) return st;
+    if ((f->kind == QB_FMT_INT || f->kind == QB_FMT_FP8_E4M3 || f->kind == QB_FMT_FP8_E5M2) &&
+        f->group == QB_GROUP_TENSOR)
+        return QB_OK;
+    float *hf = to_f32(xtx, n);
+    if (!hf) return qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
+    const qb_kernel_table *k = qb_kernels();
+    size_t rb = qb_format_row_bytes(f, n);
+    int cancelled = 0, nomem = 0;
+#pragma omp parallel reduction(| : cancelled, nomem)
+    {
+        float *c = malloc((size_t)n * sizeof *c), *q = malloc((size_t)n * sizeof *q), *best = malloc((size_t)n * sizeof *best);
+        float *d = malloc((size_t)n * sizeof *d);
+        uint8_t *row = malloc(rb);
+        qb_ctx lctx;
+        qb_ctx_init(&lctx);
+        lctx.n_threads = 1;
+        if (!c || !q || !best || !d || !row) nomem = 1;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t r = 0; r < mat->rows; r++) {
+            if (nomem || cancelled || (cancel && *cancel)) {
+                cancelled = cancel && *cancel;
+                continue;
+            }
+            float *w = mat->w + r * n;
+            float lo = INFINITY, hi = -INFINITY;
+            for (int64_t i = 0; i < n; i++) {
+                lo = fminf(lo, w[i]);
+                hi = fmaxf(hi, w[i]);
+            }
+            double best_err = INFINITY;
+            for (int kk = 0; kk <= 10; kk++) {
+                float ratio = 1.0f - 0.05f * (float)kk;
+                for (int64_t i = 0; i < n; i++) c[i] = fminf(fmaxf(w[i], ratio * lo), ratio * hi);
+                if (qb_quantize_matrix(&lctx, f, c, 1, n, row, NULL) != QB_OK) break;
+                qb_dequantize_row(f, row, q, n);
+                for (int64_t i = 0; i < n; i++) d[i] = (w[i] - q[i]) / s[i];
+                double e = 0;
+                for (int64_t i = 0; i < n; i++)
+                    if (d[i] != 0.0f) e += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
+                if (e < best_err) {
+                    best_err = e;
+                    memcpy(best, c, (size_t)n * sizeof *c);
+                }
+            }
+            memcpy(w, best, (size_t)n * sizeof *w);
+        }
+        free(c);
+        free(q);
+        free(best);
+        free(d);
+        free(row);
+    }
+    free(hf);
+    if (nomem) return qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
+    if (cancelled) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
+    return QB_OK;
+}

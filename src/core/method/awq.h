@@ -1,0 +1,41 @@
+/* awq.h — AWQ, activation-aware weight quantization (Lin et al. 2023), written from the
+ * paper: weights that meet large activations matter more, so before round-to-nearest each
+ * input channel j of the matrices that share an input is scaled up by s_j = s_x,j^α (s_x: the
+ * channel's mean |x| on calibration data) and the input divided by s_j, which the preceding
+ * RMSNorm or linear layer absorbs exactly (fold.h). α is searched on a grid over [0, 1] to
+ * minimise the matrices' output error on the calibration data, measured through XᵀX:
+ * ‖X·Wᵀ − X·diag(1/s)·Q(W·diag(s))ᵀ‖². An optional search then clips each row's range. */
+#ifndef QB_AWQ_H
+#define QB_AWQ_H
+
+#include "../quant/format.h"
+
+typedef struct {
+    float alpha; /* < 0: search the grid (default); else this α, in [0, 1] */
+    int n_grid;  /* grid points over [0, 1], both ends included (0 = 20) */
+    bool clip;   /* search a clipping ratio per row after scaling (AWQ's auto-clip) */
+} qb_awq_params;
+
+/* One matrix of a group sharing an input: values (rows × n, f32, row-major; clipping may
+ * change them in place) and its target format. */
+typedef struct {
+    float *w;
+    int64_t rows;
+    const qb_format *fmt;
+} qb_awq_mat;
+
+/* Choose the scales s (n floats) for the n_mats matrices sharing an input with per-channel
+ * mean |x| sx and XᵀX xtx (n × n), and report the α chosen (may be NULL). s is normalised
+ * (√(max·min) = 1) as the authors do. α = 0 gives s = 1 (plain RTN). Errors: QB_ERR_ARG for
+ * α outside [0, 1] or a bad grid, the format's own errors, QB_ERR_CANCELLED. */
+qb_status qb_awq_search(qb_ctx *ctx, qb_awq_mat *mats, int n_mats, int64_t n, const float *sx, const double *xtx,
+                        const qb_awq_params *p, float *s, float *alpha, const volatile int *cancel);
+
+/* AWQ's clipping search on already scaled values w_s = W·diag(s) (rows × n, changed in
+ * place): for each row the range ratio in {1, 0.95, …, 0.5} whose rounding minimises the
+ * row's output error (d/s)ᵀ·XᵀX·(d/s), d = w_s − Q(clip(w_s)), is applied. Formats with one
+ * scale per tensor are left alone. */
+qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, const double *xtx,
+                      const volatile int *cancel);
+
+#endif

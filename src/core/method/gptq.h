@@ -1,0 +1,44 @@
+/* gptq.h — GPTQ (Frantar, Ashkboos, Hoefler, Alistarh 2022, "GPTQ: Accurate Post-Training
+ * Quantization for Generative Pre-trained Transformers"), written from the paper: the
+ * columns of a weight matrix are quantized one at a time and each one's rounding error is
+ * spread over the columns not yet quantized, weighted by the inverse Hessian of the layer's
+ * squared output error, H = 2/n·XᵀX (X: the layer's calibration inputs).
+ *
+ * Details as in the paper: dampening λ = damp · mean(diag H) added to the diagonal, the
+ * upper Cholesky factor of H⁻¹ in place of H⁻¹ (numerically stable), lazy batch updates of
+ * `block` columns, optional act-order (columns by decreasing diag H). A group's scales are
+ * found on the error-updated weights when the group starts, then each column is rounded with
+ * them, so the result is written directly in the target format's packed bytes (integer
+ * groups or per channel, and the ggml block formats grid.h lists): it runs packed and exports.
+ * With act-order, packed formats keep groups of consecutive columns, so their scales are
+ * chosen from the original weights before the pass ("static groups"); perm_groups instead
+ * forms groups in processing order as the authors' reference code does (integer formats,
+ * dequantized output only: no packed layout can store it). */
+#ifndef QB_GPTQ_H
+#define QB_GPTQ_H
+
+#include "../quant/format.h"
+
+typedef struct {
+    int block;        /* lazy-update block (0 = 128) */
+    float damp;       /* fraction of the mean Hessian diagonal added to it (0 = 0.01; < 0: none) */
+    bool act_order;   /* columns in decreasing diag(H) order */
+    bool perm_groups; /* with act_order: groups in processing order (reference behaviour) */
+} qb_gptq_params;
+
+/* Quantize w (rows × n, row-major f32; not changed) to format f with GPTQ against the
+ * accumulated xtx (n × n, XᵀX summed over calibration rows; any positive multiple works).
+ * dst (rows × qb_format_row_bytes(f, n) bytes, may be NULL) receives the packed rows; deq
+ * (rows × n, may be NULL) the values they stand for. Parallel over rows (OpenMP, ctx's thread
+ * count); the result does not depend on the thread count. cancel (may be NULL) stops the run
+ * with QB_ERR_CANCELLED (outputs then partial). Errors: QB_ERR_UNSUPPORTED for formats
+ * without a per-group grid (message names it) and for perm_groups with a packed dst;
+ * QB_ERR_ARG for a Hessian that is not positive definite after dampening, bad sizes. */
+qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const double *xtx,
+                           const qb_gptq_params *p, void *dst, float *deq, const volatile int *cancel);
+
+/* Relative output error tr(D·H·Dᵀ) / tr(W·H·Wᵀ), D = w − q, for a Hessian xtx (n × n):
+ * ‖XWᵀ − XQᵀ‖²_F / ‖XWᵀ‖²_F without the inputs themselves. Parallel over rows. */
+double qb_gptq_output_error(const float *w, const float *q, int64_t rows, int64_t n, const double *xtx);
+
+#endif

@@ -1,0 +1,40 @@
+#!/bin/bash
+# test-quantize-method.sh — `quantbench quantize … --method rtn|gptq|awq --calib FILE`:
+# a GPTQ / AWQ GGUF of stories260K that quantbench and (when built) llama.cpp both run, no
+# worse than RTN of the same type, and every kind of bad input rejected with one line.
+. "$(dirname "$0")/lib.sh"
+S=$QB_MODELS/stories260K
+LLAMA_PPL=../peer/llama.cpp/build/bin/llama-perplexity
+if [ ! -f "$S/stories260K.bin" ]; then echo "ok 1 - # SKIP stories260K missing"; exit 0; fi
+
+for me in rtn gptq awq; do
+    run quantize "$S/stories260K.bin" "$TMP/$me.gguf" q4_0 --method $me --calib "$S/ppl-sample.txt" --ctx 64 --act-order
+    if [ "$rc" -eq 0 ] && [ -s "$TMP/$me.gguf" ]; then ok "quantize --method $me q4_0"; else not_ok "quantize --method $me q4_0" "exit $rc: $err"; fi
+    run ppl "$TMP/$me.gguf" "$S/ppl-sample.txt" --ctx 64
+    ppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
+    eval "ppl_$me=$ppl"
+    if [ "$rc" -eq 0 ] && [ -n "$ppl" ]; then ok "$me GGUF runs in quantbench (PPL $ppl)"; else not_ok "$me GGUF runs" "$err"; fi
+    if [ -x "$LLAMA_PPL" ]; then
+        lp=$("$LLAMA_PPL" -m "$TMP/$me.gguf" -f "$S/ppl-sample.txt" -c 64 2>&1 | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
+        if [ -n "$lp" ] && awk -v a="$lp" -v b="$ppl" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / b < 0.01) }'; then
+            ok "$me GGUF runs in llama.cpp with the same PPL ($lp vs $ppl)"
+        else
+            not_ok "$me GGUF in llama.cpp" "llama.cpp PPL '$lp', ours $ppl"
+        fi
+    fi
+done
+for me in gptq awq; do
+    if awk -v a="$(eval echo \$ppl_$me)" -v b="$ppl_rtn" 'BEGIN { exit !(a < b) }'; then ok "$me PPL below RTN's"
+    else not_ok "$me PPL below RTN's" "$me $(eval echo \$ppl_$me), rtn $ppl_rtn"; fi
+done
+
+expect_fail "gptq without --calib" "--method gptq needs --calib" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method gptq
+expect_fail "unknown method" "unknown method 'sparse'" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method sparse
+expect_fail "gptq to a format without a grid" "method gptq.*nf4.*not supported" quantize "$S/stories260K.bin" "$TMP/x.gguf" nf4 --method gptq --calib "$S/ppl-sample.txt" --ctx 64
+printf 'Once upon a time.' > "$TMP/short.txt"
+expect_fail "calibration text shorter than one window" "short.txt: .*shorter than one 64-token window" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method awq --calib "$TMP/short.txt" --ctx 64
+expect_fail "missing calibration file" "nonexistent.txt" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method awq --calib "$TMP/nonexistent.txt"
+expect_fail "alpha out of range" "--alpha" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method awq --calib "$S/ppl-sample.txt" --alpha 1.5
+expect_fail "--calib without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --calib "$S/ppl-sample.txt"
+[ ! -e "$TMP/x.gguf" ] && ok "no output left by failed runs" || not_ok "no output left by failed runs"
+finish
