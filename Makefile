@@ -79,6 +79,7 @@ bench: deps all
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
+	@BUILD=$(BUILD) sh scripts/bench-scan.sh
 
 fuzz:
 	@scripts/fuzz.sh

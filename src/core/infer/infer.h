@@ -43,4 +43,14 @@ typedef void (*qb_infer_observer)(void *ud, int layer, qb_obs_point pt, float *x
 void qb_infer_set_observer(qb_infer *s, qb_infer_observer fn, void *ud);
 const qb_model *qb_infer_model(const qb_infer *s);
 
+/* Prefix reuse (sensitivity scans): models that differ only from layer l0 on compute the same
+ * residual stream before it. While buf (borrowed; (n_layers + 1) × n_batch × dim floats) is set,
+ * qb_infer_eval stores the residual entering every layer (slot n_layers: entering the head) of
+ * its last step; NULL stops. */
+void qb_infer_capture_residuals(qb_infer *s, float *buf);
+/* Evaluate n ≤ n_batch tokens at positions 0..n-1 from layer l0 (0..n_layers) on x0, the n × dim
+ * residual a model with the same embedding and layers before l0 captured there; logits as in
+ * qb_infer_eval. Only the KV caches of layers ≥ l0 are filled. */
+qb_status qb_infer_eval_from(qb_ctx *ctx, qb_infer *s, int l0, const float *x0, int n, float *logits, int n_logits);
+
 #endif

@@ -28,6 +28,7 @@ struct qb_infer {
     float *tmp;   /* (n_batch, dim) */
     qb_infer_observer observer; /* may be NULL */
     void *observer_ud;
+    float *capture; /* (n_layers + 1, n_batch, dim): residual entering each layer and the head; or NULL */
 };
 
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
@@ -211,13 +212,26 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 }
 
+static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_logits);
+
 /* One step of at most n_batch tokens. */
 static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)
 {
     const qb_config *c = &s->m->cfg;
     int dim = c->dim;
     for (int t = 0; t < n; t++) qb_tensor_get_row(s->m->tok_embd, tokens[t], s->x + (size_t)t * dim);
-    for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, n, pos);
+    run_from(s, 0, n, pos, logits, n_logits);
+}
+
+/* Layers l0.. on the residual in s->x, then the head (capturing the residuals when asked). */
+static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_logits)
+{
+    const qb_config *c = &s->m->cfg;
+    int dim = c->dim;
+    for (int l = l0; l <= c->n_layers; l++) {
+        if (s->capture) memcpy(s->capture + (size_t)l * s->n_batch * dim, s->x, (size_t)n * dim * sizeof(float));
+        if (l < c->n_layers) layer_forward(s, l, n, pos);
+    }
     if (!logits || n_logits <= 0) return;
     int first = n - n_logits;
     for (int t = first; t < n; t++)
@@ -246,5 +260,19 @@ qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, 
         eval_batch(s, tokens + done, step, pos + done, dst, want > 0 ? want : 0);
         done += step;
     }
+    return QB_OK;
+}
+
+void qb_infer_capture_residuals(qb_infer *s, float *buf) { s->capture = buf; }
+
+qb_status qb_infer_eval_from(qb_ctx *ctx, qb_infer *s, int l0, const float *x0, int n, float *logits, int n_logits)
+{
+    const qb_config *c = &s->m->cfg;
+    if (l0 < 0 || l0 > c->n_layers || n <= 0 || n > s->n_batch)
+        return qb_fail(ctx, QB_ERR_ARG, "evaluation from layer %d of %d tokens: out of range", l0, n);
+    if (n_logits > n) n_logits = n;
+    qb_ctx_apply_threads(ctx);
+    memcpy(s->x, x0, (size_t)n * c->dim * sizeof(float));
+    run_from(s, l0, n, 0, logits, n_logits);
     return QB_OK;
 }

@@ -1,0 +1,76 @@
+/* sensitivity.h — which tensors (or layers) of a model can take fewer bits: quantize only one
+ * unit with a chosen format, keep everything else as loaded, and measure the KL divergence of
+ * the next-token distributions from the unquantized model's and the change in perplexity, on an
+ * evaluation text, with the protocol of eval.h (chunks of n_ctx, BOS first, second half scored).
+ *
+ * The variants are model views (model_view.h): they share the base's weights and differ in the
+ * unit's tensors. The base runs once per chunk; its log-softmax is computed once and reused by
+ * every variant; the variants of a chunk run in parallel, one per OpenMP thread. */
+#ifndef QB_SENSITIVITY_H
+#define QB_SENSITIVITY_H
+
+#include "eval.h"
+
+typedef enum {
+    QB_SCAN_TENSOR = 0, /* one row per weight matrix */
+    QB_SCAN_LAYER,      /* one row per block (all its matrices); token_embd / output alone */
+} qb_scan_unit;
+
+typedef struct {
+    qb_scan_unit per;
+    int n_ctx;          /* chunk length (0 = 256) */
+    int n_tokens;       /* evaluation tokens to use (0 = the whole text), whole chunks */
+    bool blocks_only;   /* only the matrices of the blocks (leave token_embd and output out) */
+    /* progress (may be NULL): called on the calling thread as variants finish, with done /
+     * total counted in variant-chunks */
+    void (*progress)(void *ud, int done, int total);
+    void *ud;
+    const volatile int *cancel; /* non-zero stops after the chunk being evaluated; may be NULL */
+} qb_scan_opts;
+
+typedef struct {
+    char name[96];      /* tensor name, or "blk.<i>" / the tensor name for layer units */
+    char format[32];    /* the setting as applied (after llama-quantize's fallback for rows
+                           that do not fit the blocks, e.g. q4_k -> q5_0 for 64-wide rows) */
+    int layer;          /* block index, -1 for token_embd / output */
+    int n_tensors;
+    int64_t params;
+    size_t bytes;       /* the unit's matrices in the setting */
+    size_t bytes_base;  /* the unit's matrices as loaded */
+    double bpw;         /* bytes * 8 / params */
+    qb_kld_result kld;  /* kld_mean, kld_p99, top1_pct, dppl, other.ppl … */
+} qb_scan_row;
+
+typedef struct {
+    qb_scan_row *rows;  /* n_rows, ranked: highest mean KLD first; owned */
+    int n_rows;
+    qb_ppl_result base; /* the base model on the same chunks */
+    char format[32];    /* the setting asked for */
+    int n_skipped;      /* units the format cannot store (rows that fit no block, no fallback) */
+    char skipped_why[192]; /* the first such unit and why */
+    double seconds;
+} qb_scan_result;
+
+/* Scan: for each unit of m (per opts->per), a view with only that unit's matrices in fmt,
+ * compared with m on tokens. Errors: a format no unit can store, no quantizable tensor, a
+ * text too short for one chunk pair (eval.h), QB_ERR_CANCELLED. m is not modified. The result
+ * is the caller's: free with qb_scan_result_free. */
+qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const int32_t *tokens,
+                              int n_tokens, const qb_scan_opts *opts, qb_scan_result *out);
+void qb_scan_result_free(qb_scan_result *r);
+
+/* The engine under the scan and the mixed-precision search: KLD / ΔPPL of n_variants models
+ * (views of base, or any models with base's vocabulary) against base, the base's pass and
+ * log-softmax shared, the variants of each chunk evaluated in parallel (single-threaded
+ * forward passes, one per thread). out[j] for variants[j]; base_out (may be NULL) gets the
+ * base's perplexity. Cancel and progress as in qb_scan_opts. */
+qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *const *variants, int n_variants,
+                             const int32_t *tokens, int n_tokens, const qb_scan_opts *opts, qb_kld_result *out,
+                             qb_ppl_result *base_out);
+
+/* Save the ranked table as CSV (header line, one row per unit) or JSON (an object with the
+ * model, format, base perplexity and a "rows" array), atomically. */
+qb_status qb_scan_save_csv(qb_ctx *ctx, const qb_scan_result *r, const char *path);
+qb_status qb_scan_save_json(qb_ctx *ctx, const qb_scan_result *r, const char *model_path, const char *path);
+
+#endif

@@ -1,0 +1,45 @@
+#!/bin/bash
+# test-scan.sh — `quantbench scan`, `search` and `prune` end to end on stories260K: the ranked
+# table and its CSV/JSON files, a plan saved and replayed by `quantize --plan`, a searched model
+# exported and evaluated, and each kind of bad input with a one-line error and exit status 1.
+. "$(dirname "$0")/lib.sh"
+S=$QB_MODELS/stories260K
+M=$S/stories260K.bin
+T=$S/ppl-sample.txt
+if [ ! -f "$M" ]; then echo "ok 1 - skipped: $M missing"; exit 0; fi
+
+run scan "$M" "$T" --format int2-channel --tokens 512 --ctx 64 --csv "$TMP/s.csv" --json "$TMP/s.json"
+if [ "$rc" -eq 0 ] && [ "$(wc -l < "$TMP/s.csv")" -eq 37 ] && grep -q '"rows": \[' "$TMP/s.json" &&
+   printf '%s\n' "$out" | grep -qE '^ +1  token_embd.weight'; then ok "scan writes a ranked table, CSV and JSON"
+else not_ok "scan writes a ranked table, CSV and JSON" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+run scan "$M" "$T" --format q8_0 --per layer --blocks-only --tokens 256 --ctx 64
+if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -qE 'blk\.4 +q8_0\+fallback'; then ok "scan per layer"
+else not_ok "scan per layer" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+
+run search "$M" "$T" --bpw 8.5 --candidates q4_0,q8_0,f16 --tokens 256 --ctx 64 --plan-out "$TMP/plan.txt" --out "$TMP/mix.gguf"
+if [ "$rc" -eq 0 ] && [ -s "$TMP/mix.gguf" ] && grep -q '^blk.0.ffn_down.weight = ' "$TMP/plan.txt"; then ok "search saves a plan and exports"
+else not_ok "search saves a plan and exports" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+run quantize "$S/stories260K-f32.gguf" "$TMP/replay.gguf" F16 --plan "$TMP/plan.txt"
+if [ "$rc" -eq 0 ] && [ -s "$TMP/replay.gguf" ]; then ok "quantize --plan replays the searched plan"
+else not_ok "quantize --plan replays the searched plan" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+run ppl "$TMP/mix.gguf" "$T" --ctx 64
+if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^PPL = '; then ok "the exported mix runs"
+else not_ok "the exported mix runs" "exit $rc" "$err"; fi
+run prune "$M" "$T" 2:4 --formats keep,q8_0 --tokens 256 --ctx 64
+if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -cE '^(none|2:4) ')" -eq 4 ]; then ok "prune table"
+else not_ok "prune table" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+
+: > "$TMP/empty.txt"
+expect_fail "scan: unknown format" "scan: --format: unknown format 'q9_z'" scan "$M" "$T" --format q9_z
+expect_fail "scan: bad --per" "--per takes 'layer' or 'tensor'" scan "$M" "$T" --per row
+expect_fail "scan: empty text" "empty.txt: the evaluation text is empty" scan "$M" "$TMP/empty.txt"
+expect_fail "scan: format no tensor fits" "cannot store any tensor" scan "$M" "$T" --format int4-g128 --ctx 64
+expect_fail "scan: missing arguments" "usage: quantbench scan" scan "$M"
+expect_fail "scan: unwritable CSV" "nowhere/s.csv" scan "$M" "$T" --tokens 256 --ctx 64 --csv "$TMP/nowhere/s.csv"
+expect_fail "search: no budget" "usage: quantbench search" search "$M" "$T"
+expect_fail "search: unknown candidate" "candidate 'q7_k'" search "$M" "$T" --bpw 5 --candidates q4_k,q7_k
+expect_fail "search: budget below the cheapest mix" "below the cheapest mix" search "$M" "$T" --bpw 2 --candidates int4-channel,int8-channel --ctx 64
+expect_fail "search: unknown --bpw-of" "unknown quantization type 'Q9_M'" search "$M" "$T" --bpw-of Q9_M
+expect_fail "prune: bad spec" "pruning spec '3x'" prune "$M" "$T" 3x
+expect_fail "prune: N:M out of range" "N:M sparsity 4:2" prune "$M" "$T" 4:2
+finish
