@@ -80,6 +80,7 @@ bench: deps all
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
+	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 
 fuzz:
 	@scripts/fuzz.sh

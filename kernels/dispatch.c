@@ -26,6 +26,10 @@ void qb_tile_f16_avx512(int, const uint16_t *, size_t, int, const float *, size_
 void qb_f16_to_f32_avx512(int, const uint16_t *, float *);
 void qb_bf16_to_f32_avx512(int, const uint16_t *, float *);
 
+/* int8 GEMM tiles (gemm_i8_*.c) */
+#define GEMM_I8_DECL(sfx) void qb_gemm_i8_##sfx(int, const uint8_t *, size_t, int, const int8_t *, size_t, int, int32_t *, size_t);
+GEMM_I8_DECL(avx2) GEMM_I8_DECL(avx512) GEMM_I8_DECL(avx512vnni)
+
 /* Packed-weight dot products and activation quantizers (qdot_*.c), one set per ISA. */
 #define QDOT_DECL(t, sfx) void qb_qdot_##t##_##sfx(int, const void *, const void *, size_t, int, float *);
 #define QDOT_DECLS(sfx)                                                                               \
@@ -58,21 +62,25 @@ static const qb_kernel_table table_ref = {
     .isa = "ref", .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
     .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
     QDOT_MEMBERS(ref, ref),
+    .gemm_i8 = qb_gemm_i8_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
     .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
     QDOT_MEMBERS(avx2, avx2),
+    .gemm_i8 = qb_gemm_i8_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512, avx512),
+    .gemm_i8 = qb_gemm_i8_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512vnni, avx512),
+    .gemm_i8 = qb_gemm_i8_avx512vnni,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

@@ -31,6 +31,11 @@ typedef struct {
     void (*qdot[40])(int n, const void *w, const void *xq, size_t act_stride, int nc, float *out);
     /* Activation quantizers (index: Q8_0, Q8_1 or Q8_K): n floats → blocks. NULL: none. */
     void (*quantize_act[40])(const float *x, void *xq, int n);
+    /* int8 GEMM tile (W8A8): y[c*ldy + r] = sum_i (w_r[i] - 128) * x_c[i] for r < nr (<= 4),
+     * c < nc (<= 4); weights are int8 codes with zero point 128 (kernels/fmt_int_ref.c rows),
+     * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */
+    void (*gemm_i8)(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
+                    size_t ldy);
 } qb_kernel_table;
 
 /* The activation type a packed weight type multiplies against (as in ggml's vec_dot_type):
@@ -53,6 +58,8 @@ void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *
                      float *y, size_t ldy);
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
 void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
+void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
+                    size_t ldy);
 
 /* Dequantize n elements (a multiple of the type's block size) of ggml type `type` (qb_type id)
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's

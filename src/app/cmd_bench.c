@@ -2,6 +2,7 @@
  * like llama-bench (pp: P tokens in one batch from an empty cache; tg: N tokens one at a
  * time), after a warm-up, repeated R times; prints mean ± standard deviation. */
 #include "cli.h"
+#include "cli_act.h"
 #include "core/infer/infer.h"
 
 #include <math.h>
@@ -28,9 +29,16 @@ int cmd_bench(int argc, char **argv)
     const char *path = NULL, *tok = NULL;
     long p = 128, n = 64, threads = 0, reps = 5;
     bool csv = false;
+    cli_act act;
+    cli_act_init(&act);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
+        int r = cli_act_option(&act, "bench", argc, argv, &i);
+        if (r) {
+            if (r < 0) return 1;
+            continue;
+        }
         if (!strcmp(a, "-p")) ok = cli_int(a, v, 0, 1 << 16, &p), i++;
         else if (!strcmp(a, "-n")) ok = cli_int(a, v, 0, 1 << 16, &n), i++;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(a, v, 1, 1024, &threads), i++;
@@ -48,6 +56,10 @@ int cmd_bench(int argc, char **argv)
     if (threads) ctx.n_threads = (int)threads;
     qb_model *m = cli_open_model(&ctx, path, tok);
     if (!m) return 1;
+    if (!cli_act_apply(&ctx, m, &act)) {
+        qb_model_close(m);
+        return 1;
+    }
     int n_ctx = (int)(p > n ? p : n);
     if (n_ctx < 1) n_ctx = 1;
     qb_infer *s = NULL;

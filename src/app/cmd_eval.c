@@ -1,6 +1,7 @@
 /* cmd_eval.c — `quantbench ppl` and `quantbench kld`: perplexity and KL divergence on a text
  * file with llama-perplexity's protocol, with a progress bar and Ctrl-C to stop. */
 #include "cli.h"
+#include "cli_act.h"
 #include "core/eval/eval.h"
 
 #include <stdio.h>
@@ -12,15 +13,22 @@ typedef struct {
     int n_pos;
     const char *tok;
     long n_ctx, chunks, threads;
+    cli_act act; /* activation / KV-cache options (the other model for kld) */
 } eval_args;
 
 static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a)
 {
     memset(a, 0, sizeof *a);
     a->n_ctx = 256;
+    cli_act_init(&a->act);
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
+        int r = cli_act_option(&a->act, cmd, argc, argv, &i);
+        if (r) {
+            if (r < 0) return false;
+            continue;
+        }
         if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &a->n_ctx), i++;
         else if (!strcmp(o, "--chunks")) ok = cli_int(o, v, 1, 1 << 30, &a->chunks), i++;
         else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) ok = cli_int(o, v, 1, 1024, &a->threads), i++;
@@ -49,6 +57,7 @@ int cmd_ppl(int argc, char **argv)
     if (!m) return 1;
     int32_t *toks = NULL;
     int n = 0, rc = 1;
+    if (!cli_act_apply(&ctx, m, &a.act)) goto out;
     if (qb_eval_load_text(&ctx, m, a.pos[1], &toks, &n) != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(&ctx));
         goto out;
@@ -70,6 +79,7 @@ int cmd_ppl(int argc, char **argv)
     printf("text       %s: %d tokens, %d chunks of %d, %ld scored\n", a.pos[1], n, r.n_chunks, r.n_ctx, r.n_scored);
     printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
     fprintf(stderr, "%.2f s, %.1f tokens/s\n", r.seconds, r.n_chunks * r.n_ctx / r.seconds);
+    cli_act_report(m, &a.act, stdout);
     rc = 0;
 out:
     free(toks);
@@ -89,7 +99,7 @@ int cmd_kld(int argc, char **argv)
     qb_model *other = cli_open_model(&ctx, a.pos[1], a.tok);
     int32_t *toks = NULL;
     int n = 0, rc = 1;
-    if (!other) goto out;
+    if (!other || !cli_act_apply(&ctx, other, &a.act)) goto out;
     if (qb_eval_load_text(&ctx, base, a.pos[2], &toks, &n) != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(&ctx));
         goto out;
@@ -117,6 +127,7 @@ int cmd_kld(int argc, char **argv)
     printf("KLD median = %.6f\nKLD p99    = %.6f\nKLD max    = %.6f\n", r.kld_median, r.kld_p99, r.kld_max);
     printf("top-1 agreement = %.3f%%\n", r.top1_pct);
     fprintf(stderr, "%.2f s\n", r.base.seconds);
+    cli_act_report(other, &a.act, stdout);
     rc = 0;
 out:
     free(toks);

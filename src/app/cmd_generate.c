@@ -1,6 +1,7 @@
 /* cmd_generate.c — `quantbench generate MODEL -p TEXT`: stream a continuation to stdout and
  * report prompt / generation tokens per second on stderr. Ctrl-C stops generation. */
 #include "cli.h"
+#include "cli_act.h"
 #include "core/infer/generate.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -28,9 +29,16 @@ int cmd_generate(int argc, char **argv)
     long n = 64, threads = 0, top_k = 0, seed = 1;
     double temp = 0, top_p = 1;
     bool echo = true;
+    cli_act act;
+    cli_act_init(&act);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
+        int r = cli_act_option(&act, "generate", argc, argv, &i);
+        if (r) {
+            if (r < 0) return 1;
+            continue;
+        }
         if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v, i++, ok = v != NULL;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) ok = cli_int(a, v, 0, 1 << 20, &n), i++;
         else if (!strcmp(a, "--temp")) ok = cli_float(a, v, 0, 100, &temp), i++;
@@ -53,6 +61,10 @@ int cmd_generate(int argc, char **argv)
     qb_model *m = cli_open_model(&ctx, path, tok);
     if (!m) return 1;
     int rc = 1;
+    if (!cli_act_apply(&ctx, m, &act)) {
+        qb_model_close(m);
+        return 1;
+    }
     int32_t *ids = NULL;
     int n_ids = 0;
     if (qb_tokenize(&ctx, m->tok, prompt, strlen(prompt), true, &ids, &n_ids) != QB_OK) {

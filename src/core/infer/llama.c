@@ -2,18 +2,21 @@
  * both RoPE pairings, any weight storage type that qb_matmul runs). */
 #include "infer.h"
 #include "matmul.h"
+#include "kvcache.h"
 #include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 struct qb_infer {
     const qb_model *m;
     int n_ctx, n_batch;
     int q_dim, kv_dim;
-    float *key_cache;   /* (layer, n_ctx, kv_dim) */
-    float *value_cache; /* (layer, n_ctx, kv_dim) */
+    qb_kvcache *kv;     /* keys and values of every layer (f32 or quantized: kvcache.h) */
     float *rope_cos;    /* (n_ctx, head_dim/2) */
     float *rope_sin;    /* (n_ctx, head_dim/2) */
     /* per-batch activations, n_batch rows each */
@@ -22,7 +25,6 @@ struct qb_infer {
     float *q;     /* (n_batch, q_dim) */
     float *k;     /* (n_batch, kv_dim) */
     float *v;     /* (n_batch, kv_dim) */
-    float *att;   /* (n_batch, n_heads, n_ctx) scores */
     float *hb;    /* (n_batch, hidden_dim) */
     float *hb2;   /* (n_batch, hidden_dim) */
     float *tmp;   /* (n_batch, dim) */
@@ -45,11 +47,13 @@ qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, q
     s->n_batch = n_batch;
     s->q_dim = c->n_heads * c->head_dim;
     s->kv_dim = c->n_kv_heads * c->head_dim;
-    size_t cache = (size_t)c->n_layers * n_ctx * s->kv_dim;
     int half = c->head_dim / 2;
     int xbw = c->dim > s->q_dim ? c->dim : s->q_dim;
-    s->key_cache = calloc(cache, sizeof(float));
-    s->value_cache = calloc(cache, sizeof(float));
+    qb_status st = qb_kvcache_new(ctx, c, n_ctx, m->kv_type, &s->kv);
+    if (st != QB_OK) {
+        qb_infer_free(s);
+        return st;
+    }
     s->rope_cos = malloc((size_t)n_ctx * half * sizeof(float));
     s->rope_sin = malloc((size_t)n_ctx * half * sizeof(float));
     s->x = malloc((size_t)n_batch * c->dim * sizeof(float));
@@ -57,12 +61,11 @@ qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, q
     s->q = malloc((size_t)n_batch * s->q_dim * sizeof(float));
     s->k = malloc((size_t)n_batch * s->kv_dim * sizeof(float));
     s->v = malloc((size_t)n_batch * s->kv_dim * sizeof(float));
-    s->att = malloc((size_t)n_batch * c->n_heads * n_ctx * sizeof(float));
     s->hb = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
     s->hb2 = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
     s->tmp = malloc((size_t)n_batch * c->dim * sizeof(float));
-    if (!s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->q || !s->k ||
-        !s->v || !s->att || !s->hb || !s->hb2 || !s->tmp) {
+    if (!s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->q || !s->k ||
+        !s->v || !s->hb || !s->hb2 || !s->tmp) {
         qb_infer_free(s);
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
     }
@@ -81,8 +84,7 @@ qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, q
 void qb_infer_free(qb_infer *s)
 {
     if (!s) return;
-    free(s->key_cache);
-    free(s->value_cache);
+    qb_kvcache_free(s->kv);
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->x);
@@ -90,7 +92,6 @@ void qb_infer_free(qb_infer *s)
     free(s->q);
     free(s->k);
     free(s->v);
-    free(s->att);
     free(s->hb);
     free(s->hb2);
     free(s->tmp);
@@ -137,43 +138,6 @@ static void rope(const qb_infer *s, float *vec, int n_heads, int pos)
     }
 }
 
-/* Causal GQA attention of the n batch tokens (at pos..pos+n-1) against the cache. */
-static void attention(qb_infer *s, int layer, int n, int pos)
-{
-    const qb_config *c = &s->m->cfg;
-    const qb_kernel_table *k = qb_kernels();
-    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + (size_t)layer * s->n_ctx * s->kv_dim;
-    const float *vc = s->value_cache + (size_t)layer * s->n_ctx * s->kv_dim;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < c->n_heads; h++) {
-            const float *q = s->q + (size_t)t * s->q_dim + (size_t)h * hd;
-            float *att = s->att + ((size_t)t * c->n_heads + h) * s->n_ctx;
-            int kvh = h / group, len = pos + t + 1;
-            float mx = -INFINITY;
-            for (int j = 0; j < len; j++) {
-                float sc = k->dot_f32(hd, q, kc + (size_t)j * s->kv_dim + (size_t)kvh * hd) * scale;
-                att[j] = sc;
-                if (sc > mx) mx = sc;
-            }
-            float sum = 0;
-            for (int j = 0; j < len; j++) {
-                att[j] = expf(att[j] - mx);
-                sum += att[j];
-            }
-            float inv = 1.0f / sum;
-            float *out = s->xb + (size_t)t * s->q_dim + (size_t)h * hd;
-            memset(out, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j < len; j++) {
-                float a = att[j] * inv;
-                const float *v = vc + (size_t)j * s->kv_dim + (size_t)kvh * hd;
-                for (int i = 0; i < hd; i++) out[i] += a * v[i];
-            }
-        }
-}
-
 static void layer_forward(qb_infer *s, int l, int n, int pos)
 {
     const qb_config *c = &s->m->cfg;
@@ -185,15 +149,12 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     qb_matmul(L->wq, s->xb, n, s->q);
     qb_matmul(L->wk, s->xb, n, s->k);
     qb_matmul(L->wv, s->xb, n, s->v);
-    float *kc = s->key_cache + (size_t)l * s->n_ctx * s->kv_dim;
-    float *vc = s->value_cache + (size_t)l * s->n_ctx * s->kv_dim;
     for (int t = 0; t < n; t++) {
         rope(s, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
         rope(s, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
-        memcpy(kc + (size_t)(pos + t) * s->kv_dim, s->k + (size_t)t * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
-        memcpy(vc + (size_t)(pos + t) * s->kv_dim, s->v + (size_t)t * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
     }
-    attention(s, l, n, pos);
+    qb_kvcache_store(s->kv, l, pos, n, s->k, s->v);
+    qb_kvcache_attention(s->kv, l, s->q, (size_t)s->q_dim, n, pos, s->xb);
     observe(s, l, QB_OBS_ATTN_OUT, s->xb, n, s->q_dim);
     qb_matmul(L->wo, s->xb, n, s->tmp);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
@@ -251,6 +212,11 @@ qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, 
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return qb_fail(ctx, QB_ERR_ARG, "token id %d out of range (vocab %d)", tokens[i], c->vocab_size);
     qb_ctx_apply_threads(ctx);
+#ifdef _OPENMP
+    if (qb_kvcache_reserve(ctx, s->kv, omp_get_max_threads()) != QB_OK) return QB_ERR_NOMEM;
+#else
+    if (qb_kvcache_reserve(ctx, s->kv, 1) != QB_OK) return QB_ERR_NOMEM;
+#endif
     for (int done = 0; done < n;) {
         int step = n - done < s->n_batch ? n - done : s->n_batch;
         /* logits wanted from this step: the overlap of [done, done+step) with [n-n_logits, n) */

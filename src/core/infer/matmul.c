@@ -5,6 +5,7 @@
  * activations are quantized once per call, then each weight row meets up to 4 tokens at a
  * time in the kernel, so no f32 copy of a quantized weight ever exists. */
 #include "matmul.h"
+#include "matmul_w8a8.h"
 #include "kernels.h"
 
 #include <stdlib.h>
@@ -97,6 +98,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
 {
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
+    if (w->act_mode && qb_matmul_w8a8(w, x, T, y)) return; /* W8A8: int8 activations too */
     if (!is_float && qb_matmul_runs_packed(w->type)) {
         matmul_packed(k, w, x, T, y);
         return;

@@ -1,0 +1,154 @@
+/* test-smoothquant.c — SmoothQuant: with α = 1 and unit activation absmax every scale is 1,
+ * so the result equals plain W8A8 bit for bit; smoothing alone (weights kept f32, float
+ * activations) leaves the logits unchanged up to float rounding, for the norm folds and the
+ * wv→wo / w_up→w_down folds; smoothing really moves the outliers (the static activation
+ * scale of a smoothed matrix shrinks); α out of range, NaN, missing or mismatched statistics
+ * are errors that leave the model as it was. */
+#include "outlier_util.h"
+
+#include "core/method/smoothquant.h"
+#include "core/infer/matmul_w8a8.h"
+
+enum { N = 64 };
+
+static qb_act_absmax *calibrate(qb_model *m, const int32_t *t)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_act_absmax *a = NULL;
+    if (qb_act_absmax_collect(&ctx, m, t, 4 * N, N, 4, NULL, &a) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    return a;
+}
+
+static void test_unit_scales_equal_plain_w8a8(void **state)
+{
+    (void)state;
+    qb_model *m = ou_open("stories260K/stories260K.bin");
+    if (!m) skip();
+    int32_t t[4 * N];
+    ou_tokens(m, t, 4 * N);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_act_absmax *a = calibrate(m, t);
+    for (int p = 0; p < QB_OBS_OUTPUT_IN; p++)
+        for (int i = 0; i < a->n_layers * a->width[p]; i++) a->absmax[p][i] = 1.0f;
+    qb_smoothquant_opts plain = {.act_mode = QB_ACT_INT8};
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &plain), QB_OK);
+    float *p = ou_logits(m, t, N, N);
+    qb_smoothquant_opts sm = {.smooth = true, .alpha = 1.0f, .smooth_out = true, .act_mode = QB_ACT_INT8};
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &sm), QB_OK);
+    float *s = ou_logits(m, t, N, N);
+    assert_memory_equal(p, s, sizeof(float) * N * m->cfg.vocab_size);
+    qb_act_absmax_free(a);
+    free(p), free(s);
+    qb_model_close(m);
+}
+
+static void test_smoothing_is_exact_in_float(void **state)
+{
+    (void)state;
+    const char *models[] = {"stories260K/stories260K.bin", "qb-docs-26m/qb-docs-26m-f16.gguf"};
+    for (int mi = 0; mi < 2; mi++) {
+        qb_model *m = ou_open(models[mi]);
+        if (!m) continue;
+        int32_t t[4 * N];
+        ou_tokens(m, t, 4 * N);
+        int V = m->cfg.vocab_size;
+        float *ref = ou_logits(m, t, N, N);
+        qb_act_absmax *a = calibrate(m, t);
+        qb_ctx ctx;
+        qb_ctx_init(&ctx);
+        qb_format f32 = qb_format_ggml(QB_TYPE_F32);
+        for (int out = 0; out < 2; out++) {
+            qb_smoothquant_opts o = {.smooth = true, .alpha = 0.5f, .smooth_out = out, .act_mode = QB_ACT_FLOAT,
+                                     .wfmt = &f32};
+            if (qb_smoothquant_apply(&ctx, m, a, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            /* the fold really changed weights and norms */
+            const float *nw = m->layers[0].attn_norm->data;
+            float *orig = malloc(sizeof(float) * m->cfg.dim);
+            qb_tensor_source_rows(m->layers[0].attn_norm, 0, 1, orig);
+            int changed = 0;
+            for (int j = 0; j < m->cfg.dim; j++) changed += nw[j] != orig[j];
+            assert_true(changed > m->cfg.dim / 2);
+            free(orig);
+            float *s = ou_logits(m, t, N, N);
+            double d = ou_rel_maxdiff(ref, s, (size_t)N * V);
+            fprintf(stderr, "%s smoothing%s in f32: max logit diff %.2e of max\n", models[mi], out ? " (+out)" : "", d);
+            assert_true(d < 2e-4);
+            free(s);
+        }
+        assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
+        qb_act_absmax_free(a);
+        free(ref);
+        qb_model_close(m);
+    }
+}
+
+static void test_smoothing_shrinks_activation_range(void **state)
+{
+    (void)state;
+    qb_model *m = ou_open("stories260K/stories260K.bin");
+    if (!m) skip();
+    int32_t t[4 * N];
+    ou_tokens(m, t, 4 * N);
+    qb_act_absmax *a = calibrate(m, t);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8_STATIC};
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
+    float before = m->layers[0].wq->act_scale;
+    o.smooth = true;
+    o.alpha = 0.8f;
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
+    /* with s_j = ax^0.8 / aw^0.2 the smoothed absmax is ax^0.2 · aw^0.2: far below ax when ax is large */
+    fprintf(stderr, "attn input static scale: %.4f plain, %.4f smoothed\n", before, m->layers[0].wq->act_scale);
+    assert_true(m->layers[0].wq->act_scale < before);
+    qb_act_absmax_free(a);
+    qb_model_close(m);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    qb_model *m = ou_open("stories260K/stories260K.bin");
+    if (!m) skip();
+    int32_t t[4 * N];
+    ou_tokens(m, t, 4 * N);
+    qb_act_absmax *a = calibrate(m, t);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const void *wq = m->layers[0].wq->data, *norm = m->layers[0].attn_norm->data;
+    float bad[] = {-0.1f, 1.5f, NAN};
+    for (int i = 0; i < 3; i++) {
+        qb_smoothquant_opts o = {.smooth = true, .alpha = bad[i], .act_mode = QB_ACT_INT8};
+        assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_ERR_ARG);
+        assert_non_null(strstr(qb_ctx_errmsg(&ctx), "alpha"));
+    }
+    qb_smoothquant_opts o = {.smooth = true, .alpha = 0.5f, .act_mode = QB_ACT_INT8};
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG); /* no statistics */
+    a->width[QB_OBS_FFN_DOWN_IN]++;
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_ERR_ARG); /* another model's */
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "another model"));
+    a->width[QB_OBS_FFN_DOWN_IN]--;
+    assert_ptr_equal(m->layers[0].wq->data, wq);
+    assert_ptr_equal(m->layers[0].attn_norm->data, norm);
+    assert_int_equal(m->layers[0].wq->act_mode, QB_ACT_FLOAT);
+    /* calibration text shorter than one window */
+    qb_act_absmax *b = NULL;
+    assert_int_equal(qb_act_absmax_collect(&ctx, m, t, N - 1, N, 4, NULL, &b), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "fewer than one window"));
+    assert_null(b);
+    qb_act_absmax_free(a);
+    qb_model_close(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unit_scales_equal_plain_w8a8),
+        cmocka_unit_test(test_smoothing_is_exact_in_float),
+        cmocka_unit_test(test_smoothing_shrinks_activation_range),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
