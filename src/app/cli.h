@@ -15,6 +15,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
+int cmd_run(int argc, char **argv); /* cmd_run.c: Lua recipes */
 int cmd_scan(int argc, char **argv);   /* cmd_scan.c */
 int cmd_search(int argc, char **argv); /* cmd_scan.c */
 int cmd_prune(int argc, char **argv);  /* cmd_scan.c */

@@ -13,6 +13,7 @@ static void usage(FILE *f)
           "       quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]\n"
           "       quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS]\n"
           "       quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]   (TYPE as llama-quantize: Q4_K_M, Q8_0, ...)\n"
+          "       quantbench run [--out DIR] [--trusted] [--max-seconds N] RECIPE.lua [ARGS...]   (Lua recipes)\n"
           "       quantbench methods MODEL --calib FILE --eval FILE [--formats LIST] [--methods rtn,gptq,awq]\n"
           "       quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] [--tokens N] [--csv F] [--json F]\n"
           "       quantbench search MODEL CALIB.txt --bpw B [--candidates q3_k,q4_k,q6_k] [--plan-out F] [--out F.gguf]\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"info", cmd_info}, {"generate", cmd_generate}, {"ppl", cmd_ppl}, {"kld", cmd_kld},
         {"bench", cmd_bench}, {"quantize", cmd_quantize}, {"tui", cmd_tui},
+        {"run", cmd_run},
         {"methods", cmd_methods},
         {"scan", cmd_scan}, {"search", cmd_search}, {"prune", cmd_prune},
     };
