@@ -9,7 +9,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := jansson libpcre2-8 lua5.4 ncursesw readline
+PKGS     := jansson libpcre2-8 libpng lua5.4 ncursesw readline
 OPT      ?= -O2
 SAN      ?=
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels \

@@ -14,6 +14,7 @@ int cmd_kld(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
+int cmd_run(int argc, char **argv); /* cmd_run.c: Lua recipes */
 
 /* Print "quantbench: <message>" to stderr; returns 1 for `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,6 +13,7 @@ static void usage(FILE *f)
           "       quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]\n"
           "       quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS]\n"
           "       quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]   (TYPE as llama-quantize: Q4_K_M, Q8_0, ...)\n"
+          "       quantbench run [--out DIR] [--trusted] [--max-seconds N] RECIPE.lua [ARGS...]   (Lua recipes)\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
           "       or a Hugging Face directory (config.json + safetensors + tokenizer.json).\n"
           "Options for every command: -t/--threads N, --tokenizer FILE (llama2.c).\n",
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"info", cmd_info}, {"generate", cmd_generate}, {"ppl", cmd_ppl}, {"kld", cmd_kld},
         {"bench", cmd_bench}, {"quantize", cmd_quantize}, {"tui", cmd_tui},
+        {"run", cmd_run},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

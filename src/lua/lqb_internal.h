@@ -1,0 +1,120 @@
+/* lqb_internal.h — what the files of the `qb` Lua module share: the per-state host data (the
+ * qb_ctx, limits, output routing), argument helpers that raise Lua errors naming the
+ * argument or option, and the registration functions of each part of the module. */
+#ifndef QB_LQB_INTERNAL_H
+#define QB_LQB_INTERNAL_H
+
+#include "lqb.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "core/quant/format.h"
+#include "core/quant/plan.h"
+
+#define LQB_MODEL "qb.model"
+#define LQB_TENSOR "qb.tensor"
+#define LQB_PLAN "qb.plan"
+
+/* Host data of one state (its pointer lives in the state's extra space). */
+typedef struct {
+    qb_ctx ctx;
+    bool trusted;
+    char *write_dir;     /* realpath of the output folder, or NULL (no file output); owned */
+    char *lib_dir;       /* shipped Lua helpers; owned, may be NULL */
+    size_t mem_used, mem_limit;
+    double deadline;     /* monotonic seconds, 0 = none */
+    double max_seconds;
+    const volatile int *cancel;
+    volatile int stop;   /* the flag core sees when a deadline or a Lua progress error applies */
+    void (*print)(void *ud, const char *line);
+    void *print_ud;
+    void (*progress)(void *ud, const char *label, int done, int total);
+    void *progress_ud;
+} lqb_host;
+
+typedef struct {
+    qb_model *m;   /* NULL once closed */
+    bool owned;
+} lqb_model;
+
+typedef struct {
+    qb_tensor *t;  /* borrowed from the model kept in the userdata's user value */
+} lqb_tensor;
+
+lqb_host *lqb_host_of(lua_State *L);
+double lqb_now(void);
+
+/* Emit text through the state's print route, split into lines. */
+void lqb_print(lua_State *L, const char *text);
+
+/* Raise a Lua error with the core's message (position of the calling Lua code first). */
+int lqb_fail(lua_State *L, qb_status st);
+
+/* Long core calls: the cancel pointer to pass to core, and the progress bridge. A progress
+ * context holds the Lua callback (opts table field "progress"), the label for the host. */
+typedef struct {
+    lua_State *L;
+    const char *label;
+    int cb_ref;          /* LUA_NOREF when none */
+    int failed;          /* the Lua callback raised: its message is at registry ref err_ref */
+    int err_ref;
+} lqb_progress;
+void lqb_progress_begin(lua_State *L, lqb_progress *p, const char *label, int opts_idx);
+void lqb_progress_cb(void *ud, int done, int total);
+const volatile int *lqb_cancel_ptr(lua_State *L);
+/* After the core call: raise the right error for st (cancelled, time limit, callback error,
+ * core message) or return when st is QB_OK. Releases the references. */
+void lqb_progress_end(lua_State *L, lqb_progress *p, qb_status st);
+/* Raise "cancelled" / "time limit" when the host flag or deadline says so. */
+void lqb_check_stop(lua_State *L);
+
+/* Option helpers: t is the index of an options table (or 0/none). Wrong types raise
+ * "bad argument #arg to 'fn' (option 'key': integer expected, got string)". */
+lua_Integer lqb_opt_int(lua_State *L, int t, const char *key, lua_Integer def);
+double lqb_opt_num(lua_State *L, int t, const char *key, double def);
+bool lqb_opt_bool(lua_State *L, int t, const char *key, bool def);
+const char *lqb_opt_str(lua_State *L, int t, const char *key, const char *def);
+/* Check that argument arg is a table or absent; returns its absolute index or 0. */
+int lqb_opt_table(lua_State *L, int arg);
+
+/* A format from a string ("q4_k", "int4-g128") or a setting table
+ * {format=, bits=, group=, sym=, method=}: raises on errors. */
+void lqb_check_format(lua_State *L, int idx, qb_format *out);
+/* Push a format as a table {name=, kind=, bits=, group=, sym=}. */
+void lqb_push_format(lua_State *L, const qb_format *f);
+
+/* Resolve a path the recipe wants to write: relative to write_dir, no "..", not absolute,
+ * parent folders created inside write_dir. Raises when refused. Returns a malloc'd full path
+ * (caller frees; pushed nothing). */
+char *lqb_output_path(lua_State *L, const char *path);
+
+qb_model *lqb_check_model(lua_State *L, int idx);
+qb_plan *lqb_check_plan(lua_State *L, int idx);
+/* Push a plan userdata that takes ownership of *p (p is zeroed). */
+void lqb_push_plan(lua_State *L, qb_plan *p);
+/* Plan from a plan userdata or a rules table at idx into out (owned by the caller, free with
+ * qb_plan_free); returns true when out must be freed. */
+const qb_plan *lqb_to_plan(lua_State *L, int idx, qb_plan *tmp, bool *owned);
+
+/* A growable C string in a userdata (pushed; freed by __gc), so building text can raise
+ * Lua errors midway without leaking. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} lqb_sbuf;
+lqb_sbuf *lqb_sbuf_new(lua_State *L);
+void lqb_sbuf_add(lua_State *L, lqb_sbuf *b, const char *s, size_t n);
+void lqb_sbuf_adds(lua_State *L, lqb_sbuf *b, const char *s);
+void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Registration of each part (each adds fields to the module table on top of the stack). */
+void lqb_open_model(lua_State *L);
+void lqb_open_tensor(lua_State *L);
+void lqb_open_plan(lua_State *L);
+void lqb_open_io(lua_State *L);
+void lqb_open_plot(lua_State *L);
+void lqb_open_misc(lua_State *L);
+int luaopen_qb(lua_State *L);
+
+#endif

@@ -1,0 +1,113 @@
+/* lqb_misc.c — luaopen_qb (the module table, assembled from the parts) and the small
+ * functions: formats, elapsed time, QB_* environment variables, version. */
+#include "lqb_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/quant/ftype.h"
+
+/* qb.format(name_or_setting) → {name=, kind=, bits=, group=, sym=, bpw=} (bpw at row length n,
+ * default 4096) */
+static int l_format(lua_State *L)
+{
+    qb_format f;
+    luaL_checkany(L, 1);
+    lqb_check_format(L, 1, &f);
+    lua_Integer n = luaL_optinteger(L, 2, 4096);
+    lqb_push_format(L, &f);
+    lua_pushnumber(L, qb_format_bpw(&f, n));
+    lua_setfield(L, -2, "bpw");
+    return 1;
+}
+
+/* qb.formats() → the format names a recipe can sweep (ggml weight types and the others) */
+static int l_formats(lua_State *L)
+{
+    static const char *names[] = {
+        "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q5_1", "q5_0", "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs",
+        "q3_k", "q2_k", "int8-channel", "int4-g128", "nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "mxfp4",
+    };
+    lua_createtable(L, (int)(sizeof names / sizeof names[0]), 0);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* qb.ftypes() → llama-quantize's file type names ("Q4_K_M", …) */
+static int l_ftypes(lua_State *L)
+{
+    lua_newtable(L);
+    lua_Integer i = 0;
+    for (const qb_ftype *f = qb_ftype_all(); f->name; f++) {
+        lua_pushstring(L, f->name);
+        lua_rawseti(L, -2, ++i);
+    }
+    return 1;
+}
+
+/* qb.clock() → monotonic seconds (os.clock is not in the sandbox) */
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, lqb_now());
+    return 1;
+}
+
+/* qb.getenv(name) → value of a QB_* variable (others are not visible to recipes) */
+static int l_getenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (strncmp(name, "QB_", 3) != 0 && !lqb_host_of(L)->trusted)
+        return luaL_argerror(L, 1, "only QB_* variables are visible in the sandbox");
+    const char *v = getenv(name);
+    if (v) lua_pushstring(L, v);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* qb.threads([n]) → core thread count (sets it when n is given; 0 = default) */
+static int l_threads(lua_State *L)
+{
+    lqb_host *h = lqb_host_of(L);
+    if (!lua_isnoneornil(L, 1)) {
+        lua_Integer n = luaL_checkinteger(L, 1);
+        luaL_argcheck(L, n >= 0 && n <= 1024, 1, "0..1024 expected");
+        h->ctx.n_threads = (int)n;
+    }
+    lua_pushinteger(L, h->ctx.n_threads);
+    return 1;
+}
+
+/* qb.output_dir() → the folder recipes write into, or nil */
+static int l_output_dir(lua_State *L)
+{
+    lqb_host *h = lqb_host_of(L);
+    if (h->write_dir) lua_pushstring(L, h->write_dir);
+    else lua_pushnil(L);
+    return 1;
+}
+
+void lqb_open_misc(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"format", l_format}, {"formats", l_formats}, {"ftypes", l_ftypes}, {"clock", l_clock},
+        {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {NULL, NULL},
+    };
+    luaL_setfuncs(L, fns, 0);
+    lua_pushliteral(L, "quantbench qb module 1");
+    lua_setfield(L, -2, "version");
+}
+
+int luaopen_qb(lua_State *L)
+{
+    lua_newtable(L);
+    lqb_open_misc(L);
+    lqb_open_model(L);
+    lqb_open_tensor(L);
+    lqb_open_plan(L);
+    lqb_open_io(L);
+    lqb_open_plot(L);
+    return 1;
+}

@@ -1,0 +1,451 @@
+/* lqb_model.c — the qb.model userdata: qb.open, info, tensors, applying plans and llama.cpp
+ * mixes, reset, size, perplexity, KL divergence, generation and GGUF export, each a thin call
+ * into core. Userdata close the model on __gc/__close only when they own it. */
+#include "lqb_internal.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/eval/eval.h"
+#include "core/infer/generate.h"
+#include "core/quant/apply.h"
+#include "core/tokenizer/tokenizer.h"
+
+qb_model *lqb_check_model(lua_State *L, int idx)
+{
+    lqb_model *u = luaL_checkudata(L, idx, LQB_MODEL);
+    if (!u->m) luaL_argerror(L, idx, "the model is closed");
+    return u->m;
+}
+
+void qb_lua_push_model(lua_State *L, qb_model *m, bool owned)
+{
+    lqb_model *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->m = m;
+    u->owned = owned;
+    luaL_setmetatable(L, LQB_MODEL);
+}
+
+/* qb.open(path [, {tokenizer=}]) */
+static int l_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int o = lqb_opt_table(L, 2);
+    qb_model_opts mo = {.tokenizer_path = lqb_opt_str(L, o, "tokenizer", NULL)};
+    lqb_host *h = lqb_host_of(L);
+    lqb_model *u = lua_newuserdatauv(L, sizeof *u, 0); /* first, so an allocation error leaks nothing */
+    u->m = NULL;
+    u->owned = true;
+    luaL_setmetatable(L, LQB_MODEL);
+    qb_model *m = NULL;
+    if (qb_model_open(&h->ctx, path, &mo, &m) != QB_OK) return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    u->m = m;
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    lqb_model *u = luaL_checkudata(L, 1, LQB_MODEL);
+    if (u->m && u->owned) qb_model_close(u->m);
+    u->m = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lqb_model *u = luaL_checkudata(L, 1, LQB_MODEL);
+    if (!u->m) lua_pushstring(L, "qb.model (closed)");
+    else lua_pushfstring(L, "qb.model %s (%s, %I params)", u->m->path, qb_file_kind_name(u->m->kind),
+                         (lua_Integer)qb_model_params(u->m));
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_info(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    const qb_config *c = &m->cfg;
+    lua_createtable(L, 0, 20);
+    set_str(L, "path", m->path);
+    set_str(L, "kind", qb_file_kind_name(m->kind));
+    set_str(L, "arch", m->arch);
+    set_str(L, "name", m->name);
+    set_int(L, "dim", c->dim);
+    set_int(L, "hidden_dim", c->hidden_dim);
+    set_int(L, "n_layers", c->n_layers);
+    set_int(L, "n_heads", c->n_heads);
+    set_int(L, "n_kv_heads", c->n_kv_heads);
+    set_int(L, "head_dim", c->head_dim);
+    set_int(L, "vocab_size", c->vocab_size);
+    set_int(L, "seq_len", c->seq_len);
+    set_num(L, "rope_theta", c->rope_theta);
+    set_num(L, "norm_eps", c->norm_eps);
+    lua_pushboolean(L, c->tied_output);
+    lua_setfield(L, -2, "tied_output");
+    set_int(L, "params", qb_model_params(m));
+    set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
+    set_int(L, "n_tensors", m->n_tensors);
+    if (m->tok) set_str(L, "tokenizer", qb_tokenizer_describe(m->tok));
+    return 1;
+}
+
+/* Push the tensor userdata for t, whose user value keeps the model userdata at midx alive. */
+static void push_tensor(lua_State *L, int midx, qb_tensor *t)
+{
+    lqb_tensor *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->t = t;
+    lua_pushvalue(L, midx);
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, LQB_TENSOR);
+}
+
+static int tensors_iter(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, lua_upvalueindex(1));
+    const char *pat = lua_tostring(L, lua_upvalueindex(2));
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(3));
+    for (; i < m->n_tensors; i++) {
+        if (pat && fnmatch(pat, m->tensors[i].name, 0) != 0) continue;
+        lua_pushinteger(L, i + 1);
+        lua_replace(L, lua_upvalueindex(3));
+        push_tensor(L, lua_upvalueindex(1), &m->tensors[i]);
+        return 1;
+    }
+    lua_pushinteger(L, i);
+    lua_replace(L, lua_upvalueindex(3));
+    return 0;
+}
+
+/* model:tensors([pattern]) — iterator over tensors (shell glob on the name) */
+static int l_tensors(lua_State *L)
+{
+    lqb_check_model(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+    lua_pushvalue(L, 1);
+    if (lua_isnoneornil(L, 2)) lua_pushnil(L);
+    else lua_pushvalue(L, 2);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, tensors_iter, 3);
+    return 1;
+}
+
+/* model:tensor(name) — the tensor or nil */
+static int l_tensor(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    qb_tensor *t = qb_model_find_tensor(m, name);
+    if (!t) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_tensor(L, 1, t);
+    return 1;
+}
+
+/* model:apply(plan or rules [, {progress=}]) */
+static int l_apply(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    int o = lqb_opt_table(L, 3);
+    qb_plan tmp;
+    bool owned;
+    const qb_plan *p = lqb_to_plan(L, 2, &tmp, &owned);
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "apply", o);
+    qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_status st = qb_model_apply_plan(&lqb_host_of(L)->ctx, m, p, &ao);
+    if (owned) qb_plan_free(&tmp);
+    lqb_progress_end(L, &pr, st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* model:apply_ftype("Q4_K_M" [, {pure=, progress=}]) */
+static int l_apply_ftype(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    const char *ft = luaL_checkstring(L, 2);
+    int o = lqb_opt_table(L, 3);
+    bool pure = lqb_opt_bool(L, o, "pure", false);
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "apply", o);
+    qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_status st = qb_model_apply_ftype(&lqb_host_of(L)->ctx, m, ft, pure, &ao);
+    lqb_progress_end(L, &pr, st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* model:reset([pattern]) — back to the original weights; returns the number of tensors reset */
+static int l_reset(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    const char *pat = luaL_optstring(L, 2, NULL);
+    lqb_host *h = lqb_host_of(L);
+    lua_Integer n = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        qb_tensor *t = &m->tensors[i];
+        if (pat && fnmatch(pat, t->name, 0) != 0) continue;
+        if (!qb_tensor_quantizable(t)) continue;
+        if (t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type) continue;
+        if (qb_tensor_restore(&h->ctx, t) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* model:size() — bytes now, F16/F32 equivalents, bpw, projections */
+static int l_size(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    qb_model_size s;
+    qb_model_size_compute(m, &s);
+    lua_createtable(L, 0, 8);
+    set_int(L, "bytes", (lua_Integer)s.bytes);
+    set_int(L, "bytes_f16", (lua_Integer)s.bytes_f16);
+    set_int(L, "bytes_f32", (lua_Integer)s.bytes_f32);
+    set_int(L, "params", s.params);
+    set_num(L, "bpw", s.bpw);
+    set_num(L, "gib_7b", s.proj_gib[0]);
+    set_num(L, "gib_13b", s.proj_gib[1]);
+    set_num(L, "gib_70b", s.proj_gib[2]);
+    return 1;
+}
+
+/* Tokens of the evaluation text: a readable file path, else the string itself as text.
+ * Returns malloc'd tokens (caller frees) or raises. */
+static int32_t *eval_tokens(lua_State *L, qb_model *m, int idx, int *n)
+{
+    lqb_host *h = lqb_host_of(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    if (!m->tok) luaL_error(L, "%s: the model has no tokenizer", m->path);
+    int32_t *toks = NULL;
+    bool is_file = len < 4096 && !memchr(s, '\n', len);
+    FILE *f = is_file ? fopen(s, "rb") : NULL;
+    qb_status st;
+    if (f) {
+        fclose(f);
+        st = qb_eval_load_text(&h->ctx, m, s, &toks, n);
+    } else {
+        if (is_file && !memchr(s, ' ', len))
+            luaL_error(L, "%s: cannot open the evaluation text (pass a readable file or the text itself)", s);
+        st = qb_tokenize(&h->ctx, m->tok, s, len, qb_tokenizer_add_bos(m->tok), &toks, n);
+    }
+    if (st != QB_OK) {
+        free(toks);
+        lqb_fail(L, st);
+    }
+    return toks;
+}
+
+static void push_ppl(lua_State *L, const qb_ppl_result *r)
+{
+    lua_createtable(L, 0, 8);
+    set_num(L, "ppl", r->ppl);
+    set_num(L, "ppl_err", r->ppl_err);
+    set_num(L, "nll", r->nll_mean);
+    set_int(L, "chunks", r->n_chunks);
+    set_int(L, "ctx", r->n_ctx);
+    set_int(L, "tokens", r->n_scored);
+    set_num(L, "seconds", r->seconds);
+}
+
+/* model:perplexity(text_or_path [, {ctx=, chunks=, progress=}]) */
+static int l_perplexity(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    luaL_checkstring(L, 2);
+    int o = lqb_opt_table(L, 3);
+    int n_ctx = (int)lqb_opt_int(L, o, "ctx", 0), chunks = (int)lqb_opt_int(L, o, "chunks", 0);
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "perplexity", o);
+    int n = 0;
+    int32_t *toks = eval_tokens(L, m, 2, &n);
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_ppl_result r;
+    qb_status st = qb_eval_perplexity(&lqb_host_of(L)->ctx, m, toks, n, &eo, &r);
+    free(toks);
+    lqb_progress_end(L, &pr, st);
+    push_ppl(L, &r);
+    return 1;
+}
+
+/* model:kld(base, text_or_path [, {ctx=, chunks=, progress=}]) — KL(base ‖ model) */
+static int l_kld(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    qb_model *base = lqb_check_model(L, 2);
+    luaL_checkstring(L, 3);
+    int o = lqb_opt_table(L, 4);
+    int n_ctx = (int)lqb_opt_int(L, o, "ctx", 0), chunks = (int)lqb_opt_int(L, o, "chunks", 0);
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "kld", o);
+    int n = 0;
+    int32_t *toks = eval_tokens(L, base, 3, &n);
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_kld_result r;
+    qb_status st = qb_eval_kld(&lqb_host_of(L)->ctx, base, m, toks, n, &eo, &r);
+    free(toks);
+    lqb_progress_end(L, &pr, st);
+    lua_createtable(L, 0, 12);
+    push_ppl(L, &r.base);
+    lua_setfield(L, -2, "base");
+    push_ppl(L, &r.other);
+    lua_setfield(L, -2, "other");
+    set_num(L, "ppl_base", r.base.ppl);
+    set_num(L, "ppl", r.other.ppl);
+    set_num(L, "dppl", r.dppl);
+    set_num(L, "kld", r.kld_mean);
+    set_num(L, "kld_err", r.kld_err);
+    set_num(L, "kld_median", r.kld_median);
+    set_num(L, "kld_p99", r.kld_p99);
+    set_num(L, "kld_max", r.kld_max);
+    set_num(L, "top1", r.top1_pct);
+    return 1;
+}
+
+typedef struct {
+    lua_State *L;
+    const qb_model *m;
+    luaL_Buffer *b;
+    int cb_ref;
+    int failed, err_ref;
+} gen_state;
+
+static bool on_token(void *ud, int32_t prev, int32_t id)
+{
+    gen_state *g = ud;
+    lqb_host *h = lqb_host_of(g->L);
+    if ((h->cancel && *h->cancel) || (h->deadline > 0 && lqb_now() > h->deadline)) h->stop = 1;
+    if (g->cb_ref == LUA_NOREF || g->failed) return !h->stop;
+    char buf[256];
+    size_t n = qb_token_to_bytes(g->m->tok, prev, id, buf, sizeof buf);
+    if (n > sizeof buf) n = sizeof buf;
+    lua_rawgeti(g->L, LUA_REGISTRYINDEX, g->cb_ref);
+    lua_pushlstring(g->L, buf, n);
+    lua_pushinteger(g->L, id);
+    if (lua_pcall(g->L, 2, 1, 0) != LUA_OK) {
+        g->failed = 1;
+        g->err_ref = luaL_ref(g->L, LUA_REGISTRYINDEX);
+        return false;
+    }
+    bool go = !(lua_type(g->L, -1) == LUA_TBOOLEAN && !lua_toboolean(g->L, -1));
+    lua_pop(g->L, 1);
+    return go && !h->stop;
+}
+
+/* model:generate(prompt [, {n=, temp=, top_p=, top_k=, seed=, on_token=}]) → text, stats */
+static int l_generate(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    size_t plen;
+    const char *prompt = luaL_checklstring(L, 2, &plen);
+    int o = lqb_opt_table(L, 3);
+    qb_generate_opts go;
+    qb_generate_defaults(&go);
+    go.n_predict = (int)lqb_opt_int(L, o, "n", 64);
+    go.sampling.temperature = (float)lqb_opt_num(L, o, "temp", 0.0);
+    go.sampling.top_p = (float)lqb_opt_num(L, o, "top_p", 1.0);
+    go.sampling.top_k = (int)lqb_opt_int(L, o, "top_k", 0);
+    go.sampling.seed = (uint64_t)lqb_opt_int(L, o, "seed", 42);
+    if (go.n_predict < 0) luaL_error(L, "bad option 'n' to 'generate' (must be >= 0)");
+    if (!m->tok) return luaL_error(L, "%s: the model has no tokenizer", m->path);
+    gen_state gs = {L, m, NULL, LUA_NOREF, 0, LUA_NOREF};
+    if (o) {
+        int ty = lua_getfield(L, o, "on_token");
+        if (ty == LUA_TFUNCTION) gs.cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        else if (ty != LUA_TNIL) return luaL_error(L, "bad option 'on_token' to 'generate' (function expected)");
+        else lua_pop(L, 1);
+    }
+    lqb_host *h = lqb_host_of(L);
+    lqb_check_stop(L);
+    h->stop = 0;
+    go.on_token = on_token;
+    go.ud = &gs;
+    go.cancel = lqb_cancel_ptr(L);
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    qb_status st = qb_tokenize(&h->ctx, m->tok, prompt, plen, qb_tokenizer_add_bos(m->tok), &ids, &n_ids);
+    qb_generate_result r = {0};
+    if (st == QB_OK && n_ids == 0) st = qb_fail(&h->ctx, QB_ERR_ARG, "the prompt is empty and the model has no BOS");
+    if (st == QB_OK) st = qb_generate(&h->ctx, m, ids, n_ids, &go, &r);
+    free(ids);
+    char *text = st == QB_OK ? qb_detokenize(m->tok, r.ids, r.n_generated) : NULL;
+    free(r.ids);
+    if (gs.cb_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, gs.cb_ref);
+    h->stop = 0;
+    if (gs.failed) {
+        free(text);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, gs.err_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, gs.err_ref);
+        return lua_error(L);
+    }
+    if (st != QB_OK) return lqb_fail(L, st);
+    lua_pushstring(L, text ? text : "");
+    free(text);
+    lua_createtable(L, 0, 6);
+    set_int(L, "n_prompt", r.n_prompt);
+    set_int(L, "n_generated", r.n_generated);
+    set_num(L, "prompt_tps", r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0);
+    set_num(L, "gen_tps", r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0);
+    lua_pushboolean(L, r.hit_eos);
+    lua_setfield(L, -2, "hit_eos");
+    return 2;
+}
+
+/* model:export_gguf(path [, plan]) — path inside the output folder */
+static int l_export(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    const qb_plan *p = lua_isnoneornil(L, 3) ? NULL : lqb_check_plan(L, 3);
+    char *full = lqb_output_path(L, path);
+    lqb_check_stop(L);
+    lqb_host *h = lqb_host_of(L);
+    qb_status st = qb_model_export_gguf(&h->ctx, m, full, p, h->cancel);
+    free(full);
+    if (st != QB_OK) return lqb_fail(L, st);
+    lua_pushstring(L, path);
+    return 1;
+}
+
+void lqb_open_model(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"info", l_info},         {"tensors", l_tensors},   {"tensor", l_tensor},
+        {"apply", l_apply},       {"apply_ftype", l_apply_ftype}, {"reset", l_reset},
+        {"size", l_size},         {"perplexity", l_perplexity}, {"kld", l_kld},
+        {"generate", l_generate}, {"export_gguf", l_export}, {"close", l_close},
+        {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, LQB_MODEL);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_open);
+    lua_setfield(L, -2, "open");
+}
