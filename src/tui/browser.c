@@ -10,16 +10,23 @@
 
 int tui_browser_rows(const tui_session *s, tui_row *rows, int cap)
 {
+    /* a layer's header at its first tensor, all its tensors right below it (files do not
+       always keep a layer's tensors together) */
     const qb_model *m = s->m;
-    int n = 0, last_layer = -2;
+    int n = 0;
     for (int i = 0; i < m->n_tensors && n < cap; i++) {
         int l = tui_tensor_layer(m->tensors[i].name);
-        if (l >= 0 && l != last_layer) {
-            rows[n++] = (tui_row){-1, l};
-            if (n >= cap) break;
+        if (l < 0) {
+            rows[n++] = (tui_row){i, -1};
+            continue;
         }
-        last_layer = l;
-        if (l < 0 || s->unfolded[l]) rows[n++] = (tui_row){i, l};
+        bool first = true;
+        for (int k = 0; k < i && first; k++) first = tui_tensor_layer(m->tensors[k].name) != l;
+        if (!first) continue;
+        rows[n++] = (tui_row){-1, l};
+        if (!s->unfolded[l]) continue;
+        for (int k = i; k < m->n_tensors && n < cap; k++)
+            if (tui_tensor_layer(m->tensors[k].name) == l) rows[n++] = (tui_row){k, l};
     }
     return n;
 }
@@ -118,7 +125,7 @@ void tui_browser_draw(WINDOW *win, tui_session *s)
     getmaxyx(win, H, W);
     werase(win);
     wattron(win, A_BOLD);
-    mvwprintw(win, 0, 0, " %-*s %-9s %4s %6s", W - 25 > 6 ? W - 25 : 6, "TENSORS", "format", "bpw", "bytes");
+    mvwprintw(win, 0, 0, " %-*s %-12s %5s %6s", W - 29 > 6 ? W - 29 : 6, "TENSORS", "format", "bpw", "bytes");
     wattroff(win, A_BOLD);
     int n;
     tui_row *r = all_rows(s, &n);
@@ -130,7 +137,7 @@ void tui_browser_draw(WINDOW *win, tui_session *s)
     double hmax = 0;
     for (int i = 0; s->heat && i < s->m->n_tensors; i++)
         if (!isnan(s->heat[i]) && s->heat[i] > hmax) hmax = s->heat[i];
-    int namew = W - 25 > 6 ? W - 25 : 6;
+    int namew = W - 29 > 6 ? W - 29 : 6;
     char nb[96], fb[48], bb[24];
     for (int k = 0; k < vis && s->top + k < n; k++) {
         const tui_row *row = &r[s->top + k];
@@ -152,13 +159,13 @@ void tui_browser_draw(WINDOW *win, tui_session *s)
                 else if (strcmp(f0, fi)) mixed = true;
             }
             snprintf(nb, sizeof nb, "%s blk.%d", s->unfolded[row->layer] ? "\u25be" : "\u25b8", row->layer);
-            wprintw(win, " %-*s %-9.9s %4s %6s ", namew + 2, nb, mixed ? "mixed" : f0, "", tui_num((double)bytes, bb, sizeof bb));
+            wprintw(win, " %-*s %-12.12s %5s %6s ", namew + 2, nb, mixed ? "mixed" : f0, "", tui_num((double)bytes, bb, sizeof bb));
         } else {
             const qb_tensor *t = &s->m->tensors[row->tensor];
             short_name(t->name, nb, sizeof nb);
             double bpw = 8.0 * (double)t->nbytes / (double)qb_tensor_nelements(t);
             bool mark = row->tensor == s->sel;
-            wprintw(win, "%s%s%-*.*s %-9.9s %4.2f %6s ", mark ? "\u25b6" : " ", row->layer >= 0 ? "  " : "",
+            wprintw(win, "%s%s%-*.*s %-12.12s %5.2f %6s ", mark ? "\u25b6" : " ", row->layer >= 0 ? "  " : "",
                     namew - (row->layer >= 0 ? 2 : 0), namew - (row->layer >= 0 ? 2 : 0), nb,
                     fmt_short(t, fb, sizeof fb), bpw, tui_num((double)t->nbytes, bb, sizeof bb));
             heat_mark(win, s, row->tensor, hmax);

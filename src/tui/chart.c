@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define YLAB 7 /* width of the y tick labels */
+#define YLAB 8 /* width of the y tick labels */
 
 const char *tui_num(double v, char *buf, size_t cap)
 {

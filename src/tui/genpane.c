@@ -32,6 +32,7 @@ static void side(WINDOW *win, int y, int W, const char *label, const tui_gen_sid
     /* the tail of the text that fits (streaming keeps the newest tokens visible) */
     const char *t = g->text;
     int len = (int)strlen(t), start = len > w ? len - w : 0;
+    if (g->div_byte >= 0 && g->div_byte < start) start = g->div_byte > w / 3 ? g->div_byte - w / 3 : 0;
     while (start > 0 && start < len && (t[start] & 0xC0) == 0x80) start++;
     WINDOW *sub = derwin(win, 1, w, y, x);
     if (!sub) return;

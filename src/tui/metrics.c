@@ -63,10 +63,15 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
         static const char *names[3] = {" 7B", "13B", "70B"};
         for (int k = 0; k < 3; k++) mvwprintw(win, y++, 1, "%s       %.1f GiB", names[k], z->proj_gib[k]);
     }
-    if (s->eval_line[0] && y + 2 < H) {
+    if (s->have_eval && y + 2 < H) {
+        const qb_kld_result *r = &s->eval;
         y++;
-        head(win, y++, "evaluation");
-        mvwprintw(win, y++, 1, "%.*s", W - 2, s->eval_line);
+        head(win, y++, "plan vs base");
+        mvwprintw(win, y++, 1, "PPL base  %.3f", r->base.ppl);
+        mvwprintw(win, y++, 1, "PPL plan  %.3f (%+.3f)", r->other.ppl, r->dppl);
+        mvwprintw(win, y++, 1, "KLD       %.5f", r->kld_mean);
+        mvwprintw(win, y++, 1, "top-1     %.1f%%", r->top1_pct);
+        mvwprintw(win, y++, 1, "(%d chunks of %d)", r->other.n_chunks, r->other.n_ctx);
     }
     wnoutrefresh(win);
 }

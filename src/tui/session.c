@@ -74,6 +74,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
     memset(s->gen, 0, sizeof s->gen);
     s->gen_shown = false;
     s->eval_line[0] = 0;
+    s->have_eval = false;
     s->top = s->cursor = 0;
     /* start on the largest quantizable matrix: the interesting one */
     int best = 0;

@@ -6,6 +6,7 @@
 #ifndef QB_TUI_SESSION_H
 #define QB_TUI_SESSION_H
 
+#include "core/eval/eval.h"
 #include "core/jobs/job.h"
 #include "core/model/model.h"
 #include "core/quant/apply.h"
@@ -94,6 +95,8 @@ typedef struct tui_session {
     bool gen_shown;
 
     /* last evaluation */
+    qb_kld_result eval;     /* the last perplexity/KLD job's result */
+    bool have_eval;
     char eval_line[256];
     char eval_text[512];    /* path of the evaluation text */
     int eval_chunks;

@@ -446,6 +446,8 @@ void tui_task_message(tui_session *s, const qb_msg *m)
         break;
     case TUI_MSG_PPL: {
         const qb_kld_result *r = m->data;
+        s->eval = *r;
+        s->have_eval = true;
         snprintf(s->eval_line, sizeof s->eval_line,
                  "PPL base %.3f  plan %.3f (%+.3f)  KLD %.5f  top-1 %.1f%%  (%d chunks)", r->base.ppl, r->other.ppl,
                  r->dppl, r->kld_mean, r->top1_pct, r->other.n_chunks);
