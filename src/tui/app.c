@@ -294,6 +294,7 @@ int cmd_tui(int argc, char **argv)
         free(s);
         return cli_error("cannot initialise the terminal (is TERM set?)");
     }
+    s->interrupt = crt_interrupt_flag();
     tui_cmdline cl;
     tui_cmdline_init(&cl);
     cl.names = names;

@@ -75,6 +75,8 @@ bool crt_take_interrupt(void)
     return true;
 }
 
+const volatile int *crt_interrupt_flag(void) { return (const volatile int *)&interrupts; }
+
 void crt_suspend(void)
 {
     if (active) endwin();

@@ -30,6 +30,8 @@ void crt_done(void);
 int crt_color(int p);
 /* True once per Ctrl-C since the last call (SIGINT is caught, never fatal in the UI). */
 bool crt_take_interrupt(void);
+/* The pending Ctrl-C count as a cancel flag for code that runs on the UI thread (Lua). */
+const volatile int *crt_interrupt_flag(void);
 /* Suspend curses for a moment (an external command) and come back. */
 void crt_suspend(void);
 void crt_resume(void);

@@ -5,6 +5,7 @@
 #include "demo.h"
 #include "methods.h"
 #include "analysis.h"
+#include "script.h"
 #include "tasks.h"
 
 #include <ctype.h>
@@ -151,6 +152,7 @@ bool tui_session_open(tui_session *s, const char *path)
         tui_status(s, true, "open: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
+    tui_script_close(s); /* Lua may hold the old model: a fresh state for the new one */
     tui_status(s, false, "opened %s: %d tensors, %.1fM parameters", path, m->n_tensors, qb_model_params(m) / 1e6);
     return true;
 }

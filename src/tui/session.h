@@ -110,6 +110,8 @@ typedef struct tui_session {
     bool quit;
     int apply_pending;      /* 'a' pressed: waiting for the scope key */
     FILE *trace;            /* QB_TUI_TRACE */
+    void *lua;              /* the command line's lua_State (script.c), created on first use */
+    const volatile int *interrupt; /* non-zero while a Ctrl-C waits (crt.h): stops Lua code */
 } tui_session;
 
 /* Initialise with model m (taken; NULL opens the built-in demo). On failure the message is
