@@ -313,6 +313,7 @@ int cmd_tui(int argc, char **argv)
         while (crt_take_interrupt()) on_interrupt(s, &cl), dirty = true;
         if (key == KEY_RESIZE) {
             make_layout(&L, s, &cl);
+            clearok(curscr, TRUE); /* repaint everything: nothing of the old size survives */
             dirty = true;
         } else if (key != ERR) {
             int before = s->serial;

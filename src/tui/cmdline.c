@@ -101,6 +101,7 @@ void tui_cmdline_init(tui_cmdline *c)
 {
     memset(c, 0, sizeof *c);
     rl_readline_name = "quantbench";
+    rl_change_environment = 0; /* LINES/COLUMNS in the environment would pin curses' size */
     rl_catch_signals = 0;
     rl_catch_sigwinch = 0;
     rl_prep_term_function = NULL;

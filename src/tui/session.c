@@ -144,7 +144,7 @@ bool tui_session_open(tui_session *s, const char *path)
     }
     qb_model *m = NULL;
     if (qb_model_open(&s->ctx, path, NULL, &m) != QB_OK) {
-        tui_status(s, true, "open: %s (kept %s)", qb_ctx_errmsg(&s->ctx), s->m->path);
+        tui_status(s, true, "open failed, kept the current model: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
     if (adopt(s, m) != QB_OK) {
