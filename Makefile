@@ -78,6 +78,7 @@ sanitize:
 bench: deps all
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
+	@BUILD=$(BUILD) scripts/bench-tui.sh
 
 fuzz:
 	@scripts/fuzz.sh
