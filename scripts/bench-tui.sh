@@ -5,7 +5,8 @@
 # (int formats) and for llama.cpp block formats (K-quants, legacy), one key at a time, each
 # after the previous one reached the screen. The trace gives, per key, the time from reading
 # the key to the doupdate that shows its analysis (quantize + dequantize + statistics +
-# histograms of the 4.2M values, then drawing). Prints p50/p95/max per class; target < 100 ms.
+# histograms of the 4.2M values, then drawing), in two stages: the first screen (a preview on
+# a sample of rows) and the full analysis. Prints p50/p95/max per class; target < 100 ms.
 #
 # Environment: BUILD (default build), QB_MODELS (default ../shared/models),
 #   BENCH_TUI_KEYS (presses per class and key, default 8).
@@ -62,20 +63,25 @@ done
 $T send-keys q
 sleep 0.5
 
-# key=b fmt=int3-channel tensor=output.weight analysis=1 ms=63.20
+# key=b fmt=int3-channel tensor=output.weight analysis=1 stage=first ms=12.20
+#   stage=first: the first screen showing the key's effect (a preview analysed on a sample
+#   of rows); stage=full: the screen with the analysis of all 4.2M values
 awk '
-/analysis=1/ && /tensor=output.weight/ && ($1 == "key=b" || $1 == "key=B" || $1 == "key=g") {
-    split($2, f, "="); split($5, t, "=");
-    cls = (f[2] ~ /^int/) ? "RTN (int formats)" : "block formats (q*_k, q*_0/1)";
-    v[cls, ++n[cls]] = t[2] + 0;
+{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+f["analysis"] == 1 && f["tensor"] == "output.weight" && (f["key"] == "b" || f["key"] == "B" || f["key"] == "g") {
+    cls = (f["fmt"] ~ /^int/) ? "RTN (int formats)" : "block formats (q*_k, q*_0/1)";
+    c = cls ", " f["stage"];
+    v[c, ++n[c]] = f["ms"] + 0;
 }
 END {
-    printf "%-32s %5s %8s %8s %8s\n", "keypress -> screen, output.weight", "keys", "p50 ms", "p95 ms", "max ms";
     for (c in n) {
         m = n[c];
         for (i = 1; i <= m; i++) a[i] = v[c, i];
         for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] > x) { a[j + 1] = a[j]; j--; } a[j + 1] = x; }
         p50 = a[int(0.50 * (m - 1)) + 1]; p95 = a[int(0.95 * (m - 1) + 0.5) + 1];
-        printf "%-32s %5d %8.1f %8.1f %8.1f\n", c, m, p50, p95, a[m];
+        printf "%-44s %5d %8.1f %8.1f %8.1f\n", c, m, p50, p95, a[m];
     }
-}' "$TRACE"
+}' "$TRACE" | sort > "$TMP/table"
+printf "%-44s %5s %8s %8s %8s\n" "keypress -> screen, output.weight 8192x512" keys "p50 ms" "p95 ms" "max ms"
+cat "$TMP/table"
+echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

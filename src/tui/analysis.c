@@ -15,6 +15,8 @@ struct tui_srcbuf {
                            session reaps every job before it closes a model */
     float *x;           /* rows × n, filled under mu by the first job */
     int64_t rows, n;
+    float *sample;      /* sample_rows evenly spaced rows of x (preview), filled under mu */
+    int64_t sample_rows;
 };
 
 static tui_srcbuf *srcbuf_new(const qb_tensor *t)
@@ -34,6 +36,7 @@ static void srcbuf_unref(tui_srcbuf *b)
     if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
     pthread_mutex_destroy(&b->mu);
     free(b->x);
+    free(b->sample);
     free(b);
 }
 
@@ -73,19 +76,33 @@ static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
             qb_tensor_source_rows(b->t, r, b->rows - r < 32 ? b->rows - r : 32, x + r * b->n);
         b->x = x;
     }
-    pthread_mutex_unlock(&b->mu);
-    if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
-    qb_analysis *an = calloc(1, sizeof *an);
-    if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
-                          .cancel = qb_job_cancel_flag(j)};
-    qb_status st = qb_quant_analyze(ctx, &a->f, b->x, b->rows, b->n, &o, an);
-    if (st != QB_OK) {
-        free(an);
-        return st;
+    int64_t want = TUI_PREVIEW_VALUES / b->n;
+    if (want >= 1 && want * 4 <= b->rows && !b->sample && (b->sample = malloc((size_t)(want * b->n) * sizeof(float)))) {
+        for (int64_t i = 0; i < want; i++)
+            memcpy(b->sample + i * b->n, b->x + (i * b->rows / want) * b->n, (size_t)b->n * sizeof(float));
+        b->sample_rows = want;
     }
-    qb_msg m = {.tag = TUI_MSG_ANALYSIS, .data = an, .free_data = analysis_free};
-    qb_job_post(j, &m);
+    pthread_mutex_unlock(&b->mu);
+    for (int pass = b->sample ? 0 : 1; pass < 2; pass++) {
+        if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+        qb_analysis *an = calloc(1, sizeof *an);
+        if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
+                              .cancel = qb_job_cancel_flag(j)};
+        /* the preview is small: one thread, no barriers to wait at on a busy machine */
+        int threads = ctx->n_threads;
+        if (pass == 0) ctx->n_threads = 1;
+        qb_status st = pass == 0 ? qb_quant_analyze(ctx, &a->f, b->sample, b->sample_rows, b->n, &o, an)
+                                 : qb_quant_analyze(ctx, &a->f, b->x, b->rows, b->n, &o, an);
+        ctx->n_threads = threads;
+        if (st != QB_OK) {
+            free(an);
+            return st;
+        }
+        qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = pass == 0, .data = an, .free_data = analysis_free,
+                    .d0 = pass == 0 ? (double)b->rows / (double)b->sample_rows : 1.0};
+        qb_job_post(j, &m);
+    }
     return QB_OK;
 }
 
@@ -115,6 +132,7 @@ void tui_request_analysis(tui_session *s)
         /* not computable: say why at once, no job */
         snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
         s->shown_serial = s->serial;
+        s->an_preview = false;
         return;
     }
     an_arg *a = malloc(sizeof *a);
@@ -137,6 +155,16 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         s->an = *(qb_analysis *)m->data;
         memset(m->data, 0, sizeof s->an); /* moved: the message frees an empty shell */
         s->have_an = true;
+        s->an_preview = m->i1 != 0;
+        if (s->an_preview) { /* sizes and counts of the sample, scaled to the whole tensor */
+            qb_error_stats *e = &s->an.stats;
+            e->bytes_src = (size_t)((double)e->bytes_src * m->d0);
+            e->bytes_quant = (size_t)((double)e->bytes_quant * m->d0);
+            e->n = (int64_t)((double)e->n * m->d0);
+            qb_histogram *h[3] = {&s->an.hist_orig, &s->an.hist_deq, &s->an.hist_err};
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < h[k]->bins; i++) h[k]->counts[i] = (uint64_t)((double)h[k]->counts[i] * m->d0);
+        }
         s->an_err[0] = 0;
         s->shown_serial = m->job_id;
         return;
@@ -150,10 +178,11 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
     if (m->job_id == s->serial && m->i0 != QB_OK && m->i0 != QB_ERR_CANCELLED) {
         snprintf(s->an_err, sizeof s->an_err, "%s", m->text ? m->text : "analysis failed");
         s->shown_serial = m->job_id;
+        s->an_preview = false;
     }
 }
 
-bool tui_analysis_pending(const tui_session *s) { return s->shown_serial != s->serial; }
+bool tui_analysis_pending(const tui_session *s) { return s->shown_serial != s->serial || s->an_preview; }
 
 void tui_analysis_reset(tui_session *s)
 {

@@ -19,6 +19,7 @@
 #include "../app/cli.h"
 
 #include <curses.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,7 @@ typedef struct {
     int key;
     double t;
     int serial; /* the analysis this key waits for (0: none) */
+    bool first; /* its first screen (a preview, or the full analysis) was logged */
 } trace_entry;
 
 static double now(void)
@@ -237,7 +239,7 @@ static void trace_key(tui_session *s, trace_entry *pend, int *n_pend, int key, d
 {
     if (!s->trace) return;
     if (*n_pend == 64) return;
-    pend[(*n_pend)++] = (trace_entry){key, t, s->serial != serial_before ? s->serial : 0};
+    pend[(*n_pend)++] = (trace_entry){key, t, s->serial != serial_before ? s->serial : 0, false};
 }
 
 static void trace_flush(tui_session *s, trace_entry *pend, int *n_pend)
@@ -254,8 +256,20 @@ static void trace_flush(tui_session *s, trace_entry *pend, int *n_pend)
             continue;
         }
         const char *kn = keyname(e->key);
-        fprintf(s->trace, "key=%s fmt=%s tensor=%s analysis=%d ms=%.2f\n", kn ? kn : "?", fname, tui_sel(s)->name,
-                e->serial != 0, (t - e->t) * 1e3);
+        bool preview = e->serial && s->shown_serial == e->serial && s->an_preview;
+        /* stage: first = the first screen showing the key's effect (a preview on large
+           tensors), full = the complete analysis; keys that need none log "first" only */
+        if (!e->first)
+            fprintf(s->trace, "key=%s fmt=%s tensor=%s analysis=%d stage=first ms=%.2f\n", kn ? kn : "?", fname,
+                    tui_sel(s)->name, e->serial != 0, (t - e->t) * 1e3);
+        if (preview) {
+            e->first = true;
+            pend[k++] = *e;
+            continue;
+        }
+        if (e->serial)
+            fprintf(s->trace, "key=%s fmt=%s tensor=%s analysis=1 stage=full ms=%.2f\n", kn ? kn : "?", fname,
+                    tui_sel(s)->name, (t - e->t) * 1e3);
     }
     *n_pend = k;
     fflush(s->trace);
@@ -301,13 +315,19 @@ int cmd_tui(int argc, char **argv)
     cl.names_ud = s;
     layout L = {0};
     make_layout(&L, s, &cl);
+    timeout(0); /* the loop sleeps in poll() instead (keys and job messages wake it) */
     if (!m) tui_status(s, false, "built-in demo: synthetic tensors (:open PATH for a model, ? for help)");
     trace_entry pend[64];
     int n_pend = 0;
     double last_tick = 0;
     draw(&L, s, &cl);
     while (!s->quit) {
-        int key = getch();
+        int key = getch(); /* timeout 0: what curses has buffered comes first */
+        if (key == ERR) { /* sleep until a key, a job's message, a signal, or 50 ms */
+            struct pollfd fds[2] = {{0, POLLIN, 0}, {qb_msg_queue_fd(s->q), POLLIN, 0}};
+            poll(fds, fds[1].fd >= 0 ? 2 : 1, 50);
+            key = getch();
+        }
         double t = now();
         bool dirty = false;
         while (crt_take_interrupt()) on_interrupt(s, &cl), dirty = true;

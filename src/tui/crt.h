@@ -1,5 +1,5 @@
 /* crt.h — all curses setup and teardown in one place: UTF-8 locale, colours, keypad, the
- * 50 ms input timeout, Ctrl-C delivered as a flag instead of a kill, and a terminal that is
+ * input timeout, Ctrl-C delivered as a flag instead of a kill, and a terminal that is
  * restored on every exit path (normal return, errors, SIGTERM/SIGHUP, crashes). */
 #ifndef QB_CRT_H
 #define QB_CRT_H

@@ -30,7 +30,7 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     werase(win);
     int y = 0;
     char a[32], b[32];
-    head(win, y++, "this tensor at the choice");
+    head(win, y++, s->an_preview ? "this tensor (preview)" : "this tensor at the choice");
     if (s->have_an) {
         const qb_error_stats *e = &s->an.stats;
         if (tui_analysis_pending(s)) wattron(win, A_DIM);

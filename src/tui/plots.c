@@ -157,7 +157,8 @@ void tui_plots_draw(WINDOW *win, const tui_session *s)
     wattron(win, crt_color(CRT_QUANT) | A_BOLD);
     mvwprintw(win, 1, 1, "%.*s", W - 2, tui_choice_text(s, cb, sizeof cb));
     wattroff(win, crt_color(CRT_QUANT) | A_BOLD);
-    if (tui_analysis_pending(s)) waddstr(win, " \u2026");
+    if (s->an_preview) waddstr(win, " (preview on a sample of rows\u2026)");
+    else if (tui_analysis_pending(s)) waddstr(win, " \u2026");
     tui_plots_area(win, s, 2, 0, H - 2, W);
     wnoutrefresh(win);
 }

@@ -68,6 +68,7 @@ typedef struct tui_session {
     int src_tensor;
     int serial;             /* last analysis requested */
     int shown_serial;       /* serial of the analysis in an */
+    bool an_preview;        /* an is the quick preview on a sample of rows; the full one follows */
     qb_analysis an;
     bool have_an;
     char an_err[256];       /* the choice cannot store this tensor (empty: fine) */

@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 struct qb_msg_queue {
     pthread_mutex_t mu;
     qb_msg *items; /* ring buffer of cap entries, n used, starting at head */
     int cap, n, head;
+    int pipe[2];   /* wake-up pipe: [0] polled by the owner, [1] written on post; -1 if none */
 };
 
 struct qb_job {
@@ -42,6 +45,12 @@ qb_status qb_msg_queue_new(qb_ctx *ctx, qb_msg_queue **out)
     *out = calloc(1, sizeof **out);
     if (!*out) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory (message queue)");
     pthread_mutex_init(&(*out)->mu, NULL);
+    int *p = (*out)->pipe;
+    if (pipe(p) != 0) p[0] = p[1] = -1;
+    for (int i = 0; i < 2 && p[i] >= 0; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
     return QB_OK;
 }
 
@@ -60,6 +69,7 @@ void qb_msg_queue_free(qb_msg_queue *q)
     qb_msg m;
     while (qb_msg_queue_pop(q, &m)) qb_msg_free(&m);
     pthread_mutex_destroy(&q->mu);
+    if (q->pipe[0] >= 0) close(q->pipe[0]), close(q->pipe[1]);
     free(q->items);
     free(q);
 }
@@ -84,6 +94,11 @@ bool qb_msg_queue_post(qb_msg_queue *q, const qb_msg *m)
     }
     q->items[(q->head + q->n) % q->cap] = *m;
     q->n++;
+    if (q->pipe[1] >= 0) {
+        char b = 1;
+        ssize_t w = write(q->pipe[1], &b, 1); /* a full pipe already wakes the reader */
+        (void)w;
+    }
     pthread_mutex_unlock(&q->mu);
     return true;
 }
@@ -97,9 +112,15 @@ bool qb_msg_queue_pop(qb_msg_queue *q, qb_msg *out)
         q->head = (q->head + 1) % q->cap;
         q->n--;
     }
+    if (q->n == 0 && q->pipe[0] >= 0) {
+        char buf[64];
+        while (read(q->pipe[0], buf, sizeof buf) > 0) {}
+    }
     pthread_mutex_unlock(&q->mu);
     return any;
 }
+
+int qb_msg_queue_fd(const qb_msg_queue *q) { return q->pipe[0]; }
 
 static void *run(void *p)
 {

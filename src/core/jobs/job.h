@@ -34,6 +34,10 @@ void qb_msg_queue_free(qb_msg_queue *q);
 /* Append a copy of *m (ownership of m->text and m->data moves to the queue). Thread-safe.
  * Returns false (and frees the payload) when out of memory. */
 bool qb_msg_queue_post(qb_msg_queue *q, const qb_msg *m);
+/* A file descriptor that is readable while messages wait (a pipe the queue writes a byte to
+ * on each post and drains on pop), for a loop that sleeps in poll() on its input and the jobs
+ * at once; -1 when the pipe could not be made (then poll with a timeout). Borrowed. */
+int qb_msg_queue_fd(const qb_msg_queue *q);
 /* Take the oldest message into *out (caller then owns it: qb_msg_free). False when empty. */
 bool qb_msg_queue_pop(qb_msg_queue *q, qb_msg *out);
 /* Free a message's text and data. */
