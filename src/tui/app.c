@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "plots.h"
 #include "present.h"
+#include "scanview.h"
 #include "script.h"
 #include "status.h"
 #include "../app/cli.h"
@@ -101,7 +102,8 @@ static void draw(layout *L, tui_session *s, tui_cmdline *cl)
         tui_present_draw(L->present, s);
     } else {
         tui_browser_draw(L->browser, s);
-        tui_plots_draw(L->plots, s);
+        if (s->scan_view) tui_scanview_draw(L->plots, s, s->scan_cursor);
+        else tui_plots_draw(L->plots, s);
         tui_metrics_draw(L->metrics, s);
         tui_genpane_draw(L->gen, s);
     }
@@ -151,6 +153,29 @@ static void present_step(tui_session *s)
     tui_choice_changed(s);
 }
 
+/* Keys of the sensitivity view: move its cursor, Enter jumps to the tensor. True if used. */
+static bool scan_key(tui_session *s, tui_action a)
+{
+    int *order = malloc((size_t)s->m->n_tensors * sizeof *order);
+    if (!order) return false;
+    int n = tui_scan_order(s, order), c = s->scan_cursor;
+    bool used = true;
+    switch (a) {
+    case ACT_DOWN: c++; break;
+    case ACT_UP: c--; break;
+    case ACT_PGDN: c += 10; break;
+    case ACT_PGUP: c -= 10; break;
+    case ACT_FOLD_TOGGLE:
+        if (c < n) tui_select(s, order[c]);
+        s->scan_view = false;
+        break;
+    default: used = false;
+    }
+    s->scan_cursor = c < 0 ? 0 : c >= n ? (n ? n - 1 : 0) : c;
+    free(order);
+    return used;
+}
+
 /* One key outside the command line. Returns false when the key was not for us. */
 static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
 {
@@ -176,6 +201,7 @@ static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
     }
     int page = L->browser ? getmaxy(L->browser) - 2 : 10;
     tui_action a = tui_key_action(key);
+    if (s->scan_view && scan_key(s, a)) return;
     if (s->present && key == 'n') a = ACT_STEP;
     switch (a) {
     case ACT_DOWN: tui_browser_move(s, 1); break;
@@ -207,6 +233,10 @@ static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
     case ACT_AUTOPLAY:
         s->autoplay = !s->autoplay;
         s->autoplay_next = now() + TUI_AUTOPLAY_SECONDS;
+        break;
+    case ACT_SCAN:
+        s->scan_view = !s->scan_view;
+        s->scan_cursor = 0;
         break;
     case ACT_COMMAND: tui_cmdline_open(cl, ':'); break;
     case ACT_HELP: s->help = true; break;

@@ -13,7 +13,7 @@ typedef enum {
     ACT_APPLY, ACT_UNDO, ACT_REDO,
     ACT_GENERATE, ACT_PPL,
     ACT_PRESENT, ACT_STEP, ACT_AUTOPLAY,
-    ACT_COMMAND, ACT_HELP, ACT_QUIT,
+    ACT_SCAN, ACT_COMMAND, ACT_HELP, ACT_QUIT,
 } tui_action;
 
 typedef struct {

@@ -89,7 +89,10 @@ static int l_export(lua_State *L) { return check(L, sess(L), tui_export(sess(L),
 
 static int l_model(lua_State *L)
 {
-    qb_lua_push_model(L, sess(L)->m, false);
+    tui_session *s = sess(L);
+    if (s->job) /* the job reads (or changes) the model: Lua must not change it meanwhile */
+        return luaL_error(L, "qb.model(): the %s job is using the model (wait, or Ctrl-C it)", qb_job_name(s->job));
+    qb_lua_push_model(L, s->m, false);
     return 1;
 }
 

@@ -104,6 +104,8 @@ typedef struct tui_session {
 
     /* display */
     bool log_hist, zoom_map, present, help, autoplay;
+    bool scan_view;         /* the sensitivity view replaces the plots */
+    int scan_cursor;
     double autoplay_next;
     char status[512];
     bool status_err;

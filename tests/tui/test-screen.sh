@@ -47,6 +47,13 @@ pkill -TERM -f "^$BIN\$"
 check "SIGTERM restores the terminal and exits" "QB-EXITED-143"
 if screen | grep -q "gauss_outliers"; then not_ok "no UI left on screen after SIGTERM" "$(screen | head)"; else ok "no UI left on screen after SIGTERM"; fi
 
+# a crash restores the terminal too
+start 120 40 "stty -g > $TMP/before; $BIN; echo QB-STATUS-\$?; stty -g > $TMP/after"
+wait_for "gauss_outliers"
+pkill -SEGV -f "^$BIN\$"
+check "SIGSEGV: the terminal is restored, the signal kept" "QB-STATUS-139"
+if cmp -s "$TMP/before" "$TMP/after"; then ok "stty -g identical after SIGSEGV"; else not_ok "stty -g identical after SIGSEGV"; fi
+
 start 120 40 "$BIN" /no/such/model.gguf
 check "bad model path: clear error, no UI" "cannot open"
 check "bad model path exits 1" "QB-EXITED-1"

@@ -88,6 +88,15 @@ check "Lua error names the problem" "bits 42 out of range"
 keys ':for i = 1,' Enter
 check "Lua syntax error in the status line" "Lua: cmdline:1:" 10
 
+# heat marks from a scan, the sensitivity view, jump to a tensor
+keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.05}, "KLD")' Enter
+sleep 0.3
+keys S
+check "sensitivity view lists the scanned tensors" "sensitivity (KLD)" 10
+check "most sensitive first" "blk.1.attn_v.weight" 5
+keys Enter
+check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
+
 # truncated model file
 head -c 200000 "$MODEL" > "$TMP/trunc.gguf"
 keys ":open $TMP/trunc.gguf" Enter
