@@ -371,11 +371,12 @@ int cmd_tui(int argc, char **argv)
                 if (tui_cmdline_key(&cl, key)) {
                     if (cl.line) {
                         char *line = cl.line;
+                        bool was_present = s->present;
                         cl.line = NULL;
                         if (cl.kind == '/') tui_search(s, line);
                         else tui_command_run(s, line);
                         free(line);
-                        if (s->present != (L.present && !L.small && 0)) make_layout(&L, s, &cl);
+                        if (s->present != was_present) make_layout(&L, s, &cl); /* plot widths change */
                     }
                 }
             } else if (key == 3) {

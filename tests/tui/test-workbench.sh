@@ -97,6 +97,19 @@ check "most sensitive first" "blk.1.attn_v.weight" 5
 keys Enter
 check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
 
+# export: a format without a ggml type is refused naming the tensor; Q8_0 everywhere writes
+# a GGUF that quantbench opens again
+keys ":export $TMP/bad.gguf" Enter
+check "export of int formats refused" "export: " 30
+if [ -e "$TMP/bad.gguf" ]; then not_ok "refused export leaves no file"; else ok "refused export leaves no file"; fi
+keys ":set q8_0" Enter ":apply model" Enter
+check "Q8_0 applied to the whole model" "rules     2" 30
+wait_for "applied:" 60
+keys ":export $TMP/out.gguf" Enter
+check "export finished" "export finished" 60
+if "$BIN" info "$TMP/out.gguf" 2>/dev/null | grep -q "Q8_0"; then ok "exported GGUF opens, tensors in Q8_0"
+else not_ok "exported GGUF opens, tensors in Q8_0"; fi
+
 # truncated model file
 head -c 200000 "$MODEL" > "$TMP/trunc.gguf"
 keys ":open $TMP/trunc.gguf" Enter
