@@ -24,7 +24,8 @@
 
 static tui_session *sess(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
-/* Raise the status line's message as a Lua error when ok is false. */
+/* Raise the status line's message as a Lua error when ok is false; no values otherwise (the
+ * console prints an expression's values, and the status line already says what happened). */
 static int check(lua_State *L, tui_session *s, bool ok)
 {
     if (!ok) {
@@ -32,8 +33,7 @@ static int check(lua_State *L, tui_session *s, bool ok)
         memcpy(msg, s->status, sizeof msg);
         return luaL_error(L, "%s", msg);
     }
-    lua_pushboolean(L, 1);
-    return 1;
+    return 0;
 }
 
 static int l_select(lua_State *L)
