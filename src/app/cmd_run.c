@@ -66,14 +66,14 @@ int cmd_run(int argc, char **argv)
             usage();
             return 0;
         } else if (o[0] == '-' && o[1]) {
-            usage();
-            return cli_error("run: unknown option '%s'", o);
+            return cli_error("run: unknown option '%s' (quantbench run --help lists them)", o);
         } else recipe = o;
         if (!ok) return v ? 1 : cli_error("run: %s needs a value", o);
     }
     if (!recipe && !code) {
+        cli_error("run: no recipe given");
         usage();
-        return cli_error("run: no recipe given");
+        return 1;
     }
     run_progress prog = {0};
     qb_lua_opts lo = {

@@ -15,6 +15,8 @@
 #define DEFAULT_MEM_LIMIT ((size_t)1 << 30)
 #define HOOK_EVERY 10000
 
+static void hook(lua_State *L, lua_Debug *ar);
+
 double lqb_now(void)
 {
     struct timespec ts;
@@ -42,18 +44,29 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-void lqb_check_stop(lua_State *L)
+void lqb_check_stop(lua_State *L, int level)
 {
     lqb_host *h = lqb_host_of(L);
-    if (h->cancel && *h->cancel) luaL_error(L, "cancelled");
-    if (h->deadline > 0 && lqb_now() > h->deadline)
-        luaL_error(L, "time limit of %g s exceeded", h->max_seconds);
+    bool cancelled = h->cancel && *h->cancel;
+    if (!cancelled && !(h->deadline > 0 && lqb_now() > h->deadline)) return;
+    /* from now on the hook fires at every instruction, so a recipe that catches the error with
+     * pcall gets it again as soon as it runs code outside the pcall */
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, level);
+    if (cancelled) lua_pushliteral(L, "cancelled");
+    else {
+        char msg[64];
+        snprintf(msg, sizeof msg, "time limit of %g s exceeded", h->max_seconds);
+        lua_pushstring(L, msg);
+    }
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    lqb_check_stop(L);
+    lqb_check_stop(L, 0);
 }
 
 /* ---- output routing ---- */
@@ -327,6 +340,10 @@ void qb_lua_close(lua_State *L)
 
 static int traceback(lua_State *L)
 {
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "qb_exit") == LUA_TNUMBER) { /* qb.exit(): no traceback */
+        lua_settop(L, 1);
+        return 1;
+    }
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -340,9 +357,16 @@ static int run_loaded(lua_State *L, int base, int nargs, char *err, size_t cap)
 {
     lqb_host *h = lqb_host_of(L);
     h->deadline = h->max_seconds > 0 ? lqb_now() + h->max_seconds : 0;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback);
     lua_insert(L, base + 1);
     int st = lua_pcall(L, nargs, 0, base + 1);
+    if (st != LUA_OK && lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "qb_exit") == LUA_TNUMBER) {
+        int code = (int)lua_tointeger(L, -1); /* qb.exit(code): a clean stop */
+        if (code != 0 && err && cap) snprintf(err, cap, "the recipe exited with status %d", code);
+        lua_settop(L, base);
+        return code;
+    }
     if (st != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         if (st == LUA_ERRMEM) m = "not enough memory (the Lua memory cap was reached)";
@@ -388,6 +412,13 @@ int qb_lua_exec_file(lua_State *L, const char *path, int argc, char **argv, char
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     require_path_prepend(L, dir);
+    if (lqb_host_of(L)->trusted && lua_getglobal(L, "package") == LUA_TTABLE) { /* the real require too */
+        lua_pushfstring(L, "%s/?.lua;", dir);
+        lua_getfield(L, -2, "path");
+        lua_concat(L, 2);
+        lua_setfield(L, -2, "path");
+    }
+    lua_settop(L, base);
     lua_createtable(L, argc, 1);
     lua_pushstring(L, path);
     lua_rawseti(L, -2, 0);
@@ -400,4 +431,63 @@ int qb_lua_exec_file(lua_State *L, const char *path, int argc, char **argv, char
     if (st != LUA_OK) return load_failed(L, base, st, err, cap);
     for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
     return run_loaded(L, base, argc, err, cap);
+}
+
+/* Print every value on the stack above base (tables as JSON through qb.to_json). */
+static int print_results(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_getglobal(L, "qb");
+    int qb = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (lua_type(L, i) == LUA_TTABLE && lua_istable(L, qb) && lua_getfield(L, qb, "to_json") == LUA_TFUNCTION) {
+            lua_pushvalue(L, i);
+            if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* cycles, odd keys: fall back to tostring */
+                lua_pop(L, 1);
+                luaL_tolstring(L, i, NULL);
+            }
+        } else {
+            if (lua_istable(L, qb)) lua_settop(L, qb);
+            luaL_tolstring(L, i, NULL);
+        }
+        lqb_print(L, lua_tostring(L, -1));
+        lua_settop(L, qb);
+    }
+    return 0;
+}
+
+int qb_lua_repl(lua_State *L, const char *code, const char *chunkname, char *err, size_t cap)
+{
+    int base = lua_gettop(L);
+    char name[256];
+    if (!chunkname) chunkname = "console";
+    if (chunkname[0] == '=' || chunkname[0] == '@') snprintf(name, sizeof name, "%s", chunkname);
+    else snprintf(name, sizeof name, "=%s", chunkname);
+    lua_pushfstring(L, "return %s", code);
+    int st = luaL_loadbufferx(L, lua_tostring(L, -1), strlen(lua_tostring(L, -1)), name, "t");
+    lua_remove(L, -2);
+    if (st != LUA_OK) { /* not an expression: a statement */
+        lua_settop(L, base);
+        return qb_lua_exec(L, code, chunkname, err, cap);
+    }
+    /* call the expression, then print its values, all under the traceback handler */
+    lua_pushcfunction(L, print_results);
+    lua_insert(L, -2);
+    lqb_host *h = lqb_host_of(L);
+    h->deadline = h->max_seconds > 0 ? lqb_now() + h->max_seconds : 0;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base + 1);
+    st = lua_pcall(L, 0, LUA_MULTRET, base + 1);
+    if (st == LUA_OK) {
+        int nres = lua_gettop(L) - (base + 2);
+        st = lua_pcall(L, nres, 0, base + 1);
+    }
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (st == LUA_ERRMEM) msg = "not enough memory (the Lua memory cap was reached)";
+        if (err && cap) snprintf(err, cap, "%s", msg ? msg : "error");
+    }
+    lua_settop(L, base);
+    return st;
 }

@@ -49,6 +49,11 @@ int qb_lua_exec(lua_State *L, const char *code, const char *chunkname, char *err
  * searched first by the sandboxed require. */
 int qb_lua_exec_file(lua_State *L, const char *path, int argc, char **argv, char *err, size_t cap);
 
+/* Run one command line as an interactive console does: when code is an expression
+ * ("1 + 1", "m:info()") its values are printed through the print route (tables as JSON);
+ * otherwise it runs as a chunk. Errors as qb_lua_exec. */
+int qb_lua_repl(lua_State *L, const char *code, const char *chunkname, char *err, size_t cap);
+
 /* Push a model userdata. owned=false: borrowed from the host (the TUI), __gc/__close do not
  * close it, and the host must keep it open while the state may use it. */
 void qb_lua_push_model(lua_State *L, qb_model *m, bool owned);

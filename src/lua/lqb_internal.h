@@ -66,8 +66,9 @@ const volatile int *lqb_cancel_ptr(lua_State *L);
 /* After the core call: raise the right error for st (cancelled, time limit, callback error,
  * core message) or return when st is QB_OK. Releases the references. */
 void lqb_progress_end(lua_State *L, lqb_progress *p, qb_status st);
-/* Raise "cancelled" / "time limit" when the host flag or deadline says so. */
-void lqb_check_stop(lua_State *L);
+/* Raise "cancelled" / "time limit" when the host flag or deadline says so; the message carries
+ * the position of the function at stack level `level` (0 in the hook, 1 in a C function). */
+void lqb_check_stop(lua_State *L, int level);
 
 /* Option helpers: t is the index of an options table (or 0/none). Wrong types raise
  * "bad argument #arg to 'fn' (option 'key': integer expected, got string)". */

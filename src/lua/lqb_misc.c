@@ -48,6 +48,15 @@ static int l_ftypes(lua_State *L)
     return 1;
 }
 
+/* qb.methods() → the quantization methods a setting's method= may name in this build */
+static int l_methods(lua_State *L)
+{
+    lua_createtable(L, 1, 0);
+    lua_pushliteral(L, "rtn");
+    lua_rawseti(L, -2, 1);
+    return 1;
+}
+
 /* qb.clock() → monotonic seconds (os.clock is not in the sandbox) */
 static int l_clock(lua_State *L)
 {
@@ -80,6 +89,16 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* qb.exit([code]) — stop the recipe here; 0 (the default) counts as success */
+static int l_exit(lua_State *L)
+{
+    lua_Integer code = luaL_optinteger(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, "qb_exit");
+    return lua_error(L);
+}
+
 /* qb.output_dir() → the folder recipes write into, or nil */
 static int l_output_dir(lua_State *L)
 {
@@ -92,8 +111,8 @@ static int l_output_dir(lua_State *L)
 void lqb_open_misc(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"format", l_format}, {"formats", l_formats}, {"ftypes", l_ftypes}, {"clock", l_clock},
-        {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {NULL, NULL},
+        {"format", l_format}, {"formats", l_formats}, {"methods", l_methods}, {"ftypes", l_ftypes}, {"clock", l_clock},
+        {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {"exit", l_exit}, {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);
     lua_pushliteral(L, "quantbench qb module 1");

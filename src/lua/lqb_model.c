@@ -118,7 +118,9 @@ static void push_tensor(lua_State *L, int midx, qb_tensor *t)
 
 static int tensors_iter(lua_State *L)
 {
-    qb_model *m = lqb_check_model(L, lua_upvalueindex(1));
+    lqb_model *u = lua_touserdata(L, lua_upvalueindex(1));
+    if (!u->m) return luaL_error(L, "the model was closed during tensors()");
+    qb_model *m = u->m;
     const char *pat = lua_tostring(L, lua_upvalueindex(2));
     lua_Integer i = lua_tointeger(L, lua_upvalueindex(3));
     for (; i < m->n_tensors; i++) {
@@ -168,14 +170,39 @@ static int l_apply(lua_State *L)
     qb_plan tmp;
     bool owned;
     const qb_plan *p = lqb_to_plan(L, 2, &tmp, &owned);
+    lua_newtable(L); /* tensors left as they were (fallback) */
+    int skipped = lua_gettop(L);
+    if (lqb_opt_bool(L, o, "fallback", false)) {
+        /* one exact rule per tensor: ggml types fall back as llama-quantize does; other formats
+         * that cannot store the tensor's rows leave it unchanged and are listed */
+        qb_plan *fb = lua_newuserdatauv(L, sizeof *fb, 0);
+        qb_plan_init(fb);
+        luaL_setmetatable(L, LQB_PLAN);
+        qb_ctx scratch;
+        qb_ctx_init(&scratch);
+        for (int i = 0; i < m->n_tensors; i++) {
+            const qb_tensor *t = &m->tensors[i];
+            const qb_format *f = qb_tensor_quantizable(t) ? qb_plan_lookup(p, t->name) : NULL;
+            if (!f) continue;
+            qb_format ff = qb_format_fallback(f, t->ne[0]);
+            if (qb_format_check(&scratch, &ff, t->ne[0]) != QB_OK) {
+                lua_pushstring(L, t->name);
+                lua_rawseti(L, skipped, (lua_Integer)lua_rawlen(L, skipped) + 1);
+                continue;
+            }
+            if (qb_plan_add(&lqb_host_of(L)->ctx, fb, t->name, &ff) != QB_OK) return lqb_fail(L, QB_ERR_NOMEM);
+        }
+        p = fb;
+    }
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
     qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
     qb_status st = qb_model_apply_plan(&lqb_host_of(L)->ctx, m, p, &ao);
     if (owned) qb_plan_free(&tmp);
     lqb_progress_end(L, &pr, st);
-    lua_settop(L, 1);
-    return 1;
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, skipped);
+    return 2;
 }
 
 /* model:apply_ftype("Q4_K_M" [, {pure=, progress=}]) */
@@ -378,7 +405,7 @@ static int l_generate(lua_State *L)
         else lua_pop(L, 1);
     }
     lqb_host *h = lqb_host_of(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     h->stop = 0;
     go.on_token = on_token;
     go.ud = &gs;
@@ -420,7 +447,7 @@ static int l_export(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     const qb_plan *p = lua_isnoneornil(L, 3) ? NULL : lqb_check_plan(L, 3);
     char *full = lqb_output_path(L, path);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
     qb_status st = qb_model_export_gguf(&h->ctx, m, full, p, h->cancel);
     free(full);

@@ -50,17 +50,29 @@ static void add_rule(lua_State *L, qb_plan *p, int idx, lua_Integer i)
     if (qb_plan_add(&h->ctx, p, pat, &f) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
 }
 
+/* Push a plan built from the rules table at idx (in the calling C function, so errors carry
+ * the Lua caller's position). */
+static qb_plan *build_plan(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    qb_plan *p = new_plan(L);
+    for (lua_Integer i = 1, n = luaL_len(L, idx); i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        add_rule(L, p, -1, i);
+        lua_pop(L, 1);
+    }
+    return p;
+}
+
 /* qb.plan([rules]) */
 static int l_plan(lua_State *L)
 {
-    if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
-    qb_plan *p = new_plan(L);
-    if (lua_istable(L, 1))
-        for (lua_Integer i = 1, n = luaL_len(L, 1); i <= n; i++) {
-            lua_rawgeti(L, 1, i);
-            add_rule(L, p, -1, i);
-            lua_pop(L, 1);
-        }
+    if (lua_isnoneornil(L, 1)) {
+        new_plan(L);
+        return 1;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    build_plan(L, 1);
     return 1;
 }
 
@@ -167,9 +179,7 @@ const qb_plan *lqb_to_plan(lua_State *L, int idx, qb_plan *tmp, bool *owned)
 {
     *owned = false;
     if (lua_type(L, idx) == LUA_TTABLE) { /* a rules table becomes a plan userdata (freed by GC) */
-        lua_pushcfunction(L, l_plan);
-        lua_pushvalue(L, idx);
-        lua_call(L, 1, 1);
+        build_plan(L, idx);
         lua_replace(L, idx);
     }
     (void)tmp;

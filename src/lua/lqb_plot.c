@@ -170,7 +170,9 @@ static int l_histogram(lua_State *L)
     bool single = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (single) {
-        add_hist(L, b, 1, NULL);
+        const char *lab = NULL;
+        if (labels && lua_rawgeti(L, labels, 1) == LUA_TSTRING) lab = lua_tostring(L, -1); /* kept by labels */
+        add_hist(L, b, 1, lab);
     } else if (lua_rawgeti(L, 1, 1) == LUA_TTABLE) {
         lua_pop(L, 1);
         for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, 1); i <= n; i++) {

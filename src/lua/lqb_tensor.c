@@ -136,6 +136,15 @@ static void push_summary(lua_State *L, const float *v, int64_t n)
     set_int(L, "n", n);
 }
 
+/* fallback=true in the setting table at sidx or the options table at oidx (an index or 0):
+ * ggml types that do not fit the row fall back as llama-quantize does. */
+static bool want_fallback(lua_State *L, int sidx, int oidx)
+{
+    if (lua_type(L, sidx) == LUA_TTABLE && lqb_opt_bool(L, lua_absindex(L, sidx), "fallback", false)) return true;
+    if (oidx > 0 && lua_type(L, oidx) == LUA_TTABLE) return lqb_opt_bool(L, oidx, "fallback", false);
+    return false;
+}
+
 /* Setting at idx (string, table, or none = f32) and analysis options from the setting table
  * or the options table at oidx. */
 static void read_setting(lua_State *L, int idx, int oidx, qb_format *f, qb_analysis_opts *ao)
@@ -171,7 +180,7 @@ static int analyze(lua_State *L, const float *src, int64_t rows, int64_t n, cons
     qb_analysis_opts ao = *ao0;
     ao.cancel = h->cancel;
     qb_analysis *a = new_analysis(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     qb_status st = qb_quant_analyze(&h->ctx, f, src, rows, n, &ao, a);
     if (st != QB_OK) return lqb_fail(L, st);
     push_analysis(L, a);
@@ -188,6 +197,7 @@ static int t_stats(lua_State *L)
     qb_analysis_opts ao;
     read_setting(L, 2, lqb_opt_table(L, 3), &f, &ao);
     int64_t n = t->ne[0], rows = qb_tensor_rows(t);
+    if (want_fallback(L, 2, 3)) f = qb_format_fallback(&f, n);
     float *src = lua_newuserdatauv(L, (size_t)(n * rows) * sizeof(float), 0);
     qb_tensor_source_rows(t, 0, rows, src);
     return analyze(L, src, rows, n, &f, &ao);
@@ -222,8 +232,9 @@ static int t_quantize(lua_State *L)
     qb_format f;
     if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "format string or setting table expected");
     lqb_check_format(L, 2, &f);
+    if (want_fallback(L, 2, lqb_opt_table(L, 3))) f = qb_format_fallback(&f, t->ne[0]);
     lqb_host *h = lqb_host_of(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     if (!qb_tensor_quantizable(t)) return luaL_error(L, "tensor %s is not a weight matrix a plan may change", t->name);
     qb_status st = qb_tensor_quantize(&h->ctx, t, &f, h->cancel);
     if (st != QB_OK) return lqb_fail(L, st);

@@ -14,7 +14,7 @@
 int lqb_fail(lua_State *L, qb_status st)
 {
     lqb_host *h = lqb_host_of(L);
-    if (st == QB_ERR_CANCELLED) lqb_check_stop(L);
+    if (st == QB_ERR_CANCELLED) lqb_check_stop(L, 1);
     const char *m = qb_ctx_errmsg(&h->ctx);
     return luaL_error(L, "%s", m && *m ? m : qb_status_name(st));
 }
@@ -39,6 +39,7 @@ static int opt_error(lua_State *L, int t, const char *key, const char *want)
     lua_Debug ar;
     const char *fn = "?";
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) fn = ar.name;
+    if (!strcmp(fn, "?")) return luaL_error(L, "bad option '%s' (%s expected, got %s)", key, want, luaL_typename(L, -1));
     return luaL_error(L, "bad option '%s' to '%s' (%s expected, got %s)", key, fn, want, luaL_typename(L, -1));
     (void)t;
 }
@@ -118,6 +119,13 @@ void lqb_check_format(lua_State *L, int idx, qb_format *out)
     const char *method = lqb_opt_str(L, idx, "method", "rtn");
     if (strcmp(method, "rtn") != 0)
         luaL_error(L, "method '%s' is not available in this build (known: rtn)", method);
+    lqb_opt_bool(L, idx, "fallback", false); /* type-checked here, used by the callers */
+    if (lua_getfield(L, idx, "format") == LUA_TTABLE) { /* a nested setting: {match=, format={bits=4}} */
+        lqb_check_format(L, -1, out);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
     const char *fmt = lqb_opt_str(L, idx, "format", NULL);
     lua_Integer bits = lqb_opt_int(L, idx, "bits", 0);
     bool sym = lqb_opt_bool(L, idx, "sym", true);
@@ -179,7 +187,7 @@ const volatile int *lqb_cancel_ptr(lua_State *L)
 void lqb_progress_begin(lua_State *L, lqb_progress *p, const char *label, int opts_idx)
 {
     lqb_host *h = lqb_host_of(L);
-    lqb_check_stop(L);
+    lqb_check_stop(L, 1);
     h->stop = 0;
     memset(p, 0, sizeof *p);
     p->L = L;
@@ -278,13 +286,15 @@ char *lqb_output_path(lua_State *L, const char *path)
     char *real_parent = realpath(full, NULL);
     char *real_dir = realpath(h->write_dir, NULL);
     *slash = '/';
-    bool ok = real_parent && real_dir && under(real_dir, real_parent);
     int e = errno;
+    bool resolved = real_parent && real_dir, ok = resolved && under(real_dir, real_parent);
     free(real_parent);
     free(real_dir);
     if (!ok) {
-        lua_pushfstring(L, "%s: cannot write there (outside the output folder %s or not creatable: %s)", path,
-                        h->write_dir, strerror(e));
+        luaL_where(L, 1);
+        if (resolved) lua_pushfstring(L, "%s: cannot write there (it leads outside the output folder %s)", path, h->write_dir);
+        else lua_pushfstring(L, "%s: cannot create its folder in %s: %s", path, h->write_dir, strerror(e));
+        lua_concat(L, 2);
         free(full);
         lua_error(L);
     }

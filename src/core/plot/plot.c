@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 qb_status qb_plot_check(qb_ctx *ctx, const qb_plot *p)
 {
@@ -93,10 +94,39 @@ void qb_plot_tick_label(double v, bool log, char *buf, size_t cap)
     else snprintf(buf, cap, "%.4g", v);
 }
 
+int qb_plot_legend_corner(const qb_plot *p, const qb_plot_bounds *b, double fw, double fh)
+{
+    int best = 0;
+    long best_n = -1;
+    for (int c = 0; c < 4; c++) {
+        double fx0 = (c & 1) ? 0 : 1 - fw, fy0 = (c & 2) ? 0 : 1 - fh; /* fractions from the bottom-left */
+        long n = 0;
+        for (int i = 0; i < p->n_series; i++) {
+            const qb_plot_series *s = &p->series[i];
+            for (int k = 0; k < s->n; k++) {
+                double y = qb_plot_y(p, s->y[k]);
+                if (!isfinite(y) || !isfinite(s->x[k])) continue;
+                double fx = (s->x[k] - b->x0) / (b->x1 - b->x0), fy = (y - b->y0) / (b->y1 - b->y0);
+                if (s->style == QB_PLOT_BARS) fy = fy > fy0 ? fy0 + fh / 2 : fy; /* a bar covers below its top */
+                n += fx >= fx0 && fx <= fx0 + fw && fy >= fy0 && fy <= fy0 + fh;
+            }
+        }
+        if (best_n < 0 || n < best_n) best = c, best_n = n;
+    }
+    return best;
+}
+
 qb_status qb_plot_write(qb_ctx *ctx, const qb_plot *p, const char *path)
 {
     const char *dot = strrchr(path, '.');
     if (dot && !strcasecmp(dot, ".svg")) return qb_plot_write_svg(ctx, p, path);
     if (dot && !strcasecmp(dot, ".png")) return qb_plot_write_png(ctx, p, path);
     return qb_fail(ctx, QB_ERR_ARG, "%s: plot files must end in .svg or .png", path);
+}
+
+void qb_plot_file_mode(int fd)
+{
+    mode_t mask = umask(022);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) return; /* the file stays private: harmless */
 }

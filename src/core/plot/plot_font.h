@@ -3,9 +3,9 @@
 #define QB_PLOT_FONT_H
 
 #define QB_GLYPH_W 5
-#define QB_GLYPH_H 7
+#define QB_GLYPH_H 9 /* 7 rows above the baseline, 2 below */
 
-/* The 7 rows of character c (printable ASCII; others give '?'), bit 0x10 leftmost. Static. */
+/* The QB_GLYPH_H rows of character c (printable ASCII; others give '?'), bit 0x10 leftmost. Static. */
 const unsigned char *qb_plot_glyph(unsigned c);
 
 #endif

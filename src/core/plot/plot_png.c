@@ -144,7 +144,7 @@ static void draw_series(canvas *c, const qb_plot *p, const frame *f, int i)
         double y = qb_plot_y(p, s->y[k]);
         if (!isfinite(s->x[k]) || !isfinite(y)) continue;
         double x1 = px(f, s->x[k]), y1 = py(f, y);
-        if (s->style == QB_PLOT_POINTS || (s->style == QB_PLOT_LINES && s->n <= 24)) {
+        if (s->style == QB_PLOT_POINTS || (s->style == QB_PLOT_LINES && s->n <= 24 && !s->dashed)) {
             if (x1 >= f->l && x1 <= f->r && y1 >= f->t && y1 <= f->bot)
                 disc(c, x1, y1, s->style == QB_PLOT_POINTS ? 2.5 : 3.5, col);
         }
@@ -189,18 +189,37 @@ uint8_t *qb_plot_raster(const qb_plot *p, int *width, int *height)
     line(&c, f.l, f.bot, f.r, f.bot, 1, ink, 0);
     line(&c, f.l, f.t, f.l, f.bot, 1, ink, 0);
     line(&c, f.r, f.t, f.r, f.bot, 1, ink, 0);
-    if (p->title) text(&c, W / 2 - text_w(p->title, 3) / 2, 12, p->title, 3, ink, false);
+    if (p->title) {
+        int sc = text_w(p->title, 3) <= W - 20 ? 3 : 2;
+        text(&c, W / 2 - text_w(p->title, sc) / 2, sc == 3 ? 12 : 16, p->title, sc, ink, false);
+    }
     if (p->xlabel) text(&c, (int)((f.l + f.r) / 2) - text_w(p->xlabel, 2) / 2, H - 22, p->xlabel, 2, ink, false);
     if (p->ylabel) text(&c, 6, (int)((f.t + f.bot) / 2) + text_w(p->ylabel, 2) / 2, p->ylabel, 2, ink, true);
-    int ly = (int)f.t + 10;
-    for (int i = 0; i < p->n_series; i++) {
-        if (!p->series[i].label) continue;
-        int lw = text_w(p->series[i].label, 2);
-        int lx = (int)f.r - lw - 34;
-        fill_rect(&c, lx - 4, ly - 3, f.r - 4, ly + 17, (const uint8_t[3]){255, 255, 255}, 0.85);
-        fill_rect(&c, lx, ly + 5, lx + 18, ly + 9, colours[i % 8], 1);
-        text(&c, lx + 24, ly, p->series[i].label, 2, ink, false);
-        ly += 22;
+    int n_lab = 0, max_w = 0;
+    for (int i = 0; i < p->n_series; i++)
+        if (p->series[i].label) {
+            n_lab++;
+            int w = text_w(p->series[i].label, 2);
+            max_w = w > max_w ? w : max_w;
+        }
+    if (n_lab > 0) {
+        int bw = max_w + 40, bh = n_lab * 22 + 8;
+        int corner = qb_plot_legend_corner(p, &f.d, (double)bw / (f.r - f.l), (double)bh / (f.bot - f.t));
+        int bx = (corner & 1) ? (int)f.l + 8 : (int)f.r - bw - 8, by = (corner & 2) ? (int)f.bot - bh - 8 : (int)f.t + 8;
+        static const uint8_t white[3] = {255, 255, 255}, edge[3] = {190, 190, 190};
+        fill_rect(&c, bx, by, bx + bw, by + bh, white, 1);
+        line(&c, bx, by, bx + bw, by, 1, edge, 0);
+        line(&c, bx, by + bh, bx + bw, by + bh, 1, edge, 0);
+        line(&c, bx, by, bx, by + bh, 1, edge, 0);
+        line(&c, bx + bw, by, bx + bw, by + bh, 1, edge, 0);
+        int ly = by + 6;
+        for (int i = 0; i < p->n_series; i++) {
+            if (!p->series[i].label) continue;
+            if (p->series[i].style == QB_PLOT_BARS) fill_rect(&c, bx + 6, ly + 1, bx + 24, ly + 13, colours[i % 8], 0.55);
+            else line(&c, bx + 6, ly + 7, bx + 24, ly + 7, 2.2, colours[i % 8], p->series[i].dashed ? 6 : 0);
+            text(&c, bx + 32, ly, p->series[i].label, 2, ink, false);
+            ly += 22;
+        }
     }
     *width = W;
     *height = H;
@@ -235,6 +254,7 @@ qb_status qb_plot_write_png(qb_ctx *ctx, const qb_plot *p, const char *path)
         free(px);
         return st;
     }
+    qb_plot_file_mode(f.fd);
     png_sink sink = {&f, false};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;

@@ -79,7 +79,7 @@ static void series_svg(sbuf *b, const qb_plot *p, const frame *f, int i)
         }
         return;
     }
-    if (s->style == QB_PLOT_POINTS || (s->style == QB_PLOT_LINES && s->n <= 24)) {
+    if (s->style == QB_PLOT_POINTS || (s->style == QB_PLOT_LINES && s->n <= 24 && !s->dashed)) {
         for (int k = 0; k < s->n; k++) {
             double y = qb_plot_y(p, s->y[k]);
             if (!isfinite(s->x[k]) || !isfinite(y)) continue;
@@ -150,15 +150,30 @@ char *qb_plot_svg(const qb_plot *p)
         add_text(&b, p->ylabel);
         addf(&b, "</text>\n");
     }
-    double ly = f.t + 16;
-    for (int i = 0; i < p->n_series; i++) {
-        if (!p->series[i].label) continue;
-        addf(&b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", f.r - 170, ly - 6,
-             colours[i % 8]);
-        addf(&b, "<text x=\"%.2f\" y=\"%.2f\">", f.r - 150, ly);
-        add_text(&b, p->series[i].label);
-        addf(&b, "</text>\n");
-        ly += 16;
+    int n_lab = 0;
+    size_t max_len = 0;
+    for (int i = 0; i < p->n_series; i++)
+        if (p->series[i].label) {
+            n_lab++;
+            max_len = strlen(p->series[i].label) > max_len ? strlen(p->series[i].label) : max_len;
+        }
+    if (n_lab > 0) {
+        double bw = (double)max_len * 7 + 36, bh = n_lab * 18 + 8;
+        int corner = qb_plot_legend_corner(p, &f.d, bw / (f.r - f.l), bh / (f.bot - f.t));
+        double bx = (corner & 1) ? f.l + 8 : f.r - bw - 8, by = (corner & 2) ? f.bot - bh - 8 : f.t + 8;
+        addf(&b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"white\" stroke=\"#bbb\"/>\n", bx, by,
+             bw, bh);
+        double ly = by + 17;
+        for (int i = 0; i < p->n_series; i++) {
+            if (!p->series[i].label) continue;
+            addf(&b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"%s\"%s/>\n", bx + 6,
+                 ly - 4, bx + 24, ly - 4, colours[i % 8], p->series[i].style == QB_PLOT_BARS ? "8" : "2",
+                 p->series[i].dashed ? " stroke-dasharray=\"6,4\"" : "");
+            addf(&b, "<text x=\"%.2f\" y=\"%.2f\">", bx + 30, ly);
+            add_text(&b, p->series[i].label);
+            addf(&b, "</text>\n");
+            ly += 18;
+        }
     }
     addf(&b, "</svg>\n");
     if (b.oom) {
@@ -177,6 +192,7 @@ qb_status qb_plot_write_svg(qb_ctx *ctx, const qb_plot *p, const char *path)
     qb_atomic_file f;
     st = qb_atomic_begin(ctx, path, &f);
     if (st == QB_OK) {
+        qb_plot_file_mode(f.fd);
         if (qb_atomic_write(&f, svg, strlen(svg))) st = qb_atomic_commit(ctx, &f);
         else {
             qb_atomic_abort(&f);

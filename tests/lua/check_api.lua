@@ -1,0 +1,123 @@
+-- check_api.lua — the qb module against real model runs on stories260K: greedy generation
+-- equal to llama2.c's run.c output, tensors and stats, quantize/restore, plans (build, print,
+-- save, load), apply and size, KLD against the F32 model, GGUF export and reopen, progress
+-- callbacks (and an error raised inside one), write/print helpers, userdata behaviour.
+-- Run trusted (it reads the reference file with io):  quantbench run --trusted --out DIR check_api.lua
+local T = require("tap")
+local models = qb.getenv("QB_MODELS") or "../shared/models"
+local S = models .. "/stories260K"
+local text = S .. "/ppl-sample.txt"
+
+T.section("generate", function()
+  local m <close> = qb.open(S .. "/stories260K.bin")
+  local out, st = m:generate("Once upon a time", { n = 96 })
+  local f = assert(io.open(S .. "/reference-greedy.txt", "rb"))
+  local ref = f:read("a")
+  f:close()
+  T.eq("Once upon a time" .. out .. "\n", ref, "greedy generation equals llama2.c run.c's reference-greedy.txt")
+  T.eq(st.n_generated, 96, "generate: 96 tokens")
+  local seen = 0
+  m:generate("Once", { n = 5, on_token = function(piece, id) seen = seen + 1; return seen < 3 end })
+  T.eq(seen, 3, "generate: on_token returning false stops generation")
+  T.raises(function() m:generate("Once", { n = 5, on_token = function() error("boom in callback") end }) end,
+    "boom in callback", "generate: an error in on_token reaches the recipe")
+end)
+
+T.section("tensors and stats", function()
+  local m <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local n, names = 0, {}
+  for t in m:tensors() do n = n + 1; names[#names + 1] = t.name end
+  T.eq(n, m:info().n_tensors, "tensors(): iterates every tensor")
+  local k = 0
+  for t in m:tensors("blk.*.ffn_down.weight") do k = k + 1; T.eq(t.cols, 172, "ffn_down " .. t.name .. " has 172 columns") end
+  T.eq(k, 5, "tensors(pattern): 5 ffn_down tensors")
+  local t = m:tensor("blk.0.attn_q.weight")
+  T.ok(tostring(t):find("qb.tensor blk.0.attn_q.weight [64 x 64] f32", 1, true), "tensor __tostring", tostring(t))
+  T.eq(m:tensor("nope"), nil, "tensor(name) is nil for an unknown name")
+  local s8, s4 = t:stats("int8-channel"), t:stats({ bits = 4 })
+  T.ok(s8.sqnr > s4.sqnr + 18, "stats: int8 SQNR about 24 dB above int4")
+  T.eq(s4.format, "int4-channel", "stats: setting table {bits=4} is int4 per channel")
+  T.eq(#s4.hist.orig.counts, 64, "stats: 64 histogram bins by default")
+  local total = s4.hist.orig.under + s4.hist.orig.over
+  for _, c in ipairs(s4.hist.orig.counts) do total = total + c end
+  T.eq(total, 64 * 64, "stats: histogram counts add up to the tensor's size")
+  T.ok(#s4.map.x > 10 and #s4.map.x == #s4.map.y, "stats: mapping points")
+  local exact = t:stats()
+  T.eq(exact.sqnr, math.huge, "stats() without a format is exact (f32)")
+  T.ok(exact.orig.std > 0 and exact.orig.absmax >= math.abs(exact.orig.mean), "stats: summary of the original values")
+  local vals = t:values(1, 1)
+  T.eq(#vals, 64, "values(row, 1): one row")
+  local direct = qb.analyze(t:values(), "int4-channel", { rows = 64 })
+  T.near(direct.sqnr, s4.sqnr, 1e-9, "qb.analyze on the values equals tensor:stats")
+  -- quantize / restore
+  t:quantize("q8_0")
+  T.eq(t.format, "q8_0", "quantize: format changes")
+  T.eq(t.bytes, 64 * 64 / 32 * 34, "quantize: q8_0 bytes")
+  t:restore()
+  T.eq(t.format, "f32", "restore: back to the original")
+  T.raises(function() m:tensor("blk.0.ffn_down.weight"):quantize("q4_k") end, "not a multiple of the block size 256",
+    "quantize: q4_k on 172 columns is refused")
+  m:tensor("blk.0.ffn_down.weight"):quantize("q4_k", { fallback = true })
+  T.eq(m:tensor("blk.0.ffn_down.weight").format, "f16", "quantize with fallback: q4_k on 172 columns falls back as llama-quantize (f16)")
+  T.raises(function() m:tensor("blk.0.attn_norm.weight"):quantize("q8_0") end, "not a weight matrix", "norms are not quantized")
+  T.raises(function() t:stats({ method = "gptq", bits = 4 }) end, "method 'gptq' is not available", "unknown methods are named")
+end)
+
+T.section("plans, apply, size, kld, export", function()
+  local base <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local m <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local p = qb.plan { { match = "*", format = "q8_0" }, { match = "*ffn_down*", bits = 8 }, { "output.weight", "q6_k" } }
+  T.eq(#p, 3, "plan: 3 rules")
+  T.eq(p:lookup("blk.2.ffn_down.weight"), "int8-channel", "plan: last matching rule wins")
+  T.eq(p:lookup("blk.2.attn_k.weight"), "q8_0", "plan: first rule for the rest")
+  T.ok(tostring(p):find("*ffn_down* = int8-channel", 1, true), "plan: text form", tostring(p))
+  p:save("p.plan")
+  local p2 = qb.load_plan(qb.output_dir() .. "/p.plan")
+  T.eq(tostring(p2), tostring(p), "plan: save and load round trip")
+  local calls, last = 0, nil
+  local _, skipped = m:apply(p, { fallback = true, progress = function(done, total) calls = calls + 1; last = { done, total } end })
+  T.ok(calls > 0 and last[1] == last[2], "apply: progress reaches total", calls)
+  T.eq(#skipped, 0, "apply: nothing skipped")
+  local sz = m:size()
+  T.ok(sz.bpw > 8 and sz.bpw < 9, "size: bpw between 8 and 9 after q8_0/int8", sz.bpw)
+  T.ok(sz.bytes < sz.bytes_f32 / 3, "size: bytes shrink")
+  local k = m:kld(base, text, { ctx = 128 })
+  T.near(k.ppl_base, 4.0584, 0.001, "kld: base perplexity equals llama-perplexity's F32 figure")
+  T.ok(k.kld >= 0 and k.kld < 0.01, "kld: small divergence for 8-bit", k.kld)
+  T.ok(k.top1 > 95, "kld: top-1 agreement above 95%", k.top1)
+  T.raises(function() m:perplexity(text, { ctx = 128, progress = function() error("stop here") end }) end, "stop here",
+    "perplexity: an error in the progress callback stops it and reaches the recipe")
+  local r = m:perplexity(text, { ctx = 128 })
+  T.near(r.ppl, k.ppl, 1e-9, "perplexity: after a stopped run the model still gives the same figure")
+  T.eq(m:reset(), 37, "reset: every quantized matrix restored")
+  T.eq(m:size().bpw, 32, "reset: back to F32")
+  -- export a llama.cpp mix and reopen it: stories260K-q8_0.gguf was made with llama-quantize's Q6_K
+  -- (Q8_0 fallback, ffn_down F16) and llama-perplexity gives it 4.0601
+  m:apply_ftype("Q6_K")
+  m:export_gguf("q8.gguf")
+  local m2 <close> = qb.open(qb.output_dir() .. "/q8.gguf")
+  T.eq(m2:tensor("blk.0.attn_q.weight").format, "q8_0", "export_gguf: reopened file has q8_0 tensors")
+  T.near(m2:perplexity(text, { ctx = 128 }).ppl, 4.0601, 0.002, "export_gguf: perplexity near llama.cpp's Q8_0 file (4.0601)")
+  T.raises(function() m:export_gguf("../x.gguf") end, "may not leave", "export_gguf: sandboxed path")
+  local _, sk = m:apply({ { match = "*", format = "nf4" } }, { fallback = true })
+  T.eq(#sk, 5, "apply with fallback: the five 172-wide ffn_down cannot be nf4 and are listed")
+  T.raises(function() m:export_gguf("nf4.gguf") end, "nf4", "export_gguf: formats without a ggml type are refused")
+end)
+
+T.section("helpers and userdata", function()
+  local lines = qb.plot.line { x = { 1, 2, 3 }, y = { 3, 1, 2 }, text = true, cols = 30, rows = 4 }
+  T.ok(type(lines) == "string" and lines:find("\u{2502}"), "plot.line{text=true} returns the braille text")
+  T.raises(function() qb.plot.line { x = { 1, 2 }, y = { 1 } } end, "2 x values and 1 y values", "plot: x/y length mismatch")
+  T.raises(function() qb.plot.line { y = { 1, "a" } } end, "y%[2%] is a string", "plot: non-number named")
+  T.eq(qb.to_json({ a = { 1, 2 }, b = "x", c = math.huge }), '{"a":[1,2],"b":"x","c":null}', "to_json: arrays, sorted keys, inf as null")
+  T.eq(qb.format("q4_k").bpw, 4.5, "format: q4_k is 4.5 bpw")
+  T.eq(qb.format({ bits = 3, group = 128, sym = false }).name, "int3-g128-asym", "format: setting table")
+  T.ok(#qb.ftypes() > 10, "ftypes: llama-quantize's types")
+  local m = qb.open(S .. "/stories260K.bin")
+  local t = m:tensor("blk.0.attn_q.weight")
+  m:close()
+  T.raises(function() return t.name end, "model is closed", "a tensor of a closed model is refused")
+  T.raises(function() m:info() end, "the model is closed", "a closed model is refused")
+  T.ok(tostring(m) == "qb.model (closed)", "closed model __tostring")
+end)
+T.done()

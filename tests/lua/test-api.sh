@@ -1,0 +1,21 @@
+#!/bin/bash
+# test-api.sh — the qb Lua module against real runs on stories260K (tests/lua/check_api.lua
+# prints the TAP lines), then qb.print_table's alignment through the sandboxed runner.
+. "$(dirname "$0")/../cli/lib.sh"
+if [ ! -f "$QB_MODELS/stories260K/stories260K.bin" ]; then
+    echo "ok 1 - skipped: $QB_MODELS/stories260K missing"; exit 0
+fi
+"$QB_BIN" run --trusted --out "$TMP/api" tests/lua/check_api.lua 2>"$TMP/err"
+rc=$?
+if [ $rc -ne 0 ]; then echo "not ok - check_api.lua exited with status $rc"; tail -5 "$TMP/err" | sed "s/^/#   /"; fi
+run run -e 'qb.print_table({{name="a", v=1.5}, {name="bbb", v=10}}, {"name", "v"})'
+want=$'name  v\n----  ---\na     1.5\nbbb    10'
+if [ "$rc" -eq 0 ] && [ "$out" = "$want" ]; then echo "ok - print_table aligns text left and numbers right"
+else echo "not ok - print_table alignment"; printf '#   %s\n' "$out"; fi
+run run examples/bits_sweep.lua help
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "tensor *blk.2.ffn_gate.weight" && [ -z "$err" ]; then echo "ok - recipe help lists the arguments and exits cleanly"
+else echo "not ok - recipe help (exit $rc): $err"; fi
+run run -e 'qb.exit(3)'
+if [ "$rc" -eq 1 ] && printf '%s' "$err" | grep -q "exited with status 3"; then echo "ok - qb.exit(3) stops with a failure status"
+else echo "not ok - qb.exit(3) (exit $rc): $err"; fi
+[ $rc -ne 255 ]
