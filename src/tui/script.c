@@ -13,7 +13,8 @@
  *   qb.heat(t [, label])                  heat marks: t maps tensor names to values (a scan)
  *   qb.status(text)                       a line in the status bar
  * Lua runs on the UI thread; Ctrl-C stops it (the cancel flag is the pending-interrupt
- * count). Long work it starts through these functions runs as jobs, so the UI stays live. */
+ * count). Long work it starts through these functions runs as jobs, so the UI stays live.
+ * A line that is an expression has its values printed to the status line (qb_lua_repl). */
 #include "script.h"
 #include "lua/lqb.h"
 
@@ -167,7 +168,7 @@ void tui_script_run(tui_session *s, const char *code)
     }
     char err[1024];
     s->status[0] = 0;
-    if (qb_lua_exec(L, code, "=cmdline", err, sizeof err) != 0) {
+    if (qb_lua_repl(L, code, "=cmdline", err, sizeof err) != 0) {
         char *nl = strchr(err, '\n'); /* the first line; the traceback does not fit a status bar */
         if (nl) *nl = 0;
         tui_status(s, true, "Lua: %s", err);

@@ -85,6 +85,8 @@ check "Lua selection shown" "blk.2.attn_q.weight"
 keys ':qb.set{bits=42}' Enter
 check "Lua error in the status line" "Lua: " 10
 check "Lua error names the problem" "bits 42 out of range"
+keys ':1 + 41' Enter
+check "a Lua expression prints its value" " 42" 10
 keys ':for i = 1,' Enter
 check "Lua syntax error in the status line" "Lua: cmdline:1:" 10
 
