@@ -81,6 +81,7 @@ bench: deps all
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
+	@BUILD=$(BUILD) scripts/bench-tui.sh
 
 fuzz:
 	@scripts/fuzz.sh

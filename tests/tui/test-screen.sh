@@ -1,36 +1,58 @@
 #!/bin/bash
 # test-screen.sh — the TUI in a real terminal (tmux): opens on the built-in demo and on a
-# model, says "make the window larger" on tiny terminals, q quits, and the terminal is
-# restored on quit and on SIGTERM; Ctrl-C does not kill it.
+# model, says "enlarge the window" on tiny terminals and recovers on resize, Ctrl-C does not
+# kill it (a second one asks to quit), q quits, and the terminal is restored on quit (stty
+# modes as before) and on SIGTERM; a bad model path fails before the UI starts.
 . "$(dirname "$0")/lib.sh"
 BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
+export XDG_STATE_HOME=$TMP/state
 
 start 120 40 "$BIN"
-check "demo screen without a model" "built-in demo"
+check "demo: browser, plots, metrics" "gauss_outliers"
+check "demo: mapping plot" "mapping: original"
+check "demo: metrics" "SQNR"
+check "demo: generation says it needs a real model" "generation needs a real model"
 keys C-c
-sleep 0.3
-check "Ctrl-C does not kill the UI" "built-in demo" 2
+check "Ctrl-C without a job asks whether to quit" "Quit quantbench?"
+keys n
+sleep 0.2
+check "answering no keeps the UI" "staying" 2
 keys q
 check "q quits with status 0" "QB-EXITED-0"
 
 start 120 40 "$BIN" "$QB_MODELS/stories260K/stories260K.bin"
-check "model summary" "blk.0.attn_q.weight"
-check "tokenizer line" "tokenizer:"
+check "model: tensors listed" "token_embd"
+check "model: layer headers" "blk.0"
 keys q
 check "q quits after a model" "QB-EXITED-0"
 
 start 40 8 "$BIN"
-check "tiny terminal asks for a larger window" "make the window larger"
+check "tiny terminal asks for a larger window" "enlarge the window"
 $T resize-window -x 120 -y 40 2>/dev/null
-check "resize to a normal size redraws" "built-in demo"
+check "resize to a normal size redraws" "gauss_outliers"
 keys q
 check "quit after resize" "QB-EXITED-0"
 
+# the terminal modes after quitting are those before starting
+start 120 40 "stty -g > $TMP/before; $BIN; stty -g > $TMP/after"
+check "started under stty" "gauss_outliers"
+keys q
+check "quit" "QB-EXITED-0"
+if [ -s "$TMP/before" ] && cmp -s "$TMP/before" "$TMP/after"; then ok "stty -g identical before and after"
+else not_ok "stty -g identical before and after" "before: $(cat "$TMP/before")" "after:  $(cat "$TMP/after")"; fi
+
 start 120 40 "$BIN"
-wait_for "built-in demo"
+wait_for "gauss_outliers"
 pkill -TERM -f "^$BIN\$"
 check "SIGTERM restores the terminal and exits" "QB-EXITED-143"
-if screen | grep -q "built-in demo"; then not_ok "no UI left on screen after SIGTERM" "$(screen | head)"; else ok "no UI left on screen after SIGTERM"; fi
+if screen | grep -q "gauss_outliers"; then not_ok "no UI left on screen after SIGTERM" "$(screen | head)"; else ok "no UI left on screen after SIGTERM"; fi
+
+# a crash restores the terminal too
+start 120 40 "stty -g > $TMP/before; $BIN; echo QB-STATUS-\$?; stty -g > $TMP/after"
+wait_for "gauss_outliers"
+pkill -SEGV -f "^$BIN\$"
+check "SIGSEGV: the terminal is restored, the signal kept" "QB-STATUS-139"
+if cmp -s "$TMP/before" "$TMP/after"; then ok "stty -g identical after SIGSEGV"; else not_ok "stty -g identical after SIGSEGV"; fi
 
 start 120 40 "$BIN" /no/such/model.gguf
 check "bad model path: clear error, no UI" "cannot open"

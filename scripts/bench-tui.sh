@@ -1,0 +1,87 @@
+#!/bin/bash
+# bench-tui.sh — keypress-to-screen latency of the workbench: quantbench runs in a detached
+# tmux terminal (160×48) with QB_TUI_TRACE, on qb-docs-26m's largest tensor (output.weight,
+# 8192×512); the script presses the keys that change bits (b/B) and granularity (g) for RTN
+# (int formats) and for llama.cpp block formats (K-quants, legacy), one key at a time, each
+# after the previous one reached the screen. The trace gives, per key, the time from reading
+# the key to the doupdate that shows its analysis (quantize + dequantize + statistics +
+# histograms of the 4.2M values, then drawing), in two stages: the first screen (a preview on
+# a sample of rows) and the full analysis. Prints p50/p95/max per class; target < 100 ms.
+#
+# Environment: BUILD (default build), QB_MODELS (default ../shared/models),
+#   BENCH_TUI_KEYS (presses per class and key, default 8).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+BIN=$(pwd)/${BUILD:-build}/quantbench
+MODEL=$(cd "${QB_MODELS:-../shared/models}" 2>/dev/null && pwd)/qb-docs-26m/qb-docs-26m-f16.gguf
+N=${BENCH_TUI_KEYS:-8}
+[ -x "$BIN" ] || { echo "bench-tui: $BIN missing (make first)"; exit 2; }
+[ -f "$MODEL" ] || { echo "bench-tui: skip: $MODEL missing"; exit 0; }
+command -v tmux >/dev/null || { echo "bench-tui: skip: tmux missing"; exit 0; }
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/qbbench-tui.XXXXXX")
+T="tmux -L qbbench-tui-$$"
+trap '$T kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
+export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 XDG_STATE_HOME=$TMP/state
+TRACE=$TMP/trace
+$T -f /dev/null new-session -d -x 160 -y 48 "QB_TUI_TRACE=$TRACE $BIN $MODEL; sleep 5"
+
+lines() { [ -f "$TRACE" ] && wc -l < "$TRACE" || echo 0; }
+wait_screen() { # TEXT: poll the screen for up to 30 s
+    local deadline=$((SECONDS + 30))
+    while [ $SECONDS -lt $deadline ]; do $T capture-pane -p | grep -qF -- "$1" && return 0; sleep 0.1; done
+    echo "bench-tui: never saw '$1'"; exit 1
+}
+# press KEY and wait until the trace logged it (its analysis is on the screen)
+press() {
+    local before deadline=$((SECONDS + 30))
+    before=$(lines)
+    $T send-keys -- "$1"
+    while [ "$(lines)" -le "$before" ] && [ $SECONDS -lt $deadline ]; do sleep 0.02; done
+    sleep 0.1
+}
+command_line() { # run a : command, then wait for the analysis it asks for
+    $T send-keys ":$1" Enter
+    sleep 0.3
+    press z; press z # a key that redraws without analysis: flushes pending trace lines
+}
+
+wait_screen "TENSORS"
+command_line "select output.weight"
+wait_screen "output.weight  8192"
+for method in rtn rtn-asym; do
+    command_line "method $method"
+    command_line "group channel"
+    for i in $(seq "$N"); do press b; done
+    for i in $(seq "$N"); do press B; done
+    for i in $(seq "$N"); do press g; done
+done
+for method in kquant legacy; do
+    command_line "method $method"
+    for i in $(seq "$N"); do press b; done
+    for i in $(seq "$N"); do press B; done
+done
+$T send-keys q
+sleep 0.5
+
+# key=b fmt=int3-channel tensor=output.weight analysis=1 stage=first ms=12.20
+#   stage=first: the first screen showing the key's effect (a preview analysed on a sample
+#   of rows); stage=full: the screen with the analysis of all 4.2M values
+awk '
+{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+f["analysis"] == 1 && f["tensor"] == "output.weight" && (f["key"] == "b" || f["key"] == "B" || f["key"] == "g") {
+    cls = (f["fmt"] ~ /^int/) ? "RTN (int formats)" : "block formats (q*_k, q*_0/1)";
+    c = cls ", " f["stage"];
+    v[c, ++n[c]] = f["ms"] + 0;
+}
+END {
+    for (c in n) {
+        m = n[c];
+        for (i = 1; i <= m; i++) a[i] = v[c, i];
+        for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] > x) { a[j + 1] = a[j]; j--; } a[j + 1] = x; }
+        p50 = a[int(0.50 * (m - 1)) + 1]; p95 = a[int(0.95 * (m - 1) + 0.5) + 1];
+        printf "%-44s %5d %8.1f %8.1f %8.1f\n", c, m, p50, p95, a[m];
+    }
+}' "$TRACE" | sort > "$TMP/table"
+printf "%-44s %5s %8s %8s %8s\n" "keypress -> screen, output.weight 8192x512" keys "p50 ms" "p95 ms" "max ms"
+cat "$TMP/table"
+echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

@@ -1,0 +1,199 @@
+/* analysis.c — analysis jobs for the selected tensor (analysis.h). The tensor's original
+ * values are converted to f32 once per selection, by the first job, into a buffer shared by
+ * reference count with the later jobs of the same selection. */
+#include "analysis.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tui_srcbuf {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    const qb_tensor *t; /* borrowed: its source stays mapped until the model closes, and the
+                           session reaps every job before it closes a model */
+    float *x;           /* rows × n, filled under mu by the first job */
+    int64_t rows, n;
+    float *sample;      /* sample_rows evenly spaced rows of x (preview), filled under mu */
+    int64_t sample_rows;
+};
+
+static tui_srcbuf *srcbuf_new(const qb_tensor *t)
+{
+    tui_srcbuf *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    pthread_mutex_init(&b->mu, NULL);
+    atomic_init(&b->refs, 1);
+    b->t = t;
+    b->rows = qb_tensor_rows(t);
+    b->n = t->ne[0];
+    return b;
+}
+
+static void srcbuf_unref(tui_srcbuf *b)
+{
+    if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
+    pthread_mutex_destroy(&b->mu);
+    free(b->x);
+    free(b->sample);
+    free(b);
+}
+
+typedef struct {
+    tui_srcbuf *b;
+    qb_format f;
+    int bins, map_points;
+} an_arg;
+
+static void an_arg_free(void *p)
+{
+    an_arg *a = p;
+    srcbuf_unref(a->b);
+    free(a);
+}
+
+static void analysis_free(void *p)
+{
+    qb_analysis_free(p);
+    free(p);
+}
+
+static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
+{
+    an_arg *a = p;
+    tui_srcbuf *b = a->b;
+    pthread_mutex_lock(&b->mu);
+    if (!b->x) {
+        float *x = malloc((size_t)(b->rows * b->n) * sizeof *x);
+        if (!x) {
+            pthread_mutex_unlock(&b->mu);
+            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory reading %s", b->t->name);
+        }
+        qb_ctx_apply_threads(ctx);
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < b->rows; r += 32)
+            qb_tensor_source_rows(b->t, r, b->rows - r < 32 ? b->rows - r : 32, x + r * b->n);
+        b->x = x;
+    }
+    int64_t want = TUI_PREVIEW_VALUES / b->n;
+    if (want >= 1 && want * 4 <= b->rows && !b->sample && (b->sample = malloc((size_t)(want * b->n) * sizeof(float)))) {
+        for (int64_t i = 0; i < want; i++)
+            memcpy(b->sample + i * b->n, b->x + (i * b->rows / want) * b->n, (size_t)b->n * sizeof(float));
+        b->sample_rows = want;
+    }
+    pthread_mutex_unlock(&b->mu);
+    for (int pass = b->sample ? 0 : 1; pass < 2; pass++) {
+        if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+        qb_analysis *an = calloc(1, sizeof *an);
+        if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
+                              .cancel = qb_job_cancel_flag(j)};
+        /* the preview is small: one thread, no barriers to wait at on a busy machine */
+        int threads = ctx->n_threads;
+        if (pass == 0) ctx->n_threads = 1;
+        qb_status st = pass == 0 ? qb_quant_analyze(ctx, &a->f, b->sample, b->sample_rows, b->n, &o, an)
+                                 : qb_quant_analyze(ctx, &a->f, b->x, b->rows, b->n, &o, an);
+        ctx->n_threads = threads;
+        if (st != QB_OK) {
+            free(an);
+            return st;
+        }
+        qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = pass == 0, .data = an, .free_data = analysis_free,
+                    .d0 = pass == 0 ? (double)b->rows / (double)b->sample_rows : 1.0};
+        qb_job_post(j, &m);
+    }
+    return QB_OK;
+}
+
+static void reap(tui_session *s, int k)
+{
+    qb_job_join(s->an_jobs[k], NULL, 0);
+    memmove(&s->an_jobs[k], &s->an_jobs[k + 1], (size_t)(s->n_an_jobs - k - 1) * sizeof s->an_jobs[0]);
+    s->n_an_jobs--;
+}
+
+void tui_request_analysis(tui_session *s)
+{
+    qb_tensor *t = tui_sel(s);
+    s->serial++;
+    for (int k = 0; k < s->n_an_jobs; k++) qb_job_cancel(s->an_jobs[k]);
+    if (s->n_an_jobs == (int)(sizeof s->an_jobs / sizeof s->an_jobs[0])) reap(s, 0);
+    if (s->src_tensor != s->sel || !s->src) {
+        srcbuf_unref(s->src);
+        s->src = srcbuf_new(t);
+        s->src_tensor = s->src ? s->sel : -1;
+        if (!s->src) {
+            snprintf(s->an_err, sizeof s->an_err, "out of memory");
+            return;
+        }
+    }
+    if (qb_format_check(&s->ctx, &s->fmt, t->ne[0]) != QB_OK) {
+        /* not computable: say why at once, no job */
+        snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
+        s->shown_serial = s->serial;
+        s->an_preview = false;
+        return;
+    }
+    an_arg *a = malloc(sizeof *a);
+    if (!a) return;
+    atomic_fetch_add(&s->src->refs, 1);
+    *a = (an_arg){s->src, s->fmt, s->hist_bins, TUI_MAP_POINTS};
+    qb_job *j;
+    if (qb_job_start(&s->ctx, s->q, s->serial, "analysis", an_run, a, an_arg_free, &j) != QB_OK) {
+        snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
+        return;
+    }
+    s->an_jobs[s->n_an_jobs++] = j;
+}
+
+void tui_analysis_message(tui_session *s, const qb_msg *m)
+{
+    if (m->tag == TUI_MSG_ANALYSIS) {
+        if (m->job_id != s->serial) return; /* a stale result: a newer request is on its way */
+        qb_analysis_free(&s->an);
+        s->an = *(qb_analysis *)m->data;
+        memset(m->data, 0, sizeof s->an); /* moved: the message frees an empty shell */
+        s->have_an = true;
+        s->an_preview = m->i1 != 0;
+        if (s->an_preview) { /* sizes and counts of the sample, scaled to the whole tensor */
+            qb_error_stats *e = &s->an.stats;
+            e->bytes_src = (size_t)((double)e->bytes_src * m->d0);
+            e->bytes_quant = (size_t)((double)e->bytes_quant * m->d0);
+            e->n = (int64_t)((double)e->n * m->d0);
+            qb_histogram *h[3] = {&s->an.hist_orig, &s->an.hist_deq, &s->an.hist_err};
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < h[k]->bins; i++) h[k]->counts[i] = (uint64_t)((double)h[k]->counts[i] * m->d0);
+        }
+        s->an_err[0] = 0;
+        s->shown_serial = m->job_id;
+        return;
+    }
+    if (m->tag != QB_MSG_DONE) return;
+    for (int k = 0; k < s->n_an_jobs; k++)
+        if (qb_job_id(s->an_jobs[k]) == m->job_id) {
+            reap(s, k);
+            break;
+        }
+    if (m->job_id == s->serial && m->i0 != QB_OK && m->i0 != QB_ERR_CANCELLED) {
+        snprintf(s->an_err, sizeof s->an_err, "%s", m->text ? m->text : "analysis failed");
+        s->shown_serial = m->job_id;
+        s->an_preview = false;
+    }
+}
+
+bool tui_analysis_pending(const tui_session *s) { return s->shown_serial != s->serial || s->an_preview; }
+
+void tui_analysis_reset(tui_session *s)
+{
+    for (int k = 0; k < s->n_an_jobs; k++) qb_job_cancel(s->an_jobs[k]);
+    while (s->n_an_jobs) reap(s, 0);
+    /* drop their messages too (analysis results of the old selection) */
+    srcbuf_unref(s->src);
+    s->src = NULL;
+    s->src_tensor = -1;
+    qb_analysis_free(&s->an);
+    memset(&s->an, 0, sizeof s->an);
+    s->have_an = false;
+    s->an_err[0] = 0;
+}

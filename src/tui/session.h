@@ -1,0 +1,164 @@
+/* session.h — the live workbench state every panel reads: the open model (and its
+ * full-precision twin for comparisons), the tensor selection, the method/bits/granularity
+ * choice and its analysis, the plan with undo/redo, the running job, the generation
+ * transcript and the status message. Only the UI thread touches a session; workers get
+ * copies or reference-counted buffers and answer through the message queue. */
+#ifndef QB_TUI_SESSION_H
+#define QB_TUI_SESSION_H
+
+#include "core/eval/eval.h"
+#include "core/jobs/job.h"
+#include "core/model/model.h"
+#include "core/quant/apply.h"
+#include "core/quant/stats.h"
+
+#include <stdio.h>
+
+#define TUI_UNDO_MAX 64
+#define TUI_GEN_MAX 512
+
+/* The original values of one tensor as f32, filled once by the first analysis job that needs
+ * them and shared (reference counted) by later ones. */
+typedef struct tui_srcbuf tui_srcbuf;
+
+/* Message tags used by the workbench's jobs. */
+enum {
+    TUI_MSG_ANALYSIS = QB_MSG_USER, /* data = qb_analysis*, i0 = request serial */
+    TUI_MSG_TOKEN,                  /* i0 = side (0 base, 1 plan), i1 = token id, text = bytes */
+    TUI_MSG_GEN_SIDE_DONE,          /* i0 = side, d0 = tokens/s, i1 = tokens */
+    TUI_MSG_PPL,                    /* data = qb_kld_result* */
+    TUI_MSG_NOTE,                   /* text = a line for the status bar */
+};
+
+typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT } tui_job_kind;
+
+typedef struct {
+    char text[4096];     /* decoded continuation */
+    int32_t ids[TUI_GEN_MAX];
+    int off[TUI_GEN_MAX]; /* byte offset of each token in text */
+    int n_ids;
+    int div_byte;        /* byte offset in text where the first diverging token starts, or -1 */
+    double tps;          /* tokens/s (0 while running) */
+    bool done;
+} tui_gen_side;
+
+typedef struct tui_session {
+    qb_ctx ctx;
+    qb_model *m;            /* the model being quantized; owned */
+    qb_model *base;         /* the same file opened again, untouched (lazily; NULL for demo) */
+    bool demo;
+    qb_msg_queue *q;        /* where every job posts; owned */
+
+    /* browser */
+    int sel;                /* selected tensor index */
+    int cursor;             /* browser row under the cursor (browser.h rows) */
+    bool *unfolded;         /* per layer (n_layers + 1 entries: last = "other") */
+    int top;                /* first visible browser row */
+    char search[128];
+    double *heat;           /* per tensor sensitivity (NaN: none); from a scan, may be NULL */
+    char heat_label[32];    /* what heat measures ("KLD") */
+
+    /* choice */
+    int method, bits, group;
+    bool custom;            /* fmt set directly (qb.set{format=…}) instead of by the method */
+    qb_format fmt;
+
+    /* analysis of the selected tensor at the current choice */
+    tui_srcbuf *src;        /* of tensor src_tensor */
+    int src_tensor;
+    int serial;             /* last analysis requested */
+    int shown_serial;       /* serial of the analysis in an */
+    bool an_preview;        /* an is the quick preview on a sample of rows; the full one follows */
+    qb_analysis an;
+    bool have_an;
+    char an_err[256];       /* the choice cannot store this tensor (empty: fine) */
+    qb_job *an_jobs[8];     /* analysis jobs not yet reaped (cancelled ones included) */
+    int n_an_jobs;
+    int hist_bins;          /* bins to ask for (set from the plot width) */
+
+    /* plan */
+    qb_plan plan;
+    char *undo[TUI_UNDO_MAX];
+    int n_undo;
+    char *redo[TUI_UNDO_MAX];
+    int n_redo;
+    qb_model_size size;
+
+    /* the long job (one at a time) */
+    qb_job *job;
+    tui_job_kind job_kind;
+    int next_job_id;
+
+    /* generation */
+    char prompt[256];
+    int n_predict;
+    tui_gen_side gen[2];
+    bool gen_shown;
+
+    /* last evaluation */
+    qb_kld_result eval;     /* the last perplexity/KLD job's result */
+    bool have_eval;
+    char eval_line[256];
+    char eval_text[512];    /* path of the evaluation text */
+    int eval_chunks;
+
+    /* display */
+    bool log_hist, zoom_map, present, help, autoplay;
+    bool scan_view;         /* the sensitivity view replaces the plots */
+    int scan_cursor;
+    double autoplay_next;
+    char status[512];
+    bool status_err;
+    bool quit_asked;        /* second Ctrl-C: "quit? y/n" */
+    bool quit;
+    int apply_pending;      /* 'a' pressed: waiting for the scope key */
+    FILE *trace;            /* QB_TUI_TRACE */
+    void *lua;              /* the command line's lua_State (script.c), created on first use */
+    const volatile int *interrupt; /* non-zero while a Ctrl-C waits (crt.h): stops Lua code */
+} tui_session;
+
+/* Initialise with model m (taken; NULL opens the built-in demo). On failure the message is
+ * on s->ctx. */
+qb_status tui_session_init(tui_session *s, qb_model *m);
+void tui_session_free(tui_session *s);
+/* Replace the model with the one at path; on failure keep the current one, status says why. */
+bool tui_session_open(tui_session *s, const char *path);
+
+/* Status line (printf-style); err marks it red. */
+void tui_status(tui_session *s, bool err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The selected tensor (never NULL: models have tensors). */
+qb_tensor *tui_sel(const tui_session *s);
+/* Select tensor i (unfolds its layer) and request its analysis. */
+void tui_select(tui_session *s, int i);
+/* Select by name ("blk.3.ffn_down" or a full name; a substring search from the selection
+ * onward when not exact). False when nothing matches. */
+bool tui_select_name(tui_session *s, const char *name, bool substring);
+/* Layer index of tensor name ("blk.N.…") or -1. */
+int tui_tensor_layer(const char *name);
+
+/* Recompute s->fmt from method/bits/group (unless custom) and request a new analysis. */
+void tui_choice_changed(tui_session *s);
+/* Set the choice by method key / bits / group (0 keeps), or a format name. False + status. */
+bool tui_set_choice(tui_session *s, const char *method, int bits, int group, bool group_given, const char *format);
+/* Start an analysis job for the selection and choice (cancels older ones). */
+void tui_request_analysis(tui_session *s);
+
+/* Apply the current format to scope 't' tensor, 'k' kind, 'l' layer, 'm' model (a job). */
+bool tui_apply(tui_session *s, char scope);
+bool tui_undo(tui_session *s);
+bool tui_redo(tui_session *s);
+bool tui_plan_save(tui_session *s, const char *path);
+bool tui_plan_load(tui_session *s, const char *path);
+
+/* Long jobs. Each refuses (status) when another one runs. */
+bool tui_generate(tui_session *s, const char *prompt);
+bool tui_perplexity(tui_session *s, int chunks);
+bool tui_export(tui_session *s, const char *path);
+/* Cancel the running job; false when none runs. */
+bool tui_cancel(tui_session *s);
+
+/* Drain the message queue (UI thread). Returns true when something changed on screen. */
+bool tui_drain(tui_session *s);
+
+#endif

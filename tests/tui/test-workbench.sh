@@ -1,0 +1,123 @@
+#!/bin/bash
+# test-workbench.sh — the workbench at work (tmux): on the demo, changing the bits changes the
+# metrics and the plots; on qb-docs-26m: search a tensor, apply the choice to every ffn_down
+# (browser and plan follow, undo restores), a short side-by-side generation, a perplexity job
+# cancelled with Ctrl-C, resize to 40×12 and back, Lua on the command line (a good call and
+# an error), and a truncated model file that must leave the current model open.
+. "$(dirname "$0")/lib.sh"
+BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
+export XDG_STATE_HOME=$TMP/state
+MODEL=$(cd "$QB_MODELS" 2>/dev/null && pwd)/qb-docs-26m/qb-docs-26m-f16.gguf
+
+# --- demo: bits change the metrics and the plots ---
+start 120 40 "$BIN"
+check "demo opens at 4 bits" "4 bit"
+wait_for "SQNR" && sleep 0.3
+before_sqnr=$(screen | grep -o 'SQNR *[0-9.]* dB')
+before_plot=$(screen | sed -n '4,30p' | cut -c36-90)
+keys b
+check "b: fewer bits" "3 bit"
+deadline=$((SECONDS + 10)); after_sqnr=$before_sqnr
+while [ $SECONDS -lt $deadline ] && [ "$after_sqnr" = "$before_sqnr" ]; do sleep 0.1; after_sqnr=$(screen | grep -o 'SQNR *[0-9.]* dB'); done
+after_plot=$(screen | sed -n '4,30p' | cut -c36-90)
+if [ -n "$before_sqnr" ] && [ "$after_sqnr" != "$before_sqnr" ]; then ok "metrics follow the bits ($before_sqnr -> $after_sqnr)"
+else not_ok "metrics follow the bits" "before '$before_sqnr' after '$after_sqnr'"; fi
+if [ "$before_plot" != "$after_plot" ]; then ok "plots follow the bits"; else not_ok "plots follow the bits"; fi
+keys m
+check "m: next method" "RTN asym"
+keys P
+check "presentation mode" "presentation"
+keys ' '
+check "presentation steps the bits" "bit"
+keys q
+check "quit from the demo" "QB-EXITED-0"
+
+if [ ! -f "$MODEL" ]; then
+    echo "# skip: $MODEL missing (set QB_MODELS)"; ok "skip: qb-docs-26m missing"; finish; exit $?
+fi
+
+# --- a real model, opened from inside ---
+start 140 44 "$BIN"
+wait_for "gauss_outliers"
+keys ":open $MODEL" Enter
+check ":open loads qb-docs-26m" "Qb Docs 26m" 20
+keys / blk.3.ffn_down Enter
+check "/ search selects the tensor" "blk.3.ffn_down.weight  512" 10
+keys a k
+check "apply to every ffn_down" "applied:" 30
+ffn=$(screen | grep -c 'ffn_down *int4-channel')
+if [ "$ffn" -ge 1 ]; then ok "browser shows ffn_down at int4-channel"; else not_ok "browser shows ffn_down at int4-channel" "$(screen | head -25)"; fi
+keys ":w $TMP/plan.txt" Enter
+check "plan saved" "plan saved"
+if grep -q 'blk\.\*\.ffn_down\.weight = int4-channel' "$TMP/plan.txt"; then ok "plan file has the ffn_down rule"
+else not_ok "plan file has the ffn_down rule" "$(cat "$TMP/plan.txt")"; fi
+keys u
+check "undo: no rules left" "rules     0" 10
+check "undo applied" "applied:" 30
+keys U
+check "redo: the rule is back" "rules     1" 10
+check "redo applied" "applied:" 30
+
+# short generation: both sides stream and report tokens/s
+keys ":gen The function returns" Enter
+check "generation runs both models" "generation finished" 60
+n_tps=$(screen | grep -c ' t/s')
+if [ "$n_tps" -ge 2 ]; then ok "tokens/s for base and plan"; else not_ok "tokens/s for base and plan" "$(screen | tail -6)"; fi
+if screen | grep -q '^ base .*a pointer'; then ok "base continues the prompt"; else not_ok "base continues the prompt" "$(screen | tail -6)"; fi
+
+# perplexity job, cancelled
+keys ":ppl 40" Enter
+check "perplexity job starts" "job: ppl" 10
+keys C-c
+check "Ctrl-C cancels the job" "ppl cancelled" 30
+if screen | grep -q "Quit quantbench"; then not_ok "one Ctrl-C with a job does not ask to quit"; else ok "one Ctrl-C with a job does not ask to quit"; fi
+
+# resize
+$T resize-window -x 40 -y 12
+check "40x12: enlarge the window" "enlarge the window"
+$T resize-window -x 140 -y 44
+check "back to 140x44: layout restored" "TENSORS"
+
+# Lua
+keys ':qb.select("blk.2.attn_q"); qb.set{method="rtn-asym", bits=3, group=64}' Enter
+check "Lua selects and sets" "int3-g64-asym" 10
+check "Lua selection shown" "blk.2.attn_q.weight"
+keys ':qb.set{bits=42}' Enter
+check "Lua error in the status line" "Lua: " 10
+check "Lua error names the problem" "bits 42 out of range"
+keys ':1 + 41' Enter
+check "a Lua expression prints its value" " 42" 10
+keys ':for i = 1,' Enter
+check "Lua syntax error in the status line" "Lua: cmdline:1:" 10
+
+# heat marks from a scan, the sensitivity view, jump to a tensor
+keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.05}, "KLD")' Enter
+sleep 0.3
+keys S
+check "sensitivity view lists the scanned tensors" "sensitivity (KLD)" 10
+check "most sensitive first" "blk.1.attn_v.weight" 5
+keys Enter
+check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
+
+# export: a format without a ggml type is refused naming the tensor; Q8_0 everywhere writes
+# a GGUF that quantbench opens again
+keys ":export $TMP/bad.gguf" Enter
+check "export of int formats refused" "export: " 30
+if [ -e "$TMP/bad.gguf" ]; then not_ok "refused export leaves no file"; else ok "refused export leaves no file"; fi
+keys ":set q8_0" Enter ":apply model" Enter
+check "Q8_0 applied to the whole model" "rules     2" 30
+wait_for "applied:" 60
+keys ":export $TMP/out.gguf" Enter
+check "export finished" "export finished" 60
+if "$BIN" info "$TMP/out.gguf" 2>/dev/null | grep -q "Q8_0"; then ok "exported GGUF opens, tensors in Q8_0"
+else not_ok "exported GGUF opens, tensors in Q8_0"; fi
+
+# truncated model file
+head -c 200000 "$MODEL" > "$TMP/trunc.gguf"
+keys ":open $TMP/trunc.gguf" Enter
+check "truncated file: error" "trunc.gguf" 10
+if screen | grep -q "Qb Docs 26m" && screen | grep -q "kept"; then ok "truncated file: current model kept"
+else not_ok "truncated file: current model kept" "$(screen | tail -3)"; fi
+keys q
+check "quit" "QB-EXITED-0"
+finish
