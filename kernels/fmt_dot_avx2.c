@@ -72,7 +72,7 @@ AI float e8m0(uint8_t e)
 
 typedef struct {
     const uint8_t *codes;
-    int nbytes; /* code bytes of the segment */
+    int nbytes; /* code bytes readable from codes: to the row's end for INT, else the segment's */
     __m256 d, z;
 } seg;
 
@@ -89,7 +89,7 @@ AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int
             r.d = _mm256_set1_ps(_cvtsh_ss(rd16(h)));
             r.z = _mm256_set1_ps(f->asym ? _cvtsh_ss(rd16(h + 2)) : zsym);
             r.codes = h + (f->asym ? 4 : 2);
-            r.nbytes = cb;
+            r.nbytes = (int)((size_t)(n / f->group) * (size_t)((f->asym ? 4 : 2) + cb) - (size_t)(r.codes - p));
         } else {
             r.d = _mm256_set1_ps(rdf32(p));
             r.z = _mm256_set1_ps(f->asym ? rdf32(p + 4) : zsym);

@@ -29,13 +29,18 @@
 
 #define AI static inline __attribute__((always_inline))
 
-/* Per-call constants of the INT decoder for b bits. */
+/* Per-call constants of the INT decoder for b bits, and of the row layout (computed once per
+ * call: divisions per segment showed in profiles). */
 typedef struct {
     __m512i shuf, shift, mask;
+    size_t stride, rowbytes; /* group stride (groups) and code bytes of the row */
+    int hdr;                 /* header bytes of a group or of the row */
+    float zsym;
 } int_dec;
 
-static int_dec int_dec_make(int bits)
+static int_dec int_dec_make(const qb_fmt_params *f, int n)
 {
+    const int bits = f->bits;
     uint8_t shuf[64];
     uint32_t shift[16];
     for (int i = 0; i < 16; i++) {
@@ -50,14 +55,26 @@ static int_dec int_dec_make(int bits)
     d.shuf = _mm512_loadu_si512(shuf);
     d.shift = _mm512_loadu_si512(shift);
     d.mask = _mm512_set1_epi32((1 << bits) - 1);
+    d.zsym = (float)(1 << (bits - 1));
+    if (f->group > 0) {
+        d.hdr = f->asym ? 4 : 2;
+        d.stride = (size_t)d.hdr + (size_t)f->group * bits / 8;
+        d.rowbytes = (size_t)(n / f->group) * d.stride;
+    } else {
+        d.hdr = f->asym ? 8 : 4;
+        d.stride = 0;
+        d.rowbytes = (size_t)d.hdr + ((size_t)n * bits + 7) / 8;
+    }
     return d;
 }
 
-/* 16 codes from the bytes at p (nbytes of them readable, <= 16) as floats. */
-AI __m512 int_codes(const int_dec *d, const uint8_t *p, int nbytes)
+/* 16 codes from the nbytes (<= 16) bytes at p as floats; end: the row's end. A plain load
+ * where 16 bytes stay inside the row (the extra bytes are never selected), a masked one only
+ * at the row's end (measured: a masked load per chunk costs 20x). */
+AI __m512 int_codes(const int_dec *d, const uint8_t *p, int nbytes, const uint8_t *end)
 {
-    const __m128i raw = nbytes >= 16 ? _mm_loadu_si128((const __m128i *)p)
-                                     : _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), p);
+    const __m128i raw = end - p >= 16 ? _mm_loadu_si128((const __m128i *)p)
+                                      : _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), p);
     const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), d->shuf);
     return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(v, d->shift), d->mask));
 }
@@ -104,27 +121,27 @@ AI float e8m0(uint8_t e)
 /* The scale (and zero point) of segment s of row p, and where its codes start. Segments: INT
  * groups (or the whole row), NF4 / MXFP4 blocks, the FP8 row. */
 typedef struct {
-    const uint8_t *codes;
+    const uint8_t *codes, *end; /* end: INT only, the end of the row */
     __m512 d, z;
 } seg;
 
-AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int K)
+AI seg seg_get(const qb_fmt_params *f, const int_dec *id, const uint8_t *p, int n, int s, const int K)
 {
     seg r;
     r.z = _mm512_setzero_ps();
+    r.end = NULL;
     switch (K) {
     case QB_FK_INT: {
-        const float zsym = (float)(1 << (f->bits - 1));
+        r.end = p + id->rowbytes;
         if (f->group > 0) {
-            const size_t stride = (f->asym ? 4 : 2) + (size_t)f->group * f->bits / 8;
-            const uint8_t *h = p + (size_t)s * stride;
+            const uint8_t *h = p + (size_t)s * id->stride;
             r.d = _mm512_set1_ps(_cvtsh_ss(rd16(h)));
-            r.z = _mm512_set1_ps(f->asym ? _cvtsh_ss(rd16(h + 2)) : zsym);
-            r.codes = h + (f->asym ? 4 : 2);
+            r.z = _mm512_set1_ps(f->asym ? _cvtsh_ss(rd16(h + 2)) : id->zsym);
+            r.codes = h + id->hdr;
         } else {
             r.d = _mm512_set1_ps(rdf32(p));
-            r.z = _mm512_set1_ps(f->asym ? rdf32(p + 4) : zsym);
-            r.codes = p + (f->asym ? 8 : 4);
+            r.z = _mm512_set1_ps(f->asym ? rdf32(p + 4) : id->zsym);
+            r.codes = p + id->hdr;
         }
         break;
     }
@@ -157,7 +174,7 @@ AI __m512 decode16(const qb_fmt_params *f, const int_dec *id, const seg *sg, int
     case QB_FK_INT: {
         const int b = f->bits;
         const int nbytes = rem >= 16 ? 2 * b : (rem * b + 7) / 8;
-        return _mm512_mul_ps(sg->d, _mm512_sub_ps(int_codes(id, sg->codes + (size_t)k * 2 * b, nbytes), sg->z));
+        return _mm512_mul_ps(sg->d, _mm512_sub_ps(int_codes(id, sg->codes + (size_t)k * 2 * b, nbytes, sg->end), sg->z));
     }
     case QB_FK_NF4: {
         const __m512 lv = _mm512_loadu_ps(qb_nf4_levels);
@@ -195,12 +212,12 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
         #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
     int_dec id;
-    if (K == QB_FK_INT) id = int_dec_make(f->bits);
+    if (K == QB_FK_INT) id = int_dec_make(f, n);
     const int len = seg_len(f, n, K), nseg = n / len;
     for (int s = 0; s < nseg; s++) {
         seg sg[4];
         #pragma GCC unroll 4
-        for (int r = 0; r < NR; r++) sg[r] = seg_get(f, w + r * wst, n, s, K);
+        for (int r = 0; r < NR; r++) sg[r] = seg_get(f, &id, w + r * wst, n, s, K);
         const float *xs = x + (size_t)s * len;
         for (int e = 0; e < len; e += 16) {
             const int rem = len - e;
