@@ -7,9 +7,9 @@
 --   4 bits  RTN int4 per channel, RTN int4 in groups of 32 (where rows allow), NF4, MXFP4,
 --           q4_0, q4_k, iq4_nl
 --   3 bits  RTN int3 per channel, q3_k
--- plus, for every method the build offers besides RTN (qb.methods(): GPTQ, AWQ… as they land),
--- that method at the same bits and group. Today this build offers RTN only; the recipe picks the
--- others up by name without changes.
+-- plus GPTQ and AWQ (when qb.methods() lists them) at the same bits, per channel, next to RTN per
+-- channel: both calibrate on `calib` (default: the evaluation text itself, which flatters them;
+-- give a separate text for honest figures, e.g. calib-docs.txt vs eval-docs.txt on qb-docs-26m).
 -- Output: an aligned table, <prefix>.csv/.json and a KLD-vs-bpw plot (<prefix>_kld.png/.svg).
 --
 --   quantbench run examples/method_shootout.lua
@@ -23,6 +23,8 @@ local opt = args.parse({...}, {
   chunks = 0,
   bits = "4,3",
   group = 32,
+  calib = "",
+  calib_ctx = 64,
   prefix = "shootout",
   plots = true,
 }, "method_shootout: methods and formats at 4 and 3 bits, PPL and KLD")
@@ -34,8 +36,9 @@ local candidates = {
 }
 local methods = {}
 for _, name in ipairs(qb.methods()) do
-  if name ~= "rtn" then methods[#methods + 1] = name end
+  if name == "gptq" or name == "awq" then methods[#methods + 1] = name end
 end
+local calib -- calibrated once, on first use
 
 local base <close> = qb.open(opt.model)
 local m <close> = qb.open(opt.model)
@@ -43,8 +46,12 @@ local eval = { ctx = opt.ctx, chunks = opt.chunks }
 local rows = {}
 local function measure(bits, method, setting)
   local fmt = type(setting) == "string" and { format = setting } or setting
-  fmt.method = method ~= "-" and method or nil
-  local _, kept = m:apply({ { match = "*", format = fmt } }, { fallback = true })
+  local how = { fallback = true }
+  if method == "gptq" or method == "awq" then
+    calib = calib or qb.calibrate(m, opt.calib ~= "" and opt.calib or opt.text, { ctx = opt.calib_ctx })
+    how.method, how.calib = method, calib
+  end
+  local _, kept = m:apply({ { match = "*", format = fmt } }, how)
   local k = m:kld(base, opt.text, eval)
   local row = { bits = bits, method = method, format = qb.format(fmt).name, model_bpw = m:size().bpw, kept = #kept,
     ppl = k.ppl, dppl = k.dppl, kld = k.kld, kld_p99 = k.kld_p99, top1 = k.top1 }
@@ -68,7 +75,7 @@ for _, b in ipairs(args.list(opt.bits)) do
     end
   end
   for _, meth in ipairs(methods) do
-    measure(bits, meth, { bits = bits, group = opt.group })
+    measure(bits, meth, { bits = bits })
   end
 end
 

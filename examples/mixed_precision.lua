@@ -2,13 +2,14 @@
 -- weight budget, and the exported GGUF file.
 --
 -- 1. scan: each weight matrix alone is quantized to the low format (the rest unquantized) and the
---    KL divergence of the model from the unquantized one is measured on `scan_chunks` chunks;
---    when the build has qb.sensitivity (branch scan), that scan is used instead.
+--    KL divergence of the model from the unquantized one is measured on `scan_chunks` chunks
+--    (core's qb.sensitivity when the build has it, else the same measure with model:kld).
 -- 2. plan: every matrix starts at `low`; the matrices whose KLD per extra byte is largest move
 --    to `high` while the model's bits per weight (weight matrices) stay within `bpw`.
 -- 3. the plan is saved (<prefix>.plan), applied, measured (perplexity and KLD against uniform
 --    low and uniform high on the evaluation chunks) and exported as <prefix>.gguf, which
---    llama.cpp runs (formats must be ggml types for that).
+--    llama.cpp runs (formats must be ggml types for that). With search=1 (default) core's
+--    qb.search (greedy plus measured swaps) gets the same budget and is measured too.
 -- Output: the scan table (sorted), the comparison table, <prefix>_scan.csv, <prefix>.csv, a plot
 -- of the scan (<prefix>_scan.png), the plan and the GGUF file, all in the output folder.
 --
@@ -27,6 +28,7 @@ local opt = args.parse({...}, {
   bpw = 7.5,
   prefix = "mixed",
   export = true,
+  search = true,
 }, "mixed_precision: sensitivity scan → plan under a bpw budget → GGUF")
 
 local base <close> = qb.open(opt.model)
@@ -47,10 +49,9 @@ local matrices = {}
 for t in m:tensors() do
   if t.quantizable then matrices[#matrices + 1] = t end
 end
-if qb.sensitivity then
-  for _, r in ipairs(qb.sensitivity(m, { text = opt.text, format = opt.low, ctx = opt.ctx, chunks = opt.scan_chunks })) do
-    scan[#scan + 1] = { tensor = r.tensor or r.name, kld = r.kld }
-  end
+if qb.sensitivity then -- core's scan: views of the model, the base pass shared, variants in parallel
+  local res = qb.sensitivity(m, { text = opt.text, format = opt.low, ctx = opt.ctx, tokens = opt.scan_chunks * opt.ctx })
+  for _, r in ipairs(res.rows) do scan[#scan + 1] = { tensor = r.name, kld = r.kld } end
 else
   for _, t in ipairs(matrices) do
     t:quantize({ format = opt.low, fallback = true })
@@ -95,11 +96,17 @@ plan:save(opt.prefix .. ".plan")
 print(string.format("plan: %d of %d matrices at %s, the rest %s; %.3f bpw (budget %.2f)", upgraded, #scan, opt.high,
   opt.low, bytes * 8 / n_params, opt.bpw))
 
--- 3. compare uniform low, the mix and uniform high
+-- 3. compare uniform low, the mix and uniform high (and core's search with refinement, when present)
 local eval = { ctx = opt.ctx, chunks = opt.chunks }
 local rows = {}
-for _, c in ipairs({ { "uniform " .. opt.low, { { match = "*", format = opt.low } } }, { "mixed", plan },
-  { "uniform " .. opt.high, { { match = "*", format = opt.high } } } }) do
+local cases = { { "uniform " .. opt.low, { { match = "*", format = opt.low } } }, { "mixed", plan },
+  { "uniform " .. opt.high, { { match = "*", format = opt.high } } } }
+if qb.search and opt.search then
+  local searched = qb.search { model = m, text = opt.text, bpw = opt.bpw, candidates = { opt.low, opt.high }, ctx = opt.ctx,
+    tokens = opt.scan_chunks * opt.ctx }
+  cases[#cases + 1] = { "qb.search", searched }
+end
+for _, c in ipairs(cases) do
   m:apply(c[2], { fallback = true })
   local k = m:kld(base, opt.text, eval)
   rows[#rows + 1] = { plan = c[1], bpw = m:size().bpw, ppl = k.ppl, kld = k.kld, top1 = k.top1 }

@@ -4,9 +4,11 @@
 -- which share of its values lies beyond each threshold (3, 4, 6, 8 σ); then the model quantized
 -- with one scale per tensor and with one scale per output channel, for int8, fp8-e4m3 and int4,
 -- with perplexity for each: per-tensor scales pay for the outliers, per-channel ones confine them.
--- Part 2, the methods: when the build has LLM.int8 (outlier threshold) and SmoothQuant (migration
--- strength α) — branch `outlier` — perplexity against the threshold (1…8) and against α
--- (0…1) is added from qb.methods(); this build has RTN only, so part 2 says so and is skipped.
+-- Part 2, the activations (when qb.methods() lists them): LLM.int8() — int8 weights and
+-- activations with the feature columns holding |x| >= threshold kept in float — perplexity and
+-- the share of outlier columns against the threshold (0 … 8, inf = plain int8); SmoothQuant
+-- with W8A8 against the migration strength α (0 … 1), calibrated on `calib` (default: the
+-- evaluation text), next to plain W8A8.
 -- Output: the tables, <prefix>_tensors.csv, <prefix>.csv, <prefix>.json and
 -- <prefix>_tails.png (share beyond each threshold, per tensor kind).
 --
@@ -20,6 +22,7 @@ local opt = args.parse({...}, {
   ctx = 128,
   chunks = 0,
   thresholds = "3,4,6,8",
+  calib = "",
   prefix = "outliers",
   plots = true,
 }, "outlier_study: weight outliers, per-tensor vs per-channel 8/4-bit, LLM.int8 and SmoothQuant when present")
@@ -72,30 +75,41 @@ qb.print_table(rows, { "format", "base", "ppl_tensor", "ppl_channel" },
   { title = "perplexity with one scale per tensor vs one per output channel" })
 qb.write_csv(opt.prefix .. ".csv", rows, { "format", "base", "ppl_tensor", "ppl_channel" })
 
--- part 2: LLM.int8 thresholds and SmoothQuant alpha, when the build has them
+-- part 2: LLM.int8 thresholds and SmoothQuant alpha (activations in int8), when the build has them
 local have = {}
 for _, name in ipairs(qb.methods()) do have[name] = true end
 local sweeps = {}
-if have["llm.int8"] or have["llm_int8"] then
-  local name = have["llm.int8"] and "llm.int8" or "llm_int8"
+if have["llm.int8"] and m.act then
   sweeps.int8_threshold = {}
-  for _, th in ipairs({ 1, 2, 4, 6, 8 }) do
-    m:apply({ { match = "*", format = { method = name, bits = 8, threshold = th } } })
-    sweeps.int8_threshold[#sweeps.int8_threshold + 1] = { threshold = th, ppl = m:perplexity(opt.text, eval).ppl }
+  for _, th in ipairs({ 0, 1, 2, 4, 6, 8, math.huge }) do
+    m:act { int8_outlier = true, threshold = th }
+    local ppl = m:perplexity(opt.text, eval).ppl
+    local cols, n = 0, 0
+    for l = 0, m:info().n_layers - 1 do
+      for _, f in pairs(m:int8_outliers(l)) do cols, n = cols + f, n + 1 end
+    end
+    sweeps.int8_threshold[#sweeps.int8_threshold + 1] = { threshold = th, ppl = ppl,
+      outlier_cols_pct = n > 0 and 100 * cols / n or 0 }
     m:reset()
   end
-  qb.print_table(sweeps.int8_threshold, { "threshold", "ppl" }, { title = "LLM.int8: perplexity against the threshold" })
+  qb.print_table(sweeps.int8_threshold, { "threshold", "ppl", "outlier_cols_pct" },
+    { title = "LLM.int8(): perplexity against the outlier threshold (inf: plain vector-wise int8)" })
 else
-  print("LLM.int8 is not in this build (qb.methods() = " .. table.concat(qb.methods(), ", ") .. "): threshold sweep skipped")
+  print("LLM.int8 is not in this build: threshold sweep skipped")
 end
-if have.smoothquant then
+if have.smoothquant and m.act then
   sweeps.smoothquant_alpha = {}
+  m:act { act = "int8" }
+  sweeps.w8a8_ppl = m:perplexity(opt.text, eval).ppl
+  m:reset()
   for _, a in ipairs({ 0, 0.25, 0.5, 0.75, 1 }) do
-    m:apply({ { match = "*", format = { method = "smoothquant", bits = 8, alpha = a } } })
-    sweeps.smoothquant_alpha[#sweeps.smoothquant_alpha + 1] = { alpha = a, ppl = m:perplexity(opt.text, eval).ppl }
+    m:act { act = "int8", smooth = true, alpha = a, calib = opt.calib ~= "" and opt.calib or opt.text, calib_ctx = opt.ctx }
+    sweeps.smoothquant_alpha[#sweeps.smoothquant_alpha + 1] = { alpha = a, ppl = m:perplexity(opt.text, eval).ppl,
+      w8a8_ppl = sweeps.w8a8_ppl }
     m:reset()
   end
-  qb.print_table(sweeps.smoothquant_alpha, { "alpha", "ppl" }, { title = "SmoothQuant: perplexity against alpha" })
+  qb.print_table(sweeps.smoothquant_alpha, { "alpha", "ppl", "w8a8_ppl" },
+    { title = "SmoothQuant + W8A8 (int8 weights and activations): perplexity against alpha" })
 else
   print("SmoothQuant is not in this build: alpha sweep skipped")
 end

@@ -109,6 +109,13 @@ void lqb_sbuf_add(lua_State *L, lqb_sbuf *b, const char *s, size_t n);
 void lqb_sbuf_adds(lua_State *L, lqb_sbuf *b, const char *s);
 void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
+ * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */
+int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n);
+/* model:apply with a method= option: qb_model_apply_method with plan p and the options table at
+ * o (method, calib, GPTQ/AWQ parameters, progress). Raises on errors. (lqb_method.c) */
+int lqb_apply_method(lua_State *L, qb_model *m, const qb_plan *p, int o);
+
 /* Registration of each part (each adds fields to the module table on top of the stack). */
 void lqb_open_model(lua_State *L);
 void lqb_open_tensor(lua_State *L);
@@ -116,6 +123,9 @@ void lqb_open_plan(lua_State *L);
 void lqb_open_io(lua_State *L);
 void lqb_open_plot(lua_State *L);
 void lqb_open_misc(lua_State *L);
+void lqb_open_method(lua_State *L);
+void lqb_open_scan(lua_State *L);
+void lqb_open_act(lua_State *L);
 int luaopen_qb(lua_State *L);
 
 #endif

@@ -51,9 +51,14 @@ static int l_ftypes(lua_State *L)
 /* qb.methods() → the quantization methods a setting's method= may name in this build */
 static int l_methods(lua_State *L)
 {
-    lua_createtable(L, 1, 0);
-    lua_pushliteral(L, "rtn");
-    lua_rawseti(L, -2, 1);
+    /* rtn/gptq/awq: model:apply(plan, {method=, calib=}); llm.int8 and smoothquant:
+     * model:act{int8_outlier=true} / model:act{act="int8", smooth=true} */
+    static const char *names[] = {"rtn", "gptq", "awq", "llm.int8", "smoothquant"};
+    lua_createtable(L, 5, 0);
+    for (int i = 0; i < 5; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -128,5 +133,8 @@ int luaopen_qb(lua_State *L)
     lqb_open_plan(L);
     lqb_open_io(L);
     lqb_open_plot(L);
+    lqb_open_method(L);
+    lqb_open_scan(L);
+    lqb_open_act(L);
     return 1;
 }

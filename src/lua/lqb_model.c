@@ -10,6 +10,8 @@
 
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
+#include "core/method/fold.h"
+#include "core/method/smoothquant.h"
 #include "core/quant/apply.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -194,6 +196,14 @@ static int l_apply(lua_State *L)
         }
         p = fb;
     }
+    if (o && lua_getfield(L, o, "method") != LUA_TNIL) { /* GPTQ, AWQ (or RTN) through the methods API */
+        lua_pop(L, 1);
+        lqb_apply_method(L, m, p, o);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, skipped);
+        return 2;
+    }
+    if (o) lua_pop(L, 1);
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
     qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
@@ -228,6 +238,15 @@ static int l_reset(lua_State *L)
     const char *pat = luaL_optstring(L, 2, NULL);
     lqb_host *h = lqb_host_of(L);
     lua_Integer n = 0;
+    if (!pat) { /* everything: activation settings, folded norms (AWQ, SmoothQuant) and matrices */
+        for (int i = 0; i < m->n_tensors; i++) {
+            const qb_tensor *t = &m->tensors[i];
+            n += qb_tensor_quantizable(t) && !(t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type);
+        }
+        if (qb_w8a8_clear(&h->ctx, m) != QB_OK || qb_model_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
+        lua_pushinteger(L, n);
+        return 1;
+    }
     for (int i = 0; i < m->n_tensors; i++) {
         qb_tensor *t = &m->tensors[i];
         if (pat && fnmatch(pat, t->name, 0) != 0) continue;
@@ -260,7 +279,7 @@ static int l_size(lua_State *L)
 
 /* Tokens of the evaluation text: a readable file path, else the string itself as text.
  * Returns malloc'd tokens (caller frees) or raises. */
-static int32_t *eval_tokens(lua_State *L, qb_model *m, int idx, int *n)
+int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n)
 {
     lqb_host *h = lqb_host_of(L);
     size_t len;
@@ -307,7 +326,7 @@ static int l_perplexity(lua_State *L)
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "perplexity", o);
     int n = 0;
-    int32_t *toks = eval_tokens(L, m, 2, &n);
+    int32_t *toks = lqb_eval_tokens(L, m, 2, &n);
     qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
     qb_ppl_result r;
     qb_status st = qb_eval_perplexity(&lqb_host_of(L)->ctx, m, toks, n, &eo, &r);
@@ -328,7 +347,7 @@ static int l_kld(lua_State *L)
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "kld", o);
     int n = 0;
-    int32_t *toks = eval_tokens(L, base, 3, &n);
+    int32_t *toks = lqb_eval_tokens(L, base, 3, &n);
     qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
     qb_kld_result r;
     qb_status st = qb_eval_kld(&lqb_host_of(L)->ctx, base, m, toks, n, &eo, &r);

@@ -117,8 +117,12 @@ void lqb_check_format(lua_State *L, int idx, qb_format *out)
         luaL_error(L, "bad format (string like \"q4_k\" or table {bits=4, group=128} expected, got %s)",
                    luaL_typename(L, idx));
     const char *method = lqb_opt_str(L, idx, "method", "rtn");
+    if (!strcmp(method, "gptq") || !strcmp(method, "awq"))
+        luaL_error(L, "method '%s' works on a whole model: model:apply(plan, {method='%s', calib=qb.calibrate(model, "
+                      "text)})", method, method);
     if (strcmp(method, "rtn") != 0)
-        luaL_error(L, "method '%s' is not available in this build (known: rtn)", method);
+        luaL_error(L, "method '%s' is not a weight method (known: rtn, gptq, awq; llm.int8 and smoothquant: "
+                      "model:act{...})", method);
     lqb_opt_bool(L, idx, "fallback", false); /* type-checked here, used by the callers */
     if (lua_getfield(L, idx, "format") == LUA_TTABLE) { /* a nested setting: {match=, format={bits=4}} */
         lqb_check_format(L, -1, out);

@@ -60,7 +60,7 @@ T.section("tensors and stats", function()
   m:tensor("blk.0.ffn_down.weight"):quantize("q4_k", { fallback = true })
   T.eq(m:tensor("blk.0.ffn_down.weight").format, "f16", "quantize with fallback: q4_k on 172 columns falls back as llama-quantize (f16)")
   T.raises(function() m:tensor("blk.0.attn_norm.weight"):quantize("q8_0") end, "not a weight matrix", "norms are not quantized")
-  T.raises(function() t:stats({ method = "gptq", bits = 4 }) end, "method 'gptq' is not available", "unknown methods are named")
+  T.raises(function() t:stats({ method = "gptq", bits = 4 }) end, "method 'gptq' works on a whole model", "unknown methods are named")
 end)
 
 T.section("plans, apply, size, kld, export", function()

@@ -16,4 +16,21 @@ return function(T, run, f32_ppl)
   T.near(by.int8.ppl_channel, f32_ppl, 0.01, "outlier_study: int8 per channel within 1% of F32")
   T.ok(by.int4.ppl_tensor > 2 * by.int4.ppl_channel, "outlier_study: int4 per tensor far worse than per channel")
   T.ok(by.int8.ppl_tensor >= by.int8.ppl_channel, "outlier_study: int8 per tensor no better than per channel")
+  local th = r.sweeps.int8_threshold
+  T.ok(th and #th == 7, "outlier_study: LLM.int8 swept over 7 thresholds")
+  if th then
+    local falling, close = true, true
+    for i = 2, #th do
+      if th[i].outlier_cols_pct > th[i - 1].outlier_cols_pct then falling = false end
+    end
+    for _, x in ipairs(th) do
+      if math.abs(x.ppl - f32_ppl) > 0.02 * f32_ppl then close = false end
+    end
+    T.eq(th[1].outlier_cols_pct, 100, "outlier_study: threshold 0 keeps every column in float")
+    T.eq(th[#th].outlier_cols_pct, 0, "outlier_study: threshold inf keeps none")
+    T.ok(falling, "outlier_study: the outlier share falls as the threshold rises")
+    T.ok(close, "outlier_study: every LLM.int8 setting within 2% of F32 perplexity")
+  end
+  local sq = r.sweeps.smoothquant_alpha
+  T.ok(sq and #sq == 5 and math.abs(sq[3].ppl - f32_ppl) < 0.02 * f32_ppl, "outlier_study: SmoothQuant alpha sweep, alpha 0.5 within 2% of F32")
 end

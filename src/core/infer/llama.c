@@ -238,6 +238,11 @@ qb_status qb_infer_eval_from(qb_ctx *ctx, qb_infer *s, int l0, const float *x0, 
         return qb_fail(ctx, QB_ERR_ARG, "evaluation from layer %d of %d tokens: out of range", l0, n);
     if (n_logits > n) n_logits = n;
     qb_ctx_apply_threads(ctx);
+#ifdef _OPENMP /* attention scratch, as qb_infer_eval reserves it (merge of the scan and outlier branches) */
+    if (qb_kvcache_reserve(ctx, s->kv, omp_get_max_threads()) != QB_OK) return QB_ERR_NOMEM;
+#else
+    if (qb_kvcache_reserve(ctx, s->kv, 1) != QB_OK) return QB_ERR_NOMEM;
+#endif
     memcpy(s->x, x0, (size_t)n * c->dim * sizeof(float));
     run_from(s, l0, n, 0, logits, n_logits);
     return QB_OK;

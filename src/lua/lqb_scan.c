@@ -1,0 +1,218 @@
+/* lqb_scan.c — the sensitivity scan, the mixed-precision search and pruning from Lua:
+ * qb.sensitivity(model, {text=, format=, per=, …}) → ranked rows; qb.search{model=, text=,
+ * bpw=, candidates=, …} → a plan and what it achieves; model:prune / tensor:prune. */
+#include "lqb_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/eval/sensitivity.h"
+#include "core/method/prune.h"
+#include "core/quant/search.h"
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* The evaluation tokens of option `key` (a file path or the text itself); malloc'd. */
+static int32_t *opt_tokens(lua_State *L, qb_model *m, int o, const char *key, int *n)
+{
+    if (!o || lua_getfield(L, o, key) != LUA_TSTRING)
+        luaL_error(L, "option '%s' (an evaluation text or its path) is required", key);
+    int32_t *t = lqb_eval_tokens(L, m, lua_gettop(L), n);
+    lua_pop(L, 1);
+    return t;
+}
+
+/* qb.sensitivity(model, {text=, format="q4_k", per="tensor"|"layer", ctx=, tokens=,
+ * blocks_only=, progress=}) → {rows={…}, base={ppl=…}, format=, skipped=, skipped_why=, seconds=} */
+static int l_sensitivity(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    int o = lqb_opt_table(L, 2);
+    if (!o) return luaL_argerror(L, 2, "options table with text= and format= expected");
+    qb_format f;
+    lua_getfield(L, o, "format");
+    if (lua_isnil(L, -1)) return luaL_error(L, "bad option 'format' to 'sensitivity' (a format is required)");
+    lqb_check_format(L, -1, &f);
+    lua_pop(L, 1);
+    static const char *pers[] = {"tensor", "layer", NULL};
+    const char *per = lqb_opt_str(L, o, "per", "tensor");
+    int per_i = -1;
+    for (int i = 0; pers[i]; i++)
+        if (!strcmp(per, pers[i])) per_i = i;
+    if (per_i < 0) return luaL_error(L, "bad option 'per' to 'sensitivity' (\"tensor\" or \"layer\" expected)");
+    qb_scan_opts so = {0};
+    so.per = (qb_scan_unit)per_i;
+    so.n_ctx = (int)lqb_opt_int(L, o, "ctx", 0);
+    so.n_tokens = (int)lqb_opt_int(L, o, "tokens", 0);
+    so.blocks_only = lqb_opt_bool(L, o, "blocks_only", false);
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "sensitivity", o);
+    so.progress = lqb_progress_cb;
+    so.ud = &pr;
+    so.cancel = lqb_cancel_ptr(L);
+    int n = 0;
+    int32_t *toks = opt_tokens(L, m, o, "text", &n);
+    qb_scan_result r;
+    qb_status st = qb_sensitivity_scan(&lqb_host_of(L)->ctx, m, &f, toks, n, &so, &r);
+    free(toks);
+    if (st != QB_OK) qb_scan_result_free(&r);
+    lqb_progress_end(L, &pr, st);
+    lua_createtable(L, 0, 8);
+    lua_createtable(L, r.n_rows, 0);
+    for (int i = 0; i < r.n_rows; i++) {
+        const qb_scan_row *w = &r.rows[i];
+        lua_createtable(L, 0, 14);
+        set_str(L, "name", w->name);
+        set_str(L, "tensor", w->name);
+        set_str(L, "format", w->format);
+        set_int(L, "layer", w->layer);
+        set_int(L, "n_tensors", w->n_tensors);
+        set_int(L, "params", w->params);
+        set_int(L, "bytes", (lua_Integer)w->bytes);
+        set_int(L, "bytes_base", (lua_Integer)w->bytes_base);
+        set_num(L, "bpw", w->bpw);
+        set_num(L, "kld", w->kld.kld_mean);
+        set_num(L, "kld_p99", w->kld.kld_p99);
+        set_num(L, "top1", w->kld.top1_pct);
+        set_num(L, "dppl", w->kld.dppl);
+        set_num(L, "ppl", w->kld.other.ppl);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "rows");
+    lua_createtable(L, 0, 3);
+    set_num(L, "ppl", r.base.ppl);
+    set_num(L, "ppl_err", r.base.ppl_err);
+    set_int(L, "chunks", r.base.n_chunks);
+    lua_setfield(L, -2, "base");
+    set_str(L, "format", r.format);
+    set_int(L, "skipped", r.n_skipped);
+    set_str(L, "skipped_why", r.skipped_why);
+    set_num(L, "seconds", r.seconds);
+    qb_scan_result_free(&r);
+    return 1;
+}
+
+/* qb.search{model=, text=, bpw=, candidates={"q3_k","q4_k",…} or "q3_k,q4_k", ctx=, tokens=,
+ * rounds=, swaps=, progress=} → plan, {bpw=, bytes=, budget_bpw=, kld=, kld_greedy=,
+ * kld_predicted=, swaps=, variants=, seconds=} */
+static int l_search(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "model");
+    qb_model *m = lqb_check_model(L, 2);
+    qb_search_opts so = {0};
+    so.bpw = lqb_opt_num(L, 1, "bpw", 0);
+    if (!(so.bpw > 0)) return luaL_error(L, "bad option 'bpw' to 'search' (a positive budget is required)");
+    so.n_ctx = (int)lqb_opt_int(L, 1, "ctx", 0);
+    so.n_tokens = (int)lqb_opt_int(L, 1, "tokens", 0);
+    so.rounds = (int)lqb_opt_int(L, 1, "rounds", 0);
+    so.swaps = (int)lqb_opt_int(L, 1, "swaps", 0);
+    qb_format *cands = NULL;
+    int nc = 0;
+    int ty = lua_getfield(L, 1, "candidates");
+    if (ty == LUA_TTABLE) {
+        nc = (int)lua_rawlen(L, -1);
+        if (nc < 1 || nc > 64) return luaL_error(L, "bad option 'candidates' to 'search' (1..64 formats expected)");
+        cands = lua_newuserdatauv(L, sizeof *cands * (size_t)nc, 0);
+        for (int i = 0; i < nc; i++) {
+            lua_rawgeti(L, -2, i + 1);
+            lqb_check_format(L, -1, &cands[i]);
+            lua_pop(L, 1);
+        }
+    } else if (ty == LUA_TSTRING) {
+        qb_format *tmp = NULL;
+        lqb_host *h = lqb_host_of(L);
+        if (qb_search_parse_candidates(&h->ctx, lua_tostring(L, -1), &tmp, &nc) != QB_OK)
+            return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+        cands = lua_newuserdatauv(L, sizeof *cands * (size_t)(nc ? nc : 1), 0);
+        memcpy(cands, tmp, sizeof *cands * (size_t)nc);
+        free(tmp);
+    } else if (ty != LUA_TNIL) {
+        return luaL_error(L, "bad option 'candidates' to 'search' (list or comma-separated string expected)");
+    }
+    so.candidates = cands;
+    so.n_candidates = nc;
+    lqb_progress pr;
+    lqb_progress_begin(L, &pr, "search", 1);
+    so.progress = lqb_progress_cb;
+    so.ud = &pr;
+    so.cancel = lqb_cancel_ptr(L);
+    int n = 0;
+    int32_t *toks = opt_tokens(L, m, 1, "text", &n);
+    qb_search_result r;
+    memset(&r, 0, sizeof r);
+    qb_status st = qb_search_mixed(&lqb_host_of(L)->ctx, m, toks, n, &so, &r);
+    free(toks);
+    if (st != QB_OK) qb_search_result_free(&r);
+    lqb_progress_end(L, &pr, st);
+    lqb_push_plan(L, &r.plan); /* takes the plan */
+    lua_createtable(L, 0, 10);
+    set_num(L, "bpw", r.bpw);
+    set_int(L, "bytes", (lua_Integer)r.bytes);
+    set_num(L, "budget_bpw", r.budget_bpw);
+    set_num(L, "kld", r.kld);
+    set_num(L, "kld_greedy", r.kld_greedy);
+    set_num(L, "kld_predicted", r.kld_predicted);
+    set_int(L, "swaps", r.n_swaps);
+    set_int(L, "variants", r.n_variants);
+    set_num(L, "seconds", r.seconds);
+    qb_search_result_free(&r);
+    return 2;
+}
+
+static void check_prune(lua_State *L, int idx, qb_prune *p, qb_format *f, const qb_format **fp)
+{
+    lqb_host *h = lqb_host_of(L);
+    if (qb_prune_parse(&h->ctx, luaL_checkstring(L, idx), p) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    int o = lqb_opt_table(L, idx + 1);
+    *fp = NULL;
+    if (o && lua_getfield(L, o, "format") != LUA_TNIL) {
+        lqb_check_format(L, -1, f);
+        *fp = f;
+    }
+    if (o) lua_pop(L, 1);
+}
+
+/* model:prune("0.5" | "2:4" [, {format=}]) — every block matrix, from the original values */
+static int l_model_prune(lua_State *L)
+{
+    qb_model *m = lqb_check_model(L, 1);
+    qb_prune p;
+    qb_format f;
+    const qb_format *fp;
+    check_prune(L, 2, &p, &f, &fp);
+    lqb_check_stop(L, 1);
+    lqb_host *h = lqb_host_of(L);
+    qb_status st = qb_model_prune(&h->ctx, m, &p, fp, h->cancel);
+    if (st != QB_OK) return lqb_fail(L, st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+void lqb_open_scan(lua_State *L)
+{
+    lua_pushcfunction(L, l_sensitivity);
+    lua_setfield(L, -2, "sensitivity");
+    lua_pushcfunction(L, l_search);
+    lua_setfield(L, -2, "search");
+    luaL_getmetatable(L, LQB_MODEL);
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, l_model_prune);
+    lua_setfield(L, -2, "prune");
+    lua_pop(L, 2);
+}
