@@ -11,7 +11,7 @@
 -- (bits_sweep_sqnr.png/.svg, bits_sweep_ppl.png/.svg) in the output folder, plus terminal plots.
 --
 --   quantbench run examples/bits_sweep.lua                         (stories260K, about 10 s)
---   quantbench run --out results examples/bits_sweep.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f32.gguf \
+--   quantbench run --out results examples/bits_sweep.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f16.gguf \
 --       text=../shared/data/eval-docs.txt tensor=blk.3.ffn_down.weight ctx=256 chunks=8
 --   quantbench run examples/bits_sweep.lua help
 -- With fast=1 the model part runs only int8/int4/q8_0/q4_0 (used by the tests).

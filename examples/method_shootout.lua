@@ -13,7 +13,7 @@
 -- Output: an aligned table, <prefix>.csv/.json and a KLD-vs-bpw plot (<prefix>_kld.png/.svg).
 --
 --   quantbench run examples/method_shootout.lua
---   quantbench run --out results examples/method_shootout.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f32.gguf \
+--   quantbench run --out results examples/method_shootout.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f16.gguf \
 --       text=../shared/data/eval-docs.txt ctx=256 chunks=8
 local args = require("qb.args")
 local opt = args.parse({...}, {

@@ -14,7 +14,7 @@
 -- of the scan (<prefix>_scan.png), the plan and the GGUF file, all in the output folder.
 --
 --   quantbench run --out mix examples/mixed_precision.lua
---   quantbench run --out mix examples/mixed_precision.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f32.gguf \
+--   quantbench run --out mix examples/mixed_precision.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f16.gguf \
 --       text=../shared/data/eval-docs.txt low=q4_k high=q6_k bpw=5.2 ctx=256 scan_chunks=2 chunks=8
 local args = require("qb.args")
 local opt = args.parse({...}, {

@@ -13,7 +13,7 @@
 -- <prefix>_tails.png (share beyond each threshold, per tensor kind).
 --
 --   quantbench run --out out examples/outlier_study.lua
---   quantbench run --out out examples/outlier_study.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f32.gguf \
+--   quantbench run --out out examples/outlier_study.lua model=../shared/models/qb-docs-26m/qb-docs-26m-f16.gguf \
 --       text=../shared/data/eval-docs.txt ctx=256 chunks=8
 local args = require("qb.args")
 local opt = args.parse({...}, {
