@@ -14,4 +14,13 @@ double qb_eval_log_prob(const float *logits, int n, int tok, double *lse_out);
 void qb_eval_chunk_tokens(const qb_model *m, const int32_t *tokens, int c, int n_ctx, int32_t *buf);
 void qb_eval_finish_ppl(qb_ppl_result *r, double nll, double nll2, long count);
 
+/* Running sums for one model compared with a base (kld.c, sensitivity.c). */
+typedef struct {
+    double nb, nb2, no, no2, k, k2; /* base NLL, other NLL, KLD: sums and sums of squares */
+    long agree;                     /* positions whose argmax agrees */
+    double *klds;                   /* one KLD per scored position (sorted by the finisher) */
+} qb_kld_acc;
+/* out from a's sums over count scored positions (sorts a->klds). */
+void qb_eval_kld_finish(qb_kld_result *out, qb_kld_acc *a, long count, int n_chunks, int n_ctx, double seconds);
+
 #endif

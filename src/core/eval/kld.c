@@ -31,14 +31,7 @@ static double kld_row(const float *lb, const float *lo, int vocab, int next, dou
     return kl < 0 ? 0 : kl;
 }
 
-/* Running sums for one compared model. */
-typedef struct {
-    double nb, nb2, no, no2, k, k2;
-    long agree;
-    double *klds; /* (max_scored) */
-} acc;
-
-static void finish(qb_kld_result *out, acc *a, long count, int n_chunks, int n_ctx, double seconds)
+void qb_eval_kld_finish(qb_kld_result *out, qb_kld_acc *a, long count, int n_chunks, int n_ctx, double seconds)
 {
     qb_eval_finish_ppl(&out->base, a->nb, a->nb2, count);
     qb_eval_finish_ppl(&out->other, a->no, a->no2, count);
@@ -74,7 +67,7 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
     int32_t *buf = malloc((size_t)n_ctx * sizeof *buf);
     float *lb = malloc((size_t)n_logits * vocab * sizeof(float));
     float *lo = malloc((size_t)n_logits * vocab * sizeof(float));
-    acc *accs = calloc((size_t)n_others, sizeof *accs);
+    qb_kld_acc *accs = calloc((size_t)n_others, sizeof *accs);
     bool ok = buf && lb && lo && accs && so;
     for (int j = 0; ok && j < n_others; j++) ok = (accs[j].klds = malloc((size_t)max_scored * sizeof(double))) != NULL;
     if (!ok) {
@@ -94,7 +87,7 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
         if ((st = qb_infer_eval(ctx, sb, buf, n_ctx, 0, lb, n_logits)) != QB_OK) goto done;
         for (int j = 0; j < n_others; j++) {
             if ((st = qb_infer_eval(ctx, so[j], buf, n_ctx, 0, lo, n_logits)) != QB_OK) goto done;
-            acc *a = &accs[j];
+            qb_kld_acc *a = &accs[j];
             double part[6] = {0}; /* NLL base, its square, NLL other, its square, KLD, its square */
             long part_agree = 0;
 #pragma omp parallel for reduction(+ : part[:6], part_agree) schedule(static)
@@ -122,7 +115,7 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
         count += rows;
         if (o && o->progress) o->progress(o->ud, c + 1, n_chunks);
     }
-    for (int j = 0; j < n_others; j++) finish(&out[j], &accs[j], count, n_chunks, n_ctx, qb_eval_now() - t0);
+    for (int j = 0; j < n_others; j++) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, qb_eval_now() - t0);
 done:
     qb_infer_free(sb);
     for (int j = 0; so && j < n_others; j++) qb_infer_free(so[j]);

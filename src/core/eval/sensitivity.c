@@ -18,13 +18,6 @@
 #include <omp.h>
 #endif
 
-/* Running sums for one variant. */
-typedef struct {
-    double nb, nb2, no, no2, k, k2;
-    long agree;
-    double *klds; /* (n_chunks * rows) */
-} acc;
-
 /* The base's view of one chunk: its logits, log Σ exp per row, argmax, NLL of the next token. */
 typedef struct {
     float *logits; /* (n_logits, vocab) */
@@ -57,14 +50,8 @@ static int first_changed_layer(const qb_model *base, const qb_model *v)
     return l0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One variant's logits for a chunk against the base's: sums into a, KLDs at a->klds + off. */
-static void score_variant(const base_chunk *bc, const float *lo, int rows, int vocab, const int32_t *next, acc *a,
+static void score_variant(const base_chunk *bc, const float *lo, int rows, int vocab, const int32_t *next, qb_kld_acc *a,
                           long off)
 {
     for (int r = 0; r < rows; r++) {
@@ -86,25 +73,6 @@ static void score_variant(const base_chunk *bc, const float *lo, int rows, int v
         a->k2 += kl * kl;
         a->agree += qb_argmax(o, vocab) == bc->top[r];
     }
-}
-
-static void finish(qb_kld_result *out, acc *a, long count, int n_chunks, int n_ctx, double seconds)
-{
-    qb_eval_finish_ppl(&out->base, a->nb, a->nb2, count);
-    qb_eval_finish_ppl(&out->other, a->no, a->no2, count);
-    out->base.n_chunks = out->other.n_chunks = n_chunks;
-    out->base.n_ctx = out->other.n_ctx = n_ctx;
-    out->base.seconds = out->other.seconds = seconds;
-    out->dppl = out->other.ppl - out->base.ppl;
-    out->kld_mean = a->k / count;
-    double var = a->k2 / count - out->kld_mean * out->kld_mean;
-    out->kld_err = var > 0 && count > 1 ? sqrt(var / (count - 1)) : 0;
-    qsort(a->klds, (size_t)count, sizeof *a->klds, cmp_double);
-    out->kld_min = a->klds[0];
-    out->kld_max = a->klds[count - 1];
-    out->kld_median = a->klds[count / 2];
-    out->kld_p99 = a->klds[(long)floor(0.99 * (count - 1))];
-    out->top1_pct = 100.0 * a->agree / count;
 }
 
 /* Run the base on chunk buf and fill bc (the base's own perplexity sums too). */
@@ -129,7 +97,7 @@ static qb_status base_pass(qb_ctx *ctx, qb_infer *sb, const int32_t *buf, int n_
 
 /* Evaluate variant v on chunk buf into a (its own single-threaded forward pass). */
 static qb_status variant_pass(qb_ctx *tctx, const qb_model *v, int l0, const int32_t *buf, int n_ctx, int vocab,
-                              const base_chunk *bc, float *lo, acc *a, long off)
+                              const base_chunk *bc, float *lo, qb_kld_acc *a, long off)
 {
     int first = n_ctx / 2, rows = n_ctx - 1 - first;
     qb_infer *s = NULL;
@@ -173,7 +141,7 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
                      malloc((size_t)(base->cfg.n_layers + 1) * n_ctx * base->cfg.dim * sizeof(float))};
     int *l0 = calloc((size_t)n_variants, sizeof *l0);
     float **lo = calloc((size_t)nt, sizeof *lo);
-    acc *accs = calloc((size_t)n_variants, sizeof *accs);
+    qb_kld_acc *accs = calloc((size_t)n_variants, sizeof *accs);
     bool ok = buf && bc.logits && bc.lse && bc.top && bc.nll && bc.resid && l0 && lo && accs;
     for (int t = 0; ok && t < nt; t++) ok = (lo[t] = malloc((size_t)n_logits * vocab * sizeof(float))) != NULL;
     for (int j = 0; ok && j < n_variants; j++)
@@ -229,7 +197,7 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
     if (st == QB_OK) {
         long count = (long)n_chunks * rows;
         double secs = qb_eval_now() - t0;
-        for (int j = 0; j < n_variants; j++) finish(&out[j], &accs[j], count, n_chunks, n_ctx, secs);
+        for (int j = 0; j < n_variants; j++) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, secs);
         if (base_out) {
             qb_eval_finish_ppl(base_out, nll, nll2, count);
             base_out->n_chunks = n_chunks;

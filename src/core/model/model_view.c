@@ -169,29 +169,9 @@ qb_status qb_model_view_quantize(qb_ctx *ctx, qb_model *view, int i, const qb_fo
         put(t, NULL, t->src_data, t->src_nbytes, fmt);
         return QB_OK;
     }
-    if ((st = qb_format_check(ctx, fmt, t->ne[0])) != QB_OK) {
-        char why[sizeof ctx->errmsg];
-        snprintf(why, sizeof why, "%s", ctx->errmsg);
-        return qb_fail(ctx, st, "tensor %s: %s", t->name, why);
-    }
-    int64_t n = t->ne[0], rows = qb_tensor_rows(t);
-    size_t nbytes = qb_format_row_bytes(fmt, n) * (size_t)rows;
-    float *src = malloc((size_t)(n * rows) * sizeof(float));
-    void *dst = malloc(nbytes);
-    if (!src || !dst) {
-        free(src);
-        free(dst);
-        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory quantizing %s", t->name);
-    }
-    qb_ctx_apply_threads(ctx);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r += 16) qb_tensor_source_rows(t, r, rows - r < 16 ? rows - r : 16, src + r * n);
-    st = qb_quantize_matrix(ctx, fmt, src, rows, n, dst, cancel);
-    free(src);
-    if (st != QB_OK) {
-        free(dst);
-        return st;
-    }
+    void *dst = NULL;
+    size_t nbytes = 0;
+    if ((st = qb_tensor_quantize_source(ctx, t, fmt, cancel, &dst, &nbytes)) != QB_OK) return st;
     put(t, dst, dst, nbytes, fmt);
     return QB_OK;
 }

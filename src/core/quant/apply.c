@@ -35,9 +35,11 @@ qb_status qb_tensor_restore(qb_ctx *ctx, qb_tensor *t)
     return QB_OK;
 }
 
-qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, const volatile int *cancel)
+qb_status qb_tensor_quantize_source(qb_ctx *ctx, const qb_tensor *t, const qb_format *fmt, const volatile int *cancel,
+                                    void **out, size_t *nbytes)
 {
-    if (fmt->kind == QB_FMT_GGML && (qb_type)fmt->type == t->src_type) return qb_tensor_restore(ctx, t);
+    *out = NULL;
+    *nbytes = 0;
     qb_status st = qb_format_check(ctx, fmt, t->ne[0]);
     if (st != QB_OK) {
         char why[sizeof ctx->errmsg];
@@ -45,9 +47,9 @@ qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, co
         return qb_fail(ctx, st, "tensor %s: %s", t->name, why);
     }
     int64_t n = t->ne[0], rows = qb_tensor_rows(t);
-    size_t row_bytes = qb_format_row_bytes(fmt, n);
+    size_t size = qb_format_row_bytes(fmt, n) * (size_t)rows;
     float *src = malloc((size_t)(n * rows) * sizeof(float));
-    void *dst = malloc(row_bytes * (size_t)rows);
+    void *dst = malloc(size);
     if (!src || !dst) {
         free(src);
         free(dst);
@@ -62,7 +64,19 @@ qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, co
         free(dst);
         return st;
     }
-    replace(t, dst, row_bytes * (size_t)rows, fmt);
+    *out = dst;
+    *nbytes = size;
+    return QB_OK;
+}
+
+qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, const volatile int *cancel)
+{
+    if (fmt->kind == QB_FMT_GGML && (qb_type)fmt->type == t->src_type) return qb_tensor_restore(ctx, t);
+    void *dst = NULL;
+    size_t nbytes = 0;
+    qb_status st = qb_tensor_quantize_source(ctx, t, fmt, cancel, &dst, &nbytes);
+    if (st != QB_OK) return st;
+    replace(t, dst, nbytes, fmt);
     if (!t->src_owned) qb_mapfile_release(t->src_data, t->src_nbytes); /* resident memory follows the packed size */
     return QB_OK;
 }

@@ -12,6 +12,11 @@
  * previous one is freed). fmt equal to the original ggml type restores the original. The
  * forward pass runs the result packed. */
 qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, const volatile int *cancel);
+/* The bytes t's original values take in fmt, without changing t: *out (caller frees) holds
+ * *nbytes bytes. Errors name the tensor (format check, memory, cancel). Used by
+ * qb_tensor_quantize and by model views. */
+qb_status qb_tensor_quantize_source(qb_ctx *ctx, const qb_tensor *t, const qb_format *fmt, const volatile int *cancel,
+                                    void **out, size_t *nbytes);
 /* Back to the original representation (as loaded). */
 qb_status qb_tensor_restore(qb_ctx *ctx, qb_tensor *t);
 /* Whether t is a weight matrix a plan may change (not a norm). */
