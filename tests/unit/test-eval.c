@@ -1,23 +1,14 @@
 /* test-eval.c — perplexity and KL divergence against llama.cpp's and transformers' figures
  * (the fixtures' JSON and README), following llama-perplexity's protocol. */
-#include "testutil.h"
+#include "testmodel.h"
 #include <math.h>
 
 #include "core/model/model.h"
 #include "core/eval/eval.h"
 
-static qb_model *open_model(const char *rel)
-{
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model *m = NULL;
-    if (qb_model_open(&ctx, qbt_model_path(rel), NULL, &m) != QB_OK) fail_msg("open %s: %s", rel, qb_ctx_errmsg(&ctx));
-    return m;
-}
-
 static qb_ppl_result ppl_of(const char *rel, const char *text, int n_ctx, int chunks)
 {
-    qb_model *m = open_model(rel);
+    qb_model *m = qbt_open_model(rel, NULL);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int32_t *toks;
@@ -81,8 +72,8 @@ static void test_260k_perplexity(void **state)
 static void test_docs_kld(void **state)
 {
     (void)state;
-    qb_model *base = open_model("qb-docs-26m/qb-docs-26m-f16.gguf");
-    qb_model *q = open_model("qb-docs-26m/qb-docs-26m-q4_k_m.gguf");
+    qb_model *base = qbt_open_model("qb-docs-26m/qb-docs-26m-f16.gguf", NULL);
+    qb_model *q = qbt_open_model("qb-docs-26m/qb-docs-26m-q4_k_m.gguf", NULL);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int32_t *toks;
@@ -111,7 +102,7 @@ static void test_docs_kld(void **state)
 static void test_eval_errors(void **state)
 {
     (void)state;
-    qb_model *m = open_model("stories260K/stories260K.bin");
+    qb_model *m = qbt_open_model("stories260K/stories260K.bin", NULL);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int32_t toks[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};

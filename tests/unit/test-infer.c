@@ -2,7 +2,7 @@
  * and greedy tokens for stories260K (llama2.c .bin and llama.cpp's GGUF conversion), and
  * transformers' fp32 logits and greedy ids for qb-docs-26m (HF safetensors and llama.cpp's
  * F16 GGUF). Weights are opened without tokenizers here: ids come from the fixtures. */
-#include "testutil.h"
+#include "testmodel.h"
 #include <math.h>
 
 #include "core/model/model.h"
@@ -10,16 +10,7 @@
 #include "core/infer/sampler.h"
 #include "core/model/gguf_write.h"
 
-static qb_model *open_model(const char *rel)
-{
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model_opts o = {.skip_tokenizer = true};
-    qb_model *m = NULL;
-    qb_status st = qb_model_open(&ctx, qbt_model_path(rel), &o, &m);
-    if (st != QB_OK) fail_msg("open %s: %s", rel, qb_ctx_errmsg(&ctx));
-    return m;
-}
+static const qb_model_opts no_tokenizer = {.skip_tokenizer = true};
 
 /* stories260K reference: fed tokens and 32 rows of 512 logits from llama2.c's run.c */
 typedef struct {
@@ -53,7 +44,7 @@ static void check_260k_logits(const char *rel, float tol)
 {
     static ref260k ref;
     load_ref260k(&ref);
-    qb_model *m = open_model(rel);
+    qb_model *m = qbt_open_model(rel, &no_tokenizer);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_infer *s;
@@ -98,7 +89,7 @@ static void test_260k_greedy_same_both_formats(void **state)
     const char *files[] = {"stories260K/stories260K.bin", "stories260K/stories260K-f32.gguf"};
     int32_t seq[2][100];
     for (int f = 0; f < 2; f++) {
-        qb_model *m = open_model(files[f]);
+        qb_model *m = qbt_open_model(files[f], &no_tokenizer);
         qb_ctx ctx;
         qb_ctx_init(&ctx);
         qb_infer *s;
@@ -132,7 +123,7 @@ static void check_docs_logits(const char *rel, float tol)
     assert_int_equal(hdr[0], 1);
     uint32_t n_prompts = hdr[1], vocab = hdr[2];
     assert_int_equal(vocab, 8192);
-    qb_model *m = open_model(rel);
+    qb_model *m = qbt_open_model(rel, &no_tokenizer);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     size_t off = 16;
@@ -202,7 +193,7 @@ static int parse_ids(const char *p, const char *key, int32_t *out, int cap)
 static void check_docs_greedy(const char *rel)
 {
     char *js = qbt_slurp(qbt_model_path("qb-docs-26m/fixtures/greedy.json"), NULL);
-    qb_model *m = open_model(rel);
+    qb_model *m = qbt_open_model(rel, &no_tokenizer);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     const char *p = js;
@@ -264,7 +255,7 @@ static void obs_fn(void *ud, int layer, qb_obs_point pt, float *x, int n, int wi
 static void test_observer(void **state)
 {
     (void)state;
-    qb_model *m = open_model("stories260K/stories260K.bin");
+    qb_model *m = qbt_open_model("stories260K/stories260K.bin", &no_tokenizer);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_infer *s = NULL;

@@ -2,7 +2,7 @@
  * one rule per matrix, applies (the applied model has the reported bpw), saves and reloads;
  * more budget gives a lower KLD; refinement never ends worse than the greedy mix; bad input
  * (unknown candidate, budget below the cheapest mix, empty list) and cancel. */
-#include "testutil.h"
+#include "testmodel.h"
 #include <math.h>
 
 #include "core/model/model.h"
@@ -10,30 +10,6 @@
 #include "core/eval/eval.h"
 #include "core/quant/apply.h"
 #include "core/quant/search.h"
-
-static qb_model *open_or_skip(void)
-{
-    const char *p = qbt_model_path("stories260K/stories260K.bin");
-    if (access(p, R_OK) != 0) {
-        print_message("skipped: %s missing (set QB_MODELS)\n", p);
-        return NULL;
-    }
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model *m = NULL;
-    if (qb_model_open(&ctx, p, NULL, &m) != QB_OK) fail_msg("open: %s", qb_ctx_errmsg(&ctx));
-    return m;
-}
-
-static int32_t *sample_tokens(qb_model *m, int *n)
-{
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    int32_t *toks;
-    if (qb_eval_load_text(&ctx, m, qbt_model_path("stories260K/ppl-sample.txt"), &toks, n) != QB_OK)
-        fail_msg("%s", qb_ctx_errmsg(&ctx));
-    return toks;
-}
 
 static int n_matrices(const qb_model *m)
 {
@@ -45,12 +21,12 @@ static int n_matrices(const qb_model *m)
 static void test_search_budget_and_plan(void **state)
 {
     (void)state;
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip("stories260K/stories260K.bin");
     if (!m) return;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int n;
-    int32_t *toks = sample_tokens(m, &n);
+    int32_t *toks = qbt_load_tokens(m, qbt_model_path("stories260K/ppl-sample.txt"), &n);
     qb_format *c;
     int nc;
     assert_int_equal(qb_search_parse_candidates(&ctx, "int2-channel,int4-channel,int8-channel", &c, &nc), QB_OK);
@@ -119,10 +95,10 @@ static void test_search_bad_input(void **state)
     assert_null(c);
     assert_int_equal(qb_search_parse_candidates(&ctx, "", &c, &nc), QB_ERR_ARG);
     assert_int_equal(qb_search_parse_candidates(&ctx, ",", &c, &nc), QB_ERR_ARG);
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip("stories260K/stories260K.bin");
     if (!m) return;
     int n;
-    int32_t *toks = sample_tokens(m, &n);
+    int32_t *toks = qbt_load_tokens(m, qbt_model_path("stories260K/ppl-sample.txt"), &n);
     assert_int_equal(qb_search_parse_candidates(&ctx, "int4-channel,int8-channel", &c, &nc), QB_OK);
     qb_search_opts o = {.bpw = 3.0, .candidates = c, .n_candidates = nc, .n_ctx = 64, .n_tokens = 256};
     qb_search_result r;

@@ -2,7 +2,7 @@
  * and the sensitivity scan on stories260K: an unchanged view has KLD 0, 2-bit tensors rank
  * above 8-bit ones, one scanned variant agrees with qb_eval_kld on a separately quantized
  * model, CSV/JSON output, bad input and cancel. */
-#include "testutil.h"
+#include "testmodel.h"
 #include <math.h>
 
 #include "core/model/model.h"
@@ -12,30 +12,6 @@
 #include "core/quant/apply.h"
 
 #define MODEL "stories260K/stories260K.bin"
-
-static qb_model *open_or_skip(void)
-{
-    const char *p = qbt_model_path(MODEL);
-    if (access(p, R_OK) != 0) {
-        print_message("skipped: %s missing (set QB_MODELS)\n", p);
-        return NULL;
-    }
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model *m = NULL;
-    if (qb_model_open(&ctx, p, NULL, &m) != QB_OK) fail_msg("open: %s", qb_ctx_errmsg(&ctx));
-    return m;
-}
-
-static int32_t *sample_tokens(qb_model *m, int *n)
-{
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    int32_t *toks;
-    if (qb_eval_load_text(&ctx, m, qbt_model_path("stories260K/ppl-sample.txt"), &toks, n) != QB_OK)
-        fail_msg("%s", qb_ctx_errmsg(&ctx));
-    return toks;
-}
 
 static uint64_t checksum(const void *p, size_t n)
 {
@@ -47,7 +23,7 @@ static uint64_t checksum(const void *p, size_t n)
 static void test_view_leaves_base(void **state)
 {
     (void)state;
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip(MODEL);
     if (!m) return;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -122,12 +98,12 @@ static void test_view_leaves_base(void **state)
 static void test_unchanged_view_kld_zero(void **state)
 {
     (void)state;
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip(MODEL);
     if (!m) return;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int n;
-    int32_t *toks = sample_tokens(m, &n);
+    int32_t *toks = qbt_load_tokens(m, qbt_model_path("stories260K/ppl-sample.txt"), &n);
     qb_model *v[2];
     assert_int_equal(qb_model_view_new(&ctx, m, &v[0]), QB_OK);
     assert_int_equal(qb_model_view_new(&ctx, m, &v[1]), QB_OK);
@@ -164,12 +140,12 @@ static const qb_scan_row *find_row(const qb_scan_result *r, const char *name)
 static void test_scan_ranks(void **state)
 {
     (void)state;
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip(MODEL);
     if (!m) return;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int n;
-    int32_t *toks = sample_tokens(m, &n);
+    int32_t *toks = qbt_load_tokens(m, qbt_model_path("stories260K/ppl-sample.txt"), &n);
     qb_format f2, f8;
     assert_int_equal(qb_format_parse(&ctx, "int2-channel", &f2), QB_OK);
     assert_int_equal(qb_format_parse(&ctx, "int8-channel", &f8), QB_OK);
@@ -188,7 +164,7 @@ static void test_scan_ranks(void **state)
     }
     /* cross-check one row against qb_eval_kld on a model quantized the ordinary way */
     const qb_scan_row *top = &r2.rows[0];
-    qb_model *q = open_or_skip();
+    qb_model *q = qbt_open_model_or_skip(MODEL);
     assert_int_equal(qb_tensor_quantize(&ctx, qb_model_find_tensor(q, top->name), &f2, NULL), QB_OK);
     qb_eval_opts eo = {.n_ctx = 64, .n_chunks = 8};
     qb_kld_result k;
@@ -243,12 +219,12 @@ static void cancel_on_progress(void *ud, int done, int total)
 static void test_scan_bad_input(void **state)
 {
     (void)state;
-    qb_model *m = open_or_skip();
+    qb_model *m = qbt_open_model_or_skip(MODEL);
     if (!m) return;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     int n;
-    int32_t *toks = sample_tokens(m, &n);
+    int32_t *toks = qbt_load_tokens(m, qbt_model_path("stories260K/ppl-sample.txt"), &n);
     qb_format f;
     qb_scan_result r;
     qb_scan_opts o = {.n_ctx = 64, .n_tokens = 512};
