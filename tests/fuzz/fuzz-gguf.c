@@ -13,30 +13,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_tmpdir.h"
+
 #define MODEL_MAX_BYTES (1u << 20) /* qb_model_open only on inputs this small: it stays cheap */
 
-static char tmp_dir[256];
-static char tmp_path[300];
-
-static void cleanup(void)
-{
-    if (tmp_path[0]) unlink(tmp_path);
-    if (tmp_dir[0]) rmdir(tmp_dir);
-}
+static const char *tmp_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
-    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-gguf-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("fuzz-gguf: mkdtemp");
-        abort();
-    }
-    snprintf(tmp_path, sizeof tmp_path, "%s/model.gguf", tmp_dir);
-    atexit(cleanup);
+    fuzz_tmpdir_make("gguf");
+    tmp_path = fuzz_tmpdir_file(0, "model.gguf");
     return 0;
 }
 

@@ -16,28 +16,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmp_dir[256];
-static char tmp_path[300];
+#include "fuzz_tmpdir.h"
 
-static void cleanup(void)
-{
-    if (tmp_path[0]) unlink(tmp_path);
-    if (tmp_dir[0]) rmdir(tmp_dir);
-}
+static const char *tmp_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
-    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-llama2c-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("fuzz-llama2c: mkdtemp");
-        abort();
-    }
-    snprintf(tmp_path, sizeof tmp_path, "%s/model.bin", tmp_dir);
-    atexit(cleanup);
+    fuzz_tmpdir_make("llama2c");
+    tmp_path = fuzz_tmpdir_file(0, "model.bin");
     return 0;
 }
 

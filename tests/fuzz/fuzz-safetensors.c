@@ -15,21 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_tmpdir.h"
+
 /* The shapes scripts/fuzz.sh's tiny-llama.safetensors seed has. */
 #define TINY_CONFIG                                                                                        \
     "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 16,"           \
     " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"vocab_size\": 16,"  \
     " \"max_position_embeddings\": 32, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": false}"
 
-static char tmp_dir[256];
-static char st_path[300], cfg_path[300];
-
-static void cleanup(void)
-{
-    if (st_path[0]) unlink(st_path);
-    if (cfg_path[0]) unlink(cfg_path);
-    if (tmp_dir[0]) rmdir(tmp_dir);
-}
+static const char *tmp_dir;
+static const char *st_path, *cfg_path;
 
 static void write_file(const char *path, const void *data, size_t size)
 {
@@ -43,17 +38,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
-    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-st-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("fuzz-safetensors: mkdtemp");
-        abort();
-    }
-    snprintf(st_path, sizeof st_path, "%s/model.safetensors", tmp_dir);
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", tmp_dir);
+    tmp_dir = fuzz_tmpdir_make("st");
+    st_path = fuzz_tmpdir_file(0, "model.safetensors");
+    cfg_path = fuzz_tmpdir_file(1, "config.json");
     write_file(cfg_path, TINY_CONFIG, sizeof TINY_CONFIG - 1);
-    atexit(cleanup);
     return 0;
 }
 

@@ -11,32 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_tmpdir.h"
+
 #define CONFIG_SEP "\n@@tokenizer_config.json@@\n"
 
-static char tmp_dir[256];
-static char tok_path[300], cfg_path[300];
-
-static void cleanup(void)
-{
-    if (tok_path[0]) unlink(tok_path);
-    if (cfg_path[0]) unlink(cfg_path);
-    if (tmp_dir[0]) rmdir(tmp_dir);
-}
+static const char *tok_path, *cfg_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = getenv("QB_FUZZ_TMP"); /* fuzz.sh: a folder it removes afterwards */
-    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/qb-fuzz-tokjson-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("fuzz-tokenizer-json: mkdtemp");
-        abort();
-    }
-    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", tmp_dir);
-    snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", tmp_dir);
-    atexit(cleanup);
+    fuzz_tmpdir_make("tokjson");
+    tok_path = fuzz_tmpdir_file(0, "tokenizer.json");
+    cfg_path = fuzz_tmpdir_file(1, "tokenizer_config.json");
     return 0;
 }
 
