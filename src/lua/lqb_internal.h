@@ -76,6 +76,11 @@ lua_Integer lqb_opt_int(lua_State *L, int t, const char *key, lua_Integer def);
 double lqb_opt_num(lua_State *L, int t, const char *key, double def);
 bool lqb_opt_bool(lua_State *L, int t, const char *key, bool def);
 const char *lqb_opt_str(lua_State *L, int t, const char *key, const char *def);
+
+/* t[k] = v for the table on top of the stack. */
+void lqb_set_int(lua_State *L, const char *k, lua_Integer v);
+void lqb_set_num(lua_State *L, const char *k, double v);
+void lqb_set_str(lua_State *L, const char *k, const char *v);
 /* Check that argument arg is a table or absent; returns its absolute index or 0. */
 int lqb_opt_table(lua_State *L, int arg);
 

@@ -64,47 +64,31 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-static void set_num(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
 static int l_info(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     const qb_config *c = &m->cfg;
     lua_createtable(L, 0, 20);
-    set_str(L, "path", m->path);
-    set_str(L, "kind", qb_file_kind_name(m->kind));
-    set_str(L, "arch", m->arch);
-    set_str(L, "name", m->name);
-    set_int(L, "dim", c->dim);
-    set_int(L, "hidden_dim", c->hidden_dim);
-    set_int(L, "n_layers", c->n_layers);
-    set_int(L, "n_heads", c->n_heads);
-    set_int(L, "n_kv_heads", c->n_kv_heads);
-    set_int(L, "head_dim", c->head_dim);
-    set_int(L, "vocab_size", c->vocab_size);
-    set_int(L, "seq_len", c->seq_len);
-    set_num(L, "rope_theta", c->rope_theta);
-    set_num(L, "norm_eps", c->norm_eps);
+    lqb_set_str(L, "path", m->path);
+    lqb_set_str(L, "kind", qb_file_kind_name(m->kind));
+    lqb_set_str(L, "arch", m->arch);
+    lqb_set_str(L, "name", m->name);
+    lqb_set_int(L, "dim", c->dim);
+    lqb_set_int(L, "hidden_dim", c->hidden_dim);
+    lqb_set_int(L, "n_layers", c->n_layers);
+    lqb_set_int(L, "n_heads", c->n_heads);
+    lqb_set_int(L, "n_kv_heads", c->n_kv_heads);
+    lqb_set_int(L, "head_dim", c->head_dim);
+    lqb_set_int(L, "vocab_size", c->vocab_size);
+    lqb_set_int(L, "seq_len", c->seq_len);
+    lqb_set_num(L, "rope_theta", c->rope_theta);
+    lqb_set_num(L, "norm_eps", c->norm_eps);
     lua_pushboolean(L, c->tied_output);
     lua_setfield(L, -2, "tied_output");
-    set_int(L, "params", qb_model_params(m));
-    set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
-    set_int(L, "n_tensors", m->n_tensors);
-    if (m->tok) set_str(L, "tokenizer", qb_tokenizer_describe(m->tok));
+    lqb_set_int(L, "params", qb_model_params(m));
+    lqb_set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
+    lqb_set_int(L, "n_tensors", m->n_tensors);
+    if (m->tok) lqb_set_str(L, "tokenizer", qb_tokenizer_describe(m->tok));
     return 1;
 }
 
@@ -266,14 +250,14 @@ static int l_size(lua_State *L)
     qb_model_size s;
     qb_model_size_compute(m, &s);
     lua_createtable(L, 0, 8);
-    set_int(L, "bytes", (lua_Integer)s.bytes);
-    set_int(L, "bytes_f16", (lua_Integer)s.bytes_f16);
-    set_int(L, "bytes_f32", (lua_Integer)s.bytes_f32);
-    set_int(L, "params", s.params);
-    set_num(L, "bpw", s.bpw);
-    set_num(L, "gib_7b", s.proj_gib[0]);
-    set_num(L, "gib_13b", s.proj_gib[1]);
-    set_num(L, "gib_70b", s.proj_gib[2]);
+    lqb_set_int(L, "bytes", (lua_Integer)s.bytes);
+    lqb_set_int(L, "bytes_f16", (lua_Integer)s.bytes_f16);
+    lqb_set_int(L, "bytes_f32", (lua_Integer)s.bytes_f32);
+    lqb_set_int(L, "params", s.params);
+    lqb_set_num(L, "bpw", s.bpw);
+    lqb_set_num(L, "gib_7b", s.proj_gib[0]);
+    lqb_set_num(L, "gib_13b", s.proj_gib[1]);
+    lqb_set_num(L, "gib_70b", s.proj_gib[2]);
     return 1;
 }
 
@@ -307,13 +291,13 @@ int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n)
 static void push_ppl(lua_State *L, const qb_ppl_result *r)
 {
     lua_createtable(L, 0, 8);
-    set_num(L, "ppl", r->ppl);
-    set_num(L, "ppl_err", r->ppl_err);
-    set_num(L, "nll", r->nll_mean);
-    set_int(L, "chunks", r->n_chunks);
-    set_int(L, "ctx", r->n_ctx);
-    set_int(L, "tokens", r->n_scored);
-    set_num(L, "seconds", r->seconds);
+    lqb_set_num(L, "ppl", r->ppl);
+    lqb_set_num(L, "ppl_err", r->ppl_err);
+    lqb_set_num(L, "nll", r->nll_mean);
+    lqb_set_int(L, "chunks", r->n_chunks);
+    lqb_set_int(L, "ctx", r->n_ctx);
+    lqb_set_int(L, "tokens", r->n_scored);
+    lqb_set_num(L, "seconds", r->seconds);
 }
 
 /* model:perplexity(text_or_path [, {ctx=, chunks=, progress=}]) */
@@ -358,15 +342,15 @@ static int l_kld(lua_State *L)
     lua_setfield(L, -2, "base");
     push_ppl(L, &r.other);
     lua_setfield(L, -2, "other");
-    set_num(L, "ppl_base", r.base.ppl);
-    set_num(L, "ppl", r.other.ppl);
-    set_num(L, "dppl", r.dppl);
-    set_num(L, "kld", r.kld_mean);
-    set_num(L, "kld_err", r.kld_err);
-    set_num(L, "kld_median", r.kld_median);
-    set_num(L, "kld_p99", r.kld_p99);
-    set_num(L, "kld_max", r.kld_max);
-    set_num(L, "top1", r.top1_pct);
+    lqb_set_num(L, "ppl_base", r.base.ppl);
+    lqb_set_num(L, "ppl", r.other.ppl);
+    lqb_set_num(L, "dppl", r.dppl);
+    lqb_set_num(L, "kld", r.kld_mean);
+    lqb_set_num(L, "kld_err", r.kld_err);
+    lqb_set_num(L, "kld_median", r.kld_median);
+    lqb_set_num(L, "kld_p99", r.kld_p99);
+    lqb_set_num(L, "kld_max", r.kld_max);
+    lqb_set_num(L, "top1", r.top1_pct);
     return 1;
 }
 
@@ -450,10 +434,10 @@ static int l_generate(lua_State *L)
     lua_pushstring(L, text ? text : "");
     free(text);
     lua_createtable(L, 0, 6);
-    set_int(L, "n_prompt", r.n_prompt);
-    set_int(L, "n_generated", r.n_generated);
-    set_num(L, "prompt_tps", r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0);
-    set_num(L, "gen_tps", r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0);
+    lqb_set_int(L, "n_prompt", r.n_prompt);
+    lqb_set_int(L, "n_generated", r.n_generated);
+    lqb_set_num(L, "prompt_tps", r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0);
+    lqb_set_num(L, "gen_tps", r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0);
     lua_pushboolean(L, r.hit_eos);
     lua_setfield(L, -2, "hit_eos");
     return 2;

@@ -10,22 +10,6 @@
 #include "core/method/prune.h"
 #include "core/quant/search.h"
 
-static void set_num(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* The evaluation tokens of option `key` (a file path or the text itself); malloc'd. */
 static int32_t *opt_tokens(lua_State *L, qb_model *m, int o, const char *key, int *n)
 {
@@ -76,32 +60,32 @@ static int l_sensitivity(lua_State *L)
     for (int i = 0; i < r.n_rows; i++) {
         const qb_scan_row *w = &r.rows[i];
         lua_createtable(L, 0, 14);
-        set_str(L, "name", w->name);
-        set_str(L, "tensor", w->name);
-        set_str(L, "format", w->format);
-        set_int(L, "layer", w->layer);
-        set_int(L, "n_tensors", w->n_tensors);
-        set_int(L, "params", w->params);
-        set_int(L, "bytes", (lua_Integer)w->bytes);
-        set_int(L, "bytes_base", (lua_Integer)w->bytes_base);
-        set_num(L, "bpw", w->bpw);
-        set_num(L, "kld", w->kld.kld_mean);
-        set_num(L, "kld_p99", w->kld.kld_p99);
-        set_num(L, "top1", w->kld.top1_pct);
-        set_num(L, "dppl", w->kld.dppl);
-        set_num(L, "ppl", w->kld.other.ppl);
+        lqb_set_str(L, "name", w->name);
+        lqb_set_str(L, "tensor", w->name);
+        lqb_set_str(L, "format", w->format);
+        lqb_set_int(L, "layer", w->layer);
+        lqb_set_int(L, "n_tensors", w->n_tensors);
+        lqb_set_int(L, "params", w->params);
+        lqb_set_int(L, "bytes", (lua_Integer)w->bytes);
+        lqb_set_int(L, "bytes_base", (lua_Integer)w->bytes_base);
+        lqb_set_num(L, "bpw", w->bpw);
+        lqb_set_num(L, "kld", w->kld.kld_mean);
+        lqb_set_num(L, "kld_p99", w->kld.kld_p99);
+        lqb_set_num(L, "top1", w->kld.top1_pct);
+        lqb_set_num(L, "dppl", w->kld.dppl);
+        lqb_set_num(L, "ppl", w->kld.other.ppl);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "rows");
     lua_createtable(L, 0, 3);
-    set_num(L, "ppl", r.base.ppl);
-    set_num(L, "ppl_err", r.base.ppl_err);
-    set_int(L, "chunks", r.base.n_chunks);
+    lqb_set_num(L, "ppl", r.base.ppl);
+    lqb_set_num(L, "ppl_err", r.base.ppl_err);
+    lqb_set_int(L, "chunks", r.base.n_chunks);
     lua_setfield(L, -2, "base");
-    set_str(L, "format", r.format);
-    set_int(L, "skipped", r.n_skipped);
-    set_str(L, "skipped_why", r.skipped_why);
-    set_num(L, "seconds", r.seconds);
+    lqb_set_str(L, "format", r.format);
+    lqb_set_int(L, "skipped", r.n_skipped);
+    lqb_set_str(L, "skipped_why", r.skipped_why);
+    lqb_set_num(L, "seconds", r.seconds);
     qb_scan_result_free(&r);
     return 1;
 }
@@ -162,15 +146,15 @@ static int l_search(lua_State *L)
     lqb_progress_end(L, &pr, st);
     lqb_push_plan(L, &r.plan); /* takes the plan */
     lua_createtable(L, 0, 10);
-    set_num(L, "bpw", r.bpw);
-    set_int(L, "bytes", (lua_Integer)r.bytes);
-    set_num(L, "budget_bpw", r.budget_bpw);
-    set_num(L, "kld", r.kld);
-    set_num(L, "kld_greedy", r.kld_greedy);
-    set_num(L, "kld_predicted", r.kld_predicted);
-    set_int(L, "swaps", r.n_swaps);
-    set_int(L, "variants", r.n_variants);
-    set_num(L, "seconds", r.seconds);
+    lqb_set_num(L, "bpw", r.bpw);
+    lqb_set_int(L, "bytes", (lua_Integer)r.bytes);
+    lqb_set_num(L, "budget_bpw", r.budget_bpw);
+    lqb_set_num(L, "kld", r.kld);
+    lqb_set_num(L, "kld_greedy", r.kld_greedy);
+    lqb_set_num(L, "kld_predicted", r.kld_predicted);
+    lqb_set_int(L, "swaps", r.n_swaps);
+    lqb_set_int(L, "variants", r.n_variants);
+    lqb_set_num(L, "seconds", r.seconds);
     qb_search_result_free(&r);
     return 2;
 }

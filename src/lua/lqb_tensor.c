@@ -39,25 +39,14 @@ static qb_analysis *new_analysis(lua_State *L)
     return a;
 }
 
-static void set_num(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
 static void push_hist(lua_State *L, const qb_histogram *h)
 {
     lua_createtable(L, 0, 6);
-    set_num(L, "lo", h->lo);
-    set_num(L, "hi", h->hi);
-    set_int(L, "bins", h->bins);
-    set_int(L, "under", (lua_Integer)h->under);
-    set_int(L, "over", (lua_Integer)h->over);
+    lqb_set_num(L, "lo", h->lo);
+    lqb_set_num(L, "hi", h->hi);
+    lqb_set_int(L, "bins", h->bins);
+    lqb_set_int(L, "under", (lua_Integer)h->under);
+    lqb_set_int(L, "over", (lua_Integer)h->over);
     lua_createtable(L, h->bins, 0);
     for (int i = 0; i < h->bins; i++) {
         lua_pushinteger(L, (lua_Integer)h->counts[i]);
@@ -83,16 +72,16 @@ static void push_analysis(lua_State *L, const qb_analysis *a)
     lua_createtable(L, 0, 16);
     lua_pushstring(L, name);
     lua_setfield(L, -2, "format");
-    set_num(L, "mse", s->mse);
-    set_num(L, "rmse", s->rmse);
-    set_num(L, "max_err", s->max_abs_err);
-    set_num(L, "mean_abs_err", s->mean_abs_err);
-    set_num(L, "sqnr", s->sqnr_db); /* +inf (math.huge) when exact */
-    set_num(L, "cosine", s->cosine);
-    set_num(L, "bpw", s->bpw);
-    set_int(L, "bytes_src", (lua_Integer)s->bytes_src);
-    set_int(L, "bytes_quant", (lua_Integer)s->bytes_quant);
-    set_int(L, "n", s->n);
+    lqb_set_num(L, "mse", s->mse);
+    lqb_set_num(L, "rmse", s->rmse);
+    lqb_set_num(L, "max_err", s->max_abs_err);
+    lqb_set_num(L, "mean_abs_err", s->mean_abs_err);
+    lqb_set_num(L, "sqnr", s->sqnr_db); /* +inf (math.huge) when exact */
+    lqb_set_num(L, "cosine", s->cosine);
+    lqb_set_num(L, "bpw", s->bpw);
+    lqb_set_int(L, "bytes_src", (lua_Integer)s->bytes_src);
+    lqb_set_int(L, "bytes_quant", (lua_Integer)s->bytes_quant);
+    lqb_set_int(L, "n", s->n);
     lua_createtable(L, 0, 3);
     push_hist(L, &a->hist_orig);
     lua_setfield(L, -2, "orig");
@@ -127,13 +116,13 @@ static void push_summary(lua_State *L, const float *v, int64_t n)
     m2 = n ? m2 / (double)n : 0;
     m4 = n ? m4 / (double)n : 0;
     lua_createtable(L, 0, 7);
-    set_num(L, "mean", mean);
-    set_num(L, "std", sqrt(m2));
-    set_num(L, "min", n ? mn : 0);
-    set_num(L, "max", n ? mx : 0);
-    set_num(L, "absmax", n ? fmax(fabs(mn), fabs(mx)) : 0);
-    set_num(L, "kurtosis", m2 > 0 ? m4 / (m2 * m2) : 0);
-    set_int(L, "n", n);
+    lqb_set_num(L, "mean", mean);
+    lqb_set_num(L, "std", sqrt(m2));
+    lqb_set_num(L, "min", n ? mn : 0);
+    lqb_set_num(L, "max", n ? mx : 0);
+    lqb_set_num(L, "absmax", n ? fmax(fabs(mn), fabs(mx)) : 0);
+    lqb_set_num(L, "kurtosis", m2 > 0 ? m4 / (m2 * m2) : 0);
+    lqb_set_int(L, "n", n);
 }
 
 /* fallback=true in the setting table at sidx or the options table at oidx (an index or 0):
@@ -281,15 +270,15 @@ static int t_info(lua_State *L)
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "shape");
-    set_int(L, "cols", t->ne[0]);
-    set_int(L, "rows", qb_tensor_rows(t));
-    set_int(L, "n", qb_tensor_nelements(t));
+    lqb_set_int(L, "cols", t->ne[0]);
+    lqb_set_int(L, "rows", qb_tensor_rows(t));
+    lqb_set_int(L, "n", qb_tensor_nelements(t));
     lua_pushstring(L, fmt);
     lua_setfield(L, -2, "format");
     lua_pushstring(L, src && src->name ? src->name : "?");
     lua_setfield(L, -2, "src_type");
-    set_int(L, "bytes", (lua_Integer)t->nbytes);
-    set_num(L, "bpw", t->nbytes * 8.0 / (double)qb_tensor_nelements(t));
+    lqb_set_int(L, "bytes", (lua_Integer)t->nbytes);
+    lqb_set_num(L, "bpw", t->nbytes * 8.0 / (double)qb_tensor_nelements(t));
     lua_pushboolean(L, qb_tensor_quantizable(t));
     lua_setfield(L, -2, "quantizable");
     return 1;

@@ -19,6 +19,26 @@ int lqb_fail(lua_State *L, qb_status st)
     return luaL_error(L, "%s", m && *m ? m : qb_status_name(st));
 }
 
+/* ---- result tables ---- */
+
+void lqb_set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+void lqb_set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+void lqb_set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
 /* ---- options ---- */
 
 int lqb_opt_table(lua_State *L, int arg)
