@@ -30,6 +30,13 @@ size_t qb_int_row_bytes(int bits, int group, bool asym, int64_t n);
 void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *dst, int64_t n,
                           const float *range);
 void qb_dequant_row_int_ref(int bits, int group, bool asym, const void *src, float *y, int64_t n);
+/* The stored row as numbers: q[i] the code of element i (0..2^bits-1), and for each group
+ * (group <= 0: the one row) its scale and zero point, so element i is
+ * scale[i/g] * (q[i] - zero[i/g]) exactly as qb_dequant_row_int_ref computes it (group
+ * scales and zeros come from their f16 fields exactly; the symmetric zero is 2^(bits-1)).
+ * scale and zero hold n/group entries (1 when group <= 0). */
+void qb_int_row_unpack(int bits, int group, bool asym, const void *src, int64_t n, uint8_t *q, float *scale,
+                       float *zero);
 
 /* ---- NF4: QLoRA's 4-bit NormalFloat, 64-element blocks -------------------------------------- */
 

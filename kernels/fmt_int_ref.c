@@ -194,41 +194,66 @@ void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *
     }
 }
 
-void qb_dequant_row_int_ref(int bits, int group, bool asym, const void *src, float *y, int64_t n)
+/* Read the header of a row (group <= 0) or of a group at in: scale and zero point (the
+ * symmetric zero 2^(bits-1) when there is none stored). Returns the first code byte. */
+static const uint8_t *read_header(const uint8_t *in, int bits, int group, bool asym, float *d, float *z)
 {
-    const uint8_t *in = src;
-    const float zsym = (float)(1 << (bits - 1));
+    *z = (float)(1 << (bits - 1));
     if (group <= 0) {
-        float d, z = zsym;
         if (asym) {
             int_rhdr_asym h;
             memcpy(&h, in, sizeof h);
-            in += sizeof h;
-            d = h.d;
-            z = h.z;
-        } else {
-            int_rhdr_sym h;
-            memcpy(&h, in, sizeof h);
-            in += sizeof h;
-            d = h.d;
+            *d = h.d;
+            *z = h.z;
+            return in + sizeof h;
         }
-        get_codes(in, n, bits, d, z, y);
-        return;
+        int_rhdr_sym h;
+        memcpy(&h, in, sizeof h);
+        *d = h.d;
+        return in + sizeof h;
     }
-    for (int64_t g = 0; g < n; g += group) {
-        float d, z = zsym;
-        if (asym) {
-            int_ghdr_asym h;
-            memcpy(&h, in, sizeof h);
-            in += sizeof h;
-            d = qb_f16_to_f32(h.d);
-            z = qb_f16_to_f32(h.z);
-        } else {
-            int_ghdr_sym h;
-            memcpy(&h, in, sizeof h);
-            in += sizeof h;
-            d = qb_f16_to_f32(h.d);
+    if (asym) {
+        int_ghdr_asym h;
+        memcpy(&h, in, sizeof h);
+        *d = qb_f16_to_f32(h.d);
+        *z = qb_f16_to_f32(h.z);
+        return in + sizeof h;
+    }
+    int_ghdr_sym h;
+    memcpy(&h, in, sizeof h);
+    *d = qb_f16_to_f32(h.d);
+    return in + sizeof h;
+}
+
+void qb_dequant_row_int_ref(int bits, int group, bool asym, const void *src, float *y, int64_t n)
+{
+    const uint8_t *in = src;
+    int64_t gs = group > 0 ? group : n;
+    for (int64_t g = 0; g < n; g += gs) {
+        float d, z;
+        in = read_header(in, bits, group, asym, &d, &z);
+        in = get_codes(in, gs, bits, d, z, y + g);
+    }
+}
+
+void qb_int_row_unpack(int bits, int group, bool asym, const void *src, int64_t n, uint8_t *q, float *scale,
+                       float *zero)
+{
+    const uint8_t *in = src;
+    const uint32_t mask = (1u << bits) - 1;
+    int64_t gs = group > 0 ? group : n;
+    for (int64_t g = 0; g < n; g += gs) {
+        in = read_header(in, bits, group, asym, &scale[g / gs], &zero[g / gs]);
+        uint64_t acc = 0;
+        int nb = 0;
+        for (int64_t i = g; i < g + gs; i++) {
+            while (nb < bits) {
+                acc |= (uint64_t)*in++ << nb;
+                nb += 8;
+            }
+            q[i] = (uint8_t)(acc & mask);
+            acc >>= bits;
+            nb -= bits;
         }
-        in = get_codes(in, group, bits, d, z, y + g);
     }
 }

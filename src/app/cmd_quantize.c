@@ -11,11 +11,13 @@
 #include "core/quant/ftype.h"
 #include "core/quant/quantize_file.h"
 #include "core/quant/apply.h"
+#include "core/quant/export_repack.h"
 #include "core/method/method.h"
 
 #include <sys/stat.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void list_types(FILE *f)
@@ -36,6 +38,36 @@ static bool is_gguf(const char *path)
     return yes;
 }
 
+/* Say how tensors in formats without a ggml type went into the file, one line per kind of
+ * conversion with its count ("42 × int4-g128 -> Q4_0 (exact)"). */
+static void note_conversions(const qb_model *m)
+{
+    char *d = qb_export_describe(m);
+    if (!d) return;
+    enum { MAXK = 16 };
+    char kinds[MAXK][160];
+    int count[MAXK], nk = 0;
+    for (char *line = strtok(d, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *what = strchr(line, ' '); /* after the tensor name */
+        if (!what) continue;
+        int k = 0;
+        while (k < nk && strcmp(kinds[k], what + 1)) k++;
+        if (k == nk && nk < MAXK) {
+            snprintf(kinds[nk], sizeof kinds[nk], "%s", what + 1);
+            count[nk++] = 0;
+        }
+        if (k < nk) count[k]++;
+    }
+    for (int k = 0; k < nk; k++) printf("note: %d tensor(s) %s\n", count[k], kinds[k]);
+    free(d);
+}
+
+static size_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
+}
+
 /* llama2.c checkpoints and Hugging Face directories: open, quantize in memory, export. */
 static qb_status quantize_model(qb_ctx *ctx, const char *in, const char *out, const qb_quantize_opts *o,
                                 qb_quantize_result *r)
@@ -51,9 +83,10 @@ static qb_status quantize_model(qb_ctx *ctx, const char *in, const char *out, co
     if (o->ftype) st = qb_model_apply_ftype(ctx, m, o->ftype, o->pure, &ao);
     if (st == QB_OK && o->plan) st = qb_model_apply_plan(ctx, m, o->plan, &ao);
     if (st == QB_OK) st = qb_model_export_gguf(ctx, m, out, o->plan, o->cancel);
+    if (st == QB_OK) note_conversions(m);
     qb_model_size_compute(m, &after);
     r->bytes_in = before.bytes;
-    r->bytes_out = after.bytes;
+    r->bytes_out = st == QB_OK ? file_size(out) : after.bytes;
     r->n_tensors = m->n_tensors;
     for (int i = 0; i < m->n_tensors; i++) r->n_quantized += m->tensors[i].type != m->tensors[i].src_type &&
                                                              qb_tensor_quantizable(&m->tensors[i]);
@@ -112,9 +145,10 @@ static qb_status quantize_method(qb_ctx *ctx, const char *in, const char *out, c
         cli_progress_end(&pr);
     }
     if (st == QB_OK) st = qb_model_export_gguf(ctx, m, out, &plan, &cli_cancel);
+    if (st == QB_OK) note_conversions(m);
     qb_model_size_compute(m, &after);
     r->bytes_in = before.bytes;
-    r->bytes_out = after.bytes;
+    r->bytes_out = st == QB_OK ? file_size(out) : after.bytes;
     r->n_tensors = m->n_tensors;
     for (int i = 0; i < m->n_tensors; i++)
         r->n_quantized += m->tensors[i].type != m->tensors[i].src_type && qb_tensor_quantizable(&m->tensors[i]);

@@ -101,7 +101,11 @@ T.section("plans, apply, size, kld, export", function()
   T.raises(function() m:export_gguf("../x.gguf") end, "may not leave", "export_gguf: sandboxed path")
   local _, sk = m:apply({ { match = "*", format = "nf4" } }, { fallback = true })
   T.eq(#sk, 5, "apply with fallback: the five 172-wide ffn_down cannot be nf4 and are listed")
-  T.raises(function() m:export_gguf("nf4.gguf") end, "nf4", "export_gguf: formats without a ggml type are refused")
+  m:export_gguf("nf4.gguf")
+  local m3 <close> = qb.open(qb.output_dir() .. "/nf4.gguf")
+  T.eq(m3:tensor("blk.0.attn_q.weight").format, "f16", "export_gguf: nf4 (no ggml type) is written as F16 of its values")
+  T.near(m3:perplexity(text, { ctx = 128 }).ppl, m:perplexity(text, { ctx = 128 }).ppl, 0.001,
+         "export_gguf: the nf4 model's perplexity survives the export")
 end)
 
 T.section("helpers and userdata", function()

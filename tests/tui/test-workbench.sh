@@ -99,11 +99,15 @@ check "most sensitive first" "blk.1.attn_v.weight" 5
 keys Enter
 check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
 
-# export: a format without a ggml type is refused naming the tensor; Q8_0 everywhere writes
-# a GGUF that quantbench opens again
-keys ":export $TMP/bad.gguf" Enter
-check "export of int formats refused" "export: " 30
-if [ -e "$TMP/bad.gguf" ]; then not_ok "refused export leaves no file"; else ok "refused export leaves no file"; fi
+# export: a target that cannot be written is refused and leaves nothing; int formats export
+# (repacked into ggml blocks); Q8_0 everywhere writes a GGUF that quantbench opens again
+keys ":export $TMP/nodir/bad.gguf" Enter
+check "export to an unwritable path refused" "export: " 30
+if [ -e "$TMP/nodir/bad.gguf" ]; then not_ok "refused export leaves no file"; else ok "refused export leaves no file"; fi
+keys ":export $TMP/ints.gguf" Enter
+check "export of int formats finished" "export finished" 60
+if "$BIN" info "$TMP/ints.gguf" >/dev/null 2>&1; then ok "int formats exported as a GGUF that opens"
+else not_ok "int formats exported as a GGUF that opens"; fi
 keys ":set q8_0" Enter ":apply model" Enter
 check "Q8_0 applied to the whole model" "rules     2" 30
 wait_for "applied:" 60

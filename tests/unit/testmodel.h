@@ -8,14 +8,15 @@
 #include "core/model/model.h"
 #include "core/eval/eval.h"
 
-/* Open models/<rel> with opts (NULL: defaults); a failure fails the test. The caller frees
- * the model with qb_model_free. */
+/* Open models/<rel> (or rel itself when it is an absolute path) with opts (NULL: defaults);
+ * a failure fails the test. The caller frees
+ * the model with qb_model_close. */
 static inline qb_model *qbt_open_model(const char *rel, const qb_model_opts *opts)
 {
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = NULL;
-    if (qb_model_open(&ctx, qbt_model_path(rel), opts, &m) != QB_OK)
+    if (qb_model_open(&ctx, rel[0] == '/' ? rel : qbt_model_path(rel), opts, &m) != QB_OK)
         fail_msg("open %s: %s", rel, qb_ctx_errmsg(&ctx));
     return m;
 }

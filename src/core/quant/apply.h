@@ -46,8 +46,10 @@ void qb_model_size_compute(const qb_model *m, qb_model_size *out);
 /* Write the model as it is now (current formats) as GGUF, atomically. Models opened from
  * GGUF keep all their metadata; llama2.c / Hugging Face models get llama.* keys and their
  * tokenizer written, and HF's rotate-half q/k rows are permuted to GGUF's interleaved order.
- * Fails naming the tensor when a format has no ggml type (NF4, FP8, …). plan (may be NULL)
- * is recorded in the metadata. cancel leaves the target untouched. */
+ * Tensors in formats ggml has no type for are written as export_repack.h says (integer grids
+ * repacked into Q4_0/Q5_0/Q8_0/Q4_1/Q5_1, others dequantized to F16), the list of those
+ * conversions recorded under quantbench.export.conversions. plan (may be NULL) is recorded
+ * in the metadata. cancel leaves the target untouched. */
 qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
                                const volatile int *cancel);
 

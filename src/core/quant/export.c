@@ -1,7 +1,9 @@
 /* export.c — a loaded model, as it is now, written as GGUF for llama.cpp: metadata copied
  * (GGUF sources) or written from the hyperparameters and tokenizer (llama2.c / HF sources),
- * q/k rows reordered for GGUF's interleaved RoPE when the source used rotate-half. */
+ * q/k rows reordered for GGUF's interleaved RoPE when the source used rotate-half; formats
+ * GGUF has no type for written as ggml types (export_repack.h), the conversions recorded. */
 #include "apply.h"
+#include "export_repack.h"
 #include "../model/gguf.h"
 #include "../model/gguf_write.h"
 #include "../tokenizer/tokenizer.h"
@@ -30,17 +32,16 @@ static bool put_hparams(qb_gguf_writer *w, const qb_model *m)
 }
 
 /* GGUF row order of a rotate-half q/k matrix: GGUF row h*hd + 2j + a is HF row h*hd + a*hd/2 + j. */
-static void *permute_rows(const qb_tensor *t, int head_dim)
+static void *permute_rows(const void *data, size_t nbytes, int64_t rows, int head_dim)
 {
-    int64_t rows = qb_tensor_rows(t);
-    size_t rb = t->nbytes / (size_t)rows;
-    uint8_t *out = malloc(t->nbytes);
+    size_t rb = nbytes / (size_t)rows;
+    uint8_t *out = malloc(nbytes);
     if (!out) return NULL;
     int half = head_dim / 2;
     for (int64_t r = 0; r < rows; r++) {
         int64_t h = r / head_dim, i = r % head_dim, j = i / 2, a = i % 2;
         int64_t src = h * head_dim + a * half + j;
-        memcpy(out + (size_t)r * rb, (const uint8_t *)t->data + (size_t)src * rb, rb);
+        memcpy(out + (size_t)r * rb, (const uint8_t *)data + (size_t)src * rb, rb);
     }
     return out;
 }
@@ -72,23 +73,23 @@ qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path,
     bool permute = m->cfg.rope_layout == QB_ROPE_HALF;
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
-        if (t->type == QB_TYPE_CUSTOM) {
-            char nm[64];
-            qb_format_name(&t->fmt, nm, sizeof nm);
-            st = qb_fail(ctx, QB_ERR_UNSUPPORTED,
-                         "tensor %s is in format %s, which GGUF / llama.cpp cannot store (choose a ggml type to export)",
-                         t->name, nm);
-            goto done;
-        }
-        /* as it is now: norms are F32 (as llama.cpp's converters write them) */
+        /* as it is now: norms are F32 (as llama.cpp's converters write them); formats GGUF
+         * has no type for are repacked or dequantized (export_repack.h) */
         const void *data = t->data;
-        int type = (int)t->type;
-        if (permute && is_qk(t->name)) {
-            qb_tensor view = *t;
-            if (!(tmp[i] = permute_rows(&view, m->cfg.head_dim))) goto oom;
-            data = tmp[i];
+        size_t nbytes = t->nbytes;
+        qb_type type = t->type;
+        if (type == QB_TYPE_CUSTOM) {
+            void *conv;
+            if ((st = qb_export_repack(ctx, t, &type, &conv, &nbytes)) != QB_OK) goto done;
+            data = tmp[i] = conv;
         }
-        if (!qb_gguf_add_tensor(w, t->name, type, t->n_dims, t->ne, data)) goto oom;
+        if (permute && is_qk(t->name)) {
+            void *p = permute_rows(data, nbytes, qb_tensor_rows(t), m->cfg.head_dim);
+            if (!p) goto oom;
+            free(tmp[i]);
+            data = tmp[i] = p;
+        }
+        if (!qb_gguf_add_tensor(w, t->name, (int)type, t->n_dims, t->ne, data)) goto oom;
     }
     if (plan) {
         char *text = qb_plan_to_string(plan);
@@ -98,6 +99,10 @@ qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path,
         }
         free(text);
     }
+    char *conversions = qb_export_describe(m);
+    bool ok = !conversions || qb_gguf_set_str(w, "quantbench.export.conversions", conversions);
+    free(conversions);
+    if (!ok) goto oom;
     qb_gguf_set_u32(w, "general.quantization_version", 2);
     st = qb_gguf_write_file(ctx, w, path, cancel);
     goto done;
