@@ -1,6 +1,7 @@
 /* cmd_info.c — `quantbench info MODEL`: hyperparameters, tokenizer kind and the tensor table. */
 #include "cli.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/model/gguf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,12 @@ int cmd_info(int argc, char **argv)
     if (m->tok)
         printf("tokenizer    %s  bos %d  eos %d%s\n", qb_tokenizer_describe(m->tok), qb_tokenizer_bos(m->tok),
                qb_tokenizer_eos(m->tok), qb_tokenizer_add_bos(m->tok) ? "  (adds BOS)" : "");
+    if (m->gguf) { /* what quantbench recorded when it wrote the file */
+        const char *plan = qb_gguf_get_str(m->gguf, "quantbench.plan");
+        const char *conv = qb_gguf_get_str(m->gguf, "quantbench.export.conversions");
+        if (plan) printf("quantbench   plan:\n%s%s", plan, plan[0] && plan[strlen(plan) - 1] != '\n' ? "\n" : "");
+        if (conv) printf("quantbench   written as ggml types on export:\n%s", conv);
+    }
     printf("\n%-32s %-18s %-6s %-6s %12s\n", "tensor", "shape", "file", "now", "bytes");
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
