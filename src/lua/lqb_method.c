@@ -125,7 +125,7 @@ int lqb_apply_method(lua_State *L, qb_model *m, const qb_plan *p, int o)
     meth.gptq.act_order = lqb_opt_bool(L, o, "act_order", false);
     meth.awq.alpha = (float)lqb_opt_num(L, o, "alpha", meth.awq.alpha);
     meth.awq.n_grid = (int)lqb_opt_int(L, o, "grid", meth.awq.n_grid);
-    meth.awq.clip = lqb_opt_bool(L, o, "clip", false);
+    meth.awq.clip = lqb_opt_bool(L, o, "clip", meth.awq.clip);
     const qb_calib *cal = NULL;
     if (lua_getfield(L, o, "calib") != LUA_TNIL) {
         lqb_calib *u = luaL_testudata(L, -1, LQB_CALIB);
