@@ -1,39 +1,20 @@
 /* awq.c — AWQ's scale search and clipping search (see awq.h), with the output error of a
  * candidate measured through XᵀX in f32 with the vector dot kernel. */
 #include "awq.h"
+#include "hess.h"
 #include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Σ_rows dᵀ·H·d with d = (w − deq(Q(w·s)))/s per row, or with s NULL no scaling. hf: f32 H. */
-static double sq_error_rows(const float *hf, int64_t n, const float *orig, const float *q, const float *inv_s,
-                            int64_t rows)
+/* Σ_rows dᵀ·H·d with d = w − deq(Q(w·s))/s per row (d written into q). hf: f32 H. */
+static double sq_error_rows(const float *hf, int64_t n, const float *orig, float *q, const float *inv_s, int64_t rows)
 {
-    const qb_kernel_table *k = qb_kernels();
-    double tot = 0;
-#pragma omp parallel reduction(+ : tot)
-    {
-        float *d = malloc((size_t)n * sizeof *d);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!d) continue;
-            for (int64_t i = 0; i < n; i++) d[i] = orig[r * n + i] - q[r * n + i] * (inv_s ? inv_s[i] : 1.0f);
-            for (int64_t i = 0; i < n; i++)
-                if (d[i] != 0.0f) tot += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
-        }
-        free(d);
-    }
-    return tot;
-}
-
-static float *to_f32(const double *xtx, int64_t n)
-{
-    float *hf = malloc((size_t)(n * n) * sizeof *hf);
-    if (hf)
-        for (int64_t i = 0; i < n * n; i++) hf[i] = (float)xtx[i];
-    return hf;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) q[r * n + i] = orig[r * n + i] - q[r * n + i] * inv_s[i];
+    return qb_hess_quad_rows(hf, q, rows, n);
 }
 
 /* values of rows × n matrix w after w·diag(s) → format → dequantized, into out */
@@ -70,7 +51,7 @@ qb_status qb_awq_search(qb_ctx *ctx, qb_awq_mat *mats, int n_mats, int64_t n, co
         size_t rb = qb_format_row_bytes(mats[k].fmt, n) * (size_t)mats[k].rows;
         if (rb > max_rb) max_rb = rb;
     }
-    float *hf = p.n_grid > 1 ? to_f32(xtx, n) : NULL;
+    float *hf = p.n_grid > 1 ? qb_hess_to_f32(xtx, n) : NULL;
     float *scaled = malloc((size_t)(max_rows * n) * sizeof *scaled), *q = malloc((size_t)(max_rows * n) * sizeof *q);
     float *cand = malloc((size_t)n * sizeof *cand), *inv = malloc((size_t)n * sizeof *inv);
     uint8_t *packed = malloc(max_rb ? max_rb : 1);
@@ -145,7 +126,7 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
     if (f->kind == QB_FMT_GGML && (f->type == QB_TYPE_F32 || f->type == QB_TYPE_F16 || f->type == QB_TYPE_BF16))
         return QB_OK; /* not a rounding grid */
     const int64_t G = clip_group(f, n), ng = n / G;
-    float *hf = to_f32(xtx, n);
+    float *hf = qb_hess_to_f32(xtx, n);
     if (!hf) return qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
     const qb_kernel_table *k = qb_kernels();
     size_t rb = qb_format_row_bytes(f, n);
