@@ -15,6 +15,16 @@ typedef struct {
     const qb_model *m; /* the model it was run on (methods need calibration of the same model) */
 } lqb_calib;
 
+const struct qb_calib *lqb_opt_calib(lua_State *L, int idx, const qb_model *m, bool *given)
+{
+    lqb_calib *u = luaL_testudata(L, idx, LQB_CALIB);
+    *given = u != NULL;
+    if (!u) return NULL;
+    if (!u->c) luaL_error(L, "calibration is empty (it failed or was cancelled)");
+    if (u->m != m) luaL_error(L, "calibration of another model");
+    return u->c;
+}
+
 static lqb_calib *check_calib(lua_State *L, int idx)
 {
     lqb_calib *u = luaL_checkudata(L, idx, LQB_CALIB);
