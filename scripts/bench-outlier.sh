@@ -7,6 +7,9 @@
 # generation tokens/s of each against F16 and Q8_0 (one layer's matmul in thread CPU time, then
 # the whole model in wall-clock time).
 #
+# Then the same 8-bit rows on stories260K (per channel; its README's sample text both
+# calibrates and is evaluated, ctx 64), so both shared models have them.
+#
 # Environment: BUILD, QB_MODELS, QB_DATA, QB_BENCH_DIR, BENCH_THREADS (2),
 #   OUTLIER_CHUNKS (16 chunks of 256), OUTLIER_CALIB_WINDOWS (16 windows of 256)
 set -u
@@ -25,11 +28,12 @@ CAL="$DATA/calib-docs.txt"
 [ -f "$M" ] || { echo "bench-outlier: $M not found: skipped"; exit 0; }
 mkdir -p "$DIR" || exit 2
 CALIB="--calib $CAL --calib-windows $CW"
+CTX=""
 
 row() { # label, options...
     label=$1
     shift
-    out=$("$QB" kld "$M" "$M" "$EVAL" --chunks "$CH" -t "$T" "$@" 2>/dev/null) || { echo "| $label | failed |"; return; }
+    out=$("$QB" kld "$M" "$M" "$EVAL" --chunks "$CH" -t "$T" $CTX "$@" 2>/dev/null) || { echo "| $label | failed |"; return; }
     ppl=$(echo "$out" | awk '/^PPL\(other\)/ { print $3 }')
     kld=$(echo "$out" | awk '/^KLD mean/ { print $4 }')
     top=$(echo "$out" | awk '/^top-1/ { print $4 }')
@@ -81,3 +85,26 @@ bench "LLM.int8 threshold 6" "$M" --int8-outlier 6
 bench "LLM.int8 threshold inf" "$M" --int8-outlier inf
 bench "F16 + KV int8" "$M" --kv int8
 bench "F16 + KV int4" "$M" --kv int4
+
+S="$MODELS/stories260K/stories260K.bin"
+if [ -f "$S" ]; then
+    M=$S
+    EVAL="$MODELS/stories260K/ppl-sample.txt"
+    CTX="--ctx 64"
+    CALIB="--calib $EVAL --calib-ctx 64"
+    echo "== stories260K: 8-bit activation settings vs F32 (ctx 64; calibrated on the evaluated text)"
+    base=$("$QB" ppl "$M" "$EVAL" --ctx 64 -t "$T" 2>/dev/null | awk '/^PPL/ { print $3 }')
+    echo "F32 PPL $base"
+    printf '| %-34s | %9s | %9s | %8s |\n' "setting" "PPL" "KLD" "top-1 %"
+    echo "|------------------------------------|-----------|-----------|----------|"
+    row "W8A8 dynamic (per-token)" --act int8
+    row "W8A8 static (per-tensor)" --act int8-static $CALIB
+    row "SmoothQuant a=0.5 W8A8" --smooth 0.5 $CALIB
+    row "SmoothQuant a=0.5 +wo/down W8A8" --smooth 0.5 --smooth-out $CALIB
+    row "LLM.int8 threshold 6" --int8-outlier 6
+    bench "F32" "$M"
+    bench "W8A8 dynamic" "$M" --act int8
+    bench "LLM.int8 threshold 6" "$M" --int8-outlier 6
+else
+    echo "stories260K missing: its rows skipped"
+fi

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* tokens per second of single-token steps (what generation does) over n steps */
 static double decode_speed(qb_ctx *ctx, const qb_model *m, const int32_t *toks, int n)
@@ -65,7 +66,7 @@ int cmd_methods(int argc, char **argv)
         } else if (!strcmp(a, "--act-order")) act_order = true;
         else if (!strcmp(a, "--help")) {
             puts("usage: quantbench methods MODEL --calib FILE --eval FILE [--formats int4-g128-asym,q4_k,...]\n"
-                 "         [--methods rtn,gptq,awq] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]");
+                 "         [--methods rtn,gptq,awq,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]");
             return 0;
         } else if (a[0] == '-') return cli_error("methods: unknown option '%s'", a);
         else if (n_pos < 1) pos[n_pos++] = a;
@@ -79,7 +80,11 @@ int cmd_methods(int argc, char **argv)
     if (threads) ctx.n_threads = (int)threads;
     qb_method mlist[8];
     for (int k = 0; k < n_meths; k++) {
-        if (qb_method_parse(&ctx, meths[k], &mlist[k]) != QB_OK) return cli_error("methods: %s", qb_ctx_errmsg(&ctx));
+        /* "awq-noclip": AWQ's scale search alone, without its clipping search */
+        bool noclip = !strcasecmp(meths[k], "awq-noclip");
+        if (qb_method_parse(&ctx, noclip ? "awq" : meths[k], &mlist[k]) != QB_OK)
+            return cli_error("methods: %s", qb_ctx_errmsg(&ctx));
+        if (noclip) mlist[k].awq.clip = false;
         mlist[k].gptq.act_order = act_order;
     }
     qb_model *base = cli_open_model(&ctx, pos[0], tok_path), *m = base ? cli_open_model(&ctx, pos[0], tok_path) : NULL;

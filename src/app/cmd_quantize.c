@@ -100,7 +100,7 @@ typedef struct {
     const char *calib; /* --calib FILE */
     long samples, n_ctx, block;
     double damp, alpha;
-    bool act_order, clip, alpha_set;
+    bool act_order, clip, no_clip, alpha_set;
 } method_args;
 
 /* --method: open, calibrate (GPTQ, AWQ), apply the method under the plan, export. */
@@ -116,7 +116,7 @@ static qb_status quantize_method(qb_ctx *ctx, const char *in, const char *out, c
     if (a->damp >= 0) meth.gptq.damp = a->damp > 0 ? (float)a->damp : -1.0f;
     if (a->block > 0) meth.gptq.block = (int)a->block;
     if (a->alpha_set) meth.awq.alpha = (float)a->alpha;
-    meth.awq.clip = a->clip;
+    if (a->clip || a->no_clip) meth.awq.clip = !a->no_clip; /* default: on */
     if (qb_method_needs_calib(&meth) && !a->calib)
         return qb_fail(ctx, QB_ERR_ARG, "--method %s needs --calib FILE (a text to calibrate on)", a->name);
     qb_model *m;
@@ -195,10 +195,11 @@ int cmd_quantize(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--act-order")) ma.act_order = true;
         else if (!strcmp(a, "--clip")) ma.clip = true;
+        else if (!strcmp(a, "--no-clip")) ma.no_clip = true;
         else if (!strcmp(a, "--help")) {
             puts("usage: quantbench quantize MODEL OUT.gguf TYPE [--pure] [--plan FILE] [--allow-requantize] [-t N]");
             puts("       quantbench quantize MODEL OUT.gguf TYPE_OR_FORMAT --method rtn|gptq|awq [--calib FILE]\n"
-                 "         [--samples N] [--ctx N] [--act-order] [--damp 0.01] [--block 128] [--alpha A] [--clip]\n"
+                 "         [--samples N] [--ctx N] [--act-order] [--damp 0.01] [--block 128] [--alpha A] [--no-clip]\n"
                  "  TYPE_OR_FORMAT: a format for every tensor (int4-g128-asym, q4_k, q4_0, ...) or a mix (Q4_K_M)");
             list_types(stdout);
             return 0;
@@ -238,7 +239,7 @@ int cmd_quantize(int argc, char **argv)
     if (ma.name) {
         cli_progress_end(&pr);
         st = quantize_method(&ctx, pos[0], pos[1], o.ftype, o.plan, o.pure, &ma, &r);
-    } else if (ma.calib || ma.act_order || ma.clip || ma.alpha_set) {
+    } else if (ma.calib || ma.act_order || ma.clip || ma.no_clip || ma.alpha_set) {
         qb_plan_free(&plan);
         return cli_error("quantize: --calib, --act-order, --alpha and --clip need --method");
     } else {

@@ -12,7 +12,8 @@
 #include "core/method/smoothquant.h"
 
 /* model:act{act="int8"|"int8-static", smooth=, alpha=, smooth_out=, int8_outlier=, threshold=,
- * kv="f32"|"int8"|"int4", calib=path, calib_ctx=, calib_windows=} */
+ * kv="f32"|"int8"|"int4", calib=path or a qb.calib result (reused: no second calibration pass),
+ * calib_ctx=, calib_windows=} */
 static int l_act(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -26,7 +27,11 @@ static int l_act(lua_State *L)
     o.int8_outlier = lqb_opt_bool(L, 2, "int8_outlier", o.int8_outlier);
     o.threshold = (float)lqb_opt_num(L, 2, "threshold", o.threshold);
     o.kv = lqb_opt_str(L, 2, "kv", o.kv);
-    o.calib_path = lqb_opt_str(L, 2, "calib", o.calib_path);
+    lua_getfield(L, 2, "calib");
+    bool given;
+    o.calib = lqb_opt_calib(L, -1, m, &given);
+    lua_pop(L, 1);
+    if (!given) o.calib_path = lqb_opt_str(L, 2, "calib", o.calib_path);
     o.calib_ctx = (int)lqb_opt_int(L, 2, "calib_ctx", o.calib_ctx);
     o.calib_windows = (int)lqb_opt_int(L, 2, "calib_windows", o.calib_windows);
     lqb_check_stop(L, 1);

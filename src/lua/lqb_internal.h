@@ -96,6 +96,9 @@ void lqb_push_format(lua_State *L, const qb_format *f);
 char *lqb_output_path(lua_State *L, const char *path);
 
 qb_model *lqb_check_model(lua_State *L, int idx);
+/* The qb.calib result at idx (a calibration of m; errors for an empty one or another model's),
+ * with *given = true; NULL and *given = false when idx holds something else. */
+const struct qb_calib *lqb_opt_calib(lua_State *L, int idx, const qb_model *m, bool *given);
 qb_plan *lqb_check_plan(lua_State *L, int idx);
 /* Push a plan userdata that takes ownership of *p (p is zeroed). */
 void lqb_push_plan(lua_State *L, qb_plan *p);

@@ -15,6 +15,16 @@ typedef struct {
     const qb_model *m; /* the model it was run on (methods need calibration of the same model) */
 } lqb_calib;
 
+const struct qb_calib *lqb_opt_calib(lua_State *L, int idx, const qb_model *m, bool *given)
+{
+    lqb_calib *u = luaL_testudata(L, idx, LQB_CALIB);
+    *given = u != NULL;
+    if (!u) return NULL;
+    if (!u->c) luaL_error(L, "calibration is empty (it failed or was cancelled)");
+    if (u->m != m) luaL_error(L, "calibration of another model");
+    return u->c;
+}
+
 static lqb_calib *check_calib(lua_State *L, int idx)
 {
     lqb_calib *u = luaL_checkudata(L, idx, LQB_CALIB);
@@ -125,7 +135,7 @@ int lqb_apply_method(lua_State *L, qb_model *m, const qb_plan *p, int o)
     meth.gptq.act_order = lqb_opt_bool(L, o, "act_order", false);
     meth.awq.alpha = (float)lqb_opt_num(L, o, "alpha", meth.awq.alpha);
     meth.awq.n_grid = (int)lqb_opt_int(L, o, "grid", meth.awq.n_grid);
-    meth.awq.clip = lqb_opt_bool(L, o, "clip", false);
+    meth.awq.clip = lqb_opt_bool(L, o, "clip", meth.awq.clip);
     const qb_calib *cal = NULL;
     if (lua_getfield(L, o, "calib") != LUA_TNIL) {
         lqb_calib *u = luaL_testudata(L, -1, LQB_CALIB);

@@ -117,6 +117,12 @@ static void deterministic_all_formats(void **state)
             ctx.n_threads = 2;
             assert_int_equal(qb_gptq_quantize(&ctx, &f, w, rows, n, h, &p, b, NULL, NULL), QB_OK);
             assert_memory_equal(a, b, rb * rows);
+            /* the factored entry point (one factor shared across settings) gives the same bytes */
+            qb_gptq_factor *fc;
+            assert_int_equal(qb_gptq_factor_new(&ctx, h, n, 0.0f, ao, &fc), QB_OK);
+            assert_int_equal(qb_gptq_quantize_factored(&ctx, &f, w, rows, fc, &p, b, NULL, NULL), QB_OK);
+            qb_gptq_factor_free(fc);
+            assert_memory_equal(a, b, rb * rows);
             for (int i = 0; i < rows; i++) qb_dequantize_row(&f, a + rb * i, back + (size_t)i * n, n);
             assert_memory_equal(back, deq, sizeof(float) * rows * n);
             /* GPTQ beats RTN of the same format on the output error it minimises */
@@ -219,6 +225,16 @@ static void matches_reference(void **state)
         qb_tensor_source_rows(t, 0, rows, w);
         const double *hc = qb_calib_get(cal, REF_LAYERS[li].layer, REF_LAYERS[li].pt)->xtx;
         const double *he = qb_calib_get(ev, REF_LAYERS[li].layer, REF_LAYERS[li].pt)->xtx;
+        /* per layer, computed once: both Hessians in f32 with the unquantized output norms
+         * ‖XWᵀ‖², and the inverse-Hessian factors (plain and act-order) every setting shares */
+        float *hfc = malloc(sizeof(float) * n * n), *hfe = malloc(sizeof(float) * n * n);
+        for (int64_t i = 0; i < n * n; i++) {
+            hfc[i] = (float)hc[i];
+            hfe[i] = (float)he[i];
+        }
+        double den_c = qb_gptq_output_sq(hfc, w, NULL, rows, n), den_e = qb_gptq_output_sq(hfe, w, NULL, rows, n);
+        qb_gptq_factor *fac[2];
+        for (int ao = 0; ao < 2; ao++) assert_int_equal(qb_gptq_factor_new(&ctx, hc, n, 0.01f, ao, &fac[ao]), QB_OK);
         size_t rb_max = qb_format_row_bytes(&(qb_format){.kind = QB_FMT_INT, .bits = 4, .group = 128, .asym = true}, n);
         uint8_t *packed = malloc(rb_max * rows);
         for (int bits = 4; bits >= 3; bits--)
@@ -235,27 +251,31 @@ static void matches_reference(void **state)
                 rtn_f32(w, rows, n, bits, asym, q);
                 json_t *rr = json_object_get(r, "rtn");
                 double rc = json_real_value(json_object_get(rr, "calib")), re = json_real_value(json_object_get(rr, "eval"));
-                check("rtn calib", qb_gptq_output_error(w, q, rows, n, hc), rc, 0.01);
-                check("rtn eval", qb_gptq_output_error(w, q, rows, n, he), re, 0.01);
+                check("rtn calib", qb_gptq_output_sq(hfc, w, q, rows, n) / den_c, rc, 0.01);
+                check("rtn eval", qb_gptq_output_sq(hfe, w, q, rows, n) / den_e, re, 0.01);
                 /* the packed format stores f16 scales: a scale 2^-11 off can flip the rounding of
                  * the few weights on an outlier channel (blk.2.ffn_down: one input channel's
                  * XᵀX diagonal is 4·10^6), which moves the error by a few percent */
                 assert_int_equal(qb_quantize_matrix(&ctx, &f, w, rows, n, packed, NULL), QB_OK);
                 for (int64_t i = 0; i < rows; i++) qb_dequantize_row(&f, packed + rb * i, q + i * n, n);
-                check("rtn packed (f16 scales) calib", qb_gptq_output_error(w, q, rows, n, hc), rc, 0.10);
+                check("rtn packed (f16 scales) calib", qb_gptq_output_sq(hfc, w, q, rows, n) / den_c, rc, 0.10);
                 /* GPTQ, packed, then act-order as the reference forms its groups */
                 for (int ao = 0; ao < 2; ao++) {
                     qb_gptq_params p = {.act_order = ao, .perm_groups = ao};
-                    assert_int_equal(qb_gptq_quantize(&ctx, &f, w, rows, n, hc, &p, ao ? NULL : packed, q, NULL),
+                    assert_int_equal(qb_gptq_quantize_factored(&ctx, &f, w, rows, fac[ao], &p, ao ? NULL : packed, q,
+                                                               NULL),
                                      QB_OK);
                     json_t *gr = json_object_get(r, ao ? "gptq_actorder" : "gptq");
-                    check(ao ? "gptq act-order calib" : "gptq calib", qb_gptq_output_error(w, q, rows, n, hc),
+                    check(ao ? "gptq act-order calib" : "gptq calib", qb_gptq_output_sq(hfc, w, q, rows, n) / den_c,
                           json_real_value(json_object_get(gr, "calib")), 0.03);
-                    check(ao ? "gptq act-order eval" : "gptq eval", qb_gptq_output_error(w, q, rows, n, he),
+                    check(ao ? "gptq act-order eval" : "gptq eval", qb_gptq_output_sq(hfe, w, q, rows, n) / den_e,
                           json_real_value(json_object_get(gr, "eval")), 0.03);
                     checked++;
                 }
             }
+        for (int ao = 0; ao < 2; ao++) qb_gptq_factor_free(fac[ao]);
+        free(hfc);
+        free(hfe);
         free(packed);
         free(w);
         free(q);

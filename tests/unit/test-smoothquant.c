@@ -3,20 +3,25 @@
  * activations) leaves the logits unchanged up to float rounding, for the norm folds and the
  * wv→wo / w_up→w_down folds; smoothing really moves the outliers (the static activation
  * scale of a smoothed matrix shrinks); α out of range, NaN, missing or mismatched statistics
- * are errors that leave the model as it was. */
+ * are errors that leave the model as it was. Statistics come from the shared calibration
+ * module (calib.h), as every front end now gets them. */
 #include "outlier_util.h"
 
 #include "core/method/smoothquant.h"
+#include "core/calib/calib.h"
 #include "core/infer/matmul_w8a8.h"
 
 enum { N = 64 };
 
-static qb_act_absmax *calibrate(qb_model *m, const int32_t *t)
+/* the shared calibration module: 4 windows of N tokens, absmax only (no XᵀX) */
+static qb_calib *calibrate(qb_model *m, const int32_t *t)
 {
     qb_ctx ctx;
     qb_ctx_init(&ctx);
-    qb_act_absmax *a = NULL;
-    if (qb_act_absmax_collect(&ctx, m, t, 4 * N, N, 4, NULL, &a) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_calib *a = NULL;
+    qb_calib_opts o = {.n_ctx = N};
+    if (qb_calib_run(&ctx, m, t, 4, &o, &a) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    assert_int_equal(a->n_tokens, 4 * N);
     return a;
 }
 
@@ -29,9 +34,12 @@ static void test_unit_scales_equal_plain_w8a8(void **state)
     ou_tokens(m, t, 4 * N);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
-    qb_act_absmax *a = calibrate(m, t);
-    for (int p = 0; p < QB_OBS_OUTPUT_IN; p++)
-        for (int i = 0; i < a->n_layers * a->width[p]; i++) a->absmax[p][i] = 1.0f;
+    qb_calib *a = calibrate(m, t);
+    for (int l = 0; l < a->n_layers; l++)
+        for (int p = 0; p < QB_OBS_OUTPUT_IN; p++) {
+            qb_calib_stat *st = &a->stat[l * QB_OBS_COUNT + p];
+            for (int i = 0; i < st->width; i++) st->absmax[i] = 1.0f;
+        }
     qb_smoothquant_opts plain = {.act_mode = QB_ACT_INT8};
     assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &plain), QB_OK);
     float *p = ou_logits(m, t, N, N);
@@ -39,7 +47,7 @@ static void test_unit_scales_equal_plain_w8a8(void **state)
     assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &sm), QB_OK);
     float *s = ou_logits(m, t, N, N);
     assert_memory_equal(p, s, sizeof(float) * N * m->cfg.vocab_size);
-    qb_act_absmax_free(a);
+    qb_calib_free(a);
     free(p), free(s);
     qb_model_close(m);
 }
@@ -55,7 +63,7 @@ static void test_smoothing_is_exact_in_float(void **state)
         ou_tokens(m, t, 4 * N);
         int V = m->cfg.vocab_size;
         float *ref = ou_logits(m, t, N, N);
-        qb_act_absmax *a = calibrate(m, t);
+        qb_calib *a = calibrate(m, t);
         qb_ctx ctx;
         qb_ctx_init(&ctx);
         qb_format f32 = qb_format_ggml(QB_TYPE_F32);
@@ -78,7 +86,7 @@ static void test_smoothing_is_exact_in_float(void **state)
             free(s);
         }
         assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
-        qb_act_absmax_free(a);
+        qb_calib_free(a);
         free(ref);
         qb_model_close(m);
     }
@@ -91,7 +99,7 @@ static void test_smoothing_shrinks_activation_range(void **state)
     if (!m) skip();
     int32_t t[4 * N];
     ou_tokens(m, t, 4 * N);
-    qb_act_absmax *a = calibrate(m, t);
+    qb_calib *a = calibrate(m, t);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8_STATIC};
@@ -103,7 +111,7 @@ static void test_smoothing_shrinks_activation_range(void **state)
     /* with s_j = ax^0.8 / aw^0.2 the smoothed absmax is ax^0.2 · aw^0.2: far below ax when ax is large */
     fprintf(stderr, "attn input static scale: %.4f plain, %.4f smoothed\n", before, m->layers[0].wq->act_scale);
     assert_true(m->layers[0].wq->act_scale < before);
-    qb_act_absmax_free(a);
+    qb_calib_free(a);
     qb_model_close(m);
 }
 
@@ -114,7 +122,7 @@ static void test_bad_input(void **state)
     if (!m) skip();
     int32_t t[4 * N];
     ou_tokens(m, t, 4 * N);
-    qb_act_absmax *a = calibrate(m, t);
+    qb_calib *a = calibrate(m, t);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     const void *wq = m->layers[0].wq->data, *norm = m->layers[0].attn_norm->data;
@@ -126,19 +134,29 @@ static void test_bad_input(void **state)
     }
     qb_smoothquant_opts o = {.smooth = true, .alpha = 0.5f, .act_mode = QB_ACT_INT8};
     assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG); /* no statistics */
-    a->width[QB_OBS_FFN_DOWN_IN]++;
+    a->n_layers--;
     assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_ERR_ARG); /* another model's */
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "another model"));
-    a->width[QB_OBS_FFN_DOWN_IN]--;
+    a->n_layers++;
+    /* a calibration that captured only some points (GPTQ on a few layers, say) */
+    uint8_t want[64 * QB_OBS_COUNT] = {0};
+    want[0 * QB_OBS_COUNT + QB_OBS_ATTN_IN] = 1;
+    qb_calib *part = NULL;
+    qb_calib_opts po = {.n_ctx = N, .want = want};
+    assert_int_equal(qb_calib_run(&ctx, m, t, 1, &po, &part), QB_OK);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, part, &o), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "did not capture"));
+    qb_calib_free(part);
     assert_ptr_equal(m->layers[0].wq->data, wq);
     assert_ptr_equal(m->layers[0].attn_norm->data, norm);
     assert_int_equal(m->layers[0].wq->act_mode, QB_ACT_FLOAT);
     /* calibration text shorter than one window */
-    qb_act_absmax *b = NULL;
-    assert_int_equal(qb_act_absmax_collect(&ctx, m, t, N - 1, N, 4, NULL, &b), QB_ERR_ARG);
-    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "fewer than one window"));
-    assert_null(b);
-    qb_act_absmax_free(a);
+    int32_t *w = NULL;
+    int nw = 0;
+    assert_int_equal(qb_calib_windows(&ctx, t, N - 1, N, 4, -1, &w, &nw), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "shorter than one"));
+    assert_null(w);
+    qb_calib_free(a);
     qb_model_close(m);
 }
 

@@ -9,6 +9,7 @@
 #include "core/infer/matmul.h"
 #include "core/infer/matmul_w8a8.h"
 #include "core/method/smoothquant.h"
+#include "core/calib/calib.h"
 #include "core/method/act_quant.h"
 #include "core/quant/format.h"
 
@@ -191,14 +192,15 @@ static void test_static_scales_from_calibration(void **state)
     float *ref = ou_logits(m, t, N, N);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
-    qb_act_absmax *a = NULL;
-    assert_int_equal(qb_act_absmax_collect(&ctx, m, t, 4 * N, N, 4, NULL, &a), QB_OK);
+    qb_calib *a = NULL;
+    qb_calib_opts co = {.n_ctx = N};
+    assert_int_equal(qb_calib_run(&ctx, m, t, 4, &co, &a), QB_OK);
     assert_int_equal(a->n_tokens, 4 * N);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8_STATIC};
     assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
     /* the scale is the calibrated absmax / 127 */
     float mx = 0;
-    for (int j = 0; j < m->cfg.dim; j++) mx = fmaxf(mx, a->absmax[QB_OBS_ATTN_IN][j]);
+    for (int j = 0; j < m->cfg.dim; j++) mx = fmaxf(mx, qb_calib_get(a, 0, QB_OBS_ATTN_IN)->absmax[j]);
     assert_float_equal(m->layers[0].wq->act_scale, mx / 127.0f, 1e-9);
     float *q = ou_logits(m, t, N, N);
     double agree = ou_top1(ref, q, N, V);
@@ -206,7 +208,7 @@ static void test_static_scales_from_calibration(void **state)
     assert_true(agree >= 0.8);
     /* static needs statistics */
     assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG);
-    qb_act_absmax_free(a);
+    qb_calib_free(a);
     free(ref), free(q);
     qb_model_close(m);
 }
@@ -243,6 +245,53 @@ static void test_bad_input(void **state)
     qb_model_close(m);
 }
 
+/* One calibration serves every method: SmoothQuant with static scales given a calibration
+ * result (the kind GPTQ / AWQ use, here with XᵀX too) gives the same model as SmoothQuant
+ * calibrating the same text itself. */
+static void test_act_reuses_calibration(void **state)
+{
+    (void)state;
+    const char *path = qbt_model_path("stories260K/stories260K.bin");
+    if (access(path, R_OK) != 0) skip();
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = NULL;
+    assert_int_equal(qb_model_open(&ctx, path, NULL, &m), QB_OK); /* with its tokenizer */
+    const char *text = qbt_model_path("stories260K/ppl-sample.txt");
+    qb_act_opts ao;
+    qb_act_opts_init(&ao);
+    ao.act = "int8-static";
+    ao.smooth = true;
+    ao.smooth_out = true;
+    ao.calib_path = text;
+    ao.calib_ctx = 64;
+    ao.calib_windows = 4;
+    if (qb_act_apply(&ctx, m, &ao) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_layer_weights *L = &m->layers[1];
+    const qb_tensor *ts[] = {L->attn_norm, L->wq, L->wv, L->wo, L->w_up, L->w_down};
+    void *bytes[6];
+    float scales[6];
+    for (int i = 0; i < 6; i++) {
+        bytes[i] = malloc(ts[i]->nbytes);
+        memcpy(bytes[i], ts[i]->data, ts[i]->nbytes);
+        scales[i] = ts[i]->act_scale;
+    }
+    assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
+    qb_calib *cal = NULL;
+    qb_calib_opts co = {.n_ctx = 64, .n_samples = 4, .hessian = true};
+    assert_int_equal(qb_calib_run_file(&ctx, m, text, &co, &cal), QB_OK);
+    ao.calib_path = NULL;
+    ao.calib = cal;
+    assert_int_equal(qb_act_apply(&ctx, m, &ao), QB_OK);
+    for (int i = 0; i < 6; i++) {
+        assert_memory_equal(bytes[i], ts[i]->data, ts[i]->nbytes);
+        assert_true(scales[i] == ts[i]->act_scale);
+        free(bytes[i]);
+    }
+    qb_calib_free(cal);
+    qb_model_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_model_w8a8_close_to_float),
         cmocka_unit_test(test_static_scales_from_calibration),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_act_reuses_calibration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
 #include "smoothquant.h"
 #include "llm_int8.h"
 #include "../infer/kvcache.h"
-#include "../eval/eval.h"
+#include "../calib/calib.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,25 +33,25 @@ qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, const qb_act_opts *o)
         return qb_fail(ctx, QB_ERR_ARG, "SmoothQuant alpha %g out of range [0, 1]", (double)o->alpha);
     if (o->smooth && mode == QB_ACT_FLOAT && !o->int8_outlier) mode = QB_ACT_INT8;
     bool need_calib = !o->int8_outlier && (o->smooth || mode == QB_ACT_INT8_STATIC);
-    if (need_calib && !(o->calib_path && *o->calib_path))
+    if (need_calib && !o->calib && !(o->calib_path && *o->calib_path))
         return qb_fail(ctx, QB_ERR_ARG, "%s needs a calibration text", o->smooth ? "SmoothQuant" : "int8-static");
     qb_status st = QB_OK;
     if (o->int8_outlier) {
         st = qb_llm_int8_apply(ctx, m, o->threshold);
     } else if (mode != QB_ACT_FLOAT) {
-        qb_act_absmax *a = NULL;
-        if (need_calib) {
-            int32_t *toks = NULL;
-            int n = 0;
-            st = qb_eval_load_text(ctx, m, o->calib_path, &toks, &n);
-            if (st == QB_OK)
-                st = qb_act_absmax_collect(ctx, m, toks, n, o->calib_ctx > 0 ? o->calib_ctx : 256,
-                                           o->calib_windows > 0 ? o->calib_windows : 32, o->cancel, &a);
-            free(toks);
+        qb_calib *own = NULL;
+        const qb_calib *cal = o->calib;
+        if (need_calib && !cal) {
+            /* absmax only: no XᵀX */
+            qb_calib_opts co = {.n_ctx = o->calib_ctx > 0 ? o->calib_ctx : 256,
+                                .n_samples = o->calib_windows > 0 ? o->calib_windows : 32,
+                                .cancel = o->cancel};
+            st = qb_calib_run_file(ctx, m, o->calib_path, &co, &own);
+            cal = own;
         }
         qb_smoothquant_opts so = {.smooth = o->smooth, .alpha = o->alpha, .smooth_out = o->smooth_out, .act_mode = mode};
-        if (st == QB_OK) st = qb_smoothquant_apply(ctx, m, a, &so);
-        qb_act_absmax_free(a);
+        if (st == QB_OK) st = qb_smoothquant_apply(ctx, m, need_calib ? cal : NULL, &so);
+        qb_calib_free(own);
     }
     if (st == QB_OK) m->kv_type = kv;
     return st;

@@ -15,7 +15,10 @@ typedef struct {
     bool int8_outlier;      /* LLM.int8() instead (act must be NULL, "" or "int8") */
     float threshold;        /* its outlier threshold (>= 0; INFINITY = none) */
     const char *kv;         /* NULL, "f32", "int8", "int4": KV cache of run states made later */
-    const char *calib_path; /* calibration text (needed by smooth and int8-static) */
+    const char *calib_path; /* calibration text (needed by smooth and int8-static) ... */
+    const struct qb_calib *calib; /* ... or a calibration already run on this model (e.g. the
+                                     one GPTQ/AWQ used): reused, no second pass; wins over
+                                     calib_path */
     int calib_ctx;          /* window length (0 = 256) */
     int calib_windows;      /* windows (0 = 32) */
     const volatile int *cancel;
@@ -24,8 +27,9 @@ typedef struct {
 /* Defaults: nothing changed, alpha 0.5, threshold 6.0, calibration 32 windows of 256. */
 void qb_act_opts_init(qb_act_opts *o);
 
-/* Apply o to m (calibrating on o->calib_path first when needed). Errors, with the model left
- * as loaded: unknown act / kv names, smoothing or static scales without a calibration text,
+/* Apply o to m (calibrating on o->calib_path first when needed and o->calib is NULL: one
+ * qb_calib_run without XᵀX). Errors, with the model left
+ * as loaded: unknown act / kv names, smoothing or static scales without a calibration (text or result),
  * LLM.int8 together with static activations or smoothing, alpha / threshold out of range,
  * and those of calibration (unreadable or too short text). */
 qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, const qb_act_opts *o);

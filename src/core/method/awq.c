@@ -1,39 +1,20 @@
 /* awq.c — AWQ's scale search and clipping search (see awq.h), with the output error of a
  * candidate measured through XᵀX in f32 with the vector dot kernel. */
 #include "awq.h"
+#include "hess.h"
 #include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Σ_rows dᵀ·H·d with d = (w − deq(Q(w·s)))/s per row, or with s NULL no scaling. hf: f32 H. */
-static double sq_error_rows(const float *hf, int64_t n, const float *orig, const float *q, const float *inv_s,
-                            int64_t rows)
+/* Σ_rows dᵀ·H·d with d = w − deq(Q(w·s))/s per row (d written into q). hf: f32 H. */
+static double sq_error_rows(const float *hf, int64_t n, const float *orig, float *q, const float *inv_s, int64_t rows)
 {
-    const qb_kernel_table *k = qb_kernels();
-    double tot = 0;
-#pragma omp parallel reduction(+ : tot)
-    {
-        float *d = malloc((size_t)n * sizeof *d);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!d) continue;
-            for (int64_t i = 0; i < n; i++) d[i] = orig[r * n + i] - q[r * n + i] * (inv_s ? inv_s[i] : 1.0f);
-            for (int64_t i = 0; i < n; i++)
-                if (d[i] != 0.0f) tot += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
-        }
-        free(d);
-    }
-    return tot;
-}
-
-static float *to_f32(const double *xtx, int64_t n)
-{
-    float *hf = malloc((size_t)(n * n) * sizeof *hf);
-    if (hf)
-        for (int64_t i = 0; i < n * n; i++) hf[i] = (float)xtx[i];
-    return hf;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) q[r * n + i] = orig[r * n + i] - q[r * n + i] * inv_s[i];
+    return qb_hess_quad_rows(hf, q, rows, n);
 }
 
 /* values of rows × n matrix w after w·diag(s) → format → dequantized, into out */
@@ -70,7 +51,7 @@ qb_status qb_awq_search(qb_ctx *ctx, qb_awq_mat *mats, int n_mats, int64_t n, co
         size_t rb = qb_format_row_bytes(mats[k].fmt, n) * (size_t)mats[k].rows;
         if (rb > max_rb) max_rb = rb;
     }
-    float *hf = p.n_grid > 1 ? to_f32(xtx, n) : NULL;
+    float *hf = p.n_grid > 1 ? qb_hess_to_f32(xtx, n) : NULL;
     float *scaled = malloc((size_t)(max_rows * n) * sizeof *scaled), *q = malloc((size_t)(max_rows * n) * sizeof *q);
     float *cand = malloc((size_t)n * sizeof *cand), *inv = malloc((size_t)n * sizeof *inv);
     uint8_t *packed = malloc(max_rb ? max_rb : 1);
@@ -121,6 +102,18 @@ done:
     return st;
 }
 
+/* Elements per independently quantized group of a row of n in format f: quantizing one
+ * group never looks at another's values, so each group's clipping is chosen on its own. */
+static int64_t clip_group(const qb_format *f, int64_t n)
+{
+    int64_t g = n;
+    if (f->kind == QB_FMT_GGML) g = qb_type_get(f->type)->blck;
+    else if (f->kind == QB_FMT_MXFP4) g = 32;
+    else if (f->kind == QB_FMT_NF4) g = 64;
+    else if (f->group > 0) g = f->group;
+    return g > 0 && g <= n && n % g == 0 ? g : n;
+}
+
 qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, const double *xtx,
                       const volatile int *cancel)
 {
@@ -130,7 +123,10 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
     if ((f->kind == QB_FMT_INT || f->kind == QB_FMT_FP8_E4M3 || f->kind == QB_FMT_FP8_E5M2) &&
         f->group == QB_GROUP_TENSOR)
         return QB_OK;
-    float *hf = to_f32(xtx, n);
+    if (f->kind == QB_FMT_GGML && (f->type == QB_TYPE_F32 || f->type == QB_TYPE_F16 || f->type == QB_TYPE_BF16))
+        return QB_OK; /* not a rounding grid */
+    const int64_t G = clip_group(f, n), ng = n / G;
+    float *hf = qb_hess_to_f32(xtx, n);
     if (!hf) return qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
     const qb_kernel_table *k = qb_kernels();
     size_t rb = qb_format_row_bytes(f, n);
@@ -138,12 +134,13 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
 #pragma omp parallel reduction(| : cancelled, nomem)
     {
         float *c = malloc((size_t)n * sizeof *c), *q = malloc((size_t)n * sizeof *q), *best = malloc((size_t)n * sizeof *best);
-        float *d = malloc((size_t)n * sizeof *d);
+        float *d = malloc((size_t)n * sizeof *d), *amax = malloc((size_t)ng * sizeof *amax);
+        double *best_err = malloc((size_t)ng * sizeof *best_err);
         uint8_t *row = malloc(rb);
         qb_ctx lctx;
         qb_ctx_init(&lctx);
         lctx.n_threads = 1;
-        if (!c || !q || !best || !d || !row) nomem = 1;
+        if (!c || !q || !best || !d || !amax || !best_err || !row) nomem = 1;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t r = 0; r < mat->rows; r++) {
             if (nomem || cancelled || (cancel && *cancel)) {
@@ -151,24 +148,32 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
                 continue;
             }
             float *w = mat->w + r * n;
-            float lo = INFINITY, hi = -INFINITY;
-            for (int64_t i = 0; i < n; i++) {
-                lo = fminf(lo, w[i]);
-                hi = fmaxf(hi, w[i]);
+            for (int64_t gi = 0; gi < ng; gi++) {
+                float a = 0.0f;
+                for (int64_t i = gi * G; i < (gi + 1) * G; i++) a = fmaxf(a, fabsf(w[i]));
+                amax[gi] = a;
+                best_err[gi] = INFINITY;
             }
-            double best_err = INFINITY;
-            for (int kk = 0; kk <= 10; kk++) {
-                float ratio = 1.0f - 0.05f * (float)kk;
-                for (int64_t i = 0; i < n; i++) c[i] = fminf(fmaxf(w[i], ratio * lo), ratio * hi);
+            /* the authors' grid: the group's absolute maximum shrunk by 0, 5, ..., 45% */
+            for (int kk = 0; kk < QB_AWQ_CLIP_STEPS; kk++) {
+                float ratio = 1.0f - (float)kk / 20.0f;
+                for (int64_t i = 0; i < n; i++) {
+                    float lim = ratio * amax[i / G];
+                    c[i] = fminf(fmaxf(w[i], -lim), lim);
+                }
                 if (qb_quantize_matrix(&lctx, f, c, 1, n, row, NULL) != QB_OK) break;
                 qb_dequantize_row(f, row, q, n);
                 for (int64_t i = 0; i < n; i++) d[i] = (w[i] - q[i]) / s[i];
-                double e = 0;
-                for (int64_t i = 0; i < n; i++)
-                    if (d[i] != 0.0f) e += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
-                if (e < best_err) {
-                    best_err = e;
-                    memcpy(best, c, (size_t)n * sizeof *c);
+                /* each group's own output error: its block of XᵀX */
+                for (int64_t gi = 0; gi < ng; gi++) {
+                    double e = 0;
+                    const int64_t g0 = gi * G;
+                    for (int64_t i = g0; i < g0 + G; i++)
+                        if (d[i] != 0.0f) e += (double)d[i] * k->dot_f32((int)G, hf + i * n + g0, d + g0);
+                    if (e < best_err[gi]) {
+                        best_err[gi] = e;
+                        memcpy(best + g0, c + g0, (size_t)G * sizeof *c);
+                    }
                 }
             }
             memcpy(w, best, (size_t)n * sizeof *w);
@@ -177,6 +182,8 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
         free(q);
         free(best);
         free(d);
+        free(amax);
+        free(best_err);
         free(row);
     }
     free(hf);

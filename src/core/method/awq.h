@@ -4,7 +4,7 @@
  * channel's mean |x| on calibration data) and the input divided by s_j, which the preceding
  * RMSNorm or linear layer absorbs exactly (fold.h). α is searched on a grid over [0, 1] to
  * minimise the matrices' output error on the calibration data, measured through XᵀX:
- * ‖X·Wᵀ − X·diag(1/s)·Q(W·diag(s))ᵀ‖². An optional search then clips each row's range. */
+ * ‖X·Wᵀ − X·diag(1/s)·Q(W·diag(s))ᵀ‖². A search then clips each group's range (qb_awq_clip). */
 #ifndef QB_AWQ_H
 #define QB_AWQ_H
 
@@ -13,7 +13,8 @@
 typedef struct {
     float alpha; /* < 0: search the grid (default); else this α, in [0, 1] */
     int n_grid;  /* grid points over [0, 1], both ends included (0 = 20) */
-    bool clip;   /* search a clipping ratio per row after scaling (AWQ's auto-clip) */
+    bool clip;   /* search a clipping range per group after scaling (AWQ's auto-clip; on
+                    by default in qb_method_parse, as the authors' code runs it) */
 } qb_awq_params;
 
 /* One matrix of a group sharing an input: values (rows × n, f32, row-major; clipping may
@@ -31,10 +32,14 @@ typedef struct {
 qb_status qb_awq_search(qb_ctx *ctx, qb_awq_mat *mats, int n_mats, int64_t n, const float *sx, const double *xtx,
                         const qb_awq_params *p, float *s, float *alpha, const volatile int *cancel);
 
-/* AWQ's clipping search on already scaled values w_s = W·diag(s) (rows × n, changed in
- * place): for each row the range ratio in {1, 0.95, …, 0.5} whose rounding minimises the
- * row's output error (d/s)ᵀ·XᵀX·(d/s), d = w_s − Q(clip(w_s)), is applied. Formats with one
- * scale per tensor are left alone. */
+/* AWQ's clipping search (the authors' auto-clip) on already scaled values w_s = W·diag(s)
+ * (rows × n, changed in place): each independently quantized group of a row (an integer
+ * group, a ggml block or super-block, the whole row per channel) gets the clipping range
+ * ±r·max|group| with r in {1, 0.95, …, 0.55} (QB_AWQ_CLIP_STEPS ratios) whose rounding
+ * minimises the group's own output error (d/s)ᵀ·H_gg·(d/s), d = w_s − Q(clip(w_s)), H_gg the
+ * group's diagonal block of XᵀX. Formats with one scale per tensor and float formats are
+ * left alone. */
+#define QB_AWQ_CLIP_STEPS 10
 qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, const double *xtx,
                       const volatile int *cancel);
 

@@ -4,6 +4,7 @@
  * the outer loop runs them in parallel. */
 #include "gptq.h"
 #include "grid.h"
+#include "hess.h"
 #include "fmt.h"
 #include "kernels.h"
 
@@ -26,21 +27,38 @@ static double ddot(const double *restrict a, const double *restrict b, int64_t n
     return (s0 + s1) + (s2 + s3);
 }
 
+/* entry (i, j), j <= i, of the lower Cholesky factor from row i's earlier entries and row j
+ * (left-looking: a[i][j] = (a[i][j] − Σ_{k<j} a[i][k]·a[j][k]) / a[j][j]); false when the
+ * diagonal is not positive */
+static bool chol_entry(double *a, int64_t n, int64_t i, int64_t j)
+{
+    double *ai = a + i * n;
+    const double *aj = a + j * n;
+    double s = ai[j] - ddot(ai, aj, j);
+    if (i == j) {
+        if (!(s > 0.0)) return false;
+        ai[j] = sqrt(s);
+    } else {
+        ai[j] = s / aj[j];
+    }
+    return true;
+}
+
 /* In-place lower Cholesky factor of the n × n SPD matrix a (row-major, the lower triangle
- * is read and written). Returns false when a is not positive definite. */
+ * is read and written). Returns false when a is not positive definite. Panels of CHOL_B
+ * columns: the panel's own rows serially, then every row below it in parallel (one
+ * parallel region per panel, not per column; each entry is the same sum either way). */
+enum { CHOL_B = 32 };
 static bool cholesky(double *a, int64_t n)
 {
-    for (int64_t j = 0; j < n; j++) {
-        double *aj = a + j * n;
-        double s = aj[j] - ddot(aj, aj, j);
-        if (!(s > 0.0)) return false;
-        double d = sqrt(s);
-        aj[j] = d;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = j + 1; i < n; i++) {
-            double *ai = a + i * n;
-            ai[j] = (ai[j] - ddot(ai, aj, j)) / d;
-        }
+    for (int64_t k0 = 0; k0 < n; k0 += CHOL_B) {
+        const int64_t k1 = k0 + CHOL_B < n ? k0 + CHOL_B : n;
+        for (int64_t i = k0; i < k1; i++)
+            for (int64_t j = k0; j <= i; j++)
+                if (!chol_entry(a, n, i, j)) return false;
+#pragma omp parallel for schedule(static) if ((n - k1) * k1 > 65536)
+        for (int64_t i = k1; i < n; i++)
+            for (int64_t j = k0; j < k1; j++) (void)chol_entry(a, n, i, j);
     }
     return true;
 }
@@ -95,6 +113,7 @@ typedef struct {
 /* wp[j] -= e · up[j] over [lo, hi) */
 static void axpy(float *restrict wp, const float *restrict up, float e, int64_t lo, int64_t hi)
 {
+#pragma omp simd
     for (int64_t j = lo; j < hi; j++) wp[j] -= e * up[j];
 }
 
@@ -154,36 +173,46 @@ static int cmp_desc(const void *a, const void *b, void *ud)
     return (i > j) - (i < j); /* stable: ties keep column order */
 }
 
-qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const double *xtx,
-                           const qb_gptq_params *prm, void *dst, float *deq, const volatile int *cancel)
-{
-    qb_gptq_params p = prm ? *prm : (qb_gptq_params){0};
-    if (p.block <= 0) p.block = 128;
-    if (p.damp == 0.0f) p.damp = 0.01f;
-    if (p.damp < 0.0f) p.damp = 0.0f;
-    if (rows < 0 || n <= 0 || !w || !xtx) return qb_fail(ctx, QB_ERR_ARG, "gptq: bad matrix (%lld x %lld)",
-                                                         (long long)rows, (long long)n);
-    qb_grid g;
-    qb_status st = qb_grid_init(ctx, &g, f, n);
-    if (st != QB_OK) return st;
-    group_mode mode = GROUPS_RUNNING;
-    if (p.act_order) mode = p.perm_groups ? GROUPS_PERMUTED : GROUPS_STATIC;
-    if (mode == GROUPS_PERMUTED && (dst || f->kind != QB_FMT_INT))
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED,
-                       "gptq: groups in act-order (permuted) order cannot be stored packed; integer formats only, "
-                       "dequantized output");
-    if (f->kind == QB_FMT_INT && f->group <= 0 && mode == GROUPS_PERMUTED) mode = GROUPS_STATIC; /* one group */
-    if (g.group < n && g.group > p.block && g.group % p.block) p.block = g.group;
+struct qb_gptq_factor {
+    int64_t n;
+    bool act_order;
+    float *u;      /* (n, n) upper factor of H⁻¹ in processing order */
+    int64_t *perm; /* processing position → column */
+    uint8_t *dead; /* columns never seen (zero diagonal): weights zeroed */
+};
 
-    double *h = malloc((size_t)(n * n) * sizeof *h);
-    float *u = malloc((size_t)(n * n) * sizeof *u);
-    int64_t *perm = malloc((size_t)n * sizeof *perm);
-    uint8_t *dead = calloc((size_t)n, 1);
-    double *diag = malloc((size_t)n * sizeof *diag);
-    if (!h || !u || !perm || !dead || !diag) {
+void qb_gptq_factor_free(qb_gptq_factor *fc)
+{
+    if (!fc) return;
+    free(fc->u);
+    free(fc->perm);
+    free(fc->dead);
+    free(fc);
+}
+
+qb_status qb_gptq_factor_new(qb_ctx *ctx, const double *xtx, int64_t n, float damp, bool act_order,
+                             qb_gptq_factor **out)
+{
+    *out = NULL;
+    if (damp == 0.0f) damp = 0.01f;
+    if (damp < 0.0f) damp = 0.0f;
+    if (n <= 0 || !xtx) return qb_fail(ctx, QB_ERR_ARG, "gptq: bad Hessian (%lld columns)", (long long)n);
+    qb_gptq_factor *fc = calloc(1, sizeof *fc);
+    double *h = malloc((size_t)(n * n) * sizeof *h), *diag = malloc((size_t)n * sizeof *diag);
+    if (fc) {
+        fc->n = n;
+        fc->act_order = act_order;
+        fc->u = malloc((size_t)(n * n) * sizeof *fc->u);
+        fc->perm = malloc((size_t)n * sizeof *fc->perm);
+        fc->dead = calloc((size_t)n, 1);
+    }
+    qb_status st = QB_OK;
+    if (!fc || !h || !diag || !fc->u || !fc->perm || !fc->dead) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "gptq: out of memory for a %lld-column Hessian", (long long)n);
         goto done;
     }
+    int64_t *perm = fc->perm;
+    uint8_t *dead = fc->dead;
     double mean = 0;
     for (int64_t i = 0; i < n; i++) {
         diag[i] = xtx[i * n + i];
@@ -192,7 +221,7 @@ qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int6
         mean += dead[i] ? 1.0 : diag[i];
     }
     mean /= (double)n;
-    if (p.act_order) qsort_r(perm, (size_t)n, sizeof *perm, cmp_desc, diag);
+    if (act_order) qsort_r(perm, (size_t)n, sizeof *perm, cmp_desc, diag);
     for (int64_t i = 0; i < n; i++) {
         double *hi = h + i * n;
         const double *xi = xtx + perm[i] * n;
@@ -206,18 +235,50 @@ qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int6
         if (dead[perm[i]])
             for (int64_t j = 0; j < n; j++) h[j * n + i] = j == i ? 1.0 : 0.0;
     }
-    for (int64_t i = 0; i < n; i++) h[i * n + i] += (double)p.damp * mean;
+    for (int64_t i = 0; i < n; i++) h[i * n + i] += (double)damp * mean;
     qb_ctx_apply_threads(ctx);
-    if (!inverse_upper_factor(h, n, u)) {
-        st = qb_fail(ctx, QB_ERR_ARG, "gptq: the Hessian is not positive definite (damp %g too small?)", (double)p.damp);
-        goto done;
-    }
-    pass P = {.g = &g, .f = f, .u = u, .perm = perm, .dead = dead, .n = n, .block = p.block, .mode = mode};
+    if (!inverse_upper_factor(h, n, fc->u))
+        st = qb_fail(ctx, QB_ERR_ARG, "gptq: the Hessian is not positive definite (damp %g too small?)", (double)damp);
+done:
+    free(h);
+    free(diag);
+    if (st != QB_OK) qb_gptq_factor_free(fc);
+    else *out = fc;
+    return st;
+}
+
+/* the format and mode checks shared by both entry points */
+static qb_status check_args(qb_ctx *ctx, const qb_format *f, int64_t rows, int64_t n, const float *w, bool act_order,
+                            const qb_gptq_params *p, const void *dst, qb_grid *g, group_mode *mode)
+{
+    if (rows < 0 || n <= 0 || !w) return qb_fail(ctx, QB_ERR_ARG, "gptq: bad matrix (%lld x %lld)", (long long)rows,
+                                                 (long long)n);
+    qb_status st = qb_grid_init(ctx, g, f, n);
+    if (st != QB_OK) return st;
+    *mode = GROUPS_RUNNING;
+    if (act_order) *mode = p->perm_groups ? GROUPS_PERMUTED : GROUPS_STATIC;
+    if (*mode == GROUPS_PERMUTED && (dst || f->kind != QB_FMT_INT))
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED,
+                       "gptq: groups in act-order (permuted) order cannot be stored packed; integer formats only, "
+                       "dequantized output");
+    if (f->kind == QB_FMT_INT && f->group <= 0 && *mode == GROUPS_PERMUTED) *mode = GROUPS_STATIC; /* one group */
+    return QB_OK;
+}
+
+static qb_status run_rows(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, const qb_gptq_factor *fc,
+                          const qb_grid *g, group_mode mode, int block, void *dst, float *deq,
+                          const volatile int *cancel)
+{
+    const int64_t n = fc->n;
+    if (block <= 0) block = 128;
+    if (g->group < n && g->group > block && g->group % block) block = g->group;
+    pass P = {.g = g, .f = f, .u = fc->u, .perm = fc->perm, .dead = fc->dead, .n = n, .block = block, .mode = mode};
     size_t rb = qb_format_row_bytes(f, n);
     int cancelled = 0, nomem = 0;
+    qb_ctx_apply_threads(ctx);
 #pragma omp parallel reduction(| : cancelled, nomem)
     {
-        float *wp = malloc((size_t)n * sizeof *wp), *err = malloc((size_t)p.block * sizeof *err);
+        float *wp = malloc((size_t)n * sizeof *wp), *err = malloc((size_t)block * sizeof *err);
         float *q = malloc((size_t)n * sizeof *q);
         uint8_t *row = malloc(rb ? rb : 1);
         if (!wp || !err || !q || !row) nomem = 1;
@@ -239,40 +300,58 @@ qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int6
         free(q);
         free(row);
     }
-    if (nomem) st = qb_fail(ctx, QB_ERR_NOMEM, "gptq: out of memory");
-    else if (cancelled) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
-done:
-    free(h);
-    free(u);
-    free(perm);
-    free(dead);
-    free(diag);
+    if (nomem) return qb_fail(ctx, QB_ERR_NOMEM, "gptq: out of memory");
+    if (cancelled) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
+    return QB_OK;
+}
+
+qb_status qb_gptq_quantize_factored(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows,
+                                    const qb_gptq_factor *fc, const qb_gptq_params *prm, void *dst, float *deq,
+                                    const volatile int *cancel)
+{
+    qb_gptq_params p = prm ? *prm : (qb_gptq_params){0};
+    if (!fc) return qb_fail(ctx, QB_ERR_ARG, "gptq: no Hessian factor");
+    qb_grid g;
+    group_mode mode;
+    qb_status st = check_args(ctx, f, rows, fc->n, w, fc->act_order, &p, dst, &g, &mode);
+    if (st != QB_OK) return st;
+    if (cancel && *cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
+    return run_rows(ctx, f, w, rows, fc, &g, mode, p.block, dst, deq, cancel);
+}
+
+qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const double *xtx,
+                           const qb_gptq_params *prm, void *dst, float *deq, const volatile int *cancel)
+{
+    qb_gptq_params p = prm ? *prm : (qb_gptq_params){0};
+    if (!xtx) return qb_fail(ctx, QB_ERR_ARG, "gptq: no Hessian");
+    qb_grid g;
+    group_mode mode;
+    qb_status st = check_args(ctx, f, rows, n, w, p.act_order, &p, dst, &g, &mode);
+    if (st != QB_OK) return st;
+    qb_gptq_factor *fc;
+    st = qb_gptq_factor_new(ctx, xtx, n, p.damp, p.act_order, &fc);
+    if (st != QB_OK) return st;
+    st = run_rows(ctx, f, w, rows, fc, &g, mode, p.block, dst, deq, cancel);
+    qb_gptq_factor_free(fc);
     return st;
+}
+
+double qb_gptq_output_sq(const float *hf, const float *a, const float *b, int64_t rows, int64_t n)
+{
+    if (!b) return qb_hess_quad_rows(hf, a, rows, n);
+    float *d = malloc((size_t)(rows * n) * sizeof *d);
+    if (!d) return NAN;
+    for (int64_t i = 0; i < rows * n; i++) d[i] = a[i] - b[i];
+    double v = qb_hess_quad_rows(hf, d, rows, n);
+    free(d);
+    return v;
 }
 
 double qb_gptq_output_error(const float *w, const float *q, int64_t rows, int64_t n, const double *xtx)
 {
-    /* f32 copy of H for the vector dot kernel; sums per row in double */
-    float *hf = malloc((size_t)(n * n) * sizeof *hf);
+    float *hf = qb_hess_to_f32(xtx, n);
     if (!hf) return NAN;
-    for (int64_t i = 0; i < n * n; i++) hf[i] = (float)xtx[i];
-    const qb_kernel_table *k = qb_kernels();
-    double num = 0, den = 0;
-#pragma omp parallel reduction(+ : num, den)
-    {
-        float *d = malloc((size_t)n * sizeof *d);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!d) continue;
-            const float *v = w + r * n;
-            for (int64_t i = 0; i < n; i++) d[i] = v[i] - q[r * n + i];
-            for (int64_t i = 0; i < n; i++) {
-                num += (double)d[i] * k->dot_f32((int)n, hf + i * n, d);
-                den += (double)v[i] * k->dot_f32((int)n, hf + i * n, v);
-            }
-        }
-        free(d);
-    }
+    double num = qb_gptq_output_sq(hf, w, q, rows, n), den = qb_gptq_output_sq(hf, w, NULL, rows, n);
     free(hf);
-    return den > 0 ? num / den : 0.0;
+    return den > 0 ? num / den : num == num ? 0.0 : NAN;
 }

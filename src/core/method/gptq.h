@@ -37,8 +37,30 @@ typedef struct {
 qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const double *xtx,
                            const qb_gptq_params *p, void *dst, float *deq, const volatile int *cancel);
 
+/* The expensive part of GPTQ for one Hessian, computed once and reusable across formats,
+ * group sizes, blocks and matrices that share the input: XᵀX dampened (damp as in
+ * qb_gptq_params), columns in act-order or not, and the upper Cholesky factor of its inverse.
+ * *out is owned by the caller (qb_gptq_factor_free). Errors: QB_ERR_ARG for a Hessian that is
+ * not positive definite after dampening; QB_ERR_NOMEM. */
+typedef struct qb_gptq_factor qb_gptq_factor;
+qb_status qb_gptq_factor_new(qb_ctx *ctx, const double *xtx, int64_t n, float damp, bool act_order,
+                             qb_gptq_factor **out);
+void qb_gptq_factor_free(qb_gptq_factor *fc);
+
+/* qb_gptq_quantize with a factor made by qb_gptq_factor_new (its n columns, damp and column
+ * order; p's damp and act_order are not read). Gives the same bytes as qb_gptq_quantize with
+ * the same settings. */
+qb_status qb_gptq_quantize_factored(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows,
+                                    const qb_gptq_factor *fc, const qb_gptq_params *p, void *dst, float *deq,
+                                    const volatile int *cancel);
+
 /* Relative output error tr(D·H·Dᵀ) / tr(W·H·Wᵀ), D = w − q, for a Hessian xtx (n × n):
  * ‖XWᵀ − XQᵀ‖²_F / ‖XWᵀ‖²_F without the inputs themselves. Parallel over rows. */
 double qb_gptq_output_error(const float *w, const float *q, int64_t rows, int64_t n, const double *xtx);
+
+/* tr(D·H·Dᵀ) = ‖X·Dᵀ‖²_F with D = a − b (b NULL: D = a) and H given in f32 (hf, n × n,
+ * row-major), for callers that measure many candidates against one Hessian. NAN when out of
+ * memory. */
+double qb_gptq_output_sq(const float *hf, const float *a, const float *b, int64_t rows, int64_t n);
 
 #endif

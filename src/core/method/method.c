@@ -21,7 +21,7 @@ qb_status qb_method_parse(qb_ctx *ctx, const char *name, qb_method *out)
 {
     memset(out, 0, sizeof *out);
     out->gptq = (qb_gptq_params){.block = 128, .damp = 0.01f};
-    out->awq = (qb_awq_params){.alpha = -1.0f, .n_grid = 20};
+    out->awq = (qb_awq_params){.alpha = -1.0f, .n_grid = 20, .clip = true};
     for (int k = 0; k < QB_METHOD_COUNT; k++)
         if (name && !strcasecmp(name, NAMES[k])) {
             out->kind = (qb_method_kind)k;
@@ -299,7 +299,9 @@ static qb_status awq_layer(job *J, int l)
         int gi = i < 3 ? 0 : i == 3 ? 1 : i < 6 ? 2 : 3;
         bool changed = scales[gi] || (i == 2 && scales[1]) || (i == 5 && scales[3]);
         if (!f && !changed) continue;
-        if (f && J->meth->awq.clip) {
+        /* the authors skip wq and wk: their errors pass through softmax(q·kᵀ), which the
+         * matrix's own output error does not see */
+        if (f && J->meth->awq.clip && i >= 2) {
             int64_t n = all[i]->ne[0];
             float *ones = NULL;
             const float *s = scales[gi];

@@ -24,7 +24,8 @@ typedef struct {
 } qb_method;
 
 /* "rtn", "gptq" or "awq" (case-insensitive) with default parameters (GPTQ: block 128, damp
- * 0.01, no act-order; AWQ: α searched on 20 points, no clipping). */
+ * 0.01, no act-order; AWQ: α searched on 20 points, then the clipping search on every
+ * matrix but wq and wk, as the authors' code runs it). */
 qb_status qb_method_parse(qb_ctx *ctx, const char *name, qb_method *out);
 const char *qb_method_name(qb_method_kind k); /* static storage */
 /* Whether the method reads calibration data (and then wants XᵀX: calib opts.hessian). */

@@ -1,5 +1,6 @@
 /* smoothquant.c — SmoothQuant scales folded into norms / preceding linears, plain W8A8, and
- * the per-channel activation absmax they are computed from (contracts in smoothquant.h). */
+ * the per-channel activation absmax they are computed from, read from a calibration
+ * (calib.h; contracts in smoothquant.h). */
 #include "smoothquant.h"
 #include "../quant/apply.h"
 
@@ -7,67 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- calibration: per-channel absmax through the observer ---------------------------- */
-
-static void absmax_observer(void *ud, int layer, qb_obs_point pt, float *x, int n, int width)
-{
-    qb_act_absmax *a = ud;
-    if (pt >= QB_OBS_OUTPUT_IN || width != a->width[pt]) return;
-    float *am = a->absmax[pt] + (size_t)layer * width;
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < width; j++) am[j] = fmaxf(am[j], fabsf(x[(size_t)t * width + j]));
-    if (pt == QB_OBS_ATTN_IN && layer == 0) a->n_tokens += n;
-}
-
-void qb_act_absmax_free(qb_act_absmax *a)
-{
-    if (!a) return;
-    for (int p = 0; p < QB_OBS_OUTPUT_IN; p++) free(a->absmax[p]);
-    free(a);
-}
-
-qb_status qb_act_absmax_collect(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens, int n_ctx,
-                                int n_windows, const volatile int *cancel, qb_act_absmax **out)
-{
-    const qb_config *c = &m->cfg;
-    *out = NULL;
-    if (n_ctx < 2) return qb_fail(ctx, QB_ERR_ARG, "calibration window of %d tokens is too short", n_ctx);
-    if (n_tokens < n_ctx)
-        return qb_fail(ctx, QB_ERR_ARG, "calibration text has %d tokens, fewer than one window of %d", n_tokens, n_ctx);
-    int avail = n_tokens / n_ctx;
-    if (n_windows <= 0 || n_windows > avail) n_windows = avail;
-    qb_act_absmax *a = calloc(1, sizeof *a);
-    if (!a) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    a->n_layers = c->n_layers;
-    a->width[QB_OBS_ATTN_IN] = c->dim;
-    a->width[QB_OBS_ATTN_OUT] = c->n_heads * c->head_dim;
-    a->width[QB_OBS_FFN_IN] = c->dim;
-    a->width[QB_OBS_FFN_DOWN_IN] = c->hidden_dim;
-    for (int p = 0; p < QB_OBS_OUTPUT_IN; p++)
-        if (!(a->absmax[p] = calloc((size_t)c->n_layers * a->width[p], sizeof(float)))) {
-            qb_act_absmax_free(a);
-            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-        }
-    qb_infer *s = NULL;
-    qb_status st = qb_infer_new(ctx, m, n_ctx, n_ctx, &s);
-    if (st != QB_OK) {
-        qb_act_absmax_free(a);
-        return st;
-    }
-    qb_infer_set_observer(s, absmax_observer, a);
-    for (int w = 0; w < n_windows && st == QB_OK; w++) {
-        if (cancel && *cancel) st = qb_fail(ctx, QB_ERR_CANCELLED, "calibration cancelled");
-        else st = qb_infer_eval(ctx, s, tokens + (size_t)w * n_ctx, n_ctx, 0, NULL, 0);
-    }
-    qb_infer_free(s);
-    if (st != QB_OK) {
-        qb_act_absmax_free(a);
-        return st;
-    }
-    *out = a;
-    return QB_OK;
-}
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
@@ -185,7 +125,7 @@ static float vmax(const float *x, int n, const float *s)
 }
 
 /* Smooth one layer's float copies in place. */
-static qb_status smooth_layer(qb_ctx *ctx, const qb_model *m, int l, layer_buf *b, const qb_act_absmax *a,
+static qb_status smooth_layer(qb_ctx *ctx, const qb_model *m, int l, layer_buf *b, const qb_calib *a,
                               const qb_smoothquant_opts *o)
 {
     const qb_config *c = &m->cfg;
@@ -199,10 +139,11 @@ static qb_status smooth_layer(qb_ctx *ctx, const qb_model *m, int l, layer_buf *
         free(s), free(aw), free(ax), free(sq);
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory smoothing layer %d", l);
     }
-    const float *xa = a ? a->absmax[QB_OBS_ATTN_IN] + (size_t)l * dim : NULL;
-    const float *xo = a ? a->absmax[QB_OBS_ATTN_OUT] + (size_t)l * qd : NULL;
-    const float *xf = a ? a->absmax[QB_OBS_FFN_IN] + (size_t)l * dim : NULL;
-    const float *xd = a ? a->absmax[QB_OBS_FFN_DOWN_IN] + (size_t)l * hid : NULL;
+    /* per-channel absmax of the four inputs, from the shared calibration (checked present) */
+    const float *xa = a ? qb_calib_get(a, l, QB_OBS_ATTN_IN)->absmax : NULL;
+    const float *xo = a ? qb_calib_get(a, l, QB_OBS_ATTN_OUT)->absmax : NULL;
+    const float *xf = a ? qb_calib_get(a, l, QB_OBS_FFN_IN)->absmax : NULL;
+    const float *xd = a ? qb_calib_get(a, l, QB_OBS_FFN_DOWN_IN)->absmax : NULL;
     for (int i = 0; i < NW; i++) b->amax[i] = 0;
     if (a) {
         b->amax[WQ] = b->amax[WK] = b->amax[WV] = vmax(xa, dim, NULL);
@@ -254,13 +195,23 @@ static qb_status smooth_layer(qb_ctx *ctx, const qb_model *m, int l, layer_buf *
     return QB_OK;
 }
 
-static qb_status check_stats(qb_ctx *ctx, const qb_model *m, const qb_act_absmax *a)
+static qb_status check_stats(qb_ctx *ctx, const qb_model *m, const qb_calib *a)
 {
     const qb_config *c = &m->cfg;
     if (!a) return qb_fail(ctx, QB_ERR_ARG, "SmoothQuant / static activation scales need calibration statistics");
-    if (a->n_layers != c->n_layers || a->width[QB_OBS_ATTN_IN] != c->dim ||
-        a->width[QB_OBS_FFN_DOWN_IN] != c->hidden_dim || a->width[QB_OBS_ATTN_OUT] != c->n_heads * c->head_dim)
-        return qb_fail(ctx, QB_ERR_ARG, "calibration statistics are for another model shape");
+    if (a->n_layers != c->n_layers)
+        return qb_fail(ctx, QB_ERR_ARG, "calibration statistics are for another model shape (%d layers, not %d)",
+                       a->n_layers, c->n_layers);
+    const int want[QB_OBS_OUTPUT_IN] = {[QB_OBS_ATTN_IN] = c->dim, [QB_OBS_ATTN_OUT] = c->n_heads * c->head_dim,
+                                        [QB_OBS_FFN_IN] = c->dim, [QB_OBS_FFN_DOWN_IN] = c->hidden_dim};
+    for (int l = 0; l < c->n_layers; l++)
+        for (int p = 0; p < QB_OBS_OUTPUT_IN; p++) {
+            const qb_calib_stat *st = qb_calib_get(a, l, (qb_obs_point)p);
+            if (!st) return qb_fail(ctx, QB_ERR_ARG, "the calibration did not capture layer %d's inputs", l);
+            if (st->width != want[p])
+                return qb_fail(ctx, QB_ERR_ARG, "calibration statistics are for another model shape (layer %d: "
+                               "%d channels, not %d)", l, st->width, want[p]);
+        }
     return QB_OK;
 }
 
@@ -278,7 +229,7 @@ static qb_status store_norm(qb_ctx *ctx, qb_tensor *t, const float *v, int n)
     return QB_OK;
 }
 
-qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_act_absmax *a, const qb_smoothquant_opts *o)
+qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *a, const qb_smoothquant_opts *o)
 {
     const qb_config *c = &m->cfg;
     qb_format int8ch = {.kind = QB_FMT_INT, .bits = 8, .group = QB_GROUP_CHANNEL};

@@ -7,30 +7,16 @@
  * calibration) through the int8 GEMM (infer/matmul_w8a8.h). The output matrix and the
  * embeddings stay as they are.
  *
- * Also the calibration statistic it needs: per-channel absmax of each linear layer's input,
- * captured with the forward-pass observer over windows of a calibration text. */
+ * The statistic it needs, per-channel absmax of each linear layer's input, comes from a
+ * calibration run (calib.h: qb_calib_run, with or without XᵀX), so one calibration serves
+ * SmoothQuant, static activation scales, GPTQ and AWQ alike. */
 #ifndef QB_SMOOTHQUANT_H
 #define QB_SMOOTHQUANT_H
 
 #include "../model/model.h"
 #include "../infer/infer.h"
 #include "../infer/matmul_w8a8.h"
-
-typedef struct {
-    int n_layers;
-    int width[QB_OBS_OUTPUT_IN];   /* dim, q_dim, dim, hidden_dim for the four input points */
-    float *absmax[QB_OBS_OUTPUT_IN]; /* [pt]: n_layers × width[pt], max |x| per channel */
-    long n_tokens;                 /* tokens seen */
-} qb_act_absmax;
-
-/* Run m over up to n_windows windows of n_ctx tokens of `tokens` (each from position 0) and
- * record every input channel's absmax. Run it on the unmodified model (it sees activations
- * as the model computes them now). Errors: n_ctx < 2, text shorter than one window
- * (QB_ERR_ARG, naming both lengths). cancel may be NULL. Caller frees *out with
- * qb_act_absmax_free. */
-qb_status qb_act_absmax_collect(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens, int n_ctx,
-                                int n_windows, const volatile int *cancel, qb_act_absmax **out);
-void qb_act_absmax_free(qb_act_absmax *a);
+#include "../calib/calib.h"
 
 typedef struct {
     bool smooth;          /* false: plain W8A8 (alpha ignored) */
@@ -42,11 +28,12 @@ typedef struct {
 } qb_smoothquant_opts;
 
 /* Apply to every layer of m, from the original weights and norms (so applying again replaces
- * the previous result). stats is needed when smoothing or for static activation scales, else
- * may be NULL. Errors (model unchanged): alpha outside [0, 1] or NaN, stats missing or of
- * another shape, act_mode unknown, activation quantization with a weight format that is not
+ * the previous result). stats (a calibration of this model, run on the unmodified model, that
+ * captured every layer's four inputs) is needed when smoothing or for static activation
+ * scales, else may be NULL. Errors (model unchanged): alpha outside [0, 1] or NaN, stats
+ * missing, incomplete or of another shape, act_mode unknown, activation quantization with a weight format that is not
  * int8 per channel / per tensor (QB_ERR_UNSUPPORTED, naming it); out of memory. */
-qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_act_absmax *stats, const qb_smoothquant_opts *o);
+qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *stats, const qb_smoothquant_opts *o);
 
 /* Replace t's representation with the rows × ne[0] float matrix w stored in fmt (quantized
  * into a new owned buffer; w is not kept). Used by the methods that change weights. */
