@@ -75,6 +75,7 @@ typedef struct tui_session {
     qb_job *an_jobs[8];     /* analysis jobs not yet reaped (cancelled ones included) */
     int n_an_jobs;
     int hist_bins;          /* bins to ask for (set from the plot width) */
+    struct tui_an_cache *an_cache; /* full analyses already computed (analysis.c) */
 
     /* plan */
     qb_plan plan;
