@@ -174,7 +174,7 @@ void tui_script_run(tui_session *s, const char *code)
         tui_status(s, true, "Lua: %s", err);
     }
     /* Lua may have changed the model directly (m:apply …) */
-    qb_model_size_compute(s->m, &s->size);
+    tui_session_sync(s);
     tui_request_analysis(s);
 }
 

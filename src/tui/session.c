@@ -46,12 +46,14 @@ static int n_layer_slots(const qb_model *m)
 /* Reset everything that depends on the model (m is taken). */
 static qb_status adopt(tui_session *s, qb_model *m)
 {
-    if (m->n_tensors == 0) return qb_fail(&s->ctx, QB_ERR_FORMAT, "%s: the model has no tensors", m->path);
+    if (m->n_tensors <= 0) return qb_fail(&s->ctx, QB_ERR_FORMAT, "%s: the model has no tensors", m->path);
     bool *unf = calloc((size_t)n_layer_slots(m), sizeof *unf);
     double *heat = malloc((size_t)m->n_tensors * sizeof *heat);
-    if (!unf || !heat) {
+    tui_tensor_state *ts = calloc((size_t)m->n_tensors, sizeof *ts);
+    if (!unf || !heat || !ts) {
         free(unf);
         free(heat);
+        free(ts);
         return qb_fail(&s->ctx, QB_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < m->n_tensors; i++) heat[i] = NAN;
@@ -61,6 +63,8 @@ static qb_status adopt(tui_session *s, qb_model *m)
     qb_model_close(s->m);
     free(s->unfolded);
     free(s->heat);
+    free(s->tstate);
+    s->tstate = ts;
     s->m = m;
     s->demo = !m->tok && !strcmp(m->path, "built-in demo");
     s->unfolded = unf;
@@ -84,9 +88,17 @@ static qb_status adopt(tui_session *s, qb_model *m)
             (!qb_tensor_quantizable(&m->tensors[best]) ||
              qb_tensor_nelements(&m->tensors[i]) > qb_tensor_nelements(&m->tensors[best])))
             best = i;
-    qb_model_size_compute(m, &s->size);
+    tui_session_sync(s);
     tui_select(s, best);
     return QB_OK;
+}
+
+void tui_session_sync(tui_session *s)
+{
+    if (s->job && s->job_kind == JOB_APPLY) return;
+    for (int i = 0; i < s->m->n_tensors; i++)
+        s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
+    qb_model_size_compute(s->m, &s->size);
 }
 
 qb_status tui_session_init(tui_session *s, qb_model *m)
@@ -132,6 +144,7 @@ void tui_session_free(tui_session *s)
     for (int i = 0; i < s->n_redo; i++) free(s->redo[i]);
     free(s->unfolded);
     free(s->heat);
+    free(s->tstate);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);
 }

@@ -42,6 +42,14 @@ typedef struct {
     bool done;
 } tui_gen_side;
 
+/* What the browser shows of one tensor: copied from the model on the UI thread while no job
+ * is changing it (tui_session_sync), so drawing never reads a tensor an apply job is
+ * rewriting on a worker thread. */
+typedef struct {
+    qb_format fmt;
+    size_t nbytes;
+} tui_tensor_state;
+
 typedef struct tui_session {
     qb_ctx ctx;
     qb_model *m;            /* the model being quantized; owned */
@@ -56,6 +64,7 @@ typedef struct tui_session {
     int top;                /* first visible browser row */
     char search[128];
     double *heat;           /* per tensor sensitivity (NaN: none); from a scan, may be NULL */
+    tui_tensor_state *tstate; /* per tensor, as shown (tui_session_sync) */
     char heat_label[32];    /* what heat measures ("KLD") */
 
     /* choice */
@@ -124,6 +133,11 @@ qb_status tui_session_init(tui_session *s, qb_model *m);
 void tui_session_free(tui_session *s);
 /* Replace the model with the one at path; on failure keep the current one, status says why. */
 bool tui_session_open(tui_session *s, const char *path);
+
+/* Copy every tensor's format and bytes (tstate) and the model size (size) from the model;
+ * does nothing while an apply job is changing the model (its end calls this again). UI
+ * thread only. */
+void tui_session_sync(tui_session *s);
 
 /* Status line (printf-style); err marks it red. */
 void tui_status(tui_session *s, bool err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

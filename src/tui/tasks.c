@@ -412,7 +412,7 @@ static void job_done(tui_session *s, const qb_msg *m)
     s->job = NULL;
     s->job_kind = JOB_NONE;
     (void)m;
-    if (kind == JOB_APPLY) qb_model_size_compute(s->m, &s->size);
+    if (kind == JOB_APPLY) tui_session_sync(s); /* the job is joined: the model is ours again */
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
             tui_status(s, true, "apply cancelled: some tensors keep their previous format (u undoes)");

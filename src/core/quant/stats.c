@@ -4,7 +4,9 @@
  *
  * Parallel over rows with OpenMP. Sums are kept per row (in double) and added in row order
  * afterwards, histogram counts per thread and merged, mapping candidates per thread and merged
- * by a total order: the results do not depend on the thread count. Nothing inside a parallel
+ * by a total order: the results do not depend on the thread count or on which thread took
+ * which rows (rows are handed out dynamically, so a thread the OS delays does not hold up the
+ * others on a busy machine). Nothing inside a parallel
  * region touches ctx or anything shared that is not a per-thread or per-row slot. */
 #include "stats.h"
 
@@ -244,7 +246,7 @@ static bool hist_and_map(const float *x, const float *y, int64_t rows, int64_t n
         if (mine)
             for (int i = 0; i < nmap; i++) mine[i].idx = -1;
         uint64_t *co = c, *cd = c ? c + (size_t)stride * HIST_LANES : NULL, *ce = c ? c + (size_t)stride * HIST_LANES * 2 : NULL;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 64)
         for (int64_t r = 0; r < rows; r++) {
             if (!have) continue;
             const float *xr = x + r * n, *yr = y + r * n;
@@ -375,7 +377,7 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     if (st) goto fail;
 
     /* pass 1: dequantize, per-row sums and ranges */
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
     for (int64_t r = 0; r < rows; r++) {
         qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
         acc_init(&racc[r]);
