@@ -116,6 +116,7 @@ typedef struct tui_session {
     bool log_hist, zoom_map, present, help, autoplay;
     bool scan_view;         /* the sensitivity view replaces the plots */
     int scan_cursor;
+    int scan_agg;           /* the view's grouping (scanview.h TUI_SCAN_*) */
     double autoplay_next;
     char status[512];
     bool status_err;

@@ -91,13 +91,25 @@ keys ':for i = 1,' Enter
 check "Lua syntax error in the status line" "Lua: cmdline:1:" 10
 
 # heat marks from a scan, the sensitivity view, jump to a tensor
-keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.05}, "KLD")' Enter
+keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.25, ["blk.4.ffn_down.weight"] = 0.35}, "KLD")' Enter
 sleep 0.3
 keys S
 check "sensitivity view lists the scanned tensors" "sensitivity (KLD)" 10
 check "most sensitive first" "blk.1.attn_v.weight" 5
 keys Enter
 check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
+# grouped by layer: the sum puts blk.4 (0.6) above blk.1 (0.5), the maximum the other way
+first_of() { screen | grep -n -e "$1" -e "$2" | head -1 | grep -q -e "$1"; }
+keys S l
+check "l groups the view by layer (sum)" "per layer, sum" 10
+if first_of "blk.4 (layer)" "blk.1 (layer)"; then ok "layer sum: blk.4 first"; else not_ok "layer sum: blk.4 first" "$(screen | head -12)"; fi
+keys l
+check "l again: per layer, max" "per layer, max" 10
+if first_of "blk.1 (layer)" "blk.4 (layer)"; then ok "layer max: blk.1 first"; else not_ok "layer max: blk.1 first" "$(screen | head -12)"; fi
+keys h
+check "h steps back to the sum" "per layer, sum" 10
+keys Enter
+check "Enter on a layer jumps to its most sensitive tensor" "blk.4.ffn_down.weight  512" 10
 
 # export: a format without a ggml type is refused naming the tensor; Q8_0 everywhere writes
 # a GGUF that quantbench opens again
