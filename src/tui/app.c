@@ -262,6 +262,7 @@ static void on_interrupt(tui_session *s, tui_cmdline *cl)
         tui_cmdline_key(cl, 3);
         return;
     }
+    if (tui_script_cancel(s)) return;
     if (tui_cancel(s)) return;
     if (s->quit_asked) { /* a third Ctrl-C while asked: quit */
         s->quit = true;

@@ -95,7 +95,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
 
 void tui_session_sync(tui_session *s)
 {
-    if (s->job && s->job_kind == JOB_APPLY) return;
+    if ((s->job && s->job_kind == JOB_APPLY) || tui_script_holds_model(s)) return;
     for (int i = 0; i < s->m->n_tensors; i++)
         s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
     qb_model_size_compute(s->m, &s->size);
@@ -151,6 +151,10 @@ void tui_session_free(tui_session *s)
 
 bool tui_session_open(tui_session *s, const char *path)
 {
+    if (tui_script_running(s, NULL)) {
+        tui_status(s, true, "open: a script is running (Ctrl-C stops it first)");
+        return false;
+    }
     if (s->job) {
         tui_status(s, true, "open: a %s job is running (Ctrl-C cancels it first)", qb_job_name(s->job));
         return false;
@@ -160,12 +164,12 @@ bool tui_session_open(tui_session *s, const char *path)
         tui_status(s, true, "open failed, kept the current model: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
+    tui_script_close(s); /* Lua may hold the old model: a fresh state for the new one */
     if (adopt(s, m) != QB_OK) {
         qb_model_close(m);
         tui_status(s, true, "open: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
-    tui_script_close(s); /* Lua may hold the old model: a fresh state for the new one */
     tui_status(s, false, "opened %s: %d tensors, %.1fM parameters", path, m->n_tensors, qb_model_params(m) / 1e6);
     return true;
 }
@@ -255,8 +259,12 @@ bool tui_drain(tui_session *s)
     qb_msg msg;
     while (qb_msg_queue_pop(s->q, &msg)) {
         changed = true;
-        if (msg.job_id > 0) tui_analysis_message(s, &msg);
-        else tui_task_message(s, &msg);
+        if (tui_script_message(s, &msg)) { /* the script thread's requests and output */
+        } else if (msg.job_id > 0) {
+            tui_analysis_message(s, &msg);
+        } else {
+            tui_task_message(s, &msg);
+        }
         qb_msg_free(&msg);
     }
     return changed;

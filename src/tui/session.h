@@ -124,7 +124,8 @@ typedef struct tui_session {
     bool quit;
     int apply_pending;      /* 'a' pressed: waiting for the scope key */
     FILE *trace;            /* QB_TUI_TRACE */
-    void *lua;              /* the command line's lua_State (script.c), created on first use */
+    struct tui_script *script; /* the command line's Lua thread and state (script.c), on first use */
+    unsigned script_serial; /* numbers the script threads (script.c) */
     const volatile int *interrupt; /* non-zero while a Ctrl-C waits (crt.h): stops Lua code */
 } tui_session;
 

@@ -3,7 +3,9 @@
 # metrics and the plots; on qb-docs-26m: search a tensor, apply the choice to every ffn_down
 # (browser and plan follow, undo restores), a short side-by-side generation, a perplexity job
 # cancelled with Ctrl-C, resize to 40×12 and back, Lua on the command line (a good call and
-# an error), and a truncated model file that must leave the current model open.
+# an error; a long loop on the script thread leaves keys working and Ctrl-C stops it), the
+# sensitivity view per tensor and per layer, and a truncated model file that must leave the
+# current model open.
 . "$(dirname "$0")/lib.sh"
 BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
 export XDG_STATE_HOME=$TMP/state
@@ -25,6 +27,20 @@ else not_ok "metrics follow the bits" "before '$before_sqnr' after '$after_sqnr'
 if [ "$before_plot" != "$after_plot" ]; then ok "plots follow the bits"; else not_ok "plots follow the bits"; fi
 keys m
 check "m: next method" "RTN asym"
+# Lua runs on its own thread: a long loop leaves the screen live, Ctrl-C stops it
+keys ':for i = 1, 1e13 do end' Enter
+check "a long script shows as running" "script: running" 10
+keys b
+check "keys work while the script runs" "2 bit" 10
+if screen | grep -qF "script: running"; then ok "the script still runs after the key"
+else not_ok "the script still runs after the key" "$(screen | head -3)"; fi
+keys C-c
+check "Ctrl-C cancels the script with a message" "cancelled" 10
+deadline=$((SECONDS + 10))
+while [ $SECONDS -lt $deadline ] && screen | grep -qF "script: running"; do sleep 0.1; done
+if screen | grep -qF "script: running"; then not_ok "the script has stopped" "$(screen | head -3)"; else ok "the script has stopped"; fi
+keys ':qb.status("after " .. qb.selected())' Enter
+check "the next line runs (session calls go through the UI thread)" "after gauss" 10
 keys P
 check "presentation mode" "presentation"
 keys ' '
