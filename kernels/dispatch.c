@@ -70,6 +70,7 @@ static const qb_kernel_table table_ref = {
     .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
     QDOT_MEMBERS(ref, ref),
     .gemm_i8 = qb_gemm_i8_ref,
+    .quant_row = qb_quant_row_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
@@ -77,6 +78,7 @@ static const qb_kernel_table table_avx2 = {
     QDOT_MEMBERS(avx2, avx2),
     .fmt_tile = qb_fmt_tile_avx2,
     .gemm_i8 = qb_gemm_i8_avx2,
+    .quant_row = qb_quant_row_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -84,6 +86,7 @@ static const qb_kernel_table table_avx512 = {
     QDOT_MEMBERS(avx512, avx512),
     .fmt_tile = qb_fmt_tile_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
+    .quant_row = qb_quant_row_avx2,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -94,6 +97,7 @@ static const qb_kernel_table table_avx512vnni = {
     .gemm_q = {[QB_TYPE_Q8_0] = qb_gemm_q8_0_avx512vnni, [QB_TYPE_Q4_0] = qb_gemm_q4_0_avx512vnni,
                [QB_TYPE_IQ4_NL] = qb_gemm_iq4_nl_avx512vnni},
     .gemm_i8 = qb_gemm_i8_avx512vnni,
+    .quant_row = qb_quant_row_avx2,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

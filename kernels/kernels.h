@@ -53,6 +53,9 @@ typedef struct {
      * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */
     void (*gemm_i8)(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
+    /* Quantize a row of ggml type `type`: qb_quant_row_ref's contract and bytes (the vector
+     * tables run the scale searches of Q2_K..Q6_K, IQ4_NL, IQ4_XS in lanes). */
+    bool (*quant_row)(int type, const float *src, void *dst, int64_t n);
 } qb_kernel_table;
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
@@ -92,5 +95,7 @@ bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
  * quantize_row_*_ref; for IQ4_NL / IQ4_XS its quantize_iq4_nl / quantize_iq4_xs searches). Covers Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
  * Q6_K, Q8_K, IQ4_NL, IQ4_XS, F16, BF16, F32. Returns false for other types or bad n. */
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
+/* The same bytes, scale searches in AVX2 lanes (quant_kquants_avx2.c). */
+bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n);
 
 #endif

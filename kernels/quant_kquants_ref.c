@@ -15,6 +15,7 @@
  * contraction into fused multiply-adds either (the build's -std=c11 keeps GCC from fusing;
  * the pragma tells clang). */
 #include "blocks.h"
+#include "quant_k.h"
 
 #include "core/qb.h"
 
@@ -297,20 +298,30 @@ static void pack_scale_min_k4(const uint8_t sc[8], const uint8_t mn[8], uint8_t 
     }
 }
 
+/* Contract (quant_k.h): the sub-blocks one after another, each with fit_scale_min. */
+void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *neg_mins,
+                 float rmin, float rdelta, int nstep, bool abs_err)
+{
+    for (int s = 0; s < nsub; s++)
+        scales[s] = fit_scale_min(n, nmax, x + n * s, w + n * s, L + n * s, &neg_mins[s], rmin, rdelta, nstep, abs_err);
+}
+
 /* Sub-block fits and the 6-bit scale/min quantization shared by Q4_K and Q5_K: fills L with
  * the final codes (0..nmax) of the 256 elements, the packed scales, d and dmin. */
 static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uint8_t L[QB_QK_K],
-                            uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh)
+                            uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh, qb_kfit_fn fit)
 {
-    float scales[8], mins[8], w[32];
+    float scales[8], mins[8], w[QB_QK_K];
     float max_scale = 0, max_min = 0; /* scales and mins come out >= 0 */
     for (int s = 0; s < 8; s++) {
         const float *xs = x + 32 * s;
         float sum_x2 = 0;
         for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
         const float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xs[l]);
-        scales[s] = fit_scale_min(32, nmax, xs, w, L + 32 * s, &mins[s], rmin, 0.1f, nstep, false);
+        for (int l = 0; l < 32; l++) w[32 * s + l] = av_x + fabsf(xs[l]);
+    }
+    fit(8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, false);
+    for (int s = 0; s < 8; s++) {
         if (scales[s] > max_scale) max_scale = scales[s];
         if (mins[s] > max_min) max_min = mins[s];
     }
@@ -339,16 +350,15 @@ static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uin
 
 /* ---- the formats -------------------------------------------------------------------------- */
 
-void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb)
+void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         uint8_t L[QB_QK_K];
-        float scales[16], mins[16], w[16];
+        float scales[16], mins[16], w[QB_QK_K];
         float max_scale = 0, max_min = 0;
+        for (int l = 0; l < QB_QK_K; l++) w[l] = fabsf(x[l]);
+        fit(16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true);
         for (int s = 0; s < 16; s++) {
-            const float *xs = x + 16 * s;
-            for (int l = 0; l < 16; l++) w[l] = fabsf(xs[l]);
-            scales[s] = fit_scale_min(16, 3, xs, w, L + 16 * s, &mins[s], -0.5f, 0.1f, 15, true);
             if (scales[s] > max_scale) max_scale = scales[s];
             if (mins[s] > max_min) max_min = mins[s];
         }
@@ -385,14 +395,28 @@ void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb)
     }
 }
 
-void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb)
+void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb) { qb_quant_q2_K_with(x, y, nb, qb_kfit_ref); }
+
+/* Contract (quant_k.h): the sub-blocks one after another, each with fit_scale_q3. */
+void qb_kfit_q3_ref(int nsub, const float *x, int8_t *L, float *scales)
+{
+    for (int s = 0; s < nsub; s++) scales[s] = fit_scale_q3(x + 16 * s, L + 16 * s);
+}
+
+/* Contract (quant_k.h): the sub-blocks one after another, each with fit_scale_sym (nmax 32). */
+void qb_kfit_q6_ref(int nsub, const float *x, int8_t *L, float *scales)
+{
+    for (int s = 0; s < nsub; s++) scales[s] = fit_scale_sym(x + 16 * s, 32, L + 16 * s);
+}
+
+void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_fn fit)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         int8_t L[QB_QK_K];
         float scales[16];
         float max_scale = 0, amax = 0; /* the scale of largest magnitude, with its sign */
+        fit(16, x, L, scales);
         for (int s = 0; s < 16; s++) {
-            scales[s] = fit_scale_q3(x + 16 * s, L + 16 * s);
             const float a = fabsf(scales[s]);
             if (a > amax) {
                 amax = a;
@@ -440,12 +464,14 @@ void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb)
     }
 }
 
-void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb)
+void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb) { qb_quant_q3_K_with(x, y, nb, qb_kfit_q3_ref); }
+
+void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         uint8_t L[QB_QK_K];
         uint16_t dh, dminh;
-        quant_k4_common(x, 15, -1.f, 20, L, y->scales, &dh, &dminh);
+        quant_k4_common(x, 15, -1.f, 20, L, y->scales, &dh, &dminh, fit);
         y->d = dh;
         y->dmin = dminh;
         for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
@@ -454,12 +480,14 @@ void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb)
     }
 }
 
-void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb)
+void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb) { qb_quant_q4_K_with(x, y, nb, qb_kfit_ref); }
+
+void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         uint8_t L[QB_QK_K];
         uint16_t dh, dminh;
-        quant_k4_common(x, 31, -0.5f, 15, L, y->scales, &dh, &dminh);
+        quant_k4_common(x, 31, -0.5f, 15, L, y->scales, &dh, &dminh, fit);
         y->d = dh;
         y->dmin = dminh;
         memset(y->qh, 0, sizeof y->qh);
@@ -473,14 +501,16 @@ void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb)
     }
 }
 
-void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb)
+void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb) { qb_quant_q5_K_with(x, y, nb, qb_kfit_ref); }
+
+void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         int8_t L[QB_QK_K];
         float scales[16];
         float max_scale = 0, amax = 0;
+        fit(16, x, L, scales);
         for (int s = 0; s < 16; s++) {
-            scales[s] = fit_scale_sym(x + 16 * s, 32, L + 16 * s);
             const float a = fabsf(scales[s]);
             if (a > amax) {
                 amax = a;
@@ -519,6 +549,8 @@ void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb)
     }
 }
 
+void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb) { qb_quant_q6_K_with(x, y, nb, qb_kfit_q6_ref); }
+
 void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
@@ -550,13 +582,13 @@ void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
     }
 }
 
-void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb)
+void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         float scales[8];
         float max_scale = 0, amax = 0;
         for (int s = 0; s < 8; s++) {
-            scales[s] = qb_iq4nl_group_scale(x + 32 * s);
+            scales[s] = group_scale(x + 32 * s);
             const float a = fabsf(scales[s]);
             if (a > amax) {
                 amax = a;
@@ -584,4 +616,9 @@ void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb)
         y->scales_h = sh;
         y->d = qb_f32_to_f16(d);
     }
+}
+
+void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb)
+{
+    qb_quant_iq4_xs_with(x, y, nb, qb_iq4nl_group_scale);
 }

@@ -15,6 +15,7 @@
  * roundings; clang is told the same by the pragma below. */
 #include "kernels.h"
 #include "blocks.h"
+#include "quant_k.h"
 
 #include "core/qb.h"
 
@@ -306,17 +307,19 @@ float qb_iq4nl_group_scale(const float *x)
     return d;
 }
 
-static void quant_iq4_nl(const float *x, void *dst, int64_t nb)
+void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale)
 {
     qb_block_iq4_nl *y = dst;
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK32) {
-        const float d = qb_iq4nl_group_scale(x);
+        const float d = group_scale(x);
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y->d = qb_f32_to_f16(d);
         for (int j = 0; j < 16; j++)
             y->qs[j] = (uint8_t)(iq4_index(id * x[j]) | iq4_index(id * x[j + 16]) << 4);
     }
 }
+
+static void quant_iq4_nl(const float *x, void *dst, int64_t nb) { qb_quant_iq4_nl_with(x, dst, nb, qb_iq4nl_group_scale); }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 

@@ -1,6 +1,8 @@
 /* analysis.c — analysis jobs for the selected tensor (analysis.h). The tensor's original
  * values are converted to f32 once per selection, by the first job, into a buffer shared by
- * reference count with the later jobs of the same selection. */
+ * reference count with the later jobs of the same selection, which also lends them warm
+ * working buffers (qb_analysis_scratch). Full results are kept in a small cache on the UI
+ * thread, keyed by tensor, format and bins: a setting seen before shows without a job. */
 #include "analysis.h"
 
 #include <pthread.h>
@@ -17,6 +19,20 @@ struct tui_srcbuf {
     int64_t rows, n;
     float *sample;      /* sample_rows evenly spaced rows of x (preview), filled under mu */
     int64_t sample_rows;
+    qb_analysis_scratch *spare; /* working buffers lent to one job at a time, under mu */
+};
+
+typedef struct {
+    int tensor, bins;
+    qb_format f;
+    qb_analysis an;
+    unsigned stamp; /* 0: empty slot */
+} an_entry;
+
+struct tui_an_cache {
+    an_entry e[TUI_AN_CACHE];
+    unsigned clock;
+    bool off;
 };
 
 static tui_srcbuf *srcbuf_new(const qb_tensor *t)
@@ -35,6 +51,8 @@ static void srcbuf_unref(tui_srcbuf *b)
 {
     if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
     pthread_mutex_destroy(&b->mu);
+    qb_analysis_scratch_free(b->spare);
+    free(b->spare);
     free(b->x);
     free(b->sample);
     free(b);
@@ -59,6 +77,8 @@ static void analysis_free(void *p)
     free(p);
 }
 
+static qb_status an_passes(qb_job *j, qb_ctx *ctx, an_arg *a, qb_analysis_scratch *scratch);
+
 static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     an_arg *a = p;
@@ -82,13 +102,32 @@ static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
             memcpy(b->sample + i * b->n, b->x + (i * b->rows / want) * b->n, (size_t)b->n * sizeof(float));
         b->sample_rows = want;
     }
+    qb_analysis_scratch *scratch = b->spare; /* borrowed until the end of this job */
+    b->spare = NULL;
     pthread_mutex_unlock(&b->mu);
+    if (!scratch) scratch = calloc(1, sizeof *scratch); /* NULL: qb_quant_analyze allocates */
+    qb_status st = an_passes(j, ctx, a, scratch);
+    pthread_mutex_lock(&b->mu);
+    if (!b->spare) {
+        b->spare = scratch;
+        scratch = NULL;
+    }
+    pthread_mutex_unlock(&b->mu);
+    qb_analysis_scratch_free(scratch);
+    free(scratch);
+    return st;
+}
+
+/* The preview (when the tensor is large) and the full analysis, each posted as it is done. */
+static qb_status an_passes(qb_job *j, qb_ctx *ctx, an_arg *a, qb_analysis_scratch *scratch)
+{
+    tui_srcbuf *b = a->b;
     for (int pass = b->sample ? 0 : 1; pass < 2; pass++) {
         if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
         qb_analysis *an = calloc(1, sizeof *an);
         if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
-                              .cancel = qb_job_cancel_flag(j)};
+                              .cancel = qb_job_cancel_flag(j), .scratch = scratch};
         /* the preview is small: one thread, no barriers to wait at on a busy machine */
         int threads = ctx->n_threads;
         if (pass == 0) ctx->n_threads = 1;
@@ -104,6 +143,87 @@ static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
         qb_job_post(j, &m);
     }
     return QB_OK;
+}
+
+/* A deep copy of a (histograms and mapping); false when out of memory (dst zeroed). */
+static bool analysis_copy(qb_analysis *dst, const qb_analysis *src)
+{
+    *dst = *src;
+    const qb_histogram *hs[3] = {&src->hist_orig, &src->hist_deq, &src->hist_err};
+    qb_histogram *hd[3] = {&dst->hist_orig, &dst->hist_deq, &dst->hist_err};
+    for (int k = 0; k < 3; k++) hd[k]->counts = NULL;
+    dst->map_x = dst->map_y = NULL;
+    bool ok = true;
+    for (int k = 0; k < 3; k++)
+        if (hs[k]->counts && (hd[k]->counts = malloc((size_t)hs[k]->bins * sizeof(uint64_t))))
+            memcpy(hd[k]->counts, hs[k]->counts, (size_t)hs[k]->bins * sizeof(uint64_t));
+        else if (hs[k]->counts)
+            ok = false;
+    if (src->n_map > 0) {
+        dst->map_x = malloc((size_t)src->n_map * sizeof(float));
+        dst->map_y = malloc((size_t)src->n_map * sizeof(float));
+        if (dst->map_x && dst->map_y) {
+            memcpy(dst->map_x, src->map_x, (size_t)src->n_map * sizeof(float));
+            memcpy(dst->map_y, src->map_y, (size_t)src->n_map * sizeof(float));
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        qb_analysis_free(dst);
+        memset(dst, 0, sizeof *dst);
+    }
+    return ok;
+}
+
+static int want_bins(const tui_session *s) { return s->hist_bins > 0 ? s->hist_bins : 64; }
+
+/* The cache entry for the selection at the current choice, or NULL. */
+static an_entry *cache_find(tui_session *s)
+{
+    struct tui_an_cache *c = s->an_cache;
+    if (!c) return NULL;
+    for (int i = 0; i < TUI_AN_CACHE; i++) {
+        an_entry *e = &c->e[i];
+        if (e->stamp && e->tensor == s->sel && e->bins == want_bins(s) && qb_format_equal(&e->f, &s->fmt)) {
+            e->stamp = ++c->clock;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Keep a copy of the full analysis just shown (tensor s->src_tensor), replacing the least
+ * recently used entry. */
+static void cache_put(tui_session *s)
+{
+    if (!s->an_cache) {
+        if (!(s->an_cache = calloc(1, sizeof *s->an_cache))) return;
+        const char *off = getenv("QB_TUI_NO_CACHE");
+        s->an_cache->off = off && *off && strcmp(off, "0") != 0;
+    }
+    struct tui_an_cache *c = s->an_cache;
+    if (c->off) return;
+    an_entry *slot = &c->e[0];
+    for (int i = 0; i < TUI_AN_CACHE; i++) {
+        an_entry *e = &c->e[i];
+        if (e->stamp && e->tensor == s->src_tensor && e->bins == s->an.hist_orig.bins &&
+            qb_format_equal(&e->f, &s->an.fmt))
+            return; /* already there */
+        if (e->stamp < slot->stamp) slot = e;
+    }
+    qb_analysis copy;
+    if (!analysis_copy(&copy, &s->an)) return;
+    qb_analysis_free(&slot->an);
+    *slot = (an_entry){s->src_tensor, s->an.hist_orig.bins, s->an.fmt, copy, ++c->clock};
+}
+
+static void cache_free(tui_session *s)
+{
+    if (!s->an_cache) return;
+    for (int i = 0; i < TUI_AN_CACHE; i++) qb_analysis_free(&s->an_cache->e[i].an);
+    free(s->an_cache);
+    s->an_cache = NULL;
 }
 
 static void reap(tui_session *s, int k)
@@ -133,6 +253,17 @@ void tui_request_analysis(tui_session *s)
         snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
         s->shown_serial = s->serial;
         s->an_preview = false;
+        return;
+    }
+    an_entry *hit = cache_find(s);
+    qb_analysis copy;
+    if (hit && analysis_copy(&copy, &hit->an)) { /* seen before: show it now, no job */
+        qb_analysis_free(&s->an);
+        s->an = copy;
+        s->have_an = true;
+        s->an_preview = false;
+        s->an_err[0] = 0;
+        s->shown_serial = s->serial;
         return;
     }
     an_arg *a = malloc(sizeof *a);
@@ -167,6 +298,7 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         }
         s->an_err[0] = 0;
         s->shown_serial = m->job_id;
+        if (!s->an_preview) cache_put(s);
         return;
     }
     if (m->tag != QB_MSG_DONE) return;
@@ -196,4 +328,5 @@ void tui_analysis_reset(tui_session *s)
     memset(&s->an, 0, sizeof s->an);
     s->have_an = false;
     s->an_err[0] = 0;
+    cache_free(s);
 }

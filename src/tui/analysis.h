@@ -13,7 +13,12 @@
  * full analysis runs, so a keypress shows its effect at once even on the largest matrices. */
 #define TUI_PREVIEW_VALUES (256 * 1024)
 
-/* Cancel and reap every analysis job, drop the cached source values and the analysis. */
+/* Full analyses kept per (tensor, format, bins), so going back to a setting shows it at once
+ * (QB_TUI_NO_CACHE=1 turns this off, to measure the computation itself). */
+#define TUI_AN_CACHE 32
+
+/* Cancel and reap every analysis job, drop the cached source values, the analysis and the
+ * cache of analyses. */
 void tui_analysis_reset(tui_session *s);
 /* Handle a message from an analysis job (job ids > 0 are analysis serials). */
 void tui_analysis_message(tui_session *s, const qb_msg *m);

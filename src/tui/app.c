@@ -153,26 +153,37 @@ static void present_step(tui_session *s)
     tui_choice_changed(s);
 }
 
-/* Keys of the sensitivity view: move its cursor, Enter jumps to the tensor. True if used. */
+/* Keys of the sensitivity view: move its cursor, Enter jumps to the tensor (a layer's row:
+ * its most sensitive tensor), l / h cycle the grouping (tensor, layer sum, layer max). True
+ * if used. */
 static bool scan_key(tui_session *s, tui_action a)
 {
-    int *order = malloc((size_t)s->m->n_tensors * sizeof *order);
-    if (!order) return false;
-    int n = tui_scan_order(s, order), c = s->scan_cursor;
+    tui_scan_row *rows = malloc((size_t)s->m->n_tensors * sizeof *rows);
+    if (!rows) return false;
+    int n = tui_scan_rows(s, rows), c = s->scan_cursor;
     bool used = true;
     switch (a) {
     case ACT_DOWN: c++; break;
     case ACT_UP: c--; break;
     case ACT_PGDN: c += 10; break;
     case ACT_PGUP: c -= 10; break;
+    case ACT_UNFOLD:
+    case ACT_FOLD:
+        s->scan_agg = (s->scan_agg + (a == ACT_UNFOLD ? 1 : TUI_SCAN_MODES - 1)) % TUI_SCAN_MODES;
+        c = 0;
+        n = tui_scan_rows(s, rows);
+        break;
     case ACT_FOLD_TOGGLE:
-        if (c < n) tui_select(s, order[c]);
+        if (c < n) {
+            int t = tui_scan_target(s, &rows[c]);
+            if (t >= 0) tui_select(s, t);
+        }
         s->scan_view = false;
         break;
     default: used = false;
     }
     s->scan_cursor = c < 0 ? 0 : c >= n ? (n ? n - 1 : 0) : c;
-    free(order);
+    free(rows);
     return used;
 }
 
@@ -251,6 +262,7 @@ static void on_interrupt(tui_session *s, tui_cmdline *cl)
         tui_cmdline_key(cl, 3);
         return;
     }
+    if (tui_script_cancel(s)) return;
     if (tui_cancel(s)) return;
     if (s->quit_asked) { /* a third Ctrl-C while asked: quit */
         s->quit = true;

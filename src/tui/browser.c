@@ -1,5 +1,7 @@
-/* browser.c — the tensor browser panel (browser.h). Draws from the model's tensor table and
- * the session's heat values; computes nothing. */
+/* browser.c — the tensor browser panel (browser.h). Draws the model's tensor names and shapes
+ * (fixed while the model is open), the formats and bytes from the session's snapshot
+ * (tstate: an apply job may be rewriting the tensors themselves) and the heat values;
+ * computes nothing. */
 #include "browser.h"
 #include "chart.h"
 #include "crt.h"
@@ -98,16 +100,16 @@ static const char *short_name(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-static const char *fmt_short(const qb_tensor *t, char *buf, size_t cap)
+static const char *fmt_short(const tui_tensor_state *t, char *buf, size_t cap)
 {
     qb_format_name(&t->fmt, buf, cap);
     return buf;
 }
 
-static void heat_mark(WINDOW *win, const tui_session *s, int i, double hmax)
+/* A bar of height h / hmax (a blank for NaN). */
+static void heat_mark(WINDOW *win, double h, double hmax)
 {
     static const char *lv[8] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
-    double h = s->heat ? s->heat[i] : NAN;
     if (isnan(h) || hmax <= 0) {
         waddstr(win, " ");
         return;
@@ -149,26 +151,30 @@ void tui_browser_draw(WINDOW *win, tui_session *s)
             size_t bytes = 0;
             char f0[48] = "", fi[48];
             bool mixed = false;
+            double lheat = NAN; /* the layer's most sensitive tensor */
             for (int i = 0; i < s->m->n_tensors; i++) {
                 const qb_tensor *t = &s->m->tensors[i];
                 if (tui_tensor_layer(t->name) != row->layer) continue;
-                bytes += t->nbytes;
+                bytes += s->tstate[i].nbytes;
+                if (s->heat && !isnan(s->heat[i]) && !(s->heat[i] <= lheat)) lheat = s->heat[i];
                 if (!qb_tensor_quantizable(t)) continue;
-                fmt_short(t, fi, sizeof fi);
+                fmt_short(&s->tstate[i], fi, sizeof fi);
                 if (!f0[0]) memcpy(f0, fi, sizeof fi);
                 else if (strcmp(f0, fi)) mixed = true;
             }
             snprintf(nb, sizeof nb, "%s blk.%d", s->unfolded[row->layer] ? "\u25be" : "\u25b8", row->layer);
             wprintw(win, " %-*s %-12.12s %5s %6s ", namew + 2, nb, mixed ? "mixed" : f0, "", tui_num((double)bytes, bb, sizeof bb));
+            heat_mark(win, lheat, hmax);
         } else {
             const qb_tensor *t = &s->m->tensors[row->tensor];
+            const tui_tensor_state *ts = &s->tstate[row->tensor];
             short_name(t->name, nb, sizeof nb);
-            double bpw = 8.0 * (double)t->nbytes / (double)qb_tensor_nelements(t);
+            double bpw = 8.0 * (double)ts->nbytes / (double)qb_tensor_nelements(t);
             bool mark = row->tensor == s->sel;
             wprintw(win, "%s%s%-*.*s %-12.12s %5.2f %6s ", mark ? "\u25b6" : " ", row->layer >= 0 ? "  " : "",
                     namew - (row->layer >= 0 ? 2 : 0), namew - (row->layer >= 0 ? 2 : 0), nb,
-                    fmt_short(t, fb, sizeof fb), bpw, tui_num((double)t->nbytes, bb, sizeof bb));
-            heat_mark(win, s, row->tensor, hmax);
+                    fmt_short(ts, fb, sizeof fb), bpw, tui_num((double)ts->nbytes, bb, sizeof bb));
+            heat_mark(win, s->heat ? s->heat[row->tensor] : NAN, hmax);
         }
         if (cur) wattroff(win, crt_color(CRT_SEL));
     }

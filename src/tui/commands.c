@@ -22,6 +22,7 @@ static const tui_command_doc docs[] = {
     {"undo / redo", "step through plan changes"},
     {"plot PATH.svg|PATH.png", "export the three plots of the selection for slides"},
     {"present", "presentation mode on/off"},
+    {"run FILE", "run a Lua recipe on the script thread (Ctrl-C stops it)"},
     {"help", "keys and commands"},
     {"q", "quit"},
     {"LUA", "anything else runs as Lua with the qb module bound to this session"},
@@ -111,5 +112,9 @@ void tui_command_run(tui_session *s, const char *line)
         if (!*a) tui_status(s, true, "plot: which file? (:plot plots.svg)");
         else tui_plot_export(s, a);
     } else if (!strcmp(cmd, "present")) s->present = !s->present;
+    else if (!strcmp(cmd, "run")) {
+        if (!*a) tui_status(s, true, "run: which recipe? (:run recipe.lua)");
+        else tui_script_run_file(s, a);
+    }
     else tui_script_run(s, line);
 }

@@ -40,7 +40,7 @@ static const tui_binding keys[] = {
     {'P', "P", ACT_PRESENT, "presentation mode"},
     {' ', "space", ACT_STEP, "presentation: 8\u21926\u21924\u21923\u21922 bits"},
     {'t', "t", ACT_AUTOPLAY, "presentation: auto-play timer"},
-    {'S', "S", ACT_SCAN, "sensitivity view: tensors by scan value, Enter jumps"},
+    {'S', "S", ACT_SCAN, "sensitivity view: tensors by scan value, Enter jumps, l groups by layer"},
     {':', ":", ACT_COMMAND, "command line (Lua, :help)"},
     {'?', "?", ACT_HELP, "this help"},
     {KEY_F(1), NULL, ACT_HELP, NULL},

@@ -5,55 +5,85 @@
 #include <math.h>
 #include <stdlib.h>
 
-static const tui_session *sort_s; /* qsort has no user pointer; only the UI thread sorts */
-
-static int by_heat(const void *a, const void *b)
+static int by_value(const void *a, const void *b, void *ud)
 {
-    double x = sort_s->heat[*(const int *)a], y = sort_s->heat[*(const int *)b];
-    return x < y ? 1 : x > y ? -1 : 0;
+    (void)ud;
+    const tui_scan_row *x = a, *y = b;
+    if (x->value != y->value) return x->value < y->value ? 1 : -1;
+    int kx = x->tensor >= 0 ? x->tensor : x->layer, ky = y->tensor >= 0 ? y->tensor : y->layer;
+    return (kx > ky) - (kx < ky);
 }
 
-int tui_scan_order(const tui_session *s, int *out)
+int tui_scan_rows(const tui_session *s, tui_scan_row *out)
 {
     int n = 0;
-    for (int i = 0; s->heat && i < s->m->n_tensors; i++)
-        if (!isnan(s->heat[i])) out[n++] = i;
-    sort_s = s;
-    qsort(out, (size_t)n, sizeof *out, by_heat);
-    sort_s = NULL;
+    if (!s->heat) return 0;
+    const bool per_layer = s->scan_agg == TUI_SCAN_LAYER_SUM || s->scan_agg == TUI_SCAN_LAYER_MAX;
+    for (int i = 0; i < s->m->n_tensors; i++) {
+        const double h = s->heat[i];
+        if (isnan(h)) continue;
+        const int l = per_layer ? tui_tensor_layer(s->m->tensors[i].name) : -1;
+        if (l < 0) {
+            out[n++] = (tui_scan_row){i, -1, h};
+            continue;
+        }
+        int k = 0;
+        while (k < n && !(out[k].tensor < 0 && out[k].layer == l)) k++;
+        if (k == n) out[n++] = (tui_scan_row){-1, l, h};
+        else if (s->scan_agg == TUI_SCAN_LAYER_SUM) out[k].value += h;
+        else if (h > out[k].value) out[k].value = h;
+    }
+    qsort_r(out, (size_t)n, sizeof *out, by_value, NULL);
     return n;
 }
 
+int tui_scan_target(const tui_session *s, const tui_scan_row *r)
+{
+    if (r->tensor >= 0) return r->tensor;
+    int best = -1;
+    for (int i = 0; s->heat && i < s->m->n_tensors; i++)
+        if (!isnan(s->heat[i]) && tui_tensor_layer(s->m->tensors[i].name) == r->layer &&
+            (best < 0 || s->heat[i] > s->heat[best]))
+            best = i;
+    return best;
+}
+
+int tui_scanview_top(int H, int cursor) { return cursor >= H - 2 ? cursor - (H - 3) : 0; }
+
 void tui_scanview_draw(WINDOW *win, const tui_session *s, int cursor)
 {
+    static const char *mode[TUI_SCAN_MODES] = {"per tensor", "per layer, sum", "per layer, max"};
     int H, W;
     getmaxyx(win, H, W);
     werase(win);
     wattron(win, A_BOLD | crt_color(CRT_TITLE));
-    mvwprintw(win, 0, 1, "sensitivity (%s), most sensitive first \u2014 Enter jumps, S closes",
-              s->heat_label[0] ? s->heat_label : "scan");
+    mvwprintw(win, 0, 1, "sensitivity (%s), %s, most sensitive first \u2014 Enter jumps, l groups, S closes",
+              s->heat_label[0] ? s->heat_label : "scan", mode[s->scan_agg % TUI_SCAN_MODES]);
     wattroff(win, A_BOLD | crt_color(CRT_TITLE));
-    int *order = malloc((size_t)s->m->n_tensors * sizeof *order);
-    if (!order) return;
-    int n = tui_scan_order(s, order);
+    tui_scan_row *rows = malloc((size_t)s->m->n_tensors * sizeof *rows);
+    if (!rows) return;
+    int n = tui_scan_rows(s, rows);
     if (n == 0) {
         mvwprintw(win, 2, 1, "No scan yet. A sensitivity scan fills this view; from the command line:");
         mvwprintw(win, 3, 3, ":qb.heat{[\"blk.0.ffn_down.weight\"] = 0.12, ...}");
     }
-    double mx = n ? s->heat[order[0]] : 1;
-    int top = cursor >= H - 2 ? cursor - (H - 3) : 0;
+    double mx = n ? rows[0].value : 1;
+    int top = tui_scanview_top(H, cursor);
     int namew = 30, barw = W - namew - 16;
+    char lname[32];
     for (int r = 0; r + top < n && r < H - 2; r++) {
-        int i = order[r + top];
+        const tui_scan_row *row = &rows[r + top];
         bool cur = r + top == cursor;
+        const char *name = row->tensor >= 0 ? s->m->tensors[row->tensor].name : lname;
+        if (row->tensor < 0) snprintf(lname, sizeof lname, "blk.%d (layer)", row->layer);
         if (cur) wattron(win, crt_color(CRT_SEL));
-        mvwprintw(win, 2 + r, 1, "%-*.*s %10.4g ", namew, namew, s->m->tensors[i].name, s->heat[i]);
+        mvwprintw(win, 2 + r, 1, "%-*.*s %10.4g ", namew, namew, name, row->value);
         if (cur) wattroff(win, crt_color(CRT_SEL));
-        int len = mx > 0 && barw > 0 ? (int)(s->heat[i] / mx * barw + 0.5) : 0;
+        int len = mx > 0 && barw > 0 ? (int)(row->value / mx * barw + 0.5) : 0;
         wattron(win, crt_color(CRT_HEAT));
         for (int k = 0; k < len; k++) waddstr(win, "\u2588");
         wattroff(win, crt_color(CRT_HEAT));
     }
-    free(order);
+    free(rows);
     wnoutrefresh(win);
 }

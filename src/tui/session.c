@@ -46,12 +46,14 @@ static int n_layer_slots(const qb_model *m)
 /* Reset everything that depends on the model (m is taken). */
 static qb_status adopt(tui_session *s, qb_model *m)
 {
-    if (m->n_tensors == 0) return qb_fail(&s->ctx, QB_ERR_FORMAT, "%s: the model has no tensors", m->path);
+    if (m->n_tensors <= 0) return qb_fail(&s->ctx, QB_ERR_FORMAT, "%s: the model has no tensors", m->path);
     bool *unf = calloc((size_t)n_layer_slots(m), sizeof *unf);
     double *heat = malloc((size_t)m->n_tensors * sizeof *heat);
-    if (!unf || !heat) {
+    tui_tensor_state *ts = calloc((size_t)m->n_tensors, sizeof *ts);
+    if (!unf || !heat || !ts) {
         free(unf);
         free(heat);
+        free(ts);
         return qb_fail(&s->ctx, QB_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < m->n_tensors; i++) heat[i] = NAN;
@@ -61,6 +63,8 @@ static qb_status adopt(tui_session *s, qb_model *m)
     qb_model_close(s->m);
     free(s->unfolded);
     free(s->heat);
+    free(s->tstate);
+    s->tstate = ts;
     s->m = m;
     s->demo = !m->tok && !strcmp(m->path, "built-in demo");
     s->unfolded = unf;
@@ -84,9 +88,17 @@ static qb_status adopt(tui_session *s, qb_model *m)
             (!qb_tensor_quantizable(&m->tensors[best]) ||
              qb_tensor_nelements(&m->tensors[i]) > qb_tensor_nelements(&m->tensors[best])))
             best = i;
-    qb_model_size_compute(m, &s->size);
+    tui_session_sync(s);
     tui_select(s, best);
     return QB_OK;
+}
+
+void tui_session_sync(tui_session *s)
+{
+    if ((s->job && s->job_kind == JOB_APPLY) || tui_script_holds_model(s)) return;
+    for (int i = 0; i < s->m->n_tensors; i++)
+        s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
+    qb_model_size_compute(s->m, &s->size);
 }
 
 qb_status tui_session_init(tui_session *s, qb_model *m)
@@ -132,12 +144,17 @@ void tui_session_free(tui_session *s)
     for (int i = 0; i < s->n_redo; i++) free(s->redo[i]);
     free(s->unfolded);
     free(s->heat);
+    free(s->tstate);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);
 }
 
 bool tui_session_open(tui_session *s, const char *path)
 {
+    if (tui_script_running(s, NULL)) {
+        tui_status(s, true, "open: a script is running (Ctrl-C stops it first)");
+        return false;
+    }
     if (s->job) {
         tui_status(s, true, "open: a %s job is running (Ctrl-C cancels it first)", qb_job_name(s->job));
         return false;
@@ -147,12 +164,12 @@ bool tui_session_open(tui_session *s, const char *path)
         tui_status(s, true, "open failed, kept the current model: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
+    tui_script_close(s); /* Lua may hold the old model: a fresh state for the new one */
     if (adopt(s, m) != QB_OK) {
         qb_model_close(m);
         tui_status(s, true, "open: %s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
-    tui_script_close(s); /* Lua may hold the old model: a fresh state for the new one */
     tui_status(s, false, "opened %s: %d tensors, %.1fM parameters", path, m->n_tensors, qb_model_params(m) / 1e6);
     return true;
 }
@@ -242,8 +259,12 @@ bool tui_drain(tui_session *s)
     qb_msg msg;
     while (qb_msg_queue_pop(s->q, &msg)) {
         changed = true;
-        if (msg.job_id > 0) tui_analysis_message(s, &msg);
-        else tui_task_message(s, &msg);
+        if (tui_script_message(s, &msg)) { /* the script thread's requests and output */
+        } else if (msg.job_id > 0) {
+            tui_analysis_message(s, &msg);
+        } else {
+            tui_task_message(s, &msg);
+        }
         qb_msg_free(&msg);
     }
     return changed;

@@ -42,6 +42,14 @@ typedef struct {
     bool done;
 } tui_gen_side;
 
+/* What the browser shows of one tensor: copied from the model on the UI thread while no job
+ * is changing it (tui_session_sync), so drawing never reads a tensor an apply job is
+ * rewriting on a worker thread. */
+typedef struct {
+    qb_format fmt;
+    size_t nbytes;
+} tui_tensor_state;
+
 typedef struct tui_session {
     qb_ctx ctx;
     qb_model *m;            /* the model being quantized; owned */
@@ -56,6 +64,7 @@ typedef struct tui_session {
     int top;                /* first visible browser row */
     char search[128];
     double *heat;           /* per tensor sensitivity (NaN: none); from a scan, may be NULL */
+    tui_tensor_state *tstate; /* per tensor, as shown (tui_session_sync) */
     char heat_label[32];    /* what heat measures ("KLD") */
 
     /* choice */
@@ -75,6 +84,7 @@ typedef struct tui_session {
     qb_job *an_jobs[8];     /* analysis jobs not yet reaped (cancelled ones included) */
     int n_an_jobs;
     int hist_bins;          /* bins to ask for (set from the plot width) */
+    struct tui_an_cache *an_cache; /* full analyses already computed (analysis.c) */
 
     /* plan */
     qb_plan plan;
@@ -106,6 +116,7 @@ typedef struct tui_session {
     bool log_hist, zoom_map, present, help, autoplay;
     bool scan_view;         /* the sensitivity view replaces the plots */
     int scan_cursor;
+    int scan_agg;           /* the view's grouping (scanview.h TUI_SCAN_*) */
     double autoplay_next;
     char status[512];
     bool status_err;
@@ -113,7 +124,8 @@ typedef struct tui_session {
     bool quit;
     int apply_pending;      /* 'a' pressed: waiting for the scope key */
     FILE *trace;            /* QB_TUI_TRACE */
-    void *lua;              /* the command line's lua_State (script.c), created on first use */
+    struct tui_script *script; /* the command line's Lua thread and state (script.c), on first use */
+    unsigned script_serial; /* numbers the script threads (script.c) */
     const volatile int *interrupt; /* non-zero while a Ctrl-C waits (crt.h): stops Lua code */
 } tui_session;
 
@@ -123,6 +135,11 @@ qb_status tui_session_init(tui_session *s, qb_model *m);
 void tui_session_free(tui_session *s);
 /* Replace the model with the one at path; on failure keep the current one, status says why. */
 bool tui_session_open(tui_session *s, const char *path);
+
+/* Copy every tensor's format and bytes (tstate) and the model size (size) from the model;
+ * does nothing while an apply job is changing the model (its end calls this again). UI
+ * thread only. */
+void tui_session_sync(tui_session *s);
 
 /* Status line (printf-style); err marks it red. */
 void tui_status(tui_session *s, bool err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

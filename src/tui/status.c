@@ -2,11 +2,17 @@
 #include "status.h"
 #include "crt.h"
 #include "metrics.h"
+#include "script.h"
 
 #include <string.h>
 
 static void job_bar(WINDOW *win, const tui_session *s, int W)
 {
+    double sel;
+    if (!s->job && tui_script_running(s, &sel) && W - 44 >= 40) {
+        mvwprintw(win, 0, W - 44, " script: running %.0fs (Ctrl-C stops it) ", sel);
+        return;
+    }
     if (!s->job) return;
     int done, total;
     qb_job_get_progress(s->job, &done, &total);

@@ -2,6 +2,7 @@
  * each on a worker thread through core/jobs, with results coming back as messages. */
 #include "tasks.h"
 #include "analysis.h"
+#include "script.h"
 
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
@@ -20,6 +21,11 @@ static bool idle(tui_session *s, const char *what)
 
 static bool start(tui_session *s, tui_job_kind kind, const char *name, qb_job_fn fn, void *arg, void (*free_arg)(void *))
 {
+    if (tui_script_holds_model(s)) {
+        tui_status(s, true, "%s: a script is using the model (wait, or Ctrl-C it)", name);
+        free_arg(arg);
+        return false;
+    }
     int id = -(++s->next_job_id);
     if (qb_job_start(&s->ctx, s->q, id, name, fn, arg, free_arg, &s->job) != QB_OK) {
         tui_status(s, true, "%s", qb_ctx_errmsg(&s->ctx));
@@ -412,7 +418,7 @@ static void job_done(tui_session *s, const qb_msg *m)
     s->job = NULL;
     s->job_kind = JOB_NONE;
     (void)m;
-    if (kind == JOB_APPLY) qb_model_size_compute(s->m, &s->size);
+    if (kind == JOB_APPLY) tui_session_sync(s); /* the job is joined: the model is ours again */
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
             tui_status(s, true, "apply cancelled: some tensors keep their previous format (u undoes)");

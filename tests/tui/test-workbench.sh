@@ -3,7 +3,9 @@
 # metrics and the plots; on qb-docs-26m: search a tensor, apply the choice to every ffn_down
 # (browser and plan follow, undo restores), a short side-by-side generation, a perplexity job
 # cancelled with Ctrl-C, resize to 40×12 and back, Lua on the command line (a good call and
-# an error), and a truncated model file that must leave the current model open.
+# an error; a long loop on the script thread leaves keys working and Ctrl-C stops it), the
+# sensitivity view per tensor and per layer, and a truncated model file that must leave the
+# current model open.
 . "$(dirname "$0")/lib.sh"
 BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
 export XDG_STATE_HOME=$TMP/state
@@ -25,6 +27,20 @@ else not_ok "metrics follow the bits" "before '$before_sqnr' after '$after_sqnr'
 if [ "$before_plot" != "$after_plot" ]; then ok "plots follow the bits"; else not_ok "plots follow the bits"; fi
 keys m
 check "m: next method" "RTN asym"
+# Lua runs on its own thread: a long loop leaves the screen live, Ctrl-C stops it
+keys ':for i = 1, 1e13 do end' Enter
+check "a long script shows as running" "script: running" 10
+keys b
+check "keys work while the script runs" "2 bit" 10
+if screen | grep -qF "script: running"; then ok "the script still runs after the key"
+else not_ok "the script still runs after the key" "$(screen | head -3)"; fi
+keys C-c
+check "Ctrl-C cancels the script with a message" "cancelled" 10
+deadline=$((SECONDS + 10))
+while [ $SECONDS -lt $deadline ] && screen | grep -qF "script: running"; do sleep 0.1; done
+if screen | grep -qF "script: running"; then not_ok "the script has stopped" "$(screen | head -3)"; else ok "the script has stopped"; fi
+keys ':qb.status("after " .. qb.selected())' Enter
+check "the next line runs (session calls go through the UI thread)" "after gauss" 10
 keys P
 check "presentation mode" "presentation"
 keys ' '
@@ -91,13 +107,25 @@ keys ':for i = 1,' Enter
 check "Lua syntax error in the status line" "Lua: cmdline:1:" 10
 
 # heat marks from a scan, the sensitivity view, jump to a tensor
-keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.05}, "KLD")' Enter
+keys ':qb.heat({["blk.1.attn_v.weight"] = 0.5, ["blk.4.ffn_up.weight"] = 0.25, ["blk.4.ffn_down.weight"] = 0.35}, "KLD")' Enter
 sleep 0.3
 keys S
 check "sensitivity view lists the scanned tensors" "sensitivity (KLD)" 10
 check "most sensitive first" "blk.1.attn_v.weight" 5
 keys Enter
 check "Enter jumps to the tensor" "blk.1.attn_v.weight  128" 10
+# grouped by layer: the sum puts blk.4 (0.6) above blk.1 (0.5), the maximum the other way
+first_of() { screen | grep -n -e "$1" -e "$2" | head -1 | grep -q -e "$1"; }
+keys S l
+check "l groups the view by layer (sum)" "per layer, sum" 10
+if first_of "blk.4 (layer)" "blk.1 (layer)"; then ok "layer sum: blk.4 first"; else not_ok "layer sum: blk.4 first" "$(screen | head -12)"; fi
+keys l
+check "l again: per layer, max" "per layer, max" 10
+if first_of "blk.1 (layer)" "blk.4 (layer)"; then ok "layer max: blk.1 first"; else not_ok "layer max: blk.1 first" "$(screen | head -12)"; fi
+keys h
+check "h steps back to the sum" "per layer, sum" 10
+keys Enter
+check "Enter on a layer jumps to its most sensitive tensor" "blk.4.ffn_down.weight  512" 10
 
 # export: a target that cannot be written is refused and leaves nothing; int formats export
 # (repacked into ggml blocks); Q8_0 everywhere writes a GGUF that quantbench opens again

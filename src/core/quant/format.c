@@ -359,7 +359,7 @@ static void tensor_min_max(const float *x, int64_t count, int nt, float *mn, flo
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const float range[2], float absmax)
 {
     switch (f->kind) {
-    case QB_FMT_GGML: return qb_quant_row_ref(f->type, x, dst, n);
+    case QB_FMT_GGML: return qb_kernels()->quant_row(f->type, x, dst, n);
     case QB_FMT_INT:
         qb_quant_row_int_ref(f->bits, f->group, f->asym, x, dst, n, f->group == QB_GROUP_TENSOR ? range : NULL);
         return true;

@@ -4,7 +4,9 @@
  *
  * Parallel over rows with OpenMP. Sums are kept per row (in double) and added in row order
  * afterwards, histogram counts per thread and merged, mapping candidates per thread and merged
- * by a total order: the results do not depend on the thread count. Nothing inside a parallel
+ * by a total order: the results do not depend on the thread count or on which thread took
+ * which rows (rows are handed out dynamically, so a thread the OS delays does not hold up the
+ * others on a busy machine). Nothing inside a parallel
  * region touches ctx or anything shared that is not a per-thread or per-row slot. */
 #include "stats.h"
 
@@ -146,6 +148,17 @@ qb_status qb_histogram_init(qb_ctx *ctx, qb_histogram *h, int bins, double lo, d
     return QB_OK;
 }
 
+/* The bin of x in [lo, hi] (k = bins / (hi − lo)); under/over/NaN as qb_histogram says:
+ * -1 under, bins over, bins + 1 NaN. */
+static inline int bin_of(double x, double lo, double hi, double k, int bins)
+{
+    if (x < lo) return -1;
+    if (x > hi) return bins;
+    if (x != x) return bins + 1;
+    const int b = (int)((x - lo) * k);
+    return b < bins ? b : bins - 1;
+}
+
 /* Add n values to counts (bins entries over [lo, hi]); NaNs are skipped. */
 static void hist_count(uint64_t *counts, int bins, double lo, double hi, uint64_t *under, uint64_t *over,
                        const float *v, int64_t n)
@@ -153,19 +166,18 @@ static void hist_count(uint64_t *counts, int bins, double lo, double hi, uint64_
     const double k = (double)bins / (hi - lo);
     uint64_t u = 0, o = 0; /* locals: *under may alias counts, which would keep them in memory */
     for (int64_t i = 0; i < n; i++) {
-        const double x = v[i];
-        if (x < lo) {
-            u++;
-        } else if (x > hi) {
-            o++;
-        } else if (x == x) {
-            int b = (int)((x - lo) * k);
-            counts[b < bins ? b : bins - 1]++;
-        }
+        const int b = bin_of(v[i], lo, hi, k, bins);
+        if (b < 0) u++;
+        else if (b == bins) o++;
+        else if (b < bins) counts[b]++;
     }
     *under += u;
     *over += o;
 }
+
+/* Lanes of per-thread counts in hist_and_map: consecutive values go to different copies of
+ * the bins, so runs of values in one bin do not wait on each other's increments. */
+enum { HIST_LANES = 4 };
 
 void qb_histogram_add(qb_histogram *h, const float *v, int64_t n)
 {
@@ -221,24 +233,30 @@ static bool hist_and_map(const float *x, const float *y, int64_t rows, int64_t n
 {
     bool ok = true;
     const int bins = a->hist_orig.bins;
+    const int stride = bins + 3; /* per lane: under, the bins, over, NaN (not counted) */
     const double mk = nmap > 1 ? (double)(nmap - 1) / (mhi - mlo) : 0.0;
+    const double lo = a->hist_orig.lo, hi = a->hist_orig.hi, k = (double)bins / (hi - lo);
+    const double elo = a->hist_err.lo, ehi = a->hist_err.hi, ek = (double)bins / (ehi - elo);
 #pragma omp parallel num_threads(nt)
     {
-        uint64_t *c = calloc((size_t)bins * 3, sizeof *c);
-        uint64_t uo[6] = {0};
+        /* [hist][lane][stride]: orig, deq, err */
+        uint64_t *c = calloc((size_t)stride * HIST_LANES * 3, sizeof *c);
         map_pt *mine = nmap > 0 ? malloc((size_t)nmap * sizeof *mine) : NULL;
         const bool have = c && (nmap == 0 || mine);
         if (mine)
             for (int i = 0; i < nmap; i++) mine[i].idx = -1;
-        float *e = malloc((size_t)n * sizeof *e);
-#pragma omp for schedule(static)
+        uint64_t *co = c, *cd = c ? c + (size_t)stride * HIST_LANES : NULL, *ce = c ? c + (size_t)stride * HIST_LANES * 2 : NULL;
+#pragma omp for schedule(dynamic, 64)
         for (int64_t r = 0; r < rows; r++) {
-            if (!have || !e) continue;
+            if (!have) continue;
             const float *xr = x + r * n, *yr = y + r * n;
-            for (int64_t i = 0; i < n; i++) e[i] = xr[i] - yr[i];
-            hist_count(c, bins, a->hist_orig.lo, a->hist_orig.hi, &uo[0], &uo[1], xr, n);
-            hist_count(c + bins, bins, a->hist_deq.lo, a->hist_deq.hi, &uo[2], &uo[3], yr, n);
-            hist_count(c + 2 * bins, bins, a->hist_err.lo, a->hist_err.hi, &uo[4], &uo[5], e, n);
+            for (int64_t i = 0; i < n; i++) {
+                const size_t lane = (size_t)(i & (HIST_LANES - 1)) * (size_t)stride;
+                const float e = xr[i] - yr[i];
+                co[lane + (size_t)(bin_of(xr[i], lo, hi, k, bins) + 1)]++;
+                cd[lane + (size_t)(bin_of(yr[i], lo, hi, k, bins) + 1)]++;
+                ce[lane + (size_t)(bin_of(e, elo, ehi, ek, bins) + 1)]++;
+            }
             for (int64_t i = 0; nmap > 1 && i < n; i++) {
                 const double v = xr[i];
                 if (!(v >= mlo && v <= mhi)) continue;
@@ -250,24 +268,24 @@ static bool hist_and_map(const float *x, const float *y, int64_t rows, int64_t n
         }
 #pragma omp critical(qb_stats_merge)
         {
-            if (!have || !e) {
+            if (!have) {
                 ok = false;
             } else {
-                for (int i = 0; i < bins; i++) {
-                    a->hist_orig.counts[i] += c[i];
-                    a->hist_deq.counts[i] += c[bins + i];
-                    a->hist_err.counts[i] += c[2 * bins + i];
-                }
-                a->hist_orig.under += uo[0], a->hist_orig.over += uo[1];
-                a->hist_deq.under += uo[2], a->hist_deq.over += uo[3];
-                a->hist_err.under += uo[4], a->hist_err.over += uo[5];
+                qb_histogram *h[3] = {&a->hist_orig, &a->hist_deq, &a->hist_err};
+                for (int t = 0; t < 3; t++)
+                    for (int l = 0; l < HIST_LANES; l++) {
+                        /* slot 0: under (bin -1), 1..bins: the bins, bins + 1: over */
+                        const uint64_t *src = c + ((size_t)t * HIST_LANES + (size_t)l) * (size_t)stride;
+                        h[t]->under += src[0];
+                        for (int i = 0; i < bins; i++) h[t]->counts[i] += src[1 + i];
+                        h[t]->over += src[bins + 1];
+                    }
                 for (int i = 0; i < nmap; i++)
                     if (mine[i].idx >= 0 && map_better(&mine[i], &best[i])) best[i] = mine[i];
             }
         }
         free(c);
         free(mine);
-        free(e);
     }
     return ok;
 }
@@ -305,6 +323,17 @@ static map_pt find_last(const float *x, const float *y, int64_t count, float xma
     return p;
 }
 
+/* A buffer of at least need bytes in *p (capacity *cap), grown (contents dropped) when too
+ * small; NULL when out of memory (then *p is freed and *cap 0). */
+static void *scratch_get(void **p, size_t *cap, size_t need)
+{
+    if (*p && *cap >= need) return *p;
+    free(*p);
+    *p = malloc(need ? need : 1);
+    *cap = *p ? need : 0;
+    return *p;
+}
+
 /* opts with defaults filled in (NULL: 64 bins, auto range, no mapping), or an error. */
 static qb_status check_opts(qb_ctx *ctx, const qb_analysis_opts *opts, qb_analysis_opts *o)
 {
@@ -335,9 +364,10 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     const int nt = thread_count(ctx);
     const size_t rb = qb_format_row_bytes(f, n);
     const int64_t count = rows * n;
-    uint8_t *q = malloc((size_t)rows * rb);
-    float *y = malloc((size_t)count * sizeof *y);
-    acc *racc = malloc((size_t)rows * sizeof *racc);
+    qb_analysis_scratch local = {0}, *sc = o.scratch ? o.scratch : &local;
+    uint8_t *q = scratch_get(&sc->q, &sc->q_cap, (size_t)rows * rb);
+    float *y = scratch_get((void **)&sc->y, &sc->y_cap, (size_t)count * sizeof *y);
+    acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * sizeof *racc);
     map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
     if (!q || !y || !racc || (o.map_points > 0 && !best)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
@@ -347,7 +377,7 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     if (st) goto fail;
 
     /* pass 1: dequantize, per-row sums and ranges */
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
     for (int64_t r = 0; r < rows; r++) {
         qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
         acc_init(&racc[r]);
@@ -392,17 +422,22 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
         map_pt last = map_ok ? find_last(src, y, count, total.xhi) : (map_pt){0, 0, -1};
         if ((st = build_map(ctx, out, best, map_ok && nmap > 1 ? nmap : 1, last))) goto fail;
     }
-    free(q);
-    free(y);
-    free(racc);
+    qb_analysis_scratch_free(&local);
     free(best);
     return QB_OK;
 
 fail:
-    free(q);
-    free(y);
-    free(racc);
+    qb_analysis_scratch_free(&local);
     free(best);
     qb_analysis_free(out);
     return st;
+}
+
+void qb_analysis_scratch_free(qb_analysis_scratch *s)
+{
+    if (!s) return;
+    free(s->q);
+    free(s->y);
+    free(s->rows);
+    memset(s, 0, sizeof *s);
 }

@@ -44,7 +44,20 @@ typedef struct {
                            points as dense as the middle: a step shows unless all its
                            originals share intervals with smaller originals of another step. */
     const volatile int *cancel;
+    struct qb_analysis_scratch *scratch; /* NULL: buffers allocated and freed per call */
 } qb_analysis_opts;
+
+/* Working buffers of qb_quant_analyze (the quantized tensor, its dequantized copy, per-row
+ * sums) kept between calls, so repeated analyses of large tensors reuse warm memory instead of
+ * faulting in fresh pages each time. Caller-owned; one call at a time per scratch; grows as
+ * needed; free with qb_analysis_scratch_free (idempotent, zeroes it). */
+typedef struct qb_analysis_scratch {
+    void *q;
+    float *y;
+    void *rows;
+    size_t q_cap, y_cap, rows_cap; /* bytes */
+} qb_analysis_scratch;
+void qb_analysis_scratch_free(qb_analysis_scratch *s);
 
 typedef struct {
     qb_format fmt;

@@ -1,0 +1,186 @@
+/* test-quantize-simd.c — the vector row quantizer (qb_quant_row_avx2: the scale searches of
+ * Q2_K..Q6_K, IQ4_NL, IQ4_XS in AVX2 lanes) against llama-quantize and the scalar spec:
+ *  - zoo: the tensors llama-quantize --pure wrote into qb-docs-26m-zoo.gguf, re-made from their
+ *    F16 originals: every byte must match;
+ *  - random and awkward rows (Gaussian with outliers, constant and all-zero sub-blocks next to
+ *    normal ones, subnormal and huge values, infinities and NaNs): every byte must equal
+ *    qb_quant_row_ref's.
+ * Skipped when the CPU has no AVX2 (or the zoo when the model folder is missing). */
+#include "testutil.h"
+
+#include "core/model/gguf.h"
+#include "core/qb.h"
+#include "kernels.h"
+#include "blocks.h"
+
+#include <math.h>
+
+static const int simd_types[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K,
+                                 QB_TYPE_Q6_K, QB_TYPE_IQ4_NL, QB_TYPE_IQ4_XS};
+enum { N_TYPES = sizeof simd_types / sizeof simd_types[0] };
+
+static bool have_avx2(void) { return qb_kernels_for("avx2") != NULL; }
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float rng_gauss(uint64_t *s)
+{
+    const float u = ((float)(rng_next(s) >> 40) + 0.5f) / 16777216.0f;
+    const float v = ((float)(rng_next(s) >> 40) + 0.5f) / 16777216.0f;
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+static size_t row_bytes(int t, int64_t n) { return qb_type_row_bytes((qb_type)t, n); }
+
+/* ref and avx2 bytes of x (n values) in type t must be the same */
+static void expect_same(int t, const float *x, int64_t n, const char *what)
+{
+    const size_t rb = row_bytes(t, n);
+    uint8_t *a = malloc(rb), *b = malloc(rb);
+    assert_true(a && b);
+    memset(a, 0xa5, rb);
+    memset(b, 0x5a, rb);
+    assert_true(qb_quant_row_ref(t, x, a, n));
+    assert_true(qb_quant_row_avx2(t, x, b, n));
+    for (size_t i = 0; i < rb; i++)
+        if (a[i] != b[i])
+            fail_msg("%s, %s: byte %zu: avx2 0x%02x, ref 0x%02x", qb_type_get(t)->name, what, i, b[i], a[i]);
+    free(a);
+    free(b);
+}
+
+static void test_zoo(void **state)
+{
+    (void)state;
+    if (!have_avx2()) skip();
+    const char *path = qbt_model_path("qb-docs-26m/qb-docs-26m-zoo.gguf");
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "skip: %s missing\n", path);
+        skip();
+    }
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_gguf *g = NULL;
+    if (qb_gguf_open(&ctx, path, &g)) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    int checked[N_TYPES] = {0};
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const qb_gguf_tensor *t = &g->tensors[i];
+        const char *at = strchr(t->name, '@');
+        int k = 0;
+        while (k < N_TYPES && simd_types[k] != (int)t->type) k++;
+        if (!at || k == N_TYPES) continue;
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)(at - t->name), t->name);
+        const qb_gguf_tensor *src = qb_gguf_find_tensor(g, base);
+        assert_non_null(src);
+        assert_int_equal(src->type, QB_TYPE_F16);
+        const int64_t n = t->ne[0], rows = t->ne[1];
+        const size_t rb = row_bytes(t->type, n);
+        float *x = malloc((size_t)n * sizeof *x);
+        uint8_t *q = malloc(rb);
+        assert_true(x && q);
+        for (int64_t r = 0; r < rows; r++) {
+            const uint8_t *h = (const uint8_t *)src->data + (size_t)(r * n) * 2;
+            for (int64_t j = 0; j < n; j++) x[j] = qb_f16_to_f32((uint16_t)(h[2 * j] | h[2 * j + 1] << 8));
+            assert_true(qb_quant_row_avx2(t->type, x, q, n));
+            const uint8_t *want = (const uint8_t *)t->data + (size_t)r * rb;
+            for (size_t b = 0; b < rb; b++)
+                if (q[b] != want[b])
+                    fail_msg("%s row %lld byte %zu: 0x%02x, llama-quantize 0x%02x", t->name, (long long)r, b, q[b],
+                             want[b]);
+        }
+        free(x);
+        free(q);
+        checked[k]++;
+    }
+    for (int k = 0; k < N_TYPES; k++)
+        if (checked[k] == 0) fail_msg("zoo: no %s tensor", qb_type_get(simd_types[k])->name);
+    qb_gguf_close(g);
+}
+
+static void test_random_rows(void **state)
+{
+    (void)state;
+    if (!have_avx2()) skip();
+    enum { N = 4096 };
+    static float x[N];
+    uint64_t s = 42;
+    for (int rep = 0; rep < 40; rep++) {
+        const float sigma = rep % 4 == 0 ? 1e-3f : rep % 4 == 1 ? 0.02f : rep % 4 == 2 ? 1.0f : 300.0f;
+        for (int i = 0; i < N; i++) {
+            x[i] = sigma * rng_gauss(&s);
+            if (rng_next(&s) % 50 == 0) x[i] *= 8.0f; /* outliers */
+            if (rep % 5 == 4) x[i] = fabsf(x[i]);     /* one-sided rows (min > 0) */
+        }
+        for (int k = 0; k < N_TYPES; k++) {
+            char what[32];
+            snprintf(what, sizeof what, "random row %d", rep);
+            expect_same(simd_types[k], x, N, what);
+        }
+    }
+}
+
+static void test_awkward_rows(void **state)
+{
+    (void)state;
+    if (!have_avx2()) skip();
+    enum { N = 1024 };
+    static float x[N];
+    uint64_t s = 7;
+    for (int kind = 0; kind < 9; kind++) {
+        for (int i = 0; i < N; i++) x[i] = 0.05f * rng_gauss(&s);
+        for (int i = 0; i < N; i++) {
+            const int sub = i / 16;
+            switch (kind) {
+            case 0: x[i] = 0.0f; break;                                          /* all zero */
+            case 1: if (sub % 3 == 0) x[i] = 0.25f; break;                       /* constant sub-blocks */
+            case 2: if (sub % 2 == 0) x[i] = 0.0f; break;                        /* zero sub-blocks */
+            case 3: x[i] *= 1e-39f; break;                                       /* subnormals */
+            case 4: if (i % 97 == 0) x[i] = 1e30f; break;                        /* huge */
+            case 5: if (i % 300 == 0) x[i] = INFINITY; break;                    /* infinities */
+            case 6: if (i % 333 == 0) x[i] = NAN; break;                         /* NaN */
+            case 7: x[i] = sub % 2 ? -fabsf(x[i]) : 1e-20f * x[i]; break;        /* negative, tiny */
+            case 8: if (i % 16 == 3) x[i] = -3e38f; break;                       /* range overflows */
+            }
+        }
+        for (int k = 0; k < N_TYPES; k++) {
+            char what[32];
+            snprintf(what, sizeof what, "awkward row %d", kind);
+            expect_same(simd_types[k], x, N, what);
+        }
+    }
+}
+
+/* The other types go to the reference unchanged; partial blocks are refused like it. */
+static void test_other_types(void **state)
+{
+    (void)state;
+    if (!have_avx2()) skip();
+    enum { N = 512 };
+    static float x[N];
+    uint64_t s = 3;
+    for (int i = 0; i < N; i++) x[i] = rng_gauss(&s);
+    const int others[] = {QB_TYPE_Q4_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_Q8_K, QB_TYPE_F16};
+    for (size_t k = 0; k < sizeof others / sizeof others[0]; k++) expect_same(others[k], x, N, "gaussian");
+    uint8_t buf[1024];
+    assert_false(qb_quant_row_avx2(QB_TYPE_Q4_K, x, buf, 100));
+    assert_false(qb_quant_row_avx2(QB_TYPE_IQ4_NL, x, buf, 40));
+    assert_false(qb_quant_row_avx2(-1, x, buf, 256));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zoo),
+        cmocka_unit_test(test_random_rows),
+        cmocka_unit_test(test_awkward_rows),
+        cmocka_unit_test(test_other_types),
+    };
+    return cmocka_run_group_tests_name("quantize-simd", tests, NULL, NULL);
+}
