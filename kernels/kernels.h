@@ -53,6 +53,12 @@ typedef struct {
      * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */
     void (*gemm_i8)(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
+    /* One query head's attention over f32 keys and values (len positions, rows kst / vst
+     * floats apart, head_dim hd): att (len floats, scratch) gets the scores q·k_j · scale,
+     * softmax'd with the maximum subtracted and libm's expf; out (hd floats) = sum over j of
+     * (att_j / sum) · v_j. The spec is qb_attn_f32_ref. */
+    void (*attn_f32)(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
+                     float scale, float *att, float *out);
 } qb_kernel_table;
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
@@ -79,6 +85,8 @@ void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *
                      float *y, size_t ldy);
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
 void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
+void qb_attn_f32_ref(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
+                     float scale, float *att, float *out);
 void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
 
