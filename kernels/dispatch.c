@@ -26,6 +26,10 @@ void qb_tile_f16_avx512(int, const uint16_t *, size_t, int, const float *, size_
 void qb_f16_to_f32_avx512(int, const uint16_t *, float *);
 void qb_bf16_to_f32_avx512(int, const uint16_t *, float *);
 
+/* attention of one head over f32 keys / values (attn_*.c) */
+void qb_attn_f32_avx2(int, int, const float *, const float *, size_t, const float *, size_t, float, float *, float *);
+void qb_attn_f32_avx512(int, int, const float *, const float *, size_t, const float *, size_t, float, float *, float *);
+
 /* int8 GEMM tiles (gemm_i8_*.c) */
 #define GEMM_I8_DECL(sfx) void qb_gemm_i8_##sfx(int, const uint8_t *, size_t, int, const int8_t *, size_t, int, int32_t *, size_t);
 GEMM_I8_DECL(avx2) GEMM_I8_DECL(avx512) GEMM_I8_DECL(avx512vnni)
@@ -71,6 +75,7 @@ static const qb_kernel_table table_ref = {
     QDOT_MEMBERS(ref, ref),
     .gemm_i8 = qb_gemm_i8_ref,
     .quant_row = qb_quant_row_ref,
+    .attn_f32 = qb_attn_f32_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
@@ -79,6 +84,7 @@ static const qb_kernel_table table_avx2 = {
     .fmt_tile = qb_fmt_tile_avx2,
     .gemm_i8 = qb_gemm_i8_avx2,
     .quant_row = qb_quant_row_avx2,
+    .attn_f32 = qb_attn_f32_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -87,6 +93,7 @@ static const qb_kernel_table table_avx512 = {
     .fmt_tile = qb_fmt_tile_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
     .quant_row = qb_quant_row_avx2,
+    .attn_f32 = qb_attn_f32_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -98,6 +105,7 @@ static const qb_kernel_table table_avx512vnni = {
                [QB_TYPE_IQ4_NL] = qb_gemm_iq4_nl_avx512vnni},
     .gemm_i8 = qb_gemm_i8_avx512vnni,
     .quant_row = qb_quant_row_avx2,
+    .attn_f32 = qb_attn_f32_avx512,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

@@ -56,6 +56,12 @@ typedef struct {
     /* Quantize a row of ggml type `type`: qb_quant_row_ref's contract and bytes (the vector
      * tables run the scale searches of Q2_K..Q6_K, IQ4_NL, IQ4_XS in lanes). */
     bool (*quant_row)(int type, const float *src, void *dst, int64_t n);
+    /* One query head's attention over f32 keys and values (len positions, rows kst / vst
+     * floats apart, head_dim hd): att (len floats, scratch) gets the scores q·k_j · scale,
+     * softmax'd with the maximum subtracted and libm's expf; out (hd floats) = sum over j of
+     * (att_j / sum) · v_j. The spec is qb_attn_f32_ref. */
+    void (*attn_f32)(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
+                     float scale, float *att, float *out);
 } qb_kernel_table;
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
@@ -82,6 +88,8 @@ void qb_tile_f16_ref(int n, const uint16_t *w, size_t ldw, int nr, const float *
                      float *y, size_t ldy);
 void qb_f16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
 void qb_bf16_to_f32_row_ref(int n, const uint16_t *src, float *dst);
+void qb_attn_f32_ref(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
+                     float scale, float *att, float *out);
 void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
 

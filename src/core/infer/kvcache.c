@@ -277,6 +277,12 @@ void qb_kvcache_attention(qb_kvcache *kv, int l, const float *qs, size_t q_strid
             float *kbuf = att + kv->n_ctx, *vbuf = kbuf + (size_t)QB_KV_GROUP * hd;
             const float *q = qs + (size_t)t * q_stride + (size_t)h * hd;
             int kvh = h / group, len = pos + t + 1;
+            if (kv->type == QB_KV_F32) { /* the whole head in one kernel call (spec: qb_attn_f32_ref) */
+                size_t off = (size_t)l * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd;
+                k->attn_f32(hd, len, q, kv->k + off, (size_t)kv->kv_dim, kv->v + off, (size_t)kv->kv_dim, scale, att,
+                            outs + (size_t)t * q_stride + (size_t)h * hd);
+                continue;
+            }
             float mx = -INFINITY;
             for (int j0 = 0; j0 < len; j0 += QB_KV_GROUP) {
                 int nj = len - j0 < QB_KV_GROUP ? len - j0 : QB_KV_GROUP;

@@ -146,9 +146,7 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
-    qb_matmul(L->wq, s->xb, n, s->q);
-    qb_matmul(L->wk, s->xb, n, s->k);
-    qb_matmul(L->wv, s->xb, n, s->v);
+    qb_matmul_multi((const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
     for (int t = 0; t < n; t++) {
         rope(s, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
         rope(s, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
@@ -161,8 +159,7 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_FFN_IN, s->xb, n, dim);
-    qb_matmul(L->w_gate, s->xb, n, s->hb);
-    qb_matmul(L->w_up, s->xb, n, s->hb2);
+    qb_matmul_multi((const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)n * hid; i++) {
         float g = s->hb[i];

@@ -70,33 +70,63 @@ bool qb_matmul_runs_packed(int type)
     return at >= 0 && k->qdot[type] && k->quantize_act[at];
 }
 
-static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const float *x, int T, float *y)
+/* Several matrices that read the same activations (one or up to QB_MATMUL_MULTI_MAX: Q, K, V
+ * or gate, up) run as one: their rows (or row pairs) numbered one after the other, so the
+ * activations are quantized once and one parallel region covers all of them. Units of
+ * matrix i are off[i] .. off[i+1]-1. */
+typedef struct {
+    int nw;
+    int64_t off[QB_MATMUL_MULTI_MAX + 1];
+} units;
+
+static units units_of(const qb_tensor *const *ws, int nw, int per)
 {
-    int n = (int)w->ne[0];
-    int64_t rows = w->ne[1];
-    int at = qb_act_type(w->type);
-    size_t arow = qb_type_row_bytes(at, n), wrow = qb_type_row_bytes(w->type, n);
+    units u = {.nw = nw};
+    for (int i = 0; i < nw; i++) u.off[i + 1] = u.off[i] + (ws[i]->ne[1] + per - 1) / per;
+    return u;
+}
+
+static int unit_matrix(const units *u, int64_t g)
+{
+    int i = 0;
+    while (i + 1 < u->nw && g >= u->off[i + 1]) i++;
+    return i;
+}
+
+static void matmul_packed(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x, int T,
+                          float *const *ys)
+{
+    const int type = ws[0]->type, n = (int)ws[0]->ne[0];
+    int at = qb_act_type(type);
+    size_t arow = qb_type_row_bytes(at, n), wrow = qb_type_row_bytes(type, n);
     uint8_t *xq = malloc((size_t)T * arow);
     if (!xq) { /* out of memory: fall back to row-by-row dequantization, slow but correct */
         float *row = malloc((size_t)n * sizeof(float));
-        for (int64_t r = 0; row && r < rows; r++) {
-            qb_tensor_get_row(w, r, row);
-            for (int t = 0; t < T; t++) y[(size_t)t * rows + r] = k->dot_f32(n, row, x + (size_t)t * n);
-        }
+        for (int i = 0; i < nw; i++)
+            for (int64_t r = 0; row && r < ws[i]->ne[1]; r++) {
+                qb_tensor_get_row(ws[i], r, row);
+                for (int t = 0; t < T; t++) ys[i][(size_t)t * ws[i]->ne[1] + r] = k->dot_f32(n, row, x + (size_t)t * n);
+            }
         free(row);
         return;
     }
-#pragma omp parallel for schedule(static) if (T > 1)
-    for (int t = 0; t < T; t++) k->quantize_act[at](x + (size_t)t * n, xq + (size_t)t * arow, n);
-    const uint8_t *wd = w->data;
-    void (*qdot)(int, const void *, const void *, size_t, int, float *) = k->qdot[w->type];
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        float out[4];
-        for (int t0 = 0; t0 < T; t0 += 4) {
-            int nc = T - t0 < 4 ? T - t0 : 4;
-            qdot(n, wd + (size_t)r * wrow, xq + (size_t)t0 * arow, arow, nc, out);
-            for (int c = 0; c < nc; c++) y[(size_t)(t0 + c) * rows + r] = out[c];
+    void (*qdot)(int, const void *, const void *, size_t, int, float *) = k->qdot[type];
+    const units u = units_of(ws, nw, 1);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < T; t++) k->quantize_act[at](x + (size_t)t * n, xq + (size_t)t * arow, n);
+#pragma omp for schedule(static)
+        for (int64_t g = 0; g < u.off[nw]; g++) {
+            const int i = unit_matrix(&u, g);
+            const int64_t r = g - u.off[i], rows = ws[i]->ne[1];
+            const uint8_t *wr = (const uint8_t *)ws[i]->data + (size_t)r * wrow;
+            float out[4];
+            for (int t0 = 0; t0 < T; t0 += 4) {
+                int nc = T - t0 < 4 ? T - t0 : 4;
+                qdot(n, wr, xq + (size_t)t0 * arow, arow, nc, out);
+                for (int c = 0; c < nc; c++) ys[i][(size_t)(t0 + c) * rows + r] = out[c];
+            }
         }
     }
     free(xq);
@@ -106,19 +136,19 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *w, const fl
  * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
  * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
  * or no memory for the activations: the caller takes the qdot path. */
-static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const float *x, int T, float *y)
+static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x, int T,
+                         float *const *ys)
 {
-    void (*gemm)(int, const void *, size_t, int, const void *, size_t, int, float *, size_t) = k->gemm_q[w->type];
+    const int type = ws[0]->type;
+    void (*gemm)(int, const void *, size_t, int, const void *, size_t, int, float *, size_t) = k->gemm_q[type];
     if (T < 2 || !gemm || !k->quantize_act_tile) return false;
-    const int n = (int)w->ne[0];
-    const int64_t rows = w->ne[1];
-    const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(w->type, n);
+    const int n = (int)ws[0]->ne[0];
+    const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(type, n);
     uint8_t *xa = malloc((size_t)T * ab);
     if (!xa) return false;
     int chunk = (int)((256 * 1024) / ab) & ~7;
     if (chunk < 8) chunk = 8;
-    const int64_t npair = (rows + 1) / 2;
-    const uint8_t *wd = w->data;
+    const units u = units_of(ws, nw, 2);
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
@@ -126,12 +156,14 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *w, const flo
     for (int t0 = 0; t0 < T; t0 += chunk) {
         const int t1 = T - t0 < chunk ? T : t0 + chunk;
 #pragma omp for schedule(dynamic, 8) nowait
-        for (int64_t p = 0; p < npair; p++) {
-            const int64_t r0 = 2 * p;
+        for (int64_t g = 0; g < u.off[nw]; g++) {
+            const int i = unit_matrix(&u, g);
+            const int64_t rows = ws[i]->ne[1], r0 = 2 * (g - u.off[i]);
             const int nr = rows - r0 < 2 ? 1 : 2;
+            const uint8_t *wr = (const uint8_t *)ws[i]->data + (size_t)r0 * wrow;
             for (int c0 = t0; c0 < t1; c0 += 8)
-                gemm(n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8,
-                     y + (size_t)c0 * rows + r0, (size_t)rows);
+                gemm(n, wr, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8, ys[i] + (size_t)c0 * rows + r0,
+                     (size_t)rows);
         }
     }
     }
@@ -191,7 +223,9 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
             return;
         }
     } else if (!is_float && qb_matmul_runs_packed(w->type)) {
-        if (!matmul_tiled(k, w, x, T, y)) matmul_packed(k, w, x, T, y);
+        const qb_tensor *ws[1] = {w};
+        float *ys[1] = {y};
+        if (!matmul_tiled(k, ws, 1, x, T, ys)) matmul_packed(k, ws, 1, x, T, ys);
         return;
     }
     /* the scalar table's non-ggml formats take the row-dequantizing path below (the spec of
@@ -238,4 +272,18 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
         }
         free(buf);
     }
+}
+
+void qb_matmul_multi(const qb_tensor *const *ws, int nw, const float *x, int T, float *const *ys)
+{
+    const qb_kernel_table *k = qb_kernels();
+    bool fused = nw >= 1 && nw <= QB_MATMUL_MULTI_MAX;
+    for (int i = 0; fused && i < nw; i++)
+        fused = !ws[i]->act_mode && ws[i]->type != QB_TYPE_CUSTOM && ws[i]->type == ws[0]->type &&
+                ws[i]->ne[0] == ws[0]->ne[0] && qb_matmul_runs_packed(ws[i]->type);
+    if (!fused) {
+        for (int i = 0; i < nw; i++) qb_matmul(ws[i], x, T, ys[i]);
+        return;
+    }
+    if (!matmul_tiled(k, ws, nw, x, T, ys)) matmul_packed(k, ws, nw, x, T, ys);
 }
