@@ -51,6 +51,12 @@ mouse 65 5 4
 check "the wheel moves down the list" "heavy_tailed.weight  512" 10
 mouse 64 5 4
 check "the wheel moves up the list" "gauss_outliers.weight  512" 10
+# a recipe file on the script thread
+printf 'qb.select("uniform")\nqb.status("recipe ran on " .. qb.selected())\n' > "$TMP/recipe.lua"
+keys ":run $TMP/recipe.lua" Enter
+check ":run runs a recipe file (session calls included)" "recipe ran on uniform.weight" 10
+keys ":run $TMP/missing.lua" Enter
+check ":run of a missing file: an error in the status line" "Lua: " 10
 keys P
 check "presentation mode" "presentation"
 keys ' '
