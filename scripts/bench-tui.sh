@@ -2,14 +2,16 @@
 # bench-tui.sh — keypress-to-screen latency of the workbench: quantbench runs in a detached
 # tmux terminal (160×48) with QB_TUI_TRACE, on qb-docs-26m's largest tensor (output.weight,
 # 8192×512); the script presses the keys that change bits (b/B) and granularity (g) for RTN
-# (int formats) and for llama.cpp block formats (K-quants, legacy), one key at a time, each
+# (int formats) and for llama.cpp block formats (K-quants, legacy, IQ4), one key at a time, each
 # after the previous one reached the screen. The trace gives, per key, the time from reading
 # the key to the doupdate that shows its analysis (quantize + dequantize + statistics +
 # histograms of the 4.2M values, then drawing), in two stages: the first screen (a preview on
 # a sample of rows) and the full analysis. Prints p50/p95/max per class; target < 100 ms.
 #
+# Settings seen before come from the workbench's analysis cache (instant); QB_TUI_NO_CACHE=1
+# measures every key's computation instead.
 # Environment: BUILD (default build), QB_MODELS (default ../shared/models),
-#   BENCH_TUI_KEYS (presses per class and key, default 8).
+#   BENCH_TUI_KEYS (presses per class and key, default 8), QB_TUI_NO_CACHE.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BIN=$(pwd)/${BUILD:-build}/quantbench
@@ -60,6 +62,8 @@ for method in kquant legacy; do
     for i in $(seq "$N"); do press b; done
     for i in $(seq "$N"); do press B; done
 done
+command_line "method iq4" # one width: g switches IQ4_NL (blocks of 32) and IQ4_XS (256)
+for i in $(seq "$N"); do press g; done
 $T send-keys q
 sleep 0.5
 
@@ -69,7 +73,7 @@ sleep 0.5
 awk '
 { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
 f["analysis"] == 1 && f["tensor"] == "output.weight" && (f["key"] == "b" || f["key"] == "B" || f["key"] == "g") {
-    cls = (f["fmt"] ~ /^int/) ? "RTN (int formats)" : "block formats (q*_k, q*_0/1)";
+    cls = (f["fmt"] ~ /^int/) ? "RTN (int formats)" : "block formats (q*_k, q*_0/1, iq4)";
     c = cls ", " f["stage"];
     v[c, ++n[c]] = f["ms"] + 0;
 }

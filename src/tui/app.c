@@ -9,6 +9,7 @@
 #include "crt.h"
 #include "genpane.h"
 #include "help.h"
+#include "hit.h"
 #include "keymap.h"
 #include "methods.h"
 #include "metrics.h"
@@ -187,6 +188,49 @@ static bool scan_key(tui_session *s, tui_action a)
     return used;
 }
 
+/* A mouse event: a click on a browser row selects that tensor (on a layer's row: folds or
+ * unfolds it), a click on a row of the sensitivity view jumps there, the wheel moves through
+ * the list under the pointer. */
+static void on_mouse(tui_session *s, layout *L)
+{
+    MEVENT ev;
+    if (getmouse(&ev) != OK) return;
+    const bool up = ev.bstate & BUTTON4_PRESSED, down = ev.bstate & BUTTON5_PRESSED;
+    const bool click = ev.bstate & BUTTON1_PRESSED;
+    int y = ev.y, x = ev.x;
+    if (s->scan_view && L->plots && wenclose(L->plots, y, x)) {
+        wmouse_trafo(L->plots, &y, &x, FALSE);
+        for (int k = 0; (up || down) && k < TUI_WHEEL_ROWS; k++) scan_key(s, up ? ACT_UP : ACT_DOWN);
+        if (!click) return;
+        tui_scan_row *rows = malloc((size_t)s->m->n_tensors * sizeof *rows);
+        if (!rows) return;
+        const int n = tui_scan_rows(s, rows), H = getmaxy(L->plots);
+        free(rows);
+        const int r = tui_hit_row(y, 2, tui_scanview_top(H, s->scan_cursor), n, H - 2);
+        if (r < 0) return;
+        s->scan_cursor = r;
+        scan_key(s, ACT_FOLD_TOGGLE); /* jump, as Enter does */
+        return;
+    }
+    if (!L->browser || !wenclose(L->browser, y, x)) return;
+    wmouse_trafo(L->browser, &y, &x, FALSE);
+    if (up || down) {
+        tui_browser_move(s, up ? -TUI_WHEEL_ROWS : TUI_WHEEL_ROWS);
+        return;
+    }
+    if (!click) return;
+    const int cap = 2 * s->m->n_tensors + 2;
+    tui_row *rows = malloc((size_t)cap * sizeof *rows);
+    if (!rows) return;
+    const int n = tui_browser_rows(s, rows, cap);
+    const int r = tui_hit_row(y, 1, s->top, n, getmaxy(L->browser) - 1);
+    const bool header = r >= 0 && rows[r].tensor < 0;
+    free(rows);
+    if (r < 0) return;
+    tui_browser_move(s, r - s->cursor); /* on a tensor's row: selects it */
+    if (header) tui_browser_fold(s, -1);
+}
+
 /* One key outside the command line. Returns false when the key was not for us. */
 static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
 {
@@ -208,6 +252,10 @@ static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
     }
     if (L->small) {
         if (key == 'q') s->quit = true;
+        return;
+    }
+    if (key == KEY_MOUSE) {
+        on_mouse(s, L);
         return;
     }
     int page = L->browser ? getmaxy(L->browser) - 2 : 10;

@@ -44,6 +44,10 @@ int crt_init(void)
     noecho();
     nonl();
     keypad(stdscr, TRUE);
+    /* clicks select rows, the wheel scrolls (hit.h); Shift+drag still selects text in most
+       terminals */
+    mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    mouseinterval(0);
     curs_set(0);
     timeout(50);
     set_escdelay(25);

@@ -1,6 +1,7 @@
 /* scanview.c — the sensitivity view (scanview.h). */
 #include "scanview.h"
 #include "crt.h"
+#include "hit.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ int tui_scan_target(const tui_session *s, const tui_scan_row *r)
     return best;
 }
 
-int tui_scanview_top(int H, int cursor) { return cursor >= H - 2 ? cursor - (H - 3) : 0; }
+int tui_scanview_top(int H, int cursor) { return tui_list_top(H - 2, cursor); }
 
 void tui_scanview_draw(WINDOW *win, const tui_session *s, int cursor)
 {

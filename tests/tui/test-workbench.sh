@@ -41,6 +41,22 @@ while [ $SECONDS -lt $deadline ] && screen | grep -qF "script: running"; do slee
 if screen | grep -qF "script: running"; then not_ok "the script has stopped" "$(screen | head -3)"; else ok "the script has stopped"; fi
 keys ':qb.status("after " .. qb.selected())' Enter
 check "the next line runs (session calls go through the UI thread)" "after gauss" 10
+# the mouse (X10 reports, as xterm sends them): a click on a browser row selects it, the wheel
+# moves on
+chr() { printf "\\$(printf %03o "$1")"; }
+mouse() { keys -l $'\033[M'"$(chr $((32 + $1)))$(chr $((33 + $2)))$(chr $((33 + $3)))"; } # BUTTON X Y
+mouse 0 5 4
+check "a click on a browser row selects the tensor" "uniform.weight  512" 10
+mouse 65 5 4
+check "the wheel moves down the list" "heavy_tailed.weight  512" 10
+mouse 64 5 4
+check "the wheel moves up the list" "gauss_outliers.weight  512" 10
+# a recipe file on the script thread
+printf 'qb.select("uniform")\nqb.status("recipe ran on " .. qb.selected())\n' > "$TMP/recipe.lua"
+keys ":run $TMP/recipe.lua" Enter
+check ":run runs a recipe file (session calls included)" "recipe ran on uniform.weight" 10
+keys ":run $TMP/missing.lua" Enter
+check ":run of a missing file: an error in the status line" "Lua: " 10
 keys P
 check "presentation mode" "presentation"
 keys ' '
