@@ -15,7 +15,7 @@
 # Environment: BUILD, QB_MODELS, QB_DATA, BENCH_THREADS (2), BENCH_METHODS_FORMATS (qb-docs list),
 #   BENCH_METHODS (rtn,gptq,awq), BENCH_METHODS_CHUNKS (40 evaluation chunks on qb-docs-26m).
 # 40 chunks (10K tokens) resolve KLD differences but not PPL differences of ~0.1: at int4-g128
-# AWQ was 0.06 PPL above RTN on 40 chunks (KLD 0.062 vs 0.068) and 0.15 below it on 160
+# AWQ was 0.11 PPL above RTN on 40 chunks (KLD 0.062 vs 0.068) and 0.15 below it on 160
 # (KLD 0.059 vs 0.066); use BENCH_METHODS_CHUNKS=160 (or 0: the whole text) for PPL orderings.
 set -u
 cd "$(dirname "$0")/.." || exit 2
