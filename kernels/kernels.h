@@ -42,6 +42,13 @@ typedef struct {
     void (*quantize_act_tile)(const float *x, void *xa, int n);
     void (*gemm_q[40])(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, float *y,
                        size_t ldy);
+    /* Generation (one token) for packed weights, where the CPU has a kernel for the type (index:
+     * weight type; NULL: none, qb_matmul then uses qdot): quantize_act_gemv writes one token's
+     * n floats (n a multiple of 32) as qb_act_gemv_row_bytes(n) bytes in the kernel's own
+     * layout (the quants and scales qb_quantize_q8_0 gives, laid out to match the weight row's
+     * bytes); gemv_q returns one weight row of n elements · that token. */
+    void (*quantize_act_gemv[40])(const float *x, void *xg, int n);
+    float (*gemv_q[40])(int n, const void *w, const void *xg);
     /* Rows of the non-ggml formats (INT, NF4, FP8, MXFP4; fmt.h, layouts in fmt_*_ref.c) times
      * f32 activations, decoded in registers: y[c*ldy + r] = row r of w (rows wst bytes apart,
      * r < nr <= 4) · x + c*ldx (c < nc <= 4), summed in f32. NULL (the scalar table): callers
@@ -63,6 +70,10 @@ typedef struct {
     void (*attn_f32)(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
                      float scale, float *att, float *out);
 } qb_kernel_table;
+
+/* Bytes of one token's activations in the gemv_q layout (groups of 32 Q8_0 blocks, 1856 bytes
+ * each, the last one padded). */
+size_t qb_act_gemv_row_bytes(int n);
 
 /* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
  * bytes each, the last one padded). */

@@ -69,6 +69,20 @@ static double time_gemm(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
+/* Seconds for one pass of the generation kernel (gemv_q, one row per call), best of reps. */
+static double time_gemv(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xg, int reps,
+                        float *out)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i++) out[i] = k->gemv_q[t](N, w + (size_t)i * rb, xg);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 /* Seconds for one pass of fmt_tile over the matrix with nc activation rows, best of reps.
  * k->fmt_tile NULL: the scalar path (dequantize 4 rows, then tile_f32). */
 static double time_fmt(const qb_kernel_table *k, const qb_format *f, const qb_fmt_params *p, const uint8_t *w, size_t rb,
@@ -148,9 +162,10 @@ int main(int argc, char **argv)
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
     float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
     printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"
-           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one\n",
+           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one;\n"
+           "gemv: GB/s of the one-token generation kernel where the table has one (else generation uses qdot nc=1)\n",
            ROWS, N, reps);
-    printf("%-7s %-11s %9s %9s %11s %11s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC");
+    printf("%-7s %-11s %9s %9s %11s %11s %9s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC", "gemv");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int t = types[ti], at = qb_act_type(t);
         if (argc > 2) {
@@ -160,7 +175,7 @@ int main(int argc, char **argv)
         }
         const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
         const size_t ab = qb_act_tile_row_bytes(N);
-        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8);
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8), *xg = malloc(qb_act_gemv_row_bytes(N));
         for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
@@ -180,18 +195,25 @@ int main(int argc, char **argv)
             const double t1 = time_pass(k, t, w, rb, xq, ast, 1, r, out);
             const double t4 = time_pass(k, t, w, rb, xq, ast, 4, r, out);
             const double gb = (double)rb * ROWS / 1e9, gmac = (double)N * ROWS / 1e9;
-            char gm[16] = "-";
+            char gm[16] = "-", gv[16] = "-";
             if (k->gemm_q[t]) {
                 for (int c = 0; c < 8; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
                 time_gemm(k, t, w, rb, xa, ab, 1, out);
                 snprintf(gm, sizeof gm, "%.1f", 8 * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
             }
-            printf("%-7s %-11s %9.2f %9.2f %11.1f %11s\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4, 4 * gmac / t4, gm);
+            if (k->gemv_q[t]) {
+                k->quantize_act_gemv[t](srcs, xg, N);
+                time_gemv(k, t, w, rb, xg, 1, out);
+                snprintf(gv, sizeof gv, "%.2f", gb / time_gemv(k, t, w, rb, xg, r, out));
+            }
+            printf("%-7s %-11s %9.2f %9.2f %11.1f %11s %9s\n", qb_type_get(t)->name, isas[s], gb / t1, gb / t4, 4 * gmac / t4,
+                   gm, gv);
             fflush(stdout);
         }
         free(w);
         free(xq);
         free(xa);
+        free(xg);
         free(srcs);
     }
     free(src);

@@ -469,6 +469,61 @@ static void test_gemm_tiles(void **state)
     print_message("gemm tiles: %d calls matched the reference\n", checked);
 }
 
+/* The generation kernels (gemv_q, where a table has them) against the reference qdot: one
+ * weight row (at an odd address, ending where its allocation ends, so ASan sees any read past
+ * it) at the awkward lengths, which cross the kernels' groups of 32 blocks, quantized and
+ * random-byte weights, activations through the table's own gemv layout. */
+static void test_gemv(void **state)
+{
+    (void)state;
+    const qb_kernel_table *ref = qb_kernels_for("ref");
+    const char *all[] = {"ref", "avx2", "avx512", "avx512vnni"};
+    int checked = 0;
+    for (int s = 0; s < 4; s++) {
+        const qb_kernel_table *k = qb_kernels_for(all[s]);
+        if (!k) continue;
+        for (int ti = 0; ti < NWT; ti++) {
+            const int t = wtypes[ti];
+            if (!k->gemv_q[t]) continue;
+            assert_non_null(k->quantize_act_gemv[t]);
+            assert_int_equal(qb_act_type(t), QB_TYPE_Q8_0);
+            for (int li = 0; li < NLEN; li++)
+                for (int flavour = 0; flavour < 2; flavour++)
+                    for (int c = 0; c < 2; c++) {
+                        const int n = nblocks[li] * 32;
+                        const size_t wrow = row_bytes(t, n), arow = row_bytes(QB_TYPE_Q8_0, n);
+                        uint8_t *wbuf = malloc(wrow + 1), *xq = malloc(arow), *xg = malloc(qb_act_gemv_row_bytes(n));
+                        uint8_t *w = wbuf + 1;
+                        float *x = malloc((size_t)n * sizeof *x), *wf = malloc((size_t)n * sizeof *wf),
+                              *xf = malloc((size_t)n * sizeof *xf);
+                        make_weights(t, n, w, flavour);
+                        fill_acts(x, n, c);
+                        ref->quantize_act[QB_TYPE_Q8_0](x, xq, n);
+                        k->quantize_act_gemv[t](x, xg, n);
+                        float want;
+                        ref->qdot[t](n, w, xq, arow, 1, &want);
+                        assert_true(qb_dequant_row_ref(t, w, wf, n));
+                        assert_true(qb_dequant_row_ref(QB_TYPE_Q8_0, xq, xf, n));
+                        double sc = 0;
+                        for (int i = 0; i < n; i++) sc += fabs((double)wf[i] * xf[i]);
+                        const float got = k->gemv_q[t](n, w, xg);
+                        if (fabs((double)got - want) > 4e-7 * sc + 1e-30)
+                            fail_msg("%s gemv[%s] (%s weights) n=%d: %.9g vs reference %.9g (tol %.3g)", all[s],
+                                     qb_type_get(t)->name, flavour ? "random-byte" : "quantized", n, got, want, 4e-7 * sc);
+                        checked++;
+                        free(wbuf);
+                        free(xq);
+                        free(xg);
+                        free(x);
+                        free(wf);
+                        free(xf);
+                    }
+        }
+    }
+    print_message("gemv: %d calls matched the reference\n", checked);
+    if (qb_kernels_for("avx512vnni")) assert_true(checked > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_act_quant_simd),
         cmocka_unit_test(test_qdot_ref_vs_double),
         cmocka_unit_test(test_qdot_simd_quantized),
+        cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_qdot_simd_random_bytes),
         cmocka_unit_test(test_qdot_many_rows),
         cmocka_unit_test(test_gemm_tiles),

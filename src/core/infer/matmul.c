@@ -132,6 +132,31 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *const *ws, 
     free(xq);
 }
 
+/* One token through the kernels' gemv (Q4_0 where the CPU has one): the activations laid out
+ * once to match the weight rows' bytes, then one kernel call per row, each thread streaming
+ * one contiguous share of the rows. False (nothing done) when there is no such kernel or no
+ * memory for the activations: the caller takes the qdot path. */
+static bool matmul_gemv(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x,
+                        float *const *ys)
+{
+    const int type = ws[0]->type, n = (int)ws[0]->ne[0];
+    float (*gemv)(int, const void *, const void *) = k->gemv_q[type];
+    if (!gemv || !k->quantize_act_gemv[type]) return false;
+    uint8_t *xg = malloc(qb_act_gemv_row_bytes(n));
+    if (!xg) return false;
+    k->quantize_act_gemv[type](x, xg, n);
+    const size_t wrow = qb_type_row_bytes(type, n);
+    const units u = units_of(ws, nw, 1);
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < u.off[nw]; g++) {
+        const int i = unit_matrix(&u, g);
+        const int64_t r = g - u.off[i];
+        ys[i][r] = gemv(n, (const uint8_t *)ws[i]->data + (size_t)r * wrow, xg);
+    }
+    free(xg);
+    return true;
+}
+
 /* Several tokens through the kernels' GEMM tile (Q8_0, Q4_0, IQ4_NL where the CPU has one):
  * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
  * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
@@ -225,7 +250,8 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     } else if (!is_float && qb_matmul_runs_packed(w->type)) {
         const qb_tensor *ws[1] = {w};
         float *ys[1] = {y};
-        if (!matmul_tiled(k, ws, 1, x, T, ys)) matmul_packed(k, ws, 1, x, T, ys);
+        if (!(T == 1 && matmul_gemv(k, ws, 1, x, ys)) && !matmul_tiled(k, ws, 1, x, T, ys))
+            matmul_packed(k, ws, 1, x, T, ys);
         return;
     }
     /* the scalar table's non-ggml formats take the row-dequantizing path below (the spec of
@@ -285,5 +311,6 @@ void qb_matmul_multi(const qb_tensor *const *ws, int nw, const float *x, int T, 
         for (int i = 0; i < nw; i++) qb_matmul(ws[i], x, T, ys[i]);
         return;
     }
-    if (!matmul_tiled(k, ws, nw, x, T, ys)) matmul_packed(k, ws, nw, x, T, ys);
+    if (!(T == 1 && matmul_gemv(k, ws, nw, x, ys)) && !matmul_tiled(k, ws, nw, x, T, ys))
+        matmul_packed(k, ws, nw, x, T, ys);
 }
