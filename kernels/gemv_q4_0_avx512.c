@@ -126,13 +126,16 @@ AI __m512 window(__m512 acc, __m512i cur, const uint8_t *xa, __m512 d_lo, __m512
 AI __m512i words(int k) { return _mm512_loadu_si512(scale_words[k]); }
 
 /* One group of 32 blocks; bytes: how many of its 576 bytes exist (576 but in a row's last,
- * partial group, whose missing bytes read as zeros: scale 0, activations 0). */
-AI void group(__m512 acc[3], const uint8_t *w, const uint8_t *xa, const int bytes)
+ * partial group, whose missing bytes read as zeros: scale 0, activations 0), nwin: the windows
+ * they occupy (a compile-time constant where the caller can make it one, so the loops unroll). */
+AI void group(__m512 acc[3], const uint8_t *w, const uint8_t *xa, const int bytes, const int nwin)
 {
     __m512i v[WINDOWS];
     #pragma GCC unroll 9
     for (int r = 0; r < WINDOWS; r++) {
-        if (bytes == GROUP_ROW_BYTES) {
+        if (r >= nwin) {
+            v[r] = _mm512_setzero_si512();
+        } else if (bytes == GROUP_ROW_BYTES) {
             v[r] = _mm512_loadu_si512(w + 64 * r);
         } else {
             const int k = bytes - 64 * r;
@@ -150,7 +153,7 @@ AI void group(__m512 acc[3], const uint8_t *w, const uint8_t *xa, const int byte
     const __m512 d_lo = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(h)), _mm512_loadu_ps(dy));
     const __m512 d_hi = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)), _mm512_loadu_ps(dy + 16));
     #pragma GCC unroll 9
-    for (int r = 0; r < WINDOWS; r++)
+    for (int r = 0; r < nwin; r++)
         acc[r % 3] = window(acc[r % 3], v[r], xa + GROUP_BLOCKS * 4 + r * WINDOW_ACT_BYTES, d_lo, d_hi, r);
 }
 
@@ -160,7 +163,13 @@ float qb_gemv_q4_0_avx512vnni(int n, const void *vw, const void *vx)
     const int nb = n / 32, nfull = nb / GROUP_BLOCKS, rest = nb % GROUP_BLOCKS;
     __m512 acc[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int g = 0; g < nfull; g++)
-        group(acc, w + (size_t)g * GROUP_ROW_BYTES, xa + (size_t)g * GROUP_ACT_BYTES, GROUP_ROW_BYTES);
-    if (rest) group(acc, w + (size_t)nfull * GROUP_ROW_BYTES, xa + (size_t)nfull * GROUP_ACT_BYTES, rest * 18);
+        group(acc, w + (size_t)g * GROUP_ROW_BYTES, xa + (size_t)g * GROUP_ACT_BYTES, GROUP_ROW_BYTES, WINDOWS);
+    /* the last, partial group: rows of 512 + k·1024 elements (16 blocks left, 5 windows) are the
+     * common case and get their own unrolled copy */
+    const uint8_t *wt = w + (size_t)nfull * GROUP_ROW_BYTES, *xt = xa + (size_t)nfull * GROUP_ACT_BYTES;
+    if (rest == 16)
+        group(acc, wt, xt, 16 * 18, 5);
+    else if (rest)
+        group(acc, wt, xt, rest * 18, (rest * 18 + 63) / 64);
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[2]));
 }

@@ -471,8 +471,11 @@ static void test_gemm_tiles(void **state)
 
 /* The generation kernels (gemv_q, where a table has them) against the reference qdot: one
  * weight row (at an odd address, ending where its allocation ends, so ASan sees any read past
- * it) at the awkward lengths, which cross the kernels' groups of 32 blocks, quantized and
- * random-byte weights, activations through the table's own gemv layout. */
+ * it) at the awkward lengths, which cross the kernels' groups of 32 blocks, and at k·32 + 16
+ * blocks (a partial group of 16 has its own code path), quantized and random-byte weights,
+ * activations through the table's own gemv layout. */
+static const int gemv_extra[] = {48, 80, 176};
+#define NGEMV (NLEN + (int)(sizeof gemv_extra / sizeof gemv_extra[0]))
 static void test_gemv(void **state)
 {
     (void)state;
@@ -487,10 +490,10 @@ static void test_gemv(void **state)
             if (!k->gemv_q[t]) continue;
             assert_non_null(k->quantize_act_gemv[t]);
             assert_int_equal(qb_act_type(t), QB_TYPE_Q8_0);
-            for (int li = 0; li < NLEN; li++)
+            for (int li = 0; li < NGEMV; li++)
                 for (int flavour = 0; flavour < 2; flavour++)
                     for (int c = 0; c < 2; c++) {
-                        const int n = nblocks[li] * 32;
+                        const int n = (li < NLEN ? nblocks[li] : gemv_extra[li - NLEN]) * 32;
                         const size_t wrow = row_bytes(t, n), arow = row_bytes(QB_TYPE_Q8_0, n);
                         uint8_t *wbuf = malloc(wrow + 1), *xq = malloc(arow), *xg = malloc(qb_act_gemv_row_bytes(n));
                         uint8_t *w = wbuf + 1;
