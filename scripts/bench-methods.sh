@@ -13,7 +13,7 @@
 # α searched on 20 points, then the clipping search per quantization group (all matrices but
 # wq / wk); BENCH_METHODS=rtn,gptq,awq,awq-noclip adds AWQ's scale search alone.
 # Environment: BUILD, QB_MODELS, QB_DATA, BENCH_THREADS (2), BENCH_METHODS_FORMATS (qb-docs list),
-#   BENCH_METHODS (rtn,gptq,awq), BENCH_METHODS_CHUNKS (40 evaluation chunks on qb-docs-26m).
+#   BENCH_METHODS (rtn,gptq,awq), BENCH_METHODS_CHUNKS (160 evaluation chunks of 256 tokens on qb-docs-26m).
 # 40 chunks (10K tokens) resolve KLD differences but not PPL differences of ~0.1: at int4-g128
 # AWQ was 0.11 PPL above RTN on 40 chunks (KLD 0.062 vs 0.068) and 0.15 below it on 160
 # (KLD 0.059 vs 0.066); use BENCH_METHODS_CHUNKS=160 (or 0: the whole text) for PPL orderings.
@@ -36,7 +36,7 @@ fi
 echo "== methods: qb-docs-26m (group 128, ggml blocks)"
 if [ -d "$MODELS/qb-docs-26m/hf" ]; then
     "$QB" methods "$MODELS/qb-docs-26m/hf" -t "$T" --calib "$DATA/calib-docs.txt" --eval "$DATA/eval-docs.txt" \
-        --samples 32 --ctx 256 --chunks "${BENCH_METHODS_CHUNKS:-40}" --gen 16 --act-order --methods "$METHODS" \
+        --samples 32 --ctx 256 --chunks "${BENCH_METHODS_CHUNKS:-160}" --gen 16 --act-order --methods "$METHODS" \
         --formats "${BENCH_METHODS_FORMATS:-int4-g128-asym,int3-g128-asym,q4_0,q4_k}" || rc=1
 else
     echo "qb-docs-26m missing: skipped"

@@ -92,8 +92,8 @@ if [ -f "$S" ]; then
     EVAL="$MODELS/stories260K/ppl-sample.txt"
     CTX="--ctx 64"
     CALIB="--calib $EVAL --calib-ctx 64"
-    echo "== stories260K: 8-bit activation settings vs F32 (ctx 64; calibrated on the evaluated text)"
-    base=$("$QB" ppl "$M" "$EVAL" --ctx 64 -t "$T" 2>/dev/null | awk '/^PPL/ { print $3 }')
+    echo "== stories260K: 8-bit activation settings vs F32 (ctx 64, the first $CH chunks; calibrated on the evaluated text)"
+    base=$("$QB" ppl "$M" "$EVAL" --ctx 64 --chunks "$CH" -t "$T" 2>/dev/null | awk '/^PPL/ { print $3 }')
     echo "F32 PPL $base"
     printf '| %-34s | %9s | %9s | %8s |\n' "setting" "PPL" "KLD" "top-1 %"
     echo "|------------------------------------|-----------|-----------|----------|"
