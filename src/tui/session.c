@@ -50,10 +50,12 @@ static qb_status adopt(tui_session *s, qb_model *m)
     bool *unf = calloc((size_t)n_layer_slots(m), sizeof *unf);
     double *heat = malloc((size_t)m->n_tensors * sizeof *heat);
     tui_tensor_state *ts = calloc((size_t)m->n_tensors, sizeof *ts);
-    if (!unf || !heat || !ts) {
+    unsigned char *tm = calloc((size_t)m->n_tensors, sizeof *tm);
+    if (!unf || !heat || !ts || !tm) {
         free(unf);
         free(heat);
         free(ts);
+        free(tm);
         return qb_fail(&s->ctx, QB_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < m->n_tensors; i++) heat[i] = NAN;
@@ -73,6 +75,14 @@ static qb_status adopt(tui_session *s, qb_model *m)
     s->heat_label[0] = 0;
     qb_plan_free(&s->plan);
     qb_plan_init(&s->plan);
+    free(s->rule_method);
+    s->rule_method = NULL;
+    free(s->tmethod);
+    s->tmethod = tm; /* all QB_METHOD_RTN (0): every tensor as loaded */
+    s->awq_folded = false;
+    qb_calib_free(s->calib); /* it was run on the old model */
+    s->calib = NULL;
+    s->calib_desc[0] = 0;
     for (int i = 0; i < s->n_undo; i++) free(s->undo[i]);
     for (int i = 0; i < s->n_redo; i++) free(s->redo[i]);
     s->n_undo = s->n_redo = 0;
@@ -145,6 +155,9 @@ void tui_session_free(tui_session *s)
     free(s->unfolded);
     free(s->heat);
     free(s->tstate);
+    free(s->rule_method);
+    free(s->tmethod);
+    qb_calib_free(s->calib);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);
 }

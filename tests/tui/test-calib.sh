@@ -1,0 +1,97 @@
+#!/bin/bash
+# test-calib.sh — calibration methods in the workbench (tmux, qb-docs-26m): GPTQ chosen before
+# any calibration shows the hint; :calib of a missing file is an error and the session goes on;
+# Ctrl-C cancels a calibration and a later one completes; GPTQ 4-bit group 128 on
+# blk.2.ffn_down shows the layer's output error below RTN's; AWQ shows its own; a tensor
+# without a calibration point says so; apply GPTQ to the tensor, export, then undo restores
+# the previous format in the browser.
+. "$(dirname "$0")/lib.sh"
+BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
+export XDG_STATE_HOME=$TMP/state
+MODEL=$(cd "$QB_MODELS" 2>/dev/null && pwd)/qb-docs-26m/qb-docs-26m-f16.gguf
+CALIB=$(cd "$QB_DATA" 2>/dev/null && pwd)/calib-docs.txt
+if [ ! -f "$MODEL" ] || [ ! -f "$CALIB" ]; then
+    echo "# skip: $MODEL or $CALIB missing (set QB_MODELS, QB_DATA)"; ok "skip: qb-docs-26m missing"; finish; exit $?
+fi
+
+start 140 44 "$BIN" "$MODEL"
+check "model opens" "Qb Docs 26m" 20
+keys ":select blk.2.ffn_down" Enter
+check "tensor selected" "blk.2.ffn_down.weight  512" 10
+keys M M
+check "M cycles back to GPTQ" "GPTQ" 10
+check "GPTQ without calibration: the hint" "GPTQ needs calibration data: :calib FILE" 10
+
+keys ":calib $TMP/missing.txt" Enter
+check ":calib of a missing file: an error" "calib: cannot read" 10
+keys ":bits 4" Enter
+check "the session goes on" "4 bit" 10
+
+keys ":calib $CALIB 64 256" Enter
+check "a calibration job starts" "job: calib" 10
+keys C-c
+check "Ctrl-C cancels the calibration" "calib cancelled" 30
+if screen | grep -qF "GPTQ needs calibration data"; then ok "still no calibration after the cancel"
+else not_ok "still no calibration after the cancel" "$(screen | head -12)"; fi
+
+keys ":calib $CALIB 8 128" Enter
+check "a later calibration completes" "calibrated: calib-docs.txt, 8 windows x 128 tokens" 120
+keys ":group 128" Enter
+check "GPTQ 4 bit group 128" "group 128" 10
+check "GPTQ analysis: the output error line" "output err" 60
+wait_for "RTN     " 30
+g=$(screen | grep -o 'GPTQ    [0-9.e+-]*' | head -1 | awk '{print $2}')
+r=$(screen | grep -o 'RTN     [0-9.e+-]*' | head -1 | awk '{print $2}')
+if [ -n "$g" ] && [ -n "$r" ] && awk -v g="$g" -v r="$r" 'BEGIN { exit !(g > 0 && g < r) }'; then
+    ok "GPTQ's output error below RTN's ($g < $r)"
+else not_ok "GPTQ's output error below RTN's" "GPTQ '$g' RTN '$r'" "$(screen | head -30)"; fi
+check "the plots are drawn" "values" 10
+
+keys m
+check "m: AWQ" "AWQ" 10
+check "AWQ analysis: its output error" "AWQ     " 60
+keys M
+check "back to GPTQ (cached)" "GPTQ    " 10
+
+keys ":select token_embd" Enter
+check "a tensor without a calibration point says so" "has no calibration point" 10
+keys ":select blk.2.ffn_down" Enter
+check "back on ffn_down" "GPTQ    " 30
+
+keys a t
+check "apply GPTQ to the tensor" "applied:" 60
+n_applied=$(screen | grep -c 'ffn_down *int4-g128')
+if [ "$n_applied" -ge 1 ]; then ok "browser shows ffn_down at int4-g128-asym"
+else not_ok "browser shows ffn_down at int4-g128-asym" "$(screen | head -30)"; fi
+keys ":export $TMP/gptq.gguf" Enter
+check "export after the GPTQ apply" "export finished" 60
+keys u
+check "undo: no rules left" "rules     0" 10
+check "undo applied" "applied:" 60
+n_after=$(screen | grep -c 'ffn_down *int4-g128')
+if [ "$n_after" -eq 0 ]; then ok "undo: the browser shows the previous format"
+else not_ok "undo: the browser shows the previous format" "$(screen | head -30)"; fi
+keys U
+check "redo: the rule is back" "rules     1" 10
+check "redo applies GPTQ again" "applied:" 60
+n_redo=$(screen | grep -c 'ffn_down *int4-g128')
+if [ "$n_redo" -ge 1 ]; then ok "redo: back at int4-g128-asym"; else not_ok "redo: back at int4-g128-asym" "$(screen | head -30)"; fi
+# AWQ on top (its folds reach the neighbours: ffn_up holds the 1/s rows), then undo back to GPTQ
+keys m
+check "m: AWQ again" "AWQ     " 30
+keys a t
+check "apply AWQ to the tensor" "rules     2" 10
+check "AWQ applied" "applied:" 60
+if screen | grep -q 'ffn_up *f32'; then ok "AWQ folded 1/s into ffn_up (f32 now)"
+else not_ok "AWQ folded 1/s into ffn_up (f32 now)" "$(screen | head -30)"; fi
+keys u
+check "undo the AWQ apply" "rules     1" 10
+check "undo rebuilt the model" "applied:" 60
+if [ "$(screen | grep -c 'ffn_up *f32')" -eq 0 ] && screen | grep -q 'ffn_down *int4-g128'; then ok "undo: ffn_up original, ffn_down GPTQ again"
+else not_ok "undo: ffn_up original, ffn_down GPTQ again" "$(screen | head -30)"; fi
+keys "?"
+check "help lists :calib" "calib FILE [SAMPLES] [CTX]" 10
+keys q
+keys ":q" Enter
+check "quit" "QB-EXITED-0" 10
+finish
