@@ -14,6 +14,18 @@ if [ ! -f "$MODEL" ] || [ ! -f "$CALIB" ]; then
     echo "# skip: $MODEL or $CALIB missing (set QB_MODELS, QB_DATA)"; ok "skip: qb-docs-26m missing"; finish; exit $?
 fi
 
+# the demo: GPTQ shows the hint, :calib says why it cannot run, other methods still work
+start 120 40 "$BIN"
+wait_for "gauss_outliers" 10
+keys ":method gptq" Enter
+check "demo: GPTQ shows the calibration hint" "GPTQ needs calibration data: :calib FILE" 10
+keys ":calib $CALIB" Enter
+check "demo: :calib says the demo has no forward pass" "no forward pass" 10
+keys ":method nf4" Enter
+check "demo: NF4 still analysed" "SQNR" 10
+keys ":q" Enter
+check "demo quits" "QB-EXITED-0" 10
+
 start 140 44 "$BIN" "$MODEL"
 check "model opens" "Qb Docs 26m" 20
 keys ":select blk.2.ffn_down" Enter
