@@ -15,6 +15,7 @@ static const tui_command_doc docs[] = {
     {"load PATH", "load a plan and apply it"},
     {"export PATH.gguf", "write the model at the plan as GGUF (job; temp file + rename)"},
     {"calib FILE [SAMPLES] [CTX]", "calibrate on a text (job; XᵀX kept for GPTQ/AWQ analyses and applies)"},
+    {"act smoothquant [A] | int8 [T] | off", "W8A8 SmoothQuant (needs :calib) / LLM.int8 on every block matrix (job)"},
     {"gen [PROMPT]", "generate with the base and the plan side by side"},
     {"ppl [CHUNKS] [FILE]", "perplexity and KLD of the plan against the base (job)"},
     {"select NAME", "select a tensor (blk.3.ffn_down or a full name)"},
@@ -88,7 +89,8 @@ void tui_command_run(tui_session *s, const char *line)
         if (sscanf(a, "%1023s %d %d", path, &samples, &ctx) < 1)
             tui_status(s, true, "calib: which text? (:calib FILE [SAMPLES] [CTX])");
         else tui_calibrate(s, path, samples, ctx);
-    } else if (!strcmp(cmd, "gen")) tui_generate(s, a);
+    } else if (!strcmp(cmd, "act")) tui_act(s, a);
+    else if (!strcmp(cmd, "gen")) tui_generate(s, a);
     else if (!strcmp(cmd, "ppl")) {
         char *end;
         long k = strtol(a, &end, 10);

@@ -68,6 +68,7 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     mvwprintw(win, y++, 1, "params    %.2fM", z->params / 1e6);
     mvwprintw(win, y++, 1, "rules     %d", s->plan.n_rules);
     if (s->calib) mvwprintw(win, y++, 1, "calib     %d x %d tok", s->calib->n_windows, s->calib->n_ctx);
+    if (s->act_desc[0]) mvwprintw(win, y++, 1, "act       %.*s", W - 12 > 0 ? W - 12 : 0, s->act_desc);
     if (y + 4 < H) {
         y++;
         head(win, y++, "projected at this bpw");

@@ -80,6 +80,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
     free(s->tmethod);
     s->tmethod = tm; /* all QB_METHOD_RTN (0): every tensor as loaded */
     s->awq_folded = false;
+    s->act_desc[0] = 0;
     qb_calib_free(s->calib); /* it was run on the old model */
     s->calib = NULL;
     s->calib_desc[0] = 0;
@@ -105,7 +106,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
 
 void tui_session_sync(tui_session *s)
 {
-    if ((s->job && s->job_kind == JOB_APPLY) || tui_script_holds_model(s)) return;
+    if ((s->job && (s->job_kind == JOB_APPLY || s->job_kind == JOB_ACT)) || tui_script_holds_model(s)) return;
     for (int i = 0; i < s->m->n_tensors; i++)
         s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
     qb_model_size_compute(s->m, &s->size);

@@ -33,7 +33,7 @@ enum {
     TUI_MSG_CALIB,                  /* data = qb_calib* (moved out by the receiver) */
 };
 
-typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB } tui_job_kind;
+typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB, JOB_ACT } tui_job_kind;
 
 typedef struct {
     char text[4096];     /* decoded continuation */
@@ -106,6 +106,8 @@ typedef struct tui_session {
     unsigned char *tmethod; /* per tensor, the method its current representation came from
                                (qb_method_kind); written only by the UI thread after an apply */
     bool awq_folded;        /* AWQ scales are folded into the model (norms, neighbours) */
+    char act_desc[64];      /* the activation method on (actmode.c; "" = none) */
+    char act_pending[64];   /* what the running act job turns on ("" = off) */
     char *undo[TUI_UNDO_MAX];
     int n_undo;
     char *redo[TUI_UNDO_MAX];
@@ -193,6 +195,8 @@ bool tui_export(tui_session *s, const char *path);
 /* Calibrate the model on text file path (samples windows of ctx tokens; 0 = 32 × 256) as a
  * job; the result (with XᵀX) replaces the session's calibration when the job finishes. */
 bool tui_calibrate(tui_session *s, const char *path, int samples, int ctx);
+/* `:act smoothquant [ALPHA] | int8 [THRESHOLD] | off` as a job (actmode.c). */
+bool tui_act(tui_session *s, const char *args);
 /* Cancel the running job; false when none runs. */
 bool tui_cancel(tui_session *s);
 

@@ -70,9 +70,17 @@ static void push(char **stack, int *n, char *text)
     stack[(*n)++] = text;
 }
 
+/* Plan changes are refused while an activation method owns the block matrices. */
+static bool act_off(tui_session *s, const char *what)
+{
+    if (!s->act_desc[0]) return true;
+    tui_status(s, true, "%s: %s is on (:act off first)", what, s->act_desc);
+    return false;
+}
+
 bool tui_apply(tui_session *s, char scope)
 {
-    if (!tui_task_idle(s, "apply")) return false;
+    if (!tui_task_idle(s, "apply") || !act_off(s, "apply")) return false;
     const qb_tensor *sel = tui_sel(s);
     char pat[200], fname[64];
     if (!tui_scope_pattern(sel->name, scope, pat, sizeof pat)) {
@@ -116,7 +124,7 @@ bool tui_apply(tui_session *s, char scope)
 
 static bool swap_plan(tui_session *s, char **from, int *n_from, char **to, int *n_to, const char *what)
 {
-    if (!tui_task_idle(s, what)) return false;
+    if (!tui_task_idle(s, what) || !act_off(s, what)) return false;
     if (*n_from == 0) {
         tui_status(s, true, "nothing to %s", what);
         return false;
@@ -151,7 +159,7 @@ bool tui_plan_save(tui_session *s, const char *path)
 
 bool tui_plan_load(tui_session *s, const char *path)
 {
-    if (!tui_task_idle(s, "load plan")) return false;
+    if (!tui_task_idle(s, "load plan") || !act_off(s, "load plan")) return false;
     qb_plan p;
     if (qb_plan_load(&s->ctx, path, &p) != QB_OK) {
         tui_status(s, true, "%s", qb_ctx_errmsg(&s->ctx));
@@ -378,7 +386,12 @@ static void job_done(tui_session *s, const qb_msg *m)
     s->job = NULL;
     s->job_kind = JOB_NONE;
     (void)m;
-    if (kind == JOB_APPLY) tui_session_sync(s); /* the job is joined: the model is ours again */
+    if (kind == JOB_APPLY || kind == JOB_ACT) tui_session_sync(s); /* joined: the model is ours again */
+    if (kind == JOB_ACT) {
+        if (st != QB_OK) tui_status(s, true, "act: %s", st == QB_ERR_CANCELLED ? "cancelled" : err);
+        tui_act_done(s, st == QB_OK);
+        return;
+    }
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
             tui_status(s, true, "apply cancelled: tensors not yet redone keep their previous format (u undoes)");

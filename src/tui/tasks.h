@@ -15,6 +15,8 @@ bool tui_task_start(tui_session *s, tui_job_kind kind, const char *name, qb_job_
 /* The calibration a finished :calib job posted (TUI_MSG_CALIB) becomes the session's
  * (calibrate.c). */
 void tui_calib_adopt(tui_session *s, const qb_msg *m);
+/* An act job ended (ok: it succeeded): the activation mode and the plan follow (actmode.c). */
+void tui_act_done(tui_session *s, bool ok);
 /* Handle a message from a long job (job ids <= 0). */
 void tui_task_message(tui_session *s, const qb_msg *m);
 /* The glob pattern of a scope ('t' tensor, 'k' kind, 'l' layer, 'm' model) for tensor name

@@ -4,7 +4,9 @@
 # Ctrl-C cancels a calibration and a later one completes; GPTQ 4-bit group 128 on
 # blk.2.ffn_down shows the layer's output error below RTN's; AWQ shows its own; a tensor
 # without a calibration point says so; apply GPTQ to the tensor, export, then undo restores
-# the previous format in the browser.
+# the previous format in the browser; AWQ on top (the folded model's perplexity stays close to
+# the base's) and undo (a rebuild); :act smoothquant / int8 / off (the plan comes back, the
+# perplexity too).
 . "$(dirname "$0")/lib.sh"
 BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
 export XDG_STATE_HOME=$TMP/state
@@ -25,6 +27,21 @@ keys ":method nf4" Enter
 check "demo: NF4 still analysed" "SQNR" 10
 keys ":q" Enter
 check "demo quits" "QB-EXITED-0" 10
+
+# ppl_close NAME: one chunk of perplexity; the plan within 10% of the base (a broken fold or
+# restore gives far more)
+ppl_close() {
+    keys ":ppl 1" Enter
+    local line="" deadline=$((SECONDS + 90)) # the status line's result (the metrics panel has older ones)
+    while [ $SECONDS -lt $deadline ] && [ -z "$line" ]; do
+        sleep 0.2; line=$(screen | grep -o 'PPL base [0-9.]*  plan [0-9.]*' | head -1)
+    done
+    local b p; b=$(echo "$line" | awk '{print $3}'); p=$(echo "$line" | awk '{print $5}')
+    if awk -v b="$b" -v p="$p" 'BEGIN { exit !(b > 0 && p > 0 && p < 1.1 * b) }'; then ok "$1: perplexity $p vs base $b"
+    else not_ok "$1: perplexity close to the base" "$line"; fi
+    keys ":qb.status('ppl checked')" Enter
+    wait_for "ppl checked" 10
+}
 
 start 140 44 "$BIN" "$MODEL"
 check "model opens" "Qb Docs 26m" 20
@@ -96,11 +113,28 @@ check "apply AWQ to the tensor" "rules     2" 10
 check "AWQ applied" "applied:" 60
 if screen | grep -q 'ffn_up *f32'; then ok "AWQ folded 1/s into ffn_up (f32 now)"
 else not_ok "AWQ folded 1/s into ffn_up (f32 now)" "$(screen | head -30)"; fi
+ppl_close "AWQ-folded model"
 keys u
 check "undo the AWQ apply" "rules     1" 10
 check "undo rebuilt the model" "applied:" 60
 if [ "$(screen | grep -c 'ffn_up *f32')" -eq 0 ] && screen | grep -q 'ffn_down *int4-g128'; then ok "undo: ffn_up original, ffn_down GPTQ again"
 else not_ok "undo: ffn_up original, ffn_down GPTQ again" "$(screen | head -30)"; fi
+# activation methods: SmoothQuant on the session's calibration, LLM.int8, then off (plan back)
+keys ":act smoothquant 0.5" Enter
+check "act smoothquant runs as a job" "act: SmoothQuant W8A8, alpha 0.50 on every block matrix" 60
+n_int8=$(screen | grep -c 'ffn_down *int8-ch')
+if [ "$n_int8" -ge 2 ]; then ok "block matrices at int8 per channel"; else not_ok "block matrices at int8 per channel" "$(screen | head -30)"; fi
+keys a t
+check "plan changes refused while an act method is on" ":act off first" 10
+keys ":act int8 6" Enter
+check "act int8 (LLM.int8)" "act: LLM.int8, threshold 6 on every block matrix" 60
+keys ":act off" Enter
+check "act off re-applies the plan" "act off: re-applying the plan" 30
+check "plan re-applied" "applied:" 60
+if [ "$(screen | grep -c 'ffn_down *int8-ch')" -eq 0 ] && screen | grep -q 'ffn_down *int4-g128'; then
+    ok "act off: ffn_down back at the plan's GPTQ format"
+else not_ok "act off: ffn_down back at the plan's GPTQ format" "$(screen | head -30)"; fi
+ppl_close "after act off"
 keys "?"
 check "help lists :calib" "calib FILE [SAMPLES] [CTX]" 10
 keys q
