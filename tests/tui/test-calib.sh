@@ -105,6 +105,21 @@ check "redo: the rule is back" "rules     1" 10
 check "redo applies GPTQ again" "applied:" 60
 n_redo=$(screen | grep -c 'ffn_down *int4-g128')
 if [ "$n_redo" -ge 1 ]; then ok "redo: back at int4-g128-asym"; else not_ok "redo: back at int4-g128-asym" "$(screen | head -30)"; fi
+# GPTQ on the whole model, cancelled: the model stays exactly as it was
+before=$(screen | grep -c 'int4-g128')
+keys a m
+check "GPTQ apply to the model runs as a job" "job: apply" 10
+keys C-c
+check "Ctrl-C cancels the apply" "apply cancelled" 60
+if [ "$(screen | grep -c 'int4-g128')" -eq "$before" ] && [ "$(screen | grep -c 'attn_q *f16')" -ge 2 ]; then
+    ok "cancelled GPTQ apply: the browser shows the model unchanged"
+else not_ok "cancelled GPTQ apply: the browser shows the model unchanged" "$(screen | head -30)"; fi
+keys u
+check "undo drops the cancelled rule" "rules     1" 10
+check "the undo's replay finishes" "applied:" 60
+# Lua's qb.calib reaches the same command
+keys ':qb.calib("'"$TMP"'/missing.txt")' Enter
+check "qb.calib of a missing file: the error" "cannot read" 10
 # AWQ on top (its folds reach the neighbours: ffn_up holds the 1/s rows), then undo back to GPTQ
 keys m
 check "m: AWQ again" "AWQ     " 30
