@@ -4,6 +4,9 @@
  * working buffers (qb_analysis_scratch). Full results are kept in a small cache on the UI
  * thread, keyed by tensor, format and bins: a setting seen before shows without a job. */
 #include "analysis.h"
+#include "methodan.h"
+
+#include "core/method/method.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +28,9 @@ struct tui_srcbuf {
 typedef struct {
     int tensor, bins;
     qb_format f;
+    int method;             /* qb_method_kind: GPTQ/AWQ results differ from RTN's */
+    double oerr, oerr_rtn;  /* their output errors (methodan.h) */
+    float alpha;
     qb_analysis an;
     unsigned stamp; /* 0: empty slot */
 } an_entry;
@@ -185,7 +191,8 @@ static an_entry *cache_find(tui_session *s)
     if (!c) return NULL;
     for (int i = 0; i < TUI_AN_CACHE; i++) {
         an_entry *e = &c->e[i];
-        if (e->stamp && e->tensor == s->sel && e->bins == want_bins(s) && qb_format_equal(&e->f, &s->fmt)) {
+        if (e->stamp && e->tensor == s->sel && e->bins == want_bins(s) && qb_format_equal(&e->f, &s->fmt) &&
+            e->method == tui_choice_method(s)) {
             e->stamp = ++c->clock;
             return e;
         }
@@ -208,14 +215,15 @@ static void cache_put(tui_session *s)
     for (int i = 0; i < TUI_AN_CACHE; i++) {
         an_entry *e = &c->e[i];
         if (e->stamp && e->tensor == s->src_tensor && e->bins == s->an.hist_orig.bins &&
-            qb_format_equal(&e->f, &s->an.fmt))
+            qb_format_equal(&e->f, &s->an.fmt) && e->method == s->an_method)
             return; /* already there */
         if (e->stamp < slot->stamp) slot = e;
     }
     qb_analysis copy;
     if (!analysis_copy(&copy, &s->an)) return;
     qb_analysis_free(&slot->an);
-    *slot = (an_entry){s->src_tensor, s->an.hist_orig.bins, s->an.fmt, copy, ++c->clock};
+    *slot = (an_entry){s->src_tensor, s->an.hist_orig.bins, s->an.fmt, s->an_method, s->an_oerr, s->an_oerr_rtn,
+                       s->an_alpha, copy, ++c->clock};
 }
 
 static void cache_free(tui_session *s)
@@ -248,6 +256,7 @@ void tui_request_analysis(tui_session *s)
             return;
         }
     }
+    s->an_hint = false;
     if (qb_format_check(&s->ctx, &s->fmt, t->ne[0]) != QB_OK) {
         /* not computable: say why at once, no job */
         snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
@@ -263,7 +272,27 @@ void tui_request_analysis(tui_session *s)
         s->have_an = true;
         s->an_preview = false;
         s->an_err[0] = 0;
+        s->an_hint = false;
+        s->an_method = hit->method;
+        s->an_oerr = hit->oerr;
+        s->an_oerr_rtn = hit->oerr_rtn;
+        s->an_alpha = hit->alpha;
         s->shown_serial = s->serial;
+        return;
+    }
+    int kind = tui_choice_method(s);
+    if (kind != QB_METHOD_RTN) { /* a calibration method: a hint, or its own job */
+        qb_job *j = NULL;
+        if (tui_method_hint(s, kind, s->an_err, sizeof s->an_err)) {
+            qb_analysis_free(&s->an);
+            memset(&s->an, 0, sizeof s->an);
+            s->have_an = false;
+            s->an_hint = true;
+            s->shown_serial = s->serial;
+            s->an_preview = false;
+        } else if ((j = tui_method_analysis_start(s, kind))) {
+            s->an_jobs[s->n_an_jobs++] = j;
+        }
         return;
     }
     an_arg *a = malloc(sizeof *a);
@@ -280,12 +309,32 @@ void tui_request_analysis(tui_session *s)
 
 void tui_analysis_message(tui_session *s, const qb_msg *m)
 {
+    if (m->tag == TUI_MSG_METHOD_AN) {
+        if (m->job_id != s->serial) return;
+        tui_method_an *r = m->data;
+        qb_analysis_free(&s->an);
+        s->an = r->an;
+        memset(&r->an, 0, sizeof r->an); /* moved */
+        s->an_method = r->method;
+        s->an_oerr = r->oerr;
+        s->an_oerr_rtn = r->oerr_rtn;
+        s->an_alpha = r->alpha;
+        s->have_an = true;
+        s->an_preview = false;
+        s->an_err[0] = 0;
+        s->an_hint = false;
+        s->shown_serial = m->job_id;
+        cache_put(s);
+        return;
+    }
     if (m->tag == TUI_MSG_ANALYSIS) {
         if (m->job_id != s->serial) return; /* a stale result: a newer request is on its way */
         qb_analysis_free(&s->an);
         s->an = *(qb_analysis *)m->data;
         memset(m->data, 0, sizeof s->an); /* moved: the message frees an empty shell */
         s->have_an = true;
+        s->an_method = QB_METHOD_RTN;
+        s->an_hint = false;
         s->an_preview = m->i1 != 0;
         if (s->an_preview) { /* sizes and counts of the sample, scaled to the whole tensor */
             qb_error_stats *e = &s->an.stats;
@@ -312,6 +361,23 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         s->shown_serial = m->job_id;
         s->an_preview = false;
     }
+}
+
+bool tui_analysis_cancel(tui_session *s)
+{
+    int kind = tui_choice_method(s);
+    if (kind == QB_METHOD_RTN || s->shown_serial == s->serial || s->n_an_jobs == 0) return false;
+    for (int k = 0; k < s->n_an_jobs; k++) qb_job_cancel(s->an_jobs[k]);
+    snprintf(s->an_err, sizeof s->an_err, "%s analysis cancelled (change the choice or reselect to run it again)",
+             kind == QB_METHOD_GPTQ ? "GPTQ" : "AWQ");
+    qb_analysis_free(&s->an);
+    memset(&s->an, 0, sizeof s->an);
+    s->have_an = false;
+    s->an_hint = true;
+    s->an_preview = false;
+    s->shown_serial = ++s->serial; /* the cancelled job's messages are stale now */
+    tui_status(s, false, "analysis cancelled");
+    return true;
 }
 
 bool tui_analysis_pending(const tui_session *s) { return s->shown_serial != s->serial || s->an_preview; }

@@ -312,6 +312,7 @@ static void on_interrupt(tui_session *s, tui_cmdline *cl)
     }
     if (tui_script_cancel(s)) return;
     if (tui_cancel(s)) return;
+    if (tui_analysis_cancel(s)) return;
     if (s->quit_asked) { /* a third Ctrl-C while asked: quit */
         s->quit = true;
         return;

@@ -5,6 +5,7 @@
 #include "script.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@ static const tui_command_doc docs[] = {
     {"w PATH", "save the plan (text rules)"},
     {"load PATH", "load a plan and apply it"},
     {"export PATH.gguf", "write the model at the plan as GGUF (job; temp file + rename)"},
+    {"calib FILE [SAMPLES] [CTX]", "calibrate on a text (job; XᵀX kept for GPTQ/AWQ analyses and applies)"},
+    {"act smoothquant [A] | int8 [T] | off", "W8A8 SmoothQuant (needs :calib) / LLM.int8 on every block matrix (job)"},
     {"gen [PROMPT]", "generate with the base and the plan side by side"},
     {"ppl [CHUNKS] [FILE]", "perplexity and KLD of the plan against the base (job)"},
     {"select NAME", "select a tensor (blk.3.ffn_down or a full name)"},
@@ -23,8 +26,7 @@ static const tui_command_doc docs[] = {
     {"plot PATH.svg|PATH.png", "export the three plots of the selection for slides"},
     {"present", "presentation mode on/off"},
     {"run FILE", "run a Lua recipe on the script thread (Ctrl-C stops it)"},
-    {"help", "keys and commands"},
-    {"q", "quit"},
+    {"help / q", "keys and commands / quit"},
     {"LUA", "anything else runs as Lua with the qb module bound to this session"},
 };
 
@@ -81,7 +83,14 @@ void tui_command_run(tui_session *s, const char *line)
     } else if (!strcmp(cmd, "export")) {
         if (!*a) tui_status(s, true, "export: which file? (:export out.gguf)");
         else tui_export(s, a);
-    } else if (!strcmp(cmd, "gen")) tui_generate(s, a);
+    } else if (!strcmp(cmd, "calib")) {
+        char path[1024] = "";
+        int samples = 0, ctx = 0;
+        if (sscanf(a, "%1023s %d %d", path, &samples, &ctx) < 1)
+            tui_status(s, true, "calib: which text? (:calib FILE [SAMPLES] [CTX])");
+        else tui_calibrate(s, path, samples, ctx);
+    } else if (!strcmp(cmd, "act")) tui_act(s, a);
+    else if (!strcmp(cmd, "gen")) tui_generate(s, a);
     else if (!strcmp(cmd, "ppl")) {
         char *end;
         long k = strtol(a, &end, 10);

@@ -1,5 +1,6 @@
 /* methods.c — the method table (methods.h): RTN symmetric / asymmetric integer grids, NF4,
- * FP8 E4M3 / E5M2, MXFP4, llama.cpp's K-quants, legacy and IQ4 formats. */
+ * FP8 E4M3 / E5M2, MXFP4, llama.cpp's K-quants, legacy and IQ4 formats, and the calibration
+ * methods GPTQ and AWQ on integer grids (their `job` is the core method's name). */
 #include "methods.h"
 
 #include <stdio.h>
@@ -85,6 +86,9 @@ static const tui_method methods[] = {
     {"llama.cpp legacy", "legacy", {8, 5, 4, 0}, {32, -2}, legacy, NULL},
     {"llama.cpp legacy asym", "legacy-asym", {5, 4, 0}, {32, -2}, legacy_asym, NULL},
     {"llama.cpp IQ4", "iq4", {4, 0}, {32, 256, -2}, iq4, NULL},
+    /* calibration methods: integer asymmetric grids (GPTQ has no per-tensor grid) */
+    {"GPTQ", "gptq", {8, 7, 6, 5, 4, 3, 2, 0}, {QB_GROUP_CHANNEL, 128, 64, 32, -2}, rtn_asym, "gptq"},
+    {"AWQ", "awq", {8, 7, 6, 5, 4, 3, 2, 0}, {QB_GROUP_CHANNEL, 128, 64, 32, -2}, rtn_asym, "awq"},
 };
 
 const tui_method *tui_methods(int *count)

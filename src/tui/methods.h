@@ -1,7 +1,7 @@
 /* methods.h — the table of quantization methods the workbench cycles through, each with the
  * bit widths and granularities it offers and how a (bits, granularity) choice becomes a
- * storage format. Calibration methods (GPTQ, AWQ, SmoothQuant, LLM.int8) join by adding rows
- * with a `job` hook: they then run as cancellable jobs instead of instant analyses. */
+ * storage format. Calibration methods (GPTQ, AWQ) are rows with a `job` hook: their analyses
+ * and applies run core's method on the session's calibration as cancellable jobs. */
 #ifndef QB_TUI_METHODS_H
 #define QB_TUI_METHODS_H
 
@@ -17,7 +17,8 @@ typedef struct {
                                    group/block size), terminated by -2 */
     /* The storage format for a choice; false when the pair is not offered. */
     bool (*format)(int bits, int group, qb_format *out);
-    /* Calibration methods: non-NULL means the choice needs a job (data, a forward pass). */
+    /* Calibration methods: non-NULL means the choice needs calibration data (:calib) and its
+     * analysis and apply run core's method of that name (qb_method_parse: "gptq", "awq"). */
     const char *job;
 } tui_method;
 

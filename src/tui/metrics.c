@@ -3,6 +3,8 @@
 #include "analysis.h"
 #include "crt.h"
 
+#include "core/method/method.h"
+
 #include <math.h>
 #include <stdio.h>
 
@@ -44,6 +46,14 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
         mvwprintw(win, y++, 1, "bytes     %s \u2192 %s", tui_bytes((double)e->bytes_src / 2, a, sizeof a),
                   tui_bytes((double)e->bytes_quant, b, sizeof b));
         mvwprintw(win, y++, 1, "          (F16 \u2192 choice)");
+        if (s->an_method != QB_METHOD_RTN) { /* what calibration methods are about */
+            const char *name = s->an_method == QB_METHOD_GPTQ ? "GPTQ" : "AWQ ";
+            mvwprintw(win, y++, 1, "output err \u2016(W\u2212Q)X\u2016\u00b2/\u2016WX\u2016\u00b2");
+            mvwprintw(win, y++, 1, "  %s    %.4e", name, s->an_oerr);
+            mvwprintw(win, y++, 1, "  RTN     %.4e", s->an_oerr_rtn);
+            if (s->an_method == QB_METHOD_AWQ && !isnan(s->an_alpha))
+                mvwprintw(win, y++, 1, "  \u03b1       %.2f", (double)s->an_alpha);
+        }
         wattroff(win, A_DIM);
     } else {
         mvwprintw(win, y++, 1, "\u2026");
@@ -57,6 +67,8 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     mvwprintw(win, y++, 1, "bits/wt   %.3f", z->bpw);
     mvwprintw(win, y++, 1, "params    %.2fM", z->params / 1e6);
     mvwprintw(win, y++, 1, "rules     %d", s->plan.n_rules);
+    if (s->calib) mvwprintw(win, y++, 1, "calib     %d x %d tok", s->calib->n_windows, s->calib->n_ctx);
+    if (s->act_desc[0]) mvwprintw(win, y++, 1, "act       %.*s", W - 12 > 0 ? W - 12 : 0, s->act_desc);
     if (y + 4 < H) {
         y++;
         head(win, y++, "projected at this bpw");

@@ -120,7 +120,11 @@ void tui_plots_area(WINDOW *win, const tui_session *s, int y, int x, int h, int 
 {
     bool pending_err = s->an_err[0] && !tui_analysis_pending(s);
     if (pending_err || !s->have_an) {
-        if (pending_err) {
+        if (pending_err && s->an_hint) {
+            wattron(win, A_BOLD);
+            mvwprintw(win, y + 1, x + 1, "%.*s", w - 2, s->an_err);
+            wattroff(win, A_BOLD);
+        } else if (pending_err) {
             wattron(win, crt_color(CRT_ERROR));
             mvwprintw(win, y + 1, x + 1, "%.*s", w - 2, s->an_err);
             wattroff(win, crt_color(CRT_ERROR));

@@ -9,6 +9,7 @@
  *   qb.ppl([chunks])                      perplexity + KLD job; figures in the metrics panel
  *   qb.gen([prompt])                      side-by-side generation job
  *   qb.export(path)                       GGUF export job
+ *   qb.calib(path [, samples [, ctx]])    calibration job (GPTQ/AWQ read its XᵀX)
  *   qb.model()                            the session's model (borrowed; while the script runs,
  *                                         no job may start on it)
  *   qb.selected()                         name of the selected tensor, and the format name
@@ -35,7 +36,7 @@
 
 enum { TUI_MSG_SCRIPT_CALL = QB_MSG_USER + 40, TUI_MSG_SCRIPT_PRINT, TUI_MSG_SCRIPT_DONE };
 
-typedef enum { OP_SELECT, OP_SET, OP_APPLY, OP_UNDO, OP_REDO, OP_PPL, OP_GEN, OP_EXPORT, OP_MODEL, OP_SELECTED,
+typedef enum { OP_SELECT, OP_SET, OP_APPLY, OP_UNDO, OP_REDO, OP_PPL, OP_GEN, OP_EXPORT, OP_CALIB, OP_MODEL, OP_SELECTED,
                OP_HEAT, OP_STATUS } call_op;
 
 /* One request from the script thread to the UI thread. Reference counted: the script thread
@@ -224,6 +225,16 @@ static int l_export(lua_State *L)
     return 0;
 }
 
+static int l_calib(lua_State *L)
+{
+    tui_call *c = call_new(L, OP_CALIB), r;
+    snprintf(c->str, sizeof c->str, "%s", luaL_checkstring(L, 1));
+    c->i0 = (int)luaL_optinteger(L, 2, 0);
+    c->i1 = (int)luaL_optinteger(L, 3, 0);
+    ui_call(L, c, &r);
+    return 0;
+}
+
 static int l_model(lua_State *L)
 {
     tui_call r;
@@ -304,7 +315,7 @@ static lua_State *state(struct tui_script *sc)
     qb_lua_set_print(L, on_print, sc);
     static const luaL_Reg fns[] = {
         {"select", l_select}, {"set", l_set},     {"apply", l_apply},       {"undo", l_undo},
-        {"redo", l_redo},     {"ppl", l_ppl},     {"gen", l_gen},           {"export", l_export},
+        {"redo", l_redo},     {"ppl", l_ppl},     {"gen", l_gen},           {"export", l_export}, {"calib", l_calib},
         {"model", l_model},   {"selected", l_selected}, {"heat", l_heat},   {"status", l_status},
         {NULL, NULL},
     };
@@ -441,6 +452,7 @@ static void serve(tui_session *s, tui_call *c)
     case OP_PPL: ok = tui_perplexity(s, c->i0); break;
     case OP_GEN: ok = tui_generate(s, c->has_str ? c->str : NULL); break;
     case OP_EXPORT: ok = tui_export(s, c->str); break;
+    case OP_CALIB: ok = tui_calibrate(s, c->str, c->i0, c->i1); break;
     case OP_MODEL:
         if (s->job) { /* the job reads (or changes) the model: Lua must not change it meanwhile */
             snprintf(c->out, sizeof c->out, "qb.model(): the %s job is using the model (wait, or Ctrl-C it)",

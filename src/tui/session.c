@@ -50,10 +50,12 @@ static qb_status adopt(tui_session *s, qb_model *m)
     bool *unf = calloc((size_t)n_layer_slots(m), sizeof *unf);
     double *heat = malloc((size_t)m->n_tensors * sizeof *heat);
     tui_tensor_state *ts = calloc((size_t)m->n_tensors, sizeof *ts);
-    if (!unf || !heat || !ts) {
+    unsigned char *tm = calloc((size_t)m->n_tensors, sizeof *tm);
+    if (!unf || !heat || !ts || !tm) {
         free(unf);
         free(heat);
         free(ts);
+        free(tm);
         return qb_fail(&s->ctx, QB_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < m->n_tensors; i++) heat[i] = NAN;
@@ -73,6 +75,15 @@ static qb_status adopt(tui_session *s, qb_model *m)
     s->heat_label[0] = 0;
     qb_plan_free(&s->plan);
     qb_plan_init(&s->plan);
+    free(s->rule_method);
+    s->rule_method = NULL;
+    free(s->tmethod);
+    s->tmethod = tm; /* all QB_METHOD_RTN (0): every tensor as loaded */
+    s->awq_folded = false;
+    s->act_desc[0] = 0;
+    qb_calib_free(s->calib); /* it was run on the old model */
+    s->calib = NULL;
+    s->calib_desc[0] = 0;
     for (int i = 0; i < s->n_undo; i++) free(s->undo[i]);
     for (int i = 0; i < s->n_redo; i++) free(s->redo[i]);
     s->n_undo = s->n_redo = 0;
@@ -95,7 +106,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
 
 void tui_session_sync(tui_session *s)
 {
-    if ((s->job && s->job_kind == JOB_APPLY) || tui_script_holds_model(s)) return;
+    if ((s->job && (s->job_kind == JOB_APPLY || s->job_kind == JOB_ACT)) || tui_script_holds_model(s)) return;
     for (int i = 0; i < s->m->n_tensors; i++)
         s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
     qb_model_size_compute(s->m, &s->size);
@@ -145,6 +156,9 @@ void tui_session_free(tui_session *s)
     free(s->unfolded);
     free(s->heat);
     free(s->tstate);
+    free(s->rule_method);
+    free(s->tmethod);
+    qb_calib_free(s->calib);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);
 }

@@ -7,6 +7,7 @@
 #define QB_TUI_SESSION_H
 
 #include "core/eval/eval.h"
+#include "core/calib/calib.h"
 #include "core/jobs/job.h"
 #include "core/model/model.h"
 #include "core/quant/apply.h"
@@ -28,9 +29,11 @@ enum {
     TUI_MSG_GEN_SIDE_DONE,          /* i0 = side, d0 = tokens/s, i1 = tokens */
     TUI_MSG_PPL,                    /* data = qb_kld_result* */
     TUI_MSG_NOTE,                   /* text = a line for the status bar */
+    TUI_MSG_METHOD_AN,              /* data = tui_method_an* (methodan.h), i0 = request serial */
+    TUI_MSG_CALIB,                  /* data = qb_calib* (moved out by the receiver) */
 };
 
-typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT } tui_job_kind;
+typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB, JOB_ACT } tui_job_kind;
 
 typedef struct {
     char text[4096];     /* decoded continuation */
@@ -80,14 +83,31 @@ typedef struct tui_session {
     bool an_preview;        /* an is the quick preview on a sample of rows; the full one follows */
     qb_analysis an;
     bool have_an;
+    /* a calibration method's analysis (an_method > 0: qb_method_kind of the method shown):
+     * the layer's relative output error for it and for RTN of the same format, AWQ's α */
+    int an_method;
+    double an_oerr, an_oerr_rtn;
+    float an_alpha;
     char an_err[256];       /* the choice cannot store this tensor (empty: fine) */
+    bool an_hint;           /* an_err is a hint (GPTQ without calibration …), not an error */
     qb_job *an_jobs[8];     /* analysis jobs not yet reaped (cancelled ones included) */
     int n_an_jobs;
     int hist_bins;          /* bins to ask for (set from the plot width) */
     struct tui_an_cache *an_cache; /* full analyses already computed (analysis.c) */
 
+    /* calibration (:calib): every capture point with XᵀX, kept for GPTQ/AWQ; NULL = none */
+    qb_calib *calib;
+    char calib_desc[200];   /* "calib-docs.txt, 8 × 128 tokens" */
+
     /* plan */
     qb_plan plan;
+    char *rule_method;      /* per plan rule, the method that applies it: 'r' RTN, 'g' GPTQ,
+                               'a' AWQ (planjob.h); n_rules chars, malloc'd (NULL: all RTN) */
+    unsigned char *tmethod; /* per tensor, the method its current representation came from
+                               (qb_method_kind); written only by the UI thread after an apply */
+    bool awq_folded;        /* AWQ scales are folded into the model (norms, neighbours) */
+    char act_desc[64];      /* the activation method on (actmode.c; "" = none) */
+    char act_pending[64];   /* what the running act job turns on ("" = off) */
     char *undo[TUI_UNDO_MAX];
     int n_undo;
     char *redo[TUI_UNDO_MAX];
@@ -172,6 +192,11 @@ bool tui_plan_load(tui_session *s, const char *path);
 bool tui_generate(tui_session *s, const char *prompt);
 bool tui_perplexity(tui_session *s, int chunks);
 bool tui_export(tui_session *s, const char *path);
+/* Calibrate the model on text file path (samples windows of ctx tokens; 0 = 32 × 256) as a
+ * job; the result (with XᵀX) replaces the session's calibration when the job finishes. */
+bool tui_calibrate(tui_session *s, const char *path, int samples, int ctx);
+/* `:act smoothquant [ALPHA] | int8 [THRESHOLD] | off` as a job (actmode.c). */
+bool tui_act(tui_session *s, const char *args);
 /* Cancel the running job; false when none runs. */
 bool tui_cancel(tui_session *s);
 

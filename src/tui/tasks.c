@@ -2,6 +2,8 @@
  * each on a worker thread through core/jobs, with results coming back as messages. */
 #include "tasks.h"
 #include "analysis.h"
+#include "methods.h"
+#include "planjob.h"
 #include "script.h"
 
 #include "core/eval/eval.h"
@@ -12,14 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool idle(tui_session *s, const char *what)
+bool tui_task_idle(tui_session *s, const char *what)
 {
     if (!s->job) return true;
     tui_status(s, true, "%s: the %s job is still running (Ctrl-C cancels it)", what, qb_job_name(s->job));
     return false;
 }
 
-static bool start(tui_session *s, tui_job_kind kind, const char *name, qb_job_fn fn, void *arg, void (*free_arg)(void *))
+bool tui_task_start(tui_session *s, tui_job_kind kind, const char *name, qb_job_fn fn, void *arg,
+                    void (*free_arg)(void *))
 {
     if (tui_script_holds_model(s)) {
         tui_status(s, true, "%s: a script is using the model (wait, or Ctrl-C it)", name);
@@ -37,51 +40,7 @@ static bool start(tui_session *s, tui_job_kind kind, const char *name, qb_job_fn
 
 static void progress_cb(void *ud, int done, int total) { qb_job_progress(ud, done, total); }
 
-/* ---- plan application ---- */
-
-typedef struct {
-    qb_model *m;
-    qb_plan plan;
-} apply_arg;
-
-static void apply_free(void *p)
-{
-    apply_arg *a = p;
-    qb_plan_free(&a->plan);
-    free(a);
-}
-
-static qb_status apply_run(qb_job *j, qb_ctx *ctx, void *p)
-{
-    apply_arg *a = p;
-    /* tensors no rule names any more (after an undo) go back to their original */
-    for (int i = 0; i < a->m->n_tensors; i++) {
-        qb_tensor *t = &a->m->tensors[i];
-        qb_format orig = qb_format_ggml(t->src_type);
-        if (qb_tensor_quantizable(t) && !qb_plan_lookup(&a->plan, t->name) && !qb_format_equal(&t->fmt, &orig)) {
-            qb_status st = qb_tensor_restore(ctx, t);
-            if (st != QB_OK) return st;
-        }
-    }
-    qb_apply_opts o = {progress_cb, j, qb_job_cancel_flag(j)};
-    return qb_model_apply_plan(ctx, a->m, &a->plan, &o);
-}
-
-/* Run the session's plan on the model (the plan is copied for the job). */
-static bool run_plan(tui_session *s)
-{
-    apply_arg *a = calloc(1, sizeof *a);
-    char *text = qb_plan_to_string(&s->plan);
-    if (!a || !text || qb_plan_parse(&s->ctx, "plan", text, &a->plan) != QB_OK) {
-        free(a);
-        free(text);
-        tui_status(s, true, "apply: %s", s->ctx.errmsg[0] ? qb_ctx_errmsg(&s->ctx) : "out of memory");
-        return false;
-    }
-    free(text);
-    a->m = s->m;
-    return start(s, JOB_APPLY, "apply", apply_run, a, apply_free);
-}
+/* ---- plan changes (applied by planjob.c) ---- */
 
 bool tui_scope_pattern(const char *name, char scope, char *buf, size_t cap)
 {
@@ -111,13 +70,28 @@ static void push(char **stack, int *n, char *text)
     stack[(*n)++] = text;
 }
 
+/* Plan changes are refused while an activation method owns the block matrices. */
+static bool act_off(tui_session *s, const char *what)
+{
+    if (!s->act_desc[0]) return true;
+    tui_status(s, true, "%s: %s is on (:act off first)", what, s->act_desc);
+    return false;
+}
+
 bool tui_apply(tui_session *s, char scope)
 {
-    if (!idle(s, "apply")) return false;
+    if (!tui_task_idle(s, "apply") || !act_off(s, "apply")) return false;
     const qb_tensor *sel = tui_sel(s);
     char pat[200], fname[64];
     if (!tui_scope_pattern(sel->name, scope, pat, sizeof pat)) {
         tui_status(s, true, "apply: %s is not in a layer", sel->name);
+        return false;
+    }
+    int nm;
+    const tui_method *mt = &tui_methods(&nm)[s->method];
+    const char *job = s->custom ? NULL : mt->job; /* a calibration method, or RTN */
+    if (job && !s->calib) {
+        tui_status(s, true, "apply: %s needs calibration data: :calib FILE", mt->name);
         return false;
     }
     qb_format_name(&s->fmt, fname, sizeof fname);
@@ -136,43 +110,37 @@ bool tui_apply(tui_session *s, char scope)
         tui_status(s, true, "apply: no quantizable tensor matches %s", pat);
         return false;
     }
-    char *before = qb_plan_to_string(&s->plan);
-    if (!before || qb_plan_add(&s->ctx, &s->plan, pat, &s->fmt) != QB_OK) {
+    char *before = tui_plan_snapshot(s);
+    if (!before || !tui_plan_add_rule(s, pat, &s->fmt, job ? job[0] : 'r')) {
         free(before);
-        tui_status(s, true, "apply: out of memory");
         return false;
     }
     push(s->undo, &s->n_undo, before);
     while (s->n_redo) free(s->redo[--s->n_redo]);
-    tui_status(s, false, "applying %s to %s (%d tensor%s)", fname, pat, n, n == 1 ? "" : "s");
-    return run_plan(s);
+    tui_status(s, false, "applying %s%s%s to %s (%d tensor%s)", job ? mt->name : "", job ? " " : "", fname, pat, n,
+               n == 1 ? "" : "s");
+    return tui_plan_run(s);
 }
 
 static bool swap_plan(tui_session *s, char **from, int *n_from, char **to, int *n_to, const char *what)
 {
-    if (!idle(s, what)) return false;
+    if (!tui_task_idle(s, what) || !act_off(s, what)) return false;
     if (*n_from == 0) {
         tui_status(s, true, "nothing to %s", what);
         return false;
     }
-    qb_plan p;
     char *text = from[*n_from - 1];
-    if (qb_plan_parse(&s->ctx, what, text, &p) != QB_OK) {
-        tui_status(s, true, "%s: %s", what, qb_ctx_errmsg(&s->ctx));
-        return false;
-    }
-    char *now = qb_plan_to_string(&s->plan);
-    if (!now) {
-        qb_plan_free(&p);
+    char *now = tui_plan_snapshot(s);
+    if (!now) return false;
+    if (!tui_plan_restore(s, text, what)) {
+        free(now);
         return false;
     }
     (*n_from)--;
     free(text);
     push(to, n_to, now);
-    qb_plan_free(&s->plan);
-    s->plan = p;
-    tui_status(s, false, "%s: plan has %d rule%s", what, p.n_rules, p.n_rules == 1 ? "" : "s");
-    return run_plan(s);
+    tui_status(s, false, "%s: plan has %d rule%s", what, s->plan.n_rules, s->plan.n_rules == 1 ? "" : "s");
+    return tui_plan_run(s);
 }
 
 bool tui_undo(tui_session *s) { return swap_plan(s, s->undo, &s->n_undo, s->redo, &s->n_redo, "undo"); }
@@ -184,28 +152,28 @@ bool tui_plan_save(tui_session *s, const char *path)
         tui_status(s, true, "%s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
-    tui_status(s, false, "plan saved to %s (%d rules)", path, s->plan.n_rules);
+    tui_status(s, false, "plan saved to %s (%d rules%s)", path, s->plan.n_rules,
+               tui_plan_has_calib_rules(s) ? "; GPTQ/AWQ rules are saved as their formats" : "");
     return true;
 }
 
 bool tui_plan_load(tui_session *s, const char *path)
 {
-    if (!idle(s, "load plan")) return false;
+    if (!tui_task_idle(s, "load plan") || !act_off(s, "load plan")) return false;
     qb_plan p;
     if (qb_plan_load(&s->ctx, path, &p) != QB_OK) {
         tui_status(s, true, "%s", qb_ctx_errmsg(&s->ctx));
         return false;
     }
-    char *before = qb_plan_to_string(&s->plan);
+    char *before = tui_plan_snapshot(s);
     if (!before) {
         qb_plan_free(&p);
         return false;
     }
     push(s->undo, &s->n_undo, before);
-    qb_plan_free(&s->plan);
-    s->plan = p;
-    tui_status(s, false, "plan %s: %d rules", path, p.n_rules);
-    return run_plan(s);
+    tui_plan_replace(s, &p);
+    tui_status(s, false, "plan %s: %d rules", path, s->plan.n_rules);
+    return tui_plan_run(s);
 }
 
 /* ---- base model (the same file opened a second time: the OS shares the mapping) ---- */
@@ -278,7 +246,7 @@ static qb_status gen_run(qb_job *j, qb_ctx *ctx, void *p)
 
 bool tui_generate(tui_session *s, const char *prompt)
 {
-    if (!idle(s, "generate") || !need_base(s, "generation")) return false;
+    if (!tui_task_idle(s, "generate") || !need_base(s, "generation")) return false;
     if (prompt && *prompt) snprintf(s->prompt, sizeof s->prompt, "%s", prompt);
     gen_arg *a = calloc(1, sizeof *a);
     if (!a) return false;
@@ -295,7 +263,7 @@ bool tui_generate(tui_session *s, const char *prompt)
     s->gen[0].div_byte = s->gen[1].div_byte = -1;
     s->gen_shown = true;
     tui_status(s, false, "generating %d tokens after \"%s\" (base, then plan)", a->n_predict, s->prompt);
-    return start(s, JOB_GEN, "generate", gen_run, a, gen_free);
+    return tui_task_start(s, JOB_GEN, "generate", gen_run, a, gen_free);
 }
 
 /* Record a streamed token; find the first position where the two continuations differ. */
@@ -350,7 +318,7 @@ static qb_status ppl_run(qb_job *j, qb_ctx *ctx, void *p)
 
 bool tui_perplexity(tui_session *s, int chunks)
 {
-    if (!idle(s, "perplexity") || !need_base(s, "perplexity")) return false;
+    if (!tui_task_idle(s, "perplexity") || !need_base(s, "perplexity")) return false;
     ppl_arg *a = calloc(1, sizeof *a);
     if (!a) return false;
     a->base = s->base;
@@ -358,7 +326,7 @@ bool tui_perplexity(tui_session *s, int chunks)
     a->chunks = chunks > 0 ? chunks : s->eval_chunks;
     snprintf(a->path, sizeof a->path, "%s", s->eval_text);
     tui_status(s, false, "perplexity + KLD against the base on %s (%d chunks of 256)", a->path, a->chunks);
-    return start(s, JOB_PPL, "ppl", ppl_run, a, free);
+    return tui_task_start(s, JOB_PPL, "ppl", ppl_run, a, free);
 }
 
 /* ---- export ---- */
@@ -384,7 +352,7 @@ static qb_status export_run(qb_job *j, qb_ctx *ctx, void *p)
 
 bool tui_export(tui_session *s, const char *path)
 {
-    if (!idle(s, "export")) return false;
+    if (!tui_task_idle(s, "export")) return false;
     export_arg *a = calloc(1, sizeof *a);
     char *text = qb_plan_to_string(&s->plan);
     if (!a || !text || qb_plan_parse(&s->ctx, "plan", text, &a->plan) != QB_OK) {
@@ -396,7 +364,7 @@ bool tui_export(tui_session *s, const char *path)
     a->m = s->m;
     snprintf(a->path, sizeof a->path, "%s", path);
     tui_status(s, false, "exporting to %s", path);
-    return start(s, JOB_EXPORT, "export", export_run, a, export_free);
+    return tui_task_start(s, JOB_EXPORT, "export", export_run, a, export_free);
 }
 
 bool tui_cancel(tui_session *s)
@@ -418,10 +386,18 @@ static void job_done(tui_session *s, const qb_msg *m)
     s->job = NULL;
     s->job_kind = JOB_NONE;
     (void)m;
-    if (kind == JOB_APPLY) tui_session_sync(s); /* the job is joined: the model is ours again */
+    if (kind == JOB_APPLY || kind == JOB_ACT) tui_session_sync(s); /* joined: the model is ours again */
+    if (kind == JOB_ACT) {
+        if (st != QB_OK) tui_status(s, true, "act: %s", st == QB_ERR_CANCELLED ? "cancelled" : err);
+        tui_act_done(s, st == QB_OK);
+        return;
+    }
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
-            tui_status(s, true, "apply cancelled: some tensors keep their previous format (u undoes)");
+            tui_status(s, true, "apply cancelled: tensors not yet redone keep their previous format (u undoes)");
+        else if (kind == JOB_CALIB)
+            tui_status(s, false, "calib cancelled; %s",
+                       s->calib ? "the previous calibration stays" : "no calibration loaded");
         else tui_status(s, false, "%s cancelled", nm);
         return;
     }
@@ -435,6 +411,7 @@ static void job_done(tui_session *s, const qb_msg *m)
                    s->size.bpw, s->size.bytes_f16 / 1048576.0);
         break;
     case JOB_EXPORT: tui_status(s, false, "export finished"); break;
+    case JOB_CALIB: tui_status(s, false, "calibrated: %s", s->calib_desc); break;
     case JOB_GEN: tui_status(s, false, "generation finished"); break;
     default: break;
     }
@@ -461,5 +438,6 @@ void tui_task_message(tui_session *s, const qb_msg *m)
         break;
     }
     case TUI_MSG_NOTE: tui_status(s, false, "%s", m->text ? m->text : ""); break;
+    case TUI_MSG_CALIB: tui_calib_adopt(s, m); break;
     }
 }

@@ -350,6 +350,9 @@ static qb_status check_opts(qb_ctx *ctx, const qb_analysis_opts *opts, qb_analys
     return QB_OK;
 }
 
+static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const float *y, int64_t rows, int64_t n,
+                         const qb_analysis_opts *op, int nt, acc *racc, map_pt *best, qb_analysis *out);
+
 qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
                            const qb_analysis_opts *opts, qb_analysis *out)
 {
@@ -375,24 +378,43 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     }
     st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
     if (st) goto fail;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
+    for (int64_t r = 0; r < rows; r++) qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
+    st = measure(ctx, f, src, y, rows, n, &o, nt, racc, best, out);
+    if (st) goto fail;
+    qb_analysis_scratch_free(&local);
+    free(best);
+    return QB_OK;
 
-    /* pass 1: dequantize, per-row sums and ranges */
+fail:
+    qb_analysis_scratch_free(&local);
+    free(best);
+    qb_analysis_free(out);
+    return st;
+}
+
+/* Everything but the quantization: statistics, histograms and mapping of y against src. */
+static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const float *y, int64_t rows, int64_t n,
+                         const qb_analysis_opts *op, int nt, acc *racc, map_pt *best, qb_analysis *out)
+{
+    const qb_analysis_opts o = *op;
+    const int64_t count = rows * n;
+    qb_status st;
+    /* pass 1: per-row sums and ranges */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
     for (int64_t r = 0; r < rows; r++) {
-        qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
         acc_init(&racc[r]);
         acc_add(&racc[r], src + r * n, y + r * n, n);
     }
     if (o.cancel && *o.cancel) {
-        st = qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
-        goto fail;
+        return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
     }
     acc total;
     acc_init(&total);
     for (int64_t r = 0; r < rows; r++) acc_merge(&total, &racc[r]);
     acc_finish(&total, count, &out->stats);
     out->stats.bpw = qb_format_bpw(f, n);
-    out->stats.bytes_quant = (size_t)rows * rb;
+    out->stats.bytes_quant = (size_t)rows * qb_format_row_bytes(f, n);
     out->fmt = *f;
 
     /* pass 2: histograms and mapping */
@@ -408,28 +430,42 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     if ((st = qb_histogram_init(ctx, &out->hist_orig, o.bins, lo, hi)) ||
         (st = qb_histogram_init(ctx, &out->hist_deq, o.bins, lo, hi)) ||
         (st = qb_histogram_init(ctx, &out->hist_err, o.bins, elo, ehi)))
-        goto fail;
+        return st;
     const int nmap = o.map_points;
     for (int i = 0; i < nmap; i++) best[i].idx = -1;
     double mlo = total.xlo, mhi = total.xhi;
     const bool map_ok = nmap > 0 && mlo <= mhi; /* some original is a number */
     if (map_ok && !(mlo < mhi)) mhi = mlo + 1.0; /* constant tensor: one point */
     if (!hist_and_map(src, y, rows, n, nt, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
-        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
-        goto fail;
+        return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
     }
     if (nmap > 0) {
         map_pt last = map_ok ? find_last(src, y, count, total.xhi) : (map_pt){0, 0, -1};
-        if ((st = build_map(ctx, out, best, map_ok && nmap > 1 ? nmap : 1, last))) goto fail;
+        if ((st = build_map(ctx, out, best, map_ok && nmap > 1 ? nmap : 1, last))) return st;
     }
-    qb_analysis_scratch_free(&local);
-    free(best);
     return QB_OK;
+}
 
-fail:
-    qb_analysis_scratch_free(&local);
+qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *src, const float *deq, int64_t rows,
+                                 int64_t n, const qb_analysis_opts *opts, qb_analysis *out)
+{
+    if (!out) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze_given: no output");
+    memset(out, 0, sizeof *out);
+    qb_status st = qb_format_check(ctx, f, n);
+    if (st) return st;
+    if (rows <= 0 || !src || !deq)
+        return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze_given: empty tensor (%lld rows)", (long long)rows);
+    qb_analysis_opts o;
+    if ((st = check_opts(ctx, opts, &o))) return st;
+    acc *racc = malloc((size_t)rows * sizeof *racc);
+    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    if (!racc || (o.map_points > 0 && !best))
+        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
+    else
+        st = measure(ctx, f, src, deq, rows, n, &o, thread_count(ctx), racc, best, out);
+    free(racc);
     free(best);
-    qb_analysis_free(out);
+    if (st) qb_analysis_free(out);
     return st;
 }
 

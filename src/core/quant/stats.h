@@ -74,6 +74,11 @@ typedef struct {
  * QB_ERR_NOMEM. Memory: the quantized tensor plus one f32 copy of it. */
 qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
                            const qb_analysis_opts *opts, qb_analysis *out);
+/* qb_quant_analyze for values already quantized by some method (GPTQ, AWQ): deq (rows × n)
+ * holds what src's tensor stands for in format f (which gives bpw and bytes). Same options,
+ * results and ownership; nothing is quantized here. */
+qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *src, const float *deq, int64_t rows,
+                                 int64_t n, const qb_analysis_opts *opts, qb_analysis *out);
 void qb_analysis_free(qb_analysis *a);
 
 /* Error statistics of x̂ against x (n values), without quantizing: for callers that already
