@@ -234,8 +234,17 @@ static void on_mouse(tui_session *s, layout *L)
 /* One key outside the command line. Returns false when the key was not for us. */
 static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
 {
-    if (s->help) { /* any key closes the help */
-        s->help = false;
+    if (s->help) { /* j/k, arrows and pages scroll the help; any other key closes it */
+        const int max_top = tui_help_max_top(L->rows, L->cols), page = L->rows > 8 ? L->rows - 6 : 1;
+        int top = s->help_top;
+        switch (key) {
+        case 'j': case KEY_DOWN: top++; break;
+        case 'k': case KEY_UP: top--; break;
+        case ' ': case KEY_NPAGE: top += page; break;
+        case KEY_PPAGE: top -= page; break;
+        default: s->help = false; top = 0; break;
+        }
+        s->help_top = top < 0 ? 0 : top > max_top ? max_top : top;
         return;
     }
     if (s->quit_asked) {

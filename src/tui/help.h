@@ -4,7 +4,10 @@
 
 #include "session.h"
 
-/* Draw the help in a window centred over the screen (rows × cols). */
+/* Draw the help in a window centred over the screen (rows × cols), scrolled by s->help_top
+ * (clamped to 0 .. tui_help_max_top). */
 void tui_help_draw(const tui_session *s, int rows, int cols);
+/* How far the help scrolls on a screen of rows × cols (0: it fits). */
+int tui_help_max_top(int rows, int cols);
 
 #endif

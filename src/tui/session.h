@@ -134,6 +134,7 @@ typedef struct tui_session {
 
     /* display */
     bool log_hist, zoom_map, present, help, autoplay;
+    int help_top; /* first line of the help overlay shown (it scrolls when longer than the screen) */
     bool scan_view;         /* the sensitivity view replaces the plots */
     int scan_cursor;
     int scan_agg;           /* the view's grouping (scanview.h TUI_SCAN_*) */

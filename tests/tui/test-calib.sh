@@ -152,6 +152,10 @@ else not_ok "act off: ffn_down back at the plan's GPTQ format" "$(screen | head 
 ppl_close "after act off"
 keys "?"
 check "help lists :calib" "calib FILE [SAMPLES] [CTX]" 10
+check "help longer than the window says it scrolls" "more below: j / PgDn" 5
+keys NPage NPage NPage
+check "help scrolled to its end" "anything else runs as Lua" 5
+check "help at its end says so" "end (k / PgUp: back)" 5
 keys q
 keys ":q" Enter
 check "quit" "QB-EXITED-0" 10
