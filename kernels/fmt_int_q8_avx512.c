@@ -20,9 +20,11 @@
  * the two bytes holding each code in a word, vpsrlvw and a mask leave the code, vpmovwb packs.
  * Near the end of a row a window that would read past it is copied to the stack first.
  *
- * Per 64 elements the activation side (bytes, two block scales, two block sums) is loaded once
- * per token and shared by up to 4 weight rows; nr and nc are compile-time constants of each
- * always_inline body. */
+ * Per 64 elements the activation side (bytes, two block scales, sums of 4) is loaded once per
+ * token and shared by up to 4 weight rows; nr, nc and sym/asym are compile-time constants of
+ * each always_inline body. With one token (generation) the products are summed times d_x over
+ * a whole group and meet d_w once per group; with more tokens d_w · d_x per 64 elements (the
+ * registers would not hold a second set of accumulators). */
 #include "kernels.h"
 #include "fmt.h"
 #include "unaligned.h"
@@ -32,7 +34,11 @@
 
 #define AI static inline __attribute__((always_inline))
 
-enum { D2, D4, D8, DG }; /* unpackers: 2, 4, 8 bits, and the generic one for 3, 5, 6, 7 */
+enum { D2, D4, D8, DG };
+
+#ifndef PF_DIST
+#define PF_DIST 1024 /* bytes ahead in each row stream: 4 interleaved rows train the hardware prefetcher less well than one */
+#endif /* unpackers: 2, 4, 8 bits, and the generic one for 3, 5, 6, 7 */
 
 /* Per-call constants: the row layout and the generic unpacker's tables. */
 typedef struct {
@@ -84,20 +90,22 @@ AI __m512i codes64(const lay *L, const uint8_t *pa, const uint8_t *pb, const uin
 {
     switch (D) {
     case D8:
+        if (pb == pa + 32) return _mm512_loadu_si512(pa);
         return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)pa)),
                                   _mm256_loadu_si256((const __m256i *)pb), 1);
-    case D4: {
-        const __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),
-                                                    _mm_loadu_si128((const __m128i *)pb), 1);
+    case D4: { /* each byte widened to a word, its high nibble moved up: (w | w << 4) & 0x0F0F */
+        const __m256i raw = pb == pa + 16 ? _mm256_loadu_si256((const __m256i *)pa)
+                                          : _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),
+                                                                    _mm_loadu_si128((const __m128i *)pb), 1);
         const __m512i w = _mm512_cvtepu8_epi16(raw);
-        return _mm512_and_si512(_mm512_or_si512(w, _mm512_slli_epi16(w, 4)), _mm512_set1_epi16(0x0F0F));
+        return _mm512_ternarylogic_epi32(w, _mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x0F0F), 0xA8); /* (a | b) & c */
     }
-    case D2: {
-        const __m128i raw = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)pa), _mm_loadl_epi64((const __m128i *)pb));
+    case D2: { /* each byte widened to a dword, its crumbs moved to the four bytes */
+        const __m128i raw = pb == pa + 8 ? _mm_loadu_si128((const __m128i *)pa)
+                                         : _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)pa), _mm_loadl_epi64((const __m128i *)pb));
         const __m512i d = _mm512_cvtepu8_epi32(raw);
-        const __m512i t = _mm512_or_si512(_mm512_or_si512(d, _mm512_slli_epi32(d, 6)),
-                                          _mm512_or_si512(_mm512_slli_epi32(d, 12), _mm512_slli_epi32(d, 18)));
-        return _mm512_and_si512(t, _mm512_set1_epi32(0x03030303));
+        const __m512i t = _mm512_ternarylogic_epi32(d, _mm512_slli_epi32(d, 6), _mm512_slli_epi32(d, 12), 0xFE); /* a | b | c */
+        return _mm512_ternarylogic_epi32(t, _mm512_slli_epi32(d, 18), _mm512_set1_epi32(0x03030303), 0xA8); /* (a | b) & c */
     }
     default:
         return _mm512_inserti64x4(_mm512_castsi256_si512(codes32_generic(L, pa, end)), codes32_generic(L, pb, end), 1);
@@ -180,33 +188,68 @@ typedef struct {
     __m512i nz;
 } rreg;
 
+/* The 64 elements at e of a segment (only the first 32 when HALF): every row's codes meet every
+ * token's bytes; sums go to accg (one token) or straight to acc. */
+AI void pair(const lay *L, int n, const uint8_t *const *codes, const uint8_t *const *ends, const rreg *rr, size_t offb,
+             int e, int s0, const char *act, size_t ast, __m512i nzsym, __m512 (*acc)[4], __m512 *accg, const int NR,
+             const int NC, const int D, const int vnni, const int A, const int big, const int HALF)
+{
+    areg ar[4];
+    #pragma GCC unroll 4
+    for (int c = 0; c < NC; c++) {
+        ar[c] = areg_load(act + (size_t)c * ast, n, s0 + e, HALF);
+        if (!A) ar[c].s = _mm512_mullo_epi32(ar[c].s, nzsym); /* the same zero for every row */
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) {
+        const uint8_t *pa = codes[r] + (size_t)(e / 32) * 4 * L->bits, *pb = HALF ? pa : pa + offb;
+        _mm_prefetch((const char *)pa + PF_DIST, _MM_HINT_T0);
+        const wreg wr = wreg_make(codes64(L, pa, pb, ends[r], D), big);
+        #pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            const __m512i z = A ? _mm512_mullo_epi32(ar[c].s, rr[r].nz) : ar[c].s;
+            const __m512i i = dot4(z, &wr, ar[c].q, vnni, big);
+            if (NC == 1)
+                accg[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), ar[c].d, accg[r]);
+            else
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(rr[r].d, ar[c].d), acc[r][c]);
+        }
+    }
+}
+
 AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, const char *act, size_t ast,
-                  float *y, size_t ldy, const int NR, const int NC, const int D, const int vnni)
+                  float *y, size_t ldy, const int NR, const int NC, const int D, const int vnni, const int A)
 {
     const int big = !vnni && f->bits == 8;
     const int32_t zbias = big ? 128 : 0;
-    const size_t cb = (size_t)4 * L->bits; /* code bytes of one 32-element block */
+    const __m512i nzsym = _mm512_set1_epi32(zbias - (1 << (f->bits - 1)));
+    const int g32 = L->g == 32;
+    /* segments: one group (or the whole row), or for groups of 32 a pair of groups */
+    const int step = g32 ? 64 : L->g;
+    const size_t offb = g32 ? L->gst : (size_t)4 * L->bits; /* codes of block 2 from those of block 1 */
+    const uint8_t *ends[4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) ends[r] = w + (size_t)r * wst + (f->group > 0 ? (size_t)(n / L->g) * L->gst : L->gst);
     __m512 acc[4][4];
     #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
         #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int s0 = 0; s0 < n; s0 += (L->g == 32 ? 64 : L->g)) {
-        /* a segment: one group (or the row), or for groups of 32 a pair of groups */
-        const int seg = L->g == 32 ? (n - s0 < 64 ? 32 : 64) : L->g;
+    size_t gofs = 0; /* byte offset of the segment's first group in a row */
+    for (int s0 = 0; s0 < n; s0 += step, gofs += (g32 ? 2 : 1) * L->gst) {
+        const int seg = n - s0 < step ? n - s0 : step;
+        const int two = g32 && seg == 64;
         rreg rr[4];
-        const uint8_t *codes[4], *ends[4];
+        const uint8_t *codes[4];
         #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-            const uint8_t *row = w + (size_t)r * wst;
-            const size_t gi = (size_t)(s0 / L->g);
+            const uint8_t *h = w + (size_t)r * wst + gofs;
             float da, db;
             int32_t za, zb;
-            read_hdr(f, row + gi * L->gst, &da, &za);
-            ends[r] = row + (f->group > 0 ? (size_t)(n / L->g) * L->gst : L->gst);
-            codes[r] = row + gi * L->gst + L->hdr;
-            if (L->g == 32 && seg == 64) {
-                read_hdr(f, row + (gi + 1) * L->gst, &db, &zb);
+            read_hdr(f, h, &da, &za);
+            codes[r] = h + L->hdr;
+            if (two) {
+                read_hdr(f, h + L->gst, &db, &zb);
                 rr[r].d = _mm512_insertf32x8(_mm512_set1_ps(da), _mm256_set1_ps(db), 1);
                 rr[r].nz = _mm512_inserti64x4(_mm512_set1_epi32(zbias - za), _mm256_set1_epi32(zbias - zb), 1);
             } else {
@@ -214,28 +257,16 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
                 rr[r].nz = _mm512_set1_epi32(zbias - za);
             }
         }
-        for (int e = 0; e < seg; e += 64) {
-            const int half = seg - e < 64;
-            areg ar[4];
+        __m512 accg[4]; /* one token: the segment's sum of isum · d_x, scaled by d_w at its end */
+        #pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) accg[r] = _mm512_setzero_ps();
+        const int full = seg & ~63;
+        for (int e = 0; e < full; e += 64)
+            pair(L, n, codes, ends, rr, offb, e, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, 0);
+        if (seg & 32) pair(L, n, codes, ends, rr, offb, full, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, 1);
+        if (NC == 1) {
             #pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) ar[c] = areg_load(act + (size_t)c * ast, n, s0 + e, half);
-            #pragma GCC unroll 4
-            for (int r = 0; r < NR; r++) {
-                const uint8_t *pa, *pb;
-                if (L->g == 32) {
-                    pa = codes[r];
-                    pb = half ? pa : pa + L->gst;
-                } else {
-                    pa = codes[r] + (size_t)(e / 32) * cb;
-                    pb = half ? pa : pa + cb;
-                }
-                const wreg wr = wreg_make(codes64(L, pa, pb, ends[r], D), big);
-                #pragma GCC unroll 4
-                for (int c = 0; c < NC; c++) {
-                    const __m512i i = dot4(_mm512_mullo_epi32(ar[c].s, rr[r].nz), &wr, ar[c].q, vnni, big);
-                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(rr[r].d, ar[c].d), acc[r][c]);
-                }
-            }
+            for (int r = 0; r < NR; r++) acc[r][0] = _mm512_fmadd_ps(accg[r], rr[r].d, acc[r][0]);
         }
     }
     #pragma GCC unroll 4
@@ -244,31 +275,35 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
         for (int c = 0; c < NC; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-#define TILE_CASES(D, V)                                                                                \
+#define TILE_CASES(D, V, A)                                                                                \
     switch ((nr - 1) * 4 + nc - 1) {                                                                     \
-    case 0: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 1, D, V); break;                             \
-    case 1: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 2, D, V); break;                             \
-    case 2: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 3, D, V); break;                             \
-    case 3: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 4, D, V); break;                             \
-    case 4: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 1, D, V); break;                             \
-    case 5: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 2, D, V); break;                             \
-    case 6: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 3, D, V); break;                             \
-    case 7: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 4, D, V); break;                             \
-    case 8: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 1, D, V); break;                             \
-    case 9: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 2, D, V); break;                             \
-    case 10: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 3, D, V); break;                            \
-    case 11: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 4, D, V); break;                            \
-    case 12: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D, V); break;                            \
-    case 13: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 2, D, V); break;                            \
-    case 14: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 3, D, V); break;                            \
-    default: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 4, D, V); break;                            \
+    case 0: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 1, D, V, A); break;                             \
+    case 1: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 2, D, V, A); break;                             \
+    case 2: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 3, D, V, A); break;                             \
+    case 3: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 4, D, V, A); break;                             \
+    case 4: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 1, D, V, A); break;                             \
+    case 5: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 2, D, V, A); break;                             \
+    case 6: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 3, D, V, A); break;                             \
+    case 7: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 4, D, V, A); break;                             \
+    case 8: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 1, D, V, A); break;                             \
+    case 9: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 2, D, V, A); break;                             \
+    case 10: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 3, D, V, A); break;                            \
+    case 11: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 4, D, V, A); break;                            \
+    case 12: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D, V, A); break;                            \
+    case 13: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 2, D, V, A); break;                            \
+    case 14: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 3, D, V, A); break;                            \
+    default: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 4, D, V, A); break;                            \
     }
 
 #define TILE_FN(name, D, V)                                                                             \
     static void name(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, int nr, \
                      const char *act, size_t ast, int nc, float *y, size_t ldy)                         \
     {                                                                                                   \
-        TILE_CASES(D, V)                                                                                \
+        if (f->asym) {                                                                                  \
+            TILE_CASES(D, V, 1)                                                                         \
+        } else {                                                                                        \
+            TILE_CASES(D, V, 0)                                                                         \
+        }                                                                                               \
     }
 TILE_FN(tile_d2, D2, 0) TILE_FN(tile_d4, D4, 0) TILE_FN(tile_d8, D8, 0) TILE_FN(tile_dg, DG, 0)
 TILE_FN(tile_d2_vnni, D2, 1) TILE_FN(tile_d4_vnni, D4, 1) TILE_FN(tile_d8_vnni, D8, 1) TILE_FN(tile_dg_vnni, DG, 1)
