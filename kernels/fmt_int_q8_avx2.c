@@ -79,9 +79,11 @@ AI __m256i codes32(const lay *L, const uint8_t *p, const uint8_t *end, const int
     default: {
         uint8_t tmp[48];
         const int b = L->bits;
-        if (end - p < 2 * b + 16) {
-            memset(tmp, 0, sizeof tmp);
-            memcpy(tmp, p, (size_t)4 * b);
+        if (end - p < 2 * b + 16) { /* copy the block's 4b bytes (b dwords) with a masked load: no
+                                       library call, which would spill every register, in the loop */
+            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            _mm256_storeu_si256((__m256i *)tmp, _mm256_maskload_epi32((const int *)p, m));
+            _mm_storeu_si128((__m128i *)(tmp + 32), _mm_setzero_si128());
             p = tmp;
         }
         const __m256i lo = words16(L, p), hi = words16(L, p + 2 * b); /* codes 0-15, 16-31 */

@@ -17,7 +17,8 @@
  * widens bytes to words and splits each into its two nibbles; 2 bits widens to dwords and
  * shifts the four crumbs into the four bytes; 3, 5, 6, 7 bits: codes 8k .. 8k+7 start at byte
  * k·b, so two 16-byte windows (at 0 and 2b) broadcast to the four 128-bit lanes, vpshufb puts
- * the two bytes holding each code in a word, vpsrlvw and a mask leave the code, vpmovwb packs.
+ * the two bytes holding each code in a word, vpsrlvw and a mask leave the code, vpackuswb and
+ * vpermq pack the words of two blocks.
  * Near the end of a row a window that would read past it is copied to the stack first.
  *
  * Per 64 elements the activation side (bytes, two block scales, sums of 4) is loaded once per
@@ -69,20 +70,20 @@ static lay lay_make(const qb_fmt_params *f, int n)
     return L;
 }
 
-/* 32 codes of the generic widths at p (end: the end of the row) as bytes. */
-AI __m256i codes32_generic(const lay *L, const uint8_t *p, const uint8_t *end)
+/* 32 codes of the generic widths at p (end: the end of the row) as words. */
+AI __m512i codes32_generic(const lay *L, const uint8_t *p, const uint8_t *end)
 {
     uint8_t tmp[48];
     const int b = L->bits;
-    if (end - p < 2 * b + 16) { /* the second window would cross the end of the row */
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, p, (size_t)4 * b);
+    if (end - p < 2 * b + 16) { /* the second window would cross the end of the row: copy the block's
+                                   4b bytes with a masked load (no library call in the hot loop) */
+        _mm256_storeu_si256((__m256i *)tmp, _mm256_maskz_loadu_epi8((__mmask32)((1ull << (4 * b)) - 1), p));
+        _mm_storeu_si128((__m128i *)(tmp + 32), _mm_setzero_si128());
         p = tmp;
     }
     const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p))),
                                          _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 2 * b))), 1);
-    const __m512i w = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_epi8(v, L->shuf), L->shift), L->mask);
-    return _mm512_cvtepi16_epi8(w);
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_epi8(v, L->shuf), L->shift), L->mask);
 }
 
 /* Codes of two 32-element blocks at pa and pb as one register of 64 bytes. */
@@ -107,8 +108,10 @@ AI __m512i codes64(const lay *L, const uint8_t *pa, const uint8_t *pb, const uin
         const __m512i t = _mm512_ternarylogic_epi32(d, _mm512_slli_epi32(d, 6), _mm512_slli_epi32(d, 12), 0xFE); /* a | b | c */
         return _mm512_ternarylogic_epi32(t, _mm512_slli_epi32(d, 18), _mm512_set1_epi32(0x03030303), 0xA8); /* (a | b) & c */
     }
-    default:
-        return _mm512_inserti64x4(_mm512_castsi256_si512(codes32_generic(L, pa, end)), codes32_generic(L, pb, end), 1);
+    default: { /* words of both blocks packed to bytes in each 128-bit lane, then the qwords in order */
+        const __m512i packed = _mm512_packus_epi16(codes32_generic(L, pa, end), codes32_generic(L, pb, end));
+        return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), packed);
+    }
     }
 }
 
