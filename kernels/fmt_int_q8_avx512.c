@@ -50,11 +50,11 @@ typedef struct {
 
 static lay lay_make(const qb_fmt_params *f, int n)
 {
-    lay L;
-    L.bits = f->bits;
+    lay L = {.bits = f->bits}; /* the generic unpacker's tables zero unless filled below */
     L.g = f->group > 0 ? f->group : n;
     L.hdr = f->group > 0 ? (f->asym ? 4 : 2) : (f->asym ? 8 : 4);
     L.gst = L.hdr + (size_t)L.g * (size_t)f->bits / 8;
+    if (f->bits == 2 || f->bits == 4 || f->bits == 8) return L; /* tables only for the generic unpacker */
     uint8_t shuf[64];
     uint16_t shift[32];
     for (int l = 0; l < 4; l++)
