@@ -288,8 +288,8 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
         return;
     }
     /* the scalar table's non-ggml formats other than the integer path's INT take the
-     * row-dequantizing path below (the spec of fmt_tile) even for one token: 4 rows at a time into a small f32 buffer, never the whole
-     * tensor */
+     * row-dequantizing path below (the spec of fmt_tile) even for one token: 4 rows at a time
+     * into a small f32 buffer, never the whole tensor */
     if (T == 1 && is_float) {
         matvec(k, w, x, y);
         return;
