@@ -60,6 +60,9 @@ float qb_gemv_q4_0_avx512vnni(int, const void *, const void *);
 /* non-ggml formats (fmt_dot_*.c) */
 void qb_fmt_tile_avx2(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
 void qb_fmt_tile_avx512(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
+/* INT rows times 8-bit activations (fmt_int_q8_*.c) */
+#define INT_Q8_DECL(sfx) void qb_int_tile_q8_##sfx(const struct qb_fmt_params *, int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
+INT_Q8_DECL(ref) INT_Q8_DECL(avx2) INT_Q8_DECL(avx512) INT_Q8_DECL(avx512vnni)
 
 /* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
 #define QDOT_MEMBERS(sfx, asfx)                                                                       \
@@ -76,6 +79,7 @@ static const qb_kernel_table table_ref = {
     .isa = "ref", .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
     .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
     QDOT_MEMBERS(ref, ref),
+    .int_tile_q8 = qb_int_tile_q8_ref,
     .gemm_i8 = qb_gemm_i8_ref,
     .quant_row = qb_quant_row_ref,
     .attn_f32 = qb_attn_f32_ref,
@@ -85,6 +89,7 @@ static const qb_kernel_table table_avx2 = {
     .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
     QDOT_MEMBERS(avx2, avx2),
     .fmt_tile = qb_fmt_tile_avx2,
+    .int_tile_q8 = qb_int_tile_q8_avx2,
     .gemm_i8 = qb_gemm_i8_avx2,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx2,
@@ -94,6 +99,7 @@ static const qb_kernel_table table_avx512 = {
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512, avx512),
     .fmt_tile = qb_fmt_tile_avx512,
+    .int_tile_q8 = qb_int_tile_q8_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx512,
@@ -103,6 +109,7 @@ static const qb_kernel_table table_avx512vnni = {
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512vnni, avx512),
     .fmt_tile = qb_fmt_tile_avx512,
+    .int_tile_q8 = qb_int_tile_q8_avx512vnni,
     .quantize_act_tile = qb_quantize_act_tile_avx512,
     .gemm_q = {[QB_TYPE_Q8_0] = qb_gemm_q8_0_avx512vnni, [QB_TYPE_Q4_0] = qb_gemm_q4_0_avx512vnni,
                [QB_TYPE_IQ4_NL] = qb_gemm_iq4_nl_avx512vnni},

@@ -94,4 +94,41 @@ typedef struct qb_fmt_params {
     bool dq;   /* NF4: double-quantized absmax */
 } qb_fmt_params;
 
+/* ---- INT rows times 8-bit activations (fmt_int_q8_*.c) ------------------------------------ */
+
+/* Whether the integer path takes INT rows of n elements with these parameters: bits 2..8 and
+ * 32-element activation blocks that never straddle a weight group (group a multiple of 32, or
+ * one scale per row with n a multiple of 32). */
+static inline bool qb_int_q8_supported(const qb_fmt_params *f, int n)
+{
+    return f->kind == QB_FK_INT && f->bits >= 2 && f->bits <= 8 && n > 0 && n % 32 == 0 &&
+           (f->group <= 0 || f->group % 32 == 0);
+}
+
+/* One token's activations for the integer path, built from its Q8_0 row (the kernel table's
+ * quantize_act[Q8_0], so the numbers are llama.cpp's 8-bit activations) and laid out planar
+ * so the kernels load them plainly: int8 q[n] (element order), f32 d[n/32] (the block
+ * scales, exactly the f16 values), int32 s4[n/4] (the sums of each 4 consecutive q: the zero
+ * point term of an int32 lane of 4 products, so each lane holds sum (code - zero) · q and
+ * never a large difference of large numbers). qb_int_act_row_bytes(n) bytes (a multiple of
+ * 64) per token. */
+static inline size_t qb_int_act_row_bytes(int n) { return ((size_t)n * 2 + (size_t)n / 8 + 63) & ~(size_t)63; }
+void qb_int_act_from_q8_0(int n, const void *q8_0, void *act);
+static inline const int8_t *qb_int_act_q(const void *act) { return act; }
+static inline const float *qb_int_act_d(const void *act, int n) { return (const float *)((const char *)act + n); }
+static inline const int32_t *qb_int_act_s4(const void *act, int n)
+{
+    return (const int32_t *)((const char *)act + n + (size_t)n / 8);
+}
+
+/* The spec of qb_kernel_table.int_tile_q8: rows of an INT format (qb_int_q8_supported) times
+ * activations in the layout above. For each weight row r (< nr <= 4, wst bytes apart) and
+ * token c (< nc <= 4, ast bytes apart), over the 32-element blocks b of the row, in order:
+ *     y[c*ldy + r] += (d_w(group of b) * d_x(b)) * (float)(sum_i code_i * q_i  -  zero * s(b))
+ * the bracket an exact int32 (codes 0..2^bits-1; zero the group's integer zero point,
+ * 2^(bits-1) when symmetric; s(b) the sum of the block's 32 q), the sum in f32 from 0. Vector
+ * versions split each bracket into lanes of 4 products and differ only in float summation. */
+void qb_int_tile_q8_ref(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act, size_t ast,
+                        int nc, float *y, size_t ldy);
+
 #endif

@@ -55,6 +55,13 @@ typedef struct {
      * dequantize rows with the fmt_*_ref functions and use tile_f32, which is the spec. */
     void (*fmt_tile)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
                      int nc, float *y, size_t ldy);
+    /* INT rows (fmt_int_ref.c; only where qb_int_q8_supported) times activations quantized to
+     * 8 bits once per matmul (quantize_act[Q8_0], rearranged by qb_int_act_from_q8_0):
+     * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 4) · token c (act + c*ast,
+     * c < nc <= 4), exact int32 per 32-element block. Spec and scalar entry:
+     * qb_int_tile_q8_ref (fmt.h). */
+    void (*int_tile_q8)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act,
+                        size_t ast, int nc, float *y, size_t ldy);
     /* int8 GEMM tile (W8A8): y[c*ldy + r] = sum_i (w_r[i] - 128) * x_c[i] for r < nr (<= 4),
      * c < nc (<= 4); weights are int8 codes with zero point 128 (kernels/fmt_int_ref.c rows),
      * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */

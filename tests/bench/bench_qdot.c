@@ -11,7 +11,8 @@
  * Then the non-ggml formats (INT, NF4, FP8, MXFP4: kernels' fmt_tile with f32 activations):
  * GB/s of weights with one activation row (nr = 4 rows per call, generation) and GMAC/s of
  * the 4 × 4 tile (prompt processing); "ref" is the spec's path, dequantize 4 rows then the
- * f32 tile. TYPE arguments filter these by format name too. */
+ * f32 tile. For INT formats also the integer path the forward pass takes (int_tile_q8, 8-bit
+ * activations), the same two figures. TYPE arguments filter these by format name too. */
 #include "core/qb.h"
 #include "core/quant/format.h"
 #include "kernels.h"
@@ -105,21 +106,47 @@ static double time_fmt(const qb_kernel_table *k, const qb_format *f, const qb_fm
     return best;
 }
 
+/* Seconds for one pass of the integer path (int_tile_q8, 4 rows per call) with nc tokens of
+ * 8-bit activations, best of reps; < 0 where the table or the format has none. */
+static double time_int(const qb_kernel_table *k, const qb_fmt_params *p, const uint8_t *w, size_t rb, const uint8_t *act,
+                       int nc, int reps, float *out)
+{
+    if (!k->int_tile_q8 || !qb_int_q8_supported(p, N)) return -1;
+    const size_t ab = qb_int_act_row_bytes(N);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < ROWS; i += 4) k->int_tile_q8(p, N, w + (size_t)i * rb, rb, 4, act, ab, nc, out + i, ROWS);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 static void bench_formats(int argc, char **argv, int reps)
 {
     const char *names[] = {"int8-channel", "int8-g128", "int6-g128", "int5-g64-asym", "int4-tensor", "int4-channel",
-                           "int4-g32", "int4-g128", "int4-g128-asym", "int3-g128", "int2-g64-asym", "nf4", "nf4-dq",
+                           "int4-g32", "int4-g128", "int4-g128-asym", "int3-g128", "int2-g64", "int2-g64-asym", "nf4", "nf4-dq",
                            "fp8-e4m3", "fp8-e5m2-channel", "mxfp4"};
-    const char *isas[] = {"ref", "avx2", "avx512"};
+    const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     float *src = malloc((size_t)N * 64 * sizeof *src), *x = malloc((size_t)N * 4 * sizeof *x);
     float *out = malloc((size_t)ROWS * 4 * sizeof *out), *buf = malloc((size_t)N * 4 * sizeof *buf);
     for (int j = 0; j < N * 64; j++) src[j] = frand();
     for (int j = 0; j < N * 4; j++) x[j] = frand();
-    printf("\nfmt_tile: %d rows x %d elements, one thread: GB/s of weights with 1 activation row, GMAC/s of the\n"
-           "4 rows x 4 tokens tile (best of %d; ref = dequantize rows + f32 tile, once)\n", ROWS, N, reps);
-    printf("%-18s %6s %-8s %9s %11s\n", "format", "bpw", "isa", "GB/s", "tile GMAC");
+    uint8_t *act = malloc(qb_int_act_row_bytes(N) * 4), *q8 = malloc(qb_type_row_bytes(QB_TYPE_Q8_0, N));
+    for (int c = 0; c < 4; c++) {
+        qb_kernels_for("ref")->quantize_act[QB_TYPE_Q8_0](x + (size_t)c * N, q8, N);
+        qb_int_act_from_q8_0(N, q8, act + (size_t)c * qb_int_act_row_bytes(N));
+    }
+    printf("\nnon-ggml formats: %d rows x %d elements, one thread: GB/s of weights with 1 activation row, GMAC/s of\n"
+           "the 4 rows x 4 tokens tile (best of %d; ref once). fmt_tile: weights decoded to f32 times f32 activations\n"
+           "(ref = dequantize rows + f32 tile); int8-act: INT weights through int_tile_q8 (integer dot with 8-bit\n"
+           "activations, what the forward pass uses for INT; avx512vnni = the AVX-512 fmt_tile with VNNI int8-act)\n",
+           ROWS, N, reps);
+    printf("%-18s %6s %-11s %9s %11s %13s %15s\n", "format", "bpw", "isa", "GB/s", "tile GMAC", "int8-act GB/s",
+           "int8-act GMAC");
     for (size_t fi = 0; fi < sizeof names / sizeof names[0]; fi++) {
         if (argc > 2) {
             int want = 0;
@@ -142,8 +169,13 @@ static void bench_formats(int argc, char **argv, int reps)
             time_fmt(k, &f, &p, w, rb, x, 1, 1, out, buf);
             const double t1 = time_fmt(k, &f, &p, w, rb, x, 1, r, out, buf);
             const double t4 = time_fmt(k, &f, &p, w, rb, x, 4, r, out, buf);
-            printf("%-18s %6.3f %-8s %9.2f %11.1f\n", names[fi], qb_format_bpw(&f, N), isas[s], (double)rb * ROWS / 1e9 / t1,
-                   4.0 * N * ROWS / 1e9 / t4);
+            char i1[16] = "-", i4[16] = "-";
+            if (time_int(k, &p, w, rb, act, 1, 1, out) > 0) {
+                snprintf(i1, sizeof i1, "%.2f", (double)rb * ROWS / 1e9 / time_int(k, &p, w, rb, act, 1, r, out));
+                snprintf(i4, sizeof i4, "%.1f", 4.0 * N * ROWS / 1e9 / time_int(k, &p, w, rb, act, 4, r, out));
+            }
+            printf("%-18s %6.3f %-11s %9.2f %11.1f %13s %15s\n", names[fi], qb_format_bpw(&f, N), isas[s],
+                   (double)rb * ROWS / 1e9 / t1, 4.0 * N * ROWS / 1e9 / t4, i1, i4);
             fflush(stdout);
         }
         free(w);
@@ -152,6 +184,8 @@ static void bench_formats(int argc, char **argv, int reps)
     free(x);
     free(out);
     free(buf);
+    free(act);
+    free(q8);
 }
 
 int main(int argc, char **argv)

@@ -7,9 +7,11 @@
  *   - FP8 rows holding every finite code;
  *   - the forward pass: qb-docs-26m with its layers quantized to each kind gives the same
  *     logits (8-token prompt and one generated token) through the fast path as through the
- *     scalar table, which dequantizes rows and multiplies in f32 (QB_ISA=ref, in a child
- *     process because the table is chosen once per process; the child is this program run
- *     again with --child, not a fork, which OpenMP's thread pool would not survive). */
+ *     scalar table (QB_ISA=ref, in a child process because the table is chosen once per
+ *     process; the child is this program run again with --child, not a fork, which OpenMP's
+ *     thread pool would not survive). The scalar table dequantizes NF4 / FP8 / MXFP4 rows and
+ *     multiplies in f32; INT rows take the integer path with 8-bit activations there too
+ *     (qb_int_tile_q8_ref, test-int-q8.c), compared with a tolerance for activation rounding. */
 #include "testutil.h"
 #include <math.h>
 #include <spawn.h>
@@ -271,17 +273,32 @@ static void test_forward_fast_vs_dequant(void **state)
     float *ref = malloc(count * sizeof *ref), *fast = malloc(count * sizeof *fast);
     run_child("ref", ref, count);
     run_child(NULL, fast, count);
+    const char *bad = NULL;
     for (int k = 0; k < NFWD; k++) {
         const float *a = ref + (size_t)k * 9 * vocab, *b = fast + (size_t)k * 9 * vocab;
-        float amax = 0, dmax = 0;
+        float amax = 0, dmax = 0, pmax[9] = {0};
+        double ss = 0;
         for (size_t i = 0; i < (size_t)9 * vocab; i++) {
             amax = fmaxf(amax, fabsf(a[i]));
             dmax = fmaxf(dmax, fabsf(a[i] - b[i]));
+            pmax[i / vocab] = fmaxf(pmax[i / vocab], fabsf(a[i] - b[i]));
+            ss += (double)(a[i] - b[i]) * (a[i] - b[i]);
             if (!isfinite(b[i])) fail_msg("%s: logit %zu not finite", fwd_formats[k], i);
         }
-        print_message("%-18s max |logit| %.3f, max fast - dequantized %.2e\n", fwd_formats[k], amax, dmax);
-        if (!(dmax <= 1e-4f * amax)) fail_msg("%s: logits differ by %g (max %g)", fwd_formats[k], dmax, amax);
+        const double rms = sqrt(ss / (9.0 * vocab));
+        print_message("%-18s max |logit| %.3f, max fast - scalar %.2e, rms %.2e; per position:", fwd_formats[k], amax, dmax, rms);
+        for (int j = 0; j < 9; j++) print_message(" %.0e", pmax[j]);
+        print_message("\n");
+        /* INT weights meet 8-bit activations (int_tile_q8): the kernels agree to float order,
+         * but an activation that sits on a rounding boundary of the 8-bit grid can land on the
+         * other side when the layers before it summed in another order, and that one step of
+         * one activation then carries on through the KV cache (the per-position maxima jump from
+         * ~1e-5 to ~1e-2 at one position). So: a percent of the largest logit at most, and a
+         * small RMS; a wrong integer kernel is off by the size of the logits. */
+        const bool int8_act = strncmp(fwd_formats[k], "int", 3) == 0;
+        if (int8_act ? !(dmax <= 3e-2f * amax && rms <= 5e-3 * amax) : !(dmax <= 1e-4f * amax)) bad = fwd_formats[k];
     }
+    if (bad) fail_msg("%s: logits of the fast path and the scalar table differ too much", bad);
     free(ref);
     free(fast);
 }

@@ -4,7 +4,11 @@
  *   ggml block types: activations quantized once per call to the type's 8-bit format; the
  *     GEMM tile (Q8_0, Q4_0, IQ4_NL: 2 rows x 8 tokens) where the CPU has one, else each
  *     weight row meets up to 4 tokens at a time in qdot.
- *   INT / NF4 / FP8 / MXFP4: fmt_tile decodes the packed bytes in registers, 4 rows x 4 tokens.
+ *   INT with groups of whole 32-element blocks (every group size; per row when n % 32 == 0):
+ *     activations quantized once per call to 8 bits (Q8_0, as for the ggml formats), then an
+ *     exact integer dot per block in int_tile_q8, 4 rows x 4 tokens (the scalar table too).
+ *   other INT / NF4 / FP8 / MXFP4: fmt_tile decodes the packed bytes in registers, 4 rows x 4
+ *     tokens, times f32 activations.
  * No f32 copy of a quantized weight ever exists (the scalar table's non-ggml path converts 4
  * rows at a time into a small buffer). One token (generation, memory-bound): each thread
  * streams one contiguous share of the rows (static schedule; small dynamic chunks cost a
@@ -210,6 +214,60 @@ static bool fmt_params(const qb_format *f, qb_fmt_params *p)
     }
 }
 
+/* INT weights whose groups hold whole 32-element blocks (qb_int_q8_supported) through the
+ * kernels' integer tile: activations quantized once per call with the Q8_0 quantizer (the
+ * 8-bit activations of the ggml formats) and rearranged for the kernel, then 4 rows × up to 4
+ * tokens per int_tile_q8 call. Up to 4 tokens (generation): one pass, each thread one
+ * contiguous share of the rows; more: tokens in chunks whose activations stay in L2, rows in
+ * small dynamic chunks. False (nothing done) when the kernels cannot take these parameters or
+ * there is no memory: the caller then takes fmt_tile with f32 activations. */
+static bool matmul_int_q8(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
+                          float *y)
+{
+    const int n = (int)w->ne[0];
+    void (*quant)(const float *, void *, int) = k->quantize_act[QB_TYPE_Q8_0];
+    if (!k->int_tile_q8 || !quant || !qb_int_q8_supported(p, n)) return false;
+    const size_t ab = qb_int_act_row_bytes(n), qb8 = qb_type_row_bytes(QB_TYPE_Q8_0, n);
+    uint8_t *xa = malloc((size_t)T * (ab + qb8));
+    if (!xa) return false;
+    uint8_t *xq = xa + (size_t)T * ab;
+    const int64_t rows = w->ne[1], nblk = (rows + 3) / 4;
+    const size_t wrow = qb_format_row_bytes(&w->fmt, n);
+    const uint8_t *wd = w->data;
+    int chunk = (int)((256 * 1024) / ab) & ~3;
+    if (chunk < 4) chunk = 4;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < T; t++) {
+            quant(x + (size_t)t * n, xq + (size_t)t * qb8, n);
+            qb_int_act_from_q8_0(n, xq + (size_t)t * qb8, xa + (size_t)t * ab);
+        }
+        if (T <= 4) {
+#pragma omp for schedule(static)
+            for (int64_t b = 0; b < nblk; b++) {
+                const int64_t r0 = 4 * b;
+                k->int_tile_q8(p, n, wd + (size_t)r0 * wrow, wrow, rows - r0 < 4 ? (int)(rows - r0) : 4, xa, ab, T, y + r0,
+                               (size_t)rows);
+            }
+        } else {
+            for (int t0 = 0; t0 < T; t0 += chunk) {
+                const int t1 = T - t0 < chunk ? T : t0 + chunk;
+#pragma omp for schedule(dynamic, 4) nowait
+                for (int64_t b = 0; b < nblk; b++) {
+                    const int64_t r0 = 4 * b;
+                    const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
+                    for (int c0 = t0; c0 < t1; c0 += 4)
+                        k->int_tile_q8(p, n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab,
+                                       t1 - c0 < 4 ? t1 - c0 : 4, y + (size_t)c0 * rows + r0, (size_t)rows);
+                }
+            }
+        }
+    }
+    free(xa);
+    return true;
+}
+
 /* INT, NF4, FP8 and MXFP4 weights through the kernels' fmt_tile: 4 rows × up to 4 tokens per
  * call, weights decoded in registers; tokens in chunks whose activations fit in L2. */
 static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
@@ -243,6 +301,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     if (w->act_mode && qb_matmul_w8a8(w, x, T, y)) return; /* W8A8: int8 activations too */
     /* one branch per format kind; each calls its own matmul */
     if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
+        if (matmul_int_q8(k, w, &fp, x, T, y)) return; /* INT: integer dot with 8-bit activations */
         if (k->fmt_tile) {
             matmul_fmt(k, w, &fp, x, T, y);
             return;
@@ -254,9 +313,9 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
             matmul_packed(k, ws, 1, x, T, ys);
         return;
     }
-    /* the scalar table's non-ggml formats take the row-dequantizing path below (the spec of
-     * fmt_tile) even for one token: 4 rows at a time into a small f32 buffer, never the whole
-     * tensor */
+    /* the scalar table's non-ggml formats other than the integer path's INT take the
+     * row-dequantizing path below (the spec of fmt_tile) even for one token: 4 rows at a time
+     * into a small f32 buffer, never the whole tensor */
     if (T == 1 && is_float) {
         matvec(k, w, x, y);
         return;
