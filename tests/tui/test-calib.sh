@@ -25,6 +25,12 @@ keys ":calib $CALIB" Enter
 check "demo: :calib says the demo has no forward pass" "no forward pass" 10
 keys ":method nf4" Enter
 check "demo: NF4 still analysed" "SQNR" 10
+keys "?"
+check "help longer than 120x40 says it scrolls" "more below: j / PgDn" 5
+keys NPage NPage NPage
+check "help scrolled to its end" "anything else runs as Lua" 5
+check "help at its end says so" "end (k / PgUp: back)" 5
+keys x
 keys ":q" Enter
 check "demo quits" "QB-EXITED-0" 10
 
@@ -152,10 +158,6 @@ else not_ok "act off: ffn_down back at the plan's GPTQ format" "$(screen | head 
 ppl_close "after act off"
 keys "?"
 check "help lists :calib" "calib FILE [SAMPLES] [CTX]" 10
-check "help longer than the window says it scrolls" "more below: j / PgDn" 5
-keys NPage NPage NPage
-check "help scrolled to its end" "anything else runs as Lua" 5
-check "help at its end says so" "end (k / PgUp: back)" 5
 keys q
 keys ":q" Enter
 check "quit" "QB-EXITED-0" 10
