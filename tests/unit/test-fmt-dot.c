@@ -27,14 +27,7 @@
 #include "fmt.h"
 
 static uint64_t rng = 0x243F6A8885A308D3ull;
-static uint64_t next_u64(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((next_u64() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static float frand(void) { return qbt_frand(&rng); }
 
 static const char *isas[] = {"avx2", "avx512", "avx512vnni"};
 #define NISA (int)(sizeof isas / sizeof isas[0])

@@ -18,14 +18,8 @@
 #include "blocks.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t next_u64(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((next_u64() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static uint64_t next_u64(void) { return qbt_xorshift(&rng); }
+static float frand(void) { return qbt_frand(&rng); }
 
 static const char *isas[] = {"avx2", "avx512", "avx512vnni"};
 #define NISA (int)(sizeof isas / sizeof isas[0])

@@ -32,14 +32,8 @@ static const int nblocks[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 6
 #define NLEN (int)(sizeof nblocks / sizeof nblocks[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t next_u64(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((next_u64() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static uint64_t next_u64(void) { return qbt_xorshift(&rng); }
+static float frand(void) { return qbt_frand(&rng); }
 
 static int blck(int t) { return qb_type_get(t)->blck; }
 static size_t row_bytes(int t, int n) { return qb_type_row_bytes((qb_type)t, n); }

@@ -68,4 +68,19 @@ static inline char *qbt_write_temp(const char *tag, const void *data, size_t len
     return path;
 }
 
+/* xorshift64: deterministic pseudo-random numbers for a test, state kept by the caller. */
+static inline uint64_t qbt_xorshift(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+/* Uniform in [-1, 1). */
+static inline float qbt_frand(uint64_t *state)
+{
+    return (float)((qbt_xorshift(state) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
 #endif
