@@ -217,6 +217,40 @@ static void deterministic(void **state)
     qb_plan_free(&p);
 }
 
+/* After AWQ (norms and all seven matrices of a layer carry its scales), another method on a
+ * plan that leaves some of a layer's matrices alone is refused, the model untouched (restoring
+ * the norms would break those matrices); a plan covering every matrix works. */
+static void partial_plan_after_awq(void **state)
+{
+    fixture *F = *state;
+    NEED_MODEL(F);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_plan full, part;
+    plan_for(&ctx, F->m, "int4-channel", &full);
+    qb_method awq, rtn, gptq;
+    assert_int_equal(qb_method_parse(&ctx, "awq", &awq), QB_OK);
+    assert_int_equal(qb_method_parse(&ctx, "rtn", &rtn), QB_OK);
+    assert_int_equal(qb_method_parse(&ctx, "gptq", &gptq), QB_OK);
+    assert_int_equal(qb_model_apply_method(&ctx, F->m, &full, &awq, F->cal, NULL), QB_OK);
+    uint8_t **after_awq = snapshot(F->m);
+    qb_format f;
+    assert_int_equal(qb_format_parse(&ctx, "int8-channel", &f), QB_OK);
+    qb_plan_init(&part);
+    assert_int_equal(qb_plan_add(&ctx, &part, F->m->layers[0].wq->name, &f), QB_OK);
+    assert_int_equal(qb_model_apply_method(&ctx, F->m, &part, &rtn, NULL, NULL), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "folded scales"));
+    assert_int_equal(qb_model_apply_method(&ctx, F->m, &part, &gptq, F->cal, NULL), QB_ERR_ARG);
+    assert_true(same_as(F->m, after_awq));
+    /* every matrix re-quantized from its originals: allowed, and the norms come back */
+    assert_int_equal(qb_model_apply_method(&ctx, F->m, &full, &rtn, NULL, NULL), QB_OK);
+    assert_true(F->m->layers[0].attn_norm->data == F->m->layers[0].attn_norm->src_data);
+    free_snapshot(F->m, after_awq);
+    assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+    qb_plan_free(&part);
+    qb_plan_free(&full);
+}
+
 static void logits_of(qb_ctx *ctx, const qb_model *m, const int32_t *toks, int n, float *out)
 {
     qb_infer *inf;
@@ -400,6 +434,7 @@ int main(void)
         cmocka_unit_test(ordering),
         cmocka_unit_test(fold_is_exact),
         cmocka_unit_test(clip_per_group),
+        cmocka_unit_test(partial_plan_after_awq),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

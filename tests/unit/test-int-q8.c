@@ -18,7 +18,6 @@
 #include "blocks.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t next_u64(void) { return qbt_xorshift(&rng); }
 static float frand(void) { return qbt_frand(&rng); }
 
 static const char *isas[] = {"avx2", "avx512", "avx512vnni"};

@@ -366,6 +366,27 @@ static qb_status check_inputs(job *J)
     return QB_OK;
 }
 
+/* Restoring a layer's norms (below) is only right when every matrix of that layer is
+ * re-quantized from its originals in this call: an earlier AWQ folded its scales into the
+ * norms and into all seven matrices (columns, and v/up rows), so a matrix left as it is would
+ * keep scales whose inverse the restored norm no longer applies. Such a plan is refused. */
+static qb_status check_folds_covered(job *J)
+{
+    const qb_model *m = J->m;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const qb_layer_weights *L = &m->layers[l];
+        if (L->attn_norm->data == L->attn_norm->src_data && L->ffn_norm->data == L->ffn_norm->src_data) continue;
+        const qb_tensor *mats[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (int i = 0; i < 7; i++)
+            if (!J->st[tensor_index(m, mats[i])].set)
+                return qb_fail(J->ctx, QB_ERR_ARG,
+                               "layer %d holds folded scales (AWQ) that %s depends on, and the plan leaves %s as it "
+                               "is: apply to every matrix of that layer, or reset the model first",
+                               l, mats[i]->name, mats[i]->name);
+    }
+    return QB_OK;
+}
+
 qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
                                 const qb_calib *cal, const qb_method_opts *o)
 {
@@ -406,6 +427,7 @@ qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, c
         if (cancel_flag(&J) && *cancel_flag(&J)) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
         else st = rtn_tensor(&J, t);
     }
+    if (st == QB_OK && meth->kind != QB_METHOD_AWQ) st = check_folds_covered(&J);
     if (st == QB_OK) {
         /* install; norms an earlier AWQ rewrote go back to their originals first (a re-read
          * of the source: it can only fail for memory, and then the norm keeps its values) */
