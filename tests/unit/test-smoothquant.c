@@ -3,13 +3,16 @@
  * activations) leaves the logits unchanged up to float rounding, for the norm folds and the
  * wv→wo / w_up→w_down folds; smoothing really moves the outliers (the static activation
  * scale of a smoothed matrix shrinks); α out of range, NaN, missing or mismatched statistics
- * are errors that leave the model as it was. Statistics come from the shared calibration
+ * are errors that leave the model as it was; and the paper's ordering on stories260K:
+ * SmoothQuant W8A8 below plain W8A8 in KLD. Statistics come from the shared calibration
  * module (calib.h), as every front end now gets them. */
 #include "outlier_util.h"
 
 #include "core/method/smoothquant.h"
 #include "core/calib/calib.h"
 #include "core/infer/matmul_w8a8.h"
+#include "core/method/act_quant.h"
+#include "core/eval/eval.h"
 
 enum { N = 64 };
 
@@ -160,6 +163,68 @@ static void test_bad_input(void **state)
     qb_model_close(m);
 }
 
+/* stories260K with its tokenizer (calibration and evaluation read text), or NULL. */
+static qb_model *open_with_tokenizer(void)
+{
+    const char *p = qbt_model_path("stories260K/stories260K.bin");
+    if (access(p, R_OK) != 0) return NULL;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = NULL;
+    if (qb_model_open(&ctx, p, NULL, &m) != QB_OK) fail_msg("open %s: %s", p, qb_ctx_errmsg(&ctx));
+    return m;
+}
+
+/* KLD against the float model of stories260K with activation options o (a fresh model each
+ * time), on its sample text at ctx 64, calibrated on the same text. */
+static double kld_with(const qb_model *base, const int32_t *tok, int n, const char *act, bool smooth, bool out)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = open_with_tokenizer();
+    assert_non_null(m);
+    qb_act_opts o;
+    qb_act_opts_init(&o);
+    o.act = act;
+    o.smooth = smooth;
+    o.smooth_out = out;
+    o.calib_path = qbt_model_path("stories260K/ppl-sample.txt");
+    o.calib_ctx = 64;
+    if (qb_act_apply(&ctx, m, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_eval_opts eo = {.n_ctx = 64};
+    qb_kld_result r;
+    assert_int_equal(qb_eval_kld(&ctx, base, m, tok, n, &eo, &r), QB_OK);
+    qb_model_close(m);
+    print_message("%-12s smooth %d out %d: KLD %.6f\n", act, smooth, out, r.kld_mean);
+    return r.kld_mean;
+}
+
+/* The paper's claim where activations have outliers: SmoothQuant W8A8 has a lower KLD than
+ * plain W8A8. On stories260K, with per-token dynamic activations (KLD 0.00113 vs 0.00118: a
+ * small margin, but the computation is deterministic) and with static per-tensor scales once
+ * w_down's inputs are smoothed too (0.0038 vs 0.0066; the paper's norm folds alone do not help
+ * there, as on qb-docs-26m: README, Outliers). */
+static void test_smoothquant_beats_plain_w8a8(void **state)
+{
+    (void)state;
+    qb_model *base = open_with_tokenizer();
+    if (!base) skip();
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    int32_t *tok = NULL;
+    int n = 0;
+    if (qb_eval_load_text(&ctx, base, qbt_model_path("stories260K/ppl-sample.txt"), &tok, &n) != QB_OK)
+        fail_msg("%s", qb_ctx_errmsg(&ctx));
+    const double dyn = kld_with(base, tok, n, "int8", false, false), dyn_sq = kld_with(base, tok, n, "int8", true, false);
+    const double st = kld_with(base, tok, n, "int8-static", false, false),
+                 st_sq = kld_with(base, tok, n, "int8-static", true, true);
+    assert_true(dyn > 0 && st > 0);
+    assert_true(dyn_sq < dyn);
+    assert_true(st_sq < 0.8 * st);
+    free(tok);
+    qb_model_close(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_smoothing_is_exact_in_float),
         cmocka_unit_test(test_smoothing_shrinks_activation_range),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_smoothquant_beats_plain_w8a8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
