@@ -57,6 +57,7 @@ GEMM_DECL(q8_0) GEMM_DECL(q4_0) GEMM_DECL(iq4_nl)
 /* generation (gemv_q4_0_avx512.c) */
 void qb_quantize_act_gemv_q4_0_avx512(const float *, void *, int);
 float qb_gemv_q4_0_avx512vnni(int, const void *, const void *);
+float qb_int_gemv_avx512vnni(const struct qb_fmt_params *, int, const void *, const void *);
 /* non-ggml formats (fmt_dot_*.c) */
 void qb_fmt_tile_avx2(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
 void qb_fmt_tile_avx512(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
@@ -115,6 +116,7 @@ static const qb_kernel_table table_avx512vnni = {
                [QB_TYPE_IQ4_NL] = qb_gemm_iq4_nl_avx512vnni},
     .quantize_act_gemv = {[QB_TYPE_Q4_0] = qb_quantize_act_gemv_q4_0_avx512},
     .gemv_q = {[QB_TYPE_Q4_0] = qb_gemv_q4_0_avx512vnni},
+    .int_gemv = qb_int_gemv_avx512vnni,
     .gemm_i8 = qb_gemm_i8_avx512vnni,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx512,

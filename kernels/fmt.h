@@ -131,4 +131,14 @@ static inline const int32_t *qb_int_act_s4(const void *act, int n)
 void qb_int_tile_q8_ref(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act, size_t ast,
                         int nc, float *y, size_t ldy);
 
+/* One token (generation) through the kernel table's int_gemv (gemv_int_avx512.c): INT rows of
+ * 4 bits in groups of 128 / 256 (or per row, n a multiple of 128) and of 8 bits in groups of
+ * 64 / 128 / 256 (or per row, n a multiple of 64). qb_int_gemv_act lays out a token's Q8_0 row
+ * (the same quants as qb_int_act_from_q8_0) for it in qb_int_gemv_act_bytes(bits, n) bytes;
+ * the layout is described in gemv_int_avx512.c. int_gemv computes what qb_int_tile_q8_ref
+ * does for one row and one token, in another float order. */
+bool qb_int_gemv_supported(const qb_fmt_params *f, int n);
+size_t qb_int_gemv_act_bytes(int bits, int n);
+void qb_int_gemv_act(int bits, const void *q8_0, int n, void *xg);
+
 #endif

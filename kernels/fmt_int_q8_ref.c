@@ -92,3 +92,42 @@ void qb_int_tile_q8_ref(const qb_fmt_params *f, int n, const void *w, size_t wst
         }
     }
 }
+
+/* ---- the one-token layout of gemv_int_avx512.c (fmt.h) ---------------------------------- */
+
+bool qb_int_gemv_supported(const qb_fmt_params *f, int n)
+{
+    if (f->kind != QB_FK_INT || n <= 0) return false;
+    if (f->bits == 4) return f->group > 0 ? f->group == 128 || f->group == 256 : n % 128 == 0;
+    if (f->bits == 8) return f->group > 0 ? f->group == 64 || f->group == 128 || f->group == 256 : n % 64 == 0;
+    return false;
+}
+
+size_t qb_int_gemv_act_bytes(int bits, int n) { return bits == 4 ? (size_t)n / 128 * 256 : (size_t)n / 64 * 192; }
+
+void qb_int_gemv_act(int bits, const void *q8_0, int n, void *xg)
+{
+    const qb_block_q8_0 *b = q8_0;
+    uint8_t *o = xg;
+    const int per = bits == 4 ? 128 : 64; /* elements a chunk */
+    for (int c = 0; c < n / per; c++, o += bits == 4 ? 256 : 192) {
+        int8_t *q = (int8_t *)o;
+        int32_t ns[16];
+        float dx[16];
+        for (int l = 0; l < 16; l++) {
+            int s = 0;
+            const int e0 = c * per + l * (per / 16); /* the lane's first element */
+            for (int i = 0; i < per / 16; i++) {
+                const int e = e0 + i;
+                const int8_t v = b[e / 32].qs[e % 32];
+                s += v;
+                if (bits == 8) q[4 * l + i] = v;
+                else q[(e - c * per) % 2 ? 64 + (e - c * per) / 2 : (e - c * per) / 2] = v;
+            }
+            ns[l] = -s;
+            dx[l] = qb_f16_to_f32(b[e0 / 32].d);
+        }
+        memcpy(o + (bits == 4 ? 128 : 64), ns, sizeof ns);
+        memcpy(o + (bits == 4 ? 192 : 128), dx, sizeof dx);
+    }
+}

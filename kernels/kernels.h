@@ -62,6 +62,9 @@ typedef struct {
      * qb_int_tile_q8_ref (fmt.h). */
     void (*int_tile_q8)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act,
                         size_t ast, int nc, float *y, size_t ldy);
+    /* One INT row (qb_int_gemv_supported) times one token laid out by qb_int_gemv_act: the
+     * generation kernel where the CPU has one (NULL: none, int_tile_q8 serves). */
+    float (*int_gemv)(const struct qb_fmt_params *f, int n, const void *w, const void *xg);
     /* int8 GEMM tile (W8A8): y[c*ldy + r] = sum_i (w_r[i] - 128) * x_c[i] for r < nr (<= 4),
      * c < nc (<= 4); weights are int8 codes with zero point 128 (kernels/fmt_int_ref.c rows),
      * activations signed in -127..127; exact int32 (gemm_i8_ref.c). */

@@ -7,7 +7,9 @@
  *     33, 63, 65, 127 (groups 32..256 where they divide n), bits 2..8, sym and asym, per
  *     tensor / channel / group, rows with extreme values (one huge outlier, all zeros, all
  *     positive, all negative), nothing outside the tile written;
- *   - the activation layout: qb_int_act_from_q8_0 keeps the Q8_0 numbers and sums of 4. */
+ *   - the activation layout: qb_int_act_from_q8_0 keeps the Q8_0 numbers and sums of 4;
+ *   - the one-token kernel (int_gemv: 4-bit groups of 128/256 or per row, 8-bit) against the
+ *     spec at its shapes, on the same extreme rows. */
 #include "testutil.h"
 #include <math.h>
 
@@ -50,7 +52,10 @@ static void act_rows(float *x, int n)
     x[n + n / 2] = -1000.0f;
 }
 
-/* Check the tile of one format at one length; returns the number of vector calls checked. */
+static int gemv_calls; /* int_gemv calls checked by check_format */
+
+/* Check the tile (and the one-token kernel) of one format at one length; returns the number of
+ * vector calls checked. */
 static int check_format(const char *name, int n)
 {
     qb_ctx ctx;
@@ -124,6 +129,27 @@ static int check_format(const char *name, int n)
                 calls++;
             }
     }
+    /* the one-token kernel (int_gemv) where a table has it and the shape fits: each row and
+     * token against the spec's tile */
+    for (int s = 0; s < NISA; s++) {
+        const qb_kernel_table *k = qb_kernels_for(isas[s]);
+        if (!k || !k->int_gemv || !qb_int_gemv_supported(&p, n)) continue;
+        uint8_t *xg = malloc(qb_int_gemv_act_bytes(p.bits, n));
+        for (int c = 0; c < 4; c++) {
+            kref->quantize_act[QB_TYPE_Q8_0](x + (size_t)c * n, q8, n);
+            qb_int_gemv_act(p.bits, q8, n, xg);
+            for (int r = 0; r < 4; r++) {
+                const float got = k->int_gemv(&p, n, w + r * wst, xg);
+                const double tol = 1e-5 * scale[r][c] + 1e-30;
+                if (!(fabs((double)got - yref[c * 4 + r]) <= tol))
+                    fail_msg("%s int_gemv %s n=%d row %d token %d: %.9g vs spec %.9g (tol %.3g)", isas[s], name, n, r, c, got,
+                             yref[c * 4 + r], tol);
+                calls++;
+                gemv_calls++;
+            }
+        }
+        free(xg);
+    }
     free(src);
     free(x);
     free(wf);
@@ -132,6 +158,31 @@ static int check_format(const char *name, int n)
     free(act);
     free(q8);
     return calls;
+}
+
+/* The one-token kernel's shapes: 4-bit groups of 128 / 256 or per row (n a multiple of 128),
+ * 8-bit groups of 64..256 or per row (n a multiple of 64), sym and asym, lengths of 1 to 17
+ * chunks and qb-docs-26m's / TinyLlama's row lengths. */
+static void test_gemv_vs_spec(void **state)
+{
+    (void)state;
+    const char *fmts[] = {"int4-tensor", "int4-channel", "int4-g128", "int4-g256", "int8-tensor",
+                          "int8-channel", "int8-g64", "int8-g128", "int8-g256"};
+    const int lens[] = {64, 128, 256, 384, 512, 1536, 2048, 2176, 5632};
+    int cases = 0;
+    gemv_calls = 0;
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
+        for (int a = 0; a < 2; a++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                char name[32];
+                snprintf(name, sizeof name, "%s%s", fmts[fi], a ? "-asym" : "");
+                const int g = strstr(name, "-g256") ? 256 : strstr(name, "-g128") ? 128 : strstr(name, "-g64") ? 64 : 0;
+                if (g && lens[li] % g) continue;
+                check_format(name, lens[li]);
+                cases++;
+            }
+    print_message("int_gemv: %d format x length cases, %d calls matched the spec\n", cases, gemv_calls);
+    if (qb_kernels_for("avx512vnni")) assert_true(gemv_calls > 1000);
 }
 
 static void test_tile_vs_spec(void **state)
@@ -179,6 +230,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_act_layout),
+        cmocka_unit_test(test_gemv_vs_spec),
         cmocka_unit_test(test_tile_vs_spec),
     };
     return cmocka_run_group_tests_name("int-q8", tests, NULL, NULL);

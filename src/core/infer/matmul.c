@@ -221,6 +221,31 @@ static bool fmt_params(const qb_format *f, qb_fmt_params *p)
  * contiguous share of the rows; more: tokens in chunks whose activations stay in L2, rows in
  * small dynamic chunks. False (nothing done) when the kernels cannot take these parameters or
  * there is no memory: the caller then takes fmt_tile with f32 activations. */
+/* One token of an INT format through the kernels' int_gemv (4-bit groups of 128/256, 8-bit;
+ * qb_int_gemv_supported): the Q8_0 activations laid out to match the rows' code bytes, each
+ * thread streaming one contiguous share of the rows. False: not taken (no kernel, shape, or
+ * memory). */
+static bool matmul_int_gemv(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x,
+                            float *y)
+{
+    const int n = (int)w->ne[0];
+    void (*quant)(const float *, void *, int) = k->quantize_act[QB_TYPE_Q8_0];
+    if (!k->int_gemv || !quant || !qb_int_gemv_supported(p, n)) return false;
+    const size_t qb8 = qb_type_row_bytes(QB_TYPE_Q8_0, n);
+    uint8_t *xq = malloc(qb8 + qb_int_gemv_act_bytes(p->bits, n));
+    if (!xq) return false;
+    uint8_t *xg = xq + qb8;
+    quant(x, xq, n);
+    qb_int_gemv_act(p->bits, xq, n, xg);
+    const int64_t rows = w->ne[1];
+    const size_t wrow = qb_format_row_bytes(&w->fmt, n);
+    const uint8_t *wd = w->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) y[r] = k->int_gemv(p, n, wd + (size_t)r * wrow, xg);
+    free(xq);
+    return true;
+}
+
 static bool matmul_int_q8(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
                           float *y)
 {
@@ -301,6 +326,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     if (w->act_mode && qb_matmul_w8a8(w, x, T, y)) return; /* W8A8: int8 activations too */
     /* one branch per format kind; each calls its own matmul */
     if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
+        if (T == 1 && matmul_int_gemv(k, w, &fp, x, y)) return; /* INT, one token: its own kernel */
         if (matmul_int_q8(k, w, &fp, x, T, y)) return; /* INT: integer dot with 8-bit activations */
         if (k->fmt_tile) {
             matmul_fmt(k, w, &fp, x, T, y);
