@@ -125,7 +125,7 @@ static qb_status run_method(qb_ctx *ctx, plan_arg *a, const int *rule, const boo
     qb_status st = QB_OK;
     int n = 0;
     for (int i = 0; i < a->m->n_tensors && st == QB_OK; i++)
-        if (redo[i] && kind_of(a->meth[rule[i]]) == kind) {
+        if (redo[i] && rule[i] >= 0 && kind_of(a->meth[rule[i]]) == kind) {
             st = qb_plan_add(ctx, &sub, a->m->tensors[i].name, &a->plan.rules[rule[i]].fmt);
             n++;
         }
@@ -136,7 +136,7 @@ static qb_status run_method(qb_ctx *ctx, plan_arg *a, const int *rule, const boo
         st = qb_model_apply_method(ctx, a->m, &sub, &meth, a->cal, &o);
         if (st == QB_OK) {
             for (int i = 0; i < a->m->n_tensors; i++)
-                if (redo[i] && kind_of(a->meth[rule[i]]) == kind) a->tmethod[i] = (unsigned char)kind;
+                if (redo[i] && rule[i] >= 0 && kind_of(a->meth[rule[i]]) == kind) a->tmethod[i] = (unsigned char)kind;
             if (kind == QB_METHOD_AWQ) *a->awq = true;
             a->done += n;
         }
