@@ -49,6 +49,17 @@ ppl_close() {
     wait_for "ppl checked" 10
 }
 
+# mark NAME: the status line replaced by a marker, so that a check for a job's result cannot
+# match the message of an earlier job; idle: wait until no job shows in the title bar.
+mark() {
+    keys ":qb.status('mark $1')" Enter
+    wait_for "mark $1" 10 || true
+}
+idle() {
+    local deadline=$((SECONDS + ${1:-60}))
+    while [ $SECONDS -lt $deadline ] && screen | grep -q 'job: '; do sleep 0.2; done
+}
+
 start 140 44 "$BIN" "$MODEL"
 check "model opens" "Qb Docs 26m" 20
 keys ":select blk.2.ffn_down" Enter
@@ -93,22 +104,28 @@ check "a tensor without a calibration point says so" "has no calibration point" 
 keys ":select blk.2.ffn_down" Enter
 check "back on ffn_down" "GPTQ    " 30
 
+mark apply
 keys a t
 check "apply GPTQ to the tensor" "applied:" 60
+idle
 n_applied=$(screen | grep -c 'ffn_down *int4-g128')
 if [ "$n_applied" -ge 1 ]; then ok "browser shows ffn_down at int4-g128-asym"
 else not_ok "browser shows ffn_down at int4-g128-asym" "$(screen | head -30)"; fi
 keys ":export $TMP/gptq.gguf" Enter
 check "export after the GPTQ apply" "export finished" 60
+mark undo
 keys u
 check "undo: no rules left" "rules     0" 10
 check "undo applied" "applied:" 60
+idle
 n_after=$(screen | grep -c 'ffn_down *int4-g128')
 if [ "$n_after" -eq 0 ]; then ok "undo: the browser shows the previous format"
 else not_ok "undo: the browser shows the previous format" "$(screen | head -30)"; fi
+mark redo
 keys U
 check "redo: the rule is back" "rules     1" 10
 check "redo applies GPTQ again" "applied:" 60
+idle
 n_redo=$(screen | grep -c 'ffn_down *int4-g128')
 if [ "$n_redo" -ge 1 ]; then ok "redo: back at int4-g128-asym"; else not_ok "redo: back at int4-g128-asym" "$(screen | head -30)"; fi
 # GPTQ on the whole model, cancelled: the model stays exactly as it was
@@ -120,24 +137,31 @@ check "Ctrl-C cancels the apply" "apply cancelled" 60
 if [ "$(screen | grep -c 'int4-g128')" -eq "$before" ] && [ "$(screen | grep -c 'attn_q *f16')" -ge 2 ]; then
     ok "cancelled GPTQ apply: the browser shows the model unchanged"
 else not_ok "cancelled GPTQ apply: the browser shows the model unchanged" "$(screen | head -30)"; fi
+idle
+mark undo2
 keys u
 check "undo drops the cancelled rule" "rules     1" 10
 check "the undo's replay finishes" "applied:" 60
+idle
 # Lua's qb.calib reaches the same command
 keys ':qb.calib("'"$TMP"'/missing.txt")' Enter
 check "qb.calib of a missing file: the error" "cannot read" 10
 # AWQ on top (its folds reach the neighbours: ffn_up holds the 1/s rows), then undo back to GPTQ
 keys m
 check "m: AWQ again" "AWQ     " 30
+mark awq
 keys a t
 check "apply AWQ to the tensor" "rules     2" 10
 check "AWQ applied" "applied:" 60
+idle
 if screen | grep -q 'ffn_up *f32'; then ok "AWQ folded 1/s into ffn_up (f32 now)"
 else not_ok "AWQ folded 1/s into ffn_up (f32 now)" "$(screen | head -30)"; fi
 ppl_close "AWQ-folded model"
+mark undo3
 keys u
 check "undo the AWQ apply" "rules     1" 10
 check "undo rebuilt the model" "applied:" 60
+idle
 if [ "$(screen | grep -c 'ffn_up *f32')" -eq 0 ] && screen | grep -q 'ffn_down *int4-g128'; then ok "undo: ffn_up original, ffn_down GPTQ again"
 else not_ok "undo: ffn_up original, ffn_down GPTQ again" "$(screen | head -30)"; fi
 # activation methods: SmoothQuant on the session's calibration, LLM.int8, then off (plan back)
@@ -149,9 +173,11 @@ keys a t
 check "plan changes refused while an act method is on" ":act off first" 10
 keys ":act int8 6" Enter
 check "act int8 (LLM.int8)" "act: LLM.int8, threshold 6 on every block matrix" 60
+mark actoff
 keys ":act off" Enter
 check "act off re-applies the plan" "act off: re-applying the plan" 30
 check "plan re-applied" "applied:" 60
+idle
 if [ "$(screen | grep -c 'ffn_down *int8-ch')" -eq 0 ] && screen | grep -q 'ffn_down *int4-g128'; then
     ok "act off: ffn_down back at the plan's GPTQ format"
 else not_ok "act off: ffn_down back at the plan's GPTQ format" "$(screen | head -30)"; fi
