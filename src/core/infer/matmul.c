@@ -200,6 +200,15 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, i
     return true;
 }
 
+/* ggml block types (one matrix, or several sharing the activations): one token through the
+ * gemv where the CPU has one, several through the GEMM tile, else qdot. */
+static void matmul_ggml(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x, int T,
+                        float *const *ys)
+{
+    if (T == 1 && matmul_gemv(k, ws, nw, x, ys)) return;
+    if (!matmul_tiled(k, ws, nw, x, T, ys)) matmul_packed(k, ws, nw, x, T, ys);
+}
+
 /* The kernels' parameters of a non-ggml format; false for ggml types. */
 static bool fmt_params(const qb_format *f, qb_fmt_params *p)
 {
@@ -214,13 +223,6 @@ static bool fmt_params(const qb_format *f, qb_fmt_params *p)
     }
 }
 
-/* INT weights whose groups hold whole 32-element blocks (qb_int_q8_supported) through the
- * kernels' integer tile: activations quantized once per call with the Q8_0 quantizer (the
- * 8-bit activations of the ggml formats) and rearranged for the kernel, then 4 rows × up to 4
- * tokens per int_tile_q8 call. Up to 4 tokens (generation): one pass, each thread one
- * contiguous share of the rows; more: tokens in chunks whose activations stay in L2, rows in
- * small dynamic chunks. False (nothing done) when the kernels cannot take these parameters or
- * there is no memory: the caller then takes fmt_tile with f32 activations. */
 /* One token of an INT format through the kernels' int_gemv (4-bit groups of 128/256, 8-bit;
  * qb_int_gemv_supported): the Q8_0 activations laid out to match the rows' code bytes, each
  * thread streaming one contiguous share of the rows. False: not taken (no kernel, shape, or
@@ -246,6 +248,25 @@ static bool matmul_int_gemv(const qb_kernel_table *k, const qb_tensor *w, const 
     return true;
 }
 
+/* Row block b (4 rows) of INT weights times tokens t0 .. t1-1 (activations ab bytes apart). */
+static inline void int_tile_block(const qb_kernel_table *k, const qb_fmt_params *p, int n, const uint8_t *wd,
+                                  size_t wrow, int64_t rows, int64_t b, const uint8_t *xa, size_t ab, int t0, int t1,
+                                  float *y)
+{
+    const int64_t r0 = 4 * b;
+    const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
+    for (int c0 = t0; c0 < t1; c0 += 4)
+        k->int_tile_q8(p, n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 4 ? t1 - c0 : 4,
+                       y + (size_t)c0 * rows + r0, (size_t)rows);
+}
+
+/* INT weights whose groups hold whole 32-element blocks (qb_int_q8_supported) through the
+ * kernels' integer tile: activations quantized once per call with the Q8_0 quantizer (the
+ * 8-bit activations of the ggml formats) and rearranged for the kernel, then 4 rows × up to 4
+ * tokens per int_tile_q8 call. Up to 4 tokens (generation): one pass, each thread one
+ * contiguous share of the rows; more: tokens in chunks whose activations stay in L2, rows in
+ * small dynamic chunks. False (nothing done) when the kernels cannot take these parameters or
+ * there is no memory: the caller then takes fmt_tile with f32 activations. */
 static bool matmul_int_q8(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
                           float *y)
 {
@@ -270,22 +291,12 @@ static bool matmul_int_q8(const qb_kernel_table *k, const qb_tensor *w, const qb
         }
         if (T <= 4) {
 #pragma omp for schedule(static)
-            for (int64_t b = 0; b < nblk; b++) {
-                const int64_t r0 = 4 * b;
-                k->int_tile_q8(p, n, wd + (size_t)r0 * wrow, wrow, rows - r0 < 4 ? (int)(rows - r0) : 4, xa, ab, T, y + r0,
-                               (size_t)rows);
-            }
+            for (int64_t b = 0; b < nblk; b++) int_tile_block(k, p, n, wd, wrow, rows, b, xa, ab, 0, T, y);
         } else {
             for (int t0 = 0; t0 < T; t0 += chunk) {
                 const int t1 = T - t0 < chunk ? T : t0 + chunk;
 #pragma omp for schedule(dynamic, 4) nowait
-                for (int64_t b = 0; b < nblk; b++) {
-                    const int64_t r0 = 4 * b;
-                    const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
-                    for (int c0 = t0; c0 < t1; c0 += 4)
-                        k->int_tile_q8(p, n, wd + (size_t)r0 * wrow, wrow, nr, xa + (size_t)c0 * ab, ab,
-                                       t1 - c0 < 4 ? t1 - c0 : 4, y + (size_t)c0 * rows + r0, (size_t)rows);
-                }
+                for (int64_t b = 0; b < nblk; b++) int_tile_block(k, p, n, wd, wrow, rows, b, xa, ab, t0, t1, y);
             }
         }
     }
@@ -335,8 +346,7 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     } else if (!is_float && qb_matmul_runs_packed(w->type)) {
         const qb_tensor *ws[1] = {w};
         float *ys[1] = {y};
-        if (!(T == 1 && matmul_gemv(k, ws, 1, x, ys)) && !matmul_tiled(k, ws, 1, x, T, ys))
-            matmul_packed(k, ws, 1, x, T, ys);
+        matmul_ggml(k, ws, 1, x, T, ys);
         return;
     }
     /* the scalar table's non-ggml formats other than the integer path's INT take the
@@ -396,6 +406,5 @@ void qb_matmul_multi(const qb_tensor *const *ws, int nw, const float *x, int T, 
         for (int i = 0; i < nw; i++) qb_matmul(ws[i], x, T, ys[i]);
         return;
     }
-    if (!(T == 1 && matmul_gemv(k, ws, nw, x, ys)) && !matmul_tiled(k, ws, nw, x, T, ys))
-        matmul_packed(k, ws, nw, x, T, ys);
+    matmul_ggml(k, ws, nw, x, T, ys);
 }
