@@ -1,25 +1,41 @@
 # quantbench — build, test, benchmark.
-#   make            build build/quantbench (and libqb)
+#   make            build build/quantbench (libqb.a = core + kernels, libqblua.a = the Lua binding)
 #   make run        install missing Debian packages, build, open the TUI (MODEL=path optional)
-#   make test       unit tests (cmocka), CLI/bad-input tests, Lua recipe tests, tmux TUI tests
+#   make test       install missing packages, build, run unit (cmocka), CLI, Lua and tmux tests
 #   make sanitize   the same suite under ASan/UBSan (build-san/)
+#   make tsan       the threaded tests under ThreadSanitizer (build-tsan/)
 #   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
+#   make deps       install the Debian packages only
 #   make clean
+#
+# The targets that install packages (run, test, sanitize, tsan, bench) do so first and then
+# call make again, so the pkg-config flags below are read after the packages are there: the
+# first `make run` on a fresh machine works.
 
 BUILD    ?= build
 CC       ?= cc
+# Libraries found through pkg-config, each asked on its own so one missing package cannot
+# empty the flags of the others.
 PKGS     := jansson libpcre2-8 libpng lua5.4 ncursesw readline
 OPT      ?= -O2
 SAN      ?=
+PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) 2>/dev/null && echo y),,$(p))))
+PKG_CFLAGS  := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null))
+PKG_LIBS    := $(foreach p,$(PKGS),$(shell pkg-config --libs $(p) 2>/dev/null))
+
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels \
-               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+               $(PKG_CFLAGS) -MMD -MP
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
 endif
+ifeq ($(SAN),thread)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
+LDSAN := -fsanitize=thread
+endif
 CFLAGS   := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDLIBS   := $(PKG_LIBS) -lm -lpthread
 LDFLAGS  := -fopenmp $(LDSAN)
 
 # Only these files get wide-vector flags; dispatch picks them at run time from cpuid.
@@ -28,54 +44,80 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 
 CORE_SRC   := $(shell find src/core -name '*.c' | sort)
 KERNEL_SRC := $(sort $(wildcard kernels/*.c))
-TUI_SRC    := $(sort $(wildcard src/tui/*.c))
+TUI_SRC    := $(shell find src/tui -name '*.c' | sort)
 LUA_SRC    := $(sort $(wildcard src/lua/*.c))
 APP_SRC    := $(sort $(wildcard src/app/*.c))
-LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(KERNEL_SRC) $(LUA_SRC))
+LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(KERNEL_SRC))
+LUA_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(LUA_SRC))
 APP_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(APP_SRC) $(TUI_SRC))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-HDRS       := $(shell find src kernels tests/unit -name '*.h')
+LIBS       := $(BUILD)/libqblua.a $(BUILD)/libqb.a
+# The tests `make tsan` runs: those that start threads of their own over shared objects.
+TSAN_TESTS ?= test-jobs
 
-.PHONY: all run test unit sanitize bench fuzz clean deps
+.PHONY: all run test unit sanitize tsan bench fuzz clean deps check-pkgs \
+        _run _test _bench _tsan
 all: $(BUILD)/quantbench
 
-$(BUILD)/%_avx2.o: %_avx2.c $(HDRS)
+# A clear stop instead of a missing header when a package is absent and nothing installed it.
+check-pkgs:
+	$(if $(PKG_MISSING),$(error missing pkg-config packages: $(PKG_MISSING) — run `make deps` (or `make run` / `make test`, which install them)))
+
+$(BUILD)/%_avx2.o: %_avx2.c | check-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c $< -o $@
-$(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
+$(BUILD)/%_avx512.o: %_avx512.c | check-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
-$(BUILD)/%.o: %.c $(HDRS)
+$(BUILD)/%.o: %.c | check-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libqb.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+$(BUILD)/libqblua.a: $(LUA_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/quantbench: $(APP_OBJ) $(BUILD)/libqb.a
-	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libqb.a $(LDLIBS)
+$(BUILD)/quantbench: $(APP_OBJ) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqb.a $(HDRS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBS) | check-pkgs
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqb.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+-include $(LIB_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(UNIT_BIN:=.d)
 
 deps:
 	@scripts/install-deps.sh
 
-run: deps all
-	$(BUILD)/quantbench $(MODEL)
-
 unit: $(UNIT_BIN)
 
-test: deps all unit
+# Each of these installs first, then builds in a fresh make that sees the installed packages.
+run: deps
+	@$(MAKE) --no-print-directory _run
+_run: all
+	$(BUILD)/quantbench $(MODEL)
+
+test: deps
+	@$(MAKE) --no-print-directory _test
+_test: all unit
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
-sanitize:
-	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 test
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 _test
 
-bench: deps all
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread OPT=-O1 _tsan
+_tsan: $(addprefix $(BUILD)/tests/,$(TSAN_TESTS))
+	@BUILD=$(BUILD) TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
+	    scripts/run-tests.sh --only $(TSAN_TESTS)
+
+bench: deps
+	@$(MAKE) --no-print-directory _bench
+_bench: all
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
@@ -87,4 +129,4 @@ fuzz:
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz

@@ -1,13 +1,20 @@
 #!/bin/bash
 # run-tests.sh — run every test suite (cmocka unit tests, CLI tests, Lua tests, tmux TUI tests),
 # then print the totals as one closing line "N passed, N failed".
-# BUILD selects the build folder (build or build-san).
+# BUILD selects the build folder (build, build-san or build-tsan).
+# --only NAME... runs just those unit tests (build/tests/NAME) and no script suites.
 BUILD=${BUILD:-build}
+only=()
+if [ "${1:-}" = --only ]; then shift; only=("$@"); fi
 export QB_MODELS=${QB_MODELS:-../shared/models}
 export QB_DATA=${QB_DATA:-../shared/data}
 export QB_BIN=${QB_BIN:-$BUILD/quantbench}
 pass=0; fail=0; failed=()
-for t in "$BUILD"/tests/test-*; do
+units=("$BUILD"/tests/test-*)
+scripts=(tests/cli/*.sh tests/lua/*.sh tests/tui/*.sh)
+if [ ${#only[@]} -gt 0 ]; then units=("${only[@]/#/$BUILD/tests/}"); scripts=(); fi
+for t in "${units[@]}"; do
+    case $t in *.d) continue ;; esac
     [ -x "$t" ] || continue
     out=$("$t" 2>&1); rc=$?
     printf '%s\n' "$out"
@@ -18,7 +25,7 @@ for t in "$BUILD"/tests/test-*; do
     if [ $rc -ne 0 ] && [ "$f" = 0 ]; then fail=$((fail + 1)); failed+=("$t (exit $rc)"); fi
     [ "$f" != 0 ] && failed+=("$t")
 done
-for t in tests/cli/*.sh tests/lua/*.sh tests/tui/*.sh; do
+for t in "${scripts[@]}"; do
     [ -f "$t" ] || continue
     out=$(bash "$t" 2>&1); rc=$?
     printf '%s\n' "$out"
