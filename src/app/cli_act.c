@@ -49,15 +49,16 @@ int cli_act_option(cli_act *a, const char *cmd, int argc, char **argv, int *i)
     return 1;
 }
 
-bool cli_act_apply(qb_ctx *ctx, qb_model *m, const cli_act *a)
+bool cli_act_apply(qb_ctx *ctx, qb_model *m, cli_act *a)
 {
     if (!a->any) return true;
     cli_install_sigint();
     qb_act_opts o = a->o;
     o.cancel = &cli_cancel;
     double t0 = cli_now();
-    if (qb_act_apply(ctx, m, &o) != QB_OK) {
+    if (qb_run_config_new(ctx, m, &a->run) != QB_OK || qb_act_apply(ctx, m, a->run, &o) != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(ctx));
+        cli_act_free(a);
         return false;
     }
     const char *act = o.int8_outlier ? "LLM.int8" : o.act && *o.act ? o.act : o.smooth ? "int8" : "float";
@@ -66,10 +67,16 @@ bool cli_act_apply(qb_ctx *ctx, qb_model *m, const cli_act *a)
     if (o.int8_outlier) fprintf(stderr, "LLM.int8 threshold %g\n", (double)o.threshold);
     int n_ctx = m->cfg.seq_len;
     fprintf(stderr, "KV cache %s: %.2f MiB at %d positions (f32 %.2f MiB, f16 %.2f MiB); applied in %.2f s\n",
-            qb_kv_type_name(m->kv_type), qb_kv_bytes(&m->cfg, n_ctx, m->kv_type) / 1048576.0, n_ctx,
+            qb_kv_type_name(a->run->kv_type), qb_kv_bytes(&m->cfg, n_ctx, a->run->kv_type) / 1048576.0, n_ctx,
             qb_kv_bytes(&m->cfg, n_ctx, QB_KV_F32) / 1048576.0, qb_kv_bytes_f16(&m->cfg, n_ctx) / 1048576.0,
             cli_now() - t0);
     return true;
+}
+
+void cli_act_free(cli_act *a)
+{
+    qb_run_config_free(a->run);
+    a->run = NULL;
 }
 
 void cli_act_report(const qb_model *m, const cli_act *a, FILE *f)
@@ -79,7 +86,7 @@ void cli_act_report(const qb_model *m, const cli_act *a, FILE *f)
             (double)a->o.threshold);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         double fr[4];
-        qb_llm_int8_fractions(m, l, fr);
+        qb_llm_int8_fractions(a->run, m, l, fr);
         fprintf(f, "  %2d  %8.4f%%  %8.4f%%  %8.4f%%  %8.4f%%\n", l, 100 * fr[0], 100 * fr[1], 100 * fr[2], 100 * fr[3]);
     }
 }

@@ -12,7 +12,8 @@
 
 typedef struct {
     qb_act_opts o;
-    bool any; /* some option was given */
+    bool any;           /* some option was given */
+    qb_run_config *run; /* made by cli_act_apply when any: pass to the evaluations; else NULL */
 } cli_act;
 
 void cli_act_init(cli_act *a);
@@ -20,9 +21,11 @@ void cli_act_init(cli_act *a);
  * return 1; return 0 if it is not one; print a one-line error naming cmd and return -1 for a
  * bad or missing value. */
 int cli_act_option(cli_act *a, const char *cmd, int argc, char **argv, int *i);
-/* Apply to m (no-op when no option was given); prints the error and returns false on failure,
- * else prints one line about what changed on stderr. */
-bool cli_act_apply(qb_ctx *ctx, qb_model *m, const cli_act *a);
+/* Apply to m and a new a->run (no-op when no option was given); prints the error and returns
+ * false on failure, else prints one line about what changed on stderr. */
+bool cli_act_apply(qb_ctx *ctx, qb_model *m, cli_act *a);
+/* Free a->run. */
+void cli_act_free(cli_act *a);
 /* For LLM.int8: the outlier fraction of each layer's four input points, to f. */
 void cli_act_report(const qb_model *m, const cli_act *a, FILE *f);
 

@@ -67,7 +67,7 @@ int cmd_bench(int argc, char **argv)
     float *logits = malloc((size_t)m->cfg.vocab_size * sizeof(float));
     double *tps = malloc((size_t)reps * sizeof(double));
     int rc = 1;
-    if (!toks || !logits || !tps || qb_infer_new(&ctx, m, n_ctx, n_ctx, &s) != QB_OK) {
+    if (!toks || !logits || !tps || qb_infer_new_run(&ctx, m, act.run, n_ctx, n_ctx, &s) != QB_OK) {
         cli_error("bench: %s", qb_ctx_errmsg(&ctx));
         goto out;
     }
@@ -112,6 +112,7 @@ out:
     free(toks);
     free(logits);
     free(tps);
+    cli_act_free(&act);
     qb_model_close(m);
     return rc;
 }

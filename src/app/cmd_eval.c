@@ -66,7 +66,7 @@ int cmd_ppl(int argc, char **argv)
     cli_progress_start(&pr, "perplexity");
     cli_install_sigint();
     qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
-                      .cancel = &cli_cancel};
+                      .cancel = &cli_cancel, .run = a.act.run};
     qb_ppl_result r;
     qb_status st = qb_eval_perplexity(&ctx, m, toks, n, &o, &r);
     cli_progress_end(&pr);
@@ -83,6 +83,7 @@ int cmd_ppl(int argc, char **argv)
     rc = 0;
 out:
     free(toks);
+    cli_act_free(&a.act);
     qb_model_close(m);
     return rc;
 }
@@ -108,7 +109,7 @@ int cmd_kld(int argc, char **argv)
     cli_progress_start(&pr, "kl-divergence");
     cli_install_sigint();
     qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
-                      .cancel = &cli_cancel};
+                      .cancel = &cli_cancel, .run = a.act.run};
     qb_kld_result r;
     qb_status st = qb_eval_kld(&ctx, base, other, toks, n, &o, &r);
     cli_progress_end(&pr);
@@ -131,6 +132,7 @@ int cmd_kld(int argc, char **argv)
     rc = 0;
 out:
     free(toks);
+    cli_act_free(&a.act);
     qb_model_close(base);
     qb_model_close(other);
     return rc;

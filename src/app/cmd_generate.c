@@ -83,6 +83,7 @@ int cmd_generate(int argc, char **argv)
     o.on_token = print_token;
     o.ud = &ss;
     o.cancel = &cli_cancel;
+    o.run = act.run;
     cli_install_sigint();
     if (echo) {
         char *p = qb_detokenize(m->tok, ids, n_ids);
@@ -105,6 +106,7 @@ int cmd_generate(int argc, char **argv)
     free(r.ids);
 out:
     free(ids);
+    cli_act_free(&act);
     qb_model_close(m);
     return rc;
 }

@@ -37,7 +37,7 @@ static int l_act(lua_State *L)
     lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
     o.cancel = h->cancel;
-    qb_status st = qb_act_apply(&h->ctx, m, &o);
+    qb_status st = qb_act_apply(&h->ctx, m, lqb_model_run(L, 1, true), &o);
     if (st != QB_OK) return lqb_fail(L, st);
     lua_settop(L, 1);
     return 1;
@@ -46,7 +46,7 @@ static int l_act(lua_State *L)
 static int l_act_clear(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
-    qb_status st = qb_w8a8_clear(&lqb_host_of(L)->ctx, m);
+    qb_status st = qb_w8a8_clear(&lqb_host_of(L)->ctx, m, lqb_model_run(L, 1, false));
     if (st != QB_OK) return lqb_fail(L, st);
     lua_settop(L, 1);
     return 1;
@@ -58,13 +58,13 @@ static int l_int8_outliers(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     if (lua_isnoneornil(L, 2)) {
-        qb_llm_int8_reset(m);
+        qb_llm_int8_reset(lqb_model_run(L, 1, false));
         return 0;
     }
     lua_Integer l = luaL_checkinteger(L, 2);
     luaL_argcheck(L, l >= 0 && l < m->cfg.n_layers, 2, "layer out of range");
     double f[4];
-    qb_llm_int8_fractions(m, (int)l, f);
+    qb_llm_int8_fractions(lqb_model_run(L, 1, false), m, (int)l, f);
     static const char *names[4] = {"attn_in", "attn_out", "ffn_in", "ffn_down_in"};
     lua_createtable(L, 0, 4);
     for (int i = 0; i < 4; i++) {

@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     qb_model *m;   /* NULL once closed */
     bool owned;
+    struct qb_run_config *run; /* how m runs from this userdata (model:act); owned; NULL = float */
 } lqb_model;
 
 typedef struct {
@@ -96,6 +97,10 @@ void lqb_push_format(lua_State *L, const qb_format *f);
 char *lqb_output_path(lua_State *L, const char *path);
 
 qb_model *lqb_check_model(lua_State *L, int idx);
+/* The run configuration of the model userdata at idx (activation settings, KV type: core
+ * infer/runcfg.h), made on first use when create is true (raises when out of memory); NULL
+ * when there is none and create is false. Owned by the userdata. */
+struct qb_run_config *lqb_model_run(lua_State *L, int idx, bool create);
 /* The qb.calib result at idx (a calibration of m; errors for an empty one or another model's),
  * with *given = true; NULL and *given = false when idx holds something else. */
 const struct qb_calib *lqb_opt_calib(lua_State *L, int idx, const qb_model *m, bool *given);

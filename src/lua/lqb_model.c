@@ -27,7 +27,16 @@ void qb_lua_push_model(lua_State *L, qb_model *m, bool owned)
     lqb_model *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->m = m;
     u->owned = owned;
+    u->run = NULL;
     luaL_setmetatable(L, LQB_MODEL);
+}
+
+qb_run_config *lqb_model_run(lua_State *L, int idx, bool create)
+{
+    lqb_model *u = luaL_checkudata(L, idx, LQB_MODEL);
+    if (!u->run && create && u->m && qb_run_config_new(&lqb_host_of(L)->ctx, u->m, &u->run) != QB_OK)
+        luaL_error(L, "%s", qb_ctx_errmsg(&lqb_host_of(L)->ctx));
+    return u->run;
 }
 
 /* qb.open(path [, {tokenizer=}]) */
@@ -40,6 +49,7 @@ static int l_open(lua_State *L)
     lqb_model *u = lua_newuserdatauv(L, sizeof *u, 0); /* first, so an allocation error leaks nothing */
     u->m = NULL;
     u->owned = true;
+    u->run = NULL;
     luaL_setmetatable(L, LQB_MODEL);
     qb_model *m = NULL;
     if (qb_model_open(&h->ctx, path, &mo, &m) != QB_OK) return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
@@ -52,6 +62,8 @@ static int l_close(lua_State *L)
     lqb_model *u = luaL_checkudata(L, 1, LQB_MODEL);
     if (u->m && u->owned) qb_model_close(u->m);
     u->m = NULL;
+    qb_run_config_free(u->run);
+    u->run = NULL;
     return 0;
 }
 
@@ -227,7 +239,7 @@ static int l_reset(lua_State *L)
             const qb_tensor *t = &m->tensors[i];
             n += qb_tensor_quantizable(t) && !(t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type);
         }
-        if (qb_w8a8_clear(&h->ctx, m) != QB_OK || qb_model_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
+        if (qb_w8a8_clear(&h->ctx, m, lqb_model_run(L, 1, false)) != QB_OK || qb_model_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
         lua_pushinteger(L, n);
         return 1;
     }
@@ -311,7 +323,7 @@ static int l_perplexity(lua_State *L)
     lqb_progress_begin(L, &pr, "perplexity", o);
     int n = 0;
     int32_t *toks = lqb_eval_tokens(L, m, 2, &n);
-    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL};
     qb_ppl_result r;
     qb_status st = qb_eval_perplexity(&lqb_host_of(L)->ctx, m, toks, n, &eo, &r);
     free(toks);
@@ -332,7 +344,8 @@ static int l_kld(lua_State *L)
     lqb_progress_begin(L, &pr, "kld", o);
     int n = 0;
     int32_t *toks = lqb_eval_tokens(L, base, 3, &n);
-    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false),
+                       lqb_model_run(L, 2, false)};
     qb_kld_result r;
     qb_status st = qb_eval_kld(&lqb_host_of(L)->ctx, base, m, toks, n, &eo, &r);
     free(toks);
@@ -413,6 +426,7 @@ static int l_generate(lua_State *L)
     go.on_token = on_token;
     go.ud = &gs;
     go.cancel = lqb_cancel_ptr(L);
+    go.run = lqb_model_run(L, 1, false);
     int32_t *ids = NULL;
     int n_ids = 0;
     qb_status st = qb_tokenize(&h->ctx, m->tok, prompt, plen, qb_tokenizer_add_bos(m->tok), &ids, &n_ids);

@@ -17,6 +17,7 @@
 
 typedef struct {
     qb_model *m;
+    qb_run_config *run; /* the session's (no other job runs while this one does) */
     const qb_calib *cal; /* borrowed (no :calib while a job runs) */
     qb_act_opts o;
     bool off;
@@ -26,7 +27,7 @@ static qb_status act_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     act_arg *a = p;
     qb_job_progress(j, 0, 1);
-    qb_status st = a->off ? qb_w8a8_clear(ctx, a->m) : qb_act_apply(ctx, a->m, &a->o);
+    qb_status st = a->off ? qb_w8a8_clear(ctx, a->m, a->run) : qb_act_apply(ctx, a->m, a->run, &a->o);
     if (st == QB_OK) qb_job_progress(j, 1, 1);
     return st;
 }
@@ -44,9 +45,14 @@ bool tui_act(tui_session *s, const char *args)
         tui_status(s, true, "act: smoothquant [ALPHA], int8 [THRESHOLD] or off");
         return false;
     }
+    if (!s->run && qb_run_config_new(&s->ctx, s->m, &s->run) != QB_OK) {
+        tui_status(s, true, "act: %s", qb_ctx_errmsg(&s->ctx));
+        return false;
+    }
     act_arg *a = calloc(1, sizeof *a);
     if (!a) return false;
     a->m = s->m;
+    a->run = s->run;
     qb_act_opts_init(&a->o);
     if (!strcasecmp(name, "off")) {
         if (!s->act_desc[0]) {

@@ -63,6 +63,8 @@ static qb_status adopt(tui_session *s, qb_model *m)
     qb_model_close(s->base);
     s->base = NULL;
     qb_model_close(s->m);
+    qb_run_config_free(s->run);
+    s->run = NULL;
     free(s->unfolded);
     free(s->heat);
     free(s->tstate);
@@ -149,6 +151,8 @@ void tui_session_free(tui_session *s)
     tui_analysis_reset(s);
     qb_model_close(s->base);
     qb_model_close(s->m);
+    qb_run_config_free(s->run);
+    s->run = NULL;
     qb_msg_queue_free(s->q);
     qb_plan_free(&s->plan);
     for (int i = 0; i < s->n_undo; i++) free(s->undo[i]);

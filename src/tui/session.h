@@ -107,6 +107,8 @@ typedef struct tui_session {
                                (qb_method_kind); written only by the UI thread after an apply */
     bool awq_folded;        /* AWQ scales are folded into the model (norms, neighbours) */
     char act_desc[64];      /* the activation method on (actmode.c; "" = none) */
+    qb_run_config *run;     /* how m runs: its activation settings, made by the first :act
+                               (NULL until then: float); passed to the plan side's runs */
     char act_pending[64];   /* what the running act job turns on ("" = off) */
     char *undo[TUI_UNDO_MAX];
     int n_undo;

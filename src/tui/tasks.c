@@ -195,6 +195,7 @@ static bool need_base(tui_session *s, const char *what)
 
 typedef struct {
     const qb_model *model[2];
+    qb_run_config *run; /* the plan side's (session's; NULL = float) */
     int32_t *ids;
     int n_ids, n_predict;
     qb_job *job;
@@ -232,6 +233,7 @@ static qb_status gen_run(qb_job *j, qb_ctx *ctx, void *p)
         o.on_token = on_token;
         o.ud = a;
         o.cancel = qb_job_cancel_flag(j);
+        o.run = a->side ? a->run : NULL;
         qb_generate_result r;
         qb_status st = qb_generate(ctx, a->model[a->side], a->ids, a->n_ids, &o, &r);
         free(r.ids);
@@ -258,6 +260,7 @@ bool tui_generate(tui_session *s, const char *prompt)
     }
     a->model[0] = s->base;
     a->model[1] = s->m;
+    a->run = s->run;
     a->n_predict = s->n_predict < TUI_GEN_MAX ? s->n_predict : TUI_GEN_MAX;
     memset(s->gen, 0, sizeof s->gen);
     s->gen[0].div_byte = s->gen[1].div_byte = -1;
@@ -287,6 +290,7 @@ static void gen_token(tui_session *s, int side, int32_t id, const char *text)
 
 typedef struct {
     const qb_model *base, *m;
+    qb_run_config *run; /* m's (the session's; NULL = float) */
     char path[512];
     int chunks;
 } ppl_arg;
@@ -304,7 +308,7 @@ static qb_status ppl_run(qb_job *j, qb_ctx *ctx, void *p)
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     }
     qb_eval_opts o = {.n_ctx = 256, .n_chunks = a->chunks, .progress = progress_cb, .ud = j,
-                      .cancel = qb_job_cancel_flag(j)};
+                      .cancel = qb_job_cancel_flag(j), .run = a->run};
     st = qb_eval_kld(ctx, a->base, a->m, tok, n, &o, r);
     free(tok);
     if (st != QB_OK) {
@@ -323,6 +327,7 @@ bool tui_perplexity(tui_session *s, int chunks)
     if (!a) return false;
     a->base = s->base;
     a->m = s->m;
+    a->run = s->run;
     a->chunks = chunks > 0 ? chunks : s->eval_chunks;
     snprintf(a->path, sizeof a->path, "%s", s->eval_text);
     tui_status(s, false, "perplexity + KLD against the base on %s (%d chunks of 256)", a->path, a->chunks);

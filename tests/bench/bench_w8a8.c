@@ -45,13 +45,19 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
 }
 
-static double best_us(const qb_tensor *w, const float *x, int nt, float *y, int reps)
+/* Time of one multiplication of nt tokens, as the forward pass makes it: W8A8 when a asks
+ * for int8 activations (counting outlier columns into cnt), else qb_matmul. */
+static double best_us(const qb_tensor *w, const qb_act_setting *a, qb_act_counts *cnt, const float *x, int nt, float *y,
+                      int reps)
 {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_us();
         int calls = nt == 1 ? 32 : 1;
-        for (int i = 0; i < calls; i++) qb_matmul(w, x + (size_t)(i % T) * w->ne[0] * (nt == 1), nt, y);
+        for (int i = 0; i < calls; i++) {
+            const float *xi = x + (size_t)(i % T) * w->ne[0] * (nt == 1);
+            if (!qb_matmul_w8a8(w, a, cnt, xi, nt, y)) qb_matmul(w, xi, nt, y);
+        }
         double dt = (now_us() - t0) / calls;
         if (dt < best) best = dt;
     }
@@ -106,18 +112,15 @@ int main(int argc, char **argv)
             if (only && *only && (size_t)atoi(only) != i) continue;
             if (modes[i].f) qb_tensor_quantize(&ctx, w, modes[i].f, NULL);
             else qb_tensor_restore(&ctx, w);
-            w->act_mode = modes[i].mode;
-            w->act_threshold = modes[i].thr;
-            w->act_scale = amax / 127.0f;
-            w->act_cols_seen = w->act_cols_outlier = 0;
-            double t1 = best_us(w, xs[k], 1, y, reps), tb = best_us(w, xs[k], T, y, reps);
+            qb_act_setting as = {.mode = modes[i].mode, .scale = amax / 127.0f, .threshold = modes[i].thr};
+            qb_act_counts cnt = {0, 0};
+            double t1 = best_us(w, &as, &cnt, xs[k], 1, y, reps), tb = best_us(w, &as, &cnt, xs[k], T, y, reps);
             printf("| %-16s | %-24s | %10.1f | %10.1f | %11.0f | %11.0f |", strchr(w->name, '.') + 1, modes[i].name, t1,
                    tb, 1e6 / t1, T * 1e6 / tb);
             if (modes[i].mode == QB_ACT_INT8_OUTLIER)
                 printf(" outlier columns %.1f%% (T=1 and T=128 calls)",
-                       100.0 * (double)w->act_cols_outlier / (double)(w->act_cols_seen ? w->act_cols_seen : 1));
+                       100.0 * (double)cnt.outlier / (double)(cnt.seen ? cnt.seen : 1));
             printf("\n");
-            w->act_mode = QB_ACT_FLOAT;
         }
     }
     free(y), free(cap.down), free(cap.up), free(toks);

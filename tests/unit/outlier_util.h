@@ -36,13 +36,24 @@ static inline void ou_tokens(const qb_model *m, int32_t *t, int n)
     }
 }
 
-/* Logits of all n positions (malloc'd; caller frees), evaluated in steps of `batch` tokens. */
-static inline float *ou_logits(qb_model *m, const int32_t *t, int n, int batch)
+/* A run configuration for m (float, f32 KV); the caller frees it with qb_run_config_free. */
+static inline qb_run_config *ou_run(const qb_model *m)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_run_config *rc = NULL;
+    assert_int_equal(qb_run_config_new(&ctx, m, &rc), QB_OK);
+    return rc;
+}
+
+/* Logits of all n positions (malloc'd; caller frees), evaluated in steps of `batch` tokens,
+ * run as rc says (NULL: float activations, f32 KV cache). */
+static inline float *ou_logits_run(qb_model *m, qb_run_config *rc, const int32_t *t, int n, int batch)
 {
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_infer *s = NULL;
-    assert_int_equal(qb_infer_new(&ctx, m, n, batch, &s), QB_OK);
+    assert_int_equal(qb_infer_new_run(&ctx, m, rc, n, batch, &s), QB_OK);
     float *lg = malloc((size_t)n * m->cfg.vocab_size * sizeof(float));
     assert_non_null(lg);
     for (int p = 0; p < n; p += batch) {
@@ -52,6 +63,11 @@ static inline float *ou_logits(qb_model *m, const int32_t *t, int n, int batch)
     }
     qb_infer_free(s);
     return lg;
+}
+
+static inline float *ou_logits(qb_model *m, const int32_t *t, int n, int batch)
+{
+    return ou_logits_run(m, NULL, t, n, batch);
 }
 
 /* Largest |a − b| over n values, relative to the largest |a|. */

@@ -45,10 +45,11 @@ static void check_quantized(const char *rel)
     int V = m->cfg.vocab_size;
     float *ref = ou_logits(m, t, N, N);
     double d[3];
+    qb_run_config *rc = ou_run(m);
     for (int ty = QB_KV_INT8; ty <= QB_KV_INT4; ty++) {
-        m->kv_type = ty;
-        float *q = ou_logits(m, t, N, N);
-        float *q1 = ou_logits(m, t, N, 1); /* token by token: the residual group path */
+        rc->kv_type = ty;
+        float *q = ou_logits_run(m, rc, t, N, N);
+        float *q1 = ou_logits_run(m, rc, t, N, 1); /* token by token: the residual group path */
         d[ty] = ou_rel_maxdiff(ref, q, (size_t)N * V);
         double d1 = ou_rel_maxdiff(ref, q1, (size_t)N * V), agree = ou_top1(ref, q, N, V);
         fprintf(stderr, "%s KV %s: max logit diff %.2e of max (token by token %.2e), top-1 %.3f\n", rel,
@@ -60,7 +61,7 @@ static void check_quantized(const char *rel)
     }
     assert_true(d[QB_KV_INT8] < 0.02);
     assert_true(d[QB_KV_INT8] < d[QB_KV_INT4]);
-    m->kv_type = QB_KV_F32;
+    qb_run_config_free(rc);
     free(ref);
     qb_model_close(m);
 }
@@ -77,14 +78,15 @@ static void test_rewind(void **state)
     (void)state;
     qb_model *m = ou_open("stories260K/stories260K.bin");
     if (!m) skip();
-    m->kv_type = QB_KV_INT8;
+    qb_run_config *rc = ou_run(m);
+    rc->kv_type = QB_KV_INT8;
     int32_t t[N];
     ou_tokens(m, t, N);
     int V = m->cfg.vocab_size;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_infer *s = NULL;
-    assert_int_equal(qb_infer_new(&ctx, m, N, N, &s), QB_OK);
+    assert_int_equal(qb_infer_new_run(&ctx, m, rc, N, N, &s), QB_OK);
     float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
     assert_int_equal(qb_infer_eval(&ctx, s, t, N, 0, a, 1), QB_OK);
     /* back to position 40 (inside the second key group, already quantized), same tokens */
@@ -92,6 +94,7 @@ static void test_rewind(void **state)
     assert_true(ou_rel_maxdiff(a, b, (size_t)V) < 5e-3);
     free(a), free(b);
     qb_infer_free(s);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 

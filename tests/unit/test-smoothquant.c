@@ -43,15 +43,17 @@ static void test_unit_scales_equal_plain_w8a8(void **state)
             qb_calib_stat *st = &a->stat[l * QB_OBS_COUNT + p];
             for (int i = 0; i < st->width; i++) st->absmax[i] = 1.0f;
         }
+    qb_run_config *rc = ou_run(m);
     qb_smoothquant_opts plain = {.act_mode = QB_ACT_INT8};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &plain), QB_OK);
-    float *p = ou_logits(m, t, N, N);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &plain), QB_OK);
+    float *p = ou_logits_run(m, rc, t, N, N);
     qb_smoothquant_opts sm = {.smooth = true, .alpha = 1.0f, .smooth_out = true, .act_mode = QB_ACT_INT8};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &sm), QB_OK);
-    float *s = ou_logits(m, t, N, N);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &sm), QB_OK);
+    float *s = ou_logits_run(m, rc, t, N, N);
     assert_memory_equal(p, s, sizeof(float) * N * m->cfg.vocab_size);
     qb_calib_free(a);
     free(p), free(s);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 
@@ -73,7 +75,7 @@ static void test_smoothing_is_exact_in_float(void **state)
         for (int out = 0; out < 2; out++) {
             qb_smoothquant_opts o = {.smooth = true, .alpha = 0.5f, .smooth_out = out, .act_mode = QB_ACT_FLOAT,
                                      .wfmt = &f32};
-            if (qb_smoothquant_apply(&ctx, m, a, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            if (qb_smoothquant_apply(&ctx, m, NULL, a, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
             /* the fold really changed weights and norms */
             const float *nw = m->layers[0].attn_norm->data;
             float *orig = malloc(sizeof(float) * m->cfg.dim);
@@ -88,7 +90,7 @@ static void test_smoothing_is_exact_in_float(void **state)
             assert_true(d < 2e-4);
             free(s);
         }
-        assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
+        assert_int_equal(qb_w8a8_clear(&ctx, m, NULL), QB_OK);
         qb_calib_free(a);
         free(ref);
         qb_model_close(m);
@@ -105,16 +107,19 @@ static void test_smoothing_shrinks_activation_range(void **state)
     qb_calib *a = calibrate(m, t);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
+    qb_run_config *rc = ou_run(m);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8_STATIC};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
-    float before = m->layers[0].wq->act_scale;
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &o), QB_OK);
+    float before = qb_run_config_act(rc, m, m->layers[0].wq)->scale;
     o.smooth = true;
     o.alpha = 0.8f;
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &o), QB_OK);
+    float after = qb_run_config_act(rc, m, m->layers[0].wq)->scale;
     /* with s_j = ax^0.8 / aw^0.2 the smoothed absmax is ax^0.2 · aw^0.2: far below ax when ax is large */
-    fprintf(stderr, "attn input static scale: %.4f plain, %.4f smoothed\n", before, m->layers[0].wq->act_scale);
-    assert_true(m->layers[0].wq->act_scale < before);
+    fprintf(stderr, "attn input static scale: %.4f plain, %.4f smoothed\n", before, after);
+    assert_true(after < before);
     qb_calib_free(a);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 
@@ -129,16 +134,17 @@ static void test_bad_input(void **state)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     const void *wq = m->layers[0].wq->data, *norm = m->layers[0].attn_norm->data;
+    qb_run_config *rc = ou_run(m);
     float bad[] = {-0.1f, 1.5f, NAN};
     for (int i = 0; i < 3; i++) {
         qb_smoothquant_opts o = {.smooth = true, .alpha = bad[i], .act_mode = QB_ACT_INT8};
-        assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_ERR_ARG);
+        assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &o), QB_ERR_ARG);
         assert_non_null(strstr(qb_ctx_errmsg(&ctx), "alpha"));
     }
     qb_smoothquant_opts o = {.smooth = true, .alpha = 0.5f, .act_mode = QB_ACT_INT8};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG); /* no statistics */
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_ERR_ARG); /* no statistics */
     a->n_layers--;
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_ERR_ARG); /* another model's */
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &o), QB_ERR_ARG); /* another model's */
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "another model"));
     a->n_layers++;
     /* a calibration that captured only some points (GPTQ on a few layers, say) */
@@ -147,12 +153,13 @@ static void test_bad_input(void **state)
     qb_calib *part = NULL;
     qb_calib_opts po = {.n_ctx = N, .want = want};
     assert_int_equal(qb_calib_run(&ctx, m, t, 1, &po, &part), QB_OK);
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, part, &o), QB_ERR_ARG);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, part, &o), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "did not capture"));
     qb_calib_free(part);
     assert_ptr_equal(m->layers[0].wq->data, wq);
     assert_ptr_equal(m->layers[0].attn_norm->data, norm);
-    assert_int_equal(m->layers[0].wq->act_mode, QB_ACT_FLOAT);
+    assert_false(qb_run_config_any_act(rc));
+    qb_run_config_free(rc);
     /* calibration text shorter than one window */
     int32_t *w = NULL;
     int nw = 0;
@@ -190,10 +197,12 @@ static double kld_with(const qb_model *base, const int32_t *tok, int n, const ch
     o.smooth_out = out;
     o.calib_path = qbt_model_path("stories260K/ppl-sample.txt");
     o.calib_ctx = 64;
-    if (qb_act_apply(&ctx, m, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
-    qb_eval_opts eo = {.n_ctx = 64};
+    qb_run_config *rc = ou_run(m);
+    if (qb_act_apply(&ctx, m, rc, &o) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_eval_opts eo = {.n_ctx = 64, .run = rc};
     qb_kld_result r;
     assert_int_equal(qb_eval_kld(&ctx, base, m, tok, n, &eo, &r), QB_OK);
+    qb_run_config_free(rc);
     qb_model_close(m);
     print_message("%-12s smooth %d out %d: KLD %.6f\n", act, smooth, out, r.kld_mean);
     return r.kld_mean;

@@ -112,12 +112,11 @@ static void test_matmul_matches_dequantized_product(void **state)
     for (int r = 0; r < rows; r++)
         qb_dequantize_row(&t.fmt, (const uint8_t *)buf + (size_t)r * qb_format_row_bytes(&t.fmt, n), wd + r * n, n);
     for (int mode = QB_ACT_INT8; mode <= QB_ACT_INT8_STATIC; mode++) {
-        t.act_mode = mode;
-        t.act_scale = 21.0f / 127.0f;
-        assert_true(qb_matmul_w8a8(&t, x, T, y));
+        qb_act_setting as = {.mode = mode, .scale = 21.0f / 127.0f};
+        assert_true(qb_matmul_w8a8(&t, &as, NULL, x, T, y));
         for (int tk = 0; tk < T; tk++) {
             int8_t q[97];
-            float d = qb_w8a8_quantize_row(x + tk * n, q, n, mode == QB_ACT_INT8_STATIC ? t.act_scale : 0);
+            float d = qb_w8a8_quantize_row(x + tk * n, q, n, mode == QB_ACT_INT8_STATIC ? as.scale : 0);
             for (int r = 0; r < rows; r++) {
                 double ref = 0, exact = 0, bound = 0, dw = 0;
                 for (int i = 0; i < n; i++) dw = fmax(dw, fabs(wd[r * n + i] - wf[r * n + i]));
@@ -134,12 +133,11 @@ static void test_matmul_matches_dequantized_product(void **state)
             }
         }
     }
-    /* qb_matmul takes the W8A8 path too; float activations take the dequantizing path */
+    /* float activations (or none given) are not W8A8's: the caller takes qb_matmul */
     float *y2 = malloc(sizeof(float) * T * rows);
-    qb_matmul(&t, x, T, y2);
-    assert_memory_equal(y, y2, sizeof(float) * T * rows);
-    t.act_mode = QB_ACT_FLOAT;
-    assert_false(qb_matmul_w8a8(&t, x, T, y2));
+    qb_act_setting fl = {.mode = QB_ACT_FLOAT};
+    assert_false(qb_matmul_w8a8(&t, &fl, NULL, x, T, y2));
+    assert_false(qb_matmul_w8a8(&t, NULL, NULL, x, T, y2));
     free(wf), free(x), free(wd), free(y), free(y2), free(buf);
 }
 
@@ -155,22 +153,30 @@ static void test_model_w8a8_close_to_float(void **state)
     float *ref = ou_logits(m, t, N, N);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
+    qb_run_config *rc = ou_run(m);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_OK);
-    assert_int_equal(m->layers[0].wq->act_mode, QB_ACT_INT8);
-    float *q = ou_logits(m, t, N, N);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, NULL, &o), QB_ERR_ARG); /* no run configuration */
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_OK);
+    assert_int_equal(qb_run_config_act(rc, m, m->layers[0].wq)->mode, QB_ACT_INT8);
+    float *q = ou_logits_run(m, rc, t, N, N);
+    /* the model alone runs float: the settings are the run configuration's */
+    float *f = ou_logits(m, t, N, N);
+    assert_true(ou_rel_maxdiff(q, f, (size_t)N * V) > 0);
+    free(f);
     double d = ou_rel_maxdiff(ref, q, (size_t)N * V), agree = ou_top1(ref, q, N, V);
     fprintf(stderr, "stories260K W8A8 dynamic: max logit diff %.4f of max, top-1 %.3f\n", d, agree);
     assert_true(d < 0.1);
     assert_true(agree >= 0.9);
     /* one token at a time gives the same logits as the batch (per-token scales) */
-    float *q1 = ou_logits(m, t, N, 1);
+    float *q1 = ou_logits_run(m, rc, t, N, 1);
     assert_true(ou_rel_maxdiff(q, q1, (size_t)N * V) < 1e-5);
     /* clearing restores the float model exactly */
-    assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
-    float *back = ou_logits(m, t, N, N);
+    assert_int_equal(qb_w8a8_clear(&ctx, m, rc), QB_OK);
+    assert_false(qb_run_config_any_act(rc));
+    float *back = ou_logits_run(m, rc, t, N, N);
     assert_memory_equal(ref, back, sizeof(float) * N * V);
     free(ref), free(q), free(q1), free(back);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 
@@ -190,20 +196,22 @@ static void test_static_scales_from_calibration(void **state)
     qb_calib_opts co = {.n_ctx = N};
     assert_int_equal(qb_calib_run(&ctx, m, t, 4, &co, &a), QB_OK);
     assert_int_equal(a->n_tokens, 4 * N);
+    qb_run_config *rc = ou_run(m);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8_STATIC};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, a, &o), QB_OK);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, a, &o), QB_OK);
     /* the scale is the calibrated absmax / 127 */
     float mx = 0;
     for (int j = 0; j < m->cfg.dim; j++) mx = fmaxf(mx, qb_calib_get(a, 0, QB_OBS_ATTN_IN)->absmax[j]);
-    assert_float_equal(m->layers[0].wq->act_scale, mx / 127.0f, 1e-9);
-    float *q = ou_logits(m, t, N, N);
+    assert_float_equal(qb_run_config_act(rc, m, m->layers[0].wq)->scale, mx / 127.0f, 1e-9);
+    float *q = ou_logits_run(m, rc, t, N, N);
     double agree = ou_top1(ref, q, N, V);
     fprintf(stderr, "stories260K W8A8 static: top-1 %.3f\n", agree);
     assert_true(agree >= 0.8);
     /* static needs statistics */
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_ERR_ARG);
     qb_calib_free(a);
     free(ref), free(q);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 
@@ -215,27 +223,30 @@ static void test_bad_input(void **state)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_format q4 = qb_format_ggml(QB_TYPE_Q4_0), i4 = {.kind = QB_FMT_INT, .bits = 4, .group = QB_GROUP_CHANNEL};
+    qb_run_config *rc = ou_run(m);
     qb_smoothquant_opts o = {.act_mode = QB_ACT_INT8, .wfmt = &q4};
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_UNSUPPORTED);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_ERR_UNSUPPORTED);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "q4_0"));
     o.wfmt = &i4;
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_UNSUPPORTED);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_ERR_UNSUPPORTED);
     o.wfmt = NULL;
     o.act_mode = 9;
-    assert_int_equal(qb_smoothquant_apply(&ctx, m, NULL, &o), QB_ERR_ARG);
+    assert_int_equal(qb_smoothquant_apply(&ctx, m, rc, NULL, &o), QB_ERR_ARG);
     assert_int_equal(m->layers[0].wq->type, QB_TYPE_F32); /* unchanged */
     qb_act_opts ao;
     qb_act_opts_init(&ao);
     ao.act = "int3";
-    assert_int_equal(qb_act_apply(&ctx, m, &ao), QB_ERR_ARG);
+    assert_int_equal(qb_act_apply(&ctx, m, rc, &ao), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "int3"));
     ao.act = "int8-static"; /* no calibration text */
-    assert_int_equal(qb_act_apply(&ctx, m, &ao), QB_ERR_ARG);
+    assert_int_equal(qb_act_apply(&ctx, m, rc, &ao), QB_ERR_ARG);
     ao.act = "int8";
+    assert_int_equal(qb_act_apply(&ctx, m, NULL, &ao), QB_ERR_ARG); /* no run configuration */
     ao.calib_path = "/nonexistent/calib.txt";
     ao.smooth = true;
-    assert_int_not_equal(qb_act_apply(&ctx, m, &ao), QB_OK);
-    assert_int_equal(m->layers[0].wq->act_mode, QB_ACT_FLOAT);
+    assert_int_not_equal(qb_act_apply(&ctx, m, rc, &ao), QB_OK);
+    assert_false(qb_run_config_any_act(rc));
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 
@@ -260,7 +271,8 @@ static void test_act_reuses_calibration(void **state)
     ao.calib_path = text;
     ao.calib_ctx = 64;
     ao.calib_windows = 4;
-    if (qb_act_apply(&ctx, m, &ao) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_run_config *rc = ou_run(m);
+    if (qb_act_apply(&ctx, m, rc, &ao) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
     qb_layer_weights *L = &m->layers[1];
     const qb_tensor *ts[] = {L->attn_norm, L->wq, L->wv, L->wo, L->w_up, L->w_down};
     void *bytes[6];
@@ -268,21 +280,22 @@ static void test_act_reuses_calibration(void **state)
     for (int i = 0; i < 6; i++) {
         bytes[i] = malloc(ts[i]->nbytes);
         memcpy(bytes[i], ts[i]->data, ts[i]->nbytes);
-        scales[i] = ts[i]->act_scale;
+        scales[i] = qb_run_config_act(rc, m, ts[i])->scale;
     }
-    assert_int_equal(qb_w8a8_clear(&ctx, m), QB_OK);
+    assert_int_equal(qb_w8a8_clear(&ctx, m, rc), QB_OK);
     qb_calib *cal = NULL;
     qb_calib_opts co = {.n_ctx = 64, .n_samples = 4, .hessian = true};
     assert_int_equal(qb_calib_run_file(&ctx, m, text, &co, &cal), QB_OK);
     ao.calib_path = NULL;
     ao.calib = cal;
-    assert_int_equal(qb_act_apply(&ctx, m, &ao), QB_OK);
+    assert_int_equal(qb_act_apply(&ctx, m, rc, &ao), QB_OK);
     for (int i = 0; i < 6; i++) {
         assert_memory_equal(bytes[i], ts[i]->data, ts[i]->nbytes);
-        assert_true(scales[i] == ts[i]->act_scale);
+        assert_true(scales[i] == qb_run_config_act(rc, m, ts[i])->scale);
         free(bytes[i]);
     }
     qb_calib_free(cal);
+    qb_run_config_free(rc);
     qb_model_close(m);
 }
 

@@ -7,6 +7,7 @@
 #define QB_EVAL_H
 
 #include "../model/model.h"
+#include "../infer/runcfg.h"
 
 typedef struct {
     int n_ctx;      /* chunk length (default 256 when 0) */
@@ -15,6 +16,10 @@ typedef struct {
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel; /* set non-zero to stop after the current chunk; may be NULL */
+    qb_run_config *run;      /* how the measured model runs (perplexity's model, KLD's other
+                                models): activation settings, KV type (runcfg.h); NULL =
+                                float activations, f32 KV cache */
+    qb_run_config *run_base; /* the same for KLD's base model */
 } qb_eval_opts;
 
 typedef struct {

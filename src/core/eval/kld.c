@@ -74,9 +74,9 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if ((st = qb_infer_new(ctx, base, n_ctx, n_ctx, &sb)) != QB_OK) goto done;
+    if ((st = qb_infer_new_run(ctx, base, o ? o->run_base : NULL, n_ctx, n_ctx, &sb)) != QB_OK) goto done;
     for (int j = 0; j < n_others; j++)
-        if ((st = qb_infer_new(ctx, others[j], n_ctx, n_ctx, &so[j])) != QB_OK) goto done;
+        if ((st = qb_infer_new_run(ctx, others[j], o ? o->run : NULL, n_ctx, n_ctx, &so[j])) != QB_OK) goto done;
     double t0 = qb_eval_now();
     for (int c = 0; c < n_chunks; c++) {
         if (o && o->cancel && *o->cancel) {

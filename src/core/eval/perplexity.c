@@ -100,7 +100,7 @@ qb_status qb_eval_perplexity(qb_ctx *ctx, const qb_model *m, const int32_t *toke
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if ((st = qb_infer_new(ctx, m, n_ctx, n_ctx, &s)) != QB_OK) goto done;
+    if ((st = qb_infer_new_run(ctx, m, o ? o->run : NULL, n_ctx, n_ctx, &s)) != QB_OK) goto done;
     double t0 = qb_eval_now(), nll = 0, nll2 = 0;
     long count = 0;
     for (int c = 0; c < n_chunks; c++) {

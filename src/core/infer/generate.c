@@ -44,7 +44,7 @@ qb_status qb_generate(qb_ctx *ctx, const qb_model *m, const int32_t *prompt, int
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if ((st = qb_infer_new(ctx, m, n_prompt + n_gen, 0, &s)) != QB_OK) goto done;
+    if ((st = qb_infer_new_run(ctx, m, o->run, n_prompt + n_gen, 0, &s)) != QB_OK) goto done;
     if ((st = qb_sampler_new(ctx, vocab, &o->sampling, &smp)) != QB_OK) goto done;
     double t0 = now_seconds();
     if ((st = qb_infer_eval(ctx, s, prompt, n_prompt, 0, logits, 1)) != QB_OK) goto done;

@@ -5,6 +5,7 @@
 
 #include "../model/model.h"
 #include "sampler.h"
+#include "runcfg.h"
 
 typedef struct {
     int n_predict;                /* tokens to generate */
@@ -15,6 +16,7 @@ typedef struct {
     bool (*on_token)(void *ud, int32_t prev, int32_t id);
     void *ud;
     const volatile int *cancel;   /* non-zero stops generation (status QB_ERR_CANCELLED) */
+    qb_run_config *run;           /* activation settings and KV type (runcfg.h); NULL = float, f32 */
 } qb_generate_opts;
 
 typedef struct {

@@ -5,13 +5,19 @@
 #define QB_INFER_H
 
 #include "../model/model.h"
+#include "runcfg.h"
 
 typedef struct qb_infer qb_infer;
 
 /* A run state for m holding up to n_ctx positions (0 = the model's context length) and
- * evaluating up to n_batch tokens per internal step (0 = 512). Borrows m, which must outlive
- * it. Free with qb_infer_free. */
+ * evaluating up to n_batch tokens per internal step (0 = 512), with float activations and an
+ * f32 KV cache. Borrows m, which must outlive it; m is only read, so any number of run states
+ * may evaluate one model on as many threads at once. Free with qb_infer_free. */
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out);
+/* The same, run as rc says (runcfg.h: activation settings per tensor, KV type; NULL = as
+ * qb_infer_new). rc, made for m (or the model m is a view of), is borrowed and must outlive
+ * the run state; evaluations read its settings and add to its counters atomically. */
+qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, int n_ctx, int n_batch, qb_infer **out);
 void qb_infer_free(qb_infer *s);
 
 /* Feed n tokens at positions pos .. pos+n-1 (pos must equal the number of positions already

@@ -2,6 +2,7 @@
  * both RoPE pairings, any weight storage type that qb_matmul runs). */
 #include "infer.h"
 #include "matmul.h"
+#include "matmul_w8a8.h"
 #include "kvcache.h"
 #include "kernels.h"
 
@@ -14,6 +15,7 @@
 
 struct qb_infer {
     const qb_model *m;
+    qb_run_config *rc;  /* the caller's activation settings, KV type and counters; or NULL */
     int n_ctx, n_batch;
     int q_dim, kv_dim;
     qb_kvcache *kv;     /* keys and values of every layer (f32 or quantized: kvcache.h) */
@@ -35,6 +37,11 @@ struct qb_infer {
 
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
 {
+    return qb_infer_new_run(ctx, m, NULL, n_ctx, n_batch, out);
+}
+
+qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, int n_ctx, int n_batch, qb_infer **out)
+{
     const qb_config *c = &m->cfg;
     *out = NULL;
     if (n_ctx <= 0) n_ctx = c->seq_len;
@@ -43,13 +50,14 @@ qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, q
     qb_infer *s = calloc(1, sizeof *s);
     if (!s) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     s->m = m;
+    s->rc = rc;
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
     s->q_dim = c->n_heads * c->head_dim;
     s->kv_dim = c->n_kv_heads * c->head_dim;
     int half = c->head_dim / 2;
     int xbw = c->dim > s->q_dim ? c->dim : s->q_dim;
-    qb_status st = qb_kvcache_new(ctx, c, n_ctx, m->kv_type, &s->kv);
+    qb_status st = qb_kvcache_new(ctx, c, n_ctx, rc ? rc->kv_type : QB_KV_F32, &s->kv);
     if (st != QB_OK) {
         qb_infer_free(s);
         return st;
@@ -138,6 +146,35 @@ static void rope(const qb_infer *s, float *vec, int n_heads, int pos)
     }
 }
 
+/* y = x · wᵀ for n rows: with int8 activations when the run config asks for them and w's
+ * format runs them (its LLM.int8() counters added to the config), else through qb_matmul. */
+static void matmul(qb_infer *s, const qb_tensor *w, const float *x, int n, float *y)
+{
+    const qb_act_setting *a = qb_run_config_act(s->rc, s->m, w);
+    qb_act_counts cnt = {0, 0};
+    if (a && a->mode != QB_ACT_FLOAT && qb_matmul_w8a8(w, a, &cnt, x, n, y)) {
+        if (cnt.seen) qb_run_config_count(s->rc, (int)(w - s->m->tensors), cnt.seen, cnt.outlier);
+        return;
+    }
+    qb_matmul(w, x, n, y);
+}
+
+/* Several matrices on one input: fused by qb_matmul_multi unless one of them runs int8
+ * activations, then one by one. */
+static void matmul_multi(qb_infer *s, const qb_tensor *const *ws, int nw, const float *x, int n, float *const *ys)
+{
+    bool act = false;
+    for (int i = 0; i < nw; i++) {
+        const qb_act_setting *a = qb_run_config_act(s->rc, s->m, ws[i]);
+        act = act || (a && a->mode != QB_ACT_FLOAT);
+    }
+    if (!act) {
+        qb_matmul_multi(ws, nw, x, n, ys);
+        return;
+    }
+    for (int i = 0; i < nw; i++) matmul(s, ws[i], x, n, ys[i]);
+}
+
 static void layer_forward(qb_infer *s, int l, int n, int pos)
 {
     const qb_config *c = &s->m->cfg;
@@ -146,7 +183,7 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
-    qb_matmul_multi((const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
+    matmul_multi(s, (const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
     for (int t = 0; t < n; t++) {
         rope(s, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
         rope(s, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
@@ -154,19 +191,19 @@ static void layer_forward(qb_infer *s, int l, int n, int pos)
     qb_kvcache_store(s->kv, l, pos, n, s->k, s->v);
     qb_kvcache_attention(s->kv, l, s->q, (size_t)s->q_dim, n, pos, s->xb);
     observe(s, l, QB_OBS_ATTN_OUT, s->xb, n, s->q_dim);
-    qb_matmul(L->wo, s->xb, n, s->tmp);
+    matmul(s, L->wo, s->xb, n, s->tmp);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_FFN_IN, s->xb, n, dim);
-    qb_matmul_multi((const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
+    matmul_multi(s, (const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)n * hid; i++) {
         float g = s->hb[i];
         s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
     }
     observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
-    qb_matmul(L->w_down, s->hb, n, s->tmp);
+    matmul(s, L->w_down, s->hb, n, s->tmp);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 }
 
@@ -195,7 +232,7 @@ static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_l
     for (int t = first; t < n; t++)
         rmsnorm(s->xb + (size_t)(t - first) * dim, s->x + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
     observe(s, c->n_layers, QB_OBS_OUTPUT_IN, s->xb, n_logits, dim);
-    qb_matmul(s->m->output, s->xb, n_logits, logits);
+    matmul(s, s->m->output, s->xb, n_logits, logits);
 }
 
 qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)

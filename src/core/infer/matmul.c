@@ -16,7 +16,6 @@
  * rows in small dynamic chunks: on a shared machine a thread that loses its core for a while
  * then does less of the work instead of making the others wait for it at the end. */
 #include "matmul.h"
-#include "matmul_w8a8.h"
 #include "kernels.h"
 #include "fmt.h"
 
@@ -334,7 +333,6 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
     qb_fmt_params fp;
-    if (w->act_mode && qb_matmul_w8a8(w, x, T, y)) return; /* W8A8: int8 activations too */
     /* one branch per format kind; each calls its own matmul */
     if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
         if (T == 1 && matmul_int_gemv(k, w, &fp, x, y)) return; /* INT, one token: its own kernel */
@@ -400,7 +398,7 @@ void qb_matmul_multi(const qb_tensor *const *ws, int nw, const float *x, int T, 
     const qb_kernel_table *k = qb_kernels();
     bool fused = nw >= 1 && nw <= QB_MATMUL_MULTI_MAX;
     for (int i = 0; fused && i < nw; i++)
-        fused = !ws[i]->act_mode && ws[i]->type != QB_TYPE_CUSTOM && ws[i]->type == ws[0]->type &&
+        fused = ws[i]->type != QB_TYPE_CUSTOM && ws[i]->type == ws[0]->type &&
                 ws[i]->ne[0] == ws[0]->ne[0] && qb_matmul_runs_packed(ws[i]->type);
     if (!fused) {
         for (int i = 0; i < nw; i++) qb_matmul(ws[i], x, T, ys[i]);

@@ -94,18 +94,18 @@ static int find_outliers(const float *x, int T, int n, float thr, int *cols)
     return nc;
 }
 
-bool qb_matmul_w8a8(const qb_tensor *w, const float *x, int T, float *y)
+bool qb_matmul_w8a8(const qb_tensor *w, const qb_act_setting *a, qb_act_counts *cnt, const float *x, int T, float *y)
 {
-    if (w->act_mode == QB_ACT_FLOAT || !qb_w8a8_format_ok(&w->fmt)) return false;
+    if (!a || a->mode == QB_ACT_FLOAT || !qb_w8a8_format_ok(&w->fmt)) return false;
     const qb_kernel_table *k = qb_kernels();
     int n = (int)w->ne[0];
     int64_t rows = w->ne[1];
     size_t wrow = qb_format_row_bytes(&w->fmt, n);
     int8_t *xq = malloc((size_t)T * n);
     float *xs = malloc((size_t)T * sizeof(float));
-    int *cols = w->act_mode == QB_ACT_INT8_OUTLIER ? malloc((size_t)n * sizeof(int)) : NULL;
+    int *cols = a->mode == QB_ACT_INT8_OUTLIER ? malloc((size_t)n * sizeof(int)) : NULL;
     float *xr = cols ? malloc((size_t)T * n * sizeof(float)) : NULL;
-    if (!xq || !xs || (w->act_mode == QB_ACT_INT8_OUTLIER && (!cols || !xr))) {
+    if (!xq || !xs || (a->mode == QB_ACT_INT8_OUTLIER && (!cols || !xr))) {
         free(xq);
         free(xs);
         free(cols);
@@ -115,16 +115,17 @@ bool qb_matmul_w8a8(const qb_tensor *w, const float *x, int T, float *y)
     int nout = 0;
     const float *xin = x;
     if (cols) {
-        nout = find_outliers(x, T, n, w->act_threshold, cols);
-        qb_tensor *wm = (qb_tensor *)w; /* counters only: the weights stay untouched */
-        wm->act_cols_seen += n;
-        wm->act_cols_outlier += nout;
+        nout = find_outliers(x, T, n, a->threshold, cols);
+        if (cnt) {
+            cnt->seen += n;
+            cnt->outlier += nout;
+        }
         memcpy(xr, x, (size_t)T * n * sizeof(float));
         for (int t = 0; t < T; t++)
             for (int c = 0; c < nout; c++) xr[(size_t)t * n + cols[c]] = 0.0f;
         xin = xr;
     }
-    float d = w->act_mode == QB_ACT_INT8_STATIC ? w->act_scale : 0.0f;
+    float d = a->mode == QB_ACT_INT8_STATIC ? a->scale : 0.0f;
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) xs[t] = qb_w8a8_quantize_row(xin + (size_t)t * n, xq + (size_t)t * n, n, d);
     const uint8_t *wd = w->data;

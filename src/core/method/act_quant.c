@@ -16,9 +16,11 @@ void qb_act_opts_init(qb_act_opts *o)
     o->threshold = QB_LLM_INT8_DEFAULT_THRESHOLD;
 }
 
-qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, const qb_act_opts *o)
+qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, qb_run_config *rc, const qb_act_opts *o)
 {
-    int kv = m->kv_type, mode = QB_ACT_FLOAT;
+    if (!rc || rc->n_tensors != m->n_tensors)
+        return qb_fail(ctx, QB_ERR_ARG, "activation settings need a run configuration made for this model");
+    int kv = rc->kv_type, mode = QB_ACT_FLOAT;
     if (o->kv && *o->kv && qb_kv_type_parse(ctx, o->kv, &kv) != QB_OK) return QB_ERR_ARG;
     if (o->act && *o->act) {
         if (!strcmp(o->act, "int8")) mode = QB_ACT_INT8;
@@ -37,7 +39,7 @@ qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, const qb_act_opts *o)
         return qb_fail(ctx, QB_ERR_ARG, "%s needs a calibration text", o->smooth ? "SmoothQuant" : "int8-static");
     qb_status st = QB_OK;
     if (o->int8_outlier) {
-        st = qb_llm_int8_apply(ctx, m, o->threshold);
+        st = qb_llm_int8_apply(ctx, m, rc, o->threshold);
     } else if (mode != QB_ACT_FLOAT) {
         qb_calib *own = NULL;
         const qb_calib *cal = o->calib;
@@ -50,9 +52,9 @@ qb_status qb_act_apply(qb_ctx *ctx, qb_model *m, const qb_act_opts *o)
             cal = own;
         }
         qb_smoothquant_opts so = {.smooth = o->smooth, .alpha = o->alpha, .smooth_out = o->smooth_out, .act_mode = mode};
-        if (st == QB_OK) st = qb_smoothquant_apply(ctx, m, need_calib ? cal : NULL, &so);
+        if (st == QB_OK) st = qb_smoothquant_apply(ctx, m, rc, need_calib ? cal : NULL, &so);
         qb_calib_free(own);
     }
-    if (st == QB_OK) m->kv_type = kv;
+    if (st == QB_OK) rc->kv_type = kv;
     return st;
 }

@@ -50,21 +50,13 @@ static float *source_matrix(qb_ctx *ctx, const qb_tensor *t)
     return w;
 }
 
-static void reset_act(qb_tensor *t)
+qb_status qb_w8a8_clear(qb_ctx *ctx, qb_model *m, qb_run_config *rc)
 {
-    t->act_mode = QB_ACT_FLOAT;
-    t->act_scale = 0;
-    t->act_threshold = 0;
-    t->act_cols_seen = t->act_cols_outlier = 0;
-}
-
-qb_status qb_w8a8_clear(qb_ctx *ctx, qb_model *m)
-{
+    qb_run_config_clear_act(rc);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         qb_layer_weights *L = &m->layers[l];
         qb_tensor *ts[] = {L->attn_norm, L->ffn_norm, L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
         for (int i = 0; i < 9; i++) {
-            reset_act(ts[i]);
             qb_status st = qb_tensor_restore(ctx, ts[i]);
             if (st != QB_OK) return st;
         }
@@ -229,7 +221,8 @@ static qb_status store_norm(qb_ctx *ctx, qb_tensor *t, const float *v, int n)
     return QB_OK;
 }
 
-qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *a, const qb_smoothquant_opts *o)
+qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, qb_run_config *rc, const qb_calib *a,
+                               const qb_smoothquant_opts *o)
 {
     const qb_config *c = &m->cfg;
     qb_format int8ch = {.kind = QB_FMT_INT, .bits = 8, .group = QB_GROUP_CHANNEL};
@@ -238,6 +231,8 @@ qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *a, cons
         return qb_fail(ctx, QB_ERR_ARG, "SmoothQuant alpha %g out of range [0, 1]", (double)o->alpha);
     if (o->act_mode != QB_ACT_FLOAT && o->act_mode != QB_ACT_INT8 && o->act_mode != QB_ACT_INT8_STATIC)
         return qb_fail(ctx, QB_ERR_ARG, "activation mode %d is not int8 dynamic, int8 static or float", o->act_mode);
+    if (o->act_mode != QB_ACT_FLOAT && (!rc || rc->n_tensors != m->n_tensors))
+        return qb_fail(ctx, QB_ERR_ARG, "activation quantization needs a run configuration made for this model");
     if (o->act_mode != QB_ACT_FLOAT && !qb_w8a8_format_ok(wf)) {
         char nm[64];
         qb_format_name(wf, nm, sizeof nm);
@@ -265,9 +260,8 @@ qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *a, cons
         if (st == QB_OK) st = smooth_layer(ctx, m, l, &b, (o->smooth || o->act_mode == QB_ACT_INT8_STATIC) ? a : NULL, o);
         for (int i = 0; i < NW && st == QB_OK; i++) {
             st = qb_method_set_tensor(ctx, ts[i], b.w[i], wf);
-            reset_act(ts[i]);
-            ts[i]->act_mode = o->act_mode;
-            ts[i]->act_scale = b.amax[i] > 0 ? b.amax[i] / 127.0f : 1.0f;
+            qb_act_setting *as = qb_run_config_act_mut(rc, m, ts[i]);
+            if (as) *as = (qb_act_setting){.mode = o->act_mode, .scale = b.amax[i] > 0 ? b.amax[i] / 127.0f : 1.0f};
         }
         if (st == QB_OK && o->smooth) st = store_norm(ctx, L->attn_norm, b.norm[0], c->dim);
         if (st == QB_OK && o->smooth) st = store_norm(ctx, L->ffn_norm, b.norm[1], c->dim);
@@ -278,7 +272,7 @@ qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *a, cons
             qb_status keep = st;
             char why[sizeof ctx->errmsg];
             snprintf(why, sizeof why, "%s", ctx->errmsg);
-            qb_w8a8_clear(ctx, m); /* never leave a half-smoothed model */
+            qb_w8a8_clear(ctx, m, rc); /* never leave a half-smoothed model */
             return qb_fail(ctx, keep, "%s", why);
         }
     }

@@ -28,18 +28,22 @@ typedef struct {
 } qb_smoothquant_opts;
 
 /* Apply to every layer of m, from the original weights and norms (so applying again replaces
- * the previous result). stats (a calibration of this model, run on the unmodified model, that
+ * the previous result); the activation settings of the block matrices go to rc (made for m
+ * with qb_run_config_new; may be NULL only when act_mode is float), the weights and norms to
+ * m. stats (a calibration of this model, run on the unmodified model, that
  * captured every layer's four inputs) is needed when smoothing or for static activation
  * scales, else may be NULL. Errors (model unchanged): alpha outside [0, 1] or NaN, stats
- * missing, incomplete or of another shape, act_mode unknown, activation quantization with a weight format that is not
+ * missing, incomplete or of another shape, act_mode unknown, no rc for int8 activations, activation quantization with a weight format that is not
  * int8 per channel / per tensor (QB_ERR_UNSUPPORTED, naming it); out of memory. */
-qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, const qb_calib *stats, const qb_smoothquant_opts *o);
+qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, qb_run_config *rc, const qb_calib *stats,
+                               const qb_smoothquant_opts *o);
 
 /* Replace t's representation with the rows × ne[0] float matrix w stored in fmt (quantized
  * into a new owned buffer; w is not kept). Used by the methods that change weights. */
 qb_status qb_method_set_tensor(qb_ctx *ctx, qb_tensor *t, const float *w, const qb_format *fmt);
 
-/* Undo every method of this family on m: original norms, weights and float activations. */
-qb_status qb_w8a8_clear(qb_ctx *ctx, qb_model *m);
+/* Undo every method of this family on m: original norms and weights, and float activations in
+ * rc (may be NULL; its KV type stays). */
+qb_status qb_w8a8_clear(qb_ctx *ctx, qb_model *m, qb_run_config *rc);
 
 #endif

@@ -49,12 +49,6 @@ typedef struct {
     const void *src_data; /* re-quantized again and again from it (borrowed from a mapping) */
     size_t src_nbytes;
     void *src_owned;   /* heap copy the source lives in (a loader had to copy it), else NULL */
-    /* How the activations meet this matrix (src/core/infer/matmul_w8a8.h); all zero = in
-     * float, as always. Only int8 weight formats run them in int8. */
-    int act_mode;          /* qb_act_mode */
-    float act_scale;       /* QB_ACT_INT8_STATIC: x ~ act_scale * q, q in -127..127 */
-    float act_threshold;   /* QB_ACT_INT8_OUTLIER: feature columns with |x| >= this stay float */
-    int64_t act_cols_seen, act_cols_outlier; /* QB_ACT_INT8_OUTLIER counters, kept by qb_matmul */
 } qb_tensor;
 
 typedef struct {
@@ -85,7 +79,6 @@ typedef struct qb_model {
     qb_tensor *output_norm;     /* (dim) */
     qb_tensor *output;          /* (vocab rows, dim); == tok_embd when tied */
     qb_layer_weights *layers;   /* n_layers; owned */
-    int kv_type;                /* qb_kv_type (infer/kvcache.h) of run states made from now on; 0 = f32 */
 } qb_model;
 
 typedef struct {
