@@ -54,7 +54,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIBS       := $(BUILD)/libqblua.a $(BUILD)/libqb.a
 # The tests `make tsan` runs: those that start threads of their own over shared objects.
-TSAN_TESTS ?= test-jobs
+TSAN_TESTS ?= test-jobs test-infer-threads
 
 .PHONY: all run test unit sanitize tsan bench fuzz clean deps check-pkgs \
         _run _test _bench _tsan
