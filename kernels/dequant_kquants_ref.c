@@ -8,7 +8,7 @@
  * Layouts are described next to the structs in blocks.h. */
 #include "blocks.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 /* Unpack the sixteen 6-bit Q3_K scales (still biased by 32) from their 12 bytes. */
 static void q3_K_scales(const uint8_t p[12], int sc[16])

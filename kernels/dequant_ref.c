@@ -12,7 +12,7 @@
 #include "kernels.h"
 #include "blocks.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <string.h>
 

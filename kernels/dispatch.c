@@ -4,7 +4,7 @@
  * where cpuid reports VNNI, and "avx512" keeps the AVX-512BW versions. */
 #include "kernels.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <cpuid.h>
 #include <pthread.h>

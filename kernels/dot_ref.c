@@ -1,7 +1,7 @@
 /* dot_ref.c — scalar reference dot products, GEMM tile and row conversions: the spec the
  * AVX2 / AVX-512 versions are tested against. */
 #include "kernels.h"
-#include "../src/core/qb.h"
+#include "qb_types.h"
 
 float qb_dot_f32_ref(int n, const float *w, const float *x)
 {

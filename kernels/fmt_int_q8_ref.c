@@ -10,7 +10,7 @@
 #include "blocks.h"
 #include "unaligned.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <math.h>
 #include <string.h>

@@ -34,7 +34,7 @@
 #include "fmt.h"
 #include "blocks.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <math.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 #include "kernels.h"
 #include "blocks.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <math.h>
 #include <string.h>

@@ -20,7 +20,7 @@
 #include "kernels.h"
 #include "quant_k.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <immintrin.h>
 #include <math.h>

@@ -17,7 +17,7 @@
 #include "blocks.h"
 #include "quant_k.h"
 
-#include "core/qb.h"
+#include "qb_types.h"
 
 #include <math.h>
 #include <stdbool.h>

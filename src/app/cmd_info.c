@@ -1,7 +1,7 @@
 /* cmd_info.c — `quantbench info MODEL`: hyperparameters, tokenizer kind and the tensor table. */
 #include "cli.h"
 #include "core/tokenizer/tokenizer.h"
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 
 #include <stdio.h>
 #include <string.h>

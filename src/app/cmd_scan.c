@@ -5,8 +5,8 @@
 #include "cli.h"
 #include "core/eval/sensitivity.h"
 #include "core/quant/apply.h"
-#include "core/quant/search.h"
-#include "core/model/model_view.h"
+#include "core/eval/search.h"
+#include "core/quant/view.h"
 #include "core/method/prune.h"
 
 #include <stdio.h>

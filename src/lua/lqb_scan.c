@@ -8,7 +8,7 @@
 
 #include "core/eval/sensitivity.h"
 #include "core/method/prune.h"
-#include "core/quant/search.h"
+#include "core/eval/search.h"
 
 /* The evaluation tokens of option `key` (a file path or the text itself); malloc'd. */
 static int32_t *opt_tokens(lua_State *L, qb_model *m, int o, const char *key, int *n)

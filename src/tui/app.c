@@ -18,7 +18,7 @@
 #include "scanview.h"
 #include "script.h"
 #include "status.h"
-#include "../app/cli.h"
+#include "tui.h"
 
 #include <curses.h>
 #include <poll.h>
@@ -375,38 +375,12 @@ static void trace_flush(tui_session *s, trace_entry *pend, int *n_pend)
     fflush(s->trace);
 }
 
-int cmd_tui(int argc, char **argv)
+int tui_run(tui_session *s)
 {
-    const char *path = NULL;
-    bool present = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--present")) present = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_error("tui: unknown option '%s' (usage: quantbench [MODEL] [--present])", argv[i]);
-        else if (!path) path = argv[i];
-        else return cli_error("tui: unexpected argument '%s'", argv[i]);
-    }
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model *m = NULL;
-    if (path && !(m = cli_open_model(&ctx, path, NULL))) return 1;
-    tui_session *s = calloc(1, sizeof *s);
-    if (!s) return cli_error("out of memory");
-    if (tui_session_init(s, m) != QB_OK) {
-        cli_error("%s", qb_ctx_errmsg(&s->ctx));
-        free(s);
-        return 1;
-    }
-    s->present = present;
-    const char *tp = getenv("QB_TUI_TRACE");
-    if (tp && *tp && !(s->trace = fopen(tp, "w"))) {
-        tui_session_free(s);
-        free(s);
-        return cli_error("QB_TUI_TRACE: cannot write %s", tp);
-    }
     if (crt_init() != 0) {
         tui_session_free(s);
         free(s);
-        return cli_error("cannot initialise the terminal (is TERM set?)");
+        return -1;
     }
     s->interrupt = crt_interrupt_flag();
     tui_cmdline cl;
@@ -416,7 +390,7 @@ int cmd_tui(int argc, char **argv)
     layout L = {0};
     make_layout(&L, s, &cl);
     timeout(0); /* the loop sleeps in poll() instead (keys and job messages wake it) */
-    if (!m) tui_status(s, false, "built-in demo: synthetic tensors (:open PATH for a model, ? for help)");
+    if (s->demo) tui_status(s, false, "built-in demo: synthetic tensors (:open PATH for a model, ? for help)");
     trace_entry pend[64];
     int n_pend = 0;
     double last_tick = 0;

@@ -1,5 +1,6 @@
 /* demo.c — synthetic tensors for the built-in demo (see demo.h). */
 #include "demo.h"
+#include "core/quant/format.h"
 
 #include <math.h>
 #include <stdio.h>

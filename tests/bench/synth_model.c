@@ -18,8 +18,8 @@
  * Progress and notes go to stderr; the one-line results of --membw and --weight-bytes go to
  * stdout for the script to capture. Exit status 0 on success, 1 on failure. */
 #include "core/qb.h"
-#include "core/model/gguf.h"
-#include "core/model/gguf_write.h"
+#include "core/util/gguf.h"
+#include "core/util/gguf_write.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * tokenize / detokenize), and for small files the whole model path (qb_model_open on a temp
  * copy under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR; tokenizer included). Built and run by
  * scripts/fuzz.sh. */
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/model/model.h"
 #include "core/tokenizer/tokenizer.h"
 

@@ -12,7 +12,7 @@
  * a mismatch; with QB_FUZZ_STRICT_BPE=1 for any input: byte-level BPE is lossless by design);
  * for SentencePiece-style ones, no crash. The input is also read as a sequence of
  * int32 ids (out-of-range ones included) and decoded. Built and run by scripts/fuzz.sh. */
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/tokenizer/tokenizer.h"
 
 #include <stdio.h>

@@ -8,7 +8,7 @@
 #include "testutil.h"
 #include "ggml_peer.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/qb.h"
 #include "kernels.h"
 

@@ -12,7 +12,7 @@
  *    ordered by error. QB_TEST_VERBOSE=1 prints the measured figures. */
 #include "testutil.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/qb.h"
 #include "kernels.h"
 #include "blocks.h"

@@ -6,8 +6,8 @@
 #include <math.h>
 #include <sys/stat.h>
 
-#include "core/model/gguf.h"
-#include "core/model/gguf_write.h"
+#include "core/util/gguf.h"
+#include "core/util/gguf_write.h"
 
 static float data_a[64], data_b[32];
 

@@ -8,7 +8,7 @@
 #include "core/model/model.h"
 #include "core/infer/infer.h"
 #include "core/infer/sampler.h"
-#include "core/model/gguf_write.h"
+#include "core/util/gguf_write.h"
 
 static const qb_model_opts no_tokenizer = {.skip_tokenizer = true};
 

@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "core/model/model.h"
-#include "core/model/model_view.h"
+#include "core/quant/view.h"
 #include "core/quant/format.h"
 #include "core/quant/plan.h"
 #include "core/quant/apply.h"
@@ -51,7 +51,7 @@ static qb_model *dequantized_view(qb_ctx *ctx, const qb_model *m, const qb_forma
         float *buf = malloc((size_t)rows * (size_t)cols * sizeof *buf);
         assert_non_null(buf);
         for (int64_t r = 0; r < rows; r++) qb_tensor_get_row(t, r, buf + r * cols);
-        assert_int_equal(qb_model_view_set(ctx, v, i, &f32, buf, (size_t)rows * (size_t)cols * sizeof *buf), QB_OK);
+        assert_int_equal(qb_view_set(ctx, v, i, &f32, buf, (size_t)rows * (size_t)cols * sizeof *buf), QB_OK);
         changed++;
     }
     assert_true(changed > 0);

@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "core/model/model.h"
-#include "core/model/model_view.h"
+#include "core/quant/view.h"
 #include "core/method/prune.h"
 #include "core/quant/apply.h"
 

@@ -5,7 +5,7 @@
 #include "testutil.h"
 #include <sys/stat.h>
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/quant/quantize_file.h"
 
 static char *temp_path(const char *tag)

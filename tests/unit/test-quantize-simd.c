@@ -8,7 +8,7 @@
  * Skipped when the CPU has no AVX2 (or the zoo when the model folder is missing). */
 #include "testutil.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/qb.h"
 #include "kernels.h"
 #include "blocks.h"

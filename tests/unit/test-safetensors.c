@@ -4,7 +4,7 @@
  * broken directories built here under $TMPDIR. */
 #include "testutil.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/model/hf_config.h"
 #include "core/model/model.h"
 #include "core/model/safetensors.h"

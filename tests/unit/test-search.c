@@ -6,10 +6,10 @@
 #include <math.h>
 
 #include "core/model/model.h"
-#include "core/model/model_view.h"
+#include "core/quant/view.h"
 #include "core/eval/eval.h"
 #include "core/quant/apply.h"
-#include "core/quant/search.h"
+#include "core/eval/search.h"
 
 static int n_matrices(const qb_model *m)
 {

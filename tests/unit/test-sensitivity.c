@@ -6,7 +6,7 @@
 #include <math.h>
 
 #include "core/model/model.h"
-#include "core/model/model_view.h"
+#include "core/quant/view.h"
 #include "core/eval/eval.h"
 #include "core/eval/sensitivity.h"
 #include "core/quant/apply.h"
@@ -50,8 +50,8 @@ static void test_view_leaves_base(void **state)
     assert_ptr_equal(v->output, v->tok_embd); /* tied in stories260K, and still tied in the view */
     qb_format f2;
     assert_int_equal(qb_format_parse(&ctx, "int2-channel", &f2), QB_OK);
-    assert_int_equal(qb_model_view_quantize(&ctx, v, iq, &f2, NULL), QB_OK);
-    assert_int_equal(qb_model_view_quantize(&ctx, v, id, &f2, NULL), QB_OK);
+    assert_int_equal(qb_view_quantize(&ctx, v, iq, &f2, NULL), QB_OK);
+    assert_int_equal(qb_view_quantize(&ctx, v, id, &f2, NULL), QB_OK);
     assert_true(qb_model_view_changed(v, iq));
     assert_true(v->tensors[iq].nbytes < m->tensors[iq].nbytes);
     assert_int_equal(v->tensors[iq].fmt.kind, QB_FMT_INT);
@@ -59,12 +59,12 @@ static void test_view_leaves_base(void **state)
     qb_model *vv = NULL;
     assert_int_equal(qb_model_view_new(&ctx, v, &vv), QB_ERR_ARG);
     assert_null(vv);
-    assert_int_equal(qb_model_view_quantize(&ctx, v, qb_model_tensor_index(m, "blk.0.attn_norm.weight"), &f2, NULL),
+    assert_int_equal(qb_view_quantize(&ctx, v, qb_model_tensor_index(m, "blk.0.attn_norm.weight"), &f2, NULL),
                      QB_ERR_ARG);
-    assert_int_equal(qb_model_view_quantize(&ctx, v, nt, &f2, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_view_quantize(&ctx, v, nt, &f2, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "out of range"));
     /* set takes ownership even on a size mismatch (freed, error) */
-    assert_int_equal(qb_model_view_set(&ctx, v, iq, &f2, malloc(3), 3), QB_ERR_ARG);
+    assert_int_equal(qb_view_set(&ctx, v, iq, &f2, malloc(3), 3), QB_ERR_ARG);
     /* reset borrows the base's bytes again */
     assert_int_equal(qb_model_view_reset(&ctx, v, id), QB_OK);
     assert_false(qb_model_view_changed(v, id));

@@ -9,6 +9,7 @@
 #include "outlier_util.h"
 
 #include "core/method/smoothquant.h"
+#include "core/quant/format.h"
 #include "core/calib/calib.h"
 #include "core/infer/matmul_w8a8.h"
 #include "core/method/act_quant.h"

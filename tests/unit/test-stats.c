@@ -4,7 +4,7 @@
  * width, results independent of the thread count, and a real tensor of qb-docs-26m. */
 #include "testutil.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/qb.h"
 #include "core/quant/stats.h"
 #include "fmt.h"

@@ -11,7 +11,7 @@
  *  - bad input: every error names the file and the problem, nothing leaks or crashes. */
 #include "testutil.h"
 
-#include "core/model/gguf.h"
+#include "core/util/gguf.h"
 #include "core/qb.h"
 #include "core/tokenizer/tokenizer.h"
 

@@ -1,7 +1,6 @@
 /* calib.c — calibration runs: token windows through the forward pass, per-channel absmax,
  * Σx², Σ|x| and (optionally) XᵀX per capture point, gathered by the infer observer. */
 #include "calib.h"
-#include "../eval/eval.h"
 #include "../tokenizer/tokenizer.h"
 #include "kernels.h"
 
@@ -188,7 +187,7 @@ qb_status qb_calib_run_file(qb_ctx *ctx, const qb_model *m, const char *path, co
     if (!m->tok) return qb_fail(ctx, QB_ERR_ARG, "calibration needs the model's tokenizer");
     int32_t *tokens, *win;
     int n_tokens, nw;
-    qb_status st = qb_eval_load_text(ctx, m, path, &tokens, &n_tokens);
+    qb_status st = qb_model_tokenize_file(ctx, m, path, &tokens, &n_tokens);
     if (st != QB_OK) return st;
     int n_ctx = o && o->n_ctx > 0 ? o->n_ctx : 256;
     st = qb_calib_windows(ctx, tokens, n_tokens, n_ctx, o ? o->n_samples : 0, qb_tokenizer_bos(m->tok), &win, &nw);

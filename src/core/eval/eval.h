@@ -37,7 +37,8 @@ typedef struct {
     double top1_pct;      /* % of positions whose argmax agrees */
 } qb_kld_result;
 
-/* Tokenize a text file with m's tokenizer (with BOS when the model adds one).
+/* Tokenize a text file with m's tokenizer (with BOS when the model adds one): the same as
+ * qb_model_tokenize_file (model.h), which the layers below eval (calibration) call.
  * *tokens is malloc'd; caller frees. Errors name the file (empty text, unreadable...). */
 qb_status qb_eval_load_text(qb_ctx *ctx, const qb_model *m, const char *path, int32_t **tokens, int *n_tokens);
 

@@ -21,20 +21,7 @@ double qb_eval_now(void)
 
 qb_status qb_eval_load_text(qb_ctx *ctx, const qb_model *m, const char *path, int32_t **tokens, int *n_tokens)
 {
-    *tokens = NULL;
-    *n_tokens = 0;
-    if (!m->tok) return qb_fail(ctx, QB_ERR_ARG, "%s: the model has no tokenizer", m->path);
-    char *text;
-    size_t len;
-    qb_status st = qb_read_file(ctx, path, (size_t)1 << 31, &text, &len);
-    if (st != QB_OK) return st;
-    if (len == 0) {
-        free(text);
-        return qb_fail(ctx, QB_ERR_ARG, "%s: the evaluation text is empty", path);
-    }
-    st = qb_tokenize(ctx, m->tok, text, len, qb_tokenizer_add_bos(m->tok), tokens, n_tokens);
-    free(text);
-    return st;
+    return qb_model_tokenize_file(ctx, m, path, tokens, n_tokens);
 }
 
 /* Shared setup: chunk count and the BOS to put first. */

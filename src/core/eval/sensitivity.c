@@ -5,7 +5,7 @@
 #include "eval_internal.h"
 #include "../infer/infer.h"
 #include "../infer/sampler.h"
-#include "../model/model_view.h"
+#include "../quant/view.h"
 #include "../quant/apply.h"
 #include "../util/atomic_file.h"
 
@@ -287,7 +287,7 @@ static qb_status quantize_unit(qb_ctx *ctx, const qb_model *m, qb_model *v, unit
     for (int k = 0; k < u->n; k++) {
         const qb_tensor *t = &m->tensors[u->tensors[k]];
         qb_format f = qb_format_fallback(fmt, t->ne[0]);
-        qb_status st = qb_model_view_quantize(ctx, v, u->tensors[k], &f, cancel);
+        qb_status st = qb_view_quantize(ctx, v, u->tensors[k], &f, cancel);
         if (st != QB_OK) return st;
         if (!qb_format_equal(&f, fmt)) {
             char got[32];

@@ -3,7 +3,7 @@
  * the next-token distributions from the unquantized model's and the change in perplexity, on an
  * evaluation text, with the protocol of eval.h (chunks of n_ctx, BOS first, second half scored).
  *
- * The variants are model views (model_view.h): they share the base's weights and differ in the
+ * The variants are model views (model.h): they share the base's weights and differ in the
  * unit's tensors. The base runs once per chunk; its log-softmax is computed once and reused by
  * every variant; the variants of a chunk run in parallel, one per OpenMP thread. */
 #ifndef QB_SENSITIVITY_H

@@ -65,13 +65,7 @@ static void matvec(const qb_kernel_table *k, const qb_tensor *w, const float *x,
     }
 }
 
-bool qb_matmul_runs_packed(int type)
-{
-    if (type < 0 || type >= QB_TYPE_COUNT || type == QB_TYPE_CUSTOM) return false;
-    int at = qb_act_type(type);
-    const qb_kernel_table *k = qb_kernels();
-    return at >= 0 && k->qdot[type] && k->quantize_act[at];
-}
+bool qb_matmul_runs_packed(int type) { return qb_type_runs_packed(type); }
 
 /* Several matrices that read the same activations (one or up to QB_MATMUL_MULTI_MAX: Q, K, V
  * or gate, up) run as one: their rows (or row pairs) numbered one after the other, so the

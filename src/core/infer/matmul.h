@@ -4,6 +4,7 @@
 #define QB_MATMUL_H
 
 #include "../model/model.h"
+#include "../quant/format.h"
 
 /* x: T rows of W->ne[0] floats; y: T rows of W->ne[1] floats (y[t*rows + r]).
  * W's type is F32, F16, BF16, or a packed type for which qb_matmul_runs_packed is true. */

@@ -6,6 +6,7 @@
  * in float against the source weights. */
 #include "matmul_w8a8.h"
 #include "kernels.h"
+#include "../quant/format.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* gguf_model.c — a Llama model from a GGUF file: hyperparameters from the "<arch>.*" keys,
  * tensors left in the mapping, tokenizer from tokenizer.ggml.*. */
 #include "model.h"
-#include "gguf.h"
+#include "../util/gguf.h"
 #include "../tokenizer/tokenizer.h"
 
 #include <stdio.h>

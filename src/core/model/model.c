@@ -1,10 +1,9 @@
 /* model.c — opening a model of any kind: detection, the tensor table, binding tensors to the
  * per-layer weight slots with shape checks against the hyperparameters, and closing. */
 #include "model.h"
-#include "gguf.h"
+#include "../util/gguf.h"
 #include "../tokenizer/tokenizer.h"
 #include "kernels.h"
-#include "../infer/matmul.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -106,7 +105,7 @@ qb_status qb_tensor_to_f32(qb_ctx *ctx, qb_tensor *t)
     t->owned = dst;
     t->data = dst;
     t->type = QB_TYPE_F32;
-    t->fmt = qb_format_ggml(QB_TYPE_F32);
+    t->fmt = (qb_format){.kind = QB_FMT_GGML, .type = QB_TYPE_F32};
     t->nbytes = (size_t)n * sizeof(float);
     return QB_OK;
 }
@@ -149,7 +148,7 @@ static qb_status bind_one(qb_ctx *ctx, qb_model *m, const char *name, int64_t ro
     /* The forward pass reads F32, F16, BF16 and packed types with a kernel in place (mapped,
      * never copied); anything else becomes F32. */
     if (t->type != QB_TYPE_F32 && t->type != QB_TYPE_F16 && t->type != QB_TYPE_BF16 &&
-        !(rows > 0 && qb_matmul_runs_packed(t->type))) {
+        !(rows > 0 && qb_type_runs_packed(t->type))) {
         qb_status st = qb_tensor_to_f32(ctx, t);
         if (st != QB_OK) return st;
     }
@@ -266,7 +265,7 @@ qb_status qb_model_open(qb_ctx *ctx, const char *path, const qb_model_opts *opts
         t->src_nbytes = t->nbytes;
         t->src_owned = t->owned; /* a loader's copy now holds the source */
         t->owned = NULL;
-        t->fmt = qb_format_ggml(t->type);
+        t->fmt = (qb_format){.kind = QB_FMT_GGML, .type = t->type};
     }
     if (st == QB_OK) st = qb_model_bind(ctx, m);
     if (st == QB_OK && m->tok && qb_tokenizer_vocab_size(m->tok) != m->cfg.vocab_size)
@@ -296,4 +295,30 @@ void qb_model_close(qb_model *m)
     free(m->layers);
     free(m->path);
     free(m);
+}
+
+qb_status qb_model_tokenize_file(qb_ctx *ctx, const qb_model *m, const char *path, int32_t **tokens, int *n_tokens)
+{
+    *tokens = NULL;
+    *n_tokens = 0;
+    if (!m->tok) return qb_fail(ctx, QB_ERR_ARG, "%s: the model has no tokenizer", m->path);
+    char *text;
+    size_t len;
+    qb_status st = qb_read_file(ctx, path, (size_t)1 << 31, &text, &len);
+    if (st != QB_OK) return st;
+    if (len == 0) {
+        free(text);
+        return qb_fail(ctx, QB_ERR_ARG, "%s: the evaluation text is empty", path);
+    }
+    st = qb_tokenize(ctx, m->tok, text, len, qb_tokenizer_add_bos(m->tok), tokens, n_tokens);
+    free(text);
+    return st;
+}
+
+bool qb_type_runs_packed(int type)
+{
+    if (type < 0 || type >= QB_TYPE_COUNT || type == QB_TYPE_CUSTOM) return false;
+    int at = qb_act_type(type);
+    const qb_kernel_table *k = qb_kernels();
+    return at >= 0 && k->qdot[type] && k->quantize_act[at];
 }

@@ -10,7 +10,6 @@
 
 #include "../qb.h"
 #include "../util/mapfile.h"
-#include "../quant/format.h"
 
 struct qb_tokenizer;
 
@@ -114,10 +113,57 @@ void qb_tensor_source_rows(const qb_tensor *t, int64_t r0, int64_t nr, float *ou
 /* Element count and rows. */
 int64_t qb_tensor_nelements(const qb_tensor *t);
 
+/* Whether weights of this ggml type multiply packed (with 8-bit activations) on this CPU:
+ * the loaders keep such tensors mapped as they are (the forward pass runs them in place),
+ * others become F32. */
+bool qb_type_runs_packed(int type);
+
+/* Tokenize a text file with m's tokenizer (with BOS when the model adds one): evaluation and
+ * calibration texts. *tokens is malloc'd; caller frees. Errors name the file (no tokenizer,
+ * unreadable, empty text). */
+qb_status qb_model_tokenize_file(qb_ctx *ctx, const qb_model *m, const char *path, int32_t **tokens, int *n_tokens);
+
 /* Short name of a file kind ("llama2.c", "GGUF", "safetensors"). */
 const char *qb_file_kind_name(qb_file_kind k);
 /* Bytes of all tensors as stored now, and parameter count. */
 size_t qb_model_bytes(const qb_model *m);
 int64_t qb_model_params(const qb_model *m);
+
+/* ---- views (model_view.c) ----
+ * Cheap variants of a loaded model: a "view" is a qb_model whose tensor table is a shallow copy of the base's (data pointers borrowed, layer bindings re-pointed into the
+ * copy) so that a few tensors can be given another representation without copying or touching
+ * the base. Views are what the sensitivity scan, the mixed-precision search, the TUI and Lua
+ * use to compare "the model with only this tensor changed" against the model itself.
+ *
+ * A view borrows everything of the base it does not change (mapped weights, owned buffers,
+ * tokenizer, config): the base must outlive its views and must not be re-quantized while a view
+ * of it is alive. A view is usable wherever a const qb_model * is (qb_infer_new, the eval
+ * functions, qb_model_size_compute, export). Free it with qb_model_view_free, never with
+ * qb_model_close. Quantizing a tensor of a view: quant/view.h. */
+
+/* A view of base with every tensor as the base has it now. *out is the view (caller frees
+ * with qb_model_view_free); it borrows base. */
+qb_status qb_model_view_new(qb_ctx *ctx, const qb_model *base, qb_model **out);
+/* Free a view: only the buffers the view itself allocated; the base is untouched. NULL is ok. */
+void qb_model_view_free(qb_model *view);
+/* Whether m was made by qb_model_view_new (false for models opened from files). */
+bool qb_model_is_view(const qb_model *m);
+/* The model a view borrows from (borrowed). */
+const qb_model *qb_model_view_base(const qb_model *view);
+
+/* Give tensor i of the view the representation data (nbytes bytes in format fmt, not checked
+ * here: quant/view.h's qb_view_set and qb_view_quantize check and quantize). buf, which may
+ * be NULL when data is borrowed (from the base or its mapping), is the view's to free (with
+ * the view or at the next change of tensor i); on error (not a view, i out of range) buf is
+ * freed and nothing changes. */
+qb_status qb_model_view_put(qb_ctx *ctx, qb_model *view, int i, const qb_format *fmt, void *buf, const void *data,
+                            size_t nbytes);
+/* Tensor i back to the base's representation (borrowed again, nothing copied). */
+qb_status qb_model_view_reset(qb_ctx *ctx, qb_model *view, int i);
+/* Whether tensor i of the view differs from the base's (it was quantized or set). */
+bool qb_model_view_changed(const qb_model *view, int i);
+
+/* Index of the tensor called name in m's table, or -1. */
+int qb_model_tensor_index(const qb_model *m, const char *name);
 
 #endif

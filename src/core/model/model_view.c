@@ -1,8 +1,7 @@
-/* model_view.c — shallow variants of a loaded model (see model_view.h): the tensor table is
+/* model_view.c — shallow variants of a loaded model (declared in model.h): the tensor table is
  * copied with borrowed data, the layer bindings re-pointed into the copy, and only the tensors
  * the view changes get buffers of their own. */
-#include "model_view.h"
-#include "../quant/apply.h"
+#include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,37 +140,15 @@ bool qb_model_view_changed(const qb_model *view, int i)
     return v && i >= 0 && i < v->m.n_tensors && v->m.tensors[i].data != v->base->tensors[i].data;
 }
 
-qb_status qb_model_view_set(qb_ctx *ctx, qb_model *view, int i, const qb_format *fmt, void *buf, size_t nbytes)
+qb_status qb_model_view_put(qb_ctx *ctx, qb_model *view, int i, const qb_format *fmt, void *buf, const void *data,
+                            size_t nbytes)
 {
     view_t *v = NULL;
     qb_status st = check_index(ctx, view, i, &v);
-    if (st == QB_OK) {
-        qb_tensor *t = &v->m.tensors[i];
-        size_t want = qb_format_row_bytes(fmt, t->ne[0]) * (size_t)qb_tensor_rows(t);
-        if (!buf || want == 0 || nbytes != want)
-            st = qb_fail(ctx, QB_ERR_ARG, "tensor %s: %zu bytes given, the format needs %zu", t->name, nbytes, want);
-        else
-            put(t, buf, buf, nbytes, fmt);
+    if (st != QB_OK) {
+        free(buf);
+        return st;
     }
-    if (st != QB_OK) free(buf);
-    return st;
-}
-
-qb_status qb_model_view_quantize(qb_ctx *ctx, qb_model *view, int i, const qb_format *fmt, const volatile int *cancel)
-{
-    view_t *v = NULL;
-    qb_status st = check_index(ctx, view, i, &v);
-    if (st != QB_OK) return st;
-    qb_tensor *t = &v->m.tensors[i];
-    if (!qb_tensor_quantizable(t)) return qb_fail(ctx, QB_ERR_ARG, "tensor %s is not a weight matrix", t->name);
-    if (qb_format_equal(fmt, &v->base->tensors[i].fmt)) return qb_model_view_reset(ctx, view, i);
-    if (fmt->kind == QB_FMT_GGML && (qb_type)fmt->type == t->src_type) { /* the original, borrowed */
-        put(t, NULL, t->src_data, t->src_nbytes, fmt);
-        return QB_OK;
-    }
-    void *dst = NULL;
-    size_t nbytes = 0;
-    if ((st = qb_tensor_quantize_source(ctx, t, fmt, cancel, &dst, &nbytes)) != QB_OK) return st;
-    put(t, dst, dst, nbytes, fmt);
+    put(&v->m.tensors[i], buf, data, nbytes, fmt);
     return QB_OK;
 }

@@ -4,8 +4,8 @@
  * GGUF has no type for written as ggml types (export_repack.h), the conversions recorded. */
 #include "apply.h"
 #include "export_repack.h"
-#include "../model/gguf.h"
-#include "../model/gguf_write.h"
+#include "../util/gguf.h"
+#include "../util/gguf_write.h"
 #include "../tokenizer/tokenizer.h"
 
 #include <stdio.h>

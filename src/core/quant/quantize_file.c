@@ -4,8 +4,8 @@
 #include "quantize_file.h"
 #include "ftype.h"
 #include "format.h"
-#include "../model/gguf.h"
-#include "../model/gguf_write.h"
+#include "../util/gguf.h"
+#include "../util/gguf_write.h"
 #include "kernels.h"
 
 #include <stdio.h>

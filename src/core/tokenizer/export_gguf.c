@@ -2,8 +2,8 @@
  * converters store it: model "llama" (SentencePiece-style: texts with "▁" for space, scores,
  * token types) or "gpt2" (byte-level BPE: texts, types, "a b" merges in rank order, pre). */
 #include "tok_internal.h"
-#include "../model/gguf.h"
-#include "../model/gguf_write.h"
+#include "../util/gguf.h"
+#include "../util/gguf_write.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * tokenizer.ggml.pre). Defaults follow llama.cpp. */
 #include "tok_internal.h"
 
-#include "../model/gguf.h"
+#include "../util/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@
 #define QB_SEARCH_H
 
 #include "../model/model.h"
-#include "plan.h"
+#include "../quant/plan.h"
 
 typedef struct {
     double bpw;                   /* the budget, bits per weight over all quantizable matrices */

@@ -1,10 +1,10 @@
 /* search.c — mixed-precision search (see search.h): scan every matrix × candidate with model
  * views, greedy multiple-choice knapsack on KLD per byte, then measured swaps. */
 #include "search.h"
-#include "apply.h"
-#include "../eval/sensitivity.h"
-#include "../eval/eval_internal.h"
-#include "../model/model_view.h"
+#include "../quant/apply.h"
+#include "../quant/view.h"
+#include "sensitivity.h"
+#include "eval_internal.h"
 
 #include <float.h>
 #include <stdio.h>
@@ -138,7 +138,7 @@ static qb_status mix_view(qb_ctx *ctx, const qb_model *m, const matrix *mx, int 
             break;
         }
         memcpy(copy, src->data, src->nbytes);
-        st = qb_model_view_set(ctx, *out, mx[t].index, &o->f, copy, src->nbytes);
+        st = qb_view_set(ctx, *out, mx[t].index, &o->f, copy, src->nbytes);
     }
     if (st != QB_OK) {
         qb_model_view_free(*out);
@@ -220,7 +220,7 @@ static qb_status scan_options(qb_ctx *ctx, const qb_model *m, matrix *mx, int n_
         for (int o = 0; st == QB_OK && o < mx[t].n_opt; o++) {
             option *op = &mx[t].opt[o];
             if ((st = qb_model_view_new(ctx, m, &op->view)) == QB_OK)
-                st = qb_model_view_quantize(ctx, op->view, mx[t].index, &op->f, so->cancel);
+                st = qb_view_quantize(ctx, op->view, mx[t].index, &op->f, so->cancel);
             if (st == QB_OK) vs[k++] = op->view;
         }
     if (st == QB_OK) st = qb_sensitivity_kld(ctx, m, vs, n, tokens, n_tokens, so, res, NULL);

@@ -1,7 +1,7 @@
 /* gguf_write.c — serialise metadata and tensors as GGUF v3, to memory or atomically to a file. */
 #include "gguf_write.h"
 #include "gguf.h"
-#include "../util/atomic_file.h"
+#include "atomic_file.h"
 
 #include <errno.h>
 #include <stdio.h>

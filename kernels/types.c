@@ -1,6 +1,7 @@
 /* types.c — the table of tensor storage types (block size, bytes per block, name) and the
- * scalar half-precision conversions. Block sizes follow ggml's ggml-common.h. */
-#include "qb.h"
+ * scalar half-precision conversions declared in qb_types.h. Block sizes follow ggml's
+ * ggml-common.h. */
+#include "qb_types.h"
 
 #include <string.h>
 #include <strings.h>

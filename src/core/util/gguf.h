@@ -5,7 +5,7 @@
 #define QB_GGUF_H
 
 #include "../qb.h"
-#include "../util/mapfile.h"
+#include "mapfile.h"
 
 enum {
     QB_GGUF_UINT8 = 0, QB_GGUF_INT8, QB_GGUF_UINT16, QB_GGUF_INT16, QB_GGUF_UINT32,

@@ -1,0 +1,81 @@
+/* qb_types.h — the storage types kernels and core share: ggml's tensor element type ids with
+ * their block geometry, the scalar half-precision conversions, and the descriptor of a
+ * tensor's storage format (qb_format). Kernels include only this from the outside world
+ * (nothing from src/); core gets it through src/core/qb.h. Functions: kernels/types.c. */
+#ifndef QB_TYPES_H
+#define QB_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Tensor element types. The numbers are ggml's type ids, so GGUF files map directly. */
+typedef enum {
+    QB_TYPE_F32 = 0,
+    QB_TYPE_F16 = 1,
+    QB_TYPE_Q4_0 = 2,
+    QB_TYPE_Q4_1 = 3,
+    QB_TYPE_Q5_0 = 6,
+    QB_TYPE_Q5_1 = 7,
+    QB_TYPE_Q8_0 = 8,
+    QB_TYPE_Q8_1 = 9,
+    QB_TYPE_Q2_K = 10,
+    QB_TYPE_Q3_K = 11,
+    QB_TYPE_Q4_K = 12,
+    QB_TYPE_Q5_K = 13,
+    QB_TYPE_Q6_K = 14,
+    QB_TYPE_Q8_K = 15,
+    QB_TYPE_IQ4_NL = 20,
+    QB_TYPE_IQ4_XS = 23,
+    QB_TYPE_BF16 = 30,
+    QB_TYPE_CUSTOM = 39, /* not a ggml type: the tensor's qb_format says what the bytes are */
+    QB_TYPE_COUNT = 40,  /* upper bound for tables indexed by type */
+} qb_type;
+
+/* Facts about a storage type. blck = elements per block, size = bytes per block.
+ * name is NULL for ids we do not know. */
+typedef struct {
+    const char *name;
+    int blck;
+    int size;
+} qb_type_info;
+
+/* Info for type t, or NULL if t is unknown. Static storage. */
+const qb_type_info *qb_type_get(int t);
+/* Bytes taken by n elements of type t (n must be a multiple of the block size). */
+size_t qb_type_row_bytes(qb_type t, int64_t n);
+/* Type id for a name like "Q4_K" or "f16" (case-insensitive), or -1. */
+int qb_type_from_name(const char *name);
+
+/* Half-precision conversions (scalar; kernels have vector versions). */
+float qb_f16_to_f32(uint16_t h);
+uint16_t qb_f32_to_f16(float f);
+float qb_bf16_to_f32(uint16_t h);
+
+/* ---- the format descriptor (what a quantized tensor's bytes are; the functions that parse,
+ * name, check and size formats are core's: src/core/quant/format.h) ---- */
+
+typedef enum {
+    QB_FMT_GGML = 0,  /* a ggml storage type: F32, F16, BF16, Q8_0 … Q6_K, IQ4_NL, IQ4_XS (field type) */
+    QB_FMT_INT,       /* integer round-to-nearest grid: bits 2..8, symmetric or with zero point */
+    QB_FMT_NF4,       /* 4-bit NormalFloat (QLoRA): 64-element blocks with absmax */
+    QB_FMT_FP8_E4M3,  /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */
+    QB_FMT_FP8_E5M2,  /* 8-bit float, 5 exponent bits (max 57344), saturating, scaled */
+    QB_FMT_MXFP4,     /* OCP microscaling FP4 (E2M1) in 32-element blocks with an E8M0 scale */
+    QB_FMT_KIND_COUNT
+} qb_format_kind;
+
+#define QB_GROUP_TENSOR 0     /* one scale (and zero point) for the whole tensor */
+#define QB_GROUP_CHANNEL (-1) /* one per output channel (row) */
+
+typedef struct {
+    qb_format_kind kind;
+    int type;          /* GGML: the ggml type id (qb_type) */
+    int bits;          /* INT: 2..8 (GPTQ reference quantizer conventions: kernels/fmt_int_ref.c) */
+    int group;         /* INT: QB_GROUP_TENSOR, QB_GROUP_CHANNEL or 32/64/128/256;
+                          FP8: QB_GROUP_TENSOR or QB_GROUP_CHANNEL; NF4: 64 */
+    bool asym;         /* INT: asymmetric (zero point) instead of symmetric */
+    bool double_quant; /* NF4: absmax values themselves quantized to 8 bits (QLoRA's DQ) */
+} qb_format;
+
+#endif
