@@ -130,7 +130,7 @@ int cmd_methods(int argc, char **argv)
             goto fail;
         }
         for (int k = 0; k < n_meths; k++) {
-            if (qb_model_reset(&ctx, m) != QB_OK) goto fail_plan;
+            if (qb_fold_reset(&ctx, m) != QB_OK) goto fail_plan;
             double q0 = cli_now();
             qb_method_opts mo = {.cancel = &cli_cancel};
             qb_status st = qb_model_apply_method(&ctx, m, &plan, &mlist[k], cal, &mo);

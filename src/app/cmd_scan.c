@@ -344,7 +344,7 @@ int cmd_prune(int argc, char **argv)
     for (int k = 0; st == QB_OK && k < 2 * nf; k++) { /* even: unpruned, odd: pruned */
         if ((st = qb_model_view_new(&ctx, m, &vs[nv])) != QB_OK) break;
         nv++;
-        st = qb_model_prune(&ctx, vs[nv - 1], k % 2 ? &pr : &none, keep[k / 2] ? NULL : &fs[k / 2], &cli_cancel);
+        st = qb_prune_apply(&ctx, vs[nv - 1], k % 2 ? &pr : &none, keep[k / 2] ? NULL : &fs[k / 2], &cli_cancel);
     }
     if (st != QB_OK) {
         rc = fail_st(&ctx, st);

@@ -239,7 +239,7 @@ static int l_reset(lua_State *L)
             const qb_tensor *t = &m->tensors[i];
             n += qb_tensor_quantizable(t) && !(t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type);
         }
-        if (qb_w8a8_clear(&h->ctx, m, lqb_model_run(L, 1, false)) != QB_OK || qb_model_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
+        if (qb_w8a8_clear(&h->ctx, m, lqb_model_run(L, 1, false)) != QB_OK || qb_fold_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
         lua_pushinteger(L, n);
         return 1;
     }

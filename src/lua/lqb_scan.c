@@ -182,7 +182,7 @@ static int l_model_prune(lua_State *L)
     check_prune(L, 2, &p, &f, &fp);
     lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
-    qb_status st = qb_model_prune(&h->ctx, m, &p, fp, h->cancel);
+    qb_status st = qb_prune_apply(&h->ctx, m, &p, fp, h->cancel);
     if (st != QB_OK) return lqb_fail(L, st);
     lua_settop(L, 1);
     return 1;

@@ -194,7 +194,7 @@ static qb_status plan_run(qb_job *j, qb_ctx *ctx, void *p)
     qb_status st = QB_OK;
     if ((awq_change || other_change) && (*a->awq || (awq_change && other_change))) {
         /* AWQ's folds reach beyond its tensors: rebuild everything from the originals */
-        st = qb_model_reset(ctx, m);
+        st = qb_fold_reset(ctx, m);
         *a->awq = false;
         for (int i = 0; i < m->n_tensors; i++) {
             a->tmethod[i] = QB_METHOD_RTN;

@@ -112,17 +112,17 @@ static void alpha_zero_is_rtn(void **state)
         awq.awq.clip = false; /* the scale search alone */
         assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &rtn, NULL, NULL), QB_OK);
         uint8_t **a = snapshot(F->m);
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &awq, F->cal, NULL), QB_OK);
         assert_true(same_as(F->m, a));
         /* and the plain plan path gives the same bytes too */
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         assert_int_equal(qb_model_apply_plan(&ctx, F->m, &p, NULL), QB_OK);
         for (int i = 0; i < F->m->n_tensors; i++)
             if (qb_tensor_quantizable(&F->m->tensors[i]))
                 assert_memory_equal(a[i], F->m->tensors[i].data, F->m->tensors[i].nbytes);
         free_snapshot(F->m, a);
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         qb_plan_free(&p);
     }
 }
@@ -186,7 +186,7 @@ static void cancel_leaves_model(void **state)
         assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, &o), QB_ERR_CANCELLED);
         assert_true(same_as(F->m, before));
         free_snapshot(F->m, before);
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
     }
     qb_plan_free(&p);
 }
@@ -207,12 +207,12 @@ static void deterministic(void **state)
         ctx.n_threads = 1;
         assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
         uint8_t **a = snapshot(F->m);
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         ctx.n_threads = 2;
         assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
         assert_true(same_as(F->m, a));
         free_snapshot(F->m, a);
-        assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+        assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
     }
     qb_plan_free(&p);
 }
@@ -246,7 +246,7 @@ static void partial_plan_after_awq(void **state)
     assert_int_equal(qb_model_apply_method(&ctx, F->m, &full, &rtn, NULL, NULL), QB_OK);
     assert_true(F->m->layers[0].attn_norm->data == F->m->layers[0].attn_norm->src_data);
     free_snapshot(F->m, after_awq);
-    assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+    assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
     qb_plan_free(&part);
     qb_plan_free(&full);
 }
@@ -288,7 +288,7 @@ static void fold_keeps_logits(qb_model *m, const qb_calib *cal, float alpha)
     }
     print_message("alpha %.2f: max |logit difference| %.3g (max |logit| %.3g)\n", (double)alpha, maxd, maxv);
     assert_true(maxd <= 1e-5 * fmax(maxv, 1.0) * 10);
-    assert_int_equal(qb_model_reset(&ctx, m), QB_OK);
+    assert_int_equal(qb_fold_reset(&ctx, m), QB_OK);
     qb_plan_free(&p);
     free(base);
     free(got);
@@ -413,7 +413,7 @@ static void ordering(void **state)
                                   alpha[l * QB_OBS_COUNT + QB_OBS_FFN_IN], alpha[l * QB_OBS_COUNT + QB_OBS_FFN_DOWN_IN]);
                 print_message("\n");
             }
-            assert_int_equal(qb_model_reset(&ctx, F->m), QB_OK);
+            assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         }
         for (int mk = 1; mk < 3; mk++) {
             assert_true(r[mk].other.ppl < r[0].other.ppl);

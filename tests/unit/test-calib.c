@@ -198,7 +198,7 @@ static void fold_is_exact_and_restorable(void **state)
     double maxd = 0;
     for (int i = 0; i < 24 * V; i++) maxd = fmax(maxd, fabs(got[i] - base[i]));
     assert_true(maxd < 2e-4);
-    assert_int_equal(qb_model_reset(&ctx, m), QB_OK);
+    assert_int_equal(qb_fold_reset(&ctx, m), QB_OK);
     logits_of(&ctx, m, toks, 24, got);
     for (int i = 0; i < 24 * V; i++) assert_true(got[i] == base[i]);
     free(base);

@@ -178,7 +178,7 @@ static void test_tensor_prune_restore(void **state)
     qb_model *v;
     assert_int_equal(qb_model_view_new(&ctx, m, &v), QB_OK);
     qb_prune half = {.kind = QB_PRUNE_MAGNITUDE, .sparsity = 0.5};
-    assert_int_equal(qb_model_prune(&ctx, v, &half, NULL, NULL), QB_OK);
+    assert_int_equal(qb_prune_apply(&ctx, v, &half, NULL, NULL), QB_OK);
     for (int i = 0; i < m->n_tensors; i++) {
         bool blk = !strncmp(m->tensors[i].name, "blk.", 4) && qb_tensor_quantizable(&m->tensors[i]);
         assert_int_equal(qb_model_view_changed(v, i), blk);

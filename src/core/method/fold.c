@@ -148,7 +148,7 @@ qb_status qb_fold_scales(qb_ctx *ctx, qb_model *m, int layer, qb_obs_point pt, c
     return st;
 }
 
-qb_status qb_model_reset(qb_ctx *ctx, qb_model *m)
+qb_status qb_fold_reset(qb_ctx *ctx, qb_model *m)
 {
     for (int i = 0; i < m->n_tensors; i++) {
         qb_tensor *t = &m->tensors[i];

@@ -5,7 +5,7 @@
  *
  * Nothing here touches the original (mapped) values: a changed tensor gets an owned buffer as
  * its current representation (norms: an F32 copy; matrices: F32 values until a method
- * quantizes them), so qb_tensor_restore / qb_model_reset give the original back and GGUF
+ * quantizes them), so qb_tensor_restore / qb_fold_reset give the original back and GGUF
  * export writes what the model now holds. */
 #ifndef QB_FOLD_H
 #define QB_FOLD_H
@@ -37,6 +37,6 @@ qb_status qb_tensor_set_f32(qb_ctx *ctx, qb_tensor *t, const float *vals);
 qb_status qb_fold_scales(qb_ctx *ctx, qb_model *m, int layer, qb_obs_point pt, const float *s);
 
 /* Every tensor back to its original representation (norms included). */
-qb_status qb_model_reset(qb_ctx *ctx, qb_model *m);
+qb_status qb_fold_reset(qb_ctx *ctx, qb_model *m);
 
 #endif

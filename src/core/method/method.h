@@ -48,7 +48,7 @@ typedef struct {
 /* Quantize every quantizable tensor the plan matches with method meth, calibration cal (may
  * be NULL for RTN; it must come from this model, with XᵀX for GPTQ and AWQ). Everything is
  * computed before anything is installed: on any error or cancel the model is exactly as it
- * was. AWQ also rewrites the layers' RMSNorm weights (owned copies; qb_model_reset restores
+ * was. AWQ also rewrites the layers' RMSNorm weights (owned copies; qb_fold_reset restores
  * them); other methods restore norms an earlier AWQ changed. Errors: a method asked for a
  * format it cannot produce (GPTQ: formats without a per-group grid), missing calibration. */
 qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,

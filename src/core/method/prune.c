@@ -153,7 +153,7 @@ qb_status qb_tensor_prune(qb_ctx *ctx, qb_tensor *t, const qb_prune *p, const qb
     return QB_OK;
 }
 
-qb_status qb_model_prune(qb_ctx *ctx, qb_model *m, const qb_prune *p, const qb_format *fmt,
+qb_status qb_prune_apply(qb_ctx *ctx, qb_model *m, const qb_prune *p, const qb_format *fmt,
                          const volatile int *cancel)
 {
     for (int i = 0; i < m->n_tensors; i++) {

@@ -44,7 +44,7 @@ qb_status qb_tensor_prune(qb_ctx *ctx, qb_tensor *t, const qb_prune *p, const qb
 /* Prune every weight matrix of m's blocks (blk.*: attention and FFN, not token_embd or output,
  * as SparseGPT and Wanda do) and store each in fmt (NULL as above). Stops at the first error;
  * tensors already done stay pruned (restore them with qb_tensor_restore). Works on views. */
-qb_status qb_model_prune(qb_ctx *ctx, qb_model *m, const qb_prune *p, const qb_format *fmt,
+qb_status qb_prune_apply(qb_ctx *ctx, qb_model *m, const qb_prune *p, const qb_format *fmt,
                          const volatile int *cancel);
 
 /* Fraction of exact zeros among the n values of w. */
