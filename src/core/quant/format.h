@@ -1,7 +1,8 @@
 /* format.h — quantization storage formats as plain values: how bits are stored and what they
  * mean (the "format"), separate from how values and scales are chosen (the "method": RTN,
- * GPTQ, AWQ…). One parser/name pair, one traits lookup, and whole-matrix quantize /
- * dequantize entry points that every front end (CLI, TUI, Lua) calls.
+ * GPTQ, AWQ…). One parser/name pair and whole-matrix quantize / dequantize entry points that
+ * every front end (CLI, TUI, Lua) calls; each looks up the format's row in the format table
+ * (format_traits.h, one row per kind listed in format_kinds.h).
  *
  * Storage of a quantized matrix: rows of qb_format_row_bytes(f, n) bytes each, back to back,
  * every row self-contained (its scales travel with it; a per-tensor scale is repeated in each
@@ -10,14 +11,13 @@
 #define QB_FORMAT_H
 
 #include "../qb.h"
+#include "format_kinds.h"
 
+/* One constant per row of the format table (format_kinds.h, format_traits.h). */
 typedef enum {
-    QB_FMT_GGML = 0,  /* a ggml storage type: F32, F16, BF16, Q8_0 … Q6_K, IQ4_NL, IQ4_XS (field type) */
-    QB_FMT_INT,       /* integer round-to-nearest grid: bits 2..8, symmetric or with zero point */
-    QB_FMT_NF4,       /* 4-bit NormalFloat (QLoRA): 64-element blocks with absmax */
-    QB_FMT_FP8_E4M3,  /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */
-    QB_FMT_FP8_E5M2,  /* 8-bit float, 5 exponent bits (max 57344), saturating, scaled */
-    QB_FMT_MXFP4,     /* OCP microscaling FP4 (E2M1) in 32-element blocks with an E8M0 scale */
+#define QB_FORMAT_KIND_ENUM(K, id) QB_FMT_##K,
+    QB_FORMAT_KINDS(QB_FORMAT_KIND_ENUM)
+#undef QB_FORMAT_KIND_ENUM
     QB_FMT_KIND_COUNT
 } qb_format_kind;
 
@@ -29,7 +29,8 @@ typedef struct {
     int type;          /* GGML: the ggml type id (qb_type) */
     int bits;          /* INT: 2..8 (GPTQ reference quantizer conventions: kernels/fmt_int_ref.c) */
     int group;         /* INT: QB_GROUP_TENSOR, QB_GROUP_CHANNEL or 32/64/128/256;
-                          FP8: QB_GROUP_TENSOR or QB_GROUP_CHANNEL; NF4: 64 */
+                          FP8: QB_GROUP_TENSOR or QB_GROUP_CHANNEL; block formats: their block
+                          (NF4 64, MXFP4 32; see each row's file) */
     bool asym;         /* INT: asymmetric (zero point) instead of symmetric */
     bool double_quant; /* NF4: absmax values themselves quantized to 8 bits (QLoRA's DQ) */
 } qb_format;
@@ -40,7 +41,8 @@ typedef struct {
  *   integer RTN: "int<bits>[-tensor|-channel|-g<32|64|128|256>][-sym|-asym]"
  *                e.g. "int4-g128-asym", "int8-channel" (defaults: per channel, symmetric)
  *   others:      "nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2" (per tensor), "fp8-e4m3-channel",
- *                "fp8-e5m2-channel", "mxfp4"
+ *                "fp8-e5m2-channel", "mxfp4", and whatever other rows the table holds (each
+ *                row's file, src/core/quant/format_<kind>.c, documents its grammar)
  * Errors name the bad part ("bits 9 out of range 2..8", "unknown format 'foo'"). */
 qb_status qb_format_parse(qb_ctx *ctx, const char *name, qb_format *out);
 /* Canonical name (the parser's spelling, lower case) into buf, truncated to cap - 1 chars:
