@@ -11,6 +11,7 @@
     X(NF4, nf4)           /* 4-bit NormalFloat (QLoRA): 64-element blocks with absmax */         \
     X(FP8_E4M3, fp8_e4m3) /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */       \
     X(FP8_E5M2, fp8_e5m2) /* 8-bit float, 5 exponent bits (max 57344), saturating, scaled */     \
-    X(MXFP4, mxfp4)       /* OCP microscaling FP4 (E2M1), 32-element blocks, E8M0 scale */
+    X(MXFP4, mxfp4)       /* OCP microscaling FP4 (E2M1), 32-element blocks, E8M0 scale */      \
+    /* a new row goes above this line */
 
 #endif
