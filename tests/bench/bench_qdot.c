@@ -132,7 +132,7 @@ static void bench_formats(int argc, char **argv, int reps)
 {
     const char *names[] = {"int8-channel", "int8-g128", "int6-g128", "int5-g64-asym", "int4-tensor", "int4-channel",
                            "int4-g32", "int4-g128", "int4-g128-asym", "int3-g128", "int2-g64", "int2-g64-asym", "nf4", "nf4-dq",
-                           "fp8-e4m3", "fp8-e5m2-channel", "mxfp4"};
+                           "fp8-e4m3", "fp8-e5m2-channel", "mxfp4", "nvfp4"};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
     qb_ctx ctx;
     qb_ctx_init(&ctx);

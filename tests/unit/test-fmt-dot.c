@@ -43,8 +43,9 @@ static int all_formats(char names[][32])
     for (int b = 2; b <= 8; b++)
         for (int g = 0; g < 6; g++)
             for (int a = 0; a < 2; a++) snprintf(names[k++], 32, "int%d-%s%s", b, gran[g], a ? "-asym" : "");
-    const char *other[] = {"nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "fp8-e4m3-channel", "fp8-e5m2-channel", "mxfp4"};
-    for (int i = 0; i < 7; i++) snprintf(names[k++], 32, "%s", other[i]);
+    const char *other[] = {"nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "fp8-e4m3-channel", "fp8-e5m2-channel", "mxfp4",
+                           "nvfp4"};
+    for (int i = 0; i < 8; i++) snprintf(names[k++], 32, "%s", other[i]);
     return k;
 }
 
@@ -171,7 +172,7 @@ static void test_fp8_every_code(void **state)
 
 static const char *fwd_formats[] = {"int8-channel", "int4-g32-asym", "int3-g64", "int2-g128-asym", "int5-tensor",
                                     "int6-g256",    "int7-channel-asym", "nf4", "nf4-dq", "fp8-e4m3",
-                                    "fp8-e5m2-channel", "mxfp4"};
+                                    "fp8-e5m2-channel", "mxfp4", "nvfp4"};
 #define NFWD (int)(sizeof fwd_formats / sizeof fwd_formats[0])
 static const int32_t prompt[9] = {0, 424, 520, 1371, 260, 1537, 289, 263, 300};
 

@@ -12,6 +12,7 @@
     X(FP8_E4M3, fp8_e4m3) /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */       \
     X(FP8_E5M2, fp8_e5m2) /* 8-bit float, 5 exponent bits (max 57344), saturating, scaled */     \
     X(MXFP4, mxfp4)       /* OCP microscaling FP4 (E2M1), 32-element blocks, E8M0 scale */      \
+    X(NVFP4, nvfp4)       /* NVIDIA FP4 (E2M1), 16-element blocks, E4M3 scale, f32 per tensor */ \
     /* a new row goes above this line */
 
 #endif
