@@ -93,15 +93,18 @@ static bool ladder_e5m2(int b, int group, qb_format *o)
 static const qb_format_family fam_e4m3[] = {{30, "FP8 E4M3", "fp8-e4m3", {8, 0}, GR_FP8, ladder_e4m3, qb_format_group_name_int}};
 static const qb_format_family fam_e5m2[] = {{31, "FP8 E5M2", "fp8-e5m2", {8, 0}, GR_FP8, ladder_e5m2, qb_format_group_name_int}};
 
-#define FP8_ROW(kname, parse_fn, tile_avx2, tile_avx512, fam)                                            \
+static const char *const sweep_e4m3[] = {"fp8-e4m3", NULL};
+static const char *const sweep_e5m2[] = {"fp8-e5m2", NULL};
+
+#define FP8_ROW(kname, parse_fn, tile_avx2, tile_avx512, fam, sw)                                            \
     {                                                                                                    \
         .kind = kname, .parse = parse_fn, .name = name, .equal = equal, .check = check, .block = block, \
         .row_bytes = row_bytes, .bits = bits, .clip_group = clip_group, .per_tensor = per_tensor,       \
         .quant_row = quant_row, .dequant_row = dequant_row, .params = params,                            \
         .tile = {[QB_ISA_AVX2] = tile_avx2, [QB_ISA_AVX512] = tile_avx512},                              \
-        .export_target = qb_format_export_dequant, .families = fam, .n_families = 1,                    \
+        .export_target = qb_format_export_dequant, .sweep = sw, .families = fam, .n_families = 1,       \
     }
 const qb_format_traits qb_format_row_fp8_e4m3 =
-    FP8_ROW("fp8-e4m3", parse_e4m3, qb_fmt_tile_e4m3_avx2, qb_fmt_tile_e4m3_avx512, fam_e4m3);
+    FP8_ROW("fp8-e4m3", parse_e4m3, qb_fmt_tile_e4m3_avx2, qb_fmt_tile_e4m3_avx512, fam_e4m3, sweep_e4m3);
 const qb_format_traits qb_format_row_fp8_e5m2 =
-    FP8_ROW("fp8-e5m2", parse_e5m2, qb_fmt_tile_e5m2_avx2, qb_fmt_tile_e5m2_avx512, fam_e5m2);
+    FP8_ROW("fp8-e5m2", parse_e5m2, qb_fmt_tile_e5m2_avx2, qb_fmt_tile_e5m2_avx512, fam_e5m2, sweep_e5m2);

@@ -176,6 +176,9 @@ static const qb_format_family families[] = {
     {63, "llama.cpp IQ4", "iq4", {4, 0}, {32, 256, QB_FAMILY_END}, iq4, gn_iq4},
 };
 
+static const char *const sweep[] = {"f32",  "f16",  "bf16", "q8_0", "q6_k",   "q5_k",   "q5_1", "q5_0",
+                                    "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k", "q2_k", NULL};
+
 const qb_format_traits qb_format_row_ggml = {
     .kind = "ggml",
     .parse = parse,
@@ -189,6 +192,7 @@ const qb_format_traits qb_format_row_ggml = {
     .quant_row = quant_row,
     .dequant_row = dequant_row,
     .export_target = export_target,
+    .sweep = sweep,
     .families = families,
     .n_families = sizeof families / sizeof families[0],
 };

@@ -164,6 +164,8 @@ static const qb_format_family families[] = {
     {11, "RTN asym", "rtn-asym", {8, 7, 6, 5, 4, 3, 2, 0}, GR_INT, rtn_asym, qb_format_group_name_int},
 };
 
+static const char *const sweep[] = {"int8-channel", "int4-g128", NULL};
+
 const qb_format_traits qb_format_row_int = {
     .kind = "int",
     .parse = parse,
@@ -183,6 +185,7 @@ const qb_format_traits qb_format_row_int = {
     .act = QB_FMT_ACT_INT_Q8,
     .tile = {[QB_ISA_AVX2] = qb_fmt_tile_int_avx2, [QB_ISA_AVX512] = qb_fmt_tile_int_avx512},
     .export_target = export_target,
+    .sweep = sweep,
     .families = families,
     .n_families = sizeof families / sizeof families[0],
 };

@@ -50,6 +50,8 @@ static const qb_format_family families[] = {
     {40, "MXFP4", "mxfp4", {4, 0}, {32, QB_FAMILY_END}, ladder, group_name},
 };
 
+static const char *const sweep[] = {"mxfp4", NULL};
+
 const qb_format_traits qb_format_row_mxfp4 = {
     .kind = "mxfp4",
     .parse = parse,
@@ -64,6 +66,7 @@ const qb_format_traits qb_format_row_mxfp4 = {
     .params = params,
     .tile = {[QB_ISA_AVX2] = qb_fmt_tile_mxfp4_avx2, [QB_ISA_AVX512] = qb_fmt_tile_mxfp4_avx512},
     .export_target = qb_format_export_dequant,
+    .sweep = sweep,
     .families = families,
     .n_families = 1,
 };

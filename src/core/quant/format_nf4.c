@@ -52,6 +52,8 @@ static const qb_format_family families[] = {
     {20, "NF4", "nf4", {4, 0}, {64, 256, QB_FAMILY_END}, ladder, group_name},
 };
 
+static const char *const sweep[] = {"nf4", "nf4-dq", NULL};
+
 const qb_format_traits qb_format_row_nf4 = {
     .kind = "nf4",
     .parse = parse,
@@ -66,6 +68,7 @@ const qb_format_traits qb_format_row_nf4 = {
     .params = params,
     .tile = {[QB_ISA_AVX2] = qb_fmt_tile_nf4_avx2, [QB_ISA_AVX512] = qb_fmt_tile_nf4_avx512},
     .export_target = qb_format_export_dequant,
+    .sweep = sweep,
     .families = families,
     .n_families = 1,
 };

@@ -64,6 +64,8 @@ static const qb_format_family families[] = {
     {41, "NVFP4", "nvfp4", {4, 0}, {16, QB_FAMILY_END}, ladder, group_name},
 };
 
+static const char *const sweep[] = {"nvfp4", NULL};
+
 const qb_format_traits qb_format_row_nvfp4 = {
     .kind = "nvfp4",
     .parse = parse,
@@ -79,6 +81,7 @@ const qb_format_traits qb_format_row_nvfp4 = {
     .params = params,
     .tile = {[QB_ISA_AVX2] = qb_fmt_tile_nvfp4_avx2, [QB_ISA_AVX512] = qb_fmt_tile_nvfp4_avx512},
     .export_target = qb_format_export_dequant,
+    .sweep = sweep,
     .families = families,
     .n_families = 1,
 };

@@ -100,7 +100,10 @@ typedef struct qb_format_traits {
     /* What the GGUF export writes for rows of n elements. NULL: dequantized to F16. */
     qb_export_target (*export_target)(const qb_format *f, int64_t n);
 
-    /* ---- the workbench's ladders ---- */
+    /* ---- front ends ---- */
+    /* Representative names a sweep over formats tries (qb.formats()), NULL-terminated. */
+    const char *const *sweep;
+    /* the workbench's ladders */
     const qb_format_family *families;
     int n_families;
 } qb_format_traits;
