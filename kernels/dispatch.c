@@ -58,9 +58,6 @@ GEMM_DECL(q8_0) GEMM_DECL(q4_0) GEMM_DECL(iq4_nl)
 void qb_quantize_act_gemv_q4_0_avx512(const float *, void *, int);
 float qb_gemv_q4_0_avx512vnni(int, const void *, const void *);
 float qb_int_gemv_avx512vnni(const struct qb_fmt_params *, int, const void *, const void *);
-/* non-ggml formats (fmt_dot_*.c) */
-void qb_fmt_tile_avx2(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
-void qb_fmt_tile_avx512(const struct qb_fmt_params *, int, const void *, size_t, int, const float *, size_t, int, float *, size_t);
 /* INT rows times 8-bit activations (fmt_int_q8_*.c) */
 #define INT_Q8_DECL(sfx) void qb_int_tile_q8_##sfx(const struct qb_fmt_params *, int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
 INT_Q8_DECL(ref) INT_Q8_DECL(avx2) INT_Q8_DECL(avx512) INT_Q8_DECL(avx512vnni)
@@ -77,7 +74,7 @@ INT_Q8_DECL(ref) INT_Q8_DECL(avx2) INT_Q8_DECL(avx512) INT_Q8_DECL(avx512vnni)
                      [QB_TYPE_Q8_K] = qb_quantize_q8_K_##asfx}
 
 static const qb_kernel_table table_ref = {
-    .isa = "ref", .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
+    .isa = "ref", .level = QB_ISA_REF, .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
     .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
     QDOT_MEMBERS(ref, ref),
     .int_tile_q8 = qb_int_tile_q8_ref,
@@ -86,30 +83,27 @@ static const qb_kernel_table table_ref = {
     .attn_f32 = qb_attn_f32_ref,
 };
 static const qb_kernel_table table_avx2 = {
-    .isa = "avx2", .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
+    .isa = "avx2", .level = QB_ISA_AVX2, .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
     .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
     QDOT_MEMBERS(avx2, avx2),
-    .fmt_tile = qb_fmt_tile_avx2,
     .int_tile_q8 = qb_int_tile_q8_avx2,
     .gemm_i8 = qb_gemm_i8_avx2,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx2,
 };
 static const qb_kernel_table table_avx512 = {
-    .isa = "avx512", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
+    .isa = "avx512", .level = QB_ISA_AVX512, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512, avx512),
-    .fmt_tile = qb_fmt_tile_avx512,
     .int_tile_q8 = qb_int_tile_q8_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
-    .isa = "avx512vnni", .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
+    .isa = "avx512vnni", .level = QB_ISA_AVX512VNNI, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
     QDOT_MEMBERS(avx512vnni, avx512),
-    .fmt_tile = qb_fmt_tile_avx512,
     .int_tile_q8 = qb_int_tile_q8_avx512vnni,
     .quantize_act_tile = qb_quantize_act_tile_avx512,
     .gemm_q = {[QB_TYPE_Q8_0] = qb_gemm_q8_0_avx512vnni, [QB_TYPE_Q4_0] = qb_gemm_q4_0_avx512vnni,
@@ -153,6 +147,13 @@ const qb_kernel_table *qb_kernels_for(const char *isa)
     if (strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? &table_avx2 : NULL;
     if (strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? &table_avx512 : NULL;
     if (strcmp(isa, "avx512vnni") == 0) return cpu_has_avx512vnni() ? &table_avx512vnni : NULL;
+    return NULL;
+}
+
+qb_fmt_tile_fn qb_kernels_pick_tile(const qb_kernel_table *k, const qb_fmt_tile_fn per_isa[QB_ISA_COUNT])
+{
+    for (int l = k->level; l >= 0; l--)
+        if (per_isa[l]) return per_isa[l];
     return NULL;
 }
 

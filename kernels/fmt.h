@@ -84,24 +84,33 @@ void qb_dequant_row_mxfp4_ref(const void *src, float *y, int64_t n);
 
 /* ---- dot products straight from the packed bytes (fmt_dot_*.c) --------------------------- */
 
-/* Which format a qb_kernel_table.fmt_tile call multiplies, with the parameters of its kind. */
-enum { QB_FK_INT, QB_FK_NF4, QB_FK_FP8_E4M3, QB_FK_FP8_E5M2, QB_FK_MXFP4, QB_FK_COUNT };
+
+/* The parameters a format's kernels read (the format table's params hook fills them from a
+ * qb_format; each kernel entry belongs to one format, so no kind is needed here). */
 typedef struct qb_fmt_params {
-    int kind;  /* QB_FK_* */
     int bits;  /* INT: 2..8 */
     int group; /* INT: 32/64/128/256, or <= 0 for one scale per row (per channel or tensor) */
     bool asym; /* INT: zero point */
     bool dq;   /* NF4: double-quantized absmax */
 } qb_fmt_params;
 
+/* qb_fmt_tile_fn entries (kernels.h), one per format and ISA, listed in the formats' rows of
+ * the format table. fp8 rows: e4m3 / e5m2. */
+#define QB_FMT_TILE_DECL(fmt, isa)                                                                                  \
+    void qb_fmt_tile_##fmt##_##isa(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr,          \
+                                   const float *x, size_t ldx, int nc, float *y, size_t ldy);
+QB_FMT_TILE_DECL(int, avx2) QB_FMT_TILE_DECL(nf4, avx2) QB_FMT_TILE_DECL(e4m3, avx2) QB_FMT_TILE_DECL(e5m2, avx2)
+QB_FMT_TILE_DECL(mxfp4, avx2) QB_FMT_TILE_DECL(int, avx512) QB_FMT_TILE_DECL(nf4, avx512)
+QB_FMT_TILE_DECL(e4m3, avx512) QB_FMT_TILE_DECL(e5m2, avx512) QB_FMT_TILE_DECL(mxfp4, avx512)
+
 /* ---- INT rows times 8-bit activations (fmt_int_q8_*.c) ------------------------------------ */
 
-/* Whether the integer path takes INT rows of n elements with these parameters: bits 2..8 and
+/* Whether the integer path takes INT rows (f an INT format's parameters) of n elements with these parameters: bits 2..8 and
  * 32-element activation blocks that never straddle a weight group (group a multiple of 32, or
  * one scale per row with n a multiple of 32). */
 static inline bool qb_int_q8_supported(const qb_fmt_params *f, int n)
 {
-    return f->kind == QB_FK_INT && f->bits >= 2 && f->bits <= 8 && n > 0 && n % 32 == 0 &&
+    return f->bits >= 2 && f->bits <= 8 && n > 0 && n % 32 == 0 &&
            (f->group <= 0 || f->group % 32 == 0);
 }
 

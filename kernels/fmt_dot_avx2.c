@@ -15,6 +15,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
+/* Which format a body is instantiated for (a compile-time constant of tile_body). */
+enum { K_INT, K_NF4, K_E4M3, K_E5M2, K_MXFP4 };
+
 typedef struct {
     __m256i shuf, shift, mask;
 } int_dec;
@@ -81,7 +84,7 @@ AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int
     seg r;
     r.z = _mm256_setzero_ps();
     switch (K) {
-    case QB_FK_INT: {
+    case K_INT: {
         const float zsym = (float)(1 << (f->bits - 1));
         if (f->group > 0) {
             const int cb = f->group * f->bits / 8;
@@ -98,7 +101,7 @@ AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int
         }
         break;
     }
-    case QB_FK_NF4:
+    case K_NF4:
         if (f->dq) {
             const int nb = n / 64, ng = (nb + 255) / 256;
             const uint8_t *b = p + 4 * (size_t)(1 + ng) + (size_t)s * 33;
@@ -111,8 +114,8 @@ AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int
         }
         r.nbytes = 32;
         break;
-    case QB_FK_FP8_E4M3: r.d = _mm256_set1_ps(rdf32(p) * 256.0f); r.codes = p + 4; r.nbytes = n; break;
-    case QB_FK_FP8_E5M2: r.d = _mm256_set1_ps(rdf32(p)); r.codes = p + 4; r.nbytes = n; break;
+    case K_E4M3: r.d = _mm256_set1_ps(rdf32(p) * 256.0f); r.codes = p + 4; r.nbytes = n; break;
+    case K_E5M2: r.d = _mm256_set1_ps(rdf32(p)); r.codes = p + 4; r.nbytes = n; break;
     default: /* MXFP4 */
         r.d = _mm256_set1_ps(e8m0(p[(size_t)s * 17]));
         r.codes = p + (size_t)s * 17 + 1;
@@ -126,24 +129,24 @@ AI seg seg_get(const qb_fmt_params *f, const uint8_t *p, int n, int s, const int
 AI __m256 decode8(const qb_fmt_params *f, const int_dec *id, const seg *sg, int k, const int K)
 {
     switch (K) {
-    case QB_FK_INT: {
+    case K_INT: {
         const int b = f->bits;
         const __m256i v = _mm256_set1_epi64x((long long)load_upto8(sg->codes + (size_t)k * b, sg->nbytes - k * b));
         const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(v, id->shuf), id->shift), id->mask);
         return _mm256_mul_ps(sg->d, _mm256_sub_ps(_mm256_cvtepi32_ps(q), sg->z));
     }
-    case QB_FK_NF4: {
+    case K_NF4: {
         const __m128i w = _mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)rd32(sg->codes + 4 * k)));
         const __m128i m = _mm_set1_epi16(15);
         const __m128i c = _mm_or_si128(_mm_and_si128(w, m), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(w, 4), m), 8));
         const __m256 lo = _mm256_loadu_ps(qb_nf4_levels), hi = _mm256_loadu_ps(qb_nf4_levels + 8);
         return _mm256_mul_ps(lookup16(_mm256_cvtepu8_epi32(c), lo, hi), sg->d);
     }
-    case QB_FK_FP8_E4M3:
-    case QB_FK_FP8_E5M2: {
+    case K_E4M3:
+    case K_E5M2: {
         const __m128i w = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)load_upto8(sg->codes + 8 * k, sg->nbytes - 8 * k)));
         __m128i h;
-        if (K == QB_FK_FP8_E5M2) {
+        if (K == K_E5M2) {
             h = _mm_slli_epi16(w, 8);
         } else {
             const __m128i mag = _mm_and_si128(w, _mm_set1_epi16(0x7f));
@@ -165,9 +168,9 @@ AI __m256 decode8(const qb_fmt_params *f, const int_dec *id, const seg *sg, int 
 AI int seg_len(const qb_fmt_params *f, int n, const int K)
 {
     switch (K) {
-    case QB_FK_INT: return f->group > 0 ? f->group : n;
-    case QB_FK_NF4: return 64;
-    case QB_FK_MXFP4: return 32;
+    case K_INT: return f->group > 0 ? f->group : n;
+    case K_NF4: return 64;
+    case K_MXFP4: return 32;
     default: return n;
     }
 }
@@ -188,7 +191,7 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
         #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
     int_dec id;
-    if (K == QB_FK_INT) id = int_dec_make(f->bits);
+    if (K == K_INT) id = int_dec_make(f->bits);
     const int len = seg_len(f, n, K), nseg = n / len;
     for (int s = 0; s < nseg; s++) {
         seg sg[2];
@@ -222,7 +225,7 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
 
 #define TILE_CASES(K)                                                                                  \
     for (int r0 = 0; r0 < nr; r0 += 2) {                                                               \
-        const uint8_t *wr = wp + r0 * wst;                                                             \
+        const uint8_t *wr = (const uint8_t *)w + r0 * wst;                                             \
         float *yr = y + r0;                                                                            \
         switch ((nr - r0 >= 2 ? 4 : 0) + nc - 1) {                                                     \
         case 0: tile_body(f, n, wr, wst, x, ldx, yr, ldy, 1, 1, K); break;                             \
@@ -236,20 +239,8 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
         }                                                                                              \
     }
 
-static void tile_int(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_INT) }
-static void tile_nf4(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_NF4) }
-static void tile_e4m3(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_FP8_E4M3) }
-static void tile_e5m2(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_FP8_E5M2) }
-static void tile_mxfp4(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_MXFP4) }
-
-void qb_fmt_tile_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
-                      int nc, float *y, size_t ldy)
-{
-    switch (f->kind) {
-    case QB_FK_INT: tile_int(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_NF4: tile_nf4(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_FP8_E4M3: tile_e4m3(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_FP8_E5M2: tile_e5m2(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    default: tile_mxfp4(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    }
-}
+void qb_fmt_tile_int_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_INT) }
+void qb_fmt_tile_nf4_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_NF4) }
+void qb_fmt_tile_e4m3_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_E4M3) }
+void qb_fmt_tile_e5m2_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_E5M2) }
+void qb_fmt_tile_mxfp4_avx2(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_MXFP4) }

@@ -29,6 +29,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
+/* Which format a body is instantiated for (a compile-time constant of tile_body). */
+enum { K_INT, K_NF4, K_E4M3, K_E5M2, K_MXFP4 };
+
 /* Per-call constants of the INT decoder for b bits, and of the row layout (computed once per
  * call: divisions per segment showed in profiles). */
 typedef struct {
@@ -131,7 +134,7 @@ AI seg seg_get(const qb_fmt_params *f, const int_dec *id, const uint8_t *p, int 
     r.z = _mm512_setzero_ps();
     r.end = NULL;
     switch (K) {
-    case QB_FK_INT: {
+    case K_INT: {
         r.end = p + id->rowbytes;
         if (f->group > 0) {
             const uint8_t *h = p + (size_t)s * id->stride;
@@ -145,7 +148,7 @@ AI seg seg_get(const qb_fmt_params *f, const int_dec *id, const uint8_t *p, int 
         }
         break;
     }
-    case QB_FK_NF4:
+    case K_NF4:
         if (f->dq) {
             const int nb = n / 64, ng = (nb + 255) / 256;
             const uint8_t *b = p + 4 * (size_t)(1 + ng) + (size_t)s * 33;
@@ -157,8 +160,8 @@ AI seg seg_get(const qb_fmt_params *f, const int_dec *id, const uint8_t *p, int 
             r.codes = p + (size_t)s * 36 + 4;
         }
         break;
-    case QB_FK_FP8_E4M3: r.d = _mm512_set1_ps(rdf32(p) * 256.0f); r.codes = p + 4; break;
-    case QB_FK_FP8_E5M2: r.d = _mm512_set1_ps(rdf32(p)); r.codes = p + 4; break;
+    case K_E4M3: r.d = _mm512_set1_ps(rdf32(p) * 256.0f); r.codes = p + 4; break;
+    case K_E5M2: r.d = _mm512_set1_ps(rdf32(p)); r.codes = p + 4; break;
     default: /* MXFP4 */
         r.d = _mm512_set1_ps(e8m0(p[(size_t)s * 17]));
         r.codes = p + (size_t)s * 17 + 1;
@@ -171,17 +174,17 @@ AI seg seg_get(const qb_fmt_params *f, const int_dec *id, const uint8_t *p, int 
 AI __m512 decode16(const qb_fmt_params *f, const int_dec *id, const seg *sg, int k, int rem, const int K)
 {
     switch (K) {
-    case QB_FK_INT: {
+    case K_INT: {
         const int b = f->bits;
         const int nbytes = rem >= 16 ? 2 * b : (rem * b + 7) / 8;
         return _mm512_mul_ps(sg->d, _mm512_sub_ps(int_codes(id, sg->codes + (size_t)k * 2 * b, nbytes, sg->end), sg->z));
     }
-    case QB_FK_NF4: {
+    case K_NF4: {
         const __m512 lv = _mm512_loadu_ps(qb_nf4_levels);
         return _mm512_mul_ps(_mm512_permutexvar_ps(nibbles16(sg->codes + 8 * k), lv), sg->d);
     }
-    case QB_FK_FP8_E4M3:
-    case QB_FK_FP8_E5M2: return _mm512_mul_ps(fp8_16(sg->codes + 16 * k, rem >= 16 ? 16 : rem, K == QB_FK_FP8_E5M2), sg->d);
+    case K_E4M3:
+    case K_E5M2: return _mm512_mul_ps(fp8_16(sg->codes + 16 * k, rem >= 16 ? 16 : rem, K == K_E5M2), sg->d);
     default: { /* MXFP4 */
         const __m512 tab = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f,
                                           -3.0f, -4.0f, -6.0f);
@@ -196,9 +199,9 @@ AI __m512 decode16(const qb_fmt_params *f, const int_dec *id, const seg *sg, int
 AI int seg_len(const qb_fmt_params *f, int n, const int K)
 {
     switch (K) {
-    case QB_FK_INT: return f->group > 0 ? f->group : n;
-    case QB_FK_NF4: return 64;
-    case QB_FK_MXFP4: return 32;
+    case K_INT: return f->group > 0 ? f->group : n;
+    case K_NF4: return 64;
+    case K_MXFP4: return 32;
     default: return n;
     }
 }
@@ -212,7 +215,7 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
         #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
     int_dec id;
-    if (K == QB_FK_INT) id = int_dec_make(f, n);
+    if (K == K_INT) id = int_dec_make(f, n);
     const int len = seg_len(f, n, K), nseg = n / len;
     for (int s = 0; s < nseg; s++) {
         seg sg[4];
@@ -245,39 +248,27 @@ AI void tile_body(const qb_fmt_params *f, int n, const uint8_t *w, size_t wst, c
 
 #define TILE_CASES(K)                                                                                  \
     switch ((nr - 1) * 4 + nc - 1) {                                                                    \
-    case 0: tile_body(f, n, wp, wst, x, ldx, y, ldy, 1, 1, K); break;                                  \
-    case 1: tile_body(f, n, wp, wst, x, ldx, y, ldy, 1, 2, K); break;                                  \
-    case 2: tile_body(f, n, wp, wst, x, ldx, y, ldy, 1, 3, K); break;                                  \
-    case 3: tile_body(f, n, wp, wst, x, ldx, y, ldy, 1, 4, K); break;                                  \
-    case 4: tile_body(f, n, wp, wst, x, ldx, y, ldy, 2, 1, K); break;                                  \
-    case 5: tile_body(f, n, wp, wst, x, ldx, y, ldy, 2, 2, K); break;                                  \
-    case 6: tile_body(f, n, wp, wst, x, ldx, y, ldy, 2, 3, K); break;                                  \
-    case 7: tile_body(f, n, wp, wst, x, ldx, y, ldy, 2, 4, K); break;                                  \
-    case 8: tile_body(f, n, wp, wst, x, ldx, y, ldy, 3, 1, K); break;                                  \
-    case 9: tile_body(f, n, wp, wst, x, ldx, y, ldy, 3, 2, K); break;                                  \
-    case 10: tile_body(f, n, wp, wst, x, ldx, y, ldy, 3, 3, K); break;                                 \
-    case 11: tile_body(f, n, wp, wst, x, ldx, y, ldy, 3, 4, K); break;                                 \
-    case 12: tile_body(f, n, wp, wst, x, ldx, y, ldy, 4, 1, K); break;                                 \
-    case 13: tile_body(f, n, wp, wst, x, ldx, y, ldy, 4, 2, K); break;                                 \
-    case 14: tile_body(f, n, wp, wst, x, ldx, y, ldy, 4, 3, K); break;                                 \
-    default: tile_body(f, n, wp, wst, x, ldx, y, ldy, 4, 4, K); break;                                 \
+    case 0: tile_body(f, n, w, wst, x, ldx, y, ldy, 1, 1, K); break;                                  \
+    case 1: tile_body(f, n, w, wst, x, ldx, y, ldy, 1, 2, K); break;                                  \
+    case 2: tile_body(f, n, w, wst, x, ldx, y, ldy, 1, 3, K); break;                                  \
+    case 3: tile_body(f, n, w, wst, x, ldx, y, ldy, 1, 4, K); break;                                  \
+    case 4: tile_body(f, n, w, wst, x, ldx, y, ldy, 2, 1, K); break;                                  \
+    case 5: tile_body(f, n, w, wst, x, ldx, y, ldy, 2, 2, K); break;                                  \
+    case 6: tile_body(f, n, w, wst, x, ldx, y, ldy, 2, 3, K); break;                                  \
+    case 7: tile_body(f, n, w, wst, x, ldx, y, ldy, 2, 4, K); break;                                  \
+    case 8: tile_body(f, n, w, wst, x, ldx, y, ldy, 3, 1, K); break;                                  \
+    case 9: tile_body(f, n, w, wst, x, ldx, y, ldy, 3, 2, K); break;                                  \
+    case 10: tile_body(f, n, w, wst, x, ldx, y, ldy, 3, 3, K); break;                                 \
+    case 11: tile_body(f, n, w, wst, x, ldx, y, ldy, 3, 4, K); break;                                 \
+    case 12: tile_body(f, n, w, wst, x, ldx, y, ldy, 4, 1, K); break;                                 \
+    case 13: tile_body(f, n, w, wst, x, ldx, y, ldy, 4, 2, K); break;                                 \
+    case 14: tile_body(f, n, w, wst, x, ldx, y, ldy, 4, 3, K); break;                                 \
+    default: tile_body(f, n, w, wst, x, ldx, y, ldy, 4, 4, K); break;                                 \
     }
 
-/* One function per kind keeps each instantiation set small enough to compile quickly. */
-static void tile_int(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_INT) }
-static void tile_nf4(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_NF4) }
-static void tile_e4m3(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_FP8_E4M3) }
-static void tile_e5m2(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_FP8_E5M2) }
-static void tile_mxfp4(const qb_fmt_params *f, int n, const uint8_t *wp, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(QB_FK_MXFP4) }
-
-void qb_fmt_tile_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
-                        int nc, float *y, size_t ldy)
-{
-    switch (f->kind) {
-    case QB_FK_INT: tile_int(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_NF4: tile_nf4(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_FP8_E4M3: tile_e4m3(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    case QB_FK_FP8_E5M2: tile_e5m2(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    default: tile_mxfp4(f, n, w, wst, nr, x, ldx, nc, y, ldy); break;
-    }
-}
+/* One entry per format (fmt.h) keeps each instantiation set small enough to compile quickly. */
+void qb_fmt_tile_int_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_INT) }
+void qb_fmt_tile_nf4_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_NF4) }
+void qb_fmt_tile_e4m3_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_E4M3) }
+void qb_fmt_tile_e5m2_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_E5M2) }
+void qb_fmt_tile_mxfp4_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx, int nc, float *y, size_t ldy) { TILE_CASES(K_MXFP4) }

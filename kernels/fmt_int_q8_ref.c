@@ -97,7 +97,7 @@ void qb_int_tile_q8_ref(const qb_fmt_params *f, int n, const void *w, size_t wst
 
 bool qb_int_gemv_supported(const qb_fmt_params *f, int n)
 {
-    if (f->kind != QB_FK_INT || n <= 0) return false;
+    if (n <= 0) return false;
     if (f->bits == 4) return f->group > 0 ? f->group == 128 || f->group == 256 : n % 128 == 0;
     if (f->bits == 8) return f->group > 0 ? f->group == 64 || f->group == 128 || f->group == 256 : n % 64 == 0;
     return false;

@@ -11,8 +11,20 @@
 
 struct qb_fmt_params;
 
+/* Instruction-set levels, lowest first: a table of level L runs kernels of any level <= L. */
+enum { QB_ISA_REF, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_AVX512VNNI, QB_ISA_COUNT };
+
+/* Rows of one non-ggml format (fmt.h, layouts in fmt_*_ref.c) times f32 activations, decoded in
+ * registers: y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 4) · x + c*ldx
+ * (c < nc <= 4), summed in f32. Each format lists its entries per level in its row of the
+ * format table (core/quant/format_traits.h); the spec is the format's dequantize_row_ref
+ * followed by tile_f32. */
+typedef void (*qb_fmt_tile_fn)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr,
+                               const float *x, size_t ldx, int nc, float *y, size_t ldy);
+
 typedef struct {
-    const char *isa; /* "ref", "avx2", "avx512" */
+    const char *isa; /* "ref", "avx2", "avx512", "avx512vnni" */
+    int level;       /* QB_ISA_* */
     /* dot products of one weight row with one activation vector, n elements */
     float (*dot_f32)(int n, const float *w, const float *x);
     float (*dot_f16)(int n, const uint16_t *w, const float *x);
@@ -49,12 +61,6 @@ typedef struct {
      * bytes); gemv_q returns one weight row of n elements · that token. */
     void (*quantize_act_gemv[40])(const float *x, void *xg, int n);
     float (*gemv_q[40])(int n, const void *w, const void *xg);
-    /* Rows of the non-ggml formats (INT, NF4, FP8, MXFP4; fmt.h, layouts in fmt_*_ref.c) times
-     * f32 activations, decoded in registers: y[c*ldy + r] = row r of w (rows wst bytes apart,
-     * r < nr <= 4) · x + c*ldx (c < nc <= 4), summed in f32. NULL (the scalar table): callers
-     * dequantize rows with the fmt_*_ref functions and use tile_f32, which is the spec. */
-    void (*fmt_tile)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const float *x, size_t ldx,
-                     int nc, float *y, size_t ldy);
     /* INT rows (fmt_int_ref.c; only where qb_int_q8_supported) times activations quantized to
      * 8 bits once per matmul (quantize_act[Q8_0], rearranged by qb_int_act_from_q8_0):
      * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 4) · token c (act + c*ast,
@@ -98,6 +104,10 @@ int qb_act_type(int weight_type);
 const qb_kernel_table *qb_kernels(void);
 /* A specific table: "ref", "avx2", "avx512", "avx512vnni"; NULL if this CPU cannot run it. */
 const qb_kernel_table *qb_kernels_for(const char *isa);
+/* The entry of per_isa (indexed by QB_ISA_*, NULL where a format has none) that table k runs:
+ * its own level's, else the nearest lower level's; NULL when there is none (callers then take
+ * the scalar path: dequantize rows, tile_f32). */
+qb_fmt_tile_fn qb_kernels_pick_tile(const qb_kernel_table *k, const qb_fmt_tile_fn per_isa[QB_ISA_COUNT]);
 
 /* Scalar references (the spec every vector path is tested against). */
 float qb_dot_f32_ref(int n, const float *w, const float *x);

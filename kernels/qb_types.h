@@ -1,7 +1,6 @@
 /* qb_types.h — the storage types kernels and core share: ggml's tensor element type ids with
- * their block geometry, the scalar half-precision conversions, and the descriptor of a
- * tensor's storage format (qb_format). Kernels include only this from the outside world
- * (nothing from src/); core gets it through src/core/qb.h. Functions: kernels/types.c. */
+ * their block geometry and the scalar half-precision conversions. Kernels include only this
+ * from the outside world (nothing from src/); core gets it through src/core/qb.h. Functions: kernels/types.c. */
 #ifndef QB_TYPES_H
 #define QB_TYPES_H
 
@@ -51,31 +50,5 @@ int qb_type_from_name(const char *name);
 float qb_f16_to_f32(uint16_t h);
 uint16_t qb_f32_to_f16(float f);
 float qb_bf16_to_f32(uint16_t h);
-
-/* ---- the format descriptor (what a quantized tensor's bytes are; the functions that parse,
- * name, check and size formats are core's: src/core/quant/format.h) ---- */
-
-typedef enum {
-    QB_FMT_GGML = 0,  /* a ggml storage type: F32, F16, BF16, Q8_0 … Q6_K, IQ4_NL, IQ4_XS (field type) */
-    QB_FMT_INT,       /* integer round-to-nearest grid: bits 2..8, symmetric or with zero point */
-    QB_FMT_NF4,       /* 4-bit NormalFloat (QLoRA): 64-element blocks with absmax */
-    QB_FMT_FP8_E4M3,  /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */
-    QB_FMT_FP8_E5M2,  /* 8-bit float, 5 exponent bits (max 57344), saturating, scaled */
-    QB_FMT_MXFP4,     /* OCP microscaling FP4 (E2M1) in 32-element blocks with an E8M0 scale */
-    QB_FMT_KIND_COUNT
-} qb_format_kind;
-
-#define QB_GROUP_TENSOR 0     /* one scale (and zero point) for the whole tensor */
-#define QB_GROUP_CHANNEL (-1) /* one per output channel (row) */
-
-typedef struct {
-    qb_format_kind kind;
-    int type;          /* GGML: the ggml type id (qb_type) */
-    int bits;          /* INT: 2..8 (GPTQ reference quantizer conventions: kernels/fmt_int_ref.c) */
-    int group;         /* INT: QB_GROUP_TENSOR, QB_GROUP_CHANNEL or 32/64/128/256;
-                          FP8: QB_GROUP_TENSOR or QB_GROUP_CHANNEL; NF4: 64 */
-    bool asym;         /* INT: asymmetric (zero point) instead of symmetric */
-    bool double_quant; /* NF4: absmax values themselves quantized to 8 bits (QLoRA's DQ) */
-} qb_format;
 
 #endif

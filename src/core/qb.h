@@ -14,6 +14,32 @@
 #include <stdbool.h>
 
 #include "qb_types.h"
+#include "format_kinds.h"
+
+/* ---- the format descriptor: what a quantized tensor's bytes are. The functions that parse,
+ * name, check and size formats, and the table of their traits, are src/core/quant/format.h. */
+
+/* One constant per row of the format table (format_kinds.h; the table: quant/format_traits.h). */
+typedef enum {
+#define QB_FORMAT_KIND_ENUM(K, id) QB_FMT_##K,
+    QB_FORMAT_KINDS(QB_FORMAT_KIND_ENUM)
+#undef QB_FORMAT_KIND_ENUM
+    QB_FMT_KIND_COUNT
+} qb_format_kind;
+
+#define QB_GROUP_TENSOR 0     /* one scale (and zero point) for the whole tensor */
+#define QB_GROUP_CHANNEL (-1) /* one per output channel (row) */
+
+typedef struct {
+    qb_format_kind kind;
+    int type;          /* GGML: the ggml type id (qb_type) */
+    int bits;          /* INT: 2..8 (GPTQ reference quantizer conventions: kernels/fmt_int_ref.c) */
+    int group;         /* INT: QB_GROUP_TENSOR, QB_GROUP_CHANNEL or 32/64/128/256;
+                          FP8: QB_GROUP_TENSOR or QB_GROUP_CHANNEL; block formats: their block
+                          (NF4 64, MXFP4 32; see each row's file) */
+    bool asym;         /* INT: asymmetric (zero point) instead of symmetric */
+    bool double_quant; /* NF4: absmax values themselves quantized to 8 bits (QLoRA's DQ) */
+} qb_format;
 
 typedef enum {
     QB_OK = 0,

@@ -88,7 +88,8 @@ int lqb_opt_table(lua_State *L, int arg);
 /* A format from a string ("q4_k", "int4-g128") or a setting table
  * {format=, bits=, group=, sym=, method=}: raises on errors. */
 void lqb_check_format(lua_State *L, int idx, qb_format *out);
-/* Push a format as a table {name=, kind=, bits=, group=, sym=}. */
+/* Push a format as a table {name=, kind=, bits=, group=, sym=} (kind, bits and group from the
+ * format table's row; sym only where the kind has a sym/asym choice). */
 void lqb_push_format(lua_State *L, const qb_format *f);
 
 /* Resolve a path the recipe wants to write: relative to write_dir, no "..", not absolute,

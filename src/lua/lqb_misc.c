@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/quant/ftype.h"
+#include "core/quant/format_traits.h"
 
 /* qb.format(name_or_setting) → {name=, kind=, bits=, group=, sym=, bpw=} (bpw at row length n,
  * default 4096) */
@@ -21,17 +22,18 @@ static int l_format(lua_State *L)
     return 1;
 }
 
-/* qb.formats() → the format names a recipe can sweep (ggml weight types and the others) */
+/* qb.formats() → the format names a recipe can sweep: each row of the format table's
+ * representative names, in table order */
 static int l_formats(lua_State *L)
 {
-    static const char *names[] = {
-        "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q5_1", "q5_0", "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs",
-        "q3_k", "q2_k", "int8-channel", "int4-g128", "nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "mxfp4",
-    };
-    lua_createtable(L, (int)(sizeof names / sizeof names[0]), 0);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        lua_pushstring(L, names[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (int k = 0; k < QB_FMT_KIND_COUNT; k++) {
+        const qb_format_traits *tr = qb_format_traits_get(k);
+        for (const char *const *s = tr->sweep; s && *s; s++) {
+            lua_pushstring(L, *s);
+            lua_rawseti(L, -2, ++n);
+        }
     }
     return 1;
 }

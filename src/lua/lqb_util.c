@@ -2,6 +2,7 @@
  * formats from strings or setting tables, the progress/cancel bridge for long core calls,
  * and the sandboxed output path check. */
 #include "lqb_internal.h"
+#include "core/quant/format_traits.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -180,21 +181,28 @@ void lqb_check_format(lua_State *L, int idx, qb_format *out)
 
 void lqb_push_format(lua_State *L, const qb_format *f)
 {
-    static const char *kinds[] = {"ggml", "int", "nf4", "fp8-e4m3", "fp8-e5m2", "mxfp4"};
+    const qb_format_traits *tr = qb_format_traits_of(f);
     char name[64];
     qb_format_name(f, name, sizeof name);
     lua_createtable(L, 0, 6);
     lua_pushstring(L, name);
     lua_setfield(L, -2, "name");
-    lua_pushstring(L, f->kind < QB_FMT_KIND_COUNT ? kinds[f->kind] : "?");
+    lua_pushstring(L, tr ? tr->kind : "?");
     lua_setfield(L, -2, "kind");
-    if (f->kind == QB_FMT_INT) {
-        lua_pushinteger(L, f->bits);
-        lua_setfield(L, -2, "bits");
+    if (!tr) return;
+    lua_pushinteger(L, tr->bits(f));
+    lua_setfield(L, -2, "bits");
+    /* granularity: the format's own group where the user chooses it (tensor / channel / size),
+     * else its block */
+    if (tr->block_is_group || tr->per_tensor) {
         if (f->group == QB_GROUP_TENSOR) lua_pushstring(L, "tensor");
         else if (f->group == QB_GROUP_CHANNEL) lua_pushstring(L, "channel");
         else lua_pushinteger(L, f->group);
-        lua_setfield(L, -2, "group");
+    } else {
+        lua_pushinteger(L, tr->block(f));
+    }
+    lua_setfield(L, -2, "group");
+    if (tr->asym_option) {
         lua_pushboolean(L, !f->asym);
         lua_setfield(L, -2, "sym");
     }

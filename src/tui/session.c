@@ -228,11 +228,9 @@ bool tui_select_name(tui_session *s, const char *name, bool substring)
 void tui_choice_changed(tui_session *s)
 {
     if (!s->custom) {
-        int n;
-        const tui_method *t = tui_methods(&n);
         s->bits = tui_method_nearest_bits(s->method, s->bits);
         s->group = tui_method_nearest_group(s->method, s->group);
-        t[s->method].format(s->bits, s->group, &s->fmt);
+        tui_method_format(s->method, s->bits, s->group, &s->fmt);
     }
     if (s->m) tui_request_analysis(s);
 }

@@ -14,7 +14,7 @@
  * f32 tile. For INT formats also the integer path the forward pass takes (int_tile_q8, 8-bit
  * activations), the same two figures. TYPE arguments filter these by format name too. */
 #include "core/qb.h"
-#include "core/quant/format.h"
+#include "core/quant/format_traits.h"
 #include "kernels.h"
 #include "fmt.h"
 
@@ -84,17 +84,22 @@ static double time_gemv(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
-/* Seconds for one pass of fmt_tile over the matrix with nc activation rows, best of reps.
- * k->fmt_tile NULL: the scalar path (dequantize 4 rows, then tile_f32). */
-static double time_fmt(const qb_kernel_table *k, const qb_format *f, const qb_fmt_params *p, const uint8_t *w, size_t rb,
-                       const float *x, int nc, int reps, float *out, float *buf)
+/* Seconds for one pass of the format's tile entry for table k (its row of the format table)
+ * over the matrix with nc activation rows, best of reps. No entry: the scalar path
+ * (dequantize 4 rows, then tile_f32). */
+static double time_fmt(const qb_kernel_table *k, const qb_format *f, const uint8_t *w, size_t rb, const float *x, int nc,
+                       int reps, float *out, float *buf)
 {
     double best = 1e30;
+    qb_fmt_params pp;
+    qb_fmt_tile_fn tile = NULL;
+    const qb_fmt_params *p = &pp;
+    if (!qb_format_kernels(f, k, &pp, &tile)) tile = NULL;
     for (int r = 0; r < reps; r++) {
         const double t0 = now();
         for (int i = 0; i < ROWS; i += 4) {
-            if (k->fmt_tile) {
-                k->fmt_tile(p, N, w + (size_t)i * rb, rb, 4, x, N, nc, out + i, ROWS);
+            if (tile) {
+                tile(p, N, w + (size_t)i * rb, rb, 4, x, N, nc, out + i, ROWS);
                 continue;
             }
             for (int j = 0; j < 4; j++) qb_dequantize_row(f, w + (size_t)(i + j) * rb, buf + (size_t)j * N, N);
@@ -127,7 +132,7 @@ static void bench_formats(int argc, char **argv, int reps)
 {
     const char *names[] = {"int8-channel", "int8-g128", "int6-g128", "int5-g64-asym", "int4-tensor", "int4-channel",
                            "int4-g32", "int4-g128", "int4-g128-asym", "int3-g128", "int2-g64", "int2-g64-asym", "nf4", "nf4-dq",
-                           "fp8-e4m3", "fp8-e5m2-channel", "mxfp4"};
+                           "fp8-e4m3", "fp8-e5m2-channel", "mxfp4", "nvfp4"};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -156,8 +161,7 @@ static void bench_formats(int argc, char **argv, int reps)
         qb_format f;
         if (qb_format_parse(&ctx, names[fi], &f) != QB_OK) continue;
         qb_fmt_params p = {.bits = f.bits, .group = f.group, .asym = f.asym, .dq = f.double_quant};
-        p.kind = f.kind == QB_FMT_INT ? QB_FK_INT : f.kind == QB_FMT_NF4 ? QB_FK_NF4 : f.kind == QB_FMT_FP8_E4M3 ? QB_FK_FP8_E4M3
-                 : f.kind == QB_FMT_FP8_E5M2 ? QB_FK_FP8_E5M2 : QB_FK_MXFP4;
+        const bool int_grid = qb_format_traits_of(&f)->act == QB_FMT_ACT_INT_Q8;
         const size_t rb = qb_format_row_bytes(&f, N);
         uint8_t *w = malloc(rb * ROWS);
         if (qb_quantize_matrix(&ctx, &f, src, 64, N, w, NULL) != QB_OK) { free(w); continue; }
@@ -166,11 +170,11 @@ static void bench_formats(int argc, char **argv, int reps)
             const qb_kernel_table *k = qb_kernels_for(isas[s]);
             if (!k) continue;
             const int r = s == 0 ? 1 : reps;
-            time_fmt(k, &f, &p, w, rb, x, 1, 1, out, buf);
-            const double t1 = time_fmt(k, &f, &p, w, rb, x, 1, r, out, buf);
-            const double t4 = time_fmt(k, &f, &p, w, rb, x, 4, r, out, buf);
+            time_fmt(k, &f, w, rb, x, 1, 1, out, buf);
+            const double t1 = time_fmt(k, &f, w, rb, x, 1, r, out, buf);
+            const double t4 = time_fmt(k, &f, w, rb, x, 4, r, out, buf);
             char i1[16] = "-", i4[16] = "-";
-            if (time_int(k, &p, w, rb, act, 1, 1, out) > 0) {
+            if (int_grid && time_int(k, &p, w, rb, act, 1, 1, out) > 0) {
                 snprintf(i1, sizeof i1, "%.2f", (double)rb * ROWS / 1e9 / time_int(k, &p, w, rb, act, 1, r, out));
                 snprintf(i4, sizeof i4, "%.1f", 4.0 * N * ROWS / 1e9 / time_int(k, &p, w, rb, act, 4, r, out));
             }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # test-export-formats.sh — formats without a ggml type export to GGUF files llama.cpp runs:
 # `quantize … FORMAT --method rtn` repacks integer grids into ggml blocks (int4-g128 → Q4_0,
-# int5-g64-asym → Q5_1; every grid: tests/unit/test-export-repack.c) and writes NF4 as F16,
+# int5-g64-asym → Q5_1; every grid: tests/unit/test-export-repack.c) and writes NF4 and NVFP4 as F16,
 # says so on stdout, records the conversions in the metadata, and the file reopens in
 # quantbench and (when built) in llama-perplexity with the same perplexity (within 1%).
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +38,7 @@ check_format() { # FORMAT GGML_TYPE
 check_format int4-g128 Q4_0
 check_format int5-g64-asym Q5_1
 check_format nf4 F16
+check_format nvfp4 F16
 
 # rows that are not whole 32-blocks (stories260K's 172-wide ffn_down) fall back to F16
 if [ -f "$S/stories260K.bin" ]; then

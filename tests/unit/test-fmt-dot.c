@@ -1,4 +1,5 @@
-/* test-fmt-dot.c — the dot products of the non-ggml formats (kernels' fmt_tile: INT 2..8 bits
+/* test-fmt-dot.c — the dot products of the non-ggml formats (the tile entries of their rows of
+ * the format table, chosen per kernel table by qb_format_kernels: INT 2..8 bits
  * sym/asym per tensor / channel / group 32..256, NF4 and NF4-DQ, FP8 E4M3 / E5M2 per tensor and
  * channel, MXFP4) against their spec, dequantize (fmt_*_ref.c) then a double dot:
  *   - every vector table this CPU runs, nr = 1..4 weight rows × nc = 1..4 activation rows, rows
@@ -18,7 +19,7 @@
 #include <sys/wait.h>
 
 #include "core/qb.h"
-#include "core/quant/format.h"
+#include "core/quant/format_traits.h"
 #include "core/quant/plan.h"
 #include "core/quant/apply.h"
 #include "core/model/model.h"
@@ -42,37 +43,17 @@ static int all_formats(char names[][32])
     for (int b = 2; b <= 8; b++)
         for (int g = 0; g < 6; g++)
             for (int a = 0; a < 2; a++) snprintf(names[k++], 32, "int%d-%s%s", b, gran[g], a ? "-asym" : "");
-    const char *other[] = {"nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "fp8-e4m3-channel", "fp8-e5m2-channel", "mxfp4"};
-    for (int i = 0; i < 7; i++) snprintf(names[k++], 32, "%s", other[i]);
+    const char *other[] = {"nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2", "fp8-e4m3-channel", "fp8-e5m2-channel", "mxfp4",
+                           "nvfp4"};
+    for (int i = 0; i < 8; i++) snprintf(names[k++], 32, "%s", other[i]);
     return k;
 }
 
-static bool params_of(const qb_format *f, qb_fmt_params *p)
-{
-    *p = (qb_fmt_params){.bits = f->bits, .group = f->group, .asym = f->asym, .dq = f->double_quant};
-    switch (f->kind) {
-    case QB_FMT_INT: p->kind = QB_FK_INT; return true;
-    case QB_FMT_NF4: p->kind = QB_FK_NF4; return true;
-    case QB_FMT_FP8_E4M3: p->kind = QB_FK_FP8_E4M3; return true;
-    case QB_FMT_FP8_E5M2: p->kind = QB_FK_FP8_E5M2; return true;
-    case QB_FMT_MXFP4: p->kind = QB_FK_MXFP4; return true;
-    default: return false;
-    }
-}
-
-/* Elements of one "block" of f for the length list (1 for per-row formats). */
-static int block_of(const qb_format *f)
-{
-    switch (f->kind) {
-    case QB_FMT_INT: return f->group > 0 ? f->group : 1;
-    case QB_FMT_NF4: return 64;
-    case QB_FMT_MXFP4: return 32;
-    default: return 1;
-    }
-}
+/* Elements of one "block" of f for the length list (1 for per-row formats): the table's. */
+static int block_of(const qb_format *f) { return (int)qb_format_traits_of(f)->block(f); }
 
 /* Check one set of 4 weight rows (rb bytes each, stored wst apart) against 4 activation rows. */
-static int check_rows(const char *name, const qb_fmt_params *p, const qb_format *f, int n, const uint8_t *w, size_t wst,
+static int check_rows(const char *name, const qb_format *f, int n, const uint8_t *w, size_t wst,
                       const float *x, size_t ldx)
 {
     double want[4][4], scale[4][4];
@@ -93,12 +74,14 @@ static int check_rows(const char *name, const qb_fmt_params *p, const qb_format 
     int calls = 0;
     for (int s = 0; s < NISA; s++) {
         const qb_kernel_table *k = qb_kernels_for(isas[s]);
-        if (!k || !k->fmt_tile) continue;
+        qb_fmt_params p;
+        qb_fmt_tile_fn tile = NULL;
+        if (!k || !qb_format_kernels(f, k, &p, &tile) || !tile) continue;
         for (int nr = 1; nr <= 4; nr++)
             for (int nc = 1; nc <= 4; nc++) {
                 float y[5 * 6];
                 for (int i = 0; i < 30; i++) y[i] = -12345.0f;
-                k->fmt_tile(p, n, w, wst, nr, x, ldx, nc, y, 6);
+                tile(&p, n, w, wst, nr, x, ldx, nc, y, 6);
                 for (int c = 0; c < 5; c++)
                     for (int r = 0; r < 6; r++) {
                         const float got = y[c * 6 + r];
@@ -127,9 +110,7 @@ static void test_fmt_tile_vs_reference(void **state)
     int calls = 0;
     for (int fi = 0; fi < nf; fi++) {
         qb_format f;
-        qb_fmt_params p;
         assert_int_equal(qb_format_parse(&ctx, names[fi], &f), QB_OK);
-        assert_true(params_of(&f, &p));
         for (int li = 0; li < NLEN; li++) {
             const int n = nblocks[li] * block_of(&f);
             if (n > 65536) continue;
@@ -142,7 +123,7 @@ static void test_fmt_tile_vs_reference(void **state)
             uint8_t *q = malloc(rb * 4), *w = malloc(wst * 4);
             assert_int_equal(qb_quantize_matrix(&ctx, &f, src, 4, n, q, NULL), QB_OK);
             for (int r = 0; r < 4; r++) memcpy(w + r * wst, q + r * rb, rb);
-            calls += check_rows(names[fi], &p, &f, n, w, wst, x, (size_t)n);
+            calls += check_rows(names[fi], &f, n, w, wst, x, (size_t)n);
             free(src);
             free(x);
             free(q);
@@ -161,9 +142,7 @@ static void test_fp8_every_code(void **state)
     const char *names[2] = {"fp8-e4m3-channel", "fp8-e5m2-channel"};
     for (int e = 0; e < 2; e++) {
         qb_format f;
-        qb_fmt_params p;
         assert_int_equal(qb_format_parse(&ctx, names[e], &f), QB_OK);
-        assert_true(params_of(&f, &p));
         const int lens[] = {1, 15, 17, 255, 256, 257, 1023};
         for (int li = 0; li < 7; li++) {
             const int n = lens[li];
@@ -182,7 +161,7 @@ static void test_fp8_every_code(void **state)
                 }
             }
             for (int i = 0; i < n * 4; i++) x[i] = frand();
-            check_rows(names[e], &p, &f, n, w, rb, x, (size_t)n);
+            check_rows(names[e], &f, n, w, rb, x, (size_t)n);
             free(w);
             free(x);
         }
@@ -193,7 +172,7 @@ static void test_fp8_every_code(void **state)
 
 static const char *fwd_formats[] = {"int8-channel", "int4-g32-asym", "int3-g64", "int2-g128-asym", "int5-tensor",
                                     "int6-g256",    "int7-channel-asym", "nf4", "nf4-dq", "fp8-e4m3",
-                                    "fp8-e5m2-channel", "mxfp4"};
+                                    "fp8-e5m2-channel", "mxfp4", "nvfp4"};
 #define NFWD (int)(sizeof fwd_formats / sizeof fwd_formats[0])
 static const int32_t prompt[9] = {0, 424, 520, 1371, 260, 1537, 289, 263, 300};
 

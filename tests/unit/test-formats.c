@@ -265,8 +265,10 @@ static void test_check(void **state)
     want_check(&bad, 256, QB_ERR_UNSUPPORTED, "q8_k is not a weight storage format");
     bad = qb_format_ggml((qb_type)5);
     want_check(&bad, 256, QB_ERR_ARG, "unknown ggml type 5");
-    bad = (qb_format){.kind = QB_FMT_KIND_COUNT};
-    want_check(&bad, 256, QB_ERR_ARG, "unknown format kind 6");
+    bad = (qb_format){.kind = QB_FMT_KIND_COUNT}; /* one past the table's last row */
+    char unknown[48];
+    snprintf(unknown, sizeof unknown, "unknown format kind %d", (int)QB_FMT_KIND_COUNT);
+    want_check(&bad, 256, QB_ERR_ARG, unknown);
 }
 
 /* llama.cpp src/llama-quant.cpp: ne0 % block != 0 → this type; then ne0 % 32 != 0 → F16. */

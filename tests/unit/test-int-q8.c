@@ -62,7 +62,7 @@ static int check_format(const char *name, int n)
     qb_ctx_init(&ctx);
     qb_format f;
     assert_int_equal(qb_format_parse(&ctx, name, &f), QB_OK);
-    const qb_fmt_params p = {.kind = QB_FK_INT, .bits = f.bits, .group = f.group, .asym = f.asym};
+    const qb_fmt_params p = {.bits = f.bits, .group = f.group, .asym = f.asym};
     assert_true(qb_int_q8_supported(&p, n));
     const size_t rb = qb_format_row_bytes(&f, n), wst = rb + 3;
     float *src = malloc((size_t)4 * n * sizeof *src), *x = malloc((size_t)4 * n * sizeof *x);

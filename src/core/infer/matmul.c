@@ -7,8 +7,10 @@
  *   INT with groups of whole 32-element blocks (every group size; per row when n % 32 == 0):
  *     activations quantized once per call to 8 bits (Q8_0, as for the ggml formats), then an
  *     exact integer dot per block in int_tile_q8, 4 rows x 4 tokens (the scalar table too).
- *   other INT / NF4 / FP8 / MXFP4: fmt_tile decodes the packed bytes in registers, 4 rows x 4
- *     tokens, times f32 activations.
+ *   other non-ggml formats (INT, NF4, FP8, MXFP4, …): the tile entry their row of the format
+ *     table lists for this CPU decodes the packed bytes in registers, 4 rows x 4 tokens, times
+ *     f32 activations; formats whose row asks for 8-bit activations (INT) try the integer
+ *     paths above first.
  * No f32 copy of a quantized weight ever exists (the scalar table's non-ggml path converts 4
  * rows at a time into a small buffer). One token (generation, memory-bound): each thread
  * streams one contiguous share of the rows (static schedule; small dynamic chunks cost a
@@ -18,6 +20,7 @@
 #include "matmul.h"
 #include "kernels.h"
 #include "fmt.h"
+#include "../quant/format_traits.h"
 
 #include <stdlib.h>
 
@@ -202,20 +205,6 @@ static void matmul_ggml(const qb_kernel_table *k, const qb_tensor *const *ws, in
     if (!matmul_tiled(k, ws, nw, x, T, ys)) matmul_packed(k, ws, nw, x, T, ys);
 }
 
-/* The kernels' parameters of a non-ggml format; false for ggml types. */
-static bool fmt_params(const qb_format *f, qb_fmt_params *p)
-{
-    *p = (qb_fmt_params){.bits = f->bits, .group = f->group, .asym = f->asym, .dq = f->double_quant};
-    switch (f->kind) {
-    case QB_FMT_INT: p->kind = QB_FK_INT; return true;
-    case QB_FMT_NF4: p->kind = QB_FK_NF4; return true;
-    case QB_FMT_FP8_E4M3: p->kind = QB_FK_FP8_E4M3; return true;
-    case QB_FMT_FP8_E5M2: p->kind = QB_FK_FP8_E5M2; return true;
-    case QB_FMT_MXFP4: p->kind = QB_FK_MXFP4; return true;
-    default: return false;
-    }
-}
-
 /* One token of an INT format through the kernels' int_gemv (4-bit groups of 128/256, 8-bit;
  * qb_int_gemv_supported): the Q8_0 activations laid out to match the rows' code bytes, each
  * thread streaming one contiguous share of the rows. False: not taken (no kernel, shape, or
@@ -297,9 +286,10 @@ static bool matmul_int_q8(const qb_kernel_table *k, const qb_tensor *w, const qb
     return true;
 }
 
-/* INT, NF4, FP8 and MXFP4 weights through the kernels' fmt_tile: 4 rows × up to 4 tokens per
- * call, weights decoded in registers; tokens in chunks whose activations fit in L2. */
-static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
+/* Weights of a non-ggml format through its tile entry (the format table's row, chosen for
+ * this kernel table): 4 rows × up to 4 tokens per call, weights decoded in registers; tokens
+ * in chunks whose activations fit in L2. */
+static void matmul_fmt(qb_fmt_tile_fn tile, const qb_tensor *w, const qb_fmt_params *p, const float *x, int T,
                        float *y)
 {
     const int n = (int)w->ne[0];
@@ -316,8 +306,8 @@ static void matmul_fmt(const qb_kernel_table *k, const qb_tensor *w, const qb_fm
             const int64_t r0 = 4 * b;
             const int nr = rows - r0 < 4 ? (int)(rows - r0) : 4;
             for (int c0 = t0; c0 < t1; c0 += 4)
-                k->fmt_tile(p, n, wd + (size_t)r0 * wrow, wrow, nr, x + (size_t)c0 * n, (size_t)n, t1 - c0 < 4 ? t1 - c0 : 4,
-                            y + (size_t)c0 * rows + r0, (size_t)rows);
+                tile(p, n, wd + (size_t)r0 * wrow, wrow, nr, x + (size_t)c0 * n, (size_t)n, t1 - c0 < 4 ? t1 - c0 : 4,
+                     y + (size_t)c0 * rows + r0, (size_t)rows);
         }
     }
 }
@@ -327,12 +317,15 @@ void qb_matmul(const qb_tensor *w, const float *x, int T, float *y)
     const qb_kernel_table *k = qb_kernels();
     bool is_float = w->type == QB_TYPE_F32 || w->type == QB_TYPE_F16 || w->type == QB_TYPE_BF16;
     qb_fmt_params fp;
-    /* one branch per format kind; each calls its own matmul */
-    if (w->type == QB_TYPE_CUSTOM && fmt_params(&w->fmt, &fp)) {
-        if (T == 1 && matmul_int_gemv(k, w, &fp, x, y)) return; /* INT, one token: its own kernel */
-        if (matmul_int_q8(k, w, &fp, x, T, y)) return; /* INT: integer dot with 8-bit activations */
-        if (k->fmt_tile) {
-            matmul_fmt(k, w, &fp, x, T, y);
+    qb_fmt_tile_fn tile;
+    /* non-ggml formats: what their row of the format table says */
+    if (w->type == QB_TYPE_CUSTOM && qb_format_kernels(&w->fmt, k, &fp, &tile)) {
+        if (qb_format_traits_of(&w->fmt)->act == QB_FMT_ACT_INT_Q8) {
+            if (T == 1 && matmul_int_gemv(k, w, &fp, x, y)) return; /* one token: its own kernel */
+            if (matmul_int_q8(k, w, &fp, x, T, y)) return;          /* integer dot, 8-bit activations */
+        }
+        if (tile) {
+            matmul_fmt(tile, w, &fp, x, T, y);
             return;
         }
     } else if (!is_float && qb_matmul_runs_packed(w->type)) {

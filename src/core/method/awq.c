@@ -2,6 +2,7 @@
  * candidate measured through XᵀX in f32 with the vector dot kernel. */
 #include "awq.h"
 #include "hess.h"
+#include "../quant/format_traits.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -102,16 +103,14 @@ done:
     return st;
 }
 
-/* Elements per independently quantized group of a row of n in format f: quantizing one
- * group never looks at another's values, so each group's clipping is chosen on its own. */
+/* Elements per independently quantized group of a row of n in format f (its row of the
+ * format table): quantizing one group never looks at another's values, so each group's
+ * clipping is chosen on its own. 0: nothing to search (a float type, a per-tensor scale). */
 static int64_t clip_group(const qb_format *f, int64_t n)
 {
-    int64_t g = n;
-    if (f->kind == QB_FMT_GGML) g = qb_type_get(f->type)->blck;
-    else if (f->kind == QB_FMT_MXFP4) g = 32;
-    else if (f->kind == QB_FMT_NF4) g = 64;
-    else if (f->group > 0) g = f->group;
-    return g > 0 && g <= n && n % g == 0 ? g : n;
+    const qb_format_traits *tr = qb_format_traits_of(f);
+    int64_t g = tr && tr->clip_group ? tr->clip_group(f, n) : 0;
+    return g > 0 && g <= n && n % g == 0 ? g : g > 0 ? n : 0;
 }
 
 qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, const double *xtx,
@@ -120,12 +119,9 @@ qb_status qb_awq_clip(qb_ctx *ctx, qb_awq_mat *mat, int64_t n, const float *s, c
     const qb_format *f = mat->fmt;
     qb_status st = qb_format_check(ctx, f, n);
     if (st != QB_OK) return st;
-    if ((f->kind == QB_FMT_INT || f->kind == QB_FMT_FP8_E4M3 || f->kind == QB_FMT_FP8_E5M2) &&
-        f->group == QB_GROUP_TENSOR)
-        return QB_OK;
-    if (f->kind == QB_FMT_GGML && (f->type == QB_TYPE_F32 || f->type == QB_TYPE_F16 || f->type == QB_TYPE_BF16))
-        return QB_OK; /* not a rounding grid */
-    const int64_t G = clip_group(f, n), ng = n / G;
+    const int64_t G = clip_group(f, n);
+    if (G == 0) return QB_OK; /* one scale for the tensor, or not a rounding grid */
+    const int64_t ng = n / G;
     float *hf = qb_hess_to_f32(xtx, n);
     if (!hf) return qb_fail(ctx, QB_ERR_NOMEM, "awq: out of memory");
     const qb_kernel_table *k = qb_kernels();

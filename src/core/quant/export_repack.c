@@ -1,8 +1,9 @@
-/* export_repack.c — formats GGUF cannot store, written as ggml types (export_repack.h): integer
- * grids repacked code for code into Q4_0/Q5_0/Q8_0/Q4_1/Q5_1 blocks, the rest dequantized to
+/* export_repack.c — formats GGUF cannot store, written as ggml types (export_repack.h): the
+ * target comes from the format's row of the format table (format_traits.h); integer grids
+ * are repacked code for code into Q4_0/Q5_0/Q8_0/Q4_1/Q5_1 blocks, the rest dequantized to
  * F16 (or F32). */
 #include "export_repack.h"
-#include "format.h"
+#include "format_traits.h"
 #include "fmt.h"
 #include "blocks.h"
 
@@ -13,19 +14,8 @@
 
 qb_export_target qb_export_target_for(const qb_format *f, int64_t n)
 {
-    if (f->kind == QB_FMT_GGML) return (qb_export_target){(qb_type)f->type, QB_EXPORT_AS_IS};
-    qb_export_target dq = {QB_TYPE_F16, QB_EXPORT_DEQUANT};
-    if (f->kind != QB_FMT_INT || n % QB_QK32 != 0) return dq;
-    if (f->group > 0 && f->group % QB_QK32 != 0) return dq;
-    qb_export_kind exact = f->group > 0 ? QB_EXPORT_EXACT : QB_EXPORT_ROUNDED;
-    if (!f->asym) {
-        qb_type t = f->bits <= 4 ? QB_TYPE_Q4_0 : f->bits == 5 ? QB_TYPE_Q5_0 : QB_TYPE_Q8_0;
-        return (qb_export_target){t, exact};
-    }
-    if (f->bits <= 4) return (qb_export_target){QB_TYPE_Q4_1, QB_EXPORT_ROUNDED};
-    if (f->bits == 5) return (qb_export_target){QB_TYPE_Q5_1, QB_EXPORT_ROUNDED};
-    if (f->bits <= 7) return (qb_export_target){QB_TYPE_Q8_0, exact}; /* |q - zero| <= 127 */
-    return dq;
+    const qb_format_traits *tr = qb_format_traits_of(f);
+    return tr && tr->export_target ? tr->export_target(f, n) : qb_format_export_dequant(f, n);
 }
 
 /* One 32-element block from codes q (0..maxq) with scale d and zero point z. */

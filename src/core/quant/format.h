@@ -1,7 +1,8 @@
 /* format.h — quantization storage formats as plain values: how bits are stored and what they
  * mean (the "format"), separate from how values and scales are chosen (the "method": RTN,
- * GPTQ, AWQ…). One parser/name pair, one traits lookup, and whole-matrix quantize /
- * dequantize entry points that every front end (CLI, TUI, Lua) calls.
+ * GPTQ, AWQ…). One parser/name pair and whole-matrix quantize / dequantize entry points that
+ * every front end (CLI, TUI, Lua) calls; each looks up the format's row in the format table
+ * (format_traits.h, one row per kind listed in format_kinds.h).
  *
  * Storage of a quantized matrix: rows of qb_format_row_bytes(f, n) bytes each, back to back,
  * every row self-contained (its scales travel with it; a per-tensor scale is repeated in each
@@ -9,8 +10,7 @@
 #ifndef QB_FORMAT_H
 #define QB_FORMAT_H
 
-#include "../qb.h" /* qb_format itself: kernels/qb_types.h */
-
+#include "../qb.h" /* qb_format itself, and the list of kinds: src/core/format_kinds.h */
 
 /* Parse a format name, case-insensitive:
  *   ggml types:  "f32" "f16" "bf16" "q8_0" "q4_0" "q4_1" "q5_0" "q5_1" "q2_k" "q3_k" "q4_k"
@@ -18,7 +18,8 @@
  *   integer RTN: "int<bits>[-tensor|-channel|-g<32|64|128|256>][-sym|-asym]"
  *                e.g. "int4-g128-asym", "int8-channel" (defaults: per channel, symmetric)
  *   others:      "nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2" (per tensor), "fp8-e4m3-channel",
- *                "fp8-e5m2-channel", "mxfp4"
+ *                "fp8-e5m2-channel", "mxfp4", and whatever other rows the table holds (each
+ *                row's file, src/core/quant/format_<kind>.c, documents its grammar)
  * Errors name the bad part ("bits 9 out of range 2..8", "unknown format 'foo'"). */
 qb_status qb_format_parse(qb_ctx *ctx, const char *name, qb_format *out);
 /* Canonical name (the parser's spelling, lower case) into buf, truncated to cap - 1 chars:
