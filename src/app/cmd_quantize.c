@@ -122,8 +122,8 @@ int cmd_quantize(int argc, char **argv)
         return 1;
     }
     if (!strcmp(q.pos[0], q.pos[1])) return cli_error("quantize: the output would overwrite the input %s", q.pos[0]);
-    if (!q.method && (q.calib || q.act_order || q.clip || q.no_clip || q.alpha_set))
-        return cli_error("quantize: --calib, --act-order, --alpha and --clip need --method");
+    if (!q.method && (q.act_order || q.clip || q.no_clip || q.alpha_set))
+        return cli_error("quantize: --act-order, --alpha and --clip need --method");
     q.type = q.n_pos == 3 ? q.pos[2] : NULL;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -134,6 +134,10 @@ int cmd_quantize(int argc, char **argv)
     qb_plan plan;
     qb_recipe_info recorded;
     if (qz_load_plan(&ctx, &q, &plan, &recorded) != QB_OK) return cli_error("%s", qb_ctx_errmsg(&ctx));
+    if (!q.method && q.calib && !qb_plan_needs_calib(&plan)) {
+        qb_plan_free(&plan);
+        return cli_error("quantize: --calib: calibration methods need --method or a plan whose rules name one");
+    }
     cli_install_sigint();
     qb_quantize_result r;
     qb_status st;

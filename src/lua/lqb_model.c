@@ -148,7 +148,9 @@ static int l_tensor(lua_State *L)
     return 1;
 }
 
-/* model:apply(plan or rules [, {progress=}]) */
+/* model:apply(plan or rules [, {fallback=, method=, calib=, allow_unmatched=, progress=}]):
+ * one qb_model_apply call (staged: on error the model is as it was). A rule that matches no
+ * tensor is an error unless allow_unmatched. Returns the model and the tensors fallback left. */
 static int l_apply(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -156,6 +158,9 @@ static int l_apply(lua_State *L)
     qb_plan tmp;
     bool owned;
     const qb_plan *p = lqb_to_plan(L, 2, &tmp, &owned);
+    char msg[400];
+    if (!lqb_opt_bool(L, o, "allow_unmatched", false) && qb_plan_unmatched(p, m, 0, msg, sizeof msg) >= 0)
+        return luaL_error(L, "apply: %s", msg);
     lua_newtable(L); /* tensors left as they were (fallback) */
     int skipped = lua_gettop(L);
     if (lqb_opt_bool(L, o, "fallback", false)) {
@@ -168,32 +173,21 @@ static int l_apply(lua_State *L)
         qb_ctx_init(&scratch);
         for (int i = 0; i < m->n_tensors; i++) {
             const qb_tensor *t = &m->tensors[i];
-            const qb_format *f = qb_tensor_quantizable(t) ? qb_plan_lookup(p, t->name) : NULL;
-            if (!f) continue;
-            qb_format ff = qb_format_fallback(f, t->ne[0]);
+            int k = qb_tensor_quantizable(t) ? qb_plan_lookup_rule(p, t->name) : -1;
+            if (k < 0) continue;
+            qb_format ff = qb_format_fallback(&p->rules[k].fmt, t->ne[0]);
             if (qb_format_check(&scratch, &ff, t->ne[0]) != QB_OK) {
                 lua_pushstring(L, t->name);
                 lua_rawseti(L, skipped, (lua_Integer)lua_rawlen(L, skipped) + 1);
                 continue;
             }
-            if (qb_plan_add(&lqb_host_of(L)->ctx, fb, t->name, &ff) != QB_OK) return lqb_fail(L, QB_ERR_NOMEM);
+            if (qb_plan_add_rule(&lqb_host_of(L)->ctx, fb, t->name, &ff, &p->rules[k].method, 0) != QB_OK)
+                return lqb_fail(L, QB_ERR_NOMEM);
         }
         p = fb;
     }
-    if (o && lua_getfield(L, o, "method") != LUA_TNIL) { /* GPTQ, AWQ (or RTN) through the methods API */
-        lua_pop(L, 1);
-        lqb_apply_method(L, m, p, o);
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, skipped);
-        return 2;
-    }
-    if (o) lua_pop(L, 1);
-    lqb_progress pr;
-    lqb_progress_begin(L, &pr, "apply", o);
-    qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
-    qb_status st = qb_model_apply_plan(&lqb_host_of(L)->ctx, m, p, &ao);
+    lqb_apply_plan(L, m, p, o);
     if (owned) qb_plan_free(&tmp);
-    lqb_progress_end(L, &pr, st);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, skipped);
     return 2;
