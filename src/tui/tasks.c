@@ -111,7 +111,7 @@ bool tui_apply(tui_session *s, char scope)
         return false;
     }
     char *before = tui_plan_snapshot(s);
-    if (!before || !tui_plan_add_rule(s, pat, &s->fmt, job ? job[0] : 'r')) {
+    if (!before || !tui_plan_add_rule(s, pat, &s->fmt, job)) {
         free(before);
         return false;
     }
@@ -153,7 +153,7 @@ bool tui_plan_save(tui_session *s, const char *path)
         return false;
     }
     tui_status(s, false, "plan saved to %s (%d rules%s)", path, s->plan.n_rules,
-               tui_plan_has_calib_rules(s) ? "; GPTQ/AWQ rules are saved as their formats" : "");
+               tui_plan_has_calib_rules(s) ? ", with their GPTQ/AWQ methods" : "");
     return true;
 }
 
@@ -394,7 +394,7 @@ static void job_done(tui_session *s, const qb_msg *m)
     }
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
-            tui_status(s, true, "apply cancelled: tensors not yet redone keep their previous format (u undoes)");
+            tui_status(s, true, "apply cancelled: the model is as it was before (u undoes the plan change)");
         else if (kind == JOB_CALIB)
             tui_status(s, false, "calib cancelled; %s",
                        s->calib ? "the previous calibration stays" : "no calibration loaded");
@@ -407,9 +407,13 @@ static void job_done(tui_session *s, const qb_msg *m)
     }
     switch (kind) {
     case JOB_APPLY:
-        tui_status(s, false, "applied: model %.2f MiB at %.2f bpw (F16 %.2f MiB)", s->size.bytes / 1048576.0,
-                   s->size.bpw, s->size.bytes_f16 / 1048576.0);
+    {
+        char warn[300] = "";
+        if (tui_plan_unmatched(s, warn + 11, sizeof warn - 11)) memcpy(warn, "; warning: ", 11);
+        tui_status(s, false, "applied: model %.2f MiB at %.2f bpw (F16 %.2f MiB)%s", s->size.bytes / 1048576.0,
+                   s->size.bpw, s->size.bytes_f16 / 1048576.0, warn);
         break;
+    }
     case JOB_EXPORT: tui_status(s, false, "export finished"); break;
     case JOB_CALIB: tui_status(s, false, "calibrated: %s", s->calib_desc); break;
     case JOB_GEN: tui_status(s, false, "generation finished"); break;
