@@ -124,8 +124,14 @@ static int tensors_iter(lua_State *L)
 /* model:tensors([pattern]) — iterator over tensors (shell glob on the name) */
 static int l_tensors(lua_State *L)
 {
-    lqb_check_model(L, 1);
-    if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+    qb_model *m = lqb_check_model(L, 1);
+    if (!lua_isnoneornil(L, 2)) { /* a glob that names nothing is a mistake, not an empty loop */
+        const char *pat = luaL_checkstring(L, 2);
+        int i = 0;
+        while (i < m->n_tensors && fnmatch(pat, m->tensors[i].name, 0) != 0) i++;
+        if (i == m->n_tensors)
+            return luaL_error(L, "tensors: pattern '%s' matches no tensor (patterns are shell globs: \"blk.*\")", pat);
+    }
     lua_pushvalue(L, 1);
     if (lua_isnoneornil(L, 2)) lua_pushnil(L);
     else lua_pushvalue(L, 2);

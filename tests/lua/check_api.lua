@@ -126,6 +126,8 @@ T.section("plans with methods", function()
   T.raises(function() m:apply(p) end, "needs calibration", "apply: GPTQ/AWQ rules without calib= are refused")
   T.raises(function() m:apply({ { match = "*fnn_down*", format = "q8_0" } }) end,
     "plan rule 1 '%*fnn_down%*' matches no tensor", "apply: a rule matching no tensor is an error")
+  T.raises(function() for _ in m:tensors("blk%.") do end end, "pattern 'blk%%%.' matches no tensor",
+    "tensors: a glob matching no tensor is an error, not an empty loop")
   local c = qb.calibrate(m, text, { ctx = 64 })
   m:apply(p, { calib = c })
   T.eq(m:tensor("blk.0.attn_k.weight").format, "q4_0", "apply: the GPTQ rule's format")
