@@ -11,6 +11,8 @@
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
 #include "core/method/fold.h"
+#include "core/method/plan_apply.h"
+#include "core/model/gguf.h"
 #include "core/method/smoothquant.h"
 #include "core/quant/apply.h"
 #include "core/tokenizer/tokenizer.h"
@@ -64,6 +66,32 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/* info.recipe: what quantbench recorded when it wrote the GGUF (recipe.h), when it did */
+static void push_recipe(lua_State *L, const qb_gguf *g)
+{
+    qb_ctx scratch;
+    qb_ctx_init(&scratch);
+    qb_plan p;
+    qb_recipe_info ri;
+    qb_status st = qb_recipe_get(&scratch, g, "", &p, &ri);
+    if (!ri.version[0]) {
+        if (st == QB_OK) qb_plan_free(&p);
+        return;
+    }
+    lua_createtable(L, 0, 8);
+    lqb_set_str(L, "version", ri.version);
+    const char *text = qb_gguf_get_str(g, "quantbench.plan");
+    if (text) lqb_set_str(L, "plan", text);
+    if (ri.type[0]) lqb_set_str(L, "type", ri.type);
+    if (ri.calib_file[0]) {
+        lqb_set_str(L, "calib_file", ri.calib_file);
+        lqb_set_int(L, "calib_bytes", (lua_Integer)ri.calib_bytes);
+        lqb_set_str(L, "calib_sha256", ri.calib_sha256);
+    }
+    lua_setfield(L, -2, "recipe");
+    if (st == QB_OK) qb_plan_free(&p);
+}
+
 static int l_info(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -89,6 +117,7 @@ static int l_info(lua_State *L)
     lqb_set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
     lqb_set_int(L, "n_tensors", m->n_tensors);
     if (m->tok) lqb_set_str(L, "tokenizer", qb_tokenizer_describe(m->tok));
+    if (m->gguf) push_recipe(L, m->gguf);
     return 1;
 }
 
@@ -443,16 +472,27 @@ static int l_generate(lua_State *L)
     return 2;
 }
 
-/* model:export_gguf(path [, plan]) — path inside the output folder */
+/* model:export_gguf(path [, plan [, {calib=c}]]) — path inside the output folder; the recipe
+ * (plan, the calibration text's size and sha256, version) recorded with the file */
 static int l_export(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
     const qb_plan *p = lua_isnoneornil(L, 3) ? NULL : lqb_check_plan(L, 3);
+    int o = lqb_opt_table(L, 4);
+    const struct qb_calib *cal = NULL;
+    if (o && lua_getfield(L, o, "calib") != LUA_TNIL) {
+        bool given;
+        cal = lqb_opt_calib(L, -1, m, &given);
+        if (!given) return luaL_error(L, "bad option 'calib' to 'export_gguf' (qb.calib expected, got %s)",
+                                      luaL_typename(L, -1));
+    }
+    qb_recipe rec;
+    qb_recipe_from(&rec, p, cal);
     char *full = lqb_output_path(L, path);
     lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
-    qb_status st = qb_model_export_gguf(&h->ctx, m, full, p, h->cancel);
+    qb_status st = qb_model_export_gguf_recipe(&h->ctx, m, full, &rec, h->cancel);
     free(full);
     if (st != QB_OK) return lqb_fail(L, st);
     lua_pushstring(L, path);

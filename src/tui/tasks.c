@@ -8,6 +8,7 @@
 
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
+#include "core/method/plan_apply.h"
 #include "core/tokenizer/tokenizer.h"
 
 #include <fnmatch.h>
@@ -334,6 +335,7 @@ bool tui_perplexity(tui_session *s, int chunks)
 typedef struct {
     const qb_model *m;
     qb_plan plan;
+    qb_recipe recipe; /* plan + the session's calibration text, when a rule reads it */
     char path[1024];
 } export_arg;
 
@@ -347,7 +349,8 @@ static void export_free(void *p)
 static qb_status export_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     export_arg *a = p;
-    return qb_model_export_gguf(ctx, a->m, a->path, &a->plan, qb_job_cancel_flag(j));
+    a->recipe.plan = &a->plan;
+    return qb_model_export_gguf_recipe(ctx, a->m, a->path, &a->recipe, qb_job_cancel_flag(j));
 }
 
 bool tui_export(tui_session *s, const char *path)
@@ -362,6 +365,7 @@ bool tui_export(tui_session *s, const char *path)
     }
     free(text);
     a->m = s->m;
+    qb_recipe_from(&a->recipe, &a->plan, tui_plan_has_calib_rules(s) ? s->calib : NULL);
     snprintf(a->path, sizeof a->path, "%s", path);
     tui_status(s, false, "exporting to %s", path);
     return tui_task_start(s, JOB_EXPORT, "export", export_run, a, export_free);

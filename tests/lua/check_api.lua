@@ -141,6 +141,14 @@ T.section("plans with methods", function()
   T.ok(m:tensor("blk.1.attn_k.weight").format == "int4-channel" and m:size().bytes == bytes,
     "apply: after a failing rule the model is as it was")
   m:reset()
+  m:apply(p, { calib = c })
+  m:export_gguf("recipe.gguf", p, { calib = c })
+  local mr <close> = qb.open(qb.output_dir() .. "/recipe.gguf")
+  local rec = mr:info().recipe
+  T.ok(rec and rec.plan:find("blk.1.* = int4-channel awq alpha=0.5", 1, true) and rec.calib_bytes > 0 and
+    #rec.calib_sha256 == 64 and rec.calib_file:find("ppl-sample.txt", 1, true), "export_gguf records the recipe",
+    rec and rec.plan)
+  m:reset()
   m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c })
   T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: method= for rules that name none")
 end)
