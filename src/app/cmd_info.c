@@ -1,7 +1,11 @@
-/* cmd_info.c — `quantbench info MODEL`: hyperparameters, tokenizer kind and the tensor table. */
+/* cmd_info.c — `quantbench info MODEL [--sha256]`: hyperparameters, tokenizer kind, the recipe
+ * a quantbench GGUF records (plan with methods, calibration text, version) and the tensor
+ * table (with each tensor's SHA-256 when asked: replays compare by it). */
 #include "cli.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/gguf.h"
+#include "core/quant/recipe.h"
+#include "core/util/sha256.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,16 +21,38 @@ static void human_bytes(double b, char *out, size_t cap)
     snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
 }
 
+/* What quantbench recorded when it wrote the file (recipe.h). */
+static void print_recipe(const qb_gguf *g)
+{
+    const char *plan = qb_gguf_get_str(g, "quantbench.plan");
+    const char *conv = qb_gguf_get_str(g, "quantbench.export.conversions");
+    qb_recipe_info ri;
+    qb_plan p;
+    qb_ctx scratch;
+    qb_ctx_init(&scratch);
+    bool have = qb_recipe_get(&scratch, g, "", &p, &ri) == QB_OK || ri.version[0];
+    qb_plan_free(&p);
+    if (have) printf("quantbench   version %s%s\n", ri.version[0] ? ri.version : "?", plan ? "" : " (no plan recorded)");
+    if (ri.type[0]) printf("quantbench   type %s%s\n", ri.type, ri.pure ? " (pure)" : "");
+    if (plan) printf("quantbench   plan:\n%s%s", plan, plan[0] && plan[strlen(plan) - 1] != '\n' ? "\n" : "");
+    if (ri.calib_file[0])
+        printf("quantbench   calibration %s: %llu bytes, sha256 %s, %d windows x %d tokens\n", ri.calib_file,
+               (unsigned long long)ri.calib_bytes, ri.calib_sha256, ri.calib_windows, ri.calib_ctx);
+    if (conv) printf("quantbench   written as ggml types on export:\n%s", conv);
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL, *tok = NULL;
+    bool hashes = false;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
+        else if (!strcmp(argv[i], "--sha256")) hashes = true;
         else if (argv[i][0] == '-') return cli_error("info: unknown option '%s'", argv[i]);
         else if (!path) path = argv[i];
         else return cli_error("info: unexpected argument '%s'", argv[i]);
     }
-    if (!path) return cli_error("info: usage: quantbench info MODEL [--tokenizer FILE]");
+    if (!path) return cli_error("info: usage: quantbench info MODEL [--tokenizer FILE] [--sha256]");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = cli_open_model(&ctx, path, tok);
@@ -47,20 +73,18 @@ int cmd_info(int argc, char **argv)
     if (m->tok)
         printf("tokenizer    %s  bos %d  eos %d%s\n", qb_tokenizer_describe(m->tok), qb_tokenizer_bos(m->tok),
                qb_tokenizer_eos(m->tok), qb_tokenizer_add_bos(m->tok) ? "  (adds BOS)" : "");
-    if (m->gguf) { /* what quantbench recorded when it wrote the file */
-        const char *plan = qb_gguf_get_str(m->gguf, "quantbench.plan");
-        const char *conv = qb_gguf_get_str(m->gguf, "quantbench.export.conversions");
-        if (plan) printf("quantbench   plan:\n%s%s", plan, plan[0] && plan[strlen(plan) - 1] != '\n' ? "\n" : "");
-        if (conv) printf("quantbench   written as ggml types on export:\n%s", conv);
-    }
-    printf("\n%-32s %-18s %-6s %-6s %12s\n", "tensor", "shape", "file", "now", "bytes");
+    if (m->gguf) print_recipe(m->gguf);
+    printf("\n%-32s %-18s %-6s %-6s %12s%s\n", "tensor", "shape", "file", "now", "bytes", hashes ? "  sha256" : "");
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
         char shape[40];
         if (t->n_dims <= 1) snprintf(shape, sizeof shape, "%lld", (long long)t->ne[0]);
         else snprintf(shape, sizeof shape, "%lld x %lld", (long long)t->ne[1], (long long)t->ne[0]);
         const qb_type_info *a = qb_type_get(t->src_type), *b = qb_type_get(t->type);
-        printf("%-32s %-18s %-6s %-6s %12zu\n", t->name, shape, a ? a->name : "?", b ? b->name : "?", t->nbytes);
+        char hex[65] = "";
+        if (hashes) qb_sha256_hex(t->data, t->nbytes, hex);
+        printf("%-32s %-18s %-6s %-6s %12zu%s%s\n", t->name, shape, a ? a->name : "?", b ? b->name : "?", t->nbytes,
+               hashes ? "  " : "", hex);
     }
     qb_model_close(m);
     return 0;

@@ -88,6 +88,8 @@ int lqb_opt_table(lua_State *L, int arg);
 /* A format from a string ("q4_k", "int4-g128") or a setting table
  * {format=, bits=, group=, sym=, method=}: raises on errors. */
 void lqb_check_format(lua_State *L, int idx, qb_format *out);
+/* The same for a plan rule's table: its method= field is the rule's method, not an error. */
+void lqb_check_rule_format(lua_State *L, int idx, qb_format *out);
 /* Push a format as a table {name=, kind=, bits=, group=, sym=} (kind, bits and group from the
  * format table's row; sym only where the kind has a sym/asym choice). */
 void lqb_push_format(lua_State *L, const qb_format *f);
@@ -126,9 +128,13 @@ void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute_
 /* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
  * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */
 int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n);
-/* model:apply with a method= option: qb_model_apply_method with plan p and the options table at
- * o (method, calib, GPTQ/AWQ parameters, progress). Raises on errors. (lqb_method.c) */
-int lqb_apply_method(lua_State *L, qb_model *m, const qb_plan *p, int o);
+/* model:apply: qb_model_apply with plan p and the options table at o (0: none): method= (and
+ * its parameters) for rules that name none, calib=, progress=. Raises on errors. (lqb_method.c) */
+void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o);
+/* The method a table at idx names (field method = "gptq" or "gptq damp=0.1", and the method's
+ * parameters as fields: damp=0.1, act_order=true, ...) into *out; false (out = RTN) when the
+ * table names none. Raises on a bad name or parameter. (lqb_plan.c) */
+bool lqb_opt_method(lua_State *L, int idx, qb_method_spec *out);
 
 /* Registration of each part (each adds fields to the module table on top of the stack). */
 void lqb_open_model(lua_State *L);

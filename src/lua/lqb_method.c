@@ -1,12 +1,13 @@
 /* lqb_method.c — calibration and the methods that read it: qb.calibrate(model, text) gives a
  * qb.calib userdata (per-channel activation statistics and XᵀX of every linear input), and
- * model:apply(plan, {method="gptq"|"awq"|"rtn", calib=c, …}) runs qb_model_apply_method. */
+ * model:apply(plan, {method="gptq"|"awq"|"rtn", calib=c, …}) runs qb_model_apply (the rules'
+ * own methods, method= for those that name none). */
 #include "lqb_internal.h"
 
 #include <string.h>
 
 #include "core/calib/calib.h"
-#include "core/method/method.h"
+#include "core/method/plan_apply.h"
 
 #define LQB_CALIB "qb.calib"
 
@@ -123,37 +124,48 @@ static int c_stat(lua_State *L)
     return 1;
 }
 
-/* Called by model:apply when opts has method= (other than plain RTN without calibration). */
-int lqb_apply_method(lua_State *L, qb_model *m, const qb_plan *p, int o)
+/* A copy of p in which rules that name no method get spec (a userdata, freed by GC). */
+static const qb_plan *with_method(lua_State *L, const qb_plan *p, const qb_method_spec *spec)
+{
+    qb_plan *cp = lua_newuserdatauv(L, sizeof *cp, 0);
+    qb_plan_init(cp);
+    luaL_setmetatable(L, LQB_PLAN);
+    lqb_host *h = lqb_host_of(L);
+    for (int k = 0; k < p->n_rules; k++) {
+        const qb_plan_rule *r = &p->rules[k];
+        bool plain = r->method.kind == QB_METHOD_RTN && !r->method.set;
+        if (qb_plan_add_rule(&h->ctx, cp, r->pattern, &r->fmt, plain ? spec : &r->method, r->line) != QB_OK)
+            luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    }
+    return cp;
+}
+
+void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o)
 {
     lqb_host *h = lqb_host_of(L);
-    const char *name = lqb_opt_str(L, o, "method", "rtn");
-    qb_method meth;
-    if (qb_method_parse(&h->ctx, name, &meth) != QB_OK) return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
-    meth.gptq.block = (int)lqb_opt_int(L, o, "block", meth.gptq.block);
-    meth.gptq.damp = (float)lqb_opt_num(L, o, "damp", meth.gptq.damp);
-    meth.gptq.act_order = lqb_opt_bool(L, o, "act_order", false);
-    meth.awq.alpha = (float)lqb_opt_num(L, o, "alpha", meth.awq.alpha);
-    meth.awq.n_grid = (int)lqb_opt_int(L, o, "grid", meth.awq.n_grid);
-    meth.awq.clip = lqb_opt_bool(L, o, "clip", meth.awq.clip);
+    qb_method_spec spec;
+    if (o && lqb_opt_method(L, o, &spec)) p = with_method(L, p, &spec);
     const qb_calib *cal = NULL;
-    if (lua_getfield(L, o, "calib") != LUA_TNIL) {
+    if (o && lua_getfield(L, o, "calib") != LUA_TNIL) {
         lqb_calib *u = luaL_testudata(L, -1, LQB_CALIB);
-        if (!u) return luaL_error(L, "bad option 'calib' to 'apply' (qb.calib expected, got %s)", luaL_typename(L, -1));
-        if (!u->c) return luaL_error(L, "bad option 'calib' to 'apply' (calibration is empty)");
-        if (u->m != m) return luaL_error(L, "bad option 'calib' to 'apply' (it was run on another model)");
+        if (!u) luaL_error(L, "bad option 'calib' to 'apply' (qb.calib expected, got %s)", luaL_typename(L, -1));
+        if (!u->c) luaL_error(L, "bad option 'calib' to 'apply' (calibration is empty)");
+        if (u->m != m) luaL_error(L, "bad option 'calib' to 'apply' (it was run on another model)");
         cal = u->c;
     }
-    lua_pop(L, 1);
-    if (qb_method_needs_calib(&meth) && !cal)
-        return luaL_error(L, "method '%s' needs calibration: apply(plan, {method='%s', calib=qb.calibrate(model, text)})",
-                          name, name);
+    if (o) lua_pop(L, 1);
+    if (qb_plan_needs_calib(p) && !cal) {
+        const char *name = "gptq";
+        for (int k = 0; k < p->n_rules; k++)
+            if (qb_method_spec_needs_calib(&p->rules[k].method)) name = qb_plan_method_name(p->rules[k].method.kind);
+        luaL_error(L, "method '%s' needs calibration: apply(plan, {method='%s', calib=qb.calibrate(model, text)})", name,
+                   name);
+    }
     lqb_progress pr;
-    lqb_progress_begin(L, &pr, name, o);
-    qb_method_opts mo = {lqb_progress_cb, &pr, lqb_cancel_ptr(L), NULL};
-    qb_status st = qb_model_apply_method(&h->ctx, m, p, &meth, cal, &mo);
+    lqb_progress_begin(L, &pr, "apply", o);
+    qb_plan_apply_opts ao = {.progress = lqb_progress_cb, .ud = &pr, .cancel = lqb_cancel_ptr(L), .allow_unmatched = true};
+    qb_status st = qb_model_apply(&h->ctx, m, p, cal, &ao);
     lqb_progress_end(L, &pr, st);
-    return 0;
 }
 
 void lqb_open_method(lua_State *L)

@@ -11,6 +11,8 @@
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
 #include "core/method/fold.h"
+#include "core/method/plan_apply.h"
+#include "core/util/gguf.h"
 #include "core/method/smoothquant.h"
 #include "core/quant/apply.h"
 #include "core/tokenizer/tokenizer.h"
@@ -76,6 +78,32 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/* info.recipe: what quantbench recorded when it wrote the GGUF (recipe.h), when it did */
+static void push_recipe(lua_State *L, const qb_gguf *g)
+{
+    qb_ctx scratch;
+    qb_ctx_init(&scratch);
+    qb_plan p;
+    qb_recipe_info ri;
+    qb_status st = qb_recipe_get(&scratch, g, "", &p, &ri);
+    if (!ri.version[0]) {
+        if (st == QB_OK) qb_plan_free(&p);
+        return;
+    }
+    lua_createtable(L, 0, 8);
+    lqb_set_str(L, "version", ri.version);
+    const char *text = qb_gguf_get_str(g, "quantbench.plan");
+    if (text) lqb_set_str(L, "plan", text);
+    if (ri.type[0]) lqb_set_str(L, "type", ri.type);
+    if (ri.calib_file[0]) {
+        lqb_set_str(L, "calib_file", ri.calib_file);
+        lqb_set_int(L, "calib_bytes", (lua_Integer)ri.calib_bytes);
+        lqb_set_str(L, "calib_sha256", ri.calib_sha256);
+    }
+    lua_setfield(L, -2, "recipe");
+    if (st == QB_OK) qb_plan_free(&p);
+}
+
 static int l_info(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -101,6 +129,7 @@ static int l_info(lua_State *L)
     lqb_set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
     lqb_set_int(L, "n_tensors", m->n_tensors);
     if (m->tok) lqb_set_str(L, "tokenizer", qb_tokenizer_describe(m->tok));
+    if (m->gguf) push_recipe(L, m->gguf);
     return 1;
 }
 
@@ -136,8 +165,14 @@ static int tensors_iter(lua_State *L)
 /* model:tensors([pattern]) — iterator over tensors (shell glob on the name) */
 static int l_tensors(lua_State *L)
 {
-    lqb_check_model(L, 1);
-    if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+    qb_model *m = lqb_check_model(L, 1);
+    if (!lua_isnoneornil(L, 2)) { /* a glob that names nothing is a mistake, not an empty loop */
+        const char *pat = luaL_checkstring(L, 2);
+        int i = 0;
+        while (i < m->n_tensors && fnmatch(pat, m->tensors[i].name, 0) != 0) i++;
+        if (i == m->n_tensors)
+            return luaL_error(L, "tensors: pattern '%s' matches no tensor (patterns are shell globs: \"blk.*\")", pat);
+    }
     lua_pushvalue(L, 1);
     if (lua_isnoneornil(L, 2)) lua_pushnil(L);
     else lua_pushvalue(L, 2);
@@ -160,7 +195,9 @@ static int l_tensor(lua_State *L)
     return 1;
 }
 
-/* model:apply(plan or rules [, {progress=}]) */
+/* model:apply(plan or rules [, {fallback=, method=, calib=, allow_unmatched=, progress=}]):
+ * one qb_model_apply call (staged: on error the model is as it was). A rule that matches no
+ * tensor is an error unless allow_unmatched. Returns the model and the tensors fallback left. */
 static int l_apply(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -168,6 +205,9 @@ static int l_apply(lua_State *L)
     qb_plan tmp;
     bool owned;
     const qb_plan *p = lqb_to_plan(L, 2, &tmp, &owned);
+    char msg[400];
+    if (!lqb_opt_bool(L, o, "allow_unmatched", false) && qb_plan_unmatched(p, m, 0, msg, sizeof msg) >= 0)
+        return luaL_error(L, "apply: %s", msg);
     lua_newtable(L); /* tensors left as they were (fallback) */
     int skipped = lua_gettop(L);
     if (lqb_opt_bool(L, o, "fallback", false)) {
@@ -180,32 +220,21 @@ static int l_apply(lua_State *L)
         qb_ctx_init(&scratch);
         for (int i = 0; i < m->n_tensors; i++) {
             const qb_tensor *t = &m->tensors[i];
-            const qb_format *f = qb_tensor_quantizable(t) ? qb_plan_lookup(p, t->name) : NULL;
-            if (!f) continue;
-            qb_format ff = qb_format_fallback(f, t->ne[0]);
+            int k = qb_tensor_quantizable(t) ? qb_plan_lookup_rule(p, t->name) : -1;
+            if (k < 0) continue;
+            qb_format ff = qb_format_fallback(&p->rules[k].fmt, t->ne[0]);
             if (qb_format_check(&scratch, &ff, t->ne[0]) != QB_OK) {
                 lua_pushstring(L, t->name);
                 lua_rawseti(L, skipped, (lua_Integer)lua_rawlen(L, skipped) + 1);
                 continue;
             }
-            if (qb_plan_add(&lqb_host_of(L)->ctx, fb, t->name, &ff) != QB_OK) return lqb_fail(L, QB_ERR_NOMEM);
+            if (qb_plan_add_rule(&lqb_host_of(L)->ctx, fb, t->name, &ff, &p->rules[k].method, 0) != QB_OK)
+                return lqb_fail(L, QB_ERR_NOMEM);
         }
         p = fb;
     }
-    if (o && lua_getfield(L, o, "method") != LUA_TNIL) { /* GPTQ, AWQ (or RTN) through the methods API */
-        lua_pop(L, 1);
-        lqb_apply_method(L, m, p, o);
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, skipped);
-        return 2;
-    }
-    if (o) lua_pop(L, 1);
-    lqb_progress pr;
-    lqb_progress_begin(L, &pr, "apply", o);
-    qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
-    qb_status st = qb_model_apply_plan(&lqb_host_of(L)->ctx, m, p, &ao);
+    lqb_apply_plan(L, m, p, o);
     if (owned) qb_plan_free(&tmp);
-    lqb_progress_end(L, &pr, st);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, skipped);
     return 2;
@@ -457,16 +486,27 @@ static int l_generate(lua_State *L)
     return 2;
 }
 
-/* model:export_gguf(path [, plan]) — path inside the output folder */
+/* model:export_gguf(path [, plan [, {calib=c}]]) — path inside the output folder; the recipe
+ * (plan, the calibration text's size and sha256, version) recorded with the file */
 static int l_export(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
     const qb_plan *p = lua_isnoneornil(L, 3) ? NULL : lqb_check_plan(L, 3);
+    int o = lqb_opt_table(L, 4);
+    const struct qb_calib *cal = NULL;
+    if (o && lua_getfield(L, o, "calib") != LUA_TNIL) {
+        bool given;
+        cal = lqb_opt_calib(L, -1, m, &given);
+        if (!given) return luaL_error(L, "bad option 'calib' to 'export_gguf' (qb.calib expected, got %s)",
+                                      luaL_typename(L, -1));
+    }
+    qb_recipe rec;
+    qb_recipe_from(&rec, p, cal);
     char *full = lqb_output_path(L, path);
     lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
-    qb_status st = qb_model_export_gguf(&h->ctx, m, full, p, h->cancel);
+    qb_status st = qb_model_export_gguf_recipe(&h->ctx, m, full, &rec, h->cancel);
     free(full);
     if (st != QB_OK) return lqb_fail(L, st);
     lua_pushstring(L, path);

@@ -1,6 +1,7 @@
 /* lqb_plan.c — the qb.plan userdata: plans built from Lua rule lists
- * (qb.plan{ {match="*", format="q4_k"}, {match="*ffn_down*", bits=8} }), loaded from and saved
- * to plan files, looked up, printed. A plan is plain data; model:apply(plan) uses it. */
+ * (qb.plan{ {match="*", format="q4_k"}, {match="*ffn_down*", bits=8, method="gptq", damp=0.1},
+ * {"blk.0.*", "int4-g128", "awq alpha=0.5"} }), loaded from and saved to plan files, looked
+ * up, printed. A plan is plain data; model:apply(plan) uses it. */
 #include "lqb_internal.h"
 
 #include <stdlib.h>
@@ -26,28 +27,60 @@ void lqb_push_plan(lua_State *L, qb_plan *src)
     qb_plan_init(src);
 }
 
-/* Append the rule at idx ({match=, format=|bits=…} or {pattern, format}) to p. */
+bool lqb_opt_method(lua_State *L, int idx, qb_method_spec *out)
+{
+    idx = lua_absindex(L, idx);
+    lqb_host *h = lqb_host_of(L);
+    memset(out, 0, sizeof *out);
+    if (lua_type(L, idx) != LUA_TTABLE) return false;
+    const char *name = lqb_opt_str(L, idx, "method", NULL);
+    if (!name) return false;
+    if (qb_method_spec_parse(&h->ctx, name, out) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    for (int k = 0; qb_method_param_name(out->kind, k); k++) {
+        const char *key = qb_method_param_name(out->kind, k);
+        int ty = lua_getfield(L, idx, key);
+        if (ty != LUA_TNIL) {
+            double v = ty == LUA_TBOOLEAN ? (double)lua_toboolean(L, -1) : lua_tonumber(L, -1);
+            if (ty != LUA_TBOOLEAN && !lua_isnumber(L, -1))
+                luaL_error(L, "bad field '%s' (number or boolean expected, got %s)", key, luaL_typename(L, -1));
+            if (qb_method_spec_set(&h->ctx, out, key, v) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+        }
+        lua_pop(L, 1);
+    }
+    return true;
+}
+
+/* Append the rule at idx ({match=, format=|bits=…, method=, parameters} or {pattern, format
+ * [, method]}) to p. */
 static void add_rule(lua_State *L, qb_plan *p, int idx, lua_Integer i)
 {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "bad plan rule #%I (table expected, got %s)", i, luaL_typename(L, idx));
     const char *pat = lqb_opt_str(L, idx, "match", NULL);
     qb_format f;
+    qb_method_spec ms;
+    lqb_opt_method(L, idx, &ms);
     if (!pat && lua_rawgeti(L, idx, 1) == LUA_TSTRING) {
         pat = lua_tostring(L, -1); /* kept alive by the rule table */
         lua_pop(L, 1);
         lua_rawgeti(L, idx, 2);
         lqb_check_format(L, -1, &f);
         lua_pop(L, 1);
+        if (lua_rawgeti(L, idx, 3) == LUA_TSTRING) {
+            lqb_host *h = lqb_host_of(L);
+            if (qb_method_spec_parse(&h->ctx, lua_tostring(L, -1), &ms) != QB_OK)
+                luaL_error(L, "bad plan rule #%I (%s)", i, qb_ctx_errmsg(&h->ctx));
+        }
+        lua_pop(L, 1);
     } else {
         if (!pat) {
             lua_pop(L, 1);
             luaL_error(L, "bad plan rule #%I (needs match=\"pattern\")", i);
         }
-        lqb_check_format(L, idx, &f);
+        lqb_check_rule_format(L, idx, &f);
     }
     lqb_host *h = lqb_host_of(L);
-    if (qb_plan_add(&h->ctx, p, pat, &f) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    if (qb_plan_add_rule(&h->ctx, p, pat, &f, &ms, 0) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
 }
 
 /* Push a plan built from the rules table at idx (in the calling C function, so errors carry
@@ -105,7 +138,11 @@ static int p_add(lua_State *L)
     luaL_checkany(L, 3);
     lqb_check_format(L, 3, &f);
     lqb_host *h = lqb_host_of(L);
-    if (qb_plan_add(&h->ctx, p, pat, &f) != QB_OK) return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    qb_method_spec ms = {0};
+    if (lua_type(L, 4) == LUA_TSTRING && qb_method_spec_parse(&h->ctx, lua_tostring(L, 4), &ms) != QB_OK)
+        return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
+    if (lua_type(L, 4) == LUA_TTABLE) lqb_opt_method(L, 4, &ms);
+    if (qb_plan_add_rule(&h->ctx, p, pat, &f, &ms, 0) != QB_OK) return luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
     lua_settop(L, 1);
     return 1;
 }
@@ -130,11 +167,19 @@ static int p_rules(lua_State *L)
     for (int i = 0; i < p->n_rules; i++) {
         char name[64];
         qb_format_name(&p->rules[i].fmt, name, sizeof name);
-        lua_createtable(L, 0, 2);
+        const qb_method_spec *ms = &p->rules[i].method;
+        lua_createtable(L, 0, 4);
         lua_pushstring(L, p->rules[i].pattern);
         lua_setfield(L, -2, "match");
         lua_pushstring(L, name);
         lua_setfield(L, -2, "format");
+        lua_pushstring(L, qb_plan_method_name(ms->kind));
+        lua_setfield(L, -2, "method");
+        for (int k = 0; qb_method_param_name(ms->kind, k); k++)
+            if (ms->set & (1u << k)) {
+                lua_pushnumber(L, ms->value[k]);
+                lua_setfield(L, -2, qb_method_param_name(ms->kind, k));
+            }
         lua_rawseti(L, -2, i + 1);
     }
     return 1;

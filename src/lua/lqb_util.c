@@ -127,7 +127,13 @@ static void parse_or_raise(lua_State *L, const char *name, qb_format *out)
     if (qb_format_parse(&h->ctx, name, out) != QB_OK) luaL_error(L, "%s", qb_ctx_errmsg(&h->ctx));
 }
 
-void lqb_check_format(lua_State *L, int idx, qb_format *out)
+static void check_format(lua_State *L, int idx, qb_format *out, bool rule);
+
+void lqb_check_format(lua_State *L, int idx, qb_format *out) { check_format(L, idx, out, false); }
+void lqb_check_rule_format(lua_State *L, int idx, qb_format *out) { check_format(L, idx, out, true); }
+
+/* rule: the table is a plan rule, whose method= the plan keeps (lqb_plan.c) */
+static void check_format(lua_State *L, int idx, qb_format *out, bool rule)
 {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) == LUA_TSTRING) {
@@ -137,7 +143,7 @@ void lqb_check_format(lua_State *L, int idx, qb_format *out)
     if (lua_type(L, idx) != LUA_TTABLE)
         luaL_error(L, "bad format (string like \"q4_k\" or table {bits=4, group=128} expected, got %s)",
                    luaL_typename(L, idx));
-    const char *method = lqb_opt_str(L, idx, "method", "rtn");
+    const char *method = rule ? "rtn" : lqb_opt_str(L, idx, "method", "rtn");
     if (!strcmp(method, "gptq") || !strcmp(method, "awq"))
         luaL_error(L, "method '%s' works on a whole model: model:apply(plan, {method='%s', calib=qb.calibrate(model, "
                       "text)})", method, method);

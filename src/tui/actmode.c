@@ -8,6 +8,7 @@
 #include "tasks.h"
 
 #include "core/method/act_quant.h"
+#include "core/method/plan_apply.h"
 #include "core/method/smoothquant.h"
 
 #include <math.h>
@@ -95,9 +96,8 @@ void tui_act_done(tui_session *s, bool ok)
     for (int i = 0; i < s->m->n_tensors; i++) {
         int layer;
         qb_obs_point pt;
-        if (qb_calib_point_of(s->m, &s->m->tensors[i], &layer, &pt)) s->tmethod[i] = 0;
+        if (qb_calib_point_of(s->m, &s->m->tensors[i], &layer, &pt)) qb_apply_state_forget(s->apply_state, i);
     }
-    s->awq_folded = false;
     if (off) {
         tui_status(s, false, "act off: re-applying the plan");
         tui_plan_run(s);

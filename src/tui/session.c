@@ -7,6 +7,7 @@
 #include "analysis.h"
 #include "script.h"
 #include "tasks.h"
+#include "core/method/plan_apply.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -50,12 +51,11 @@ static qb_status adopt(tui_session *s, qb_model *m)
     bool *unf = calloc((size_t)n_layer_slots(m), sizeof *unf);
     double *heat = malloc((size_t)m->n_tensors * sizeof *heat);
     tui_tensor_state *ts = calloc((size_t)m->n_tensors, sizeof *ts);
-    unsigned char *tm = calloc((size_t)m->n_tensors, sizeof *tm);
-    if (!unf || !heat || !ts || !tm) {
+    qb_apply_state *as = NULL;
+    if (!unf || !heat || !ts || qb_apply_state_new(&s->ctx, m, &as) != QB_OK) {
         free(unf);
         free(heat);
         free(ts);
-        free(tm);
         return qb_fail(&s->ctx, QB_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < m->n_tensors; i++) heat[i] = NAN;
@@ -77,11 +77,8 @@ static qb_status adopt(tui_session *s, qb_model *m)
     s->heat_label[0] = 0;
     qb_plan_free(&s->plan);
     qb_plan_init(&s->plan);
-    free(s->rule_method);
-    s->rule_method = NULL;
-    free(s->tmethod);
-    s->tmethod = tm; /* all QB_METHOD_RTN (0): every tensor as loaded */
-    s->awq_folded = false;
+    qb_apply_state_free(s->apply_state);
+    s->apply_state = as; /* every tensor as loaded */
     s->act_desc[0] = 0;
     qb_calib_free(s->calib); /* it was run on the old model */
     s->calib = NULL;
@@ -160,8 +157,7 @@ void tui_session_free(tui_session *s)
     free(s->unfolded);
     free(s->heat);
     free(s->tstate);
-    free(s->rule_method);
-    free(s->tmethod);
+    qb_apply_state_free(s->apply_state);
     qb_calib_free(s->calib);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);

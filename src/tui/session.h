@@ -101,11 +101,8 @@ typedef struct tui_session {
 
     /* plan */
     qb_plan plan;
-    char *rule_method;      /* per plan rule, the method that applies it: 'r' RTN, 'g' GPTQ,
-                               'a' AWQ (planjob.h); n_rules chars, malloc'd (NULL: all RTN) */
-    unsigned char *tmethod; /* per tensor, the method its current representation came from
-                               (qb_method_kind); written only by the UI thread after an apply */
-    bool awq_folded;        /* AWQ scales are folded into the model (norms, neighbours) */
+    struct qb_apply_state *apply_state; /* what made each tensor's representation (plan_apply.h);
+                                           written by the apply job, read after the join */
     char act_desc[64];      /* the activation method on (actmode.c; "" = none) */
     qb_run_config *run;     /* how m runs: its activation settings, made by the first :act
                                (NULL until then: float); passed to the plan side's runs */

@@ -8,6 +8,7 @@
 
 #include "core/eval/eval.h"
 #include "core/infer/generate.h"
+#include "core/method/plan_apply.h"
 #include "core/tokenizer/tokenizer.h"
 
 #include <fnmatch.h>
@@ -111,7 +112,7 @@ bool tui_apply(tui_session *s, char scope)
         return false;
     }
     char *before = tui_plan_snapshot(s);
-    if (!before || !tui_plan_add_rule(s, pat, &s->fmt, job ? job[0] : 'r')) {
+    if (!before || !tui_plan_add_rule(s, pat, &s->fmt, job)) {
         free(before);
         return false;
     }
@@ -153,7 +154,7 @@ bool tui_plan_save(tui_session *s, const char *path)
         return false;
     }
     tui_status(s, false, "plan saved to %s (%d rules%s)", path, s->plan.n_rules,
-               tui_plan_has_calib_rules(s) ? "; GPTQ/AWQ rules are saved as their formats" : "");
+               tui_plan_has_calib_rules(s) ? ", with their GPTQ/AWQ methods" : "");
     return true;
 }
 
@@ -339,6 +340,7 @@ bool tui_perplexity(tui_session *s, int chunks)
 typedef struct {
     const qb_model *m;
     qb_plan plan;
+    qb_recipe recipe; /* plan + the session's calibration text, when a rule reads it */
     char path[1024];
 } export_arg;
 
@@ -352,7 +354,8 @@ static void export_free(void *p)
 static qb_status export_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     export_arg *a = p;
-    return qb_model_export_gguf(ctx, a->m, a->path, &a->plan, qb_job_cancel_flag(j));
+    a->recipe.plan = &a->plan;
+    return qb_model_export_gguf_recipe(ctx, a->m, a->path, &a->recipe, qb_job_cancel_flag(j));
 }
 
 bool tui_export(tui_session *s, const char *path)
@@ -367,6 +370,7 @@ bool tui_export(tui_session *s, const char *path)
     }
     free(text);
     a->m = s->m;
+    qb_recipe_from(&a->recipe, &a->plan, tui_plan_has_calib_rules(s) ? s->calib : NULL);
     snprintf(a->path, sizeof a->path, "%s", path);
     tui_status(s, false, "exporting to %s", path);
     return tui_task_start(s, JOB_EXPORT, "export", export_run, a, export_free);
@@ -399,7 +403,7 @@ static void job_done(tui_session *s, const qb_msg *m)
     }
     if (st == QB_ERR_CANCELLED) {
         if (kind == JOB_APPLY)
-            tui_status(s, true, "apply cancelled: tensors not yet redone keep their previous format (u undoes)");
+            tui_status(s, true, "apply cancelled: the model is as it was before (u undoes the plan change)");
         else if (kind == JOB_CALIB)
             tui_status(s, false, "calib cancelled; %s",
                        s->calib ? "the previous calibration stays" : "no calibration loaded");
@@ -412,9 +416,13 @@ static void job_done(tui_session *s, const qb_msg *m)
     }
     switch (kind) {
     case JOB_APPLY:
-        tui_status(s, false, "applied: model %.2f MiB at %.2f bpw (F16 %.2f MiB)", s->size.bytes / 1048576.0,
-                   s->size.bpw, s->size.bytes_f16 / 1048576.0);
+    {
+        char warn[300] = "";
+        if (tui_plan_unmatched(s, warn + 11, sizeof warn - 11)) memcpy(warn, "; warning: ", 11);
+        tui_status(s, false, "applied: model %.2f MiB at %.2f bpw (F16 %.2f MiB)%s", s->size.bytes / 1048576.0,
+                   s->size.bpw, s->size.bytes_f16 / 1048576.0, warn);
         break;
+    }
     case JOB_EXPORT: tui_status(s, false, "export finished"); break;
     case JOB_CALIB: tui_status(s, false, "calibrated: %s", s->calib_desc); break;
     case JOB_GEN: tui_status(s, false, "generation finished"); break;

@@ -108,6 +108,51 @@ T.section("plans, apply, size, kld, export", function()
          "export_gguf: the nf4 model's perplexity survives the export")
 end)
 
+T.section("plans with methods", function()
+  local m <close> = qb.open(S .. "/stories260K.bin")
+  local p = qb.plan { { match = "*", format = "q8_0" }, { match = "*ffn_down*", format = "f16" },
+                      { match = "*attn_k*", format = "q4_0", method = "gptq", damp = 0.02 },
+                      { "blk.1.*", "int4-channel", "awq alpha=0.5" } }
+  local r = p:rules()
+  T.eq(r[1].method, "rtn", "plan rules: RTN where no method is named")
+  T.ok(r[3].method == "gptq" and r[3].damp == 0.02, "plan rules: method and parameter from fields", r[3].method)
+  T.ok(r[4].method == "awq" and r[4].alpha == 0.5, "plan rules: method and parameter from 'awq alpha=0.5'", r[4].method)
+  T.ok(tostring(p):find("*attn_k* = q4_0 gptq damp=0.02\n", 1, true), "plan text: version 2 with methods", tostring(p))
+  T.eq(tostring(qb.parse_plan(tostring(p))), tostring(p), "plan text: parse(print(plan)) prints the same")
+  T.raises(function() qb.plan { { "*", "q4_0", "gptq dmap=1" } } end, "gptq has no parameter 'dmap'",
+    "plan rules: an unknown method parameter is refused")
+  T.raises(function() qb.parse_plan("* = q4_0\n*x* = q4_0 awq alpha=2\n", "my.plan") end,
+    "my%.plan:2: awq: alpha=2 out of range", "parse_plan: errors name the line")
+  T.raises(function() m:apply(p) end, "needs calibration", "apply: GPTQ/AWQ rules without calib= are refused")
+  T.raises(function() m:apply({ { match = "*fnn_down*", format = "q8_0" } }) end,
+    "plan rule 1 '%*fnn_down%*' matches no tensor", "apply: a rule matching no tensor is an error")
+  T.raises(function() for _ in m:tensors("blk%.") do end end, "pattern 'blk%%%.' matches no tensor",
+    "tensors: a glob matching no tensor is an error, not an empty loop")
+  local c = qb.calibrate(m, text, { ctx = 64 })
+  m:apply(p, { calib = c })
+  T.eq(m:tensor("blk.0.attn_k.weight").format, "q4_0", "apply: the GPTQ rule's format")
+  T.eq(m:tensor("blk.1.attn_k.weight").format, "int4-channel", "apply: the AWQ rule's format")
+  T.eq(m:tensor("blk.2.attn_q.weight").format, "q8_0", "apply: the RTN rule's format")
+  local bytes = m:size().bytes
+  T.raises(function()
+    m:apply({ { match = "*attn*", format = "q4_0", method = "gptq" }, { match = "blk.2.ffn_down.weight", format = "q4_0" } },
+      { calib = c })
+  end, "blk%.2%.ffn_down%.weight", "apply: a failing rule names the tensor")
+  T.ok(m:tensor("blk.1.attn_k.weight").format == "int4-channel" and m:size().bytes == bytes,
+    "apply: after a failing rule the model is as it was")
+  m:reset()
+  m:apply(p, { calib = c })
+  m:export_gguf("recipe.gguf", p, { calib = c })
+  local mr <close> = qb.open(qb.output_dir() .. "/recipe.gguf")
+  local rec = mr:info().recipe
+  T.ok(rec and rec.plan:find("blk.1.* = int4-channel awq alpha=0.5", 1, true) and rec.calib_bytes > 0 and
+    #rec.calib_sha256 == 64 and rec.calib_file:find("ppl-sample.txt", 1, true), "export_gguf records the recipe",
+    rec and rec.plan)
+  m:reset()
+  m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c })
+  T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: method= for rules that name none")
+end)
+
 T.section("helpers and userdata", function()
   local lines = qb.plot.line { x = { 1, 2, 3 }, y = { 3, 1, 2 }, text = true, cols = 30, rows = 4 }
   T.ok(type(lines) == "string" and lines:find("\u{2502}"), "plot.line{text=true} returns the braille text")

@@ -3,8 +3,11 @@
 #include "calib.h"
 #include "../tokenizer/tokenizer.h"
 #include "kernels.h"
+#include "../util/mapfile.h"
+#include "../util/sha256.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +184,20 @@ nomem:
     return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for calibration statistics");
 }
 
+/* The recipe's record of the text: name, size, sha256. */
+static qb_status record_text(qb_ctx *ctx, const char *path, qb_calib *c)
+{
+    char *text;
+    size_t len;
+    qb_status st = qb_read_file(ctx, path, (size_t)1 << 32, &text, &len);
+    if (st != QB_OK) return st;
+    snprintf(c->text_name, sizeof c->text_name, "%s", path);
+    c->text_bytes = len;
+    qb_sha256_hex(text, len, c->text_sha256);
+    free(text);
+    return QB_OK;
+}
+
 qb_status qb_calib_run_file(qb_ctx *ctx, const qb_model *m, const char *path, const qb_calib_opts *o, qb_calib **out)
 {
     *out = NULL;
@@ -201,6 +218,11 @@ qb_status qb_calib_run_file(qb_ctx *ctx, const qb_model *m, const char *path, co
     oo.n_ctx = n_ctx;
     st = qb_calib_run(ctx, m, win, nw, &oo, out);
     free(win);
+    if (st == QB_OK) st = record_text(ctx, path, *out);
+    if (st != QB_OK && *out) {
+        qb_calib_free(*out);
+        *out = NULL;
+    }
     return st;
 }
 

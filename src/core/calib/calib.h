@@ -28,6 +28,11 @@ typedef struct qb_calib {
     int n_windows, n_ctx;
     int64_t n_tokens;    /* tokens run (n_windows * n_ctx) */
     qb_calib_stat *stat; /* (n_layers, QB_OBS_COUNT); OUTPUT_IN is never captured */
+    /* the text it was run on (set by qb_calib_run_file; empty otherwise), for the recipe an
+     * export records: the file name as given, its size and sha256 (64 hex digits) */
+    char text_name[256];
+    uint64_t text_bytes;
+    char text_sha256[65];
 } qb_calib;
 
 typedef struct {
@@ -56,7 +61,8 @@ qb_status qb_calib_windows(qb_ctx *ctx, const int32_t *tokens, int n_tokens, int
 qb_status qb_calib_run(qb_ctx *ctx, const qb_model *m, const int32_t *windows, int n_windows, const qb_calib_opts *opts,
                        qb_calib **out);
 
-/* qb_eval_load_text + qb_calib_windows + qb_calib_run on a text file. Errors name the file. */
+/* qb_eval_load_text + qb_calib_windows + qb_calib_run on a text file, the file's name, size
+ * and sha256 recorded in the result. Errors name the file. */
 qb_status qb_calib_run_file(qb_ctx *ctx, const qb_model *m, const char *path, const qb_calib_opts *opts,
                             qb_calib **out);
 

@@ -1,6 +1,8 @@
 /* method.c — applying RTN, GPTQ or AWQ to a model's tensors under a plan: every new
- * representation is staged first and installed only when all succeeded (see method.h). */
+ * representation is staged first and installed only when all succeeded (see method.h and
+ * method_stage.h). */
 #include "method.h"
+#include "method_stage.h"
 #include "fold.h"
 #include "grid.h"
 #include "../quant/apply.h"
@@ -13,21 +15,31 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const NAMES[QB_METHOD_COUNT] = {"rtn", "gptq", "awq"};
-
-const char *qb_method_name(qb_method_kind k) { return k >= 0 && k < QB_METHOD_COUNT ? NAMES[k] : "?"; }
+const char *qb_method_name(qb_method_kind k) { return qb_plan_method_name(k); }
 
 qb_status qb_method_parse(qb_ctx *ctx, const char *name, qb_method *out)
 {
     memset(out, 0, sizeof *out);
     out->gptq = (qb_gptq_params){.block = 128, .damp = 0.01f};
     out->awq = (qb_awq_params){.alpha = -1.0f, .n_grid = 20, .clip = true};
-    for (int k = 0; k < QB_METHOD_COUNT; k++)
-        if (name && !strcasecmp(name, NAMES[k])) {
-            out->kind = (qb_method_kind)k;
-            return QB_OK;
-        }
-    return qb_fail(ctx, QB_ERR_ARG, "unknown method '%s' (rtn, gptq, awq)", name ? name : "");
+    qb_method_spec spec;
+    qb_status st = qb_method_spec_init(ctx, name, &spec);
+    if (st == QB_OK) out->kind = spec.kind;
+    return st;
+}
+
+qb_status qb_method_from_spec(qb_ctx *ctx, const qb_method_spec *spec, qb_method *out)
+{
+    qb_status st = qb_method_parse(ctx, qb_plan_method_name(spec->kind), out);
+    if (st != QB_OK) return st;
+    double v;
+    if (qb_method_spec_get(spec, "block", &v)) out->gptq.block = (int)v;
+    if (qb_method_spec_get(spec, "damp", &v)) out->gptq.damp = v > 0 ? (float)v : -1.0f;
+    if (qb_method_spec_get(spec, "act_order", &v)) out->gptq.act_order = v != 0;
+    if (qb_method_spec_get(spec, "alpha", &v)) out->awq.alpha = (float)v;
+    if (qb_method_spec_get(spec, "grid", &v)) out->awq.n_grid = (int)v;
+    if (qb_method_spec_get(spec, "clip", &v)) out->awq.clip = v != 0;
+    return QB_OK;
 }
 
 bool qb_method_needs_calib(const qb_method *m) { return m->kind == QB_METHOD_GPTQ || m->kind == QB_METHOD_AWQ; }
@@ -64,22 +76,18 @@ qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *name, bool 
 
 /* ---- staging ------------------------------------------------------------------------- */
 
-typedef struct {
-    void *buf;
-    size_t nbytes;
-    qb_format fmt;
-    bool set;
-} staged;
+typedef qb_staged staged;
 
 typedef struct {
     qb_ctx *ctx;
     qb_model *m;
     const qb_plan *plan;
+    const qb_plan *full; /* the whole plan (AWQ neighbours), or NULL */
     const qb_method *meth;
     const qb_calib *cal;
     const qb_method_opts *o;
-    staged *st;   /* per tensor index */
-    int done, total;
+    staged *st;   /* per tensor index (the caller's) */
+    int done, total, own; /* progress (across calls) / tensors this call stages */
 } job;
 
 static int tensor_index(const qb_model *m, const qb_tensor *t) { return (int)(t - m->tensors); }
@@ -137,7 +145,7 @@ static qb_status stage_values(job *J, const qb_tensor *t, const qb_format *f, co
     }
     staged *s = &J->st[tensor_index(J->m, t)];
     free(s->buf);
-    *s = (staged){buf, rb * (size_t)rows, *f, true};
+    *s = (staged){buf, rb * (size_t)rows, *f, true, false};
     return QB_OK;
 }
 
@@ -190,7 +198,8 @@ static qb_status gptq_tensor(job *J, const qb_tensor *t, int layer, qb_obs_point
         return with_tensor_name(J->ctx, st, t);
     }
     staged *s = &J->st[tensor_index(J->m, t)];
-    *s = (staged){buf, rb * (size_t)rows, *f, true};
+    free(s->buf);
+    *s = (staged){buf, rb * (size_t)rows, *f, true, false};
     progress(J);
     return QB_OK;
 }
@@ -212,7 +221,7 @@ static qb_status stage_norm(job *J, const qb_tensor *norm, const float *s)
     for (int64_t i = 0; i < n; i++) v[i] /= s[i];
     staged *st = &J->st[tensor_index(J->m, norm)];
     free(st->buf);
-    *st = (staged){v, (size_t)n * sizeof *v, qb_format_ggml(QB_TYPE_F32), true};
+    *st = (staged){v, (size_t)n * sizeof *v, qb_format_ggml(QB_TYPE_F32), true, false};
     return QB_OK;
 }
 
@@ -293,12 +302,20 @@ static qb_status awq_layer(job *J, int l)
             if (st != QB_OK) break;
         }
     }
-    /* quantize (after optional clipping); modified tensors outside the plan stay f32 */
+    /* quantize (after optional clipping); modified tensors outside the plan get the whole
+     * plan's format by RTN, or stay f32 */
     for (int i = 0; i < 7 && st == QB_OK; i++) {
         const qb_format *f = planned(J, all[i]);
         int gi = i < 3 ? 0 : i == 3 ? 1 : i < 6 ? 2 : 3;
         bool changed = scales[gi] || (i == 2 && scales[1]) || (i == 5 && scales[3]);
         if (!f && !changed) continue;
+        if (!f && J->full) {
+            const qb_format *nf = qb_plan_lookup(J->full, all[i]->name);
+            if (nf) {
+                st = stage_values(J, all[i], nf, vals[i]);
+                continue;
+            }
+        }
         /* the authors skip wq and wk: their errors pass through softmax(q·kᵀ), which the
          * matrix's own output error does not see */
         if (f && J->meth->awq.clip && i >= 2) {
@@ -348,7 +365,7 @@ static qb_status check_inputs(job *J)
         const qb_tensor *t = &m->tensors[i];
         const qb_format *f = planned(J, t);
         if (!f) continue;
-        J->total++;
+        J->own++;
         qb_status st = qb_format_check(J->ctx, f, t->ne[0]);
         int layer;
         qb_obs_point pt;
@@ -366,35 +383,41 @@ static qb_status check_inputs(job *J)
     return QB_OK;
 }
 
-/* Restoring a layer's norms (below) is only right when every matrix of that layer is
- * re-quantized from its originals in this call: an earlier AWQ folded its scales into the
- * norms and into all seven matrices (columns, and v/up rows), so a matrix left as it is would
- * keep scales whose inverse the restored norm no longer applies. Such a plan is refused. */
-static qb_status check_folds_covered(job *J)
+/* Where a layer's norms hold scales an earlier AWQ folded (and this apply does not stage new
+ * norms), restoring them is only right when every matrix of that layer is re-staged from its
+ * originals: the fold reached all seven (columns, and v/up rows), so a matrix left as it is
+ * would keep scales whose inverse the restored norm no longer applies. A layer none of whose
+ * matrices is staged keeps its fold (consistent as it is). Sets restore_norm[l]. */
+static qb_status check_folds_covered(qb_ctx *ctx, const qb_model *m, const staged *st, bool *restore_norm)
 {
-    const qb_model *m = J->m;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const qb_layer_weights *L = &m->layers[l];
+        restore_norm[l] = false;
         if (L->attn_norm->data == L->attn_norm->src_data && L->ffn_norm->data == L->ffn_norm->src_data) continue;
+        if (st[tensor_index(m, L->attn_norm)].set || st[tensor_index(m, L->ffn_norm)].set) continue;
         const qb_tensor *mats[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        int n_set = 0;
+        for (int i = 0; i < 7; i++) n_set += st[tensor_index(m, mats[i])].set;
+        if (n_set == 0) continue;
         for (int i = 0; i < 7; i++)
-            if (!J->st[tensor_index(m, mats[i])].set)
-                return qb_fail(J->ctx, QB_ERR_ARG,
+            if (!st[tensor_index(m, mats[i])].set)
+                return qb_fail(ctx, QB_ERR_ARG,
                                "layer %d holds folded scales (AWQ) that %s depends on, and the plan leaves %s as it "
                                "is: apply to every matrix of that layer, or reset the model first",
                                l, mats[i]->name, mats[i]->name);
+        restore_norm[l] = true;
     }
     return QB_OK;
 }
 
-qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
-                                const qb_calib *cal, const qb_method_opts *o)
+qb_status qb_method_stage(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_plan *full, const qb_method *meth,
+                          const qb_calib *cal, const qb_method_opts *o, qb_staged *stg, int *done, int total)
 {
-    job J = {.ctx = ctx, .m = m, .plan = plan, .meth = meth, .cal = cal, .o = o};
+    job J = {.ctx = ctx, .m = m, .plan = plan, .full = full, .meth = meth, .cal = cal, .o = o, .st = stg};
     qb_status st = check_inputs(&J);
     if (st != QB_OK) return st;
-    J.st = calloc((size_t)m->n_tensors, sizeof *J.st);
-    if (!J.st) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    J.done = done ? *done : 0;
+    J.total = total > 0 ? total : J.own;
     qb_ctx_apply_threads(ctx);
     for (int l = 0; l < m->cfg.n_layers && st == QB_OK; l++) {
         if (cancel_flag(&J) && *cancel_flag(&J)) {
@@ -423,28 +446,58 @@ qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, c
         qb_tensor *t = &m->tensors[i];
         int layer;
         qb_obs_point pt;
-        if (J.st[i].set || !planned(&J, t) || qb_calib_point_of(m, t, &layer, &pt)) continue;
+        if (!planned(&J, t) || qb_calib_point_of(m, t, &layer, &pt)) continue;
         if (cancel_flag(&J) && *cancel_flag(&J)) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
         else st = rtn_tensor(&J, t);
     }
-    if (st == QB_OK && meth->kind != QB_METHOD_AWQ) st = check_folds_covered(&J);
+    if (done) *done = J.done;
+    return st;
+}
+
+qb_status qb_staged_install(qb_ctx *ctx, qb_model *m, qb_staged *stg)
+{
+    bool *restore_norm = calloc((size_t)m->cfg.n_layers + 1, sizeof *restore_norm);
+    if (!restore_norm) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    qb_status st = check_folds_covered(ctx, m, stg, restore_norm);
     if (st == QB_OK) {
-        /* install; norms an earlier AWQ rewrote go back to their originals first (a re-read
-         * of the source: it can only fail for memory, and then the norm keeps its values) */
-        if (meth->kind != QB_METHOD_AWQ)
-            for (int l = 0; l < m->cfg.n_layers; l++) {
-                qb_tensor *norms[2] = {m->layers[l].attn_norm, m->layers[l].ffn_norm};
-                for (int k = 0; k < 2; k++)
-                    if (norms[k]->data != norms[k]->src_data) (void)qb_tensor_restore(ctx, norms[k]);
+        /* norms go back by a re-read of the source: it can only fail for memory, and then the
+         * norm keeps its values */
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            if (restore_norm[l]) {
+                (void)qb_tensor_restore(ctx, m->layers[l].attn_norm);
+                (void)qb_tensor_restore(ctx, m->layers[l].ffn_norm);
             }
         for (int i = 0; i < m->n_tensors; i++) {
-            if (!J.st[i].set) continue;
-            qb_tensor_install(&m->tensors[i], J.st[i].buf, J.st[i].nbytes, &J.st[i].fmt);
-            J.st[i].buf = NULL;
+            qb_tensor *t = &m->tensors[i];
+            if (!stg[i].set) continue;
+            if (stg[i].restore) (void)qb_tensor_restore(ctx, t);
+            else qb_tensor_install(t, stg[i].buf, stg[i].nbytes, &stg[i].fmt);
+            stg[i].buf = NULL;
+            /* resident memory follows the packed size */
+            if (t->data != t->src_data && !t->src_owned) qb_mapfile_release(t->src_data, t->src_nbytes);
         }
     }
-    for (int i = 0; i < m->n_tensors; i++) free(J.st[i].buf);
-    free(J.st);
+    free(restore_norm);
+    return st;
+}
+
+void qb_staged_free(const qb_model *m, qb_staged *st)
+{
+    for (int i = 0; st && i < m->n_tensors; i++) {
+        free(st[i].buf);
+        st[i].buf = NULL;
+    }
+}
+
+qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
+                                const qb_calib *cal, const qb_method_opts *o)
+{
+    staged *stg = calloc((size_t)m->n_tensors, sizeof *stg);
+    if (!stg) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    qb_status st = qb_method_stage(ctx, m, plan, NULL, meth, cal, o, stg, NULL, 0);
+    if (st == QB_OK) st = qb_staged_install(ctx, m, stg);
+    qb_staged_free(m, stg);
+    free(stg);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

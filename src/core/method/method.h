@@ -15,7 +15,7 @@
 #include "gptq.h"
 #include "awq.h"
 
-typedef enum { QB_METHOD_RTN = 0, QB_METHOD_GPTQ, QB_METHOD_AWQ, QB_METHOD_COUNT } qb_method_kind;
+/* qb_method_kind (RTN, GPTQ, AWQ) and the method specifications plans carry are in plan.h. */
 
 typedef struct {
     qb_method_kind kind;
@@ -28,6 +28,9 @@ typedef struct {
  * matrix but wq and wk, as the authors' code runs it). */
 qb_status qb_method_parse(qb_ctx *ctx, const char *name, qb_method *out);
 const char *qb_method_name(qb_method_kind k); /* static storage */
+/* The method a plan rule names, its parameters over the defaults of qb_method_parse (a GPTQ
+ * damp of 0 means none). */
+qb_status qb_method_from_spec(qb_ctx *ctx, const qb_method_spec *spec, qb_method *out);
 /* Whether the method reads calibration data (and then wants XᵀX: calib opts.hessian). */
 bool qb_method_needs_calib(const qb_method *m);
 

@@ -4,6 +4,7 @@
 #include "ftype.h"
 #include "../util/mapfile.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -83,6 +84,10 @@ qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, co
 
 qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o)
 {
+    for (int k = 0; k < p->n_rules; k++)
+        if (p->rules[k].method.kind != QB_METHOD_RTN)
+            return qb_fail(ctx, QB_ERR_ARG, "plan rule %d '%s' uses %s: apply it with qb_model_apply", k + 1,
+                           p->rules[k].pattern, qb_plan_method_name(p->rules[k].method.kind));
     int total = 0, done = 0;
     for (int i = 0; i < m->n_tensors; i++) total += qb_tensor_quantizable(&m->tensors[i]);
     for (int i = 0; i < m->n_tensors; i++) {
@@ -124,6 +129,25 @@ qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool
     if (st == QB_OK) st = qb_model_apply_plan(ctx, m, &plan, o);
     qb_plan_free(&plan);
     return st;
+}
+
+int qb_plan_unmatched(const qb_plan *p, const qb_model *m, int from, char *msg, size_t cap)
+{
+    for (int k = from < 0 ? 0 : from; k < p->n_rules; k++) {
+        const char *pat = p->rules[k].pattern;
+        bool any = false, changeable = false;
+        for (int i = 0; i < m->n_tensors && !changeable; i++)
+            if (fnmatch(pat, m->tensors[i].name, 0) == 0) {
+                any = true;
+                changeable = qb_tensor_quantizable(&m->tensors[i]);
+            }
+        if (changeable) continue;
+        if (msg && cap)
+            snprintf(msg, cap, "plan rule %d '%s' matches %s", k + 1, pat,
+                     any ? "only tensors a plan does not change (norms)" : "no tensor");
+        return k;
+    }
+    return -1;
 }
 
 void qb_model_size_compute(const qb_model *m, qb_model_size *out)

@@ -7,6 +7,7 @@
 
 #include "../model/model.h"
 #include "plan.h"
+#include "recipe.h"
 
 /* Give tensor t format fmt: quantized from its original values into a new owned buffer (the
  * previous one is freed). fmt equal to the original ggml type restores the original. The
@@ -28,8 +29,16 @@ typedef struct {
     const volatile int *cancel;
 } qb_apply_opts;
 
-/* Quantize every quantizable tensor the plan matches (others keep their format). */
+/* Quantize every quantizable tensor the plan matches by RTN (others keep their format), one
+ * tensor at a time. Rules with another method are refused (QB_ERR_ARG): plans with methods
+ * go through qb_model_apply (src/core/method/plan_apply.h), which also stages. */
 qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o);
+
+/* The first rule at index >= from that matches no tensor a plan can change (a typo, or a
+ * pattern naming only norms): its index, with the message "plan rule N 'PATTERN' matches no
+ * tensor" (or "... matches only tensors a plan does not change (norms)") in msg; -1 when
+ * there is none. */
+int qb_plan_unmatched(const qb_plan *p, const qb_model *m, int from, char *msg, size_t cap);
 /* llama-quantize's mix for file type name ("Q4_K_M") applied to the loaded model. */
 qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o);
 
@@ -49,8 +58,13 @@ void qb_model_size_compute(const qb_model *m, qb_model_size *out);
  * Tensors in formats ggml has no type for are written as export_repack.h says (integer grids
  * repacked into Q4_0/Q5_0/Q8_0/Q4_1/Q5_1, others dequantized to F16), the list of those
  * conversions recorded under quantbench.export.conversions. plan (may be NULL) is recorded
- * in the metadata. cancel leaves the target untouched. */
+ * in the metadata with the version (recipe.h). cancel leaves the target untouched. */
 qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
                                const volatile int *cancel);
+/* The same, recording recipe r (recipe.h: the plan with its methods, the calibration text's
+ * name, size and sha256, the version) under quantbench.*; an earlier recipe the source file
+ * held is dropped. qb_model_export_gguf records qb_recipe_init(plan). */
+qb_status qb_model_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *r,
+                                      const volatile int *cancel);
 
 #endif

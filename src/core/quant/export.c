@@ -1,7 +1,8 @@
 /* export.c — a loaded model, as it is now, written as GGUF for llama.cpp: metadata copied
  * (GGUF sources) or written from the hyperparameters and tokenizer (llama2.c / HF sources),
  * q/k rows reordered for GGUF's interleaved RoPE when the source used rotate-half; formats
- * GGUF has no type for written as ggml types (export_repack.h), the conversions recorded. */
+ * GGUF has no type for written as ggml types (export_repack.h), the conversions recorded, and
+ * the recipe (recipe.h) under quantbench.*. */
 #include "apply.h"
 #include "export_repack.h"
 #include "../util/gguf.h"
@@ -54,14 +55,22 @@ static bool is_qk(const char *name)
 qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
                                const volatile int *cancel)
 {
+    qb_recipe r;
+    qb_recipe_init(&r, plan);
+    return qb_model_export_gguf_recipe(ctx, m, path, &r, cancel);
+}
+
+qb_status qb_model_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *recipe,
+                                      const volatile int *cancel)
+{
     qb_gguf_writer *w = qb_gguf_writer_new();
     void **tmp = calloc((size_t)m->n_tensors + 1, sizeof *tmp);
     qb_status st = QB_OK;
     if (!w || !tmp) goto oom;
     if (m->gguf) {
         const qb_gguf *g = m->gguf;
-        for (uint64_t i = 0; i < g->n_kv; i++)
-            if (!qb_gguf_copy_kv(w, &g->kv[i])) goto oom;
+        for (uint64_t i = 0; i < g->n_kv; i++) /* an earlier recipe is replaced by this one */
+            if (strncmp(g->kv[i].key, "quantbench.", 11) && !qb_gguf_copy_kv(w, &g->kv[i])) goto oom;
     } else {
         if (!put_hparams(w, m)) goto oom;
         if (!m->tok) {
@@ -91,14 +100,7 @@ qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path,
         }
         if (!qb_gguf_add_tensor(w, t->name, (int)type, t->n_dims, t->ne, data)) goto oom;
     }
-    if (plan) {
-        char *text = qb_plan_to_string(plan);
-        if (!text || !qb_gguf_set_str(w, "quantbench.plan", text)) {
-            free(text);
-            goto oom;
-        }
-        free(text);
-    }
+    if (!qb_recipe_put(w, recipe)) goto oom;
     char *conversions = qb_export_describe(m);
     bool ok = !conversions || qb_gguf_set_str(w, "quantbench.export.conversions", conversions);
     free(conversions);

@@ -4,6 +4,7 @@
 #include "quantize_file.h"
 #include "ftype.h"
 #include "format.h"
+#include "recipe.h"
 #include "../util/gguf.h"
 #include "../util/gguf_write.h"
 #include "kernels.h"
@@ -125,6 +126,11 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     if (o->ftype && !(ft = qb_ftype_lookup(o->ftype)))
         return qb_fail(ctx, QB_ERR_ARG, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0, Q6_K, ...)", o->ftype);
     if (!ft && !o->plan) return qb_fail(ctx, QB_ERR_ARG, "nothing to do: give a type or a plan");
+    for (int k = 0; o->plan && k < o->plan->n_rules; k++)
+        if (o->plan->rules[k].method.kind != QB_METHOD_RTN)
+            return qb_fail(ctx, QB_ERR_ARG, "plan rule %d '%s' uses %s: streaming quantization is RTN only (open the "
+                           "model and apply the plan with qb_model_apply)", k + 1, o->plan->rules[k].pattern,
+                           qb_plan_method_name(o->plan->rules[k].method.kind));
     qb_gguf *g = NULL;
     qb_status st = qb_gguf_open(ctx, in_path, &g);
     if (st != QB_OK) return st;
@@ -137,8 +143,8 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    for (uint64_t i = 0; i < g->n_kv; i++)
-        if (!qb_gguf_copy_kv(w, &g->kv[i])) {
+    for (uint64_t i = 0; i < g->n_kv; i++) /* an earlier recipe is replaced by this one */
+        if (strncmp(g->kv[i].key, "quantbench.", 11) && !qb_gguf_copy_kv(w, &g->kv[i])) {
             st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
             goto done;
         }
@@ -176,12 +182,14 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     }
     if (ft) qb_gguf_set_u32(w, "general.file_type", (uint32_t)ft->ftype);
     qb_gguf_set_u32(w, "general.quantization_version", 2);
-    if (o->plan) {
-        char *text = qb_plan_to_string(o->plan);
-        if (text) qb_gguf_set_str(w, "quantbench.plan", text);
-        free(text);
+    qb_recipe rec;
+    qb_recipe_init(&rec, o->plan);
+    snprintf(rec.info.type, sizeof rec.info.type, "%s", o->ftype ? o->ftype : "");
+    rec.info.pure = o->pure;
+    if (!qb_recipe_put(w, &rec)) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    qb_gguf_set_str(w, "quantbench.quantize", o->ftype ? o->ftype : "plan");
     st = qb_gguf_write_file(ctx, w, out_path, o->cancel);
     if (st == QB_ERR_CANCELLED)
         qb_fail(ctx, st, "%s: quantization cancelled; the file was not written", out_path);

@@ -145,6 +145,7 @@ bool qb_gguf_set_str(qb_gguf_writer *w, const char *key, const char *val)
 }
 
 bool qb_gguf_set_u32(qb_gguf_writer *w, const char *key, uint32_t v) { return set_scalar(w, key, QB_GGUF_UINT32, &v, 4); }
+bool qb_gguf_set_u64(qb_gguf_writer *w, const char *key, uint64_t v) { return set_scalar(w, key, QB_GGUF_UINT64, &v, 8); }
 bool qb_gguf_set_i32(qb_gguf_writer *w, const char *key, int32_t v) { return set_scalar(w, key, QB_GGUF_INT32, &v, 4); }
 bool qb_gguf_set_f32(qb_gguf_writer *w, const char *key, float v) { return set_scalar(w, key, QB_GGUF_FLOAT32, &v, 4); }
 bool qb_gguf_set_bool(qb_gguf_writer *w, const char *key, bool v)

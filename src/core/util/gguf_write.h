@@ -15,6 +15,7 @@ void qb_gguf_writer_free(qb_gguf_writer *w);
 /* Metadata, in the order added. Strings and arrays are copied. Return false on OOM. */
 bool qb_gguf_set_str(qb_gguf_writer *w, const char *key, const char *val);
 bool qb_gguf_set_u32(qb_gguf_writer *w, const char *key, uint32_t val);
+bool qb_gguf_set_u64(qb_gguf_writer *w, const char *key, uint64_t val);
 bool qb_gguf_set_i32(qb_gguf_writer *w, const char *key, int32_t val);
 bool qb_gguf_set_f32(qb_gguf_writer *w, const char *key, float val);
 bool qb_gguf_set_bool(qb_gguf_writer *w, const char *key, bool val);
