@@ -18,10 +18,11 @@
 #include "scanview.h"
 #include "script.h"
 #include "status.h"
-#include "../app/cli.h"
+#include "tui.h"
 
 #include <curses.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -375,38 +376,29 @@ static void trace_flush(tui_session *s, trace_entry *pend, int *n_pend)
     fflush(s->trace);
 }
 
-int cmd_tui(int argc, char **argv)
+qb_status tui_run(qb_ctx *ctx, qb_model *m, const tui_opts *o)
 {
-    const char *path = NULL;
-    bool present = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--present")) present = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_error("tui: unknown option '%s' (usage: quantbench [MODEL] [--present])", argv[i]);
-        else if (!path) path = argv[i];
-        else return cli_error("tui: unexpected argument '%s'", argv[i]);
-    }
-    qb_ctx ctx;
-    qb_ctx_init(&ctx);
-    qb_model *m = NULL;
-    if (path && !(m = cli_open_model(&ctx, path, NULL))) return 1;
     tui_session *s = calloc(1, sizeof *s);
-    if (!s) return cli_error("out of memory");
-    if (tui_session_init(s, m) != QB_OK) {
-        cli_error("%s", qb_ctx_errmsg(&s->ctx));
-        free(s);
-        return 1;
+    if (!s) {
+        qb_model_close(m);
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     }
-    s->present = present;
-    const char *tp = getenv("QB_TUI_TRACE");
-    if (tp && *tp && !(s->trace = fopen(tp, "w"))) {
+    qb_status st = tui_session_init(s, m);
+    if (st != QB_OK) {
+        qb_fail(ctx, st, "%s", qb_ctx_errmsg(&s->ctx));
+        free(s);
+        return st;
+    }
+    s->present = o->present;
+    if (o->trace_path && *o->trace_path && !(s->trace = fopen(o->trace_path, "w"))) {
         tui_session_free(s);
         free(s);
-        return cli_error("QB_TUI_TRACE: cannot write %s", tp);
+        return qb_fail(ctx, QB_ERR_IO, "QB_TUI_TRACE: cannot write %s", o->trace_path);
     }
     if (crt_init() != 0) {
         tui_session_free(s);
         free(s);
-        return cli_error("cannot initialise the terminal (is TERM set?)");
+        return qb_fail(ctx, QB_ERR_IO, "cannot initialise the terminal (is TERM set?)");
     }
     s->interrupt = crt_interrupt_flag();
     tui_cmdline cl;
@@ -476,5 +468,5 @@ int cmd_tui(int argc, char **argv)
     tui_script_close(s);
     tui_session_free(s);
     free(s);
-    return 0;
+    return QB_OK;
 }
