@@ -1,4 +1,4 @@
-/* plotfile.c — plots of the selection as SVG/PNG files through core/plot (plotfile.h). */
+/* plotfile.c — plots of the selection as SVG/PNG/PDF files through core/plot (plotfile.h). */
 #include "plotfile.h"
 #include "plots.h"
 
@@ -29,8 +29,8 @@ static qb_status write_one(tui_session *s, const qb_plot *p, const char *stem, c
 bool tui_plot_export(tui_session *s, const char *path)
 {
     const char *ext = strrchr(path, '.');
-    if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png"))) {
-        tui_status(s, true, "plot: %s: name a .svg or .png file", path);
+    if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png") && strcmp(ext, ".pdf"))) {
+        tui_status(s, true, "plot: %s: name a .svg, .png or .pdf file", path);
         return false;
     }
     if (!s->have_an) {
