@@ -185,7 +185,9 @@ static json_box *json_box_new(lua_State *L)
  * otherwise. Returns v (borrowed, kept alive by parent). */
 static json_t *attach(lua_State *L, json_t *parent, const char *key, json_t *v)
 {
-    int rc = !v ? -1 : json_is_array(parent) ? json_array_append_new(parent, v) : json_object_set_new(parent, key, v);
+    if (!v) luaL_error(L, "write_json: out of memory");
+    int rc = json_is_array(parent) ? json_array_append_new(parent, v) : json_object_set_new(parent, key, v);
+    if (rc != 0 && key) luaL_error(L, "write_json: cannot write the key '%s' (not UTF-8?)", key);
     if (rc != 0) luaL_error(L, "write_json: out of memory");
     return v;
 }
