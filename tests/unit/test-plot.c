@@ -103,7 +103,10 @@ static void test_svg(void **state)
     char *svg = qb_plot_svg(&p);
     assert_non_null(svg);
     assert_true(!strncmp(svg, "<?xml", 5));
-    assert_non_null(strstr(svg, "viewBox=\"0 0 800 480\""));
+    assert_non_null(strstr(svg, "width=\"800px\" height=\"480px\" viewBox=\"0 0 800 480\""));
+    assert_int_equal(xml_elements("<a x=\"1>2\"><b/></a>"), 2); /* the checker itself */
+    assert_int_equal(xml_elements("<a><b></a></b>"), -1);
+    assert_int_equal(xml_elements("<a>"), -1);
     assert_true(xml_elements(svg) > 20); /* labels with < and & did not break it */
     /* the line: its stroke, its markers (5 points: drawn) and its legend swatch */
     assert_int_equal(paths_in(svg, 31, 119, 180), 3);

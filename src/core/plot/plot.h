@@ -46,7 +46,7 @@ uint8_t *qb_plot_raster(const qb_plot *p, int *width, int *height);
 
 /* Write the plot to path atomically, as SVG, PNG or PDF (qb_plot_write picks by the
  * extension ".svg" / ".png" / ".pdf", any case; others are QB_ERR_ARG). The picture is
- * width × height pixels (PNG) or points (SVG, PDF). On failure the target is left as it was
+ * width × height pixels (PNG, SVG) or points (PDF). On failure the target is left as it was
  * and the message names path. */
 qb_status qb_plot_write_svg(qb_ctx *ctx, const qb_plot *p, const char *path);
 qb_status qb_plot_write_png(qb_ctx *ctx, const qb_plot *p, const char *path);

@@ -20,7 +20,7 @@ static const double colours[8][3] = {{31, 119, 180}, {214, 39, 40}, {44, 160, 44
                                      {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
 
 typedef struct {
-    double l, r, t, bot; /* plot area in device units (pixels for PNG, points for PDF/SVG) */
+    double l, r, t, bot; /* plot area in device units (pixels for PNG and SVG, points for PDF) */
     qb_plot_bounds d;
 } frame;
 
@@ -294,7 +294,10 @@ static bool render(const qb_plot *p, out_kind k, sink *s)
     if (k == OUT_SVG) sf = cairo_svg_surface_create_for_stream(sink_write, s, W, H);
     else if (k == OUT_PDF) sf = cairo_pdf_surface_create_for_stream(sink_write, s, W, H);
     else sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-    if (k == OUT_SVG) cairo_svg_surface_restrict_to_version(sf, CAIRO_SVG_VERSION_1_1);
+    if (k == OUT_SVG) { /* width="800px", as asked: cairo's default unit is the point */
+        cairo_svg_surface_restrict_to_version(sf, CAIRO_SVG_VERSION_1_1);
+        cairo_svg_surface_set_document_unit(sf, CAIRO_SVG_UNIT_PX);
+    }
     cairo_t *cr = cairo_create(sf);
     draw(cr, p, W, H);
     bool ok = cairo_status(cr) == CAIRO_STATUS_SUCCESS;
