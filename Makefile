@@ -17,7 +17,7 @@ BUILD    ?= build
 CC       ?= cc
 # Libraries found through pkg-config, each asked on its own so one missing package cannot
 # empty the flags of the others.
-PKGS     := jansson libpcre2-8 libpng lua5.4 ncursesw readline
+PKGS     := cairo jansson libpcre2-8 lua5.4 ncursesw readline
 OPT      ?= -O2
 SAN      ?=
 PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) 2>/dev/null && echo y),,$(p))))

@@ -1,5 +1,7 @@
 /* cmd_generate.c — `quantbench generate MODEL -p TEXT`: stream a continuation to stdout and
- * report prompt / generation tokens per second on stderr. Ctrl-C stops generation. */
+ * report prompt / generation tokens per second on stderr. Ctrl-C stops generation. The
+ * prompt goes through core's pipeline (qb_generate_text): BOS as the tokenizer says, the
+ * same tokens the TUI and Lua feed for the same text. */
 #include "cli.h"
 #include "cli_act.h"
 #include "core/infer/generate.h"
@@ -65,16 +67,6 @@ int cmd_generate(int argc, char **argv)
         qb_model_close(m);
         return 1;
     }
-    int32_t *ids = NULL;
-    int n_ids = 0;
-    if (qb_tokenize(&ctx, m->tok, prompt, strlen(prompt), true, &ids, &n_ids) != QB_OK) {
-        cli_error("%s", qb_ctx_errmsg(&ctx));
-        goto out;
-    }
-    if (n_ids == 0) {
-        cli_error("generate: the prompt is empty and the model has no BOS token to start from");
-        goto out;
-    }
     stream_state ss = {m};
     qb_generate_opts o;
     qb_generate_defaults(&o);
@@ -85,13 +77,12 @@ int cmd_generate(int argc, char **argv)
     o.cancel = &cli_cancel;
     o.run = act.run;
     cli_install_sigint();
-    if (echo) {
-        char *p = qb_detokenize(m->tok, ids, n_ids);
-        if (p) fputs(p, stdout);
-        free(p);
+    if (echo) { /* the prompt as typed; the continuation streams after it */
+        fputs(prompt, stdout);
+        fflush(stdout);
     }
     qb_generate_result r;
-    qb_status st = qb_generate(&ctx, m, ids, n_ids, &o, &r);
+    qb_status st = qb_generate_text(&ctx, m, prompt, strlen(prompt), &o, &r);
     fputc('\n', stdout);
     fflush(stdout);
     if (st != QB_OK && st != QB_ERR_CANCELLED) {
@@ -103,9 +94,7 @@ int cmd_generate(int argc, char **argv)
                 st == QB_ERR_CANCELLED ? " (cancelled)" : r.hit_eos ? " (end of text)" : "");
         rc = st == QB_OK ? 0 : 130;
     }
-    free(r.ids);
-out:
-    free(ids);
+    qb_generate_result_free(&r);
     cli_act_free(&act);
     qb_model_close(m);
     return rc;

@@ -1,6 +1,5 @@
-/* cmd_tui.c — `quantbench [MODEL] [--present]`: the command line of the workbench. Parses the
- * arguments, opens the model (none: the built-in demo), makes the session, opens the
- * QB_TUI_TRACE file, and hands over to the TUI (src/tui/tui.h). */
+/* cmd_tui.c — `quantbench [MODEL] [--present]` and `quantbench tui ...`: parse the arguments,
+ * open the model with a one-line error, and hand it to the workbench (src/tui/tui.h). */
 #include "cli.h"
 #include "tui/tui.h"
 
@@ -10,9 +9,9 @@
 int cmd_tui(int argc, char **argv)
 {
     const char *path = NULL;
-    bool present = false;
+    tui_opts o = {.present = false, .trace_path = getenv("QB_TUI_TRACE")};
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--present")) present = true;
+        if (!strcmp(argv[i], "--present")) o.present = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_error("tui: unknown option '%s' (usage: quantbench [MODEL] [--present])", argv[i]);
         else if (!path) path = argv[i];
         else return cli_error("tui: unexpected argument '%s'", argv[i]);
@@ -21,20 +20,6 @@ int cmd_tui(int argc, char **argv)
     qb_ctx_init(&ctx);
     qb_model *m = NULL;
     if (path && !(m = cli_open_model(&ctx, path, NULL))) return 1;
-    tui_session *s = calloc(1, sizeof *s);
-    if (!s) return cli_error("out of memory");
-    if (tui_session_init(s, m) != QB_OK) {
-        cli_error("%s", qb_ctx_errmsg(&s->ctx));
-        free(s);
-        return 1;
-    }
-    s->present = present;
-    const char *tp = getenv("QB_TUI_TRACE");
-    if (tp && *tp && !(s->trace = fopen(tp, "w"))) {
-        tui_session_free(s);
-        free(s);
-        return cli_error("QB_TUI_TRACE: cannot write %s", tp);
-    }
-    if (tui_run(s) != 0) return cli_error("cannot initialise the terminal (is TERM set?)");
+    if (tui_run(&ctx, m, &o) != QB_OK) return cli_error("%s", qb_ctx_errmsg(&ctx));
     return 0;
 }

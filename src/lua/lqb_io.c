@@ -1,6 +1,6 @@
 /* lqb_io.c — results out of a recipe: qb.write_csv / qb.write_json (atomic files, only inside
  * the output folder), qb.print_table (aligned columns through the state's print route), and
- * qb.to_json for strings. */
+ * qb.to_json for strings. JSON is built and printed by core's writer (core/util/json_out.h). */
 #include "lqb_internal.h"
 
 #include <math.h>
@@ -10,6 +10,7 @@
 
 #include "core/plot/plot.h"
 #include "core/util/atomic_file.h"
+#include "core/util/json_out.h"
 
 /* Add name to the cols array (at cols) unless the set (at seen) has it; name on the top. */
 static void add_column(lua_State *L, int cols, int seen, lua_Integer *nc)
@@ -152,106 +153,115 @@ static int l_write_csv(lua_State *L)
     return 1;
 }
 
-static void json_string(lua_State *L, lqb_sbuf *b, const char *s, size_t n)
+/* Lua values as JSON go through core's writer (core/util/json_out.h): a jansson tree built
+ * under a userdata that owns it, so an error half-way (a bad key, a cycle) frees it at the
+ * next collection instead of leaking. */
+typedef struct {
+    json_t *holder; /* a one-element array whose element is the value being built */
+} json_box;
+
+static int json_box_gc(lua_State *L)
 {
-    lqb_sbuf_add(L, b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"') lqb_sbuf_adds(L, b, "\\\"");
-        else if (c == '\\') lqb_sbuf_adds(L, b, "\\\\");
-        else if (c == '\n') lqb_sbuf_adds(L, b, "\\n");
-        else if (c == '\t') lqb_sbuf_adds(L, b, "\\t");
-        else if (c == '\r') lqb_sbuf_adds(L, b, "\\r");
-        else if (c < 0x20) lqb_sbuf_addf(L, b, "\\u%04x", c);
-        else lqb_sbuf_add(L, b, s + i, 1);
-    }
-    lqb_sbuf_add(L, b, "\"", 1);
+    json_box *b = lua_touserdata(L, 1);
+    json_decref(b->holder);
+    b->holder = NULL;
+    return 0;
 }
 
-static void json_value(lua_State *L, lqb_sbuf *b, int idx, int depth)
+static json_box *json_box_new(lua_State *L)
+{
+    json_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->holder = NULL;
+    if (luaL_newmetatable(L, "qb.json_box")) {
+        lua_pushcfunction(L, json_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    if (!(b->holder = json_array())) luaL_error(L, "out of memory");
+    return b;
+}
+
+/* Attach v (a new reference, stolen) to parent: appended when parent is an array, under key
+ * otherwise. Returns v (borrowed, kept alive by parent). */
+static json_t *attach(lua_State *L, json_t *parent, const char *key, json_t *v)
+{
+    if (!v) luaL_error(L, "write_json: out of memory");
+    int rc = json_is_array(parent) ? json_array_append_new(parent, v) : json_object_set_new(parent, key, v);
+    if (rc != 0 && key) luaL_error(L, "write_json: cannot write the key '%s' (not UTF-8?)", key);
+    if (rc != 0) luaL_error(L, "write_json: out of memory");
+    return v;
+}
+
+static void json_value(lua_State *L, int idx, int depth, json_t *parent, const char *key);
+
+/* The table at idx: an array when it has a sequence part, else an object (keys converted to
+ * strings; written sorted). */
+static void json_table(lua_State *L, int idx, int depth, json_t *parent, const char *key)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    if (n > 0) {
+        json_t *a = attach(L, parent, key, json_array());
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            json_value(L, -1, depth + 1, a, NULL);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    json_t *o = attach(L, parent, key, json_object());
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER)
+            luaL_error(L, "write_json: keys must be strings or numbers (got a %s)", luaL_typename(L, -2));
+        lua_pushvalue(L, -2);
+        const char *k = luaL_tolstring(L, -1, NULL); /* stack: key value keycopy ktext */
+        json_value(L, -3, depth + 1, o, k);
+        lua_pop(L, 3);
+    }
+}
+
+static void json_value(lua_State *L, int idx, int depth, json_t *parent, const char *key)
 {
     idx = lua_absindex(L, idx);
     if (depth > 64) luaL_error(L, "write_json: nesting deeper than 64 (a cycle?)");
     luaL_checkstack(L, 8, "write_json");
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: lqb_sbuf_adds(L, b, "null"); break;
-    case LUA_TBOOLEAN: lqb_sbuf_adds(L, b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNIL: attach(L, parent, key, json_null()); break;
+    case LUA_TBOOLEAN: attach(L, parent, key, json_boolean(lua_toboolean(L, idx))); break;
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) lqb_sbuf_addf(L, b, "%lld", (long long)lua_tointeger(L, idx));
-        else {
-            double v = lua_tonumber(L, idx);
-            if (isnan(v) || isinf(v)) lqb_sbuf_adds(L, b, "null");
-            else lqb_sbuf_addf(L, b, "%.17g", v);
-        }
+        if (lua_isinteger(L, idx)) attach(L, parent, key, json_integer((json_int_t)lua_tointeger(L, idx)));
+        else attach(L, parent, key, qb_json_num(lua_tonumber(L, idx), NULL));
         break;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        json_string(L, b, s, n);
+        attach(L, parent, key, qb_json_text(s, n));
         break;
     }
-    case LUA_TTABLE: {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        if (n > 0) {
-            lqb_sbuf_add(L, b, "[", 1);
-            for (lua_Integer i = 1; i <= n; i++) {
-                if (i > 1) lqb_sbuf_add(L, b, ",", 1);
-                lua_rawgeti(L, idx, i);
-                json_value(L, b, -1, depth + 1);
-                lua_pop(L, 1);
-            }
-            lqb_sbuf_add(L, b, "]", 1);
-            break;
-        }
-        /* an object with sorted keys (numeric keys written as strings); {} when empty */
-        lua_newtable(L);
-        int keys = lua_gettop(L);
-        lua_newtable(L);
-        int byname = keys + 1;
-        lua_Integer nk = 0;
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER)
-                luaL_error(L, "write_json: keys must be strings or numbers (got a %s)", luaL_typename(L, -2));
-            lua_pushvalue(L, -2);
-            const char *k = luaL_tolstring(L, -1, NULL); /* stack: key value keycopy ktext */
-            lua_pushvalue(L, -3);
-            lua_setfield(L, byname, k);
-            lua_rawseti(L, keys, ++nk);
-            lua_pop(L, 2);
-        }
-        lua_getglobal(L, "table");
-        lua_getfield(L, -1, "sort");
-        lua_pushvalue(L, keys);
-        lua_call(L, 1, 0);
-        lua_pop(L, 1);
-        lqb_sbuf_add(L, b, "{", 1);
-        for (lua_Integer i = 1; i <= nk; i++) {
-            if (i > 1) lqb_sbuf_add(L, b, ",", 1);
-            lua_rawgeti(L, keys, i);
-            size_t kn;
-            const char *k = lua_tolstring(L, -1, &kn);
-            json_string(L, b, k, kn);
-            lqb_sbuf_add(L, b, ":", 1);
-            lua_getfield(L, byname, k);
-            json_value(L, b, -1, depth + 1);
-            lua_pop(L, 2);
-        }
-        lqb_sbuf_add(L, b, "}", 1);
-        lua_settop(L, keys - 1);
-        break;
-    }
+    case LUA_TTABLE: json_table(L, idx, depth, parent, key); break;
     default: luaL_error(L, "write_json: cannot write a %s value", luaL_typename(L, idx));
     }
+}
+
+/* The value at idx as compact JSON text, pushed as a Lua string. Reals keep 17 significant
+ * digits (they read back exactly); object keys sorted. */
+static void push_json(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    json_box *b = json_box_new(L);
+    json_value(L, idx, 0, b->holder, NULL);
+    char *text = json_dumps(json_array_get(b->holder, 0), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!text) luaL_error(L, "write_json: out of memory");
+    lua_pushstring(L, text);
+    free(text);
+    lua_remove(L, -2); /* the box */
 }
 
 static int l_to_json(lua_State *L)
 {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    lqb_sbuf *b = lqb_sbuf_new(L);
-    json_value(L, b, 1, 0);
-    lua_pushlstring(L, b->p ? b->p : "", b->n);
+    push_json(L, 1);
     return 1;
 }
 
@@ -261,10 +271,12 @@ static int l_write_json(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     luaL_checkany(L, 2);
     lua_settop(L, 2);
-    lqb_sbuf *b = lqb_sbuf_new(L);
-    json_value(L, b, 2, 0);
-    lqb_sbuf_add(L, b, "\n", 1);
-    write_text_file(L, path, b->p, b->n);
+    push_json(L, 2);
+    lua_pushliteral(L, "\n");
+    lua_concat(L, 2);
+    size_t n;
+    const char *text = lua_tolstring(L, -1, &n);
+    write_text_file(L, path, text, n);
     lua_pushvalue(L, 1);
     return 1;
 }

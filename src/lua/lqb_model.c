@@ -456,15 +456,13 @@ static int l_generate(lua_State *L)
     go.ud = &gs;
     go.cancel = lqb_cancel_ptr(L);
     go.run = lqb_model_run(L, 1, false);
-    int32_t *ids = NULL;
-    int n_ids = 0;
-    qb_status st = qb_tokenize(&h->ctx, m->tok, prompt, plen, qb_tokenizer_add_bos(m->tok), &ids, &n_ids);
-    qb_generate_result r = {0};
-    if (st == QB_OK && n_ids == 0) st = qb_fail(&h->ctx, QB_ERR_ARG, "the prompt is empty and the model has no BOS");
-    if (st == QB_OK) st = qb_generate(&h->ctx, m, ids, n_ids, &go, &r);
-    free(ids);
+    qb_generate_result r;
+    qb_status st = qb_generate_text(&h->ctx, m, prompt, plen, &go, &r);
     char *text = st == QB_OK ? qb_detokenize(m->tok, r.ids, r.n_generated) : NULL;
-    free(r.ids);
+    int n_prompt = r.n_prompt, n_gen = r.n_generated, hit_eos = r.hit_eos;
+    double prompt_tps = r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0;
+    double gen_tps = r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0;
+    qb_generate_result_free(&r);
     if (gs.cb_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, gs.cb_ref);
     h->stop = 0;
     if (gs.failed) {
@@ -477,11 +475,11 @@ static int l_generate(lua_State *L)
     lua_pushstring(L, text ? text : "");
     free(text);
     lua_createtable(L, 0, 6);
-    lqb_set_int(L, "n_prompt", r.n_prompt);
-    lqb_set_int(L, "n_generated", r.n_generated);
-    lqb_set_num(L, "prompt_tps", r.prompt_seconds > 0 ? r.n_prompt / r.prompt_seconds : 0);
-    lqb_set_num(L, "gen_tps", r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0);
-    lua_pushboolean(L, r.hit_eos);
+    lqb_set_int(L, "n_prompt", n_prompt);
+    lqb_set_int(L, "n_generated", n_gen);
+    lqb_set_num(L, "prompt_tps", prompt_tps);
+    lqb_set_num(L, "gen_tps", gen_tps);
+    lua_pushboolean(L, hit_eos);
     lua_setfield(L, -2, "hit_eos");
     return 2;
 }

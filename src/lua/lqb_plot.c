@@ -1,5 +1,5 @@
 /* lqb_plot.c — qb.plot: line, scatter, histogram and staircase plots from Lua tables, drawn
- * in the terminal (braille, through the print route) or written as PNG/SVG files inside the
+ * in the terminal (braille, through the print route) or written as PNG/SVG/PDF files inside the
  * output folder. The drawing itself is core's (src/core/plot). */
 #include "lqb_internal.h"
 

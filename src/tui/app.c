@@ -22,6 +22,7 @@
 
 #include <curses.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -375,12 +376,29 @@ static void trace_flush(tui_session *s, trace_entry *pend, int *n_pend)
     fflush(s->trace);
 }
 
-int tui_run(tui_session *s)
+qb_status tui_run(qb_ctx *ctx, qb_model *m, const tui_opts *o)
 {
+    tui_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        qb_model_close(m);
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    }
+    qb_status st = tui_session_init(s, m);
+    if (st != QB_OK) {
+        qb_fail(ctx, st, "%s", qb_ctx_errmsg(&s->ctx));
+        free(s);
+        return st;
+    }
+    s->present = o->present;
+    if (o->trace_path && *o->trace_path && !(s->trace = fopen(o->trace_path, "w"))) {
+        tui_session_free(s);
+        free(s);
+        return qb_fail(ctx, QB_ERR_IO, "QB_TUI_TRACE: cannot write %s", o->trace_path);
+    }
     if (crt_init() != 0) {
         tui_session_free(s);
         free(s);
-        return -1;
+        return qb_fail(ctx, QB_ERR_IO, "cannot initialise the terminal (is TERM set?)");
     }
     s->interrupt = crt_interrupt_flag();
     tui_cmdline cl;
@@ -390,7 +408,7 @@ int tui_run(tui_session *s)
     layout L = {0};
     make_layout(&L, s, &cl);
     timeout(0); /* the loop sleeps in poll() instead (keys and job messages wake it) */
-    if (s->demo) tui_status(s, false, "built-in demo: synthetic tensors (:open PATH for a model, ? for help)");
+    if (!m) tui_status(s, false, "built-in demo: synthetic tensors (:open PATH for a model, ? for help)");
     trace_entry pend[64];
     int n_pend = 0;
     double last_tick = 0;
@@ -450,5 +468,5 @@ int tui_run(tui_session *s)
     tui_script_close(s);
     tui_session_free(s);
     free(s);
-    return 0;
+    return QB_OK;
 }

@@ -78,7 +78,7 @@ bool tui_chart_begin(tui_chart *c, WINDOW *win, int y, int x, int h, int w, cons
         }
     c->py = y + 1;
     c->px = x + 1 + YLAB;
-    if (!tui_canvas_init(&c->cv, w - 2 - YLAB, h - 3)) return false;
+    if (!qb_canvas_init(&c->cv, w - 2 - YLAB, h - 3)) return false;
     /* y ticks: top, middle, bottom */
     char b[32];
     for (int k = 0; k < 3; k++) {
@@ -104,6 +104,6 @@ bool tui_chart_begin(tui_chart *c, WINDOW *win, int y, int x, int h, int w, cons
 
 void tui_chart_end(tui_chart *c, WINDOW *win)
 {
-    if (c->cv.bits) tui_canvas_render(&c->cv, win, c->py, c->px);
-    tui_canvas_free(&c->cv);
+    tui_canvas_render(&c->cv, win, c->py, c->px);
+    qb_canvas_free(&c->cv);
 }

@@ -1,5 +1,5 @@
 /* chart.h — a framed plot for the panels: a box with a title and a legend on its top edge,
- * tick labels on the y axis (left) and x axis (bottom), and a braille canvas inside on which
+ * tick labels on the y axis (left) and x axis (bottom), and core's braille canvas inside on which
  * values are placed through the chart's ranges (linear, or log10(1 + y) for counts). */
 #ifndef QB_TUI_CHART_H
 #define QB_TUI_CHART_H
@@ -9,7 +9,7 @@
 typedef struct {
     double xlo, xhi, ylo, yhi;
     bool logy;
-    tui_canvas cv;
+    qb_canvas cv;
     int py, px; /* window position of the canvas' top-left cell */
 } tui_chart;
 

@@ -23,7 +23,7 @@ static const tui_command_doc docs[] = {
     {"method NAME / bits N / group G", "change the choice (group: tensor, channel, 32, 64, 128)"},
     {"apply tensor|kind|layer|model", "apply the choice to that scope"},
     {"undo / redo", "step through plan changes"},
-    {"plot PATH.svg|PATH.png", "export the three plots of the selection for slides"},
+    {"plot PATH.svg|.png|.pdf", "export the three plots of the selection for slides"},
     {"present", "presentation mode on/off"},
     {"run FILE", "run a Lua recipe on the script thread (Ctrl-C stops it)"},
     {"help / q", "keys and commands / quit"},

@@ -1,4 +1,4 @@
-/* plotfile.c — plots of the selection as SVG/PNG files through core/plot (plotfile.h). */
+/* plotfile.c — plots of the selection as SVG/PNG/PDF files through core/plot (plotfile.h). */
 #include "plotfile.h"
 #include "plots.h"
 
@@ -29,8 +29,8 @@ static qb_status write_one(tui_session *s, const qb_plot *p, const char *stem, c
 bool tui_plot_export(tui_session *s, const char *path)
 {
     const char *ext = strrchr(path, '.');
-    if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png"))) {
-        tui_status(s, true, "plot: %s: name a .svg or .png file", path);
+    if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png") && strcmp(ext, ".pdf"))) {
+        tui_status(s, true, "plot: %s: name a .svg, .png or .pdf file", path);
         return false;
     }
     if (!s->have_an) {
@@ -56,12 +56,12 @@ bool tui_plot_export(tui_session *s, const char *path)
                             {"dequantized", QB_PLOT_LINES, false, a->hist_deq.bins, qx, qy}};
     qb_plot p = {title, "value", "count", vs, 2, s->log_hist, 1000, 520};
     if ((st = write_one(s, &p, stem, "values", ext)) != QB_OK) goto out;
-    snprintf(title, sizeof title, "mapping original -> quantized, %s", choice);
+    snprintf(title, sizeof title, "mapping: original \u2192 quantized, %s", choice);
     qb_plot_series ms[2] = {{"quantized", QB_PLOT_STEPS, false, n, mx, my}, {"y = x", QB_PLOT_LINES, true, 2, idx, idx}};
     p = (qb_plot){title, "original", "quantized", ms, 2, false, 1000, 520};
     if ((st = write_one(s, &p, stem, "mapping", ext)) != QB_OK) goto out;
     snprintf(title, sizeof title, "error, SQNR %.2f dB, %s", a->stats.sqnr_db, choice);
-    qb_plot_series es[1] = {{"original - dequantized", QB_PLOT_BARS, false, a->hist_err.bins, ex, ey}};
+    qb_plot_series es[1] = {{"original \u2212 dequantized", QB_PLOT_BARS, false, a->hist_err.bins, ex, ey}};
     p = (qb_plot){title, "error", "count", es, 1, s->log_hist, 1000, 520};
     st = write_one(s, &p, stem, "error", ext);
 out:

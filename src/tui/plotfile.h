@@ -1,5 +1,5 @@
 /* plotfile.h — the three plots of the selection written to files for slides, through the
- * core plot module (SVG or PNG, by the extension): PATH "plots.svg" gives plots-values.svg,
+ * core plot module (SVG, PNG or PDF, by the extension): PATH "plots.svg" gives plots-values.svg,
  * plots-mapping.svg and plots-error.svg, drawn from the same analysis the screen shows. */
 #ifndef QB_TUI_PLOTFILE_H
 #define QB_TUI_PLOTFILE_H

@@ -45,7 +45,7 @@ static void hist_bars(tui_chart *c, const qb_histogram *h, int color)
     for (int i = 0; i < h->bins; i++) {
         if (!h->counts[i]) continue;
         int x = tui_chart_dx(c, bin_center(h, i));
-        tui_canvas_line(&c->cv, x, 0, x, tui_chart_dy(c, (double)h->counts[i]), color, 0);
+        qb_canvas_line(&c->cv, x, 0, x, tui_chart_dy(c, (double)h->counts[i]), color, 1, 0);
     }
 }
 
@@ -54,8 +54,8 @@ static void hist_outline(tui_chart *c, const qb_histogram *h, int color)
     int px = -1, py = 0;
     for (int i = 0; i < h->bins; i++) {
         int x = tui_chart_dx(c, bin_center(h, i)), y = h->counts[i] ? tui_chart_dy(c, (double)h->counts[i]) : 0;
-        if (px >= 0 && (y > 0 || py > 0)) tui_canvas_line(&c->cv, px, py, x, y, color, 0);
-        else if (y > 0) tui_canvas_dot(&c->cv, x, y, color);
+        if (px >= 0 && (y > 0 || py > 0)) qb_canvas_line(&c->cv, px, py, x, y, color, 1, 0);
+        else if (y > 0) qb_canvas_dot(&c->cv, x, y, color);
         px = x, py = y;
     }
 }
@@ -90,15 +90,15 @@ static void mapping_plot(WINDOW *win, const tui_session *s, int y, int x, int h,
     if (!tui_chart_begin(&c, win, y, x, h, w, s->zoom_map ? "mapping, zoom \u00d78 (z)" : "mapping: original \u2192 quantized",
                          lg, 2, lo, hi, lo, hi, false))
         return;
-    tui_canvas_line(&c.cv, tui_chart_dx(&c, lo), tui_chart_dy(&c, lo), tui_chart_dx(&c, hi), tui_chart_dy(&c, hi),
-                    CRT_IDEAL, 2);
+    qb_canvas_line(&c.cv, tui_chart_dx(&c, lo), tui_chart_dy(&c, lo), tui_chart_dx(&c, hi), tui_chart_dy(&c, hi),
+                   CRT_IDEAL, 2, 2);
     for (int i = 0; i < a->n_map; i++) {
         double mx = a->map_x[i], my = a->map_y[i];
         if (mx < lo || mx > hi) continue;
         int dx = tui_chart_dx(&c, mx), dy = tui_chart_dy(&c, my);
-        tui_canvas_dot(&c.cv, dx, dy, CRT_QUANT);
+        qb_canvas_dot(&c.cv, dx, dy, CRT_QUANT);
         if (i + 1 < a->n_map && a->map_y[i + 1] == my && a->map_x[i + 1] <= hi)
-            tui_canvas_line(&c.cv, dx, dy, tui_chart_dx(&c, a->map_x[i + 1]), dy, CRT_QUANT, 0);
+            qb_canvas_line(&c.cv, dx, dy, tui_chart_dx(&c, a->map_x[i + 1]), dy, CRT_QUANT, 1, 0);
     }
     tui_chart_end(&c, win);
 }

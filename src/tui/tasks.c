@@ -197,8 +197,8 @@ static bool need_base(tui_session *s, const char *what)
 typedef struct {
     const qb_model *model[2];
     qb_run_config *run; /* the plan side's (session's; NULL = float) */
-    int32_t *ids;
-    int n_ids, n_predict;
+    char *prompt; /* the text; each side tokenizes it through core's prompt pipeline */
+    int n_predict;
     qb_job *job;
     int side;
 } gen_arg;
@@ -206,7 +206,7 @@ typedef struct {
 static void gen_free(void *p)
 {
     gen_arg *a = p;
-    free(a->ids);
+    free(a->prompt);
     free(a);
 }
 
@@ -236,11 +236,11 @@ static qb_status gen_run(qb_job *j, qb_ctx *ctx, void *p)
         o.cancel = qb_job_cancel_flag(j);
         o.run = a->side ? a->run : NULL;
         qb_generate_result r;
-        qb_status st = qb_generate(ctx, a->model[a->side], a->ids, a->n_ids, &o, &r);
-        free(r.ids);
-        if (st != QB_OK) return st;
+        qb_status st = qb_generate_text(ctx, a->model[a->side], a->prompt, strlen(a->prompt), &o, &r);
         qb_msg m = {.tag = TUI_MSG_GEN_SIDE_DONE, .i0 = a->side, .i1 = r.n_generated,
                     .d0 = r.gen_seconds > 0 ? r.n_generated / r.gen_seconds : 0};
+        qb_generate_result_free(&r);
+        if (st != QB_OK) return st;
         qb_job_post(j, &m);
         qb_job_progress(j, a->side + 1, 2);
     }
@@ -252,13 +252,20 @@ bool tui_generate(tui_session *s, const char *prompt)
     if (!tui_task_idle(s, "generate") || !need_base(s, "generation")) return false;
     if (prompt && *prompt) snprintf(s->prompt, sizeof s->prompt, "%s", prompt);
     gen_arg *a = calloc(1, sizeof *a);
-    if (!a) return false;
-    if (qb_tokenize(&s->ctx, s->m->tok, s->prompt, strlen(s->prompt), qb_tokenizer_add_bos(s->m->tok), &a->ids,
-                    &a->n_ids) != QB_OK || a->n_ids == 0) {
-        tui_status(s, true, "generate: %s", a->n_ids == 0 && !s->ctx.errmsg[0] ? "empty prompt" : qb_ctx_errmsg(&s->ctx));
+    if (!a || !(a->prompt = strdup(s->prompt))) {
+        free(a);
+        return false;
+    }
+    /* the prompt is checked here for an early message; the job feeds the same text to
+       qb_generate_text (tokenize with the tokenizer's BOS policy, then sample) per side */
+    int32_t *ids;
+    int n_ids;
+    if (qb_generate_prompt(&s->ctx, s->m, s->prompt, strlen(s->prompt), &ids, &n_ids) != QB_OK) {
+        tui_status(s, true, "generate: %s", qb_ctx_errmsg(&s->ctx));
         gen_free(a);
         return false;
     }
+    free(ids);
     a->model[0] = s->base;
     a->model[1] = s->m;
     a->run = s->run;

@@ -1,13 +1,19 @@
-/* tui.h — the workbench's one entry point for the application layer (src/app/cmd_tui.c
- * parses the command line, opens the model and makes the session; the TUI runs it). */
+/* tui.h — the workbench as the front end (src/app) starts it: the one entry point of the
+ * TUI. The arrow goes app → tui; nothing in src/tui includes src/app. */
 #ifndef QB_TUI_H
 #define QB_TUI_H
 
-#include "session.h"
+#include "core/qb.h"
+#include "core/model/model.h"
 
-/* Open the terminal and run the workbench on s (a session from tui_session_init, its trace
- * file already set) until the user quits; takes ownership of s and frees it on every path.
- * Returns 0, or -1 when the terminal cannot be initialised (nothing drawn). */
-int tui_run(tui_session *s);
+typedef struct {
+    bool present;           /* start in presentation mode (--present) */
+    const char *trace_path; /* QB_TUI_TRACE: per-key latency log (NULL or "": none) */
+} tui_opts;
+
+/* Run the workbench on m (NULL: the built-in demo with synthetic tensors) until the user
+ * quits. Takes ownership of m (closed on every path). Returns QB_OK after a normal quit, or
+ * an error with its message on ctx when the session or the terminal cannot be set up. */
+qb_status tui_run(qb_ctx *ctx, qb_model *m, const tui_opts *o);
 
 #endif

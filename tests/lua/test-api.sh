@@ -15,6 +15,10 @@ else echo "not ok - print_table alignment"; printf '#   %s\n' "$out"; fi
 run run examples/bits_sweep.lua help
 if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "tensor *blk.2.ffn_gate.weight" && [ -z "$err" ]; then echo "ok - recipe help lists the arguments and exits cleanly"
 else echo "not ok - recipe help (exit $rc): $err"; fi
+run run --out "$TMP/pl" -e 'qb.plot.line{x={1,2,3}, y={1,4,9}, title="squares", file="sq.pdf"}; qb.plot.line{x={1,2,3}, y={1,4,9}, file="sq.svg"}'
+if [ "$rc" -eq 0 ] && [ "$(head -c 5 "$TMP/pl/sq.pdf" 2>/dev/null)" = "%PDF-" ] && grep -q "<svg" "$TMP/pl/sq.svg" 2>/dev/null; then
+    echo "ok - qb.plot writes PDF and SVG by the file's extension"
+else echo "not ok - qb.plot to .pdf/.svg (exit $rc): $err"; fi
 run run -e 'qb.exit(3)'
 if [ "$rc" -eq 1 ] && printf '%s' "$err" | grep -q "exited with status 3"; then echo "ok - qb.exit(3) stops with a failure status"
 else echo "not ok - qb.exit(3) (exit $rc): $err"; fi

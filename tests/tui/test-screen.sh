@@ -1,7 +1,7 @@
 #!/bin/bash
 # test-screen.sh — the TUI in a real terminal (tmux): opens on the built-in demo and on a
 # model, says "enlarge the window" on tiny terminals and recovers on resize, Ctrl-C does not
-# kill it (a second one asks to quit), q quits, and the terminal is restored on quit (stty
+# kill it (a second one asks to quit), :plot writes PDF plots, q quits, and the terminal is restored on quit (stty
 # modes as before) and on SIGTERM; a bad model path fails before the UI starts.
 . "$(dirname "$0")/lib.sh"
 BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
@@ -17,6 +17,12 @@ check "Ctrl-C without a job asks whether to quit" "Quit quantbench?"
 keys n
 sleep 0.2
 check "answering no keeps the UI" "staying" 2
+# :plot writes the three plots of the selection through cairo, the extension picks the kind
+keys ":plot $TMP/p.pdf" Enter
+for _ in $(seq 50); do [ -s "$TMP/p-error.pdf" ] && break; sleep 0.1; done
+if [ "$(head -c 5 "$TMP/p-values.pdf" 2>/dev/null)" = "%PDF-" ] && [ "$(head -c 5 "$TMP/p-mapping.pdf" 2>/dev/null)" = "%PDF-" ] &&
+    tail -c 8 "$TMP/p-error.pdf" 2>/dev/null | grep -q "%%EOF"; then ok ":plot p.pdf writes three PDF plots"
+else not_ok ":plot p.pdf writes three PDF plots" "$(ls -la "$TMP" | head)" "$(screen | tail -3)"; fi
 keys q
 check "q quits with status 0" "QB-EXITED-0"
 

@@ -1,15 +1,77 @@
-/* test-plot.c — the plot renderers (core/plot): nice tick values, SVG text with escaped labels
- * and one element per point, PNG files that libpng reads back at the asked size with the
- * series' colour where the line runs, terminal plots of the asked size in braille, legends
- * away from the data, bad input refused and failed writes leaving nothing behind. */
+/* test-plot.c — the plot renderers (core/plot): nice tick values; cairo's pictures checked
+ * for what they hold (an SVG that is well-formed XML with one path per series in the series'
+ * colour, a PNG with its signature and asked size whose plot area has the first series'
+ * blue along the line, a PDF with its header and trailer); terminal plots of the asked size
+ * on the braille canvas; the canvas itself; legends away from the data; bad input refused
+ * and failed writes leaving nothing behind. */
 #include "testutil.h"
 
+#include "core/plot/canvas.h"
 #include "core/plot/plot.h"
 
+#include <cairo.h>
 #include <math.h>
-#include <png.h>
 
 static const double xs[5] = {1, 2, 3, 4, 5}, ys[5] = {1, 4, 9, 16, 25};
+
+static char *tmp_path(const char *ext)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/qb-plot-test-%d.%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(),
+             ext);
+    return path;
+}
+
+/* Well-formed XML: every element closed in order, quoted attributes, entities terminated.
+ * Returns the number of elements, -1 when malformed. */
+static int xml_elements(const char *s)
+{
+    const char *stack[64];
+    size_t len[64];
+    int depth = 0, n = 0;
+    while ((s = strchr(s, '<'))) {
+        if (!strncmp(s, "<?", 2) || !strncmp(s, "<!--", 4)) {
+            const char *e = strstr(s, s[1] == '?' ? "?>" : "-->");
+            if (!e) return -1;
+            s = e + 2;
+            continue;
+        }
+        bool close = s[1] == '/';
+        const char *name = s + 1 + close, *p = name;
+        while (*p && !strchr(" \t\n/>", *p)) p++;
+        size_t nl = (size_t)(p - name);
+        char q = 0;
+        for (; *p && (q || *p != '>'); p++) /* to the end of the tag, '>' inside quotes allowed */
+            if (q ? *p == q : (*p == '"' || *p == '\'')) q = q ? 0 : *p;
+        if (!*p || nl == 0) return -1;
+        bool self = p[-1] == '/';
+        if (close) {
+            if (depth == 0 || len[depth - 1] != nl || strncmp(stack[depth - 1], name, nl)) return -1;
+            depth--;
+        } else {
+            n++;
+            if (!self) {
+                if (depth == 64) return -1;
+                stack[depth] = name, len[depth++] = nl;
+            }
+        }
+        s = p + 1;
+    }
+    return depth == 0 ? n : -1;
+}
+
+/* <path> elements whose attributes name the colour (r, g, b) as cairo writes it. */
+static int paths_in(const char *svg, int r, int g, int b)
+{
+    char want[96];
+    snprintf(want, sizeof want, "rgb(%f%%,%f%%,%f%%)", r / 2.55, g / 2.55, b / 2.55);
+    int n = 0;
+    for (const char *c = svg; (c = strstr(c, "<path")); c++) {
+        const char *end = strchr(c, '>'), *hit = strstr(c, want);
+        n += hit && end && hit < end;
+    }
+    return n;
+}
 
 static void test_ticks(void **state)
 {
@@ -40,16 +102,30 @@ static void test_svg(void **state)
     qb_plot p = {.title = "x & y", .xlabel = "bits", .series = s, .n_series = 2};
     char *svg = qb_plot_svg(&p);
     assert_non_null(svg);
-    assert_non_null(strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"480\""));
-    assert_non_null(strstr(svg, ">x &amp; y</text>"));
-    assert_non_null(strstr(svg, ">a&lt;b</text>"));
-    assert_non_null(strstr(svg, "<polyline"));
-    int rects = 0, circles = 0;
-    for (const char *c = svg; (c = strstr(c, "fill-opacity=\"0.55\"")); c++) rects++;
-    for (const char *c = svg; (c = strstr(c, "<circle")); c++) circles++;
-    assert_int_equal(rects, 5);
-    assert_int_equal(circles, 5);
-    assert_non_null(strstr(svg, "</svg>\n"));
+    assert_true(!strncmp(svg, "<?xml", 5));
+    assert_non_null(strstr(svg, "width=\"800px\" height=\"480px\" viewBox=\"0 0 800 480\""));
+    assert_int_equal(xml_elements("<a x=\"1>2\"><b/></a>"), 2); /* the checker itself */
+    assert_int_equal(xml_elements("<a><b></a></b>"), -1);
+    assert_int_equal(xml_elements("<a>"), -1);
+    assert_true(xml_elements(svg) > 20); /* labels with < and & did not break it */
+    /* the line: its stroke, its markers (5 points: drawn) and its legend swatch */
+    assert_int_equal(paths_in(svg, 31, 119, 180), 3);
+    /* the bars: one fill holding all five, and the swatch */
+    assert_int_equal(paths_in(svg, 214, 39, 40), 2);
+    assert_int_equal(paths_in(svg, 44, 160, 44), 0);
+    free(svg);
+    /* three series of lines, one dashed with many points: one path each plus a swatch */
+    static double lx[30], ly[30];
+    for (int i = 0; i < 30; i++) lx[i] = i, ly[i] = i * i;
+    qb_plot_series t[3] = {{"l", QB_PLOT_LINES, true, 30, lx, ly}, {"s", QB_PLOT_STEPS, false, 30, lx, ly},
+                           {NULL, QB_PLOT_POINTS, false, 30, lx, ly}};
+    qb_plot q = {.series = t, .n_series = 3, .log_y = true};
+    svg = qb_plot_svg(&q);
+    assert_non_null(svg);
+    assert_true(xml_elements(svg) > 0);
+    assert_int_equal(paths_in(svg, 31, 119, 180), 2);
+    assert_int_equal(paths_in(svg, 214, 39, 40), 2);
+    assert_int_equal(paths_in(svg, 44, 160, 44), 1); /* points, no label: no swatch */
     free(svg);
 }
 
@@ -61,38 +137,107 @@ static void test_png(void **state)
     static const double lx[2] = {0, 1}, ly[2] = {0, 1};
     qb_plot_series s = {"diag", QB_PLOT_LINES, false, 2, lx, ly};
     qb_plot p = {.title = "diagonal", .series = &s, .n_series = 1, .width = 320, .height = 200};
-    char path[256];
-    snprintf(path, sizeof path, "%s/qb-plot-test-%d.png", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    const char *path = tmp_path("png");
     assert_int_equal(qb_plot_write(&ctx, &p, path), QB_OK);
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    assert_true(png_image_begin_read_from_file(&img, path));
-    assert_int_equal(img.width, 320);
-    assert_int_equal(img.height, 200);
-    img.format = PNG_FORMAT_RGB;
-    uint8_t *px = malloc(PNG_IMAGE_SIZE(img));
-    assert_true(png_image_finish_read(&img, NULL, px, 0, NULL));
-    /* the corner is background; the middle of the diagonal is the first series' blue */
-    assert_int_equal(px[0] + px[1] + px[2], 3 * 255);
-    int blue = 0;
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char h[24];
+    assert_int_equal(fread(h, 1, 24, f), 24);
+    fclose(f);
+    assert_memory_equal(h, "\x89PNG\r\n\x1a\n", 8);
+    assert_memory_equal(h + 12, "IHDR", 4);
+    assert_int_equal(h[16] << 24 | h[17] << 16 | h[18] << 8 | h[19], 320);
+    assert_int_equal(h[20] << 24 | h[21] << 16 | h[22] << 8 | h[23], 200);
+    cairo_surface_t *img = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(img), CAIRO_STATUS_SUCCESS);
+    assert_int_equal(cairo_image_surface_get_width(img), 320);
+    const unsigned char *px = cairo_image_surface_get_data(img);
+    int stride = cairo_image_surface_get_stride(img);
+    uint32_t corner, v;
+    memcpy(&corner, px, 4);
+    assert_int_equal(corner & 0xFFFFFF, 0xFFFFFF); /* background */
+    /* around the middle of the diagonal: the first series' blue (antialiased edges aside) */
+    int blue = 0, ink = 0;
     for (int y = 90; y < 130; y++)
         for (int x = 140; x < 220; x++) {
-            const uint8_t *q = px + (y * 320 + x) * 3;
-            blue += q[0] == 31 && q[1] == 119 && q[2] == 180;
+            memcpy(&v, px + y * stride + 4 * x, 4);
+            int r = v >> 16 & 255, g = v >> 8 & 255, b = v & 255;
+            blue += abs(r - 31) < 12 && abs(g - 119) < 12 && abs(b - 180) < 12;
+            ink += (v & 0xFFFFFF) != 0xFFFFFF;
         }
     assert_true(blue > 20);
-    free(px);
+    assert_true(ink > blue); /* antialiasing: blended pixels beside the solid ones */
+    cairo_surface_destroy(img);
     unlink(path);
+    /* the raster the same drawing gives in memory */
+    int w, hh;
+    uint8_t *rgb = qb_plot_raster(&p, &w, &hh);
+    assert_non_null(rgb);
+    assert_int_equal(w, 320);
+    assert_int_equal(hh, 200);
+    const uint8_t *mid = rgb + (110 * 320 + 180) * 3;
+    int near = 0;
+    for (int d = -30; d <= 30; d++) near += mid[d * 3 + 2] > mid[d * 3] + 60; /* bluish along the row */
+    assert_true(near > 0);
+    free(rgb);
     /* a folder that does not exist: an error naming the file, nothing written */
     assert_int_equal(qb_plot_write(&ctx, &p, "/nonexistent-dir/x.png"), QB_ERR_IO);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "/nonexistent-dir/x.png"));
     assert_int_equal(qb_plot_write(&ctx, &p, "x.jpg"), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), ".pdf"));
     qb_plot empty = {0};
     assert_int_equal(qb_plot_check(&ctx, &empty), QB_ERR_ARG);
     qb_plot big = p;
     big.width = 9000;
     assert_int_equal(qb_plot_check(&ctx, &big), QB_ERR_ARG);
+}
+
+static void test_pdf(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_plot_series s = {"squares", QB_PLOT_LINES, false, 5, xs, ys};
+    qb_plot p = {.title = "squares", .xlabel = "x", .ylabel = "x\xc2\xb2", .series = &s, .n_series = 1};
+    const char *path = tmp_path("PDF"); /* the extension in any case */
+    assert_int_equal(qb_plot_write(&ctx, &p, path), QB_OK);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    assert_true(n > 1000);
+    assert_memory_equal(buf, "%PDF-1.", 7);
+    assert_non_null(strstr(buf + n - 8, "%%EOF"));
+    unlink(path);
+}
+
+static void test_canvas(void **state)
+{
+    (void)state;
+    qb_canvas c;
+    assert_true(qb_canvas_init(&c, 3, 2)); /* 6 × 8 dots */
+    qb_canvas_dot(&c, 0, 0, 1);            /* bottom-left dot: bottom row of cell (0, 1) */
+    assert_int_equal(qb_canvas_cell(&c, 0, 1), 0x2840);
+    assert_int_equal(qb_canvas_cell(&c, 0, 0), 0x2800);
+    qb_canvas_dot(&c, 5, 7, 2); /* top-right dot */
+    assert_int_equal(qb_canvas_cell(&c, 2, 0), 0x2808);
+    assert_int_equal(c.color[2], 2);
+    qb_canvas_dot(&c, 6, 0, 1); /* outside: ignored */
+    qb_canvas_dot(&c, -1, 0, 1);
+    /* a solid column fills both dots rows of cell column 1's left side; dashed 1 on 1 off half */
+    qb_canvas_line(&c, 2, 0, 2, 7, 3, 1, 0);
+    assert_int_equal(qb_canvas_cell(&c, 1, 0), 0x2847);
+    assert_int_equal(qb_canvas_cell(&c, 1, 1), 0x2847);
+    qb_canvas_line(&c, 3, 0, 3, 7, 3, 1, 1);
+    assert_int_equal(qb_canvas_cell(&c, 1, 1) - 0x2847, 0x10 | 0x80); /* dots y = 0, 2 of the column */
+    char row[16];
+    assert_int_equal(qb_canvas_row_utf8(&c, 0, row), 9);
+    assert_memory_equal(row, "\xe2\xa0\x80", 3); /* U+2800 */
+    qb_canvas_free(&c);
+    qb_canvas_free(&c); /* idempotent */
+    assert_null(c.bits);
 }
 
 static void test_text(void **state)
@@ -127,8 +272,9 @@ static void test_legend_corner(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ticks), cmocka_unit_test(test_svg), cmocka_unit_test(test_png),
-        cmocka_unit_test(test_text), cmocka_unit_test(test_legend_corner),
+        cmocka_unit_test(test_ticks), cmocka_unit_test(test_svg),    cmocka_unit_test(test_png),
+        cmocka_unit_test(test_pdf),   cmocka_unit_test(test_canvas), cmocka_unit_test(test_text),
+        cmocka_unit_test(test_legend_corner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

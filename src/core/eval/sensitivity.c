@@ -8,6 +8,7 @@
 #include "../quant/view.h"
 #include "../quant/apply.h"
 #include "../util/atomic_file.h"
+#include "../util/json_out.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -417,19 +418,6 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-/* s as a JSON string body (quotes and backslashes escaped, control characters dropped). */
-static void sb_json_str(sbuf *b, const char *s)
-{
-    sb_printf(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            sb_printf(b, "\\%c", *s);
-        else if ((unsigned char)*s >= 0x20)
-            sb_printf(b, "%c", *s);
-    }
-    sb_printf(b, "\"");
-}
-
 static qb_status write_all(qb_ctx *ctx, sbuf *b, const char *path)
 {
     if (b->oom) {
@@ -465,31 +453,51 @@ qb_status qb_scan_save_csv(qb_ctx *ctx, const qb_scan_result *r, const char *pat
     return write_all(ctx, &b, path);
 }
 
+/* One row of the scan as a JSON object, keys in the order of the CSV columns. */
+static json_t *row_json(const qb_scan_row *w, int rank)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    ok = ok && qb_json_set(o, "rank", json_integer(rank));
+    ok = ok && qb_json_set(o, "unit", qb_json_text(w->name, strlen(w->name)));
+    ok = ok && qb_json_set(o, "layer", json_integer(w->layer));
+    ok = ok && qb_json_set(o, "format", qb_json_text(w->format, strlen(w->format)));
+    ok = ok && qb_json_set(o, "n_tensors", json_integer(w->n_tensors));
+    ok = ok && qb_json_set(o, "params", json_integer((json_int_t)w->params));
+    ok = ok && qb_json_set(o, "bytes", json_integer((json_int_t)w->bytes));
+    ok = ok && qb_json_set(o, "bytes_base", json_integer((json_int_t)w->bytes_base));
+    ok = ok && qb_json_set(o, "bpw", qb_json_num(w->bpw, "%.4f"));
+    ok = ok && qb_json_set(o, "kld_mean", qb_json_num(w->kld.kld_mean, "%.6g"));
+    ok = ok && qb_json_set(o, "kld_err", qb_json_num(w->kld.kld_err, "%.3g"));
+    ok = ok && qb_json_set(o, "kld_median", qb_json_num(w->kld.kld_median, "%.6g"));
+    ok = ok && qb_json_set(o, "kld_p99", qb_json_num(w->kld.kld_p99, "%.6g"));
+    ok = ok && qb_json_set(o, "kld_max", qb_json_num(w->kld.kld_max, "%.6g"));
+    ok = ok && qb_json_set(o, "top1_pct", qb_json_num(w->kld.top1_pct, "%.3f"));
+    ok = ok && qb_json_set(o, "ppl", qb_json_num(w->kld.other.ppl, "%.5f"));
+    ok = ok && qb_json_set(o, "dppl", qb_json_num(w->kld.dppl, "%.5f"));
+    if (!ok) json_decref(o);
+    return ok ? o : NULL;
+}
+
 qb_status qb_scan_save_json(qb_ctx *ctx, const qb_scan_result *r, const char *model_path, const char *path)
 {
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"model\": ");
-    sb_json_str(&b, model_path ? model_path : "");
-    sb_printf(&b, ",\n  \"format\": ");
-    sb_json_str(&b, r->format);
-    sb_printf(&b, ",\n  \"n_ctx\": %d,\n  \"n_chunks\": %d,\n  \"tokens_scored\": %ld,\n", r->base.n_ctx,
-              r->base.n_chunks, r->base.n_scored);
-    sb_printf(&b, "  \"ppl_base\": %.6f,\n  \"ppl_base_err\": %.6f,\n  \"seconds\": %.3f,\n  \"skipped\": %d,\n",
-              r->base.ppl, r->base.ppl_err, r->seconds, r->n_skipped);
-    sb_printf(&b, "  \"rows\": [");
-    for (int i = 0; i < r->n_rows; i++) {
-        const qb_scan_row *w = &r->rows[i];
-        sb_printf(&b, "%s\n    {\"rank\": %d, \"unit\": ", i ? "," : "", i + 1);
-        sb_json_str(&b, w->name);
-        sb_printf(&b, ", \"layer\": %d, \"format\": ", w->layer);
-        sb_json_str(&b, w->format);
-        sb_printf(&b,
-                  ", \"n_tensors\": %d, \"params\": %lld, \"bytes\": %zu, \"bytes_base\": %zu, \"bpw\": %.4f, "
-                  "\"kld_mean\": %.6g, \"kld_err\": %.3g, \"kld_median\": %.6g, \"kld_p99\": %.6g, \"kld_max\": %.6g, "
-                  "\"top1_pct\": %.3f, \"ppl\": %.5f, \"dppl\": %.5f}",
-                  w->n_tensors, (long long)w->params, w->bytes, w->bytes_base, w->bpw, w->kld.kld_mean, w->kld.kld_err,
-                  w->kld.kld_median, w->kld.kld_p99, w->kld.kld_max, w->kld.top1_pct, w->kld.other.ppl, w->kld.dppl);
-    }
-    sb_printf(&b, "\n  ]\n}\n");
-    return write_all(ctx, &b, path);
+    const char *mp = model_path ? model_path : "";
+    json_t *o = json_object(), *rows = json_array();
+    bool ok = o && rows;
+    ok = ok && qb_json_set(o, "model", qb_json_text(mp, strlen(mp)));
+    ok = ok && qb_json_set(o, "format", qb_json_text(r->format, strlen(r->format)));
+    ok = ok && qb_json_set(o, "n_ctx", json_integer(r->base.n_ctx));
+    ok = ok && qb_json_set(o, "n_chunks", json_integer(r->base.n_chunks));
+    ok = ok && qb_json_set(o, "tokens_scored", json_integer(r->base.n_scored));
+    ok = ok && qb_json_set(o, "ppl_base", qb_json_num(r->base.ppl, "%.6f"));
+    ok = ok && qb_json_set(o, "ppl_base_err", qb_json_num(r->base.ppl_err, "%.6f"));
+    ok = ok && qb_json_set(o, "seconds", qb_json_num(r->seconds, "%.3f"));
+    ok = ok && qb_json_set(o, "skipped", json_integer(r->n_skipped));
+    for (int i = 0; ok && i < r->n_rows; i++) ok = json_array_append_new(rows, row_json(&r->rows[i], i + 1)) == 0;
+    ok = ok && qb_json_set(o, "rows", json_incref(rows));
+    qb_status st = ok ? qb_json_save(ctx, o, QB_JSON_FLAGS | JSON_INDENT(2), path)
+                      : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
+    json_decref(rows);
+    json_decref(o);
+    return st;
 }

@@ -1,4 +1,5 @@
-/* generate.c — prompt processing in one batch, then token-by-token sampling. */
+/* generate.c — the prompt pipeline: tokenize with the tokenizer's BOS policy, process the
+ * prompt in one batch, then sample token by token. */
 #include "generate.h"
 #include "infer.h"
 #include "../tokenizer/tokenizer.h"
@@ -75,4 +76,39 @@ done:
     qb_sampler_free(smp);
     free(logits);
     return st;
+}
+
+qb_status qb_generate_prompt(qb_ctx *ctx, const qb_model *m, const char *text, size_t len, int32_t **ids, int *n)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!m->tok) return qb_fail(ctx, QB_ERR_ARG, "%s: the model has no tokenizer", m->path);
+    qb_status st = qb_tokenize(ctx, m->tok, text, len, qb_tokenizer_add_bos(m->tok), ids, n);
+    if (st == QB_OK && *n == 0) {
+        free(*ids);
+        *ids = NULL;
+        st = qb_fail(ctx, QB_ERR_ARG, "the prompt is empty and the model adds no BOS token to start from");
+    }
+    return st;
+}
+
+qb_status qb_generate_text(qb_ctx *ctx, const qb_model *m, const char *text, size_t len, const qb_generate_opts *o,
+                           qb_generate_result *r)
+{
+    memset(r, 0, sizeof *r);
+    int32_t *ids;
+    int n;
+    qb_status st = qb_generate_prompt(ctx, m, text, len, &ids, &n);
+    if (st != QB_OK) return st;
+    st = qb_generate(ctx, m, ids, n, o, r);
+    r->prompt_ids = ids;
+    r->n_prompt = n;
+    return st;
+}
+
+void qb_generate_result_free(qb_generate_result *r)
+{
+    free(r->ids);
+    free(r->prompt_ids);
+    memset(r, 0, sizeof *r);
 }

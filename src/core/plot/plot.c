@@ -121,7 +121,8 @@ qb_status qb_plot_write(qb_ctx *ctx, const qb_plot *p, const char *path)
     const char *dot = strrchr(path, '.');
     if (dot && !strcasecmp(dot, ".svg")) return qb_plot_write_svg(ctx, p, path);
     if (dot && !strcasecmp(dot, ".png")) return qb_plot_write_png(ctx, p, path);
-    return qb_fail(ctx, QB_ERR_ARG, "%s: plot files must end in .svg or .png", path);
+    if (dot && !strcasecmp(dot, ".pdf")) return qb_plot_write_pdf(ctx, p, path);
+    return qb_fail(ctx, QB_ERR_ARG, "%s: plot files must end in .svg, .png or .pdf", path);
 }
 
 void qb_plot_file_mode(int fd)

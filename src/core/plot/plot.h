@@ -1,6 +1,7 @@
-/* plot.h — small charts as plain data, rendered three ways: SVG text, PNG images (libpng, a
- * built-in 5×7 bitmap font) and terminal text (braille dots). Used by Lua recipes
- * (qb.plot.*) and the TUI; no curses, no Lua here. A plot is one or more series of (x, y)
+/* plot.h — small charts as plain data, rendered as pictures by cairo (PNG, SVG, PDF:
+ * antialiased lines, a sans-serif font; plot_cairo.c) and as terminal text on the braille
+ * canvas (canvas.h; plot_text.c). Used by Lua recipes (qb.plot.*) and the TUI; no curses,
+ * no Lua here. A plot is one or more series of (x, y)
  * points, each drawn as lines, points, steps (a staircase) or bars (a histogram). */
 #ifndef QB_PLOT_H
 #define QB_PLOT_H
@@ -35,17 +36,21 @@ typedef struct {
 qb_status qb_plot_check(qb_ctx *ctx, const qb_plot *p);
 
 /* The plot as an SVG document (malloc'd, NUL-terminated; caller frees), or NULL when out of
- * memory. p must pass qb_plot_check. */
+ * memory. p must pass qb_plot_check. Text is drawn as glyph outlines; each series is one
+ * <path> (plus one for its markers, see plot_cairo.c). */
 char *qb_plot_svg(const qb_plot *p);
 
 /* The plot as 8-bit RGB pixels (width × height × 3, row-major; malloc'd, caller frees), or NULL
  * when out of memory. p must pass qb_plot_check. */
 uint8_t *qb_plot_raster(const qb_plot *p, int *width, int *height);
 
-/* Write the plot to path atomically, as SVG or PNG (qb_plot_write picks by the extension
- * ".svg" / ".png"; others are QB_ERR_ARG). On failure the target is left as it was. */
+/* Write the plot to path atomically, as SVG, PNG or PDF (qb_plot_write picks by the
+ * extension ".svg" / ".png" / ".pdf", any case; others are QB_ERR_ARG). The picture is
+ * width × height pixels (PNG, SVG) or points (PDF). On failure the target is left as it was
+ * and the message names path. */
 qb_status qb_plot_write_svg(qb_ctx *ctx, const qb_plot *p, const char *path);
 qb_status qb_plot_write_png(qb_ctx *ctx, const qb_plot *p, const char *path);
+qb_status qb_plot_write_pdf(qb_ctx *ctx, const qb_plot *p, const char *path);
 qb_status qb_plot_write(qb_ctx *ctx, const qb_plot *p, const char *path);
 
 /* The plot for a terminal: rows lines of cols columns of braille cells (2 × 4 dots each)
