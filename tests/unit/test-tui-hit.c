@@ -3,7 +3,7 @@
  * line 2), and the first row shown for a cursor, which the click mapping must agree with. */
 #include "testutil.h"
 
-#include "tui/hit.h"
+#include "tui/panels/hit.h"
 
 static void test_hit_rows(void **state)
 {

@@ -1,0 +1,114 @@
+/* methodan.c — GPTQ / AWQ analyses of the selected tensor (methodan.h). */
+#include "tui/controllers/methodan.h"
+#include "tui/controllers/analysis.h"
+#include "tui/controllers/methods.h"
+
+#include "core/method/preview.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tui_choice_method(const tui_session *s)
+{
+    int n;
+    const tui_method *mt = &tui_methods(&n)[s->method];
+    if (s->custom || !mt->job) return QB_METHOD_RTN;
+    qb_method meth;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    return qb_method_parse(&ctx, mt->job, &meth) == QB_OK ? (int)meth.kind : QB_METHOD_RTN;
+}
+
+static const char *display_name(int kind) { return kind == QB_METHOD_GPTQ ? "GPTQ" : kind == QB_METHOD_AWQ ? "AWQ" : "RTN"; }
+
+bool tui_method_hint(const tui_session *s, int kind, char *buf, size_t cap)
+{
+    const qb_tensor *t = tui_sel(s);
+    int layer;
+    qb_obs_point pt;
+    if (!s->calib) {
+        snprintf(buf, cap, "%s needs calibration data: :calib FILE%s", display_name(kind),
+                 s->demo ? " (on a real model: the built-in demo has no forward pass)" : "");
+        return true;
+    }
+    if (!qb_calib_point_of(s->m, t, &layer, &pt) || !qb_calib_get(s->calib, layer, pt) ||
+        !qb_calib_get(s->calib, layer, pt)->xtx) {
+        snprintf(buf, cap, "%s has no calibration point (no layer input): %s applies RTN to it", t->name,
+                 display_name(kind));
+        return true;
+    }
+    return false;
+}
+
+typedef struct {
+    const qb_tensor *t;         /* borrowed: sources stay mapped; jobs are reaped before a close */
+    const qb_calib_stat *cs;    /* borrowed: the session reaps analysis jobs before it frees a
+                                   calibration */
+    qb_method meth;
+    qb_format f;
+    int bins, map_points;
+} job_arg;
+
+void tui_method_an_free(void *p)
+{
+    tui_method_an *r = p;
+    qb_analysis_free(&r->an);
+    free(r);
+}
+
+static qb_status run(qb_job *j, qb_ctx *ctx, void *p)
+{
+    job_arg *a = p;
+    int64_t rows = qb_tensor_rows(a->t), n = a->t->ne[0];
+    float *w = malloc((size_t)(rows * n) * sizeof *w), *deq = malloc((size_t)(rows * n) * sizeof *deq);
+    tui_method_an *r = calloc(1, sizeof *r);
+    qb_status st = QB_OK;
+    if (!w || !deq || !r) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    qb_ctx_apply_threads(ctx);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i += 32) qb_tensor_source_rows(a->t, i, rows - i < 32 ? rows - i : 32, w + i * n);
+    qb_method_preview_result pr;
+    st = qb_method_preview(ctx, &a->meth, &a->f, w, rows, n, a->cs, deq, &pr, qb_job_cancel_flag(j));
+    if (st != QB_OK) goto done;
+    qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
+                          .cancel = qb_job_cancel_flag(j)};
+    if ((st = qb_quant_analyze_given(ctx, &a->f, w, deq, rows, n, &o, &r->an)) != QB_OK) goto done;
+    r->method = a->meth.kind;
+    r->oerr = pr.out_err;
+    r->oerr_rtn = pr.out_err_rtn;
+    r->alpha = pr.alpha;
+    qb_msg m = {.tag = TUI_MSG_METHOD_AN, .data = r, .free_data = tui_method_an_free};
+    qb_job_post(j, &m);
+    r = NULL;
+done:
+    free(w);
+    free(deq);
+    free(r);
+    return st;
+}
+
+qb_job *tui_method_analysis_start(tui_session *s, int kind)
+{
+    int layer;
+    qb_obs_point pt;
+    const qb_tensor *t = tui_sel(s);
+    if (!s->calib || !qb_calib_point_of(s->m, t, &layer, &pt)) return NULL;
+    job_arg *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->t = t;
+    a->cs = qb_calib_get(s->calib, layer, pt);
+    qb_method_parse(&s->ctx, qb_method_name((qb_method_kind)kind), &a->meth);
+    a->f = s->fmt;
+    a->bins = s->hist_bins;
+    a->map_points = TUI_MAP_POINTS;
+    qb_job *j;
+    if (qb_job_start(&s->ctx, s->q, s->serial, "analysis", run, a, free, &j) != QB_OK) {
+        snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
+        return NULL;
+    }
+    return j;
+}

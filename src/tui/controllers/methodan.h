@@ -1,0 +1,30 @@
+/* methodan.h — the selected tensor's analysis under a calibration method (GPTQ, AWQ): a short
+ * worker job, like the RTN analyses (a newer request cancels it), that quantizes the tensor
+ * from its original values with the method and its input's XᵀX (core qb_method_preview) and
+ * measures the result as RTN's analyses are measured (qb_quant_analyze_given), plus the
+ * layer's relative output error for the method and for RTN of the same format. */
+#ifndef QB_TUI_METHODAN_H
+#define QB_TUI_METHODAN_H
+
+#include "tui/controllers/session.h"
+
+/* What the job posts (TUI_MSG_METHOD_AN). */
+typedef struct {
+    qb_analysis an;
+    int method;              /* qb_method_kind */
+    double oerr, oerr_rtn;   /* ‖(W − Q)X‖² / ‖WX‖²: the method's, RTN's */
+    float alpha;             /* AWQ's α (NAN otherwise) */
+} tui_method_an;
+
+/* The qb_method_kind of the current choice (QB_METHOD_RTN for plain formats). */
+int tui_choice_method(const tui_session *s);
+/* Why the selection cannot be analysed with calibration method kind right now (no
+ * calibration, a tensor without a calibration point), into buf; false when it can. */
+bool tui_method_hint(const tui_session *s, int kind, char *buf, size_t cap);
+/* Start the job for the selection at the current choice (job id s->serial); NULL + message
+ * in s->an_err when it cannot start. */
+qb_job *tui_method_analysis_start(tui_session *s, int kind);
+/* Free a posted tui_method_an (message data). */
+void tui_method_an_free(void *p);
+
+#endif
