@@ -190,7 +190,8 @@ static void test_tiles_vs_reference(void **state)
     for (size_t li = 0; li < sizeof nblocks / sizeof nblocks[0]; li++) {
         const int n = nblocks[li] * QB_NVFP4_BLOCK;
         const size_t rb = qb_format_row_bytes(&f, n), wst = rb + 3;
-        float *src = malloc((size_t)n * 4 * sizeof *src), *x = malloc((size_t)n * 4 * sizeof *x), *wf = malloc((size_t)n * sizeof *wf);
+        float *src = malloc((size_t)n * 4 * sizeof *src), *x = malloc((size_t)n * 4 * sizeof *x);
+        float *wf = malloc((size_t)n * sizeof *wf);
         for (int i = 0; i < n * 4; i++) {
             src[i] = qbt_frand(&s) * (i % 37 == 0 ? 50.0f : 1.0f) * (i < n ? 1e-3f : 1.0f); /* row 0 tiny: small scales */
             x[i] = qbt_frand(&s);

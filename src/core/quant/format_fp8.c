@@ -90,8 +90,12 @@ static bool ladder_e5m2(int b, int group, qb_format *o)
 }
 
 #define GR_FP8 {QB_GROUP_TENSOR, QB_GROUP_CHANNEL, QB_FAMILY_END}
-static const qb_format_family fam_e4m3[] = {{30, "FP8 E4M3", "fp8-e4m3", {8, 0}, GR_FP8, ladder_e4m3, qb_format_group_name_int}};
-static const qb_format_family fam_e5m2[] = {{31, "FP8 E5M2", "fp8-e5m2", {8, 0}, GR_FP8, ladder_e5m2, qb_format_group_name_int}};
+static const qb_format_family fam_e4m3[] = {
+    {30, "FP8 E4M3", "fp8-e4m3", {8, 0}, GR_FP8, ladder_e4m3, qb_format_group_name_int},
+};
+static const qb_format_family fam_e5m2[] = {
+    {31, "FP8 E5M2", "fp8-e5m2", {8, 0}, GR_FP8, ladder_e5m2, qb_format_group_name_int},
+};
 
 static const char *const sweep_e4m3[] = {"fp8-e4m3", NULL};
 static const char *const sweep_e5m2[] = {"fp8-e5m2", NULL};

@@ -6,6 +6,7 @@
  * fallback table (qb_format_fallback) and the llama.cpp ladders of the workbench. */
 #include "format_traits.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -60,7 +61,7 @@ static void name(const qb_format *f, char *buf, size_t cap)
         return;
     }
     size_t i = 0;
-    for (; ti->name[i] && i + 1 < cap; i++) buf[i] = (char)(ti->name[i] >= 'A' && ti->name[i] <= 'Z' ? ti->name[i] + 32 : ti->name[i]);
+    for (; ti->name[i] && i + 1 < cap; i++) buf[i] = (char)tolower((unsigned char)ti->name[i]);
     buf[i] = 0;
 }
 
@@ -122,7 +123,8 @@ static int fallback_type(int t)
 
 qb_format qb_format_fallback(const qb_format *f, int64_t n)
 {
-    if (f->kind != QB_FMT_GGML || storable_index(f->type) < 0 || n <= 0 || n % qb_type_get(f->type)->blck == 0) return *f;
+    if (f->kind != QB_FMT_GGML || storable_index(f->type) < 0 || n <= 0) return *f;
+    if (n % qb_type_get(f->type)->blck == 0) return *f; /* fits */
     int t = fallback_type(f->type);
     if (n % qb_type_get(t)->blck != 0) t = QB_TYPE_F16;
     return qb_format_ggml((qb_type)t);

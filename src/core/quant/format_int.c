@@ -112,7 +112,10 @@ static int64_t block(const qb_format *f)
 
 static size_t row_bytes(const qb_format *f, int64_t n) { return qb_int_row_bytes(f->bits, f->group, f->asym, n); }
 static int bits(const qb_format *f) { return f->bits; }
-static int64_t clip_group(const qb_format *f, int64_t n) { return f->group == QB_GROUP_TENSOR ? 0 : f->group > 0 ? f->group : n; }
+static int64_t clip_group(const qb_format *f, int64_t n)
+{
+    return f->group == QB_GROUP_TENSOR ? 0 : f->group > 0 ? f->group : n;
+}
 static bool per_tensor(const qb_format *f) { return f->group == QB_GROUP_TENSOR; }
 
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
