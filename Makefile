@@ -107,7 +107,8 @@ _test: all unit
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 sanitize: deps
-	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 _test
+	@LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp" \
+	    $(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 _test
 
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread OPT=-O1 _tsan

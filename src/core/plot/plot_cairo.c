@@ -60,8 +60,7 @@ static void dash(cairo_t *cr, bool on)
     cairo_set_dash(cr, d, on ? 2 : 0, 0);
 }
 
-/* One series as one path (bars filled; lines and steps stroked), plus one filled path of
- * markers for points and for short solid lines. */
+/* One series as one path: bars filled, lines and steps stroked (points: nothing here). */
 static void draw_series(cairo_t *cr, const qb_plot *p, const frame *f, int i)
 {
     const qb_plot_series *s = &p->series[i];
@@ -100,8 +99,17 @@ static void draw_series(cairo_t *cr, const qb_plot *p, const frame *f, int i)
         cairo_stroke(cr);
         dash(cr, false);
     }
+}
+
+/* The markers of a series (points, and short solid lines) as one filled path; drawn outside
+ * the plot area's clip so a marker on the frame stays round. */
+static void draw_markers(cairo_t *cr, const qb_plot *p, const frame *f, int i)
+{
+    const qb_plot_series *s = &p->series[i];
+    const double *col = colours[i % 8];
     if (s->style == QB_PLOT_POINTS || (s->style == QB_PLOT_LINES && s->n <= 24 && !s->dashed)) {
         double r = s->style == QB_PLOT_POINTS ? 2.5 : 3.5;
+        cairo_new_path(cr);
         for (int k = 0; k < s->n; k++) {
             double y = qb_plot_y(p, s->y[k]);
             if (!isfinite(s->x[k]) || !isfinite(y)) continue;
@@ -202,6 +210,7 @@ static void draw(cairo_t *cr, const qb_plot *p, int W, int H)
     cairo_set_line_width(cr, 1);
     cairo_rectangle(cr, round(f.l) + 0.5, round(f.t) + 0.5, round(f.r - f.l), round(f.bot - f.t));
     cairo_stroke(cr);
+    for (int i = 0; i < p->n_series; i++) draw_markers(cr, p, &f, i);
     grey(cr, 40);
     if (p->title) {
         font(cr, 17, true);
