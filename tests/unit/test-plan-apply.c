@@ -149,11 +149,9 @@ static void failing_rule_midway_changes_nothing(void **state)
     assert_int_equal(qb_model_apply(&ctx, F->m, &first, NULL, NULL), QB_OK);
     snap before = take(F->m);
     parse("*attn_q* = q4_0\n*attn_k* = q4_0 gptq\nblk.2.ffn_down.weight = q4_0 awq\n", &p);
-    int calls = 0;
     assert_int_equal(qb_model_apply(&ctx, F->m, &p, F->cal, NULL), QB_ERR_UNSUPPORTED);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "blk.2.ffn_down.weight"));
     assert_true(same(F->m, &before));
-    (void)calls;
     /* a method that needs calibration, without one: refused before anything is computed */
     assert_int_equal(qb_model_apply(&ctx, F->m, &p, NULL, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "plan rule 2 '*attn_k*' uses gptq"));
