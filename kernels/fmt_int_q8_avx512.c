@@ -273,11 +273,12 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
 /* Which bodies are compiled (each is an always-inline expansion; one for every combination of
  * shape, unpacker, VNNI and sym/asym, 256 of them, took over a minute to compile with gcc -O2
  * and did not finish under clang with ASan):
- *   - 4 rows × 4 tokens (prompt processing) with VNNI for 4-bit sym and asym and 8-bit sym, the
- *     INT formats the README measures (int4-g128, int4-g128-asym, int8-channel);
+ *   - 4 rows × 4 tokens (prompt processing) with VNNI for every unpacker, sym and asym, and
+ *     without VNNI (AVX-512 CPUs before VNNI) for 4-bit sym and asym and 8-bit sym, the INT
+ *     formats the README measures (int4-g128, int4-g128-asym, int8-channel);
  *   - 4 rows × 1 token for every unpacker, sym/asym, VNNI or not: generation where int_gemv
- *     does not serve, and every other 4 × 4 tile as four of these (the weights' codes are
- *     unpacked once per token instead of once per tile);
+ *     does not serve, and the other 4 × 4 tiles as four of these (the weights' codes are then
+ *     unpacked once per token instead of once per tile: about 2.5 times slower);
  *   - one generic body, 1 row × 1 token with the unpacker, VNNI and sym/asym chosen at run time,
  *     for the last rows of a matrix whose row count is not a multiple of 4. */
 #define TILE_ARGS const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, const char *act, size_t ast, \
@@ -288,14 +289,20 @@ typedef void (*tile_fn)(TILE_ARGS);
 #define T41(D, V, A) \
     static void t41_##D##_##V##_##A(TILE_ARGS) { tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D, V, A); }
 #define T41_D(D) T41(D, 0, 0) T41(D, 0, 1) T41(D, 1, 0) T41(D, 1, 1)
-T44(D4, 1, 0) T44(D4, 1, 1) T44(D8, 1, 0)
+#define T44_D(D) T44(D, 1, 0) T44(D, 1, 1)
+T44_D(D2) T44_D(D4) T44_D(D8) T44_D(DG)
+T44(D4, 0, 0) T44(D4, 0, 1) T44(D8, 0, 0)
 T41_D(D2) T41_D(D4) T41_D(D8) T41_D(DG)
 #define R41(D, V) {t41_##D##_##V##_0, t41_##D##_##V##_1}
 static const tile_fn t41[2][4][2] = { /* [vnni][unpacker][asym] */
     {R41(D2, 0), R41(D4, 0), R41(D8, 0), R41(DG, 0)},
     {R41(D2, 1), R41(D4, 1), R41(D8, 1), R41(DG, 1)},
 };
-static const tile_fn t44[2][4][2] = {[1][D4] = {t44_D4_1_0, t44_D4_1_1}, [1][D8] = {t44_D8_1_0, NULL}};
+#define R44(D) {t44_##D##_1_0, t44_##D##_1_1}
+static const tile_fn t44[2][4][2] = { /* [vnni][unpacker][asym]; NULL: four 4 × 1 calls */
+    {[D4] = {t44_D4_0_0, t44_D4_0_1}, [D8] = {t44_D8_0_0, NULL}},
+    {R44(D2), R44(D4), R44(D8), R44(DG)},
+};
 
 static __attribute__((noinline)) void t11_generic(TILE_ARGS, int D, int vnni, int asym)
 {
