@@ -170,10 +170,8 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
 
 /* Which bodies are compiled (each an always-inline expansion; one per shape and unpacker, 64 of
  * them, took about 25 s to compile with gcc -O2 and minutes under clang with ASan):
- *   - 4 rows × 4 tokens (prompt processing) for 4 and 8 bits, the INT widths the README
- *     measures (int4-g128, int4-g128-asym, int8-channel);
- *   - 4 rows × 1 token for every unpacker: generation, and every other 4 × 4 tile as four of
- *     these (the codes are unpacked once per token instead of once per tile);
+ *   - 4 rows × 4 tokens (prompt processing) for every unpacker;
+ *   - 4 rows × 1 token for every unpacker: generation, and a tail of 2 or 3 tokens;
  *   - one generic body, 1 row × 1 token with the unpacker chosen at run time, for the last rows
  *     of a matrix whose row count is not a multiple of 4. */
 #define TILE_ARGS const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, const char *act, size_t ast, \
@@ -181,9 +179,9 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
 typedef void (*tile_fn)(TILE_ARGS);
 #define T44(D) static void t44_##D(TILE_ARGS) { tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 4, D); }
 #define T41(D) static void t41_##D(TILE_ARGS) { tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D); }
-T44(D4) T44(D8)
+T44(D2) T44(D4) T44(D8) T44(DG)
 T41(D2) T41(D4) T41(D8) T41(DG)
-static const tile_fn t44[4] = {[D4] = t44_D4, [D8] = t44_D8};
+static const tile_fn t44[4] = {[D2] = t44_D2, [D4] = t44_D4, [D8] = t44_D8, [DG] = t44_DG};
 static const tile_fn t41[4] = {[D2] = t41_D2, [D4] = t41_D4, [D8] = t41_D8, [DG] = t41_DG};
 
 static __attribute__((noinline)) void t11_generic(TILE_ARGS, int D)
@@ -198,7 +196,7 @@ void qb_int_tile_q8_avx2(const qb_fmt_params *f, int n, const void *w, size_t ws
     const int D = f->bits == 2 ? D2 : f->bits == 4 ? D4 : f->bits == 8 ? D8 : DG;
     const uint8_t *wb = w;
     const char *ab = act;
-    if (nr == 4 && nc == 4 && t44[D]) {
+    if (nr == 4 && nc == 4) {
         t44[D](f, &L, n, wb, wst, ab, ast, y, ldy);
     } else if (nr == 4) {
         for (int c = 0; c < nc; c++) t41[D](f, &L, n, wb, wst, ab + (size_t)c * ast, ast, y + (size_t)c * ldy, ldy);
