@@ -171,10 +171,16 @@ AI areg areg_load(const char *a, int n, int e, int half)
     const int8_t *q = qb_int_act_q(a);
     const float *d = qb_int_act_d(a, n);
     const int32_t *s4 = qb_int_act_s4(a, n);
-    areg r; /* when half the upper lanes hold zero bytes and sums (their products are 0) */
-    r.q = _mm512_maskz_loadu_epi8(half ? 0xFFFFFFFFull : ~0ull, q + e);
-    r.d = _mm512_insertf32x8(_mm512_set1_ps(d[k]), _mm256_set1_ps(half ? d[k] : d[k + 1]), 1);
-    r.s = _mm512_maskz_loadu_epi32((__mmask16)(half ? 0xFF : 0xFFFF), s4 + e / 4);
+    areg r;
+    if (half) { /* the upper lanes hold zero bytes and sums: their products are 0 */
+        r.q = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(q + e)));
+        r.d = _mm512_set1_ps(d[k]);
+        r.s = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(s4 + e / 4)));
+    } else {
+        r.q = _mm512_loadu_si512(q + e);
+        r.d = _mm512_insertf32x8(_mm512_set1_ps(d[k]), _mm256_set1_ps(d[k + 1]), 1);
+        r.s = _mm512_loadu_si512(s4 + e / 4);
+    }
     return r;
 }
 
@@ -199,7 +205,8 @@ AI void pair(const lay *L, int n, const uint8_t *const *codes, const uint8_t *co
     }
     #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) {
-        const uint8_t *pa = codes[r] + (size_t)(e / 32) * 4 * L->bits, *pb = half ? pa : pa + offb; /* half: pb's codes meet zero bytes */
+        /* offb is 0 when half: pb is pa again, its codes meet zero bytes */
+        const uint8_t *pa = codes[r] + (size_t)(e / 32) * 4 * L->bits, *pb = pa + offb;
         _mm_prefetch((const char *)pa + PF_DIST, _MM_HINT_T0);
         const wreg wr = wreg_make(codes64(L, pa, pb, ends[r], D), big);
         #pragma GCC unroll 4
@@ -257,8 +264,10 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
         __m512 accg[4]; /* one token: the segment's sum of isum · d_x, scaled by d_w at its end */
         #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) accg[r] = _mm512_setzero_ps();
-        for (int e = 0; e < seg; e += 64) /* one call site: the body is expanded once */
-            pair(L, n, codes, ends, rr, offb, e, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, seg - e < 64);
+        for (int e = 0; e < seg; e += 64) { /* one call site: the body is expanded once */
+            const int half = seg - e < 64;
+            pair(L, n, codes, ends, rr, half ? 0 : offb, e, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, half);
+        }
         if (NC == 1) {
             #pragma GCC unroll 4
             for (int r = 0; r < NR; r++) acc[r][0] = _mm512_fmadd_ps(accg[r], rr[r].d, acc[r][0]);
