@@ -112,10 +112,9 @@ sanitize: deps
 
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread OPT=-O1 _tsan
-# OMP_NUM_THREADS=1: libgomp is not built with ThreadSanitizer, so the hand-over of work to
-# its pool threads reads as races in the code they run (suppressing libgomp itself does not
-# hide those); with one OpenMP thread each test thread runs its parallel loops itself, and
-# what TSan checks is exactly what the tests' own threads share.
+# OMP_NUM_THREADS=1: libgomp is not built with TSan, so its barriers and reductions are
+# invisible to it and every OpenMP team reads as racing (format.c's reduction did); with one
+# OpenMP thread the tests' own threads (jobs, two forward passes) are what TSan watches.
 _tsan: $(addprefix $(BUILD)/tests/,$(TSAN_TESTS))
 	@BUILD=$(BUILD) OMP_NUM_THREADS=1 TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
 	    scripts/run-tests.sh --only $(TSAN_TESTS)

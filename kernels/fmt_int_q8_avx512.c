@@ -172,7 +172,7 @@ AI areg areg_load(const char *a, int n, int e, int half)
     const float *d = qb_int_act_d(a, n);
     const int32_t *s4 = qb_int_act_s4(a, n);
     areg r;
-    if (half) {
+    if (half) { /* the upper lanes hold zero bytes and sums: their products are 0 */
         r.q = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(q + e)));
         r.d = _mm512_set1_ps(d[k]);
         r.s = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(s4 + e / 4)));
@@ -191,21 +191,22 @@ typedef struct {
     __m512i nz;
 } rreg;
 
-/* The 64 elements at e of a segment (only the first 32 when HALF): every row's codes meet every
+/* The 64 elements at e of a segment (only the first 32 when half): every row's codes meet every
  * token's bytes; sums go to accg (one token) or straight to acc. */
 AI void pair(const lay *L, int n, const uint8_t *const *codes, const uint8_t *const *ends, const rreg *rr, size_t offb,
              int e, int s0, const char *act, size_t ast, __m512i nzsym, __m512 (*acc)[4], __m512 *accg, const int NR,
-             const int NC, const int D, const int vnni, const int A, const int big, const int HALF)
+             const int NC, const int D, const int vnni, const int A, const int big, int half)
 {
     areg ar[4];
     #pragma GCC unroll 4
     for (int c = 0; c < NC; c++) {
-        ar[c] = areg_load(act + (size_t)c * ast, n, s0 + e, HALF);
+        ar[c] = areg_load(act + (size_t)c * ast, n, s0 + e, half);
         if (!A) ar[c].s = _mm512_mullo_epi32(ar[c].s, nzsym); /* the same zero for every row */
     }
     #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) {
-        const uint8_t *pa = codes[r] + (size_t)(e / 32) * 4 * L->bits, *pb = HALF ? pa : pa + offb;
+        /* offb is 0 when half: pb is pa again, its codes meet zero bytes */
+        const uint8_t *pa = codes[r] + (size_t)(e / 32) * 4 * L->bits, *pb = pa + offb;
         _mm_prefetch((const char *)pa + PF_DIST, _MM_HINT_T0);
         const wreg wr = wreg_make(codes64(L, pa, pb, ends[r], D), big);
         #pragma GCC unroll 4
@@ -263,10 +264,10 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
         __m512 accg[4]; /* one token: the segment's sum of isum · d_x, scaled by d_w at its end */
         #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) accg[r] = _mm512_setzero_ps();
-        const int full = seg & ~63;
-        for (int e = 0; e < full; e += 64)
-            pair(L, n, codes, ends, rr, offb, e, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, 0);
-        if (seg & 32) pair(L, n, codes, ends, rr, offb, full, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, 1);
+        for (int e = 0; e < seg; e += 64) { /* one call site: the body is expanded once */
+            const int half = seg - e < 64;
+            pair(L, n, codes, ends, rr, half ? 0 : offb, e, s0, act, ast, nzsym, acc, accg, NR, NC, D, vnni, A, big, half);
+        }
         if (NC == 1) {
             #pragma GCC unroll 4
             for (int r = 0; r < NR; r++) acc[r][0] = _mm512_fmadd_ps(accg[r], rr[r].d, acc[r][0]);
@@ -278,59 +279,72 @@ AI void tile_body(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w,
         for (int c = 0; c < NC; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-#define TILE_CASES(D, V, A)                                                                                \
-    switch ((nr - 1) * 4 + nc - 1) {                                                                     \
-    case 0: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 1, D, V, A); break;                             \
-    case 1: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 2, D, V, A); break;                             \
-    case 2: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 3, D, V, A); break;                             \
-    case 3: tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 4, D, V, A); break;                             \
-    case 4: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 1, D, V, A); break;                             \
-    case 5: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 2, D, V, A); break;                             \
-    case 6: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 3, D, V, A); break;                             \
-    case 7: tile_body(f, L, n, w, wst, act, ast, y, ldy, 2, 4, D, V, A); break;                             \
-    case 8: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 1, D, V, A); break;                             \
-    case 9: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 2, D, V, A); break;                             \
-    case 10: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 3, D, V, A); break;                            \
-    case 11: tile_body(f, L, n, w, wst, act, ast, y, ldy, 3, 4, D, V, A); break;                            \
-    case 12: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D, V, A); break;                            \
-    case 13: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 2, D, V, A); break;                            \
-    case 14: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 3, D, V, A); break;                            \
-    default: tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 4, D, V, A); break;                            \
-    }
+/* Which bodies are compiled (each is an always-inline expansion; one for every combination of
+ * shape, unpacker, VNNI and sym/asym, 256 of them, took over a minute to compile with gcc -O2
+ * and did not finish under clang with ASan):
+ *   - 4 rows × 4 tokens (prompt processing) with VNNI for every unpacker, sym and asym, and
+ *     without VNNI (AVX-512 CPUs before VNNI) for 4-bit sym and asym and 8-bit sym, the INT
+ *     formats the README measures (int4-g128, int4-g128-asym, int8-channel);
+ *   - 4 rows × 1 token for every unpacker, sym/asym, VNNI or not: generation where int_gemv
+ *     does not serve, and the other 4 × 4 tiles as four of these (the weights' codes are then
+ *     unpacked once per token instead of once per tile: about 2.5 times slower);
+ *   - one generic body, 1 row × 1 token with the unpacker, VNNI and sym/asym chosen at run time,
+ *     for the last rows of a matrix whose row count is not a multiple of 4. */
+#define TILE_ARGS const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, const char *act, size_t ast, \
+                  float *y, size_t ldy
+typedef void (*tile_fn)(TILE_ARGS);
+#define T44(D, V, A) \
+    static void t44_##D##_##V##_##A(TILE_ARGS) { tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 4, D, V, A); }
+#define T41(D, V, A) \
+    static void t41_##D##_##V##_##A(TILE_ARGS) { tile_body(f, L, n, w, wst, act, ast, y, ldy, 4, 1, D, V, A); }
+#define T41_D(D) T41(D, 0, 0) T41(D, 0, 1) T41(D, 1, 0) T41(D, 1, 1)
+#define T44_D(D) T44(D, 1, 0) T44(D, 1, 1)
+T44_D(D2) T44_D(D4) T44_D(D8) T44_D(DG)
+T44(D4, 0, 0) T44(D4, 0, 1) T44(D8, 0, 0)
+T41_D(D2) T41_D(D4) T41_D(D8) T41_D(DG)
+#define R41(D, V) {t41_##D##_##V##_0, t41_##D##_##V##_1}
+static const tile_fn t41[2][4][2] = { /* [vnni][unpacker][asym] */
+    {R41(D2, 0), R41(D4, 0), R41(D8, 0), R41(DG, 0)},
+    {R41(D2, 1), R41(D4, 1), R41(D8, 1), R41(DG, 1)},
+};
+#define R44(D) {t44_##D##_1_0, t44_##D##_1_1}
+static const tile_fn t44[2][4][2] = { /* [vnni][unpacker][asym]; NULL: four 4 × 1 calls */
+    {[D4] = {t44_D4_0_0, t44_D4_0_1}, [D8] = {t44_D8_0_0, NULL}},
+    {R44(D2), R44(D4), R44(D8), R44(DG)},
+};
 
-#define TILE_FN(name, D, V)                                                                             \
-    static void name(const qb_fmt_params *f, const lay *L, int n, const uint8_t *w, size_t wst, int nr, \
-                     const char *act, size_t ast, int nc, float *y, size_t ldy)                         \
-    {                                                                                                   \
-        if (f->asym) {                                                                                  \
-            TILE_CASES(D, V, 1)                                                                         \
-        } else {                                                                                        \
-            TILE_CASES(D, V, 0)                                                                         \
-        }                                                                                               \
+static __attribute__((noinline)) void t11_generic(TILE_ARGS, int D, int vnni, int asym)
+{
+    tile_body(f, L, n, w, wst, act, ast, y, ldy, 1, 1, D, vnni, asym);
+}
+
+static void tile(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act, size_t ast, int nc,
+                 float *y, size_t ldy, int vnni)
+{
+    const lay L = lay_make(f, n);
+    const int D = f->bits == 2 ? D2 : f->bits == 4 ? D4 : f->bits == 8 ? D8 : DG, A = f->asym != 0;
+    const uint8_t *wb = w;
+    const char *ab = act;
+    if (nr == 4 && nc == 4 && t44[vnni][D][A]) {
+        t44[vnni][D][A](f, &L, n, wb, wst, ab, ast, y, ldy);
+    } else if (nr == 4) {
+        for (int c = 0; c < nc; c++) t41[vnni][D][A](f, &L, n, wb, wst, ab + (size_t)c * ast, ast, y + (size_t)c * ldy, ldy);
+    } else {
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < nc; c++)
+                t11_generic(f, &L, n, wb + (size_t)r * wst, wst, ab + (size_t)c * ast, ast, y + (size_t)c * ldy + r, ldy, D,
+                            vnni, A);
     }
-TILE_FN(tile_d2, D2, 0) TILE_FN(tile_d4, D4, 0) TILE_FN(tile_d8, D8, 0) TILE_FN(tile_dg, DG, 0)
-TILE_FN(tile_d2_vnni, D2, 1) TILE_FN(tile_d4_vnni, D4, 1) TILE_FN(tile_d8_vnni, D8, 1) TILE_FN(tile_dg_vnni, DG, 1)
+}
 
 void qb_int_tile_q8_avx512(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act, size_t ast,
                            int nc, float *y, size_t ldy)
 {
-    const lay L = lay_make(f, n);
-    switch (f->bits) {
-    case 2: tile_d2(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    case 4: tile_d4(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    case 8: tile_d8(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    default: tile_dg(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    }
+    tile(f, n, w, wst, nr, act, ast, nc, y, ldy, 0);
 }
 
 void qb_int_tile_q8_avx512vnni(const qb_fmt_params *f, int n, const void *w, size_t wst, int nr, const void *act,
                                size_t ast, int nc, float *y, size_t ldy)
 {
-    const lay L = lay_make(f, n);
-    switch (f->bits) {
-    case 2: tile_d2_vnni(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    case 4: tile_d4_vnni(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    case 8: tile_d8_vnni(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    default: tile_dg_vnni(f, &L, n, w, wst, nr, act, ast, nc, y, ldy); break;
-    }
+    tile(f, n, w, wst, nr, act, ast, nc, y, ldy, 1);
 }

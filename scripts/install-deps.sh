@@ -11,5 +11,6 @@ done
 echo "install-deps: installing:$missing" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-$SUDO apt-get update -qq >&2
+# a failed update (no network) is not the end: the package lists or cached .debs may do
+$SUDO apt-get update -qq >&2 || echo "install-deps: apt-get update failed; installing from the lists already here" >&2
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >&2

@@ -9,6 +9,21 @@ n=0; failures=0
 
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# skip NAME REASON: a TAP skip ("ok N - NAME # SKIP REASON"), counted as skipped, not passed.
+# For needs that may legitimately be absent (a llama.cpp peer binary).
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+# need_fixture NAME FILE...: true when every FILE (from ../shared: QB_MODELS, QB_DATA) exists;
+# otherwise NAME is reported skipped, or failed when CI=true (CI always has ../shared), and the
+# call is false. Use: need_fixture "scan" "$M" "$T" || { finish; exit; }
+need_fixture() {
+    local name=$1 f; shift
+    for f in "$@"; do
+        [ -e "$f" ] && continue
+        if [ "${CI:-}" = true ]; then not_ok "$name" "$f missing (CI=true: ../shared must be present)"
+        else skip "$name" "$f missing (set QB_MODELS / QB_DATA)"; fi
+        return 1
+    done
+}
 
 # run ARGS...: sets $rc, $out, $err
 run() {

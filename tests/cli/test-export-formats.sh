@@ -9,7 +9,7 @@ M=$QB_MODELS/qb-docs-26m/qb-docs-26m-f16.gguf
 S=$QB_MODELS/stories260K
 EVAL=$QB_DATA/eval-docs.txt
 LLAMA_PPL=../peer/llama.cpp/build/bin/llama-perplexity
-if [ ! -f "$M" ] || [ ! -f "$EVAL" ]; then echo "ok 1 - # SKIP qb-docs-26m or eval-docs.txt missing"; exit 0; fi
+need_fixture "export formats" "$M" "$EVAL" || { finish; exit; }
 
 check_format() { # FORMAT GGML_TYPE
     local f=$1 want=$2
@@ -31,7 +31,8 @@ check_format() { # FORMAT GGML_TYPE
             ok "$f: llama-perplexity $lp, ours $ppl (within 1%)"
         else not_ok "$f: llama-perplexity agrees" "llama.cpp '$lp', ours $ppl"; fi
     else
-        ok "$f: PPL $ppl # SKIP llama-perplexity not built"
+        ok "$f: perplexity of the exported file: $ppl"
+        skip "$f: llama-perplexity agrees" "llama-perplexity not built ($LLAMA_PPL)"
     fi
 }
 
@@ -41,7 +42,7 @@ check_format nf4 F16
 check_format nvfp4 F16
 
 # rows that are not whole 32-blocks (stories260K's 172-wide ffn_down) fall back to F16
-if [ -f "$S/stories260K.bin" ]; then
+if need_fixture "stories260K int4-channel: 172-wide rows written as F16" "$S/stories260K.bin"; then
     run quantize "$S/stories260K.bin" "$TMP/s.gguf" int4-channel --method rtn
     if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "5 tensor(s) int4-channel -> F16 (dequantized)"; then
         ok "stories260K int4-channel: 172-wide rows written as F16"

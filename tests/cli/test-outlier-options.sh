@@ -4,7 +4,7 @@
 cd "$(dirname "$0")/../.." || exit 2
 . tests/cli/lib.sh
 S="$QB_MODELS/stories260K"
-if [ ! -f "$S/stories260K.bin" ]; then echo "ok 1 - # SKIP stories260K not found"; exit 0; fi
+need_fixture "outlier options" "$S/stories260K.bin" || { finish; exit; }
 TXT="$S/ppl-sample.txt"
 
 expect_fail "SmoothQuant alpha out of range" "--smooth expects a number in \[0, 1\]" ppl "$S/stories260K.bin" "$TXT" --smooth 1.5

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 S=$QB_MODELS/stories260K
 LLAMA_PPL=../peer/llama.cpp/build/bin/llama-perplexity
-if [ ! -f "$S/stories260K.bin" ]; then echo "ok 1 - # SKIP stories260K missing"; exit 0; fi
+need_fixture "quantize --method" "$S/stories260K.bin" || { finish; exit; }
 
 for me in rtn gptq awq; do
     run quantize "$S/stories260K.bin" "$TMP/$me.gguf" q4_0 --method $me --calib "$S/ppl-sample.txt" --ctx 64 --act-order

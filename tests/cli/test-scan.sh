@@ -6,7 +6,20 @@
 S=$QB_MODELS/stories260K
 M=$S/stories260K.bin
 T=$S/ppl-sample.txt
-if [ ! -f "$M" ]; then echo "ok 1 - skipped: $M missing"; exit 0; fi
+# plan_matches PLAN GGUF: PLAN holds a rule for each of stories260K's 36 matrices ("NAME = FORMAT
+# ..."), and `quantbench info GGUF` lists each of those tensors stored in that FORMAT; prints
+# what differs.
+plan_matches() {
+    "$QB_BIN" info "$2" >"$TMP/info" 2>&1 || { echo "info $2 failed: $(head -2 "$TMP/info")"; return 1; }
+    awk 'NR == FNR { if ($0 !~ /^#/ && $2 == "=") want[$1] = toupper($3); next }
+         ($1 in want) && $NF ~ /^[0-9]+$/ { got[$1] = $(NF - 2) }
+         END {
+             for (t in want) { n++; if (got[t] != want[t]) { print t ": plan " want[t] ", file " got[t]; bad = 1 } }
+             if (n != 36) { print "the plan has " n " rules, wanted 36"; bad = 1 }
+             exit bad
+         }' "$1" "$TMP/info"
+}
+need_fixture "scan, search, prune" "$M" "$T" "$S/stories260K-f32.gguf" || { finish; exit; }
 
 run scan "$M" "$T" --format int2-channel --tokens 512 --ctx 64 --csv "$TMP/s.csv" --json "$TMP/s.json"
 if [ "$rc" -eq 0 ] && [ "$(wc -l < "$TMP/s.csv")" -eq 37 ] && grep -q '"rows": \[' "$TMP/s.json" &&
@@ -17,11 +30,11 @@ if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -qE 'blk\.4 +q8_0\+fallback'; 
 else not_ok "scan per layer" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
 
 run search "$M" "$T" --bpw 8.5 --candidates q4_0,q8_0,f16 --tokens 256 --ctx 64 --plan-out "$TMP/plan.txt" --out "$TMP/mix.gguf"
-if [ "$rc" -eq 0 ] && [ -s "$TMP/mix.gguf" ] && grep -q '^blk.0.ffn_down.weight = ' "$TMP/plan.txt"; then ok "search saves a plan and exports"
-else not_ok "search saves a plan and exports" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+if [ "$rc" -eq 0 ] && why=$(plan_matches "$TMP/plan.txt" "$TMP/mix.gguf"); then ok "search saves a plan and exports the mix it names"
+else not_ok "search saves a plan and exports the mix it names" "exit $rc" "$(printf '%s' "$err" | head -3)" "$why"; fi
 run quantize "$S/stories260K-f32.gguf" "$TMP/replay.gguf" F16 --plan "$TMP/plan.txt"
-if [ "$rc" -eq 0 ] && [ -s "$TMP/replay.gguf" ]; then ok "quantize --plan replays the searched plan"
-else not_ok "quantize --plan replays the searched plan" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+if [ "$rc" -eq 0 ] && why=$(plan_matches "$TMP/plan.txt" "$TMP/replay.gguf"); then ok "quantize --plan replays the searched plan tensor by tensor"
+else not_ok "quantize --plan replays the searched plan tensor by tensor" "exit $rc" "$(printf '%s' "$err" | head -3)" "$why"; fi
 run ppl "$TMP/mix.gguf" "$T" --ctx 64
 if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^PPL = '; then ok "the exported mix runs"
 else not_ok "the exported mix runs" "exit $rc" "$err"; fi

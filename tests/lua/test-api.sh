@@ -2,9 +2,7 @@
 # test-api.sh — the qb Lua module against real runs on stories260K (tests/lua/check_api.lua
 # prints the TAP lines), then qb.print_table's alignment through the sandboxed runner.
 . "$(dirname "$0")/../cli/lib.sh"
-if [ ! -f "$QB_MODELS/stories260K/stories260K.bin" ]; then
-    echo "ok 1 - skipped: $QB_MODELS/stories260K missing"; exit 0
-fi
+need_fixture "qb module API" "$QB_MODELS/stories260K/stories260K.bin" || { finish; exit; }
 "$QB_BIN" run --trusted --out "$TMP/api" tests/lua/check_api.lua 2>"$TMP/err"
 rc=$?
 if [ $rc -ne 0 ]; then echo "not ok - check_api.lua exited with status $rc"; tail -5 "$TMP/err" | sed "s/^/#   /"; fi

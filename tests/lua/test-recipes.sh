@@ -3,9 +3,7 @@
 # pass shape and sanity checks (tests/lua/check_recipes.lua prints the TAP lines); the bits sweep
 # and the teaching demo also run through the sandboxed runner as a user would run them.
 . "$(dirname "$0")/../cli/lib.sh"
-if [ ! -f "$QB_MODELS/stories260K/stories260K.bin" ]; then
-    echo "ok 1 - skipped: $QB_MODELS/stories260K missing"; exit 0
-fi
+need_fixture "recipes" "$QB_MODELS/stories260K/stories260K.bin" "$QB_MODELS/stories260K/ppl-sample.txt" || { finish; exit; }
 "$QB_BIN" run --trusted --out "$TMP/checks" tests/lua/check_recipes.lua examples 2>"$TMP/err"
 rc=$?
 if [ $rc -ne 0 ]; then echo "not ok - check_recipes.lua exited with status $rc"; tail -5 "$TMP/err" | sed "s/^/#   /"; fi
@@ -30,7 +28,11 @@ else
 fi
 # the mixed-precision GGUF runs in llama.cpp with the perplexity our engine gave it
 LP=../peer/llama.cpp/build/bin/llama-perplexity
-if [ -x "$LP" ] && [ -f "$TMP/checks/mixed.gguf" ] && [ -f "$TMP/checks/mixed.csv" ]; then
+if [ ! -x "$LP" ]; then
+    skip "mixed.gguf in llama-perplexity" "llama-perplexity not built ($LP)"
+elif [ ! -f "$TMP/checks/mixed.gguf" ] || [ ! -f "$TMP/checks/mixed.csv" ]; then
+    echo "not ok - mixed.gguf in llama-perplexity: check_recipes.lua wrote no mixed.gguf / mixed.csv"
+else
     ours=$(awk -F, '$1=="mixed"{print $3}' "$TMP/checks/mixed.csv")
     theirs=$(LD_LIBRARY_PATH=$(dirname "$LP") "$LP" -m "$TMP/checks/mixed.gguf" -f "$QB_MODELS/stories260K/ppl-sample.txt" -c 128 -b 128 -t 2 2>&1 | grep -oE 'Final estimate: PPL = [0-9.]+' | grep -oE '[0-9.]+$')
     if [ -n "$theirs" ] && awk -v a="$ours" -v b="$theirs" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(d/b < 0.005)}'; then
@@ -38,7 +40,5 @@ if [ -x "$LP" ] && [ -f "$TMP/checks/mixed.gguf" ] && [ -f "$TMP/checks/mixed.cs
     else
         echo "not ok - mixed.gguf in llama-perplexity: '$theirs' vs ours '$ours'"
     fi
-else
-    echo "ok - skipped: llama-perplexity or mixed.gguf not there"
 fi
 [ $rc -ne 255 ]

@@ -12,9 +12,7 @@ BIN=$(cd "$(dirname "$QB_BIN")" && pwd)/$(basename "$QB_BIN")
 export XDG_STATE_HOME=$TMP/state
 MODEL=$(cd "$QB_MODELS" 2>/dev/null && pwd)/qb-docs-26m/qb-docs-26m-f16.gguf
 CALIB=$(cd "$QB_DATA" 2>/dev/null && pwd)/calib-docs.txt
-if [ ! -f "$MODEL" ] || [ ! -f "$CALIB" ]; then
-    echo "# skip: $MODEL or $CALIB missing (set QB_MODELS, QB_DATA)"; ok "skip: qb-docs-26m missing"; finish; exit $?
-fi
+need_fixture "calibration in the workbench" "$MODEL" "$CALIB" || { finish; exit; }
 
 # the demo: GPTQ shows the hint, :calib says why it cannot run, other methods still work
 start 120 40 "$BIN"

@@ -64,9 +64,7 @@ check "presentation steps the bits" "bit"
 keys q
 check "quit from the demo" "QB-EXITED-0"
 
-if [ ! -f "$MODEL" ]; then
-    echo "# skip: $MODEL missing (set QB_MODELS)"; ok "skip: qb-docs-26m missing"; finish; exit $?
-fi
+need_fixture "the workbench on a real model" "$MODEL" || { finish; exit; }
 
 # --- a real model, opened from inside ---
 start 140 44 "$BIN"

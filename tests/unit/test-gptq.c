@@ -203,11 +203,7 @@ static void matches_reference(void **state)
 {
     (void)state;
     const char *dir = qbt_model_path("qb-docs-26m/hf");
-    if (access(dir, R_OK) != 0) {
-        print_message("qb-docs-26m missing: skipped\n");
-        skip();
-        return;
-    }
+    qbt_need(dir);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     json_error_t je;

@@ -63,7 +63,8 @@ static void test_borrowed_model(void **state)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = NULL;
-    if (qb_model_open(&ctx, qbt_model_path("stories260K/stories260K.bin"), NULL, &m) != QB_OK) skip();
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    if (qb_model_open(&ctx, qbt_model_path("stories260K/stories260K.bin"), NULL, &m) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
     lua_State *L = qb_lua_new(NULL);
     qb_lua_push_model(L, m, false);
     lua_setglobal(L, "m");

@@ -60,10 +60,7 @@ static void test_zoo(void **state)
     (void)state;
     if (!have_avx2()) skip();
     const char *path = qbt_model_path("qb-docs-26m/qb-docs-26m-zoo.gguf");
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "skip: %s missing\n", path);
-        skip();
-    }
+    qbt_need(path);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_gguf *g = NULL;

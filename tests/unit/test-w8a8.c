@@ -257,7 +257,7 @@ static void test_act_reuses_calibration(void **state)
 {
     (void)state;
     const char *path = qbt_model_path("stories260K/stories260K.bin");
-    if (access(path, R_OK) != 0) skip();
+    qbt_need(path);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = NULL;

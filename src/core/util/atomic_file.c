@@ -5,7 +5,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* The process's umask. umask(2) can only be read by setting it, which races with other threads
+ * creating files meanwhile, so it is read from /proc/self/status ("Umask:", Linux >= 4.7); the
+ * set-and-restore read is the fallback. */
+static mode_t current_umask(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (fp) {
+        char line[128];
+        unsigned m;
+        while (fgets(line, sizeof line, fp))
+            if (sscanf(line, "Umask: %o", &m) == 1) {
+                fclose(fp);
+                return (mode_t)(m & 0777);
+            }
+        fclose(fp);
+    }
+    const mode_t m = umask(022);
+    umask(m);
+    return m;
+}
+
+/* mkstemp creates the temp file 0600 and rename keeps that mode: give it the mode the target
+ * would get from cp or an ordinary open(O_CREAT, 0666): an existing target's own permissions,
+ * else 0666 less the umask. Failing leaves the file private, which is harmless. */
+static void set_target_mode(int fd, const char *path)
+{
+    struct stat st;
+    const mode_t mode = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (st.st_mode & 07777) : (0666 & ~current_umask());
+    if (fchmod(fd, mode) != 0) return;
+}
 
 qb_status qb_atomic_begin(qb_ctx *ctx, const char *path, qb_atomic_file *f)
 {
@@ -23,6 +55,7 @@ qb_status qb_atomic_begin(qb_ctx *ctx, const char *path, qb_atomic_file *f)
         f->tmp = NULL;
         return st;
     }
+    set_target_mode(f->fd, path);
     return QB_OK;
 }
 

@@ -11,7 +11,9 @@ typedef struct {
     const char *path; /* the target (borrowed) */
 } qb_atomic_file;
 
-/* Create the temp file beside path. On failure nothing exists and the error names path. */
+/* Create the temp file beside path, with the mode the target will keep: an existing target's
+ * permissions, else 0666 less the umask (as cp or llama-quantize would give a new file). On
+ * failure nothing exists and the error names path. */
 qb_status qb_atomic_begin(qb_ctx *ctx, const char *path, qb_atomic_file *f);
 /* Append n bytes; false on a write error (errno set). */
 bool qb_atomic_write(qb_atomic_file *f, const void *p, size_t n);
