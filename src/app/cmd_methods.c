@@ -133,7 +133,7 @@ int cmd_methods(int argc, char **argv)
             if (qb_fold_reset(&ctx, m) != QB_OK) goto fail_plan;
             double q0 = cli_now();
             qb_method_opts mo = {.cancel = &cli_cancel};
-            qb_status st = qb_model_apply_method(&ctx, m, &plan, &mlist[k], cal, &mo);
+            qb_status st = qb_method_apply(&ctx, m, &plan, &mlist[k], cal, &mo);
             double tq = cli_now() - q0;
             if (st == QB_ERR_CANCELLED) goto fail_plan;
             if (st != QB_OK) {
@@ -141,7 +141,7 @@ int cmd_methods(int argc, char **argv)
                 continue;
             }
             qb_model_size sz;
-            qb_model_size_compute(m, &sz);
+            qb_quant_size_compute(m, &sz);
             qb_kld_result r;
             if (qb_eval_kld(&ctx, base, m, etok, n_etok, &eo, &r) != QB_OK) goto fail_plan;
             if (base_tps > 0) {

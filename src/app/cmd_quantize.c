@@ -2,7 +2,7 @@
  * llama-quantize: same type names, same default mix unless --pure; a plan overrides tensors
  * by name pattern, each rule with its format and method (plan.h). MODEL may be a GGUF
  * (quantized tensor by tensor, metadata kept, when every rule is RTN) or any model quantbench
- * opens (quantized in memory by one qb_model_apply call, exported with its tokenizer). The
+ * opens (quantized in memory by one qb_plan_apply call, exported with its tokenizer). The
  * output is written atomically; Ctrl-C leaves it untouched.
  *
  * --method rtn|gptq|awq gives TYPE's rules (and plan rules that name no method) that method;

@@ -1,7 +1,7 @@
 /* cmd_quantize_plan.c — the plan side of `quantbench quantize`: --plan FILE (text) or
  * FILE.gguf (the recipe a quantbench GGUF records: plan, type, calibration text digest), the
  * --method flags as a method specification, warnings for rules that match no tensor, and the
- * in-memory path: open, calibrate where a rule's method needs it, one qb_model_apply call,
+ * in-memory path: open, calibrate where a rule's method needs it, one qb_plan_apply call,
  * export with the recipe. */
 #include "cli.h"
 #include "cmd_quantize.h"
@@ -158,7 +158,7 @@ qb_status qz_quantize_model(qb_ctx *ctx, const qz_args *q, const qb_method_spec 
     qb_status st = qb_model_open(ctx, q->pos[0], NULL, &m);
     if (st != QB_OK) return st;
     qb_model_size before, after;
-    qb_model_size_compute(m, &before);
+    qb_quant_size_compute(m, &before);
     warn_unmatched(m, plan);
     qb_plan eff;
     qb_calib *cal = NULL;
@@ -168,16 +168,16 @@ qb_status qz_quantize_model(qb_ctx *ctx, const qz_args *q, const qb_method_spec 
         cli_progress pr;
         cli_progress_start(&pr, spec ? qb_plan_method_name(spec->kind) : "quantize");
         qb_plan_apply_opts ao = {.progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel, .allow_unmatched = true};
-        st = qb_model_apply(ctx, m, &eff, cal, &ao);
+        st = qb_plan_apply(ctx, m, &eff, cal, &ao);
         cli_progress_end(&pr);
     }
     if (st == QB_OK) {
         qb_recipe rec;
         qb_recipe_from(&rec, &eff, cal);
-        st = qb_model_export_gguf_recipe(ctx, m, q->pos[1], &rec, &cli_cancel);
+        st = qb_export_gguf_recipe(ctx, m, q->pos[1], &rec, &cli_cancel);
     }
     if (st == QB_OK) note_conversions(m);
-    qb_model_size_compute(m, &after);
+    qb_quant_size_compute(m, &after);
     r->bytes_in = before.bytes;
     r->bytes_out = st == QB_OK ? file_size(q->pos[1]) : after.bytes;
     r->n_tensors = m->n_tensors;

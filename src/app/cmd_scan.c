@@ -159,7 +159,7 @@ static qb_model *ftype_view(qb_ctx *ctx, const qb_model *m, const char *ftype)
 {
     qb_model *v;
     if (qb_model_view_new(ctx, m, &v) != QB_OK) return cli_error("%s", qb_ctx_errmsg(ctx)), NULL;
-    if (qb_model_apply_ftype(ctx, v, ftype, false, NULL) != QB_OK) {
+    if (qb_ftype_apply(ctx, v, ftype, false, NULL) != QB_OK) {
         cli_error("search: %s", qb_ctx_errmsg(ctx));
         qb_model_view_free(v);
         return NULL;
@@ -179,7 +179,7 @@ static int eval_mixes(qb_ctx *ctx, const qb_model *m, const search_args *a, cons
     qb_status st = qb_eval_load_text(ctx, m, a->eval, &toks, &n);
     if (st == QB_OK && (st = qb_model_view_new(ctx, m, &vs[nv])) == QB_OK) {
         nv++;
-        st = qb_model_apply_plan(ctx, vs[0], plan, NULL);
+        st = qb_plan_apply_rtn(ctx, vs[0], plan, NULL);
     }
     if (st != QB_OK) {
         rc = fail_st(ctx, st);
@@ -201,7 +201,7 @@ static int eval_mixes(qb_ctx *ctx, const qb_model *m, const search_args *a, cons
     printf("%-8s %7s %10s %11s %11s %8s %9s\n", "mix", "bpw", "MiB", "KLD mean", "KLD p99", "top-1 %", "PPL");
     for (int j = 0; j < nv; j++) {
         qb_model_size sz;
-        qb_model_size_compute(vs[j], &sz);
+        qb_quant_size_compute(vs[j], &sz);
         printf("%-8s %7.4f %10.3f %11.6f %11.6f %8.3f %9.4f\n", names[j], sz.bpw, sz.bytes / 1048576.0,
                res[j].kld_mean, res[j].kld_p99, res[j].top1_pct, res[j].other.ppl);
     }
@@ -236,7 +236,7 @@ int cmd_search(int argc, char **argv)
         qb_model *v = ftype_view(&ctx, m, a.bpw_of);
         if (!v) goto out;
         qb_model_size sz;
-        qb_model_size_compute(v, &sz);
+        qb_quant_size_compute(v, &sz);
         qb_model_view_free(v);
         a.bpw = sz.bpw;
         printf("budget     %.4f bpw (llama-quantize's %s mix of this model)\n", a.bpw, a.bpw_of);
@@ -274,8 +274,8 @@ int cmd_search(int argc, char **argv)
     }
     if (a.eval && eval_mixes(&ctx, m, &a, &r.plan, a.compare) != 0) goto out;
     if (a.out) {
-        if ((st = qb_model_apply_plan(&ctx, m, &r.plan, NULL)) != QB_OK ||
-            (st = qb_model_export_gguf(&ctx, m, a.out, &r.plan, &cli_cancel)) != QB_OK) {
+        if ((st = qb_plan_apply_rtn(&ctx, m, &r.plan, NULL)) != QB_OK ||
+            (st = qb_export_gguf(&ctx, m, a.out, &r.plan, &cli_cancel)) != QB_OK) {
             rc = fail_st(&ctx, st);
             goto out;
         }
@@ -368,7 +368,7 @@ int cmd_prune(int argc, char **argv)
     printf("%-14s %-10s %7s %11s %8s %9s\n", "pruning", "blk format", "bpw", "KLD mean", "top-1 %", "PPL");
     for (int k = 0; k < nv; k++) {
         qb_model_size sz;
-        qb_model_size_compute(vs[k], &sz);
+        qb_quant_size_compute(vs[k], &sz);
         char fname[32] = "as loaded";
         if (!keep[k / 2]) qb_format_name(&fs[k / 2], fname, sizeof fname);
         printf("%-14s %-10s %7.3f %11.6f %8.3f %9.4f\n", k % 2 ? pname : "none", fname, sz.bpw, res[k].kld_mean,

@@ -128,7 +128,7 @@ void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute_
 /* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
  * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */
 int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n);
-/* model:apply: qb_model_apply with plan p and the options table at o (0: none): method= (and
+/* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
  * its parameters) for rules that name none, calib=, progress=. Raises on errors. (lqb_method.c) */
 void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o);
 /* The method a table at idx names (field method = "gptq" or "gptq damp=0.1", and the method's

@@ -1,6 +1,6 @@
 /* lqb_method.c — calibration and the methods that read it: qb.calibrate(model, text) gives a
  * qb.calib userdata (per-channel activation statistics and XᵀX of every linear input), and
- * model:apply(plan, {method="gptq"|"awq"|"rtn", calib=c, …}) runs qb_model_apply (the rules'
+ * model:apply(plan, {method="gptq"|"awq"|"rtn", calib=c, …}) runs qb_plan_apply (the rules'
  * own methods, method= for those that name none). */
 #include "lqb_internal.h"
 
@@ -164,7 +164,7 @@ void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o)
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
     qb_plan_apply_opts ao = {.progress = lqb_progress_cb, .ud = &pr, .cancel = lqb_cancel_ptr(L), .allow_unmatched = true};
-    qb_status st = qb_model_apply(&h->ctx, m, p, cal, &ao);
+    qb_status st = qb_plan_apply(&h->ctx, m, p, cal, &ao);
     lqb_progress_end(L, &pr, st);
 }
 

@@ -196,7 +196,7 @@ static int l_tensor(lua_State *L)
 }
 
 /* model:apply(plan or rules [, {fallback=, method=, calib=, allow_unmatched=, progress=}]):
- * one qb_model_apply call (staged: on error the model is as it was). A rule that matches no
+ * one qb_plan_apply call (staged: on error the model is as it was). A rule that matches no
  * tensor is an error unless allow_unmatched. Returns the model and the tensors fallback left. */
 static int l_apply(lua_State *L)
 {
@@ -250,7 +250,7 @@ static int l_apply_ftype(lua_State *L)
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
     qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};
-    qb_status st = qb_model_apply_ftype(&lqb_host_of(L)->ctx, m, ft, pure, &ao);
+    qb_status st = qb_ftype_apply(&lqb_host_of(L)->ctx, m, ft, pure, &ao);
     lqb_progress_end(L, &pr, st);
     lua_settop(L, 1);
     return 1;
@@ -289,7 +289,7 @@ static int l_size(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     qb_model_size s;
-    qb_model_size_compute(m, &s);
+    qb_quant_size_compute(m, &s);
     lua_createtable(L, 0, 8);
     lqb_set_int(L, "bytes", (lua_Integer)s.bytes);
     lqb_set_int(L, "bytes_f16", (lua_Integer)s.bytes_f16);
@@ -504,7 +504,7 @@ static int l_export(lua_State *L)
     char *full = lqb_output_path(L, path);
     lqb_check_stop(L, 1);
     lqb_host *h = lqb_host_of(L);
-    qb_status st = qb_model_export_gguf_recipe(&h->ctx, m, full, &rec, h->cancel);
+    qb_status st = qb_export_gguf_recipe(&h->ctx, m, full, &rec, h->cancel);
     free(full);
     if (st != QB_OK) return lqb_fail(L, st);
     lua_pushstring(L, path);

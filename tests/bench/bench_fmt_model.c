@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         qb_format f;
         qb_plan_init(&p);
         if (qb_format_parse(&ctx, fmts[k], &f) != QB_OK || qb_plan_add(&ctx, &p, "blk.*", &f) != QB_OK ||
-            qb_model_apply_plan(&ctx, m, &p, NULL) != QB_OK) {
+            qb_plan_apply_rtn(&ctx, m, &p, NULL) != QB_OK) {
             fprintf(stderr, "bench_fmt_model: %s: %s\n", fmts[k], qb_ctx_errmsg(&ctx));
             qb_plan_free(&p);
             rc = 1;

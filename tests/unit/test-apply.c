@@ -61,9 +61,9 @@ static void test_gguf_q4_k_m_in_memory(void **state)
     float *base = malloc(NLOG * sizeof(float)), *a = malloc(NLOG * sizeof(float)), *b = malloc(NLOG * sizeof(float));
     logits_of(m, base);
     qb_model_size before, after;
-    qb_model_size_compute(m, &before);
-    assert_int_equal(qb_model_apply_ftype(&ctx, m, "Q4_K_M", false, NULL), QB_OK);
-    qb_model_size_compute(m, &after);
+    qb_quant_size_compute(m, &before);
+    assert_int_equal(qb_ftype_apply(&ctx, m, "Q4_K_M", false, NULL), QB_OK);
+    qb_quant_size_compute(m, &after);
     print_message("F16 %.2f MiB (%.2f bpw) -> Q4_K_M %.2f MiB (%.2f bpw); 7B at this plan: %.2f GiB\n",
                   before.bytes / 1048576.0, before.bpw, after.bytes / 1048576.0, after.bpw, after.proj_gib[0]);
     assert_true(fabs(before.bpw - 16.0) < 1e-9);
@@ -80,7 +80,7 @@ static void test_gguf_q4_k_m_in_memory(void **state)
     assert_true(max_diff(a, b, NLOG) == 0);
     assert_true(max_diff(a, base, NLOG) > 1e-3); /* it really changed */
     char *out = temp_path("export");
-    assert_int_equal(qb_model_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
     qb_model *back = open_model(out);
     logits_of(back, b);
     assert_true(max_diff(a, b, NLOG) == 0);
@@ -107,11 +107,11 @@ static void test_hf_export_roundtrip(void **state)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = open_model(qbt_model_path("qb-docs-26m/hf"));
-    assert_int_equal(qb_model_apply_ftype(&ctx, m, "Q8_0", true, NULL), QB_OK);
+    assert_int_equal(qb_ftype_apply(&ctx, m, "Q8_0", true, NULL), QB_OK);
     float *a = malloc(NLOG * sizeof(float)), *b = malloc(NLOG * sizeof(float));
     logits_of(m, a);
     char *out = temp_path("hfexport");
-    assert_int_equal(qb_model_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
     qb_model *back = open_model(out);
     assert_int_equal(back->cfg.rope_layout, QB_ROPE_INTERLEAVED);
     logits_of(back, b);
@@ -144,7 +144,7 @@ static void test_llama2c_export(void **state)
     qb_ctx_init(&ctx);
     qb_model *m = open_model(qbt_model_path("stories260K/stories260K.bin"));
     char *out = temp_path("l2cexport");
-    assert_int_equal(qb_model_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
     qb_model *back = open_model(out);
     int32_t *ids1, *ids2;
     int n1, n2;
@@ -192,7 +192,7 @@ static void test_custom_formats(void **state)
         qb_plan_init(&p);
         assert_int_equal(qb_format_parse(&ctx, names[k], &f), QB_OK);
         assert_int_equal(qb_plan_add(&ctx, &p, "blk.*", &f), QB_OK);
-        assert_int_equal(qb_model_apply_plan(&ctx, m, &p, NULL), QB_OK);
+        assert_int_equal(qb_plan_apply_rtn(&ctx, m, &p, NULL), QB_OK);
         assert_int_equal(m->layers[2].w_down->type, QB_TYPE_CUSTOM);
         assert_int_equal(qb_eval_perplexity(&ctx, m, toks, n, &eo, res[k]), QB_OK);
         print_message("%s: PPL %.3f (F16 %.3f)\n", names[k], res[k]->ppl, base.ppl);
@@ -203,7 +203,7 @@ static void test_custom_formats(void **state)
     /* int2-g32-asym has no ggml type: exported as Q4_1 blocks (offsets rounded to f16), and
      * the reopened file gives the perplexity the model had in memory */
     char *out = temp_path("int2");
-    assert_int_equal(qb_model_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf(&ctx, m, out, NULL, NULL), QB_OK);
     qb_model *back = open_model(out);
     assert_int_equal(back->layers[2].w_down->type, QB_TYPE_Q4_1);
     qb_ppl_result rb;
@@ -247,12 +247,12 @@ static void test_memory_follows_packed_size(void **state)
     qb_ctx_init(&ctx);
     long r0 = rss_kib();
     qb_model *m = open_model(qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"));
-    assert_int_equal(qb_model_apply_ftype(&ctx, m, "Q4_0", true, NULL), QB_OK);
+    assert_int_equal(qb_ftype_apply(&ctx, m, "Q4_0", true, NULL), QB_OK);
     float *l = malloc(NLOG * sizeof(float));
     logits_of(m, l);
     free(l);
     qb_model_size sz;
-    qb_model_size_compute(m, &sz);
+    qb_quant_size_compute(m, &sz);
     long r1 = rss_kib();
     double grew = (r1 - r0) / 1024.0, packed = sz.bytes / 1048576.0;
     print_message("RSS grew %.1f MiB for %.1f MiB of packed weights (F16: %.1f MiB)\n", grew, packed,

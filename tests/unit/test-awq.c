@@ -109,14 +109,14 @@ static void alpha_zero_is_rtn(void **state)
         assert_int_equal(qb_method_parse(&ctx, "AWQ", &awq), QB_OK);
         awq.awq.alpha = 0.0f;
         awq.awq.clip = false; /* the scale search alone */
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &rtn, NULL, NULL), QB_OK);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &rtn, NULL, NULL), QB_OK);
         uint8_t **a = snapshot(F->m);
         assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &awq, F->cal, NULL), QB_OK);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &awq, F->cal, NULL), QB_OK);
         assert_true(same_as(F->m, a));
         /* and the plain plan path gives the same bytes too */
         assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
-        assert_int_equal(qb_model_apply_plan(&ctx, F->m, &p, NULL), QB_OK);
+        assert_int_equal(qb_plan_apply_rtn(&ctx, F->m, &p, NULL), QB_OK);
         for (int i = 0; i < F->m->n_tensors; i++)
             if (qb_tensor_quantizable(&F->m->tensors[i]))
                 assert_memory_equal(a[i], F->m->tensors[i].data, F->m->tensors[i].nbytes);
@@ -140,16 +140,16 @@ static void bad_input(void **state)
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "unknown method 'sparsegpt'"));
     assert_int_equal(qb_method_parse(&ctx, "awq", &meth), QB_OK);
     meth.awq.alpha = 1.5f;
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "alpha 1.5 out of range"));
     meth.awq.alpha = -1.0f;
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, NULL, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, NULL, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "needs calibration"));
     qb_plan_free(&p);
     /* GPTQ to a format it cannot round column by column */
     plan_for(&ctx, F->m, "nf4", &p);
     assert_int_equal(qb_method_parse(&ctx, "gptq", &meth), QB_OK);
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_ERR_UNSUPPORTED);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, NULL), QB_ERR_UNSUPPORTED);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "method gptq"));
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "nf4"));
     qb_plan_free(&p);
@@ -177,12 +177,12 @@ static void cancel_leaves_model(void **state)
         /* from a model that already holds an RTN result, so "as it was" is not just pristine */
         qb_method rtn, meth;
         assert_int_equal(qb_method_parse(&ctx, "rtn", &rtn), QB_OK);
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &rtn, NULL, NULL), QB_OK);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &rtn, NULL, NULL), QB_OK);
         uint8_t **before = snapshot(F->m);
         assert_int_equal(qb_method_parse(&ctx, names[k], &meth), QB_OK);
         int flag[2] = {0, 9}; /* cancel after 9 tensors: mid-way through layer 1 */
         qb_method_opts o = {.progress = cancel_after, .ud = flag, .cancel = &flag[0]};
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, &o), QB_ERR_CANCELLED);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, &o), QB_ERR_CANCELLED);
         assert_true(same_as(F->m, before));
         free_snapshot(F->m, before);
         assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
@@ -204,11 +204,11 @@ static void deterministic(void **state)
         assert_int_equal(qb_method_parse(&ctx, names[k], &meth), QB_OK);
         meth.gptq.act_order = true;
         ctx.n_threads = 1;
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
         uint8_t **a = snapshot(F->m);
         assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
         ctx.n_threads = 2;
-        assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
+        assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, NULL), QB_OK);
         assert_true(same_as(F->m, a));
         free_snapshot(F->m, a);
         assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
@@ -231,18 +231,18 @@ static void partial_plan_after_awq(void **state)
     assert_int_equal(qb_method_parse(&ctx, "awq", &awq), QB_OK);
     assert_int_equal(qb_method_parse(&ctx, "rtn", &rtn), QB_OK);
     assert_int_equal(qb_method_parse(&ctx, "gptq", &gptq), QB_OK);
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &full, &awq, F->cal, NULL), QB_OK);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &full, &awq, F->cal, NULL), QB_OK);
     uint8_t **after_awq = snapshot(F->m);
     qb_format f;
     assert_int_equal(qb_format_parse(&ctx, "int8-channel", &f), QB_OK);
     qb_plan_init(&part);
     assert_int_equal(qb_plan_add(&ctx, &part, F->m->layers[0].wq->name, &f), QB_OK);
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &part, &rtn, NULL, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &part, &rtn, NULL, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "folded scales"));
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &part, &gptq, F->cal, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &part, &gptq, F->cal, NULL), QB_ERR_ARG);
     assert_true(same_as(F->m, after_awq));
     /* every matrix re-quantized from its originals: allowed, and the norms come back */
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &full, &rtn, NULL, NULL), QB_OK);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &full, &rtn, NULL, NULL), QB_OK);
     assert_true(F->m->layers[0].attn_norm->data == F->m->layers[0].attn_norm->src_data);
     free_snapshot(F->m, after_awq);
     assert_int_equal(qb_fold_reset(&ctx, F->m), QB_OK);
@@ -277,7 +277,7 @@ static void fold_keeps_logits(qb_model *m, const qb_calib *cal, float alpha)
     qb_method meth;
     assert_int_equal(qb_method_parse(&ctx, "awq", &meth), QB_OK);
     meth.awq.alpha = alpha;
-    assert_int_equal(qb_model_apply_method(&ctx, m, &p, &meth, cal, NULL), QB_OK);
+    assert_int_equal(qb_method_apply(&ctx, m, &p, &meth, cal, NULL), QB_OK);
     assert_true(m->layers[0].attn_norm->data != m->layers[0].attn_norm->src_data); /* it did fold */
     logits_of(&ctx, m, toks, T, got);
     double maxd = 0, maxv = 0;
@@ -397,7 +397,7 @@ static void ordering(void **state)
             assert_int_equal(qb_method_parse(&ctx, qb_method_name((qb_method_kind)mk), &meth), QB_OK);
             float alpha[64 * QB_OBS_COUNT] = {0};
             qb_method_opts o = {.awq_alpha = alpha};
-            assert_int_equal(qb_model_apply_method(&ctx, F->m, &p, &meth, F->cal, &o), QB_OK);
+            assert_int_equal(qb_method_apply(&ctx, F->m, &p, &meth, F->cal, &o), QB_OK);
             assert_int_equal(qb_eval_kld(&ctx, base, F->m, F->eval_tokens, F->n_eval, &eo, &r[mk]), QB_OK);
             print_message("%-13s %-4s  ppl %.4f (base %.4f)  kld %.5f  top1 %.1f%%\n", fmts[k],
                           qb_method_name((qb_method_kind)mk), r[mk].other.ppl, r[mk].base.ppl, r[mk].kld_mean,

@@ -143,13 +143,13 @@ static void test_model_roundtrip(void **state)
     qb_plan_init(&p);
     assert_int_equal(qb_format_parse(&ctx, "int4-g128", &f), QB_OK);
     assert_int_equal(qb_plan_add(&ctx, &p, "blk.*", &f), QB_OK);
-    assert_int_equal(qb_model_apply_plan(&ctx, m, &p, NULL), QB_OK);
+    assert_int_equal(qb_plan_apply_rtn(&ctx, m, &p, NULL), QB_OK);
     char *d = qb_export_describe(m);
     assert_non_null(d);
     assert_non_null(strstr(d, "blk.0.ffn_down.weight int4-g128 -> Q4_0 (exact)"));
     free(d);
     char *out = qbt_write_temp("repack", "", 0);
-    assert_int_equal(qb_model_export_gguf(&ctx, m, out, &p, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf(&ctx, m, out, &p, NULL), QB_OK);
     qb_model *back = qbt_open_model(out, NULL);
     assert_int_equal(back->layers[3].wq->type, QB_TYPE_Q4_0);
     /* every layer matrix holds exactly the values it had in memory */

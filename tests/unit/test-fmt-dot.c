@@ -194,7 +194,7 @@ static int child_main(const char *out)
         qb_format f;
         qb_plan_init(&p);
         if (qb_format_parse(&ctx, fwd_formats[k], &f) != QB_OK || qb_plan_add(&ctx, &p, "blk.*", &f) != QB_OK ||
-            qb_model_apply_plan(&ctx, m, &p, NULL) != QB_OK)
+            qb_plan_apply_rtn(&ctx, m, &p, NULL) != QB_OK)
             return 4;
         qb_plan_free(&p);
         qb_infer *s;

@@ -34,7 +34,7 @@ static void test_every_format(void **state)
     json_object_foreach(results, key, r) {
         if (!strcmp(key, "F16") || !strncmp(key, "qb-docs", 7) || nm == 32) continue;
         assert_int_equal(qb_model_open(&ctx, f16, NULL, &m), QB_OK);
-        if (qb_model_apply_ftype(&ctx, m, key, true, NULL) != QB_OK) fail_msg("%s: %s", key, qb_ctx_errmsg(&ctx));
+        if (qb_ftype_apply(&ctx, m, key, true, NULL) != QB_OK) fail_msg("%s: %s", key, qb_ctx_errmsg(&ctx));
         names[nm] = key;
         models[nm++] = m;
     }

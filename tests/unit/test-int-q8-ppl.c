@@ -73,7 +73,7 @@ static void test_ppl_close_to_f32_activations(void **state)
         qb_plan_init(&p);
         assert_int_equal(qb_format_parse(&ctx, c->format, &f), QB_OK);
         assert_int_equal(qb_plan_add(&ctx, &p, "blk.*", &f), QB_OK);
-        if (qb_model_apply_plan(&ctx, m, &p, NULL) != QB_OK) fail_msg("%s: %s", c->format, qb_ctx_errmsg(&ctx));
+        if (qb_plan_apply_rtn(&ctx, m, &p, NULL) != QB_OK) fail_msg("%s: %s", c->format, qb_ctx_errmsg(&ctx));
         qb_plan_free(&p);
         int32_t *toks;
         int n;

@@ -1,4 +1,4 @@
-/* test-plan-apply.c — qb_model_apply on stories260K: a plan mixing RTN, GPTQ and AWQ rules
+/* test-plan-apply.c — qb_plan_apply on stories260K: a plan mixing RTN, GPTQ and AWQ rules
  * gives each tensor what its own method gives it; a rule failing midway (after other groups
  * were computed) and a cancel leave the model byte for byte as it was; a rule matching no
  * tensor is an error unless allowed; with an apply state only changed targets are redone and
@@ -97,7 +97,7 @@ static void reset(qb_model *m)
 static const char *MIXED = "*attn_q* = q8_0\n*attn_k* = q4_0 gptq\n*attn_v* = q4_0 gptq act_order=1\n"
                            "blk.1.* = int4-channel awq alpha=0.5\n";
 
-/* Each group gets what its method alone gives it: GPTQ tensors equal qb_model_apply_method's,
+/* Each group gets what its method alone gives it: GPTQ tensors equal qb_method_apply's,
  * RTN ones qb_tensor_quantize's. */
 static void mixed_plan_matches_single_methods(void **state)
 {
@@ -108,7 +108,7 @@ static void mixed_plan_matches_single_methods(void **state)
     qb_plan p;
     parse(MIXED, &p);
     qb_plan_apply_opts o = {0};
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, F->cal, &o), QB_OK);
     assert_int_equal(o.n_redone, 4 + 4 + 4 + 7); /* q (RTN), k, v (GPTQ) of 4 layers; blk.1's 7 matrices (AWQ) */
     snap mixed = take(F->m);
     reset(F->m);
@@ -117,7 +117,7 @@ static void mixed_plan_matches_single_methods(void **state)
     parse("blk.0.attn_k.weight = q4_0\n", &g);
     qb_method meth;
     assert_int_equal(qb_method_parse(&ctx, "gptq", &meth), QB_OK);
-    assert_int_equal(qb_model_apply_method(&ctx, F->m, &g, &meth, F->cal, NULL), QB_OK);
+    assert_int_equal(qb_method_apply(&ctx, F->m, &g, &meth, F->cal, NULL), QB_OK);
     const qb_tensor *t = qb_model_find_tensor(F->m, "blk.0.attn_k.weight");
     int ti = (int)(t - F->m->tensors);
     assert_int_equal(t->nbytes, mixed.n[ti]);
@@ -146,14 +146,14 @@ static void failing_rule_midway_changes_nothing(void **state)
     qb_ctx_init(&ctx);
     qb_plan first, p;
     parse("* = q8_0\n*ffn_down* = f16\n", &first); /* something applied before */
-    assert_int_equal(qb_model_apply(&ctx, F->m, &first, NULL, NULL), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &first, NULL, NULL), QB_OK);
     snap before = take(F->m);
     parse("*attn_q* = q4_0\n*attn_k* = q4_0 gptq\nblk.2.ffn_down.weight = q4_0 awq\n", &p);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, F->cal, NULL), QB_ERR_UNSUPPORTED);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, F->cal, NULL), QB_ERR_UNSUPPORTED);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "blk.2.ffn_down.weight"));
     assert_true(same(F->m, &before));
     /* a method that needs calibration, without one: refused before anything is computed */
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, NULL, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, NULL, NULL), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "plan rule 2 '*attn_k*' uses gptq"));
     assert_true(same(F->m, &before));
     drop(&before);
@@ -187,7 +187,7 @@ static void cancel_changes_nothing(void **state)
     parse(MIXED, &p);
     cancel_at c = {0, 8, 0};
     qb_plan_apply_opts o = {.progress = cancel_progress, .ud = &c, .cancel = &c.cancel};
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, F->cal, &o), QB_ERR_CANCELLED);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, F->cal, &o), QB_ERR_CANCELLED);
     assert_true(c.seen >= 8);
     assert_true(same(F->m, &before));
     assert_int_equal(o.n_redone, 0);
@@ -204,17 +204,17 @@ static void unmatched_rule_is_an_error(void **state)
     snap before = take(F->m);
     qb_plan p;
     parse("* = q8_0\n*fnn_down* = f16\n*attn_norm* = q8_0\n", &p);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, NULL, NULL), QB_ERR_ARG);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, NULL, NULL), QB_ERR_ARG);
     assert_string_equal(qb_ctx_errmsg(&ctx), "plan rule 2 '*fnn_down*' matches no tensor");
     assert_true(same(F->m, &before));
     char msg[200];
     assert_int_equal(qb_plan_unmatched(&p, F->m, 2, msg, sizeof msg), 2);
     assert_string_equal(msg, "plan rule 3 '*attn_norm*' matches only tensors a plan does not change (norms)");
     qb_plan_apply_opts o = {.allow_unmatched = true};
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, NULL, &o), QB_ERR_UNSUPPORTED); /* ffn_down 172 cannot be q8_0 */
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, NULL, &o), QB_ERR_UNSUPPORTED); /* ffn_down 172 cannot be q8_0 */
     qb_plan_free(&p);
     parse("* = q8_0\n*ffn_down* = f16\n*fnn_down* = f16\n", &p);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, NULL, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, NULL, &o), QB_OK);
     reset(F->m);
     drop(&before);
     qb_plan_free(&p);
@@ -234,28 +234,28 @@ static void state_redoes_only_changes(void **state)
     parse("*attn* = q8_0\n*attn_k* = q4_0 gptq\n", &a);
     parse("*attn* = q8_0\n*attn_k* = q4_0 gptq\nblk.0.ffn_up.weight = q4_0 gptq damp=0.05\n", &b);
     qb_plan_apply_opts o = {.state = st};
-    assert_int_equal(qb_model_apply(&ctx, F->m, &a, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &a, F->cal, &o), QB_OK);
     assert_int_equal(o.n_redone, 20);
     snap at_a = take(F->m);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &a, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &a, F->cal, &o), QB_OK);
     assert_int_equal(o.n_redone, 0);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &b, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &b, F->cal, &o), QB_OK);
     assert_int_equal(o.n_redone, 1);
     snap at_b = take(F->m);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &a, F->cal, &o), QB_OK); /* undo */
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &a, F->cal, &o), QB_OK); /* undo */
     assert_int_equal(o.n_redone, 1);
     assert_true(same(F->m, &at_a));
     /* AWQ in the plan: later changes rebuild everything, and still match a fresh apply */
     qb_plan c;
     parse("*attn* = q8_0\n*attn_k* = q4_0 gptq\nblk.1.* = int4-channel awq\n", &c);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &c, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &c, F->cal, &o), QB_OK);
     assert_true(qb_apply_state_awq(st));
-    assert_int_equal(qb_model_apply(&ctx, F->m, &b, F->cal, &o), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &b, F->cal, &o), QB_OK);
     assert_false(qb_apply_state_awq(st));
     assert_true(same(F->m, &at_b));
     reset(F->m);
     qb_plan_apply_opts fresh = {0};
-    assert_int_equal(qb_model_apply(&ctx, F->m, &b, F->cal, &fresh), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &b, F->cal, &fresh), QB_OK);
     assert_true(same(F->m, &at_b));
     reset(F->m);
     drop(&at_a);
@@ -276,11 +276,11 @@ static void recipe_gguf_round_trip(void **state)
     qb_ctx_init(&ctx);
     qb_plan p;
     parse("* = q8_0\n*ffn_down* = f16\n*attn_k* = q4_0 gptq damp=0.02\nblk.1.* = int4-channel awq alpha=0.5\n", &p);
-    assert_int_equal(qb_model_apply(&ctx, F->m, &p, F->cal, NULL), QB_OK);
+    assert_int_equal(qb_plan_apply(&ctx, F->m, &p, F->cal, NULL), QB_OK);
     char *path = qbt_write_temp("recipe", "", 0);
     qb_recipe r;
     qb_recipe_from(&r, &p, F->cal);
-    assert_int_equal(qb_model_export_gguf_recipe(&ctx, F->m, path, &r, NULL), QB_OK);
+    assert_int_equal(qb_export_gguf_recipe(&ctx, F->m, path, &r, NULL), QB_OK);
     reset(F->m);
     qb_gguf *g;
     assert_int_equal(qb_gguf_open(&ctx, path, &g), QB_OK);

@@ -44,9 +44,9 @@ static void test_search_budget_and_plan(void **state)
     /* the plan applies to a view (the model stays as loaded) and gives the reported size */
     qb_model *v;
     assert_int_equal(qb_model_view_new(&ctx, m, &v), QB_OK);
-    assert_int_equal(qb_model_apply_plan(&ctx, v, &r.plan, NULL), QB_OK);
+    assert_int_equal(qb_plan_apply_rtn(&ctx, v, &r.plan, NULL), QB_OK);
     qb_model_size sz;
-    qb_model_size_compute(v, &sz);
+    qb_quant_size_compute(v, &sz);
     assert_true(fabs(sz.bpw - r.bpw) < 1e-9);
     /* its measured KLD on the same chunks is the one the search reported */
     qb_eval_opts eo = {.n_ctx = 64, .n_chunks = 4};

@@ -75,11 +75,11 @@ static void test_view_leaves_base(void **state)
     qb_plan p;
     qb_plan_init(&p);
     assert_int_equal(qb_plan_add(&ctx, &p, "blk.*", &f2), QB_OK);
-    assert_int_equal(qb_model_apply_plan(&ctx, w, &p, NULL), QB_OK);
+    assert_int_equal(qb_plan_apply_rtn(&ctx, w, &p, NULL), QB_OK);
     qb_plan_free(&p);
     qb_model_size sw, sm;
-    qb_model_size_compute(w, &sw);
-    qb_model_size_compute(m, &sm);
+    qb_quant_size_compute(w, &sw);
+    qb_quant_size_compute(m, &sm);
     assert_true(sw.bytes < sm.bytes);
     qb_model_view_free(w);
     qb_model_view_free(v);

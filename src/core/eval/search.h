@@ -9,7 +9,7 @@
  * 3. Refine: measure the whole mix for real, then the few swaps (one matrix up a step, another
  *    down) the scan predicts best that fit the budget, and keep a swap when the measured KLD
  *    improves; a few rounds.
- * bpw counts every quantizable matrix (token_embd and output too) as qb_model_size_compute
+ * bpw counts every quantizable matrix (token_embd and output too) as qb_quant_size_compute
  * does. The result is a qb_plan with one rule per matrix (its exact name). */
 #ifndef QB_SEARCH_H
 #define QB_SEARCH_H

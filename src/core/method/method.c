@@ -489,7 +489,7 @@ void qb_staged_free(const qb_model *m, qb_staged *st)
     }
 }
 
-qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
+qb_status qb_method_apply(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
                                 const qb_calib *cal, const qb_method_opts *o)
 {
     staged *stg = calloc((size_t)m->n_tensors, sizeof *stg);

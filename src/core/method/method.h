@@ -54,7 +54,7 @@ typedef struct {
  * was. AWQ also rewrites the layers' RMSNorm weights (owned copies; qb_fold_reset restores
  * them); other methods restore norms an earlier AWQ changed. Errors: a method asked for a
  * format it cannot produce (GPTQ: formats without a per-group grid), missing calibration. */
-qb_status qb_model_apply_method(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
+qb_status qb_method_apply(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const qb_method *meth,
                                 const qb_calib *cal, const qb_method_opts *o);
 
 #endif

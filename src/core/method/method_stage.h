@@ -1,6 +1,6 @@
 /* method_stage.h — private to src/core/method: the staging area methods compute into before
- * anything in the model changes, shared by qb_model_apply_method (one method) and
- * qb_model_apply (a plan whose rules carry different methods, plan_apply.h): every new
+ * anything in the model changes, shared by qb_method_apply (one method) and
+ * qb_plan_apply (a plan whose rules carry different methods, plan_apply.h): every new
  * representation is staged, checked, and installed only when all succeeded. */
 #ifndef QB_METHOD_STAGE_H
 #define QB_METHOD_STAGE_H

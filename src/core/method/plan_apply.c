@@ -190,7 +190,7 @@ static void update_state(apply_job *A, bool rebuild)
     S->awq = A->awq_staged || (!rebuild && S->awq);
 }
 
-qb_status qb_model_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_calib *cal, qb_plan_apply_opts *o)
+qb_status qb_plan_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_calib *cal, qb_plan_apply_opts *o)
 {
     qb_plan_apply_opts none = {0};
     if (!o) o = &none;

@@ -54,7 +54,7 @@ typedef struct {
  * format a method cannot produce or a tensor cannot take (the message names the tensor), a
  * layer whose AWQ folds would be left half-restored, memory, cancel — with the model
  * unchanged. */
-qb_status qb_model_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_calib *cal, qb_plan_apply_opts *o);
+qb_status qb_plan_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_calib *cal, qb_plan_apply_opts *o);
 
 /* The recipe an export records for a model brought to p with calibration cal (either may be
  * NULL): plain pointers into p and cal, valid while they are. */

@@ -3,7 +3,7 @@
  * relative output error ‖(W − Q)X‖² / ‖WX‖² (through XᵀX) for the method and for RTN of the
  * same format, so a caller can show what the method buys on that matrix.
  *
- * GPTQ is exactly what qb_model_apply_method installs for the matrix. AWQ searches the scales
+ * GPTQ is exactly what qb_method_apply installs for the matrix. AWQ searches the scales
  * on this matrix alone (the model-level apply searches them over every matrix sharing the
  * input) and reports W's values as the model computes them after the fold: Q(W·diag(s))·
  * diag(1/s); nothing is folded anywhere. */

@@ -138,7 +138,7 @@ int64_t qb_model_params(const qb_model *m);
  * A view borrows everything of the base it does not change (mapped weights, owned buffers,
  * tokenizer, config): the base must outlive its views and must not be re-quantized while a view
  * of it is alive. A view is usable wherever a const qb_model * is (qb_infer_new, the eval
- * functions, qb_model_size_compute, export). Free it with qb_model_view_free, never with
+ * functions, qb_quant_size_compute, export). Free it with qb_model_view_free, never with
  * qb_model_close. Quantizing a tensor of a view: quant/view.h. */
 
 /* A view of base with every tensor as the base has it now. *out is the view (caller frees

@@ -82,11 +82,11 @@ qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, co
     return QB_OK;
 }
 
-qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o)
+qb_status qb_plan_apply_rtn(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o)
 {
     for (int k = 0; k < p->n_rules; k++)
         if (p->rules[k].method.kind != QB_METHOD_RTN)
-            return qb_fail(ctx, QB_ERR_ARG, "plan rule %d '%s' uses %s: apply it with qb_model_apply", k + 1,
+            return qb_fail(ctx, QB_ERR_ARG, "plan rule %d '%s' uses %s: apply it with qb_plan_apply", k + 1,
                            p->rules[k].pattern, qb_plan_method_name(p->rules[k].method.kind));
     int total = 0, done = 0;
     for (int i = 0; i < m->n_tensors; i++) total += qb_tensor_quantizable(&m->tensors[i]);
@@ -107,7 +107,7 @@ qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const 
     return QB_OK;
 }
 
-qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o)
+qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o)
 {
     const qb_ftype *ft = qb_ftype_lookup(ftype);
     if (!ft) return qb_fail(ctx, QB_ERR_ARG, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0, Q6_K, ...)", ftype);
@@ -126,7 +126,7 @@ qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool
         qb_format f = qb_format_ggml(ty);
         st = qb_plan_add(ctx, &plan, t->name, &f);
     }
-    if (st == QB_OK) st = qb_model_apply_plan(ctx, m, &plan, o);
+    if (st == QB_OK) st = qb_plan_apply_rtn(ctx, m, &plan, o);
     qb_plan_free(&plan);
     return st;
 }
@@ -150,7 +150,7 @@ int qb_plan_unmatched(const qb_plan *p, const qb_model *m, int from, char *msg, 
     return -1;
 }
 
-void qb_model_size_compute(const qb_model *m, qb_model_size *out)
+void qb_quant_size_compute(const qb_model *m, qb_model_size *out)
 {
     memset(out, 0, sizeof *out);
     double qbits = 0, qweights = 0;

@@ -31,8 +31,8 @@ typedef struct {
 
 /* Quantize every quantizable tensor the plan matches by RTN (others keep their format), one
  * tensor at a time. Rules with another method are refused (QB_ERR_ARG): plans with methods
- * go through qb_model_apply (src/core/method/plan_apply.h), which also stages. */
-qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o);
+ * go through qb_plan_apply (src/core/method/plan_apply.h), which also stages. */
+qb_status qb_plan_apply_rtn(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_apply_opts *o);
 
 /* The first rule at index >= from that matches no tensor a plan can change (a typo, or a
  * pattern naming only norms): its index, with the message "plan rule N 'PATTERN' matches no
@@ -40,7 +40,7 @@ qb_status qb_model_apply_plan(qb_ctx *ctx, qb_model *m, const qb_plan *p, const 
  * there is none. */
 int qb_plan_unmatched(const qb_plan *p, const qb_model *m, int from, char *msg, size_t cap);
 /* llama-quantize's mix for file type name ("Q4_K_M") applied to the loaded model. */
-qb_status qb_model_apply_ftype(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o);
+qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure, const qb_apply_opts *o);
 
 typedef struct {
     size_t bytes;        /* all tensors as they are now */
@@ -50,7 +50,7 @@ typedef struct {
     double bpw;          /* bits per weight over the quantizable matrices */
     double proj_gib[3];  /* projected size of 7B / 13B / 70B models at this bpw (GiB) */
 } qb_model_size;
-void qb_model_size_compute(const qb_model *m, qb_model_size *out);
+void qb_quant_size_compute(const qb_model *m, qb_model_size *out);
 
 /* Write the model as it is now (current formats) as GGUF, atomically. Models opened from
  * GGUF keep all their metadata; llama2.c / Hugging Face models get llama.* keys and their
@@ -59,12 +59,12 @@ void qb_model_size_compute(const qb_model *m, qb_model_size *out);
  * repacked into Q4_0/Q5_0/Q8_0/Q4_1/Q5_1, others dequantized to F16), the list of those
  * conversions recorded under quantbench.export.conversions. plan (may be NULL) is recorded
  * in the metadata with the version (recipe.h). cancel leaves the target untouched. */
-qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
+qb_status qb_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
                                const volatile int *cancel);
 /* The same, recording recipe r (recipe.h: the plan with its methods, the calibration text's
  * name, size and sha256, the version) under quantbench.*; an earlier recipe the source file
- * held is dropped. qb_model_export_gguf records qb_recipe_init(plan). */
-qb_status qb_model_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *r,
+ * held is dropped. qb_export_gguf records qb_recipe_init(plan). */
+qb_status qb_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *r,
                                       const volatile int *cancel);
 
 #endif

@@ -52,15 +52,15 @@ static bool is_qk(const char *name)
     return strstr(name, ".attn_q.weight") || strstr(name, ".attn_k.weight");
 }
 
-qb_status qb_model_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
+qb_status qb_export_gguf(qb_ctx *ctx, const qb_model *m, const char *path, const qb_plan *plan,
                                const volatile int *cancel)
 {
     qb_recipe r;
     qb_recipe_init(&r, plan);
-    return qb_model_export_gguf_recipe(ctx, m, path, &r, cancel);
+    return qb_export_gguf_recipe(ctx, m, path, &r, cancel);
 }
 
-qb_status qb_model_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *recipe,
+qb_status qb_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path, const qb_recipe *recipe,
                                       const volatile int *cancel)
 {
     qb_gguf_writer *w = qb_gguf_writer_new();

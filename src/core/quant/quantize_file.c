@@ -129,7 +129,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     for (int k = 0; o->plan && k < o->plan->n_rules; k++)
         if (o->plan->rules[k].method.kind != QB_METHOD_RTN)
             return qb_fail(ctx, QB_ERR_ARG, "plan rule %d '%s' uses %s: streaming quantization is RTN only (open the "
-                           "model and apply the plan with qb_model_apply)", k + 1, o->plan->rules[k].pattern,
+                           "model and apply the plan with qb_plan_apply)", k + 1, o->plan->rules[k].pattern,
                            qb_plan_method_name(o->plan->rules[k].method.kind));
     qb_gguf *g = NULL;
     qb_status st = qb_gguf_open(ctx, in_path, &g);

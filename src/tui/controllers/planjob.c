@@ -1,4 +1,4 @@
-/* planjob.c — the workbench's plan and the apply job: a thin caller of core's qb_model_apply
+/* planjob.c — the workbench's plan and the apply job: a thin caller of core's qb_plan_apply
  * (planjob.h). */
 #include "tui/controllers/planjob.h"
 #include "tui/controllers/tasks.h"
@@ -69,7 +69,7 @@ static qb_status plan_run(qb_job *j, qb_ctx *ctx, void *p)
     plan_arg *a = p;
     qb_plan_apply_opts o = {.progress = job_progress, .ud = j, .cancel = qb_job_cancel_flag(j),
                             .allow_unmatched = true, .state = a->state};
-    return qb_model_apply(ctx, a->m, &a->plan, a->cal, &o);
+    return qb_plan_apply(ctx, a->m, &a->plan, a->cal, &o);
 }
 
 bool tui_plan_run(tui_session *s)

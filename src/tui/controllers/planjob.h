@@ -1,5 +1,5 @@
 /* planjob.h — the plan as the workbench keeps it (core plan.h: each rule its pattern, format,
- * method and parameters) and the job that brings the model to it: one qb_model_apply call
+ * method and parameters) and the job that brings the model to it: one qb_plan_apply call
  * with the session's calibration and apply state (plan_apply.h), so only tensors whose target
  * changed are redone, a rebuild happens when AWQ is involved, and an error or Ctrl-C leaves the
  * model exactly as it was. Undo and redo keep snapshots as plan text (version 2: methods

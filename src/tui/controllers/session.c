@@ -108,7 +108,7 @@ void tui_session_sync(tui_session *s)
     if ((s->job && (s->job_kind == JOB_APPLY || s->job_kind == JOB_ACT)) || tui_script_holds_model(s)) return;
     for (int i = 0; i < s->m->n_tensors; i++)
         s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
-    qb_model_size_compute(s->m, &s->size);
+    qb_quant_size_compute(s->m, &s->size);
 }
 
 qb_status tui_session_init(tui_session *s, qb_model *m)

@@ -362,7 +362,7 @@ static qb_status export_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     export_arg *a = p;
     a->recipe.plan = &a->plan;
-    return qb_model_export_gguf_recipe(ctx, a->m, a->path, &a->recipe, qb_job_cancel_flag(j));
+    return qb_export_gguf_recipe(ctx, a->m, a->path, &a->recipe, qb_job_cancel_flag(j));
 }
 
 bool tui_export(tui_session *s, const char *path)
