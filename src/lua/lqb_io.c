@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/plot/plot.h"
 #include "core/util/atomic_file.h"
 #include "core/util/json_out.h"
 
@@ -106,7 +105,6 @@ static void write_text_file(lua_State *L, const char *path, const char *text, si
     qb_atomic_file f;
     qb_status st = qb_atomic_begin(&h->ctx, full, &f);
     if (st == QB_OK) {
-        qb_plot_file_mode(f.fd);
         if (!qb_atomic_write(&f, text, len)) {
             qb_atomic_abort(&f);
             st = qb_fail(&h->ctx, QB_ERR_IO, "%s: write failed", path);

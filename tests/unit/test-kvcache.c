@@ -16,7 +16,6 @@ static void test_f32_threads_and_batches(void **state)
 {
     (void)state;
     qb_model *m = ou_open("stories260K/stories260K.bin");
-    if (!m) skip();
     int32_t t[N];
     ou_tokens(m, t, N);
     size_t nb = sizeof(float) * N * m->cfg.vocab_size;
@@ -77,7 +76,6 @@ static void test_rewind(void **state)
 {
     (void)state;
     qb_model *m = ou_open("stories260K/stories260K.bin");
-    if (!m) skip();
     qb_run_config *rc = ou_run(m);
     rc->kv_type = QB_KV_INT8;
     int32_t t[N];

@@ -15,7 +15,6 @@ static void test_infinite_threshold_is_plain_int8(void **state)
 {
     (void)state;
     qb_model *m = ou_open("stories260K/stories260K.bin");
-    if (!m) skip();
     int32_t t[N];
     ou_tokens(m, t, N);
     qb_ctx ctx;
@@ -68,7 +67,6 @@ static void test_default_threshold_on_docs_model(void **state)
 {
     (void)state;
     qb_model *m = ou_open("qb-docs-26m/qb-docs-26m-f16.gguf");
-    if (!m) skip();
     int32_t t[N];
     ou_tokens(m, t, N);
     int V = m->cfg.vocab_size;
@@ -102,7 +100,6 @@ static void test_bad_threshold(void **state)
 {
     (void)state;
     qb_model *m = ou_open("stories260K/stories260K.bin");
-    if (!m) skip();
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_run_config *rc = ou_run(m);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 qb_status qb_plot_check(qb_ctx *ctx, const qb_plot *p)
 {
@@ -123,11 +122,4 @@ qb_status qb_plot_write(qb_ctx *ctx, const qb_plot *p, const char *path)
     if (dot && !strcasecmp(dot, ".png")) return qb_plot_write_png(ctx, p, path);
     if (dot && !strcasecmp(dot, ".pdf")) return qb_plot_write_pdf(ctx, p, path);
     return qb_fail(ctx, QB_ERR_ARG, "%s: plot files must end in .svg, .png or .pdf", path);
-}
-
-void qb_plot_file_mode(int fd)
-{
-    mode_t mask = umask(022);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) return; /* the file stays private: harmless */
 }

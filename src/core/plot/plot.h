@@ -75,8 +75,6 @@ double qb_plot_y(const qb_plot *p, double y);
 /* Where the legend goes: the corner (0 top-right, 1 top-left, 2 bottom-right, 3 bottom-left)
  * whose box of fw × fh (fractions of the plot area) covers the fewest data points. */
 int qb_plot_legend_corner(const qb_plot *p, const qb_plot_bounds *b, double fw, double fh);
-/* Give a new output file (temp files are created 0600) the usual mode: 0666 less the umask. */
-void qb_plot_file_mode(int fd);
 /* Bar half-width of a BARS series (half the mean spacing of its x values; 0.5 for one bar). */
 double qb_plot_bar_half(const qb_plot_series *s);
 

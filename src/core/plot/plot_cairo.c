@@ -334,7 +334,6 @@ static qb_status write_kind(qb_ctx *ctx, const qb_plot *p, const char *path, out
     if (st != QB_OK) return st;
     qb_atomic_file f;
     if ((st = qb_atomic_begin(ctx, path, &f)) != QB_OK) return st;
-    qb_plot_file_mode(f.fd);
     sink s = {.f = &f};
     if (!render(p, k, &s)) {
         qb_atomic_abort(&f);
