@@ -62,7 +62,7 @@ row "KV cache int4" --kv int4
 "$QB" ppl "$M" "$EVAL" --chunks 1 --kv int4 2>&1 | grep '^KV cache'
 
 echo "== one layer's matmul per mode, one thread, best of 11 in thread CPU time"
-LIBS=$(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline)
+LIBS=$(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline)
 # shellcheck disable=SC2086
 if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_w8a8.c "$BUILD/libqb.a" $LIBS \
     -lm -lpthread -o "$BUILD/bench_w8a8"; then

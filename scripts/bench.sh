@@ -56,7 +56,7 @@ if ! [ -x "$SYNTH" ] || [ -n "$(find tests/bench/synth_model.c "$BUILD/libqb.a" 
     say "building $SYNTH"
     # shellcheck disable=SC2046
     if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels tests/bench/synth_model.c \
-        "$BUILD/libqb.a" $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread \
+        "$BUILD/libqb.a" $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread \
         -o "$TMP/synth_model"; then
         die "cannot build $SYNTH"
     fi

@@ -41,6 +41,13 @@ typedef struct {
     bool double_quant; /* NF4: absmax values themselves quantized to 8 bits (QLoRA's DQ) */
 } qb_format;
 
+/* The element type a tensor holding rows of f is stored as: f's ggml type, or QB_TYPE_CUSTOM
+ * (the tensor's qb_format then says what its bytes are). */
+static inline qb_type qb_format_storage_type(const qb_format *f)
+{
+    return f->kind == QB_FMT_GGML ? (qb_type)f->type : QB_TYPE_CUSTOM;
+}
+
 typedef enum {
     QB_OK = 0,
     QB_ERR_IO,          /* could not open / read / write / map a file */

@@ -266,7 +266,7 @@ static int l_reset(lua_State *L)
     if (!pat) { /* everything: activation settings, folded norms (AWQ, SmoothQuant) and matrices */
         for (int i = 0; i < m->n_tensors; i++) {
             const qb_tensor *t = &m->tensors[i];
-            n += qb_tensor_quantizable(t) && !(t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type);
+            n += qb_tensor_quantizable(t) && qb_format_storage_type(&t->fmt) != t->src_type;
         }
         if (qb_w8a8_clear(&h->ctx, m, lqb_model_run(L, 1, false)) != QB_OK || qb_fold_reset(&h->ctx, m) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
         lua_pushinteger(L, n);
@@ -276,7 +276,7 @@ static int l_reset(lua_State *L)
         qb_tensor *t = &m->tensors[i];
         if (pat && fnmatch(pat, t->name, 0) != 0) continue;
         if (!qb_tensor_quantizable(t)) continue;
-        if (t->fmt.kind == QB_FMT_GGML && (qb_type)t->fmt.type == t->src_type) continue;
+        if (qb_format_storage_type(&t->fmt) == t->src_type) continue;
         if (qb_tensor_restore(&h->ctx, t) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
         n++;
     }

@@ -5,7 +5,7 @@
  * the repetitions). Not a test: numbers depend on the machine and its load.
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_qdot.c build/libqb.a \
- *      $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
+ *      $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
  *   ./a.out [reps] [TYPE…]        (reps default 5; the scalar "ref" table runs once)
  *
  * Then the non-ggml formats (INT, NF4, FP8, MXFP4: kernels' fmt_tile with f32 activations):

@@ -9,7 +9,7 @@
  *
  * Build (from the project root, after make):
  *   cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_quant.c \
- *      build/libqb.a $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
+ *      build/libqb.a $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
  * The model folder is $QB_MODELS (default ../shared/models). */
 #include "core/util/gguf.h"
 #include "core/qb.h"

@@ -8,7 +8,7 @@
  *
  * Build (from the project root, after make):
  *   cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_w8a8.c \
- *      build/libqb.a $(pkg-config --libs jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
+ *      build/libqb.a $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread
  * Models from $QB_MODELS (default ../shared/models), text from $QB_DATA (../shared/data). */
 #include "core/model/model.h"
 #include "core/infer/infer.h"

@@ -22,7 +22,7 @@ void qb_tensor_install(qb_tensor *t, void *buf, size_t nbytes, const qb_format *
     t->data = buf;
     t->nbytes = nbytes;
     t->fmt = *fmt;
-    t->type = fmt->kind == QB_FMT_GGML ? (qb_type)fmt->type : QB_TYPE_CUSTOM;
+    t->type = qb_format_storage_type(fmt);
 }
 
 qb_status qb_tensor_set_f32(qb_ctx *ctx, qb_tensor *t, const float *vals)

@@ -149,7 +149,7 @@ qb_status qb_tensor_prune(qb_ctx *ctx, qb_tensor *t, const qb_prune *p, const qb
     t->data = dst;
     t->nbytes = nbytes;
     t->fmt = f;
-    t->type = f.kind == QB_FMT_GGML ? (qb_type)f.type : QB_TYPE_CUSTOM;
+    t->type = qb_format_storage_type(&f);
     return QB_OK;
 }
 

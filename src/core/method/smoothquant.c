@@ -33,7 +33,7 @@ qb_status qb_method_set_tensor(qb_ctx *ctx, qb_tensor *t, const float *w, const 
     t->data = dst;
     t->nbytes = rb * (size_t)rows;
     t->fmt = *fmt;
-    t->type = fmt->kind == QB_FMT_GGML ? (qb_type)fmt->type : QB_TYPE_CUSTOM;
+    t->type = qb_format_storage_type(fmt);
     return QB_OK;
 }
 

@@ -121,7 +121,7 @@ static void put(qb_tensor *t, void *buf, const void *data, size_t nbytes, const 
     t->data = data;
     t->nbytes = nbytes;
     t->fmt = *fmt;
-    t->type = fmt->kind == QB_FMT_GGML ? (qb_type)fmt->type : QB_TYPE_CUSTOM;
+    t->type = qb_format_storage_type(fmt);
 }
 
 qb_status qb_model_view_reset(qb_ctx *ctx, qb_model *view, int i)

@@ -24,7 +24,7 @@ static void replace(qb_tensor *t, void *buf, size_t nbytes, const qb_format *fmt
     t->data = buf ? buf : t->src_data;
     t->nbytes = nbytes;
     t->fmt = *fmt;
-    t->type = fmt->kind == QB_FMT_GGML ? (qb_type)fmt->type : QB_TYPE_CUSTOM;
+    t->type = qb_format_storage_type(fmt);
 }
 
 qb_status qb_tensor_restore(qb_ctx *ctx, qb_tensor *t)
@@ -72,7 +72,7 @@ qb_status qb_tensor_quantize_source(qb_ctx *ctx, const qb_tensor *t, const qb_fo
 
 qb_status qb_tensor_quantize(qb_ctx *ctx, qb_tensor *t, const qb_format *fmt, const volatile int *cancel)
 {
-    if (fmt->kind == QB_FMT_GGML && (qb_type)fmt->type == t->src_type) return qb_tensor_restore(ctx, t);
+    if (qb_format_storage_type(fmt) == t->src_type) return qb_tensor_restore(ctx, t);
     void *dst = NULL;
     size_t nbytes = 0;
     qb_status st = qb_tensor_quantize_source(ctx, t, fmt, cancel, &dst, &nbytes);

@@ -41,7 +41,7 @@ qb_status qb_view_quantize(qb_ctx *ctx, qb_model *view, int i, const qb_format *
     if (!t) return QB_ERR_ARG;
     if (!qb_tensor_quantizable(t)) return qb_fail(ctx, QB_ERR_ARG, "tensor %s is not a weight matrix", t->name);
     if (qb_format_equal(fmt, &qb_model_view_base(view)->tensors[i].fmt)) return qb_model_view_reset(ctx, view, i);
-    if (fmt->kind == QB_FMT_GGML && (qb_type)fmt->type == t->src_type) /* the original, borrowed */
+    if (qb_format_storage_type(fmt) == t->src_type) /* the original, borrowed */
         return qb_model_view_put(ctx, view, i, fmt, NULL, t->src_data, t->src_nbytes);
     void *dst = NULL;
     size_t nbytes = 0;
