@@ -70,6 +70,9 @@ int cmd_info(int argc, char **argv)
     printf("rope theta %g (%s pairs)  rms eps %g  output %s\n", c->rope_theta,
            c->rope_layout == QB_ROPE_HALF ? "rotate-half" : "interleaved", c->norm_eps,
            c->tied_output ? "tied to token_embd" : "untied");
+    char desc[512];
+    qb_config_describe(c, desc, sizeof desc);
+    printf("block        %s\n", desc);
     if (m->tok)
         printf("tokenizer    %s  bos %d  eos %d%s\n", qb_tokenizer_describe(m->tok), qb_tokenizer_bos(m->tok),
                qb_tokenizer_eos(m->tok), qb_tokenizer_add_bos(m->tok) ? "  (adds BOS)" : "");

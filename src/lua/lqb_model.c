@@ -125,6 +125,11 @@ static int l_info(lua_State *L)
     lqb_set_num(L, "norm_eps", c->norm_eps);
     lua_pushboolean(L, c->tied_output);
     lua_setfield(L, -2, "tied_output");
+    char desc[512];
+    qb_config_describe(c, desc, sizeof desc);
+    lqb_set_str(L, "block", desc);
+    lqb_set_int(L, "n_experts", c->n_experts);
+    lqb_set_int(L, "n_experts_used", c->n_experts_used);
     lqb_set_int(L, "params", qb_model_params(m));
     lqb_set_int(L, "bytes", (lua_Integer)qb_model_bytes(m));
     lqb_set_int(L, "n_tensors", m->n_tensors);

@@ -596,7 +596,9 @@ static void test_config_variants(void **state)
     assert_float_equal(c.rope_theta, 25000.0f, 0);
     assert_int_equal(c.head_dim, 32);
     assert_int_equal(c.n_kv_heads, 4); /* default: = heads */
-    assert_int_equal(c.seq_len, 4096);
+    assert_int_equal(c.seq_len, 32768);
+    assert_int_equal(c.swa_window, 4096); /* Mistral's window: every layer slides */
+    assert_true(qb_config_layer_slides(&c, 0));
     assert_false(c.tied_output);
     assert_float_equal(c.norm_eps, 1e-6f, 0); /* transformers' LlamaConfig default */
 
@@ -612,15 +614,35 @@ static void test_config_variants(void **state)
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
          " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 4, \"rope_theta\": 1e-60}",
          QB_ERR_FORMAT, "rope_theta 1e-60 is out of range"},
-        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}}",
-         QB_ERR_UNSUPPORTED, "RoPE scaling 'llama3' (rope_scaling)"},
-        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}",
-         QB_ERR_UNSUPPORTED, "'linear'"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 8}}",
+         QB_ERR_UNSUPPORTED, "RoPE scaling 'dynamic' (rope_scaling)"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"type\": \"linear\", \"factor\": 0.5}}",
+         QB_ERR_FORMAT, "factor 0.5 is out of range"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8,"
+         " \"low_freq_factor\": 4, \"high_freq_factor\": 1}}",
+         QB_ERR_FORMAT, "llama3 factors"},
+        {"{\"architectures\": [\"Phi3ForCausalLM\"], \"rope_scaling\": {\"type\": \"longrope\", \"factor\": 2}}",
+         QB_ERR_UNSUPPORTED, "'longrope'"},
+        {"{\"architectures\": [\"Qwen2MoeForCausalLM\"]}", QB_ERR_UNSUPPORTED, "Qwen2MoeForCausalLM is not supported"},
+        {"{\"architectures\": [\"Qwen3MoeForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+         " \"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"vocab_size\": 4, \"num_experts\": 4,"
+         " \"num_experts_per_tok\": 2, \"moe_intermediate_size\": 4, \"mlp_only_layers\": [0]}",
+         QB_ERR_UNSUPPORTED, "mlp_only_layers"},
+        {"{\"architectures\": [\"MixtralForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+         " \"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"vocab_size\": 4, \"num_local_experts\": 4,"
+         " \"num_experts_per_tok\": 5}",
+         QB_ERR_FORMAT, "4 experts with 5 per token"},
+        {"{\"architectures\": [\"Gemma3ForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+         " \"num_hidden_layers\": 3, \"num_attention_heads\": 2, \"vocab_size\": 4, \"layer_types\":"
+         " [\"sliding_attention\", \"full_attention\", \"full_attention\"]}",
+         QB_ERR_UNSUPPORTED, "not a repeating pattern"},
+        {"{\"architectures\": [\"Gemma2ForCausalLM\"], \"hidden_act\": \"silu\"}", QB_ERR_UNSUPPORTED,
+         "(gelu_pytorch_tanh is)"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_parameters\": {\"rope_type\": \"yarn\"}}",
          QB_ERR_UNSUPPORTED, "'yarn' (rope_parameters)"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_act\": \"gelu\"}", QB_ERR_UNSUPPORTED,
          "hidden_act gelu"},
-        {"{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": true}", QB_ERR_UNSUPPORTED, "attention_bias"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"mlp_bias\": true}", QB_ERR_UNSUPPORTED, "mlp_bias"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"quantization_config\": {\"quant_method\": \"gptq\"}}",
          QB_ERR_UNSUPPORTED, "gptq"},
         {"{\"model_type\": \"gpt2\"}", QB_ERR_UNSUPPORTED, "model_type gpt2"},

@@ -1,6 +1,7 @@
-/* infer.h — the Llama forward pass over a model: a KV cache plus scratch buffers for a
- * batch of tokens. RMSNorm, RoPE (interleaved or rotate-half pairs), grouped-query
- * attention, SwiGLU, fp32 compute; OpenMP across rows and heads. */
+/* infer.h — the forward pass over a model of any architecture quantbench runs (model.h's
+ * description): a KV cache plus scratch buffers for a batch of tokens. RMSNorm, RoPE
+ * (interleaved or rotate-half pairs, scaled), grouped-query attention (sliding windows,
+ * soft-caps), gated FFN or experts, fp32 compute; OpenMP across rows and heads. */
 #ifndef QB_INFER_H
 #define QB_INFER_H
 
@@ -54,6 +55,10 @@ const qb_model *qb_infer_model(const qb_infer *s);
  * qb_infer_eval stores the residual entering every layer (slot n_layers: entering the head) of
  * its last step; NULL stops. */
 void qb_infer_capture_residuals(qb_infer *s, float *buf);
+
+/* Tokens each expert received in the evaluations of s so far: (n_layers × n_experts) counts,
+ * a token counted once per expert it was routed to; NULL for a model without experts. */
+const int64_t *qb_infer_expert_counts(const qb_infer *s);
 /* Evaluate n ≤ n_batch tokens at positions 0..n-1 from layer l0 (0..n_layers) on x0, the n × dim
  * residual a model with the same embedding and layers before l0 captured there; logits as in
  * qb_infer_eval. Only the KV caches of layers ≥ l0 are filled. */

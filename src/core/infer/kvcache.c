@@ -259,12 +259,14 @@ void qb_kvcache_store(qb_kvcache *kv, int l, int pos, int n, const float *k, con
     kv->filled[l] = pos + n;
 }
 
-void qb_kvcache_attention(qb_kvcache *kv, int l, const float *qs, size_t q_stride, int n, int pos, float *outs)
+void qb_kvcache_attention(qb_kvcache *kv, int l, const float *qs, size_t q_stride, int n, int pos,
+                          const qb_attn_params *ap, float *outs)
 {
     const qb_config *c = kv->c;
     const qb_kernel_table *k = qb_kernels();
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads, nth = kv->n_scratch > 0 ? kv->n_scratch : 1;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = ap->scale, cap = ap->softcap;
+    int window = ap->window;
     if (!kv->scratch) return; /* qb_kvcache_reserve was not called: nothing to work in */
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nth)
     for (int t = 0; t < n; t++)
@@ -276,21 +278,25 @@ void qb_kvcache_attention(qb_kvcache *kv, int l, const float *qs, size_t q_strid
 #endif
             float *kbuf = att + kv->n_ctx, *vbuf = kbuf + (size_t)QB_KV_GROUP * hd;
             const float *q = qs + (size_t)t * q_stride + (size_t)h * hd;
-            int kvh = h / group, len = pos + t + 1;
-            if (kv->type == QB_KV_F32) { /* the whole head in one kernel call (spec: qb_attn_f32_ref) */
-                size_t off = (size_t)l * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd;
+            int kvh = h / group, end = pos + t + 1, j_lo = window > 0 && end > window ? end - window : 0;
+            int len = end - j_lo;
+            if (kv->type == QB_KV_F32 && cap <= 0) { /* the whole head in one kernel call (spec: qb_attn_f32_ref) */
+                size_t off = (size_t)l * kv->n_ctx * kv->kv_dim + (size_t)j_lo * kv->kv_dim + (size_t)kvh * hd;
                 k->attn_f32(hd, len, q, kv->k + off, (size_t)kv->kv_dim, kv->v + off, (size_t)kv->kv_dim, scale, att,
                             outs + (size_t)t * q_stride + (size_t)h * hd);
                 continue;
             }
+            /* scores of positions j_lo..end-1 in att[0..len) (key groups start at multiples of
+             * QB_KV_GROUP, so the first group may begin before j_lo) */
             float mx = -INFINITY;
-            for (int j0 = 0; j0 < len; j0 += QB_KV_GROUP) {
-                int nj = len - j0 < QB_KV_GROUP ? len - j0 : QB_KV_GROUP;
+            for (int j0 = j_lo - j_lo % QB_KV_GROUP; j0 < end; j0 += QB_KV_GROUP) {
+                int nj = end - j0 < QB_KV_GROUP ? end - j0 : QB_KV_GROUP;
                 size_t st;
                 const float *kb = key_block(kv, l, kvh, j0, nj, kbuf, &st);
-                for (int j = 0; j < nj; j++) {
+                for (int j = j0 < j_lo ? j_lo - j0 : 0; j < nj; j++) {
                     float sc = k->dot_f32(hd, q, kb + (size_t)j * st) * scale;
-                    att[j0 + j] = sc;
+                    if (cap > 0) sc = cap * tanhf(sc / cap);
+                    att[j0 + j - j_lo] = sc;
                     if (sc > mx) mx = sc;
                 }
             }
@@ -304,7 +310,7 @@ void qb_kvcache_attention(qb_kvcache *kv, int l, const float *qs, size_t q_strid
             memset(out, 0, (size_t)hd * sizeof(float));
             for (int j = 0; j < len; j++) {
                 float a = att[j] * inv;
-                const float *v = value_row(kv, l, kvh, j, vbuf);
+                const float *v = value_row(kv, l, kvh, j_lo + j, vbuf);
                 for (int i = 0; i < hd; i++) out[i] += a * v[i];
             }
         }

@@ -39,9 +39,18 @@ qb_status qb_kvcache_reserve(qb_ctx *ctx, qb_kvcache *kv, int n_threads);
 /* Store the n rows of keys k and values v (n × kv_dim each, RoPE already applied) of layer at
  * positions pos..pos+n−1; the layer then holds exactly positions 0..pos+n−1. */
 void qb_kvcache_store(qb_kvcache *kv, int layer, int pos, int n, const float *k, const float *v);
+/* How a layer attends: scores q·k times scale, soft-capped to softcap·tanh(score/softcap)
+ * when softcap > 0, over the last window positions (self included) when window > 0. */
+typedef struct {
+    float scale;
+    float softcap;
+    int window;
+} qb_attn_params;
+
 /* Causal attention of n queries (rows of q, q_stride floats apart, n_heads × head_dim each, at
  * positions pos..pos+n−1) against the layer's cache; out rows are q_stride floats apart.
  * Parallel over tokens × heads (OpenMP) with at most the threads reserved. */
-void qb_kvcache_attention(qb_kvcache *kv, int layer, const float *q, size_t q_stride, int n, int pos, float *out);
+void qb_kvcache_attention(qb_kvcache *kv, int layer, const float *q, size_t q_stride, int n, int pos,
+                          const qb_attn_params *ap, float *out);
 
 #endif

@@ -1,5 +1,8 @@
-/* llama.c — the Llama forward pass (llama2.c's run.c generalised: batches of tokens, GQA,
- * both RoPE pairings, any weight storage type that qb_matmul runs). */
+/* llama.c — the forward pass of every architecture quantbench runs (llama2.c's run.c
+ * generalised: batches of tokens, GQA, both RoPE pairings, any weight storage type that
+ * qb_matmul runs), following the model's description (model.h): attention biases, q/k norms,
+ * post-norms, GELU-tanh or SiLU gates, fused qkv / gate-up matrices, experts with top-k
+ * routing, sliding-window layers with their own RoPE base, RoPE scaling, soft-caps. */
 #include "infer.h"
 #include "matmul.h"
 #include "matmul_w8a8.h"
@@ -19,8 +22,10 @@ struct qb_infer {
     int n_ctx, n_batch;
     int q_dim, kv_dim;
     qb_kvcache *kv;     /* keys and values of every layer (f32 or quantized: kvcache.h) */
-    float *rope_cos;    /* (n_ctx, head_dim/2) */
+    float *rope_cos;    /* (n_ctx, head_dim/2): full-attention layers */
     float *rope_sin;    /* (n_ctx, head_dim/2) */
+    float *rope_cos_swa; /* the same for sliding layers with their own base, or == rope_cos */
+    float *rope_sin_swa;
     /* per-batch activations, n_batch rows each */
     float *x;     /* (n_batch, dim) residual stream */
     float *xb;    /* (n_batch, max(dim, q_dim)) normed input / attention output */
@@ -30,6 +35,15 @@ struct qb_infer {
     float *hb;    /* (n_batch, hidden_dim) */
     float *hb2;   /* (n_batch, hidden_dim) */
     float *tmp;   /* (n_batch, dim) */
+    float *qkv;   /* (n_batch, q_dim + 2 kv_dim) fused qkv output, or NULL */
+    float *gu;    /* (n_batch, 2 hidden_dim) fused gate-up output, or NULL */
+    /* experts: router logits, the chosen experts and weights per token, and one expert's rows */
+    float *route;     /* (n_batch, n_experts) */
+    int *sel;         /* (n_batch, n_experts_used) */
+    float *selw;      /* (n_batch, n_experts_used) */
+    int *rows;        /* (n_batch) tokens routed to the expert at hand */
+    float *ex, *eh, *eh2, *ey; /* (n_batch, dim / eh / eh / dim) */
+    int64_t *expert_counts; /* (n_layers, n_experts) tokens each expert received */
     qb_infer_observer observer; /* may be NULL */
     void *observer_ud;
     float *capture; /* (n_layers + 1, n_batch, dim): residual entering each layer and the head; or NULL */
@@ -38,6 +52,24 @@ struct qb_infer {
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
 {
     return qb_infer_new_run(ctx, m, NULL, n_ctx, n_batch, out);
+}
+
+/* RoPE angles: pair i rotates by pos * theta^(-2i/head_dim) / divisor_i, in float as the
+ * references do (scaled: the full-attention layers' table; sliding layers with their own base
+ * are unscaled, as Gemma 3's). */
+static void rope_tables(const qb_model *m, float theta, bool scaled, int n_ctx, float *cs, float *sn)
+{
+    const qb_config *c = &m->cfg;
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)c->head_dim);
+        if (scaled) freq /= qb_model_rope_divisor(m, i);
+        for (int p = 0; p < n_ctx; p++) {
+            float val = (float)p * freq;
+            cs[(size_t)p * half + i] = cosf(val);
+            sn[(size_t)p * half + i] = sinf(val);
+        }
+    }
 }
 
 qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, int n_ctx, int n_batch, qb_infer **out)
@@ -72,19 +104,43 @@ qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, in
     s->hb = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
     s->hb2 = malloc((size_t)n_batch * c->hidden_dim * sizeof(float));
     s->tmp = malloc((size_t)n_batch * c->dim * sizeof(float));
-    if (!s->rope_cos || !s->rope_sin || !s->x || !s->xb || !s->q || !s->k ||
-        !s->v || !s->hb || !s->hb2 || !s->tmp) {
+    bool ok = s->rope_cos && s->rope_sin && s->x && s->xb && s->q && s->k && s->v && s->hb && s->hb2 && s->tmp;
+    bool fused_qkv = false, fused_gu = false;
+    for (int l = 0; l < c->n_layers; l++) {
+        fused_qkv = fused_qkv || m->layers[l].wqkv;
+        fused_gu = fused_gu || m->layers[l].w_gate_up;
+    }
+    if (ok && fused_qkv) ok = (s->qkv = malloc((size_t)n_batch * (s->q_dim + 2 * s->kv_dim) * sizeof(float)));
+    if (ok && fused_gu) ok = (s->gu = malloc((size_t)n_batch * 2 * c->hidden_dim * sizeof(float)));
+    if (ok && c->n_experts > 0) {
+        size_t nb = (size_t)n_batch, eh = (size_t)c->expert_hidden_dim;
+        s->route = malloc(nb * c->n_experts * sizeof(float));
+        s->sel = malloc(nb * c->n_experts_used * sizeof(int));
+        s->selw = malloc(nb * c->n_experts_used * sizeof(float));
+        s->rows = malloc(nb * sizeof(int));
+        s->ex = malloc(nb * c->dim * sizeof(float));
+        s->eh = malloc(nb * eh * sizeof(float));
+        s->eh2 = malloc(nb * eh * sizeof(float));
+        s->ey = malloc(nb * c->dim * sizeof(float));
+        s->expert_counts = calloc((size_t)c->n_layers * c->n_experts, sizeof(int64_t));
+        ok = s->route && s->sel && s->selw && s->rows && s->ex && s->eh && s->eh2 && s->ey && s->expert_counts;
+    }
+    if (ok && c->rope_theta_swa > 0 && c->swa_window > 0) {
+        s->rope_cos_swa = malloc((size_t)n_ctx * half * sizeof(float));
+        s->rope_sin_swa = malloc((size_t)n_ctx * half * sizeof(float));
+        ok = s->rope_cos_swa && s->rope_sin_swa;
+    }
+    if (!ok) {
         qb_infer_free(s);
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
     }
-    /* RoPE angles: pair i rotates by pos * theta^(-2i/head_dim), in float as the references do */
-    for (int p = 0; p < n_ctx; p++)
-        for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-            float val = (float)p * freq;
-            s->rope_cos[(size_t)p * half + i] = cosf(val);
-            s->rope_sin[(size_t)p * half + i] = sinf(val);
-        }
+    rope_tables(m, c->rope_theta, true, n_ctx, s->rope_cos, s->rope_sin);
+    if (s->rope_cos_swa) {
+        rope_tables(m, c->rope_theta_swa, false, n_ctx, s->rope_cos_swa, s->rope_sin_swa);
+    } else {
+        s->rope_cos_swa = s->rope_cos;
+        s->rope_sin_swa = s->rope_sin;
+    }
     *out = s;
     return QB_OK;
 }
@@ -93,8 +149,23 @@ void qb_infer_free(qb_infer *s)
 {
     if (!s) return;
     qb_kvcache_free(s->kv);
+    if (s->rope_cos_swa != s->rope_cos) {
+        free(s->rope_cos_swa);
+        free(s->rope_sin_swa);
+    }
     free(s->rope_cos);
     free(s->rope_sin);
+    free(s->qkv);
+    free(s->gu);
+    free(s->route);
+    free(s->sel);
+    free(s->selw);
+    free(s->rows);
+    free(s->ex);
+    free(s->eh);
+    free(s->eh2);
+    free(s->ey);
+    free(s->expert_counts);
     free(s->x);
     free(s->xb);
     free(s->q);
@@ -128,12 +199,14 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
     for (int i = 0; i < n; i++) o[i] = w[i] * (scale * x[i]);
 }
 
-/* Rotate each head of vec (n_heads heads of head_dim) for position pos. */
-static void rope(const qb_infer *s, float *vec, int n_heads, int pos)
+/* Rotate each head of vec (n_heads heads of head_dim) for position pos, with the tables of a
+ * sliding or a full-attention layer. */
+static void rope(const qb_infer *s, bool sliding, float *vec, int n_heads, int pos)
 {
     const qb_config *c = &s->m->cfg;
     int hd = c->head_dim, half = hd / 2;
-    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
+    const float *cs = (sliding ? s->rope_cos_swa : s->rope_cos) + (size_t)pos * half;
+    const float *sn = (sliding ? s->rope_sin_swa : s->rope_sin) + (size_t)pos * half;
     for (int h = 0; h < n_heads; h++) {
         float *v = vec + (size_t)h * hd;
         for (int i = 0; i < half; i++) {
@@ -175,35 +248,160 @@ static void matmul_multi(qb_infer *s, const qb_tensor *const *ws, int nw, const 
     for (int i = 0; i < nw; i++) matmul(s, ws[i], x, n, ys[i]);
 }
 
+/* x (n rows of width) += b (width) */
+static void add_bias(float *x, const qb_tensor *b, int n, int width)
+{
+    const float *bv = b->data;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < width; i++) x[(size_t)t * width + i] += bv[i];
+}
+
+/* RMSNorm of every head (head_dim wide) of n rows of n_heads heads, in place. */
+static void head_norm(float *x, const qb_tensor *w, int n, int n_heads, int hd, float eps)
+{
+    for (size_t h = 0; h < (size_t)n * n_heads; h++) rmsnorm(x + h * hd, x + h * hd, w->data, hd, eps);
+}
+
+/* y = act(gate) * up over n values (gate in g, result in g). */
+static void glu(qb_glu_act act, float *g, const float *u, size_t n)
+{
+    if (act == QB_GLU_GELU_TANH) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float x = g[i];
+            g[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * u[i];
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = x / (1.0f + expf(-x)) * u[i];
+    }
+}
+
+/* Split n rows of a fused (a | b | c) output into three row-major buffers. */
+static void split3(const float *src, int n, int wa, int wb, int wc, float *a, float *b, float *c)
+{
+    size_t w = (size_t)wa + wb + wc;
+    for (int t = 0; t < n; t++) {
+        const float *r = src + (size_t)t * w;
+        memcpy(a + (size_t)t * wa, r, (size_t)wa * sizeof(float));
+        memcpy(b + (size_t)t * wb, r + wa, (size_t)wb * sizeof(float));
+        memcpy(c + (size_t)t * wc, r + wa + wb, (size_t)wc * sizeof(float));
+    }
+}
+
+/* The experts' FFN of n normed rows xb into out (n × dim): router logits, softmax over the
+ * experts, the top k (ties to the lower index), their weights renormalised when the model
+ * says, then each expert on the rows routed to it (gathered, so one matmul per expert). */
+static void moe_ffn(qb_infer *s, int l, const float *xb, int n, float *out)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_layer_weights *L = &s->m->layers[l];
+    int E = c->n_experts, K = c->n_experts_used, dim = c->dim, eh = c->expert_hidden_dim;
+    matmul(s, L->router, xb, n, s->route);
+    for (int t = 0; t < n; t++) {
+        float *r = s->route + (size_t)t * E, mx = -INFINITY, sum = 0;
+        for (int e = 0; e < E; e++) mx = r[e] > mx ? r[e] : mx;
+        for (int e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
+        for (int e = 0; e < E; e++) r[e] /= sum;
+        int *sel = s->sel + (size_t)t * K;
+        float *w = s->selw + (size_t)t * K, wsum = 0;
+        for (int k = 0; k < K; k++) {
+            int best = -1;
+            for (int e = 0; e < E; e++) {
+                bool taken = false;
+                for (int j = 0; j < k; j++) taken = taken || sel[j] == e;
+                if (!taken && (best < 0 || r[e] > r[best])) best = e;
+            }
+            sel[k] = best;
+            wsum += (w[k] = r[best]);
+        }
+        if (c->expert_norm_topk)
+            for (int k = 0; k < K; k++) w[k] /= wsum;
+    }
+    memset(out, 0, (size_t)n * dim * sizeof(float));
+    for (int e = 0; e < E; e++) {
+        int nr = 0;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < K; k++)
+                if (s->sel[(size_t)t * K + k] == e) s->rows[nr++] = t * K + k;
+        if (nr == 0) continue;
+        s->expert_counts[(size_t)l * E + e] += nr;
+        for (int i = 0; i < nr; i++)
+            memcpy(s->ex + (size_t)i * dim, xb + (size_t)(s->rows[i] / K) * dim, (size_t)dim * sizeof(float));
+        matmul_multi(s, (const qb_tensor *[]){L->exp_gate[e], L->exp_up[e]}, 2, s->ex, nr,
+                     (float *[]){s->eh, s->eh2});
+        glu(c->act, s->eh, s->eh2, (size_t)nr * eh);
+        matmul(s, L->exp_down[e], s->eh, nr, s->ey);
+        for (int i = 0; i < nr; i++) {
+            float w = s->selw[s->rows[i]], *o = out + (size_t)(s->rows[i] / K) * dim;
+            const float *y = s->ey + (size_t)i * dim;
+            for (int j = 0; j < dim; j++) o[j] += w * y[j];
+        }
+    }
+}
+
 static void layer_forward(qb_infer *s, int l, int n, int pos)
 {
     const qb_config *c = &s->m->cfg;
     const qb_layer_weights *L = &s->m->layers[l];
     int dim = c->dim, hid = c->hidden_dim;
+    bool sliding = qb_config_layer_slides(c, l);
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
-    matmul_multi(s, (const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
+    if (L->wqkv) {
+        matmul(s, L->wqkv, s->xb, n, s->qkv);
+        split3(s->qkv, n, s->q_dim, s->kv_dim, s->kv_dim, s->q, s->k, s->v);
+    } else {
+        matmul_multi(s, (const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
+    }
+    if (L->bq) {
+        add_bias(s->q, L->bq, n, s->q_dim);
+        add_bias(s->k, L->bk, n, s->kv_dim);
+        add_bias(s->v, L->bv, n, s->kv_dim);
+    }
+    if (L->q_norm) {
+        head_norm(s->q, L->q_norm, n, c->n_heads, c->head_dim, c->norm_eps);
+        head_norm(s->k, L->k_norm, n, c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
     for (int t = 0; t < n; t++) {
-        rope(s, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
-        rope(s, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
+        rope(s, sliding, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
+        rope(s, sliding, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
     }
     qb_kvcache_store(s->kv, l, pos, n, s->k, s->v);
-    qb_kvcache_attention(s->kv, l, s->q, (size_t)s->q_dim, n, pos, s->xb);
+    qb_attn_params ap = {.scale = c->query_scale, .softcap = c->attn_softcap, .window = sliding ? c->swa_window : 0};
+    qb_kvcache_attention(s->kv, l, s->q, (size_t)s->q_dim, n, pos, &ap, s->xb);
     observe(s, l, QB_OBS_ATTN_OUT, s->xb, n, s->q_dim);
     matmul(s, L->wo, s->xb, n, s->tmp);
+    if (L->post_attn_norm)
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->tmp + (size_t)t * dim, s->tmp + (size_t)t * dim, L->post_attn_norm->data, dim, c->norm_eps);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_FFN_IN, s->xb, n, dim);
-    matmul_multi(s, (const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < (size_t)n * hid; i++) {
-        float g = s->hb[i];
-        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+    if (L->router) {
+        moe_ffn(s, l, s->xb, n, s->tmp);
+    } else {
+        if (L->w_gate_up) { /* Phi-3: gate rows, then up rows */
+            matmul(s, L->w_gate_up, s->xb, n, s->gu);
+            for (int t = 0; t < n; t++) {
+                memcpy(s->hb + (size_t)t * hid, s->gu + (size_t)t * 2 * hid, (size_t)hid * sizeof(float));
+                memcpy(s->hb2 + (size_t)t * hid, s->gu + (size_t)t * 2 * hid + hid, (size_t)hid * sizeof(float));
+            }
+        } else {
+            matmul_multi(s, (const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
+        }
+        glu(c->act, s->hb, s->hb2, (size_t)n * hid);
+        observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
+        matmul(s, L->w_down, s->hb, n, s->tmp);
     }
-    observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
-    matmul(s, L->w_down, s->hb, n, s->tmp);
+    if (L->post_ffn_norm)
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->tmp + (size_t)t * dim, s->tmp + (size_t)t * dim, L->post_ffn_norm->data, dim, c->norm_eps);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 }
 
@@ -215,6 +413,8 @@ static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float
     const qb_config *c = &s->m->cfg;
     int dim = c->dim;
     for (int t = 0; t < n; t++) qb_tensor_get_row(s->m->tok_embd, tokens[t], s->x + (size_t)t * dim);
+    if (c->embed_scale != 1.0f)
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] *= c->embed_scale;
     run_from(s, 0, n, pos, logits, n_logits);
 }
 
@@ -233,7 +433,13 @@ static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_l
         rmsnorm(s->xb + (size_t)(t - first) * dim, s->x + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
     observe(s, c->n_layers, QB_OBS_OUTPUT_IN, s->xb, n_logits, dim);
     matmul(s, s->m->output, s->xb, n_logits, logits);
+    if (c->final_softcap > 0) {
+        float cap = c->final_softcap;
+        for (size_t i = 0; i < (size_t)n_logits * c->vocab_size; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    }
 }
+
+const int64_t *qb_infer_expert_counts(const qb_infer *s) { return s->expert_counts; }
 
 qb_status qb_infer_eval(qb_ctx *ctx, qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)
 {

@@ -99,6 +99,8 @@ qb_status qb_fold_scales(qb_ctx *ctx, qb_model *m, int layer, qb_obs_point pt, c
     const qb_config *c = &m->cfg;
     if (layer < 0 || layer >= c->n_layers) return qb_fail(ctx, QB_ERR_ARG, "fold: layer %d out of range", layer);
     qb_layer_weights *L = &m->layers[layer];
+    if (!qb_model_blocks_plain(m))
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "fold: %s has fused or expert matrices", m->path);
     int width = pt == QB_OBS_FFN_DOWN_IN ? c->hidden_dim : pt == QB_OBS_ATTN_OUT ? c->n_heads * c->head_dim : c->dim;
     for (int i = 0; i < width; i++)
         if (!(s[i] > 0.0f) || !isfinite(s[i]))
@@ -138,6 +140,7 @@ qb_status qb_fold_scales(qb_ctx *ctx, qb_model *m, int layer, qb_obs_point pt, c
                 }
             }
         e[n++] = (edit){L->wv, vs, true};
+        if (L->bv) e[n++] = (edit){L->bv, vs, true}; /* the bias is part of v's rows */
         e[n++] = (edit){L->wo, s, false};
         break;
     }

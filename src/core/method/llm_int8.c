@@ -13,6 +13,10 @@ qb_status qb_llm_int8_apply(qb_ctx *ctx, qb_model *m, qb_run_config *rc, float t
         return qb_fail(ctx, QB_ERR_ARG, "LLM.int8 outlier threshold %g must be >= 0", (double)threshold);
     if (!rc || rc->n_tensors != m->n_tensors)
         return qb_fail(ctx, QB_ERR_ARG, "LLM.int8 needs a run configuration made for this model");
+    if (!qb_model_blocks_plain(m))
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: LLM.int8 needs separate q/k/v and gate/up/down matrices in "
+                       "every block; this %s model has %s", m->path, qb_arch_get(m->cfg.arch)->gguf,
+                       m->cfg.n_experts ? "experts" : "fused matrices");
     qb_run_config_reset_counts(rc);
     qb_format int8ch = {.kind = QB_FMT_INT, .bits = 8, .group = QB_GROUP_CHANNEL};
     for (int l = 0; l < m->cfg.n_layers; l++) {

@@ -356,6 +356,11 @@ static qb_status check_inputs(job *J)
         (meth->awq.alpha > 1.0f || !(meth->awq.alpha == meth->awq.alpha)))
         return qb_fail(J->ctx, QB_ERR_ARG, "awq: alpha %g out of range [0, 1]", (double)meth->awq.alpha);
     if (qb_method_needs_calib(meth)) {
+        if (!qb_model_blocks_plain(m))
+            return qb_fail(J->ctx, QB_ERR_UNSUPPORTED, "%s: method %s needs separate q/k/v and gate/up/down "
+                           "matrices in every block; this %s model has %s (rtn works)", m->path,
+                           qb_method_name(meth->kind), qb_arch_get(m->cfg.arch)->gguf,
+                           m->cfg.n_experts ? "experts" : "fused matrices");
         if (!J->cal) return qb_fail(J->ctx, QB_ERR_ARG, "method %s needs calibration data", qb_method_name(meth->kind));
         if (J->cal->n_layers != m->cfg.n_layers)
             return qb_fail(J->ctx, QB_ERR_ARG, "the calibration was run on a model with %d layers, not %d",

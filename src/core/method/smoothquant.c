@@ -231,6 +231,10 @@ qb_status qb_smoothquant_apply(qb_ctx *ctx, qb_model *m, qb_run_config *rc, cons
         return qb_fail(ctx, QB_ERR_ARG, "SmoothQuant alpha %g out of range [0, 1]", (double)o->alpha);
     if (o->act_mode != QB_ACT_FLOAT && o->act_mode != QB_ACT_INT8 && o->act_mode != QB_ACT_INT8_STATIC)
         return qb_fail(ctx, QB_ERR_ARG, "activation mode %d is not int8 dynamic, int8 static or float", o->act_mode);
+    if (!qb_model_blocks_plain(m))
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: SmoothQuant needs separate q/k/v and gate/up/down matrices in "
+                       "every block; this %s model has %s", m->path, qb_arch_get(m->cfg.arch)->gguf,
+                       m->cfg.n_experts ? "experts" : "fused matrices");
     if (o->act_mode != QB_ACT_FLOAT && (!rc || rc->n_tensors != m->n_tensors))
         return qb_fail(ctx, QB_ERR_ARG, "activation quantization needs a run configuration made for this model");
     if (o->act_mode != QB_ACT_FLOAT && !qb_w8a8_format_ok(wf)) {

@@ -24,22 +24,44 @@ static const struct { const char *hf, *gguf; } top_names[] = {
     {"norm.weight", "output_norm.weight"},
 };
 
-/* HF name after "model.layers.N." -> GGUF name after "blk.N.". */
+/* HF name after "model.layers.N." -> GGUF name after "blk.N." (llama.cpp's tensor names). */
 static const struct { const char *hf, *gguf; } layer_names[] = {
     {"input_layernorm.weight", "attn_norm.weight"},
     {"self_attn.q_proj.weight", "attn_q.weight"},
     {"self_attn.k_proj.weight", "attn_k.weight"},
     {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"}, /* post_attention_norm with post-norms */
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"}, /* Phi-3: gate rows then up rows */
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},
+};
+
+/* Experts: "<prefix>E.<suffix>" after "model.layers.N." -> "ffn_X_exps.E.weight". */
+static const struct { const char *prefix, *suffix, *gguf; } expert_names[] = {
+    {"block_sparse_moe.experts.", "w1.weight", "ffn_gate_exps"},
+    {"block_sparse_moe.experts.", "w2.weight", "ffn_down_exps"},
+    {"block_sparse_moe.experts.", "w3.weight", "ffn_up_exps"},
+    {"mlp.experts.", "gate_proj.weight", "ffn_gate_exps"},
+    {"mlp.experts.", "down_proj.weight", "ffn_down_exps"},
+    {"mlp.experts.", "up_proj.weight", "ffn_up_exps"},
 };
 
 /* Canonical name of HF tensor hf into out; false for tensors we do not use (rotary_emb.inv_freq,
- * ...). *layer is the block number, or -1 outside the layers. */
-static bool map_name(const char *hf, char *out, size_t cap, long *layer)
+ * ...). *layer is the block number, or -1 outside the layers. post_norms: the block has norms
+ * after attention and FFN (Gemma), so post_attention_layernorm is one of them. */
+static bool map_name(const char *hf, bool post_norms, char *out, size_t cap, long *layer)
 {
     *layer = -1;
     if (strcmp(hf, "lm_head.weight") == 0) {
@@ -57,12 +79,27 @@ static bool map_name(const char *hf, char *out, size_t cap, long *layer)
     char *end;
     long l = strtol(s + 7, &end, 10);
     if (*end != '.' || end - (s + 7) > 6) return false;
+    const char *rest = end + 1;
+    if (post_norms && strcmp(rest, "post_attention_layernorm.weight") == 0) {
+        snprintf(out, cap, "blk.%ld.post_attention_norm.weight", l);
+        *layer = l;
+        return true;
+    }
     for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++) {
-        if (strcmp(end + 1, layer_names[i].hf) == 0) {
+        if (strcmp(rest, layer_names[i].hf) == 0) {
             snprintf(out, cap, "blk.%ld.%s", l, layer_names[i].gguf);
             *layer = l;
             return true;
         }
+    }
+    for (size_t i = 0; i < sizeof expert_names / sizeof expert_names[0]; i++) {
+        size_t np = strlen(expert_names[i].prefix);
+        if (strncmp(rest, expert_names[i].prefix, np) != 0 || !isdigit((unsigned char)rest[np])) continue;
+        long e = strtol(rest + np, &end, 10);
+        if (*end != '.' || end - (rest + np) > 5 || strcmp(end + 1, expert_names[i].suffix) != 0) continue;
+        snprintf(out, cap, "blk.%ld.%s.%ld.weight", l, expert_names[i].gguf, e);
+        *layer = l;
+        return true;
     }
     return false;
 }
@@ -178,9 +215,9 @@ static qb_status load_shard(qb_ctx *ctx, qb_model *m, const char *path, const ch
             json_t *w = json_object_get(weight_map, t->name);
             if (!w || strcmp(json_string_value(w), shard) != 0) continue;
         }
-        char gguf[96];
+        char gguf[128];
         long layer;
-        if (!map_name(t->name, gguf, sizeof gguf, &layer)) continue;
+        if (!map_name(t->name, m->cfg.post_norms, gguf, sizeof gguf, &layer)) continue;
         if ((st = add_tensor(ctx, m, path, t, gguf, layer)) != QB_OK) goto fail;
     }
     if (weight_map && (st = check_index(ctx, index_path, weight_map, shard, &f)) != QB_OK) goto fail;
@@ -250,13 +287,36 @@ fail:
     return st;
 }
 
+/* Gemma keeps norm weights w for a multiplier 1 + w; the model holds the multiplier (as
+ * llama.cpp's converter writes it to GGUF), an F32 copy that becomes the tensor's source. */
+static qb_status norms_plus_one(qb_ctx *ctx, qb_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        qb_tensor *t = &m->tensors[i];
+        size_t n = strlen(t->name);
+        if (n < 11 || strcmp(t->name + n - 11, "norm.weight") != 0) continue;
+        int64_t ne = qb_tensor_nelements(t);
+        float *w = malloc((size_t)ne * sizeof *w);
+        if (!w) return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", m->path);
+        t->src_type = t->type;
+        t->src_data = t->data;
+        qb_tensor_source_rows(t, 0, 1, w); /* norms are one row */
+        for (int64_t j = 0; j < ne; j++) w[j] += 1.0f;
+        free(t->owned);
+        t->owned = w;
+        t->data = w;
+        t->type = QB_TYPE_F32;
+        t->nbytes = (size_t)ne * sizeof *w;
+    }
+    return QB_OK;
+}
+
 qb_status qb_model_load_safetensors(qb_ctx *ctx, qb_model *m, const qb_model_opts *opts)
 {
     char *dir = NULL, *cfg_path = NULL, *index_path = NULL, *single_path = NULL, *tok_path = NULL;
     qb_status st;
     bool path_is_dir = is_dir(m->path);
     m->kind = QB_FILE_SAFETENSORS;
-    snprintf(m->arch, sizeof m->arch, "llama");
     if (!(dir = model_dir(m->path)) || !(cfg_path = join(dir, "config.json")) ||
         !(index_path = join(dir, INDEX_NAME)) || !(single_path = join(dir, "model.safetensors")) ||
         !(tok_path = join(dir, "tokenizer.json"))) {
@@ -270,12 +330,14 @@ qb_status qb_model_load_safetensors(qb_ctx *ctx, qb_model *m, const qb_model_opt
         goto fail;
     }
     if ((st = qb_hf_config_load(ctx, cfg_path, &m->cfg)) != QB_OK) goto fail;
+    snprintf(m->arch, sizeof m->arch, "%s", qb_arch_get(m->cfg.arch)->gguf);
 
     if (!path_is_dir) st = load_shard(ctx, m, m->path, NULL, NULL, NULL);
     else if (is_file(index_path)) st = load_index(ctx, m, dir, index_path);
     else if (is_file(single_path)) st = load_shard(ctx, m, single_path, NULL, NULL, NULL);
     else st = qb_fail(ctx, QB_ERR_IO, "%s: no model.safetensors or " INDEX_NAME " in this directory", m->path);
     if (st != QB_OK) goto fail;
+    if (qb_arch_get(m->cfg.arch)->hf_norm_plus_one && (st = norms_plus_one(ctx, m)) != QB_OK) goto fail;
 
     if (!(opts && opts->skip_tokenizer)) {
         if (!is_file(tok_path)) {

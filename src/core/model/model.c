@@ -6,6 +6,7 @@
 #include "kernels.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +162,73 @@ static qb_status bind_one(qb_ctx *ctx, qb_model *m, const char *name, int64_t ro
     return QB_OK;
 }
 
+float qb_model_rope_divisor(const qb_model *m, int i)
+{
+    const qb_config *c = &m->cfg;
+    const qb_rope_scaling *rs = &c->rope_scaling;
+    if (m->rope_freqs) return ((const float *)m->rope_freqs->data)[i];
+    if (rs->kind == QB_ROPE_SCALE_LINEAR) return rs->factor;
+    if (rs->kind != QB_ROPE_SCALE_LLAMA3) return 1.0f;
+    float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    float wavelen = 2.0f * (float)M_PI / freq;
+    float lo_wl = (float)rs->orig_ctx / rs->low_freq_factor, hi_wl = (float)rs->orig_ctx / rs->high_freq_factor;
+    if (wavelen < hi_wl) return 1.0f;
+    if (wavelen > lo_wl) return rs->factor;
+    float smooth = ((float)rs->orig_ctx / wavelen - rs->low_freq_factor) / (rs->high_freq_factor - rs->low_freq_factor);
+    return 1.0f / ((1.0f - smooth) / rs->factor + smooth);
+}
+
+bool qb_model_blocks_plain(const qb_model *m)
+{
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const qb_layer_weights *L = &m->layers[l];
+        if (!L->wq || !L->wk || !L->wv || !L->w_gate || !L->w_up || !L->w_down) return false;
+    }
+    return true;
+}
+
+void qb_config_describe(const qb_config *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+#define PUT(...) (n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__))
+    PUT("%s gate", c->act == QB_GLU_GELU_TANH ? "GELU-tanh" : "SiLU");
+    if (c->attn_bias) PUT(", q/k/v biases");
+    if (c->qk_norm) PUT(", q/k norms");
+    if (c->post_norms) PUT(", post-norms");
+    if (c->embed_scale != 1.0f) PUT(", embeddings x%.4g", c->embed_scale);
+    if (c->head_dim > 0 && fabsf(c->query_scale * sqrtf((float)c->head_dim) - 1.0f) > 1e-6f)
+        PUT(", query scale 1/sqrt(%.4g)", 1.0 / ((double)c->query_scale * c->query_scale));
+    if (c->attn_softcap > 0) PUT(", attention soft-cap %g", c->attn_softcap);
+    if (c->final_softcap > 0) PUT(", logit soft-cap %g", c->final_softcap);
+    if (c->swa_window > 0) {
+        if (c->swa_period <= 1) PUT(", sliding window %d on every layer", c->swa_window);
+        else PUT(", sliding window %d on %d of %d layers", c->swa_window, c->swa_period - 1, c->swa_period);
+        if (c->rope_theta_swa > 0) PUT(" (RoPE base %g)", c->rope_theta_swa);
+    }
+    if (c->rope_scaling.kind == QB_ROPE_SCALE_LINEAR) PUT(", RoPE linear x%g", c->rope_scaling.factor);
+    if (c->rope_scaling.kind == QB_ROPE_SCALE_LLAMA3)
+        PUT(", RoPE llama3 x%g (low %g, high %g, original context %d)", c->rope_scaling.factor,
+            c->rope_scaling.low_freq_factor, c->rope_scaling.high_freq_factor, c->rope_scaling.orig_ctx);
+    if (c->n_experts > 0)
+        PUT(", %d experts, top %d%s, expert FFN %d", c->n_experts, c->n_experts_used,
+            c->expert_norm_topk ? " (renormalised)" : "", c->expert_hidden_dim);
+#undef PUT
+}
+
+/* Numbers a loader may leave unset take the plain Llama values. */
+static void complete_description(qb_config *c)
+{
+    if (c->embed_scale == 0) c->embed_scale = 1.0f;
+    if (c->query_scale == 0 && c->head_dim > 0) c->query_scale = 1.0f / sqrtf((float)c->head_dim);
+    if (c->swa_period <= 0) c->swa_period = 1;
+    if (c->n_experts > 0 && c->expert_hidden_dim <= 0) c->expert_hidden_dim = c->hidden_dim;
+}
+
 static qb_status check_config(qb_ctx *ctx, const qb_model *m)
 {
     const qb_config *c = &m->cfg;
-    if (c->dim <= 0 || c->dim > 65536 || c->hidden_dim <= 0 || c->hidden_dim > 1 << 20 || c->n_layers <= 0 ||
+    if (c->dim <= 0 || c->dim > 65536 || c->hidden_dim < 0 || c->hidden_dim > 1 << 20 ||
+        (c->hidden_dim == 0 && c->n_experts == 0) || c->n_layers <= 0 ||
         c->n_layers > 1024 || c->n_heads <= 0 || c->n_heads > 1024 || c->n_kv_heads <= 0 ||
         c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0 || c->vocab_size <= 0 ||
         c->vocab_size > 1 << 22 || c->seq_len <= 0 || c->head_dim <= 0 || c->head_dim % 2 != 0 ||
@@ -174,20 +238,147 @@ static qb_status check_config(qb_ctx *ctx, const qb_model *m)
                        "ctx %d)",
                        m->path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
                        c->vocab_size, c->seq_len);
-    if (!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0))
+    if (!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0) || !(c->rope_theta_swa >= 0))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: bad norm epsilon %g or rope theta %g", m->path, c->norm_eps,
                        c->rope_theta);
+    if (c->n_experts < 0 || c->n_experts > 4096 || c->n_experts_used < 0 || c->n_experts_used > c->n_experts ||
+        (c->n_experts > 0 && (c->n_experts_used == 0 || c->expert_hidden_dim <= 0 || c->expert_hidden_dim > 1 << 20)))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: %d experts, %d per token, expert FFN %d: do not fit", m->path,
+                       c->n_experts, c->n_experts_used, c->expert_hidden_dim);
+    if (c->swa_window < 0 || c->swa_period > c->n_layers + 1 || !(c->attn_softcap >= 0) || !(c->final_softcap >= 0) ||
+        !(c->query_scale > 0) || !(c->embed_scale > 0))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: sliding window %d (period %d), soft-caps %g / %g or scales out of "
+                       "range", m->path, c->swa_window, c->swa_period, c->attn_softcap, c->final_softcap);
+    const qb_rope_scaling *rs = &c->rope_scaling;
+    if (rs->kind != QB_ROPE_SCALE_NONE && !(rs->factor >= 1 && rs->factor < 1e6))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: RoPE scaling factor %g is out of range", m->path, rs->factor);
+    if (rs->kind == QB_ROPE_SCALE_LLAMA3 && !(rs->low_freq_factor > 0 && rs->high_freq_factor > rs->low_freq_factor &&
+                                               rs->orig_ctx > 0))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: llama3 RoPE scaling numbers out of range", m->path);
     return QB_OK;
+}
+
+/* The tensor name of layer l: "blk.<l>.<suffix>.weight" (or ".bias" when the suffix says). */
+static void layer_name(char *out, size_t cap, int l, const char *suffix)
+{
+    if (strchr(suffix, '.')) snprintf(out, cap, "blk.%d.%s", l, suffix);
+    else snprintf(out, cap, "blk.%d.%s.weight", l, suffix);
+}
+
+/* bind_one for a tensor that may be absent (then *slot stays NULL). */
+static qb_status bind_opt(qb_ctx *ctx, qb_model *m, const char *name, int64_t rows, int64_t cols, qb_tensor **slot)
+{
+    *slot = NULL;
+    return qb_model_find_tensor(m, name) ? bind_one(ctx, m, name, rows, cols, slot) : QB_OK;
+}
+
+static qb_status bind_attention(qb_ctx *ctx, qb_model *m, int l, qb_layer_weights *L)
+{
+    const qb_config *c = &m->cfg;
+    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[160];
+    qb_status st;
+    layer_name(n, sizeof n, l, "attn_qkv");
+    if ((st = bind_opt(ctx, m, n, q_dim + 2 * kv_dim, c->dim, &L->wqkv)) != QB_OK) return st;
+    if (!L->wqkv) {
+        struct { const char *suffix; int64_t rows; qb_tensor **slot; } w[] = {
+            {"attn_q", q_dim, &L->wq}, {"attn_k", kv_dim, &L->wk}, {"attn_v", kv_dim, &L->wv}};
+        for (int i = 0; i < 3; i++) {
+            layer_name(n, sizeof n, l, w[i].suffix);
+            if ((st = bind_one(ctx, m, n, w[i].rows, c->dim, w[i].slot)) != QB_OK) return st;
+        }
+    }
+    struct { const char *suffix; int64_t cols; qb_tensor **slot; bool need; } v[] = {
+        {"attn_q.bias", q_dim, &L->bq, c->attn_bias},       {"attn_k.bias", kv_dim, &L->bk, c->attn_bias},
+        {"attn_v.bias", kv_dim, &L->bv, c->attn_bias},      {"attn_q_norm", c->head_dim, &L->q_norm, c->qk_norm},
+        {"attn_k_norm", c->head_dim, &L->k_norm, c->qk_norm}, {"post_attention_norm", c->dim, &L->post_attn_norm,
+                                                                c->post_norms},
+        {"post_ffw_norm", c->dim, &L->post_ffn_norm, c->post_norms},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        layer_name(n, sizeof n, l, v[i].suffix);
+        /* only what the description has: a tensor it does not use is refused below */
+        if (v[i].need && (st = bind_one(ctx, m, n, 0, v[i].cols, v[i].slot)) != QB_OK) return st;
+    }
+    layer_name(n, sizeof n, l, "attn_output");
+    if ((st = bind_one(ctx, m, n, c->dim, q_dim, &L->wo)) != QB_OK) return st;
+    layer_name(n, sizeof n, l, "attn_norm");
+    if ((st = bind_one(ctx, m, n, 0, c->dim, &L->attn_norm)) != QB_OK) return st;
+    layer_name(n, sizeof n, l, "ffn_norm");
+    return bind_one(ctx, m, n, 0, c->dim, &L->ffn_norm);
+}
+
+static qb_status bind_ffn(qb_ctx *ctx, qb_model *m, int l, qb_layer_weights *L, qb_tensor **experts)
+{
+    const qb_config *c = &m->cfg;
+    char n[160];
+    qb_status st;
+    if (c->n_experts > 0) {
+        layer_name(n, sizeof n, l, "ffn_gate_inp");
+        if ((st = bind_one(ctx, m, n, c->n_experts, c->dim, &L->router)) != QB_OK) return st;
+        L->exp_gate = experts;
+        L->exp_up = experts + c->n_experts;
+        L->exp_down = experts + 2 * c->n_experts;
+        int64_t eh = c->expert_hidden_dim;
+        for (int e = 0; e < c->n_experts; e++) {
+            struct { const char *what; int64_t rows, cols; qb_tensor **slot; } w[] = {
+                {"gate", eh, c->dim, &L->exp_gate[e]}, {"up", eh, c->dim, &L->exp_up[e]},
+                {"down", c->dim, eh, &L->exp_down[e]}};
+            for (int i = 0; i < 3; i++) {
+                snprintf(n, sizeof n, "blk.%d.ffn_%s_exps.%d.weight", l, w[i].what, e);
+                if ((st = bind_one(ctx, m, n, w[i].rows, w[i].cols, w[i].slot)) != QB_OK) return st;
+            }
+        }
+        return QB_OK;
+    }
+    layer_name(n, sizeof n, l, "ffn_down");
+    if ((st = bind_one(ctx, m, n, c->dim, c->hidden_dim, &L->w_down)) != QB_OK) return st;
+    char gate[160];
+    layer_name(gate, sizeof gate, l, "ffn_gate");
+    layer_name(n, sizeof n, l, "ffn_up");
+    if (!qb_model_find_tensor(m, gate) && qb_arch_get(c->arch)->fused) /* Phi-3: gate and up in ffn_up */
+        return bind_one(ctx, m, n, 2 * (int64_t)c->hidden_dim, c->dim, &L->w_gate_up);
+    if ((st = bind_one(ctx, m, gate, c->hidden_dim, c->dim, &L->w_gate)) != QB_OK) return st;
+    return bind_one(ctx, m, n, c->hidden_dim, c->dim, &L->w_up);
+}
+
+/* Every tensor of the file must have a place in the description (llama.cpp refuses the same). */
+static qb_status check_all_bound(qb_ctx *ctx, const qb_model *m)
+{
+    bool *used = calloc((size_t)m->n_tensors + 1, 1);
+    if (!used) return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", m->path);
+    const qb_tensor *top[] = {m->tok_embd, m->output_norm, m->output, m->rope_freqs};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (top[i]) used[top[i] - m->tensors] = true;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const qb_layer_weights *L = &m->layers[l];
+#define MARK(f) if (L->f) used[L->f - m->tensors] = true;
+        QB_LAYER_TENSORS(MARK)
+#undef MARK
+        for (int e = 0; L->router && e < m->cfg.n_experts; e++)
+            used[L->exp_gate[e] - m->tensors] = used[L->exp_up[e] - m->tensors] = used[L->exp_down[e] - m->tensors] =
+                true;
+    }
+    qb_status st = QB_OK;
+    for (int i = 0; i < m->n_tensors && st == QB_OK; i++)
+        if (!used[i])
+            st = qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %s is not part of the %s model this file describes", m->path,
+                         m->tensors[i].name, qb_arch_get(m->cfg.arch)->gguf);
+    free(used);
+    return st;
 }
 
 qb_status qb_model_bind(qb_ctx *ctx, qb_model *m)
 {
+    complete_description(&m->cfg);
     qb_status st = check_config(ctx, m);
     if (st != QB_OK) return st;
     const qb_config *c = &m->cfg;
-    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", m->path);
+    if (c->n_experts > 0 &&
+        !(m->expert_slots = calloc((size_t)c->n_layers * 3 * (size_t)c->n_experts, sizeof *m->expert_slots)))
+        return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", m->path);
     if ((st = bind_one(ctx, m, "token_embd.weight", c->vocab_size, c->dim, &m->tok_embd)) != QB_OK) return st;
     if ((st = bind_one(ctx, m, "output_norm.weight", 0, c->dim, &m->output_norm)) != QB_OK) return st;
     if (c->tied_output && !qb_model_find_tensor(m, "output.weight")) {
@@ -195,22 +386,14 @@ qb_status qb_model_bind(qb_ctx *ctx, qb_model *m)
     } else if ((st = bind_one(ctx, m, "output.weight", c->vocab_size, c->dim, &m->output)) != QB_OK) {
         return st;
     }
+    if ((st = bind_opt(ctx, m, "rope_freqs.weight", 0, c->head_dim / 2, &m->rope_freqs)) != QB_OK) return st;
     for (int l = 0; l < c->n_layers; l++) {
-        qb_layer_weights *L = &m->layers[l];
-        struct { const char *suffix; int64_t rows, cols; qb_tensor **slot; } want[] = {
-            {"attn_norm", 0, c->dim, &L->attn_norm},     {"attn_q", q_dim, c->dim, &L->wq},
-            {"attn_k", kv_dim, c->dim, &L->wk},          {"attn_v", kv_dim, c->dim, &L->wv},
-            {"attn_output", c->dim, q_dim, &L->wo},      {"ffn_norm", 0, c->dim, &L->ffn_norm},
-            {"ffn_gate", c->hidden_dim, c->dim, &L->w_gate}, {"ffn_down", c->dim, c->hidden_dim, &L->w_down},
-            {"ffn_up", c->hidden_dim, c->dim, &L->w_up},
-        };
-        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-            char name[96];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, want[i].suffix);
-            if ((st = bind_one(ctx, m, name, want[i].rows, want[i].cols, want[i].slot)) != QB_OK) return st;
-        }
+        qb_tensor **experts = m->expert_slots ? m->expert_slots + (size_t)l * 3 * c->n_experts : NULL;
+        if ((st = bind_attention(ctx, m, l, &m->layers[l])) != QB_OK ||
+            (st = bind_ffn(ctx, m, l, &m->layers[l], experts)) != QB_OK)
+            return st;
     }
-    return QB_OK;
+    return m->kind == QB_FILE_LLAMA2C ? QB_OK : check_all_bound(ctx, m);
 }
 
 static bool is_dir(const char *path)
@@ -293,6 +476,7 @@ void qb_model_close(qb_model *m)
     if (m->gguf) qb_gguf_close(m->gguf);
     if (m->tok) qb_tokenizer_free(m->tok);
     free(m->layers);
+    free(m->expert_slots);
     free(m->path);
     free(m);
 }

@@ -10,6 +10,7 @@
 
 #include "../qb.h"
 #include "../util/mapfile.h"
+#include "arch.h"
 
 struct qb_tokenizer;
 
@@ -20,9 +21,23 @@ typedef enum {
 
 typedef enum { QB_FILE_LLAMA2C, QB_FILE_GGUF, QB_FILE_SAFETENSORS } qb_file_kind;
 
+/* RoPE frequency scaling (applied to the layers that do not slide; all of them without a
+ * sliding window): none, "linear" (positions / factor), "llama3" (Llama 3.1: frequencies
+ * with wavelength beyond orig_ctx / low_freq_factor divided by factor, below
+ * orig_ctx / high_freq_factor kept, smoothly between). A GGUF rope_freqs.weight tensor (one
+ * divisor per frequency) takes the place of the llama3 numbers. */
+typedef enum { QB_ROPE_SCALE_NONE = 0, QB_ROPE_SCALE_LINEAR, QB_ROPE_SCALE_LLAMA3 } qb_rope_scale_kind;
+
+typedef struct {
+    qb_rope_scale_kind kind;
+    float factor;
+    float low_freq_factor, high_freq_factor;
+    int orig_ctx;
+} qb_rope_scaling;
+
 typedef struct {
     int dim;           /* hidden size (embedding width) */
-    int hidden_dim;    /* SwiGLU FFN width */
+    int hidden_dim;    /* FFN width (dense blocks; experts: expert_hidden_dim) */
     int n_layers;
     int n_heads;
     int n_kv_heads;    /* < n_heads for grouped-query attention */
@@ -33,7 +48,31 @@ typedef struct {
     float norm_eps;
     qb_rope_layout rope_layout;
     bool tied_output;  /* output projection shares token_embd */
+    /* the block's description (arch.h gives each architecture's; the file the numbers) */
+    qb_arch arch;
+    qb_glu_act act;      /* gate activation of the FFN */
+    bool attn_bias;      /* q, k, v biases */
+    bool qk_norm;        /* RMSNorm over each head of q and k (weights of head_dim) */
+    bool post_norms;     /* RMSNorm of attention / FFN outputs before each residual add */
+    float embed_scale;   /* embeddings times this (Gemma: sqrt(dim)); 1 = none */
+    float query_scale;   /* attention scores q·k times this (default 1/sqrt(head_dim)) */
+    float attn_softcap;  /* scores -> c·tanh(scores/c) (Gemma 2); 0 = none */
+    float final_softcap; /* logits -> c·tanh(logits/c) (Gemma 2); 0 = none */
+    int swa_window;      /* sliding layers see the last swa_window positions (self included); 0 = none */
+    int swa_period;      /* layer l slides when l % swa_period < swa_period - 1; 1 = every layer */
+    float rope_theta_swa; /* RoPE base of sliding layers (Gemma 3: 10000); 0 = rope_theta */
+    qb_rope_scaling rope_scaling;
+    int n_experts;       /* experts per block (0 = dense FFN) */
+    int n_experts_used;  /* top-k */
+    int expert_hidden_dim; /* FFN width of one expert */
+    bool expert_norm_topk; /* the top-k gate weights renormalised to sum 1 (Mixtral) */
 } qb_config;
+
+/* Whether layer l of c uses the sliding window. */
+static inline bool qb_config_layer_slides(const qb_config *c, int l)
+{
+    return c->swa_window > 0 && (c->swa_period <= 1 || l % c->swa_period < c->swa_period - 1);
+}
 
 typedef struct {
     char *name;        /* canonical GGUF name, e.g. "blk.3.ffn_down.weight"; owned */
@@ -60,7 +99,21 @@ typedef struct {
     qb_tensor *w_gate;    /* (hidden_dim rows, dim)  "ffn_gate", llama2.c w1 */
     qb_tensor *w_down;    /* (dim rows, hidden_dim)  "ffn_down", llama2.c w2 */
     qb_tensor *w_up;      /* (hidden_dim rows, dim)  "ffn_up",   llama2.c w3 */
+    /* optional, per the description (NULL when the architecture has none) */
+    qb_tensor *bq, *bk, *bv;        /* attn_q/k/v.bias */
+    qb_tensor *q_norm, *k_norm;     /* attn_q_norm, attn_k_norm (head_dim) */
+    qb_tensor *post_attn_norm;      /* post_attention_norm (dim) */
+    qb_tensor *post_ffn_norm;       /* post_ffw_norm (dim) */
+    qb_tensor *wqkv;      /* fused (q_dim + 2 kv_dim rows, dim) "attn_qkv" (Phi-3); wq/wk/wv NULL */
+    qb_tensor *w_gate_up; /* fused (2 hidden_dim rows: gate then up, dim) "ffn_up" (Phi-3); w_gate/w_up NULL */
+    qb_tensor *router;    /* (n_experts rows, dim) "ffn_gate_inp"; experts replace w_gate/w_up/w_down */
+    qb_tensor **exp_gate, **exp_up, **exp_down; /* n_experts each: "ffn_{gate,up,down}_exps.E" */
 } qb_layer_weights;
+
+/* Every single-tensor slot of qb_layer_weights, for code that visits them all (X(field)). */
+#define QB_LAYER_TENSORS(X)                                                                                   \
+    X(attn_norm) X(wq) X(wk) X(wv) X(wo) X(ffn_norm) X(w_gate) X(w_down) X(w_up) X(bq) X(bk) X(bv) X(q_norm) \
+    X(k_norm) X(post_attn_norm) X(post_ffn_norm) X(wqkv) X(w_gate_up) X(router)
 
 typedef struct qb_model {
     char *path;                 /* what the user opened; owned */
@@ -77,7 +130,9 @@ typedef struct qb_model {
     qb_tensor *tok_embd;        /* (vocab rows, dim) */
     qb_tensor *output_norm;     /* (dim) */
     qb_tensor *output;          /* (vocab rows, dim); == tok_embd when tied */
+    qb_tensor *rope_freqs;      /* GGUF rope_freqs.weight (head_dim/2 divisors) or NULL */
     qb_layer_weights *layers;   /* n_layers; owned */
+    qb_tensor **expert_slots;   /* storage of the layers' exp_* arrays; owned */
 } qb_model;
 
 typedef struct {
@@ -99,6 +154,20 @@ qb_status qb_model_load_safetensors(qb_ctx *ctx, qb_model *m, const qb_model_opt
 
 /* Resolve m->tok_embd / layers / output by name and check every shape against m->cfg. */
 qb_status qb_model_bind(qb_ctx *ctx, qb_model *m);
+
+/* The divisor of RoPE frequency i (0 .. head_dim/2 - 1) for the full-attention layers: GGUF's
+ * rope_freqs tensor when the file has one, else the llama3 rule from the config's numbers (as
+ * transformers' _compute_llama3_parameters and llama.cpp's converter compute it), the linear
+ * factor, or 1. */
+float qb_model_rope_divisor(const qb_model *m, int i);
+
+/* One line saying what the description holds beyond plain Llama ("SiLU gate, q/k norms,
+ * sliding window 512 on 5 of 6 layers (RoPE base 10000), ..."), into buf (truncated at cap). */
+void qb_config_describe(const qb_config *c, char *buf, size_t cap);
+
+/* Whether every block has separate q, k, v, gate, up and down matrices (no fused qkv / gate-up,
+ * no experts): what the calibrated methods (GPTQ, AWQ, SmoothQuant, LLM.int8) work on. */
+bool qb_model_blocks_plain(const qb_model *m);
 
 /* Tensor table helpers for loaders. */
 qb_tensor *qb_model_add_tensor(qb_ctx *ctx, qb_model *m, const char *name);

@@ -72,18 +72,31 @@ qb_status qb_model_view_new(qb_ctx *ctx, const qb_model *base, qb_model **out)
     v->m.tok_embd = repoint(base, ts, base->tok_embd);
     v->m.output_norm = repoint(base, ts, base->output_norm);
     v->m.output = repoint(base, ts, base->output);
+    v->m.rope_freqs = repoint(base, ts, base->rope_freqs);
     for (int l = 0; l < base->cfg.n_layers; l++) {
         const qb_layer_weights *b = &base->layers[l];
         qb_layer_weights *L = &ls[l];
-        L->attn_norm = repoint(base, ts, b->attn_norm);
-        L->wq = repoint(base, ts, b->wq);
-        L->wk = repoint(base, ts, b->wk);
-        L->wv = repoint(base, ts, b->wv);
-        L->wo = repoint(base, ts, b->wo);
-        L->ffn_norm = repoint(base, ts, b->ffn_norm);
-        L->w_gate = repoint(base, ts, b->w_gate);
-        L->w_down = repoint(base, ts, b->w_down);
-        L->w_up = repoint(base, ts, b->w_up);
+#define REPOINT(f) L->f = repoint(base, ts, b->f);
+        QB_LAYER_TENSORS(REPOINT)
+#undef REPOINT
+    }
+    v->m.expert_slots = NULL;
+    if (base->expert_slots) {
+        size_t ne = (size_t)base->cfg.n_experts, n = (size_t)base->cfg.n_layers * 3 * ne;
+        if (!(v->m.expert_slots = malloc(n * sizeof *v->m.expert_slots))) {
+            free(v);
+            free(ts);
+            free(ls);
+            free(path);
+            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory making a view of %s", base->path);
+        }
+        for (size_t i = 0; i < n; i++) v->m.expert_slots[i] = repoint(base, ts, base->expert_slots[i]);
+        for (int l = 0; l < base->cfg.n_layers; l++) {
+            qb_tensor **e = v->m.expert_slots + (size_t)l * 3 * ne;
+            ls[l].exp_gate = e;
+            ls[l].exp_up = e + ne;
+            ls[l].exp_down = e + 2 * ne;
+        }
     }
     v->m.layers = ls;
     v->magic = VIEW_MAGIC;
@@ -99,6 +112,7 @@ void qb_model_view_free(qb_model *view)
     for (int i = 0; i < v->m.n_tensors; i++) free(v->m.tensors[i].owned); /* only the view's own */
     free(v->m.tensors);
     free(v->m.layers);
+    free(v->m.expert_slots);
     free(v->m.path);
     v->magic = 0;
     free(v);
