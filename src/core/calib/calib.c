@@ -117,6 +117,7 @@ void qb_calib_free(qb_calib *c)
         free(c->stat[i].xtx);
     }
     free(c->stat);
+    free(c->expert_tokens);
     free(c);
 }
 
@@ -163,6 +164,16 @@ qb_status qb_calib_run(qb_ctx *ctx, const qb_model *m, const int32_t *windows, i
         if (st == QB_OK && cp.nomem) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory accumulating XᵀX");
         if (st == QB_OK && o && o->progress) o->progress(o->ud, w + 1, n_windows);
     }
+    const int64_t *counts = qb_infer_expert_counts(inf);
+    if (st == QB_OK && counts) {
+        size_t n = (size_t)c->n_layers * m->cfg.n_experts;
+        if ((c->expert_tokens = malloc(n * sizeof *c->expert_tokens))) {
+            memcpy(c->expert_tokens, counts, n * sizeof *c->expert_tokens);
+            c->n_experts = m->cfg.n_experts;
+        } else {
+            st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        }
+    }
     qb_infer_free(inf);
     free(cp.xt);
     if (st != QB_OK) {
@@ -182,6 +193,25 @@ qb_status qb_calib_run(qb_ctx *ctx, const qb_model *m, const int32_t *windows, i
 nomem:
     qb_calib_free(c);
     return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for calibration statistics");
+}
+
+bool qb_calib_expert_usage(const qb_calib *c, const qb_model *m, const qb_tensor *t, int *layer, int *expert,
+                           int64_t *tokens, double *share)
+{
+    int l, e, len = 0;
+    char kind[8];
+    if (!c || !c->expert_tokens || c->n_experts != m->cfg.n_experts ||
+        sscanf(t->name, "blk.%d.ffn_%7[a-z]_exps.%d.weight%n", &l, kind, &e, &len) != 3 || t->name[len] != 0 ||
+        l < 0 || l >= c->n_layers || e < 0 || e >= c->n_experts)
+        return false;
+    const int64_t *row = c->expert_tokens + (size_t)l * c->n_experts;
+    int64_t sum = 0;
+    for (int i = 0; i < c->n_experts; i++) sum += row[i];
+    *layer = l;
+    *expert = e;
+    *tokens = row[e];
+    *share = sum > 0 ? (double)row[e] / (double)sum : 0.0;
+    return true;
 }
 
 /* The recipe's record of the text: name, size, sha256. */

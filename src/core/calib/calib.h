@@ -28,6 +28,8 @@ typedef struct qb_calib {
     int n_windows, n_ctx;
     int64_t n_tokens;    /* tokens run (n_windows * n_ctx) */
     qb_calib_stat *stat; /* (n_layers, QB_OBS_COUNT); OUTPUT_IN is never captured */
+    int n_experts;          /* of the model (0: dense) */
+    int64_t *expert_tokens; /* (n_layers, n_experts) tokens routed to each expert, or NULL */
     /* the text it was run on (set by qb_calib_run_file; empty otherwise), for the recipe an
      * export records: the file name as given, its size and sha256 (64 hex digits) */
     char text_name[256];
@@ -73,6 +75,13 @@ void qb_calib_mean_square(const qb_calib_stat *s, float *out);
 void qb_calib_mean_abs(const qb_calib_stat *s, float *out);
 
 void qb_calib_free(qb_calib *c);
+
+/* Expert usage of tensor t of m ("blk.L.ffn_{gate,up,down}_exps.E.weight"): its block and
+ * expert, the tokens the calibration routed to it and their share of the block's routed
+ * tokens (each token goes to n_experts_used experts, so shares sum to 1 over a block).
+ * False when t is not an expert's tensor or c has no counts. */
+bool qb_calib_expert_usage(const qb_calib *c, const qb_model *m, const qb_tensor *t, int *layer, int *expert,
+                           int64_t *tokens, double *share);
 
 /* The capture point whose activations a weight matrix of layer l multiplies (its input), for
  * the matrices of qb_layer_weights: ATTN_IN for wq, wk, wv; ATTN_OUT for wo, FFN_IN for

@@ -53,9 +53,7 @@ qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *name, bool 
     if (qb_format_parse(ctx, name, &one) != QB_OK && !(ft = qb_ftype_lookup(name)))
         return qb_fail(ctx, QB_ERR_ARG, "'%s' is neither a format (q4_k, int4-g128-asym, ...) nor a quantization type "
                        "(Q4_K_M, ...)", name);
-    qb_mix_state mix = {.n_layers = m->cfg.n_layers, .n_gqa = m->cfg.n_heads / m->cfg.n_kv_heads,
-                        .has_output = qb_model_find_tensor(m, "output.weight") != NULL};
-    for (int i = 0; i < m->n_tensors; i++) mix.n_attn_v += strstr(m->tensors[i].name, "attn_v.weight") != NULL;
+    qb_mix_state mix = qb_mix_state_for_model(m);
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
         if (!qb_tensor_quantizable(t)) continue;

@@ -111,9 +111,7 @@ qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure,
 {
     const qb_ftype *ft = qb_ftype_lookup(ftype);
     if (!ft) return qb_fail(ctx, QB_ERR_ARG, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0, Q6_K, ...)", ftype);
-    qb_mix_state mix = {.n_layers = m->cfg.n_layers, .n_gqa = m->cfg.n_heads / m->cfg.n_kv_heads,
-                        .has_output = qb_model_find_tensor(m, "output.weight") != NULL};
-    for (int i = 0; i < m->n_tensors; i++) mix.n_attn_v += strstr(m->tensors[i].name, "attn_v.weight") != NULL;
+    qb_mix_state mix = qb_mix_state_for_model(m);
     /* choose every type first (the mix counts tensors in file order), then quantize */
     qb_plan plan;
     qb_plan_init(&plan);

@@ -35,7 +35,24 @@ const qb_ftype *qb_ftype_all(void) { return ftypes; }
 bool qb_ftype_quantizable(const char *name, int n_dims)
 {
     size_t n = strlen(name);
-    return n >= 6 && !strcmp(name + n - 6, "weight") && n_dims >= 2 && !strstr(name, "_norm.weight");
+    /* the experts' router stays as it is (llama-quantize never quantizes ffn_gate_inp) */
+    return n >= 6 && !strcmp(name + n - 6, "weight") && n_dims >= 2 && !strstr(name, "_norm.weight") &&
+           !strstr(name, "ffn_gate_inp.weight");
+}
+
+qb_mix_state qb_mix_state_for_model(const qb_model *m)
+{
+    qb_mix_state st = {.n_layers = m->cfg.n_layers, .n_gqa = m->cfg.n_heads / m->cfg.n_kv_heads,
+                       .has_output = qb_model_find_tensor(m, "output.weight") != NULL, .n_expert = m->cfg.n_experts};
+    for (int i = 0; i < m->n_tensors; i++) st.n_attn_v += strstr(m->tensors[i].name, "attn_v.weight") != NULL;
+    return st;
+}
+
+/* The block of "blk.N.…" (llama.cpp parses the name when a block has experts), or -1. */
+static int block_of(const char *name)
+{
+    int l;
+    return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
 }
 
 static bool is(const qb_ftype *f, const char *name) { return !strcmp(f->name, name); }
@@ -59,8 +76,13 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
         else if ((is(f, "IQ4_NL") || is(f, "IQ4_XS")) && st->n_gqa >= 4) t = QB_TYPE_Q5_K;
         else if ((is(f, "Q4_K_M") || is(f, "Q5_K_M")) && more_bits(i, st->n_attn_v)) t = QB_TYPE_Q6_K;
         else if (is(f, "Q4_K_S") && i < 4) t = QB_TYPE_Q5_K;
+        if (st->n_expert == 8) t = QB_TYPE_Q8_0; /* llama.cpp: "trades just ~128MB" on Mixtral */
+    } else if (strstr(name, "attn_k.weight")) {
+        if (st->n_expert == 8) t = QB_TYPE_Q8_0;
     } else if (strstr(name, "ffn_down")) {
-        int i = st->i_ffn_down++, n = st->n_layers;
+        /* with experts, llama.cpp reads the block from the name; each block's expert tensors
+         * are one 3-D tensor there, so per-expert tensors do not advance the counter */
+        int i = st->n_expert > 1 ? block_of(name) : st->i_ffn_down++, n = st->n_layers;
         if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
         else if (is(f, "Q2_K_S")) { if (i < n / 8) t = QB_TYPE_Q4_K; }
         else if (is(f, "Q3_K_M")) t = i < n / 16 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
@@ -70,9 +92,17 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
         else if (is(f, "Q5_K_M") && more_bits(i, n)) t = QB_TYPE_Q6_K;
         else if (is(f, "Q4_K_S") && i < n / 8) t = QB_TYPE_Q5_K;
     } else if (strstr(name, "attn_output.weight")) {
-        if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
+        if (st->n_expert == 8) {
+            if (is(f, "Q2_K") || is(f, "Q3_K_S") || is(f, "Q3_K_M") || is(f, "IQ4_NL") || is(f, "Q4_K_S") ||
+                is(f, "Q4_K_M") || is(f, "IQ4_XS"))
+                t = QB_TYPE_Q5_K;
+        } else if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
         else if (is(f, "Q3_K_M")) t = QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
+    } else if (strstr(name, "attn_qkv.weight")) { /* fused (Phi-3) */
+        if (is(f, "Q3_K_M") || is(f, "Q3_K_L")) t = QB_TYPE_Q4_K;
+        else if (is(f, "Q4_K_M")) t = QB_TYPE_Q5_K;
+        else if (is(f, "Q5_K_M")) t = QB_TYPE_Q6_K;
     }
     return t;
 }

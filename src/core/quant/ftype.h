@@ -6,6 +6,7 @@
 #define QB_FTYPE_H
 
 #include "../qb.h"
+#include "../model/model.h"
 
 typedef struct {
     const char *name;  /* "Q4_K_M" */
@@ -24,8 +25,13 @@ typedef struct {
     int n_gqa;         /* heads / kv heads */
     int n_attn_v;      /* attn_v tensors in the file */
     bool has_output;   /* the file has output.weight (else token_embd doubles as output) */
+    int n_expert;      /* experts per block (0 or 1: dense); 8 has llama.cpp's Mixtral rules */
     int i_attn_v, i_ffn_down;
 } qb_mix_state;
+
+/* The state for walking m's tensors in order (counts from m's table: per-expert tensors of
+ * one block count as the one 3-D tensor llama.cpp sees). */
+qb_mix_state qb_mix_state_for_model(const qb_model *m);
 
 /* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms). */
 bool qb_ftype_quantizable(const char *name, int n_dims);

@@ -50,6 +50,9 @@ static void count_layout(const qb_gguf *g, qb_mix_state *st)
     snprintf(k, sizeof k, "%s.attention.head_count_kv", arch ? arch : "llama");
     int64_t kv = qb_gguf_get_int(g, k, h);
     st->n_gqa = kv > 0 ? (int)(h / kv) : 1;
+    snprintf(k, sizeof k, "%s.expert_count", arch ? arch : "llama");
+    int64_t ne = qb_gguf_get_int(g, k, 0);
+    st->n_expert = ne > 0 && ne < 1 << 20 ? (int)ne : 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         if (strstr(g->tensors[i].name, "attn_v.weight")) st->n_attn_v++;
         if (!strcmp(g->tensors[i].name, "output.weight")) st->has_output = true;

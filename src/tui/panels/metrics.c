@@ -4,6 +4,7 @@
 #include "tui/widgets/crt.h"
 
 #include "core/method/method.h"
+#include "core/calib/calib.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -68,6 +69,12 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     mvwprintw(win, y++, 1, "params    %.2fM", z->params / 1e6);
     mvwprintw(win, y++, 1, "rules     %d", s->plan.n_rules);
     if (s->calib) mvwprintw(win, y++, 1, "calib     %d x %d tok", s->calib->n_windows, s->calib->n_ctx);
+    int el, ee;
+    int64_t etok;
+    double eshare;
+    if (s->calib && qb_calib_expert_usage(s->calib, s->m, tui_sel(s), &el, &ee, &etok, &eshare))
+        mvwprintw(win, y++, 1, "expert    %d/%d: %lld tok (%.1f%%)", ee, s->m->cfg.n_experts, (long long)etok,
+                  100.0 * eshare);
     if (s->act_desc[0]) mvwprintw(win, y++, 1, "act       %.*s", W - 12 > 0 ? W - 12 : 0, s->act_desc);
     if (y + 4 < H) {
         y++;
