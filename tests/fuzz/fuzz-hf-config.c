@@ -21,6 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!(c.norm_eps > 0 && c.norm_eps < 1) || !(c.rope_theta > 0) || !isfinite(c.rope_theta))
             __builtin_trap();
         if (c.rope_layout != QB_ROPE_HALF) __builtin_trap();
+        /* the description's numbers are in range (qb_model_bind relies on them) */
+        if (c.n_experts < 0 || c.n_experts_used < 0 || c.n_experts_used > c.n_experts || c.swa_window < 0 ||
+            c.swa_period < 1 || !(c.query_scale > 0) || !(c.attn_softcap >= 0) || !(c.final_softcap >= 0) ||
+            !(c.embed_scale > 0) || !(c.rope_theta_swa >= 0) || c.arch < 0 || c.arch >= QB_ARCH_COUNT)
+            __builtin_trap();
+        if (c.rope_scaling.kind != QB_ROPE_SCALE_NONE && !(c.rope_scaling.factor >= 1)) __builtin_trap();
     } else {
         static const qb_config zero;
         if (memcmp(&c, &zero, sizeof c) != 0) __builtin_trap();
