@@ -170,6 +170,15 @@ SPECS = {
                   convert=True, pre="qwen2",
                   cfg=dense(rope_theta=1000000.0, tie_word_embeddings=False, hidden_act="silu",
                             use_sliding_window=False, sliding_window=None, max_window_layers=3)),
+    # Qwen2.5 with YaRN (as its long-context configs): max_position_embeddings = factor x the
+    # original context, so every reading of "factor" agrees.
+    "qwen2yarn": dict(cls="Qwen2ForCausalLM", model_type="qwen2", tok="qwen2", dtype="bfloat16",
+                      convert=True, pre="qwen2",
+                      cfg=dense(layers=2, rope_theta=10000.0, tie_word_embeddings=False, hidden_act="silu",
+                                use_sliding_window=False, sliding_window=None, max_window_layers=2,
+                                max_position_embeddings=128,
+                                rope_scaling={"type": "yarn", "rope_type": "yarn", "factor": 4.0,
+                                              "original_max_position_embeddings": 32})),
     # Qwen3: per-head RMSNorm on q and k, no biases, head_dim 48 != hidden/heads; f16.
     "qwen3": dict(cls="Qwen3ForCausalLM", model_type="qwen3", tok="qwen2", dtype="float16",
                   convert=False,

@@ -136,7 +136,7 @@ static void test_bad_files_refused(void **state)
     expect(&(spec){"qwen3moe", .window = -1}, QB_ERR_FORMAT, "qwen3moe model without qwen3moe.expert_count");
     expect(&(spec){"gemma2", .window = (int64_t)1 << 31}, QB_ERR_FORMAT,
            "gemma2.attention.sliding_window 2147483648 is out of range");
-    expect(&(spec){"llama", .window = -1, .scaling = "yarn"}, QB_ERR_UNSUPPORTED, "RoPE scaling 'yarn'");
+    expect(&(spec){"llama", .window = -1, .scaling = "longrope"}, QB_ERR_UNSUPPORTED, "RoPE scaling 'longrope'");
     expect(&(spec){"falcon", .window = -1}, QB_ERR_UNSUPPORTED, "architecture 'falcon' is not supported");
     expect(&(spec){"phi3", .window = 0, .qkv_rows = 2 * DIM}, QB_ERR_FORMAT, "tensor blk.0.attn_qkv.weight has shape");
 }

@@ -638,8 +638,11 @@ static void test_config_variants(void **state)
          QB_ERR_UNSUPPORTED, "not a repeating pattern"},
         {"{\"architectures\": [\"Gemma2ForCausalLM\"], \"hidden_act\": \"silu\"}", QB_ERR_UNSUPPORTED,
          "(gelu_pytorch_tanh is)"},
-        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_parameters\": {\"rope_type\": \"yarn\"}}",
-         QB_ERR_UNSUPPORTED, "'yarn' (rope_parameters)"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"rope_parameters\": {\"rope_type\": \"dynamic\"}}",
+         QB_ERR_UNSUPPORTED, "'dynamic' (rope_parameters)"},
+        {"{\"architectures\": [\"Qwen2ForCausalLM\"], \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4,"
+         " \"original_max_position_embeddings\": 32, \"beta_fast\": 16}}",
+         QB_ERR_UNSUPPORTED, "YaRN with beta_fast"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_act\": \"gelu\"}", QB_ERR_UNSUPPORTED,
          "hidden_act gelu"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"mlp_bias\": true}", QB_ERR_UNSUPPORTED, "mlp_bias"},

@@ -69,10 +69,19 @@ static qb_status read_description(qb_ctx *ctx, qb_model *m, const qb_gguf *g, co
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     st = qb_gguf_get_str(g, key);
     double factor = arch_float(g, arch, "rope.scaling.factor", 0.0);
-    if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0)
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' (%s) is not supported (linear and "
+    if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0 && strcmp(st, "yarn") != 0)
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' (%s) is not supported (linear, yarn and "
                        "llama3 are)", m->path, st, key);
-    if ((st && strcmp(st, "linear") == 0) || (!st && factor > 0 && factor != 1.0)) {
+    if (st && strcmp(st, "yarn") == 0) {
+        int64_t orig = arch_int(g, arch, "rope.scaling.original_context_length", 0);
+        if (!(factor >= 1.0 && factor < 1e6) || orig <= 0 || orig > (1 << 30))
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: %s.rope.scaling.factor %g / original_context_length %lld out of "
+                           "range for YaRN", m->path, arch, factor, (long long)orig);
+        c->rope_scaling.kind = QB_ROPE_SCALE_YARN;
+        c->rope_scaling.factor = (float)factor;
+        c->rope_scaling.orig_ctx = (int)orig;
+    }
+    else if ((st && strcmp(st, "linear") == 0) || (!st && factor > 0 && factor != 1.0)) {
         if (!(factor >= 1.0 && factor < 1e6))
             return qb_fail(ctx, QB_ERR_FORMAT, "%s: %s.rope.scaling.factor %g is out of range", m->path, arch, factor);
         c->rope_scaling.kind = QB_ROPE_SCALE_LINEAR;

@@ -88,9 +88,9 @@ static qb_status read_rope_obj(qb_ctx *ctx, const char *path, const char *key, j
     const char *t = type ? json_string_value(type) : json_object_get(v, "factor") ? "unnamed" : "default";
     memset(rs, 0, sizeof *rs);
     if (strcmp(t, "default") == 0) return QB_OK;
-    if (strcmp(t, "linear") != 0 && strcmp(t, "llama3") != 0)
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' (%s) is not supported (linear and llama3 "
-                       "are)", path, t, key);
+    if (strcmp(t, "linear") != 0 && strcmp(t, "llama3") != 0 && strcmp(t, "yarn") != 0)
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' (%s) is not supported (linear, llama3 "
+                       "and yarn are)", path, t, key);
     double factor = 0, lo = 1, hi = 4, orig = 8192;
     if ((st = get_num(ctx, path, v, "factor", &factor)) != QB_OK) return st;
     if (!(factor >= 1 && factor < 1e6))
@@ -98,6 +98,22 @@ static qb_status read_rope_obj(qb_ctx *ctx, const char *path, const char *key, j
     rs->factor = (float)factor;
     if (strcmp(t, "linear") == 0) {
         rs->kind = QB_ROPE_SCALE_LINEAR;
+        return QB_OK;
+    }
+    if (strcmp(t, "yarn") == 0) {
+        double bf = 32, bs = 1, af = 0;
+        if ((st = get_num(ctx, path, v, "original_max_position_embeddings", &orig)) != QB_OK ||
+            (st = get_num(ctx, path, v, "beta_fast", &bf)) != QB_OK || (st = get_num(ctx, path, v, "beta_slow", &bs)) != QB_OK ||
+            (st = get_num(ctx, path, v, "attention_factor", &af)) != QB_OK)
+            return st;
+        if (bf != 32 || bs != 1 || af != 0 || json_object_get(v, "mscale") || json_object_get(v, "mscale_all_dim"))
+            return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: \"%s\": YaRN with beta_fast/beta_slow/attention_factor/"
+                           "mscale other than the defaults is not supported", path, key);
+        if (!(orig >= 1 && orig < 1e9))
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: \"%s\".original_max_position_embeddings %g is out of range", path,
+                           key, orig);
+        rs->kind = QB_ROPE_SCALE_YARN;
+        rs->orig_ctx = (int)orig;
         return QB_OK;
     }
     if (strcmp(t, "llama3") == 0) {

@@ -168,6 +168,21 @@ float qb_model_rope_divisor(const qb_model *m, int i)
     const qb_rope_scaling *rs = &c->rope_scaling;
     if (m->rope_freqs) return ((const float *)m->rope_freqs->data)[i];
     if (rs->kind == QB_ROPE_SCALE_LINEAR) return rs->factor;
+    if (rs->kind == QB_ROPE_SCALE_YARN) {
+        /* the correction range: the dimensions that turn beta_fast (32) and beta_slow (1) times
+         * over the original context, floor/ceil'd and clamped (transformers' truncate) */
+        int dim = c->head_dim;
+        double base = c->rope_theta, orig = rs->orig_ctx;
+        double lo = floor(dim * log(orig / (32.0 * 2 * M_PI)) / (2 * log(base)));
+        double hi = ceil(dim * log(orig / (1.0 * 2 * M_PI)) / (2 * log(base)));
+        if (lo < 0) lo = 0;
+        if (hi > dim - 1) hi = dim - 1;
+        if (hi == lo) hi += 0.001;
+        double ramp = ((double)i - lo) / (hi - lo);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        float keep = (float)(1.0 - ramp); /* share of the original frequency */
+        return 1.0f / ((1.0f - keep) / rs->factor + keep);
+    }
     if (rs->kind != QB_ROPE_SCALE_LLAMA3) return 1.0f;
     float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
     float wavelen = 2.0f * (float)M_PI / freq;
@@ -206,6 +221,8 @@ void qb_config_describe(const qb_config *c, char *buf, size_t cap)
         if (c->rope_theta_swa > 0) PUT(" (RoPE base %g)", c->rope_theta_swa);
     }
     if (c->rope_scaling.kind == QB_ROPE_SCALE_LINEAR) PUT(", RoPE linear x%g", c->rope_scaling.factor);
+    if (c->rope_scaling.kind == QB_ROPE_SCALE_YARN)
+        PUT(", RoPE YaRN x%g (original context %d)", c->rope_scaling.factor, c->rope_scaling.orig_ctx);
     if (c->rope_scaling.kind == QB_ROPE_SCALE_LLAMA3)
         PUT(", RoPE llama3 x%g (low %g, high %g, original context %d)", c->rope_scaling.factor,
             c->rope_scaling.low_freq_factor, c->rope_scaling.high_freq_factor, c->rope_scaling.orig_ctx);
@@ -213,6 +230,12 @@ void qb_config_describe(const qb_config *c, char *buf, size_t cap)
         PUT(", %d experts, top %d%s, expert FFN %d", c->n_experts, c->n_experts_used,
             c->expert_norm_topk ? " (renormalised)" : "", c->expert_hidden_dim);
 #undef PUT
+}
+
+float qb_model_rope_mscale(const qb_model *m)
+{
+    const qb_rope_scaling *rs = &m->cfg.rope_scaling;
+    return rs->kind == QB_ROPE_SCALE_YARN ? 0.1f * logf(rs->factor) + 1.0f : 1.0f;
 }
 
 /* Numbers a loader may leave unset take the plain Llama values. */
@@ -252,6 +275,8 @@ static qb_status check_config(qb_ctx *ctx, const qb_model *m)
     const qb_rope_scaling *rs = &c->rope_scaling;
     if (rs->kind != QB_ROPE_SCALE_NONE && !(rs->factor >= 1 && rs->factor < 1e6))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: RoPE scaling factor %g is out of range", m->path, rs->factor);
+    if (rs->kind == QB_ROPE_SCALE_YARN && !(rs->orig_ctx > 0))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: YaRN RoPE scaling without its original context", m->path);
     if (rs->kind == QB_ROPE_SCALE_LLAMA3 && !(rs->low_freq_factor > 0 && rs->high_freq_factor > rs->low_freq_factor &&
                                                rs->orig_ctx > 0))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: llama3 RoPE scaling numbers out of range", m->path);

@@ -24,9 +24,12 @@ typedef enum { QB_FILE_LLAMA2C, QB_FILE_GGUF, QB_FILE_SAFETENSORS } qb_file_kind
 /* RoPE frequency scaling (applied to the layers that do not slide; all of them without a
  * sliding window): none, "linear" (positions / factor), "llama3" (Llama 3.1: frequencies
  * with wavelength beyond orig_ctx / low_freq_factor divided by factor, below
- * orig_ctx / high_freq_factor kept, smoothly between). A GGUF rope_freqs.weight tensor (one
- * divisor per frequency) takes the place of the llama3 numbers. */
-typedef enum { QB_ROPE_SCALE_NONE = 0, QB_ROPE_SCALE_LINEAR, QB_ROPE_SCALE_LLAMA3 } qb_rope_scale_kind;
+ * orig_ctx / high_freq_factor kept, smoothly between), "yarn" (Peng et al. 2023: frequencies
+ * interpolated by factor below the correction range of beta_fast = 32 / beta_slow = 1
+ * rotations over orig_ctx, kept above, a linear ramp between; cos and sin times
+ * 0.1 ln(factor) + 1). A GGUF rope_freqs.weight tensor (one divisor per frequency) takes the
+ * place of the llama3 numbers. */
+typedef enum { QB_ROPE_SCALE_NONE = 0, QB_ROPE_SCALE_LINEAR, QB_ROPE_SCALE_LLAMA3, QB_ROPE_SCALE_YARN } qb_rope_scale_kind;
 
 typedef struct {
     qb_rope_scale_kind kind;
@@ -160,6 +163,9 @@ qb_status qb_model_bind(qb_ctx *ctx, qb_model *m);
  * transformers' _compute_llama3_parameters and llama.cpp's converter compute it), the linear
  * factor, or 1. */
 float qb_model_rope_divisor(const qb_model *m, int i);
+/* The factor cos and sin are multiplied by in the full-attention layers (YaRN's attention
+ * scale; 1 otherwise). */
+float qb_model_rope_mscale(const qb_model *m);
 
 /* One line saying what the description holds beyond plain Llama ("SiLU gate, q/k norms,
  * sliding window 512 on 5 of 6 layers (RoPE base 10000), ..."), into buf (truncated at cap). */

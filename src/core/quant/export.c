@@ -41,6 +41,10 @@ static bool put_hparams(qb_gguf_writer *w, const qb_model *m)
     if (ok && c->rope_scaling.kind == QB_ROPE_SCALE_LINEAR)
         ok = qb_gguf_set_str(w, KEY("rope.scaling.type"), "linear") &&
              qb_gguf_set_f32(w, KEY("rope.scaling.factor"), c->rope_scaling.factor);
+    if (ok && c->rope_scaling.kind == QB_ROPE_SCALE_YARN)
+        ok = qb_gguf_set_str(w, KEY("rope.scaling.type"), "yarn") &&
+             qb_gguf_set_f32(w, KEY("rope.scaling.factor"), c->rope_scaling.factor) &&
+             qb_gguf_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)c->rope_scaling.orig_ctx);
     if (ok && c->n_experts > 0) {
         ok = qb_gguf_set_u32(w, KEY("expert_count"), (uint32_t)c->n_experts) &&
              qb_gguf_set_u32(w, KEY("expert_used_count"), (uint32_t)c->n_experts_used);
