@@ -22,6 +22,25 @@ static int l_format(lua_State *L)
     return 1;
 }
 
+/* qb.step(setting, dir) → the next format up (dir > 0: more bits) or down (dir < 0) the bit
+ * ladder that offers it, as the workbench's b/B keys step (same table, same granularity);
+ * an error for a format no ladder offers */
+static int l_step(lua_State *L)
+{
+    qb_format f, g;
+    luaL_checkany(L, 1);
+    lqb_check_format(L, 1, &f);
+    lua_Integer dir = luaL_checkinteger(L, 2);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    if (dir == 0 || qb_format_step(&ctx, &f, dir > 0 ? 1 : -1, &g) != QB_OK)
+        return luaL_error(L, "qb.step: %s", dir == 0 ? "direction must be +1 or -1" : qb_ctx_errmsg(&ctx));
+    char name[64];
+    qb_format_name(&g, name, sizeof name);
+    lua_pushstring(L, name);
+    return 1;
+}
+
 /* qb.formats() → the format names a recipe can sweep: each row of the format table's
  * representative names, in table order */
 static int l_formats(lua_State *L)
@@ -118,7 +137,7 @@ static int l_output_dir(lua_State *L)
 void lqb_open_misc(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"format", l_format}, {"formats", l_formats}, {"methods", l_methods}, {"ftypes", l_ftypes}, {"clock", l_clock},
+        {"format", l_format}, {"step", l_step}, {"formats", l_formats}, {"methods", l_methods}, {"ftypes", l_ftypes}, {"clock", l_clock},
         {"getenv", l_getenv}, {"threads", l_threads}, {"output_dir", l_output_dir}, {"exit", l_exit}, {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);
