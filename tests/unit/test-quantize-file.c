@@ -1,12 +1,14 @@
 /* test-quantize-file.c — `quantize` against llama-quantize's own output: the same F16 model
  * quantized to Q4_K_M gives the fixture file's tensor types and bytes exactly; stories260K
  * with Q6_K takes llama.cpp's fallback path (Q8_0, ffn_down F16) byte for byte; plans override
- * tensors; bad types, unwritable paths and cancelled writes leave no file behind. */
+ * tensors; bad types, unwritable paths and cancelled writes leave no file behind; the names
+ * llama-quantize leaves alone (norms, the experts' router). */
 #include "testutil.h"
 #include <sys/stat.h>
 
 #include "core/util/gguf.h"
 #include "core/quant/quantize_file.h"
+#include "core/quant/ftype.h"
 
 static char *temp_path(const char *tag)
 {
@@ -196,12 +198,26 @@ static void test_bad_outputs(void **state)
     free(out);
 }
 
+/* Which tensors llama-quantize changes at all (llama-quant.cpp): 2-D and 3-D weights, never
+ * norms, 1-D tensors or the experts' router. */
+static void test_quantizable_names(void **state)
+{
+    (void)state;
+    assert_true(qb_ftype_quantizable("blk.0.attn_q.weight", 2));
+    assert_true(qb_ftype_quantizable("blk.3.ffn_down_exps.weight", 3));
+    assert_true(qb_ftype_quantizable("blk.3.ffn_down_exps.7.weight", 2));
+    assert_false(qb_ftype_quantizable("blk.3.ffn_gate_inp.weight", 2));
+    assert_false(qb_ftype_quantizable("blk.0.attn_norm.weight", 2));
+    assert_false(qb_ftype_quantizable("rope_freqs.weight", 1));
+    assert_false(qb_ftype_quantizable("blk.0.attn_q.bias", 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_260k_fallback_matches_llama_quantize), cmocka_unit_test(test_bad_outputs),
         cmocka_unit_test(test_plan_overrides), cmocka_unit_test(test_pure_matches_zoo),
-        cmocka_unit_test(test_q4_k_m_matches_llama_quantize),
+        cmocka_unit_test(test_q4_k_m_matches_llama_quantize), cmocka_unit_test(test_quantizable_names),
     };
     return cmocka_run_group_tests_name("quantize-file", tests, NULL, NULL);
 }

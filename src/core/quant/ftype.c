@@ -35,7 +35,9 @@ const qb_ftype *qb_ftype_all(void) { return ftypes; }
 bool qb_ftype_quantizable(const char *name, int n_dims)
 {
     size_t n = strlen(name);
-    return n >= 6 && !strcmp(name + n - 6, "weight") && n_dims >= 2 && !strstr(name, "_norm.weight");
+    /* llama-quant.cpp also keeps the experts' router (ffn_gate_inp) in its stored type */
+    return n >= 6 && !strcmp(name + n - 6, "weight") && n_dims >= 2 && !strstr(name, "_norm.weight") &&
+           !strstr(name, "ffn_gate_inp.weight");
 }
 
 static bool is(const qb_ftype *f, const char *name) { return !strcmp(f->name, name); }

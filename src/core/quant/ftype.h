@@ -27,7 +27,8 @@ typedef struct {
     int i_attn_v, i_ffn_down;
 } qb_mix_state;
 
-/* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms). */
+/* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms, not the
+ * experts' router ffn_gate_inp). */
 bool qb_ftype_quantizable(const char *name, int n_dims);
 
 /* The type of tensor `name` (row length ne0) under file type f. pure: every tensor gets the
