@@ -92,7 +92,7 @@ command_line "method iq4" # one width: g switches IQ4_NL (blocks of 32) and IQ4_
 for i in $(seq "$N"); do press g; done
 # the workbench's peak memory (the pane runs sh -c, whose child is quantbench)
 QB_PID=$(ps -o pid= --ppid "$PANE_PID" 2>/dev/null | head -1 | tr -d ' ')
-HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$QB_PID/status" 2>/dev/null)
+HWM=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$QB_PID/status" 2>/dev/null)
 $T send-keys q
 sleep 0.5
 
@@ -117,5 +117,5 @@ END {
 }' tensor="$TENSOR" "$TRACE" | sort > "$TMP/table"
 printf "%-44s %5s %8s %8s %8s\n" "keypress -> screen, $TENSOR $SHAPE" keys "p50 ms" "p95 ms" "max ms"
 cat "$TMP/table"
-echo "(model $(basename "$MODEL"); start to first screen ${OPEN_S} s; workbench peak memory ${HWM:-?} kB)"
+echo "(model $(basename "$MODEL"); start to first screen ${OPEN_S} s; workbench peak memory ${HWM:-?} MiB)"
 echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

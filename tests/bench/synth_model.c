@@ -21,7 +21,8 @@
  *       STREAM-like read bandwidth: sum an array with T threads, best of R; prints GB/s.
  *   synth_model --weight-bytes FILE.gguf
  *       bytes of all tensors, and bytes one generated token reads (every tensor but
- *       token_embd, of which it reads one row): "total_bytes per_token_bytes".
+ *       token_embd, of which it reads one row, and the experts' *_exps tensors, of which it
+ *       reads expert_used_count / expert_count): "total_bytes per_token_bytes".
  *   synth_model --measure OUT.txt [--timeout S] -- CMD [ARGS...]
  *       run CMD (its output left as it is), sample its /proc/PID/status every 10 ms, and write
  *       to OUT.txt "key value" lines: wall_s, exit (128+N for signal N; 124 when --timeout
@@ -237,11 +238,20 @@ static int weight_bytes(const char *path)
     qb_ctx_init(&ctx);
     qb_gguf *g = NULL;
     if (qb_gguf_open(&ctx, path, &g) != QB_OK) return synth_fail("%s", qb_ctx_errmsg(&ctx));
+    /* experts: one token reads expert_used_count of expert_count experts */
+    const char *arch = qb_gguf_get_str(g, "general.architecture");
+    char k[96];
+    snprintf(k, sizeof k, "%s.expert_count", arch ? arch : "llama");
+    int64_t n_exp = qb_gguf_get_int(g, k, 0);
+    snprintf(k, sizeof k, "%s.expert_used_count", arch ? arch : "llama");
+    int64_t n_used = qb_gguf_get_int(g, k, 0);
     uint64_t total = 0, per_tok = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qb_gguf_tensor *t = &g->tensors[i];
         total += t->nbytes;
         if (!strcmp(t->name, "token_embd.weight")) per_tok += t->ne[1] > 0 ? t->nbytes / (uint64_t)t->ne[1] : 0;
+        else if (strstr(t->name, "_exps.weight") && n_exp > 0 && n_used > 0 && n_used <= n_exp)
+            per_tok += t->nbytes / (uint64_t)n_exp * (uint64_t)n_used;
         else per_tok += t->nbytes;
     }
     printf("%llu %llu\n", (unsigned long long)total, (unsigned long long)per_tok);
