@@ -4,7 +4,8 @@
 #   make test       install missing packages, build, run unit (cmocka), CLI, Lua and tmux tests
 #   make sanitize   the same suite under ASan/UBSan (build-san/)
 #   make tsan       the threaded tests under ThreadSanitizer (build-tsan/)
-#   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format
+#   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format;
+#                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE)
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
 #   make deps       install the Debian packages only
 #   make clean
@@ -128,6 +129,7 @@ _bench: all
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 	@BUILD=$(BUILD) scripts/bench-tui.sh
+	@if [ "$(BENCH_8B)" = 1 ]; then BUILD=$(BUILD) sh scripts/bench-8b.sh; fi
 
 fuzz:
 	@scripts/fuzz.sh

@@ -52,10 +52,12 @@ trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
 # --- the helper program: rebuilt when older than its source or libqb.a ---
-if ! [ -x "$SYNTH" ] || [ -n "$(find tests/bench/synth_model.c "$BUILD/libqb.a" -newer "$SYNTH" 2>/dev/null)" ]; then
+SYNTH_SRC="tests/bench/synth_model.c tests/bench/synth_llama.c"
+# shellcheck disable=SC2086
+if ! [ -x "$SYNTH" ] || [ -n "$(find $SYNTH_SRC tests/bench/synth.h "$BUILD/libqb.a" -newer "$SYNTH" 2>/dev/null)" ]; then
     say "building $SYNTH"
-    # shellcheck disable=SC2046
-    if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels tests/bench/synth_model.c \
+    # shellcheck disable=SC2046,SC2086
+    if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels $SYNTH_SRC \
         "$BUILD/libqb.a" $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread \
         -o "$TMP/synth_model"; then
         die "cannot build $SYNTH"

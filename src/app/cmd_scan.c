@@ -34,6 +34,24 @@ static void print_scan(const qb_scan_result *r, const char *model, const char *t
     }
 }
 
+/* "--layers N" or "--layers A-B" (inclusive): only those blocks' matrices. */
+static bool parse_layers(const char *v, qb_scan_opts *so)
+{
+    char *end;
+    long a = strtol(v, &end, 10), b = a;
+    if (end == v || a < 0 || a > 1 << 20) return false;
+    if (*end == '-') {
+        const char *s = end + 1;
+        b = strtol(s, &end, 10);
+        if (end == s || b < a || b > 1 << 20) return false;
+    }
+    if (*end) return false;
+    so->layers_only = true;
+    so->layer_first = (int)a;
+    so->layer_last = (int)b;
+    return true;
+}
+
 int cmd_scan(int argc, char **argv)
 {
     const char *pos[2] = {0}, *fmt_name = "q4_k", *csv = NULL, *json = NULL, *tok = NULL;
@@ -55,6 +73,11 @@ int cmd_scan(int argc, char **argv)
         else if (!strcmp(o, "--json")) ok = (json = v) != NULL, i++;
         else if (!strcmp(o, "--tokenizer")) ok = (tok = v) != NULL, i++;
         else if (!strcmp(o, "--blocks-only")) so.blocks_only = true;
+        else if (!strcmp(o, "--layers")) {
+            if (!v) return cli_error("scan: --layers needs a value");
+            if (!parse_layers(v, &so)) return cli_error("scan: --layers takes N or FIRST-LAST (block numbers), not '%s'", v);
+            i++;
+        }
         else if (o[0] == '-' && o[1]) return cli_error("scan: unknown option '%s'", o);
         else if (n_pos < 2) pos[n_pos++] = o;
         else return cli_error("scan: unexpected argument '%s'", o);
@@ -62,7 +85,7 @@ int cmd_scan(int argc, char **argv)
     }
     if (n_pos != 2)
         return cli_error("scan: usage: quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] "
-                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--csv OUT.csv] [--json OUT.json]");
+                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--csv OUT.csv] [--json OUT.json]");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;

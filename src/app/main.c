@@ -15,7 +15,7 @@ static void usage(FILE *f)
           "       quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]   (TYPE as llama-quantize: Q4_K_M, Q8_0, ...)\n"
           "       quantbench run [--out DIR] [--trusted] [--max-seconds N] RECIPE.lua [ARGS...]   (Lua recipes)\n"
           "       quantbench methods MODEL --calib FILE --eval FILE [--formats LIST] [--methods rtn,gptq,awq]\n"
-          "       quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] [--tokens N] [--csv F] [--json F]\n"
+          "       quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] [--layers N|A-B] [--tokens N] [--csv F] [--json F]\n"
           "       quantbench search MODEL CALIB.txt --bpw B [--candidates q3_k,q4_k,q6_k] [--plan-out F] [--out F.gguf]\n"
           "       quantbench prune MODEL TEXT SPARSITY|N:M [--formats keep,q8_0,q4_k] [--tokens N]\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"

@@ -29,6 +29,11 @@ run scan "$M" "$T" --format q8_0 --per layer --blocks-only --tokens 256 --ctx 64
 if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -qE 'blk\.4 +q8_0\+fallback'; then ok "scan per layer"
 else not_ok "scan per layer" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
 
+run scan "$M" "$T" --format q8_0 --layers 1-2 --tokens 256 --ctx 64
+if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -cE '^ +[0-9]+  blk\.[12]\.')" -eq 14 ] &&
+   ! printf '%s\n' "$out" | grep -qE '^ +[0-9]+  (token_embd|blk\.[034]\.)'; then ok "scan --layers: only those blocks"
+else not_ok "scan --layers: only those blocks" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+
 run search "$M" "$T" --bpw 8.5 --candidates q4_0,q8_0,f16 --tokens 256 --ctx 64 --plan-out "$TMP/plan.txt" --out "$TMP/mix.gguf"
 if [ "$rc" -eq 0 ] && why=$(plan_matches "$TMP/plan.txt" "$TMP/mix.gguf"); then ok "search saves a plan and exports the mix it names"
 else not_ok "search saves a plan and exports the mix it names" "exit $rc" "$(printf '%s' "$err" | head -3)" "$why"; fi
@@ -47,6 +52,8 @@ expect_fail "scan: unknown format" "scan: --format: unknown format 'q9_z'" scan 
 expect_fail "scan: bad --per" "--per takes 'layer' or 'tensor'" scan "$M" "$T" --per row
 expect_fail "scan: empty text" "empty.txt: the evaluation text is empty" scan "$M" "$TMP/empty.txt"
 expect_fail "scan: format no tensor fits" "cannot store any tensor" scan "$M" "$T" --format int4-g128 --ctx 64
+expect_fail "scan: bad --layers" "--layers takes N or FIRST-LAST" scan "$M" "$T" --layers 3-1
+expect_fail "scan: --layers beyond the model" "layers 4-9" scan "$M" "$T" --layers 4-9 --ctx 64
 expect_fail "scan: missing arguments" "usage: quantbench scan" scan "$M"
 expect_fail "scan: unwritable CSV" "nowhere/s.csv" scan "$M" "$T" --tokens 256 --ctx 64 --csv "$TMP/nowhere/s.csv"
 expect_fail "search: no budget" "usage: quantbench search" search "$M" "$T"

@@ -1,12 +1,18 @@
 /* test-quantize-file.c — `quantize` against llama-quantize's own output: the same F16 model
  * quantized to Q4_K_M gives the fixture file's tensor types and bytes exactly; stories260K
  * with Q6_K takes llama.cpp's fallback path (Q8_0, ffn_down F16) byte for byte; plans override
- * tensors; bad types, unwritable paths and cancelled writes leave no file behind. */
+ * tensors; bad types, unwritable paths and cancelled writes leave no file behind; the names
+ * llama-quantize leaves alone (norms, the experts' router); on experts, the mix chosen in memory
+ * is the file quantizer's. */
 #include "testutil.h"
 #include <sys/stat.h>
 
 #include "core/util/gguf.h"
 #include "core/quant/quantize_file.h"
+#include "core/quant/ftype.h"
+#include "core/quant/apply.h"
+#include "core/model/model.h"
+#include "core/util/gguf_write.h"
 
 static char *temp_path(const char *tag)
 {
@@ -196,12 +202,105 @@ static void test_bad_outputs(void **state)
     free(out);
 }
 
+/* A tiny Mixtral-style model (2 blocks of 4 experts, F32 zeros) written to a temp file. */
+static char *write_moe_model(void)
+{
+    qb_gguf_writer *w = qb_gguf_writer_new();
+    assert_non_null(w);
+    static const struct { const char *k; uint32_t v; } keys[] = {
+        {"llama.context_length", 64}, {"llama.embedding_length", 256}, {"llama.feed_forward_length", 256},
+        {"llama.block_count", 2}, {"llama.attention.head_count", 2}, {"llama.attention.head_count_kv", 2},
+        {"llama.expert_count", 4}, {"llama.expert_used_count", 2}};
+    assert_true(qb_gguf_set_str(w, "general.architecture", "llama"));
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) assert_true(qb_gguf_set_u32(w, keys[i].k, keys[i].v));
+    int64_t v[2] = {256, 260}, sq[2] = {256, 256}, n1[1] = {256}, router[2] = {256, 4}, ex[3] = {256, 256, 4};
+    assert_true(qb_gguf_add_tensor(w, "token_embd.weight", QB_TYPE_F32, 2, v, NULL));
+    char n[64];
+    static const char *mats[] = {"attn_q", "attn_k", "attn_v", "attn_output"};
+    static const char *exps[] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    for (int l = 0; l < 2; l++) {
+        snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
+        assert_true(qb_gguf_add_tensor(w, n, QB_TYPE_F32, 1, n1, NULL));
+        snprintf(n, sizeof n, "blk.%d.ffn_norm.weight", l);
+        assert_true(qb_gguf_add_tensor(w, n, QB_TYPE_F32, 1, n1, NULL));
+        for (int k = 0; k < 4; k++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, mats[k]);
+            assert_true(qb_gguf_add_tensor(w, n, QB_TYPE_F32, 2, sq, NULL));
+        }
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", l);
+        assert_true(qb_gguf_add_tensor(w, n, QB_TYPE_F32, 2, router, NULL));
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, exps[k]);
+            assert_true(qb_gguf_add_tensor(w, n, QB_TYPE_F32, 3, ex, NULL));
+        }
+    }
+    assert_true(qb_gguf_add_tensor(w, "output_norm.weight", QB_TYPE_F32, 1, n1, NULL));
+    assert_true(qb_gguf_add_tensor(w, "output.weight", QB_TYPE_F32, 2, v, NULL));
+    char *path = temp_path("moe");
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    assert_int_equal(qb_gguf_write_file(&ctx, w, path, NULL), QB_OK);
+    qb_gguf_writer_free(w);
+    return path;
+}
+
+/* Experts: the Q4_K_M mix chosen in memory (qb_ftype_apply, where each expert is a tensor of its
+ * own) is the file quantizer's (one 3-D tensor per block, as llama-quantize counts them): every
+ * expert of block 0 keeps Q4_K for ffn_down, block 1 (the last eighth) gets Q6_K; the router
+ * stays F32 in both. */
+static void test_moe_mix_in_memory_matches_file(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    char *in = write_moe_model(), *out = temp_path("moe-q4km");
+    qb_quantize_opts o = {.ftype = "Q4_K_M"};
+    qb_quantize_result r;
+    if (qb_quantize_gguf(&ctx, in, out, &o, &r) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    qb_model_opts mo = {.skip_tokenizer = true};
+    qb_model *m, *q;
+    if (qb_model_open(&ctx, in, &mo, &m) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    assert_int_equal(qb_model_open(&ctx, out, &mo, &q), QB_OK);
+    assert_int_equal(qb_ftype_apply(&ctx, m, "Q4_K_M", false, NULL), QB_OK);
+    assert_int_equal(m->n_tensors, q->n_tensors);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const qb_tensor *a = &m->tensors[i], *b = qb_model_find_tensor(q, a->name);
+        assert_non_null(b);
+        if (a->type != b->type)
+            fail_msg("%s: %s in memory, %s in the file", a->name, qb_type_get(a->type)->name, qb_type_get(b->type)->name);
+    }
+    assert_int_equal(qb_model_find_tensor(m, "blk.0.ffn_down_exps.3.weight")->type, QB_TYPE_Q4_K);
+    assert_int_equal(qb_model_find_tensor(m, "blk.1.ffn_down_exps.0.weight")->type, QB_TYPE_Q6_K);
+    assert_int_equal(qb_model_find_tensor(m, "blk.1.ffn_gate_inp.weight")->type, QB_TYPE_F32);
+    qb_model_close(m);
+    qb_model_close(q);
+    unlink(in);
+    unlink(out);
+    free(in);
+    free(out);
+}
+
+/* Which tensors llama-quantize changes at all (llama-quant.cpp): 2-D and 3-D weights, never
+ * norms, 1-D tensors or the experts' router. */
+static void test_quantizable_names(void **state)
+{
+    (void)state;
+    assert_true(qb_ftype_quantizable("blk.0.attn_q.weight", 2));
+    assert_true(qb_ftype_quantizable("blk.3.ffn_down_exps.weight", 3));
+    assert_true(qb_ftype_quantizable("blk.3.ffn_down_exps.7.weight", 2));
+    assert_false(qb_ftype_quantizable("blk.3.ffn_gate_inp.weight", 2));
+    assert_false(qb_ftype_quantizable("blk.0.attn_norm.weight", 2));
+    assert_false(qb_ftype_quantizable("rope_freqs.weight", 1));
+    assert_false(qb_ftype_quantizable("blk.0.attn_q.bias", 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_260k_fallback_matches_llama_quantize), cmocka_unit_test(test_bad_outputs),
         cmocka_unit_test(test_plan_overrides), cmocka_unit_test(test_pure_matches_zoo),
-        cmocka_unit_test(test_q4_k_m_matches_llama_quantize),
+        cmocka_unit_test(test_q4_k_m_matches_llama_quantize), cmocka_unit_test(test_quantizable_names),
+        cmocka_unit_test(test_moe_mix_in_memory_matches_file),
     };
     return cmocka_run_group_tests_name("quantize-file", tests, NULL, NULL);
 }

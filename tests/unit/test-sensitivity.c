@@ -1,7 +1,7 @@
 /* test-sensitivity.c — model views (the base untouched, clean frees, bindings into the copy)
  * and the sensitivity scan on stories260K: an unchanged view has KLD 0, 2-bit tensors rank
  * above 8-bit ones, one scanned variant agrees with qb_eval_kld on a separately quantized
- * model, CSV/JSON output, bad input and cancel. */
+ * model, a layer range, CSV/JSON output, bad input and cancel. */
 #include "testmodel.h"
 #include <math.h>
 
@@ -181,6 +181,23 @@ static void test_scan_ranks(void **state)
     assert_int_equal(rl.n_rows, 5);
     for (int i = 0; i < rl.n_rows; i++) assert_int_equal(rl.rows[i].n_tensors, 7);
     qb_scan_result_free(&rl);
+    /* a layer range: only those blocks' matrices (token_embd left out); per tensor, then per layer */
+    qb_scan_opts ol = {.n_ctx = 64, .n_tokens = 256, .layers_only = true, .layer_first = 1, .layer_last = 2};
+    assert_int_equal(qb_sensitivity_scan(&ctx, m, &f2, toks, n, &ol, &rl), QB_OK);
+    assert_int_equal(rl.n_rows, 2 * 7);
+    for (int i = 0; i < rl.n_rows; i++) assert_true(rl.rows[i].layer == 1 || rl.rows[i].layer == 2);
+    assert_non_null(find_row(&rl, "blk.2.ffn_down.weight"));
+    qb_scan_result_free(&rl);
+    ol.per = QB_SCAN_LAYER;
+    ol.layer_first = ol.layer_last = 4;
+    assert_int_equal(qb_sensitivity_scan(&ctx, m, &f2, toks, n, &ol, &rl), QB_OK);
+    assert_int_equal(rl.n_rows, 1);
+    assert_string_equal(rl.rows[0].name, "blk.4");
+    qb_scan_result_free(&rl);
+    ol.layer_first = 3;
+    ol.layer_last = 5; /* stories260K has blocks 0-4 */
+    assert_int_equal(qb_sensitivity_scan(&ctx, m, &f2, toks, n, &ol, &rl), QB_ERR_ARG);
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "blocks 0-4"));
     /* CSV and JSON */
     char dir[] = "/tmp/qbtest-scan-XXXXXX";
     assert_non_null(mkdtemp(dir));

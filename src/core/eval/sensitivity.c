@@ -245,6 +245,7 @@ static qb_status make_units(qb_ctx *ctx, const qb_model *m, const qb_scan_opts *
         if (!qb_tensor_quantizable(t)) continue;
         int l = layer_of(t->name);
         if (l < 0 && o && o->blocks_only) continue;
+        if (o && o->layers_only && (l < o->layer_first || l > o->layer_last)) continue;
         int k = n;
         if (per_layer && l >= 0)
             for (k = 0; k < n; k++)
@@ -325,6 +326,10 @@ qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *f
     qb_format_name(fmt, out->format, sizeof out->format);
     qb_status st = qb_format_check(ctx, fmt, 256); /* the format value itself (bits, group…) */
     if (st == QB_ERR_ARG) return st;
+    if (o && o->layers_only && (o->layer_first < 0 || o->layer_last < o->layer_first ||
+                                o->layer_last >= m->cfg.n_layers))
+        return qb_fail(ctx, QB_ERR_ARG, "layers %d-%d: %s has blocks 0-%d", o->layer_first, o->layer_last, m->path,
+                       m->cfg.n_layers - 1);
     unit *us;
     int n_units;
     if ((st = make_units(ctx, m, o, &us, &n_units)) != QB_OK) return st;

@@ -21,6 +21,8 @@ typedef struct {
     int n_ctx;          /* chunk length (0 = 256) */
     int n_tokens;       /* evaluation tokens to use (0 = the whole text), whole chunks */
     bool blocks_only;   /* only the matrices of the blocks (leave token_embd and output out) */
+    bool layers_only;   /* only the blocks layer_first..layer_last (token_embd and output out) */
+    int layer_first, layer_last;
     /* progress (may be NULL): called on the calling thread as variants finish, with done /
      * total counted in variant-chunks */
     void (*progress)(void *ud, int done, int total);
@@ -53,7 +55,8 @@ typedef struct {
 
 /* Scan: for each unit of m (per opts->per), a view with only that unit's matrices in fmt,
  * compared with m on tokens. Errors: a format no unit can store, no quantizable tensor, a
- * text too short for one chunk pair (eval.h), QB_ERR_CANCELLED. m is not modified. The result
+ * layer range outside the model (QB_ERR_ARG), a text too short for one chunk pair (eval.h),
+ * QB_ERR_CANCELLED. m is not modified. The result
  * is the caller's: free with qb_scan_result_free. */
 qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const int32_t *tokens,
                               int n_tokens, const qb_scan_opts *opts, qb_scan_result *out);

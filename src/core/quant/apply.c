@@ -112,15 +112,24 @@ qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure,
     const qb_ftype *ft = qb_ftype_lookup(ftype);
     if (!ft) return qb_fail(ctx, QB_ERR_ARG, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0, Q6_K, ...)", ftype);
     qb_mix_state mix = qb_mix_state_for_model(m);
-    /* choose every type first (the mix counts tensors in file order), then quantize */
+    /* choose every type first (the mix counts tensors in file order), then quantize. The
+       slices "blk.N.ffn_X_exps.E.weight" of one expert tensor are one 3-D tensor to
+       llama-quantize: the mix sees (and counts) the first, the others take its type. */
     qb_plan plan;
     qb_plan_init(&plan);
     qb_status st = QB_OK;
+    const char *group = NULL; /* the last expert slice the mix saw, and its type */
+    size_t group_len = 0;
+    qb_type group_ty = QB_TYPE_F32;
     for (int i = 0; i < m->n_tensors && st == QB_OK; i++) {
         const qb_tensor *t = &m->tensors[i];
         if (!qb_tensor_quantizable(t)) continue;
         qb_type ty;
-        if ((st = qb_ftype_tensor_type(ctx, ft, pure, &mix, t->name, t->ne[0], &ty)) != QB_OK) break;
+        const char *x = strstr(t->name, "_exps.");
+        size_t len = x ? (size_t)(x - t->name) + 6 : 0;
+        if (x && group && len == group_len && !strncmp(t->name, group, len)) ty = group_ty;
+        else if ((st = qb_ftype_tensor_type(ctx, ft, pure, &mix, t->name, t->ne[0], &ty)) != QB_OK) break;
+        if (x) group = t->name, group_len = len, group_ty = ty;
         qb_format f = qb_format_ggml(ty);
         st = qb_plan_add(ctx, &plan, t->name, &f);
     }

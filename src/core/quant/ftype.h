@@ -33,7 +33,8 @@ typedef struct {
  * one block count as the one 3-D tensor llama.cpp sees). */
 qb_mix_state qb_mix_state_for_model(const qb_model *m);
 
-/* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms). */
+/* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms, not the
+ * experts' router ffn_gate_inp). */
 bool qb_ftype_quantizable(const char *name, int n_dims);
 
 /* The type of tensor `name` (row length ne0) under file type f. pure: every tensor gets the
