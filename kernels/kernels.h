@@ -87,6 +87,11 @@ typedef struct {
                      float scale, float *att, float *out);
 } qb_kernel_table;
 
+/* Whether one token of weight type `type` should go through gemv_q rather than qdot (nc = 1):
+ * the table has one and, measured once per process on a 16 MiB matrix (a few ms), it streams
+ * weights at least as fast as qdot on this CPU. QB_GEMV=on|off overrides the measurement. */
+bool qb_gemv_preferred(int type);
+
 /* Bytes of one token's activations in the gemv_q layout (groups of 32 Q8_0 blocks, 1856 bytes
  * each, the last one padded). */
 size_t qb_act_gemv_row_bytes(int n);

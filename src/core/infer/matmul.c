@@ -132,7 +132,8 @@ static void matmul_packed(const qb_kernel_table *k, const qb_tensor *const *ws, 
     free(xq);
 }
 
-/* One token through the kernels' gemv (Q4_0 where the CPU has one): the activations laid out
+/* One token through the kernels' gemv (Q4_0 where the CPU has one and it beats qdot here:
+ * qb_gemv_preferred): the activations laid out
  * once to match the weight rows' bytes, then one kernel call per row, each thread streaming
  * one contiguous share of the rows. False (nothing done) when there is no such kernel or no
  * memory for the activations: the caller takes the qdot path. */
@@ -141,7 +142,7 @@ static bool matmul_gemv(const qb_kernel_table *k, const qb_tensor *const *ws, in
 {
     const int type = ws[0]->type, n = (int)ws[0]->ne[0];
     float (*gemv)(int, const void *, const void *) = k->gemv_q[type];
-    if (!gemv || !k->quantize_act_gemv[type]) return false;
+    if (!gemv || !k->quantize_act_gemv[type] || !qb_gemv_preferred(type)) return false;
     uint8_t *xg = malloc(qb_act_gemv_row_bytes(n));
     if (!xg) return false;
     k->quantize_act_gemv[type](x, xg, n);
