@@ -390,11 +390,10 @@ def main():
         logf.write(msg + "\n")
         logf.flush()
 
-    only = [s for s in a.only.split(",") if s]
+    only = [s for s in a.only.split(",") if s]  # also the order to make them in
     failed = []
-    for name, spec in SPECS.items():
-        if only and name not in only:
-            continue
+    for name in only or list(SPECS):
+        spec = SPECS[name]
         try:
             build(name, spec, a.carry, a.out, log)
         except Exception:  # noqa: BLE001 — one architecture failing must not stop the others
