@@ -36,7 +36,7 @@ command -v "$CC" >/dev/null || { echo "fuzz.sh: $CC not found (install clang)" >
 
 # ---- build ------------------------------------------------------------------------------
 PKG_CFLAGS=$(pkg-config --cflags jansson libpcre2-8)
-PKG_LIBS=$(pkg-config --libs jansson libpcre2-8)
+PKG_LIBS="$(pkg-config --libs jansson libpcre2-8) -lunistring" # libunistring: no pkg-config file
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -Isrc -Ikernels $PKG_CFLAGS"
 AVX2_FLAGS="-mavx2 -mfma -mf16c"

@@ -6,6 +6,9 @@
  *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2 style
  *    or Llama-3 "llama-bpe"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json.
  *
+ * Added tokens (user-defined and control tokens) are matched in the text before the model sees
+ * it, as transformers and llama.cpp do; see qb_tokenize.
+ *
  * A tokenizer is immutable after construction and may be used from several threads. */
 #ifndef QB_TOKENIZER_H
 #define QB_TOKENIZER_H
@@ -54,17 +57,22 @@ const char *qb_tokenizer_token_text(const qb_tokenizer *t, int32_t id, size_t *l
 /* Id of the token whose stored text is exactly text[0..len), or -1. */
 int32_t qb_tokenizer_find(const qb_tokenizer *t, const char *text, size_t len);
 
-/* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special tokens in the text are NOT
- * parsed (treated as plain text). *ids is malloc'd (caller frees; non-NULL on success even when
- * *n_ids is 0), *n_ids its length. Invalid UTF-8 is encoded too (byte fallback / byte-level).
- * Fails (QB_ERR_ARG) when add_bos is asked of a vocabulary without BOS. Thread-safe: one
- * tokenizer may encode from several threads at once, each with its own ctx. */
+/* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special (control) tokens written in
+ * the text are NOT parsed (treated as plain text, as llama.cpp's default); user-defined added
+ * tokens are (as both llama.cpp and transformers do). *ids is malloc'd (caller frees; non-NULL
+ * on success even when *n_ids is 0), *n_ids its length. Invalid UTF-8 is encoded too (byte
+ * fallback / byte-level). Fails (QB_ERR_ARG) when add_bos is asked of a vocabulary without BOS.
+ * Thread-safe: one tokenizer may encode from several threads at once, each with its own ctx. */
 qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
                       int32_t **ids, int *n_ids);
+/* As qb_tokenize, but special tokens written in the text (e.g. "<|im_start|>", "<s>") become
+ * their ids, as transformers' default encode and llama.cpp's parse_special do. */
+qb_status qb_tokenize_special(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
+                              int32_t **ids, int *n_ids);
 
 /* The bytes token id stands for when it follows prev (prev = -1 at the start): byte tokens
  * become their byte, "▁" / byte-level symbols become real bytes, the SPM dummy-prefix space is
- * dropped after BOS, control tokens (BOS/EOS), <unk> and unused ids give "", user-defined
+ * dropped after BOS (when the tokenizer adds one), control tokens (BOS/EOS), <unk> and unused ids give "", user-defined
  * tokens their text. Writes at most cap bytes into buf (which may be NULL when cap is 0) and
  * returns the full length; 0 for an id out of range. */
 size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
