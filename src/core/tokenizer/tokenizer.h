@@ -2,9 +2,9 @@
  *
  * Two kinds:
  *  - QB_TOK_SPM: SentencePiece-style BPE over scored pieces with byte fallback (<0xNN> tokens),
- *    a dummy-prefix space and "▁" for spaces (llama2.c tokenizer.bin, GGUF vocab "llama").
- *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2 style
- *    or Llama-3 "llama-bpe"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json.
+ *    "▁" for spaces and a dummy-prefix space or not (llama2.c tokenizer.bin, GGUF vocab "llama").
+ *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2, Llama-3
+ *    "llama-bpe", Qwen2 "qwen2"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json.
  *
  * Added tokens (user-defined and control tokens) are matched in the text before the model sees
  * it, as transformers and llama.cpp do; see qb_tokenize.
@@ -27,10 +27,13 @@ typedef struct qb_tokenizer qb_tokenizer;
 qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_size, qb_tokenizer **out);
 /* From a GGUF's tokenizer.ggml.* metadata (model "llama" or "gpt2"; pre-tokenizer from
  * tokenizer.ggml.pre). g is a qb_gguf*; the tokenizer copies what it needs, so g may be closed
- * right after. Encodes as llama.cpp does. "gpt-2" and "llama-bpe" (and their aliases) are known
- * pre-tokenizers; another name falls back to GPT-2's regex and says so in the description.
- * Merges naming tokens that do not exist are skipped. Errors: no or malformed tokens, scores
- * or token types of the wrong length, unknown tokenizer.ggml.model, gpt2 without merges. */
+ * right after. Encodes as llama.cpp (c392e50) does: "llama" with tokenizer.ggml.add_space_prefix
+ * (default true) and user-defined tokens (token type 4) matched in the text; "gpt-2",
+ * "llama-bpe", "qwen2" (and the names llama.cpp maps to them, e.g. "deepseek-r1-qwen") are known
+ * pre-tokenizers with llama.cpp's regex and defaults (ignore_merges, add_bos); another name
+ * falls back to GPT-2's regex and says so in the description. Merges naming tokens that do not
+ * exist are skipped. Errors: no or malformed tokens, scores or token types of the wrong length,
+ * unknown tokenizer.ggml.model, gpt2 without merges. */
 qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *g, qb_tokenizer **out);
 /* From a Hugging Face tokenizer.json (model type BPE, byte-level); tokenizer_config.json in
  * the same directory, if present, supplies add_bos_token and the bos/eos tokens. Without it,

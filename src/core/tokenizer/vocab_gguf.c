@@ -24,6 +24,9 @@ static const struct {
     {"llama3", "llama-bpe", true, true},  {"llama-v3", "llama-bpe", true, true},
     {"falcon3", "llama-bpe", true, true}, {"dbrx", "llama-bpe", false, false},
     {"smaug-bpe", "llama-bpe", false, false},
+    /* LLAMA_VOCAB_PRE_TYPE_QWEN2 (and STABLELM2, which runs the same regex) */
+    {"qwen2", "qwen2", false, false},     {"deepseek-r1-qwen", "qwen2", false, false},
+    {"megrez", "qwen2", false, false},    {"stablelm2", "qwen2", false, false},
 };
 
 /* llama.cpp makes these end-of-generation tokens control tokens whatever the file says (so a
