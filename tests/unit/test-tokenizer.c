@@ -632,13 +632,21 @@ static void test_bad_hf(void **state)
     assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
     hf_dir_remove(&d);
 
-    /* SentencePiece-as-BPE (Llama 2's tokenizer.json) is not byte-level */
+    /* a Sequence normalizer without its list; a normalizer we do not run */
     hf_dir_make(&d,
                 "{\"normalizer\": {\"type\": \"Sequence\"}, \"pre_tokenizer\": null,"
                 " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
                 NULL);
+    assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_FORMAT);
+    assert_msg_has(&ctx, d.json);
+    assert_msg_has(&ctx, "normalizers list");
+    hf_dir_remove(&d);
+    hf_dir_make(&d,
+                "{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"},"
+                " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                NULL);
     assert_int_equal(qb_tokenizer_from_hf(&ctx, d.json, &t), QB_ERR_UNSUPPORTED);
-    assert_msg_has(&ctx, "normalizer");
+    assert_msg_has(&ctx, "normalizer 'NFKC'");
     hf_dir_remove(&d);
 
 }

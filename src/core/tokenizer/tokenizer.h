@@ -1,10 +1,13 @@
 /* tokenizer.h — text ⇄ token ids for Llama-family models.
  *
  * Two kinds:
- *  - QB_TOK_SPM: SentencePiece-style BPE over scored pieces with byte fallback (<0xNN> tokens),
- *    "▁" for spaces and a dummy-prefix space or not (llama2.c tokenizer.bin, GGUF vocab "llama").
+ *  - QB_TOK_SPM: SentencePiece-style BPE with byte fallback (<0xNN> tokens), "▁" for spaces and
+ *    a dummy-prefix space or not (llama2.c tokenizer.bin, GGUF vocab "llama": pieces merge by
+ *    score; tokenizer.json BPE with byte_fallback, as transformers converts Llama 2, Mistral,
+ *    Phi-3, Mixtral and Gemma: pairs merge by rank).
  *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2, Llama-3
- *    "llama-bpe", Qwen2 "qwen2"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json.
+ *    "llama-bpe", Qwen2 "qwen2"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json
+ *    (with an NFC normalizer or none).
  *
  * Added tokens (user-defined and control tokens) are matched in the text before the model sees
  * it, as transformers and llama.cpp do; see qb_tokenize.
@@ -35,12 +38,22 @@ qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_siz
  * exist are skipped. Errors: no or malformed tokens, scores or token types of the wrong length,
  * unknown tokenizer.ggml.model, gpt2 without merges. */
 qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *g, qb_tokenizer **out);
-/* From a Hugging Face tokenizer.json (model type BPE, byte-level); tokenizer_config.json in
- * the same directory, if present, supplies add_bos_token and the bos/eos tokens. Without it,
- * BOS and add_bos come from the post_processor's template, else from the usual token names.
- * Merges may be "a b" strings or [a, b] pairs; those naming unknown tokens are skipped.
- * Invalid JSON fails with the line and column; other model types, normalizers and
- * pre-tokenizers than byte-level BPE's fail as QB_ERR_UNSUPPORTED. */
+/* From a Hugging Face tokenizer.json, model type BPE, in one of two shapes:
+ *  - byte-level (QB_TOK_BPE): a ByteLevel pre-tokenizer, alone or after Split regexes; the
+ *    normalizer null or "NFC" (Qwen2);
+ *  - SentencePiece-style (QB_TOK_SPM): "byte_fallback", and spaces written "▁" by the
+ *    normalizer Sequence[Prepend("▁"), Replace(" ", "▁")] (Llama 2 / Mistral / Phi-3 as
+ *    transformers converts them), Replace(" ", "▁") alone (Gemma: no dummy prefix; its no-op
+ *    Split(" ") pre-tokenizer is accepted), or a Metaspace pre-tokenizer (prepend_scheme
+ *    first / always / never, split or not). Pairs merge in rank order, characters not in the
+ *    vocabulary fall back to <0xNN> tokens, as tokenizers' BPE does.
+ * added_tokens are matched in the text with their lstrip / rstrip / single_word / normalized
+ * flags. tokenizer_config.json in the same directory, if present, supplies add_bos_token and
+ * the bos/eos tokens. Without it, BOS and add_bos come from the post_processor's template,
+ * else from the usual token names. Merges may be "a b" strings or [a, b] pairs; those naming
+ * unknown tokens are skipped. Invalid JSON fails with the line and column; a malformed field
+ * as QB_ERR_FORMAT naming it; other model types, normalizers and pre-tokenizers fail as
+ * QB_ERR_UNSUPPORTED. */
 qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *tokenizer_json_path, qb_tokenizer **out);
 void qb_tokenizer_free(qb_tokenizer *t); /* NULL is fine */
 
