@@ -3,12 +3,15 @@
  *    writes: Prepend + Replace normalizer (Llama 2, Mistral, Phi-3, Mixtral), Metaspace
  *    first / always (split) / never, Replace only with a no-op Split(" ") (Gemma); added tokens
  *    with their lstrip / rstrip / single_word / normalized flags, special ones matched only
- *    through qb_tokenize_special. Expected ids worked out by hand from tokenizers' rules
- *    (added_vocabulary.rs, pre_tokenizers/metaspace.rs, normalizers, models/bpe);
+ *    through qb_tokenize_special. Expected ids worked out from tokenizers' rules and checked
+ *    against Hugging Face tokenizers 0.23.2 itself on the same files (special tokens matched,
+ *    and with them left out of added_tokens for the unmatched case);
  *  - the Llama 2 vocabulary as transformers would convert it (merges from the scores) against
  *    llama.cpp's 46 vectors: ranked merges give the scored merges' ids;
  *  - byte-level BPE with the NFC normalizer and Qwen2's regex; GGUF pre-tokenizer "qwen2";
- *  - a Gemma-style GGUF vocabulary (no space prefix, user-defined tokens, byte tokens);
+ *  - a Gemma-style GGUF vocabulary (no space prefix, user-defined tokens, byte tokens); these
+ *    GGUF expectations were checked against llama.cpp c392e50's llama_tokenize on the same
+ *    vocabularies (parse_special on and off);
  *  - GGUF export of a tokenizer.json SentencePiece-style tokenizer;
  *  - bad input: malformed fields fail with one line naming the file and the field. */
 #include "tok_testutil.h"
