@@ -182,6 +182,34 @@ static inline void hf_dir_remove(hf_dir *d)
     rmdir(d->dir);
 }
 
+/* GPT-2's byte symbol of b as a string, in one of 8 rotating static buffers. */
+static inline const char *sym(int b)
+{
+    static char buf[8][4];
+    static int k;
+    char *o = buf[k++ & 7];
+    byte_symbol(b, o);
+    return o;
+}
+
+/* Tokenize with special tokens matched (qb_tokenize_special) and compare. */
+static inline bool check_special(const qb_tokenizer *t, const char *s, const int32_t *want, int n_want)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    int32_t *ids;
+    int n;
+    if (qb_tokenize_special(&ctx, t, s, strlen(s), false, &ids, &n) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    bool ok = ids_equal(ids, n, want, n_want);
+    if (!ok) {
+        print_message("  mismatch (special tokens matched) for \"%s\"\n", s);
+        print_ids("want", want, n_want);
+        print_ids("got ", ids, n);
+    }
+    free(ids);
+    return ok;
+}
+
 /* ---- a GGUF built in memory ---- */
 
 typedef struct {
