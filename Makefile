@@ -24,6 +24,12 @@ SAN      ?=
 PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) 2>/dev/null && echo y),,$(p))))
 PKG_CFLAGS  := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null))
 PKG_LIBS    := $(foreach p,$(PKGS),$(shell pkg-config --libs $(p) 2>/dev/null))
+# Libraries without a pkg-config file: Debian package:header:library, checked by compiling the
+# header and linked by name (libunistring: Unicode normalization for the tokenizers).
+HDR_PKGS    := libunistring-dev:uninorm.h:unistring
+HDR_MISSING := $(strip $(foreach e,$(HDR_PKGS),$(if $(shell printf '\043include <%s>\n' $(word 2,$(subst :, ,$(e))) \
+                   | $(CC) -E -x c - >/dev/null 2>&1 && echo y),,$(word 1,$(subst :, ,$(e))))))
+HDR_LIBS    := $(foreach e,$(HDR_PKGS),-l$(word 3,$(subst :, ,$(e))))
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels \
                $(PKG_CFLAGS) -MMD -MP
@@ -36,7 +42,7 @@ CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
 LDSAN := -fsanitize=thread
 endif
 CFLAGS   := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lm -lpthread
+LDLIBS   := $(PKG_LIBS) $(HDR_LIBS) -lm -lpthread
 LDFLAGS  := -fopenmp $(LDSAN)
 
 # Only these files get wide-vector flags; dispatch picks them at run time from cpuid.
@@ -64,6 +70,7 @@ all: $(BUILD)/quantbench
 # A clear stop instead of a missing header when a package is absent and nothing installed it.
 check-pkgs:
 	$(if $(PKG_MISSING),$(error missing pkg-config packages: $(PKG_MISSING) — run `make deps` (or `make run` / `make test`, which install them)))
+	$(if $(HDR_MISSING),$(error missing Debian packages (their headers do not compile): $(HDR_MISSING) — run `make deps` (or `make run` / `make test`, which install them)))
 
 $(BUILD)/%_avx2.o: %_avx2.c | check-pkgs
 	@mkdir -p $(dir $@)

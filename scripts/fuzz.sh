@@ -35,8 +35,9 @@ done
 command -v "$CC" >/dev/null || { echo "fuzz.sh: $CC not found (install clang)" >&2; exit 2; }
 
 # ---- build ------------------------------------------------------------------------------
-PKG_CFLAGS=$(pkg-config --cflags jansson libpcre2-8)
-PKG_LIBS=$(pkg-config --libs jansson libpcre2-8)
+# libqb.a holds the plots (cairo) too; libunistring has no pkg-config file
+PKG_CFLAGS=$(pkg-config --cflags jansson libpcre2-8 cairo)
+PKG_LIBS="$(pkg-config --libs jansson libpcre2-8 cairo) -lunistring"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -Isrc -Ikernels $PKG_CFLAGS"
 AVX2_FLAGS="-mavx2 -mfma -mf16c"
@@ -465,6 +466,37 @@ if target == "tokenizer-json":
         {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}
     put("split-string.json", json.dumps(gpt2) + SEP + json.dumps(
         {"add_bos_token": False, "bos_token": {"content": "<|endoftext|>"}, "eos_token": "<|endoftext|>"}))
+    # Qwen2-style: NFC normalizer, Split regex + ByteLevel, an lstrip/rstrip added token
+    gpt2["normalizer"] = {"type": "NFC"}
+    gpt2["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"},
+         "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}
+    gpt2["added_tokens"].append({"id": 5, "content": "<m>", "special": False, "normalized": True,
+                                 "lstrip": True, "rstrip": True, "single_word": True})
+    put("qwen-nfc.json", json.dumps(gpt2))
+    # SentencePiece-style (BPE + byte_fallback): vocab of pieces with "\u2581", <0xNN> bytes
+    M = "\u2581"
+    spm_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        spm_vocab["<0x%02X>" % b] = 3 + b
+    for p in [M, "a", "b", M + "a", "ab", M + "ab", "l", "o", "lo", M + "lo"]:
+        spm_vocab[p] = len(spm_vocab)
+    spm_merges = [M + " a", "a b", M + "a b", "l o", M + " lo"]
+    spm_added = [{"id": i, "content": c, "special": True, "normalized": False} for i, c in enumerate(["<unk>", "<s>", "</s>"])]
+    spm_model = {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                 "vocab": spm_vocab, "merges": spm_merges}
+    rep = {"type": "Replace", "pattern": {"String": " "}, "content": M}
+    shapes = {
+        "spm-legacy": ({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": M}, rep]}, None),
+        "spm-gemma": (rep, {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}),
+        "spm-metaspace": (None, {"type": "Metaspace", "replacement": M, "prepend_scheme": "first", "split": False}),
+        "spm-metaspace-old": (None, {"type": "Metaspace", "replacement": M, "add_prefix_space": True, "str_rep": M}),
+    }
+    for name, (norm, pre) in shapes.items():
+        put(name + ".json", json.dumps({"version": "1.0", "added_tokens": spm_added, "normalizer": norm,
+                                        "pre_tokenizer": pre, "model": spm_model}) + SEP + json.dumps(
+            {"add_bos_token": True, "bos_token": "<s>", "eos_token": "</s>"}))
 
 # ---------- text to tokenize ----------
 if target == "tokenize":

@@ -2,7 +2,7 @@
 # install-deps.sh — install the Debian packages quantbench builds and tests with, if missing.
 # Used by `make run`, `make test` and .ci/run. Needs root (or sudo) only when something is missing.
 set -e
-PKGS="build-essential pkg-config libncurses-dev libreadline-dev liblua5.4-dev libcairo2-dev fonts-dejavu-core libpcre2-dev libjansson-dev libcmocka-dev tmux"
+PKGS="build-essential pkg-config libncurses-dev libreadline-dev liblua5.4-dev libcairo2-dev fonts-dejavu-core libpcre2-dev libjansson-dev libunistring-dev libcmocka-dev tmux"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,9 +1,12 @@
 /* fuzz-tokenizer-json.c — libFuzzer target for the Hugging Face tokenizer.json loader
- * (qb_tokenizer_from_hf). The input is written to tokenizer.json in a private temp directory
- * (under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR); if it contains the separator line CONFIG_SEP, what follows it
- * becomes tokenizer_config.json beside it (else there is none), so both files are fuzzed.
- * A tokenizer that loads then encodes a fixed sample and a slice of the input; every id must
- * be in the vocabulary, and decoding must not crash. Built and run by scripts/fuzz.sh. */
+ * (qb_tokenizer_from_hf): byte-level BPE (with or without NFC) and SentencePiece-style BPE
+ * (Prepend / Replace normalizers, Metaspace, byte fallback, added-token flags). The input is
+ * written to tokenizer.json in a private temp directory (under $QB_FUZZ_TMP, else /dev/shm,
+ * else $TMPDIR); if it contains the separator line CONFIG_SEP, what follows it becomes
+ * tokenizer_config.json beside it (else there is none), so both files are fuzzed. A tokenizer
+ * that loads then encodes a fixed sample and a slice of the input, with and without special
+ * tokens matched; every id must be in the vocabulary, and decoding must not crash. Built and
+ * run by scripts/fuzz.sh. */
 #include "core/tokenizer/tokenizer.h"
 
 #include <stdio.h>
@@ -35,12 +38,14 @@ static void write_file(const char *path, const void *data, size_t size)
     fclose(f);
 }
 
-static void encode(qb_ctx *ctx, const qb_tokenizer *tok, const char *text, size_t len, bool bos)
+static void encode(qb_ctx *ctx, const qb_tokenizer *tok, const char *text, size_t len, bool bos, bool special)
 {
     int nv = qb_tokenizer_vocab_size(tok);
     int32_t *ids = NULL;
     int n = 0;
-    if (qb_tokenize(ctx, tok, text, len, bos, &ids, &n) == QB_OK) {
+    qb_status st = special ? qb_tokenize_special(ctx, tok, text, len, bos, &ids, &n)
+                           : qb_tokenize(ctx, tok, text, len, bos, &ids, &n);
+    if (st == QB_OK) {
         for (int i = 0; i < n; i++)
             if (ids[i] < 0 || ids[i] >= nv) __builtin_trap();
         free(qb_detokenize(tok, ids, n));
@@ -50,7 +55,8 @@ static void encode(qb_ctx *ctx, const qb_tokenizer *tok, const char *text, size_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char sample[] = "Hello, world! It's 2024: \xc3\xbc\xc3\xb1\xc3\xaf\xe2\x82\xac  \n\n\tdone.";
+    static const char sample[] = "Hello, world! It's 2024: \xc3\xbc\xc3\xb1\xc3\xaf\xe2\x82\xac  \n\n\tdone. "
+                                 "e\xcc\x81 <s>a</s> <|endoftext|> \xe2\x96\x81x \xff";
     const uint8_t *sep = memmem(data, size, CONFIG_SEP, sizeof CONFIG_SEP - 1);
     size_t tok_len = sep ? (size_t)(sep - data) : size;
     write_file(tok_path, data, tok_len);
@@ -64,13 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qb_ctx_init(&ctx);
     qb_tokenizer *tok = NULL;
     if (qb_tokenizer_from_hf(&ctx, tok_path, &tok) == QB_OK) {
-        if (!tok || qb_tokenizer_kind(tok) != QB_TOK_BPE || qb_tokenizer_vocab_size(tok) <= 0) __builtin_trap();
+        qb_tok_kind kind = tok ? qb_tokenizer_kind(tok) : (qb_tok_kind)-1;
+        if (!tok || (kind != QB_TOK_BPE && kind != QB_TOK_SPM) || qb_tokenizer_vocab_size(tok) <= 0) __builtin_trap();
         int nv = qb_tokenizer_vocab_size(tok);
         int32_t bos = qb_tokenizer_bos(tok), eos = qb_tokenizer_eos(tok);
         if (bos < -1 || bos >= nv || eos < -1 || eos >= nv) __builtin_trap();
         (void)qb_tokenizer_describe(tok);
-        encode(&ctx, tok, sample, sizeof sample - 1, bos >= 0);
-        encode(&ctx, tok, (const char *)data, tok_len < 256 ? tok_len : 256, false);
+        encode(&ctx, tok, sample, sizeof sample - 1, bos >= 0, false);
+        encode(&ctx, tok, sample, sizeof sample - 1, false, true);
+        encode(&ctx, tok, (const char *)data, tok_len < 256 ? tok_len : 256, false, false);
+        encode(&ctx, tok, (const char *)data, tok_len < 256 ? tok_len : 256, false, true);
         for (int32_t id = 0; id < nv && id < 512; id++) {
             size_t len;
             const char *s = qb_tokenizer_token_text(tok, id, &len);

@@ -71,17 +71,6 @@ int32_t tok_utf8_get(const char *s, size_t n, int *len)
     return (int32_t)cp;
 }
 
-/* Merge a and b when the vocabulary has a merge for them; lower rank goes first. */
-static bool bpe_pair(const qb_tokenizer *t, const tok_sym *a, const tok_sym *b, char *scratch, double *prio,
-                     int32_t *id)
-{
-    (void)scratch;
-    int32_t rank;
-    if (a->id < 0 || b->id < 0 || !tok_find_merge(t, a->id, b->id, &rank, id)) return false;
-    *prio = -(double)rank;
-    return true;
-}
-
 typedef struct {
     const qb_tokenizer *t;
     tok_merger m;
@@ -128,12 +117,14 @@ static qb_status bpe_word(qb_ctx *ctx, void *ud, const char *w, size_t n)
     s->m.n = 0;
     for (size_t i = 0; i < n; i++)
         if ((st = tok_merger_add(ctx, &s->m, w + i, 1, t->bytesym_id[(uint8_t)w[i]])) != QB_OK) return st;
-    if ((st = tok_merger_run(ctx, &s->m, t, bpe_pair)) != QB_OK) return st;
+    if ((st = tok_merger_run(ctx, &s->m, t, tok_pair_by_rank)) != QB_OK) return st;
     for (int i = 0; i >= 0; i = s->m.sym[i].next)
         if ((st = push_id(ctx, s, s->m.sym[i].id)) != QB_OK) return st;
     return QB_OK;
 }
 
+/* One pre-tokenized, normalized piece of text (encode.c): ByteLevel's prefix space, the regex
+ * split, then each word's merges. */
 qb_status tok_bpe_encode(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, tok_ids *out)
 {
     if (len == 0) return QB_OK;

@@ -1,6 +1,7 @@
 /* export_gguf.c — write a tokenizer as GGUF tokenizer.ggml.* metadata, the way llama.cpp's
  * converters store it: model "llama" (SentencePiece-style: texts with "▁" for space, scores,
- * token types) or "gpt2" (byte-level BPE: texts, types, "a b" merges in rank order, pre). */
+ * token types, add_space_prefix; a tokenizer.json's merge ranks become scores)
+ * or "gpt2" (byte-level BPE: texts, types, "a b" merges in rank order, pre). */
 #include "tok_internal.h"
 #include "../util/gguf.h"
 #include "../util/gguf_write.h"
@@ -67,6 +68,8 @@ qb_status qb_tokenizer_export_gguf(qb_ctx *ctx, const qb_tokenizer *t, void *wri
          qb_gguf_set_arr(w, "tokenizer.ggml.token_type", QB_GGUF_INT32, types, (size_t)n);
     if (ok && t->kind == QB_TOK_SPM && t->score)
         ok = qb_gguf_set_arr(w, "tokenizer.ggml.scores", QB_GGUF_FLOAT32, t->score, (size_t)n);
+    if (ok && t->kind == QB_TOK_SPM) /* false for Gemma-style vocabularies */
+        ok = qb_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
     if (ok && t->kind == QB_TOK_BPE) {
         /* merges in rank order, from the pair map */
         size_t cap = t->merges.mask + 1, m = 0;

@@ -7,6 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool tok_pair_by_rank(const qb_tokenizer *t, const tok_sym *a, const tok_sym *b, char *scratch, double *prio,
+                      int32_t *id)
+{
+    (void)scratch;
+    int32_t rank;
+    if (a->id < 0 || b->id < 0 || !tok_find_merge(t, a->id, b->id, &rank, id)) return false;
+    *prio = -(double)rank;
+    return true;
+}
+
 qb_status tok_merger_init(qb_ctx *ctx, tok_merger *m, const qb_tokenizer *t)
 {
     memset(m, 0, sizeof *m);

@@ -1,10 +1,14 @@
-/* spm.c — SentencePiece-style encoding: scored merges of adjacent pieces with byte fallback.
+/* spm.c — SentencePiece-style encoding of one normalized piece of text (encode.c has put "▁"
+ * for spaces and the dummy prefix in place), with byte fallback.
  *
- * Two flavours share the merge engine:
- *  - GGUF "llama" vocab (llama.cpp's behaviour): a '▁' is prepended to non-empty text, every
- *    ' ' becomes '▁', the text is split into UTF-8 characters (even ones the vocabulary lacks),
- *    pairs whose concatenation is a token merge highest score first, and pieces that are still
- *    not tokens at the end are written as their <0xNN> byte tokens.
+ * Three flavours share the merge engine:
+ *  - GGUF "llama" vocab (llama.cpp's behaviour): the text is split into UTF-8 characters (even
+ *    ones the vocabulary lacks), pairs whose concatenation is a token merge highest score
+ *    first, and pieces that are still not tokens at the end are written as their <0xNN> byte
+ *    tokens.
+ *  - tokenizer.json BPE with byte_fallback (tokenizers' BPE model): each character is its
+ *    token, or its <0xNN> byte tokens when the vocabulary lacks it (or <unk>, consecutive ones
+ *    fused), and then pairs that have a merge merge lowest rank first.
  *  - llama2.c tokenizer.bin (run.c's encode): the dummy prefix is the token " ", characters not
  *    in the vocabulary become byte tokens (byte + 3) before merging, and merges concatenate
  *    token texts. */
@@ -47,26 +51,9 @@ static qb_status push_bytes(qb_ctx *ctx, const qb_tokenizer *t, const char *s, s
     return QB_OK;
 }
 
-/* llama.cpp flavour: symbols are characters of the escaped text. */
-static qb_status split_gguf(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, char **norm,
-                            tok_merger *m)
+/* llama.cpp flavour: symbols are the characters of the text. */
+static qb_status split_gguf(qb_ctx *ctx, const qb_tokenizer *t, const char *s, size_t n, tok_merger *m)
 {
-    char *s = malloc(len * 3 + 4);
-    if (!s) return qb_fail(ctx, QB_ERR_NOMEM, "tokenize: out of memory");
-    *norm = s;
-    size_t n = 0;
-    if (t->add_space_prefix) {
-        memcpy(s, "\xe2\x96\x81", 3);
-        n = 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') {
-            memcpy(s + n, "\xe2\x96\x81", 3);
-            n += 3;
-        } else {
-            s[n++] = text[i];
-        }
-    }
     for (size_t i = 0; i < n;) {
         size_t l = lead_len((uint8_t)s[i]);
         if (l > n - i) l = n - i;
@@ -75,6 +62,36 @@ static qb_status split_gguf(qb_ctx *ctx, const qb_tokenizer *t, const char *text
         i += l;
     }
     return QB_OK;
+}
+
+/* tokenizers flavour: symbols are tokens from the start. A character the vocabulary lacks
+ * becomes its byte tokens when all of them exist, else <unk> (none without one). */
+static qb_status split_ranked(qb_ctx *ctx, const qb_tokenizer *t, const char *s, size_t n, tok_merger *m)
+{
+    qb_status st = QB_OK;
+    bool prev_unk = false;
+    for (size_t i = 0; i < n && st == QB_OK;) {
+        int l;
+        tok_utf8_get(s + i, n - i, &l);
+        int32_t id = tok_lookup(t, s + i, (size_t)l);
+        bool bytes = id < 0 && t->byte_fallback;
+        for (int k = 0; bytes && k < l; k++) bytes = t->byte_id[(uint8_t)s[i + k]] >= 0;
+        if (id >= 0) {
+            st = tok_merger_add(ctx, m, s + i, (uint32_t)l, id);
+        } else if (bytes) {
+            for (int k = 0; k < l && st == QB_OK; k++) {
+                int32_t b = t->byte_id[(uint8_t)s[i + k]];
+                st = tok_merger_add(ctx, m, t->pool + t->off[b], t->len[b], b);
+            }
+        } else if (t->unk >= 0 && t->fuse_unk && prev_unk) {
+            m->sym[m->n - 1].n += (uint32_t)l; /* one <unk> for the run */
+        } else if (t->unk >= 0) {
+            st = tok_merger_add(ctx, m, s + i, (uint32_t)l, t->unk);
+        }
+        prev_unk = id < 0 && !bytes && t->unk >= 0;
+        i += (size_t)l;
+    }
+    return st;
 }
 
 static qb_status add_token(qb_ctx *ctx, const qb_tokenizer *t, tok_merger *m, int32_t id)
@@ -107,19 +124,23 @@ static qb_status split_llama2c(qb_ctx *ctx, const qb_tokenizer *t, const char *t
 qb_status tok_spm_encode(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, tok_ids *out)
 {
     if (len == 0) return QB_OK;
+    if (t->spm_ranked && t->ignore_merges) { /* a piece that is a token is taken whole */
+        int32_t id = tok_lookup(t, text, len);
+        if (id >= 0) return tok_ids_push(ctx, out, id);
+    }
     tok_merger m;
-    char *norm = NULL;
     qb_status st = tok_merger_init(ctx, &m, t);
     if (st != QB_OK) goto fail;
-    st = t->llama2c ? split_llama2c(ctx, t, text, len, &m) : split_gguf(ctx, t, text, len, &norm, &m);
+    st = t->llama2c      ? split_llama2c(ctx, t, text, len, &m)
+         : t->spm_ranked ? split_ranked(ctx, t, text, len, &m)
+                         : split_gguf(ctx, t, text, len, &m);
     if (st != QB_OK || m.n == 0) goto fail;
-    if ((st = tok_merger_run(ctx, &m, t, spm_pair)) != QB_OK) goto fail;
+    if ((st = tok_merger_run(ctx, &m, t, t->spm_ranked ? tok_pair_by_rank : spm_pair)) != QB_OK) goto fail;
     for (int i = 0; i >= 0 && st == QB_OK; i = m.sym[i].next) {
         const tok_sym *s = &m.sym[i];
         st = s->id >= 0 ? tok_ids_push(ctx, out, s->id) : push_bytes(ctx, t, s->text, s->n, out);
     }
 fail:
     tok_merger_free(&m);
-    free(norm);
     return st;
 }

@@ -1,6 +1,14 @@
 /* tok_internal.h — private to src/core/tokenizer/: the tokenizer struct, the vocabulary
- * builder the loaders share, the symbol-merge engine both encoders run, and the regex
- * pre-tokenizer. Nothing here is part of the public API. */
+ * builder the loaders share, the added tokens matched in the text, the normalizer, the
+ * symbol-merge engine both encoders run, and the regex pre-tokenizer. Nothing here is part of
+ * the public API.
+ *
+ * Encoding runs the pipeline of Hugging Face tokenizers (and llama.cpp, which is the same
+ * pipeline with fewer steps), in encode.c:
+ *   text -> added tokens matched in the raw text -> each stretch between them normalized
+ *   (NFC, "▁" prepended, ' ' -> "▁") -> added tokens matched in the normalized text ->
+ *   Metaspace -> the model (spm.c: SentencePiece-style; bpe.c: byte-level BPE with its regex
+ *   pre-tokenizer). */
 #ifndef QB_TOK_INTERNAL_H
 #define QB_TOK_INTERNAL_H
 
@@ -36,6 +44,35 @@ typedef struct {
 
 typedef struct tok_pretok tok_pretok;
 
+/* How an added token is matched (Hugging Face's AddedToken flags). */
+enum {
+    TOK_ADDED_LSTRIP = 1,      /* swallows the whitespace before it */
+    TOK_ADDED_RSTRIP = 2,      /* swallows the whitespace after it */
+    TOK_ADDED_SINGLE_WORD = 4, /* only where no word character touches it */
+    TOK_ADDED_NORMALIZED = 8,  /* matched in the normalized text, by its normalized form */
+};
+
+/* One added token: a token matched in the text before the model sees it. */
+typedef struct {
+    int32_t id;
+    uint32_t off, len; /* the text matched, in tok_addedset.pool */
+    uint8_t flags;     /* TOK_ADDED_* */
+} tok_added;
+
+/* The added tokens, sorted by first byte and then longest first, so the longest match at a
+ * position is the first one found. */
+typedef struct {
+    tok_added *v;       /* (n) */
+    int n, cap;
+    char *pool;         /* (pool_len) match texts */
+    size_t pool_len, pool_cap;
+    int first[257];     /* v[first[b] .. first[b + 1]) start with byte b */
+    bool any_normalized;
+} tok_addedset;
+
+/* Metaspace pre-tokenizer (' ' -> "▁", and a "▁" in front): when to prepend. */
+enum { TOK_META_NONE = 0, TOK_META_NEVER, TOK_META_ALWAYS, TOK_META_FIRST };
+
 struct qb_tokenizer {
     qb_tok_kind kind;
     int n_vocab;
@@ -55,9 +92,20 @@ struct qb_tokenizer {
     int32_t bos, eos, unk;
     bool add_bos;
     char desc[256];
+    tok_addedset added;       /* matched in the text first (added.c) */
+    /* normalizer (normalize.c), applied to each stretch of text between added tokens */
+    bool nfc;                 /* Unicode NFC (tokenizer.json normalizer "NFC") */
+    bool norm_prepend;        /* "▁" in front of non-empty text (Prepend; llama.cpp's space prefix) */
+    bool norm_spaces;         /* ' ' -> "▁" (Replace; llama.cpp's whitespace escape) */
+    /* Metaspace pre-tokenizer */
+    int meta;                 /* TOK_META_*: ' ' -> "▁" and when to prepend "▁" */
+    bool meta_split;          /* split before every "▁" */
     /* SPM */
     bool llama2c;             /* llama2.c conventions: ' ' for space, pre-merge byte fallback */
-    bool add_space_prefix;    /* dummy-prefix space when the text is non-empty */
+    bool add_space_prefix;    /* a dummy-prefix space is added (so decoding drops it after BOS) */
+    bool spm_ranked;          /* tokenizer.json BPE: merges by rank, byte fallback before merging */
+    bool byte_fallback;       /* (ranked) a character not in the vocabulary becomes <0xNN> tokens */
+    bool fuse_unk;            /* (ranked) consecutive unknown characters give one <unk> */
     int32_t byte_id[256];     /* id of the <0xNN> token, -1 if none */
     /* BPE */
     tok_pairmap merges;
@@ -79,6 +127,8 @@ qb_status tok_set_text(qb_ctx *ctx, qb_tokenizer *t, int id, const char *s, size
 /* Build the lookup map, the decoded pieces and the byte tables; call after all texts and
  * types are set. */
 qb_status tok_finish(qb_ctx *ctx, qb_tokenizer *t);
+/* The byte a "<0xNN>" text (hex digits of either case) stands for, or -1. */
+int tok_byte_value(const char *s, size_t n);
 /* Id of the token whose text is s[0..n), or -1. */
 int32_t tok_lookup(const qb_tokenizer *t, const char *s, size_t n);
 /* Record a merge of tokens a and b into res with the given rank (first one wins). */
@@ -144,6 +194,11 @@ typedef struct {
     char *scratch;     /* >= 2 * max_len + 1 bytes, for pair fns that concatenate texts */
 } tok_merger;
 
+/* The pair fn of ranked merges (byte-level BPE, tokenizer.json SentencePiece-style): a and b
+ * merge when the vocabulary has a merge for exactly them; lower rank first. */
+bool tok_pair_by_rank(const qb_tokenizer *t, const tok_sym *a, const tok_sym *b, char *scratch, double *prio,
+                      int32_t *id);
+
 qb_status tok_merger_init(qb_ctx *ctx, tok_merger *m, const qb_tokenizer *t);
 void tok_merger_free(tok_merger *m);
 /* Append a symbol to the word being built. */
@@ -152,14 +207,54 @@ qb_status tok_merger_add(qb_ctx *ctx, tok_merger *m, const char *text, uint32_t 
  * at sym[0] following next. */
 qb_status tok_merger_run(qb_ctx *ctx, tok_merger *m, const qb_tokenizer *t, tok_pair_fn fn);
 
-/* ---- encoders ---- */
+/* ---- encoding (encode.c: the pipeline; spm.c, bpe.c: the models) ---- */
+
+/* Encode text into out (appending), added tokens, normalizer, pre-tokenizer and model in turn.
+ * parse_special: control tokens written in the text are matched too (user-defined ones
+ * always are). */
+qb_status tok_encode(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool parse_special,
+                     tok_ids *out);
+/* The models, given one normalized, pre-tokenized piece of text. */
 qb_status tok_spm_encode(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, tok_ids *out);
 qb_status tok_bpe_encode(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, tok_ids *out);
 
+/* ---- added tokens (added.c) ---- */
+
+/* Add token id to the set, matched by text[0..n) (the normalized form when flags has
+ * TOK_ADDED_NORMALIZED). Empty texts are ignored. */
+qb_status tok_added_add(qb_ctx *ctx, qb_tokenizer *t, int32_t id, const char *text, size_t n, uint8_t flags);
+/* Add every user-defined, control and unknown token by its text (GGUF's rule). */
+qb_status tok_added_from_types(qb_ctx *ctx, qb_tokenizer *t);
+/* Sort and index the set; call once all tokens are added. */
+qb_status tok_added_finish(qb_ctx *ctx, qb_tokenizer *t);
+/* The first added token in s[from..n) of the pass (normalized or raw entries), leftmost and
+ * then longest; control and unknown tokens only when parse_special. On a match: true, the
+ * span to cut [*ms, *me) (with the whitespace lstrip/rstrip swallow, never before from) and
+ * the token's *id. */
+bool tok_added_next(const qb_tokenizer *t, const char *s, size_t n, size_t from, bool normalized,
+                    bool parse_special, size_t *ms, size_t *me, int32_t *id);
+
+/* ---- normalizer and Unicode classes (normalize.c, libunistring) ---- */
+
+/* s[0..n) normalized as t says (NFC, then "▁" prepended, then ' ' -> "▁"). *out is s itself
+ * when nothing changes, else *buf (malloc'd, the caller frees *buf either way; NULL when
+ * unused); *out_n its length. Invalid UTF-8 is left as it is (NFC applies to the valid runs). */
+qb_status tok_normalize(qb_ctx *ctx, const qb_tokenizer *t, const char *s, size_t n, char **buf, const char **out,
+                        size_t *out_n);
+/* Unicode White_Space (regex \s). */
+bool tok_cp_is_space(uint32_t cp);
+/* A word character as regex \w means it: alphabetic, mark, decimal digit, connector
+ * punctuation, join control. */
+bool tok_cp_is_word(uint32_t cp);
+
 /* ---- regex pre-tokenizer (pretok.c) ---- */
 
-/* Regex of a named pre-tokenizer ("gpt-2", "llama-bpe"), or NULL. Static storage. */
+/* Regex of a named pre-tokenizer ("gpt-2", "llama-bpe", "qwen2"), as llama.cpp runs it, or
+ * NULL. Static storage. */
 const char *tok_pretok_regex(const char *name);
+/* The name of the pre-tokenizer whose regex this is (llama.cpp's form or tokenizer.json's), or
+ * NULL. */
+const char *tok_pretok_name(const char *regex);
 /* Compile n regexes (UTF-8, Unicode properties) that split text in sequence: the pieces of
  * each are split again by the next. what names the source for messages. */
 qb_status tok_pretok_new(qb_ctx *ctx, const char *const *regex, int n, const char *what, tok_pretok **out);

@@ -1,5 +1,5 @@
-/* tokenizer.c — the public face of the tokenizers: accessors, encode dispatch (SPM or BPE),
- * decoding of ids back to bytes, and freeing. Loaders live in vocab_*.c. */
+/* tokenizer.c — the public face of the tokenizers: accessors, encoding (the pipeline is in
+ * encode.c), decoding of ids back to bytes, and freeing. Loaders live in vocab_*.c. */
 #include "tok_internal.h"
 
 #include <stdlib.h>
@@ -21,6 +21,8 @@ void qb_tokenizer_free(qb_tokenizer *t)
     free(t->merges.rank);
     free(t->merges.res);
     tok_pretok_free(t->pre);
+    free(t->added.v);
+    free(t->added.pool);
     free(t);
 }
 
@@ -46,8 +48,8 @@ int32_t qb_tokenizer_find(const qb_tokenizer *t, const char *text, size_t len)
     return tok_lookup(t, text, len);
 }
 
-qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
-                      int32_t **ids, int *n_ids)
+static qb_status tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
+                          bool parse_special, int32_t **ids, int *n_ids)
 {
     *ids = NULL;
     *n_ids = 0;
@@ -64,8 +66,7 @@ qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size
         }
         if ((st = tok_ids_push(ctx, &out, t->bos)) != QB_OK) goto fail;
     }
-    st = t->kind == QB_TOK_SPM ? tok_spm_encode(ctx, t, text, len, &out) : tok_bpe_encode(ctx, t, text, len, &out);
-    if (st != QB_OK) goto fail;
+    if ((st = tok_encode(ctx, t, text, len, parse_special, &out)) != QB_OK) goto fail;
     *ids = out.v;
     *n_ids = out.n;
     return QB_OK;
@@ -74,13 +75,25 @@ fail:
     return st;
 }
 
+qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
+                      int32_t **ids, int *n_ids)
+{
+    return tokenize(ctx, t, text, len, add_bos, false, ids, n_ids);
+}
+
+qb_status qb_tokenize_special(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
+                              int32_t **ids, int *n_ids)
+{
+    return tokenize(ctx, t, text, len, add_bos, true, ids, n_ids);
+}
+
 size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap)
 {
     if (!t || id < 0 || id >= t->n_vocab) return 0;
     const char *p = t->piece + t->poff[id];
     size_t n = t->plen[id];
     /* SPM: the dummy-prefix space of the first word after BOS is not part of the text */
-    if (t->kind == QB_TOK_SPM && prev >= 0 && prev == t->bos && n > 0 && p[0] == ' ') {
+    if (t->kind == QB_TOK_SPM && t->add_space_prefix && prev >= 0 && prev == t->bos && n > 0 && p[0] == ' ') {
         p++;
         n--;
     }

@@ -1,10 +1,16 @@
 /* tokenizer.h — text ⇄ token ids for Llama-family models.
  *
  * Two kinds:
- *  - QB_TOK_SPM: SentencePiece-style BPE over scored pieces with byte fallback (<0xNN> tokens),
- *    a dummy-prefix space and "▁" for spaces (llama2.c tokenizer.bin, GGUF vocab "llama").
- *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2 style
- *    or Llama-3 "llama-bpe"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json.
+ *  - QB_TOK_SPM: SentencePiece-style BPE with byte fallback (<0xNN> tokens), "▁" for spaces and
+ *    a dummy-prefix space or not (llama2.c tokenizer.bin, GGUF vocab "llama": pieces merge by
+ *    score; tokenizer.json BPE with byte_fallback, as transformers converts Llama 2, Mistral,
+ *    Phi-3, Mixtral and Gemma: pairs merge by rank).
+ *  - QB_TOK_BPE: byte-level BPE with ranked merges after a regex pre-tokenizer (GPT-2, Llama-3
+ *    "llama-bpe", Qwen2 "qwen2"), from GGUF vocab "gpt2" or a Hugging Face tokenizer.json
+ *    (with an NFC normalizer or none).
+ *
+ * Added tokens (user-defined and control tokens) are matched in the text before the model sees
+ * it, as transformers and llama.cpp do; see qb_tokenize.
  *
  * A tokenizer is immutable after construction and may be used from several threads. */
 #ifndef QB_TOKENIZER_H
@@ -24,17 +30,30 @@ typedef struct qb_tokenizer qb_tokenizer;
 qb_status qb_tokenizer_from_llama2c(qb_ctx *ctx, const char *path, int vocab_size, qb_tokenizer **out);
 /* From a GGUF's tokenizer.ggml.* metadata (model "llama" or "gpt2"; pre-tokenizer from
  * tokenizer.ggml.pre). g is a qb_gguf*; the tokenizer copies what it needs, so g may be closed
- * right after. Encodes as llama.cpp does. "gpt-2" and "llama-bpe" (and their aliases) are known
- * pre-tokenizers; another name falls back to GPT-2's regex and says so in the description.
- * Merges naming tokens that do not exist are skipped. Errors: no or malformed tokens, scores
- * or token types of the wrong length, unknown tokenizer.ggml.model, gpt2 without merges. */
+ * right after. Encodes as llama.cpp (c392e50) does: "llama" with tokenizer.ggml.add_space_prefix
+ * (default true) and user-defined tokens (token type 4) matched in the text; "gpt-2",
+ * "llama-bpe", "qwen2" (and the names llama.cpp maps to them, e.g. "deepseek-r1-qwen") are known
+ * pre-tokenizers with llama.cpp's regex and defaults (ignore_merges, add_bos); another name
+ * falls back to GPT-2's regex and says so in the description. Merges naming tokens that do not
+ * exist are skipped. Errors: no or malformed tokens, scores or token types of the wrong length,
+ * unknown tokenizer.ggml.model, gpt2 without merges. */
 qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *g, qb_tokenizer **out);
-/* From a Hugging Face tokenizer.json (model type BPE, byte-level); tokenizer_config.json in
- * the same directory, if present, supplies add_bos_token and the bos/eos tokens. Without it,
- * BOS and add_bos come from the post_processor's template, else from the usual token names.
- * Merges may be "a b" strings or [a, b] pairs; those naming unknown tokens are skipped.
- * Invalid JSON fails with the line and column; other model types, normalizers and
- * pre-tokenizers than byte-level BPE's fail as QB_ERR_UNSUPPORTED. */
+/* From a Hugging Face tokenizer.json, model type BPE, in one of two shapes:
+ *  - byte-level (QB_TOK_BPE): a ByteLevel pre-tokenizer, alone or after Split regexes; the
+ *    normalizer null or "NFC" (Qwen2);
+ *  - SentencePiece-style (QB_TOK_SPM): "byte_fallback", and spaces written "▁" by the
+ *    normalizer Sequence[Prepend("▁"), Replace(" ", "▁")] (Llama 2 / Mistral / Phi-3 as
+ *    transformers converts them), Replace(" ", "▁") alone (Gemma: no dummy prefix; its no-op
+ *    Split(" ") pre-tokenizer is accepted), or a Metaspace pre-tokenizer (prepend_scheme
+ *    first / always / never, split or not). Pairs merge in rank order, characters not in the
+ *    vocabulary fall back to <0xNN> tokens, as tokenizers' BPE does.
+ * added_tokens are matched in the text with their lstrip / rstrip / single_word / normalized
+ * flags. tokenizer_config.json in the same directory, if present, supplies add_bos_token and
+ * the bos/eos tokens. Without it, BOS and add_bos come from the post_processor's template,
+ * else from the usual token names. Merges may be "a b" strings or [a, b] pairs; those naming
+ * unknown tokens are skipped. Invalid JSON fails with the line and column; a malformed field
+ * as QB_ERR_FORMAT naming it; other model types, normalizers and pre-tokenizers fail as
+ * QB_ERR_UNSUPPORTED. */
 qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *tokenizer_json_path, qb_tokenizer **out);
 void qb_tokenizer_free(qb_tokenizer *t); /* NULL is fine */
 
@@ -54,17 +73,22 @@ const char *qb_tokenizer_token_text(const qb_tokenizer *t, int32_t id, size_t *l
 /* Id of the token whose stored text is exactly text[0..len), or -1. */
 int32_t qb_tokenizer_find(const qb_tokenizer *t, const char *text, size_t len);
 
-/* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special tokens in the text are NOT
- * parsed (treated as plain text). *ids is malloc'd (caller frees; non-NULL on success even when
- * *n_ids is 0), *n_ids its length. Invalid UTF-8 is encoded too (byte fallback / byte-level).
- * Fails (QB_ERR_ARG) when add_bos is asked of a vocabulary without BOS. Thread-safe: one
- * tokenizer may encode from several threads at once, each with its own ctx. */
+/* Encode len bytes of UTF-8 text. add_bos prepends BOS. Special (control) tokens written in
+ * the text are NOT parsed (treated as plain text, as llama.cpp's default); user-defined added
+ * tokens are (as both llama.cpp and transformers do). *ids is malloc'd (caller frees; non-NULL
+ * on success even when *n_ids is 0), *n_ids its length. Invalid UTF-8 is encoded too (byte
+ * fallback / byte-level). Fails (QB_ERR_ARG) when add_bos is asked of a vocabulary without BOS.
+ * Thread-safe: one tokenizer may encode from several threads at once, each with its own ctx. */
 qb_status qb_tokenize(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
                       int32_t **ids, int *n_ids);
+/* As qb_tokenize, but special tokens written in the text (e.g. "<|im_start|>", "<s>") become
+ * their ids, as transformers' default encode and llama.cpp's parse_special do. */
+qb_status qb_tokenize_special(qb_ctx *ctx, const qb_tokenizer *t, const char *text, size_t len, bool add_bos,
+                              int32_t **ids, int *n_ids);
 
 /* The bytes token id stands for when it follows prev (prev = -1 at the start): byte tokens
  * become their byte, "▁" / byte-level symbols become real bytes, the SPM dummy-prefix space is
- * dropped after BOS, control tokens (BOS/EOS), <unk> and unused ids give "", user-defined
+ * dropped after BOS (when the tokenizer adds one), control tokens (BOS/EOS), <unk> and unused ids give "", user-defined
  * tokens their text. Writes at most cap bytes into buf (which may be NULL when cap is 0) and
  * returns the full length; 0 for an id out of range. */
 size_t qb_token_to_bytes(const qb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);

@@ -127,8 +127,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* The byte of a "<0xNN>" text, or -1. */
-static int byte_token_value(const char *s, size_t n)
+int tok_byte_value(const char *s, size_t n)
 {
     if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
     int hi = hexval(s[3]), lo = hexval(s[4]);
@@ -149,7 +148,7 @@ static size_t decode_piece(const qb_tokenizer *t, int id, char *dst)
         memcpy(dst, s, n);
         return n;
     case TOK_BYTE: {
-        int b = byte_token_value(s, n);
+        int b = tok_byte_value(s, n);
         if (b >= 0) {
             dst[0] = (char)b;
             return 1;

@@ -1,7 +1,8 @@
 /* vocab_gguf.c — building a tokenizer from a GGUF's tokenizer.ggml.* metadata: "llama"
- * (SentencePiece-style: tokens with '▁', scores, token types) or "gpt2" (byte-level BPE:
- * tokens, "a b" merges whose index is the rank, the pre-tokenizer named by
- * tokenizer.ggml.pre). Defaults follow llama.cpp. */
+ * (SentencePiece-style: tokens with '▁', scores, token types, add_space_prefix) or "gpt2"
+ * (byte-level BPE: tokens, "a b" merges whose index is the rank, the pre-tokenizer named by
+ * tokenizer.ggml.pre). Defaults follow llama.cpp (c392e50, src/llama-vocab.cpp); user-defined,
+ * control and unknown tokens are its "special tokens" matched in the text. */
 #include "tok_internal.h"
 
 #include "../util/gguf.h"
@@ -23,7 +24,26 @@ static const struct {
     {"llama3", "llama-bpe", true, true},  {"llama-v3", "llama-bpe", true, true},
     {"falcon3", "llama-bpe", true, true}, {"dbrx", "llama-bpe", false, false},
     {"smaug-bpe", "llama-bpe", false, false},
+    /* LLAMA_VOCAB_PRE_TYPE_QWEN2 (and STABLELM2, which runs the same regex) */
+    {"qwen2", "qwen2", false, false},     {"deepseek-r1-qwen", "qwen2", false, false},
+    {"megrez", "qwen2", false, false},    {"stablelm2", "qwen2", false, false},
 };
+
+/* llama.cpp makes these end-of-generation tokens control tokens whatever the file says (so a
+ * user-defined "<end_of_turn>" is not matched in plain text). */
+static const char *const eog_names[] = {"<|eot_id|>", "<|im_end|>",    "<|end|>", "<end_of_turn>",
+                                        "<|endoftext|>", "<|eom_id|>", "<EOT>"};
+
+/* (before tok_finish, which decodes each token by its type) */
+static void force_eog_control(qb_tokenizer *t)
+{
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (t->len[id] < 5 || t->pool[t->off[id]] != '<') continue;
+        for (size_t k = 0; k < sizeof eog_names / sizeof eog_names[0]; k++)
+            if (t->len[id] == strlen(eog_names[k]) && memcmp(t->pool + t->off[id], eog_names[k], t->len[id]) == 0)
+                t->type[id] = TOK_CONTROL;
+    }
+}
 
 /* A special-token id key, or dflt when absent; ids outside the vocabulary mean "none". */
 static int32_t special_id(const qb_gguf *g, const char *key, int32_t dflt, int n_vocab)
@@ -146,14 +166,20 @@ qb_status qb_tokenizer_from_gguf(qb_ctx *ctx, const void *gv, qb_tokenizer **out
     t->bos = special_id(g, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n);
     t->eos = special_id(g, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, n);
     t->unk = special_id(g, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n);
+    force_eog_control(t);
     if ((st = tok_finish(ctx, t)) != QB_OK) goto fail;
     if (spm) {
+        /* llama.cpp: ' ' in front of each stretch of text (if add_space_prefix), then ' ' -> "▁" */
         t->add_space_prefix = qb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", true);
+        t->norm_prepend = t->add_space_prefix;
+        t->norm_spaces = true;
         t->add_bos = qb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", true);
-        snprintf(t->desc, sizeof t->desc, "SentencePiece-style (%d tokens)", n);
+        snprintf(t->desc, sizeof t->desc, "SentencePiece-style (%d tokens%s)", n,
+                 t->add_space_prefix ? "" : ", no space prefix");
     } else if ((st = setup_bpe(ctx, g, t)) != QB_OK) {
         goto fail;
     }
+    if ((st = tok_added_from_types(ctx, t)) != QB_OK || (st = tok_added_finish(ctx, t)) != QB_OK) goto fail;
     *out = t;
     return QB_OK;
 fail:

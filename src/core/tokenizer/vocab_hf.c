@@ -1,125 +1,25 @@
-/* vocab_hf.c — building a byte-level BPE tokenizer from a Hugging Face tokenizer.json
- * (model.type "BPE": vocab {token: id}, merges as "a b" strings or [a, b] pairs, added_tokens,
- * a ByteLevel pre-tokenizer, alone or after Split regexes) and, when it sits beside it,
+/* vocab_hf.c — building a tokenizer from a Hugging Face tokenizer.json (model.type "BPE":
+ * vocab {token: id}, merges as "a b" strings or [a, b] pairs, added_tokens with their matching
+ * flags; the normalizer and pre_tokenizer read by vocab_hf_pre.c decide between byte-level BPE
+ * and SentencePiece-style BPE with byte fallback) and, when it sits beside it,
  * tokenizer_config.json (add_bos_token, bos_token, eos_token). */
-#include "tok_internal.h"
+#include "vocab_hf.h"
 
 #include "../util/mapfile.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_RX 8
-
-/* What the pre_tokenizer section amounts to: regexes applied in order, and ByteLevel's flags. */
-typedef struct {
-    const char *rx[MAX_RX];   /* borrowed from the JSON or from owned[] */
-    int n;
-    char *owned[MAX_RX];      /* escaped literal patterns */
-    bool byte_level;
-    bool prefix_space;
-} pre_spec;
-
-static const char hf_llama3_rx[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 static const char *jstr(const json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
 }
 
-/* A literal Split pattern as a regex: every non-alphanumeric ASCII byte escaped. */
-static char *escape_literal(const char *s)
-{
-    size_t n = strlen(s);
-    char *r = malloc(n * 2 + 1), *o = r;
-    if (!r) return NULL;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (c < 0x80 && !alnum) *o++ = '\\';
-        *o++ = *s;
-    }
-    *o = 0;
-    return r;
-}
-
-static qb_status add_regex(qb_ctx *ctx, const char *path, pre_spec *p, const char *rx, char *owned)
-{
-    if (p->n == MAX_RX) {
-        free(owned);
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: more than %d pre-tokenizer splits", path, MAX_RX);
-    }
-    p->owned[p->n] = owned;
-    p->rx[p->n++] = rx;
-    return QB_OK;
-}
-
-static qb_status parse_split(qb_ctx *ctx, const char *path, const json_t *pt, pre_spec *p)
-{
-    const json_t *pat = json_object_get(pt, "pattern");
-    const char *behavior = jstr(pt, "behavior");
-    if (json_is_true(json_object_get(pt, "invert")) || (behavior && strcmp(behavior, "Isolated") != 0))
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: Split pre-tokenizer with behavior '%s'%s is not supported", path,
-                       behavior ? behavior : "?", json_is_true(json_object_get(pt, "invert")) ? " (inverted)" : "");
-    const char *rx = jstr(pat, "Regex"), *lit = jstr(pat, "String");
-    if (rx) return add_regex(ctx, path, p, rx, NULL);
-    if (lit) {
-        char *e = escape_literal(lit);
-        if (!e) return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
-        return add_regex(ctx, path, p, e, e);
-    }
-    return qb_fail(ctx, QB_ERR_FORMAT, "%s: Split pre-tokenizer without a Regex or String pattern", path);
-}
-
-static qb_status parse_pre(qb_ctx *ctx, const char *path, const json_t *pt, pre_spec *p, int depth)
-{
-    if (!pt || json_is_null(pt)) return QB_OK;
-    const char *type = jstr(pt, "type");
-    if (!type || depth > 4) return qb_fail(ctx, QB_ERR_FORMAT, "%s: pre_tokenizer without a type", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const json_t *list = json_object_get(pt, "pretokenizers");
-        size_t i;
-        const json_t *item;
-        if (!json_is_array(list))
-            return qb_fail(ctx, QB_ERR_FORMAT, "%s: Sequence pre_tokenizer without a pretokenizers list", path);
-        json_array_foreach(list, i, item) {
-            qb_status st = parse_pre(ctx, path, item, p, depth + 1);
-            if (st != QB_OK) return st;
-        }
-        return QB_OK;
-    }
-    if (strcmp(type, "Split") == 0) return parse_split(ctx, path, pt, p);
-    if (strcmp(type, "ByteLevel") == 0) {
-        const json_t *aps = json_object_get(pt, "add_prefix_space"), *ur = json_object_get(pt, "use_regex");
-        bool prefix = aps ? json_is_true(aps) : true; /* the library's defaults */
-        bool use_regex = ur ? json_is_true(ur) : true;
-        if (p->byte_level) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: two ByteLevel pre-tokenizers", path);
-        if (prefix && p->n > 0)
-            return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: ByteLevel add_prefix_space after a Split is not supported",
-                           path);
-        p->byte_level = true;
-        p->prefix_space = prefix;
-        return use_regex ? add_regex(ctx, path, p, tok_pretok_regex("gpt-2"), NULL) : QB_OK;
-    }
-    return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: pre-tokenizer '%s' is not supported (byte-level BPE only)", path,
-                   type);
-}
-
-static const char *pre_label(const pre_spec *p)
-{
-    if (p->n == 0) return "none";
-    if (p->n == 1 && strcmp(p->rx[0], tok_pretok_regex("gpt-2")) == 0) return "gpt-2";
-    if (p->n == 1 && (strcmp(p->rx[0], hf_llama3_rx) == 0 || strcmp(p->rx[0], tok_pretok_regex("llama-bpe")) == 0))
-        return "llama-bpe";
-    return "custom regex";
-}
-
-/* Token texts: model.vocab, then added_tokens (special ones are control tokens). */
-static qb_status load_vocab(qb_ctx *ctx, const char *path, const json_t *vocab, const json_t *added, qb_tokenizer **out)
+/* Token texts: model.vocab, then added_tokens (special ones are control tokens, the others
+ * user-defined); for SentencePiece-style, "<0xNN>" vocabulary entries are byte tokens. */
+static qb_status load_vocab(qb_ctx *ctx, const char *path, qb_tok_kind kind, const json_t *vocab, const json_t *added,
+                            qb_tokenizer **out)
 {
     const char *key;
     const json_t *val;
@@ -143,12 +43,14 @@ static qb_status load_vocab(qb_ctx *ctx, const char *path, const json_t *vocab, 
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: token id %lld is far beyond the %zu tokens listed", path,
                        (long long)max_id, listed);
     qb_tokenizer *t;
-    qb_status st = tok_alloc(ctx, QB_TOK_BPE, (int)max_id + 1, false, &t);
+    qb_status st = tok_alloc(ctx, kind, (int)max_id + 1, kind == QB_TOK_SPM, &t);
     if (st != QB_OK) return st;
     for (void *it = json_object_iter((json_t *)vocab); it; it = json_object_iter_next((json_t *)vocab, it)) {
         int id = (int)json_integer_value(json_object_iter_value(it));
-        if ((st = tok_set_text(ctx, t, id, json_object_iter_key(it), json_object_iter_key_len(it))) != QB_OK)
-            goto fail;
+        const char *k = json_object_iter_key(it);
+        size_t kn = json_object_iter_key_len(it);
+        if ((st = tok_set_text(ctx, t, id, k, kn)) != QB_OK) goto fail;
+        if (kind == QB_TOK_SPM && tok_byte_value(k, kn) >= 0) t->type[id] = TOK_BYTE;
     }
     json_array_foreach(added, i, val) {
         int id = (int)json_integer_value(json_object_get(val, "id"));
@@ -296,6 +198,15 @@ static qb_status load_config(qb_ctx *ctx, const char *path, json_t **cfg)
     return st;
 }
 
+static qb_status check_bool(qb_ctx *ctx, const char *path, const json_t *model, const char *key, bool dflt, bool *out)
+{
+    const json_t *v = json_object_get(model, key);
+    if (v && !json_is_boolean(v) && !json_is_null(v))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: model.%s is not true or false", path, key);
+    *out = v && json_is_boolean(v) ? json_is_true(v) : dflt;
+    return QB_OK;
+}
+
 static qb_status check_model(qb_ctx *ctx, const char *path, const json_t *root, const json_t **model)
 {
     *model = json_object_get(root, "model");
@@ -306,51 +217,121 @@ static qb_status check_model(qb_ctx *ctx, const char *path, const json_t *root, 
                        type ? type : "?");
     if (!json_is_object(json_object_get(*model, "vocab")))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: model.vocab is not an object", path);
-    const json_t *norm = json_object_get(root, "normalizer");
-    if (norm && !json_is_null(norm))
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (byte-level BPE only)", path,
-                       jstr(norm, "type") ? jstr(norm, "type") : "?");
-    if (jstr(*model, "continuing_subword_prefix") || jstr(*model, "end_of_word_suffix"))
+    const char *csp = jstr(*model, "continuing_subword_prefix"), *ews = jstr(*model, "end_of_word_suffix");
+    if ((csp && *csp) || (ews && *ews))
         return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: BPE with subword prefix/suffix is not supported", path);
+    const json_t *dropout = json_object_get(*model, "dropout");
+    if (dropout && !json_is_null(dropout) && !json_is_number(dropout))
+        return qb_fail(ctx, QB_ERR_FORMAT, "%s: model.dropout is not a number", path);
+    if (json_number_value(dropout) > 0) /* random merges: no fixed answer to reproduce */
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: BPE dropout %g is not supported", path, json_number_value(dropout));
     return QB_OK;
+}
+
+/* The added tokens to match in the text, with tokenizers' flags; a normalized one is matched
+ * by its normalized content (the tokenizer's normalizer must be set up). */
+static qb_status load_added(qb_ctx *ctx, const char *path, const json_t *added, qb_tokenizer *t)
+{
+    size_t i;
+    const json_t *a;
+    qb_status st = QB_OK;
+    json_array_foreach(added, i, a) {
+        const json_t *c = json_object_get(a, "content"), *nz = json_object_get(a, "normalized");
+        bool special = json_is_true(json_object_get(a, "special"));
+        uint8_t flags = (json_is_true(json_object_get(a, "lstrip")) ? TOK_ADDED_LSTRIP : 0) |
+                        (json_is_true(json_object_get(a, "rstrip")) ? TOK_ADDED_RSTRIP : 0) |
+                        (json_is_true(json_object_get(a, "single_word")) ? TOK_ADDED_SINGLE_WORD : 0) |
+                        ((nz ? json_is_true(nz) : !special) ? TOK_ADDED_NORMALIZED : 0);
+        if (nz && !json_is_boolean(nz))
+            return qb_fail(ctx, QB_ERR_FORMAT, "%s: added_tokens[%zu].normalized is not true or false", path, i);
+        char *buf;
+        const char *s = json_string_value(c);
+        size_t n = json_string_length(c);
+        if ((flags & TOK_ADDED_NORMALIZED) && (st = tok_normalize(ctx, t, s, n, &buf, &s, &n)) != QB_OK) return st;
+        if (!(flags & TOK_ADDED_NORMALIZED)) buf = NULL;
+        st = tok_added_add(ctx, t, (int32_t)json_integer_value(json_object_get(a, "id")), s, n, flags);
+        free(buf);
+        if (st != QB_OK) return st;
+    }
+    return tok_added_finish(ctx, t);
+}
+
+/* SentencePiece-style scores for GGUF export: a token made by merges scores minus the rank of
+ * the first merge that makes it (so llama.cpp's highest-score-first merges in the same order);
+ * special, byte and user tokens 0; the rest (single characters, unreachable pieces) below all. */
+static void rank_scores(qb_tokenizer *t)
+{
+    const tok_pairmap *m = &t->merges;
+    int32_t max_rank = 0;
+    for (size_t i = 0; m->key && i <= m->mask; i++)
+        if (m->key[i] && m->rank[i] > max_rank) max_rank = m->rank[i];
+    float low = -(float)max_rank - 1.0f;
+    for (int id = 0; id < t->n_vocab; id++) t->score[id] = t->type[id] == TOK_NORMAL ? low : 0.0f;
+    for (size_t i = 0; m->key && i <= m->mask; i++) {
+        if (!m->key[i]) continue;
+        int32_t r = m->res[i];
+        if (t->type[r] == TOK_NORMAL && -(float)m->rank[i] > t->score[r]) t->score[r] = -(float)m->rank[i];
+    }
 }
 
 qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *path, qb_tokenizer **out)
 {
     json_t *root = NULL, *cfg = NULL;
     qb_tokenizer *t = NULL;
-    pre_spec pre = {0};
+    hf_pipeline pipe = {0};
     const json_t *model;
+    qb_tok_kind kind;
+    bool byte_fallback, fuse_unk, ignore_merges;
     *out = NULL;
     qb_status st = load_json(ctx, path, &root);
     if (st != QB_OK) goto fail;
     if ((st = check_model(ctx, path, root, &model)) != QB_OK) goto fail;
-    if ((st = parse_pre(ctx, path, json_object_get(root, "pre_tokenizer"), &pre, 0)) != QB_OK) goto fail;
-    if (!pre.byte_level) {
-        st = qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: no ByteLevel pre-tokenizer (only byte-level BPE is supported)",
-                     path);
-        goto fail;
-    }
+    if ((st = check_bool(ctx, path, model, "byte_fallback", false, &byte_fallback)) != QB_OK) goto fail;
+    if ((st = check_bool(ctx, path, model, "fuse_unk", false, &fuse_unk)) != QB_OK) goto fail;
+    if ((st = check_bool(ctx, path, model, "ignore_merges", false, &ignore_merges)) != QB_OK) goto fail;
+    if ((st = hf_pipeline_parse(ctx, path, root, &pipe)) != QB_OK) goto fail;
+    if ((st = hf_pipeline_kind(ctx, path, &pipe, &kind)) != QB_OK) goto fail;
     const json_t *added = json_object_get(root, "added_tokens");
     if (added && !json_is_array(added)) {
         st = qb_fail(ctx, QB_ERR_FORMAT, "%s: added_tokens is not a list", path);
         goto fail;
     }
-    if ((st = load_vocab(ctx, path, json_object_get(model, "vocab"), added, &t)) != QB_OK) goto fail;
+    if ((st = load_vocab(ctx, path, kind, json_object_get(model, "vocab"), added, &t)) != QB_OK) goto fail;
     if ((st = load_config(ctx, path, &cfg)) != QB_OK) goto fail;
     if ((st = tok_finish(ctx, t)) != QB_OK) goto fail;
     set_specials(t, root, cfg);
     if ((st = load_merges(ctx, path, json_object_get(model, "merges"), t)) != QB_OK) goto fail;
-    if (pre.n > 0 && (st = tok_pretok_new(ctx, pre.rx, pre.n, path, &t->pre)) != QB_OK) goto fail;
-    t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-    t->prefix_space = pre.prefix_space;
-    snprintf(t->pre_name, sizeof t->pre_name, "%s", strcmp(pre_label(&pre), "llama-bpe") == 0 ? "llama-bpe" : "gpt-2");
-    snprintf(t->desc, sizeof t->desc, "byte-level BPE, pre-tokenizer %s (%d tokens, %d merges)", pre_label(&pre),
-             t->n_vocab, t->n_merges);
+    t->ignore_merges = ignore_merges;
+    t->nfc = pipe.nfc;
+    if (kind == QB_TOK_BPE) {
+        if (pipe.n > 0 && (st = tok_pretok_new(ctx, pipe.rx, pipe.n, path, &t->pre)) != QB_OK) goto fail;
+        t->prefix_space = pipe.prefix_space;
+        const char *label = hf_pipeline_label(&pipe);
+        snprintf(t->pre_name, sizeof t->pre_name, "%s", tok_pretok_regex(label) ? label : "gpt-2");
+        snprintf(t->desc, sizeof t->desc, "byte-level BPE, pre-tokenizer %s%s (%d tokens, %d merges)", label,
+                 pipe.nfc ? ", NFC" : "", t->n_vocab, t->n_merges);
+    } else {
+        t->norm_prepend = pipe.prepend;
+        t->norm_spaces = pipe.replace_spaces;
+        t->meta = pipe.meta;
+        t->meta_split = pipe.meta_split;
+        t->spm_ranked = true;
+        t->byte_fallback = byte_fallback;
+        t->fuse_unk = fuse_unk;
+        t->add_space_prefix = pipe.prepend || pipe.meta == TOK_META_ALWAYS || pipe.meta == TOK_META_FIRST;
+        rank_scores(t);
+        static const char *const meta_name[] = {"", "never", "always", "first"};
+        char prefix[40];
+        if (pipe.meta != TOK_META_NONE) snprintf(prefix, sizeof prefix, "Metaspace %s", meta_name[pipe.meta]);
+        else snprintf(prefix, sizeof prefix, "%s", pipe.prepend ? "space prefix" : "no space prefix");
+        snprintf(t->desc, sizeof t->desc, "SentencePiece-style BPE, %s%s%s (%d tokens, %d merges)", prefix,
+                 byte_fallback ? ", byte fallback" : "", pipe.nfc ? ", NFC" : "", t->n_vocab, t->n_merges);
+    }
+    if ((st = load_added(ctx, path, added, t)) != QB_OK) goto fail;
     *out = t;
     t = NULL;
 fail:
-    for (int i = 0; i < pre.n; i++) free(pre.owned[i]);
+    hf_pipeline_free(&pipe);
     qb_tokenizer_free(t);
     json_decref(cfg);
     json_decref(root);
