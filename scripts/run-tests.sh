@@ -17,7 +17,10 @@ export QB_MODELS=${QB_MODELS:-../shared/models}
 export QB_DATA=${QB_DATA:-../shared/data}
 export QB_BIN=${QB_BIN:-$BUILD/quantbench}
 pass=0; fail=0; skipped=0; failed=()
-units=("$BUILD"/tests/test-*)
+# the unit tests of this tree: one binary per tests/unit/test-*.c (not whatever an older tree
+# left in the build folder)
+units=()
+for src in tests/unit/test-*.c; do units+=("$BUILD/tests/$(basename "$src" .c)"); done
 scripts=(tests/cli/*.sh tests/lua/*.sh tests/tui/*.sh)
 if [ ${#only[@]} -gt 0 ]; then units=("${only[@]/#/$BUILD/tests/}"); scripts=(); fi
 # sum N over the cmocka summary lines "[  WHAT ] N test(s)"; stdout and stderr may share a line,
