@@ -3,7 +3,9 @@
  * converter adds 1 to Gemma's norms). */
 #include "arch.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 static const qb_arch_info rows[QB_ARCH_COUNT] = {
@@ -55,13 +57,36 @@ const qb_arch_info *qb_arch_by_hf(const char *hf_class, const char *model_type)
     return NULL;
 }
 
+/* The names of a column of the table (and the aliases'), comma-separated, built once. */
+static void build_list(char *buf, size_t cap, bool hf)
+{
+    size_t n = 0;
+    for (int i = 0; i < QB_ARCH_COUNT; i++) {
+        const char *a = hf ? rows[i].hf_class : rows[i].gguf, *b = hf ? rows[i].hf_class2 : NULL;
+        n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", a);
+        if (b && n < cap) n += (size_t)snprintf(buf + n, cap - n, ", %s", b);
+    }
+    for (size_t i = 0; hf && i < sizeof aliases / sizeof aliases[0] && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, ", %s", aliases[i].hf);
+}
+
+static char gguf_list[256], hf_list[512];
+static pthread_once_t lists_once = PTHREAD_ONCE_INIT;
+
+static void build_lists(void)
+{
+    build_list(gguf_list, sizeof gguf_list, false);
+    build_list(hf_list, sizeof hf_list, true);
+}
+
 const char *qb_arch_gguf_list(void)
 {
-    return "llama (with Mistral and Mixtral), qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3";
+    pthread_once(&lists_once, build_lists);
+    return gguf_list;
 }
 
 const char *qb_arch_hf_list(void)
 {
-    return "LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-           "Qwen3MoeForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM";
+    pthread_once(&lists_once, build_lists);
+    return hf_list;
 }

@@ -9,18 +9,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* "<arch>.<key>" in buf (lookups of the architecture's keys). */
+static const char *arch_key(char buf[128], const char *arch, const char *key)
+{
+    snprintf(buf, 128, "%s.%s", arch, key);
+    return buf;
+}
+
 static int64_t arch_int(const qb_gguf *g, const char *arch, const char *key, int64_t dflt)
 {
     char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    return qb_gguf_get_int(g, k, dflt);
+    return qb_gguf_get_int(g, arch_key(k, arch, key), dflt);
 }
 
 static double arch_float(const qb_gguf *g, const char *arch, const char *key, double dflt)
 {
     char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    return qb_gguf_get_float(g, k, dflt);
+    return qb_gguf_get_float(g, arch_key(k, arch, key), dflt);
 }
 
 static int clamp_int(int64_t v)
@@ -31,8 +36,7 @@ static int clamp_int(int64_t v)
 static bool arch_has(const qb_gguf *g, const char *arch, const char *key)
 {
     char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    return qb_gguf_find(g, k) != NULL;
+    return qb_gguf_find(g, arch_key(k, arch, key)) != NULL;
 }
 
 /* The description's numbers from the file (llama.cpp's keys and its per-architecture rules). */
@@ -64,10 +68,8 @@ static qb_status read_description(qb_ctx *ctx, qb_model *m, const qb_gguf *g, co
     c->swa_window = (int)win;
     c->swa_period = c->arch == QB_ARCH_GEMMA2 ? 2 : c->arch == QB_ARCH_GEMMA3 ? 6 : 1;
     if (c->arch == QB_ARCH_GEMMA3) c->rope_theta_swa = 10000.0f;
-    const char *st = NULL;
     char key[128];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-    st = qb_gguf_get_str(g, key);
+    const char *st = qb_gguf_get_str(g, arch_key(key, arch, "rope.scaling.type"));
     double factor = arch_float(g, arch, "rope.scaling.factor", 0.0);
     if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0 && strcmp(st, "yarn") != 0)
         return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' (%s) is not supported (linear, yarn and "
@@ -94,7 +96,7 @@ static qb_status read_description(qb_ctx *ctx, qb_model *m, const qb_gguf *g, co
     c->n_experts = (int)ne;
     c->n_experts_used = (int)nu;
     c->expert_hidden_dim = clamp_int(arch_int(g, arch, "expert_feed_forward_length", c->hidden_dim));
-    c->expert_norm_topk = qb_gguf_get_bool(g, (snprintf(key, sizeof key, "%s.expert_weights_norm", arch), key), true);
+    c->expert_norm_topk = qb_gguf_get_bool(g, arch_key(key, arch, "expert_weights_norm"), true);
     if (ai->moe && ne == 0)
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: %s model without %s.expert_count", m->path, arch, arch);
     return QB_OK;
