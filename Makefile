@@ -92,6 +92,12 @@ $(BUILD)/libqblua.a: $(LUA_OBJ)
 $(BUILD)/quantbench: $(APP_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIBS) $(LDLIBS)
 
+# The benchmarks' model generator; the tests use it for models no fixture has (experts at
+# real widths in the workbench).
+SYNTH_SRC := tests/bench/synth_model.c tests/bench/synth_llama.c
+$(BUILD)/synth_model: $(SYNTH_SRC) tests/bench/synth.h $(BUILD)/libqb.a | check-pkgs
+	$(CC) $(CFLAGS) -o $@ $(SYNTH_SRC) $(BUILD)/libqb.a $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS) | check-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBS) $(LDFLAGS) $(LDLIBS) -lcmocka
@@ -111,7 +117,7 @@ _run: all
 
 test: deps
 	@$(MAKE) --no-print-directory _test
-_test: all unit
+_test: all unit $(BUILD)/synth_model
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 sanitize: deps

@@ -51,19 +51,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/qb-bench.XXXXXX") || die "cannot create a tempo
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
-# --- the helper program: rebuilt when older than its source or libqb.a ---
-SYNTH_SRC="tests/bench/synth_model.c tests/bench/synth_llama.c"
-# shellcheck disable=SC2086
-if ! [ -x "$SYNTH" ] || [ -n "$(find $SYNTH_SRC tests/bench/synth.h "$BUILD/libqb.a" -newer "$SYNTH" 2>/dev/null)" ]; then
-    say "building $SYNTH"
-    # shellcheck disable=SC2046,SC2086
-    if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels $SYNTH_SRC \
-        "$BUILD/libqb.a" $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread \
-        -o "$TMP/synth_model"; then
-        die "cannot build $SYNTH"
-    fi
-    mv -f "$TMP/synth_model" "$SYNTH" || die "cannot write $SYNTH"
-fi
+# --- the helper program (a Makefile target: rebuilt when older than its sources or libqb.a) ---
+make --no-print-directory -s BUILD="$BUILD" "$SYNTH" >/dev/null || die "cannot build $SYNTH"
 
 # --- llama.cpp, if we have it ---
 LLAMA_BENCH=""

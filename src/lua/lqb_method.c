@@ -124,6 +124,31 @@ static int c_stat(lua_State *L)
     return 1;
 }
 
+/* calib:experts(layer (0-based)) → {{tokens=, share=}, …} one entry per expert (expert e at
+ * index e + 1: the tokens the calibration routed to it, their share of the block's routed
+ * tokens), or nil for a model without experts. */
+static int c_experts(lua_State *L)
+{
+    lqb_calib *u = check_calib(L, 1);
+    lua_Integer layer = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, layer >= 0 && layer < u->c->n_layers, 2, "layer out of range");
+    int64_t tok;
+    double share;
+    if (!qb_calib_expert_share(u->c, (int)layer, 0, &tok, &share)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, u->c->n_experts, 0);
+    for (int e = 0; e < u->c->n_experts; e++) {
+        qb_calib_expert_share(u->c, (int)layer, e, &tok, &share);
+        lua_createtable(L, 0, 2);
+        lqb_set_int(L, "tokens", (lua_Integer)tok);
+        lqb_set_num(L, "share", share);
+        lua_rawseti(L, -2, e + 1);
+    }
+    return 1;
+}
+
 /* A copy of p in which rules that name no method get spec (a userdata, freed by GC). */
 static const qb_plan *with_method(lua_State *L, const qb_plan *p, const qb_method_spec *spec)
 {
@@ -170,7 +195,7 @@ void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o)
 
 void lqb_open_method(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"info", c_info}, {"stat", c_stat}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"info", c_info}, {"stat", c_stat}, {"experts", c_experts}, {NULL, NULL}};
     luaL_newmetatable(L, LQB_CALIB);
     lua_pushcfunction(L, c_gc);
     lua_setfield(L, -2, "__gc");

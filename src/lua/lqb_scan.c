@@ -20,8 +20,29 @@ static int32_t *opt_tokens(lua_State *L, qb_model *m, int o, const char *key, in
     return t;
 }
 
+/* layers = N (one block) or {FIRST, LAST} (inclusive): only those blocks' matrices. */
+static void opt_layers(lua_State *L, int o, qb_scan_opts *so)
+{
+    int ty = lua_getfield(L, o, "layers");
+    bool ok = ty == LUA_TNIL;
+    if (ty == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        so->layer_first = so->layer_last = (int)lua_tointeger(L, -1);
+        ok = true;
+    } else if (ty == LUA_TTABLE && lua_rawlen(L, -1) == 2) {
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        ok = lua_isinteger(L, -2) && lua_isinteger(L, -1);
+        so->layer_first = (int)lua_tointeger(L, -2);
+        so->layer_last = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    so->layers_only = ty != LUA_TNIL;
+    if (!ok) luaL_error(L, "bad option 'layers' to 'sensitivity' (a block number or {first, last} expected)");
+    lua_pop(L, 1);
+}
+
 /* qb.sensitivity(model, {text=, format="q4_k", per="tensor"|"layer", ctx=, tokens=,
- * blocks_only=, progress=}) → {rows={…}, base={ppl=…}, format=, skipped=, skipped_why=, seconds=} */
+ * blocks_only=, layers=N | {FIRST, LAST}, progress=}) → {rows={…}, base={ppl=…}, format=, skipped=, skipped_why=, seconds=} */
 static int l_sensitivity(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -43,6 +64,7 @@ static int l_sensitivity(lua_State *L)
     so.n_ctx = (int)lqb_opt_int(L, o, "ctx", 0);
     so.n_tokens = (int)lqb_opt_int(L, o, "tokens", 0);
     so.blocks_only = lqb_opt_bool(L, o, "blocks_only", false);
+    opt_layers(L, o, &so);
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "sensitivity", o);
     so.progress = lqb_progress_cb;

@@ -129,6 +129,7 @@ T.section("plans with methods", function()
   T.raises(function() for _ in m:tensors("blk%.") do end end, "pattern 'blk%%%.' matches no tensor",
     "tensors: a glob matching no tensor is an error, not an empty loop")
   local c = qb.calibrate(m, text, { ctx = 64 })
+  T.eq(c:experts(0), nil, "calib:experts: nil for a model without experts")
   m:apply(p, { calib = c })
   T.eq(m:tensor("blk.0.attn_k.weight").format, "q4_0", "apply: the GPTQ rule's format")
   T.eq(m:tensor("blk.1.attn_k.weight").format, "int4-channel", "apply: the AWQ rule's format")
@@ -151,6 +152,21 @@ T.section("plans with methods", function()
   m:reset()
   m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c })
   T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: method= for rules that name none")
+end)
+
+T.section("sensitivity of chosen blocks", function()
+  local m <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local r = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = 3 })
+  local bad = 0
+  for _, row in ipairs(r.rows) do if row.layer ~= 3 then bad = bad + 1 end end
+  T.eq(#r.rows, 7, "sensitivity layers=3: block 3's seven matrices")
+  T.eq(bad, 0, "sensitivity layers=3: no row of another block")
+  r = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = { 3, 4 }, per = "layer" })
+  T.eq(#r.rows, 2, "sensitivity layers={3, 4} per layer: two rows")
+  T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = "3" }) end,
+    "bad option 'layers'", "sensitivity: layers must be a number or a pair")
+  T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = { 2, 9 } }) end,
+    "blocks 0%-4", "sensitivity: blocks beyond the model are refused by name")
 end)
 
 T.section("helpers and userdata", function()

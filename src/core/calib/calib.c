@@ -195,22 +195,29 @@ nomem:
     return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for calibration statistics");
 }
 
+bool qb_calib_expert_share(const qb_calib *c, int layer, int expert, int64_t *tokens, double *share)
+{
+    if (!c || !c->expert_tokens || layer < 0 || layer >= c->n_layers || expert < 0 || expert >= c->n_experts)
+        return false;
+    const int64_t *row = c->expert_tokens + (size_t)layer * c->n_experts;
+    int64_t sum = 0;
+    for (int i = 0; i < c->n_experts; i++) sum += row[i];
+    *tokens = row[expert];
+    *share = sum > 0 ? (double)row[expert] / (double)sum : 0.0;
+    return true;
+}
+
 bool qb_calib_expert_usage(const qb_calib *c, const qb_model *m, const qb_tensor *t, int *layer, int *expert,
                            int64_t *tokens, double *share)
 {
     int l, e, len = 0;
     char kind[8];
-    if (!c || !c->expert_tokens || c->n_experts != m->cfg.n_experts ||
+    if (!c || c->n_experts != m->cfg.n_experts ||
         sscanf(t->name, "blk.%d.ffn_%7[a-z]_exps.%d.weight%n", &l, kind, &e, &len) != 3 || t->name[len] != 0 ||
-        l < 0 || l >= c->n_layers || e < 0 || e >= c->n_experts)
+        !qb_calib_expert_share(c, l, e, tokens, share))
         return false;
-    const int64_t *row = c->expert_tokens + (size_t)l * c->n_experts;
-    int64_t sum = 0;
-    for (int i = 0; i < c->n_experts; i++) sum += row[i];
     *layer = l;
     *expert = e;
-    *tokens = row[e];
-    *share = sum > 0 ? (double)row[e] / (double)sum : 0.0;
     return true;
 }
 

@@ -76,6 +76,10 @@ void qb_calib_mean_abs(const qb_calib_stat *s, float *out);
 
 void qb_calib_free(qb_calib *c);
 
+/* Tokens the calibration routed to expert `expert` of block `layer` and their share of the
+ * block's routed tokens; false for a dense model, counts not kept, or an index out of range. */
+bool qb_calib_expert_share(const qb_calib *c, int layer, int expert, int64_t *tokens, double *share);
+
 /* Expert usage of tensor t of m ("blk.L.ffn_{gate,up,down}_exps.E.weight"): its block and
  * expert, the tokens the calibration routed to it and their share of the block's routed
  * tokens (each token goes to n_experts_used experts, so shares sum to 1 over a block).

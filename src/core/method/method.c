@@ -439,12 +439,13 @@ qb_status qb_method_stage(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const q
                      {L->wo, QB_OBS_ATTN_OUT},   {L->w_gate, QB_OBS_FFN_IN}, {L->w_up, QB_OBS_FFN_IN},
                      {L->w_down, QB_OBS_FFN_DOWN_IN}};
         for (int i = 0; i < 7 && st == QB_OK; i++) {
+            if (!mats[i].t) continue; /* experts or fused matrices instead: the loop below */
             if (cancel_flag(&J) && *cancel_flag(&J)) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
             else if (meth->kind == QB_METHOD_GPTQ) st = gptq_tensor(&J, mats[i].t, l, mats[i].pt);
             else st = rtn_tensor(&J, mats[i].t);
         }
     }
-    /* the other quantizable tensors (embeddings, output): RTN */
+    /* the other quantizable tensors (embeddings, output, experts, fused matrices): RTN */
     for (int i = 0; i < m->n_tensors && st == QB_OK; i++) {
         qb_tensor *t = &m->tensors[i];
         int layer;

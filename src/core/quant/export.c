@@ -129,9 +129,8 @@ static qb_status add_experts(qb_ctx *ctx, qb_gguf_writer *w, const qb_model *m, 
             if (!(all = malloc(each * (size_t)E))) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory exporting %s", merged);
         } else if (type != type0 || nbytes != each) {
             const qb_type_info *a = qb_type_get(type0), *b = qb_type_get(type);
-            st = qb_fail(ctx, QB_ERR_ARG, "%s: GGUF keeps the %d experts of %s in one tensor of one type, but expert 0 "
-                         "is %s and expert %d is %s: give them one format to export", m->path, E, merged,
-                         a ? a->name : "?", e, b ? b->name : "?");
+            st = qb_fail(ctx, QB_ERR_ARG, "%s: %s: experts at %s and %s (expert %d); GGUF needs one type per expert tensor",
+                         m->path, merged, a ? a->name : "?", b ? b->name : "?", e);
         }
         if (st == QB_OK) memcpy(all + (size_t)e * each, data, each);
         free(conv);

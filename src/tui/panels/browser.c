@@ -90,6 +90,9 @@ void tui_browser_fold(tui_session *s, int open)
     }
 }
 
+/* The browser's label of a tensor: the name inside its block without ".weight"; a block's
+ * router is "router" and an expert's matrix "KIND eE" (ffn_up_exps.5 -> "up e5"), so the
+ * experts stay apart in a narrow column. */
 static const char *short_name(const char *name, char *buf, size_t cap)
 {
     const char *p = name;
@@ -97,6 +100,10 @@ static const char *short_name(const char *name, char *buf, size_t cap)
     snprintf(buf, cap, "%s", p);
     size_t n = strlen(buf);
     if (n > 7 && !strcmp(buf + n - 7, ".weight")) buf[n - 7] = 0;
+    char kind[16];
+    int e, len = 0;
+    if (!strcmp(buf, "ffn_gate_inp")) snprintf(buf, cap, "router");
+    else if (sscanf(buf, "ffn_%15[a-z]_exps.%d%n", kind, &e, &len) == 2 && !buf[len]) snprintf(buf, cap, "%s e%d", kind, e);
     return buf;
 }
 
