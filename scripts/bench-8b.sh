@@ -104,18 +104,8 @@ QB_FAILED=0
 : >"$TMP/summary"
 sum() { printf '%s\n' "$*" >>"$TMP/summary"; }
 
-# --- the helper program: rebuilt when older than its sources or libqb.a (as bench.sh does) ---
-SYNTH_SRC="tests/bench/synth_model.c tests/bench/synth_llama.c"
-# shellcheck disable=SC2086
-if ! [ -x "$SYNTH" ] || [ -n "$(find $SYNTH_SRC tests/bench/synth.h "$BUILD/libqb.a" -newer "$SYNTH" 2>/dev/null)" ]; then
-    say "building $SYNTH"
-    # shellcheck disable=SC2046,SC2086
-    if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Isrc -Ikernels $SYNTH_SRC "$BUILD/libqb.a" \
-        $(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lm -lpthread -o "$TMP/synth_model"; then
-        die "cannot build $SYNTH"
-    fi
-    mv -f "$TMP/synth_model" "$SYNTH" || die "cannot write $SYNTH"
-fi
+# --- the helper program (a Makefile target: rebuilt when older than its sources or libqb.a) ---
+make --no-print-directory -s BUILD="$BUILD" "$SYNTH" >/dev/null || die "cannot build $SYNTH"
 
 if [ -z "$LB" ]; then
     note "LLAMA_CPP_BIN is not set: llama.cpp's side is skipped (set it to the folder holding llama-bench)"
