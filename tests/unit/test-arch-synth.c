@@ -4,13 +4,18 @@
  * layers, Phi-3's fused matrices, Mixtral's experts) and stories260K's 512-token vocabulary are
  * written here, and our perplexity on stories260K's sample text must match
  * llama-perplexity's (llama.cpp c392e50, built beside the project in ../peer/llama.cpp) within
- * 0.5% for every architecture c392e50 runs. Without that build the comparison is skipped; the
- * files are still opened, run, exported and re-read (logits identical after the round trip). */
+ * 0.5% for every architecture c392e50 runs. Every architecture then runs quantized, packed, in
+ * the 32-element formats of each family (ggml blocks, INT groups, NF4, MXFP4, FP8: perplexity
+ * near the F32 model's), and its Q8_0 export runs in llama-perplexity within 1% of ours. Without
+ * that build the comparisons are skipped; the files are still opened, run, exported and re-read
+ * (logits identical after the round trip). */
 #include "testutil.h"
 #include "core/model/model.h"
 #include "core/infer/infer.h"
 #include "core/eval/eval.h"
 #include "core/quant/apply.h"
+#include "core/quant/format.h"
+#include "core/quant/plan.h"
 #include "core/util/gguf.h"
 #include "core/util/gguf_write.h"
 
@@ -217,6 +222,42 @@ static void logits_of(const qb_model *m, float *out)
     qb_infer_free(s);
 }
 
+/* Every quantizable tensor of m at fmt (by name), RTN; each block matrix must then be packed
+ * (not F32) and the cross-entropy (log-perplexity) stay within tol of base's, relative (these
+ * random models' logits are sharp: a deep Gemma's perplexity is 1e3–1e10). Returns that
+ * perplexity. */
+static double quantized_ppl(const arch_case *k, qb_model *m, const char *fmt, const char *text, double base, double tol)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_plan p;
+    qb_format f;
+    qb_plan_init(&p);
+    assert_int_equal(qb_format_parse(&ctx, fmt, &f), QB_OK);
+    assert_int_equal(qb_plan_add(&ctx, &p, "*", &f), QB_OK);
+    if (qb_plan_apply_rtn(&ctx, m, &p, NULL) != QB_OK) fail_msg("%s at %s: %s", k->name, fmt, qb_ctx_errmsg(&ctx));
+    qb_plan_free(&p);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const qb_tensor *t = &m->tensors[i];
+        if (strncmp(t->name, "blk.", 4) == 0 && qb_tensor_quantizable(t) && t->type == QB_TYPE_F32)
+            fail_msg("%s at %s: %s still F32", k->name, fmt, t->name);
+    }
+    double q = our_ppl(m, text);
+    print_message("%s at %-10s PPL %.4f (F32 %.4f)\n", k->name, fmt, q, base);
+    const double rel = fabs(log(q) - log(base)) / log(base);
+    if (!(isfinite(q) && rel <= tol))
+        fail_msg("%s at %s: PPL %.4f, F32 %.4f (cross-entropy %.2f%% apart, more than %.1f%%)", k->name, fmt, q, base,
+                 rel * 100, tol * 100);
+    return q;
+}
+
+static void restore_all(qb_model *m)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    for (int i = 0; i < m->n_tensors; i++) assert_int_equal(qb_tensor_restore(&ctx, &m->tensors[i]), QB_OK);
+}
+
 static void run_case(const arch_case *k)
 {
     const char *tokpath = qbt_model_path("stories260K/stories260K-f32.gguf");
@@ -235,6 +276,18 @@ static void run_case(const arch_case *k)
     double ours = our_ppl(m, text);
     assert_true(isfinite(ours) && ours > 1);
 
+    /* quantized, packed: 8-bit formats close to F32 in cross-entropy, 4-bit ones near it */
+    static const struct {
+        const char *fmt;
+        double tol;
+    } fmts[] = {{"q8_0", 0.005}, {"int8-channel", 0.005}, {"fp8-e4m3", 0.02}, {"q5_1", 0.02}, {"q4_0", 0.03},
+                {"iq4_nl", 0.03}, {"int4-g32", 0.03}, {"nf4", 0.03}, {"mxfp4", 0.05}};
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        quantized_ppl(k, m, fmts[i].fmt, text, ours, fmts[i].tol);
+        restore_all(m);
+    }
+    assert_true(fabs(our_ppl(m, text) - ours) == 0); /* restored exactly */
+
     /* our export reads back to the same logits */
     char out[1100];
     snprintf(out, sizeof out, "%s-export.gguf", path);
@@ -250,13 +303,13 @@ static void run_case(const arch_case *k)
     free(b);
     qb_model_close(e);
     unlink(out);
-    qb_model_close(m);
 
     char bin[256];
     snprintf(bin, sizeof bin, "%s/llama-perplexity", LLAMA_BIN);
     if (!k->llama_cpp_runs) {
         print_message("%s: PPL %.4f (llama.cpp c392e50 has no %s)\n", k->name, ours, k->arch);
     } else if (access(bin, X_OK) != 0) {
+        qb_model_close(m);
         unlink(path);
         free(path);
         skip(); /* the comparison needs llama.cpp beside the project */
@@ -266,7 +319,16 @@ static void run_case(const arch_case *k)
         if (!(theirs > 0)) fail_msg("%s: llama-perplexity failed on %s", k->name, path);
         if (!(fabs(ours - theirs) / theirs <= 0.005))
             fail_msg("%s: PPL %.4f vs llama-perplexity %.4f (more than 0.5%% apart)", k->name, ours, theirs);
+        /* our Q8_0 export in llama.cpp: its perplexity within 1% of ours on the same plan */
+        double q8 = quantized_ppl(k, m, "q8_0", text, ours, 0.005);
+        if (qb_export_gguf(&ctx, m, out, NULL, NULL) != QB_OK) fail_msg("%s: export q8_0: %s", k->name, qb_ctx_errmsg(&ctx));
+        double theirs8 = llama_ppl(out, text);
+        print_message("%s: Q8_0 export: PPL %.4f, llama-perplexity %.4f\n", k->name, q8, theirs8);
+        unlink(out);
+        if (!(theirs8 > 0 && fabs(q8 - theirs8) / theirs8 <= 0.01))
+            fail_msg("%s: Q8_0 export: PPL %.4f vs llama-perplexity %.4f (more than 1%% apart)", k->name, q8, theirs8);
     }
+    qb_model_close(m);
     unlink(path);
     free(path);
 }
