@@ -83,12 +83,24 @@ static void analysis_free(void *p)
     free(p);
 }
 
-static qb_status an_passes(qb_job *j, qb_ctx *ctx, an_arg *a, qb_analysis_scratch *scratch);
+static qb_status an_pass(qb_job *j, qb_ctx *ctx, an_arg *a, bool preview, qb_analysis_scratch *scratch);
 
+/* The preview first (when the tensor is large: evenly spaced rows read from the source, so a
+ * newly selected tensor shows before its whole conversion to f32), then the full analysis,
+ * each posted as it is done. */
 static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
 {
     an_arg *a = p;
     tui_srcbuf *b = a->b;
+    pthread_mutex_lock(&b->mu);
+    int64_t want = TUI_PREVIEW_VALUES / b->n;
+    if (want >= 1 && want * 4 <= b->rows && !b->sample && (b->sample = malloc((size_t)(want * b->n) * sizeof(float)))) {
+        for (int64_t i = 0; i < want; i++) qb_tensor_source_rows(b->t, i * b->rows / want, 1, b->sample + i * b->n);
+        b->sample_rows = want;
+    }
+    pthread_mutex_unlock(&b->mu);
+    qb_status st = QB_OK;
+    if (b->sample && (st = an_pass(j, ctx, a, true, NULL)) != QB_OK) return st;
     pthread_mutex_lock(&b->mu);
     if (!b->x) {
         float *x = malloc((size_t)(b->rows * b->n) * sizeof *x);
@@ -102,17 +114,11 @@ static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
             qb_tensor_source_rows(b->t, r, b->rows - r < 32 ? b->rows - r : 32, x + r * b->n);
         b->x = x;
     }
-    int64_t want = TUI_PREVIEW_VALUES / b->n;
-    if (want >= 1 && want * 4 <= b->rows && !b->sample && (b->sample = malloc((size_t)(want * b->n) * sizeof(float)))) {
-        for (int64_t i = 0; i < want; i++)
-            memcpy(b->sample + i * b->n, b->x + (i * b->rows / want) * b->n, (size_t)b->n * sizeof(float));
-        b->sample_rows = want;
-    }
     qb_analysis_scratch *scratch = b->spare; /* borrowed until the end of this job */
     b->spare = NULL;
     pthread_mutex_unlock(&b->mu);
     if (!scratch) scratch = calloc(1, sizeof *scratch); /* NULL: qb_quant_analyze allocates */
-    qb_status st = an_passes(j, ctx, a, scratch);
+    st = an_pass(j, ctx, a, false, scratch);
     pthread_mutex_lock(&b->mu);
     if (!b->spare) {
         b->spare = scratch;
@@ -124,30 +130,28 @@ static qb_status an_run(qb_job *j, qb_ctx *ctx, void *p)
     return st;
 }
 
-/* The preview (when the tensor is large) and the full analysis, each posted as it is done. */
-static qb_status an_passes(qb_job *j, qb_ctx *ctx, an_arg *a, qb_analysis_scratch *scratch)
+/* One analysis (the preview on the sample rows, or the full tensor), posted when done. */
+static qb_status an_pass(qb_job *j, qb_ctx *ctx, an_arg *a, bool preview, qb_analysis_scratch *scratch)
 {
     tui_srcbuf *b = a->b;
-    for (int pass = b->sample ? 0 : 1; pass < 2; pass++) {
-        if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
-        qb_analysis *an = calloc(1, sizeof *an);
-        if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-        qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
-                              .cancel = qb_job_cancel_flag(j), .scratch = scratch};
-        /* the preview is small: one thread, no barriers to wait at on a busy machine */
-        int threads = ctx->n_threads;
-        if (pass == 0) ctx->n_threads = 1;
-        qb_status st = pass == 0 ? qb_quant_analyze(ctx, &a->f, b->sample, b->sample_rows, b->n, &o, an)
-                                 : qb_quant_analyze(ctx, &a->f, b->x, b->rows, b->n, &o, an);
-        ctx->n_threads = threads;
-        if (st != QB_OK) {
-            free(an);
-            return st;
-        }
-        qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = pass == 0, .data = an, .free_data = analysis_free,
-                    .d0 = pass == 0 ? (double)b->rows / (double)b->sample_rows : 1.0};
-        qb_job_post(j, &m);
+    if (qb_job_cancelled(j)) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+    qb_analysis *an = calloc(1, sizeof *an);
+    if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
+                          .cancel = qb_job_cancel_flag(j), .scratch = scratch};
+    /* the preview is small: one thread, no barriers to wait at on a busy machine */
+    int threads = ctx->n_threads;
+    if (preview) ctx->n_threads = 1;
+    qb_status st = preview ? qb_quant_analyze(ctx, &a->f, b->sample, b->sample_rows, b->n, &o, an)
+                           : qb_quant_analyze(ctx, &a->f, b->x, b->rows, b->n, &o, an);
+    ctx->n_threads = threads;
+    if (st != QB_OK) {
+        free(an);
+        return st;
     }
+    qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = preview, .data = an, .free_data = analysis_free,
+                .d0 = preview ? (double)b->rows / (double)b->sample_rows : 1.0};
+    qb_job_post(j, &m);
     return QB_OK;
 }
 
