@@ -33,6 +33,15 @@ static bool get_i32(reader *r, int32_t *v)
 
 static bool bad_value(float v) { return !isfinite(v) || v < 0; }
 
+/* The first control byte (NUL, newline, …) of a name, or -1: names are printed in messages
+ * that must stay on one line, and no tensor name holds one. */
+static int control_byte(const char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return (unsigned char)name[i];
+    return -1;
+}
+
 static qb_status dat_entry(qb_ctx *ctx, const char *f, reader *r, int k, qb_imatrix *im)
 {
     int32_t len, ncall, nval;
@@ -42,7 +51,8 @@ static qb_status dat_entry(qb_ctx *ctx, const char *f, reader *r, int k, qb_imat
                        MAX_NAME);
     if (left(r) < (size_t)len) return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated in entry %d's name", f, k + 1);
     const char *name = (const char *)r->p + r->off;
-    if (memchr(name, 0, (size_t)len)) return qb_fail(ctx, QB_ERR_FORMAT, "%s: entry %d: NUL byte in its name", f, k + 1);
+    int bad = control_byte(name, (size_t)len);
+    if (bad >= 0) return qb_fail(ctx, QB_ERR_FORMAT, "%s: entry %d: control byte 0x%02x in its name", f, k + 1, bad);
     r->off += (size_t)len;
     if (!get_i32(r, &ncall) || !get_i32(r, &nval))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: truncated in entry '%.*s' before its values", f, (int)len, name);
@@ -89,6 +99,7 @@ static qb_status load_dat(qb_ctx *ctx, const char *f, const uint8_t *data, size_
                        left(&r));
     if ((size_t)dlen < left(&r))
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: %zu bytes after the end of the imatrix data", f, left(&r) - dlen);
+    if (memchr(r.p + r.off, 0, (size_t)dlen)) return qb_fail(ctx, QB_ERR_FORMAT, "%s: NUL byte in the dataset name", f);
     im->dat_trailer = true;
     im->chunk_count = last;
     if (!qb_imatrix_add_dataset(im, (const char *)r.p + r.off, (size_t)dlen))
@@ -194,7 +205,10 @@ static qb_status load_gguf(qb_ctx *ctx, const char *f, const void *data, size_t 
         int kind;
         const qb_gguf_tensor *t = &g->tensors[i];
         if (!split_name(t->name, &len, &kind)) continue; /* in_sum and anything else: not ours */
+        int bad = control_byte(t->name, len);
         if (len > MAX_NAME) st = qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor name of %zu bytes", f, len);
+        else if (bad >= 0) st = qb_fail(ctx, QB_ERR_FORMAT, "%s: tensor %llu: control byte 0x%02x in its name", f,
+                                        (unsigned long long)i, bad);
         else if (kind == 0) st = gguf_entry(ctx, f, g, t, len, im);
         else if (!partner(g, t->name, len, ".in_sum2"))
             st = qb_fail(ctx, QB_ERR_FORMAT, "%s: entry '%.*s' has counts but no sums", f, (int)len, t->name);
@@ -261,6 +275,7 @@ static qb_status save_dat(qb_ctx *ctx, const qb_imatrix *im, const char *path, i
     if (st != QB_OK) return st;
     bool ok = put_i32(&af, n);
     float *tmp = NULL;
+    const char *overflow = NULL;
     for (int i = 0; i < im->n_entries && ok; i++) {
         const qb_imatrix_entry *e = &im->entries[i];
         size_t nval = (size_t)e->n_cols * e->n_mat;
@@ -278,10 +293,14 @@ static qb_status save_dat(qb_ctx *ctx, const qb_imatrix *im, const char *path, i
         }
         tmp = p;
         for (size_t k = 0; k < nval; k++) /* c392e50: values / counts × ncall, in float */
-            tmp[k] = e->sum2[k] / e->counts[k / e->n_cols] * (float)e->ncall;
-        ok = qb_atomic_write(&af, tmp, nval * sizeof *tmp);
+            if (!isfinite(tmp[k] = e->sum2[k] / e->counts[k / e->n_cols] * (float)e->ncall)) overflow = e->name;
+        ok = !overflow && qb_atomic_write(&af, tmp, nval * sizeof *tmp);
     }
     free(tmp);
+    if (overflow) {
+        qb_atomic_abort(&af);
+        return qb_fail(ctx, QB_ERR_ARG, "%s: entry '%s': a value overflows a float in the .dat's scale", path, overflow);
+    }
     if (ok && (!im->legacy || im->dat_trailer)) {
         const char *ds = im->n_datasets ? im->datasets[im->n_datasets - 1] : "";
         ok = put_i32(&af, last) && put_i32(&af, (int32_t)strlen(ds)) && qb_atomic_write(&af, ds, strlen(ds));
@@ -298,11 +317,12 @@ static qb_status save_gguf(qb_ctx *ctx, const qb_imatrix *im, const char *path)
     int32_t csize = im->chunk_size > 0 ? im->chunk_size : 512;
     qb_gguf_writer *w = qb_gguf_writer_new();
     float **conv = calloc((size_t)im->n_entries * 2 + 1, sizeof *conv); /* legacy values made sums */
+    const char *overflow = NULL;
     bool ok = w && conv && qb_gguf_set_str(w, "general.type", "imatrix") &&
               qb_gguf_set_arr_str(w, "imatrix.datasets", (const char *const *)im->datasets, (size_t)im->n_datasets) &&
               qb_gguf_set_u32(w, "imatrix.chunk_count", (uint32_t)im->chunk_count) &&
               qb_gguf_set_u32(w, "imatrix.chunk_size", (uint32_t)csize);
-    for (int k = 0; k < im->n_entries && ok; k++) { /* sorted by name, as llama-imatrix writes */
+    for (int k = 0; k < im->n_entries && ok && !overflow; k++) { /* sorted by name, as llama-imatrix writes */
         const qb_imatrix_entry *e = &im->entries[im->by_name[k]];
         size_t nval = (size_t)e->n_cols * e->n_mat;
         const float *sums = e->sum2, *counts = e->counts;
@@ -312,7 +332,8 @@ static qb_status save_gguf(qb_ctx *ctx, const qb_imatrix *im, const char *path)
                 ok = false;
                 break;
             }
-            for (size_t i = 0; i < nval; i++) s[i] = e->sum2[i] * (float)csize;
+            for (size_t i = 0; i < nval; i++)
+                if (!isfinite(s[i] = e->sum2[i] * (float)csize)) overflow = e->name;
             for (int j = 0; j < e->n_mat; j++) c[j] = e->counts[j] * (float)csize;
             sums = s;
             counts = c;
@@ -323,7 +344,9 @@ static qb_status save_gguf(qb_ctx *ctx, const qb_imatrix *im, const char *path)
         snprintf(name, sizeof name, "%s.counts", e->name);
         ok = ok && qb_gguf_add_tensor(w, name, QB_TYPE_F32, 2, (int64_t[]){1, e->n_mat}, counts);
     }
-    qb_status st = ok ? qb_gguf_write_file(ctx, w, path, NULL) : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
+    qb_status st = overflow ? qb_fail(ctx, QB_ERR_ARG, "%s: entry '%s': a value overflows a float as a sum", path, overflow)
+                   : ok     ? qb_gguf_write_file(ctx, w, path, NULL)
+                            : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
     for (int k = 0; conv && k < 2 * im->n_entries; k++) free(conv[k]);
     free(conv);
     qb_gguf_writer_free(w);
