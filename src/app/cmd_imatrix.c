@@ -67,10 +67,11 @@ static bool save(qb_ctx *ctx, const qb_imatrix *im, const char *path)
 
 static void summary(const qb_imatrix *im, bool entries, const double *rel)
 {
-    printf("imatrix    %s: %d entries, %d %s", im->path ? im->path : "(collected)", im->n_entries,
+    printf("imatrix    %s: %d entries, %d %s", im->path ? im->path : "collected", im->n_entries,
            (int)im->chunk_count, im->legacy ? "calls (c392e50's last_call)" : "chunks");
     if (im->chunk_size) printf(" of %d tokens", (int)im->chunk_size);
-    printf(", %s\n", im->legacy ? "legacy .dat" : im->path ? "GGUF" : "collected");
+    if (im->path) printf(", %s", im->legacy ? "legacy .dat" : "GGUF");
+    putchar('\n');
     for (int i = 0; i < im->n_datasets; i++) printf("dataset    %s\n", im->datasets[i]);
     if (!entries) return;
     printf("%-34s %11s %6s %12s %12s%s\n", "entry", "matrices", "ncall", "mean", "max", rel ? "     rel.diff" : "");
@@ -118,6 +119,7 @@ static int read_mode(qb_ctx *ctx, const imatrix_args *a)
 {
     qb_imatrix *im = NULL, *other = NULL;
     qb_model *m = NULL;
+    qb_imatrix_diff d = {0};
     int rc = 1;
     if (qb_imatrix_load(ctx, a->in, &im) != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(ctx));
@@ -130,7 +132,6 @@ static int read_mode(qb_ctx *ctx, const imatrix_args *a)
             goto out;
         }
     }
-    qb_imatrix_diff d = {0};
     if (a->compare) {
         if (qb_imatrix_load(ctx, a->compare, &other) != QB_OK) {
             cli_error("%s", qb_ctx_errmsg(ctx));

@@ -132,6 +132,7 @@ expect_fail "a model given where the imatrix goes" "stories260K-f32.gguf: .*not 
 expect_fail "missing file" "nonexistent.dat" imatrix --in "$TMP/nonexistent.dat"
 printf 'Once upon a time.' >"$TMP/short.txt"
 expect_fail "text shorter than two chunks" "short.txt: the text has [0-9]+ tokens; a 64-token context needs at least 128" imatrix "$S" "$TMP/short.txt" -o "$TMP/x.dat" --ctx 64
+expect_fail "calls too small to count" "x.dat: nothing to write: the imatrix has no entries" imatrix "$S" "$T" -o "$TMP/x.dat" --ctx 64 --chunks 1 --ubatch 8
 expect_fail "no -o" "usage: quantbench imatrix" imatrix "$S" "$T"
 [ ! -e "$TMP/x.dat" ] && ok "no output left by failed runs" || not_ok "no output left by failed runs"
 finish

@@ -268,7 +268,7 @@ static qb_status save_dat(qb_ctx *ctx, const qb_imatrix *im, const char *path, i
         if (im->entries[i].ncall > last) last = im->entries[i].ncall;
     }
     if (n_skipped) *n_skipped = im->n_entries - n;
-    if (n == 0) return qb_fail(ctx, QB_ERR_ARG, "%s: no entry to write (every matrix of them saw no token)", path);
+    if (n == 0) return qb_fail(ctx, QB_ERR_ARG, "%s: no entry to write: each has an expert that saw no token", path);
     if (im->legacy) last = im->chunk_count;
     qb_atomic_file af;
     qb_status st = qb_atomic_begin(ctx, path, &af);
@@ -356,5 +356,8 @@ static qb_status save_gguf(qb_ctx *ctx, const qb_imatrix *im, const char *path)
 qb_status qb_imatrix_save(qb_ctx *ctx, const qb_imatrix *im, const char *path, qb_imatrix_format fmt, int *n_skipped)
 {
     if (n_skipped) *n_skipped = 0;
+    if (im->n_entries == 0)
+        return qb_fail(ctx, QB_ERR_ARG, "%s: nothing to write: the imatrix has no entries (no call of 16 tokens or "
+                       "more reached a matrix)", path);
     return fmt == QB_IMATRIX_GGUF ? save_gguf(ctx, im, path) : save_dat(ctx, im, path, n_skipped);
 }
