@@ -5,7 +5,7 @@
 # behaviour, timed out or ran out of memory.
 #
 #   FUZZ_SECONDS=60        seconds per target
-#   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize
+#   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix
 #   QB_FUZZ_DIR=...        corpora, crash artifacts, logs (default ~/.cache/quantbench-fuzz)
 #   QB_MODELS=...          reference models (default ../shared/models)
 #   FUZZ_KEEP_GOING=1      fork mode: keep fuzzing after a crash (collect several)
@@ -23,7 +23,7 @@ CC=${CC:-clang}
 [[ $CC == cc || $CC == gcc* ]] && CC=clang # make exports CC=cc; libFuzzer needs clang
 BUILD=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize"
+ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix"
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 QB_FUZZ_DIR=${QB_FUZZ_DIR:-$HOME/.cache/quantbench-fuzz}
 MODELS=${QB_MODELS:-../shared/models}
@@ -150,7 +150,7 @@ write_seeds() {
         [[ -f $MODELS/stories260K/stories260K.bin ]] && cat "$MODELS/stories260K/stories260K.bin" >"$d/stories260K.bin" ;;
     hf-config)
         [[ -f $MODELS/qb-docs-26m/hf/config.json ]] && cat "$MODELS/qb-docs-26m/hf/config.json" >"$d/config.json" ;;
-    tokenizer-json) ;;
+    tokenizer-json | imatrix) ;;
     tokenize)
         [[ -f $MODELS/stories260K/ppl-sample.txt ]] && cat "$MODELS/stories260K/ppl-sample.txt" >"$d/ppl-sample.txt" ;;
     esac
@@ -498,6 +498,35 @@ if target == "tokenizer-json":
                                         "pre_tokenizer": pre, "model": spm_model}) + SEP + json.dumps(
             {"add_bos_token": True, "bos_token": "<s>", "eos_token": "</s>"}))
 
+# ---------- importance matrices ----------
+# llama.cpp's legacy .dat (c392e50) and the later GGUF imatrix, small and well-formed
+def dat(entries, trailer=("small.txt", 4)):
+    out = struct.pack("<i", len(entries))
+    for name, ncall, vals in entries:
+        b = name.encode()
+        out += struct.pack("<i", len(b)) + b + struct.pack("<ii", ncall, len(vals))
+        out += b"".join(struct.pack("<f", v) for v in vals)
+    if trailer:
+        ds = trailer[0].encode()
+        out += struct.pack("<ii", trailer[1], len(ds)) + ds
+    return out
+
+if target == "imatrix":
+    ents = [("blk.0.attn_q.weight", 4, [rnd.uniform(0, 8) for _ in range(16)]),
+            ("blk.0.ffn_down.weight", 4, [rnd.uniform(0, 1) for _ in range(24)]),
+            ("blk.0.ffn_up_exps.weight", 4, [rnd.uniform(0, 2) for _ in range(4 * 16)])]
+    put("llama.dat", dat(ents))
+    put("old-no-trailer.dat", dat(ents[:1], None))
+    f32s = lambda vals: b"".join(struct.pack("<f", v) for v in vals)
+    tens = [("blk.0.attn_q.weight.in_sum2", 0, [16, 1], f32s([rnd.uniform(0, 900) for _ in range(16)])),
+            ("blk.0.attn_q.weight.counts", 0, [1, 1], f32s([128.0])),
+            ("blk.0.ffn_up_exps.weight.in_sum2", 0, [16, 4], f32s([rnd.uniform(0, 90) for _ in range(64)])),
+            ("blk.0.ffn_up_exps.weight.counts", 0, [1, 4], f32s([40.0, 0.0, 100.0, 116.0])),
+            ("blk.0.ffn_up_exps.weight.in_sum", 0, [16, 4], f32s([rnd.uniform(-9, 9) for _ in range(64)]))]
+    kvs = [("general.type", "str", "imatrix"), ("imatrix.datasets", "arr:str", ["small.txt"]),
+           ("imatrix.chunk_count", "u32", 2), ("imatrix.chunk_size", "u32", 128)]
+    put("imatrix.gguf", gguf(kvs, tens))
+
 # ---------- text to tokenize ----------
 if target == "tokenize":
     for name in ("ggml-vocab-llama-spm.gguf.inp", "ggml-vocab-gpt-2.gguf.inp"):
@@ -520,6 +549,7 @@ max_len_for() {
     hf-config) echo 8192 ;;
     tokenizer-json) echo 65536 ;;
     tokenize) echo 4096 ;;
+    imatrix) echo 65536 ;;
     esac
 }
 

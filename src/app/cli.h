@@ -19,6 +19,7 @@ int cmd_run(int argc, char **argv); /* cmd_run.c: Lua recipes */
 int cmd_scan(int argc, char **argv);   /* cmd_scan.c */
 int cmd_search(int argc, char **argv); /* cmd_scan.c */
 int cmd_prune(int argc, char **argv);  /* cmd_scan.c */
+int cmd_imatrix(int argc, char **argv);
 
 /* Print "quantbench: <message>" to stderr; returns 1 for `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -18,6 +18,8 @@ static void usage(FILE *f)
           "       quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] [--layers N|A-B] [--tokens N] [--csv F] [--json F]\n"
           "       quantbench search MODEL CALIB.txt --bpw B [--candidates q3_k,q4_k,q6_k] [--plan-out F] [--out F.gguf]\n"
           "       quantbench prune MODEL TEXT SPARSITY|N:M [--formats keep,q8_0,q4_k] [--tokens N]\n"
+          "       quantbench imatrix MODEL TEXT -o FILE [--ctx N] [--chunks N] [--process-output]   (llama-imatrix's .dat, or GGUF for *.gguf)\n"
+          "       quantbench imatrix --in FILE [MODEL] [-o FILE] [--entries]   (read, check against MODEL, convert)\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
           "       or a Hugging Face directory (config.json + safetensors + tokenizer.json).\n"
           "Options for every command: -t/--threads N, --tokenizer FILE (llama2.c).\n",
@@ -39,6 +41,7 @@ int main(int argc, char **argv)
         {"run", cmd_run},
         {"methods", cmd_methods},
         {"scan", cmd_scan}, {"search", cmd_search}, {"prune", cmd_prune},
+        {"imatrix", cmd_imatrix},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

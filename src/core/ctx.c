@@ -32,6 +32,9 @@ qb_status qb_fail(qb_ctx *ctx, qb_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
     va_end(ap);
+    /* one line, whatever a file put into the names it quotes: control bytes become '?' */
+    for (char *p = ctx->errmsg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return st;
 }
 

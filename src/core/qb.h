@@ -68,7 +68,8 @@ void qb_ctx_init(qb_ctx *ctx);
 /* The last error message (borrowed, valid until the next failing call on ctx). */
 const char *qb_ctx_errmsg(const qb_ctx *ctx);
 /* Record an error (printf-style) and return st, so callers can write
- * `return qb_fail(ctx, QB_ERR_FORMAT, "%s: bad magic", path);`. */
+ * `return qb_fail(ctx, QB_ERR_FORMAT, "%s: bad magic", path);`. The message is kept on one
+ * line: control bytes (a newline in a tensor name a file gave) become '?'. */
 qb_status qb_fail(qb_ctx *ctx, qb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Short name of a status ("format error", …), static storage. */

@@ -146,6 +146,7 @@ void lqb_open_misc(lua_State *L);
 void lqb_open_method(lua_State *L);
 void lqb_open_scan(lua_State *L);
 void lqb_open_act(lua_State *L);
+void lqb_open_imatrix(lua_State *L);
 int luaopen_qb(lua_State *L);
 
 #endif

@@ -157,5 +157,6 @@ int luaopen_qb(lua_State *L)
     lqb_open_method(L);
     lqb_open_scan(L);
     lqb_open_act(L);
+    lqb_open_imatrix(L);
     return 1;
 }

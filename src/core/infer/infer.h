@@ -48,6 +48,15 @@ typedef enum {
 typedef void (*qb_infer_observer)(void *ud, int layer, qb_obs_point pt, float *x, int n_tokens, int width);
 /* Install (fn non-NULL) or remove (fn NULL) the observer of s. */
 void qb_infer_set_observer(qb_infer *s, qb_infer_observer fn, void *ud);
+/* The experts' inputs, which the point observer does not see: called during qb_infer_eval, on
+ * the calling thread, once per expert that received tokens in a step, with the n_tokens × width
+ * rows routed to it (in token order) that its matrices are about to multiply: pt is
+ * QB_OBS_FFN_IN (input of ffn_gate_exps / ffn_up_exps, width dim) or QB_OBS_FFN_DOWN_IN (input of
+ * ffn_down_exps, width expert_hidden_dim). Read-only; the observer must not keep x. */
+typedef void (*qb_infer_expert_observer)(void *ud, int layer, int expert, qb_obs_point pt, const float *x,
+                                         int n_tokens, int width);
+/* Install (fn non-NULL) or remove (fn NULL) the expert observer of s. */
+void qb_infer_set_expert_observer(qb_infer *s, qb_infer_expert_observer fn, void *ud);
 const qb_model *qb_infer_model(const qb_infer *s);
 
 /* Prefix reuse (sensitivity scans): models that differ only from layer l0 on compute the same

@@ -46,6 +46,8 @@ struct qb_infer {
     int64_t *expert_counts; /* (n_layers, n_experts) tokens each expert received */
     qb_infer_observer observer; /* may be NULL */
     void *observer_ud;
+    qb_infer_expert_observer expert_observer; /* may be NULL */
+    void *expert_observer_ud;
     float *capture; /* (n_layers + 1, n_batch, dim): residual entering each layer and the head; or NULL */
 };
 
@@ -185,6 +187,12 @@ void qb_infer_set_observer(qb_infer *s, qb_infer_observer fn, void *ud)
 {
     s->observer = fn;
     s->observer_ud = fn ? ud : NULL;
+}
+
+void qb_infer_set_expert_observer(qb_infer *s, qb_infer_expert_observer fn, void *ud)
+{
+    s->expert_observer = fn;
+    s->expert_observer_ud = fn ? ud : NULL;
 }
 
 static void observe(qb_infer *s, int layer, qb_obs_point pt, float *x, int n, int width)
@@ -332,9 +340,11 @@ static void moe_ffn(qb_infer *s, int l, const float *xb, int n, float *out)
         s->expert_counts[(size_t)l * E + e] += nr;
         for (int i = 0; i < nr; i++)
             memcpy(s->ex + (size_t)i * dim, xb + (size_t)(s->rows[i] / K) * dim, (size_t)dim * sizeof(float));
+        if (s->expert_observer) s->expert_observer(s->expert_observer_ud, l, e, QB_OBS_FFN_IN, s->ex, nr, dim);
         matmul_multi(s, (const qb_tensor *[]){L->exp_gate[e], L->exp_up[e]}, 2, s->ex, nr,
                      (float *[]){s->eh, s->eh2});
         glu(c->act, s->eh, s->eh2, (size_t)nr * eh);
+        if (s->expert_observer) s->expert_observer(s->expert_observer_ud, l, e, QB_OBS_FFN_DOWN_IN, s->eh, nr, eh);
         matmul(s, L->exp_down[e], s->eh, nr, s->ey);
         for (int i = 0; i < nr; i++) {
             float w = s->selw[s->rows[i]], *o = out + (size_t)(s->rows[i] / K) * dim;
