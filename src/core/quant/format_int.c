@@ -127,7 +127,7 @@ static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, 
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
-    qb_dequant_row_int_ref(f->bits, f->group, f->asym, src, dst, n);
+    qb_kernels()->dequant_int(f->bits, f->group, f->asym, src, dst, n); /* the reference's bits */
 }
 
 static void params(const qb_format *f, qb_fmt_params *p)
