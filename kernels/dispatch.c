@@ -74,6 +74,12 @@ void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb
 void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_hist_slots_avx2(int, const float *, const float *, const qb_bin_grid *, uint32_t *);
 void qb_hist_slots_avx512(int, const float *, const float *, const qb_bin_grid *, uint32_t *);
+void qb_hist_slots2_avx2(int, const float *, const float *, const qb_bin_grid *, const qb_bin_grid *, uint32_t *,
+                         uint32_t *);
+void qb_hist_slots2_avx512(int, const float *, const float *, const qb_bin_grid *, const qb_bin_grid *, uint32_t *,
+                           uint32_t *);
+int qb_map_filter_avx2(int, const float *, const qb_bin_grid *, const float *, int32_t *);
+int qb_map_filter_avx512(int, const float *, const qb_bin_grid *, const float *, int32_t *);
 
 /* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
 #define QDOT_MEMBERS(sfx, asfx)                                                                       \
@@ -98,6 +104,8 @@ static const qb_kernel_table table_ref = {
     .dequant_int = qb_dequant_row_int_ref,
     .err_rows = qb_err_rows_ref,
     .hist_slots = qb_hist_slots_ref,
+    .hist_slots2 = qb_hist_slots2_ref,
+    .map_filter = qb_map_filter_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .level = QB_ISA_AVX2, .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
@@ -111,6 +119,8 @@ static const qb_kernel_table table_avx2 = {
     .dequant_int = qb_dequant_row_int_avx2,
     .err_rows = qb_err_rows_avx2,
     .hist_slots = qb_hist_slots_avx2,
+    .hist_slots2 = qb_hist_slots2_avx2,
+    .map_filter = qb_map_filter_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .level = QB_ISA_AVX512, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -124,6 +134,8 @@ static const qb_kernel_table table_avx512 = {
     .dequant_int = qb_dequant_row_int_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
+    .hist_slots2 = qb_hist_slots2_avx512,
+    .map_filter = qb_map_filter_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .level = QB_ISA_AVX512VNNI, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -143,6 +155,8 @@ static const qb_kernel_table table_avx512vnni = {
     .dequant_int = qb_dequant_row_int_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
+    .hist_slots2 = qb_hist_slots2_avx512,
+    .map_filter = qb_map_filter_avx512,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

@@ -117,6 +117,14 @@ typedef struct {
      * 1 + min((int)((v − lo)·k), bins − 1) (v in double; a product that is NaN or beyond int
      * counts as the last bin). Exactly qb_hist_slots_ref's. */
     void (*hist_slots)(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot);
+    /* The three histograms of the analysis at once: sxy[i] = s(x[i])·(g.bins + 3) + s(y[i]) with
+     * s the slot on g, se[i] the slot of the f32 difference x[i] − y[i] on ge (slots as
+     * hist_slots). Exactly qb_hist_slots2_ref's. */
+    void (*hist_slots2)(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                        uint32_t *sxy, uint32_t *se);
+    /* Mapping candidates: writes to idx, ascending, every i whose x[i] has a slot s in 1..bins on
+     * g (hist_slots) and x[i] < bx[s − 1]; returns how many. Exactly qb_map_filter_ref's. */
+    int (*map_filter)(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
 } qb_kernel_table;
 
 /* Whether one token of weight type `type` should go through gemv_q rather than qdot (nc = 1):
@@ -164,6 +172,9 @@ void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x
 void qb_err_acc_init(qb_err_acc *a);
 void qb_err_rows_ref(int n, const float *x, size_t ldx, const float *y, size_t ldy, int nr, qb_err_acc *acc);
 void qb_hist_slots_ref(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot);
+void qb_hist_slots2_ref(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                        uint32_t *sxy, uint32_t *se);
+int qb_map_filter_ref(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
 
 /* Dequantize n elements (a multiple of the type's block size) of ggml type `type` (qb_type id)
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's

@@ -111,42 +111,106 @@ static void grid_f32(const qb_bin_grid *g, float *lo_f, float *hi_f)
     *hi_f = h;
 }
 
-/* Slots of the 8 values v. */
-AI __m256i slots8(__m256 v, __m256 vlo, __m256 vhi, __m256d lo, __m256d k, __m256i last, __m256i over,
-                  __m256i nan)
+typedef struct {
+    __m256 lo_f, hi_f;
+    __m256d lo, k;
+    __m256i last, over, nan;
+} grid_regs;
+
+static grid_regs grid_load(const qb_bin_grid *g)
 {
-    const __m256 lt = _mm256_cmp_ps(v, vlo, _CMP_LT_OQ), gt = _mm256_cmp_ps(v, vhi, _CMP_GT_OQ);
+    float lo_f, hi_f;
+    grid_f32(g, &lo_f, &hi_f);
+    return (grid_regs){_mm256_set1_ps(lo_f),           _mm256_set1_ps(hi_f),           _mm256_set1_pd(g->lo),
+                       _mm256_set1_pd(g->k),           _mm256_set1_epi32(g->bins - 1), _mm256_set1_epi32(g->bins + 1),
+                       _mm256_set1_epi32(g->bins + 2)};
+}
+
+/* Slots of the 8 values v; *in (may be NULL): all-ones lanes inside the range. */
+AI __m256i slots8(__m256 v, const grid_regs *g, __m256i *in)
+{
+    const __m256 lt = _mm256_cmp_ps(v, g->lo_f, _CMP_LT_OQ), gt = _mm256_cmp_ps(v, g->hi_f, _CMP_GT_OQ);
     const __m256 un = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    const __m256d t0 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), lo), k);
-    const __m256d t1 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), lo), k);
+    const __m256d t0 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), g->lo), g->k);
+    const __m256d t1 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), g->lo), g->k);
     __m256i s = _mm256_set_m128i(_mm256_cvttpd_epi32(t1), _mm256_cvttpd_epi32(t0));
-    s = _mm256_add_epi32(_mm256_min_epu32(s, last), _mm256_set1_epi32(1));
+    s = _mm256_add_epi32(_mm256_min_epu32(s, g->last), _mm256_set1_epi32(1));
     s = _mm256_andnot_si256(_mm256_castps_si256(lt), s); /* under: slot 0 */
-    s = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(s), _mm256_castsi256_ps(over), gt));
-    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(s), _mm256_castsi256_ps(nan), un));
+    s = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(s), _mm256_castsi256_ps(g->over), gt));
+    s = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(s), _mm256_castsi256_ps(g->nan), un));
+    if (in) *in = _mm256_castps_si256(_mm256_xor_ps(_mm256_or_ps(_mm256_or_ps(lt, gt), un), _mm256_castsi256_ps(_mm256_set1_epi32(-1))));
+    return s;
+}
+
+/* n − i (< 8) floats of p into a zero-padded vector. */
+static __m256 load_part(const float *p, int cnt)
+{
+    float t[8] = {0};
+    memcpy(t, p, (size_t)cnt * sizeof(float));
+    return _mm256_loadu_ps(t);
+}
+
+static void store_part(uint32_t *p, __m256i v, int cnt)
+{
+    uint32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, v);
+    memcpy(p, t, (size_t)cnt * sizeof(uint32_t));
 }
 
 void qb_hist_slots_avx2(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot)
 {
-    float lo_f, hi_f;
-    grid_f32(g, &lo_f, &hi_f);
-    const __m256 vlo = _mm256_set1_ps(lo_f), vhi = _mm256_set1_ps(hi_f);
-    const __m256d lo = _mm256_set1_pd(g->lo), k = _mm256_set1_pd(g->k);
-    const __m256i last = _mm256_set1_epi32(g->bins - 1);
-    const __m256i over = _mm256_set1_epi32(g->bins + 1), nan = _mm256_set1_epi32(g->bins + 2);
+    const grid_regs gr = grid_load(g);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(a + i);
         if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
-        _mm256_storeu_si256((__m256i *)(slot + i), slots8(v, vlo, vhi, lo, k, last, over, nan));
+        _mm256_storeu_si256((__m256i *)(slot + i), slots8(v, &gr, NULL));
     }
     if (i < n) {
-        float ta[8] = {0}, tb[8] = {0};
-        uint32_t ts[8];
-        memcpy(ta, a + i, (size_t)(n - i) * sizeof(float));
-        if (b) memcpy(tb, b + i, (size_t)(n - i) * sizeof(float));
-        _mm256_storeu_si256((__m256i *)ts, slots8(_mm256_sub_ps(_mm256_loadu_ps(ta), _mm256_loadu_ps(tb)), vlo, vhi,
-                                                  lo, k, last, over, nan));
-        memcpy(slot + i, ts, (size_t)(n - i) * sizeof(uint32_t));
+        __m256 v = load_part(a + i, n - i);
+        if (b) v = _mm256_sub_ps(v, load_part(b + i, n - i));
+        store_part(slot + i, slots8(v, &gr, NULL), n - i);
     }
+}
+
+void qb_hist_slots2_avx2(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                         uint32_t *sxy, uint32_t *se)
+{
+    const grid_regs gr = grid_load(g), er = grid_load(ge);
+    const __m256i stride = _mm256_set1_epi32(g->bins + 3);
+    for (int i = 0; i < n; i += 8) {
+        const int cnt = n - i < 8 ? n - i : 8;
+        const __m256 xv = cnt == 8 ? _mm256_loadu_ps(x + i) : load_part(x + i, cnt);
+        const __m256 yv = cnt == 8 ? _mm256_loadu_ps(y + i) : load_part(y + i, cnt);
+        const __m256i j = _mm256_add_epi32(_mm256_mullo_epi32(slots8(xv, &gr, NULL), stride), slots8(yv, &gr, NULL));
+        const __m256i e = slots8(_mm256_sub_ps(xv, yv), &er, NULL);
+        if (cnt == 8) {
+            _mm256_storeu_si256((__m256i *)(sxy + i), j);
+            _mm256_storeu_si256((__m256i *)(se + i), e);
+        } else {
+            store_part(sxy + i, j, cnt);
+            store_part(se + i, e, cnt);
+        }
+    }
+}
+
+int qb_map_filter_avx2(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx)
+{
+    const grid_regs gr = grid_load(g);
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    int k = 0;
+    for (int i = 0; i < n; i += 8) {
+        const int cnt = n - i < 8 ? n - i : 8;
+        const __m256 v = cnt == 8 ? _mm256_loadu_ps(x + i) : load_part(x + i, cnt);
+        __m256i in;
+        const __m256i b = _mm256_sub_epi32(slots8(v, &gr, &in), _mm256_set1_epi32(1));
+        const __m256 cur = _mm256_mask_i32gather_ps(inf, bx, b, _mm256_castsi256_ps(in), 4);
+        unsigned pass = (unsigned)_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(v, cur, _CMP_LT_OQ), _mm256_castsi256_ps(in)));
+        pass &= (1u << cnt) - 1;
+        while (pass) {
+            idx[k++] = i + __builtin_ctz(pass);
+            pass &= pass - 1;
+        }
+    }
+    return k;
 }

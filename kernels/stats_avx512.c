@@ -121,29 +121,86 @@ static void grid_f32(const qb_bin_grid *g, float *lo_f, float *hi_f)
     *hi_f = h;
 }
 
-void qb_hist_slots_avx512(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot)
+/* A grid's constants in registers. */
+typedef struct {
+    __m512 lo_f, hi_f;
+    __m512d lo, k;
+    __m512i last, over, nan;
+} grid_regs;
+
+static grid_regs grid_load(const qb_bin_grid *g)
 {
     float lo_f, hi_f;
     grid_f32(g, &lo_f, &hi_f);
-    const __m512 vlo = _mm512_set1_ps(lo_f), vhi = _mm512_set1_ps(hi_f);
-    const __m512d lo = _mm512_set1_pd(g->lo), k = _mm512_set1_pd(g->k);
-    const __m512i last = _mm512_set1_epi32(g->bins - 1), one = _mm512_set1_epi32(1);
-    const __m512i over = _mm512_set1_epi32(g->bins + 1), nan = _mm512_set1_epi32(g->bins + 2);
+    return (grid_regs){_mm512_set1_ps(lo_f),         _mm512_set1_ps(hi_f),         _mm512_set1_pd(g->lo),
+                       _mm512_set1_pd(g->k),         _mm512_set1_epi32(g->bins - 1), _mm512_set1_epi32(g->bins + 1),
+                       _mm512_set1_epi32(g->bins + 2)};
+}
+
+/* The slots of 16 values; *in (may be NULL): the lanes inside the range (slots 1..bins). */
+AI __m512i slots16(__m512 v, const grid_regs *g, __mmask16 *in)
+{
+    const __mmask16 lt = _mm512_cmp_ps_mask(v, g->lo_f, _CMP_LT_OQ), gt = _mm512_cmp_ps_mask(v, g->hi_f, _CMP_GT_OQ);
+    const __mmask16 un = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __m512d t0 = _mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), g->lo), g->k);
+    const __m512d t1 = _mm512_mul_pd(
+        _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), g->lo), g->k);
+    /* NaN and out-of-int products convert to 0x80000000, which the unsigned min clamps */
+    __m512i s = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvttpd_epi32(t0)), _mm512_cvttpd_epi32(t1), 1);
+    s = _mm512_add_epi32(_mm512_min_epu32(s, g->last), _mm512_set1_epi32(1));
+    s = _mm512_mask_mov_epi32(s, lt, _mm512_setzero_si512());
+    s = _mm512_mask_mov_epi32(s, gt, g->over);
+    s = _mm512_mask_mov_epi32(s, un, g->nan);
+    if (in) *in = (__mmask16)~(lt | gt | un);
+    return s;
+}
+
+AI __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
+
+void qb_hist_slots_avx512(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot)
+{
+    const grid_regs gr = grid_load(g);
     for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = tail_mask(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, a + i);
         if (b) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, b + i));
-        const __mmask16 lt = _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), gt = _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ);
-        const __mmask16 un = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        const __m512d t0 = _mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), lo), k);
-        const __m512d t1 = _mm512_mul_pd(
-            _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), lo), k);
-        /* NaN and out-of-int products convert to 0x80000000, which the unsigned min clamps */
-        __m512i s = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvttpd_epi32(t0)), _mm512_cvttpd_epi32(t1), 1);
-        s = _mm512_add_epi32(_mm512_min_epu32(s, last), one);
-        s = _mm512_mask_mov_epi32(s, lt, _mm512_setzero_si512());
-        s = _mm512_mask_mov_epi32(s, gt, over);
-        s = _mm512_mask_mov_epi32(s, un, nan);
-        _mm512_mask_storeu_epi32(slot + i, m, s);
+        _mm512_mask_storeu_epi32(slot + i, m, slots16(v, &gr, NULL));
     }
+}
+
+void qb_hist_slots2_avx512(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                           uint32_t *sxy, uint32_t *se)
+{
+    const grid_regs gr = grid_load(g), er = grid_load(ge);
+    const __m512i stride = _mm512_set1_epi32(g->bins + 3);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i), yv = _mm512_maskz_loadu_ps(m, y + i);
+        const __m512i j = _mm512_add_epi32(_mm512_mullo_epi32(slots16(xv, &gr, NULL), stride), slots16(yv, &gr, NULL));
+        _mm512_mask_storeu_epi32(sxy + i, m, j);
+        _mm512_mask_storeu_epi32(se + i, m, slots16(_mm512_sub_ps(xv, yv), &er, NULL));
+    }
+}
+
+/* Buckets' current minima gathered by slot: few values pass, those go out as indices. */
+int qb_map_filter_avx512(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx)
+{
+    const grid_regs gr = grid_load(g);
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    const __m512i one = _mm512_set1_epi32(1);
+    int k = 0;
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __mmask16 in;
+        const __m512i b = _mm512_sub_epi32(slots16(v, &gr, &in), one);
+        in &= m;
+        const __m512 cur = _mm512_mask_i32gather_ps(inf, in, b, bx, 4);
+        unsigned pass = _mm512_mask_cmp_ps_mask(in, v, cur, _CMP_LT_OQ);
+        while (pass) {
+            idx[k++] = i + __builtin_ctz(pass);
+            pass &= pass - 1;
+        }
+    }
+    return k;
 }

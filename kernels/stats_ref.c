@@ -44,20 +44,38 @@ void qb_err_rows_ref(int n, const float *x, size_t ldx, const float *y, size_t l
     }
 }
 
-void qb_hist_slots_ref(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot)
+/* The slot of v on g (kernels.h, hist_slots). */
+static uint32_t slot_of(double v, const qb_bin_grid *g)
 {
     const int bins = g->bins;
+    if (v < g->lo) return 0;
+    if (v > g->hi) return (uint32_t)bins + 1;
+    if (v != v) return (uint32_t)bins + 2;
+    const double t = (v - g->lo) * g->k;
+    return 1 + (uint32_t)(t < bins ? (int)t : bins - 1);
+}
+
+void qb_hist_slots_ref(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot)
+{
+    for (int i = 0; i < n; i++) slot[i] = slot_of(b ? a[i] - b[i] : a[i], g);
+}
+
+void qb_hist_slots2_ref(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                        uint32_t *sxy, uint32_t *se)
+{
+    const uint32_t stride = (uint32_t)g->bins + 3;
     for (int i = 0; i < n; i++) {
-        const double v = b ? a[i] - b[i] : a[i];
-        if (v < g->lo) {
-            slot[i] = 0;
-        } else if (v > g->hi) {
-            slot[i] = (uint32_t)bins + 1;
-        } else if (v != v) {
-            slot[i] = (uint32_t)bins + 2;
-        } else {
-            const double t = (v - g->lo) * g->k;
-            slot[i] = 1 + (uint32_t)(t < bins ? (int)t : bins - 1);
-        }
+        sxy[i] = slot_of(x[i], g) * stride + slot_of(y[i], g);
+        se[i] = slot_of(x[i] - y[i], ge);
     }
+}
+
+int qb_map_filter_ref(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const uint32_t s = slot_of(x[i], g);
+        if (s >= 1 && s <= (uint32_t)g->bins && x[i] < bx[s - 1]) idx[k++] = i;
+    }
+    return k;
 }

@@ -1,4 +1,4 @@
-/* test-stats-kernels.c — the analysis kernels (err_rows, hist_slots) and the row dequantizers
+/* test-stats-kernels.c — the analysis kernels (err_rows, hist_slots, hist_slots2, map_filter) and the row dequantizers
  * of the kernel table (dequant_row for ggml block types, dequant_int for INT rows) on every
  * ISA this CPU runs, bit for bit against their scalar references, at awkward lengths, row
  * counts and strides, with NaNs, infinities, signed zeros and values on the bin edges. */
@@ -154,6 +154,54 @@ static void test_hist_slots(void **state)
     }
 }
 
+static void test_hist_slots2_and_map(void **state)
+{
+    (void)state;
+    const qb_bin_grid g = {0.1, 0.7, 50 / 0.6, 50}, ge = {-0.05, 0.03, 64 / 0.08, 64};
+    const qb_bin_grid gm = {0.1, 0.7, 511 / 0.6, 511};
+    for (int k = 0; k < NISA; k++) {
+        const qb_kernel_table *t = qb_kernels_for(isas[k]);
+        if (!t) continue;
+        for (int li = 0; li < NLEN; li++) {
+            const int n = lengths[li];
+            float *x = malloc(((size_t)n + 1) * sizeof *x), *y = malloc(((size_t)n + 1) * sizeof *y);
+            for (int i = 0; i <= n; i++) {
+                x[i] = grid_value(&g);
+                y[i] = next() % 3 ? x[i] + grid_value(&ge) * 0.5f : grid_value(&g);
+            }
+            uint32_t *w1 = malloc((size_t)n * 4), *w2 = malloc((size_t)n * 4), *g1 = malloc((size_t)n * 4),
+                     *g2 = malloc((size_t)n * 4);
+            qb_hist_slots2_ref(n, x + 1, y + 1, &g, &ge, w1, w2);
+            t->hist_slots2(n, x + 1, y + 1, &g, &ge, g1, g2);
+            for (int i = 0; i < n; i++)
+                if (g1[i] != w1[i] || g2[i] != w2[i])
+                    fail_msg("%s hist_slots2 n=%d: [%d] %u,%u vs %u,%u", isas[k], n, i, g1[i], g2[i], w1[i], w2[i]);
+            /* bucket minima: empty (+inf), at a bucket's edge, some value of the data */
+            float bx[511];
+            for (int b = 0; b < 511; b++) {
+                switch (next() % 3) {
+                case 0: bx[b] = INFINITY; break;
+                case 1: bx[b] = (float)(gm.lo + b / gm.k); break;
+                default: bx[b] = x[1 + next() % (uint64_t)n]; break;
+                }
+            }
+            int32_t *wi = malloc((size_t)n * 4), *gi = malloc((size_t)n * 4);
+            const int wn = qb_map_filter_ref(n, x + 1, &gm, bx, wi), gn = t->map_filter(n, x + 1, &gm, bx, gi);
+            if (gn != wn) fail_msg("%s map_filter n=%d: %d candidates vs %d", isas[k], n, gn, wn);
+            for (int i = 0; i < wn; i++)
+                if (gi[i] != wi[i]) fail_msg("%s map_filter n=%d: candidate %d is %d vs %d", isas[k], n, i, gi[i], wi[i]);
+            free(x);
+            free(y);
+            free(w1);
+            free(w2);
+            free(g1);
+            free(g2);
+            free(wi);
+            free(gi);
+        }
+    }
+}
+
 /* A random finite f16 scale of either sign. */
 static uint16_t f16_scale(void) { return qb_f32_to_f16(frand() * 0.01f); }
 
@@ -261,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_rows),
         cmocka_unit_test(test_hist_slots),
+        cmocka_unit_test(test_hist_slots2_and_map),
         cmocka_unit_test(test_dequant_ggml),
         cmocka_unit_test(test_dequant_int),
     };
