@@ -69,6 +69,8 @@ bool qb_dequant_row_avx2(int, const void *, float *, int64_t);
 bool qb_dequant_row_avx512(int, const void *, float *, int64_t);
 void qb_dequant_row_int_avx2(int, int, bool, const void *, float *, int64_t);
 void qb_dequant_row_int_avx512(int, int, bool, const void *, float *, int64_t);
+void qb_quant_row_int_avx2(int, int, bool, const float *, void *, int64_t, const float *);
+void qb_quant_row_int_avx512(int, int, bool, const float *, void *, int64_t, const float *);
 /* analysis kernels (stats_*.c) */
 void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
@@ -102,6 +104,7 @@ static const qb_kernel_table table_ref = {
     .attn_f32 = qb_attn_f32_ref,
     .dequant_row = qb_dequant_row_ref,
     .dequant_int = qb_dequant_row_int_ref,
+    .quant_int = qb_quant_row_int_ref,
     .err_rows = qb_err_rows_ref,
     .hist_slots = qb_hist_slots_ref,
     .hist_slots2 = qb_hist_slots2_ref,
@@ -117,6 +120,7 @@ static const qb_kernel_table table_avx2 = {
     .attn_f32 = qb_attn_f32_avx2,
     .dequant_row = qb_dequant_row_avx2,
     .dequant_int = qb_dequant_row_int_avx2,
+    .quant_int = qb_quant_row_int_avx2,
     .err_rows = qb_err_rows_avx2,
     .hist_slots = qb_hist_slots_avx2,
     .hist_slots2 = qb_hist_slots2_avx2,
@@ -132,6 +136,7 @@ static const qb_kernel_table table_avx512 = {
     .attn_f32 = qb_attn_f32_avx512,
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
+    .quant_int = qb_quant_row_int_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,
@@ -153,6 +158,7 @@ static const qb_kernel_table table_avx512vnni = {
     .attn_f32 = qb_attn_f32_avx512,
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
+    .quant_int = qb_quant_row_int_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,

@@ -1,5 +1,8 @@
-/* fmt_int_avx2.c — AVX2 dequantization of INT rows (layout and spec: fmt_int_ref.c), as
- * fmt_int_avx512.c does it with 8 codes (b bytes) per register: the bytes broadcast to both
+/* fmt_int_avx2.c — AVX2 quantization and dequantization of INT rows (layout and spec:
+ * fmt_int_ref.c), as fmt_int_avx512.c does them with 8 codes (b bytes) per register.
+ * Quantizing: extremes in lanes (a zero extreme goes back to the reference's scan), the grid
+ * from qb_int_grid, codes with the reference's division, rounding and clamp, packed into one
+ * little-endian word of b bytes per 8 codes, stored without touching the bytes after. Dequantizing: the bytes broadcast to both
  * 128-bit lanes, a byte shuffle giving lane i the two bytes that hold code i, a variable
  * shift and a mask; then d · ((float)q − z) as the reference computes it, bit for bit. */
 #include "fmt.h"
@@ -7,6 +10,7 @@
 #include "qb_types.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -91,5 +95,118 @@ void qb_dequant_row_int_avx2(int bits, int group, bool asym, const void *src, fl
         in += asym ? 4 : 2;
         const float d = _cvtsh_ss(h[0]), z = asym ? _cvtsh_ss(h[1]) : (float)(1 << (bits - 1));
         in = get_codes(&u, in, group, bits, d, z, y + g);
+    }
+}
+
+/* ---- quantization (qb_quant_row_int_ref's bytes) ------------------------------------------ */
+
+static void min_max(const float *x, int64_t n, float *mn, float *mx)
+{
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+    }
+    float l[8], h[8];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h, hi);
+    float a = l[0], b = h[0];
+    for (int j = 1; j < 8; j++) {
+        if (l[j] < a) a = l[j];
+        if (h[j] > b) b = h[j];
+    }
+    for (; i < n; i++) {
+        if (x[i] < a) a = x[i];
+        if (x[i] > b) b = x[i];
+    }
+    if (a == 0.0f || b == 0.0f) { /* a zero's sign is the first zero's: the reference's scan */
+        qb_int_min_max(x, n, mn, mx);
+        return;
+    }
+    if (a > b) a = b = 0.0f;
+    *mn = a;
+    *mx = b;
+}
+
+/* Codes of 8 values: clamp(rint(x / d) + z, 0, maxq), NaN → 0; z alone where d is 0. */
+AI __m256i quant8(__m256 v, __m256 vd, __m256 vz, __m256 maxq, bool dz)
+{
+    __m256 t = dz ? vz : _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(v, vd), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    t = _mm256_max_ps(t, _mm256_setzero_ps());
+    t = _mm256_min_ps(t, maxq);
+    return _mm256_cvttps_epi32(t);
+}
+
+/* 8 codes (< 2^bits) as one little-endian word of `bits` bytes. */
+AI uint64_t pack8(__m256i c, __m256i sh_lo, __m256i sh_hi)
+{
+    const __m256i a = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(c)), sh_lo);
+    const __m256i b = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(c, 1)), sh_hi);
+    const __m256i o = _mm256_or_si256(a, b);
+    __m128i r = _mm_or_si128(_mm256_castsi256_si128(o), _mm256_extracti128_si256(o, 1));
+    r = _mm_or_si128(r, _mm_unpackhi_epi64(r, r));
+    return (uint64_t)_mm_cvtsi128_si64(r);
+}
+
+/* The low `bytes` (1..8) bytes of w at out: stores of constant size, never past them. */
+AI void store_bytes(uint8_t *out, uint64_t w, int bytes)
+{
+    switch (bytes) {
+    case 1: memcpy(out, &w, 1); break;
+    case 2: memcpy(out, &w, 2); break;
+    case 3: memcpy(out, &w, 3); break;
+    case 4: memcpy(out, &w, 4); break;
+    case 5: memcpy(out, &w, 5); break;
+    case 6: memcpy(out, &w, 6); break;
+    case 7: memcpy(out, &w, 7); break;
+    default: memcpy(out, &w, 8); break;
+    }
+}
+
+static uint8_t *put_codes(const float *x, int64_t n, int bits, float d, float z, uint8_t *out)
+{
+    const __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z), maxq = _mm256_set1_ps((float)((1 << bits) - 1));
+    const __m256i sh_lo = _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits);
+    const __m256i sh_hi = _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits);
+    const bool dz = d == 0.0f;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8, out += bits) {
+        const uint64_t w = pack8(quant8(_mm256_loadu_ps(x + i), vd, vz, maxq, dz), sh_lo, sh_hi);
+        store_bytes(out, w, bits);
+    }
+    for (; i < n; i += 8) {
+        const int cnt = n - i < 8 ? (int)(n - i) : 8, bytes = (cnt * bits + 7) / 8;
+        float t[8] = {0};
+        memcpy(t, x + i, (size_t)cnt * sizeof(float));
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i c = _mm256_and_si256(quant8(_mm256_loadu_ps(t), vd, vz, maxq, dz), keep);
+        store_bytes(out, pack8(c, sh_lo, sh_hi), bytes);
+        out += bytes;
+    }
+    return out;
+}
+
+/* Contract: qb_quant_row_int_ref's (fmt.h), the same bytes. */
+void qb_quant_row_int_avx2(int bits, int group, bool asym, const float *x, void *dst, int64_t n, const float *range)
+{
+    uint8_t *out = dst;
+    float mn, mx, d, z;
+    if (group <= 0) {
+        if (range) {
+            mn = range[0];
+            mx = range[1];
+        } else {
+            min_max(x, n, &mn, &mx);
+        }
+        out += qb_int_grid(bits, group, asym, mn, mx, &d, &z, out);
+        put_codes(x, n, bits, d, z, out);
+        return;
+    }
+    for (int64_t g = 0; g < n; g += group) {
+        min_max(x + g, group, &mn, &mx);
+        out += qb_int_grid(bits, group, asym, mn, mx, &d, &z, out);
+        out = put_codes(x + g, group, bits, d, z, out);
     }
 }

@@ -107,6 +107,8 @@ typedef struct {
     bool (*dequant_row)(int type, const void *src, float *dst, int64_t n);
     /* Dequantize an INT row (fmt.h): qb_dequant_row_int_ref's contract and bits. */
     void (*dequant_int)(int bits, int group, bool asym, const void *src, float *y, int64_t n);
+    /* Quantize an INT row (fmt.h): qb_quant_row_int_ref's contract and bytes. */
+    void (*quant_int)(int bits, int group, bool asym, const float *x, void *dst, int64_t n, const float *range);
     /* Error statistics of nr (1..QB_ERR_ROWS) rows of n elements: row r is x + r·ldx against
      * y + r·ldy, continuing acc[r]. Exactly qb_err_rows_ref's numbers: every sum runs through
      * its row in element order with the same double operations (vector versions put rows,

@@ -121,7 +121,7 @@ static bool per_tensor(const qb_format *f) { return f->group == QB_GROUP_TENSOR;
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
 {
     const float range[2] = {r ? r->min : 0.0f, r ? r->max : 0.0f};
-    qb_quant_row_int_ref(f->bits, f->group, f->asym, x, dst, n, r ? range : NULL);
+    qb_kernels()->quant_int(f->bits, f->group, f->asym, x, dst, n, r ? range : NULL); /* the reference's bytes */
     return true;
 }
 
