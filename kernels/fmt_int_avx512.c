@@ -2,7 +2,8 @@
  * fmt_int_ref.c).
  *
  * Quantizing: each group's extremes in lanes (a zero extreme, whose sign the reference takes
- * from the first zero it meets, goes back to the reference's scan), the grid from
+ * from the first zero it meets, goes back to the reference's scan: whether that sign can
+ * reach the bytes through find_params' fminf / fmaxf is the C library's choice), the grid from
  * qb_int_grid, then 16 codes at a time with the reference's operations (a true division,
  * round to nearest even, the same clamp), packed as two little-endian words of `bits` bytes
  * (4 and 8 bits by byte shuffles) and stored with a byte mask, never past the codes: the same

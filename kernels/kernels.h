@@ -190,5 +190,7 @@ bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
 /* The same bytes, scale searches in AVX2 lanes (quant_kquants_avx2.c). */
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n);
+/* The same bytes, the 32-element blocks in AVX-512 (quant_avx512.c), the rest as _avx2. */
+bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n);
 
 #endif
