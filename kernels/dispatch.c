@@ -71,6 +71,8 @@ void qb_dequant_row_int_avx2(int, int, bool, const void *, float *, int64_t);
 void qb_dequant_row_int_avx512(int, int, bool, const void *, float *, int64_t);
 void qb_quant_row_int_avx2(int, int, bool, const float *, void *, int64_t, const float *);
 void qb_quant_row_int_avx512(int, int, bool, const float *, void *, int64_t, const float *);
+void qb_quant_row_nf4_avx512(bool, const float *, void *, int64_t);
+void qb_dequant_row_nf4_avx512(bool, const void *, float *, int64_t);
 /* analysis kernels (stats_*.c) */
 void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
@@ -105,6 +107,8 @@ static const qb_kernel_table table_ref = {
     .dequant_row = qb_dequant_row_ref,
     .dequant_int = qb_dequant_row_int_ref,
     .quant_int = qb_quant_row_int_ref,
+    .quant_nf4 = qb_quant_row_nf4_ref,
+    .dequant_nf4 = qb_dequant_row_nf4_ref,
     .err_rows = qb_err_rows_ref,
     .hist_slots = qb_hist_slots_ref,
     .hist_slots2 = qb_hist_slots2_ref,
@@ -121,6 +125,8 @@ static const qb_kernel_table table_avx2 = {
     .dequant_row = qb_dequant_row_avx2,
     .dequant_int = qb_dequant_row_int_avx2,
     .quant_int = qb_quant_row_int_avx2,
+    .quant_nf4 = qb_quant_row_nf4_ref,
+    .dequant_nf4 = qb_dequant_row_nf4_ref,
     .err_rows = qb_err_rows_avx2,
     .hist_slots = qb_hist_slots_avx2,
     .hist_slots2 = qb_hist_slots2_avx2,
@@ -137,6 +143,8 @@ static const qb_kernel_table table_avx512 = {
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
     .quant_int = qb_quant_row_int_avx512,
+    .quant_nf4 = qb_quant_row_nf4_avx512,
+    .dequant_nf4 = qb_dequant_row_nf4_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,
@@ -159,6 +167,8 @@ static const qb_kernel_table table_avx512vnni = {
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
     .quant_int = qb_quant_row_int_avx512,
+    .quant_nf4 = qb_quant_row_nf4_avx512,
+    .dequant_nf4 = qb_dequant_row_nf4_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,

@@ -109,6 +109,10 @@ typedef struct {
     void (*dequant_int)(int bits, int group, bool asym, const void *src, float *y, int64_t n);
     /* Quantize an INT row (fmt.h): qb_quant_row_int_ref's contract and bytes. */
     void (*quant_int)(int bits, int group, bool asym, const float *x, void *dst, int64_t n, const float *range);
+    /* NF4 rows (fmt.h): qb_quant_row_nf4_ref's bytes and qb_dequant_row_nf4_ref's bits (the
+     * AVX2 table runs the references). */
+    void (*quant_nf4)(bool dq, const float *x, void *dst, int64_t n);
+    void (*dequant_nf4)(bool dq, const void *src, float *y, int64_t n);
     /* Error statistics of nr (1..QB_ERR_ROWS) rows of n elements: row r is x + r·ldx against
      * y + r·ldy, continuing acc[r]. Exactly qb_err_rows_ref's numbers: every sum runs through
      * its row in element order with the same double operations (vector versions put rows,
