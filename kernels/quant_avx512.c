@@ -1,6 +1,7 @@
 /* quant_avx512.c — AVX-512 row quantizers for the 32-element ggml blocks (Q8_0, Q4_0, Q5_0,
  * Q4_1, Q5_1), writing exactly the bytes of the scalar spec (quant_ref.c, ggml's
- * quantize_row_*_ref); every other type goes on to qb_quant_row_avx2 (the K-quant searches).
+ * quantize_row_*_ref), and the entry of the AVX-512 tables: Q2_K..Q6_K go to the searches of
+ * quant_kquants_avx512.c, every other type on to qb_quant_row_avx2.
  *
  * One block is two registers. The reference's operations are kept one for one: the scale
  * divisions, 1/d, x·id and the added offset as separate roundings (no fma), roundf (halves
@@ -182,9 +183,12 @@ static void q5_1(const float *x, qb_block_q5_1 *y, int64_t nb)
     }
 }
 
+bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb); /* quant_kquants_avx512.c */
+
 /* Contract (kernels.h): qb_quant_row_ref's, the same bytes. */
 bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
+    if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
     const bool mine = type == QB_TYPE_Q8_0 || type == QB_TYPE_Q4_0 || type == QB_TYPE_Q5_0 || type == QB_TYPE_Q4_1 ||
                       type == QB_TYPE_Q5_1;
     if (!mine || n < 0 || n % QB_QK32 != 0) return qb_quant_row_avx2(type, src, dst, n);

@@ -306,13 +306,9 @@ void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint
         scales[s] = fit_scale_min(n, nmax, x + n * s, w + n * s, L + n * s, &neg_mins[s], rmin, rdelta, nstep, abs_err);
 }
 
-/* Sub-block fits and the 6-bit scale/min quantization shared by Q4_K and Q5_K: fills L with
- * the final codes (0..nmax) of the 256 elements, the packed scales, d and dmin. */
-static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uint8_t L[QB_QK_K],
-                            uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh, qb_kfit_fn fit)
+/* The weights of a Q4_K / Q5_K super-block's sub-block fits: the sub-block's RMS plus |x|. */
+static void k4_weights(const float *x, float w[QB_QK_K])
 {
-    float scales[8], mins[8], w[QB_QK_K];
-    float max_scale = 0, max_min = 0; /* scales and mins come out >= 0 */
     for (int s = 0; s < 8; s++) {
         const float *xs = x + 32 * s;
         float sum_x2 = 0;
@@ -320,7 +316,14 @@ static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uin
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) w[32 * s + l] = av_x + fabsf(xs[l]);
     }
-    fit(8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, false);
+}
+
+/* After the fits: the 6-bit scale/min quantization shared by Q4_K and Q5_K; fills L with the
+ * final codes (0..nmax) of the 256 elements, the packed scales, d and dmin. */
+static void k4_finish(const float *x, int nmax, const float scales[8], const float mins[8], uint8_t L[QB_QK_K],
+                      uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh)
+{
+    float max_scale = 0, max_min = 0; /* scales and mins come out >= 0 */
     for (int s = 0; s < 8; s++) {
         if (scales[s] > max_scale) max_scale = scales[s];
         if (mins[s] > max_min) max_min = mins[s];
@@ -345,6 +348,23 @@ static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uin
         const float dm = dmin_all * (float)mn[s];
         for (int l = 0; l < 32; l++)
             L[32 * s + l] = (uint8_t)clamp_int(round_int((x[32 * s + l] + dm) / d), 0, nmax);
+    }
+}
+
+/* Codes, scales, d and dmin of up to two Q4_K / Q5_K super-blocks (nb = 1 or 2, x their 256 ·
+ * nb values): the sub-block fits of both go to fit in one call (16 sub-blocks: vector fits
+ * fill their lanes; the fits are independent, so the figures are those of one block at a
+ * time), then each block's scale/min quantization. */
+static void quant_k4_common(const float *x, int nb, int nmax, float rmin, int nstep, uint8_t L[2][QB_QK_K],
+                            uint8_t scales_out[2][12], uint16_t dh[2], uint16_t dminh[2], qb_kfit_fn fit)
+{
+    float scales[16], mins[16], w[2 * QB_QK_K];
+    uint8_t Lf[2 * QB_QK_K];
+    for (int b = 0; b < nb; b++) k4_weights(x + QB_QK_K * b, w + QB_QK_K * b);
+    fit(8 * nb, 32, nmax, x, w, Lf, scales, mins, rmin, 0.1f, nstep, false);
+    for (int b = 0; b < nb; b++) {
+        memcpy(L[b], Lf + QB_QK_K * b, QB_QK_K);
+        k4_finish(x + QB_QK_K * b, nmax, scales + 8 * b, mins + 8 * b, L[b], scales_out[b], &dh[b], &dminh[b]);
     }
 }
 
@@ -468,15 +488,20 @@ void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb) { qb_quant_
 
 void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        uint8_t L[QB_QK_K];
-        uint16_t dh, dminh;
-        quant_k4_common(x, 15, -1.f, 20, L, y->scales, &dh, &dminh, fit);
-        y->d = dh;
-        y->dmin = dminh;
-        for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
-            for (int l = 0; l < 32; l++)
-                y->qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+    for (int64_t b = 0; b < nb; b += 2) { /* two blocks per fit call (quant_k4_common) */
+        const int two = b + 1 < nb ? 2 : 1;
+        uint8_t L[2][QB_QK_K], sc[2][12];
+        uint16_t dh[2], dminh[2];
+        quant_k4_common(x + QB_QK_K * b, two, 15, -1.f, 20, L, sc, dh, dminh, fit);
+        for (int k = 0; k < two; k++) {
+            qb_block_q4_K *yb = y + b + k;
+            memcpy(yb->scales, sc[k], 12);
+            yb->d = dh[k];
+            yb->dmin = dminh[k];
+            for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
+                for (int l = 0; l < 32; l++)
+                    yb->qs[32 * c + l] = (uint8_t)(L[k][64 * c + l] | L[k][64 * c + 32 + l] << 4);
+        }
     }
 }
 
@@ -484,18 +509,23 @@ void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb) { qb_quant_
 
 void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        uint8_t L[QB_QK_K];
-        uint16_t dh, dminh;
-        quant_k4_common(x, 31, -0.5f, 15, L, y->scales, &dh, &dminh, fit);
-        y->d = dh;
-        y->dmin = dminh;
-        memset(y->qh, 0, sizeof y->qh);
-        for (int c = 0; c < 4; c++) {
-            for (int l = 0; l < 32; l++) {
-                const int a = L[64 * c + l], b2 = L[64 * c + 32 + l];
-                y->qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
-                y->qh[l] = (uint8_t)(y->qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
+    for (int64_t b = 0; b < nb; b += 2) { /* two blocks per fit call (quant_k4_common) */
+        const int two = b + 1 < nb ? 2 : 1;
+        uint8_t L[2][QB_QK_K], sc[2][12];
+        uint16_t dh[2], dminh[2];
+        quant_k4_common(x + QB_QK_K * b, two, 31, -0.5f, 15, L, sc, dh, dminh, fit);
+        for (int k = 0; k < two; k++) {
+            qb_block_q5_K *yb = y + b + k;
+            memcpy(yb->scales, sc[k], 12);
+            yb->d = dh[k];
+            yb->dmin = dminh[k];
+            memset(yb->qh, 0, sizeof yb->qh);
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    const int a = L[k][64 * c + l], b2 = L[k][64 * c + 32 + l];
+                    yb->qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
+                    yb->qh[l] = (uint8_t)(yb->qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
+                }
             }
         }
     }

@@ -131,6 +131,9 @@ static void test_random_rows(void **state)
             char what[32];
             snprintf(what, sizeof what, "random row %d", rep);
             expect_same(row_types[k], x, N, what);
+            /* three super-blocks: Q4_K / Q5_K fit two blocks per call, then one alone */
+            snprintf(what, sizeof what, "random row %d, 768", rep);
+            expect_same(row_types[k], x, 768, what);
         }
     }
 }
