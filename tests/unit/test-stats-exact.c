@@ -208,6 +208,7 @@ static void test_exact(void **state)
     float *x = tensor(rows * n, false), *xn = tensor(rows * n, true);
     const qb_analysis_opts small = {.bins = 64, .auto_range = true, .map_points = 512};
     const qb_analysis_opts large = {.bins = 300, .auto_range = true, .map_points = 37};
+    const qb_analysis_opts tui = {.bins = 64, .auto_range = true, .map_points = 4096}; /* buckets in groups */
     const qb_analysis_opts manual = {.bins = 40, .lo = -0.02, .hi = 0.03, .err_lo = -1e-3, .err_hi = 5e-4,
                                      .map_points = 2};
     static const char *names[] = {"int4-g128", "int3-channel-asym", "q4_k", "q8_0", "q6_k", "nf4", "int8-tensor"};
@@ -217,6 +218,8 @@ static void test_exact(void **state)
         check(names[k], xn, rows, n, &manual);
     }
     check("q4_0", xn, rows, n, &small);
+    check("int4-g128", x, rows, n, &tui);
+    check("q4_k", xn, rows, n, &tui);
     check("int5-channel", x, 7, 101, &small); /* rows not a multiple of the row group */
     free(x);
     free(xn);

@@ -216,6 +216,14 @@ static float *row_buffer(const row_source *s, int64_t rows, bool *ok)
     return b;
 }
 
+/* Ask for bytes at p ahead of use: the analysis streams the tensor from memory, and measured
+ * here the hardware prefetcher alone left the kernels waiting half the time. A hint only (it
+ * never faults, past the tensor's end included). */
+static inline void prefetch(const void *p, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o);
+}
+
 /* Pass 1: the sums and ranges of every row into racc. False when out of memory or cancelled. */
 static bool row_sums(const float *x, const row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc)
 {
@@ -231,6 +239,7 @@ static bool row_sums(const float *x, const row_source *s, int64_t rows, int nt, 
             if (!mine || (cancel && *cancel)) continue;
             const int64_t r0 = g * GROUP;
             const int nr = (int)(rows - r0 < GROUP ? rows - r0 : GROUP);
+            prefetch(x + (r0 + nr) * n, (size_t)(GROUP * n) * sizeof *x); /* the next group */
             const float *y = rows_of(s, r0, nr, buf);
             for (int i = 0; i < nr; i++) qb_err_acc_init(&racc[r0 + i]);
             k->err_rows((int)n, x + r0 * n, (size_t)n, y, (size_t)n, nr, &racc[r0]);
@@ -401,6 +410,7 @@ static bool hist_and_map(const float *x, const row_source *s, int64_t rows, int 
                 for (int64_t i0 = 0; i0 < n; i0 += SLOT_CHUNK) {
                     const int len = (int)(n - i0 < SLOT_CHUNK ? n - i0 : SLOT_CHUNK);
                     const float *xr = x + (r0 + r) * n + i0, *yr = y + r * n + i0;
+                    prefetch(xr + len, SLOT_CHUNK * sizeof *xr); /* the next batch: rows are contiguous */
                     count_values(k, &c, xr, yr, len, &gv, &ge);
                     if (nmap > 1) map_values(k, &c, xr, yr, len, (r0 + r) * n + i0, &gm);
                 }
