@@ -1,10 +1,10 @@
 /* quant_kquants_avx512.c — the scale searches of the K-quants in AVX-512 lanes, writing the
  * bytes of the scalar spec (quant_kquants_ref.c): quant_kquants_avx2.c's design with 32
- * sub-blocks side by side in two registers of 16 lanes, one per lane, each lane doing exactly
+ * sub-blocks side by side in up to four registers of 16 lanes, one per lane, each lane doing exactly
  * the scalar sequence (the same candidates in the same order, every sum accumulated element
- * by element, acceptance per lane); two registers so the core overlaps two chains of
- * dependent additions. The quantizers hand over 32 sub-blocks per call (four Q4_K / Q5_K
- * super-blocks, two of the others). Rounding is the scalar's 1.5·2^23 trick,
+ * by element, acceptance per lane); several registers so the core overlaps chains of
+ * dependent additions. The quantizers hand over up to 64 sub-blocks per call (eight Q4_K /
+ * Q5_K super-blocks, four of the others). Rounding is the scalar's 1.5·2^23 trick,
  * exact for |v| < 2^22; a lane that could meet a value outside that range (or a NaN) is redone
  * by the scalar search. In the affine search that test is made once per candidate rather than
  * per element: every v = isc·(x − m) lies within |isc|·max(|max − m|, |min − m|) (rounding is
@@ -35,15 +35,17 @@ AI __m512 round16(__m512 v)
 /* lanes where |v| is not below 2^22 (or NaN) */
 AI __mmask16 outside16(__m512 v) { return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(ROUND_MAX), _CMP_NLT_UQ); }
 
-/* Two sets of 16 lanes go side by side through every loop: each lane's sums are still one
- * element after another, but the core has two independent chains of additions to overlap
- * (one set alone waits on the latency of its adds). */
-enum { V = 2, LANES = 16 * V };
-#define EACH(v) _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)
+/* Up to four sets of 16 lanes go side by side through every loop: each lane's sums are still
+ * one element after another, but the core has independent chains of additions to overlap (one
+ * set alone waits on the latency of its adds). Each search is instantiated for NV = 1..4 live
+ * sets (a constant inside it), chosen by the number of sub-blocks, so short rows do no work in
+ * empty lanes. */
+enum { V = 4, LANES = 16 * V };
+#define EACH(v) _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
 
 /* Lane s of set v's element offsets: sub-block 16v + s (of `len` elements) while below nsub,
  * else sub-block 0 (its results are dropped). */
-AI void lane_offsets(int nsub, int len, __m512i off[V])
+AI void lane_offsets(int nsub, int len, __m512i off[V], const int NV)
 {
     const __m512i s = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     EACH(v) {
@@ -57,7 +59,7 @@ AI void lane_offsets(int nsub, int len, __m512i off[V])
 AI __m512 gather_i(const float *p, __m512i off, int i) { return _mm512_i32gather_ps(off, p + i, 4); }
 
 /* Codes C[i][v] (integer-valued floats < 256) of lane 16v + s into L + len·(16v + s), below nsub. */
-static void store_codes(const __m512 (*C)[V], int len, int nsub, uint8_t *L)
+AI void store_codes(const __m512 (*C)[V], int len, int nsub, uint8_t *L, const int NV)
 {
     uint8_t t[32][LANES];
     for (int i = 0; i < len; i++)
@@ -66,12 +68,12 @@ static void store_codes(const __m512 (*C)[V], int len, int nsub, uint8_t *L)
         for (int i = 0; i < len; i++) L[len * s + i] = t[i][s];
 }
 
-/* fit_scale_min's search (quant_kquants_ref.c) of nsub <= 32 sub-blocks of n (16 or 32), one per lane. */
+/* fit_scale_min's search (quant_kquants_ref.c) of nsub <= 64 sub-blocks of n (16 or 32), one per lane. */
 AI void fitv(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *neg_mins,
-             float rmin, float rdelta, int nstep, bool abs_err)
+             float rmin, float rdelta, int nstep, bool abs_err, const int NV)
 {
     __m512i off[V];
-    lane_offsets(nsub, n, off);
+    lane_offsets(nsub, n, off, NV);
     __m512 X[32][V], W[32][V], best_code[32][V], code[32][V];
     __mmask16 bad[V] = {0};
     for (int i = 0; i < n; i++)
@@ -165,14 +167,14 @@ AI void fitv(int nsub, int n, int nmax, const float *x, const float *w, uint8_t 
         }
     }
     float sc[LANES], mn[LANES];
-    unsigned redo = 0;
+    uint64_t redo = 0;
     EACH(v) {
         for (int i = 0; i < n; i++) best_code[i][v] = _mm512_maskz_mov_ps((__mmask16)~flat[v], best_code[i][v]);
         _mm512_storeu_ps(sc + 16 * v, _mm512_maskz_mov_ps((__mmask16)~flat[v], scale[v]));
         _mm512_storeu_ps(mn + 16 * v, min[v]);
-        redo |= (unsigned)(bad[v] & ~flat[v]) << (16 * v);
+        redo |= (uint64_t)(uint16_t)(bad[v] & ~flat[v]) << (16 * v);
     }
-    store_codes((const __m512(*)[V])best_code, n, nsub, L);
+    store_codes((const __m512(*)[V])best_code, n, nsub, L, NV);
     for (int s = 0; s < nsub; s++) {
         if (redo >> s & 1) {
             qb_kfit_ref(1, n, nmax, x + n * s, w + n * s, L + n * s, &scales[s], &neg_mins[s], rmin, rdelta, nstep,
@@ -184,19 +186,20 @@ AI void fitv(int nsub, int n, int nmax, const float *x, const float *w, uint8_t 
     }
 }
 
-static void fitv_16(int nsub, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *neg_mins,
-                    float rmin, float rdelta, int nstep, bool abs_err)
-{
-    fitv(nsub, 16, nmax, x, w, L, scales, neg_mins, rmin, rdelta, nstep, abs_err);
-}
+/* The instantiations: NV sets for n-element sub-blocks. */
+#define FITV(N, NVV)                                                                                                  \
+    static void fitv_##N##_##NVV(int nsub, int nmax, const float *x, const float *w, uint8_t *L, float *scales,      \
+                                 float *neg_mins, float rmin, float rdelta, int nstep, bool abs_err)                 \
+    {                                                                                                                 \
+        fitv(nsub, N, nmax, x, w, L, scales, neg_mins, rmin, rdelta, nstep, abs_err, NVV);                           \
+    }
+FITV(16, 1) FITV(16, 2) FITV(16, 3) FITV(16, 4) FITV(32, 1) FITV(32, 2) FITV(32, 3) FITV(32, 4)
 
-static void fitv_32(int nsub, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *neg_mins,
-                    float rmin, float rdelta, int nstep, bool abs_err)
-{
-    fitv(nsub, 32, nmax, x, w, L, scales, neg_mins, rmin, rdelta, nstep, abs_err);
-}
+typedef void (*fitv_fn)(int, int, const float *, const float *, uint8_t *, float *, float *, float, float, int, bool);
+static const fitv_fn fitv_16_by_sets[V] = {fitv_16_1, fitv_16_2, fitv_16_3, fitv_16_4};
+static const fitv_fn fitv_32_by_sets[V] = {fitv_32_1, fitv_32_2, fitv_32_3, fitv_32_4};
 
-/* qb_kfit_fn: 32 sub-blocks per call (fewer lanes for the last ones). */
+/* qb_kfit_fn: up to 64 sub-blocks per call, in as many lane sets as they fill. */
 static void kfit_avx512(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
                         float *neg_mins, float rmin, float rdelta, int nstep, bool abs_err)
 {
@@ -206,20 +209,21 @@ static void kfit_avx512(int nsub, int n, int nmax, const float *x, const float *
     }
     for (int s = 0; s < nsub; s += LANES) {
         const int k = nsub - s < LANES ? nsub - s : LANES;
-        (n == 16 ? fitv_16 : fitv_32)(k, nmax, x + n * s, w + n * s, L + n * s, scales + s, neg_mins + s, rmin,
-                                      rdelta, nstep, abs_err);
+        (n == 16 ? fitv_16_by_sets : fitv_32_by_sets)[(k + 15) / 16 - 1](k, nmax, x + n * s, w + n * s, L + n * s,
+                                                                         scales + s, neg_mins + s, rmin, rdelta,
+                                                                         nstep, abs_err);
     }
 }
 
 /* ---- Q6_K and Q3_K: symmetric sub-blocks of 16, up to 32 at a time --------------------------- */
 
-/* nsub <= 32 sub-blocks of 16 (x + 16 s) as X[i][v] = element i of each; the signed value of
+/* nsub <= 64 sub-blocks of 16 (x + 16 s) as X[i][v] = element i of each; the signed value of
  * largest magnitude (the first on ties) of each lane into max, its magnitude into amax; lanes
  * with a NaN into nan. */
-AI void load16xv(int nsub, const float *x, __m512 X[16][V], __m512 amax[V], __m512 max[V], __mmask16 nan[V])
+AI void load16xv(int nsub, const float *x, __m512 X[16][V], __m512 amax[V], __m512 max[V], __mmask16 nan[V], const int NV)
 {
     __m512i off[V];
-    lane_offsets(nsub, 16, off);
+    lane_offsets(nsub, 16, off, NV);
     EACH(v) {
         __m512 am = _mm512_setzero_ps(), mx = am;
         __mmask16 bad = 0;
@@ -237,14 +241,14 @@ AI void load16xv(int nsub, const float *x, __m512 X[16][V], __m512 amax[V], __m5
     }
 }
 
-/* fit_scale_sym (nmax 32) of nsub <= 32 sub-blocks, one per lane: all nineteen candidates in
+/* fit_scale_sym (nmax 32) of nsub <= 64 sub-blocks, one per lane: all nineteen candidates in
  * turn, each lane keeping its own best. */
-static void fit_q6_v(int nsub, const float *x, int8_t *L, float *scales)
+AI void fit_q6_v(int nsub, const float *x, int8_t *L, float *scales, const int NV)
 {
     enum { NMAX = 32 };
     __m512 X[16][V], W[16][V], WX[16][V], amax[V], max[V];
     __mmask16 bad[V], empty[V];
-    load16xv(nsub, x, X, amax, max, bad);
+    load16xv(nsub, x, X, amax, max, bad, NV);
     const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(-NMAX), hi = _mm512_set1_ps(NMAX - 1);
     const __m512 big = _mm512_set1_ps(ROUND_MAX);
     __m512 scale[V], best[V], best_isc[V];
@@ -289,7 +293,7 @@ static void fit_q6_v(int nsub, const float *x, int8_t *L, float *scales)
         }
     }
     __m512 C[16][V];
-    unsigned redo = 0;
+    uint64_t redo = 0;
     float sc[LANES];
     EACH(v) {
         for (int i = 0; i < 16; i++) {
@@ -297,22 +301,29 @@ static void fit_q6_v(int nsub, const float *x, int8_t *L, float *scales)
             C[i][v] = _mm512_maskz_mov_ps((__mmask16)~empty[v], _mm512_add_ps(l, _mm512_set1_ps(NMAX)));
         }
         _mm512_storeu_ps(sc + 16 * v, _mm512_maskz_mov_ps((__mmask16)~empty[v], scale[v]));
-        redo |= (unsigned)(bad[v] & ~empty[v]) << (16 * v);
+        redo |= (uint64_t)(uint16_t)(bad[v] & ~empty[v]) << (16 * v);
     }
-    store_codes((const __m512(*)[V])C, 16, nsub, (uint8_t *)L);
+    store_codes((const __m512(*)[V])C, 16, nsub, (uint8_t *)L, NV);
     memcpy(scales, sc, (size_t)nsub * sizeof *scales);
     for (int s = 0; s < nsub; s++)
         if (redo >> s & 1) qb_kfit_q6_ref(1, x + 16 * s, L + 16 * s, &scales[s]);
 }
 
-/* fit_scale_q3 of nsub <= 32 sub-blocks, one per lane: the same sweeps, a lane leaving the loop
+AI bool any_active(const __mmask16 *a, const int NV)
+{
+    unsigned m = 0;
+    EACH(v) m |= a[v];
+    return m != 0;
+}
+
+/* fit_scale_q3 of nsub <= 64 sub-blocks, one per lane: the same sweeps, a lane leaving the loop
  * after its first sweep without a change (as the scalar one breaks). */
-static void fit_q3_v(int nsub, const float *x, int8_t *L, float *scales)
+AI void fit_q3_v(int nsub, const float *x, int8_t *L, float *scales, const int NV)
 {
     enum { NMAX = 4 };
     __m512 X[16][V], W[16][V], WX[16][V], Lc[16][V], amax[V], max[V];
     __mmask16 bad[V], empty[V], active[V];
-    load16xv(nsub, x, X, amax, max, bad);
+    load16xv(nsub, x, X, amax, max, bad, NV);
     const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(-NMAX), hi = _mm512_set1_ps(NMAX - 1);
     __m512 sumlx[V], suml2[V];
     EACH(v) {
@@ -330,7 +341,7 @@ static void fit_q3_v(int nsub, const float *x, int8_t *L, float *scales)
         }
         active[v] = (__mmask16)~empty[v];
     }
-    for (int sweep = 0; sweep < 5 && (active[0] | active[V - 1]); sweep++) {
+    for (int sweep = 0; sweep < 5 && any_active(active, NV); sweep++) {
         __mmask16 changed[V] = {0};
         for (int i = 0; i < 16; i++)
             EACH(v) {
@@ -356,30 +367,41 @@ static void fit_q3_v(int nsub, const float *x, int8_t *L, float *scales)
         EACH(v) active[v] &= changed[v];
     }
     __m512 C[16][V];
-    unsigned redo = 0;
+    uint64_t redo = 0;
     float sc[LANES];
     EACH(v) {
         for (int i = 0; i < 16; i++)
             C[i][v] = _mm512_maskz_mov_ps((__mmask16)~empty[v], _mm512_add_ps(Lc[i][v], _mm512_set1_ps(NMAX)));
         _mm512_storeu_ps(sc + 16 * v, _mm512_maskz_mov_ps((__mmask16)~empty[v], _mm512_div_ps(sumlx[v], suml2[v])));
-        redo |= (unsigned)(bad[v] & ~empty[v]) << (16 * v);
+        redo |= (uint64_t)(uint16_t)(bad[v] & ~empty[v]) << (16 * v);
     }
-    store_codes((const __m512(*)[V])C, 16, nsub, (uint8_t *)L);
+    store_codes((const __m512(*)[V])C, 16, nsub, (uint8_t *)L, NV);
     memcpy(scales, sc, (size_t)nsub * sizeof *scales);
     for (int s = 0; s < nsub; s++)
         if (redo >> s & 1) qb_kfit_q3_ref(1, x + 16 * s, L + 16 * s, &scales[s]);
 }
 
+#define FITS(F, NVV) static void F##_##NVV(int nsub, const float *x, int8_t *L, float *scales) { F(nsub, x, L, scales, NVV); }
+FITS(fit_q6_v, 1) FITS(fit_q6_v, 2) FITS(fit_q6_v, 3) FITS(fit_q6_v, 4)
+FITS(fit_q3_v, 1) FITS(fit_q3_v, 2) FITS(fit_q3_v, 3) FITS(fit_q3_v, 4)
+typedef void (*fits_fn)(int, const float *, int8_t *, float *);
+static const fits_fn q6_by_sets[V] = {fit_q6_v_1, fit_q6_v_2, fit_q6_v_3, fit_q6_v_4};
+static const fits_fn q3_by_sets[V] = {fit_q3_v_1, fit_q3_v_2, fit_q3_v_3, fit_q3_v_4};
+
 static void kfit_q6_avx512(int nsub, const float *x, int8_t *L, float *scales)
 {
-    for (int s = 0; s < nsub; s += LANES)
-        fit_q6_v(nsub - s < LANES ? nsub - s : LANES, x + 16 * s, L + 16 * s, scales + s);
+    for (int s = 0; s < nsub; s += LANES) {
+        const int k = nsub - s < LANES ? nsub - s : LANES;
+        q6_by_sets[(k + 15) / 16 - 1](k, x + 16 * s, L + 16 * s, scales + s);
+    }
 }
 
 static void kfit_q3_avx512(int nsub, const float *x, int8_t *L, float *scales)
 {
-    for (int s = 0; s < nsub; s += LANES)
-        fit_q3_v(nsub - s < LANES ? nsub - s : LANES, x + 16 * s, L + 16 * s, scales + s);
+    for (int s = 0; s < nsub; s += LANES) {
+        const int k = nsub - s < LANES ? nsub - s : LANES;
+        q3_by_sets[(k + 15) / 16 - 1](k, x + 16 * s, L + 16 * s, scales + s);
+    }
 }
 
 /* qb_kcode_fn (quant_k.h): 16 codes at a time, the scalar's division and rounding bits. */

@@ -356,10 +356,11 @@ static void k4_finish(const float *x, int nmax, const float scales[8], const flo
     }
 }
 
-/* Super-blocks whose sub-block fits go to one fit call: 32 sub-blocks (four Q4_K / Q5_K blocks
- * of 8, two blocks of 16 for the others), so vector fits fill two registers of 16 lanes. The
- * fits are independent searches, so the figures are those of one sub-block at a time. */
-enum { K4_BATCH = 4, K16_BATCH = 2 };
+/* Super-blocks whose sub-block fits go to one fit call: 64 sub-blocks (eight Q4_K / Q5_K blocks
+ * of 8, four blocks of 16 for the others), so vector fits fill up to four registers of 16
+ * lanes. The fits are independent searches, so the figures are those of one sub-block at a
+ * time. */
+enum { K4_BATCH = 8, K16_BATCH = 4 };
 
 /* Codes, scales, d and dmin of nb <= K4_BATCH Q4_K / Q5_K super-blocks (x their 256 · nb
  * values): the sub-block fits of all in one call, then each block's scale/min quantization. */
