@@ -251,6 +251,33 @@ static void dq_q2_K(const qb_block_q2_K *x, float *y, int64_t nb)
     }
 }
 
+/* F16: the F16C conversion, except NaN halves, which the reference widens without quieting. */
+static void dq_f16(const uint16_t *h, float *y, int64_t n)
+{
+    const __m256i e = _mm256_set1_epi32(0x7c00), mm = _mm256_set1_epi32(0x3ff);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i hv = _mm_loadu_si128((const __m128i *)(h + i));
+        const __m256i w = _mm256_cvtepu16_epi32(hv);
+        const __m256i nan = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, mm), _mm256_setzero_si256()),
+                                                _mm256_cmpeq_epi32(_mm256_and_si256(w, e), e));
+        const __m256i bits = _mm256_or_si256(_mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x8000)), 16),
+                                                             _mm256_set1_epi32(0x7f800000)),
+                                             _mm256_slli_epi32(_mm256_and_si256(w, mm), 13));
+        _mm256_storeu_ps(y + i, _mm256_blendv_ps(_mm256_cvtph_ps(hv), _mm256_castsi256_ps(bits), _mm256_castsi256_ps(nan)));
+    }
+    if (i < n) qb_dequant_row_ref(QB_TYPE_F16, h + i, y + i, n - i);
+}
+
+/* BF16: the upper half of an f32. */
+static void dq_bf16(const uint16_t *h, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16)));
+    if (i < n) qb_dequant_row_ref(QB_TYPE_BF16, h + i, y + i, n - i);
+}
+
 /* Contract: qb_dequant_row_ref's (kernels.h), the same bits. */
 bool qb_dequant_row_avx2(int type, const void *src, float *dst, int64_t n)
 {
@@ -270,6 +297,8 @@ bool qb_dequant_row_avx2(int type, const void *src, float *dst, int64_t n)
     case QB_TYPE_Q5_K: dq_q5_K(src, dst, nb); return true;
     case QB_TYPE_Q6_K: dq_q6_K(src, dst, nb); return true;
     case QB_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return true;
+    case QB_TYPE_F16: dq_f16(src, dst, n); return true;
+    case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
     default: return qb_dequant_row_ref(type, src, dst, n);
     }
 }

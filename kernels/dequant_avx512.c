@@ -3,8 +3,9 @@
  * bytes, the same f32 operations as the reference on every element. As dequant_ref.c
  * explains, each element is rounded at most once (products of an f16 scale, a small integer
  * scale and a small code are exact), so using fma for "factor · q − min" cannot change a
- * value: the output is bit-identical to the reference, which the tests check. Types without a
- * vector version here go to the reference. */
+ * value: the output is bit-identical to the reference, which the tests check. F16 / BF16 rows
+ * are converted in lanes too (F16C, NaN halves as the reference widens them). Types without
+ * a vector version here go to the reference. */
 #include "kernels.h"
 #include "blocks.h"
 
@@ -250,6 +251,34 @@ static void dq_iq4_xs(const qb_block_iq4_xs *x, float *y, int64_t nb)
     }
 }
 
+/* F16: the F16C conversion, except NaN halves, which the reference widens without quieting
+ * (sign, all-ones exponent, the payload shifted up). */
+static void dq_f16(const uint16_t *h, float *y, int64_t n)
+{
+    const __m512i e = _mm512_set1_epi32(0x7c00), mm = _mm512_set1_epi32(0x3ff);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m256i hv = _mm256_maskz_loadu_epi16(m, h + i);
+        const __m512i w = _mm512_cvtepu16_epi32(hv);
+        const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(w, e), e) & _mm512_test_epi32_mask(w, mm);
+        const __m512i bits = _mm512_or_si512(_mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(w, _mm512_set1_epi32(0x8000)), 16),
+                                                             _mm512_set1_epi32(0x7f800000)),
+                                             _mm512_slli_epi32(_mm512_and_si512(w, mm), 13));
+        const __m512 f = _mm512_mask_mov_ps(_mm512_cvtph_ps(hv), nan, _mm512_castsi512_ps(bits));
+        _mm512_mask_storeu_ps(y + i, m, f);
+    }
+}
+
+/* BF16: the upper half of an f32. */
+static void dq_bf16(const uint16_t *h, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, h + i)), 16);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_castsi512_ps(w));
+    }
+}
+
 /* Contract: qb_dequant_row_ref's (kernels.h), the same bits. */
 bool qb_dequant_row_avx512(int type, const void *src, float *dst, int64_t n)
 {
@@ -269,6 +298,8 @@ bool qb_dequant_row_avx512(int type, const void *src, float *dst, int64_t n)
     case QB_TYPE_Q5_K: dq_q5_K(src, dst, nb); return true;
     case QB_TYPE_Q6_K: dq_q6_K(src, dst, nb); return true;
     case QB_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return true;
+    case QB_TYPE_F16: dq_f16(src, dst, n); return true;
+    case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
     default: return qb_dequant_row_ref(type, src, dst, n);
     }
 }

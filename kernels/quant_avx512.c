@@ -1,7 +1,7 @@
 /* quant_avx512.c — AVX-512 row quantizers for the 32-element ggml blocks (Q8_0, Q4_0, Q5_0,
  * Q4_1, Q5_1), writing exactly the bytes of the scalar spec (quant_ref.c, ggml's
- * quantize_row_*_ref), and the entry of the AVX-512 tables: Q2_K..Q6_K go to the searches of
- * quant_kquants_avx512.c, every other type on to qb_quant_row_avx2.
+ * quantize_row_*_ref), F16 / BF16 rows, and the entry of the AVX-512 tables: Q2_K..Q6_K go to
+ * the searches of quant_kquants_avx512.c, every other type on to qb_quant_row_avx2.
  *
  * One block is two registers. The reference's operations are kept one for one: the scale
  * divisions, 1/d, x·id and the added offset as separate roundings (no fma), roundf (halves
@@ -183,12 +183,48 @@ static void q5_1(const float *x, qb_block_q5_1 *y, int64_t nb)
     }
 }
 
+/* F16: the F16C conversion (round to nearest even: the reference's bits for every number, all
+ * 2^32 inputs compared), NaNs as the reference writes them (sign, 0x7e00). */
+static void f16_row(const float *x, uint16_t *h, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m256i r = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)),
+                                                           _mm256_set1_epi16((short)0x8000)),
+                                          _mm256_set1_epi16(0x7e00));
+        r = _mm256_mask_mov_epi16(r, nan, q);
+        _mm256_mask_storeu_epi16(h + i, m, r);
+    }
+}
+
+/* BF16: round to nearest even; a NaN keeps its upper half with the quiet bit set. */
+static void bf16_row(const float *x, uint16_t *h, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512i u = _mm512_castps_si512(v);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+        _mm256_mask_storeu_epi16(h + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
 bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb); /* quant_kquants_avx512.c */
 
 /* Contract (kernels.h): qb_quant_row_ref's, the same bytes. */
 bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
     if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
+    if (n >= 0 && (type == QB_TYPE_F16 || type == QB_TYPE_BF16)) {
+        (type == QB_TYPE_F16 ? f16_row : bf16_row)(src, dst, n);
+        return true;
+    }
     const bool mine = type == QB_TYPE_Q8_0 || type == QB_TYPE_Q4_0 || type == QB_TYPE_Q5_0 || type == QB_TYPE_Q4_1 ||
                       type == QB_TYPE_Q5_1;
     if (!mine || n < 0 || n % QB_QK32 != 0) return qb_quant_row_avx2(type, src, dst, n);

@@ -227,7 +227,8 @@ static void test_dequant_ggml(void **state)
         {QB_TYPE_Q6_K, {offsetof(qb_block_q6_K, d), SIZE_MAX}},
         {QB_TYPE_IQ4_XS, {offsetof(qb_block_iq4_xs, d), SIZE_MAX}},
         {QB_TYPE_Q8_K, {SIZE_MAX, SIZE_MAX}},
-        {QB_TYPE_F16, {SIZE_MAX, SIZE_MAX}},
+        {QB_TYPE_F16, {SIZE_MAX, SIZE_MAX}}, /* random bytes: signaling NaN halves too */
+        {QB_TYPE_BF16, {SIZE_MAX, SIZE_MAX}},
     };
     static const int nblocks[] = {1, 2, 3, 5, 7, 17, 33};
     for (int k = 0; k < NISA; k++) {
@@ -262,6 +263,21 @@ static void test_dequant_ggml(void **state)
                 free(want);
                 free(got);
             }
+        }
+        { /* every half, signaling NaNs included */
+            uint16_t *h = malloc(65536 * sizeof *h);
+            float *want = malloc(65536 * sizeof *want), *got = malloc(65536 * sizeof *got);
+            for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+            for (int ty = 0; ty < 2; ty++) {
+                const int type = ty ? QB_TYPE_BF16 : QB_TYPE_F16;
+                assert_true(qb_dequant_row_ref(type, h, want, 65536));
+                assert_true(t->dequant_row(type, h, got, 65535)); /* an odd length: the tail too */
+                got[65535] = want[65535];
+                if (memcmp(got, want, 65536 * sizeof *got) != 0) fail_msg("%s dequant %s: all halves", isas[k], ty ? "BF16" : "F16");
+            }
+            free(h);
+            free(want);
+            free(got);
         }
         float y[32];
         assert_false(t->dequant_row(QB_TYPE_Q4_0, NULL, y, 31)); /* not a whole block */
