@@ -1,7 +1,9 @@
 /* quant_avx512.c — AVX-512 row quantizers for the 32-element ggml blocks (Q8_0, Q4_0, Q5_0,
  * Q4_1, Q5_1), writing exactly the bytes of the scalar spec (quant_ref.c, ggml's
- * quantize_row_*_ref), F16 / BF16 rows, and the entry of the AVX-512 tables: Q2_K..Q6_K go to
- * the searches of quant_kquants_avx512.c, every other type on to qb_quant_row_avx2.
+ * quantize_row_*_ref), F16 / BF16 rows, the IQ4_NL / IQ4_XS scale search (the sixteen candidate
+ * scales in the lanes of one register, the code book in another) and their codes, and the
+ * entry of the AVX-512 tables: Q2_K..Q6_K go to the searches of quant_kquants_avx512.c, every
+ * other type on to qb_quant_row_avx2.
  *
  * One block is two registers. The reference's operations are kept one for one: the scale
  * divisions, 1/d, x·id and the added offset as separate roundings (no fma), roundf (halves
@@ -16,9 +18,11 @@
 #include "blocks.h"
 
 #include "qb_types.h"
+#include "quant_k.h"
 
 #include <float.h>
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -215,12 +219,108 @@ static void bf16_row(const float *x, uint16_t *h, int64_t n)
     }
 }
 
+/* ---- IQ4_NL / IQ4_XS: the code book in one register ----------------------------------------- */
+
+#define GROUP_EPS 1e-15f /* ggml's GROUP_MAX_EPS */
+
+/* The code book entry (*value) or its index nearest to each lane's v, as the reference's
+ * iq4_index gives it: not below the last entry (or NaN) → 15; else lo, the largest index with
+ * book[lo] <= v (0 when none), or lo + 1 when that entry is strictly nearer or as near. The
+ * reference finds lo by halving steps; here it is counted, which is the same number for a
+ * sorted book: the entries 4, 8, 12 at or below v give a quarter, then the three entries after
+ * it (looked up at once) complete the count. */
+AI __m512i iq4_index16(__m512 v, __m512 book, __m512 *value)
+{
+    const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+    const __m512 b15 = _mm512_permutexvar_ps(_mm512_set1_epi32(15), book);
+    __m512i lo = _mm512_setzero_si512();
+    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(four, book), v, _CMP_LE_OQ), lo, four);
+    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(_mm512_set1_epi32(8), book), v, _CMP_LE_OQ), lo, four);
+    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(_mm512_set1_epi32(12), book), v, _CMP_LE_OQ), lo, four);
+    const __m512i i1 = _mm512_add_epi32(lo, one), i2 = _mm512_add_epi32(lo, _mm512_set1_epi32(2));
+    const __m512i i3 = _mm512_add_epi32(lo, _mm512_set1_epi32(3));
+    const __mmask16 c1 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i1, book), v, _CMP_LE_OQ);
+    const __mmask16 c2 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i2, book), v, _CMP_LE_OQ);
+    const __mmask16 c3 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i3, book), v, _CMP_LE_OQ);
+    lo = _mm512_mask_add_epi32(lo, c1, lo, one);
+    lo = _mm512_mask_add_epi32(lo, c2, lo, one);
+    lo = _mm512_mask_add_epi32(lo, c3, lo, one);
+    const __m512i hi = _mm512_add_epi32(lo, one);
+    const __m512 a = _mm512_permutexvar_ps(lo, book), b = _mm512_permutexvar_ps(hi, book);
+    const __mmask16 lower = _mm512_cmp_ps_mask(_mm512_sub_ps(v, a), _mm512_sub_ps(b, v), _CMP_LT_OQ);
+    const __mmask16 top = _mm512_cmp_ps_mask(v, b15, _CMP_NLT_UQ);
+    if (value) *value = _mm512_mask_mov_ps(_mm512_mask_mov_ps(b, lower, a), top, b15);
+    return _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(hi, lower, lo), top, _mm512_set1_epi32(15));
+}
+
+AI __m512 iq4_book(void) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qb_iq4nl_values))); }
+
+/* qb_iq4nl_group_scale with the sixteen candidates in the lanes of one register (lane 0: the
+ * start, lane 8 + t: t = -7..7), each summed element by element as the reference does. */
+static float iq4_scale_avx512(const float *x)
+{
+    float amax = 0.0f, max = 0.0f; /* the element of largest magnitude, the first on ties */
+    for (int j = 0; j < QB_QK32; j++) {
+        const float a = fabsf(x[j]);
+        if (amax < a) {
+            amax = a;
+            max = x[j];
+        }
+    }
+    if (amax < GROUP_EPS) return 0.0f;
+    float id[16];
+    id[0] = 1.0f / (-max / (float)qb_iq4nl_values[0]);
+    for (int t = -7; t <= 7; t++) id[8 + t] = (float)(t + qb_iq4nl_values[0]) / max;
+    const __m512 book = iq4_book(), vid = _mm512_loadu_ps(id);
+    __m512 sqx = _mm512_setzero_ps(), sq2 = sqx;
+    for (int j = 0; j < QB_QK32; j += 2) { /* two elements' look-ups overlap; sums stay in order */
+        const __m512 x0 = _mm512_set1_ps(x[j]), w0 = _mm512_set1_ps(x[j] * x[j]);
+        const __m512 x1 = _mm512_set1_ps(x[j + 1]), w1 = _mm512_set1_ps(x[j + 1] * x[j + 1]);
+        __m512 q0, q1;
+        iq4_index16(_mm512_mul_ps(vid, x0), book, &q0);
+        iq4_index16(_mm512_mul_ps(vid, x1), book, &q1);
+        const __m512 wq0 = _mm512_mul_ps(w0, q0), wq1 = _mm512_mul_ps(w1, q1);
+        sqx = _mm512_add_ps(sqx, _mm512_mul_ps(wq0, x0));
+        sq2 = _mm512_add_ps(sq2, _mm512_mul_ps(wq0, q0));
+        sqx = _mm512_add_ps(sqx, _mm512_mul_ps(wq1, x1));
+        sq2 = _mm512_add_ps(sq2, _mm512_mul_ps(wq1, q1));
+    }
+    float sx[16], s2[16];
+    _mm512_storeu_ps(sx, sqx);
+    _mm512_storeu_ps(s2, sq2);
+    float d = sx[0] / s2[0], best = d * sx[0];
+    for (int c = 1; c < 16; c++) {
+        if (s2[c] > 0 && sx[c] * sx[c] > best * s2[c]) {
+            d = sx[c] / s2[c];
+            best = d * sx[c];
+        }
+    }
+    return d;
+}
+
+/* qb_iq4_code_fn: the 32 codes in two registers. */
+static void iq4_codes_avx512(const float *x, float id, uint8_t qs[16])
+{
+    const __m512 book = iq4_book(), vid = _mm512_set1_ps(id);
+    const __m512i lo = iq4_index16(_mm512_mul_ps(vid, _mm512_loadu_ps(x)), book, NULL);
+    const __m512i hi = iq4_index16(_mm512_mul_ps(vid, _mm512_loadu_ps(x + 16)), book, NULL);
+    _mm_storeu_si128((__m128i *)qs, _mm512_cvtepi32_epi8(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4))));
+}
+
 bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb); /* quant_kquants_avx512.c */
 
 /* Contract (kernels.h): qb_quant_row_ref's, the same bytes. */
 bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
     if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
+    if (type == QB_TYPE_IQ4_NL && n >= 0 && n % QB_QK32 == 0) {
+        qb_quant_iq4_nl_with(src, dst, n / QB_QK32, iq4_scale_avx512, iq4_codes_avx512);
+        return true;
+    }
+    if (type == QB_TYPE_IQ4_XS && n >= 0 && n % QB_QK_K == 0) {
+        qb_quant_iq4_xs_with(src, dst, n / QB_QK_K, iq4_scale_avx512, iq4_codes_avx512);
+        return true;
+    }
     if (n >= 0 && (type == QB_TYPE_F16 || type == QB_TYPE_BF16)) {
         (type == QB_TYPE_F16 ? f16_row : bf16_row)(src, dst, n);
         return true;

@@ -28,6 +28,9 @@ typedef void (*qb_kfit_s_fn)(int nsub, const float *x, int8_t *L, float *scales)
 typedef void (*qb_kcode_fn)(const float *x, int n, float dm, float d, int lo, int hi, uint8_t *L);
 /* The best scale of 32 values for the IQ4_NL code book (qb_iq4nl_group_scale's contract). */
 typedef float (*qb_iq4_scale_fn)(const float *x);
+/* The IQ4_NL codes of 32 values scaled by id, in the block's nibble order:
+ * qs[j] = index(id·x[j]) | index(id·x[j + 16]) << 4, index being qb_iq4nl_index. */
+typedef void (*qb_iq4_code_fn)(const float *x, float id, uint8_t qs[16]);
 
 /* The scalar fit: the spec. */
 void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
@@ -44,7 +47,9 @@ void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_
 void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code);
 void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code);
 void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit, qb_kcode_fn code);
-void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale);
-void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale);
+void qb_iq4nl_codes_ref(const float *x, float id, uint8_t qs[16]);
+void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale,
+                          qb_iq4_code_fn codes);
+void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale, qb_iq4_code_fn codes);
 
 #endif

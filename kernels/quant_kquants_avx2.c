@@ -415,8 +415,8 @@ bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
     case QB_TYPE_Q4_K: qb_quant_q4_K_with(src, dst, nb, kfit_avx2, kcode_avx2); break;
     case QB_TYPE_Q5_K: qb_quant_q5_K_with(src, dst, nb, kfit_avx2, kcode_avx2); break;
     case QB_TYPE_Q6_K: qb_quant_q6_K_with(src, dst, nb, kfit_q6_avx2, kcode_avx2); break;
-    case QB_TYPE_IQ4_XS: qb_quant_iq4_xs_with(src, dst, nb, iq4_scale_avx2); break;
-    default: qb_quant_iq4_nl_with(src, dst, nb, iq4_scale_avx2); break;
+    case QB_TYPE_IQ4_XS: qb_quant_iq4_xs_with(src, dst, nb, iq4_scale_avx2, qb_iq4nl_codes_ref); break;
+    default: qb_quant_iq4_nl_with(src, dst, nb, iq4_scale_avx2, qb_iq4nl_codes_ref); break;
     }
     return true;
 }

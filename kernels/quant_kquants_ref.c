@@ -648,7 +648,8 @@ void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
     }
 }
 
-void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale)
+void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale,
+                          qb_iq4_code_fn codes)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         float scales[8];
@@ -669,11 +670,7 @@ void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4
             const int l = clamp_int(round_int(id * scales[s]), -32, 31);
             const float dl = d * (float)l;
             const float idl = dl != 0 ? 1 / dl : 0.f;
-            const float *xs = x + 32 * s;
-            uint8_t *q = y->qs + 16 * s;
-            for (int j = 0; j < 16; j++)
-                q[j] = (uint8_t)(qb_iq4nl_index(idl * xs[j]) |
-                                 qb_iq4nl_index(idl * xs[j + 16]) << 4);
+            codes(x + 32 * s, idl, y->qs + 16 * s);
             const int u = l + 32;
             if (s % 2 == 0) y->scales_l[s / 2] = (uint8_t)(u & 15);
             else y->scales_l[s / 2] = (uint8_t)(y->scales_l[s / 2] | (u & 15) << 4);
@@ -686,5 +683,5 @@ void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4
 
 void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb)
 {
-    qb_quant_iq4_xs_with(x, y, nb, qb_iq4nl_group_scale);
+    qb_quant_iq4_xs_with(x, y, nb, qb_iq4nl_group_scale, qb_iq4nl_codes_ref);
 }
