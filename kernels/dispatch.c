@@ -73,6 +73,10 @@ void qb_quant_row_int_avx2(int, int, bool, const float *, void *, int64_t, const
 void qb_quant_row_int_avx512(int, int, bool, const float *, void *, int64_t, const float *);
 void qb_quant_row_nf4_avx512(bool, const float *, void *, int64_t);
 void qb_dequant_row_nf4_avx512(bool, const void *, float *, int64_t);
+void qb_quant_row_fp8_avx512(bool, const float *, void *, int64_t, float);
+void qb_dequant_row_fp8_avx512(bool, const void *, float *, int64_t);
+void qb_quant_row_mxfp4_avx512(const float *, void *, int64_t);
+void qb_dequant_row_mxfp4_avx512(const void *, float *, int64_t);
 /* analysis kernels (stats_*.c) */
 void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
@@ -109,6 +113,10 @@ static const qb_kernel_table table_ref = {
     .quant_int = qb_quant_row_int_ref,
     .quant_nf4 = qb_quant_row_nf4_ref,
     .dequant_nf4 = qb_dequant_row_nf4_ref,
+    .quant_fp8 = qb_quant_row_fp8_ref,
+    .dequant_fp8 = qb_dequant_row_fp8_ref,
+    .quant_mxfp4 = qb_quant_row_mxfp4_ref,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_ref,
     .err_rows = qb_err_rows_ref,
     .hist_slots = qb_hist_slots_ref,
     .hist_slots2 = qb_hist_slots2_ref,
@@ -127,6 +135,10 @@ static const qb_kernel_table table_avx2 = {
     .quant_int = qb_quant_row_int_avx2,
     .quant_nf4 = qb_quant_row_nf4_ref,
     .dequant_nf4 = qb_dequant_row_nf4_ref,
+    .quant_fp8 = qb_quant_row_fp8_ref,
+    .dequant_fp8 = qb_dequant_row_fp8_ref,
+    .quant_mxfp4 = qb_quant_row_mxfp4_ref,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_ref,
     .err_rows = qb_err_rows_avx2,
     .hist_slots = qb_hist_slots_avx2,
     .hist_slots2 = qb_hist_slots2_avx2,
@@ -145,6 +157,10 @@ static const qb_kernel_table table_avx512 = {
     .quant_int = qb_quant_row_int_avx512,
     .quant_nf4 = qb_quant_row_nf4_avx512,
     .dequant_nf4 = qb_dequant_row_nf4_avx512,
+    .quant_fp8 = qb_quant_row_fp8_avx512,
+    .dequant_fp8 = qb_dequant_row_fp8_avx512,
+    .quant_mxfp4 = qb_quant_row_mxfp4_avx512,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,
@@ -169,6 +185,10 @@ static const qb_kernel_table table_avx512vnni = {
     .quant_int = qb_quant_row_int_avx512,
     .quant_nf4 = qb_quant_row_nf4_avx512,
     .dequant_nf4 = qb_dequant_row_nf4_avx512,
+    .quant_fp8 = qb_quant_row_fp8_avx512,
+    .dequant_fp8 = qb_dequant_row_fp8_avx512,
+    .quant_mxfp4 = qb_quant_row_mxfp4_avx512,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_avx512,
     .err_rows = qb_err_rows_avx512,
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,

@@ -113,6 +113,11 @@ typedef struct {
      * AVX2 table runs the references). */
     void (*quant_nf4)(bool dq, const float *x, void *dst, int64_t n);
     void (*dequant_nf4)(bool dq, const void *src, float *y, int64_t n);
+    /* FP8 and MXFP4 rows (fmt.h): the references' bytes and bits (the AVX2 table runs them). */
+    void (*quant_fp8)(bool e5m2, const float *x, void *dst, int64_t n, float absmax);
+    void (*dequant_fp8)(bool e5m2, const void *src, float *y, int64_t n);
+    void (*quant_mxfp4)(const float *x, void *dst, int64_t n);
+    void (*dequant_mxfp4)(const void *src, float *y, int64_t n);
     /* Error statistics of nr (1..QB_ERR_ROWS) rows of n elements: row r is x + r·ldx against
      * y + r·ldy, continuing acc[r]. Exactly qb_err_rows_ref's numbers: every sum runs through
      * its row in element order with the same double operations (vector versions put rows,

@@ -5,7 +5,10 @@
  *    outliers, non-negative with zeros (the sign of a zero extreme comes from the first zero),
  *    all zero, constant, NaN-bearing, infinite, subnormal, huge;
  *  - quant_nf4 / dequant_nf4 (AVX-512) against the NF4 references, with and without double
- *    quantization, on the same kinds of rows and values on the decision thresholds.
+ *    quantization, on the same kinds of rows and values on the decision thresholds;
+ *  - FP8 E4M3 / E5M2 (per row and with a tensor's absmax) and MXFP4 rows (AVX-512) against their
+ *    references, on the same rows plus values on and next to every code and midpoint; decoding
+ *    every code, any exponent byte.
  * (The INT dequantizers are in test-stats-kernels.c.) */
 #include "testutil.h"
 
@@ -139,8 +142,139 @@ static void test_nf4(void **state)
     if (!tested) skip();
 }
 
+/* bytes of got against want (rb of them and 16 guard bytes) */
+static void same_bytes(const uint8_t *got, const uint8_t *want, size_t rb, const char *what, int kind)
+{
+    for (size_t i = 0; i < rb + 16; i++)
+        if (got[i] != want[i]) fail_msg("%s kind %d: byte %zu of %zu: 0x%02x, ref 0x%02x", what, kind, i, rb, got[i], want[i]);
+}
+
+static void same_floats(const float *got, const float *want, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], 4) && !(got[i] != got[i] && want[i] != want[i]))
+            fail_msg("%s: y[%lld] %.9g, ref %.9g", what, (long long)i, got[i], want[i]);
+}
+
+/* Values on and next to every point where a code changes: the codes' own values and the
+ * midpoints between neighbours, times scale, of either sign. */
+static void fill_edges(float *x, int64_t n, const float *points, int np, float scale)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const int k = (int)(next() % (uint64_t)np);
+        float v = points[k] * scale;
+        if (next() % 3 == 0) v = nextafterf(v, next() % 2 ? INFINITY : -INFINITY);
+        x[i] = next() % 2 ? v : -v;
+    }
+}
+
+static void test_fp8(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < sizeof isas / sizeof isas[0]; t++) {
+        const qb_kernel_table *k = qb_kernels_for(isas[t]);
+        if (!k) continue;
+        for (int e5m2 = 0; e5m2 < 2; e5m2++) {
+            /* every code's value and the midpoints between neighbours */
+            float pts[512];
+            int np = 0;
+            for (int c = 0; c < 128; c++) {
+                const float v = e5m2 ? qb_fp8_e5m2_to_f32((uint8_t)c) : qb_fp8_e4m3_to_f32((uint8_t)c);
+                const float w = e5m2 ? qb_fp8_e5m2_to_f32((uint8_t)(c + 1)) : qb_fp8_e4m3_to_f32((uint8_t)(c + 1));
+                if (isfinite(v)) pts[np++] = v;
+                if (isfinite(v) && isfinite(w)) pts[np++] = (v + w) / 2; /* exact: a midpoint of two close floats */
+            }
+            const float maxv = e5m2 ? QB_FP8_E5M2_MAX : QB_FP8_E4M3_MAX;
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++)
+                for (int kind = 0; kind <= 9; kind++)
+                    for (int per_tensor = 0; per_tensor < 2; per_tensor++) {
+                        const int64_t n = lengths[li];
+                        const size_t rb = qb_fp8_row_bytes(n);
+                        float *x = malloc((size_t)n * sizeof *x);
+                        if (kind < 9) fill(x, n, kind);
+                        else fill_edges(x, n, pts, np, 1.0f);
+                        /* kind 9: scale 1 (absmax = max) so the edges land on the codes' own grid */
+                        const float absmax = kind == 9 ? maxv : per_tensor ? 3.0f : -1.0f;
+                        uint8_t *want = malloc(rb + 16), *got = malloc(rb + 16);
+                        memset(want, 0xa5, rb + 16);
+                        memset(got, 0xa5, rb + 16);
+                        qb_quant_row_fp8_ref(e5m2, x, want, n, absmax);
+                        k->quant_fp8(e5m2, x, got, n, absmax);
+                        char what[64];
+                        snprintf(what, sizeof what, "%s fp8-%s n=%lld", isas[t], e5m2 ? "e5m2" : "e4m3", (long long)n);
+                        same_bytes(got, want, rb, what, kind);
+                        /* decoding: any code bytes, a random scale */
+                        for (size_t i = 4; i < rb; i++) want[i] = (uint8_t)next();
+                        const float sc = frand() * 4.0f;
+                        memcpy(want, &sc, 4);
+                        float *yw = malloc((size_t)n * sizeof *yw), *yg = malloc((size_t)n * sizeof *yg);
+                        qb_dequant_row_fp8_ref(e5m2, want, yw, n);
+                        k->dequant_fp8(e5m2, want, yg, n);
+                        same_floats(yg, yw, n, what);
+                        free(x);
+                        free(want);
+                        free(got);
+                        free(yw);
+                        free(yg);
+                    }
+            /* all 256 codes, scale 1 */
+            uint8_t row[4 + 256];
+            const float one = 1.0f;
+            memcpy(row, &one, 4);
+            for (int c = 0; c < 256; c++) row[4 + c] = (uint8_t)c;
+            float yw[256], yg[256];
+            qb_dequant_row_fp8_ref(e5m2, row, yw, 256);
+            k->dequant_fp8(e5m2, row, yg, 256);
+            same_floats(yg, yw, 256, e5m2 ? "fp8-e5m2 all codes" : "fp8-e4m3 all codes");
+        }
+    }
+}
+
+static void test_mxfp4(void **state)
+{
+    (void)state;
+    static const float pts[] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f, 1.75f, 2.0f, 2.5f, 3.0f, 3.5f, 4.0f, 5.0f, 6.0f};
+    for (size_t t = 0; t < sizeof isas / sizeof isas[0]; t++) {
+        const qb_kernel_table *k = qb_kernels_for(isas[t]);
+        if (!k) continue;
+        for (int nb = 1; nb <= 40; nb += nb < 4 ? 1 : 9)
+            for (int kind = 0; kind <= 9; kind++) {
+                const int64_t n = (int64_t)nb * QB_MXFP4_BLOCK;
+                const size_t rb = qb_mxfp4_row_bytes(n);
+                float *x = malloc((size_t)n * sizeof *x);
+                if (kind < 9) {
+                    fill(x, n, kind);
+                } else { /* blocks with absmax 4..8 (exponent 0): values on the E2M1 grid and midpoints */
+                    fill_edges(x, n, pts, (int)(sizeof pts / sizeof pts[0]), 1.0f);
+                    for (int64_t b = 0; b < n; b += 32) x[b] = 4.0f + (float)(next() % 4);
+                }
+                uint8_t *want = malloc(rb + 16), *got = malloc(rb + 16);
+                memset(want, 0xa5, rb + 16);
+                memset(got, 0xa5, rb + 16);
+                qb_quant_row_mxfp4_ref(x, want, n);
+                k->quant_mxfp4(x, got, n);
+                char what[48];
+                snprintf(what, sizeof what, "%s mxfp4 nb=%d", isas[t], nb);
+                same_bytes(got, want, rb, what, kind);
+                for (size_t i = 0; i < rb; i++) want[i] = (uint8_t)next(); /* any bytes: every exponent, 0 and 255 */
+                want[0] = 0;
+                if (rb > 17) want[17] = 255;
+                float *yw = malloc((size_t)n * sizeof *yw), *yg = malloc((size_t)n * sizeof *yg);
+                qb_dequant_row_mxfp4_ref(want, yw, n);
+                k->dequant_mxfp4(want, yg, n);
+                same_floats(yg, yw, n, what);
+                free(x);
+                free(want);
+                free(got);
+                free(yw);
+                free(yg);
+            }
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_quant_int), cmocka_unit_test(test_nf4)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_quant_int), cmocka_unit_test(test_nf4),
+                                       cmocka_unit_test(test_fp8), cmocka_unit_test(test_mxfp4)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
