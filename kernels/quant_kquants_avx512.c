@@ -196,8 +196,9 @@ AI void fitv(int nsub, int n, int nmax, const float *x, const float *w, uint8_t 
 FITV(16, 1) FITV(16, 2) FITV(16, 3) FITV(16, 4) FITV(32, 1) FITV(32, 2) FITV(32, 3) FITV(32, 4)
 
 typedef void (*fitv_fn)(int, int, const float *, const float *, uint8_t *, float *, float *, float, float, int, bool);
-static const fitv_fn fitv_16_by_sets[V] = {fitv_16_1, fitv_16_2, fitv_16_3, fitv_16_4};
-static const fitv_fn fitv_32_by_sets[V] = {fitv_32_1, fitv_32_2, fitv_32_3, fitv_32_4};
+/* [n == 32][live sets − 1] */
+static const fitv_fn fitv_by_sets[2][V] = {{fitv_16_1, fitv_16_2, fitv_16_3, fitv_16_4},
+                                           {fitv_32_1, fitv_32_2, fitv_32_3, fitv_32_4}};
 
 /* qb_kfit_fn: up to 64 sub-blocks per call, in as many lane sets as they fill. */
 static void kfit_avx512(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
@@ -209,9 +210,8 @@ static void kfit_avx512(int nsub, int n, int nmax, const float *x, const float *
     }
     for (int s = 0; s < nsub; s += LANES) {
         const int k = nsub - s < LANES ? nsub - s : LANES;
-        (n == 16 ? fitv_16_by_sets : fitv_32_by_sets)[(k + 15) / 16 - 1](k, nmax, x + n * s, w + n * s, L + n * s,
-                                                                         scales + s, neg_mins + s, rmin, rdelta,
-                                                                         nstep, abs_err);
+        fitv_by_sets[n == 32][(k + 15) / 16 - 1](k, nmax, x + n * s, w + n * s, L + n * s, scales + s, neg_mins + s,
+                                                 rmin, rdelta, nstep, abs_err);
     }
 }
 
