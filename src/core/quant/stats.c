@@ -6,7 +6,8 @@
  * give the histograms' grid) histograms and mapping. Neither keeps a dequantized copy of the
  * tensor: each thread dequantizes a group of rows into a small buffer of its own when a pass
  * reaches them (twice in all: cheap next to writing and reading back 4 bytes per value), and
- * the hot loops are kernels (kernels.h: dequant_*, err_rows, hist_slots).
+ * the hot loops are kernels (kernels.h: dequant_*, err_rows, hist_slots). The second pass is
+ * stats_hist.c.
  *
  * Parallel over rows with OpenMP. Sums are kept per row (in double, each row summed in element
  * order) and added in row order afterwards, histogram counts per thread and merged, mapping
@@ -14,9 +15,7 @@
  * count or on which thread took which rows (rows are handed out dynamically, so a thread the
  * OS delays does not hold up the others on a busy machine). Nothing inside a parallel region
  * touches ctx or anything shared that is not a per-thread or per-row slot. */
-#include "stats.h"
-
-#include "kernels.h"
+#include "stats_pass.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -121,18 +120,14 @@ qb_status qb_histogram_init(qb_ctx *ctx, qb_histogram *h, int bins, double lo, d
     return QB_OK;
 }
 
-/* The slots kernels.h's hist_slots writes: 0 under, 1..bins the bins, bins + 1 over,
- * bins + 2 NaN (not counted). */
-enum { SLOT_CHUNK = 1024 }; /* values per slot batch: the slot arrays stay in L1 */
-
 void qb_histogram_add(qb_histogram *h, const float *v, int64_t n)
 {
     if (!h->counts || n <= 0) return;
     const qb_kernel_table *k = qb_kernels();
     const qb_bin_grid g = {h->lo, h->hi, (double)h->bins / (h->hi - h->lo), h->bins};
-    uint32_t slot[SLOT_CHUNK];
-    for (int64_t i0 = 0; i0 < n; i0 += SLOT_CHUNK) {
-        const int len = (int)(n - i0 < SLOT_CHUNK ? n - i0 : SLOT_CHUNK);
+    uint32_t slot[QB_SLOT_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += QB_SLOT_CHUNK) {
+        const int len = (int)(n - i0 < QB_SLOT_CHUNK ? n - i0 : QB_SLOT_CHUNK);
         k->hist_slots(len, v + i0, NULL, &g, slot);
         for (int i = 0; i < len; i++) {
             const uint32_t s = slot[i];
@@ -150,18 +145,6 @@ void qb_histogram_free(qb_histogram *h)
 }
 
 /* ---- analysis ------------------------------------------------------------------------- */
-
-/* A mapping candidate: the smallest original in one value bucket, with its dequantized value
- * and flat index (ties between equal originals go to the lower index: deterministic). */
-typedef struct {
-    float x, y;
-    int64_t idx;
-} map_pt;
-
-static bool map_better(const map_pt *a, const map_pt *b) /* a precedes b */
-{
-    return b->idx < 0 || a->x < b->x || (a->x == b->x && a->idx < b->idx);
-}
 
 void qb_analysis_free(qb_analysis *a)
 {
@@ -184,63 +167,23 @@ static void widen(double *lo, double *hi)
     }
 }
 
-/* Where the dequantized rows come from: the packed tensor q (rows rb bytes apart, dequantized
- * into the caller's buffer on demand) or a matrix the caller has (deq). */
-typedef struct {
-    const qb_format *f;
-    const uint8_t *q;
-    size_t rb;
-    const float *deq;
-    int64_t n;
-} row_source;
-
-/* Rows per group a thread takes at a time (the error kernel's lanes). */
-enum { GROUP = QB_ERR_ROWS };
-
-/* Rows r0 .. r0 + nr − 1 dequantized, n floats apart: in buf (GROUP · n floats) or the
- * caller's matrix. */
-static const float *rows_of(const row_source *s, int64_t r0, int nr, float *buf)
-{
-    if (s->deq) return s->deq + r0 * s->n;
-    for (int i = 0; i < nr; i++) qb_dequantize_row(s->f, s->q + (size_t)(r0 + i) * s->rb, buf + (size_t)i * s->n, s->n);
-    return buf;
-}
-
-/* A thread's row buffer (NULL when the rows are the caller's; *ok false when out of memory). */
-static float *row_buffer(const row_source *s, int64_t rows, bool *ok)
-{
-    if (s->deq) return NULL;
-    const int64_t nr = rows < GROUP ? rows : GROUP;
-    float *b = malloc((size_t)(nr * s->n) * sizeof *b);
-    if (!b) *ok = false;
-    return b;
-}
-
-/* Ask for bytes at p ahead of use: the analysis streams the tensor from memory, and measured
- * here the hardware prefetcher alone left the kernels waiting half the time. A hint only (it
- * never faults, past the tensor's end included). */
-static inline void prefetch(const void *p, size_t bytes)
-{
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o);
-}
-
 /* Pass 1: the sums and ranges of every row into racc. False when out of memory or cancelled. */
-static bool row_sums(const float *x, const row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc)
+static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc)
 {
     const qb_kernel_table *k = qb_kernels();
-    const int64_t n = s->n, ng = (rows + GROUP - 1) / GROUP;
+    const int64_t n = s->n, ng = (rows + QB_STATS_GROUP - 1) / QB_STATS_GROUP;
     bool ok = true;
 #pragma omp parallel num_threads(nt)
     {
         bool mine = true;
-        float *buf = row_buffer(s, rows, &mine);
+        float *buf = qb_row_buffer(s, rows, &mine);
 #pragma omp for schedule(dynamic, 4)
         for (int64_t g = 0; g < ng; g++) {
             if (!mine || (cancel && *cancel)) continue;
-            const int64_t r0 = g * GROUP;
-            const int nr = (int)(rows - r0 < GROUP ? rows - r0 : GROUP);
-            prefetch(x + (r0 + nr) * n, (size_t)(GROUP * n) * sizeof *x); /* the next group */
-            const float *y = rows_of(s, r0, nr, buf);
+            const int64_t r0 = g * QB_STATS_GROUP;
+            const int nr = (int)(rows - r0 < QB_STATS_GROUP ? rows - r0 : QB_STATS_GROUP);
+            qb_prefetch(x + (r0 + nr) * n, (size_t)(QB_STATS_GROUP * n) * sizeof *x); /* the next group */
+            const float *y = qb_rows_of(s, r0, nr, buf);
             for (int i = 0; i < nr; i++) qb_err_acc_init(&racc[r0 + i]);
             k->err_rows((int)n, x + r0 * n, (size_t)n, y, (size_t)n, nr, &racc[r0]);
         }
@@ -253,197 +196,9 @@ static bool row_sums(const float *x, const row_source *s, int64_t rows, int nt, 
     return ok && !(cancel && *cancel);
 }
 
-/* Lanes of per-thread counts in hist_and_map: consecutive values go to different copies of
- * the bins, so runs of values in one bin do not wait on each other's increments. */
-enum { HIST_LANES = 4 };
-/* Largest joint (original, dequantized) table of 32-bit counts per thread: one increment
- * counts a value in both histograms while the table stays in L1 (bins <= 98). */
-enum { JOINT_BYTES = 40 << 10 };
-
-/* A thread's counts in pass 2. Slots (kernels.h): 0 under, 1..bins, bins + 1 over, bins + 2
- * NaN; stride = bins + 3 per histogram. joint: orig × deq pairs in u32 (flushed into the
- * per-slot sums before they could overflow), else orig and deq per slot and lane. */
-typedef struct {
-    bool joint;
-    size_t stride;
-    uint32_t *pair;     /* joint: stride × stride */
-    uint64_t pending;   /* joint: values counted in pair since the last flush */
-    uint64_t *od;       /* [orig, deq][HIST_LANES][stride] (joint: lane 0 only) */
-    uint64_t *err;      /* [HIST_LANES][stride] */
-    uint32_t *s1, *s2;  /* slot batches */
-    map_pt *mine;       /* mapping candidates per bucket */
-    float *bx;          /* mine[b].x, +inf while empty */
-    int32_t *cand;      /* a batch's candidate indices */
-} counts;
-
-static void counts_free(counts *c)
-{
-    free(c->pair);
-    free(c->od);
-    free(c->err);
-    free(c->s1);
-    free(c->s2);
-    free(c->mine);
-    free(c->bx);
-    free(c->cand);
-}
-
-static bool counts_init(counts *c, int bins, int nmap)
-{
-    memset(c, 0, sizeof *c);
-    c->stride = (size_t)bins + 3;
-    c->joint = c->stride * c->stride * sizeof(uint32_t) <= JOINT_BYTES;
-    c->pair = c->joint ? calloc(c->stride * c->stride, sizeof *c->pair) : NULL;
-    c->od = calloc(2 * HIST_LANES * c->stride, sizeof *c->od);
-    c->err = calloc(HIST_LANES * c->stride, sizeof *c->err);
-    c->s1 = malloc(SLOT_CHUNK * sizeof *c->s1);
-    c->s2 = malloc(SLOT_CHUNK * sizeof *c->s2);
-    if (nmap > 1) {
-        c->mine = malloc((size_t)nmap * sizeof *c->mine);
-        c->bx = malloc((size_t)nmap * sizeof *c->bx);
-        c->cand = malloc(SLOT_CHUNK * sizeof *c->cand);
-        for (int i = 0; c->mine && c->bx && i < nmap; i++) {
-            c->mine[i].idx = -1;
-            c->bx[i] = INFINITY;
-        }
-    }
-    return (!c->joint || c->pair) && c->od && c->err && c->s1 && c->s2 &&
-           (nmap <= 1 || (c->mine && c->bx && c->cand));
-}
-
-/* Add the joint table into the per-slot sums (lane 0) and clear it. */
-static void flush_pairs(counts *c)
-{
-    const size_t st = c->stride;
-    uint64_t *o = c->od, *d = c->od + HIST_LANES * st;
-    for (size_t a = 0; a < st; a++)
-        for (size_t b = 0; b < st; b++) {
-            const uint32_t v = c->pair[a * st + b];
-            o[a] += v;
-            d[b] += v;
-        }
-    memset(c->pair, 0, st * st * sizeof *c->pair);
-    c->pending = 0;
-}
-
-/* Count len slots into HIST_LANES copies of a histogram's slots, stride apart. */
-static inline void count_lanes(uint64_t *c, size_t stride, const uint32_t *slot, int len)
-{
-    uint64_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
-    int i = 0;
-    for (; i + 4 <= len; i += 4) {
-        c0[slot[i]]++;
-        c1[slot[i + 1]]++;
-        c2[slot[i + 2]]++;
-        c3[slot[i + 3]]++;
-    }
-    for (; i < len; i++) c0[slot[i]]++;
-}
-
-/* The three histograms of len values x against y. */
-static void count_values(const qb_kernel_table *k, counts *c, const float *x, const float *y, int len,
-                         const qb_bin_grid *gv, const qb_bin_grid *ge)
-{
-    const size_t st = c->stride;
-    if (c->joint) {
-        if (c->pending + (uint64_t)len > UINT32_MAX) flush_pairs(c);
-        c->pending += (uint64_t)len;
-        k->hist_slots2(len, x, y, gv, ge, c->s1, c->s2);
-        uint32_t *pair = c->pair;
-        for (int i = 0; i < len; i++) pair[c->s1[i]]++;
-    } else {
-        k->hist_slots(len, x, NULL, gv, c->s1);
-        count_lanes(c->od, st, c->s1, len);
-        k->hist_slots(len, y, NULL, gv, c->s1);
-        k->hist_slots(len, x, y, ge, c->s2);
-        count_lanes(c->od + HIST_LANES * st, st, c->s1, len);
-    }
-    count_lanes(c->err, st, c->s2, len);
-}
-
-/* Mapping candidates among len originals x (flat index of x[0]: idx0; dequantized y): the
- * kernel passes the values below their bucket's current minimum. An equal value never wins
- * here: a thread visits flat indices in increasing order (rows ascending in a group, groups in
- * a chunk, and chunks by the monotonic schedule), so the minimum it holds has the lower index;
- * threads' candidates meet in map_better's total order. */
-static void map_values(const qb_kernel_table *k, counts *c, const float *x, const float *y, int len, int64_t idx0,
-                       const qb_bin_grid *gm)
-{
-    const int nc = k->map_filter(len, x, gm, c->bx, c->cand);
-    for (int j = 0; j < nc; j++) {
-        const int i = c->cand[j];
-        uint32_t s;
-        k->hist_slots(1, x + i, NULL, gm, &s);
-        const map_pt p = {x[i], y[i], idx0 + i};
-        if (map_better(&p, &c->mine[s - 1])) {
-            c->mine[s - 1] = p;
-            c->bx[s - 1] = p.x;
-        }
-    }
-}
-
-/* Pass 2: histograms and mapping candidates over all rows, in parallel. Returns false on a
- * per-thread allocation failure or when cancelled. */
-static bool hist_and_map(const float *x, const row_source *s, int64_t rows, int nt, const volatile int *cancel,
-                         qb_analysis *a, int nmap, double mlo, double mhi, map_pt *best)
-{
-    const qb_kernel_table *k = qb_kernels();
-    const int64_t n = s->n, ng = (rows + GROUP - 1) / GROUP;
-    const int bins = a->hist_orig.bins;
-    const qb_bin_grid gv = {a->hist_orig.lo, a->hist_orig.hi, (double)bins / (a->hist_orig.hi - a->hist_orig.lo), bins};
-    const qb_bin_grid ge = {a->hist_err.lo, a->hist_err.hi, (double)bins / (a->hist_err.hi - a->hist_err.lo), bins};
-    const qb_bin_grid gm = {mlo, mhi, nmap > 1 ? (double)(nmap - 1) / (mhi - mlo) : 0.0, nmap > 1 ? nmap - 1 : 1};
-    bool ok = true;
-#pragma omp parallel num_threads(nt)
-    {
-        bool have = true;
-        float *buf = row_buffer(s, rows, &have);
-        counts c;
-        if (!counts_init(&c, bins, nmap)) have = false;
-#pragma omp for schedule(monotonic : dynamic, 4)
-        for (int64_t g = 0; g < ng; g++) {
-            if (!have || (cancel && *cancel)) continue;
-            const int64_t r0 = g * GROUP;
-            const int nr = (int)(rows - r0 < GROUP ? rows - r0 : GROUP);
-            const float *y = rows_of(s, r0, nr, buf);
-            for (int r = 0; r < nr; r++)
-                for (int64_t i0 = 0; i0 < n; i0 += SLOT_CHUNK) {
-                    const int len = (int)(n - i0 < SLOT_CHUNK ? n - i0 : SLOT_CHUNK);
-                    const float *xr = x + (r0 + r) * n + i0, *yr = y + r * n + i0;
-                    prefetch(xr + len, SLOT_CHUNK * sizeof *xr); /* the next batch: rows are contiguous */
-                    count_values(k, &c, xr, yr, len, &gv, &ge);
-                    if (nmap > 1) map_values(k, &c, xr, yr, len, (r0 + r) * n + i0, &gm);
-                }
-        }
-        if (have && c.joint) flush_pairs(&c);
-#pragma omp critical(qb_stats_merge)
-        {
-            if (!have) {
-                ok = false;
-            } else {
-                qb_histogram *h[3] = {&a->hist_orig, &a->hist_deq, &a->hist_err};
-                const uint64_t *src[3] = {c.od, c.od + HIST_LANES * c.stride, c.err};
-                for (int t = 0; t < 3; t++)
-                    for (int l = 0; l < HIST_LANES; l++) {
-                        /* slot 0: under, 1..bins: the bins, bins + 1: over */
-                        const uint64_t *cl = src[t] + (size_t)l * c.stride;
-                        h[t]->under += cl[0];
-                        for (int i = 0; i < bins; i++) h[t]->counts[i] += cl[1 + i];
-                        h[t]->over += cl[bins + 1];
-                    }
-                for (int i = 0; i < nmap - 1; i++)
-                    if (c.mine[i].idx >= 0 && map_better(&c.mine[i], &best[i])) best[i] = c.mine[i];
-            }
-        }
-        free(buf);
-        counts_free(&c);
-    }
-    return ok && !(cancel && *cancel);
-}
-
 /* The mapping from the bucket minima: points ascending in x, duplicates of the last point
  * (the largest original, a bucket minimum too) dropped. */
-static qb_status build_map(qb_ctx *ctx, qb_analysis *a, map_pt *best, int nmap, map_pt last)
+static qb_status build_map(qb_ctx *ctx, qb_analysis *a, qb_map_pt *best, int nmap, qb_map_pt last)
 {
     a->map_x = malloc((size_t)nmap * sizeof *a->map_x);
     a->map_y = malloc((size_t)nmap * sizeof *a->map_y);
@@ -506,8 +261,8 @@ static qb_status check_opts(qb_ctx *ctx, const qb_analysis_opts *opts, qb_analys
 }
 
 /* The largest original (first index among equals) and its dequantized value: the first row
- * whose maximum it is holds it (an all-NaN row's −inf does not count). buf: GROUP · n floats. */
-static map_pt find_last(const float *x, const row_source *s, int64_t rows, const acc *racc, float xmax, float *buf)
+ * whose maximum it is holds it (an all-NaN row's −inf does not count). buf: n floats. */
+static qb_map_pt find_last(const float *x, const qb_row_source *s, int64_t rows, const acc *racc, float xmax, float *buf)
 {
     const int64_t n = s->n;
     for (int64_t r = 0; r < rows; r++) {
@@ -515,17 +270,17 @@ static map_pt find_last(const float *x, const row_source *s, int64_t rows, const
         const float *xr = x + r * n;
         for (int64_t i = 0; i < n; i++)
             if (xr[i] == xmax) {
-                const float *y = rows_of(s, r, 1, buf);
-                return (map_pt){xr[i], y[i], r * n + i};
+                const float *y = qb_rows_of(s, r, 1, buf);
+                return (qb_map_pt){xr[i], y[i], r * n + i};
             }
     }
-    return (map_pt){0, 0, -1};
+    return (qb_map_pt){0, 0, -1};
 }
 
 /* Everything but the quantization: statistics, histograms and mapping of the rows of s
  * against src. */
-static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const row_source *s, int64_t rows,
-                         const qb_analysis_opts *op, int nt, acc *racc, map_pt *best, qb_analysis *out)
+static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const qb_row_source *s, int64_t rows,
+                         const qb_analysis_opts *op, int nt, acc *racc, qb_map_pt *best, qb_analysis *out)
 {
     const qb_analysis_opts o = *op;
     const int64_t n = s->n, count = rows * n;
@@ -562,12 +317,12 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
     double mlo = total.xlo, mhi = total.xhi;
     const bool map_ok = nmap > 0 && mlo <= mhi; /* some original is a number */
     if (map_ok && !(mlo < mhi)) mhi = mlo + 1.0; /* constant tensor: one point */
-    if (!hist_and_map(src, s, rows, nt, o.cancel, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
+    if (!qb_stats_hist_map(src, s, rows, nt, o.cancel, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
         if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
         return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
     }
     if (nmap > 0) {
-        map_pt last = {0, 0, -1};
+        qb_map_pt last = {0, 0, -1};
         if (map_ok) {
             float *buf = s->deq ? NULL : malloc((size_t)n * sizeof *buf);
             if (!s->deq && !buf) return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for a row");
@@ -595,14 +350,14 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     qb_analysis_scratch local = {0}, *sc = o.scratch ? o.scratch : &local;
     uint8_t *q = scratch_get(&sc->q, &sc->q_cap, (size_t)rows * rb);
     acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * sizeof *racc);
-    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
     if (!q || !racc || (o.map_points > 0 && !best)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
         goto fail;
     }
     st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
     if (st) goto fail;
-    const row_source s = {f, q, rb, NULL, n};
+    const qb_row_source s = {f, q, rb, NULL, n};
     st = measure(ctx, f, src, &s, rows, &o, nt, racc, best, out);
     if (st) goto fail;
     qb_analysis_scratch_free(&local);
@@ -628,8 +383,8 @@ qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *s
     qb_analysis_opts o;
     if ((st = check_opts(ctx, opts, &o))) return st;
     acc *racc = malloc((size_t)rows * sizeof *racc);
-    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
-    const row_source s = {f, NULL, 0, deq, n};
+    qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    const qb_row_source s = {f, NULL, 0, deq, n};
     if (!racc || (o.map_points > 0 && !best))
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
     else
