@@ -4,6 +4,7 @@
  * where cpuid reports VNNI, and "avx512" keeps the AVX-512BW versions. */
 #include "kernels.h"
 
+#include "fmt.h"
 #include "qb_types.h"
 
 #include <cpuid.h>
@@ -63,6 +64,31 @@ float qb_int_gemv_avx512vnni(const struct qb_fmt_params *, int, const void *, co
 #define INT_Q8_DECL(sfx) void qb_int_tile_q8_##sfx(const struct qb_fmt_params *, int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
 INT_Q8_DECL(ref) INT_Q8_DECL(avx2) INT_Q8_DECL(avx512) INT_Q8_DECL(avx512vnni)
 
+/* row dequantizers (dequant_*.c, fmt_int_*.c) */
+bool qb_dequant_row_avx2(int, const void *, float *, int64_t);
+bool qb_dequant_row_avx512(int, const void *, float *, int64_t);
+void qb_dequant_row_int_avx2(int, int, bool, const void *, float *, int64_t);
+void qb_dequant_row_int_avx512(int, int, bool, const void *, float *, int64_t);
+void qb_quant_row_int_avx2(int, int, bool, const float *, void *, int64_t, const float *);
+void qb_quant_row_int_avx512(int, int, bool, const float *, void *, int64_t, const float *);
+void qb_quant_row_nf4_avx512(bool, const float *, void *, int64_t);
+void qb_dequant_row_nf4_avx512(bool, const void *, float *, int64_t);
+void qb_quant_row_fp8_avx512(bool, const float *, void *, int64_t, float);
+void qb_dequant_row_fp8_avx512(bool, const void *, float *, int64_t);
+void qb_quant_row_mxfp4_avx512(const float *, void *, int64_t);
+void qb_dequant_row_mxfp4_avx512(const void *, float *, int64_t);
+/* analysis kernels (stats_*.c) */
+void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
+void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
+void qb_hist_slots_avx2(int, const float *, const float *, const qb_bin_grid *, uint32_t *);
+void qb_hist_slots_avx512(int, const float *, const float *, const qb_bin_grid *, uint32_t *);
+void qb_hist_slots2_avx2(int, const float *, const float *, const qb_bin_grid *, const qb_bin_grid *, uint32_t *,
+                         uint32_t *);
+void qb_hist_slots2_avx512(int, const float *, const float *, const qb_bin_grid *, const qb_bin_grid *, uint32_t *,
+                           uint32_t *);
+int qb_map_filter_avx2(int, const float *, const qb_bin_grid *, const float *, int32_t *);
+int qb_map_filter_avx512(int, const float *, const qb_bin_grid *, const float *, int32_t *);
+
 /* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
 #define QDOT_MEMBERS(sfx, asfx)                                                                       \
     .qdot = {[QB_TYPE_Q4_0] = qb_qdot_q4_0_##sfx,     [QB_TYPE_Q4_1] = qb_qdot_q4_1_##sfx,            \
@@ -82,6 +108,19 @@ static const qb_kernel_table table_ref = {
     .gemm_i8 = qb_gemm_i8_ref,
     .quant_row = qb_quant_row_ref,
     .attn_f32 = qb_attn_f32_ref,
+    .dequant_row = qb_dequant_row_ref,
+    .dequant_int = qb_dequant_row_int_ref,
+    .quant_int = qb_quant_row_int_ref,
+    .quant_nf4 = qb_quant_row_nf4_ref,
+    .dequant_nf4 = qb_dequant_row_nf4_ref,
+    .quant_fp8 = qb_quant_row_fp8_ref,
+    .dequant_fp8 = qb_dequant_row_fp8_ref,
+    .quant_mxfp4 = qb_quant_row_mxfp4_ref,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_ref,
+    .err_rows = qb_err_rows_ref,
+    .hist_slots = qb_hist_slots_ref,
+    .hist_slots2 = qb_hist_slots2_ref,
+    .map_filter = qb_map_filter_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .level = QB_ISA_AVX2, .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
@@ -91,6 +130,19 @@ static const qb_kernel_table table_avx2 = {
     .gemm_i8 = qb_gemm_i8_avx2,
     .quant_row = qb_quant_row_avx2,
     .attn_f32 = qb_attn_f32_avx2,
+    .dequant_row = qb_dequant_row_avx2,
+    .dequant_int = qb_dequant_row_int_avx2,
+    .quant_int = qb_quant_row_int_avx2,
+    .quant_nf4 = qb_quant_row_nf4_ref,
+    .dequant_nf4 = qb_dequant_row_nf4_ref,
+    .quant_fp8 = qb_quant_row_fp8_ref,
+    .dequant_fp8 = qb_dequant_row_fp8_ref,
+    .quant_mxfp4 = qb_quant_row_mxfp4_ref,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_ref,
+    .err_rows = qb_err_rows_avx2,
+    .hist_slots = qb_hist_slots_avx2,
+    .hist_slots2 = qb_hist_slots2_avx2,
+    .map_filter = qb_map_filter_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .level = QB_ISA_AVX512, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -98,8 +150,21 @@ static const qb_kernel_table table_avx512 = {
     QDOT_MEMBERS(avx512, avx512),
     .int_tile_q8 = qb_int_tile_q8_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
-    .quant_row = qb_quant_row_avx2,
+    .quant_row = qb_quant_row_avx512,
     .attn_f32 = qb_attn_f32_avx512,
+    .dequant_row = qb_dequant_row_avx512,
+    .dequant_int = qb_dequant_row_int_avx512,
+    .quant_int = qb_quant_row_int_avx512,
+    .quant_nf4 = qb_quant_row_nf4_avx512,
+    .dequant_nf4 = qb_dequant_row_nf4_avx512,
+    .quant_fp8 = qb_quant_row_fp8_avx512,
+    .dequant_fp8 = qb_dequant_row_fp8_avx512,
+    .quant_mxfp4 = qb_quant_row_mxfp4_avx512,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_avx512,
+    .err_rows = qb_err_rows_avx512,
+    .hist_slots = qb_hist_slots_avx512,
+    .hist_slots2 = qb_hist_slots2_avx512,
+    .map_filter = qb_map_filter_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .level = QB_ISA_AVX512VNNI, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -113,8 +178,21 @@ static const qb_kernel_table table_avx512vnni = {
     .gemv_q = {[QB_TYPE_Q4_0] = qb_gemv_q4_0_avx512vnni},
     .int_gemv = qb_int_gemv_avx512vnni,
     .gemm_i8 = qb_gemm_i8_avx512vnni,
-    .quant_row = qb_quant_row_avx2,
+    .quant_row = qb_quant_row_avx512,
     .attn_f32 = qb_attn_f32_avx512,
+    .dequant_row = qb_dequant_row_avx512,
+    .dequant_int = qb_dequant_row_int_avx512,
+    .quant_int = qb_quant_row_int_avx512,
+    .quant_nf4 = qb_quant_row_nf4_avx512,
+    .dequant_nf4 = qb_dequant_row_nf4_avx512,
+    .quant_fp8 = qb_quant_row_fp8_avx512,
+    .dequant_fp8 = qb_dequant_row_fp8_avx512,
+    .quant_mxfp4 = qb_quant_row_mxfp4_avx512,
+    .dequant_mxfp4 = qb_dequant_row_mxfp4_avx512,
+    .err_rows = qb_err_rows_avx512,
+    .hist_slots = qb_hist_slots_avx512,
+    .hist_slots2 = qb_hist_slots2_avx512,
+    .map_filter = qb_map_filter_avx512,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

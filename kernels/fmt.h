@@ -30,6 +30,14 @@ size_t qb_int_row_bytes(int bits, int group, bool asym, int64_t n);
 void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *dst, int64_t n,
                           const float *range);
 void qb_dequant_row_int_ref(int bits, int group, bool asym, const void *src, float *y, int64_t n);
+/* The pieces of qb_quant_row_int_ref that vector versions share with it. qb_int_min_max: the
+ * smallest and largest of n values as the reference scans them (element order, NaNs ignored,
+ * 0, 0 when there is no number; the first of equal zeros is kept). qb_int_grid: the grid a
+ * group (group > 0) or row whose extremes are mn, mx is quantized on: scale *d and zero point
+ * *z as the codes are chosen with them (q = clamp(rint(x / d) + z, 0, 2^bits − 1), z alone
+ * where d is 0), and the header bytes written to hdr; returns the header's size. */
+void qb_int_min_max(const float *x, int64_t n, float *mn, float *mx);
+size_t qb_int_grid(int bits, int group, bool asym, float mn, float mx, float *d, float *z, uint8_t *hdr);
 /* The stored row as numbers: q[i] the code of element i (0..2^bits-1), and for each group
  * (group <= 0: the one row) its scale and zero point, so element i is
  * scale[i/g] * (q[i] - zero[i/g]) exactly as qb_dequant_row_int_ref computes it (group

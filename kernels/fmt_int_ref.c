@@ -147,11 +147,45 @@ static uint16_t f16_scale(float d)
     return qb_f32_to_f16(d);
 }
 
+/* Contract (fmt.h): find_params on (mn, mx); for groups the scale rounded to f16 and the
+ * asym zero point recomputed from it, clamped to the grid. */
+size_t qb_int_grid(int bits, int group, bool asym, float mn, float mx, float *d, float *z, uint8_t *hdr)
+{
+    float xa;
+    params(bits, asym, mn, mx, d, z, &xa);
+    if (group <= 0) {
+        if (asym) {
+            int_rhdr_asym h = {*d, *z};
+            memcpy(hdr, &h, sizeof h);
+            return sizeof h;
+        }
+        int_rhdr_sym h = {*d};
+        memcpy(hdr, &h, sizeof h);
+        return sizeof h;
+    }
+    const float maxq = (float)((1 << bits) - 1);
+    const uint16_t d16 = f16_scale(*d);
+    *d = qb_f16_to_f32(d16);
+    if (asym) {
+        *z = *d != 0.0f ? rintf(-xa / *d) : 0.0f;
+        if (!(*z >= 0.0f)) *z = 0.0f;
+        if (*z > maxq) *z = maxq;
+        int_ghdr_asym h = {d16, qb_f32_to_f16(*z)};
+        memcpy(hdr, &h, sizeof h);
+        return sizeof h;
+    }
+    int_ghdr_sym h = {d16};
+    memcpy(hdr, &h, sizeof h);
+    return sizeof h;
+}
+
+void qb_int_min_max(const float *x, int64_t n, float *mn, float *mx) { min_max(x, n, mn, mx); }
+
 void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *dst, int64_t n,
                           const float *range)
 {
     uint8_t *out = dst;
-    float mn, mx, d, z, xa;
+    float mn, mx, d, z;
     if (group <= 0) {
         if (range) {
             mn = range[0];
@@ -159,37 +193,13 @@ void qb_quant_row_int_ref(int bits, int group, bool asym, const float *x, void *
         } else {
             min_max(x, n, &mn, &mx);
         }
-        params(bits, asym, mn, mx, &d, &z, &xa);
-        if (asym) {
-            int_rhdr_asym h = {d, z};
-            memcpy(out, &h, sizeof h);
-            out += sizeof h;
-        } else {
-            int_rhdr_sym h = {d};
-            memcpy(out, &h, sizeof h);
-            out += sizeof h;
-        }
+        out += qb_int_grid(bits, group, asym, mn, mx, &d, &z, out);
         put_codes(x, n, bits, d, z, out);
         return;
     }
-    const float maxq = (float)((1 << bits) - 1);
     for (int64_t g = 0; g < n; g += group) {
         min_max(x + g, group, &mn, &mx);
-        params(bits, asym, mn, mx, &d, &z, &xa);
-        uint16_t d16 = f16_scale(d);
-        d = qb_f16_to_f32(d16);
-        if (asym) {
-            z = d != 0.0f ? rintf(-xa / d) : 0.0f;
-            if (!(z >= 0.0f)) z = 0.0f;
-            if (z > maxq) z = maxq;
-            int_ghdr_asym h = {d16, qb_f32_to_f16(z)};
-            memcpy(out, &h, sizeof h);
-            out += sizeof h;
-        } else {
-            int_ghdr_sym h = {d16};
-            memcpy(out, &h, sizeof h);
-            out += sizeof h;
-        }
+        out += qb_int_grid(bits, group, asym, mn, mx, &d, &z, out);
         out = put_codes(x + g, group, bits, d, z, out);
     }
 }

@@ -20,28 +20,13 @@
  *   qs: two codes per byte, element 2i in the low nibble, 2i+1 in the high nibble (note:
  *   bitsandbytes packs the other way round, first element high).
  * Rows are self-contained: the double-quantization statistics are per row, not per tensor. */
-#include "fmt.h"
-#include "blocks.h"
+#include "fmt_nf4.h"
 
 #include <math.h>
 #include <string.h>
 
-#define NF4_DQ_GROUP 256 /* blocks per second-level scale */
-
 /* max ignoring a NaN in b (fmaxf is a libm call in a hot loop without -ffast-math) */
 static inline float max_f(float a, float b) { return b > a ? b : a; }
-
-typedef struct QB_PACKED {
-    float absmax;   /* the block's max |x| */
-    uint8_t qs[32]; /* 64 codes */
-} nf4_block;
-_Static_assert(sizeof(nf4_block) == 36, "nf4 block is 36 bytes");
-
-typedef struct QB_PACKED {
-    int8_t qa;      /* absmax code on the row's second-level grid */
-    uint8_t qs[32];
-} nf4dq_block;
-_Static_assert(sizeof(nf4dq_block) == 33, "nf4-dq block is 33 bytes");
 
 const float qb_nf4_levels[16] = {
     -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
@@ -51,7 +36,7 @@ const float qb_nf4_levels[16] = {
 };
 
 /* bitsandbytes' dQuantizeNF4 thresholds (code = number of thresholds strictly below v). */
-static const float nf4_mid[15] = {
+const float qb_nf4_thresholds[15] = {
     -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
     -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
     0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
@@ -62,19 +47,19 @@ uint8_t qb_nf4_code(float v)
 {
     if (v != v) return 7;
     /* branch-free binary search over the 15 thresholds */
-    int c = v > nf4_mid[7] ? 8 : 0;
-    c += v > nf4_mid[c + 3] ? 4 : 0;
-    c += v > nf4_mid[c + 1] ? 2 : 0;
-    c += v > nf4_mid[c] ? 1 : 0;
+    int c = v > qb_nf4_thresholds[7] ? 8 : 0;
+    c += v > qb_nf4_thresholds[c + 3] ? 4 : 0;
+    c += v > qb_nf4_thresholds[c + 1] ? 2 : 0;
+    c += v > qb_nf4_thresholds[c] ? 1 : 0;
     return (uint8_t)c;
 }
 
 size_t qb_nf4_row_bytes(bool dq, int64_t n)
 {
     int64_t nb = n / QB_NF4_BLOCK;
-    if (!dq) return (size_t)nb * sizeof(nf4_block);
-    int64_t ng = (nb + NF4_DQ_GROUP - 1) / NF4_DQ_GROUP;
-    return sizeof(float) * (size_t)(1 + ng) + (size_t)nb * sizeof(nf4dq_block);
+    if (!dq) return (size_t)nb * sizeof(qb_nf4_block);
+    int64_t ng = (nb + QB_NF4_DQ_GROUP - 1) / QB_NF4_DQ_GROUP;
+    return sizeof(float) * (size_t)(1 + ng) + (size_t)nb * sizeof(qb_nf4dq_block);
 }
 
 static float block_absmax(const float *x)
@@ -105,15 +90,15 @@ static void get_block(const uint8_t qs[32], float a, float *y)
 
 static void quant_row_dq(const float *x, uint8_t *out, int64_t n)
 {
-    const int64_t nb = n / QB_NF4_BLOCK, ng = (nb + NF4_DQ_GROUP - 1) / NF4_DQ_GROUP;
+    const int64_t nb = n / QB_NF4_BLOCK, ng = (nb + QB_NF4_DQ_GROUP - 1) / QB_NF4_DQ_GROUP;
     double sum = 0;
     for (int64_t j = 0; j < nb; j++) sum += block_absmax(x + j * QB_NF4_BLOCK);
     const float mean = nb > 0 ? (float)(sum / (double)nb) : 0.0f;
     memcpy(out, &mean, sizeof mean);
     uint8_t *s2p = out + sizeof(float);
-    nf4dq_block *blocks = (nf4dq_block *)(void *)(s2p + sizeof(float) * (size_t)ng);
+    qb_nf4dq_block *blocks = (qb_nf4dq_block *)(void *)(s2p + sizeof(float) * (size_t)ng);
     for (int64_t k = 0; k < ng; k++) {
-        const int64_t j0 = k * NF4_DQ_GROUP, j1 = j0 + NF4_DQ_GROUP < nb ? j0 + NF4_DQ_GROUP : nb;
+        const int64_t j0 = k * QB_NF4_DQ_GROUP, j1 = j0 + QB_NF4_DQ_GROUP < nb ? j0 + QB_NF4_DQ_GROUP : nb;
         float dev = 0.0f;
         for (int64_t j = j0; j < j1; j++) dev = max_f(dev, fabsf(block_absmax(x + j * QB_NF4_BLOCK) - mean));
         const float s2 = dev / 127.0f;
@@ -123,7 +108,7 @@ static void quant_row_dq(const float *x, uint8_t *out, int64_t n)
             float t = s2 > 0.0f ? rintf((block_absmax(xb) - mean) / s2) : 0.0f;
             if (!(t >= -127.0f)) t = -127.0f;
             if (t > 127.0f) t = 127.0f;
-            nf4dq_block b;
+            qb_nf4dq_block b;
             b.qa = (int8_t)t;
             put_block(xb, mean + s2 * (float)b.qa, b.qs);
             memcpy(&blocks[j], &b, sizeof b);
@@ -137,9 +122,9 @@ void qb_quant_row_nf4_ref(bool dq, const float *x, void *dst, int64_t n)
         quant_row_dq(x, dst, n);
         return;
     }
-    nf4_block *blocks = dst;
+    qb_nf4_block *blocks = dst;
     for (int64_t j = 0; j < n / QB_NF4_BLOCK; j++) {
-        nf4_block b;
+        qb_nf4_block b;
         b.absmax = block_absmax(x + j * QB_NF4_BLOCK);
         put_block(x + j * QB_NF4_BLOCK, b.absmax, b.qs);
         memcpy(&blocks[j], &b, sizeof b);
@@ -150,24 +135,24 @@ void qb_dequant_row_nf4_ref(bool dq, const void *src, float *y, int64_t n)
 {
     const int64_t nb = n / QB_NF4_BLOCK;
     if (!dq) {
-        const nf4_block *blocks = src;
+        const qb_nf4_block *blocks = src;
         for (int64_t j = 0; j < nb; j++) {
-            nf4_block b;
+            qb_nf4_block b;
             memcpy(&b, &blocks[j], sizeof b);
             get_block(b.qs, b.absmax, y + j * QB_NF4_BLOCK);
         }
         return;
     }
     const uint8_t *in = src;
-    const int64_t ng = (nb + NF4_DQ_GROUP - 1) / NF4_DQ_GROUP;
+    const int64_t ng = (nb + QB_NF4_DQ_GROUP - 1) / QB_NF4_DQ_GROUP;
     float mean;
     memcpy(&mean, in, sizeof mean);
     const uint8_t *s2p = in + sizeof(float);
-    const nf4dq_block *blocks = (const nf4dq_block *)(const void *)(s2p + sizeof(float) * (size_t)ng);
+    const qb_nf4dq_block *blocks = (const qb_nf4dq_block *)(const void *)(s2p + sizeof(float) * (size_t)ng);
     for (int64_t j = 0; j < nb; j++) {
         float s2;
-        memcpy(&s2, s2p + sizeof(float) * (size_t)(j / NF4_DQ_GROUP), sizeof s2);
-        nf4dq_block b;
+        memcpy(&s2, s2p + sizeof(float) * (size_t)(j / QB_NF4_DQ_GROUP), sizeof s2);
+        qb_nf4dq_block b;
         memcpy(&b, &blocks[j], sizeof b);
         const float a = mean + s2 * (float)b.qa;
         if (a > 0.0f)

@@ -22,6 +22,23 @@ enum { QB_ISA_REF, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_AVX512VNNI, QB_ISA_COUNT }
 typedef void (*qb_fmt_tile_fn)(const struct qb_fmt_params *f, int n, const void *w, size_t wst, int nr,
                                const float *x, size_t ldx, int nc, float *y, size_t ldy);
 
+/* Running error sums of one row, as the analysis (core/quant/stats.c) keeps them: Σx², Σe²,
+ * Σx·x̂, Σx̂², Σ|e| and max |e| in double (e = x − x̂ in double), and the ranges of x, x̂ and
+ * the f32 error x − x̂ (NaNs ignored). Start a row from qb_err_acc_init. */
+typedef struct {
+    double sxx, see, sxy, syy, sae, maxe;
+    float xlo, xhi, ylo, yhi, elo, ehi;
+} qb_err_acc;
+
+/* Rows one err_rows call takes at most. */
+#define QB_ERR_ROWS 8
+
+/* A histogram's grid: bins equal bins over [lo, hi], k = bins / (hi − lo) (lo < hi finite). */
+typedef struct {
+    double lo, hi, k;
+    int bins;
+} qb_bin_grid;
+
 typedef struct {
     const char *isa; /* "ref", "avx2", "avx512", "avx512vnni" */
     int level;       /* QB_ISA_* */
@@ -85,6 +102,40 @@ typedef struct {
      * (att_j / sum) · v_j. The spec is qb_attn_f32_ref. */
     void (*attn_f32)(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
                      float scale, float *att, float *out);
+    /* Dequantize a row of ggml type `type`: qb_dequant_row_ref's contract and bits (types
+     * without a vector version go to the reference). */
+    bool (*dequant_row)(int type, const void *src, float *dst, int64_t n);
+    /* Dequantize an INT row (fmt.h): qb_dequant_row_int_ref's contract and bits. */
+    void (*dequant_int)(int bits, int group, bool asym, const void *src, float *y, int64_t n);
+    /* Quantize an INT row (fmt.h): qb_quant_row_int_ref's contract and bytes. */
+    void (*quant_int)(int bits, int group, bool asym, const float *x, void *dst, int64_t n, const float *range);
+    /* NF4 rows (fmt.h): qb_quant_row_nf4_ref's bytes and qb_dequant_row_nf4_ref's bits (the
+     * AVX2 table runs the references). */
+    void (*quant_nf4)(bool dq, const float *x, void *dst, int64_t n);
+    void (*dequant_nf4)(bool dq, const void *src, float *y, int64_t n);
+    /* FP8 and MXFP4 rows (fmt.h): the references' bytes and bits (the AVX2 table runs them). */
+    void (*quant_fp8)(bool e5m2, const float *x, void *dst, int64_t n, float absmax);
+    void (*dequant_fp8)(bool e5m2, const void *src, float *y, int64_t n);
+    void (*quant_mxfp4)(const float *x, void *dst, int64_t n);
+    void (*dequant_mxfp4)(const void *src, float *y, int64_t n);
+    /* Error statistics of nr (1..QB_ERR_ROWS) rows of n elements: row r is x + r·ldx against
+     * y + r·ldy, continuing acc[r]. Exactly qb_err_rows_ref's numbers: every sum runs through
+     * its row in element order with the same double operations (vector versions put rows,
+     * not elements, in lanes), so results are bit-identical. */
+    void (*err_rows)(int n, const float *x, size_t ldx, const float *y, size_t ldy, int nr, qb_err_acc *acc);
+    /* Histogram slots of n values v_i = a[i] (b NULL) or the f32 difference a[i] − b[i]:
+     * slot[i] = 0 when v < lo, bins + 1 when v > hi, bins + 2 when v is NaN, else
+     * 1 + min((int)((v − lo)·k), bins − 1) (v in double; a product that is NaN or beyond int
+     * counts as the last bin). Exactly qb_hist_slots_ref's. */
+    void (*hist_slots)(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot);
+    /* The three histograms of the analysis at once: sxy[i] = s(x[i])·(g.bins + 3) + s(y[i]) with
+     * s the slot on g, se[i] the slot of the f32 difference x[i] − y[i] on ge (slots as
+     * hist_slots). Exactly qb_hist_slots2_ref's. */
+    void (*hist_slots2)(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                        uint32_t *sxy, uint32_t *se);
+    /* Mapping candidates: writes to idx, ascending, every i whose x[i] has a slot s in 1..bins on
+     * g (hist_slots) and x[i] < bx[s − 1]; returns how many. Exactly qb_map_filter_ref's. */
+    int (*map_filter)(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
 } qb_kernel_table;
 
 /* Whether one token of weight type `type` should go through gemv_q rather than qdot (nc = 1):
@@ -129,6 +180,13 @@ void qb_attn_f32_ref(int hd, int len, const float *q, const float *k, size_t kst
 void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
 
+void qb_err_acc_init(qb_err_acc *a);
+void qb_err_rows_ref(int n, const float *x, size_t ldx, const float *y, size_t ldy, int nr, qb_err_acc *acc);
+void qb_hist_slots_ref(int n, const float *a, const float *b, const qb_bin_grid *g, uint32_t *slot);
+void qb_hist_slots2_ref(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
+                        uint32_t *sxy, uint32_t *se);
+int qb_map_filter_ref(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
+
 /* Dequantize n elements (a multiple of the type's block size) of ggml type `type` (qb_type id)
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's
  * dequantize_row_* exactly. */
@@ -141,5 +199,7 @@ bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
 /* The same bytes, scale searches in AVX2 lanes (quant_kquants_avx2.c). */
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n);
+/* The same bytes, the 32-element blocks in AVX-512 (quant_avx512.c), the rest as _avx2. */
+bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n);
 
 #endif

@@ -21,8 +21,16 @@ typedef void (*qb_kfit_fn)(int nsub, int n, int nmax, const float *x, const floa
  * Q6_K: fit_scale_sym with nmax 32, codes 0..63; both biased): codes into L + 16 * s, the
  * scale into scales[s]. */
 typedef void (*qb_kfit_s_fn)(int nsub, const float *x, int8_t *L, float *scales);
+/* Codes of n values against a sub-block's scale as it will be decoded:
+ * L[i] = clamp(round_int((x[i] + dm) / d), lo, hi) − lo, round_int being the 1.5·2^23 trick of
+ * quant_kquants_ref.c bit for bit for every input (dm = 0 for the symmetric formats: x + 0
+ * changes only a zero's sign, which the rounding drops). */
+typedef void (*qb_kcode_fn)(const float *x, int n, float dm, float d, int lo, int hi, uint8_t *L);
 /* The best scale of 32 values for the IQ4_NL code book (qb_iq4nl_group_scale's contract). */
 typedef float (*qb_iq4_scale_fn)(const float *x);
+/* The IQ4_NL codes of 32 values scaled by id, in the block's nibble order:
+ * qs[j] = index(id·x[j]) | index(id·x[j + 16]) << 4, index being qb_iq4nl_index. */
+typedef void (*qb_iq4_code_fn)(const float *x, float id, uint8_t qs[16]);
 
 /* The scalar fit: the spec. */
 void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
@@ -30,14 +38,18 @@ void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint
 
 void qb_kfit_q3_ref(int nsub, const float *x, int8_t *L, float *scales);
 void qb_kfit_q6_ref(int nsub, const float *x, int8_t *L, float *scales);
+void qb_kcode_ref(const float *x, int n, float dm, float d, int lo, int hi, uint8_t *L);
 
-/* The quantizers with a given search (nb blocks; the *_ref ones pass the scalar searches). */
-void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit);
-void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_fn fit);
-void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit);
-void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit);
-void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit);
-void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale);
-void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale);
+/* The quantizers with a given search and coder (nb blocks; the *_ref ones pass the scalar
+ * pieces). */
+void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code);
+void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_fn fit, qb_kcode_fn code);
+void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code);
+void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code);
+void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit, qb_kcode_fn code);
+void qb_iq4nl_codes_ref(const float *x, float id, uint8_t qs[16]);
+void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale,
+                          qb_iq4_code_fn codes);
+void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale, qb_iq4_code_fn codes);
 
 #endif

@@ -310,6 +310,23 @@ static void kfit_q3_avx2(int nsub, const float *x, int8_t *L, float *scales)
     if (s < nsub) qb_kfit_q3_ref(nsub - s, x + 16 * s, L + 16 * s, scales + s);
 }
 
+/* qb_kcode_fn (quant_k.h): 8 codes at a time, the scalar's division and rounding bits. */
+static void kcode_avx2(const float *x, int n, float dm, float d, int lo, int hi, uint8_t *L)
+{
+    const __m256 vdm = _mm256_set1_ps(dm), vd = _mm256_set1_ps(d), c = _mm256_set1_ps(ROUND_C);
+    const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_add_ps(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + i), vdm), vd), c);
+        __m256i v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), _mm256_set1_epi32(0x007fffff)),
+                                     _mm256_set1_epi32(0x00400000));
+        v = _mm256_sub_epi32(_mm256_min_epi32(_mm256_max_epi32(v, vlo), vhi), vlo);
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(L + i), _mm_packus_epi16(w, w));
+    }
+    if (i < n) qb_kcode_ref(x + i, n - i, dm, d, lo, hi, L + i);
+}
+
 /* ---- IQ4_NL code book ----------------------------------------------------------------------- */
 
 static const float iq4_book[16] = {
@@ -393,13 +410,13 @@ bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
     if (!mine || n < 0 || n % blk != 0) return qb_quant_row_ref(type, src, dst, n);
     const int64_t nb = n / blk;
     switch (type) {
-    case QB_TYPE_Q2_K: qb_quant_q2_K_with(src, dst, nb, kfit_avx2); break;
-    case QB_TYPE_Q3_K: qb_quant_q3_K_with(src, dst, nb, kfit_q3_avx2); break;
-    case QB_TYPE_Q4_K: qb_quant_q4_K_with(src, dst, nb, kfit_avx2); break;
-    case QB_TYPE_Q5_K: qb_quant_q5_K_with(src, dst, nb, kfit_avx2); break;
-    case QB_TYPE_Q6_K: qb_quant_q6_K_with(src, dst, nb, kfit_q6_avx2); break;
-    case QB_TYPE_IQ4_XS: qb_quant_iq4_xs_with(src, dst, nb, iq4_scale_avx2); break;
-    default: qb_quant_iq4_nl_with(src, dst, nb, iq4_scale_avx2); break;
+    case QB_TYPE_Q2_K: qb_quant_q2_K_with(src, dst, nb, kfit_avx2, kcode_avx2); break;
+    case QB_TYPE_Q3_K: qb_quant_q3_K_with(src, dst, nb, kfit_q3_avx2, kcode_avx2); break;
+    case QB_TYPE_Q4_K: qb_quant_q4_K_with(src, dst, nb, kfit_avx2, kcode_avx2); break;
+    case QB_TYPE_Q5_K: qb_quant_q5_K_with(src, dst, nb, kfit_avx2, kcode_avx2); break;
+    case QB_TYPE_Q6_K: qb_quant_q6_K_with(src, dst, nb, kfit_q6_avx2, kcode_avx2); break;
+    case QB_TYPE_IQ4_XS: qb_quant_iq4_xs_with(src, dst, nb, iq4_scale_avx2, qb_iq4nl_codes_ref); break;
+    default: qb_quant_iq4_nl_with(src, dst, nb, iq4_scale_avx2, qb_iq4nl_codes_ref); break;
     }
     return true;
 }

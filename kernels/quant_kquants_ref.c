@@ -298,6 +298,12 @@ static void pack_scale_min_k4(const uint8_t sc[8], const uint8_t mn[8], uint8_t 
     }
 }
 
+/* Contract (quant_k.h). */
+void qb_kcode_ref(const float *x, int n, float dm, float d, int lo, int hi, uint8_t *L)
+{
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)(clamp_int(round_int((x[i] + dm) / d), lo, hi) - lo);
+}
+
 /* Contract (quant_k.h): the sub-blocks one after another, each with fit_scale_min. */
 void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *neg_mins,
                  float rmin, float rdelta, int nstep, bool abs_err)
@@ -306,13 +312,9 @@ void qb_kfit_ref(int nsub, int n, int nmax, const float *x, const float *w, uint
         scales[s] = fit_scale_min(n, nmax, x + n * s, w + n * s, L + n * s, &neg_mins[s], rmin, rdelta, nstep, abs_err);
 }
 
-/* Sub-block fits and the 6-bit scale/min quantization shared by Q4_K and Q5_K: fills L with
- * the final codes (0..nmax) of the 256 elements, the packed scales, d and dmin. */
-static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uint8_t L[QB_QK_K],
-                            uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh, qb_kfit_fn fit)
+/* The weights of a Q4_K / Q5_K super-block's sub-block fits: the sub-block's RMS plus |x|. */
+static void k4_weights(const float *x, float w[QB_QK_K])
 {
-    float scales[8], mins[8], w[QB_QK_K];
-    float max_scale = 0, max_min = 0; /* scales and mins come out >= 0 */
     for (int s = 0; s < 8; s++) {
         const float *xs = x + 32 * s;
         float sum_x2 = 0;
@@ -320,7 +322,14 @@ static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uin
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) w[32 * s + l] = av_x + fabsf(xs[l]);
     }
-    fit(8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, false);
+}
+
+/* After the fits: the 6-bit scale/min quantization shared by Q4_K and Q5_K; fills L with the
+ * final codes (0..nmax) of the 256 elements, the packed scales, d and dmin. */
+static void k4_finish(const float *x, int nmax, const float scales[8], const float mins[8], uint8_t L[QB_QK_K],
+                      uint8_t scales_out[12], uint16_t *dh, uint16_t *dminh, qb_kcode_fn code)
+{
+    float max_scale = 0, max_min = 0; /* scales and mins come out >= 0 */
     for (int s = 0; s < 8; s++) {
         if (scales[s] > max_scale) max_scale = scales[s];
         if (mins[s] > max_min) max_min = mins[s];
@@ -343,59 +352,90 @@ static void quant_k4_common(const float *x, int nmax, float rmin, int nstep, uin
         const float d = d_all * (float)sc[s];
         if (d == 0) continue;
         const float dm = dmin_all * (float)mn[s];
-        for (int l = 0; l < 32; l++)
-            L[32 * s + l] = (uint8_t)clamp_int(round_int((x[32 * s + l] + dm) / d), 0, nmax);
+        code(x + 32 * s, 32, dm, d, 0, nmax, L + 32 * s);
+    }
+}
+
+/* Super-blocks whose sub-block fits go to one fit call: 64 sub-blocks (eight Q4_K / Q5_K blocks
+ * of 8, four blocks of 16 for the others), so vector fits fill up to four registers of 16
+ * lanes. The fits are independent searches, so the figures are those of one sub-block at a
+ * time. */
+enum { K4_BATCH = 8, K16_BATCH = 4 };
+
+/* Codes, scales, d and dmin of nb <= K4_BATCH Q4_K / Q5_K super-blocks (x their 256 · nb
+ * values): the sub-block fits of all in one call, then each block's scale/min quantization. */
+static void quant_k4_common(const float *x, int nb, int nmax, float rmin, int nstep, uint8_t L[K4_BATCH][QB_QK_K],
+                            uint8_t scales_out[K4_BATCH][12], uint16_t dh[K4_BATCH], uint16_t dminh[K4_BATCH],
+                            qb_kfit_fn fit, qb_kcode_fn code)
+{
+    float scales[8 * K4_BATCH], mins[8 * K4_BATCH], w[K4_BATCH * QB_QK_K];
+    uint8_t Lf[K4_BATCH * QB_QK_K];
+    int b = 0;
+    do k4_weights(x + QB_QK_K * b, w + QB_QK_K * b); /* nb >= 1 */
+    while (++b < nb);
+    fit(8 * nb, 32, nmax, x, w, Lf, scales, mins, rmin, 0.1f, nstep, false);
+    for (b = 0; b < nb; b++) {
+        memcpy(L[b], Lf + QB_QK_K * b, QB_QK_K);
+        k4_finish(x + QB_QK_K * b, nmax, scales + 8 * b, mins + 8 * b, L[b], scales_out[b], &dh[b], &dminh[b], code);
     }
 }
 
 /* ---- the formats -------------------------------------------------------------------------- */
 
-void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit)
+/* The rest of one Q2_K block once its sub-blocks are fitted: L (the fit's codes, re-made
+ * here), the fitted scales and mins, into y. */
+static void q2_K_finish(const float *x, uint8_t *L, const float *scales, const float *mins, qb_block_q2_K *y,
+                        qb_kcode_fn code)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        uint8_t L[QB_QK_K];
-        float scales[16], mins[16], w[QB_QK_K];
-        float max_scale = 0, max_min = 0;
-        for (int l = 0; l < QB_QK_K; l++) w[l] = fabsf(x[l]);
-        fit(16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true);
-        for (int s = 0; s < 16; s++) {
-            if (scales[s] > max_scale) max_scale = scales[s];
-            if (mins[s] > max_min) max_min = mins[s];
-        }
-        uint8_t sb[16]; /* scale in the low nibble, min in the high one */
-        uint16_t dh = 0, dminh = 0;
-        if (max_scale > 0) {
-            const float iscale = 15.f / max_scale;
-            for (int s = 0; s < 16; s++) sb[s] = (uint8_t)round_int(iscale * scales[s]);
-            dh = qb_f32_to_f16(max_scale / 15.f);
-        } else {
-            memset(sb, 0, sizeof sb);
-            dh = qb_f32_to_f16(0.f);
-        }
-        if (max_min > 0) {
-            const float iscale = 15.f / max_min;
-            for (int s = 0; s < 16; s++)
-                sb[s] = (uint8_t)(sb[s] | (unsigned)round_int(iscale * mins[s]) << 4);
-            dminh = qb_f32_to_f16(max_min / 15.f);
-        } else {
-            dminh = qb_f32_to_f16(0.f);
-        }
-        const float d_all = qb_f16_to_f32(dh), dmin_all = qb_f16_to_f32(dminh);
-        for (int s = 0; s < 16; s++) {
-            const float d = d_all * (float)(sb[s] & 15);
-            if (d == 0) continue;
-            const float dm = dmin_all * (float)(sb[s] >> 4);
-            for (int l = 0; l < 16; l++)
-                L[16 * s + l] = (uint8_t)clamp_int(round_int((x[16 * s + l] + dm) / d), 0, 3);
-        }
-        memcpy(y->scales, sb, 16);
-        y->d = dh;
-        y->dmin = dminh;
-        pack_2bit(L, y->qs);
+    float max_scale = 0, max_min = 0;
+    for (int s = 0; s < 16; s++) {
+        if (scales[s] > max_scale) max_scale = scales[s];
+        if (mins[s] > max_min) max_min = mins[s];
+    }
+    uint8_t sb[16]; /* scale in the low nibble, min in the high one */
+    uint16_t dh = 0, dminh = 0;
+    if (max_scale > 0) {
+        const float iscale = 15.f / max_scale;
+        for (int s = 0; s < 16; s++) sb[s] = (uint8_t)round_int(iscale * scales[s]);
+        dh = qb_f32_to_f16(max_scale / 15.f);
+    } else {
+        memset(sb, 0, sizeof sb);
+        dh = qb_f32_to_f16(0.f);
+    }
+    if (max_min > 0) {
+        const float iscale = 15.f / max_min;
+        for (int s = 0; s < 16; s++) sb[s] = (uint8_t)(sb[s] | (unsigned)round_int(iscale * mins[s]) << 4);
+        dminh = qb_f32_to_f16(max_min / 15.f);
+    } else {
+        dminh = qb_f32_to_f16(0.f);
+    }
+    const float d_all = qb_f16_to_f32(dh), dmin_all = qb_f16_to_f32(dminh);
+    for (int s = 0; s < 16; s++) {
+        const float d = d_all * (float)(sb[s] & 15);
+        if (d == 0) continue;
+        const float dm = dmin_all * (float)(sb[s] >> 4);
+        code(x + 16 * s, 16, dm, d, 0, 3, L + 16 * s);
+    }
+    memcpy(y->scales, sb, 16);
+    y->d = dh;
+    y->dmin = dminh;
+    pack_2bit(L, y->qs);
+}
+
+void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code)
+{
+    for (int64_t b = 0; b < nb; b += K16_BATCH) { /* K16_BATCH blocks per fit call */
+        const int cnt = nb - b < K16_BATCH ? (int)(nb - b) : K16_BATCH;
+        uint8_t L[K16_BATCH * QB_QK_K];
+        float scales[16 * K16_BATCH], mins[16 * K16_BATCH], w[K16_BATCH * QB_QK_K];
+        for (int l = 0; l < QB_QK_K * cnt; l++) w[l] = fabsf(x[QB_QK_K * b + l]);
+        fit(16 * cnt, 16, 3, x + QB_QK_K * b, w, L, scales, mins, -0.5f, 0.1f, 15, true);
+        for (int k = 0; k < cnt; k++)
+            q2_K_finish(x + QB_QK_K * (b + k), L + QB_QK_K * k, scales + 16 * k, mins + 16 * k, y + b + k, code);
     }
 }
 
-void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb) { qb_quant_q2_K_with(x, y, nb, qb_kfit_ref); }
+void qb_quant_q2_K_ref(const float *x, qb_block_q2_K *y, int64_t nb) { qb_quant_q2_K_with(x, y, nb, qb_kfit_ref, qb_kcode_ref); }
 
 /* Contract (quant_k.h): the sub-blocks one after another, each with fit_scale_q3. */
 void qb_kfit_q3_ref(int nsub, const float *x, int8_t *L, float *scales)
@@ -409,147 +449,173 @@ void qb_kfit_q6_ref(int nsub, const float *x, int8_t *L, float *scales)
     for (int s = 0; s < nsub; s++) scales[s] = fit_scale_sym(x + 16 * s, 32, L + 16 * s);
 }
 
-void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_fn fit)
+/* The rest of one Q3_K block once its sub-blocks are fitted: L (the fit's codes, re-made
+ * here), the fitted scales, into y. */
+static void q3_K_finish(const float *x, int8_t *L, const float *scales, qb_block_q3_K *y, qb_kcode_fn code)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        int8_t L[QB_QK_K];
-        float scales[16];
-        float max_scale = 0, amax = 0; /* the scale of largest magnitude, with its sign */
-        fit(16, x, L, scales);
+    float max_scale = 0, amax = 0; /* the scale of largest magnitude, with its sign */
+    for (int s = 0; s < 16; s++) {
+        const float a = fabsf(scales[s]);
+        if (a > amax) {
+            amax = a;
+            max_scale = scales[s];
+        }
+    }
+    int sc[16]; /* 6-bit scales, biased by 32 */
+    uint8_t p[12] = {0};
+    uint16_t dh;
+    if (max_scale != 0) {
+        const float iscale = -32.f / max_scale;
         for (int s = 0; s < 16; s++) {
-            const float a = fabsf(scales[s]);
-            if (a > amax) {
-                amax = a;
-                max_scale = scales[s];
-            }
+            const int8_t l = (int8_t)round_int(iscale * scales[s]);
+            sc[s] = clamp_int(l, -32, 31) + 32;
+            if (s < 8) p[s] = (uint8_t)(sc[s] & 15);
+            else p[s - 8] = (uint8_t)(p[s - 8] | (sc[s] & 15) << 4);
+            p[8 + s % 4] = (uint8_t)(p[8 + s % 4] | (sc[s] >> 4) << (2 * (s / 4)));
         }
-        int sc[16]; /* 6-bit scales, biased by 32 */
-        uint8_t p[12] = {0};
-        uint16_t dh;
-        if (max_scale != 0) {
-            const float iscale = -32.f / max_scale;
-            for (int s = 0; s < 16; s++) {
-                const int8_t l = (int8_t)round_int(iscale * scales[s]);
-                sc[s] = clamp_int(l, -32, 31) + 32;
-                if (s < 8) p[s] = (uint8_t)(sc[s] & 15);
-                else p[s - 8] = (uint8_t)(p[s - 8] | (sc[s] & 15) << 4);
-                p[8 + s % 4] = (uint8_t)(p[8 + s % 4] | (sc[s] >> 4) << (2 * (s / 4)));
-            }
-            dh = qb_f32_to_f16(1 / iscale);
-        } else {
-            for (int s = 0; s < 16; s++) sc[s] = 0;
-            dh = qb_f32_to_f16(0.f);
+        dh = qb_f32_to_f16(1 / iscale);
+    } else {
+        for (int s = 0; s < 16; s++) sc[s] = 0;
+        dh = qb_f32_to_f16(0.f);
+    }
+    const float d_all = qb_f16_to_f32(dh);
+    for (int s = 0; s < 16; s++) {
+        const float d = d_all * (float)(sc[s] - 32);
+        if (d == 0) continue;
+        code(x + 16 * s, 16, 0.0f, d, -4, 3, (uint8_t *)L + 16 * s); /* clamp(round(x / d), -4, 3) + 4 */
+    }
+    /* high bit of element e into bit e/32 of hmask[e%32]; the low two bits as Q2_K */
+    uint8_t lo[QB_QK_K];
+    memset(y->hmask, 0, sizeof y->hmask);
+    for (int e = 0; e < QB_QK_K; e++) {
+        int v = L[e];
+        if (v > 3) {
+            y->hmask[e % 32] = (uint8_t)(y->hmask[e % 32] | 1u << (e / 32));
+            v -= 4;
         }
-        const float d_all = qb_f16_to_f32(dh);
-        for (int s = 0; s < 16; s++) {
-            const float d = d_all * (float)(sc[s] - 32);
-            if (d == 0) continue;
-            for (int l = 0; l < 16; l++)
-                L[16 * s + l] = (int8_t)(clamp_int(round_int(x[16 * s + l] / d), -4, 3) + 4);
-        }
-        /* high bit of element e into bit e/32 of hmask[e%32]; the low two bits as Q2_K */
-        uint8_t lo[QB_QK_K];
-        memset(y->hmask, 0, sizeof y->hmask);
-        for (int e = 0; e < QB_QK_K; e++) {
-            int v = L[e];
-            if (v > 3) {
-                y->hmask[e % 32] = (uint8_t)(y->hmask[e % 32] | 1u << (e / 32));
-                v -= 4;
-            }
-            lo[e] = (uint8_t)v;
-        }
-        pack_2bit(lo, y->qs);
-        memcpy(y->scales, p, 12);
-        y->d = dh;
+        lo[e] = (uint8_t)v;
+    }
+    pack_2bit(lo, y->qs);
+    memcpy(y->scales, p, 12);
+    y->d = dh;
+}
+
+void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_fn fit, qb_kcode_fn code)
+{
+    for (int64_t b = 0; b < nb; b += K16_BATCH) { /* K16_BATCH blocks per fit call */
+        const int cnt = nb - b < K16_BATCH ? (int)(nb - b) : K16_BATCH;
+        int8_t L[K16_BATCH * QB_QK_K];
+        float scales[16 * K16_BATCH];
+        fit(16 * cnt, x + QB_QK_K * b, L, scales);
+        for (int k = 0; k < cnt; k++)
+            q3_K_finish(x + QB_QK_K * (b + k), L + QB_QK_K * k, scales + 16 * k, y + b + k, code);
     }
 }
 
-void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb) { qb_quant_q3_K_with(x, y, nb, qb_kfit_q3_ref); }
+void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb) { qb_quant_q3_K_with(x, y, nb, qb_kfit_q3_ref, qb_kcode_ref); }
 
-void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit)
+void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        uint8_t L[QB_QK_K];
-        uint16_t dh, dminh;
-        quant_k4_common(x, 15, -1.f, 20, L, y->scales, &dh, &dminh, fit);
-        y->d = dh;
-        y->dmin = dminh;
-        for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
-            for (int l = 0; l < 32; l++)
-                y->qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
-    }
-}
-
-void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb) { qb_quant_q4_K_with(x, y, nb, qb_kfit_ref); }
-
-void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit)
-{
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        uint8_t L[QB_QK_K];
-        uint16_t dh, dminh;
-        quant_k4_common(x, 31, -0.5f, 15, L, y->scales, &dh, &dminh, fit);
-        y->d = dh;
-        y->dmin = dminh;
-        memset(y->qh, 0, sizeof y->qh);
-        for (int c = 0; c < 4; c++) {
-            for (int l = 0; l < 32; l++) {
-                const int a = L[64 * c + l], b2 = L[64 * c + 32 + l];
-                y->qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
-                y->qh[l] = (uint8_t)(y->qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
-            }
+    for (int64_t b = 0; b < nb; b += K4_BATCH) { /* K4_BATCH blocks per fit call */
+        const int cnt = nb - b < K4_BATCH ? (int)(nb - b) : K4_BATCH;
+        uint8_t L[K4_BATCH][QB_QK_K], sc[K4_BATCH][12];
+        uint16_t dh[K4_BATCH], dminh[K4_BATCH];
+        quant_k4_common(x + QB_QK_K * b, cnt, 15, -1.f, 20, L, sc, dh, dminh, fit, code);
+        for (int k = 0; k < cnt; k++) {
+            qb_block_q4_K *yb = y + b + k;
+            memcpy(yb->scales, sc[k], 12);
+            yb->d = dh[k];
+            yb->dmin = dminh[k];
+            for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
+                for (int l = 0; l < 32; l++)
+                    yb->qs[32 * c + l] = (uint8_t)(L[k][64 * c + l] | L[k][64 * c + 32 + l] << 4);
         }
     }
 }
 
-void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb) { qb_quant_q5_K_with(x, y, nb, qb_kfit_ref); }
+void qb_quant_q4_K_ref(const float *x, qb_block_q4_K *y, int64_t nb) { qb_quant_q4_K_with(x, y, nb, qb_kfit_ref, qb_kcode_ref); }
 
-void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit)
+void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code)
 {
-    for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
-        int8_t L[QB_QK_K];
-        float scales[16];
-        float max_scale = 0, amax = 0;
-        fit(16, x, L, scales);
-        for (int s = 0; s < 16; s++) {
-            const float a = fabsf(scales[s]);
-            if (a > amax) {
-                amax = a;
-                max_scale = scales[s];
-            }
-        }
-        if (amax < GROUP_EPS) { /* nothing to encode: an all-zero block */
-            memset(y, 0, sizeof *y);
-            continue;
-        }
-        const float iscale = -128.f / max_scale;
-        y->d = qb_f32_to_f16(1 / iscale);
-        for (int s = 0; s < 16; s++) {
-            const int l = round_int(iscale * scales[s]);
-            y->scales[s] = (int8_t)(l < 127 ? l : 127);
-        }
-        const float d_all = qb_f16_to_f32(y->d);
-        for (int s = 0; s < 16; s++) {
-            const float d = d_all * (float)y->scales[s];
-            if (d == 0) continue;
-            for (int l = 0; l < 16; l++)
-                L[16 * s + l] = (int8_t)(clamp_int(round_int(x[16 * s + l] / d), -32, 31) + 32);
-        }
-        /* element 128h + 32k + l: low nibble into ql[64h + l + 32(k&1)] (k >= 2: high
-         * nibble), bits 4-5 into bits 2k of qh[32h + l] */
-        for (int h = 0; h < 2; h++) {
-            const int8_t *c = L + 128 * h;
-            uint8_t *ql = y->ql + 64 * h, *qh = y->qh + 32 * h;
-            for (int l = 0; l < 32; l++) {
-                ql[l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
-                ql[l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
-                qh[l] = (uint8_t)(c[l] >> 4 | (c[l + 32] >> 4) << 2 | (c[l + 64] >> 4) << 4 |
-                                  (c[l + 96] >> 4) << 6);
+    for (int64_t b = 0; b < nb; b += K4_BATCH) { /* K4_BATCH blocks per fit call */
+        const int cnt = nb - b < K4_BATCH ? (int)(nb - b) : K4_BATCH;
+        uint8_t L[K4_BATCH][QB_QK_K], sc[K4_BATCH][12];
+        uint16_t dh[K4_BATCH], dminh[K4_BATCH];
+        quant_k4_common(x + QB_QK_K * b, cnt, 31, -0.5f, 15, L, sc, dh, dminh, fit, code);
+        for (int k = 0; k < cnt; k++) {
+            qb_block_q5_K *yb = y + b + k;
+            memcpy(yb->scales, sc[k], 12);
+            yb->d = dh[k];
+            yb->dmin = dminh[k];
+            memset(yb->qh, 0, sizeof yb->qh);
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    const int a = L[k][64 * c + l], b2 = L[k][64 * c + 32 + l];
+                    yb->qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
+                    yb->qh[l] = (uint8_t)(yb->qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
+                }
             }
         }
     }
 }
 
-void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb) { qb_quant_q6_K_with(x, y, nb, qb_kfit_q6_ref); }
+void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb) { qb_quant_q5_K_with(x, y, nb, qb_kfit_ref, qb_kcode_ref); }
+
+/* The rest of one Q6_K block once its sub-blocks are fitted: L (the fit's codes, re-made
+ * here), the fitted scales, into y. */
+static void q6_K_finish(const float *x, int8_t *L, const float *scales, qb_block_q6_K *y, qb_kcode_fn code)
+{
+    float max_scale = 0, amax = 0;
+    for (int s = 0; s < 16; s++) {
+        const float a = fabsf(scales[s]);
+        if (a > amax) {
+            amax = a;
+            max_scale = scales[s];
+        }
+    }
+    if (amax < GROUP_EPS) { /* nothing to encode: an all-zero block */
+        memset(y, 0, sizeof *y);
+        return;
+    }
+    const float iscale = -128.f / max_scale;
+    y->d = qb_f32_to_f16(1 / iscale);
+    for (int s = 0; s < 16; s++) {
+        const int l = round_int(iscale * scales[s]);
+        y->scales[s] = (int8_t)(l < 127 ? l : 127);
+    }
+    const float d_all = qb_f16_to_f32(y->d);
+    for (int s = 0; s < 16; s++) {
+        const float d = d_all * (float)y->scales[s];
+        if (d == 0) continue;
+        code(x + 16 * s, 16, 0.0f, d, -32, 31, (uint8_t *)L + 16 * s); /* clamp(round(x / d), -32, 31) + 32 */
+    }
+    /* element 128h + 32k + l: low nibble into ql[64h + l + 32(k&1)] (k >= 2: high
+     * nibble), bits 4-5 into bits 2k of qh[32h + l] */
+    for (int h = 0; h < 2; h++) {
+        const int8_t *c = L + 128 * h;
+        uint8_t *ql = y->ql + 64 * h, *qh = y->qh + 32 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
+            ql[l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
+            qh[l] = (uint8_t)(c[l] >> 4 | (c[l + 32] >> 4) << 2 | (c[l + 64] >> 4) << 4 |
+                              (c[l + 96] >> 4) << 6);
+        }
+    }
+}
+
+void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_fn fit, qb_kcode_fn code)
+{
+    for (int64_t b = 0; b < nb; b += K16_BATCH) { /* K16_BATCH blocks per fit call */
+        const int cnt = nb - b < K16_BATCH ? (int)(nb - b) : K16_BATCH;
+        int8_t L[K16_BATCH * QB_QK_K];
+        float scales[16 * K16_BATCH];
+        fit(16 * cnt, x + QB_QK_K * b, L, scales);
+        for (int k = 0; k < cnt; k++)
+            q6_K_finish(x + QB_QK_K * (b + k), L + QB_QK_K * k, scales + 16 * k, y + b + k, code);
+    }
+}
+
+void qb_quant_q6_K_ref(const float *x, qb_block_q6_K *y, int64_t nb) { qb_quant_q6_K_with(x, y, nb, qb_kfit_q6_ref, qb_kcode_ref); }
 
 void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
 {
@@ -582,7 +648,8 @@ void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
     }
 }
 
-void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale)
+void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale,
+                          qb_iq4_code_fn codes)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         float scales[8];
@@ -603,11 +670,7 @@ void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4
             const int l = clamp_int(round_int(id * scales[s]), -32, 31);
             const float dl = d * (float)l;
             const float idl = dl != 0 ? 1 / dl : 0.f;
-            const float *xs = x + 32 * s;
-            uint8_t *q = y->qs + 16 * s;
-            for (int j = 0; j < 16; j++)
-                q[j] = (uint8_t)(qb_iq4nl_index(idl * xs[j]) |
-                                 qb_iq4nl_index(idl * xs[j + 16]) << 4);
+            codes(x + 32 * s, idl, y->qs + 16 * s);
             const int u = l + 32;
             if (s % 2 == 0) y->scales_l[s / 2] = (uint8_t)(u & 15);
             else y->scales_l[s / 2] = (uint8_t)(y->scales_l[s / 2] | (u & 15) << 4);
@@ -620,5 +683,5 @@ void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4
 
 void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb)
 {
-    qb_quant_iq4_xs_with(x, y, nb, qb_iq4nl_group_scale);
+    qb_quant_iq4_xs_with(x, y, nb, qb_iq4nl_group_scale, qb_iq4nl_codes_ref);
 }

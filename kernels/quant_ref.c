@@ -307,19 +307,27 @@ float qb_iq4nl_group_scale(const float *x)
     return d;
 }
 
-void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale)
+/* Contract (quant_k.h). */
+void qb_iq4nl_codes_ref(const float *x, float id, uint8_t qs[16])
+{
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(iq4_index(id * x[j]) | iq4_index(id * x[j + 16]) << 4);
+}
+
+void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale, qb_iq4_code_fn codes)
 {
     qb_block_iq4_nl *y = dst;
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK32) {
         const float d = group_scale(x);
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y->d = qb_f32_to_f16(d);
-        for (int j = 0; j < 16; j++)
-            y->qs[j] = (uint8_t)(iq4_index(id * x[j]) | iq4_index(id * x[j + 16]) << 4);
+        codes(x, id, y->qs);
     }
 }
 
-static void quant_iq4_nl(const float *x, void *dst, int64_t nb) { qb_quant_iq4_nl_with(x, dst, nb, qb_iq4nl_group_scale); }
+static void quant_iq4_nl(const float *x, void *dst, int64_t nb)
+{
+    qb_quant_iq4_nl_with(x, dst, nb, qb_iq4nl_group_scale, qb_iq4nl_codes_ref);
+}
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 

@@ -1,5 +1,7 @@
-/* test-quantize-simd.c — the vector row quantizer (qb_quant_row_avx2: the scale searches of
- * Q2_K..Q6_K, IQ4_NL, IQ4_XS in AVX2 lanes) against llama-quantize and the scalar spec:
+/* test-quantize-simd.c — the vector row quantizers (qb_quant_row_avx2: the scale searches of
+ * Q2_K..Q6_K, IQ4_NL, IQ4_XS in AVX2 lanes; qb_quant_row_avx512: the 32-element blocks Q8_0,
+ * Q4_0, Q5_0, Q4_1, Q5_1 in AVX-512, the rest as _avx2) against llama-quantize and the scalar
+ * spec (and F16 / BF16 rows in AVX-512):
  *  - zoo: the tensors llama-quantize --pure wrote into qb-docs-26m-zoo.gguf, re-made from their
  *    F16 originals: every byte must match;
  *  - random and awkward rows (Gaussian with outliers, constant and all-zero sub-blocks next to
@@ -15,11 +17,14 @@
 
 #include <math.h>
 
-static const int simd_types[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K,
-                                 QB_TYPE_Q6_K, QB_TYPE_IQ4_NL, QB_TYPE_IQ4_XS};
-enum { N_TYPES = sizeof simd_types / sizeof simd_types[0] };
+/* the types compared: the searches and the 32-element blocks */
+static const int row_types[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K,
+                                QB_TYPE_IQ4_NL, QB_TYPE_IQ4_XS, QB_TYPE_Q8_0, QB_TYPE_Q4_0, QB_TYPE_Q5_0,
+                                QB_TYPE_Q4_1, QB_TYPE_Q5_1, QB_TYPE_F16, QB_TYPE_BF16};
+enum { N_ROW_TYPES = sizeof row_types / sizeof row_types[0] };
 
 static bool have_avx2(void) { return qb_kernels_for("avx2") != NULL; }
+static bool have_avx512(void) { return qb_kernels_for("avx512") != NULL; }
 
 static uint64_t rng_next(uint64_t *s) /* splitmix64 */
 {
@@ -38,19 +43,23 @@ static float rng_gauss(uint64_t *s)
 
 static size_t row_bytes(int t, int64_t n) { return qb_type_row_bytes((qb_type)t, n); }
 
-/* ref and avx2 bytes of x (n values) in type t must be the same */
+/* ref, avx2 and (where the CPU has it) avx512 bytes of x (n values) in type t must be the same */
 static void expect_same(int t, const float *x, int64_t n, const char *what)
 {
     const size_t rb = row_bytes(t, n);
     uint8_t *a = malloc(rb), *b = malloc(rb);
     assert_true(a && b);
     memset(a, 0xa5, rb);
-    memset(b, 0x5a, rb);
     assert_true(qb_quant_row_ref(t, x, a, n));
-    assert_true(qb_quant_row_avx2(t, x, b, n));
-    for (size_t i = 0; i < rb; i++)
-        if (a[i] != b[i])
-            fail_msg("%s, %s: byte %zu: avx2 0x%02x, ref 0x%02x", qb_type_get(t)->name, what, i, b[i], a[i]);
+    for (int isa = 0; isa < 2; isa++) {
+        if (isa == 1 && !have_avx512()) break;
+        memset(b, 0x5a, rb);
+        assert_true(isa == 0 ? qb_quant_row_avx2(t, x, b, n) : qb_quant_row_avx512(t, x, b, n));
+        for (size_t i = 0; i < rb; i++)
+            if (a[i] != b[i])
+                fail_msg("%s, %s: byte %zu: %s 0x%02x, ref 0x%02x", qb_type_get(t)->name, what, i,
+                         isa ? "avx512" : "avx2", b[i], a[i]);
+    }
     free(a);
     free(b);
 }
@@ -65,13 +74,13 @@ static void test_zoo(void **state)
     qb_ctx_init(&ctx);
     qb_gguf *g = NULL;
     if (qb_gguf_open(&ctx, path, &g)) fail_msg("%s", qb_ctx_errmsg(&ctx));
-    int checked[N_TYPES] = {0};
+    int checked[N_ROW_TYPES] = {0};
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qb_gguf_tensor *t = &g->tensors[i];
         const char *at = strchr(t->name, '@');
         int k = 0;
-        while (k < N_TYPES && simd_types[k] != (int)t->type) k++;
-        if (!at || k == N_TYPES) continue;
+        while (k < N_ROW_TYPES && row_types[k] != (int)t->type) k++;
+        if (!at || k == N_ROW_TYPES) continue;
         char base[256];
         snprintf(base, sizeof base, "%.*s", (int)(at - t->name), t->name);
         const qb_gguf_tensor *src = qb_gguf_find_tensor(g, base);
@@ -85,19 +94,23 @@ static void test_zoo(void **state)
         for (int64_t r = 0; r < rows; r++) {
             const uint8_t *h = (const uint8_t *)src->data + (size_t)(r * n) * 2;
             for (int64_t j = 0; j < n; j++) x[j] = qb_f16_to_f32((uint16_t)(h[2 * j] | h[2 * j + 1] << 8));
-            assert_true(qb_quant_row_avx2(t->type, x, q, n));
-            const uint8_t *want = (const uint8_t *)t->data + (size_t)r * rb;
-            for (size_t b = 0; b < rb; b++)
-                if (q[b] != want[b])
-                    fail_msg("%s row %lld byte %zu: 0x%02x, llama-quantize 0x%02x", t->name, (long long)r, b, q[b],
-                             want[b]);
+            for (int isa = 0; isa < 2; isa++) {
+                if (isa == 1 && !have_avx512()) break;
+                assert_true(isa == 0 ? qb_quant_row_avx2(t->type, x, q, n) : qb_quant_row_avx512(t->type, x, q, n));
+                const uint8_t *want = (const uint8_t *)t->data + (size_t)r * rb;
+                for (size_t b = 0; b < rb; b++)
+                    if (q[b] != want[b])
+                        fail_msg("%s row %lld byte %zu: %s 0x%02x, llama-quantize 0x%02x", t->name, (long long)r, b,
+                                 isa ? "avx512" : "avx2", q[b], want[b]);
+            }
         }
         free(x);
         free(q);
         checked[k]++;
     }
-    for (int k = 0; k < N_TYPES; k++)
-        if (checked[k] == 0) fail_msg("zoo: no %s tensor", qb_type_get(simd_types[k])->name);
+    for (int k = 0; k < N_ROW_TYPES; k++) /* the zoo quantizes to every block type, F16 / BF16 only as sources */
+        if (checked[k] == 0 && row_types[k] != QB_TYPE_F16 && row_types[k] != QB_TYPE_BF16)
+            fail_msg("zoo: no %s tensor", qb_type_get(row_types[k])->name);
     qb_gguf_close(g);
 }
 
@@ -115,10 +128,13 @@ static void test_random_rows(void **state)
             if (rng_next(&s) % 50 == 0) x[i] *= 8.0f; /* outliers */
             if (rep % 5 == 4) x[i] = fabsf(x[i]);     /* one-sided rows (min > 0) */
         }
-        for (int k = 0; k < N_TYPES; k++) {
+        for (int k = 0; k < N_ROW_TYPES; k++) {
             char what[32];
             snprintf(what, sizeof what, "random row %d", rep);
-            expect_same(simd_types[k], x, N, what);
+            expect_same(row_types[k], x, N, what);
+            /* three super-blocks: Q4_K / Q5_K fit two blocks per call, then one alone */
+            snprintf(what, sizeof what, "random row %d, 768", rep);
+            expect_same(row_types[k], x, 768, what);
         }
     }
 }
@@ -130,7 +146,7 @@ static void test_awkward_rows(void **state)
     enum { N = 1024 };
     static float x[N];
     uint64_t s = 7;
-    for (int kind = 0; kind < 9; kind++) {
+    for (int kind = 0; kind < 10; kind++) {
         for (int i = 0; i < N; i++) x[i] = 0.05f * rng_gauss(&s);
         for (int i = 0; i < N; i++) {
             const int sub = i / 16;
@@ -144,12 +160,15 @@ static void test_awkward_rows(void **state)
             case 6: if (i % 333 == 0) x[i] = NAN; break;                         /* NaN */
             case 7: x[i] = sub % 2 ? -fabsf(x[i]) : 1e-20f * x[i]; break;        /* negative, tiny */
             case 8: if (i % 16 == 3) x[i] = -3e38f; break;                       /* range overflows */
+            case 9: /* one-signed 32-blocks holding zeros of both signs: a zero extreme */
+                x[i] = i % 7 ? (i / 32 % 2 ? fabsf(x[i]) : -fabsf(x[i])) : i % 3 ? 0.0f : -0.0f;
+                break;
             }
         }
-        for (int k = 0; k < N_TYPES; k++) {
+        for (int k = 0; k < N_ROW_TYPES; k++) {
             char what[32];
             snprintf(what, sizeof what, "awkward row %d", kind);
-            expect_same(simd_types[k], x, N, what);
+            expect_same(row_types[k], x, N, what);
         }
     }
 }
@@ -169,6 +188,11 @@ static void test_other_types(void **state)
     assert_false(qb_quant_row_avx2(QB_TYPE_Q4_K, x, buf, 100));
     assert_false(qb_quant_row_avx2(QB_TYPE_IQ4_NL, x, buf, 40));
     assert_false(qb_quant_row_avx2(-1, x, buf, 256));
+    if (have_avx512()) {
+        assert_false(qb_quant_row_avx512(QB_TYPE_Q8_0, x, buf, 33));
+        assert_false(qb_quant_row_avx512(QB_TYPE_Q4_K, x, buf, 100));
+        assert_false(qb_quant_row_avx512(-1, x, buf, 256));
+    }
 }
 
 int main(void)

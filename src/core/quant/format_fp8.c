@@ -64,13 +64,13 @@ static bool per_tensor(const qb_format *f) { return f->group == QB_GROUP_TENSOR;
 
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
 {
-    qb_quant_row_fp8_ref(e5m2(f), x, dst, n, r ? r->absmax : -1.0f);
+    qb_kernels()->quant_fp8(e5m2(f), x, dst, n, r ? r->absmax : -1.0f); /* the reference's bytes */
     return true;
 }
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
-    qb_dequant_row_fp8_ref(e5m2(f), src, dst, n);
+    qb_kernels()->dequant_fp8(e5m2(f), src, dst, n); /* the reference's bits */
 }
 
 static void params(const qb_format *f, qb_fmt_params *p) { (void)f, *p = (qb_fmt_params){0}; }

@@ -96,7 +96,7 @@ static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, 
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
-    qb_dequant_row_ref(f->type, src, dst, n);
+    qb_kernels()->dequant_row(f->type, src, dst, n); /* the reference's bits, in vectors */
 }
 
 static qb_export_target export_target(const qb_format *f, int64_t n)

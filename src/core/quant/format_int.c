@@ -121,13 +121,13 @@ static bool per_tensor(const qb_format *f) { return f->group == QB_GROUP_TENSOR;
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
 {
     const float range[2] = {r ? r->min : 0.0f, r ? r->max : 0.0f};
-    qb_quant_row_int_ref(f->bits, f->group, f->asym, x, dst, n, r ? range : NULL);
+    qb_kernels()->quant_int(f->bits, f->group, f->asym, x, dst, n, r ? range : NULL); /* the reference's bytes */
     return true;
 }
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
-    qb_dequant_row_int_ref(f->bits, f->group, f->asym, src, dst, n);
+    qb_kernels()->dequant_int(f->bits, f->group, f->asym, src, dst, n); /* the reference's bits */
 }
 
 static void params(const qb_format *f, qb_fmt_params *p)

@@ -25,14 +25,14 @@ static int64_t clip_group(const qb_format *f, int64_t n) { return (void)f, (void
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
 {
     (void)f, (void)r;
-    qb_quant_row_mxfp4_ref(x, dst, n);
+    qb_kernels()->quant_mxfp4(x, dst, n); /* the reference's bytes */
     return true;
 }
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
     (void)f;
-    qb_dequant_row_mxfp4_ref(src, dst, n);
+    qb_kernels()->dequant_mxfp4(src, dst, n); /* the reference's bits */
 }
 
 static void params(const qb_format *f, qb_fmt_params *p) { (void)f, *p = (qb_fmt_params){0}; }

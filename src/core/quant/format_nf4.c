@@ -25,13 +25,13 @@ static int64_t clip_group(const qb_format *f, int64_t n) { return (void)f, (void
 static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *r)
 {
     (void)r;
-    qb_quant_row_nf4_ref(f->double_quant, x, dst, n);
+    qb_kernels()->quant_nf4(f->double_quant, x, dst, n); /* the reference's bytes */
     return true;
 }
 
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
-    qb_dequant_row_nf4_ref(f->double_quant, src, dst, n);
+    qb_kernels()->dequant_nf4(f->double_quant, src, dst, n); /* the reference's bits */
 }
 
 static void params(const qb_format *f, qb_fmt_params *p) { *p = (qb_fmt_params){.dq = f->double_quant}; }

@@ -2,17 +2,26 @@
  * it, and measure the error (MSE, RMSE, max / mean |error|, SQNR, cosine), three histograms
  * (original, dequantized, error) and the original → dequantized mapping points.
  *
- * Parallel over rows with OpenMP. Sums are kept per row (in double) and added in row order
- * afterwards, histogram counts per thread and merged, mapping candidates per thread and merged
- * by a total order: the results do not depend on the thread count or on which thread took
- * which rows (rows are handed out dynamically, so a thread the OS delays does not hold up the
- * others on a busy machine). Nothing inside a parallel
- * region touches ctx or anything shared that is not a per-thread or per-row slot. */
-#include "stats.h"
+ * Two passes over the rows after quantizing: per-row sums and ranges, then (once the ranges
+ * give the histograms' grid) histograms and mapping. Neither keeps a dequantized copy of the
+ * tensor: each thread dequantizes a group of rows into a small buffer of its own when a pass
+ * reaches them (twice in all: cheap next to writing and reading back 4 bytes per value), and
+ * the hot loops are kernels (kernels.h: dequant_*, err_rows, hist_slots). The second pass is
+ * stats_hist.c.
+ *
+ * Parallel over rows with OpenMP. Sums are kept per row (in double, each row summed in element
+ * order) and added in row order afterwards, histogram counts per thread and merged, mapping
+ * candidates per thread and merged by a total order: the results do not depend on the thread
+ * count or on which thread took which rows (rows are handed out dynamically, so a thread the
+ * OS delays does not hold up the others on a busy machine). Nothing inside a parallel region
+ * touches ctx or anything shared that is not a per-thread or per-row slot. */
+#include "stats_pass.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,47 +34,8 @@
 static inline float min_f(float a, float b) { return b < a ? b : a; }
 static inline float max_f(float a, float b) { return b > a ? b : a; }
 
-/* Running sums of one row (or chunk): Σx², Σe², Σx·x̂, Σx̂², Σ|e|, max |e|, and the ranges. */
-typedef struct {
-    double sxx, see, sxy, syy, sae, maxe;
-    float xlo, xhi, ylo, yhi, elo, ehi;
-} acc;
-
-static void acc_init(acc *a)
-{
-    memset(a, 0, sizeof *a);
-    a->xlo = a->ylo = a->elo = INFINITY;
-    a->xhi = a->yhi = a->ehi = -INFINITY;
-}
-
-static void acc_add(acc *a, const float *x, const float *y, int64_t n)
-{
-    double sxx = 0, see = 0, sxy = 0, syy = 0, sae = 0, maxe = a->maxe;
-    float xlo = a->xlo, xhi = a->xhi, ylo = a->ylo, yhi = a->yhi, elo = a->elo, ehi = a->ehi;
-    for (int64_t i = 0; i < n; i++) {
-        const double xv = x[i], yv = y[i], e = xv - yv;
-        sxx += xv * xv;
-        see += e * e;
-        sxy += xv * yv;
-        syy += yv * yv;
-        sae += fabs(e);
-        if (fabs(e) > maxe) maxe = fabs(e);
-        const float ef = x[i] - y[i];
-        xlo = min_f(xlo, x[i]);
-        xhi = max_f(xhi, x[i]);
-        ylo = min_f(ylo, y[i]);
-        yhi = max_f(yhi, y[i]);
-        elo = min_f(elo, ef);
-        ehi = max_f(ehi, ef);
-    }
-    a->sxx += sxx;
-    a->see += see;
-    a->sxy += sxy;
-    a->syy += syy;
-    a->sae += sae;
-    a->maxe = maxe;
-    a->xlo = xlo, a->xhi = xhi, a->ylo = ylo, a->yhi = yhi, a->elo = elo, a->ehi = ehi;
-}
+/* Running sums of one row (or chunk) and their totals: the kernels' qb_err_acc. */
+typedef qb_err_acc acc;
 
 static void acc_merge(acc *a, const acc *b)
 {
@@ -109,20 +79,22 @@ void qb_error_stats_compute(const float *x, const float *xq, int64_t n, qb_error
 {
     enum { CHUNK = 16384 };
     const int64_t nc = n > 0 ? (n + CHUNK - 1) / CHUNK : 0;
+    const qb_kernel_table *k = qb_kernels();
     acc total;
-    acc_init(&total);
+    qb_err_acc_init(&total);
     acc *part = nc > 1 ? malloc((size_t)nc * sizeof *part) : NULL;
     if (part) {
 #pragma omp parallel for schedule(static)
         for (int64_t c = 0; c < nc; c++) {
-            acc_init(&part[c]);
+            qb_err_acc_init(&part[c]);
             const int64_t i0 = c * CHUNK, len = i0 + CHUNK < n ? CHUNK : n - i0;
-            acc_add(&part[c], x + i0, xq + i0, len);
+            k->err_rows((int)len, x + i0, 0, xq + i0, 0, 1, &part[c]);
         }
         for (int64_t c = 0; c < nc; c++) acc_merge(&total, &part[c]);
         free(part);
-    } else {
-        acc_add(&total, x, xq, n > 0 ? n : 0); /* one chunk, or no memory for the split */
+    } else { /* one chunk, or no memory for the split */
+        for (int64_t i0 = 0; i0 < n; i0 += CHUNK) /* continued chunk by chunk: one running sum */
+            k->err_rows((int)(n - i0 < CHUNK ? n - i0 : CHUNK), x + i0, 0, xq + i0, 0, 1, &total);
     }
     acc_finish(&total, n > 0 ? n : 0, out);
 }
@@ -148,41 +120,22 @@ qb_status qb_histogram_init(qb_ctx *ctx, qb_histogram *h, int bins, double lo, d
     return QB_OK;
 }
 
-/* The bin of x in [lo, hi] (k = bins / (hi − lo)); under/over/NaN as qb_histogram says:
- * -1 under, bins over, bins + 1 NaN. */
-static inline int bin_of(double x, double lo, double hi, double k, int bins)
-{
-    if (x < lo) return -1;
-    if (x > hi) return bins;
-    if (x != x) return bins + 1;
-    const int b = (int)((x - lo) * k);
-    return b < bins ? b : bins - 1;
-}
-
-/* Add n values to counts (bins entries over [lo, hi]); NaNs are skipped. */
-static void hist_count(uint64_t *counts, int bins, double lo, double hi, uint64_t *under, uint64_t *over,
-                       const float *v, int64_t n)
-{
-    const double k = (double)bins / (hi - lo);
-    uint64_t u = 0, o = 0; /* locals: *under may alias counts, which would keep them in memory */
-    for (int64_t i = 0; i < n; i++) {
-        const int b = bin_of(v[i], lo, hi, k, bins);
-        if (b < 0) u++;
-        else if (b == bins) o++;
-        else if (b < bins) counts[b]++;
-    }
-    *under += u;
-    *over += o;
-}
-
-/* Lanes of per-thread counts in hist_and_map: consecutive values go to different copies of
- * the bins, so runs of values in one bin do not wait on each other's increments. */
-enum { HIST_LANES = 4 };
-
 void qb_histogram_add(qb_histogram *h, const float *v, int64_t n)
 {
     if (!h->counts || n <= 0) return;
-    hist_count(h->counts, h->bins, h->lo, h->hi, &h->under, &h->over, v, n);
+    const qb_kernel_table *k = qb_kernels();
+    const qb_bin_grid g = {h->lo, h->hi, (double)h->bins / (h->hi - h->lo), h->bins};
+    uint32_t slot[QB_SLOT_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += QB_SLOT_CHUNK) {
+        const int len = (int)(n - i0 < QB_SLOT_CHUNK ? n - i0 : QB_SLOT_CHUNK);
+        k->hist_slots(len, v + i0, NULL, &g, slot);
+        for (int i = 0; i < len; i++) {
+            const uint32_t s = slot[i];
+            if (s == 0) h->under++;
+            else if (s <= (uint32_t)g.bins) h->counts[s - 1]++;
+            else if (s == (uint32_t)g.bins + 1) h->over++;
+        }
+    }
 }
 
 void qb_histogram_free(qb_histogram *h)
@@ -192,18 +145,6 @@ void qb_histogram_free(qb_histogram *h)
 }
 
 /* ---- analysis ------------------------------------------------------------------------- */
-
-/* A mapping candidate: the smallest original in one value bucket, with its dequantized value
- * and flat index (ties between equal originals go to the lower index: deterministic). */
-typedef struct {
-    float x, y;
-    int64_t idx;
-} map_pt;
-
-static bool map_better(const map_pt *a, const map_pt *b) /* a precedes b */
-{
-    return b->idx < 0 || a->x < b->x || (a->x == b->x && a->idx < b->idx);
-}
 
 void qb_analysis_free(qb_analysis *a)
 {
@@ -226,73 +167,38 @@ static void widen(double *lo, double *hi)
     }
 }
 
-/* Histograms and mapping candidates over all rows, in parallel. Returns false on a per-thread
- * allocation failure. */
-static bool hist_and_map(const float *x, const float *y, int64_t rows, int64_t n, int nt, qb_analysis *a,
-                         int nmap, double mlo, double mhi, map_pt *best)
+/* Pass 1: the sums and ranges of every row into racc. False when out of memory or cancelled. */
+static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc)
 {
+    const qb_kernel_table *k = qb_kernels();
+    const int64_t n = s->n, ng = (rows + QB_STATS_GROUP - 1) / QB_STATS_GROUP;
     bool ok = true;
-    const int bins = a->hist_orig.bins;
-    const int stride = bins + 3; /* per lane: under, the bins, over, NaN (not counted) */
-    const double mk = nmap > 1 ? (double)(nmap - 1) / (mhi - mlo) : 0.0;
-    const double lo = a->hist_orig.lo, hi = a->hist_orig.hi, k = (double)bins / (hi - lo);
-    const double elo = a->hist_err.lo, ehi = a->hist_err.hi, ek = (double)bins / (ehi - elo);
 #pragma omp parallel num_threads(nt)
     {
-        /* [hist][lane][stride]: orig, deq, err */
-        uint64_t *c = calloc((size_t)stride * HIST_LANES * 3, sizeof *c);
-        map_pt *mine = nmap > 0 ? malloc((size_t)nmap * sizeof *mine) : NULL;
-        const bool have = c && (nmap == 0 || mine);
-        if (mine)
-            for (int i = 0; i < nmap; i++) mine[i].idx = -1;
-        uint64_t *co = c, *cd = c ? c + (size_t)stride * HIST_LANES : NULL, *ce = c ? c + (size_t)stride * HIST_LANES * 2 : NULL;
-#pragma omp for schedule(dynamic, 64)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!have) continue;
-            const float *xr = x + r * n, *yr = y + r * n;
-            for (int64_t i = 0; i < n; i++) {
-                const size_t lane = (size_t)(i & (HIST_LANES - 1)) * (size_t)stride;
-                const float e = xr[i] - yr[i];
-                co[lane + (size_t)(bin_of(xr[i], lo, hi, k, bins) + 1)]++;
-                cd[lane + (size_t)(bin_of(yr[i], lo, hi, k, bins) + 1)]++;
-                ce[lane + (size_t)(bin_of(e, elo, ehi, ek, bins) + 1)]++;
-            }
-            for (int64_t i = 0; nmap > 1 && i < n; i++) {
-                const double v = xr[i];
-                if (!(v >= mlo && v <= mhi)) continue;
-                int b = (int)((v - mlo) * mk);
-                if (b > nmap - 2) b = nmap - 2;
-                map_pt p = {xr[i], yr[i], r * n + i};
-                if (map_better(&p, &mine[b])) mine[b] = p;
-            }
+        bool mine = true;
+        float *buf = qb_row_buffer(s, rows, &mine);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t g = 0; g < ng; g++) {
+            if (!mine || (cancel && *cancel)) continue;
+            const int64_t r0 = g * QB_STATS_GROUP;
+            const int nr = (int)(rows - r0 < QB_STATS_GROUP ? rows - r0 : QB_STATS_GROUP);
+            qb_prefetch(x + (r0 + nr) * n, (size_t)(QB_STATS_GROUP * n) * sizeof *x); /* the next group */
+            const float *y = qb_rows_of(s, r0, nr, buf);
+            for (int i = 0; i < nr; i++) qb_err_acc_init(&racc[r0 + i]);
+            k->err_rows((int)n, x + r0 * n, (size_t)n, y, (size_t)n, nr, &racc[r0]);
         }
-#pragma omp critical(qb_stats_merge)
-        {
-            if (!have) {
-                ok = false;
-            } else {
-                qb_histogram *h[3] = {&a->hist_orig, &a->hist_deq, &a->hist_err};
-                for (int t = 0; t < 3; t++)
-                    for (int l = 0; l < HIST_LANES; l++) {
-                        /* slot 0: under (bin -1), 1..bins: the bins, bins + 1: over */
-                        const uint64_t *src = c + ((size_t)t * HIST_LANES + (size_t)l) * (size_t)stride;
-                        h[t]->under += src[0];
-                        for (int i = 0; i < bins; i++) h[t]->counts[i] += src[1 + i];
-                        h[t]->over += src[bins + 1];
-                    }
-                for (int i = 0; i < nmap; i++)
-                    if (mine[i].idx >= 0 && map_better(&mine[i], &best[i])) best[i] = mine[i];
-            }
+        free(buf);
+        if (!mine) {
+#pragma omp atomic write
+            ok = false;
         }
-        free(c);
-        free(mine);
     }
-    return ok;
+    return ok && !(cancel && *cancel);
 }
 
 /* The mapping from the bucket minima: points ascending in x, duplicates of the last point
  * (the largest original, a bucket minimum too) dropped. */
-static qb_status build_map(qb_ctx *ctx, qb_analysis *a, map_pt *best, int nmap, map_pt last)
+static qb_status build_map(qb_ctx *ctx, qb_analysis *a, qb_map_pt *best, int nmap, qb_map_pt last)
 {
     a->map_x = malloc((size_t)nmap * sizeof *a->map_x);
     a->map_y = malloc((size_t)nmap * sizeof *a->map_y);
@@ -311,25 +217,29 @@ static qb_status build_map(qb_ctx *ctx, qb_analysis *a, map_pt *best, int nmap, 
     return QB_OK;
 }
 
-/* The largest original (first index among equals) and its dequantized value. */
-static map_pt find_last(const float *x, const float *y, int64_t count, float xmax)
-{
-    map_pt p = {0, 0, -1};
-    for (int64_t i = 0; i < count; i++)
-        if (x[i] == xmax) {
-            p.x = x[i], p.y = y[i], p.idx = i;
-            break;
-        }
-    return p;
-}
-
 /* A buffer of at least need bytes in *p (capacity *cap), grown (contents dropped) when too
  * small; NULL when out of memory (then *p is freed and *cap 0). */
 static void *scratch_get(void **p, size_t *cap, size_t need)
 {
     if (*p && *cap >= need) return *p;
     free(*p);
-    *p = malloc(need ? need : 1);
+    *p = NULL;
+#ifdef MADV_HUGEPAGE
+    /* Large buffers on 2 MiB boundaries, marked for transparent huge pages: a fresh buffer
+     * then faults in once per 2 MiB instead of once per 4 KiB (a third of a fresh analysis's
+     * time went to page faults on a virtual machine). Freed with free() like the others. */
+    enum { HUGE = 2 << 20 };
+    if (need >= HUGE) {
+        const size_t size = (need + HUGE - 1) / HUGE * HUGE;
+        if (posix_memalign(p, HUGE, size) == 0) {
+            madvise(*p, size, MADV_HUGEPAGE); /* only advice: failure leaves small pages */
+            need = size;
+        } else {
+            *p = NULL;
+        }
+    }
+#endif
+    if (!*p) *p = malloc(need ? need : 1);
     *cap = *p ? need : 0;
     return *p;
 }
@@ -350,67 +260,38 @@ static qb_status check_opts(qb_ctx *ctx, const qb_analysis_opts *opts, qb_analys
     return QB_OK;
 }
 
-static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const float *y, int64_t rows, int64_t n,
-                         const qb_analysis_opts *op, int nt, acc *racc, map_pt *best, qb_analysis *out);
-
-qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
-                           const qb_analysis_opts *opts, qb_analysis *out)
+/* The largest original (first index among equals) and its dequantized value: the first row
+ * whose maximum it is holds it (an all-NaN row's −inf does not count). buf: n floats. */
+static qb_map_pt find_last(const float *x, const qb_row_source *s, int64_t rows, const acc *racc, float xmax, float *buf)
 {
-    if (!out) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: no output");
-    memset(out, 0, sizeof *out);
-    qb_status st = qb_format_check(ctx, f, n);
-    if (st) return st;
-    if (rows <= 0 || !src) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: empty tensor (%lld rows)", (long long)rows);
-    qb_analysis_opts o;
-    if ((st = check_opts(ctx, opts, &o))) return st;
-
-    const int nt = thread_count(ctx);
-    const size_t rb = qb_format_row_bytes(f, n);
-    const int64_t count = rows * n;
-    qb_analysis_scratch local = {0}, *sc = o.scratch ? o.scratch : &local;
-    uint8_t *q = scratch_get(&sc->q, &sc->q_cap, (size_t)rows * rb);
-    float *y = scratch_get((void **)&sc->y, &sc->y_cap, (size_t)count * sizeof *y);
-    acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * sizeof *racc);
-    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
-    if (!q || !y || !racc || (o.map_points > 0 && !best)) {
-        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
-        goto fail;
+    const int64_t n = s->n;
+    for (int64_t r = 0; r < rows; r++) {
+        if (!(racc[r].xhi == xmax)) continue;
+        const float *xr = x + r * n;
+        for (int64_t i = 0; i < n; i++)
+            if (xr[i] == xmax) {
+                const float *y = qb_rows_of(s, r, 1, buf);
+                return (qb_map_pt){xr[i], y[i], r * n + i};
+            }
     }
-    st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
-    if (st) goto fail;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
-    for (int64_t r = 0; r < rows; r++) qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
-    st = measure(ctx, f, src, y, rows, n, &o, nt, racc, best, out);
-    if (st) goto fail;
-    qb_analysis_scratch_free(&local);
-    free(best);
-    return QB_OK;
-
-fail:
-    qb_analysis_scratch_free(&local);
-    free(best);
-    qb_analysis_free(out);
-    return st;
+    return (qb_map_pt){0, 0, -1};
 }
 
-/* Everything but the quantization: statistics, histograms and mapping of y against src. */
-static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const float *y, int64_t rows, int64_t n,
-                         const qb_analysis_opts *op, int nt, acc *racc, map_pt *best, qb_analysis *out)
+/* Everything but the quantization: statistics, histograms and mapping of the rows of s
+ * against src. */
+static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const qb_row_source *s, int64_t rows,
+                         const qb_analysis_opts *op, int nt, acc *racc, qb_map_pt *best, qb_analysis *out)
 {
     const qb_analysis_opts o = *op;
-    const int64_t count = rows * n;
+    const int64_t n = s->n, count = rows * n;
     qb_status st;
     /* pass 1: per-row sums and ranges */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
-    for (int64_t r = 0; r < rows; r++) {
-        acc_init(&racc[r]);
-        acc_add(&racc[r], src + r * n, y + r * n, n);
-    }
-    if (o.cancel && *o.cancel) {
-        return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+    if (!row_sums(src, s, rows, nt, o.cancel, racc)) {
+        if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+        return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread rows");
     }
     acc total;
-    acc_init(&total);
+    qb_err_acc_init(&total);
     for (int64_t r = 0; r < rows; r++) acc_merge(&total, &racc[r]);
     acc_finish(&total, count, &out->stats);
     out->stats.bpw = qb_format_bpw(f, n);
@@ -436,14 +317,58 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
     double mlo = total.xlo, mhi = total.xhi;
     const bool map_ok = nmap > 0 && mlo <= mhi; /* some original is a number */
     if (map_ok && !(mlo < mhi)) mhi = mlo + 1.0; /* constant tensor: one point */
-    if (!hist_and_map(src, y, rows, n, nt, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
+    if (!qb_stats_hist_map(src, s, rows, nt, o.cancel, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
+        if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
         return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
     }
     if (nmap > 0) {
-        map_pt last = map_ok ? find_last(src, y, count, total.xhi) : (map_pt){0, 0, -1};
+        qb_map_pt last = {0, 0, -1};
+        if (map_ok) {
+            float *buf = s->deq ? NULL : malloc((size_t)n * sizeof *buf);
+            if (!s->deq && !buf) return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for a row");
+            last = find_last(src, s, rows, racc, total.xhi, buf);
+            free(buf);
+        }
         if ((st = build_map(ctx, out, best, map_ok && nmap > 1 ? nmap : 1, last))) return st;
     }
     return QB_OK;
+}
+
+qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
+                           const qb_analysis_opts *opts, qb_analysis *out)
+{
+    if (!out) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: no output");
+    memset(out, 0, sizeof *out);
+    qb_status st = qb_format_check(ctx, f, n);
+    if (st) return st;
+    if (rows <= 0 || !src) return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze: empty tensor (%lld rows)", (long long)rows);
+    qb_analysis_opts o;
+    if ((st = check_opts(ctx, opts, &o))) return st;
+
+    const int nt = thread_count(ctx);
+    const size_t rb = qb_format_row_bytes(f, n);
+    qb_analysis_scratch local = {0}, *sc = o.scratch ? o.scratch : &local;
+    uint8_t *q = scratch_get(&sc->q, &sc->q_cap, (size_t)rows * rb);
+    acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * sizeof *racc);
+    qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    if (!q || !racc || (o.map_points > 0 && !best)) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
+        goto fail;
+    }
+    st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
+    if (st) goto fail;
+    const qb_row_source s = {f, q, rb, NULL, n};
+    st = measure(ctx, f, src, &s, rows, &o, nt, racc, best, out);
+    if (st) goto fail;
+    qb_analysis_scratch_free(&local);
+    free(best);
+    return QB_OK;
+
+fail:
+    qb_analysis_scratch_free(&local);
+    free(best);
+    qb_analysis_free(out);
+    return st;
 }
 
 qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *src, const float *deq, int64_t rows,
@@ -458,11 +383,12 @@ qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *s
     qb_analysis_opts o;
     if ((st = check_opts(ctx, opts, &o))) return st;
     acc *racc = malloc((size_t)rows * sizeof *racc);
-    map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
+    const qb_row_source s = {f, NULL, 0, deq, n};
     if (!racc || (o.map_points > 0 && !best))
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
     else
-        st = measure(ctx, f, src, deq, rows, n, &o, thread_count(ctx), racc, best, out);
+        st = measure(ctx, f, src, &s, rows, &o, thread_count(ctx), racc, best, out);
     free(racc);
     free(best);
     if (st) qb_analysis_free(out);
@@ -473,7 +399,6 @@ void qb_analysis_scratch_free(qb_analysis_scratch *s)
 {
     if (!s) return;
     free(s->q);
-    free(s->y);
     free(s->rows);
     memset(s, 0, sizeof *s);
 }

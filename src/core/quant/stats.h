@@ -47,15 +47,14 @@ typedef struct {
     struct qb_analysis_scratch *scratch; /* NULL: buffers allocated and freed per call */
 } qb_analysis_opts;
 
-/* Working buffers of qb_quant_analyze (the quantized tensor, its dequantized copy, per-row
- * sums) kept between calls, so repeated analyses of large tensors reuse warm memory instead of
- * faulting in fresh pages each time. Caller-owned; one call at a time per scratch; grows as
- * needed; free with qb_analysis_scratch_free (idempotent, zeroes it). */
+/* Working buffers of qb_quant_analyze (the quantized tensor, per-row sums) kept between
+ * calls, so repeated analyses of large tensors reuse warm memory instead of faulting in fresh
+ * pages each time. Caller-owned; one call at a time per scratch; grows as needed; free with
+ * qb_analysis_scratch_free (idempotent, zeroes it). */
 typedef struct qb_analysis_scratch {
     void *q;
-    float *y;
     void *rows;
-    size_t q_cap, y_cap, rows_cap; /* bytes */
+    size_t q_cap, rows_cap; /* bytes */
 } qb_analysis_scratch;
 void qb_analysis_scratch_free(qb_analysis_scratch *s);
 
@@ -71,7 +70,8 @@ typedef struct {
  * bins, auto range, no mapping. The results do not depend on ctx's thread count. Caller frees
  * out with qb_analysis_free; on failure *out is zeroed (freeing it is harmless). Errors: those
  * of qb_format_check and qb_quantize_matrix (cancel included), bad options (QB_ERR_ARG),
- * QB_ERR_NOMEM. Memory: the quantized tensor plus one f32 copy of it. */
+ * QB_ERR_NOMEM. Memory: the quantized tensor, 64 bytes per row and a few dequantized rows per
+ * thread (no f32 copy of the tensor). */
 qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n,
                            const qb_analysis_opts *opts, qb_analysis *out);
 /* qb_quant_analyze for values already quantized by some method (GPTQ, AWQ): deq (rows × n)
