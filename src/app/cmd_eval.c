@@ -139,20 +139,21 @@ out:
     return rc;
 }
 
-/* llama-perplexity's KL-divergence summary as one table of means and one of quantiles. */
+/* llama-perplexity's KL-divergence summary, its labels and digits: the means with their
+ * uncertainties, then the quantiles of the per-position KLD and Δp side by side. */
 static void print_kld_stats(const qb_kld_stats *r)
 {
-    printf("%-31s %10s   %10s\n", "", "value", "±");
-    printf("%-31s %10.6f ± %10.6f\n", "Mean PPL(Q)", r->ppl, r->ppl_err);
-    printf("%-31s %10.6f ± %10.6f\n", "Mean PPL(base)", r->ppl_base, r->ppl_base_err);
-    printf("%-31s %9.2f%%\n", "Cor(ln(PPL(Q)), ln(PPL(base)))", 100.0 * r->cor);
-    printf("%-31s %10.6f ± %10.6f\n", "Mean ln(PPL(Q)/PPL(base))", r->ln_ratio, r->ln_ratio_err);
-    printf("%-31s %10.6f ± %10.6f\n", "Mean PPL(Q)/PPL(base)", r->ratio, r->ratio_err);
-    printf("%-31s %10.6f ± %10.6f\n", "Mean PPL(Q)-PPL(base)", r->diff, r->diff_err);
-    printf("%-31s %10.6f ± %10.6f\n", "Mean KLD", r->kld, r->kld_err);
-    printf("%-32s %9.3f%% ± %9.3f%%\n", "Mean Δp", 100.0 * r->dp, 100.0 * r->dp_err);
-    printf("%-32s %9.3f%% ± %9.3f%%\n", "RMS Δp", 100.0 * r->dp_rms, 100.0 * r->dp_rms_err);
-    printf("%-31s %9.3f%% ± %9.3f%%\n", "Same top p", 100.0 * r->same_top, 100.0 * r->same_top_err);
+    /* labels holding "Δ" (two bytes, one column) get one more byte of width */
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)", r->ppl, r->ppl_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(base)", r->ppl_base, r->ppl_base_err);
+    printf("%-31s: %9.2f%%\n", "Cor(ln(PPL(Q)), ln(PPL(base)))", 100.0 * r->cor);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean ln(PPL(Q)/PPL(base))", r->ln_ratio, r->ln_ratio_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)/PPL(base)", r->ratio, r->ratio_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)-PPL(base)", r->diff, r->diff_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean KLD", r->kld, r->kld_err);
+    printf("%-32s: %9.3f%% ± %9.3f%%\n", "Mean Δp", 100.0 * r->dp, 100.0 * r->dp_err);
+    printf("%-32s: %9.3f%% ± %9.3f%%\n", "RMS Δp", 100.0 * r->dp_rms, 100.0 * r->dp_rms_err);
+    printf("%-31s: %9.3f%% ± %9.3f%%\n", "Same top p", 100.0 * r->same_top, 100.0 * r->same_top_err);
     printf("\n%-8s %10s %11s\n", "quantile", "KLD", "Δp");
     for (int k = 0; k < QB_KLD_NQ; k++)
         printf("%-8s %10.6f %9.3f%%\n", qb_kld_quantiles[k].label, r->kld_q[k], 100.0 * r->dp_q[k]);
