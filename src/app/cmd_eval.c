@@ -18,7 +18,8 @@ typedef struct {
     const char *base_file, *save_base; /* kld --base FILE / --save-base FILE */
     bool ctx_given;
     long n_ctx, chunks, threads;
-    cli_act act; /* activation / KV-cache options (the other model for kld) */
+    cli_act act; /* activation / KV-cache options (the other model for kld; the one model run
+                    with --base / --save-base) */
 } eval_args;
 
 static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a)
