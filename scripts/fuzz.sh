@@ -5,7 +5,7 @@
 # behaviour, timed out or ran out of memory.
 #
 #   FUZZ_SECONDS=60        seconds per target
-#   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix
+#   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base
 #   QB_FUZZ_DIR=...        corpora, crash artifacts, logs (default ~/.cache/quantbench-fuzz)
 #   QB_MODELS=...          reference models (default ../shared/models)
 #   FUZZ_KEEP_GOING=1      fork mode: keep fuzzing after a crash (collect several)
@@ -23,7 +23,7 @@ CC=${CC:-clang}
 [[ $CC == cc || $CC == gcc* ]] && CC=clang # make exports CC=cc; libFuzzer needs clang
 BUILD=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix"
+ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base"
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 QB_FUZZ_DIR=${QB_FUZZ_DIR:-$HOME/.cache/quantbench-fuzz}
 MODELS=${QB_MODELS:-../shared/models}
@@ -150,7 +150,7 @@ write_seeds() {
         [[ -f $MODELS/stories260K/stories260K.bin ]] && cat "$MODELS/stories260K/stories260K.bin" >"$d/stories260K.bin" ;;
     hf-config)
         [[ -f $MODELS/qb-docs-26m/hf/config.json ]] && cat "$MODELS/qb-docs-26m/hf/config.json" >"$d/config.json" ;;
-    tokenizer-json | imatrix) ;;
+    tokenizer-json | imatrix | kld-base) ;;
     tokenize)
         [[ -f $MODELS/stories260K/ppl-sample.txt ]] && cat "$MODELS/stories260K/ppl-sample.txt" >"$d/ppl-sample.txt" ;;
     esac
@@ -527,6 +527,24 @@ if target == "imatrix":
            ("imatrix.chunk_count", "u32", 2), ("imatrix.chunk_size", "u32", 128)]
     put("imatrix.gguf", gguf(kvs, tens))
 
+# ---------- KL-divergence base files ----------
+# llama-perplexity's --kl-divergence-base layout: "_logits_", n_ctx, n_vocab, n_chunk, the
+# tokens, then per chunk n_ctx - 1 - n_ctx/2 rows of (scale, min_log_prob, n_vocab uint16, pad)
+def kld_base(n_ctx, n_vocab, n_chunk):
+    out = b"_logits_" + struct.pack("<iii", n_ctx, n_vocab, n_chunk)
+    out += b"".join(struct.pack("<i", rnd.randrange(n_vocab)) for _ in range(n_ctx * n_chunk))
+    nv = 2 * ((n_vocab + 1) // 2) + 4
+    for _ in range(n_chunk * (n_ctx - 1 - n_ctx // 2)):
+        row = struct.pack("<ff", 16 / 65535, -rnd.uniform(2, 9))
+        row += b"".join(struct.pack("<H", rnd.randrange(65536)) for _ in range(n_vocab))
+        out += row + b"\0" * (2 * nv - len(row))
+    return out
+
+if target == "kld-base":
+    put("tiny.kld", kld_base(4, 3, 1))
+    put("odd-vocab.kld", kld_base(8, 5, 2))
+    put("chunks.kld", kld_base(16, 32, 3))
+
 # ---------- text to tokenize ----------
 if target == "tokenize":
     for name in ("ggml-vocab-llama-spm.gguf.inp", "ggml-vocab-gpt-2.gguf.inp"):
@@ -550,6 +568,7 @@ max_len_for() {
     tokenizer-json) echo 65536 ;;
     tokenize) echo 4096 ;;
     imatrix) echo 65536 ;;
+    kld-base) echo 16384 ;;
     esac
 }
 

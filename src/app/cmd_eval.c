@@ -1,8 +1,11 @@
 /* cmd_eval.c — `quantbench ppl` and `quantbench kld`: perplexity and KL divergence on a text
- * file with llama-perplexity's protocol, with a progress bar and Ctrl-C to stop. */
+ * file with llama-perplexity's protocol, with a progress bar and Ctrl-C to stop; `kld
+ * --save-base FILE` / `kld --base FILE` write and read llama-perplexity's KL-divergence base
+ * files and print its KL-divergence statistics. */
 #include "cli.h"
 #include "cli_act.h"
 #include "core/eval/eval.h"
+#include "core/eval/kld_base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +15,11 @@ typedef struct {
     const char *pos[3];
     int n_pos;
     const char *tok;
+    const char *base_file, *save_base; /* kld --base FILE / --save-base FILE */
+    bool ctx_given;
     long n_ctx, chunks, threads;
-    cli_act act; /* activation / KV-cache options (the other model for kld) */
+    cli_act act; /* activation / KV-cache options (the other model for kld; the one model run
+                    with --base / --save-base) */
 } eval_args;
 
 static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a)
@@ -29,7 +35,9 @@ static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a
             if (r < 0) return false;
             continue;
         }
-        if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &a->n_ctx), i++;
+        if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &a->n_ctx), i++, a->ctx_given = true;
+        else if (want == 3 && !strcmp(o, "--base")) a->base_file = v, i++, ok = v != NULL;
+        else if (want == 3 && !strcmp(o, "--save-base")) a->save_base = v, i++, ok = v != NULL;
         else if (!strcmp(o, "--chunks")) ok = cli_int(o, v, 1, 1 << 30, &a->chunks), i++;
         else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) ok = cli_int(o, v, 1, 1024, &a->threads), i++;
         else if (!strcmp(o, "--tokenizer")) a->tok = v, i++, ok = v != NULL;
@@ -38,8 +46,13 @@ static bool parse(const char *cmd, int argc, char **argv, int want, eval_args *a
         else return !cli_error("%s: unexpected argument '%s'", cmd, o);
         if (!ok) return v ? false : !cli_error("%s: %s needs a value", cmd, o);
     }
+    if (a->base_file && a->save_base) return !cli_error("kld: --base and --save-base exclude each other");
+    if (a->base_file || a->save_base) want = 2;
     if (a->n_pos != want) {
-        if (want == 2) cli_error("ppl: usage: quantbench ppl MODEL TEXTFILE [--ctx N] [--chunks N]");
+        if (!strcmp(cmd, "ppl")) cli_error("ppl: usage: quantbench ppl MODEL TEXTFILE [--ctx N] [--chunks N]");
+        else if (a->save_base)
+            cli_error("kld: usage: quantbench kld --save-base FILE BASE_MODEL TEXTFILE [--ctx N] [--chunks N]");
+        else if (a->base_file) cli_error("kld: usage: quantbench kld --base FILE MODEL TEXTFILE [--chunks N]");
         else cli_error("kld: usage: quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]");
         return false;
     }
@@ -88,6 +101,108 @@ out:
     return rc;
 }
 
+/* kld --save-base FILE BASE_MODEL TEXT: the base model's log-probabilities into FILE. */
+static int kld_save_base(qb_ctx *ctx, eval_args *a)
+{
+    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok);
+    if (!m) return 1;
+    int32_t *toks = NULL;
+    int n = 0, rc = 1;
+    if (!cli_act_apply(ctx, m, &a->act)) goto out;
+    if (qb_eval_load_text(ctx, m, a->pos[1], &toks, &n) != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(ctx));
+        goto out;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "kld base");
+    cli_install_sigint();
+    qb_eval_opts o = {.n_ctx = (int)a->n_ctx, .n_chunks = (int)a->chunks, .progress = cli_progress_cb, .ud = &pr,
+                      .cancel = &cli_cancel, .run = a->act.run};
+    qb_ppl_result r;
+    qb_status st = qb_kld_base_save(ctx, m, toks, n, &o, a->save_base, &r);
+    cli_progress_end(&pr);
+    if (st != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(ctx));
+        rc = st == QB_ERR_CANCELLED ? 130 : 1;
+        goto out;
+    }
+    printf("base       %s\n", m->path);
+    printf("text       %s: %d tokens, %d chunks of %d, %ld scored\n", a->pos[1], n, r.n_chunks, r.n_ctx, r.n_scored);
+    printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+    printf("saved      %s: %d chunks of %d tokens, vocabulary %d\n", a->save_base, r.n_chunks, r.n_ctx,
+           m->cfg.vocab_size);
+    fprintf(stderr, "%.2f s\n", r.seconds);
+    cli_act_report(m, &a->act, stdout);
+    rc = 0;
+out:
+    free(toks);
+    qb_model_close(m);
+    return rc;
+}
+
+/* llama-perplexity's KL-divergence summary, its labels and digits: the means with their
+ * uncertainties, then the quantiles of the per-position KLD and Δp side by side. */
+static void print_kld_stats(const qb_kld_stats *r)
+{
+    /* labels holding "Δ" (two bytes, one column) get one more byte of width */
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)", r->ppl, r->ppl_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(base)", r->ppl_base, r->ppl_base_err);
+    printf("%-31s: %9.2f%%\n", "Cor(ln(PPL(Q)), ln(PPL(base)))", 100.0 * r->cor);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean ln(PPL(Q)/PPL(base))", r->ln_ratio, r->ln_ratio_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)/PPL(base)", r->ratio, r->ratio_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean PPL(Q)-PPL(base)", r->diff, r->diff_err);
+    printf("%-31s: %10.6f ± %10.6f\n", "Mean KLD", r->kld, r->kld_err);
+    printf("%-32s: %9.3f%% ± %9.3f%%\n", "Mean Δp", 100.0 * r->dp, 100.0 * r->dp_err);
+    printf("%-32s: %9.3f%% ± %9.3f%%\n", "RMS Δp", 100.0 * r->dp_rms, 100.0 * r->dp_rms_err);
+    printf("%-31s: %9.3f%% ± %9.3f%%\n", "Same top p", 100.0 * r->same_top, 100.0 * r->same_top_err);
+    printf("\n%-8s %10s %11s\n", "quantile", "KLD", "Δp");
+    for (int k = 0; k < QB_KLD_NQ; k++)
+        printf("%-8s %10.6f %9.3f%%\n", qb_kld_quantiles[k].label, r->kld_q[k], 100.0 * r->dp_q[k]);
+}
+
+/* kld --base FILE MODEL TEXT: MODEL against the log-probabilities FILE holds. */
+static int kld_with_base(qb_ctx *ctx, eval_args *a)
+{
+    if (!a->ctx_given) a->n_ctx = 0; /* the file's; a --ctx given must equal it (checked by the core) */
+    qb_kld_base *b = NULL;
+    if (qb_kld_base_open(ctx, a->base_file, &b) != QB_OK) return cli_error("%s", qb_ctx_errmsg(ctx));
+    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok);
+    int32_t *toks = NULL;
+    int n = 0, rc = 1;
+    if (!m || !cli_act_apply(ctx, m, &a->act)) goto out;
+    if (qb_eval_load_text(ctx, m, a->pos[1], &toks, &n) != QB_OK ||
+        qb_kld_base_check(ctx, b, m, toks, n, a->pos[1]) != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(ctx));
+        goto out;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "kl-divergence");
+    cli_install_sigint();
+    qb_eval_opts o = {.n_ctx = (int)a->n_ctx, .n_chunks = (int)a->chunks, .progress = cli_progress_cb, .ud = &pr,
+                      .cancel = &cli_cancel, .run = a->act.run};
+    qb_kld_stats r;
+    qb_status st = qb_eval_kld_base(ctx, b, m, &o, &r);
+    cli_progress_end(&pr);
+    if (st != QB_OK) {
+        cli_error("%s", qb_ctx_errmsg(ctx));
+        rc = st == QB_ERR_CANCELLED ? 130 : 1;
+        goto out;
+    }
+    printf("base file  %s: %d chunks of %d tokens, vocabulary %d\n", b->path, b->n_chunk, b->n_ctx, b->n_vocab);
+    printf("model      %s\n", m->path);
+    printf("text       %s: its first %ld tokens are the file's\n", a->pos[1], (long)b->n_chunk * b->n_ctx);
+    printf("scored     %ld positions: %d chunks x %d\n\n", r.n_scored, r.n_chunks, b->rows);
+    print_kld_stats(&r);
+    fprintf(stderr, "%.2f s\n", r.seconds);
+    cli_act_report(m, &a->act, stdout);
+    rc = 0;
+out:
+    free(toks);
+    qb_model_close(m);
+    qb_kld_base_close(b);
+    return rc;
+}
+
 int cmd_kld(int argc, char **argv)
 {
     eval_args a;
@@ -95,6 +210,11 @@ int cmd_kld(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
+    if (a.save_base || a.base_file) {
+        int rc = a.save_base ? kld_save_base(&ctx, &a) : kld_with_base(&ctx, &a);
+        cli_act_free(&a.act);
+        return rc;
+    }
     qb_model *base = cli_open_model(&ctx, a.pos[0], a.tok);
     if (!base) return 1;
     qb_model *other = cli_open_model(&ctx, a.pos[1], a.tok);

@@ -11,6 +11,8 @@ static void usage(FILE *f)
           "       quantbench generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--top-k K] [--seed S]\n"
           "       quantbench ppl MODEL TEXTFILE [--ctx N] [--chunks N]\n"
           "       quantbench kld BASE_MODEL OTHER_MODEL TEXTFILE [--ctx N] [--chunks N]\n"
+          "       quantbench kld --save-base FILE BASE_MODEL TEXTFILE [--ctx N] [--chunks N]   (llama-perplexity's --kl-divergence-base file)\n"
+          "       quantbench kld --base FILE MODEL TEXTFILE [--chunks N]   (MODEL against the file, llama-perplexity's statistics)\n"
           "       quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS]\n"
           "       quantbench quantize IN.gguf OUT.gguf TYPE [--pure] [--plan FILE]   (TYPE as llama-quantize: Q4_K_M, Q8_0, ...)\n"
           "       quantbench run [--out DIR] [--trusted] [--max-seconds N] RECIPE.lua [ARGS...]   (Lua recipes)\n"

@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "core/eval/eval.h"
 #include "core/quant/format.h"
 #include "core/quant/plan.h"
 
@@ -128,6 +129,11 @@ void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute_
 /* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
  * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */
 int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n);
+/* Push a perplexity result {ppl, ppl_err, nll, chunks, ctx, tokens, seconds}. (lqb_model.c) */
+void lqb_push_ppl(lua_State *L, const qb_ppl_result *r);
+/* model:kld(base_file, text [, opts]) with the model at 1: llama-perplexity's statistics
+ * against a KL-divergence base file. (lqb_kld.c) */
+int lqb_kld_with_base(lua_State *L);
 /* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
  * its parameters) for rules that name none, calib=, progress=. Raises on errors. (lqb_method.c) */
 void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o);
@@ -147,6 +153,7 @@ void lqb_open_method(lua_State *L);
 void lqb_open_scan(lua_State *L);
 void lqb_open_act(lua_State *L);
 void lqb_open_imatrix(lua_State *L);
+void lqb_open_kld(lua_State *L);
 int luaopen_qb(lua_State *L);
 
 #endif

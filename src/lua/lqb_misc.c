@@ -158,5 +158,6 @@ int luaopen_qb(lua_State *L)
     lqb_open_scan(L);
     lqb_open_act(L);
     lqb_open_imatrix(L);
+    lqb_open_kld(L);
     return 1;
 }

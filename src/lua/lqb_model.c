@@ -334,7 +334,7 @@ int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n)
     return toks;
 }
 
-static void push_ppl(lua_State *L, const qb_ppl_result *r)
+void lqb_push_ppl(lua_State *L, const qb_ppl_result *r)
 {
     lua_createtable(L, 0, 8);
     lqb_set_num(L, "ppl", r->ppl);
@@ -362,13 +362,15 @@ static int l_perplexity(lua_State *L)
     qb_status st = qb_eval_perplexity(&lqb_host_of(L)->ctx, m, toks, n, &eo, &r);
     free(toks);
     lqb_progress_end(L, &pr, st);
-    push_ppl(L, &r);
+    lqb_push_ppl(L, &r);
     return 1;
 }
 
-/* model:kld(base, text_or_path [, {ctx=, chunks=, progress=}]) — KL(base ‖ model) */
+/* model:kld(base, text_or_path [, {ctx=, chunks=, progress=}]) — KL(base ‖ model); a string
+ * base is a KL-divergence base file (lqb_kld.c) */
 static int l_kld(lua_State *L)
 {
+    if (lua_type(L, 2) == LUA_TSTRING) return lqb_kld_with_base(L);
     qb_model *m = lqb_check_model(L, 1);
     qb_model *base = lqb_check_model(L, 2);
     luaL_checkstring(L, 3);
@@ -385,9 +387,9 @@ static int l_kld(lua_State *L)
     free(toks);
     lqb_progress_end(L, &pr, st);
     lua_createtable(L, 0, 12);
-    push_ppl(L, &r.base);
+    lqb_push_ppl(L, &r.base);
     lua_setfield(L, -2, "base");
-    push_ppl(L, &r.other);
+    lqb_push_ppl(L, &r.other);
     lua_setfield(L, -2, "other");
     lqb_set_num(L, "ppl_base", r.base.ppl);
     lqb_set_num(L, "ppl", r.other.ppl);

@@ -1,7 +1,8 @@
 -- check_api.lua — the qb module against real model runs on stories260K: greedy generation
 -- equal to llama2.c's run.c output, tensors and stats, quantize/restore, plans (build, print,
--- save, load), apply and size, KLD against the F32 model, GGUF export and reopen, progress
--- callbacks (and an error raised inside one), write/print helpers, userdata behaviour.
+-- save, load), apply and size, KLD against the F32 model and against a KL-divergence base file,
+-- GGUF export and reopen, progress callbacks (and an error raised inside one), write/print
+-- helpers, userdata behaviour.
 -- Run trusted (it reads the reference file with io):  quantbench run --trusted --out DIR check_api.lua
 local T = require("tap")
 local models = qb.getenv("QB_MODELS") or "../shared/models"
@@ -106,6 +107,32 @@ T.section("plans, apply, size, kld, export", function()
   T.eq(m3:tensor("blk.0.attn_q.weight").format, "f16", "export_gguf: nf4 (no ggml type) is written as F16 of its values")
   T.near(m3:perplexity(text, { ctx = 128 }).ppl, m:perplexity(text, { ctx = 128 }).ppl, 0.001,
          "export_gguf: the nf4 model's perplexity survives the export")
+end)
+
+T.section("kld base files", function()
+  local base <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local r = qb.kld_base_save(base, text, "base.kld", { ctx = 128, chunks = 4 })
+  T.near(r.ppl, 3.624530, 1e-5, "kld_base_save: the base perplexity on 4 chunks of 128 (llama-perplexity: 3.624530)")
+  T.eq(r.tokens, 252, "kld_base_save: 4 chunks x 63 scored positions")
+  local m <close> = qb.open(S .. "/stories260K-f32.gguf")
+  m:apply({ { match = "*", format = "q8_0" } }, { fallback = true })
+  local file = qb.output_dir() .. "/base.kld"
+  local k = m:kld(file, text)
+  T.near(k.ppl_base, r.ppl, 1e-4, "kld(file): PPL(base) from the file's 16-bit log-probabilities")
+  T.eq(k.tokens, 252, "kld(file): the file's 252 positions")
+  T.eq(k.ctx, 128, "kld(file): the file's context")
+  T.ok(k.kld > 0 and k.kld < 0.01 and k.top1 > 95, "kld(file): small divergence for 8-bit, top-1 above 95%", k.kld)
+  T.ok(k.kld_max >= k.kld_p99_9 and k.kld_p99_9 >= k.kld_p99 and k.kld_p99 >= k.kld_median and k.kld_median >= k.kld_min,
+       "kld(file): KLD quantiles in order")
+  T.ok(k.dp_max >= k.dp_p90 and k.dp_p90 >= k.dp_median and k.dp_median >= k.dp_p0_1 and k.dp_p0_1 >= k.dp_min,
+       "kld(file): Δp quantiles in order")
+  T.ok(k.dp_rms > 0 and k.cor > 0.99 and k.ratio > 0.99, "kld(file): RMS Δp, correlation, PPL ratio")
+  T.eq(m:kld(file, text, { chunks = 2 }).tokens, 126, "kld(file, {chunks=2}): the file's first two chunks")
+  T.raises(function() m:kld(file, text, { ctx = 64 }) end, "made with a context of 128 tokens", "kld(file): another context")
+  T.raises(function() m:kld(file, "Some other text, not the one the base file was made from.") end, "another text",
+           "kld(file): another text")
+  T.raises(function() m:kld(qb.output_dir() .. "/nope.kld", text) end, "nope.kld: cannot open", "kld(file): a missing file")
+  T.raises(function() qb.kld_base_save(base, text, "../x.kld") end, "may not leave", "kld_base_save: sandboxed path")
 end)
 
 T.section("plans with methods", function()
