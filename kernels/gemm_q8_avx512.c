@@ -1,6 +1,6 @@
 /* gemm_q8_avx512.c — prompt-processing GEMM tile for the 32-element formats that meet Q8_0
- * activations (Q8_0, Q4_0, IQ4_NL), with AVX512-VNNI: up to 2 weight rows × any number of
- * tokens per call, 8 tokens at a time summed in registers. The spec is qdot_ref.c (same integers, same
+ * activations (Q8_0, Q4_0, IQ4_NL), with AVX512-VNNI: up to 2 weight rows × 8 tokens per
+ * call, every product summed in registers. The spec is qdot_ref.c (same integers, same
  * f16-rounded scales; only the float summation order differs).
  *
  * Activations are quantized once per matmul into a tile layout (qb_act_tile_row_bytes):
@@ -12,8 +12,7 @@
  *
  * Weights stay in ggml's layout: for each group of 8 blocks the tile gathers, per chunk i,
  * the same 8 elements of the 8 blocks into one register (a qword transpose), once per row
- * for all the tokens of the call: 16 groups at a time are unpacked into an L1-resident buffer
- * that every token then meets (unpacking per 8 tokens cost about a third of the tile's work). Weights become unsigned bytes u = w + K (Q8_0, IQ4_NL:
+ * for all the tokens of the call. Weights become unsigned bytes u = w + K (Q8_0, IQ4_NL:
  * K = 128; Q4_0: the nibble, K = 8), so one vpdpbusd per chunk gives Σ u·y in two int32
  * lanes per block, and the accumulator starts at K·(−Σy) (ns shifted left by log2 K): no sign
  * work per token. A group then costs 4 vpdpbusd, one conversion, one multiply and one fma
@@ -38,10 +37,10 @@ AI __m512i dpbusd_m(__m512i acc, __m512i u, const uint8_t *p)
     return acc;
 }
 
-/* out[k * os] = (or += when add) the sum of the 16 lanes of v[k], k < 8: a shuffle tree (25 instructions for
+/* out[k * os] = sum of the 16 lanes of v[k], k < 8: a shuffle tree (25 instructions for
  * eight sums instead of eight separate reductions). */
 AI void hsum8(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7, float *out,
-           size_t os, int add)
+           size_t os)
 {
     const __m512 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
     __m512 m[4], q[2];
@@ -54,8 +53,8 @@ AI void hsum8(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, 
     float t[16];
     _mm512_storeu_ps(t, f);
     for (int j = 0; j < 4; j++) {
-        out[j * os] = add ? out[j * os] + t[4 * j] : t[4 * j];
-        out[(4 + j) * os] = add ? out[(4 + j) * os] + t[4 * j + 1] : t[4 * j + 1];
+        out[j * os] = t[4 * j];
+        out[(4 + j) * os] = t[4 * j + 1];
     }
 }
 
@@ -174,20 +173,15 @@ AI void wgroup_load_tail(wgroup *g, const uint8_t *p, int cnt, const int T)
     wgroup_load(g, tmp, T);
 }
 
-/* The weight groups of one call, unpacked once for all its tokens: rows × SEG groups at most
- * (10 KiB on the stack, in L1 while the tokens pass). */
-#define SEG 16
-
-/* acc[r][c] += group g of rows r · token c, for r < R, c < C; the weights wg[r] are group g
- * of row r, the tokens' tiles xst bytes apart from xa (group 0 of the segment). */
+/* acc[r][c] += group g of rows r · token c, for r < R, c < C. */
 AI void gemm_group(__m512 acc[2][8], const wgroup *wg, const uint8_t *xa, size_t xst, int g, const int R, const int C,
-                   const int shift)
+                   const int T)
 {
     #pragma GCC unroll 16
     for (int c = 0; c < C; c++) {
         const uint8_t *a = xa + c * xst + (size_t)g * GROUP_BYTES;
         const __m512 dy = _mm512_loadu_ps(a);
-        const __m512i init = _mm512_slli_epi32(_mm512_loadu_si512(a + 64), shift);
+        const __m512i init = _mm512_slli_epi32(_mm512_loadu_si512(a + 64), GSHIFT(T));
         #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i s = dpbusd_m(init, wg[r].u[0], a + 128);
@@ -199,92 +193,37 @@ AI void gemm_group(__m512 acc[2][8], const wgroup *wg, const uint8_t *xa, size_t
     }
 }
 
-/* R rows (unpacked: seg[r][g], g < ng) · C tokens: y[c*ldy + r] = the sum, or += when add. */
-AI void gemm_tile(const wgroup seg[2][SEG], int ng, const uint8_t *xa, size_t xst, float *y, size_t ldy, int add,
-                  const int R, const int C, const int shift)
+/* y[c*ldy + r] = row r of w · token c, r < R, c < C. The full groups run in a loop without
+ * calls (the accumulators stay in registers); a last partial group goes through a padded
+ * copy. */
+AI void gemm_body(int n, const uint8_t *w, size_t wst, const uint8_t *xa, size_t xst, float *y, size_t ldy, const int R,
+                  const int C, const int T)
 {
+    const int nb = n / 32, nfull = nb / 8, bs = GBS(T);
     __m512 acc[2][8];
     #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
         #pragma GCC unroll 16
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int g = 0; g < ng; g++) {
-        wgroup wg[2];
+    wgroup wg[2];
+    for (int g = 0; g < nfull; g++) {
         #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) wg[r] = seg[r][g];
-        gemm_group(acc, wg, xa, xst, g, R, C, shift);
+        for (int r = 0; r < R; r++) wgroup_load(&wg[r], w + r * wst + (size_t)g * 8 * bs, T);
+        gemm_group(acc, wg, xa, xst, g, R, C, T);
+    }
+    if (nb % 8) {
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wgroup_load_tail(&wg[r], w + r * wst + (size_t)nfull * 8 * bs, nb % 8, T);
+        gemm_group(acc, wg, xa, xst, nfull, R, C, T);
     }
     #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         if (C == 8) {
-            hsum8(acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r][4], acc[r][5], acc[r][6], acc[r][7], y + r, ldy, add);
+            hsum8(acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r][4], acc[r][5], acc[r][6], acc[r][7], y + r, ldy);
             continue;
         }
         #pragma GCC unroll 16
-        for (int c = 0; c < C; c++) {
-            const float v = _mm512_reduce_add_ps(acc[r][c]);
-            y[c * ldy + r] = add ? y[c * ldy + r] + v : v;
-        }
-    }
-}
-
-/* One tile shape (R rows × C tokens) per instantiation; shift: log2 K of the weights' offset. */
-AI void gemm_tile_any(const wgroup seg[2][SEG], int ng, const uint8_t *xa, size_t xst, float *y, size_t ldy,
-                          int add, int R, int C, const int shift)
-{
-    switch ((R == 2 ? 8 : 0) + C - 1) {
-    case 0: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 1, shift); break;
-    case 1: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 2, shift); break;
-    case 2: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 3, shift); break;
-    case 3: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 4, shift); break;
-    case 4: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 5, shift); break;
-    case 5: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 6, shift); break;
-    case 6: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 7, shift); break;
-    case 7: gemm_tile(seg, ng, xa, xst, y, ldy, add, 1, 8, shift); break;
-    case 8: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 1, shift); break;
-    case 9: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 2, shift); break;
-    case 10: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 3, shift); break;
-    case 11: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 4, shift); break;
-    case 12: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 5, shift); break;
-    case 13: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 6, shift); break;
-    case 14: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 7, shift); break;
-    default: gemm_tile(seg, ng, xa, xst, y, ldy, add, 2, 8, shift); break;
-    }
-}
-static void gemm_tile_k8(const wgroup seg[2][SEG], int ng, const uint8_t *xa, size_t xst, float *y, size_t ldy,
-                         int add, int R, int C)
-{
-    gemm_tile_any(seg, ng, xa, xst, y, ldy, add, R, C, 3);
-}
-static void gemm_tile_k128(const wgroup seg[2][SEG], int ng, const uint8_t *xa, size_t xst, float *y, size_t ldy,
-                           int add, int R, int C)
-{
-    gemm_tile_any(seg, ng, xa, xst, y, ldy, add, R, C, 7);
-}
-
-/* y[c*ldy + r] = row r of w · token c, r < nr, c < nc: the rows' groups unpacked SEG at a
- * time (a last partial group through a padded copy), each segment then met by every token, 8
- * at a time; the segments' sums added in y. */
-AI void gemm_rows(int n, const uint8_t *w, size_t wst, int nr, const uint8_t *xa, size_t xst, int nc, float *y,
-                  size_t ldy, const int T)
-{
-    const int nb = n / 32, ngr = (nb + 7) / 8, bs = GBS(T);
-    wgroup seg[2][SEG] __attribute__((aligned(64)));
-    for (int g0 = 0; g0 < ngr; g0 += SEG) {
-        const int ng = ngr - g0 < SEG ? ngr - g0 : SEG;
-        for (int r = 0; r < nr; r++)
-            for (int g = 0; g < ng; g++) {
-                const uint8_t *p = w + r * wst + (size_t)(g0 + g) * 8 * bs;
-                const int cnt = nb - (g0 + g) * 8;
-                if (cnt >= 8) wgroup_load(&seg[r][g], p, T);
-                else wgroup_load_tail(&seg[r][g], p, cnt, T);
-            }
-        const uint8_t *xg = xa + (size_t)g0 * GROUP_BYTES;
-        for (int c0 = 0; c0 < nc; c0 += 8) {
-            const int C = nc - c0 < 8 ? nc - c0 : 8;
-            if (GSHIFT(T) == 3) gemm_tile_k8(seg, ng, xg + c0 * xst, xst, y + c0 * ldy, ldy, g0 > 0, nr, C);
-            else gemm_tile_k128(seg, ng, xg + c0 * xst, xst, y + c0 * ldy, ldy, g0 > 0, nr, C);
-        }
+        for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
     }
 }
 
@@ -292,7 +231,25 @@ AI void gemm_rows(int n, const uint8_t *w, size_t wst, int nr, const uint8_t *xa
     void qb_gemm_##name##_avx512vnni(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, \
                                      float *y, size_t ldy)                                                       \
     {                                                                                                            \
-        gemm_rows(n, w, wst, nr, xa, xst, nc, y, ldy, T);                                                        \
+        const uint8_t *wp = w, *xp = xa;                                                                         \
+        switch ((nr == 2 ? 8 : 0) + nc - 1) {                                                                    \
+        case 0: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 1, T); break;                                          \
+        case 1: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 2, T); break;                                          \
+        case 2: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 3, T); break;                                          \
+        case 3: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 4, T); break;                                          \
+        case 4: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 5, T); break;                                          \
+        case 5: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 6, T); break;                                          \
+        case 6: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 7, T); break;                                          \
+        case 7: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 8, T); break;                                          \
+        case 8: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 1, T); break;                                          \
+        case 9: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 2, T); break;                                          \
+        case 10: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 3, T); break;                                         \
+        case 11: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 4, T); break;                                         \
+        case 12: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 5, T); break;                                         \
+        case 13: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 6, T); break;                                         \
+        case 14: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 7, T); break;                                         \
+        default: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 8, T); break;                                         \
+        }                                                                                                        \
     }
 
 GEMM_ENTRY(q8_0, G_Q8_0)

@@ -67,7 +67,7 @@ typedef struct {
      * one token's n floats (n a multiple of 32) as qb_act_tile_row_bytes(n) bytes in the
      * tile's own layout (the Q8_0 quants and scales, rearranged); gemm_q computes
      * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 2) · token c (tiles xst
-     * bytes apart, c < nc, any nc >= 1: the kernel unpacks the rows once for all of them). */
+     * bytes apart, c < nc <= 8). */
     void (*quantize_act_tile)(const float *x, void *xa, int n);
     void (*gemm_q[40])(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, float *y,
                        size_t ldy);

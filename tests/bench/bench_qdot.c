@@ -56,17 +56,14 @@ static double time_pass(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
-/* Tokens per GEMM call: the chunk qb_matmul gives the kernel at n = 4096 (activations in L2). */
-#define GEMM_TOKENS 40
-
-/* Seconds for one pass of the GEMM tile (2 rows × GEMM_TOKENS tokens per call), best of reps. */
+/* Seconds for one pass of the GEMM tile (2 rows × 8 tokens per call), best of reps. */
 static double time_gemm(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xa, size_t ab,
                         int reps, float *out)
 {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = now();
-        for (int i = 0; i < ROWS; i += 2) k->gemm_q[t](N, w + (size_t)i * rb, rb, 2, xa, ab, GEMM_TOKENS, out + i, ROWS);
+        for (int i = 0; i < ROWS; i += 2) k->gemm_q[t](N, w + (size_t)i * rb, rb, 2, xa, ab, 8, out + i, ROWS);
         const double dt = now() - t0;
         if (dt < best) best = dt;
     }
@@ -201,9 +198,9 @@ int main(int argc, char **argv)
     const int types[] = {QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
                          QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
-    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * GEMM_TOKENS * sizeof *out);
+    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
     printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"
-           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 40 tokens per call) where the table has one;\n"
+           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one;\n"
            "gemv: GB/s of the one-token generation kernel where the table has one (else generation uses qdot nc=1)\n",
            ROWS, N, reps);
     printf("%-7s %-11s %9s %9s %11s %11s %9s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC", "gemv");
@@ -216,7 +213,7 @@ int main(int argc, char **argv)
         }
         const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
         const size_t ab = qb_act_tile_row_bytes(N);
-        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * GEMM_TOKENS), *xg = malloc(qb_act_gemv_row_bytes(N));
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8), *xg = malloc(qb_act_gemv_row_bytes(N));
         for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
@@ -226,8 +223,8 @@ int main(int argc, char **argv)
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_kernels_for("ref")->quantize_act[at](src, xq + c * ast, N);
         }
-        float *srcs = malloc((size_t)N * GEMM_TOKENS * sizeof *srcs);
-        for (int j = 0; j < N * GEMM_TOKENS; j++) srcs[j] = frand();
+        float *srcs = malloc((size_t)N * 8 * sizeof *srcs);
+        for (int j = 0; j < N * 8; j++) srcs[j] = frand();
         for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
             const qb_kernel_table *k = qb_kernels_for(isas[s]);
             if (!k || !k->qdot[t]) continue;
@@ -238,9 +235,9 @@ int main(int argc, char **argv)
             const double gb = (double)rb * ROWS / 1e9, gmac = (double)N * ROWS / 1e9;
             char gm[16] = "-", gv[16] = "-";
             if (k->gemm_q[t]) {
-                for (int c = 0; c < GEMM_TOKENS; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
+                for (int c = 0; c < 8; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
                 time_gemm(k, t, w, rb, xa, ab, 1, out);
-                snprintf(gm, sizeof gm, "%.1f", GEMM_TOKENS * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
+                snprintf(gm, sizeof gm, "%.1f", 8 * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
             }
             if (k->gemv_q[t]) {
                 k->quantize_act_gemv[t](srcs, xg, N);

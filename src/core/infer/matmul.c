@@ -159,9 +159,8 @@ static bool matmul_gemv(const qb_kernel_table *k, const qb_tensor *const *ws, in
 }
 
 /* Several tokens through the kernels' GEMM tile (Q8_0, Q4_0, IQ4_NL where the CPU has one):
- * activations quantized once into the tile layout, then 2 rows × a chunk of tokens per kernel
- * call (the kernel unpacks the rows once for the chunk), chunks whose activations stay in L2.
- * False (nothing done) when there is no tile
+ * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
+ * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
  * or no memory for the activations: the caller takes the qdot path. */
 static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x, int T,
                          float *const *ys)
@@ -188,7 +187,9 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, i
             const int64_t rows = ws[i]->ne[1], r0 = 2 * (g - u.off[i]);
             const int nr = rows - r0 < 2 ? 1 : 2;
             const uint8_t *wr = (const uint8_t *)ws[i]->data + (size_t)r0 * wrow;
-            gemm(n, wr, wrow, nr, xa + (size_t)t0 * ab, ab, t1 - t0, ys[i] + (size_t)t0 * rows + r0, (size_t)rows);
+            for (int c0 = t0; c0 < t1; c0 += 8)
+                gemm(n, wr, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8, ys[i] + (size_t)c0 * rows + r0,
+                     (size_t)rows);
         }
     }
     }
