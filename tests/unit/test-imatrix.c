@@ -12,49 +12,31 @@
 
 /* ---- byte builders ---------------------------------------------------------------------- */
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} bytes;
-
-static void put(bytes *b, const void *s, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void i32(bytes *b, int32_t v) { put(b, &v, 4); }
-static void u32(bytes *b, uint32_t v) { put(b, &v, 4); }
-static void u64(bytes *b, uint64_t v) { put(b, &v, 8); }
-static void f32s(bytes *b, const float *v, int n) { put(b, v, (size_t)n * 4); }
+static void f32s(qbt_bytes *b, const float *v, int n) { qbt_put(b, v, (size_t)n * 4); }
 
 /* .dat: per entry i32 name length, name, i32 ncall, i32 nval, nval floats; then i32 last call,
  * i32 dataset length, dataset (llama.cpp c392e50 examples/imatrix/imatrix.cpp save_imatrix). */
-static void dat_entry(bytes *b, const char *name, int32_t ncall, const float *v, int nval)
+static void dat_entry(qbt_bytes *b, const char *name, int32_t ncall, const float *v, int nval)
 {
-    i32(b, (int32_t)strlen(name));
-    put(b, name, strlen(name));
-    i32(b, ncall);
-    i32(b, nval);
+    qbt_put_i32(b, (int32_t)strlen(name));
+    qbt_put(b, name, strlen(name));
+    qbt_put_i32(b, ncall);
+    qbt_put_i32(b, nval);
     f32s(b, v, nval);
 }
 
 static const float Q[4] = {2, 4, 6, 8}, X[6] = {4, 8, 12, 16, 20, 24};
 
-static bytes good_dat(bool trailer)
+static qbt_bytes good_dat(bool trailer)
 {
-    bytes b = {0};
-    i32(&b, 2);
+    qbt_bytes b = {0};
+    qbt_put_i32(&b, 2);
     dat_entry(&b, "blk.0.attn_q.weight", 2, Q, 4);
     dat_entry(&b, "blk.0.ffn_up_exps.weight", 4, X, 6); /* 2 experts of 3 columns */
     if (trailer) {
-        i32(&b, 2);
-        i32(&b, 8);
-        put(&b, "text.txt", 8);
+        qbt_put_i32(&b, 2);
+        qbt_put_i32(&b, 8);
+        qbt_put(&b, "text.txt", 8);
     }
     return b;
 }
@@ -69,10 +51,10 @@ typedef struct {
     bool only_in_sum;      /* no entries at all, one unrelated tensor */
 } gg_opts;
 
-static void gstr(bytes *b, const char *s)
+static void gstr(qbt_bytes *b, const char *s)
 {
-    u64(b, strlen(s));
-    put(b, s, strlen(s));
+    qbt_put_u64(b, strlen(s));
+    qbt_put(b, s, strlen(s));
 }
 
 typedef struct {
@@ -82,7 +64,7 @@ typedef struct {
     const float *data;
 } gg_tensor;
 
-static bytes good_gguf(const gg_opts *o)
+static qbt_bytes good_gguf(const gg_opts *o)
 {
     static const float qs[4] = {1024, 2048, 3072, 4096}, qc[2] = {1024, 1024}, xs[6] = {100, 200, 300, 5, 6, 7},
                        xc[2] = {100, 0}, junk[4] = {-1, -2, -3, -4};
@@ -97,54 +79,54 @@ static bytes good_gguf(const gg_opts *o)
         t[nt++] = (gg_tensor){"blk.0.ffn_up_exps.weight.in_sum2", 0, 3, 2, xs};
         t[nt++] = (gg_tensor){"blk.0.ffn_up_exps.weight.counts", 0, 1, 2, xc};
     }
-    bytes b = {0};
-    put(&b, "GGUF", 4);
-    u32(&b, 3);
-    u64(&b, (uint64_t)nt);
-    u64(&b, (uint64_t)(3 + (o->type != NULL) - o->no_chunk_count));
+    qbt_bytes b = {0};
+    qbt_put(&b, "GGUF", 4);
+    qbt_put_u32(&b, 3);
+    qbt_put_u64(&b, (uint64_t)nt);
+    qbt_put_u64(&b, (uint64_t)(3 + (o->type != NULL) - o->no_chunk_count));
     if (o->type) {
         gstr(&b, "general.type");
-        u32(&b, 8);
+        qbt_put_u32(&b, 8);
         gstr(&b, o->type);
     }
     gstr(&b, "imatrix.datasets");
-    u32(&b, 9);
-    u32(&b, 8);
-    u64(&b, 2);
+    qbt_put_u32(&b, 9);
+    qbt_put_u32(&b, 8);
+    qbt_put_u64(&b, 2);
     gstr(&b, "a.txt");
     gstr(&b, "b.txt");
     if (!o->no_chunk_count) {
         gstr(&b, "imatrix.chunk_count");
-        u32(&b, 4);
-        u32(&b, 3);
+        qbt_put_u32(&b, 4);
+        qbt_put_u32(&b, 3);
     }
     gstr(&b, "imatrix.chunk_size");
-    u32(&b, 4);
-    u32(&b, 512);
+    qbt_put_u32(&b, 4);
+    qbt_put_u32(&b, 512);
     uint64_t off = 0;
     for (int i = 0; i < nt; i++) {
         gstr(&b, t[i].name);
-        u32(&b, 2);
-        u64(&b, (uint64_t)t[i].ne0);
-        u64(&b, (uint64_t)t[i].ne1);
-        u32(&b, (uint32_t)t[i].type);
-        u64(&b, off);
+        qbt_put_u32(&b, 2);
+        qbt_put_u64(&b, (uint64_t)t[i].ne0);
+        qbt_put_u64(&b, (uint64_t)t[i].ne1);
+        qbt_put_u32(&b, (uint32_t)t[i].type);
+        qbt_put_u64(&b, off);
         off += ((uint64_t)(t[i].ne0 * t[i].ne1 * (t[i].type ? 2 : 4)) + 31) / 32 * 32;
     }
     static const uint8_t zero[32];
-    put(&b, zero, (32 - b.n % 32) % 32);
+    qbt_put(&b, zero, (32 - b.n % 32) % 32);
     for (int i = 0; i < nt; i++) {
         size_t n = (size_t)(t[i].ne0 * t[i].ne1 * (t[i].type ? 2 : 4)), start = b.n;
-        if (t[i].type) put(&b, zero, n); /* F16 zeros: the type is what is wrong */
-        else put(&b, t[i].data, n);
-        put(&b, zero, (32 - (b.n - start) % 32) % 32);
+        if (t[i].type) qbt_put(&b, zero, n); /* F16 zeros: the type is what is wrong */
+        else qbt_put(&b, t[i].data, n);
+        qbt_put(&b, zero, (32 - (b.n - start) % 32) % 32);
     }
     return b;
 }
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static qb_imatrix *load_ok(const char *name, const bytes *b)
+static qb_imatrix *load_ok(const char *name, const qbt_bytes *b)
 {
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -173,11 +155,11 @@ static char *temp_path(const char *tag)
     return p;
 }
 
-static bytes read_all(const char *path)
+static qbt_bytes read_all(const char *path)
 {
     size_t n;
     char *p = qbt_slurp(path, &n);
-    return (bytes){(uint8_t *)p, n, n};
+    return (qbt_bytes){(uint8_t *)p, n, n};
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -185,7 +167,7 @@ static bytes read_all(const char *path)
 static void test_dat_read(void **state)
 {
     (void)state;
-    bytes b = good_dat(true);
+    qbt_bytes b = good_dat(true);
     qb_imatrix *im = load_ok("good.dat", &b);
     assert_true(im->legacy);
     assert_int_equal(im->n_entries, 2);
@@ -216,13 +198,13 @@ static void test_dat_round_trip(void **state)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     for (int trailer = 0; trailer < 2; trailer++) {
-        bytes b = good_dat(trailer);
+        qbt_bytes b = good_dat(trailer);
         qb_imatrix *im = load_ok("rt.dat", &b);
         char *out = temp_path("imatrix-rt");
         int skipped = -1;
         assert_int_equal(qb_imatrix_save(&ctx, im, out, QB_IMATRIX_DAT, &skipped), QB_OK);
         assert_int_equal(skipped, 0);
-        bytes r = read_all(out);
+        qbt_bytes r = read_all(out);
         assert_int_equal(r.n, b.n);
         assert_memory_equal(r.p, b.p, b.n);
         unlink(out);
@@ -237,7 +219,7 @@ static void test_gguf_read(void **state)
 {
     (void)state;
     gg_opts o = {.type = "imatrix"};
-    bytes b = good_gguf(&o);
+    qbt_bytes b = good_gguf(&o);
     qb_imatrix *im = load_ok("good.gguf", &b);
     assert_false(im->legacy);
     assert_int_equal(im->n_entries, 2); /* in_sum is not an entry */
@@ -302,7 +284,7 @@ static void test_dat_to_gguf(void **state)
     (void)state;
     qb_ctx ctx;
     qb_ctx_init(&ctx);
-    bytes b = good_dat(true);
+    qbt_bytes b = good_dat(true);
     qb_imatrix *im = load_ok("conv.dat", &b);
     char *out = temp_path("imatrix-conv");
     assert_int_equal(qb_imatrix_save(&ctx, im, out, QB_IMATRIX_GGUF, NULL), QB_OK);
@@ -325,7 +307,7 @@ static void test_dat_to_gguf(void **state)
 static void test_dat_bad(void **state)
 {
     (void)state;
-    bytes good = good_dat(true);
+    qbt_bytes good = good_dat(true);
     size_t end_of_entries = good.n - 16; /* last call, length, "text.txt" */
     /* cut anywhere: refused, except right after the entries (a file from before the trailer) */
     for (size_t n = 0; n < good.n; n++) {
@@ -342,41 +324,41 @@ static void test_dat_bad(void **state)
     load_bad("vals.dat", good.p, 40, "truncated in entry 'blk.0.attn_q.weight': 4 values need 16 bytes");
     const char text[] = "this is not an imatrix file at all, just some text";
     load_bad("text.dat", text, sizeof text - 1, "does not fit");
-    bytes b;
+    qbt_bytes b;
 #define VARIANT(file, want, ...)                                                                                       \
     do {                                                                                                               \
-        b = (bytes){0};                                                                                                \
+        b = (qbt_bytes){0};                                                                                                \
         __VA_ARGS__;                                                                                                   \
         load_bad(file, b.p, b.n, want);                                                                                \
         free(b.p);                                                                                                     \
     } while (0)
-    VARIANT("name.dat", "truncated in entry 1's name", i32(&b, 1); i32(&b, 40); put(&b, "blk.0.attn_q.wei", 16));
-    VARIANT("zero.dat", "no imatrix data", i32(&b, 0); dat_entry(&b, "x", 1, Q, 4));
-    VARIANT("neglen.dat", "name length -5 out of range", i32(&b, 1); i32(&b, -5); put(&b, Q, 16));
-    VARIANT("hugelen.dat", "name length 1000000 out of range", i32(&b, 1); i32(&b, 1000000); put(&b, Q, 16));
-    VARIANT("newline.dat", "entry 1: control byte 0x0a in its name", i32(&b, 1); i32(&b, 3); put(&b, "a\nb", 3); i32(&b, 1);
-            i32(&b, 1); f32s(&b, Q, 1));
-    VARIANT("nul.dat", "control byte 0x00", i32(&b, 1); i32(&b, 3); put(&b, "a\0b", 3); i32(&b, 1); i32(&b, 1); f32s(&b, Q, 1));
-    VARIANT("nval.dat", "'blk.0.attn_q.weight': 0 values", i32(&b, 1); dat_entry(&b, "blk.0.attn_q.weight", 1, Q, 0));
-    VARIANT("ncall.dat", "ncall -1 is negative", i32(&b, 1); dat_entry(&b, "blk.0.attn_q.weight", -1, Q, 4));
+    VARIANT("name.dat", "truncated in entry 1's name", qbt_put_i32(&b, 1); qbt_put_i32(&b, 40); qbt_put(&b, "blk.0.attn_q.wei", 16));
+    VARIANT("zero.dat", "no imatrix data", qbt_put_i32(&b, 0); dat_entry(&b, "x", 1, Q, 4));
+    VARIANT("neglen.dat", "name length -5 out of range", qbt_put_i32(&b, 1); qbt_put_i32(&b, -5); qbt_put(&b, Q, 16));
+    VARIANT("hugelen.dat", "name length 1000000 out of range", qbt_put_i32(&b, 1); qbt_put_i32(&b, 1000000); qbt_put(&b, Q, 16));
+    VARIANT("newline.dat", "entry 1: control byte 0x0a in its name", qbt_put_i32(&b, 1); qbt_put_i32(&b, 3); qbt_put(&b, "a\nb", 3); qbt_put_i32(&b, 1);
+            qbt_put_i32(&b, 1); f32s(&b, Q, 1));
+    VARIANT("nul.dat", "control byte 0x00", qbt_put_i32(&b, 1); qbt_put_i32(&b, 3); qbt_put(&b, "a\0b", 3); qbt_put_i32(&b, 1); qbt_put_i32(&b, 1); f32s(&b, Q, 1));
+    VARIANT("nval.dat", "'blk.0.attn_q.weight': 0 values", qbt_put_i32(&b, 1); dat_entry(&b, "blk.0.attn_q.weight", 1, Q, 0));
+    VARIANT("ncall.dat", "ncall -1 is negative", qbt_put_i32(&b, 1); dat_entry(&b, "blk.0.attn_q.weight", -1, Q, 4));
     const float nan4[4] = {1, NAN, 1, 1}, neg4[4] = {1, 1, -2, 1};
-    VARIANT("nan.dat", "value 1 is nan", i32(&b, 1); dat_entry(&b, "a.weight", 1, nan4, 4));
-    VARIANT("neg.dat", "value 2 is -2", i32(&b, 1); dat_entry(&b, "a.weight", 1, neg4, 4));
-    VARIANT("twice.dat", "entry 'a.weight' appears twice", i32(&b, 2); dat_entry(&b, "a.weight", 1, Q, 4);
+    VARIANT("nan.dat", "value 1 is nan", qbt_put_i32(&b, 1); dat_entry(&b, "a.weight", 1, nan4, 4));
+    VARIANT("neg.dat", "value 2 is -2", qbt_put_i32(&b, 1); dat_entry(&b, "a.weight", 1, neg4, 4));
+    VARIANT("twice.dat", "entry 'a.weight' appears twice", qbt_put_i32(&b, 2); dat_entry(&b, "a.weight", 1, Q, 4);
             dat_entry(&b, "a.weight", 1, Q, 4));
-    VARIANT("tail.dat", "3 bytes after the end", put(&b, good.p, good.n); put(&b, "xyz", 3));
-    VARIANT("trailer.dat", "truncated after the entries", put(&b, good.p, end_of_entries); i32(&b, 2));
-    VARIANT("dslen.dat", "dataset name of 99 bytes", put(&b, good.p, end_of_entries); i32(&b, 2); i32(&b, 99));
-    VARIANT("dsnul.dat", "NUL byte in the dataset name", put(&b, good.p, end_of_entries); i32(&b, 2); i32(&b, 3);
-            put(&b, "a\0b", 3));
-    VARIANT("lastneg.dat", "chunk count -3 is negative", put(&b, good.p, end_of_entries); i32(&b, -3); i32(&b, 0));
+    VARIANT("tail.dat", "3 bytes after the end", qbt_put(&b, good.p, good.n); qbt_put(&b, "xyz", 3));
+    VARIANT("trailer.dat", "truncated after the entries", qbt_put(&b, good.p, end_of_entries); qbt_put_i32(&b, 2));
+    VARIANT("dslen.dat", "dataset name of 99 bytes", qbt_put(&b, good.p, end_of_entries); qbt_put_i32(&b, 2); qbt_put_i32(&b, 99));
+    VARIANT("dsnul.dat", "NUL byte in the dataset name", qbt_put(&b, good.p, end_of_entries); qbt_put_i32(&b, 2); qbt_put_i32(&b, 3);
+            qbt_put(&b, "a\0b", 3));
+    VARIANT("lastneg.dat", "chunk count -3 is negative", qbt_put(&b, good.p, end_of_entries); qbt_put_i32(&b, -3); qbt_put_i32(&b, 0));
     free(good.p);
 }
 
 static void test_gguf_bad(void **state)
 {
     (void)state;
-    bytes b;
+    qbt_bytes b;
 #define GG(file, want, ...)                                                                                            \
     do {                                                                                                               \
         gg_opts o = {__VA_ARGS__};                                                                                     \
@@ -396,7 +378,7 @@ static void test_gguf_bad(void **state)
     qb_imatrix *im = load_ok("untyped.gguf", &b);
     assert_int_equal(im->n_entries, 2);
     qb_imatrix_free(im);
-    /* the GGUF container's own checks: cut anywhere before the last tensor's 8 bytes end (the
+    /* the GGUF container's own checks: cut anywhere before the last tensor's 8 qbt_bytes end (the
      * 24 bytes of padding after them are not needed) */
     for (size_t n = 4; n < b.n - 24; n += 3) load_bad("cut.gguf", b.p, n, "cut.gguf");
     free(b.p);
@@ -426,8 +408,8 @@ static void test_match(void **state)
         {"blk.0.ffn_up_exps.weight", 64, "entry 'blk.0.ffn_up_exps.weight': the model has no such expert tensor"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        bytes b = {0};
-        i32(&b, 1);
+        qbt_bytes b = {0};
+        qbt_put_i32(&b, 1);
         dat_entry(&b, cases[k].name, 1, v, cases[k].nval);
         qb_imatrix *im = load_ok("m.dat", &b);
         qb_status st = qb_imatrix_match(&ctx, im, m);

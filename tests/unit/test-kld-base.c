@@ -12,42 +12,26 @@
 #include "core/eval/kld_base.h"
 #include "core/eval/kld_base_stats.h"
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} bytes;
-
-static void put(bytes *b, const void *s, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void i32(bytes *b, int32_t v) { put(b, &v, 4); }
 
 static int nv_of(int n_vocab) { return 2 * ((n_vocab + 1) / 2) + 4; }
 
 /* A well-formed file: header, tokens t(i) = (7 i + 3) mod n_vocab, rows of random logits
  * encoded by qb_kld_base_encode_row (checked by hand in test_encode_row). */
-static bytes build(int n_ctx, int n_vocab, int n_chunk, uint64_t seed)
+static qbt_bytes build(int n_ctx, int n_vocab, int n_chunk, uint64_t seed)
 {
-    bytes b = {0};
-    put(&b, "_logits_", 8);
-    i32(&b, n_ctx);
-    i32(&b, n_vocab);
-    i32(&b, n_chunk);
-    for (int i = 0; i < n_ctx * n_chunk; i++) i32(&b, (7 * i + 3) % n_vocab);
+    qbt_bytes b = {0};
+    qbt_put(&b, "_logits_", 8);
+    qbt_put_i32(&b, n_ctx);
+    qbt_put_i32(&b, n_vocab);
+    qbt_put_i32(&b, n_chunk);
+    for (int i = 0; i < n_ctx * n_chunk; i++) qbt_put_i32(&b, (7 * i + 3) % n_vocab);
     int rows = n_ctx - 1 - n_ctx / 2, nv = nv_of(n_vocab);
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
     uint16_t *row = malloc((size_t)nv * sizeof *row);
     for (int k = 0; k < n_chunk * rows; k++) {
         for (int i = 0; i < n_vocab; i++) logits[i] = 6 * qbt_frand(&seed);
         qb_kld_base_encode_row(logits, n_vocab, row, k % n_vocab);
-        put(&b, row, (size_t)nv * 2);
+        qbt_put(&b, row, (size_t)nv * 2);
     }
     free(logits);
     free(row);
@@ -118,7 +102,7 @@ static void test_encode_row(void **state)
 static void test_read(void **state)
 {
     (void)state;
-    bytes b = build(8, 5, 2, 11);
+    qbt_bytes b = build(8, 5, 2, 11);
     assert_int_equal(b.n, 20 + 2 * 8 * 4 + 2 * 3 * nv_of(5) * 2);
     qb_kld_base *k = open_ok("good.kld", b.p, b.n);
     assert_int_equal(k->n_ctx, 8);
@@ -145,7 +129,7 @@ static void test_read(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    bytes b = build(16, 33, 3, 5);
+    qbt_bytes b = build(16, 33, 3, 5);
     char *in = qbt_write_temp("kldin", b.p, b.n), *out = qbt_write_temp("kldout", "", 0);
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -173,10 +157,10 @@ static void test_round_trip(void **state)
 static void test_bad(void **state)
 {
     (void)state;
-    bytes b = build(8, 5, 2, 3);
+    qbt_bytes b = build(8, 5, 2, 3);
     open_bad("empty.kld", b.p, 0, "no \"_logits_\" magic");
-    bytes m = {0};
-    put(&m, b.p, b.n);
+    qbt_bytes m = {0};
+    qbt_put(&m, b.p, b.n);
     memcpy(m.p, "_logitz_", 8);
     open_bad("magic.kld", m.p, m.n, "not a KL-divergence base file");
     open_bad("short.kld", b.p, 15, "truncated in the header");
@@ -198,7 +182,7 @@ static void test_bad(void **state)
     open_bad("tokens.kld", b.p, 20 + 40, "truncated in the tokens");
     open_bad("rows.kld", b.p, b.n - 1, "truncated in chunk 2's log-probabilities");
     open_bad("rows1.kld", b.p, 20 + 64 + 10, "truncated in chunk 1's log-probabilities");
-    put(&m, "x", 1);
+    qbt_put(&m, "x", 1);
     memcpy(m.p, b.p, b.n);
     open_bad("trailing.kld", m.p, b.n + 1, "1 bytes after the end of the last chunk");
     v = 5;
@@ -391,7 +375,7 @@ static void test_model(void **state)
     assert_non_null(strstr(qb_ctx_errmsg(ctx), "holds 192 tokens of text (3 chunks of 64), short.txt has only 100"));
     qb_kld_base_close(b);
     /* another vocabulary */
-    bytes other = build(64, 100, 1, 9);
+    qbt_bytes other = build(64, 100, 1, 9);
     qb_kld_base *ob = open_ok("vocab100.kld", other.p, other.n);
     assert_int_equal(qb_eval_kld_base(ctx, ob, f.m, NULL, &st), QB_ERR_ARG);
     assert_non_null(strstr(qb_ctx_errmsg(ctx), "vocab100.kld: made with a vocabulary of 100 tokens"));

@@ -86,6 +86,26 @@ static inline char *qbt_write_temp(const char *tag, const void *data, size_t len
 }
 
 /* xorshift64: deterministic pseudo-random numbers for a test, state kept by the caller. */
+/* A growing byte buffer, for tests that build a file by hand (little-endian host). */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} qbt_bytes;
+
+static inline void qbt_put(qbt_bytes *b, const void *s, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+static inline void qbt_put_i32(qbt_bytes *b, int32_t v) { qbt_put(b, &v, 4); }
+static inline void qbt_put_u32(qbt_bytes *b, uint32_t v) { qbt_put(b, &v, 4); }
+static inline void qbt_put_u64(qbt_bytes *b, uint64_t v) { qbt_put(b, &v, 8); }
+
 static inline uint64_t qbt_xorshift(uint64_t *state)
 {
     uint64_t x = *state;
