@@ -8,6 +8,9 @@
 #include "core/eval/search.h"
 #include "core/quant/view.h"
 #include "core/method/prune.h"
+#include "core/calib/imatrix.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,51 @@ static int fail_st(qb_ctx *ctx, qb_status st)
 {
     cli_error("%s", qb_ctx_errmsg(ctx));
     return st == QB_ERR_CANCELLED ? 130 : 1;
+}
+
+/* The estimate's table (scan --imatrix without a text). */
+static void print_estimate(const qb_scan_result *r, const char *model, const char *imatrix)
+{
+    printf("model      %s\nimatrix    %s\n", model, imatrix);
+    printf("setting    %s; estimate: importance-weighted output error, no forward pass\n", r->format);
+    if (r->n_skipped) printf("skipped    %d unit(s): %s\n", r->n_skipped, r->skipped_why);
+    printf("%4s  %-28s %-12s %6s %10s %12s %12s\n", "rank", "unit", "format", "bpw", "bytes", "est err", "est rel");
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_scan_row *w = &r->rows[i];
+        printf("%4d  %-28s %-12s %6.3f %10zu %12.5g %12.5g\n", i + 1, w->name, w->format, w->bpw, w->bytes, w->est_err,
+               w->est_rel);
+    }
+}
+
+/* Copy the estimate's figures into the exact scan's rows of the same units and print how
+ * well each estimate ranks them (Spearman's rho against the measured mean KLD). */
+static void join_estimate(qb_scan_result *exact, const qb_scan_result *est)
+{
+    int n = 0;
+    double *kld = malloc((size_t)exact->n_rows * sizeof *kld), *ea = malloc((size_t)exact->n_rows * sizeof *ea),
+           *er = malloc((size_t)exact->n_rows * sizeof *er);
+    for (int i = 0; kld && ea && er && i < exact->n_rows; i++) {
+        qb_scan_row *w = &exact->rows[i];
+        for (int j = 0; j < est->n_rows; j++) {
+            if (strcmp(est->rows[j].name, w->name)) continue;
+            w->est_err = est->rows[j].est_err;
+            w->est_rel = est->rows[j].est_rel;
+            w->has_est = true;
+            kld[n] = w->kld.kld_mean;
+            ea[n] = w->est_err;
+            er[n++] = w->est_rel;
+            break;
+        }
+    }
+    if (n >= 2) {
+        printf("estimate   %d of %d units (%.2f s): Spearman rho against KLD mean: est err %.3f, est rel %.3f\n", n,
+               exact->n_rows, est->seconds, qb_spearman(ea, kld, n), qb_spearman(er, kld, n));
+    } else {
+        printf("estimate   %d of %d units: too few to rank\n", n, exact->n_rows);
+    }
+    free(kld);
+    free(ea);
+    free(er);
 }
 
 static void print_scan(const qb_scan_result *r, const char *model, const char *text)
@@ -54,7 +102,7 @@ static bool parse_layers(const char *v, qb_scan_opts *so)
 
 int cmd_scan(int argc, char **argv)
 {
-    const char *pos[2] = {0}, *fmt_name = "q4_k", *csv = NULL, *json = NULL, *tok = NULL;
+    const char *pos[2] = {0}, *fmt_name = "q4_k", *csv = NULL, *json = NULL, *tok = NULL, *imx = NULL;
     int n_pos = 0;
     long n_tokens = 16384, n_ctx = 256, threads = 0;
     qb_scan_opts so = {0};
@@ -73,6 +121,7 @@ int cmd_scan(int argc, char **argv)
         else if (!strcmp(o, "--json")) ok = (json = v) != NULL, i++;
         else if (!strcmp(o, "--tokenizer")) ok = (tok = v) != NULL, i++;
         else if (!strcmp(o, "--blocks-only")) so.blocks_only = true;
+        else if (!strcmp(o, "--imatrix")) ok = (imx = v) != NULL, i++;
         else if (!strcmp(o, "--layers")) {
             if (!v) return cli_error("scan: --layers needs a value");
             if (!parse_layers(v, &so)) return cli_error("scan: --layers takes N or FIRST-LAST (block numbers), not '%s'", v);
@@ -83,9 +132,10 @@ int cmd_scan(int argc, char **argv)
         else return cli_error("scan: unexpected argument '%s'", o);
         if (!ok) return v ? 1 : cli_error("scan: %s needs a value", o);
     }
-    if (n_pos != 2)
+    if (n_pos != 2 && !(n_pos == 1 && imx))
         return cli_error("scan: usage: quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] "
-                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--csv OUT.csv] [--json OUT.json]");
+                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--csv OUT.csv] "
+                         "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone)");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
@@ -95,8 +145,30 @@ int cmd_scan(int argc, char **argv)
     if (!m) return 1;
     int32_t *toks = NULL;
     int n = 0, rc = 1;
-    qb_scan_result r = {0};
-    qb_status st = qb_eval_load_text(&ctx, m, pos[1], &toks, &n);
+    qb_scan_result r = {0}, est = {0};
+    qb_imatrix *im = NULL;
+    qb_status st = QB_OK;
+    if (imx) {
+        if ((st = qb_imatrix_load(&ctx, imx, &im)) != QB_OK || (st = qb_imatrix_match(&ctx, im, m)) != QB_OK) {
+            rc = fail_st(&ctx, st);
+            goto out;
+        }
+        so.cancel = &cli_cancel;
+        cli_install_sigint();
+        if ((st = qb_scan_estimate(&ctx, m, &fmt, im, &so, &est)) != QB_OK) {
+            rc = fail_st(&ctx, st);
+            goto out;
+        }
+        if (n_pos == 1) { /* the estimate alone */
+            print_estimate(&est, m->path, imx);
+            fprintf(stderr, "%.2f s for %d units\n", est.seconds, est.n_rows);
+            if (csv && (st = qb_scan_save_csv(&ctx, &est, csv)) != QB_OK) rc = fail_st(&ctx, st);
+            else if (json && (st = qb_scan_save_json(&ctx, &est, m->path, json)) != QB_OK) rc = fail_st(&ctx, st);
+            else rc = 0;
+            goto out;
+        }
+    }
+    st = qb_eval_load_text(&ctx, m, pos[1], &toks, &n);
     if (st != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -116,6 +188,7 @@ int cmd_scan(int argc, char **argv)
         goto out;
     }
     print_scan(&r, m->path, pos[1]);
+    if (im) join_estimate(&r, &est);
     fprintf(stderr, "%.2f s for %d variants\n", r.seconds, r.n_rows);
     if (csv && (st = qb_scan_save_csv(&ctx, &r, csv)) != QB_OK) {
         rc = fail_st(&ctx, st);
@@ -128,6 +201,8 @@ int cmd_scan(int argc, char **argv)
     rc = 0;
 out:
     qb_scan_result_free(&r);
+    qb_scan_result_free(&est);
+    qb_imatrix_free(im);
     free(toks);
     qb_model_close(m);
     return rc;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # test-scan.sh — `quantbench scan`, `search` and `prune` end to end on stories260K: the ranked
 # table and its CSV/JSON files, a plan saved and replayed by `quantize --plan`, a searched model
-# exported and evaluated, and each kind of bad input with a one-line error and exit status 1.
+# exported and evaluated, the estimate from an importance matrix, and each kind of bad input with a one-line error and exit status 1.
 . "$(dirname "$0")/lib.sh"
 S=$QB_MODELS/stories260K
 M=$S/stories260K.bin
@@ -46,6 +46,21 @@ else not_ok "the exported mix runs" "exit $rc" "$err"; fi
 run prune "$M" "$T" 2:4 --formats keep,q8_0 --tokens 256 --ctx 64
 if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -cE '^(none|2:4) ')" -eq 4 ]; then ok "prune table"
 else not_ok "prune table" "exit $rc" "$(printf '%s' "$err" | head -3)"; fi
+
+# the estimate from an importance matrix: alone (no text, no forward pass), and beside the
+# exact scan with Spearman's rho of each estimate against the measured KLD
+run imatrix "$M" "$T" -o "$TMP/s.imatrix" --ctx 64 --chunks 3
+run scan "$M" --imatrix "$TMP/s.imatrix" --format q4_0 --csv "$TMP/e.csv"
+if [ "$rc" -eq 0 ] && [ "$(wc -l < "$TMP/e.csv")" -eq 36 ] && head -1 "$TMP/e.csv" | grep -q ',est_err,est_rel$' &&
+   printf '%s\n' "$out" | grep -q 'skipped    1 unit(s): token_embd.weight: no entry in the importance matrix' &&
+   printf '%s\n' "$out" | grep -qE '^ +1  blk\.[0-9]\.[a-z_]+\.weight +q4_0 '; then ok "scan --imatrix without a text: the estimate"
+else not_ok "scan --imatrix without a text: the estimate" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+run scan "$M" "$T" --imatrix "$TMP/s.imatrix" --format q4_0 --tokens 256 --ctx 64 --csv "$TMP/x.csv"
+rho=$(printf '%s\n' "$out" | sed -n 's/^estimate   35 of 36 units.*est err \(-\{0,1\}[0-9.]*\), est rel.*/\1/p')
+if [ "$rc" -eq 0 ] && [ -n "$rho" ] && awk -v r="$rho" 'BEGIN { exit !(r >= -1 && r <= 1) }' &&
+   [ "$(grep -c ',[0-9.e+-]*,[0-9.e+-]*$' "$TMP/x.csv")" -ge 35 ]; then ok "scan --imatrix beside the exact scan: rho $rho"
+else not_ok "scan --imatrix beside the exact scan" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+expect_fail "scan: --imatrix not an imatrix" "$T" scan "$M" --imatrix "$T"
 
 : > "$TMP/empty.txt"
 expect_fail "scan: unknown format" "scan: --format: unknown format 'q9_z'" scan "$M" "$T" --format q9_z

@@ -3,6 +3,7 @@
  * log-softmax computed once per chunk, the variants of a chunk run in parallel. */
 #include "sensitivity.h"
 #include "eval_internal.h"
+#include "scan_internal.h"
 #include "../infer/infer.h"
 #include "../infer/sampler.h"
 #include "../quant/view.h"
@@ -28,8 +29,7 @@ typedef struct {
     float *resid;  /* (n_layers + 1, n_ctx, dim): the base's residual entering each layer and the head */
 } base_chunk;
 
-/* Block index of a tensor called "blk.<i>.…", else -1. */
-static int layer_of(const char *name)
+int qb_scan_layer_of(const char *name)
 {
     int l;
     return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
@@ -44,7 +44,7 @@ static int first_changed_layer(const qb_model *base, const qb_model *v)
     for (int i = 0; i < v->n_tensors && l0 > 0; i++) {
         if (!qb_model_view_changed(v, i)) continue;
         const char *name = v->tensors[i].name;
-        int l = layer_of(name);
+        int l = qb_scan_layer_of(name);
         if (l < 0) l = !strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight") ? base->cfg.n_layers : 0;
         if (l < l0) l0 = l;
     }
@@ -225,14 +225,10 @@ done:
 
 /* ---- the scan ---------------------------------------------------------------------------- */
 
-typedef struct {
-    int *tensors; /* indices into the model's table */
-    int n;
-    qb_scan_row row;
-} unit;
+typedef qb_scan_unit_set unit;
 
-/* Group the quantizable tensors into units; *n_units set. Caller frees units[i].tensors and units. */
-static qb_status make_units(qb_ctx *ctx, const qb_model *m, const qb_scan_opts *o, unit **out, int *n_units)
+qb_status qb_scan_make_units(qb_ctx *ctx, const qb_model *m, const qb_scan_opts *o, qb_scan_unit_set **out,
+                             int *n_units)
 {
     *out = NULL;
     *n_units = 0;
@@ -243,7 +239,7 @@ static qb_status make_units(qb_ctx *ctx, const qb_model *m, const qb_scan_opts *
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
         if (!qb_tensor_quantizable(t)) continue;
-        int l = layer_of(t->name);
+        int l = qb_scan_layer_of(t->name);
         if (l < 0 && o && o->blocks_only) continue;
         if (o && o->layers_only && (l < o->layer_first || l > o->layer_last)) continue;
         int k = n;
@@ -319,20 +315,27 @@ void qb_scan_result_free(qb_scan_result *r)
     memset(r, 0, sizeof *r);
 }
 
-qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const int32_t *tokens,
-                              int n_tokens, const qb_scan_opts *o, qb_scan_result *out)
+qb_status qb_scan_check_args(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_scan_opts *o)
 {
-    memset(out, 0, sizeof *out);
-    qb_format_name(fmt, out->format, sizeof out->format);
     qb_status st = qb_format_check(ctx, fmt, 256); /* the format value itself (bits, group…) */
     if (st == QB_ERR_ARG) return st;
     if (o && o->layers_only && (o->layer_first < 0 || o->layer_last < o->layer_first ||
                                 o->layer_last >= m->cfg.n_layers))
         return qb_fail(ctx, QB_ERR_ARG, "layers %d-%d: %s has blocks 0-%d", o->layer_first, o->layer_last, m->path,
                        m->cfg.n_layers - 1);
+    return QB_OK;
+}
+
+qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const int32_t *tokens,
+                              int n_tokens, const qb_scan_opts *o, qb_scan_result *out)
+{
+    memset(out, 0, sizeof *out);
+    qb_format_name(fmt, out->format, sizeof out->format);
+    qb_status st = qb_scan_check_args(ctx, m, fmt, o);
+    if (st != QB_OK) return st;
     unit *us;
     int n_units;
-    if ((st = make_units(ctx, m, o, &us, &n_units)) != QB_OK) return st;
+    if ((st = qb_scan_make_units(ctx, m, o, &us, &n_units)) != QB_OK) return st;
     qb_model **views = calloc((size_t)n_units, sizeof *views);
     const qb_model **kept = calloc((size_t)n_units, sizeof *kept);
     qb_kld_result *res = calloc((size_t)n_units, sizeof *res);
@@ -447,13 +450,15 @@ qb_status qb_scan_save_csv(qb_ctx *ctx, const qb_scan_result *r, const char *pat
 {
     sbuf b = {0};
     sb_printf(&b, "rank,unit,layer,format,n_tensors,params,bytes,bytes_base,bpw,kld_mean,kld_err,kld_median,kld_p99,"
-                  "kld_max,top1_pct,ppl,ppl_base,dppl\n");
+                  "kld_max,top1_pct,ppl,ppl_base,dppl,est_err,est_rel\n");
     for (int i = 0; i < r->n_rows; i++) {
         const qb_scan_row *w = &r->rows[i];
-        sb_printf(&b, "%d,%s,%d,%s,%d,%lld,%zu,%zu,%.4f,%.6g,%.3g,%.6g,%.6g,%.6g,%.3f,%.5f,%.5f,%.5f\n", i + 1, w->name,
+        sb_printf(&b, "%d,%s,%d,%s,%d,%lld,%zu,%zu,%.4f,%.6g,%.3g,%.6g,%.6g,%.6g,%.3f,%.5f,%.5f,%.5f", i + 1, w->name,
                   w->layer, w->format, w->n_tensors, (long long)w->params, w->bytes, w->bytes_base, w->bpw,
                   w->kld.kld_mean, w->kld.kld_err, w->kld.kld_median, w->kld.kld_p99, w->kld.kld_max, w->kld.top1_pct,
                   w->kld.other.ppl, w->kld.base.ppl, w->kld.dppl);
+        if (w->has_est) sb_printf(&b, ",%.6g,%.6g\n", w->est_err, w->est_rel);
+        else sb_printf(&b, ",,\n");
     }
     return write_all(ctx, &b, path);
 }
@@ -480,6 +485,10 @@ static json_t *row_json(const qb_scan_row *w, int rank)
     ok = ok && qb_json_set(o, "top1_pct", qb_json_num(w->kld.top1_pct, "%.3f"));
     ok = ok && qb_json_set(o, "ppl", qb_json_num(w->kld.other.ppl, "%.5f"));
     ok = ok && qb_json_set(o, "dppl", qb_json_num(w->kld.dppl, "%.5f"));
+    if (w->has_est) {
+        ok = ok && qb_json_set(o, "est_err", qb_json_num(w->est_err, "%.6g"));
+        ok = ok && qb_json_set(o, "est_rel", qb_json_num(w->est_rel, "%.6g"));
+    }
     if (!ok) json_decref(o);
     return ok ? o : NULL;
 }

@@ -41,6 +41,13 @@ typedef struct {
     size_t bytes_base;  /* the unit's matrices as loaded */
     double bpw;         /* bytes * 8 / params */
     qb_kld_result kld;  /* kld_mean, kld_p99, top1_pct, dppl, other.ppl … */
+    /* the estimate (qb_scan_estimate; 0 in an exact scan): the output error the unit's
+     * quantization makes, Σ over its matrices, rows r and input columns c of w_c·ΔW[r,c]²,
+     * w_c the importance of column c (mean x_c² over the calibration tokens), and that error
+     * relative to the output's own Σ w_c·W[r,c]² */
+    double est_err;
+    double est_rel;
+    bool has_est;
 } qb_scan_row;
 
 typedef struct {
@@ -61,6 +68,23 @@ typedef struct {
 qb_status qb_sensitivity_scan(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const int32_t *tokens,
                               int n_tokens, const qb_scan_opts *opts, qb_scan_result *out);
 void qb_scan_result_free(qb_scan_result *r);
+
+/* The estimate of a scan from an importance matrix instead of evaluation passes: for each
+ * unit of m (per opts: per, blocks_only, layers), its matrices quantized in fmt (after
+ * llama-quantize's fallback, as the scan does) and the importance-weighted output error
+ * est_err / est_rel of the row (see qb_scan_row), ranked by est_err (largest first). im comes
+ * from qb_imatrix_load + qb_imatrix_match on m. A unit with a matrix im has no entry for
+ * (token_embd, output without --process-output) is left out and counted in n_skipped with the
+ * first such name; kld, base and n_ctx stay 0. Costs one quantization of each matrix, no
+ * forward pass. Errors as qb_sensitivity_scan's (arguments, a format that stores nothing),
+ * QB_ERR_CANCELLED. The result is the caller's (qb_scan_result_free). */
+struct qb_imatrix;
+qb_status qb_scan_estimate(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const struct qb_imatrix *im,
+                           const qb_scan_opts *opts, qb_scan_result *out);
+
+/* Spearman's rank correlation of x and y (n pairs): Pearson's correlation of their ranks,
+ * ties given the mean of the ranks they span. NAN when n < 2 or either side is constant. */
+double qb_spearman(const double *x, const double *y, int n);
 
 /* The engine under the scan and the mixed-precision search: KLD / ΔPPL of n_variants models
  * (views of base, or any models with base's vocabulary) against base, the base's pass and
