@@ -10,8 +10,6 @@
 #include "core/method/prune.h"
 #include "core/calib/imatrix.h"
 
-#include <math.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,35 +34,17 @@ static void print_estimate(const qb_scan_result *r, const char *model, const cha
     }
 }
 
-/* Copy the estimate's figures into the exact scan's rows of the same units and print how
- * well each estimate ranks them (Spearman's rho against the measured mean KLD). */
+/* The estimate beside the exact scan: its figures into the rows, and how well it ranks them. */
 static void join_estimate(qb_scan_result *exact, const qb_scan_result *est)
 {
-    int n = 0;
-    double *kld = malloc((size_t)exact->n_rows * sizeof *kld), *ea = malloc((size_t)exact->n_rows * sizeof *ea),
-           *er = malloc((size_t)exact->n_rows * sizeof *er);
-    for (int i = 0; kld && ea && er && i < exact->n_rows; i++) {
-        qb_scan_row *w = &exact->rows[i];
-        for (int j = 0; j < est->n_rows; j++) {
-            if (strcmp(est->rows[j].name, w->name)) continue;
-            w->est_err = est->rows[j].est_err;
-            w->est_rel = est->rows[j].est_rel;
-            w->has_est = true;
-            kld[n] = w->kld.kld_mean;
-            ea[n] = w->est_err;
-            er[n++] = w->est_rel;
-            break;
-        }
-    }
-    if (n >= 2) {
+    int n;
+    double rho_err, rho_rel;
+    qb_scan_join_estimate(exact, est, &n, &rho_err, &rho_rel);
+    if (n >= 2)
         printf("estimate   %d of %d units (%.2f s): Spearman rho against KLD mean: est err %.3f, est rel %.3f\n", n,
-               exact->n_rows, est->seconds, qb_spearman(ea, kld, n), qb_spearman(er, kld, n));
-    } else {
+               exact->n_rows, est->seconds, rho_err, rho_rel);
+    else
         printf("estimate   %d of %d units: too few to rank\n", n, exact->n_rows);
-    }
-    free(kld);
-    free(ea);
-    free(er);
 }
 
 static void print_scan(const qb_scan_result *r, const char *model, const char *text)

@@ -22,7 +22,7 @@ static lqb_imatrix *push_new(lua_State *L)
     return u;
 }
 
-static qb_imatrix *check_im(lua_State *L, int idx)
+qb_imatrix *lqb_check_imatrix(lua_State *L, int idx)
 {
     lqb_imatrix *u = luaL_checkudata(L, idx, LQB_IMATRIX);
     if (!u->im) luaL_argerror(L, idx, "imatrix is empty (its run failed or was cancelled)");
@@ -66,7 +66,7 @@ static int l_load_imatrix(lua_State *L)
 /* im:save(path) → entries written, entries left out (experts without tokens, .dat only) */
 static int i_save(lua_State *L)
 {
-    qb_imatrix *im = check_im(L, 1);
+    qb_imatrix *im = lqb_check_imatrix(L, 1);
     const char *path = luaL_checkstring(L, 2);
     char *full = lqb_output_path(L, path);
     int skipped = 0;
@@ -80,7 +80,7 @@ static int i_save(lua_State *L)
 
 static int i_info(lua_State *L)
 {
-    qb_imatrix *im = check_im(L, 1);
+    qb_imatrix *im = lqb_check_imatrix(L, 1);
     lua_createtable(L, 0, 5);
     lqb_set_int(L, "entries", im->n_entries);
     lqb_set_int(L, "chunks", im->chunk_count);
@@ -99,7 +99,7 @@ static int i_info(lua_State *L)
 /* im:entries() → the entry names in file (or model) order */
 static int i_entries(lua_State *L)
 {
-    qb_imatrix *im = check_im(L, 1);
+    qb_imatrix *im = lqb_check_imatrix(L, 1);
     lua_createtable(L, im->n_entries, 0);
     for (int i = 0; i < im->n_entries; i++) {
         lua_pushstring(L, im->entries[i].name);
@@ -112,7 +112,7 @@ static int i_entries(lua_State *L)
  * is what a quantizer weights column j of matrix e by (index e * cols + j + 1). */
 static int i_entry(lua_State *L)
 {
-    qb_imatrix *im = check_im(L, 1);
+    qb_imatrix *im = lqb_check_imatrix(L, 1);
     const qb_imatrix_entry *e = qb_imatrix_find(im, luaL_checkstring(L, 2));
     if (!e) {
         lua_pushnil(L);
@@ -144,7 +144,7 @@ static int i_entry(lua_State *L)
 /* im:check(model): every entry names one of the model's matrices with its width (raises) */
 static int i_check(lua_State *L)
 {
-    qb_imatrix *im = check_im(L, 1);
+    qb_imatrix *im = lqb_check_imatrix(L, 1);
     qb_model *m = lqb_check_model(L, 2);
     qb_status st = qb_imatrix_match(&lqb_host_of(L)->ctx, im, m);
     if (st != QB_OK) return lqb_fail(L, st);

@@ -101,6 +101,8 @@ void lqb_push_format(lua_State *L, const qb_format *f);
 char *lqb_output_path(lua_State *L, const char *path);
 
 qb_model *lqb_check_model(lua_State *L, int idx);
+/* The importance matrix (qb.imatrix / qb.load_imatrix) at idx; an argument error otherwise. */
+struct qb_imatrix *lqb_check_imatrix(lua_State *L, int idx);
 /* The run configuration of the model userdata at idx (activation settings, KV type: core
  * infer/runcfg.h), made on first use when create is true (raises when out of memory); NULL
  * when there is none and create is false. Owned by the userdata. */

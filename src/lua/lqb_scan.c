@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/eval/sensitivity.h"
+#include "core/calib/imatrix.h"
 #include "core/method/prune.h"
 #include "core/eval/search.h"
 
@@ -42,7 +43,11 @@ static void opt_layers(lua_State *L, int o, qb_scan_opts *so)
 }
 
 /* qb.sensitivity(model, {text=, format="q4_k", per="tensor"|"layer", ctx=, tokens=,
- * blocks_only=, layers=N | {FIRST, LAST}, progress=}) → {rows={…}, base={ppl=…}, format=, skipped=, skipped_why=, seconds=} */
+ * blocks_only=, layers=N | {FIRST, LAST}, imatrix=, progress=}) → {rows={…}, base={ppl=…},
+ * format=, skipped=, skipped_why=, seconds=}. With imatrix= (qb.load_imatrix / qb.imatrix)
+ * and no text: the estimate alone (rows carry est_err / est_rel, ranked by est_err); with
+ * both: the exact scan, its rows with the estimate's figures too, and spearman = {err=,
+ * rel=, n=} (each estimate's rank correlation with the measured KLD). */
 static int l_sensitivity(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -70,11 +75,28 @@ static int l_sensitivity(lua_State *L)
     so.progress = lqb_progress_cb;
     so.ud = &pr;
     so.cancel = lqb_cancel_ptr(L);
-    int n = 0;
-    int32_t *toks = opt_tokens(L, m, o, "text", &n);
-    qb_scan_result r;
-    qb_status st = qb_sensitivity_scan(&lqb_host_of(L)->ctx, m, &f, toks, n, &so, &r);
-    free(toks);
+    qb_imatrix *im = NULL;
+    if (lua_getfield(L, o, "imatrix") != LUA_TNIL) im = lqb_check_imatrix(L, -1);
+    lua_pop(L, 1); /* the options table keeps it alive */
+    lua_getfield(L, o, "text");
+    bool has_text = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    qb_ctx *ctx = &lqb_host_of(L)->ctx;
+    qb_scan_result r = {0}, est = {0};
+    qb_status st = QB_OK;
+    if (im && (st = qb_imatrix_match(ctx, im, m)) == QB_OK) st = qb_scan_estimate(ctx, m, &f, im, &so, &est);
+    int n_joined = 0;
+    double rho_err = 0, rho_rel = 0;
+    if (st == QB_OK && (has_text || !im)) {
+        int n = 0;
+        int32_t *toks = opt_tokens(L, m, o, "text", &n);
+        st = qb_sensitivity_scan(ctx, m, &f, toks, n, &so, &r);
+        free(toks);
+        if (st == QB_OK && im) qb_scan_join_estimate(&r, &est, &n_joined, &rho_err, &rho_rel);
+        qb_scan_result_free(&est);
+    } else {
+        r = est;
+    }
     if (st != QB_OK) qb_scan_result_free(&r);
     lqb_progress_end(L, &pr, st);
     lua_createtable(L, 0, 8);
@@ -96,6 +118,10 @@ static int l_sensitivity(lua_State *L)
         lqb_set_num(L, "top1", w->kld.top1_pct);
         lqb_set_num(L, "dppl", w->kld.dppl);
         lqb_set_num(L, "ppl", w->kld.other.ppl);
+        if (w->has_est) {
+            lqb_set_num(L, "est_err", w->est_err);
+            lqb_set_num(L, "est_rel", w->est_rel);
+        }
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "rows");
@@ -108,6 +134,13 @@ static int l_sensitivity(lua_State *L)
     lqb_set_int(L, "skipped", r.n_skipped);
     lqb_set_str(L, "skipped_why", r.skipped_why);
     lqb_set_num(L, "seconds", r.seconds);
+    if (n_joined >= 2) {
+        lua_createtable(L, 0, 3);
+        lqb_set_num(L, "err", rho_err);
+        lqb_set_num(L, "rel", rho_rel);
+        lqb_set_int(L, "n", n_joined);
+        lua_setfield(L, -2, "spearman");
+    }
     qb_scan_result_free(&r);
     return 1;
 }

@@ -194,6 +194,18 @@ T.section("sensitivity of chosen blocks", function()
     "bad option 'layers'", "sensitivity: layers must be a number or a pair")
   T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = { 2, 9 } }) end,
     "blocks 0%-4", "sensitivity: blocks beyond the model are refused by name")
+  -- the estimate from an importance matrix: alone (no text), then beside the exact scan
+  local im = qb.imatrix(m, text, { ctx = 64, chunks = 3 })
+  local e = qb.sensitivity(m, { format = "q4_0", imatrix = im, layers = { 1, 2 } })
+  local ranked = #e.rows == 14
+  for i, row in ipairs(e.rows) do
+    ranked = ranked and row.est_err > 0 and row.est_rel > 0 and (i == 1 or row.est_err <= e.rows[i - 1].est_err)
+  end
+  T.ok(ranked, "sensitivity imatrix= without text: 14 rows ranked by est_err", #e.rows)
+  local x = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, imatrix = im, layers = { 1, 2 } })
+  T.ok(x.spearman and x.spearman.n == 14 and x.spearman.err >= -1 and x.spearman.err <= 1 and x.rows[1].kld > 0 and
+    x.rows[1].est_err > 0, "sensitivity imatrix= with text: both figures and Spearman's rho",
+    x.spearman and x.spearman.err)
 end)
 
 T.section("helpers and userdata", function()

@@ -152,6 +152,35 @@ done:
     return st;
 }
 
+void qb_scan_join_estimate(qb_scan_result *exact, const qb_scan_result *est, int *n_joined, double *rho_err,
+                           double *rho_rel)
+{
+    int n = 0;
+    size_t cap = exact->n_rows > 0 ? (size_t)exact->n_rows : 1;
+    double *kld = malloc(cap * sizeof *kld), *ea = malloc(cap * sizeof *ea), *er = malloc(cap * sizeof *er);
+    for (int i = 0; i < exact->n_rows; i++) {
+        qb_scan_row *w = &exact->rows[i];
+        for (int j = 0; j < est->n_rows; j++) {
+            if (strcmp(est->rows[j].name, w->name)) continue;
+            w->est_err = est->rows[j].est_err;
+            w->est_rel = est->rows[j].est_rel;
+            w->has_est = true;
+            if (kld && ea && er) {
+                kld[n] = w->kld.kld_mean;
+                ea[n] = w->est_err;
+                er[n++] = w->est_rel;
+            }
+            break;
+        }
+    }
+    *n_joined = n;
+    *rho_err = qb_spearman(ea, kld, n);
+    *rho_rel = qb_spearman(er, kld, n);
+    free(kld);
+    free(ea);
+    free(er);
+}
+
 /* ---- Spearman ------------------------------------------------------------------------- */
 
 typedef struct {

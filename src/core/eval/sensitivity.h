@@ -82,6 +82,13 @@ struct qb_imatrix;
 qb_status qb_scan_estimate(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const struct qb_imatrix *im,
                            const qb_scan_opts *opts, qb_scan_result *out);
 
+/* Put est's figures into the rows of exact (a scan of the same model, format and units) with
+ * the same name, and say how well each estimate ranks the measured mean KLD: Spearman's rho
+ * of est_err and of est_rel against kld_mean over the *n_joined rows found in both (rho NAN
+ * when fewer than 2). */
+void qb_scan_join_estimate(qb_scan_result *exact, const qb_scan_result *est, int *n_joined, double *rho_err,
+                           double *rho_rel);
+
 /* Spearman's rank correlation of x and y (n pairs): Pearson's correlation of their ranks,
  * ties given the mean of the ranks they span. NAN when n < 2 or either side is constant. */
 double qb_spearman(const double *x, const double *y, int n);
