@@ -1,7 +1,9 @@
 #!/bin/sh
-# arch-fixture-ppl.sh — llama-perplexity's figure for each architecture fixture that has a
-# llama.cpp GGUF (tests/fixtures/arch/<name>/<name>.gguf, made by convert_hf_to_gguf.py), written
-# to tests/fixtures/arch/<name>/llama-perplexity.json for tests/unit/test-arch.c. Run once by a
+# arch-fixture-ppl.sh — llama.cpp's figures for each architecture fixture that has a llama.cpp
+# GGUF (tests/fixtures/arch/<name>/<name>.gguf, made by convert_hf_to_gguf.py), for
+# tests/unit/test-arch.c: llama-perplexity's PPL in <name>/llama-perplexity.json, and
+# llama-tokenize's ids of each tokenizer test string of reference.json (no BOS, no special-token
+# parsing, as llama.cpp's test-tokenizer-0) in <name>/llama-tokenize.json. Run once by a
 # maintainer after make-arch-fixtures.py, with llama.cpp c392e50 built beside the project:
 #   LLAMA_CPP_BIN=../peer/llama.cpp/build/bin sh scripts/arch-fixture-ppl.sh
 # Protocol: ../shared/data/eval-docs.txt, 128-token windows, 8 chunks, batch 128, 2 threads.
@@ -11,7 +13,9 @@ BIN=${LLAMA_CPP_BIN:-../peer/llama.cpp/build/bin}
 TEXT=${QB_DATA:-../shared/data}/eval-docs.txt
 CTX=128
 CHUNKS=8
-[ -x "$BIN/llama-perplexity" ] || { echo "arch-fixture-ppl: no $BIN/llama-perplexity" >&2; exit 2; }
+for t in llama-perplexity llama-tokenize; do
+    [ -x "$BIN/$t" ] || { echo "arch-fixture-ppl: no $BIN/$t" >&2; exit 2; }
+done
 commit=$(git -C "$BIN/../.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 for d in tests/fixtures/arch/*/; do
     name=$(basename "$d")
@@ -25,4 +29,21 @@ for d in tests/fixtures/arch/*/; do
         "$ppl" $CTX $CHUNKS "$commit" > "$tmp"
     mv "$tmp" "${d}llama-perplexity.json"
     echo "$name: llama-perplexity PPL $ppl"
+    # the test strings one file each, llama-tokenize on each, gathered into one JSON array
+    sdir=$(mktemp -d)
+    python3 -c 'import json, sys
+for i, t in enumerate(json.load(open(sys.argv[1]))["tokenizer_tests"]):
+    open("%s/%03d.txt" % (sys.argv[2], i), "w", encoding="utf-8", newline="").write(t["text"])' \
+        "${d}reference.json" "$sdir"
+    for f in "$sdir"/*.txt; do
+        LD_LIBRARY_PATH="$BIN" "$BIN/llama-tokenize" -m "$g" -f "$f" --ids --no-bos --no-escape --no-parse-special \
+            --log-disable 2>/dev/null | tail -n 1 > "${f%.txt}.ids" ||
+            { echo "arch-fixture-ppl: llama-tokenize failed on $name $f" >&2; exit 1; }
+    done
+    python3 -c 'import json, sys, glob
+ids = [json.loads(open(f).read()) for f in sorted(glob.glob(sys.argv[1] + "/*.ids"))]
+json.dump({"llama.cpp": sys.argv[3], "ids": ids}, open(sys.argv[2], "w"))' "$sdir" "$d.llama-tokenize.json.tmp" "$commit"
+    mv "$d.llama-tokenize.json.tmp" "${d}llama-tokenize.json"
+    rm -r "$sdir"
+    echo "$name: llama-tokenize ids of the test strings"
 done

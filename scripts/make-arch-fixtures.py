@@ -98,44 +98,87 @@ def train_spm_gemma(corpus, vocab, out_dir):
         remove_extra_whitespaces=False, normalization_rule_name="identity", split_digits=True,
         allow_whitespace_only_pieces=True, num_threads=8, minloglevel=2)
     os.remove(prefix + ".vocab")
-    return hf_from_spm(out_dir, ["GemmaTokenizerFast", "GemmaTokenizer"], "<bos>", "<eos>", "<pad>", "<unk>")
+    return spm_tokenizer(out_dir, "GemmaTokenizer", dummy_prefix=False)
 
 
 def copy_spm_llama(src, out_dir):
     shutil.copy(src, os.path.join(out_dir, "tokenizer.model"))
-    return hf_from_spm(out_dir, ["LlamaTokenizerFast", "LlamaTokenizer"], "<s>", "</s>", None, "<unk>")
+    return spm_tokenizer(out_dir, "LlamaTokenizer", dummy_prefix=True)
 
 
-def hf_from_spm(out_dir, classes, bos, eos, pad, unk):
-    """A Hugging Face tokenizer (tokenizer.json) made from out_dir/tokenizer.model by transformers'
-    own SentencePiece converter."""
-    import transformers
-    model = os.path.join(out_dir, "tokenizer.model")
-    keep = model + ".orig"
-    shutil.copy(model, keep)
-    errs = []
-    for name in classes:
-        cls = getattr(transformers, name, None)
-        if cls is None:
-            continue
-        try:
-            kw = dict(vocab_file=model, bos_token=bos, eos_token=eos, unk_token=unk)
-            if pad:
-                kw["pad_token"] = pad
-            t = cls(**kw)
-            t.save_pretrained(out_dir)
-            if not os.path.exists(os.path.join(out_dir, "tokenizer.json")):
-                errs.append(f"{name}: no tokenizer.json written")
-                continue
-            fix_tokenizer_config(out_dir, name.replace("Fast", "") if "Fast" in name else name, add_bos=True)
-            shutil.copy(keep, model)
-            os.remove(keep)
-            from transformers import PreTrainedTokenizerFast
-            return PreTrainedTokenizerFast(tokenizer_file=os.path.join(out_dir, "tokenizer.json"),
-                                           bos_token=bos, eos_token=eos, unk_token=unk)
-        except Exception as e:  # noqa: BLE001 — try the next class, report all at the end
-            errs.append(f"{name}: {e!r}")
-    raise RuntimeError("no SentencePiece converter worked: " + "; ".join(errs))
+class SpmTok:
+    """The reference tokenizer of a SentencePiece family: SentencePiece itself (what llama.cpp's
+    SPM tokenizer follows), BOS first when special tokens are asked for."""
+
+    def __init__(self, path):
+        import sentencepiece as spm
+        self.sp = spm.SentencePieceProcessor(model_file=path)
+
+    def __len__(self):
+        return self.sp.get_piece_size()
+
+    def __call__(self, text, add_special_tokens=True):
+        ids = self.sp.encode(text)
+        return {"input_ids": ([self.sp.bos_id()] if add_special_tokens else []) + ids}
+
+    def decode(self, ids):
+        return self.sp.decode(ids)
+
+
+def spm_tokenizer(out_dir, cls, dummy_prefix):
+    """tokenizer.json (+ tokenizer_config.json) for out_dir/tokenizer.model, built here with the
+    tokenizers library the way transformers' SentencePiece-BPE conversion lays it out (BPE with
+    byte fallback, merges from the vocabulary ranked by the merged piece's id, spaces as U+2581,
+    a dummy prefix for Llama-style models, control pieces special, user-defined ones added).
+    transformers 5 no longer converts a tokenizer.model given as vocab_file, hence this. Returns
+    SentencePiece itself as the reference tokenizer; where the tokenizer.json tokenizes a test
+    string otherwise, the log says so."""
+    from tokenizers import Tokenizer, AddedToken, models, normalizers, decoders, processors
+    path = os.path.join(out_dir, "tokenizer.model")
+    ref = SpmTok(path)
+    sp = ref.sp
+    n = sp.get_piece_size()
+    vocab = {sp.id_to_piece(i): i for i in range(n)}
+    plain = [i for i in range(n) if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))
+             and sp.id_to_piece(i) not in ("<start_of_turn>", "<end_of_turn>")]
+    merges = []
+    for i in plain:
+        piece = sp.id_to_piece(i)
+        for k in range(1, len(piece)):
+            a, b = piece[:k], piece[k:]
+            if a in vocab and b in vocab:
+                merges.append((i, vocab[a], vocab[b], a, b))
+    merges.sort()
+    unk = sp.id_to_piece(sp.unk_id())
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges], unk_token=unk,
+                              fuse_unk=True, byte_fallback=True))
+    norm = [normalizers.Replace(" ", "\u2581")]
+    if dummy_prefix:
+        norm.insert(0, normalizers.Prepend("\u2581"))
+    tk.normalizer = normalizers.Sequence(norm)
+    dec = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if dummy_prefix:
+        dec.append(decoders.Strip(" ", 1, 0))
+    tk.decoder = decoders.Sequence(dec)
+    specials = [sp.id_to_piece(i) for i in range(n) if sp.is_control(i) or sp.is_unknown(i)]
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    users = [p for p in ("<start_of_turn>", "<end_of_turn>") if p in vocab]
+    if users:
+        tk.add_tokens([AddedToken(t, special=False, normalized=False) for t in users])
+    bos = sp.id_to_piece(sp.bos_id())
+    tk.post_processor = processors.TemplateProcessing(single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+                                                      special_tokens=[(bos, sp.bos_id())])
+    tk.save(os.path.join(out_dir, "tokenizer.json"))
+    cfg = dict(bos_token=bos, eos_token=sp.id_to_piece(sp.eos_id()), unk_token=unk,
+               model_max_length=4096, clean_up_tokenization_spaces=False)
+    if sp.pad_id() >= 0:
+        cfg["pad_token"] = sp.id_to_piece(sp.pad_id())
+    json.dump(cfg, open(os.path.join(out_dir, "tokenizer_config.json"), "w"), indent=2)
+    json.dump({k: v for k, v in cfg.items() if k.endswith("_token")},
+              open(os.path.join(out_dir, "special_tokens_map.json"), "w"), indent=2)
+    fix_tokenizer_config(out_dir, cls, add_bos=True)
+    ref.hf = tk
+    return ref
 
 
 def fix_tokenizer_config(out_dir, cls, add_bos):
@@ -161,8 +204,11 @@ SPECS = {
     # change the logits of these prompts), tied embeddings; fp32 safetensors.
     "llama31": dict(cls="LlamaForCausalLM", model_type="llama", tok="llama3", dtype="float32",
                     convert=True, pre="llama-bpe",
+                    # original_max_position_embeddings also at the top: llama.cpp c392e50's
+                    # converter reads it from there (default 8192) to compute rope_freqs.weight,
+                    # transformers from rope_scaling; real checkpoints have 8192 and agree anyway
                     cfg=dense(rope_theta=500000.0, tie_word_embeddings=True, attention_bias=False,
-                              mlp_bias=False, hidden_act="silu", head_dim=32,
+                              mlp_bias=False, hidden_act="silu", head_dim=32, original_max_position_embeddings=32,
                               rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 32})),
     # Qwen2/2.5: biases on q, k, v; untied; bf16.
@@ -209,7 +255,7 @@ SPECS = {
                              pad_token_id=0, eos_token_id=1, bos_token_id=2)),
     # Phi-3: fused qkv and gate_up, GQA, SentencePiece (Llama 2 style) vocabulary of 512.
     "phi3": dict(cls="Phi3ForCausalLM", model_type="phi3", tok="spm-llama", dtype="bfloat16",
-                 convert=True,
+                 convert=True, gguf_name="qb fixture p3",
                  cfg=dense(rope_theta=10000.0, tie_word_embeddings=False, hidden_act="silu",
                            max_position_embeddings=4096, original_max_position_embeddings=4096,
                            sliding_window=2047, rope_scaling=None, resid_pdrop=0.0, embd_pdrop=0.0,
@@ -313,6 +359,9 @@ def build(name, spec, carry, out_root, log):
     with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
         keys = sorted(f.keys())
     log(f"{name}: {len(keys)} tensors, e.g. {keys[:3]} ... {keys[-2:]}")
+    experts = [k for k in keys if "expert" in k or "gate.weight" in k]
+    if experts:
+        log(f"{name}: expert tensors as saved: {experts[:6]} ({len(experts)})")
 
     ref = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager")
     ref.eval()
@@ -347,6 +396,18 @@ def build(name, spec, carry, out_root, log):
     write_logits(os.path.join(out, "logits.f32"), rows)
     tests = open(os.path.join(carry, "vocab-test.inp"), encoding="utf-8").read().split(SEP)[:-1]
     refj["tokenizer_tests"] = [dict(text=t, ids=tok(t, add_special_tokens=False)["input_ids"]) for t in tests]
+    if isinstance(tok, SpmTok):
+        # ids = SentencePiece's own; tokenizer_json_ids = what transformers' fast tokenizer makes
+        # of the tokenizer.json written here (the reference for a loader of the Hugging Face
+        # directory), which for a Llama-style model differs on runs of spaces
+        refj["tokenizer"] = "sentencepiece"
+        for i, t in enumerate(tests):
+            refj["tokenizer_tests"][i]["tokenizer_json_ids"] = tok.hf.encode(t, add_special_tokens=False).ids
+        for p in refj["prompts"]:
+            p["tokenizer_json_ids"] = tok.hf.encode(p["text"]).ids
+        differ = [i for i, t in enumerate(refj["tokenizer_tests"]) if t["ids"] != t["tokenizer_json_ids"]]
+        refj["tokenizer_json_differs"] = differ
+        log(f"{name}: tokenizer.json differs from SentencePiece on test strings {differ}")
     refj["logit_stats"] = dict(std=float(torch.cat(rows).std()), max=float(torch.cat(rows).abs().max()))
     json.dump(refj, open(os.path.join(out, "reference.json"), "w"), indent=1, ensure_ascii=False)
     log(f"{name}: vocab {vocab}, logits std {refj['logit_stats']['std']:.3f}, greedy {new}")
@@ -368,7 +429,11 @@ def convert(name, spec, carry, out, log):
     outfile = os.path.join(out, f"{name}.gguf")
     outtype = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}[spec["dtype"]]
     argv = sys.argv
-    sys.argv = ["convert_hf_to_gguf.py", out, "--outfile", outfile, "--outtype", outtype]
+    # general.name: llama.cpp c392e50 gives models named "*phi3*" / "*phi-3*" Phi-3's special-token
+    # attributes and then needs "<|endoftext|>" in the vocabulary, which our 512-token
+    # SentencePiece model has not: a neutral name keeps the vocabulary loadable.
+    sys.argv = ["convert_hf_to_gguf.py", out, "--outfile", outfile, "--outtype", outtype,
+                "--model-name", spec.get("gguf_name", f"qb fixture {name}")]
     try:
         conv.main()
     finally:

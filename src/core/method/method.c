@@ -393,6 +393,10 @@ static qb_status check_inputs(job *J)
  * matrices is staged keeps its fold (consistent as it is). Sets restore_norm[l]. */
 static qb_status check_folds_covered(qb_ctx *ctx, const qb_model *m, const staged *st, bool *restore_norm)
 {
+    for (int l = 0; l < m->cfg.n_layers; l++) restore_norm[l] = false;
+    /* AWQ folds only into plain blocks; fused qkv / gate-up and experts have none of the seven
+     * (their norms may differ from the source only by a conversion to F32) */
+    if (!qb_model_blocks_plain(m)) return QB_OK;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const qb_layer_weights *L = &m->layers[l];
         restore_norm[l] = false;

@@ -112,7 +112,7 @@ qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure,
     const qb_ftype *ft = qb_ftype_lookup(ftype);
     if (!ft) return qb_fail(ctx, QB_ERR_ARG, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0, Q6_K, ...)", ftype);
     qb_mix_state mix = qb_mix_state_for_model(m);
-    /* choose every type first (the mix counts tensors in file order), then quantize. The
+    /* choose every type first (the mix counts tensors in llama-quantize's order), then quantize. The
        slices "blk.N.ffn_X_exps.E.weight" of one expert tensor are one 3-D tensor to
        llama-quantize: the mix sees (and counts) the first, the others take its type. */
     qb_plan plan;
@@ -121,8 +121,13 @@ qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure,
     const char *group = NULL; /* the last expert slice the mix saw, and its type */
     size_t group_len = 0;
     qb_type group_ty = QB_TYPE_F32;
-    for (int i = 0; i < m->n_tensors && st == QB_OK; i++) {
-        const qb_tensor *t = &m->tensors[i];
+    int *order = malloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1) * sizeof *order);
+    const char **names = malloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1) * sizeof *names);
+    for (int i = 0; names && i < m->n_tensors; i++) names[i] = m->tensors[i].name;
+    if (!order || !names || !qb_ftype_tensor_order(names, m->n_tensors, order))
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < m->n_tensors && st == QB_OK; k++) { /* llama-quantize's order */
+        const qb_tensor *t = &m->tensors[order[k]];
         if (!qb_tensor_quantizable(t)) continue;
         qb_type ty;
         const char *x = strstr(t->name, "_exps.");
@@ -133,6 +138,8 @@ qb_status qb_ftype_apply(qb_ctx *ctx, qb_model *m, const char *ftype, bool pure,
         qb_format f = qb_format_ggml(ty);
         st = qb_plan_add(ctx, &plan, t->name, &f);
     }
+    free(order);
+    free(names);
     if (st == QB_OK) st = qb_plan_apply_rtn(ctx, m, &plan, o);
     qb_plan_free(&plan);
     return st;

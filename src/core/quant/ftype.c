@@ -4,6 +4,7 @@
 #include "ftype.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -56,6 +57,29 @@ static int block_of(const char *name)
 }
 
 static bool is(const qb_ftype *f, const char *name) { return !strcmp(f->name, name); }
+
+typedef struct {
+    const char *name;
+    int block, index;
+} named;
+
+static int cmp_named(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    if (x->block != y->block) return x->block < y->block ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+bool qb_ftype_tensor_order(const char *const *names, int n, int *order)
+{
+    named *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v) return false;
+    for (int i = 0; i < n; i++) v[i] = (named){names[i], block_of(names[i]), i};
+    qsort(v, (size_t)n, sizeof *v, cmp_named);
+    for (int k = 0; k < n; k++) order[k] = v[k].index;
+    free(v);
+    return true;
+}
 
 /* llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }

@@ -33,6 +33,13 @@ typedef struct {
  * one block count as the one 3-D tensor llama.cpp sees). */
 qb_mix_state qb_mix_state_for_model(const qb_model *m);
 
+/* The order llama-quantize walks (and writes) a model's tensors in: its loader's weight map,
+ * sorted by block number ("blk.N."; other tensors count as block -1, first), then by name
+ * byte for byte, so blk.9 comes before blk.10. The mixes' counters (which attn_v / ffn_down
+ * get more bits) follow this order. order[k] = the index into names of the k-th; false when
+ * out of memory. */
+bool qb_ftype_tensor_order(const char *const *names, int n, int *order);
+
 /* Whether llama-quantize quantizes this tensor at all (2-D+ weights, not norms, not the
  * experts' router ffn_gate_inp). */
 bool qb_ftype_quantizable(const char *name, int n_dims);

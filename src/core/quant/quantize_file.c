@@ -151,14 +151,25 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
             st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
             goto done;
         }
-    /* decide every tensor's type first (the mix counts tensors in file order), then write,
-     * quantizing each tensor when its turn comes */
+    /* decide every tensor's type first, then write, quantizing each tensor when its turn
+     * comes; both in llama-quantize's order (its mix counts tensors in it, its file has it) */
     qb_mix_state mix;
     count_layout(g, &mix);
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
+    const char **names = malloc(nt * sizeof *names);
+    int *order = malloc(nt * sizeof *order);
+    for (uint64_t i = 0; names && i < g->n_tensors; i++) names[i] = g->tensors[i].name;
+    bool ordered = names && order && qb_ftype_tensor_order(names, (int)g->n_tensors, order);
+    free(names);
+    if (!ordered) {
+        free(order);
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint64_t k = 0; k < g->n_tensors; k++) {
+        uint64_t i = (uint64_t)order[k];
         const qb_gguf_tensor *t = &g->tensors[i];
         bool keep;
-        if ((st = choose(ctx, o, ft, &mix, t, &j.fmt[i], &keep)) != QB_OK) goto done;
+        if ((st = choose(ctx, o, ft, &mix, t, &j.fmt[i], &keep)) != QB_OK) break;
         res->bytes_in += t->nbytes;
         int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
         bool ok;
@@ -169,7 +180,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
             if (qb_type_get(t->type)->blck > 1 && !o->allow_requantize) {
                 st = qb_fail(ctx, QB_ERR_ARG, "tensor %s is already quantized (%s): pass --allow-requantize", t->name,
                              qb_type_get(t->type)->name);
-                goto done;
+                break;
             }
             j.tensor_of[j.total] = (int)i;
             ok = qb_gguf_add_tensor_lazy(w, t->name, j.fmt[i].type, t->n_dims, t->ne, produce, &j, j.total);
@@ -179,10 +190,12 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
         }
         if (!ok) {
             st = qb_fail(ctx, QB_ERR_NOMEM, "tensor %s: cannot add to the output", t->name);
-            goto done;
+            break;
         }
         res->n_tensors++;
     }
+    free(order);
+    if (st != QB_OK) goto done;
     if (ft) qb_gguf_set_u32(w, "general.file_type", (uint32_t)ft->ftype);
     qb_gguf_set_u32(w, "general.quantization_version", 2);
     qb_recipe rec;

@@ -157,7 +157,8 @@ static void set_specials(qb_tokenizer *t, const json_t *root, const json_t *cfg)
     t->unk = find_name(t, jstr(json_object_get(root, "model"), "unk_token"));
 }
 
-static qb_status load_json(qb_ctx *ctx, const char *path, json_t **out)
+/* flags: jansson's decoding flags (besides JSON_ALLOW_NUL, always on). */
+static qb_status load_json(qb_ctx *ctx, const char *path, size_t flags, json_t **out)
 {
     char *buf;
     size_t len;
@@ -165,7 +166,7 @@ static qb_status load_json(qb_ctx *ctx, const char *path, json_t **out)
     *out = NULL;
     qb_status st = qb_read_file(ctx, path, (size_t)1 << 30, &buf, &len);
     if (st != QB_OK) return st;
-    *out = json_loadb(buf, len, JSON_ALLOW_NUL, &err);
+    *out = json_loadb(buf, len, JSON_ALLOW_NUL | flags, &err);
     free(buf);
     if (!*out)
         return qb_fail(ctx, QB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", path, err.line, err.column,
@@ -192,7 +193,10 @@ static qb_status load_config(qb_ctx *ctx, const char *path, json_t **cfg)
     qb_status st = QB_OK;
     if (f) {
         fclose(f);
-        st = load_json(ctx, cp, cfg);
+        /* numbers as reals: transformers writes an unbounded model_max_length as the integer
+         * 1000000000000000019884624838656 (int(1e30)), beyond 64 bits; nothing here reads an
+         * integer from this file */
+        st = load_json(ctx, cp, JSON_DECODE_INT_AS_REAL, cfg);
     }
     free(cp);
     return st;
@@ -283,7 +287,7 @@ qb_status qb_tokenizer_from_hf(qb_ctx *ctx, const char *path, qb_tokenizer **out
     qb_tok_kind kind;
     bool byte_fallback, fuse_unk, ignore_merges;
     *out = NULL;
-    qb_status st = load_json(ctx, path, &root);
+    qb_status st = load_json(ctx, path, 0, &root);
     if (st != QB_OK) goto fail;
     if ((st = check_model(ctx, path, root, &model)) != QB_OK) goto fail;
     if ((st = check_bool(ctx, path, model, "byte_fallback", false, &byte_fallback)) != QB_OK) goto fail;
