@@ -6,6 +6,7 @@
 #
 #   FUZZ_SECONDS=60        seconds per target
 #   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base
+#                          tasks-hellaswag tasks-winogrande tasks-mc
 #   QB_FUZZ_DIR=...        corpora, crash artifacts, logs (default ~/.cache/quantbench-fuzz)
 #   QB_MODELS=...          reference models (default ../shared/models)
 #   FUZZ_KEEP_GOING=1      fork mode: keep fuzzing after a crash (collect several)
@@ -23,7 +24,7 @@ CC=${CC:-clang}
 [[ $CC == cc || $CC == gcc* ]] && CC=clang # make exports CC=cc; libFuzzer needs clang
 BUILD=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base"
+ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base tasks-hellaswag tasks-winogrande tasks-mc"
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 QB_FUZZ_DIR=${QB_FUZZ_DIR:-$HOME/.cache/quantbench-fuzz}
 MODELS=${QB_MODELS:-../shared/models}
@@ -151,6 +152,9 @@ write_seeds() {
     hf-config)
         [[ -f $MODELS/qb-docs-26m/hf/config.json ]] && cat "$MODELS/qb-docs-26m/hf/config.json" >"$d/config.json" ;;
     tokenizer-json | imatrix | kld-base) ;;
+    tasks-hellaswag) head -c 4096 tests/data/tasks/hellaswag.txt >"$d/hellaswag-4k.txt" ;;
+    tasks-winogrande) head -c 4096 tests/data/tasks/winogrande.csv >"$d/winogrande-4k.csv" ;;
+    tasks-mc) cat tests/data/tasks/multiple-choice.bin >"$d/multiple-choice.bin" ;;
     tokenize)
         [[ -f $MODELS/stories260K/ppl-sample.txt ]] && cat "$MODELS/stories260K/ppl-sample.txt" >"$d/ppl-sample.txt" ;;
     esac
@@ -569,6 +573,7 @@ max_len_for() {
     tokenize) echo 4096 ;;
     imatrix) echo 65536 ;;
     kld-base) echo 16384 ;;
+    tasks-*) echo 32768 ;;         # holds the multiple-choice test file (26 KB)
     esac
 }
 

@@ -63,15 +63,21 @@ static bool parse(int argc, char **argv, tasks_args *a)
     return true;
 }
 
-/* llama-perplexity's per-task line for each kind. */
+/* llama-perplexity's per-task line for each kind, then our margin: the chosen choice's score
+ * less the best other one (how near the task was to going the other way). */
 static void print_task(void *ud, const qb_task_score *t)
 {
     const tasks_args *a = ud;
+    int best = a->kind == QB_TASKS_WINOGRANDE ? t->chosen - 1 : t->chosen;
+    double second = -INFINITY;
+    for (int j = 0; j < t->n_choices; j++)
+        if (j != best && t->score[j] > second) second = t->score[j];
+    double margin = t->n_choices > 1 ? t->score[best] - second : INFINITY;
     if (a->kind == QB_TASKS_WINOGRANDE)
-        printf("%d\t%.4f\t%10.6f  %10.6f  %d  %d\n", t->index, t->running, t->score[0], t->score[1], t->chosen,
-               t->correct ? t->chosen : 3 - t->chosen);
+        printf("%d\t%.4f\t%10.6f  %10.6f  %d  %d\t%.6f\n", t->index, t->running, t->score[0], t->score[1], t->chosen,
+               t->correct ? t->chosen : 3 - t->chosen, margin);
     else
-        printf("%d\t%.8f\n", t->index, t->running);
+        printf("%d\t%.8f\t%d\t%.6f\n", t->index, t->running, t->chosen, margin);
 }
 
 static bool apply_plan(qb_ctx *ctx, qb_model *m, const char *path)
