@@ -136,6 +136,9 @@ void lqb_push_ppl(lua_State *L, const qb_ppl_result *r);
 /* model:kld(base_file, text [, opts]) with the model at 1: llama-perplexity's statistics
  * against a KL-divergence base file. (lqb_kld.c) */
 int lqb_kld_with_base(lua_State *L);
+/* model:tasks{hellaswag=|winogrande=|multiple_choice= path, tasks=, ctx=, progress=}: task
+ * accuracy as llama-perplexity scores it. (lqb_tasks.c) */
+int lqb_model_tasks(lua_State *L);
 /* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
  * its parameters) for rules that name none, calib=, progress=. Raises on errors. (lqb_method.c) */
 void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o);

@@ -231,4 +231,28 @@ T.section("helpers and userdata", function()
   T.raises(function() m:info() end, "the model is closed", "a closed model is refused")
   T.ok(tostring(m) == "qb.model (closed)", "closed model __tostring")
 end)
+T.section("task accuracy", function()
+  -- the numbers are llama-perplexity c392e50's on the same files (tests/cli/test-tasks.sh
+  -- compares every line with it)
+  local m <close> = qb.open(S .. "/stories260K-f32.gguf")
+  local TD = "tests/data/tasks/"
+  local r = m:tasks{ winogrande = TD .. "winogrande.csv", tasks = 100 }
+  T.eq(r.n, 100, "tasks: 100 Winogrande tasks drawn as llama-perplexity draws them")
+  T.eq(r.tasks_in_file, 159, "tasks: the file's 159 tasks (its last line unread, as llama-perplexity)")
+  T.near(r.score, 47.0, 1e-9, "tasks: Winogrande score as llama-perplexity's (47.0000 +/- 5.0161)")
+  T.near(r.stderr, 5.0161, 1e-5, "tasks: its standard error")
+  local c = m:tasks{ multiple_choice = TD .. "multiple-choice.bin" }
+  T.eq(c.correct, 41, "tasks: multiple choice, 41 of 120 as llama-perplexity (34.1667 +/- 4.3476)")
+  T.near(c.chance, 33.3333, 1e-5, "tasks: multiple choice random chance (33.3333)")
+  local h = m:tasks{ hellaswag = TD .. "hellaswag.txt", tasks = 50, progress = function() end }
+  T.near(h.score, 30.0, 1e-9, "tasks: HellaSwag acc_norm on 50 tasks as llama-perplexity's (30.0000)")
+  T.raises(function() m:tasks{ hellaswag = TD .. "hellaswag.txt", winogrande = TD .. "winogrande.csv" } end,
+           "give one of", "tasks: one kind at a time")
+  T.raises(function() m:tasks{ tasks = 3 } end, "give a task file", "tasks: a file is needed")
+  T.raises(function() m:tasks{ winogrande = TD .. "hellaswag.txt" } end, "hellaswag.txt: line 1 %(task 1%)",
+           "tasks: a malformed file names itself and the task")
+  T.raises(function() m:tasks{ hellaswag = TD .. "hellaswag.txt", progress = function() error("stop here") end } end,
+           "stop here", "tasks: an error in the progress callback stops the run")
+end)
+
 T.done()
