@@ -3,12 +3,15 @@
  * every method; for each format × method the model is quantized in memory and measured on
  * held-out text against the unquantized model: bits per weight, perplexity, KLD, top-1
  * agreement, quantization time and single-token decode speed. When --calib and --eval name the
- * same file, its first 60% of tokens calibrate and the rest is evaluated. */
+ * same file, its first 60% of tokens calibrate and the rest is evaluated. With --hellaswag,
+ * --winogrande or --multiple-choice FILE (and --tasks N) a column of task accuracy as
+ * llama-perplexity scores it (core/eval/tasks.h) joins the table. */
 #include "cli.h"
 #include "core/method/method.h"
 #include "core/method/fold.h"
 #include "core/calib/calib.h"
 #include "core/eval/eval.h"
+#include "core/eval/tasks.h"
 #include "core/infer/infer.h"
 #include "core/quant/apply.h"
 #include "core/tokenizer/tokenizer.h"
@@ -33,6 +36,19 @@ static double decode_speed(qb_ctx *ctx, const qb_model *m, const int32_t *toks, 
     return dt > 0 ? n / dt : 0;
 }
 
+/* "score ± err" of m on the task set (or "—" when it fails: the message goes to stderr). */
+static const char *task_cell(qb_ctx *ctx, const qb_model *m, const qb_task_set *ts, char *buf, size_t cap)
+{
+    qb_tasks_opts o = {.cancel = &cli_cancel};
+    qb_tasks_result r;
+    if (qb_tasks_score(ctx, m, ts, &o, &r) != QB_OK) {
+        fprintf(stderr, "quantbench: methods: %s\n", qb_ctx_errmsg(ctx));
+        return "—";
+    }
+    snprintf(buf, cap, "%.2f ± %.2f", r.acc, r.acc_err);
+    return buf;
+}
+
 static int split_list(char *s, char **out, int cap)
 {
     int n = 0;
@@ -42,14 +58,27 @@ static int split_list(char *s, char **out, int cap)
 
 int cmd_methods(int argc, char **argv)
 {
-    const char *pos[1] = {0}, *calib = NULL, *eval = NULL, *tok_path = NULL;
+    const char *pos[1] = {0}, *calib = NULL, *eval = NULL, *tok_path = NULL, *task_file = NULL;
+    int task_kind = -1;
+    long n_tasks = 0;
+    static const char *task_opts[] = {"--hellaswag", "--winogrande", "--multiple-choice"};
     char fmts_buf[512] = "int4-g128-asym,int3-g128-asym", meth_buf[64] = "rtn,gptq,awq";
     long samples = 0, n_ctx = 256, chunks = 0, threads = 0, gen = 64;
     bool act_order = false;
     int n_pos = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--calib") || !strcmp(a, "--eval") || !strcmp(a, "--formats") || !strcmp(a, "--methods") ||
+        int tk = -1;
+        for (int j = 0; j < 3; j++)
+            if (!strcmp(a, task_opts[j])) tk = j;
+        if (tk >= 0) {
+            if (!v) return cli_error("methods: %s needs a task file", a);
+            if (task_file) return cli_error("methods: give one of --hellaswag, --winogrande, --multiple-choice");
+            task_file = v, task_kind = tk, i++;
+        } else if (!strcmp(a, "--tasks")) {
+            if (!cli_int(a, v, 0, 1 << 30, &n_tasks)) return 1;
+            i++;
+        } else if (!strcmp(a, "--calib") || !strcmp(a, "--eval") || !strcmp(a, "--formats") || !strcmp(a, "--methods") ||
             !strcmp(a, "--tokenizer")) {
             if (!v) return cli_error("methods: %s needs a value", a);
             if (!strcmp(a, "--calib")) calib = v;
@@ -66,7 +95,8 @@ int cmd_methods(int argc, char **argv)
         } else if (!strcmp(a, "--act-order")) act_order = true;
         else if (!strcmp(a, "--help")) {
             puts("usage: quantbench methods MODEL --calib FILE --eval FILE [--formats int4-g128-asym,q4_k,...]\n"
-                 "         [--methods rtn,gptq,awq,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]");
+                 "         [--methods rtn,gptq,awq,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]\n"
+                 "         [--hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N]]   (a task-accuracy column)");
             return 0;
         } else if (a[0] == '-') return cli_error("methods: unknown option '%s'", a);
         else if (n_pos < 1) pos[n_pos++] = a;
@@ -96,6 +126,11 @@ int cmd_methods(int argc, char **argv)
     int32_t *etok = NULL, *ctok = NULL, *win = NULL;
     int n_etok = 0, n_ctok = 0, nw = 0;
     qb_calib *cal = NULL;
+    qb_task_set ts = {0};
+    char cell[64];
+    if (task_file && (qb_tasks_read(&ctx, task_kind, task_file, &ts) != QB_OK ||
+                      qb_tasks_select(&ctx, &ts, (int)n_tasks) != QB_OK))
+        goto fail;
     if (qb_eval_load_text(&ctx, m, eval, &etok, &n_etok) != QB_OK) goto out;
     if (!strcmp(calib, eval)) { /* hold out the last 40% */
         int cut = n_etok * 6 / 10;
@@ -121,8 +156,12 @@ int cmd_methods(int argc, char **argv)
     double base_tps = decode_speed(&ctx, base, etok, n_gen);
     printf("model %s: calibration %d windows x %d tokens (%.1f s, shared by all methods); eval %d tokens, ctx %ld%s\n",
            pos[0], nw, calib_ctx, t_cal, n_etok, n_ctx, !strcmp(calib, eval) ? " (held-out 40% of the same file)" : "");
-    printf("| format | method | bpw | PPL | KLD | top-1 %% | quant s | decode tok/s |\n");
-    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    if (task_file)
+        printf("tasks %s (%s): %d of %d, llama-perplexity's scoring\n", task_file, qb_tasks_kind_name(ts.kind), ts.n,
+               ts.n_file);
+    printf("| format | method | bpw | PPL | KLD | top-1 %% | quant s | decode tok/s |%s\n",
+           task_file ? (task_kind == QB_TASKS_HELLASWAG ? " acc_norm % |" : " acc % |") : "");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|%s\n", task_file ? "---:|" : "");
     for (int f = 0; f < n_fmts; f++) {
         qb_plan plan;
         if (qb_method_plan(&ctx, m, fmts[f], false, &plan) != QB_OK) {
@@ -145,13 +184,17 @@ int cmd_methods(int argc, char **argv)
             qb_kld_result r;
             if (qb_eval_kld(&ctx, base, m, etok, n_etok, &eo, &r) != QB_OK) goto fail_plan;
             if (base_tps > 0) {
-                printf("| unquantized | — | %.1f | %.4f | 0 | 100 | — | %.0f |\n", 8.0 * base->tensors[0].src_nbytes /
+                printf("| unquantized | — | %.1f | %.4f | 0 | 100 | — | %.0f |", 8.0 * base->tensors[0].src_nbytes /
                        (double)qb_tensor_nelements(&base->tensors[0]), r.base.ppl, base_tps);
+                if (task_file) printf(" %s |", task_cell(&ctx, base, &ts, cell, sizeof cell));
+                printf("\n");
                 base_tps = 0;
             }
-            printf("| %s | %s%s | %.3f | %.4f | %.5f | %.2f | %.2f | %.0f |\n", fmts[f], meths[k],
+            printf("| %s | %s%s | %.3f | %.4f | %.5f | %.2f | %.2f | %.0f |", fmts[f], meths[k],
                    mlist[k].kind == QB_METHOD_GPTQ && act_order ? " (act-order)" : "", sz.bpw, r.other.ppl, r.kld_mean,
                    r.top1_pct, tq, decode_speed(&ctx, m, etok, n_gen));
+            if (task_file) printf(" %s |", task_cell(&ctx, m, &ts, cell, sizeof cell));
+            printf("\n");
             fflush(stdout);
         }
         qb_plan_free(&plan);
@@ -165,6 +208,7 @@ int cmd_methods(int argc, char **argv)
 fail:
     cli_error("%s", qb_ctx_errmsg(&ctx));
 out:
+    qb_tasks_free(&ts);
     free(etok);
     free(ctok);
     free(win);

@@ -67,6 +67,14 @@ if need_fixture "tasks: bad input" "$M"; then
     run tasks "$M" --winogrande "$WG" --tasks 5 --json - -t 1
     if [ "$rc" = 0 ] && printf '%s' "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); assert d['tasks']==5 and d['tasks_in_file']==159" 2>/dev/null
     then ok "--json -"; else not_ok "--json -" "exit $rc" "$out"; fi
+    # methods: a task-accuracy column; the unquantized row's is what `tasks` gives
+    run tasks "$M" --winogrande "$WG" --tasks 100 -t 1
+    want=$(printf '%s' "$out" | sed -n 's/^acc = \([0-9.]*\) +\/- \([0-9.]*\)/\1 \2/p' | awk '{ printf "%.2f ± %.2f", $1, $2 }')
+    run methods "$M" --calib "$S/ppl-sample.txt" --eval "$S/ppl-sample.txt" --formats q8_0 --methods rtn --ctx 64 \
+        --winogrande "$WG" --tasks 100 -t 1
+    if [ "$rc" = 0 ] && printf '%s' "$out" | grep -q '| acc % |$' && printf '%s' "$out" | grep -q "^| unquantized .*| $want |$" &&
+        printf '%s' "$out" | grep -qE '^\| q8_0 \| rtn .*\| [0-9.]+ ± [0-9.]+ \|$'; then ok "methods --winogrande: the acc column ($want unquantized)"
+    else not_ok "methods --winogrande" "exit $rc, want '$want'" "$out" "$err"; fi
 fi
 
 # ---- against llama-perplexity ---------------------------------------------------------------
