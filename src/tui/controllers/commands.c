@@ -97,7 +97,8 @@ void tui_command_run(tui_session *s, const char *line)
         while (isspace((unsigned char)*end)) end++;
         if (*end) snprintf(s->eval_text, sizeof s->eval_text, "%s", end);
         tui_perplexity(s, k > 0 ? (int)k : 0);
-    } else if (!strcmp(cmd, "select")) {
+    } else if (!strcmp(cmd, "tasks")) tui_set_tasks(s, a);
+    else if (!strcmp(cmd, "select")) {
         if (!tui_select_name(s, a, true)) tui_status(s, true, "select: no tensor '%s'", a);
     } else if (!strcmp(cmd, "set")) tui_set_choice(s, NULL, 0, 0, false, a);
     else if (!strcmp(cmd, "method")) tui_set_choice(s, a, 0, 0, false, NULL);

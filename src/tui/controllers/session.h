@@ -27,7 +27,7 @@ enum {
     TUI_MSG_ANALYSIS = QB_MSG_USER, /* data = qb_analysis*, i0 = request serial */
     TUI_MSG_TOKEN,                  /* i0 = side (0 base, 1 plan), i1 = token id, text = bytes */
     TUI_MSG_GEN_SIDE_DONE,          /* i0 = side, d0 = tokens/s, i1 = tokens */
-    TUI_MSG_PPL,                    /* data = qb_kld_result* */
+    TUI_MSG_PPL,                    /* data = tui_ppl_msg* (tasks.c) */
     TUI_MSG_NOTE,                   /* text = a line for the status bar */
     TUI_MSG_METHOD_AN,              /* data = tui_method_an* (methodan.h), i0 = request serial */
     TUI_MSG_CALIB,                  /* data = qb_calib* (moved out by the receiver) */
@@ -130,6 +130,9 @@ typedef struct tui_session {
     char eval_line[256];
     char eval_text[512];    /* path of the evaluation text */
     int eval_chunks;
+    char task_file[512];    /* :tasks FILE [N]: a task file scored beside PPL/KLD ("" = none) */
+    int task_kind;          /* its qb_tasks_kind */
+    int task_n;             /* tasks to draw (0 = all) */
 
     /* display */
     bool log_hist, zoom_map, present, help, autoplay;
@@ -191,6 +194,9 @@ bool tui_plan_load(tui_session *s, const char *path);
 /* Long jobs. Each refuses (status) when another one runs. */
 bool tui_generate(tui_session *s, const char *prompt);
 bool tui_perplexity(tui_session *s, int chunks);
+/* :tasks FILE [N] — score FILE's tasks (HellaSwag text; *.csv Winogrande; *.bin multiple
+ * choice; N drawn as llama-perplexity draws them) after each :ppl; :tasks off — no more. */
+void tui_set_tasks(tui_session *s, const char *arg);
 bool tui_export(tui_session *s, const char *path);
 /* Calibrate the model on text file path (samples windows of ctx tokens; 0 = 32 × 256) as a
  * job; the result (with XᵀX) replaces the session's calibration when the job finishes. */

@@ -7,6 +7,7 @@
 #include "tui/controllers/script.h"
 
 #include "core/eval/eval.h"
+#include "core/eval/tasks.h"
 #include "core/infer/generate.h"
 #include "core/method/plan_apply.h"
 #include "core/tokenizer/tokenizer.h"
@@ -301,7 +302,30 @@ typedef struct {
     qb_run_config *run; /* m's (the session's; NULL = float) */
     char path[512];
     int chunks;
+    char task_file[512]; /* "" = no task accuracy */
+    int task_kind, task_n;
 } ppl_arg;
+
+/* What the job posts: the KLD result and, when a task file was set, the task accuracy. */
+typedef struct {
+    qb_kld_result kld;
+    bool have_tasks;
+    qb_tasks_result tasks;
+} ppl_msg;
+
+/* The task accuracy of a->m on its task file, as llama-perplexity scores it. */
+static qb_status tasks_run(qb_job *j, qb_ctx *ctx, const ppl_arg *a, qb_tasks_result *out)
+{
+    qb_task_set ts;
+    qb_status st = qb_tasks_read(ctx, (qb_tasks_kind)a->task_kind, a->task_file, &ts);
+    if (st != QB_OK) return st;
+    if ((st = qb_tasks_select(ctx, &ts, a->task_n)) == QB_OK) {
+        qb_tasks_opts o = {.progress = progress_cb, .ud = j, .cancel = qb_job_cancel_flag(j), .run = a->run};
+        st = qb_tasks_score(ctx, a->m, &ts, &o, out);
+    }
+    qb_tasks_free(&ts);
+    return st;
+}
 
 static qb_status ppl_run(qb_job *j, qb_ctx *ctx, void *p)
 {
@@ -310,15 +334,19 @@ static qb_status ppl_run(qb_job *j, qb_ctx *ctx, void *p)
     int n = 0;
     qb_status st = qb_eval_load_text(ctx, a->m, a->path, &tok, &n);
     if (st != QB_OK) return st;
-    qb_kld_result *r = calloc(1, sizeof *r);
+    ppl_msg *r = calloc(1, sizeof *r);
     if (!r) {
         free(tok);
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     }
     qb_eval_opts o = {.n_ctx = 256, .n_chunks = a->chunks, .progress = progress_cb, .ud = j,
                       .cancel = qb_job_cancel_flag(j), .run = a->run};
-    st = qb_eval_kld(ctx, a->base, a->m, tok, n, &o, r);
+    st = qb_eval_kld(ctx, a->base, a->m, tok, n, &o, &r->kld);
     free(tok);
+    if (st == QB_OK && a->task_file[0]) {
+        st = tasks_run(j, ctx, a, &r->tasks);
+        r->have_tasks = st == QB_OK;
+    }
     if (st != QB_OK) {
         free(r);
         return st;
@@ -338,8 +366,34 @@ bool tui_perplexity(tui_session *s, int chunks)
     a->run = s->run;
     a->chunks = chunks > 0 ? chunks : s->eval_chunks;
     snprintf(a->path, sizeof a->path, "%s", s->eval_text);
-    tui_status(s, false, "perplexity + KLD against the base on %s (%d chunks of 256)", a->path, a->chunks);
+    snprintf(a->task_file, sizeof a->task_file, "%s", s->task_file);
+    a->task_kind = s->task_kind;
+    a->task_n = s->task_n;
+    tui_status(s, false, "perplexity + KLD against the base on %s (%d chunks of 256)%s%s", a->path, a->chunks,
+               a->task_file[0] ? ", then tasks " : "", a->task_file);
     return tui_task_start(s, JOB_PPL, "ppl", ppl_run, a, free);
+}
+
+void tui_set_tasks(tui_session *s, const char *arg)
+{
+    char path[512] = "";
+    int n = 0;
+    if (sscanf(arg, "%511s %d", path, &n) < 1) {
+        tui_status(s, true, "tasks: which file? (:tasks FILE [N], :tasks off)");
+        return;
+    }
+    if (!strcmp(path, "off")) {
+        s->task_file[0] = 0;
+        tui_status(s, false, "tasks: off");
+        return;
+    }
+    size_t len = strlen(path);
+    bool csv = len > 4 && !strcmp(path + len - 4, ".csv"), bin = len > 4 && !strcmp(path + len - 4, ".bin");
+    s->task_kind = csv ? QB_TASKS_WINOGRANDE : bin ? QB_TASKS_MC : QB_TASKS_HELLASWAG;
+    s->task_n = n > 0 ? n : 0;
+    snprintf(s->task_file, sizeof s->task_file, "%s", path);
+    tui_status(s, false, "tasks: %s (%s%s) scored after each :ppl", path, qb_tasks_kind_name((qb_tasks_kind)s->task_kind),
+               n > 0 ? ", drawn as llama-perplexity" : "");
 }
 
 /* ---- export ---- */
@@ -448,12 +502,16 @@ void tui_task_message(tui_session *s, const qb_msg *m)
         s->gen[m->i0].done = true;
         break;
     case TUI_MSG_PPL: {
-        const qb_kld_result *r = m->data;
+        const ppl_msg *pm = m->data;
+        const qb_kld_result *r = &pm->kld;
         s->eval = *r;
         s->have_eval = true;
-        snprintf(s->eval_line, sizeof s->eval_line,
-                 "PPL base %.3f  plan %.3f (%+.3f)  KLD %.5f  top-1 %.1f%%  (%d chunks)", r->base.ppl, r->other.ppl,
-                 r->dppl, r->kld_mean, r->top1_pct, r->other.n_chunks);
+        int len = snprintf(s->eval_line, sizeof s->eval_line,
+                           "PPL base %.3f  plan %.3f (%+.3f)  KLD %.5f  top-1 %.1f%%  (%d chunks)", r->base.ppl,
+                           r->other.ppl, r->dppl, r->kld_mean, r->top1_pct, r->other.n_chunks);
+        if (pm->have_tasks && len > 0 && (size_t)len < sizeof s->eval_line)
+            snprintf(s->eval_line + len, sizeof s->eval_line - (size_t)len, "  %s %.2f ± %.2f (%d tasks)",
+                     qb_tasks_kind_name(pm->tasks.kind), pm->tasks.acc, pm->tasks.acc_err, pm->tasks.n_done);
         tui_status(s, false, "%s", s->eval_line);
         break;
     }

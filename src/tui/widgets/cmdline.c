@@ -14,7 +14,7 @@
 static tui_cmdline *editing; /* readline's callbacks carry no user data */
 
 static const char *words[] = {
-    "open", "quit", "help", "w", "load", "export", "gen", "ppl", "select", "set", "method", "bits", "group",
+    "open", "quit", "help", "w", "load", "export", "gen", "ppl", "tasks", "select", "set", "method", "bits", "group",
     "apply", "undo", "redo", "plot", "present", "heat", "calib", "act", "gptq", "awq", "smoothquant",
     "qb.select(", "qb.set{", "qb.apply(", "qb.ppl(", "qb.model(", "qb.generate(", "qb.export(", "qb.tensors(",
     "qb.undo(", "qb.redo(", "qb.status(", "qb.open(", "qb.heat(", "qb.calib(", NULL};
