@@ -67,6 +67,15 @@ if need_fixture "tasks: bad input" "$M"; then
     run tasks "$M" --winogrande "$WG" --tasks 5 --json - -t 1
     if [ "$rc" = 0 ] && printf '%s' "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); assert d['tasks']==5 and d['tasks_in_file']==159" 2>/dev/null
     then ok "--json -"; else not_ok "--json -" "exit $rc" "$out"; fi
+    # --plan: applied in memory, the same score as the GGUF `quantize --plan` writes
+    printf '*attn*.weight = q8_0\n' >"$TMP/p.plan"
+    run tasks "$M" --winogrande "$WG" --tasks 100 --plan "$TMP/p.plan" -t 1
+    a=$(printf '%s' "$out" | grep '^acc = ')
+    "$QB_BIN" quantize "$M" "$TMP/p.gguf" --plan "$TMP/p.plan" >/dev/null 2>&1
+    run tasks "$TMP/p.gguf" --winogrande "$WG" --tasks 100 -t 1
+    b=$(printf '%s' "$out" | grep '^acc = ')
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "--plan: as the exported plan ($a)"; else not_ok "--plan" "in memory '$a', exported '$b'"; fi
+    expect_fail "--plan: a missing plan" "nonexistent.plan" tasks "$M" --winogrande "$WG" --plan "$TMP/nonexistent.plan"
     # methods: a task-accuracy column; the unquantized row's is what `tasks` gives
     run tasks "$M" --winogrande "$WG" --tasks 100 -t 1
     want=$(printf '%s' "$out" | sed -n 's/^acc = \([0-9.]*\) +\/- \([0-9.]*\)/\1 \2/p' | awk '{ printf "%.2f ± %.2f", $1, $2 }')
