@@ -60,7 +60,7 @@ int cmd_methods(int argc, char **argv)
 {
     const char *pos[1] = {0}, *calib = NULL, *eval = NULL, *tok_path = NULL, *task_file = NULL;
     int task_kind = -1;
-    long n_tasks = 0;
+    long n_tasks = -1;
     static const char *task_opts[] = {"--hellaswag", "--winogrande", "--multiple-choice"};
     char fmts_buf[512] = "int4-g128-asym,int3-g128-asym", meth_buf[64] = "rtn,gptq,awq";
     long samples = 0, n_ctx = 256, chunks = 0, threads = 0, gen = 64;
@@ -128,6 +128,7 @@ int cmd_methods(int argc, char **argv)
     qb_calib *cal = NULL;
     qb_task_set ts = {0};
     char cell[64];
+    if (n_tasks < 0 && task_file) n_tasks = qb_tasks_default_count((qb_tasks_kind)task_kind);
     if (task_file && (qb_tasks_read(&ctx, task_kind, task_file, &ts) != QB_OK ||
                       qb_tasks_select(&ctx, &ts, (int)n_tasks) != QB_OK))
         goto fail;

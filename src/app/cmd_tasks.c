@@ -16,7 +16,7 @@ typedef struct {
     const char *model, *file, *tok, *plan, *json;
     int kind; /* qb_tasks_kind, -1 until given */
     long n_tasks, n_ctx, threads;
-    bool per_task;
+    bool per_task, tasks_given;
     cli_act act;
 } tasks_args;
 
@@ -47,7 +47,7 @@ static bool parse(int argc, char **argv, tasks_args *a)
         if (k >= 0) {
             if (a->kind >= 0) return !cli_error("tasks: give one of --hellaswag, --winogrande, --multiple-choice");
             a->kind = k, a->file = v, i++, ok = v != NULL;
-        } else if (!strcmp(o, "--tasks")) ok = cli_int(o, v, 0, 1 << 30, &a->n_tasks), i++;
+        } else if (!strcmp(o, "--tasks")) ok = cli_int(o, v, 0, 1 << 30, &a->n_tasks), i++, a->tasks_given = true;
         else if (!strcmp(o, "--ctx") || !strcmp(o, "-c")) ok = cli_int(o, v, 8, 1 << 20, &a->n_ctx), i++;
         else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) ok = cli_int(o, v, 1, 1024, &a->threads), i++;
         else if (!strcmp(o, "--tokenizer")) a->tok = v, i++, ok = v != NULL;
@@ -60,6 +60,7 @@ static bool parse(int argc, char **argv, tasks_args *a)
         if (!ok) return v ? false : !cli_error("tasks: %s needs a value", o);
     }
     if (!a->model || a->kind < 0) return !usage();
+    if (!a->tasks_given) a->n_tasks = qb_tasks_default_count((qb_tasks_kind)a->kind);
     return true;
 }
 

@@ -1,6 +1,6 @@
 /* lqb_tasks.c — task accuracy in Lua, as llama-perplexity scores it (core/eval/tasks.h):
  * model:tasks{hellaswag=path | winogrande=path | multiple_choice=path [, tasks=N, ctx=N,
- * progress=fn]} → {score, stderr, n, correct, kind, tasks_in_file, chance, chance_err, tokens,
+ * progress=fn]} (tasks: as llama-perplexity, 400 for HellaSwag, else all; 0 = all) → {score, stderr, n, correct, kind, tasks_in_file, chance, chance_err, tokens,
  * seconds}. */
 #include "lqb_internal.h"
 
@@ -22,7 +22,7 @@ int lqb_model_tasks(lua_State *L)
         path = p, kind = k;
     }
     if (!path) return luaL_error(L, "tasks: give a task file: hellaswag=, winogrande= or multiple_choice=");
-    lua_Integer n_tasks = lqb_opt_int(L, o, "tasks", 0), n_ctx = lqb_opt_int(L, o, "ctx", 0);
+    lua_Integer n_tasks = lqb_opt_int(L, o, "tasks", qb_tasks_default_count((qb_tasks_kind)kind)), n_ctx = lqb_opt_int(L, o, "ctx", 0);
     if (n_tasks < 0 || n_tasks > (1 << 30) || n_ctx < 0 || n_ctx > (1 << 20))
         return luaL_error(L, "bad option 'tasks'/'ctx' to 'tasks' (must be >= 0)");
     qb_ctx *ctx = &lqb_host_of(L)->ctx;

@@ -270,6 +270,9 @@ static void test_select(void **state)
         seen[k] = true;
     }
     qb_tasks_free(&s);
+    assert_int_equal(qb_tasks_default_count(QB_TASKS_HELLASWAG), 400); /* llama-perplexity's defaults */
+    assert_int_equal(qb_tasks_default_count(QB_TASKS_WINOGRANDE), 0);
+    assert_int_equal(qb_tasks_default_count(QB_TASKS_MC), 0);
     /* HellaSwag: every task, in a random order */
     char hs[8192] = "";
     for (int i = 0; i < 30; i++) snprintf(hs + strlen(hs), sizeof hs - strlen(hs), "c%d\n0\na\nb\nc\nd\n", i);

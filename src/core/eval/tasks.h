@@ -66,6 +66,9 @@ const char *qb_tasks_kind_name(qb_tasks_kind kind);
  * drawn place; all from std::mt19937 seeded with 1. Tasks end up in draw order. Errors: a draw
  * outside the list (llama-perplexity would read out of bounds), out of memory. */
 qb_status qb_tasks_select(qb_ctx *ctx, qb_task_set *s, int n);
+/* llama-perplexity's task count when none is asked for: 400 for HellaSwag (its
+ * --hellaswag-tasks default), 0 (all) for the others. */
+int qb_tasks_default_count(qb_tasks_kind kind);
 
 /* The standard std::mt19937 (32-bit Mersenne Twister, MT19937 parameters). */
 typedef struct {

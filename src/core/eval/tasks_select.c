@@ -53,6 +53,8 @@ uint64_t qb_mt19937_uniform(qb_mt19937 *r, uint64_t hi)
     return prod >> 32;
 }
 
+int qb_tasks_default_count(qb_tasks_kind kind) { return kind == QB_TASKS_HELLASWAG ? 400 : 0; }
+
 qb_status qb_tasks_select(qb_ctx *ctx, qb_task_set *s, int n)
 {
     /* HellaSwag draws even when it takes every task: only the order changes */

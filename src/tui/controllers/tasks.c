@@ -377,7 +377,7 @@ bool tui_perplexity(tui_session *s, int chunks)
 void tui_set_tasks(tui_session *s, const char *arg)
 {
     char path[512] = "";
-    int n = 0;
+    int n = -1;
     if (sscanf(arg, "%511s %d", path, &n) < 1) {
         tui_status(s, true, "tasks: which file? (:tasks FILE [N], :tasks off)");
         return;
@@ -390,10 +390,10 @@ void tui_set_tasks(tui_session *s, const char *arg)
     size_t len = strlen(path);
     bool csv = len > 4 && !strcmp(path + len - 4, ".csv"), bin = len > 4 && !strcmp(path + len - 4, ".bin");
     s->task_kind = csv ? QB_TASKS_WINOGRANDE : bin ? QB_TASKS_MC : QB_TASKS_HELLASWAG;
-    s->task_n = n > 0 ? n : 0;
+    s->task_n = n >= 0 ? n : qb_tasks_default_count((qb_tasks_kind)s->task_kind);
     snprintf(s->task_file, sizeof s->task_file, "%s", path);
     tui_status(s, false, "tasks: %s (%s%s) scored after each :ppl", path, qb_tasks_kind_name((qb_tasks_kind)s->task_kind),
-               n > 0 ? ", drawn as llama-perplexity" : "");
+               s->task_n > 0 ? ", drawn as llama-perplexity" : "");
 }
 
 /* ---- export ---- */
