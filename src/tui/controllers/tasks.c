@@ -392,8 +392,8 @@ void tui_set_tasks(tui_session *s, const char *arg)
     s->task_kind = csv ? QB_TASKS_WINOGRANDE : bin ? QB_TASKS_MC : QB_TASKS_HELLASWAG;
     s->task_n = n >= 0 ? n : qb_tasks_default_count((qb_tasks_kind)s->task_kind);
     snprintf(s->task_file, sizeof s->task_file, "%s", path);
-    tui_status(s, false, "tasks: %s (%s%s) scored after each :ppl", path, qb_tasks_kind_name((qb_tasks_kind)s->task_kind),
-               s->task_n > 0 ? ", drawn as llama-perplexity" : "");
+    tui_status(s, false, "tasks: %s%s, scored after each :ppl: %s", qb_tasks_kind_name((qb_tasks_kind)s->task_kind),
+               s->task_n > 0 ? " (drawn as llama-perplexity)" : "", path);
 }
 
 /* ---- export ---- */
