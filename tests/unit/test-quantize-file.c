@@ -294,13 +294,46 @@ static void test_quantizable_names(void **state)
     assert_false(qb_ftype_quantizable("blk.0.attn_q.bias", 2));
 }
 
+/* The choices llama-quantize makes only with an importance matrix (llama-quant.cpp,
+ * qs.has_imatrix): IQ4_NL / IQ4_XS keep the first eighth of ffn_down at their type instead of
+ * Q5_K, and Q4_0 / Q5_0 move it to Q4_1 / Q5_1. 16 layers: the first eighth is layers 0-1. */
+static void test_mix_with_imatrix(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    static const struct { const char *ftype; qb_type without, with; } cases[] = {
+        {"IQ4_NL", QB_TYPE_Q5_K, QB_TYPE_IQ4_NL}, {"IQ4_XS", QB_TYPE_Q5_K, QB_TYPE_IQ4_XS},
+        {"Q4_0", QB_TYPE_Q4_0, QB_TYPE_Q4_1},     {"Q5_0", QB_TYPE_Q5_0, QB_TYPE_Q5_1},
+        {"Q4_1", QB_TYPE_Q4_1, QB_TYPE_Q4_1},     {"Q4_K_M", QB_TYPE_Q6_K, QB_TYPE_Q6_K},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const qb_ftype *f = qb_ftype_lookup(cases[c].ftype);
+        assert_non_null(f);
+        for (int im = 0; im < 2; im++) {
+            qb_mix_state st = {.n_layers = 16, .n_gqa = 1, .n_attn_v = 16, .has_output = true, .has_imatrix = im};
+            for (int l = 0; l < 16; l++) {
+                char name[64];
+                snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+                qb_type t;
+                assert_int_equal(qb_ftype_tensor_type(&ctx, f, false, &st, name, 1024, &t), QB_OK);
+                const qb_type want = l < 2 ? (im ? cases[c].with : cases[c].without) : f->base;
+                if (strcmp(cases[c].ftype, "Q4_K_M") && t != want)
+                    fail_msg("%s %s imatrix, layer %d: %s, want %s", cases[c].ftype, im ? "with" : "without", l,
+                             qb_type_get(t)->name, qb_type_get(want)->name);
+                if (!strcmp(cases[c].ftype, "Q4_K_M") && l < 2) assert_int_equal(t, QB_TYPE_Q6_K); /* unaffected */
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_260k_fallback_matches_llama_quantize), cmocka_unit_test(test_bad_outputs),
         cmocka_unit_test(test_plan_overrides), cmocka_unit_test(test_pure_matches_zoo),
         cmocka_unit_test(test_q4_k_m_matches_llama_quantize), cmocka_unit_test(test_quantizable_names),
-        cmocka_unit_test(test_moe_mix_in_memory_matches_file),
+        cmocka_unit_test(test_moe_mix_in_memory_matches_file), cmocka_unit_test(test_mix_with_imatrix),
     };
     return cmocka_run_group_tests_name("quantize-file", tests, NULL, NULL);
 }

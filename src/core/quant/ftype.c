@@ -112,9 +112,13 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
         else if (is(f, "Q3_K_M")) t = i < n / 16 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
         else if (is(f, "Q4_K_M")) { if (more_bits(i, n)) t = QB_TYPE_Q6_K; }
-        else if (i < n / 8 && (is(f, "IQ4_NL") || is(f, "IQ4_XS"))) t = QB_TYPE_Q5_K;
+        else if (i < n / 8 && (is(f, "IQ4_NL") || is(f, "IQ4_XS")) && !st->has_imatrix) t = QB_TYPE_Q5_K;
         else if (is(f, "Q5_K_M") && more_bits(i, n)) t = QB_TYPE_Q6_K;
         else if (is(f, "Q4_K_S") && i < n / 8) t = QB_TYPE_Q5_K;
+        /* with an imatrix only (llama.cpp keeps the mix without one as it was): the first
+         * eighth of ffn_down in the affine type, against Q4_0/Q5_0's trouble there */
+        else if ((is(f, "Q4_0") || is(f, "Q5_0")) && st->has_imatrix && i < n / 8)
+            t = is(f, "Q4_0") ? QB_TYPE_Q4_1 : QB_TYPE_Q5_1;
     } else if (strstr(name, "attn_output.weight")) {
         if (st->n_expert == 8) {
             if (is(f, "Q2_K") || is(f, "Q3_K_S") || is(f, "Q3_K_M") || is(f, "IQ4_NL") || is(f, "Q4_K_S") ||

@@ -26,6 +26,9 @@ typedef struct {
     int n_attn_v;      /* attn_v tensors in the file */
     bool has_output;   /* the file has output.weight (else token_embd doubles as output) */
     int n_expert;      /* experts per block (0 or 1: dense); 8 has llama.cpp's Mixtral rules */
+    bool has_imatrix;  /* an importance matrix weights the quantizers (llama-quantize's qs.has_imatrix:
+                          set by the caller whenever one is given, whether or not it has an entry
+                          for every tensor); some mixes choose differently with one */
     int i_attn_v, i_ffn_down;
 } qb_mix_state;
 
