@@ -96,6 +96,9 @@ typedef struct {
     /* Quantize a row of ggml type `type`: qb_quant_row_ref's contract and bytes (the vector
      * tables run the scale searches of Q2_K..Q6_K, IQ4_NL, IQ4_XS in lanes). */
     bool (*quant_row)(int type, const float *src, void *dst, int64_t n);
+    /* Quantize one row of n elements with importance weights qw (n, one per column):
+     * qb_quant_row_w_ref's contract and bytes (vector tables run the searches in lanes). */
+    bool (*quant_row_w)(int type, const float *src, void *dst, int64_t n, const float *qw);
     /* One query head's attention over f32 keys and values (len positions, rows kst / vst
      * floats apart, head_dim hd): att (len floats, scratch) gets the scores q·k_j · scale,
      * softmax'd with the maximum subtracted and libm's expf; out (hd floats) = sum over j of
@@ -197,6 +200,17 @@ bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
  * quantize_row_*_ref; for IQ4_NL / IQ4_XS its quantize_iq4_nl / quantize_iq4_xs searches). Covers Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
  * Q6_K, Q8_K, IQ4_NL, IQ4_XS, F16, BF16, F32. Returns false for other types or bad n. */
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
+/* Quantize ONE row of n elements (a multiple of the type's block) with the importance qw[0..n)
+ * of its columns, byte for byte as llama-quantize --imatrix does (ggml's quantize_<type> with
+ * quant_weights; quant_weighted_ref.c lists what the weights change per type). A row, not
+ * rows: Q4_0..Q5_1 weight by the whole row's mean square. qw NULL, or a type ggml quantizes
+ * without weights (F32, F16, BF16, Q8_0), gives qb_quant_row_ref's bytes. False as there. */
+bool qb_quant_row_w_ref(int type, const float *src, void *dst, int64_t n, const float *qw);
+/* Whether importance weights change type's quantization (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K,
+ * IQ4_NL, IQ4_XS). */
+bool qb_quant_weighted(int type);
+bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const float *qw);
+bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, const float *qw);
 /* The same bytes, scale searches in AVX2 lanes (quant_kquants_avx2.c). */
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n);
 /* The same bytes, the 32-element blocks in AVX-512 (quant_avx512.c), the rest as _avx2. */

@@ -52,4 +52,45 @@ void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4
                           qb_iq4_code_fn codes);
 void qb_quant_iq4_nl_with(const float *x, void *dst, int64_t nb, qb_iq4_scale_fn group_scale, qb_iq4_code_fn codes);
 
+/* ---- pieces the weighted quantizers (quant_weighted_ref.c) share with the plain ones ---- */
+
+/* Pack 32 five-bit codes (Q5_0 / Q5_1): low nibbles as Q4_0, bit 4 of code e into bit e of qh. */
+void qb_pack_q5_32(const uint8_t q[32], uint8_t qs[16], uint8_t qh[4]);
+/* Pack 256 2-bit codes (Q2_K's qs layout; Q3_K's low bits). */
+void qb_kpack_2bit(const uint8_t *L, uint8_t qs[64]);
+/* Q3_K codes 0..7 of 256 elements into hmask and qs. */
+void qb_kpack_q3(const int8_t *L, qb_block_q3_K *y);
+/* Q4_K codes 0..15 / Q5_K codes 0..31 of 256 elements into qs (and qh). */
+void qb_kpack_q4(const uint8_t *L, uint8_t qs[128]);
+void qb_kpack_q5(const uint8_t *L, uint8_t qs[128], uint8_t qh[32]);
+/* The rest of one Q6_K block once its 16 sub-blocks are fitted (codes L, scales): the 8-bit
+ * sub-block scales, d, the final codes and their packing, into y. */
+void qb_q6_K_finish(const float *x, int8_t *L, const float *scales, qb_block_q6_K *y, qb_kcode_fn code);
+/* The rest of one IQ4_XS block once its 8 group scales are found: the 6-bit scales, d, codes. */
+void qb_iq4_xs_finish(const float *x, const float scales[8], qb_block_iq4_xs *y, qb_iq4_code_fn codes);
+
+/* Weighted symmetric fit, ggml's make_qx_quants with importance weights (rmse_type 1): nsub
+ * consecutive sub-blocks of n values (x, weights w, n * nsub each); for each, start from the
+ * mapping of the largest-magnitude element to -nmax and the weighted least-squares scale of
+ * its codes, then try the inverse scales -(nmax + 0.1 k) / max, k = -9..9 (k != 0) in that
+ * order, accepting one only if it strictly raises S_lx^2 / S_l2. Codes nmax + l (l in
+ * -nmax..nmax-1) into L + n * s, the scale into scales[s] (0 and codes 0 for a sub-block whose
+ * largest magnitude is below 1e-15). */
+typedef void (*qb_kfit_sw_fn)(int nsub, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales);
+void qb_kfit_sw_ref(int nsub, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales);
+/* qb_iq4nl_group_scale with weights w (32 values) in place of x^2. */
+typedef float (*qb_iq4_scale_w_fn)(const float *x, const float *w);
+float qb_iq4nl_group_scale_w_ref(const float *x, const float *w);
+
+/* The searches a weighted quantizer runs (scalar or vector versions, same figures). */
+typedef struct {
+    qb_kfit_fn fit;          /* affine: Q2_K, Q4_K, Q5_K sub-blocks, Q4_1, Q5_1 blocks */
+    qb_kfit_sw_fn fit_sw;    /* symmetric: Q3_K, Q6_K sub-blocks, Q4_0, Q5_0 blocks, Q3_K scales */
+    qb_kcode_fn code;        /* final codes against the decoded scales */
+    qb_iq4_scale_w_fn iq4_scale;
+    qb_iq4_code_fn iq4_codes;
+} qb_wquant_pieces;
+/* qb_quant_row_w_ref's contract (kernels.h) with these searches. */
+bool qb_quant_row_w_with(int type, const float *x, void *dst, int64_t n, const float *qw, const qb_wquant_pieces *p);
+
 #endif

@@ -420,3 +420,20 @@ bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
     }
     return true;
 }
+
+/* ---- with importance weights ------------------------------------------------------------------ */
+
+/* Contract (kernels.h): qb_quant_row_w_ref's bytes, the affine searches and final codes in
+ * the lanes above. */
+bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const float *qw)
+{
+    static const qb_wquant_pieces pieces = {
+        .fit = kfit_avx2,
+        .fit_sw = qb_kfit_sw_ref,
+        .code = kcode_avx2,
+        .iq4_scale = qb_iq4nl_group_scale_w_ref,
+        .iq4_codes = qb_iq4nl_codes_ref,
+    };
+    if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx2(type, src, dst, n);
+    return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);
+}

@@ -431,3 +431,20 @@ bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb)
     default: return false;
     }
 }
+
+/* ---- with importance weights ------------------------------------------------------------------ */
+
+/* Contract (kernels.h): qb_quant_row_w_ref's bytes, the affine searches and final codes in
+ * the lanes above. */
+bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, const float *qw)
+{
+    static const qb_wquant_pieces pieces = {
+        .fit = kfit_avx512,
+        .fit_sw = qb_kfit_sw_ref,
+        .code = kcode_avx512,
+        .iq4_scale = qb_iq4nl_group_scale_w_ref,
+        .iq4_codes = qb_iq4nl_codes_ref,
+    };
+    if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx512(type, src, dst, n);
+    return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);
+}

@@ -279,7 +279,7 @@ static float fit_scale_q3(const float *x, int8_t *L)
 
 /* 2-bit codes of 256 elements into 64 bytes: byte 32h + l holds elements 128h + l + 32k in
  * bits 2k..2k+1 (k = 0..3). */
-static void pack_2bit(const uint8_t *L, uint8_t qs[64])
+void qb_kpack_2bit(const uint8_t *L, uint8_t qs[64])
 {
     for (int h = 0; h < 2; h++) {
         const uint8_t *c = L + 128 * h;
@@ -419,7 +419,7 @@ static void q2_K_finish(const float *x, uint8_t *L, const float *scales, const f
     memcpy(y->scales, sb, 16);
     y->d = dh;
     y->dmin = dminh;
-    pack_2bit(L, y->qs);
+    qb_kpack_2bit(L, y->qs);
 }
 
 void qb_quant_q2_K_with(const float *x, qb_block_q2_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code)
@@ -447,6 +447,23 @@ void qb_kfit_q3_ref(int nsub, const float *x, int8_t *L, float *scales)
 void qb_kfit_q6_ref(int nsub, const float *x, int8_t *L, float *scales)
 {
     for (int s = 0; s < nsub; s++) scales[s] = fit_scale_sym(x + 16 * s, 32, L + 16 * s);
+}
+
+/* Contract (quant_k.h). */
+void qb_kpack_q3(const int8_t *L, qb_block_q3_K *y)
+{
+    /* high bit of element e into bit e/32 of hmask[e%32]; the low two bits as Q2_K */
+    uint8_t lo[QB_QK_K];
+    memset(y->hmask, 0, sizeof y->hmask);
+    for (int e = 0; e < QB_QK_K; e++) {
+        int v = L[e];
+        if (v > 3) {
+            y->hmask[e % 32] = (uint8_t)(y->hmask[e % 32] | 1u << (e / 32));
+            v -= 4;
+        }
+        lo[e] = (uint8_t)v;
+    }
+    qb_kpack_2bit(lo, y->qs);
 }
 
 /* The rest of one Q3_K block once its sub-blocks are fitted: L (the fit's codes, re-made
@@ -484,18 +501,7 @@ static void q3_K_finish(const float *x, int8_t *L, const float *scales, qb_block
         if (d == 0) continue;
         code(x + 16 * s, 16, 0.0f, d, -4, 3, (uint8_t *)L + 16 * s); /* clamp(round(x / d), -4, 3) + 4 */
     }
-    /* high bit of element e into bit e/32 of hmask[e%32]; the low two bits as Q2_K */
-    uint8_t lo[QB_QK_K];
-    memset(y->hmask, 0, sizeof y->hmask);
-    for (int e = 0; e < QB_QK_K; e++) {
-        int v = L[e];
-        if (v > 3) {
-            y->hmask[e % 32] = (uint8_t)(y->hmask[e % 32] | 1u << (e / 32));
-            v -= 4;
-        }
-        lo[e] = (uint8_t)v;
-    }
-    pack_2bit(lo, y->qs);
+    qb_kpack_q3(L, y);
     memcpy(y->scales, p, 12);
     y->d = dh;
 }
@@ -514,6 +520,26 @@ void qb_quant_q3_K_with(const float *x, qb_block_q3_K *y, int64_t nb, qb_kfit_s_
 
 void qb_quant_q3_K_ref(const float *x, qb_block_q3_K *y, int64_t nb) { qb_quant_q3_K_with(x, y, nb, qb_kfit_q3_ref, qb_kcode_ref); }
 
+/* Contract (quant_k.h). */
+void qb_kpack_q4(const uint8_t *L, uint8_t qs[128])
+{
+    for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
+        for (int l = 0; l < 32; l++) qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+}
+
+/* Contract (quant_k.h). */
+void qb_kpack_q5(const uint8_t *L, uint8_t qs[128], uint8_t qh[32])
+{
+    memset(qh, 0, 32);
+    for (int c = 0; c < 4; c++) {
+        for (int l = 0; l < 32; l++) {
+            const int a = L[64 * c + l], b2 = L[64 * c + 32 + l];
+            qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
+            qh[l] = (uint8_t)(qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
+        }
+    }
+}
+
 void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn fit, qb_kcode_fn code)
 {
     for (int64_t b = 0; b < nb; b += K4_BATCH) { /* K4_BATCH blocks per fit call */
@@ -526,9 +552,7 @@ void qb_quant_q4_K_with(const float *x, qb_block_q4_K *y, int64_t nb, qb_kfit_fn
             memcpy(yb->scales, sc[k], 12);
             yb->d = dh[k];
             yb->dmin = dminh[k];
-            for (int c = 0; c < 4; c++) /* chunk of 64: sub-block 2c low nibbles, 2c+1 high */
-                for (int l = 0; l < 32; l++)
-                    yb->qs[32 * c + l] = (uint8_t)(L[k][64 * c + l] | L[k][64 * c + 32 + l] << 4);
+            qb_kpack_q4(L[k], yb->qs);
         }
     }
 }
@@ -547,23 +571,15 @@ void qb_quant_q5_K_with(const float *x, qb_block_q5_K *y, int64_t nb, qb_kfit_fn
             memcpy(yb->scales, sc[k], 12);
             yb->d = dh[k];
             yb->dmin = dminh[k];
-            memset(yb->qh, 0, sizeof yb->qh);
-            for (int c = 0; c < 4; c++) {
-                for (int l = 0; l < 32; l++) {
-                    const int a = L[k][64 * c + l], b2 = L[k][64 * c + 32 + l];
-                    yb->qs[32 * c + l] = (uint8_t)((a & 15) | (b2 & 15) << 4);
-                    yb->qh[l] = (uint8_t)(yb->qh[l] | (a >> 4) << (2 * c) | (b2 >> 4) << (2 * c + 1));
-                }
-            }
+            qb_kpack_q5(L[k], yb->qs, yb->qh);
         }
     }
 }
 
 void qb_quant_q5_K_ref(const float *x, qb_block_q5_K *y, int64_t nb) { qb_quant_q5_K_with(x, y, nb, qb_kfit_ref, qb_kcode_ref); }
 
-/* The rest of one Q6_K block once its sub-blocks are fitted: L (the fit's codes, re-made
- * here), the fitted scales, into y. */
-static void q6_K_finish(const float *x, int8_t *L, const float *scales, qb_block_q6_K *y, qb_kcode_fn code)
+/* Contract (quant_k.h). */
+void qb_q6_K_finish(const float *x, int8_t *L, const float *scales, qb_block_q6_K *y, qb_kcode_fn code)
 {
     float max_scale = 0, amax = 0;
     for (int s = 0; s < 16; s++) {
@@ -611,7 +627,7 @@ void qb_quant_q6_K_with(const float *x, qb_block_q6_K *y, int64_t nb, qb_kfit_s_
         float scales[16 * K16_BATCH];
         fit(16 * cnt, x + QB_QK_K * b, L, scales);
         for (int k = 0; k < cnt; k++)
-            q6_K_finish(x + QB_QK_K * (b + k), L + QB_QK_K * k, scales + 16 * k, y + b + k, code);
+            qb_q6_K_finish(x + QB_QK_K * (b + k), L + QB_QK_K * k, scales + 16 * k, y + b + k, code);
     }
 }
 
@@ -648,36 +664,42 @@ void qb_quant_q8_K_ref(const float *x, qb_block_q8_K *y, int64_t nb)
     }
 }
 
+/* Contract (quant_k.h). */
+void qb_iq4_xs_finish(const float *x, const float scales[8], qb_block_iq4_xs *y, qb_iq4_code_fn codes)
+{
+    float max_scale = 0, amax = 0;
+    for (int s = 0; s < 8; s++) {
+        const float a = fabsf(scales[s]);
+        if (a > amax) {
+            amax = a;
+            max_scale = scales[s];
+        }
+    }
+    /* 6-bit signed sub-block scales against d = -max_scale / 32 */
+    const float d = -max_scale / 32;
+    const float id = d != 0 ? 1 / d : 0.f;
+    uint16_t sh = 0;
+    for (int s = 0; s < 8; s++) {
+        const int l = clamp_int(round_int(id * scales[s]), -32, 31);
+        const float dl = d * (float)l;
+        const float idl = dl != 0 ? 1 / dl : 0.f;
+        codes(x + 32 * s, idl, y->qs + 16 * s);
+        const int u = l + 32;
+        if (s % 2 == 0) y->scales_l[s / 2] = (uint8_t)(u & 15);
+        else y->scales_l[s / 2] = (uint8_t)(y->scales_l[s / 2] | (u & 15) << 4);
+        sh = (uint16_t)(sh | (u >> 4) << (2 * s));
+    }
+    y->scales_h = sh;
+    y->d = qb_f32_to_f16(d);
+}
+
 void qb_quant_iq4_xs_with(const float *x, qb_block_iq4_xs *y, int64_t nb, qb_iq4_scale_fn group_scale,
                           qb_iq4_code_fn codes)
 {
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK_K) {
         float scales[8];
-        float max_scale = 0, amax = 0;
-        for (int s = 0; s < 8; s++) {
-            scales[s] = group_scale(x + 32 * s);
-            const float a = fabsf(scales[s]);
-            if (a > amax) {
-                amax = a;
-                max_scale = scales[s];
-            }
-        }
-        /* 6-bit signed sub-block scales against d = -max_scale / 32 */
-        const float d = -max_scale / 32;
-        const float id = d != 0 ? 1 / d : 0.f;
-        uint16_t sh = 0;
-        for (int s = 0; s < 8; s++) {
-            const int l = clamp_int(round_int(id * scales[s]), -32, 31);
-            const float dl = d * (float)l;
-            const float idl = dl != 0 ? 1 / dl : 0.f;
-            codes(x + 32 * s, idl, y->qs + 16 * s);
-            const int u = l + 32;
-            if (s % 2 == 0) y->scales_l[s / 2] = (uint8_t)(u & 15);
-            else y->scales_l[s / 2] = (uint8_t)(y->scales_l[s / 2] | (u & 15) << 4);
-            sh = (uint16_t)(sh | (u >> 4) << (2 * s));
-        }
-        y->scales_h = sh;
-        y->d = qb_f32_to_f16(d);
+        for (int s = 0; s < 8; s++) scales[s] = group_scale(x + 32 * s);
+        qb_iq4_xs_finish(x, scales, y, codes);
     }
 }
 

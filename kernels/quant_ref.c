@@ -138,8 +138,8 @@ static void quant_q4_0(const float *x, void *dst, int64_t nb)
     }
 }
 
-/* Pack 32 five-bit codes: low nibbles as Q4_0, bit 4 of code e into bit e of qh. */
-static void pack_q5(const uint8_t q[QB_QK32], uint8_t qs[16], uint8_t qh_out[4])
+/* Contract (quant_k.h). */
+void qb_pack_q5_32(const uint8_t q[QB_QK32], uint8_t qs[16], uint8_t qh_out[4])
 {
     uint32_t qh = 0;
     for (int j = 0; j < 16; j++) {
@@ -156,7 +156,7 @@ static void quant_q5_0(const float *x, void *dst, int64_t nb)
     for (int64_t b = 0; b < nb; b++, y++, x += QB_QK32) {
         uint8_t q[QB_QK32];
         y->d = symmetric_codes(x, 5, q);
-        pack_q5(q, y->qs, y->qh);
+        qb_pack_q5_32(q, y->qs, y->qh);
     }
 }
 
@@ -206,7 +206,7 @@ static void quant_q5_1(const float *x, void *dst, int64_t nb)
         affine_codes(x, 31, false, q, &d, &m);
         y->d = d;
         y->m = m;
-        pack_q5(q, y->qs, y->qh);
+        qb_pack_q5_32(q, y->qs, y->qh);
     }
 }
 
@@ -271,15 +271,23 @@ int qb_iq4nl_index(float v)
     return iq4_index(v);
 }
 
-/* Contract (blocks.h). The search: start from the scale that maps the largest-magnitude
+/* Contract (blocks.h): the weighted search below with w = x^2. The search: start from the scale that maps the largest-magnitude
  * element onto the code book's extreme entry (-127), then try the fifteen inverse scales
  * (-127 + t) / max, t = -7..7, in that order. For each, the codes nearest to id * x give
- * S_qx = sum w q x and S_q2 = sum w q^2 (w = x^2), whose ratio is the best scale for those
+ * S_qx = sum w q x and S_q2 = sum w q^2, whose ratio is the best scale for those
  * codes; a candidate is accepted if it strictly raises S_qx^2 / S_q2 over the best so far.
  * The candidates' sums do not depend on one another (only the acceptance does), so all
  * sixteen are accumulated side by side, element by element in order, and then scanned in
  * order: the same figures as one at a time, with the dependent additions overlapped. */
 float qb_iq4nl_group_scale(const float *x)
+{
+    float w[QB_QK32];
+    for (int j = 0; j < QB_QK32; j++) w[j] = x[j] * x[j];
+    return qb_iq4nl_group_scale_w_ref(x, w);
+}
+
+/* Contract (quant_k.h): the search above with weights w. */
+float qb_iq4nl_group_scale_w_ref(const float *x, const float *w)
 {
     enum { LANES = 16 }; /* lane 0: the start; lane 8 + t: t = -7..7 */
     float amax;
@@ -290,11 +298,10 @@ float qb_iq4nl_group_scale(const float *x)
     for (int t = -7; t <= 7; t++) id[8 + t] = (float)(t + qb_iq4nl_values[0]) / max;
     float sqx[LANES] = {0}, sq2[LANES] = {0};
     for (int j = 0; j < QB_QK32; j++) {
-        const float w = x[j] * x[j];
         for (int c = 0; c < LANES; c++) {
             const float q = iq4_book[iq4_index(id[c] * x[j])];
-            sqx[c] += w * q * x[j];
-            sq2[c] += w * q * q;
+            sqx[c] += w[j] * q * x[j];
+            sq2[c] += w[j] * q * q;
         }
     }
     float d = sqx[0] / sq2[0], best = d * sqx[0];
