@@ -38,6 +38,9 @@ static void print_recipe(const qb_gguf *g)
     if (ri.calib_file[0])
         printf("quantbench   calibration %s: %llu bytes, sha256 %s, %d windows x %d tokens\n", ri.calib_file,
                (unsigned long long)ri.calib_bytes, ri.calib_sha256, ri.calib_windows, ri.calib_ctx);
+    if (ri.imatrix_file[0])
+        printf("quantbench   importance matrix %s: %llu bytes, sha256 %s\n", ri.imatrix_file,
+               (unsigned long long)ri.imatrix_bytes, ri.imatrix_sha256);
     if (conv) printf("quantbench   written as ggml types on export:\n%s", conv);
 }
 

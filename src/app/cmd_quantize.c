@@ -7,11 +7,14 @@
  *
  * --method rtn|gptq|awq gives TYPE's rules (and plan rules that name no method) that method;
  * methods that read calibration take it from --calib FILE. --plan FILE.gguf replays the recipe
- * a quantbench GGUF records (cmd_quantize_plan.c). */
+ * a quantbench GGUF records (cmd_quantize_plan.c). --imatrix FILE weights the quantizers with an
+ * importance matrix (llama-imatrix's .dat or GGUF, or ours) as llama-quantize --imatrix does,
+ * byte for byte (tests/cli/test-quantize-imatrix.sh). */
 #include "cli.h"
 #include "cmd_quantize.h"
 #include "core/quant/ftype.h"
 #include "core/quant/quantize_file.h"
+#include "core/calib/imatrix.h"
 
 #include <sys/stat.h>
 
@@ -41,9 +44,10 @@ static void usage(FILE *f)
 {
     fputs("usage: quantbench quantize MODEL OUT.gguf [TYPE] [--pure] [--plan FILE|FILE.gguf] [--allow-requantize] [-t N]\n"
           "         [--method rtn|gptq|awq] [--calib FILE] [--samples N] [--ctx N] [--act-order] [--damp 0.01]\n"
-          "         [--block 128] [--alpha A] [--no-clip]\n"
+          "         [--block 128] [--alpha A] [--no-clip] [--imatrix FILE]\n"
           "  TYPE: a format for every tensor (int4-g128-asym, q4_k, q4_0, ...) or a mix (Q4_K_M)\n"
-          "  --plan: rules 'PATTERN = FORMAT [METHOD KEY=VALUE ...]', or a GGUF quantbench wrote (its recipe)\n",
+          "  --plan: rules 'PATTERN = FORMAT [METHOD KEY=VALUE ...]', or a GGUF quantbench wrote (its recipe)\n"
+          "  --imatrix: importance matrix (.dat or GGUF, llama-imatrix's or quantbench imatrix's) weighting the quantizers\n",
           f);
     list_types(f);
 }
@@ -57,6 +61,8 @@ static int value_option(const char *a, const char *v, qz_args *q, int *i)
         if (!cli_int(a, v, 1, 1024, &q->threads)) return 1;
     } else if (!strcmp(a, "--method")) {
         if (!(q->method = v)) return cli_error("quantize: --method needs rtn, gptq or awq");
+    } else if (!strcmp(a, "--imatrix")) {
+        if (!(q->imatrix = v)) return cli_error("quantize: --imatrix needs an importance matrix file");
     } else if (!strcmp(a, "--calib")) {
         if (!(q->calib = v)) return cli_error("quantize: --calib needs a text file");
     } else if (!strcmp(a, "--samples") || !strcmp(a, "--ctx") || !strcmp(a, "--block")) {
@@ -98,6 +104,39 @@ static int parse_args(int argc, char **argv, qz_args *q)
     return 0;
 }
 
+static void note(void *ud, const char *line)
+{
+    (void)ud;
+    fprintf(stderr, "note: %s\n", line);
+}
+
+/* The importance matrix --imatrix names, checked, into *im and *imp; a recipe that records one
+ * needs --imatrix (its name and digest in the message), one whose digest differs is a warning. */
+static qb_status load_imatrix(qb_ctx *ctx, qz_args *q, const qb_recipe_info *rec, qb_imatrix **im, qb_importance *imp)
+{
+    *im = NULL;
+    if (!q->imatrix) {
+        if (rec->imatrix_file[0])
+            return qb_fail(ctx, QB_ERR_ARG, "%s was quantized with the importance matrix %s (%llu bytes, sha256 %s): "
+                           "pass --imatrix FILE to replay it", q->plan_path, rec->imatrix_file,
+                           (unsigned long long)rec->imatrix_bytes, rec->imatrix_sha256);
+        return QB_OK;
+    }
+    qb_status st = qb_imatrix_load(ctx, q->imatrix, im);
+    if (st == QB_OK) st = qb_imatrix_importance(ctx, *im, imp);
+    if (st != QB_OK) {
+        qb_imatrix_free(*im);
+        *im = NULL;
+        return st;
+    }
+    q->imp = imp;
+    if (rec->imatrix_sha256[0] && strcmp(rec->imatrix_sha256, imp->sha256))
+        fprintf(stderr, "warning: importance matrix %s (%llu bytes, sha256 %s) is not the one %s records (%s, %llu "
+                "bytes, sha256 %s): the result will differ\n", q->imatrix, (unsigned long long)imp->bytes, imp->sha256,
+                q->plan_path, rec->imatrix_file, (unsigned long long)rec->imatrix_bytes, rec->imatrix_sha256);
+    return QB_OK;
+}
+
 /* GGUF in, RTN only: llama-quantize's streaming path (byte-exact with it). */
 static qb_status quantize_stream(qb_ctx *ctx, const qz_args *q, const qb_plan *plan, qb_quantize_result *r)
 {
@@ -105,7 +144,7 @@ static qb_status quantize_stream(qb_ctx *ctx, const qz_args *q, const qb_plan *p
     cli_progress_start(&pr, "quantize");
     qb_quantize_opts o = {.ftype = q->type, .pure = q->pure, .plan = plan && plan->n_rules ? plan : NULL,
                           .allow_requantize = q->allow_requantize, .progress = cli_progress_cb, .ud = &pr,
-                          .cancel = &cli_cancel};
+                          .cancel = &cli_cancel, .imatrix = q->imp, .note = note};
     qb_status st = qb_quantize_gguf(ctx, q->pos[0], q->pos[1], &o, r);
     cli_progress_end(&pr);
     return st;
@@ -134,8 +173,15 @@ int cmd_quantize(int argc, char **argv)
     qb_plan plan;
     qb_recipe_info recorded;
     if (qz_load_plan(&ctx, &q, &plan, &recorded) != QB_OK) return cli_error("%s", qb_ctx_errmsg(&ctx));
+    qb_imatrix *im = NULL;
+    qb_importance imp;
+    if (load_imatrix(&ctx, &q, &recorded, &im, &imp) != QB_OK) {
+        qb_plan_free(&plan);
+        return cli_error("%s", qb_ctx_errmsg(&ctx));
+    }
     if (!q.method && q.calib && !qb_plan_needs_calib(&plan)) {
         qb_plan_free(&plan);
+        qb_imatrix_free(im);
         return cli_error("quantize: --calib: calibration methods need --method or a plan whose rules name one");
     }
     cli_install_sigint();
@@ -150,11 +196,14 @@ int cmd_quantize(int argc, char **argv)
         st = qz_quantize_model(&ctx, &q, q.method ? &spec : NULL, &plan, &recorded, &r);
     }
     qb_plan_free(&plan);
+    qb_imatrix_free(im);
     if (st != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(&ctx));
         return st == QB_ERR_CANCELLED ? 130 : 1;
     }
     printf("%s -> %s: %d tensors (%d quantized), %.2f MiB -> %.2f MiB, %.2f s\n", q.pos[0], q.pos[1], r.n_tensors,
            r.n_quantized, r.bytes_in / 1048576.0, r.bytes_out / 1048576.0, r.seconds);
+    if (q.imp)
+        printf("importance %s: %d tensors weighted, %d without an entry\n", q.imatrix, r.n_weighted, r.n_no_importance);
     return 0;
 }

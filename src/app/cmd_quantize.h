@@ -19,6 +19,8 @@ typedef struct {
     long samples, n_ctx, block;
     double damp, alpha;    /* damp < 0: not given */
     bool act_order, clip, no_clip, alpha_set;
+    const char *imatrix;        /* --imatrix FILE */
+    const qb_importance *imp;   /* its importance once loaded, else NULL */
 } qz_args;
 
 bool qz_is_gguf(const char *path);

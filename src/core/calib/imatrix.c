@@ -2,6 +2,8 @@
  * quantizer reads (llama-quantize's derivation), lookups by llama.cpp's names and by ours, and
  * the check against a model. Collection: imatrix_collect.c; files: imatrix_file.c. */
 #include "imatrix.h"
+#include "../util/mapfile.h"
+#include "../util/sha256.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -240,4 +242,39 @@ void qb_imatrix_free(qb_imatrix *im)
     free(im->by_name);
     free(im->path);
     free(im);
+}
+
+/* ---- the quantizers' view ---------------------------------------------------------------------- */
+
+static const float *importance_entry(const void *src, const char *name, int64_t *count)
+{
+    const qb_imatrix_entry *e = qb_imatrix_find(src, name);
+    if (!e) return NULL;
+    *count = (int64_t)e->n_cols * e->n_mat;
+    return e->w;
+}
+
+qb_status qb_imatrix_importance(qb_ctx *ctx, const qb_imatrix *im, qb_importance *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *f = im->path ? im->path : "imatrix";
+    for (int i = 0; i < im->n_entries; i++) {
+        const qb_imatrix_entry *e = &im->entries[i];
+        for (int64_t k = 0; k < (int64_t)e->n_cols * e->n_mat; k++)
+            if (!isfinite(e->w[k]))
+                return qb_fail(ctx, QB_ERR_FORMAT, "%s: entry '%s': importance value %lld is not finite (%g)", f,
+                               e->name, (long long)k, (double)e->w[k]);
+    }
+    out->path = f;
+    out->src = im;
+    out->entry = importance_entry;
+    if (im->path) {
+        qb_mapfile mf;
+        qb_status st = qb_mapfile_open(ctx, im->path, &mf);
+        if (st != QB_OK) return st;
+        out->bytes = mf.size;
+        qb_sha256_hex(mf.data, mf.size, out->sha256);
+        qb_mapfile_close(&mf);
+    }
+    return QB_OK;
 }

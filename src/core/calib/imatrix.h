@@ -25,6 +25,7 @@
 #define QB_IMATRIX_H
 
 #include "../model/model.h"
+#include "../quant/importance.h"
 
 typedef struct {
     char *name;       /* llama.cpp's tensor name: "blk.3.attn_q.weight", "blk.0.ffn_up_exps.weight" */
@@ -118,6 +119,13 @@ typedef struct {
 } qb_imatrix_diff;
 /* Compare a with b into *d (free d->entry_rel with free()); false when out of memory. */
 bool qb_imatrix_compare(const qb_imatrix *a, const qb_imatrix *b, qb_imatrix_diff *d);
+
+/* im as the quantizers take it (quant/importance.h): entries by llama.cpp's names, the
+ * importance llama-quantize derives (w above), the file's path, size and SHA-256 (read from
+ * im->path when set). *out borrows im: valid while im is. Errors: a value that is not finite
+ * (llama-quantize refuses such a matrix; a GGUF's sums over a tiny count can overflow), the
+ * file no longer readable, both naming the file. */
+qb_status qb_imatrix_importance(qb_ctx *ctx, const qb_imatrix *im, qb_importance *out);
 
 void qb_imatrix_free(qb_imatrix *im);
 

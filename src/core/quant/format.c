@@ -124,6 +124,12 @@ static qb_tensor_range tensor_range(const float *x, int64_t count, int nt)
 qb_status qb_quantize_matrix(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
                              const volatile int *cancel)
 {
+    return qb_quantize_matrix_w(ctx, f, src, rows, n, dst, NULL, cancel);
+}
+
+qb_status qb_quantize_matrix_w(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
+                               const float *w, const volatile int *cancel)
+{
     qb_status st = qb_format_check(ctx, f, n);
     if (st) return st;
     if (rows < 0) return qb_fail(ctx, QB_ERR_ARG, "qb_quantize_matrix: %lld rows", (long long)rows);
@@ -151,7 +157,9 @@ qb_status qb_quantize_matrix(qb_ctx *ctx, const qb_format *f, const float *src, 
         /* the next row ahead of use: measured, the hardware prefetcher alone left the vector
          * quantizers waiting on memory (a hint; never faults past the end) */
         for (int64_t o = 0; o < n; o += 16) __builtin_prefetch(src + (r + 1) * n + o);
-        if (!tr->quant_row(f, src + r * n, (uint8_t *)dst + (size_t)r * rb, n, rp)) failed = 1;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * rb;
+        if (w && tr->quant_row_w ? !tr->quant_row_w(f, src + r * n, y, n, w) : !tr->quant_row(f, src + r * n, y, n, rp))
+            failed = 1;
     }
     if (cancelled) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
     if (failed) {

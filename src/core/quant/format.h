@@ -59,6 +59,11 @@ double qb_format_bpw(const qb_format *f, int64_t n);
  * of qb_format_check, rows < 0 or NULL buffers (QB_ERR_ARG). */
 qb_status qb_quantize_matrix(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
                              const volatile int *cancel);
+/* The same with importance weights w (n floats, one per column, shared by every row; NULL:
+ * qb_quantize_matrix), llama-quantize --imatrix's bytes for the ggml types it weights; formats
+ * of other kinds and ggml types ggml quantizes without weights (F16, Q8_0, ...) ignore w. */
+qb_status qb_quantize_matrix_w(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
+                               const float *w, const volatile int *cancel);
 /* Dequantize one stored row of n elements into dst. f and n must pass qb_format_check (not
  * re-checked here). Pure and thread-safe: callers run it on many rows at once. */
 void qb_dequantize_row(const qb_format *f, const void *src, float *dst, int64_t n);

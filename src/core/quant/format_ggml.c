@@ -94,6 +94,11 @@ static bool quant_row(const qb_format *f, const float *x, void *dst, int64_t n, 
     return qb_kernels()->quant_row(f->type, x, dst, n);
 }
 
+static bool quant_row_w(const qb_format *f, const float *x, void *dst, int64_t n, const float *w)
+{
+    return qb_kernels()->quant_row_w(f->type, x, dst, n, w); /* kernels/quant_weighted_ref.c's bytes */
+}
+
 static void dequant_row(const qb_format *f, const void *src, float *dst, int64_t n)
 {
     qb_kernels()->dequant_row(f->type, src, dst, n); /* the reference's bits, in vectors */
@@ -192,6 +197,7 @@ const qb_format_traits qb_format_row_ggml = {
     .bits = bits,
     .clip_group = clip_group,
     .quant_row = quant_row,
+    .quant_row_w = quant_row_w,
     .dequant_row = dequant_row,
     .export_target = export_target,
     .sweep = sweep,

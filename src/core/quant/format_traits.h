@@ -87,6 +87,9 @@ typedef struct qb_format_traits {
      * tensor's statistics when per_tensor says so, else NULL. */
     bool (*quant_row)(const qb_format *f, const float *x, void *dst, int64_t n, const qb_tensor_range *range);
     void (*dequant_row)(const qb_format *f, const void *src, float *dst, int64_t n);
+    /* One row with importance weights w (n, one per column: llama-quantize --imatrix); false
+     * as quant_row. NULL: the kind takes no importance (quant_row is used). */
+    bool (*quant_row_w)(const qb_format *f, const float *x, void *dst, int64_t n, const float *w);
 
     /* ---- forward pass (infer/matmul.c) ---- */
     /* The kernels' parameters of f. NULL: the kind runs through the ggml type paths. */

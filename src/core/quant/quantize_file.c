@@ -88,12 +88,37 @@ static qb_status choose(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *
     return QB_OK;
 }
 
+/* The importance of tensor t (quantized to *fmt) by llama-quantize's rules (importance.h),
+ * counted in res; a Q2_K tensor of Q2_K_S must have one (llama-quantize refuses it without). */
+static qb_status importance(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *ft, const qb_gguf_tensor *t,
+                            const qb_format *fmt, const float **w, qb_quantize_result *res)
+{
+    bool missing;
+    qb_status st = qb_importance_lookup(ctx, o->imatrix, t->name, t->ne[0], t->ne[2] * t->ne[3], w, &missing);
+    if (st != QB_OK) return st;
+    if (missing) {
+        res->n_no_importance++;
+        if (o->note) {
+            char line[300];
+            snprintf(line, sizeof line, "%s: no importance for %s: quantized without", o->imatrix->path, t->name);
+            o->note(o->ud, line);
+        }
+    }
+    if (*w && qb_quant_weighted(fmt->type)) res->n_weighted++;
+    if (!*w && ft && !strcmp(ft->name, "Q2_K_S") && fmt->kind == QB_FMT_GGML && fmt->type == QB_TYPE_Q2_K &&
+        strcmp(t->name, "token_embd.weight"))
+        return qb_fail(ctx, QB_ERR_ARG, "tensor %s: Q2_K_S needs an importance matrix for it (--imatrix FILE): without "
+                       "one a very low-bit quantization is garbage, as llama-quantize says", t->name);
+    return QB_OK;
+}
+
 /* What the lazy tensors need at write time. */
 typedef struct {
     qb_ctx *ctx;
     const qb_gguf *g;
     const qb_quantize_opts *o;
     qb_format *fmt;     /* (n_tensors) chosen format of each tensor */
+    const float **imp;  /* (n_tensors) importance (ne[2] x ne[0]) or NULL */
     int *tensor_of;     /* (lazy index) -> tensor index */
     float *f32;         /* reused source buffer */
     size_t f32_cap;
@@ -115,7 +140,13 @@ static qb_status produce(void *ud, int index, void *dst, size_t nbytes)
         j->f32_cap = need;
     }
     qb_status st = source_f32(j->ctx, t, j->f32);
-    if (st == QB_OK) st = qb_quantize_matrix(j->ctx, &j->fmt[j->tensor_of[index]], j->f32, rows, n, dst, j->o->cancel);
+    const int ti = j->tensor_of[index];
+    /* each matrix of a 3-D (expert) tensor with its own importance, as llama-quantize does */
+    const int64_t n_mat = t->ne[2] * t->ne[3], mrows = t->ne[1];
+    const size_t mbytes = qb_format_row_bytes(&j->fmt[ti], n) * (size_t)mrows;
+    for (int64_t e = 0; st == QB_OK && e < n_mat; e++)
+        st = qb_quantize_matrix_w(j->ctx, &j->fmt[ti], j->f32 + e * mrows * n, mrows, n, (uint8_t *)dst + e * mbytes,
+                                  j->imp[ti] ? j->imp[ti] + e * n : NULL, j->o->cancel);
     if (st == QB_OK && j->o->progress) j->o->progress(j->o->ud, ++j->done, j->total);
     return st;
 }
@@ -142,7 +173,8 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     size_t nt = g->n_tensors ? g->n_tensors : 1;
     j.fmt = calloc(nt, sizeof *j.fmt);
     j.tensor_of = calloc(nt, sizeof *j.tensor_of);
-    if (!w || !j.fmt || !j.tensor_of) {
+    j.imp = calloc(nt, sizeof *j.imp);
+    if (!w || !j.fmt || !j.tensor_of || !j.imp) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -155,6 +187,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
      * comes; both in llama-quantize's order (its mix counts tensors in it, its file has it) */
     qb_mix_state mix;
     count_layout(g, &mix);
+    mix.has_imatrix = o->imatrix != NULL;
     const char **names = malloc(nt * sizeof *names);
     int *order = malloc(nt * sizeof *order);
     for (uint64_t i = 0; names && i < g->n_tensors; i++) names[i] = g->tensors[i].name;
@@ -182,6 +215,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
                              qb_type_get(t->type)->name);
                 break;
             }
+            if ((st = importance(ctx, o, ft, t, &j.fmt[i], &j.imp[i], res)) != QB_OK) break;
             j.tensor_of[j.total] = (int)i;
             ok = qb_gguf_add_tensor_lazy(w, t->name, j.fmt[i].type, t->n_dims, t->ne, produce, &j, j.total);
             j.total++;
@@ -202,6 +236,11 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     qb_recipe_init(&rec, o->plan);
     snprintf(rec.info.type, sizeof rec.info.type, "%s", o->ftype ? o->ftype : "");
     rec.info.pure = o->pure;
+    if (o->imatrix) {
+        snprintf(rec.info.imatrix_file, sizeof rec.info.imatrix_file, "%s", o->imatrix->path ? o->imatrix->path : "");
+        rec.info.imatrix_bytes = o->imatrix->bytes;
+        snprintf(rec.info.imatrix_sha256, sizeof rec.info.imatrix_sha256, "%s", o->imatrix->sha256);
+    }
     if (!qb_recipe_put(w, &rec)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
@@ -214,6 +253,7 @@ done:
     free(j.f32);
     free(j.fmt);
     free(j.tensor_of);
+    free(j.imp);
     qb_gguf_writer_free(w);
     qb_gguf_close(g);
     return st;

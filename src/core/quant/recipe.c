@@ -32,6 +32,10 @@ bool qb_recipe_put(qb_gguf_writer *w, const qb_recipe *r)
              qb_gguf_set_str(w, "quantbench.calib.sha256", i->calib_sha256) &&
              qb_gguf_set_u32(w, "quantbench.calib.windows", (uint32_t)i->calib_windows) &&
              qb_gguf_set_u32(w, "quantbench.calib.ctx", (uint32_t)i->calib_ctx);
+    if (ok && i->imatrix_file[0])
+        ok = qb_gguf_set_str(w, "quantbench.imatrix.file", i->imatrix_file) &&
+             qb_gguf_set_u64(w, "quantbench.imatrix.bytes", i->imatrix_bytes) &&
+             qb_gguf_set_str(w, "quantbench.imatrix.sha256", i->imatrix_sha256);
     return ok;
 }
 
@@ -53,6 +57,9 @@ qb_status qb_recipe_get(qb_ctx *ctx, const qb_gguf *g, const char *name, qb_plan
     copy_str(g, "quantbench.calib.sha256", info->calib_sha256, sizeof info->calib_sha256);
     info->calib_windows = (int)qb_gguf_get_int(g, "quantbench.calib.windows", 0);
     info->calib_ctx = (int)qb_gguf_get_int(g, "quantbench.calib.ctx", 0);
+    copy_str(g, "quantbench.imatrix.file", info->imatrix_file, sizeof info->imatrix_file);
+    info->imatrix_bytes = (uint64_t)qb_gguf_get_int(g, "quantbench.imatrix.bytes", 0);
+    copy_str(g, "quantbench.imatrix.sha256", info->imatrix_sha256, sizeof info->imatrix_sha256);
     const char *text = qb_gguf_get_str(g, "quantbench.plan");
     if (!text && !info->type[0]) return qb_fail(ctx, QB_ERR_ARG, "%s records no quantbench plan", name);
     if (!text) return QB_OK;

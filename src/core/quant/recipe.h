@@ -10,6 +10,9 @@
  *   quantbench.calib.sha256    its SHA-256 (64 hex digits),
  *   quantbench.calib.windows   and the windows × tokens it was cut into
  *   quantbench.calib.ctx
+ *   quantbench.imatrix.file    the importance matrix that weighted the quantizers: its name
+ *   quantbench.imatrix.bytes   as given, its size
+ *   quantbench.imatrix.sha256  and SHA-256
  */
 #ifndef QB_RECIPE_H
 #define QB_RECIPE_H
@@ -29,6 +32,9 @@ typedef struct {
     uint64_t calib_bytes;
     char calib_sha256[65];
     int calib_windows, calib_ctx;
+    char imatrix_file[256]; /* "" when no importance matrix */
+    uint64_t imatrix_bytes;
+    char imatrix_sha256[65];
 } qb_recipe_info;
 
 typedef struct {
