@@ -203,7 +203,7 @@ int cmd_quantize(int argc, char **argv)
     }
     printf("%s -> %s: %d tensors (%d quantized), %.2f MiB -> %.2f MiB, %.2f s\n", q.pos[0], q.pos[1], r.n_tensors,
            r.n_quantized, r.bytes_in / 1048576.0, r.bytes_out / 1048576.0, r.seconds);
-    if (q.imp)
+    if (q.imp && stream)
         printf("importance %s: %d tensors weighted, %d without an entry\n", q.imatrix, r.n_weighted, r.n_no_importance);
     return 0;
 }

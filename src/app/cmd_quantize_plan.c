@@ -104,7 +104,7 @@ static qb_status effective_plan(qb_ctx *ctx, const qb_model *m, const qz_args *q
                                 const qb_plan *plan, qb_plan *out)
 {
     qb_plan_init(out);
-    qb_status st = q->type ? qb_method_plan(ctx, m, q->type, q->pure, out) : QB_OK;
+    qb_status st = q->type ? qb_method_plan_im(ctx, m, q->type, q->pure, q->imp != NULL, out) : QB_OK;
     for (int k = 0; st == QB_OK && spec && k < out->n_rules; k++) out->rules[k].method = *spec;
     for (int k = 0; st == QB_OK && k < plan->n_rules; k++) {
         const qb_plan_rule *r = &plan->rules[k];
@@ -167,13 +167,15 @@ qb_status qz_quantize_model(qb_ctx *ctx, const qz_args *q, const qb_method_spec 
     if (st == QB_OK) {
         cli_progress pr;
         cli_progress_start(&pr, spec ? qb_plan_method_name(spec->kind) : "quantize");
-        qb_plan_apply_opts ao = {.progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel, .allow_unmatched = true};
+        qb_plan_apply_opts ao = {.progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel, .allow_unmatched = true,
+                                 .imatrix = q->imp};
         st = qb_plan_apply(ctx, m, &eff, cal, &ao);
         cli_progress_end(&pr);
     }
     if (st == QB_OK) {
         qb_recipe rec;
         qb_recipe_from(&rec, &eff, cal);
+        qb_recipe_set_imatrix(&rec, q->imp);
         st = qb_export_gguf_recipe(ctx, m, q->pos[1], &rec, &cli_cancel);
     }
     if (st == QB_OK) note_conversions(m);

@@ -17,7 +17,7 @@ LLAMA=../peer/llama.cpp/build/bin
 head -c 6000 "$QB_DATA/calib-docs.txt" >"$TMP/text.txt"
 
 # tensors FILE: one line per tensor (name, shape, type, bytes, sha256), sorted
-tensors() { "$QB_BIN" info --sha256 "$1" | grep -E '^(blk|token_embd|output)' | sort; }
+tensors() { "$QB_BIN" info --sha256 "$1" | grep -E '^(blk|token_embd|output)[^ ]* +[0-9]' | sort; }
 
 # same_tensors NAME OURS THEIRS
 same_tensors() {
@@ -60,6 +60,11 @@ expect_fail "replay without --imatrix names the recorded file" \
 run quantize "$D" "$TMP/r.gguf" --plan "$TMP/a.gguf" --imatrix "$TMP/ours.dat" -t 2
 if [ "$rc" -eq 0 ]; then same_tensors "replay with the recorded imatrix: the same tensors" "$TMP/r.gguf" "$TMP/a.gguf"
 else not_ok "replay" "exit $rc: $err"; fi
+
+# the in-memory path (qb_plan_apply, as Lua and the workbench use it) writes the same tensors
+run quantize "$D" "$TMP/m.gguf" Q4_K_M --method rtn --imatrix "$TMP/ours.dat" -t 2
+if [ "$rc" -eq 0 ]; then same_tensors "in memory (--method rtn): the streaming path's tensors" "$TMP/m.gguf" "$TMP/a.gguf"
+else not_ok "in-memory quantize --imatrix" "exit $rc: $err"; fi
 
 if [ ! -x "$LLAMA/llama-quantize" ] || [ ! -x "$LLAMA/llama-imatrix" ]; then
     skip "byte identity with llama-quantize --imatrix" "$LLAMA/llama-quantize or llama-imatrix not built"

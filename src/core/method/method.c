@@ -46,6 +46,11 @@ bool qb_method_needs_calib(const qb_method *m) { return m->kind == QB_METHOD_GPT
 
 qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *name, bool pure, qb_plan *out)
 {
+    return qb_method_plan_im(ctx, m, name, pure, false, out);
+}
+
+qb_status qb_method_plan_im(qb_ctx *ctx, const qb_model *m, const char *name, bool pure, bool has_imatrix, qb_plan *out)
+{
     qb_plan_init(out);
     /* a format name first (every tensor that format), else a llama-quantize mix */
     qb_format one;
@@ -54,6 +59,7 @@ qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *name, bool 
         return qb_fail(ctx, QB_ERR_ARG, "'%s' is neither a format (q4_k, int4-g128-asym, ...) nor a quantization type "
                        "(Q4_K_M, ...)", name);
     qb_mix_state mix = qb_mix_state_for_model(m);
+    mix.has_imatrix = has_imatrix;
     for (int i = 0; i < m->n_tensors; i++) {
         const qb_tensor *t = &m->tensors[i];
         if (!qb_tensor_quantizable(t)) continue;
@@ -125,8 +131,9 @@ static qb_status with_tensor_name(qb_ctx *ctx, qb_status st, const qb_tensor *t)
     return qb_fail(ctx, st, "tensor %s: %s", t->name, why);
 }
 
-/* Stage t as values vals in format f (RTN of vals), or as f32 when f is NULL. */
-static qb_status stage_values(job *J, const qb_tensor *t, const qb_format *f, const float *vals)
+/* Stage t as values vals in format f (RTN of vals, weighted by w when not NULL), or as f32
+ * when f is NULL. */
+static qb_status stage_values(job *J, const qb_tensor *t, const qb_format *f, const float *vals, const float *w)
 {
     int64_t rows = qb_tensor_rows(t), n = t->ne[0];
     qb_format f32 = qb_format_ggml(QB_TYPE_F32);
@@ -136,7 +143,7 @@ static qb_status stage_values(job *J, const qb_tensor *t, const qb_format *f, co
     if (st != QB_OK) return with_tensor_name(J->ctx, st, t);
     void *buf = malloc(rb * (size_t)rows);
     if (!buf) return qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory quantizing %s", t->name);
-    st = qb_quantize_matrix(J->ctx, f, vals, rows, n, buf, cancel_flag(J));
+    st = qb_quantize_matrix_w(J->ctx, f, vals, rows, n, buf, w, cancel_flag(J));
     if (st != QB_OK) {
         free(buf);
         return with_tensor_name(J->ctx, st, t);
@@ -151,9 +158,14 @@ static qb_status rtn_tensor(job *J, const qb_tensor *t)
 {
     const qb_format *f = planned(J, t);
     if (!f) return QB_OK;
+    const float *w = NULL; /* the importance weights RTN only: other methods choose values themselves */
+    if (J->o && J->o->imatrix) {
+        qb_status st = qb_importance_lookup(J->ctx, J->o->imatrix, t->name, t->ne[0], 1, J->m->cfg.n_experts, &w, NULL);
+        if (st != QB_OK) return st;
+    }
     float *v = source_values(J, t);
     if (!v) return QB_ERR_NOMEM;
-    qb_status st = stage_values(J, t, f, v);
+    qb_status st = stage_values(J, t, f, v, w);
     free(v);
     if (st == QB_OK) progress(J);
     return st;
@@ -310,7 +322,7 @@ static qb_status awq_layer(job *J, int l)
         if (!f && J->full) {
             const qb_format *nf = qb_plan_lookup(J->full, all[i]->name);
             if (nf) {
-                st = stage_values(J, all[i], nf, vals[i]);
+                st = stage_values(J, all[i], nf, vals[i], NULL);
                 continue;
             }
         }
@@ -335,7 +347,7 @@ static qb_status awq_layer(job *J, int l)
             free(ones);
             if (st != QB_OK) break;
         }
-        st = stage_values(J, all[i], f, vals[i]);
+        st = stage_values(J, all[i], f, vals[i], NULL);
         if (st == QB_OK && f) progress(J);
     }
     for (int i = 0; i < 7; i++) free(vals[i]);

@@ -11,6 +11,7 @@
 
 #include "../model/model.h"
 #include "../quant/plan.h"
+#include "../quant/importance.h"
 #include "../calib/calib.h"
 #include "gptq.h"
 #include "awq.h"
@@ -39,6 +40,10 @@ bool qb_method_needs_calib(const qb_method *m);
  * else a llama-quantize file type ("Q4_K_M": its mix of types unless pure). *out is initialised here; caller
  * frees with qb_plan_free. */
 qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *type_or_format, bool pure, qb_plan *out);
+/* The same with llama-quantize's choices for a quantization with an importance matrix
+ * (has_imatrix: the mixes' qs.has_imatrix rules, ftype.h). */
+qb_status qb_method_plan_im(qb_ctx *ctx, const qb_model *m, const char *type_or_format, bool pure, bool has_imatrix,
+                            qb_plan *out);
 
 typedef struct {
     void (*progress)(void *ud, int done, int total); /* after each tensor, calling thread */
@@ -46,6 +51,10 @@ typedef struct {
     const volatile int *cancel;
     /* filled in when non-NULL: the α AWQ chose per layer and point ((n_layers, QB_OBS_COUNT)) */
     float *awq_alpha;
+    /* optional: importance weights for RTN's ggml types (llama-quantize --imatrix's bytes;
+     * quant/importance.h's rules: a tensor without an entry is quantized without, one of the
+     * wrong size is an error). GPTQ and AWQ choose their values themselves and ignore it. */
+    const qb_importance *imatrix;
 } qb_method_opts;
 
 /* Quantize every quantizable tensor the plan matches with method meth, calibration cal (may

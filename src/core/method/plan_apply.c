@@ -16,6 +16,7 @@ struct qb_apply_state {
     qb_method_spec *spec; /* (n_tensors) the method that made each tensor's representation */
     bool *known;          /* (n_tensors) false: made by something else, redo it */
     bool awq;             /* AWQ scales are folded into the model */
+    char imatrix[330];    /* the importance the tensors were made with (path and sha256), "" none */
 };
 
 qb_status qb_apply_state_new(qb_ctx *ctx, const qb_model *m, qb_apply_state **out)
@@ -75,6 +76,8 @@ typedef struct {
     qb_staged *stg;  /* (n_tensors) */
     int done, total;
     bool awq_staged;
+    bool imatrix_changed; /* the state's tensors were made with another importance (or none) */
+    char imatrix[330];    /* this call's importance: path and sha256, "" none */
 } apply_job;
 
 static const qb_method_spec RTN_SPEC = {QB_METHOD_RTN, 0, {0}};
@@ -102,6 +105,7 @@ static bool choose(apply_job *A)
             A->redo[i] = !S || !S->known[i] || !qb_format_equal(&r->fmt, &t->fmt) ||
                          !qb_method_spec_equal(&r->method, &S->spec[i]);
         }
+        if (A->imatrix_changed && A->rule[i] >= 0) A->redo[i] = true; /* weighted with another importance */
         if (A->redo[i] && A->rule[i] >= 0 && A->p->rules[A->rule[i]].method.kind == QB_METHOD_AWQ) awq_redo = true;
         else if (A->redo[i]) other_redo = true;
     }
@@ -152,7 +156,7 @@ static qb_status run_group(apply_job *A, const qb_method_spec *spec, const qb_ca
     if (st == QB_OK && sub.n_rules > 0) {
         qb_method meth;
         st = qb_method_from_spec(A->ctx, spec, &meth);
-        qb_method_opts mo = {A->o->progress, A->o->ud, A->o->cancel, NULL};
+        qb_method_opts mo = {A->o->progress, A->o->ud, A->o->cancel, NULL, A->o->imatrix};
         if (st == QB_OK) st = qb_method_stage(A->ctx, A->m, &sub, A->p, &meth, cal, &mo, A->stg, &A->done, A->total);
         if (st == QB_OK && spec->kind == QB_METHOD_AWQ) A->awq_staged = true;
     }
@@ -188,6 +192,7 @@ static void update_state(apply_job *A, bool rebuild)
         S->known[i] = true;
     }
     S->awq = A->awq_staged || (!rebuild && S->awq);
+    memcpy(S->imatrix, A->imatrix, sizeof S->imatrix);
 }
 
 qb_status qb_plan_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_calib *cal, qb_plan_apply_opts *o)
@@ -205,6 +210,8 @@ qb_status qb_plan_apply(qb_ctx *ctx, qb_model *m, const qb_plan *p, const qb_cal
                    .redo = calloc(n, sizeof *A.redo), .stg = calloc(n, sizeof *A.stg)};
     qb_status st = A.rule && A.redo && A.stg ? QB_OK : qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     bool rebuild = false;
+    if (o->imatrix) snprintf(A.imatrix, sizeof A.imatrix, "%s %s", o->imatrix->path ? o->imatrix->path : "", o->imatrix->sha256);
+    A.imatrix_changed = o->state && strcmp(o->state->imatrix, A.imatrix) != 0;
     if (st == QB_OK) {
         rebuild = choose(&A);
         for (int i = 0; i < m->n_tensors; i++) A.total += A.redo[i];

@@ -46,6 +46,10 @@ typedef struct {
      * tensor from its originals (its folds reach beyond its tensors). Updated on success. */
     qb_apply_state *state;
     int n_redone; /* out: tensors computed (and installed) by the call */
+    /* optional: importance weights for the RTN rules' ggml types (qb_method_opts.imatrix).
+     * With a state, tensors are redone when the importance they were made with changes
+     * (another imatrix, or none). */
+    const qb_importance *imatrix;
 } qb_plan_apply_opts;
 
 /* Apply plan p to m, taking calibration from cal where a rule's method needs it (it must come

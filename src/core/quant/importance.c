@@ -17,7 +17,7 @@ static bool expert_slice(const char *name, char *entry, size_t cap, int *expert)
 }
 
 qb_status qb_importance_lookup(qb_ctx *ctx, const qb_importance *imp, const char *name, int64_t n_cols,
-                               int64_t n_mat, const float **w, bool *missing)
+                               int64_t n_mat, int n_experts, const float **w, bool *missing)
 {
     *w = NULL;
     if (missing) *missing = false;
@@ -31,6 +31,7 @@ qb_status qb_importance_lookup(qb_ctx *ctx, const qb_importance *imp, const char
         if (missing) *missing = true;
         return QB_OK;
     }
+    if (expert >= 0) n_mat = n_experts;
     if (n_mat < 1) n_mat = 1;
     if (count != n_cols * n_mat || (expert >= 0 && expert >= n_mat)) {
         if (!strcmp(name, "token_embd.weight")) return QB_OK; /* llama-quantize: unweighted, no error */

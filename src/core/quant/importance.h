@@ -22,15 +22,15 @@ typedef struct qb_importance {
     const float *(*entry)(const void *src, const char *name, int64_t *count);
 } qb_importance;
 
-/* The weights of tensor `name` (rows of n_cols; n_mat matrices: 1, a GGUF expert tensor's
- * ne[2], or for our per-expert names "blk.N.ffn_X_exps.E.weight" the model's experts, whose
- * row E of llama.cpp's "blk.N.ffn_X_exps.weight" is taken) by the rules above: *w = n_mat ×
+/* The weights of tensor `name` (rows of n_cols; n_mat matrices: 1, or a GGUF expert tensor's
+ * ne[2]; our per-expert names "blk.N.ffn_X_exps.E.weight" take row E of llama.cpp's entry
+ * "blk.N.ffn_X_exps.weight", which must hold n_experts rows) by the rules above: *w = n_mat ×
  * n_cols values (one expert's n_cols for a per-expert name), or NULL with *missing = true
  * when imp has no entry (also when imp is NULL: then *missing is false), or NULL for a
  * token_embd.weight entry of the wrong size. Errors: QB_ERR_FORMAT for an entry of the wrong
  * size ("FILE: importance of blk.0.attn_q.weight has 1024 values; the tensor needs 512 (512
  * columns x 1 matrices)"). missing may be NULL. */
 qb_status qb_importance_lookup(qb_ctx *ctx, const qb_importance *imp, const char *name, int64_t n_cols,
-                               int64_t n_mat, const float **w, bool *missing);
+                               int64_t n_mat, int n_experts, const float **w, bool *missing);
 
 #endif

@@ -94,7 +94,7 @@ static qb_status importance(qb_ctx *ctx, const qb_quantize_opts *o, const qb_fty
                             const qb_format *fmt, const float **w, qb_quantize_result *res)
 {
     bool missing;
-    qb_status st = qb_importance_lookup(ctx, o->imatrix, t->name, t->ne[0], t->ne[2] * t->ne[3], w, &missing);
+    qb_status st = qb_importance_lookup(ctx, o->imatrix, t->name, t->ne[0], t->ne[2] * t->ne[3], 0, w, &missing);
     if (st != QB_OK) return st;
     if (missing) {
         res->n_no_importance++;
@@ -236,11 +236,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     qb_recipe_init(&rec, o->plan);
     snprintf(rec.info.type, sizeof rec.info.type, "%s", o->ftype ? o->ftype : "");
     rec.info.pure = o->pure;
-    if (o->imatrix) {
-        snprintf(rec.info.imatrix_file, sizeof rec.info.imatrix_file, "%s", o->imatrix->path ? o->imatrix->path : "");
-        rec.info.imatrix_bytes = o->imatrix->bytes;
-        snprintf(rec.info.imatrix_sha256, sizeof rec.info.imatrix_sha256, "%s", o->imatrix->sha256);
-    }
+    qb_recipe_set_imatrix(&rec, o->imatrix);
     if (!qb_recipe_put(w, &rec)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;

@@ -14,6 +14,17 @@ void qb_recipe_init(qb_recipe *r, const qb_plan *p)
     snprintf(r->info.version, sizeof r->info.version, "%s", QB_VERSION);
 }
 
+void qb_recipe_set_imatrix(qb_recipe *r, const qb_importance *imp)
+{
+    qb_recipe_info *i = &r->info;
+    i->imatrix_file[0] = i->imatrix_sha256[0] = 0;
+    i->imatrix_bytes = 0;
+    if (!imp) return;
+    snprintf(i->imatrix_file, sizeof i->imatrix_file, "%s", imp->path ? imp->path : "");
+    i->imatrix_bytes = imp->bytes;
+    snprintf(i->imatrix_sha256, sizeof i->imatrix_sha256, "%s", imp->sha256);
+}
+
 bool qb_recipe_put(qb_gguf_writer *w, const qb_recipe *r)
 {
     const qb_recipe_info *i = &r->info;

@@ -18,6 +18,7 @@
 #define QB_RECIPE_H
 
 #include "plan.h"
+#include "importance.h"
 #include "../util/gguf.h"
 #include "../util/gguf_write.h"
 
@@ -44,6 +45,8 @@ typedef struct {
 
 /* A recipe with plan p (may be NULL), this quantbench's version, nothing else. */
 void qb_recipe_init(qb_recipe *r, const qb_plan *p);
+/* Record the importance matrix imp (may be NULL: none) in r: its path, size, sha256. */
+void qb_recipe_set_imatrix(qb_recipe *r, const qb_importance *imp);
 /* Write r's keys (those it has) into w. False when out of memory. */
 bool qb_recipe_put(qb_gguf_writer *w, const qb_recipe *r);
 /* Read the recipe recorded in g (name is for messages): *plan (initialised here; caller frees
