@@ -29,6 +29,20 @@ qb_imatrix *lqb_check_imatrix(lua_State *L, int idx)
     return u->im;
 }
 
+const qb_importance *lqb_opt_importance(lua_State *L, int o, const char *fn, qb_importance *out)
+{
+    if (!o || lua_getfield(L, o, "imatrix") == LUA_TNIL) {
+        if (o) lua_pop(L, 1);
+        return NULL;
+    }
+    lqb_imatrix *u = luaL_testudata(L, -1, LQB_IMATRIX);
+    if (!u) luaL_error(L, "bad option 'imatrix' to '%s' (qb.imatrix expected, got %s)", fn, luaL_typename(L, -1));
+    if (!u->im) luaL_error(L, "bad option 'imatrix' to '%s' (imatrix is empty)", fn);
+    lua_pop(L, 1); /* the options table keeps it alive for the call */
+    if (qb_imatrix_importance(&lqb_host_of(L)->ctx, u->im, out) != QB_OK) lqb_fail(L, QB_ERR_FORMAT);
+    return out;
+}
+
 /* qb.imatrix(model, text_path [, opts]) */
 static int l_imatrix(lua_State *L)
 {

@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "core/quant/importance.h"
 #include "core/eval/eval.h"
 #include "core/quant/format.h"
 #include "core/quant/plan.h"
@@ -140,8 +141,13 @@ int lqb_kld_with_base(lua_State *L);
  * accuracy as llama-perplexity scores it. (lqb_tasks.c) */
 int lqb_model_tasks(lua_State *L);
 /* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
- * its parameters) for rules that name none, calib=, progress=. Raises on errors. (lqb_method.c) */
+ * its parameters) for rules that name none, calib=, imatrix=, progress=. Raises on errors.
+ * (lqb_method.c) */
 void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o);
+/* The option imatrix= of the options table at o (0: none), a qb.imatrix, as the quantizers
+ * take it, into *out; NULL when absent. Raises on another type, an empty imatrix or one whose
+ * importance is not finite. (lqb_imatrix.c) */
+const qb_importance *lqb_opt_importance(lua_State *L, int o, const char *fn, qb_importance *out);
 /* The method a table at idx names (field method = "gptq" or "gptq damp=0.1", and the method's
  * parameters as fields: damp=0.1, act_order=true, ...) into *out; false (out = RTN) when the
  * table names none. Raises on a bad name or parameter. (lqb_plan.c) */

@@ -186,9 +186,12 @@ void lqb_apply_plan(lua_State *L, qb_model *m, const qb_plan *p, int o)
         luaL_error(L, "method '%s' needs calibration: apply(plan, {method='%s', calib=qb.calibrate(model, text)})", name,
                    name);
     }
+    qb_importance imp;
+    const qb_importance *im = lqb_opt_importance(L, o, "apply", &imp);
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
-    qb_plan_apply_opts ao = {.progress = lqb_progress_cb, .ud = &pr, .cancel = lqb_cancel_ptr(L), .allow_unmatched = true};
+    qb_plan_apply_opts ao = {.progress = lqb_progress_cb, .ud = &pr, .cancel = lqb_cancel_ptr(L), .allow_unmatched = true,
+                             .imatrix = im};
     qb_status st = qb_plan_apply(&h->ctx, m, p, cal, &ao);
     lqb_progress_end(L, &pr, st);
 }

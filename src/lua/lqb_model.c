@@ -245,13 +245,24 @@ static int l_apply(lua_State *L)
     return 2;
 }
 
-/* model:apply_ftype("Q4_K_M" [, {pure=, progress=}]) */
+/* model:apply_ftype("Q4_K_M" [, {pure=, imatrix=, progress=}]): with an imatrix, the mix
+ * llama-quantize --imatrix chooses, applied by qb_plan_apply with the importance weights */
 static int l_apply_ftype(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
     const char *ft = luaL_checkstring(L, 2);
     int o = lqb_opt_table(L, 3);
     bool pure = lqb_opt_bool(L, o, "pure", false);
+    qb_importance imp;
+    if (lqb_opt_importance(L, o, "apply_ftype", &imp)) {
+        qb_plan *p = lua_newuserdatauv(L, sizeof *p, 0); /* collected with the stack on errors */
+        qb_plan_init(p);
+        luaL_setmetatable(L, LQB_PLAN);
+        if (qb_method_plan_im(&lqb_host_of(L)->ctx, m, ft, pure, true, p) != QB_OK) return lqb_fail(L, QB_ERR_ARG);
+        lqb_apply_plan(L, m, p, o);
+        lua_settop(L, 1);
+        return 1;
+    }
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "apply", o);
     qb_apply_opts ao = {lqb_progress_cb, &pr, lqb_cancel_ptr(L)};

@@ -66,6 +66,29 @@ run quantize "$D" "$TMP/m.gguf" Q4_K_M --method rtn --imatrix "$TMP/ours.dat" -t
 if [ "$rc" -eq 0 ]; then same_tensors "in memory (--method rtn): the streaming path's tensors" "$TMP/m.gguf" "$TMP/a.gguf"
 else not_ok "in-memory quantize --imatrix" "exit $rc: $err"; fi
 
+# Lua: m:apply_ftype(type, {imatrix=}) and m:apply(plan, {imatrix=}) give the same tensors
+cat >"$TMP/im.lua" <<EOF
+local m = qb.open("$D")
+local im = qb.load_imatrix("$TMP/ours.dat")
+m:apply_ftype("Q4_K_M", {imatrix = im})
+m:export_gguf("lua1.gguf")
+m:reset()
+m:apply(qb.plan{ {match = "*", format = "q4_k"} }, {imatrix = im, fallback = true})
+m:export_gguf("lua2.gguf")
+local ok, err = pcall(function() m:apply(qb.plan{ {match = "*", format = "q4_k"} }, {imatrix = "$TMP/ours.dat"}) end)
+print(ok, err)
+EOF
+run run --out "$TMP" "$TMP/im.lua"
+if [ "$rc" -eq 0 ]; then
+    same_tensors "Lua m:apply_ftype('Q4_K_M', {imatrix=qb.load_imatrix(...)}): the CLI's tensors" "$TMP/lua1.gguf" "$TMP/a.gguf"
+    lua_out=$out
+    run quantize "$D" "$TMP/pure.gguf" Q4_K_M --pure --imatrix "$TMP/ours.dat" -t 2
+    same_tensors "Lua m:apply(plan, {imatrix=}): quantize --pure's tensors" "$TMP/lua2.gguf" "$TMP/pure.gguf"
+    if printf '%s' "$lua_out" | grep -q "bad option 'imatrix' to 'apply' (qb.imatrix expected, got string)"; then
+        ok "Lua: imatrix= of the wrong type is an error naming the option"
+    else not_ok "Lua imatrix= type error" "$lua_out"; fi
+else not_ok "Lua with imatrix=" "exit $rc: $err"; fi
+
 if [ ! -x "$LLAMA/llama-quantize" ] || [ ! -x "$LLAMA/llama-imatrix" ]; then
     skip "byte identity with llama-quantize --imatrix" "$LLAMA/llama-quantize or llama-imatrix not built"
 else
