@@ -1,6 +1,7 @@
 /* commands.c — built-in `:` commands and the hand-off to Lua (commands.h). */
 #include "tui/controllers/commands.h"
 #include "tui/controllers/methods.h"
+#include "tui/controllers/planjob.h"
 #include "tui/controllers/plotfile.h"
 #include "tui/controllers/script.h"
 
@@ -15,6 +16,7 @@ static const tui_command_doc docs[] = {
     {"load PATH", "load a plan and apply it"},
     {"export PATH.gguf", "write the model at the plan as GGUF (job; temp file + rename)"},
     {"calib FILE [SAMPLES] [CTX]", "calibrate on a text (job; XᵀX kept for GPTQ/AWQ analyses and applies)"},
+    {"imatrix FILE | off", "importance matrix (.dat / GGUF) weighting applies of ggml types, as llama-quantize --imatrix"},
     {"act smoothquant [A] | int8 [T] | off", "W8A8 SmoothQuant (needs :calib) / LLM.int8 on every block matrix (job)"},
     {"gen [PROMPT]", "generate with the base and the plan side by side"},
     {"ppl [CHUNKS] [FILE]", "perplexity and KLD of the plan against the base (job)"},
@@ -89,7 +91,8 @@ void tui_command_run(tui_session *s, const char *line)
         if (sscanf(a, "%1023s %d %d", path, &samples, &ctx) < 1)
             tui_status(s, true, "calib: which text? (:calib FILE [SAMPLES] [CTX])");
         else tui_calibrate(s, path, samples, ctx);
-    } else if (!strcmp(cmd, "act")) tui_act(s, a);
+    } else if (!strcmp(cmd, "imatrix")) tui_imatrix(s, a);
+    else if (!strcmp(cmd, "act")) tui_act(s, a);
     else if (!strcmp(cmd, "gen")) tui_generate(s, a);
     else if (!strcmp(cmd, "ppl")) {
         char *end;

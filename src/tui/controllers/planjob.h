@@ -23,6 +23,13 @@ bool tui_plan_has_calib_rules(const tui_session *s);
 /* The first plan rule that matches no tensor, as "plan rule N 'PATTERN' matches no tensor" in
  * msg; false when every rule matches. */
 bool tui_plan_unmatched(const tui_session *s, char *msg, size_t cap);
+/* :imatrix FILE loads an importance matrix for the session (checked against the model; the
+ * apply job then weights RTN rules of ggml types with it, byte for byte llama-quantize
+ * --imatrix, and exports record it); :imatrix off drops it. Not while a job runs (it borrows
+ * the matrix). Says what happened on the status line. */
+void tui_imatrix(tui_session *s, const char *arg);
+/* Free the session's importance matrix (a new model, the end). */
+void tui_imatrix_drop(tui_session *s);
 /* Start the job that brings the model to the plan (tasks.h's one long job). */
 bool tui_plan_run(tui_session *s);
 

@@ -7,6 +7,7 @@
 #include "tui/controllers/analysis.h"
 #include "tui/controllers/script.h"
 #include "tui/controllers/tasks.h"
+#include "tui/controllers/planjob.h"
 #include "core/method/plan_apply.h"
 
 #include <ctype.h>
@@ -80,6 +81,7 @@ static qb_status adopt(tui_session *s, qb_model *m)
     qb_apply_state_free(s->apply_state);
     s->apply_state = as; /* every tensor as loaded */
     s->act_desc[0] = 0;
+    tui_imatrix_drop(s); /* it was made for the old model */
     qb_calib_free(s->calib); /* it was run on the old model */
     s->calib = NULL;
     s->calib_desc[0] = 0;
@@ -159,6 +161,7 @@ void tui_session_free(tui_session *s)
     free(s->tstate);
     qb_apply_state_free(s->apply_state);
     qb_calib_free(s->calib);
+    tui_imatrix_drop(s);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);
 }

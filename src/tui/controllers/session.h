@@ -8,6 +8,7 @@
 
 #include "core/eval/eval.h"
 #include "core/calib/calib.h"
+#include "core/quant/importance.h"
 #include "core/jobs/job.h"
 #include "core/model/model.h"
 #include "core/quant/apply.h"
@@ -98,6 +99,11 @@ typedef struct tui_session {
     /* calibration (:calib): every capture point with XᵀX, kept for GPTQ/AWQ; NULL = none */
     qb_calib *calib;
     char calib_desc[200];   /* "calib-docs.txt, 8 × 128 tokens" */
+    /* importance matrix (:imatrix FILE): weights RTN applies of ggml types as llama-quantize
+     * --imatrix does; NULL = none. importance borrows imatrix. */
+    struct qb_imatrix *imatrix;
+    qb_importance importance;
+    char imatrix_desc[200]; /* "docs.dat, 42 entries" */
 
     /* plan */
     qb_plan plan;

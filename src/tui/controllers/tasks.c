@@ -432,6 +432,7 @@ bool tui_export(tui_session *s, const char *path)
     free(text);
     a->m = s->m;
     qb_recipe_from(&a->recipe, &a->plan, tui_plan_has_calib_rules(s) ? s->calib : NULL);
+    qb_recipe_set_imatrix(&a->recipe, s->imatrix ? &s->importance : NULL); /* copied: the job may outlive it */
     snprintf(a->path, sizeof a->path, "%s", path);
     tui_status(s, false, "exporting to %s", path);
     return tui_task_start(s, JOB_EXPORT, "export", export_run, a, export_free);

@@ -45,6 +45,7 @@ void tui_title_draw(WINDOW *win, const tui_session *s)
     wprintw(win, "\u2500 %s (%.1fM params) \u2500 plan: %.2f bpw, %s (F16 %s)%s", m->name[0] ? m->name : m->path,
             qb_model_params(m) / 1e6, s->size.bpw, tui_bytes((double)s->size.bytes, a, sizeof a),
             tui_bytes((double)s->size.bytes_f16, b, sizeof b), s->present ? " \u2500 presentation" : "");
+    if (s->imatrix) wprintw(win, " \u2500 imatrix %s", s->imatrix_desc);
     job_bar(win, s, W);
     wnoutrefresh(win);
 }
