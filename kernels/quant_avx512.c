@@ -255,9 +255,9 @@ AI __m512i iq4_index16(__m512 v, __m512 book, __m512 *value)
 
 AI __m512 iq4_book(void) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qb_iq4nl_values))); }
 
-/* qb_iq4nl_group_scale with the sixteen candidates in the lanes of one register (lane 0: the
- * start, lane 8 + t: t = -7..7), each summed element by element as the reference does. */
-static float iq4_scale_avx512(const float *x)
+/* qb_iq4nl_group_scale_w_ref with the sixteen candidates in the lanes of one register (lane
+ * 0: the start, lane 8 + t: t = -7..7), each summed element by element as the reference does. */
+float qb_iq4_scale_w_avx512(const float *x, const float *w)
 {
     float amax = 0.0f, max = 0.0f; /* the element of largest magnitude, the first on ties */
     for (int j = 0; j < QB_QK32; j++) {
@@ -274,8 +274,8 @@ static float iq4_scale_avx512(const float *x)
     const __m512 book = iq4_book(), vid = _mm512_loadu_ps(id);
     __m512 sqx = _mm512_setzero_ps(), sq2 = sqx;
     for (int j = 0; j < QB_QK32; j += 2) { /* two elements' look-ups overlap; sums stay in order */
-        const __m512 x0 = _mm512_set1_ps(x[j]), w0 = _mm512_set1_ps(x[j] * x[j]);
-        const __m512 x1 = _mm512_set1_ps(x[j + 1]), w1 = _mm512_set1_ps(x[j + 1] * x[j + 1]);
+        const __m512 x0 = _mm512_set1_ps(x[j]), w0 = _mm512_set1_ps(w[j]);
+        const __m512 x1 = _mm512_set1_ps(x[j + 1]), w1 = _mm512_set1_ps(w[j + 1]);
         __m512 q0, q1;
         iq4_index16(_mm512_mul_ps(vid, x0), book, &q0);
         iq4_index16(_mm512_mul_ps(vid, x1), book, &q1);
@@ -298,8 +298,16 @@ static float iq4_scale_avx512(const float *x)
     return d;
 }
 
+/* qb_iq4nl_group_scale's figures: the weighted search with w = x². */
+static float iq4_scale_avx512(const float *x)
+{
+    float w[QB_QK32];
+    for (int j = 0; j < QB_QK32; j++) w[j] = x[j] * x[j];
+    return qb_iq4_scale_w_avx512(x, w);
+}
+
 /* qb_iq4_code_fn: the 32 codes in two registers. */
-static void iq4_codes_avx512(const float *x, float id, uint8_t qs[16])
+void qb_iq4_codes_avx512(const float *x, float id, uint8_t qs[16])
 {
     const __m512 book = iq4_book(), vid = _mm512_set1_ps(id);
     const __m512i lo = iq4_index16(_mm512_mul_ps(vid, _mm512_loadu_ps(x)), book, NULL);
@@ -314,11 +322,11 @@ bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
     if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
     if (type == QB_TYPE_IQ4_NL && n >= 0 && n % QB_QK32 == 0) {
-        qb_quant_iq4_nl_with(src, dst, n / QB_QK32, iq4_scale_avx512, iq4_codes_avx512);
+        qb_quant_iq4_nl_with(src, dst, n / QB_QK32, iq4_scale_avx512, qb_iq4_codes_avx512);
         return true;
     }
     if (type == QB_TYPE_IQ4_XS && n >= 0 && n % QB_QK_K == 0) {
-        qb_quant_iq4_xs_with(src, dst, n / QB_QK_K, iq4_scale_avx512, iq4_codes_avx512);
+        qb_quant_iq4_xs_with(src, dst, n / QB_QK_K, iq4_scale_avx512, qb_iq4_codes_avx512);
         return true;
     }
     if (n >= 0 && (type == QB_TYPE_F16 || type == QB_TYPE_BF16)) {

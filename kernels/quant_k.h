@@ -82,6 +82,10 @@ void qb_kfit_sw_ref(int nsub, int n, int nmax, const float *x, const float *w, i
 typedef float (*qb_iq4_scale_w_fn)(const float *x, const float *w);
 float qb_iq4nl_group_scale_w_ref(const float *x, const float *w);
 
+/* AVX-512 pieces (quant_avx512.c) the weighted quantizer of quant_kquants_avx512.c uses. */
+float qb_iq4_scale_w_avx512(const float *x, const float *w);
+void qb_iq4_codes_avx512(const float *x, float id, uint8_t qs[16]);
+
 /* The searches a weighted quantizer runs (scalar or vector versions, same figures). */
 typedef struct {
     qb_kfit_fn fit;          /* affine: Q2_K, Q4_K, Q5_K sub-blocks, Q4_1, Q5_1 blocks */

@@ -355,7 +355,7 @@ static inline __m256 iq4_value8(__m256 v, __m256 book_lo, __m256 book_hi)
     return _mm256_blendv_ps(q, _mm256_set1_ps(iq4_book[15]), top);
 }
 
-static float iq4_scale_avx2(const float *x)
+static float iq4_scale_w_avx2(const float *x, const float *w)
 {
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < QB_QK32; j++) {
@@ -373,10 +373,10 @@ static float iq4_scale_avx2(const float *x)
     const __m256 id0 = _mm256_loadu_ps(id), id1 = _mm256_loadu_ps(id + 8);
     __m256 sqx0 = _mm256_setzero_ps(), sq20 = sqx0, sqx1 = sqx0, sq21 = sqx0;
     for (int j = 0; j < QB_QK32; j++) {
-        const __m256 xj = _mm256_set1_ps(x[j]), w = _mm256_set1_ps(x[j] * x[j]);
+        const __m256 xj = _mm256_set1_ps(x[j]), wj = _mm256_set1_ps(w[j]);
         const __m256 q0 = iq4_value8(_mm256_mul_ps(id0, xj), book_lo, book_hi);
         const __m256 q1 = iq4_value8(_mm256_mul_ps(id1, xj), book_lo, book_hi);
-        const __m256 wq0 = _mm256_mul_ps(w, q0), wq1 = _mm256_mul_ps(w, q1);
+        const __m256 wq0 = _mm256_mul_ps(wj, q0), wq1 = _mm256_mul_ps(wj, q1);
         sqx0 = _mm256_add_ps(sqx0, _mm256_mul_ps(wq0, xj));
         sqx1 = _mm256_add_ps(sqx1, _mm256_mul_ps(wq1, xj));
         sq20 = _mm256_add_ps(sq20, _mm256_mul_ps(wq0, q0));
@@ -395,6 +395,14 @@ static float iq4_scale_avx2(const float *x)
         }
     }
     return d;
+}
+
+/* qb_iq4nl_group_scale's figures: the weighted search with w = x². */
+static float iq4_scale_avx2(const float *x)
+{
+    float w[QB_QK32];
+    for (int j = 0; j < QB_QK32; j++) w[j] = x[j] * x[j];
+    return iq4_scale_w_avx2(x, w);
 }
 
 /* ---- the row quantizer ------------------------------------------------------------------------ */
@@ -421,6 +429,87 @@ bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
     return true;
 }
 
+/* ---- weighted symmetric fits (make_qx_quants with importance) ----------------------------------- */
+
+/* qb_kfit_sw_fn for k <= 8 sub-blocks of n (16 or 32) values, one per lane: the reference's
+ * candidates in its order (k = 0, then -9..-1, 1..9), sums element by element, acceptance per
+ * lane; rounding by the 1.5·2^23 trick in integers (the reference's bits for every input). */
+static void fit_sw8(int k, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales)
+{
+    float xt[32][8] = {{0}}, wt[32][8] = {{0}};
+    for (int s = 0; s < k; s++)
+        for (int i = 0; i < n; i++) {
+            xt[i][s] = x[n * s + i];
+            wt[i][s] = w[n * s + i];
+        }
+    __m256 X[32], W[32], WX[32];
+    __m256 am = _mm256_setzero_ps(), mx = am;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < n; i++) {
+        X[i] = _mm256_loadu_ps(xt[i]);
+        W[i] = _mm256_loadu_ps(wt[i]);
+        WX[i] = _mm256_mul_ps(W[i], X[i]);
+        const __m256 a = _mm256_andnot_ps(sign, X[i]);
+        const __m256 gt = _mm256_cmp_ps(a, am, _CMP_GT_OQ);
+        am = _mm256_blendv_ps(am, a, gt);
+        mx = _mm256_blendv_ps(mx, X[i], gt);
+    }
+    const __m256 empty = _mm256_cmp_ps(am, _mm256_set1_ps(GROUP_EPS), _CMP_LT_OQ);
+    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), half = _mm256_set1_epi32(0x00400000);
+    const __m256 rc = _mm256_set1_ps(ROUND_C), zero = _mm256_setzero_ps();
+    __m256 scale = zero, best = zero, win = zero;
+    for (int c = 0; c < 19; c++) {
+        const int is = c == 0 ? 0 : c <= 9 ? c - 10 : c - 9; /* 0, -9..-1, 1..9 */
+        const __m256 isc = _mm256_div_ps(_mm256_set1_ps(-((float)nmax + 0.1f * (float)is)), mx);
+        __m256 slx = zero, sl2 = zero;
+        for (int i = 0; i < n; i++) {
+            const __m256i t = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(isc, X[i]), rc));
+            __m256i l = _mm256_sub_epi32(_mm256_and_si256(t, mant), half);
+            l = _mm256_max_epi32(_mm256_min_epi32(l, hi), lo);
+            const __m256 lf = _mm256_cvtepi32_ps(l);
+            slx = _mm256_add_ps(slx, _mm256_mul_ps(WX[i], lf));
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+        }
+        if (c == 0) {
+            const __m256 nz = _mm256_cmp_ps(sl2, zero, _CMP_NEQ_UQ);
+            scale = _mm256_and_ps(nz, _mm256_div_ps(slx, sl2));
+            best = _mm256_mul_ps(scale, slx);
+            win = isc;
+        } else {
+            const __m256 acc = _mm256_and_ps(_mm256_cmp_ps(sl2, zero, _CMP_GT_OQ),
+                                             _mm256_cmp_ps(_mm256_mul_ps(slx, slx), _mm256_mul_ps(best, sl2), _CMP_GT_OQ));
+            const __m256 ns = _mm256_div_ps(slx, sl2);
+            scale = _mm256_blendv_ps(scale, ns, acc);
+            best = _mm256_blendv_ps(best, _mm256_mul_ps(ns, slx), acc);
+            win = _mm256_blendv_ps(win, isc, acc);
+        }
+    }
+    int32_t codes[32][8];
+    for (int i = 0; i < n; i++) {
+        const __m256i t = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(win, X[i]), rc));
+        __m256i l = _mm256_sub_epi32(_mm256_and_si256(t, mant), half);
+        l = _mm256_add_epi32(_mm256_max_epi32(_mm256_min_epi32(l, hi), lo), _mm256_set1_epi32(nmax));
+        _mm256_storeu_si256((__m256i *)codes[i], _mm256_andnot_si256(_mm256_castps_si256(empty), l));
+    }
+    float sc[8];
+    _mm256_storeu_ps(sc, _mm256_andnot_ps(empty, scale));
+    for (int s = 0; s < k; s++) {
+        scales[s] = sc[s];
+        for (int i = 0; i < n; i++) L[n * s + i] = (int8_t)codes[i][s];
+    }
+}
+
+/* qb_kfit_sw_fn: sets of 8 sub-blocks; other lengths than 16 and 32 go to the reference. */
+static void kfit_sw_avx2(int nsub, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales)
+{
+    if (n != 16 && n != 32) {
+        qb_kfit_sw_ref(nsub, n, nmax, x, w, L, scales);
+        return;
+    }
+    for (int s = 0; s < nsub; s += 8) fit_sw8(nsub - s < 8 ? nsub - s : 8, n, nmax, x + n * s, w + n * s, L + n * s, scales + s);
+}
+
 /* ---- with importance weights ------------------------------------------------------------------ */
 
 /* Contract (kernels.h): qb_quant_row_w_ref's bytes, the affine searches and final codes in
@@ -429,9 +518,9 @@ bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const
 {
     static const qb_wquant_pieces pieces = {
         .fit = kfit_avx2,
-        .fit_sw = qb_kfit_sw_ref,
+        .fit_sw = kfit_sw_avx2,
         .code = kcode_avx2,
-        .iq4_scale = qb_iq4nl_group_scale_w_ref,
+        .iq4_scale = iq4_scale_w_avx2,
         .iq4_codes = qb_iq4nl_codes_ref,
     };
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx2(type, src, dst, n);

@@ -432,6 +432,88 @@ bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb)
     }
 }
 
+
+/* ---- weighted symmetric fits (make_qx_quants with importance) ----------------------------------- */
+
+/* qb_kfit_sw_fn for k <= 16 sub-blocks of n (16 or 32) values, one per lane: every lane runs
+ * the reference's candidates in its order (the start k = 0, then -9..-1, 1..9), its sums
+ * accumulated element by element, acceptance per lane. Codes are rounded by the reference's
+ * 1.5·2^23 trick done in integers (its very bits for every input, NaN and huge values
+ * included), so no lane needs the scalar path. */
+static void fit_sw16(int k, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales)
+{
+    const __mmask16 live = k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << k) - 1);
+    const __m512i off = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(n));
+    __m512 X[32], W[32], WX[32];
+    __m512 am = _mm512_setzero_ps(), mx = am;
+    for (int i = 0; i < n; i++) {
+        const __m512i oi = _mm512_add_epi32(off, _mm512_set1_epi32(i));
+        X[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, oi, x, 4);
+        W[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, oi, w, 4);
+        WX[i] = _mm512_mul_ps(W[i], X[i]);
+        const __m512 a = _mm512_abs_ps(X[i]);
+        const __mmask16 gt = _mm512_cmp_ps_mask(a, am, _CMP_GT_OQ);
+        am = _mm512_mask_mov_ps(am, gt, a);
+        mx = _mm512_mask_mov_ps(mx, gt, X[i]);
+    }
+    const __mmask16 empty = _mm512_cmp_ps_mask(am, _mm512_set1_ps(GROUP_EPS), _CMP_LT_OQ);
+    const __m512i lo = _mm512_set1_epi32(-nmax), hi = _mm512_set1_epi32(nmax - 1);
+    const __m512i mant = _mm512_set1_epi32(0x007fffff), half = _mm512_set1_epi32(0x00400000);
+    const __m512 rc = _mm512_set1_ps(ROUND_C);
+    __m512 scale = _mm512_setzero_ps(), best = scale, win = scale;
+    for (int c = 0; c < 19; c++) {
+        const int is = c == 0 ? 0 : c <= 9 ? c - 10 : c - 9; /* 0, -9..-1, 1..9 */
+        const __m512 isc = _mm512_div_ps(_mm512_set1_ps(-((float)nmax + 0.1f * (float)is)), mx);
+        __m512 slx = _mm512_setzero_ps(), sl2 = slx;
+        for (int i = 0; i < n; i++) {
+            const __m512i t = _mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(isc, X[i]), rc));
+            __m512i l = _mm512_sub_epi32(_mm512_and_si512(t, mant), half);
+            l = _mm512_max_epi32(_mm512_min_epi32(l, hi), lo);
+            const __m512 lf = _mm512_cvtepi32_ps(l);
+            slx = _mm512_add_ps(slx, _mm512_mul_ps(WX[i], lf));
+            sl2 = _mm512_add_ps(sl2, _mm512_mul_ps(_mm512_mul_ps(W[i], lf), lf));
+        }
+        if (c == 0) {
+            const __mmask16 nz = _mm512_cmp_ps_mask(sl2, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            scale = _mm512_maskz_div_ps(nz, slx, sl2);
+            best = _mm512_mul_ps(scale, slx);
+            win = isc;
+        } else {
+            const __mmask16 acc = _mm512_cmp_ps_mask(sl2, _mm512_setzero_ps(), _CMP_GT_OQ) &
+                                  _mm512_cmp_ps_mask(_mm512_mul_ps(slx, slx), _mm512_mul_ps(best, sl2), _CMP_GT_OQ);
+            const __m512 ns = _mm512_div_ps(slx, sl2);
+            scale = _mm512_mask_mov_ps(scale, acc, ns);
+            best = _mm512_mask_mov_ps(best, acc, _mm512_mul_ps(ns, slx));
+            win = _mm512_mask_mov_ps(win, acc, isc);
+        }
+    }
+    int32_t codes[32][16];
+    for (int i = 0; i < n; i++) {
+        const __m512i t = _mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(win, X[i]), rc));
+        __m512i l = _mm512_sub_epi32(_mm512_and_si512(t, mant), half);
+        l = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(l, hi), lo), _mm512_set1_epi32(nmax));
+        _mm512_storeu_si512(codes[i], _mm512_maskz_mov_epi32((__mmask16)~empty, l));
+    }
+    float sc[16];
+    _mm512_storeu_ps(sc, _mm512_maskz_mov_ps((__mmask16)~empty, scale));
+    for (int s = 0; s < k; s++) {
+        scales[s] = sc[s];
+        for (int i = 0; i < n; i++) L[n * s + i] = (int8_t)codes[i][s];
+    }
+}
+
+/* qb_kfit_sw_fn: sets of 16 sub-blocks; other lengths than 16 and 32 go to the reference. */
+static void kfit_sw_avx512(int nsub, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales)
+{
+    if (n != 16 && n != 32) {
+        qb_kfit_sw_ref(nsub, n, nmax, x, w, L, scales);
+        return;
+    }
+    for (int s = 0; s < nsub; s += 16)
+        fit_sw16(nsub - s < 16 ? nsub - s : 16, n, nmax, x + n * s, w + n * s, L + n * s, scales + s);
+}
+
 /* ---- with importance weights ------------------------------------------------------------------ */
 
 /* Contract (kernels.h): qb_quant_row_w_ref's bytes, the affine searches and final codes in
@@ -440,10 +522,10 @@ bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, con
 {
     static const qb_wquant_pieces pieces = {
         .fit = kfit_avx512,
-        .fit_sw = qb_kfit_sw_ref,
+        .fit_sw = kfit_sw_avx512,
         .code = kcode_avx512,
-        .iq4_scale = qb_iq4nl_group_scale_w_ref,
-        .iq4_codes = qb_iq4nl_codes_ref,
+        .iq4_scale = qb_iq4_scale_w_avx512,
+        .iq4_codes = qb_iq4_codes_avx512,
     };
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx512(type, src, dst, n);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);

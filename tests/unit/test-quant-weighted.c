@@ -4,7 +4,8 @@
  * blocks, values below ggml's 1e-15 floor) with random importance (uniform, heavy-tailed,
  * zero columns and zero blocks) at several row lengths, for every type ggml weights and those
  * it ignores weights for (Q8_0, F16); every vector table (AVX2, AVX-512) against the
- * reference at awkward numbers of blocks per row; a NULL weight pointer is the plain path.
+ * reference at awkward numbers of blocks per row, rows with inf, NaN and huge values too; a
+ * NULL weight pointer is the plain path.
  *
  * llama.cpp is not part of this project: its libggml-base.so is opened at run time from
  * $QB_GGML_LIB (default ../peer/llama.cpp/build/bin/libggml-base.so); the comparison with it
@@ -34,8 +35,10 @@ static float gauss(uint64_t *s)
     return sqrtf(-2.f * logf(u)) * cosf(6.2831853f * v);
 }
 
-/* Row r of a test matrix: a kind chosen by r, values of magnitude 10^(-6..3). */
-static void make_row(uint64_t *s, int r, float *x, int64_t n)
+/* Row r of a test matrix: a kind chosen by r, values of magnitude 10^(-6..3); with nasty,
+ * kind 7 holds an inf, a NaN and huge values (the vector searches must give the reference's
+ * bytes even there; ggml's own asserts forbid such rows, so they are not compared with it). */
+static void make_row_k(uint64_t *s, int r, float *x, int64_t n, bool nasty)
 {
     const float scale = powf(10.f, -6.f + 9.f * uni(s));
     for (int64_t j = 0; j < n; j++) x[j] = scale * gauss(s);
@@ -60,9 +63,17 @@ static void make_row(uint64_t *s, int r, float *x, int64_t n)
     case 6: /* uniform, heavy in the code tails */
         for (int64_t j = 0; j < n; j++) x[j] = scale * (2.f * uni(s) - 1.f);
         break;
+    case 7:
+        if (!nasty) break;
+        x[rng_next(s) % (uint64_t)n] = INFINITY;
+        x[rng_next(s) % (uint64_t)n] = NAN;
+        for (int k = 0; k < 4; k++) x[rng_next(s) % (uint64_t)n] = (k & 1 ? -1e30f : 3e37f) * uni(s);
+        break;
     default: break;
     }
 }
+
+static void make_row(uint64_t *s, int r, float *x, int64_t n) { make_row_k(s, r, x, n, false); }
 
 /* Importance of n columns, kind by seed: uniform, heavy-tailed, with zero columns and a zero
  * block of 32 (and one all-zero importance row). */
@@ -223,7 +234,7 @@ static void test_simd_matches_reference(void **state)
                 uint8_t *want = malloc(rb), *got = malloc(rb);
                 assert_true(x && w && want && got);
                 for (int r = 0; r < 8; r++) {
-                    make_row(&s, r, x, n);
+                    make_row_k(&s, r, x, n, true);
                     make_importance(&s, r + (int)b, w, n);
                     assert_true(qb_quant_row_w_ref(type, x, want, n, w));
                     assert_true(k->quant_row_w(type, x, got, n, w));
