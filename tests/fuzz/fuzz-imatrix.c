@@ -3,8 +3,11 @@
  * inputs it accepts, what trusts its result: every entry's lookups by name (llama.cpp's and our
  * per-expert names), a comparison with itself, and a write and re-read: an accepted .dat
  * written back as .dat must be the input byte for byte, and any accepted file written as GGUF
- * must read back with the same entries. Built and run by scripts/fuzz.sh. */
+ * must read back with the same entries; and the quantizers' view of it (qb_imatrix_importance:
+ * every value finite, or an error) with each entry's importance weighting a Q4_K / Q4_0 row.
+ * Built and run by scripts/fuzz.sh. */
 #include "core/calib/imatrix.h"
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,36 @@ static void check_entries(const qb_imatrix *im)
     free(d.entry_rel);
 }
 
+/* The importance as quantize --imatrix takes it: lookups by llama-quantize's rules, and rows
+ * quantized with each entry's weights (finite by then, any magnitude). */
+static void check_importance(qb_ctx *ctx, qb_imatrix *im)
+{
+    char *path = im->path; /* from memory: no file to digest */
+    im->path = NULL;
+    qb_importance imp;
+    qb_status st = qb_imatrix_importance(ctx, im, &imp);
+    im->path = path;
+    if (st != QB_OK) {
+        if (!qb_ctx_errmsg(ctx)[0] || strchr(qb_ctx_errmsg(ctx), '\n')) __builtin_trap();
+        return;
+    }
+    for (int i = 0; i < im->n_entries && i < 8; i++) {
+        const qb_imatrix_entry *e = &im->entries[i];
+        const float *w = NULL;
+        if (qb_importance_lookup(ctx, &imp, e->name, e->n_cols, e->n_mat, 0, &w, NULL) != QB_OK || !w) __builtin_trap();
+        const int64_t n = e->n_cols;
+        const int type = n % 256 == 0 ? QB_TYPE_Q4_K : n % 32 == 0 ? QB_TYPE_Q4_0 : -1;
+        if (type < 0 || n > 4096) continue;
+        float *x = malloc((size_t)n * sizeof *x);
+        uint8_t *y = malloc((size_t)n * 2);
+        if (!x || !y) abort();
+        for (int64_t j = 0; j < n; j++) x[j] = (float)((j * 7919) % 257) - 128.f;
+        if (!qb_kernels()->quant_row_w(type, x, y, n, w)) __builtin_trap();
+        free(x);
+        free(y);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     qb_ctx ctx;
@@ -62,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_entries(im);
+    check_importance(&ctx, im);
     if (im->legacy && qb_imatrix_save(&ctx, im, dat_path, QB_IMATRIX_DAT, NULL) == QB_OK) {
         FILE *f = fopen(dat_path, "rb");
         if (!f) abort();
