@@ -91,19 +91,13 @@ static qb_status choose(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *
 /* The importance of tensor t (quantized to *fmt) by llama-quantize's rules (importance.h),
  * counted in res; a Q2_K tensor of Q2_K_S must have one (llama-quantize refuses it without). */
 static qb_status importance(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *ft, const qb_gguf_tensor *t,
-                            const qb_format *fmt, const float **w, qb_quantize_result *res)
+                            const qb_format *fmt, const float **w, bool *no_imp, qb_quantize_result *res)
 {
     bool missing;
     qb_status st = qb_importance_lookup(ctx, o->imatrix, t->name, t->ne[0], t->ne[2] * t->ne[3], 0, w, &missing);
     if (st != QB_OK) return st;
-    if (missing) {
-        res->n_no_importance++;
-        if (o->note) {
-            char line[300];
-            snprintf(line, sizeof line, "%s: no importance for %s: quantized without", o->imatrix->path, t->name);
-            o->note(o->ud, line);
-        }
-    }
+    *no_imp = missing;
+    if (missing) res->n_no_importance++; /* noted once every tensor's choice succeeded */
     if (*w && qb_quant_weighted(fmt->type)) res->n_weighted++;
     if (!*w && ft && !strcmp(ft->name, "Q2_K_S") && fmt->kind == QB_FMT_GGML && fmt->type == QB_TYPE_Q2_K &&
         strcmp(t->name, "token_embd.weight"))
@@ -119,6 +113,7 @@ typedef struct {
     const qb_quantize_opts *o;
     qb_format *fmt;     /* (n_tensors) chosen format of each tensor */
     const float **imp;  /* (n_tensors) importance (ne[2] x ne[0]) or NULL */
+    bool *no_imp;       /* (n_tensors) an imatrix was given without an entry for it */
     int *tensor_of;     /* (lazy index) -> tensor index */
     float *f32;         /* reused source buffer */
     size_t f32_cap;
@@ -174,7 +169,8 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
     j.fmt = calloc(nt, sizeof *j.fmt);
     j.tensor_of = calloc(nt, sizeof *j.tensor_of);
     j.imp = calloc(nt, sizeof *j.imp);
-    if (!w || !j.fmt || !j.tensor_of || !j.imp) {
+    j.no_imp = calloc(nt, sizeof *j.no_imp);
+    if (!w || !j.fmt || !j.tensor_of || !j.imp || !j.no_imp) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -215,7 +211,7 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
                              qb_type_get(t->type)->name);
                 break;
             }
-            if ((st = importance(ctx, o, ft, t, &j.fmt[i], &j.imp[i], res)) != QB_OK) break;
+            if ((st = importance(ctx, o, ft, t, &j.fmt[i], &j.imp[i], &j.no_imp[i], res)) != QB_OK) break;
             j.tensor_of[j.total] = (int)i;
             ok = qb_gguf_add_tensor_lazy(w, t->name, j.fmt[i].type, t->n_dims, t->ne, produce, &j, j.total);
             j.total++;
@@ -227,6 +223,13 @@ qb_status qb_quantize_gguf(qb_ctx *ctx, const char *in_path, const char *out_pat
             break;
         }
         res->n_tensors++;
+    }
+    for (int k = 0; st == QB_OK && o->imatrix && o->note && k < j.total; k++) {
+        const qb_gguf_tensor *t = &g->tensors[j.tensor_of[k]];
+        if (j.imp[j.tensor_of[k]] || !j.no_imp[j.tensor_of[k]]) continue;
+        char line[300];
+        snprintf(line, sizeof line, "%s: no importance for %s: quantized without", o->imatrix->path, t->name);
+        o->note(o->ud, line);
     }
     free(order);
     if (st != QB_OK) goto done;
@@ -250,6 +253,7 @@ done:
     free(j.fmt);
     free(j.tensor_of);
     free(j.imp);
+    free(j.no_imp);
     qb_gguf_writer_free(w);
     qb_gguf_close(g);
     return st;

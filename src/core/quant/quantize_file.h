@@ -17,7 +17,8 @@ typedef struct {
     /* optional: importance weights for the quantizers (llama-quantize --imatrix; importance.h
      * gives its rules); the mix's has_imatrix choices follow, and the recipe records the file */
     const qb_importance *imatrix;
-    /* optional: informational lines (a tensor without an importance entry), calling thread */
+    /* optional: informational lines (a tensor without an importance entry), calling thread,
+     * once every tensor's type and importance are settled (an error comes alone) */
     void (*note)(void *ud, const char *line);
 } qb_quantize_opts;
 
