@@ -188,4 +188,71 @@ void qb_quant_iq4_xs_ref(const float *x, qb_block_iq4_xs *y, int64_t nb);
 int qb_iq4nl_index(float v);
 float qb_iq4nl_group_scale(const float *x);
 
+/* ---- ternary (TQ1_0, TQ2_0) and 3-bit i-quants (IQ3_XXS, IQ3_S): super-blocks of 256 ---- */
+
+/* TQ1_0: x = d * (t - 1), t a trit in 0..2. Five trits per byte of qs, four per byte of qh,
+ * stored as the byte ceil(v * 256 / 243) of their base-3 number v (first trit most
+ * significant; qh's four trits are followed by a zero trit): trit k of byte b is
+ * ((uint8_t)(b * 3^k) * 3) >> 8. Elements: qs[0..31] give e = 32k + m (trit k of qs[m]),
+ * qs[32..47] give e = 160 + 16k + m (trit k of qs[32 + m]), qh[0..3] give e = 240 + 4k + j. */
+typedef struct QB_PACKED {
+    uint8_t qs[48];
+    uint8_t qh[4];
+    uint16_t d;      /* f16 */
+} qb_block_tq1_0;
+_Static_assert(sizeof(qb_block_tq1_0) == 54, "tq1_0 block is 54 bytes");
+
+/* TQ2_0: x = d * (q - 1), q in 0..3 (the quantizer writes 0..2). Element e = 128h + 32l + m
+ * is bits 2l..2l+1 of qs[32h + m]. */
+typedef struct QB_PACKED {
+    uint8_t qs[64];
+    uint16_t d;      /* f16 */
+} qb_block_tq2_0;
+_Static_assert(sizeof(qb_block_tq2_0) == 66, "tq2_0 block is 66 bytes");
+
+/* IQ3_XXS: 8 sub-blocks of 32, each 8 groups of 4 elements. qs[0..63]: one qb_iq3xxs_grid
+ * index per group (group g of sub-block s is qs[8s + g]). qs[64 + 4s ..] is the little-endian
+ * word w_s of sub-block s: bits 7k..7k+6 are the signs of elements 8k..8k+7 (bit i: element
+ * 8k + i negative; the eighth sign is the parity of the seven, so the count is even), bits
+ * 28..31 the scale ls. x = (d * (0.5 + ls) * 0.5) * grid byte * sign. */
+typedef struct QB_PACKED {
+    uint16_t d;      /* f16 */
+    uint8_t qs[96];
+} qb_block_iq3_xxs;
+_Static_assert(sizeof(qb_block_iq3_xxs) == 98, "iq3_xxs block is 98 bytes");
+
+/* IQ3_S: 8 sub-blocks of 32, each 8 groups of 4. Group g of sub-block s uses qb_iq3s_grid
+ * entry qs[8s + g] | (bit g of qh[s]) << 8; signs[4s + k] bit i negates element 8k + i of
+ * the sub-block (no parity rule). Sub-blocks 2p and 2p+1 take the low and high nibble ls of
+ * scales[p]: x = (d * (1 + 2 ls)) * grid byte * sign. */
+typedef struct QB_PACKED {
+    uint16_t d;      /* f16 */
+    uint8_t qs[64];
+    uint8_t qh[8];
+    uint8_t signs[32];
+    uint8_t scales[4];
+} qb_block_iq3_s;
+_Static_assert(sizeof(qb_block_iq3_s) == 110, "iq3_s block is 110 bytes");
+
+/* The code books (iq3_grids.c): four magnitudes per entry, element 0 in the low byte. */
+extern const uint32_t qb_iq3xxs_grid[256];
+extern const uint32_t qb_iq3s_grid[512];
+
+/* The sign byte of IQ3_XXS group-of-8 k from its seven stored bits (bit 7: their parity). */
+static inline uint8_t qb_iq3xxs_signs(uint32_t seven)
+{
+    seven &= 127;
+    uint32_t p = seven ^ seven >> 4;
+    p ^= p >> 2;
+    p ^= p >> 1;
+    return (uint8_t)(seven | (p & 1) << 7);
+}
+
+/* Scalar dequantizers over nb blocks (dequant_tq_iq3_ref.c), bit-identical to ggml's
+ * dequantize_row_tq1_0 / tq2_0 / iq3_xxs / iq3_s. */
+void qb_dequant_tq1_0_ref(const qb_block_tq1_0 *x, float *y, int64_t nb);
+void qb_dequant_tq2_0_ref(const qb_block_tq2_0 *x, float *y, int64_t nb);
+void qb_dequant_iq3_xxs_ref(const qb_block_iq3_xxs *x, float *y, int64_t nb);
+void qb_dequant_iq3_s_ref(const qb_block_iq3_s *x, float *y, int64_t nb);
+
 #endif

@@ -3,6 +3,7 @@
  * dequant_kquants_ref.c) for the reasons given there; other types go to the reference. */
 #include "kernels.h"
 #include "blocks.h"
+#include "tq_iq3.h"
 
 #include "qb_types.h"
 
@@ -297,6 +298,8 @@ bool qb_dequant_row_avx2(int type, const void *src, float *dst, int64_t n)
     case QB_TYPE_Q5_K: dq_q5_K(src, dst, nb); return true;
     case QB_TYPE_Q6_K: dq_q6_K(src, dst, nb); return true;
     case QB_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return true;
+    case QB_TYPE_TQ1_0: case QB_TYPE_TQ2_0: case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: /* tq_iq3_avx2.c */
+        return qb_dequant_tq_iq3_avx2(type, src, dst, nb);
     case QB_TYPE_F16: dq_f16(src, dst, n); return true;
     case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
     default: return qb_dequant_row_ref(type, src, dst, n);

@@ -8,6 +8,7 @@
  * a vector version here go to the reference. */
 #include "kernels.h"
 #include "blocks.h"
+#include "tq_iq3.h"
 
 #include "qb_types.h"
 
@@ -298,6 +299,8 @@ bool qb_dequant_row_avx512(int type, const void *src, float *dst, int64_t n)
     case QB_TYPE_Q5_K: dq_q5_K(src, dst, nb); return true;
     case QB_TYPE_Q6_K: dq_q6_K(src, dst, nb); return true;
     case QB_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return true;
+    case QB_TYPE_TQ1_0: case QB_TYPE_TQ2_0: case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: /* tq_iq3_avx512.c */
+        return qb_dequant_tq_iq3_avx512(type, src, dst, nb);
     case QB_TYPE_F16: dq_f16(src, dst, n); return true;
     case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
     default: return qb_dequant_row_ref(type, src, dst, n);

@@ -52,6 +52,13 @@ QDOT_DECLS(avx512)
 QDOT_DECL_VNNI(q4_0) QDOT_DECL_VNNI(q4_1) QDOT_DECL_VNNI(q5_0) QDOT_DECL_VNNI(q5_1) QDOT_DECL_VNNI(q8_0)
 QDOT_DECL_VNNI(iq4_nl) QDOT_DECL_VNNI(q2_K) QDOT_DECL_VNNI(q3_K) QDOT_DECL_VNNI(q4_K) QDOT_DECL_VNNI(q5_K)
 QDOT_DECL_VNNI(q6_K) QDOT_DECL_VNNI(iq4_xs)
+/* Ternary and 3-bit i-quant dot products (qdot_tq_iq3_ref.c, tq_iq3_avx2.c, tq_iq3_avx512.c;
+ * the VNNI table runs the AVX-512 versions). */
+#define TQ_IQ3_DECLS(sfx) QDOT_DECL(tq1_0, sfx) QDOT_DECL(tq2_0, sfx) QDOT_DECL(iq3_xxs, sfx) QDOT_DECL(iq3_s, sfx)
+TQ_IQ3_DECLS(ref) TQ_IQ3_DECLS(avx2) TQ_IQ3_DECLS(avx512)
+#define TQ_IQ3_QDOT(sfx)                                                                              \
+    [QB_TYPE_TQ1_0] = qb_qdot_tq1_0_##sfx, [QB_TYPE_TQ2_0] = qb_qdot_tq2_0_##sfx,                    \
+    [QB_TYPE_IQ3_XXS] = qb_qdot_iq3_xxs_##sfx, [QB_TYPE_IQ3_S] = qb_qdot_iq3_s_##sfx
 /* GEMM tiles (gemm_q8_avx512.c) */
 void qb_quantize_act_tile_avx512(const float *, void *, int);
 #define GEMM_DECL(t) void qb_gemm_##t##_avx512vnni(int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
@@ -90,8 +97,9 @@ int qb_map_filter_avx2(int, const float *, const qb_bin_grid *, const float *, i
 int qb_map_filter_avx512(int, const float *, const qb_bin_grid *, const float *, int32_t *);
 
 /* Table members for the dot products of suffix sfx and the quantizers of suffix asfx. */
-#define QDOT_MEMBERS(sfx, asfx)                                                                       \
-    .qdot = {[QB_TYPE_Q4_0] = qb_qdot_q4_0_##sfx,     [QB_TYPE_Q4_1] = qb_qdot_q4_1_##sfx,            \
+#define QDOT_MEMBERS(sfx, asfx, tsfx)                                                                 \
+    .qdot = {TQ_IQ3_QDOT(tsfx),                                                                       \
+             [QB_TYPE_Q4_0] = qb_qdot_q4_0_##sfx,     [QB_TYPE_Q4_1] = qb_qdot_q4_1_##sfx,            \
              [QB_TYPE_Q5_0] = qb_qdot_q5_0_##sfx,     [QB_TYPE_Q5_1] = qb_qdot_q5_1_##sfx,            \
              [QB_TYPE_Q8_0] = qb_qdot_q8_0_##sfx,     [QB_TYPE_IQ4_NL] = qb_qdot_iq4_nl_##sfx,        \
              [QB_TYPE_Q2_K] = qb_qdot_q2_K_##sfx,     [QB_TYPE_Q3_K] = qb_qdot_q3_K_##sfx,            \
@@ -103,7 +111,7 @@ int qb_map_filter_avx512(int, const float *, const qb_bin_grid *, const float *,
 static const qb_kernel_table table_ref = {
     .isa = "ref", .level = QB_ISA_REF, .dot_f32 = qb_dot_f32_ref, .dot_f16 = qb_dot_f16_ref, .dot_bf16 = qb_dot_bf16_ref,
     .tile_f32 = qb_tile_f32_ref, .tile_f16 = qb_tile_f16_ref, .f16_to_f32 = qb_f16_to_f32_row_ref, .bf16_to_f32 = qb_bf16_to_f32_row_ref,
-    QDOT_MEMBERS(ref, ref),
+    QDOT_MEMBERS(ref, ref, ref),
     .int_tile_q8 = qb_int_tile_q8_ref,
     .gemm_i8 = qb_gemm_i8_ref,
     .quant_row = qb_quant_row_ref,
@@ -126,7 +134,7 @@ static const qb_kernel_table table_ref = {
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .level = QB_ISA_AVX2, .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
     .tile_f32 = qb_tile_f32_avx2, .tile_f16 = qb_tile_f16_avx2, .f16_to_f32 = qb_f16_to_f32_avx2, .bf16_to_f32 = qb_bf16_to_f32_avx2,
-    QDOT_MEMBERS(avx2, avx2),
+    QDOT_MEMBERS(avx2, avx2, avx2),
     .int_tile_q8 = qb_int_tile_q8_avx2,
     .gemm_i8 = qb_gemm_i8_avx2,
     .quant_row = qb_quant_row_avx2,
@@ -149,7 +157,7 @@ static const qb_kernel_table table_avx2 = {
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .level = QB_ISA_AVX512, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
-    QDOT_MEMBERS(avx512, avx512),
+    QDOT_MEMBERS(avx512, avx512, avx512),
     .int_tile_q8 = qb_int_tile_q8_avx512,
     .gemm_i8 = qb_gemm_i8_avx512,
     .quant_row = qb_quant_row_avx512,
@@ -172,7 +180,7 @@ static const qb_kernel_table table_avx512 = {
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .level = QB_ISA_AVX512VNNI, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
     .tile_f32 = qb_tile_f32_avx512, .tile_f16 = qb_tile_f16_avx512, .f16_to_f32 = qb_f16_to_f32_avx512, .bf16_to_f32 = qb_bf16_to_f32_avx512,
-    QDOT_MEMBERS(avx512vnni, avx512),
+    QDOT_MEMBERS(avx512vnni, avx512, avx512),
     .int_tile_q8 = qb_int_tile_q8_avx512vnni,
     .quantize_act_tile = qb_quantize_act_tile_avx512,
     .gemm_q = {[QB_TYPE_Q8_0] = qb_gemm_q8_0_avx512vnni, [QB_TYPE_Q4_0] = qb_gemm_q4_0_avx512vnni,

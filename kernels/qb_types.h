@@ -27,6 +27,11 @@ typedef enum {
     QB_TYPE_IQ4_NL = 20,
     QB_TYPE_IQ4_XS = 23,
     QB_TYPE_BF16 = 30,
+    /* ternary and 3-bit i-quants (super-blocks of 256) */
+    QB_TYPE_IQ3_XXS = 18,
+    QB_TYPE_IQ3_S = 21,
+    QB_TYPE_TQ1_0 = 34,
+    QB_TYPE_TQ2_0 = 35,
     QB_TYPE_CUSTOM = 39, /* not a ggml type: the tensor's qb_format says what the bytes are */
     QB_TYPE_COUNT = 40,  /* upper bound for tables indexed by type */
 } qb_type;

@@ -15,6 +15,7 @@
  * roundings; clang is told the same by the pragma below. */
 #include "kernels.h"
 #include "blocks.h"
+#include "tq_iq3.h"
 #include "quant_k.h"
 
 #include "qb_types.h"
@@ -346,6 +347,11 @@ static void quant_q5_K(const float *x, void *y, int64_t nb) { qb_quant_q5_K_ref(
 static void quant_q6_K(const float *x, void *y, int64_t nb) { qb_quant_q6_K_ref(x, y, nb); }
 static void quant_q8_K(const float *x, void *y, int64_t nb) { qb_quant_q8_K_ref(x, y, nb); }
 static void quant_iq4_xs(const float *x, void *y, int64_t nb) { qb_quant_iq4_xs_ref(x, y, nb); }
+/* ternary and 3-bit i-quants without importance weights (quant_tq_iq3_ref.c) */
+static void quant_tq1_0(const float *x, void *y, int64_t nb) { qb_quant_tq_iq3_ref(QB_TYPE_TQ1_0, x, y, 1, nb * QB_QK_K, NULL); }
+static void quant_tq2_0(const float *x, void *y, int64_t nb) { qb_quant_tq_iq3_ref(QB_TYPE_TQ2_0, x, y, 1, nb * QB_QK_K, NULL); }
+static void quant_iq3_xxs(const float *x, void *y, int64_t nb) { qb_quant_tq_iq3_ref(QB_TYPE_IQ3_XXS, x, y, 1, nb * QB_QK_K, NULL); }
+static void quant_iq3_s(const float *x, void *y, int64_t nb) { qb_quant_tq_iq3_ref(QB_TYPE_IQ3_S, x, y, 1, nb * QB_QK_K, NULL); }
 
 /* One quantizer per type id, called with the number of blocks (elements for the float
  * types, whose block is one element). NULL: not supported. */
@@ -360,6 +366,9 @@ static const quant_fn quant_table[QB_TYPE_COUNT] = {
     [QB_TYPE_Q5_K] = quant_q5_K,     [QB_TYPE_Q6_K] = quant_q6_K,
     [QB_TYPE_Q8_K] = quant_q8_K,     [QB_TYPE_IQ4_NL] = quant_iq4_nl,
     [QB_TYPE_IQ4_XS] = quant_iq4_xs,
+    /* ternary and 3-bit i-quants */
+    [QB_TYPE_TQ1_0] = quant_tq1_0,   [QB_TYPE_TQ2_0] = quant_tq2_0,
+    [QB_TYPE_IQ3_XXS] = quant_iq3_xxs, [QB_TYPE_IQ3_S] = quant_iq3_s,
 };
 
 /* Contract (kernels.h): quantize n floats into `type`. Also returns false, writing nothing,

@@ -24,6 +24,11 @@ static const qb_type_info type_table[QB_TYPE_COUNT] = {
     [QB_TYPE_Q8_K] = {"Q8_K", 256, 292},
     [QB_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18},
     [QB_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136},
+    /* ternary and 3-bit i-quants */
+    [QB_TYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98},
+    [QB_TYPE_IQ3_S] = {"IQ3_S", 256, 110},
+    [QB_TYPE_TQ1_0] = {"TQ1_0", 256, 54},
+    [QB_TYPE_TQ2_0] = {"TQ2_0", 256, 66},
 };
 
 const qb_type_info *qb_type_get(int t)
