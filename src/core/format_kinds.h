@@ -6,7 +6,7 @@
 #define QB_FORMAT_KINDS_H
 
 #define QB_FORMAT_KINDS(X)                                                                       \
-    X(GGML, ggml)         /* a ggml storage type: F32, F16, BF16, Q8_0 … Q6_K, IQ4_NL, IQ4_XS */ \
+    X(GGML, ggml)         /* a ggml storage type: F32, F16, BF16, Q8_0 … Q6_K, IQ4_NL, IQ4_XS, IQ3_S, IQ3_XXS, TQ2_0, TQ1_0 */ \
     X(INT, int)           /* integer round-to-nearest grid: bits 2..8, symmetric or zero point */ \
     X(NF4, nf4)           /* 4-bit NormalFloat (QLoRA): 64-element blocks with absmax */         \
     X(FP8_E4M3, fp8_e4m3) /* 8-bit float, 4 exponent bits (max 448), saturating, scaled */       \

@@ -75,7 +75,10 @@ static void test_families_consistent(void **state)
     /* the workbench's order: integer grids first, the llama.cpp families last */
     assert_string_equal(qb_format_family_get(0)->key, "rtn");
     assert_string_equal(qb_format_family_get(1)->key, "rtn-asym");
-    assert_string_equal(qb_format_family_get(nf - 1)->key, "iq4");
+    assert_string_equal(qb_format_family_get(nf - 4)->key, "iq4");
+    assert_string_equal(qb_format_family_get(nf - 3)->key, "iq3s");
+    assert_string_equal(qb_format_family_get(nf - 2)->key, "iq3xxs");
+    assert_string_equal(qb_format_family_get(nf - 1)->key, "ternary");
     print_message("%d families, %d offered formats round-trip\n", nf, checked);
 }
 
@@ -101,6 +104,9 @@ static void test_ladder_steps(void **state)
     want_step("q3_k", -1, "q2_k");
     want_step("q6_k", +1, "q8_0");
     want_step("nf4", +1, "nf4"); /* one width only */
+    want_step("tq2_0", -1, "tq1_0"); /* the ternary ladder: 2 bits, then 1 */
+    want_step("tq1_0", +1, "tq2_0");
+    want_step("iq3_s", +1, "iq3_s"); /* one width only */
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_format f, g;

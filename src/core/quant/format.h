@@ -14,7 +14,7 @@
 
 /* Parse a format name, case-insensitive:
  *   ggml types:  "f32" "f16" "bf16" "q8_0" "q4_0" "q4_1" "q5_0" "q5_1" "q2_k" "q3_k" "q4_k"
- *                "q5_k" "q6_k" "iq4_nl" "iq4_xs"
+ *                "q5_k" "q6_k" "iq4_nl" "iq4_xs" "iq3_s" "iq3_xxs" "tq2_0" "tq1_0"
  *   integer RTN: "int<bits>[-tensor|-channel|-g<32|64|128|256>][-sym|-asym]"
  *                e.g. "int4-g128-asym", "int8-channel" (defaults: per channel, symmetric)
  *   others:      "nf4", "nf4-dq", "fp8-e4m3", "fp8-e5m2" (per tensor), "fp8-e4m3-channel",

@@ -1,5 +1,5 @@
 /* format_ggml.c — the format table's row for ggml storage types (F32, F16, BF16, Q8_0, the
- * legacy 32-blocks, the K-quants, IQ4_NL / IQ4_XS): names are ggml's, rows are ggml's blocks
+ * legacy 32-blocks, the K-quants, IQ4_NL / IQ4_XS, IQ3_S / IQ3_XXS, TQ2_0 / TQ1_0): names are ggml's, rows are ggml's blocks
  * (kernels/blocks.h), quantize / dequantize are kernels/quant_ref.c (the quantizer through
  * the kernel table, byte-exact with llama-quantize), the forward pass takes the ggml type
  * paths of infer/matmul.c, export writes the bytes as they are. Also llama-quantize's
@@ -15,9 +15,12 @@
 static const qb_type storable[] = {
     QB_TYPE_F32,  QB_TYPE_F16,  QB_TYPE_BF16, QB_TYPE_Q8_0, QB_TYPE_Q4_0,   QB_TYPE_Q4_1,   QB_TYPE_Q5_0, QB_TYPE_Q5_1,
     QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_NL, QB_TYPE_IQ4_XS,
+    /* 3-bit i-quants and ternary */
+    QB_TYPE_IQ3_S, QB_TYPE_IQ3_XXS, QB_TYPE_TQ2_0, QB_TYPE_TQ1_0,
 };
-/* nominal code bits of each, same order */
-static const int storable_bits[] = {32, 16, 16, 8, 4, 4, 5, 5, 2, 3, 4, 5, 6, 4, 4};
+/* nominal code bits of each, same order (TQ1_0's trits take 1.6 bits: listed at 1) */
+static const int storable_bits[] = {32, 16, 16, 8, 4, 4, 5, 5, 2, 3, 4, 5, 6, 4, 4,
+                                    3, 3, 2, 1};
 enum { N_STORABLE = sizeof storable / sizeof storable[0] };
 _Static_assert(sizeof storable_bits / sizeof storable_bits[0] == N_STORABLE, "one bits entry per type");
 
@@ -111,14 +114,18 @@ static qb_export_target export_target(const qb_format *f, int64_t n)
 }
 
 /* llama.cpp src/llama-quant.cpp (llama_tensor_get_type, build 4748 / c392e50 and later): when
- * ne0 is not a multiple of the chosen type's block, K-quants and IQ4_XS fall back to these,
+ * ne0 is not a multiple of the chosen type's block, K-quants and the i-quants fall back to these,
  * and if ne0 is not a multiple of 32 either, to F16. */
 static int fallback_type(int t)
 {
     switch (t) {
     case QB_TYPE_Q2_K:
     case QB_TYPE_Q3_K:
-    case QB_TYPE_IQ4_XS: return QB_TYPE_IQ4_NL;
+    case QB_TYPE_IQ4_XS:
+    case QB_TYPE_IQ3_XXS:
+    case QB_TYPE_IQ3_S: return QB_TYPE_IQ4_NL;
+    case QB_TYPE_TQ1_0:
+    case QB_TYPE_TQ2_0: return QB_TYPE_Q4_0;
     case QB_TYPE_Q4_K: return QB_TYPE_Q5_0;
     case QB_TYPE_Q5_K: return QB_TYPE_Q5_1;
     case QB_TYPE_Q6_K: return QB_TYPE_Q8_0;
@@ -169,6 +176,28 @@ static bool iq4(int b, int group, qb_format *o)
     return true;
 }
 
+/* 3-bit i-quants and ternary: one format each at its bits */
+static bool iq3s(int b, int group, qb_format *o)
+{
+    (void)group;
+    *o = qb_format_ggml(QB_TYPE_IQ3_S);
+    return b == 3;
+}
+
+static bool iq3xxs(int b, int group, qb_format *o)
+{
+    (void)group;
+    *o = qb_format_ggml(QB_TYPE_IQ3_XXS);
+    return b == 3;
+}
+
+static bool ternary(int b, int group, qb_format *o)
+{
+    (void)group;
+    *o = qb_format_ggml(b == 2 ? QB_TYPE_TQ2_0 : QB_TYPE_TQ1_0);
+    return b == 1 || b == 2;
+}
+
 static void gn_super(int group, char *buf, size_t cap) { (void)group, snprintf(buf, cap, "super-block 256"); }
 static void gn_block32(int group, char *buf, size_t cap) { (void)group, snprintf(buf, cap, "block 32"); }
 static void gn_iq4(int group, char *buf, size_t cap)
@@ -181,10 +210,14 @@ static const qb_format_family families[] = {
     {61, "llama.cpp legacy", "legacy", {8, 5, 4, 0}, {32, QB_FAMILY_END}, legacy, gn_block32},
     {62, "llama.cpp legacy asym", "legacy-asym", {5, 4, 0}, {32, QB_FAMILY_END}, legacy_asym, gn_block32},
     {63, "llama.cpp IQ4", "iq4", {4, 0}, {32, 256, QB_FAMILY_END}, iq4, gn_iq4},
+    /* 3-bit i-quants and ternary */
+    {70, "llama.cpp IQ3_S", "iq3s", {3, 0}, {256, QB_FAMILY_END}, iq3s, gn_super},
+    {71, "llama.cpp IQ3_XXS", "iq3xxs", {3, 0}, {256, QB_FAMILY_END}, iq3xxs, gn_super},
+    {72, "llama.cpp ternary (TQ2_0, TQ1_0)", "ternary", {2, 1, 0}, {256, QB_FAMILY_END}, ternary, gn_super},
 };
 
 static const char *const sweep[] = {"f32",  "f16",  "bf16", "q8_0", "q6_k",   "q5_k",   "q5_1", "q5_0",
-                                    "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k", "q2_k", NULL};
+                                    "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k", "iq3_s", "iq3_xxs", "q2_k", "tq2_0", "tq1_0", NULL};
 
 const qb_format_traits qb_format_row_ggml = {
     .kind = "ggml",
