@@ -16,6 +16,7 @@
  * in lanes and its first element by a compare mask, as the reference's strict "<" keeps it. */
 #include "kernels.h"
 #include "blocks.h"
+#include "tq_iq3.h"
 
 #include "qb_types.h"
 #include "quant_k.h"
@@ -320,6 +321,8 @@ bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb); /* 
 /* Contract (kernels.h): qb_quant_row_ref's, the same bytes. */
 bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
+    if (type == QB_TYPE_TQ1_0 || type == QB_TYPE_TQ2_0 || type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S)
+        return qb_quant_tq_iq3_avx512(type, src, dst, 1, n, NULL); /* tq_iq3_avx512.c */
     if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
     if (type == QB_TYPE_IQ4_NL && n >= 0 && n % QB_QK32 == 0) {
         qb_quant_iq4_nl_with(src, dst, n / QB_QK32, iq4_scale_avx512, qb_iq4_codes_avx512);

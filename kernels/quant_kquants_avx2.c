@@ -19,6 +19,7 @@
  * scalar code divides. */
 #include "kernels.h"
 #include "quant_k.h"
+#include "tq_iq3.h"
 
 #include "qb_types.h"
 
@@ -411,6 +412,8 @@ static float iq4_scale_avx2(const float *x)
  * IQ4_NL and IQ4_XS; every other type goes to the reference. */
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
 {
+    if (type == QB_TYPE_TQ1_0 || type == QB_TYPE_TQ2_0 || type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S)
+        return qb_quant_tq_iq3_avx2(type, src, dst, 1, n, NULL); /* tq_iq3_avx2.c */
     const int64_t blk = type == QB_TYPE_IQ4_NL ? QB_QK32 : QB_QK_K;
     const bool mine = type == QB_TYPE_Q2_K || type == QB_TYPE_Q3_K || type == QB_TYPE_Q4_K || type == QB_TYPE_Q5_K ||
                       type == QB_TYPE_Q6_K ||

@@ -27,6 +27,7 @@
 #include "qb_types.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -104,6 +105,7 @@ enum { MAP_SIZE = 4096 };
 typedef struct {
     int size;
     uint8_t lv[512][4];  /* levels 0..7 of each point's 4 elements */
+    float qf[4][512];    /* the same as values 2 level + 1, element-major (for vector lookups) */
     int map[MAP_SIZE];
     uint16_t *nb;
 } iq3_book;
@@ -132,6 +134,7 @@ static void build_book(iq3_book *bk, const uint32_t *grid, int size, int nwant, 
         int u = 0;
         for (int i = 0; i < 4; i++) {
             bk->lv[k][i] = (uint8_t)level_of((int)(grid[k] >> (8 * i)) & 255, size == 256);
+            bk->qf[i][k] = (float)(2 * bk->lv[k][i] + 1);
             u |= bk->lv[k][i] << (3 * i);
         }
         bk->map[u] = k;
@@ -150,16 +153,21 @@ static void build_book(iq3_book *bk, const uint32_t *grid, int size, int nwant, 
         if (used + 1 + size > NB_CAP) return; /* cannot happen for the two books (counted above) */
         bk->map[u] = -1 - used;
         const int start = used++;
-        int last = -1; /* the distances taken so far, ascending: each round the next larger one */
-        for (int have = 0; have < nwant; have++) {
-            int next = -1;
-            for (int k = 0; k < size; k++)
-                if (d2[k] > last && (next < 0 || d2[k] < next)) next = d2[k];
-            if (next < 0) break;
-            for (int k = 0; k < size; k++)
-                if (d2[k] == next) store[used++] = (uint16_t)k;
-            last = next;
+        int lo[3] = {INT_MAX, INT_MAX, INT_MAX}; /* the nwant smallest distinct distances, ascending */
+        for (int k = 0; k < size; k++) {
+            int v = d2[k];
+            for (int j = 0; j < nwant; j++) {
+                if (v == lo[j]) break;
+                if (v < lo[j]) {
+                    const int t = lo[j];
+                    lo[j] = v;
+                    v = t;
+                }
+            }
         }
+        for (int j = 0; j < nwant && lo[j] != INT_MAX; j++) /* by distance, then by index */
+            for (int k = 0; k < size; k++)
+                if (d2[k] == lo[j]) store[used++] = (uint16_t)k;
         store[start] = (uint16_t)(used - start - 1);
     }
 }
@@ -170,19 +178,15 @@ static void build_books(void)
     build_book(&books[1], qb_iq3s_grid, 512, 3, nb_store[1]);
 }
 
-/* The neighbour of pattern list nb (count first) with the least weighted squared error against
- * xv at scale; its levels go to L. Returns its point index. */
-static int best_neighbour(const iq3_book *bk, const uint16_t *nb, const float *xv, const float *w, float scale,
-                          int8_t *L)
+/* Contract (tq_iq3.h). */
+int qb_iq3_neighbour_ref(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale)
 {
     float best = FLT_MAX;
     int index = nb[1];
     for (int j = 1; j <= nb[0]; j++) {
-        const uint8_t *lv = bk->lv[nb[j]];
         float d2 = 0;
         for (int i = 0; i < 4; i++) {
-            const float q = (float)(2 * lv[i] + 1);
-            const float diff = scale * q - xv[i];
+            const float diff = scale * qf[i][nb[j]] - xv[i];
             d2 += w[i] * diff * diff;
         }
         if (d2 < best) {
@@ -190,6 +194,16 @@ static int best_neighbour(const iq3_book *bk, const uint16_t *nb, const float *x
             index = nb[j];
         }
     }
+    return index;
+}
+
+/* The neighbour of pattern list nb (count first) with the least weighted squared error against
+ * xv at scale (search: nbf); its levels go to L. Returns its point index. */
+static int best_neighbour(const iq3_book *bk, qb_iq3_nb_fn nbf, const uint16_t *nb, const float *xv, const float *w,
+                          float scale, int8_t *L)
+{
+    const float *const qf[4] = {bk->qf[0], bk->qf[1], bk->qf[2], bk->qf[3]};
+    const int index = nbf(nb, qf, xv, w, scale);
     for (int i = 0; i < 4; i++) L[i] = (int8_t)bk->lv[index][i];
     return index;
 }
@@ -206,7 +220,7 @@ typedef struct {
 /* Rounds xv (32 magnitudes) at inverse scale id into levels L, replacing groups off the book by
  * their best neighbour at scale; on[k]: group k was on the book. only_off: leave the groups
  * with on[k] set as they are. */
-static void round_groups(const iq3_book *bk, const float *xv, const float *waux, float id, float scale, int8_t *L,
+static void round_groups(const iq3_book *bk, qb_iq3_nb_fn nbf, const float *xv, const float *waux, float id, float scale, int8_t *L,
                          bool *on, bool only_off)
 {
     for (int k = 0; k < 8; k++) {
@@ -220,7 +234,7 @@ static void round_groups(const iq3_book *bk, const float *xv, const float *waux,
         }
         const int g = bk->map[u];
         if (!only_off) on[k] = g >= 0;
-        if (g < 0) best_neighbour(bk, bk->nb - bk->map[u] - 1, xv + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        if (g < 0) best_neighbour(bk, nbf, bk->nb - bk->map[u] - 1, xv + 4 * k, waux + 4 * k, scale, L + 4 * k);
         else if (only_off)
             for (int i = 0; i < 4; i++) L[4 * k + i] = (int8_t)bk->lv[g][i];
     }
@@ -241,7 +255,7 @@ static void fit_sums(const float *w, const float *xv, const int8_t *L, float *su
 
 /* One sub-block of 32: signs into signs[0..3] (IQ3_XXS: seven bits each), levels into st->L;
  * returns the fitted scale (0: all zero, *skipped set). */
-static float iq3_sub(const iq3_book *bk, bool xxs, const float *xb, const float *qw, float sigma2, iq3_row_state *st,
+static float iq3_sub(const iq3_book *bk, qb_iq3_nb_fn nbf, bool xxs, const float *xb, const float *qw, float sigma2, iq3_row_state *st,
                      uint8_t signs[4], bool *skipped)
 {
     float weight[32], waux[32], xv[32];
@@ -292,7 +306,7 @@ static float iq3_sub(const iq3_book *bk, bool xxs, const float *xb, const float 
         const float id = (15 + is * 0.2f) / max;
         int8_t Laux[32];
         bool on[8];
-        round_groups(bk, xv, waux, id, 1 / id, Laux, on, false);
+        round_groups(bk, nbf, xv, waux, id, 1 / id, Laux, on, false);
         float sumqx, sumq2;
         fit_sums(weight, xv, Laux, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
@@ -309,7 +323,7 @@ static float iq3_sub(const iq3_book *bk, bool xxs, const float *xb, const float 
         bool on[8];
         memcpy(on, st->on_grid, sizeof on);
         if (!xxs) memset(on, 0, sizeof on);
-        round_groups(bk, xv, waux, 1 / scale, scale, st->L, on, true);
+        round_groups(bk, nbf, xv, waux, 1 / scale, scale, st->L, on, true);
         float sumqx, sumq2;
         fit_sums(weight, xv, st->L, &sumqx, &sumq2);
         if (sumq2 > 0) scale = sumqx / sumq2;
@@ -329,7 +343,7 @@ static int point_of(const iq3_book *bk, const int8_t *L)
     return bk->map[u]; /* on the book by construction */
 }
 
-static void quant_iq3_xxs_row(const float *x, qb_block_iq3_xxs *y, int64_t nb, const float *qw, iq3_row_state *st)
+static void quant_iq3_xxs_row(qb_iq3_nb_fn nbf, const float *x, qb_block_iq3_xxs *y, int64_t nb, const float *qw, iq3_row_state *st)
 {
     const iq3_book *bk = &books[0];
     for (int64_t b = 0; b < nb; b++) {
@@ -344,7 +358,7 @@ static void quant_iq3_xxs_row(const float *x, qb_block_iq3_xxs *y, int64_t nb, c
         for (int s = 0; s < 8; s++) {
             uint8_t signs[4];
             bool skipped;
-            const float scale = iq3_sub(bk, true, xbl + 32 * s, qw ? qw + QB_QK_K * b + 32 * s : NULL, sigma2, st, signs, &skipped);
+            const float scale = iq3_sub(bk, nbf, true, xbl + 32 * s, qw ? qw + QB_QK_K * b + 32 * s : NULL, sigma2, st, signs, &skipped);
             if (skipped) {
                 scales[s] = 0;
                 continue;
@@ -372,7 +386,7 @@ static void quant_iq3_xxs_row(const float *x, qb_block_iq3_xxs *y, int64_t nb, c
     }
 }
 
-static void quant_iq3_s_row(const float *x, qb_block_iq3_s *y, int64_t nb, const float *qw, iq3_row_state *st)
+static void quant_iq3_s_row(qb_iq3_nb_fn nbf, const float *x, qb_block_iq3_s *y, int64_t nb, const float *qw, iq3_row_state *st)
 {
     const iq3_book *bk = &books[1];
     for (int64_t b = 0; b < nb; b++) {
@@ -385,7 +399,7 @@ static void quant_iq3_s_row(const float *x, qb_block_iq3_s *y, int64_t nb, const
         for (int s = 0; s < 8; s++) {
             uint8_t signs[4];
             bool skipped;
-            const float scale = iq3_sub(bk, false, xbl + 32 * s, qw ? qw + QB_QK_K * b + 32 * s : NULL, sigma2, st, signs, &skipped);
+            const float scale = iq3_sub(bk, nbf, false, xbl + 32 * s, qw ? qw + QB_QK_K * b + 32 * s : NULL, sigma2, st, signs, &skipped);
             if (skipped) {
                 scales[s] = 0;
                 continue;
@@ -418,6 +432,13 @@ static void quant_iq3_s_row(const float *x, qb_block_iq3_s *y, int64_t nb, const
 /* Contract (tq_iq3.h). */
 bool qb_quant_tq_iq3_ref(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw)
 {
+    return qb_quant_tq_iq3_with(type, x, dst, nrows, n_per_row, qw, qb_iq3_neighbour_ref);
+}
+
+/* Contract (tq_iq3.h). */
+bool qb_quant_tq_iq3_with(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw,
+                          qb_iq3_nb_fn nbf)
+{
     if (nrows < 0 || n_per_row < 0 || n_per_row % QB_QK_K != 0) return false;
     if (type != QB_TYPE_TQ1_0 && type != QB_TYPE_TQ2_0 && type != QB_TYPE_IQ3_XXS && type != QB_TYPE_IQ3_S) return false;
     const int64_t nb = n_per_row / QB_QK_K;
@@ -431,8 +452,8 @@ bool qb_quant_tq_iq3_ref(int type, const float *x, void *dst, int64_t nrows, int
         switch (type) {
         case QB_TYPE_TQ1_0: quant_tq1_0(xr, (qb_block_tq1_0 *)yr, nb); break;
         case QB_TYPE_TQ2_0: quant_tq2_0(xr, (qb_block_tq2_0 *)yr, nb); break;
-        case QB_TYPE_IQ3_XXS: quant_iq3_xxs_row(xr, (qb_block_iq3_xxs *)yr, nb, qw, &st); break;
-        default: quant_iq3_s_row(xr, (qb_block_iq3_s *)yr, nb, qw, &st); break;
+        case QB_TYPE_IQ3_XXS: quant_iq3_xxs_row(nbf, xr, (qb_block_iq3_xxs *)yr, nb, qw, &st); break;
+        default: quant_iq3_s_row(nbf, xr, (qb_block_iq3_s *)yr, nb, qw, &st); break;
         }
     }
     return true;

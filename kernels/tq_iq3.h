@@ -20,4 +20,22 @@ bool qb_dequant_tq_iq3_avx512(int type, const void *src, float *dst, int64_t nb)
  * IQ3 code book tables are built once, on first use). */
 bool qb_quant_tq_iq3_ref(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);
 
+/* The IQ3 quantizers' hot search: among the code book points listed in nb (nb[0] of them, their
+ * indices after it), the one whose values qf[i][point] (i < 4) at scale have the least
+ * Σ w_i (scale·q_i − xv_i)² (each sum in ggml's order: ((w·diff)·diff) added element by
+ * element); the first of equal ones; nb[1] when none is below FLT_MAX. Vector versions
+ * (lanes = points) return the same index. */
+typedef int (*qb_iq3_nb_fn)(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_ref(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_avx2(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_avx512(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
+
+/* qb_quant_tq_iq3_ref's contract and bytes, the IQ3 neighbour search in vectors. */
+bool qb_quant_tq_iq3_avx2(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);
+bool qb_quant_tq_iq3_avx512(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);
+
+/* qb_quant_tq_iq3_ref with the neighbour search nbf (the same bytes for any of the above). */
+bool qb_quant_tq_iq3_with(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw,
+                          qb_iq3_nb_fn nbf);
+
 #endif

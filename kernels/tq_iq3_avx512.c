@@ -10,6 +10,8 @@
 
 #include "qb_types.h"
 
+#include <float.h>
+
 #include <string.h>
 
 #define AI TQI_AI
@@ -196,4 +198,39 @@ bool qb_dequant_tq_iq3_avx512(int type, const void *src, float *dst, int64_t nb)
     case QB_TYPE_IQ3_S: dq_iq3(src, dst, nb, T_S); return true;
     default: return false;
     }
+}
+
+/* ---- the IQ3 quantizers' neighbour search: 16 code book points per register -------------- */
+
+/* Contract (tq_iq3.h): lanes are points, each lane's sum in the reference's order. */
+int qb_iq3_neighbour_avx512(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale)
+{
+    const int n = nb[0];
+    const __m512 vs = _mm512_set1_ps(scale), big = _mm512_set1_ps(FLT_MAX);
+    float best = FLT_MAX;
+    int index = nb[1];
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int m = n - j0 < 16 ? n - j0 : 16;
+        const __mmask16 in = (__mmask16)((1u << m) - 1);
+        const __m512i idx = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(in, nb + 1 + j0));
+        __m512 d2 = _mm512_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            const __m512 diff = _mm512_sub_ps(_mm512_mul_ps(vs, _mm512_i32gather_ps(idx, qf[i], 4)), _mm512_set1_ps(xv[i]));
+            d2 = _mm512_add_ps(d2, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(w[i]), diff), diff));
+        }
+        /* lanes past the list, NaN or not below FLT_MAX never win (the reference's strict <) */
+        const __mmask16 live = _mm512_mask_cmp_ps_mask(in, d2, big, _CMP_LT_OQ);
+        const float lo = _mm512_reduce_min_ps(_mm512_mask_blend_ps(live, big, d2));
+        if (lo < best) { /* the first lane holding the chunk's least */
+            best = lo;
+            index = nb[1 + j0 + __builtin_ctz((unsigned)_mm512_mask_cmp_ps_mask(live, d2, _mm512_set1_ps(lo), _CMP_EQ_OQ))];
+        }
+    }
+    return index;
+}
+
+/* Quantize as qb_quant_tq_iq3_ref (the same bytes), the neighbour search in vectors. */
+bool qb_quant_tq_iq3_avx512(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw)
+{
+    return qb_quant_tq_iq3_with(type, x, dst, nrows, n_per_row, qw, qb_iq3_neighbour_avx512);
 }

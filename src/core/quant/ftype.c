@@ -1,6 +1,7 @@
 /* ftype.c — llama-quantize's file types and default tensor-type mix (a fact table of
- * llama.cpp's rules for the types we support; the IQ1/IQ2/IQ3 importance-matrix types are
- * not offered). */
+ * llama.cpp's rules for the types we support; the IQ1/IQ2 types are not offered). IQ3_XXS's
+ * mix puts attn_q / attn_k in IQ2_S (ggml type 28), which only a build with the IQ2 formats
+ * quantizes. */
 #include "ftype.h"
 
 #include <stdio.h>
@@ -15,7 +16,11 @@ static const qb_ftype ftypes[] = {
     {"Q2_K_S", 21, QB_TYPE_Q2_K},  {"Q3_K_S", 11, QB_TYPE_Q3_K},  {"Q3_K_M", 12, QB_TYPE_Q3_K},
     {"Q3_K_L", 13, QB_TYPE_Q3_K},  {"Q4_K_S", 14, QB_TYPE_Q4_K},  {"Q4_K_M", 15, QB_TYPE_Q4_K},
     {"Q5_K_S", 16, QB_TYPE_Q5_K},  {"Q5_K_M", 17, QB_TYPE_Q5_K},  {"Q6_K", 18, QB_TYPE_Q6_K},
-    {"IQ4_NL", 25, QB_TYPE_IQ4_NL}, {"IQ4_XS", 30, QB_TYPE_IQ4_XS}, {NULL, 0, 0},
+    {"IQ4_NL", 25, QB_TYPE_IQ4_NL}, {"IQ4_XS", 30, QB_TYPE_IQ4_XS},
+    /* 3-bit i-quants and ternary */
+    {"IQ3_XXS", 23, QB_TYPE_IQ3_XXS}, {"IQ3_XS", 22, QB_TYPE_IQ3_S}, {"IQ3_S", 26, QB_TYPE_IQ3_S},
+    {"IQ3_M", 27, QB_TYPE_IQ3_S},     {"TQ1_0", 36, QB_TYPE_TQ1_0},  {"TQ2_0", 37, QB_TYPE_TQ2_0},
+    {NULL, 0, 0},
 };
 
 /* llama.cpp's aliases: "Q3_K" means Q3_K_M, "Q4_K" Q4_K_M, "Q5_K" Q5_K_M. */
@@ -84,17 +89,35 @@ bool qb_ftype_tensor_order(const char *const *names, int n, int *order)
 /* llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
+/* IQ2_S (ggml type 28): IQ3_XXS's attn_q / attn_k type; the IQ2 formats bring its kernels. */
+#define TYPE_IQ2_S ((qb_type)28)
+
+/* Whether an importance matrix weights the quantizers (llama-quantize's qs.has_imatrix). The
+ * mix state does not carry one yet on this branch: always false, the mixes without --imatrix. */
+static bool has_imatrix(const qb_mix_state *st)
+{
+    (void)st;
+    return false;
+}
+
 static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_t ne0, qb_type t)
 {
     const qb_type_info *ti = qb_type_get(t);
     if (!strcmp(name, "output.weight") || (!st->has_output && !strcmp(name, "token_embd.weight"))) {
         if (ne0 % ti->blck != 0) return QB_TYPE_Q8_0;
+        if (is(f, "IQ3_XXS")) return QB_TYPE_Q5_K;
         return t != QB_TYPE_Q8_0 ? QB_TYPE_Q6_K : t;
     }
-    if (strstr(name, "attn_v.weight")) {
+    if (!strcmp(name, "token_embd.weight")) {
+        if (is(f, "IQ3_XXS")) t = QB_TYPE_IQ3_S;
+        else if (is(f, "TQ1_0") || is(f, "TQ2_0")) t = QB_TYPE_Q4_K;
+    } else if (strstr(name, "attn_v.weight")) {
         int i = st->i_attn_v++;
         if (is(f, "Q2_K")) t = st->n_gqa >= 4 ? QB_TYPE_Q4_K : QB_TYPE_Q3_K;
         else if (is(f, "Q2_K_S") && st->n_gqa >= 4) t = QB_TYPE_Q4_K;
+        else if (is(f, "IQ3_XXS")) t = st->n_gqa >= 4 ? QB_TYPE_Q4_K : !has_imatrix(st) ? QB_TYPE_IQ3_S : QB_TYPE_IQ3_XXS;
+        else if ((is(f, "IQ3_XS") || is(f, "IQ3_S")) && st->n_gqa >= 4) t = QB_TYPE_Q4_K;
+        else if (is(f, "IQ3_M")) t = QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_M")) t = i < 2 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
         else if ((is(f, "IQ4_NL") || is(f, "IQ4_XS")) && st->n_gqa >= 4) t = QB_TYPE_Q5_K;
@@ -103,13 +126,20 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
         if (st->n_expert == 8) t = QB_TYPE_Q8_0; /* llama.cpp: "trades just ~128MB" on Mixtral */
     } else if (strstr(name, "attn_k.weight")) {
         if (st->n_expert == 8) t = QB_TYPE_Q8_0;
+        else if (is(f, "IQ3_XS")) t = QB_TYPE_IQ3_XXS;
+        else if (is(f, "IQ3_XXS")) t = TYPE_IQ2_S;
+    } else if (strstr(name, "attn_q.weight")) {
+        if (is(f, "IQ3_XS")) t = QB_TYPE_IQ3_XXS;
+        else if (is(f, "IQ3_XXS")) t = TYPE_IQ2_S;
     } else if (strstr(name, "ffn_down")) {
         /* with experts, llama.cpp reads the block from the name; each block's expert tensors
          * are one 3-D tensor there, so per-expert tensors do not advance the counter */
         int i = st->n_expert > 1 ? block_of(name) : st->i_ffn_down++, n = st->n_layers;
         if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
         else if (is(f, "Q2_K_S")) { if (i < n / 8) t = QB_TYPE_Q4_K; }
+        else if (is(f, "IQ3_XXS") && !has_imatrix(st)) t = i < n / 8 ? QB_TYPE_Q4_K : QB_TYPE_Q3_K;
         else if (is(f, "Q3_K_M")) t = i < n / 16 ? QB_TYPE_Q5_K : QB_TYPE_Q4_K;
+        else if (is(f, "IQ3_M") && (i < n / 8 || (st->n_expert == 8 && more_bits(i, n)))) t = QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
         else if (is(f, "Q4_K_M")) { if (more_bits(i, n)) t = QB_TYPE_Q6_K; }
         else if (i < n / 8 && (is(f, "IQ4_NL") || is(f, "IQ4_XS")) && !st->has_imatrix) t = QB_TYPE_Q5_K;
@@ -122,15 +152,23 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
     } else if (strstr(name, "attn_output.weight")) {
         if (st->n_expert == 8) {
             if (is(f, "Q2_K") || is(f, "Q3_K_S") || is(f, "Q3_K_M") || is(f, "IQ4_NL") || is(f, "Q4_K_S") ||
-                is(f, "Q4_K_M") || is(f, "IQ4_XS"))
+                is(f, "Q4_K_M") || is(f, "IQ4_XS") || is(f, "IQ3_XS") || is(f, "IQ3_XXS") || is(f, "IQ3_S") ||
+                is(f, "IQ3_M"))
                 t = QB_TYPE_Q5_K;
         } else if (is(f, "Q2_K")) t = QB_TYPE_Q3_K;
+        else if (is(f, "IQ3_XXS")) t = QB_TYPE_IQ3_S;
         else if (is(f, "Q3_K_M")) t = QB_TYPE_Q4_K;
         else if (is(f, "Q3_K_L")) t = QB_TYPE_Q5_K;
+        else if (is(f, "IQ3_M")) t = QB_TYPE_Q4_K;
     } else if (strstr(name, "attn_qkv.weight")) { /* fused (Phi-3) */
-        if (is(f, "Q3_K_M") || is(f, "Q3_K_L")) t = QB_TYPE_Q4_K;
+        if (is(f, "Q3_K_M") || is(f, "Q3_K_L") || is(f, "IQ3_M")) t = QB_TYPE_Q4_K;
         else if (is(f, "Q4_K_M")) t = QB_TYPE_Q5_K;
         else if (is(f, "Q5_K_M")) t = QB_TYPE_Q6_K;
+    } else if (strstr(name, "ffn_gate") || strstr(name, "ffn_up")) {
+        /* IQ3_XS keeps the first and last eighth of the blocks' gate / up in IQ3_S */
+        int *ctr = strstr(name, "ffn_gate") ? &st->i_ffn_gate : &st->i_ffn_up;
+        int i = st->n_expert > 1 ? block_of(name) : (*ctr)++, n = st->n_layers;
+        if (is(f, "IQ3_XS") && i >= n / 8 && i < 7 * n / 8) t = QB_TYPE_IQ3_XXS;
     }
     return t;
 }
@@ -150,10 +188,15 @@ qb_status qb_ftype_tensor_type(qb_ctx *ctx, const qb_ftype *f, bool pure, qb_mix
     }
     t = mix(f, st, name, ne0, t);
     ti = qb_type_get(t);
+    if (!ti) /* IQ3_XXS's IQ2_S in a build without the IQ2 formats */
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: %s's mix wants ggml type %d, which this build does not know",
+                       name, f->name, (int)t);
     if (ne0 % ti->blck != 0) {
         qb_type fb;
-        switch (t) {
+        switch ((int)t) {
         case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: fb = QB_TYPE_IQ4_NL; break;
+        case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: case TYPE_IQ2_S: fb = QB_TYPE_IQ4_NL; break;
+        case QB_TYPE_TQ1_0: case QB_TYPE_TQ2_0: fb = QB_TYPE_Q4_0; break;
         case QB_TYPE_Q4_K: fb = QB_TYPE_Q5_0; break;
         case QB_TYPE_Q5_K: fb = QB_TYPE_Q5_1; break;
         case QB_TYPE_Q6_K: fb = QB_TYPE_Q8_0; break;

@@ -30,6 +30,7 @@ typedef struct {
                           set by the caller whenever one is given, whether or not it has an entry
                           for every tensor); some mixes choose differently with one */
     int i_attn_v, i_ffn_down;
+    int i_ffn_gate, i_ffn_up; /* counted for the IQ3_XS mix */
 } qb_mix_state;
 
 /* The state for walking m's tensors in order (counts from m's table: per-expert tensors of
