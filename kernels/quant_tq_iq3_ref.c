@@ -105,15 +105,19 @@ enum { MAP_SIZE = 4096 };
 typedef struct {
     int size;
     uint8_t lv[512][4];  /* levels 0..7 of each point's 4 elements */
-    float qf[4][512];    /* the same as values 2 level + 1, element-major (for vector lookups) */
     int map[MAP_SIZE];
     uint16_t *nb;
+    /* per pattern off the book: its neighbours' levels element-major, lvt + lvt_off[u]: row i
+     * (element i) holds the list's levels at i * stride, stride = count rounded up to 16 */
+    uint8_t *lvt;
+    int lvt_off[MAP_SIZE];
 } iq3_book;
 
 static iq3_book books[2];   /* [0]: IQ3_XXS (256 points), [1]: IQ3_S (512) */
 /* neighbour lists: 22825 entries for IQ3_XXS's book, 28317 for IQ3_S's (counts included) */
-enum { NB_CAP = 32768 };
+enum { NB_CAP = 32768, LVT_CAP = 4 * (NB_CAP + 16 * MAP_SIZE) };
 static uint16_t nb_store[2][NB_CAP];
+static uint8_t lvt_store[2][LVT_CAP];
 static pthread_once_t book_once = PTHREAD_ONCE_INIT;
 
 static int level_of(int byte, bool xxs)
@@ -125,16 +129,17 @@ static int level_of(int byte, bool xxs)
     return -1;
 }
 
-static void build_book(iq3_book *bk, const uint32_t *grid, int size, int nwant, uint16_t *store)
+static void build_book(iq3_book *bk, const uint32_t *grid, int size, int nwant, uint16_t *store, uint8_t *lvt)
 {
     bk->size = size;
     bk->nb = store;
+    bk->lvt = lvt;
+    int lvt_used = 0;
     for (int i = 0; i < MAP_SIZE; i++) bk->map[i] = -1;
     for (int k = 0; k < size; k++) {
         int u = 0;
         for (int i = 0; i < 4; i++) {
             bk->lv[k][i] = (uint8_t)level_of((int)(grid[k] >> (8 * i)) & 255, size == 256);
-            bk->qf[i][k] = (float)(2 * bk->lv[k][i] + 1);
             u |= bk->lv[k][i] << (3 * i);
         }
         bk->map[u] = k;
@@ -169,41 +174,48 @@ static void build_book(iq3_book *bk, const uint32_t *grid, int size, int nwant, 
             for (int k = 0; k < size; k++)
                 if (d2[k] == lo[j]) store[used++] = (uint16_t)k;
         store[start] = (uint16_t)(used - start - 1);
+        const int cnt = store[start], stride = (cnt + 15) & ~15;
+        if (lvt_used + 4 * stride > LVT_CAP) return; /* cannot happen (capacity counted for 16 per list) */
+        bk->lvt_off[u] = lvt_used;
+        memset(lvt + lvt_used, 0, (size_t)4 * stride);
+        for (int j = 0; j < cnt; j++)
+            for (int i = 0; i < 4; i++) lvt[lvt_used + i * stride + j] = bk->lv[store[start + 1 + j]][i];
+        lvt_used += 4 * stride;
     }
 }
 
 static void build_books(void)
 {
-    build_book(&books[0], qb_iq3xxs_grid, 256, 2, nb_store[0]);
-    build_book(&books[1], qb_iq3s_grid, 512, 3, nb_store[1]);
+    build_book(&books[0], qb_iq3xxs_grid, 256, 2, nb_store[0], lvt_store[0]);
+    build_book(&books[1], qb_iq3s_grid, 512, 3, nb_store[1], lvt_store[1]);
 }
 
 /* Contract (tq_iq3.h). */
-int qb_iq3_neighbour_ref(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale)
+int qb_iq3_neighbour_ref(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale)
 {
+    const int n = nb[0], stride = (n + 15) & ~15;
     float best = FLT_MAX;
     int index = nb[1];
-    for (int j = 1; j <= nb[0]; j++) {
+    for (int j = 0; j < n; j++) {
         float d2 = 0;
         for (int i = 0; i < 4; i++) {
-            const float diff = scale * qf[i][nb[j]] - xv[i];
+            const float diff = scale * (float)(2 * lvt[i * stride + j] + 1) - xv[i];
             d2 += w[i] * diff * diff;
         }
         if (d2 < best) {
             best = d2;
-            index = nb[j];
+            index = nb[1 + j];
         }
     }
     return index;
 }
 
-/* The neighbour of pattern list nb (count first) with the least weighted squared error against
- * xv at scale (search: nbf); its levels go to L. Returns its point index. */
-static int best_neighbour(const iq3_book *bk, qb_iq3_nb_fn nbf, const uint16_t *nb, const float *xv, const float *w,
-                          float scale, int8_t *L)
+/* The neighbour of off-book pattern u with the least weighted squared error against xv at
+ * scale (search: nbf); its levels go to L. Returns its point index. */
+static int best_neighbour(const iq3_book *bk, qb_iq3_nb_fn nbf, int u, const float *xv, const float *w, float scale,
+                          int8_t *L)
 {
-    const float *const qf[4] = {bk->qf[0], bk->qf[1], bk->qf[2], bk->qf[3]};
-    const int index = nbf(nb, qf, xv, w, scale);
+    const int index = nbf(bk->nb - bk->map[u] - 1, bk->lvt + bk->lvt_off[u], xv, w, scale);
     for (int i = 0; i < 4; i++) L[i] = (int8_t)bk->lv[index][i];
     return index;
 }
@@ -234,7 +246,7 @@ static void round_groups(const iq3_book *bk, qb_iq3_nb_fn nbf, const float *xv, 
         }
         const int g = bk->map[u];
         if (!only_off) on[k] = g >= 0;
-        if (g < 0) best_neighbour(bk, nbf, bk->nb - bk->map[u] - 1, xv + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        if (g < 0) best_neighbour(bk, nbf, u, xv + 4 * k, waux + 4 * k, scale, L + 4 * k);
         else if (only_off)
             for (int i = 0; i < 4; i++) L[4 * k + i] = (int8_t)bk->lv[g][i];
     }

@@ -21,14 +21,15 @@ bool qb_dequant_tq_iq3_avx512(int type, const void *src, float *dst, int64_t nb)
 bool qb_quant_tq_iq3_ref(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);
 
 /* The IQ3 quantizers' hot search: among the code book points listed in nb (nb[0] of them, their
- * indices after it), the one whose values qf[i][point] (i < 4) at scale have the least
- * Σ w_i (scale·q_i − xv_i)² (each sum in ggml's order: ((w·diff)·diff) added element by
- * element); the first of equal ones; nb[1] when none is below FLT_MAX. Vector versions
- * (lanes = points) return the same index. */
-typedef int (*qb_iq3_nb_fn)(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
-int qb_iq3_neighbour_ref(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
-int qb_iq3_neighbour_avx2(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
-int qb_iq3_neighbour_avx512(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale);
+ * indices after it), the one whose values q_i = 2 level + 1 (level of element i of the j-th
+ * listed point: lvt[i * stride + j], stride = nb[0] rounded up to 16, padding readable) at
+ * scale have the least Σ w_i (scale·q_i − xv_i)² (each sum in ggml's order: ((w·diff)·diff)
+ * added element by element); the first of equal ones; nb[1] when none is below FLT_MAX.
+ * Vector versions (lanes = points) return the same index. */
+typedef int (*qb_iq3_nb_fn)(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_ref(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_avx2(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale);
+int qb_iq3_neighbour_avx512(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale);
 
 /* qb_quant_tq_iq3_ref's contract and bytes, the IQ3 neighbour search in vectors. */
 bool qb_quant_tq_iq3_avx2(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);

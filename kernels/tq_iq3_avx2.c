@@ -189,25 +189,24 @@ bool qb_dequant_tq_iq3_avx2(int type, const void *src, float *dst, int64_t nb)
 /* ---- the IQ3 quantizers' neighbour search: 8 code book points per register --------------- */
 
 /* Contract (tq_iq3.h): lanes are points, each lane's sum in the reference's order. */
-int qb_iq3_neighbour_avx2(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale)
+int qb_iq3_neighbour_avx2(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale)
 {
-    const int n = nb[0];
+    const int n = nb[0], stride = (n + 15) & ~15;
     const __m256 vs = _mm256_set1_ps(scale), big = _mm256_set1_ps(FLT_MAX);
+    const __m256i one = _mm256_set1_epi32(1);
     float best = FLT_MAX;
     int index = nb[1];
     for (int j0 = 0; j0 < n; j0 += 8) {
-        const int m = n - j0 < 8 ? n - j0 : 8;
-        uint16_t ids[8] = {0};
-        memcpy(ids, nb + 1 + j0, (size_t)m * sizeof ids[0]);
-        const __m256i idx = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)ids));
         __m256 d2 = _mm256_setzero_ps();
         for (int i = 0; i < 4; i++) {
-            const __m256 diff = _mm256_sub_ps(_mm256_mul_ps(vs, _mm256_i32gather_ps(qf[i], idx, 4)), _mm256_set1_ps(xv[i]));
+            const __m256i l = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(lvt + i * stride + j0)));
+            const __m256 q = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(l, l), one));
+            const __m256 diff = _mm256_sub_ps(_mm256_mul_ps(vs, q), _mm256_set1_ps(xv[i]));
             d2 = _mm256_add_ps(d2, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w[i]), diff), diff));
         }
         /* lanes past the list, NaN or not below FLT_MAX never win (the reference's strict <) */
         const __m256 live = _mm256_and_ps(_mm256_cmp_ps(d2, big, _CMP_LT_OQ),
-                                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+                                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
         d2 = _mm256_blendv_ps(big, d2, live);
         __m128 mn = _mm_min_ps(_mm256_castps256_ps128(d2), _mm256_extractf128_ps(d2, 1));
         mn = _mm_min_ps(mn, _mm_movehl_ps(mn, mn));
@@ -215,7 +214,7 @@ int qb_iq3_neighbour_avx2(const uint16_t *nb, const float *const qf[4], const fl
         const float lo = _mm_cvtss_f32(mn);
         if (lo < best) { /* the first lane holding the chunk's least */
             best = lo;
-            index = ids[__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d2, _mm256_set1_ps(lo), _CMP_EQ_OQ)))];
+            index = nb[1 + j0 + __builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d2, _mm256_set1_ps(lo), _CMP_EQ_OQ)))];
         }
     }
     return index;

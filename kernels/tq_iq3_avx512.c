@@ -203,19 +203,21 @@ bool qb_dequant_tq_iq3_avx512(int type, const void *src, float *dst, int64_t nb)
 /* ---- the IQ3 quantizers' neighbour search: 16 code book points per register -------------- */
 
 /* Contract (tq_iq3.h): lanes are points, each lane's sum in the reference's order. */
-int qb_iq3_neighbour_avx512(const uint16_t *nb, const float *const qf[4], const float *xv, const float *w, float scale)
+int qb_iq3_neighbour_avx512(const uint16_t *nb, const uint8_t *lvt, const float *xv, const float *w, float scale)
 {
-    const int n = nb[0];
+    const int n = nb[0], stride = (n + 15) & ~15;
     const __m512 vs = _mm512_set1_ps(scale), big = _mm512_set1_ps(FLT_MAX);
+    const __m512i one = _mm512_set1_epi32(1);
     float best = FLT_MAX;
     int index = nb[1];
     for (int j0 = 0; j0 < n; j0 += 16) {
         const int m = n - j0 < 16 ? n - j0 : 16;
         const __mmask16 in = (__mmask16)((1u << m) - 1);
-        const __m512i idx = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(in, nb + 1 + j0));
         __m512 d2 = _mm512_setzero_ps();
         for (int i = 0; i < 4; i++) {
-            const __m512 diff = _mm512_sub_ps(_mm512_mul_ps(vs, _mm512_i32gather_ps(idx, qf[i], 4)), _mm512_set1_ps(xv[i]));
+            const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(lvt + i * stride + j0)));
+            const __m512 q = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(l, l), one));
+            const __m512 diff = _mm512_sub_ps(_mm512_mul_ps(vs, q), _mm512_set1_ps(xv[i]));
             d2 = _mm512_add_ps(d2, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(w[i]), diff), diff));
         }
         /* lanes past the list, NaN or not below FLT_MAX never win (the reference's strict <) */

@@ -5,6 +5,7 @@
  * llama-quantize's type and bytes, and the llama.cpp metadata is the same (the files differ
  * only by our quantbench.* recipe keys). IQ3_XXS's mix needs IQ2_S for attn_q / attn_k: where
  * this build does not know that type the quantization must fail with one message naming it.
+ * stories260K (rows of 64 and 172) takes llama-quantize's fallbacks for rows not of 256.
  * llama-quantize absent: the comparisons are skipped, saying so. */
 #include "testutil.h"
 
@@ -70,9 +71,8 @@ static void assert_same_file(const char *got_path, const char *want_path, const 
     qb_gguf_close(b);
 }
 
-static void compare_type(const char *type, bool pure)
+static void compare_model(const char *f16, const char *type, bool pure)
 {
-    const char *f16 = qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf");
     qbt_need(f16);
     char *want = temp_path("llq"), *got = temp_path("qbq");
     if (!llama_quantize(f16, want, type, pure)) {
@@ -87,13 +87,27 @@ static void compare_type(const char *type, bool pure)
     qb_quantize_result r;
     if (qb_quantize_gguf(&ctx, f16, got, &o, &r) != QB_OK) fail_msg("%s: %s", type, qb_ctx_errmsg(&ctx));
     char what[64];
-    snprintf(what, sizeof what, "%s%s", type, pure ? " --pure" : "");
+    snprintf(what, sizeof what, "%s%s%s", strstr(f16, "stories") ? "stories260K " : "", type, pure ? " --pure" : "");
     print_message("%s: ours %.2f s\n", what, r.seconds);
     assert_same_file(got, want, what);
     unlink(want);
     unlink(got);
     free(want);
     free(got);
+}
+
+static void compare_type(const char *type, bool pure)
+{
+    compare_model(qbt_model_path("qb-docs-26m/qb-docs-26m-f16.gguf"), type, pure);
+}
+
+/* stories260K: rows of 64 and 172 fit no 256-block: llama-quantize's fallbacks (TQ -> Q4_0,
+ * IQ3 -> IQ4_NL, 172 wide -> F16) for every tensor, the IQ3_XS mix's IQ3_XXS choices too. */
+static void test_fallbacks(void **state)
+{
+    (void)state;
+    compare_model(qbt_model_path("stories260K/stories260K-f32.gguf"), "TQ2_0", false);
+    compare_model(qbt_model_path("stories260K/stories260K-f32.gguf"), "IQ3_XS", false);
 }
 
 static void test_tq1_0(void **state) { (void)state, compare_type("TQ1_0", false); }
@@ -130,7 +144,7 @@ static void test_iq3_xxs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tq1_0),  cmocka_unit_test(test_tq2_0),      cmocka_unit_test(test_tq1_0_pure),
+        cmocka_unit_test(test_fallbacks), cmocka_unit_test(test_tq1_0),  cmocka_unit_test(test_tq2_0),      cmocka_unit_test(test_tq1_0_pure),
         cmocka_unit_test(test_iq3_s),  cmocka_unit_test(test_iq3_xs),     cmocka_unit_test(test_iq3_m),
         cmocka_unit_test(test_iq3_xxs),
     };

@@ -333,6 +333,78 @@ static void test_quant_vs_ggml(void **state)
     free(qw);
 }
 
+/* The vector tables' quantizers (the IQ3 neighbour search in lanes) write the reference's bytes,
+ * with and without importance weights, on rows that exercise the searches. */
+static void test_quant_simd(void **state)
+{
+    (void)state;
+    uint64_t s = 31;
+    enum { ROWS = 9, N = 768 };
+    float *x = malloc(sizeof(float) * ROWS * N), *qw = malloc(sizeof(float) * N);
+    uint8_t *a = malloc(ROWS * N), *b = malloc(ROWS * N);
+    assert_true(x && qw && a && b);
+    fill_rows(x, ROWS, N, &s);
+    for (int i = 0; i < N; i++) qw[i] = uniform(&s) * 3.0f + (i % 37 == 0 ? 50.0f : 0.0f);
+    static const struct {
+        const char *isa;
+        bool (*fn)(int, const float *, void *, int64_t, int64_t, const float *);
+    } v[] = {{"avx2", qb_quant_tq_iq3_avx2}, {"avx512", qb_quant_tq_iq3_avx512}};
+    int ran = 0;
+    for (int k = 0; k < 2; k++) {
+        const qb_kernel_table *kt = qb_kernels_for(v[k].isa);
+        if (!kt) {
+            print_message("note: this CPU has no %s; its quantizers are not run\n", v[k].isa);
+            continue;
+        }
+        for (int i = 0; i < NT; i++) {
+            const size_t rb = qb_type_row_bytes((qb_type)types[i], N);
+            for (int w = 0; w < 2; w++) {
+                assert_true(qb_quant_tq_iq3_ref(types[i], x, a, ROWS, N, w ? qw : NULL));
+                assert_true(v[k].fn(types[i], x, b, ROWS, N, w ? qw : NULL));
+                if (memcmp(a, b, rb * ROWS)) fail_msg("%s %s%s: bytes differ from the reference", v[k].isa, qb_type_get(types[i])->name, w ? " (importance)" : "");
+            }
+            assert_true(kt->quant_row(types[i], x, b, (int64_t)ROWS * N)); /* the table's entry: no importance */
+            assert_true(qb_quant_tq_iq3_ref(types[i], x, a, ROWS, N, NULL));
+            assert_memory_equal(a, b, rb * ROWS);
+            ran++;
+        }
+    }
+    free(x);
+    free(qw);
+    free(a);
+    free(b);
+    if (!ran) skip();
+}
+
+/* Ties and padding in the neighbour search: a list with repeated points (equal sums) gives the
+ * first, a point past the list never wins, and every version agrees with the reference. */
+static void test_neighbour_ties(void **state)
+{
+    (void)state;
+    /* 19 entries (a full register of 16 and a partial one); the points at positions 1, 4 and 17
+     * (ids 5, 3, 19) have the same levels (1,0,0,0), values (3,1,1,1): equal sums */
+    uint16_t nb[20] = {19, 7, 5, 9, 3, 6, 10, 11, 12, 13, 14, 15, 16, 4, 17, 18, 2, 20, 19, 21};
+    uint8_t lvt[4 * 32];
+    memset(lvt, 0, sizeof lvt);
+    for (int j = 0; j < 19; j++)
+        for (int i = 0; i < 4; i++) lvt[i * 32 + j] = (uint8_t)((j * 5 + i * 3 + 2) & 7);
+    for (int i = 0; i < 4; i++) lvt[i * 32 + 1] = lvt[i * 32 + 4] = lvt[i * 32 + 17] = i == 0;
+    const float xv[4] = {3.0f, 1.0f, 1.0f, 1.0f}, w[4] = {1, 1, 1, 1};
+    const int want = qb_iq3_neighbour_ref(nb, lvt, xv, w, 1.0f);
+    assert_int_equal(want, 5); /* exact fit, the first of the three */
+    if (qb_kernels_for("avx2")) assert_int_equal(qb_iq3_neighbour_avx2(nb, lvt, xv, w, 1.0f), want);
+    if (qb_kernels_for("avx512")) assert_int_equal(qb_iq3_neighbour_avx512(nb, lvt, xv, w, 1.0f), want);
+    uint64_t s = 8;
+    for (int r = 0; r < 2000; r++) {
+        float x4[4], w4[4];
+        for (int i = 0; i < 4; i++) x4[i] = uniform(&s) * 15.0f, w4[i] = (float)(rng(&s) % 3);
+        const float sc = 0.5f + uniform(&s);
+        const int a = qb_iq3_neighbour_ref(nb, lvt, x4, w4, sc);
+        if (qb_kernels_for("avx2")) assert_int_equal(qb_iq3_neighbour_avx2(nb, lvt, x4, w4, sc), a);
+        if (qb_kernels_for("avx512")) assert_int_equal(qb_iq3_neighbour_avx512(nb, lvt, x4, w4, sc), a);
+    }
+}
+
 /* Round trip: the error of each format on gaussian rows stays within its measured budget (so a
  * quantizer that silently writes zeros or garbage fails even without llama.cpp). */
 static void test_quant_roundtrip(void **state)
@@ -389,7 +461,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_vs_ggml),  cmocka_unit_test(test_dequant_simd),
         cmocka_unit_test(test_qdot_ref_vs_ggml), cmocka_unit_test(test_qdot_simd),
-        cmocka_unit_test(test_quant_vs_ggml),    cmocka_unit_test(test_quant_roundtrip),
+        cmocka_unit_test(test_quant_vs_ggml),    cmocka_unit_test(test_quant_simd),
+        cmocka_unit_test(test_neighbour_ties),   cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_bad_lengths),
     };
     return cmocka_run_group_tests_name("tq-iq3", tests, setup, teardown) ? 1 : 0;
