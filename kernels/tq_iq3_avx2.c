@@ -48,7 +48,7 @@ AI void ternary_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, cons
         __m256i v[8];
         if (T == T_TQ1) tq1_codes(x, v);
         else
-            for (int i = 0; i < 8; i++) v[i] = tq2_codes(x, i / 4, i % 4);
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) v[i] = tq2_codes(x, i / 4, i % 4);
         const float d = f16(rd16(x + (T == T_TQ1 ? 52 : 64)));
         #pragma GCC unroll 4
         for (int c = 0; c < nc; c++) {
@@ -75,11 +75,12 @@ AI void iq3_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const in
         __m256i isum[4];
         #pragma GCC unroll 4
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
-        for (int s = 0; s < 8; s++) {
+        _Pragma("GCC unroll 8") for (int s = 0; s < 8; s++) {
             uint32_t bits;
             int scale;
             const __m256i mag = IQ3_SUB(T == T_XXS, x, s, &bits, &scale);
-            const __m256i sgn = _mm256_or_si256(tqi_bitmask(bits), one), sc = _mm256_set1_epi16((short)scale);
+            const __m256i sgn = T == T_XXS ? iq3xxs_sign_bytes(x, s) : _mm256_or_si256(tqi_bitmask(bits), one);
+            const __m256i sc = _mm256_set1_epi16((short)scale);
             #pragma GCC unroll 4
             for (int c = 0; c < nc; c++) {
                 const __m256i y = _mm256_sign_epi8(tqi_load(Q8K_QS(xq + c * st + (size_t)b * Q8K_BYTES) + 32 * s), sgn);
@@ -152,7 +153,7 @@ static void dq_ternary(const uint8_t *x, float *y, int64_t nb, const int T)
         __m256i v[8];
         if (T == T_TQ1) tq1_codes(x, v);
         else
-            for (int i = 0; i < 8; i++) v[i] = tq2_codes(x, i / 4, i % 4);
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) v[i] = tq2_codes(x, i / 4, i % 4);
         const __m256 d = _mm256_set1_ps(f16(rd16(x + (T == T_TQ1 ? 52 : 64))));
         for (int i = 0; i < 8; i++) put_ternary(y + 32 * i, v[i], d);
     }

@@ -31,22 +31,28 @@ enum { T_TQ1, T_TQ2, T_XXS, T_S };
 
 /* ---- dot products ------------------------------------------------------------------------- */
 
-/* The block's ternary codes as four registers of 64; yoff[i] (two 32-byte halves) says which
- * activations each register meets. */
-AI void ternary_codes(const uint8_t *x, __m512i v[4], int yoff[4][2], const int T)
+/* The block's ternary codes as four registers of 64 in element order (register i: elements
+ * 64i .. 64i + 63). */
+AI void ternary_codes(const uint8_t *x, __m512i v[4], const int T)
 {
-    if (T == T_TQ1) { /* element order: register i is elements 64i .. 64i + 63 */
+    if (T == T_TQ1) { /* the scaled bytes in pairs, then the leading trit of 64 at once */
         __m256i h[8];
-        tq1_codes(x, h);
-        for (int i = 0; i < 4; i++) {
-            v[i] = cat(h[2 * i], h[2 * i + 1]);
-            yoff[i][0] = 64 * i, yoff[i][1] = 64 * i + 32;
+        tq1_scaled(x, h);
+        const __m512i three = _mm512_set1_epi16(3), odd = _mm512_set1_epi16((short)0xff00);
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+            const __m512i q = cat(h[2 * i], h[2 * i + 1]);
+            const __m512i ev = _mm512_mulhi_epu16(_mm512_slli_epi16(q, 8), three);
+            const __m512i od = _mm512_mulhi_epu16(_mm512_and_si512(q, odd), three);
+            v[i] = _mm512_or_si512(ev, _mm512_slli_epi16(od, 8));
         }
-    } else { /* code l of qs byte m: element 32l + m (low half), 128 + 32l + m (high half) */
-        const __m512i q = load64(x);
-        for (int l = 0; l < 4; l++) {
-            v[l] = _mm512_and_si512(_mm512_srli_epi16(q, 2 * l), _mm512_set1_epi8(3));
-            yoff[l][0] = 32 * l, yoff[l][1] = 128 + 32 * l;
+    } else { /* code l of qs byte 32h + m is element 128h + 32l + m: both halves shifted at once */
+        const __m512i lo = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
+                                            0x0002000200020002LL, 0, 0, 0, 0);
+        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(4));
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            const __m512i q = _mm512_broadcast_i64x4(tqi_load(x + 32 * h));
+            v[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(q, lo), _mm512_set1_epi8(3));
+            v[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, hi), _mm512_set1_epi8(3));
         }
     }
 }
@@ -60,8 +66,7 @@ AI void ternary_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, cons
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *x = w + (size_t)b * TBYTES(T);
         __m512i v[4];
-        int yoff[4][2];
-        ternary_codes(x, v, yoff, T);
+        ternary_codes(x, v, T);
         const float d = f16(rd16(x + (T == T_TQ1 ? 52 : 64)));
         #pragma GCC unroll 4
         for (int c = 0; c < nc; c++) {
@@ -69,7 +74,7 @@ AI void ternary_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, cons
             __m512i s16 = _mm512_setzero_si512(); /* |sum| <= 4 * 2 * 3 * 127 per lane */
             #pragma GCC unroll 4
             for (int i = 0; i < 4; i++)
-                s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(v[i], cat(tqi_load(yq + yoff[i][0]), tqi_load(yq + yoff[i][1]))));
+                s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(v[i], load64(yq + 64 * i)));
             /* sum (code - 1) y = sum code y - sum y, the last from the bsums */
             const __m256i bs = _mm256_madd_epi16(tqi_load(Q8K_BSUMS(y)), _mm256_set1_epi16(1));
             const __m512i s32 = _mm512_sub_epi32(_mm512_madd_epi16(s16, ones), _mm512_zextsi256_si512(bs));
@@ -91,7 +96,7 @@ AI void iq3_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const in
         __m512i isum[4];
         #pragma GCC unroll 4
         for (int c = 0; c < nc; c++) isum[c] = _mm512_setzero_si512();
-        for (int s = 0; s < 8; s += 2) {
+        _Pragma("GCC unroll 8") for (int s = 0; s < 8; s += 2) {
             uint32_t b0, b1;
             int sc0, sc1;
             const __m256i m0 = IQ3_SUB(T == T_XXS, x, s, &b0, &sc0);
@@ -161,14 +166,9 @@ static void dq_ternary(const uint8_t *x, float *y, int64_t nb, const int T)
 {
     for (int64_t b = 0; b < nb; b++, x += TBYTES(T), y += 256) {
         __m512i v[4];
-        int yoff[4][2];
-        ternary_codes(x, v, yoff, T);
+        ternary_codes(x, v, T);
         const __m512 d = _mm512_set1_ps(f16(rd16(x + (T == T_TQ1 ? 52 : 64))));
-        for (int i = 0; i < 4; i++) {
-            float tmp[64];
-            put_ternary(tmp, v[i], d);
-            for (int h = 0; h < 2; h++) memcpy(y + yoff[i][h], tmp + 32 * h, 32 * sizeof(float));
-        }
+        for (int i = 0; i < 4; i++) put_ternary(y + 64 * i, v[i], d);
     }
 }
 
