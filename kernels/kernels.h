@@ -155,7 +155,8 @@ size_t qb_act_gemv_row_bytes(int n);
 static inline size_t qb_act_tile_row_bytes(int n) { return (size_t)((n / 32 + 7) / 8) * 384; }
 
 /* The activation type a packed weight type multiplies against (as in ggml's vec_dot_type):
- * Q8_0 for Q4_0, Q5_0, Q8_0, IQ4_NL; Q8_1 for Q4_1, Q5_1; Q8_K for the K formats and IQ4_XS;
+ * Q8_0 for Q4_0, Q5_0, Q8_0, IQ4_NL; Q8_1 for Q4_1, Q5_1; Q8_K for the K formats, IQ4_XS,
+ * IQ3_XXS, IQ3_S, TQ1_0 and TQ2_0;
  * -1 for types without a packed dot product (F32, F16, BF16 use the float kernels above). */
 int qb_act_type(int weight_type);
 
@@ -197,8 +198,10 @@ bool qb_dequant_row_ref(int type, const void *src, float *dst, int64_t n);
 
 /* Quantize n floats (a multiple of the type's block size) into ggml block type `type`,
  * byte for byte as llama-quantize does without an importance matrix (ggml's
- * quantize_row_*_ref; for IQ4_NL / IQ4_XS its quantize_iq4_nl / quantize_iq4_xs searches). Covers Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
- * Q6_K, Q8_K, IQ4_NL, IQ4_XS, F16, BF16, F32. Returns false for other types or bad n. */
+ * quantize_row_*_ref; for IQ4_NL / IQ4_XS its quantize_iq4_nl / quantize_iq4_xs searches; for
+ * TQ1_0, TQ2_0, IQ3_XXS, IQ3_S its quantize_* without importance, kernels/tq_iq3.h). Covers Q8_0,
+ * Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS, IQ3_XXS,
+ * IQ3_S, TQ1_0, TQ2_0, F16, BF16, F32. Returns false for other types or bad n. */
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
 /* Quantize ONE row of n elements (a multiple of the type's block) with the importance qw[0..n)
  * of its columns, byte for byte as llama-quantize --imatrix does (ggml's quantize_<type> with

@@ -6,7 +6,7 @@
 #
 #   FUZZ_SECONDS=60        seconds per target
 #   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base
-#                          tasks-hellaswag tasks-winogrande tasks-mc
+#                          tasks-hellaswag tasks-winogrande tasks-mc tq-iq3
 #   QB_FUZZ_DIR=...        corpora, crash artifacts, logs (default ~/.cache/quantbench-fuzz)
 #   QB_MODELS=...          reference models (default ../shared/models)
 #   FUZZ_KEEP_GOING=1      fork mode: keep fuzzing after a crash (collect several)
@@ -24,7 +24,7 @@ CC=${CC:-clang}
 [[ $CC == cc || $CC == gcc* ]] && CC=clang # make exports CC=cc; libFuzzer needs clang
 BUILD=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base tasks-hellaswag tasks-winogrande tasks-mc"
+ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base tasks-hellaswag tasks-winogrande tasks-mc tq-iq3"
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 QB_FUZZ_DIR=${QB_FUZZ_DIR:-$HOME/.cache/quantbench-fuzz}
 MODELS=${QB_MODELS:-../shared/models}
@@ -155,6 +155,10 @@ write_seeds() {
     tasks-hellaswag) head -c 4096 tests/data/tasks/hellaswag.txt >"$d/hellaswag-4k.txt" ;;
     tasks-winogrande) head -c 4096 tests/data/tasks/winogrande.csv >"$d/winogrande-4k.csv" ;;
     tasks-mc) cat tests/data/tasks/multiple-choice.bin >"$d/multiple-choice.bin" ;;
+    tq-iq3) # tensor bytes: quantized blocks and f16 pairs read as floats
+        for f in "$MODELS"/qb-docs-26m/qb-docs-26m-q4_k_m.gguf "$MODELS"/qb-docs-26m/qb-docs-26m-f16.gguf; do
+            [[ -f $f ]] && tail -c 8192 "$f" >"$d/tail8k-$(basename "$f")"
+        done ;;
     tokenize)
         [[ -f $MODELS/stories260K/ppl-sample.txt ]] && cat "$MODELS/stories260K/ppl-sample.txt" >"$d/ppl-sample.txt" ;;
     esac
