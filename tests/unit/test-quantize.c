@@ -552,10 +552,16 @@ static void test_refusals(void **state)
     (void)state;
     float x[512] = {0};
     uint8_t dst[4096];
-    static const int unknown[] = {-1, 4, 5, 16, 17, 18, 19, 21, 22, 24, 25, 29,
-                                  31, 35, 39, QB_TYPE_COUNT, 1000, -1000};
+    static const int unknown[] = {-1, 4, 5, 16, 17, 19, 22, 24, 25, 29,
+                                  31, 36, 39, QB_TYPE_COUNT, 1000, -1000};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         if (qb_quant_row_ref(unknown[i], x, dst, 256)) fail_msg("type %d accepted", unknown[i]);
+    /* IQ3_XXS, IQ3_S, TQ1_0, TQ2_0 are ggml types we quantize (kernels/quant_tq_iq3_ref.c) */
+    static const int known[] = {QB_TYPE_IQ3_XXS, QB_TYPE_IQ3_S, QB_TYPE_TQ1_0, QB_TYPE_TQ2_0};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (!qb_quant_row_ref(known[i], x, dst, 256)) fail_msg("type %d refused", known[i]);
+        assert_false(qb_quant_row_ref(known[i], x, dst, 288));
+    }
     memset(dst, 0x5a, sizeof dst);
     assert_false(qb_quant_row_ref(QB_TYPE_Q4_0, x, dst, 31));
     assert_false(qb_quant_row_ref(QB_TYPE_Q8_1, x, dst, 48));
