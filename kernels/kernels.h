@@ -210,7 +210,7 @@ bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n);
  * without weights (F32, F16, BF16, Q8_0), gives qb_quant_row_ref's bytes. False as there. */
 bool qb_quant_row_w_ref(int type, const float *src, void *dst, int64_t n, const float *qw);
 /* Whether importance weights change type's quantization (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K,
- * IQ4_NL, IQ4_XS). */
+ * IQ4_NL, IQ4_XS, IQ3_XXS, IQ3_S). */
 bool qb_quant_weighted(int type);
 bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const float *qw);
 bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, const float *qw);

@@ -527,5 +527,6 @@ bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const
         .iq4_codes = qb_iq4nl_codes_ref,
     };
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx2(type, src, dst, n);
+    if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_avx2(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);
 }

@@ -12,6 +12,7 @@
  * redone (never fewer lanes than the per-element test would flag). Separate multiplies and
  * adds, divisions where the scalar divides. */
 #include "kernels.h"
+#include "tq_iq3.h"
 #include "quant_k.h"
 
 #include "qb_types.h"
@@ -528,5 +529,6 @@ bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, con
         .iq4_codes = qb_iq4_codes_avx512,
     };
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx512(type, src, dst, n);
+    if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_avx512(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);
 }

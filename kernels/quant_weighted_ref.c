@@ -27,6 +27,7 @@
  * kept so here too, so even degenerate rows give its bytes. No fused multiply-adds (-std=c11;
  * the pragma for clang). */
 #include "kernels.h"
+#include "tq_iq3.h"
 #include "blocks.h"
 #include "quant_k.h"
 
@@ -504,6 +505,7 @@ bool qb_quant_weighted(int type)
     case QB_TYPE_Q4_0: case QB_TYPE_Q5_0: case QB_TYPE_Q4_1: case QB_TYPE_Q5_1: case QB_TYPE_Q2_K:
     case QB_TYPE_Q3_K: case QB_TYPE_Q4_K: case QB_TYPE_Q5_K: case QB_TYPE_Q6_K: case QB_TYPE_IQ4_NL:
     case QB_TYPE_IQ4_XS:
+    case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: /* quant_tq_iq3_ref.c; TQ1_0 / TQ2_0 ignore weights */
         return true;
     default:
         return false;
@@ -522,5 +524,6 @@ static const qb_wquant_pieces ref_pieces = {
 bool qb_quant_row_w_ref(int type, const float *src, void *dst, int64_t n, const float *qw)
 {
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_ref(type, src, dst, n);
+    if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_ref(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &ref_pieces);
 }

@@ -319,6 +319,20 @@ static void test_quant_vs_ggml(void **state)
         p->qinit(types[i]);
         compare_quant(p, types[i], ROWS, N, x, NULL, "without importance");
         compare_quant(p, types[i], ROWS, N, x, qw, "with importance");
+        /* the weighted row entry (quantize --imatrix) of every table: the same bytes */
+        for (int r = 0; r < 3; r++) {
+            const char *isa = r == 0 ? "ref" : r == 1 ? "avx2" : "avx512";
+            const qb_kernel_table *kt = qb_kernels_for(isa);
+            if (!kt) continue;
+            const size_t rw = qb_type_row_bytes((qb_type)types[i], N);
+            uint8_t *a = malloc(rw), *b = malloc(rw);
+            assert_true(a && b);
+            assert_true(kt->quant_row_w(types[i], x + N, a, N, qw));
+            assert_true(qb_quant_tq_iq3_ref(types[i], x + N, b, 1, N, qw));
+            if (memcmp(a, b, rw)) fail_msg("%s quant_row_w %s: bytes differ", isa, qb_type_get(types[i])->name);
+            free(a);
+            free(b);
+        }
         /* the kernel tables' row quantizer (no importance) writes the same bytes */
         const size_t rb = qb_type_row_bytes((qb_type)types[i], N);
         uint8_t *a = malloc(rb), *b = malloc(rb);

@@ -92,13 +92,8 @@ static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i -
 /* IQ2_S (ggml type 28): IQ3_XXS's attn_q / attn_k type; the IQ2 formats bring its kernels. */
 #define TYPE_IQ2_S ((qb_type)28)
 
-/* Whether an importance matrix weights the quantizers (llama-quantize's qs.has_imatrix). The
- * mix state does not carry one yet on this branch: always false, the mixes without --imatrix. */
-static bool has_imatrix(const qb_mix_state *st)
-{
-    (void)st;
-    return false;
-}
+/* Whether an importance matrix weights the quantizers (llama-quantize's qs.has_imatrix). */
+static bool has_imatrix(const qb_mix_state *st) { return st->has_imatrix; }
 
 static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_t ne0, qb_type t)
 {
