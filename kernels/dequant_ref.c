@@ -130,6 +130,11 @@ static void dequant_q5_K(const void *s, float *y, int64_t nb) { qb_dequant_q5_K_
 static void dequant_q6_K(const void *s, float *y, int64_t nb) { qb_dequant_q6_K_ref(s, y, nb); }
 static void dequant_q8_K(const void *s, float *y, int64_t nb) { qb_dequant_q8_K_ref(s, y, nb); }
 static void dequant_iq4_xs(const void *s, float *y, int64_t nb) { qb_dequant_iq4_xs_ref(s, y, nb); }
+static void dequant_iq2_xxs(const void *s, float *y, int64_t nb) { qb_dequant_iq2_xxs_ref(s, y, nb); }
+static void dequant_iq2_xs(const void *s, float *y, int64_t nb) { qb_dequant_iq2_xs_ref(s, y, nb); }
+static void dequant_iq2_s(const void *s, float *y, int64_t nb) { qb_dequant_iq2_s_ref(s, y, nb); }
+static void dequant_iq1_s(const void *s, float *y, int64_t nb) { qb_dequant_iq1_s_ref(s, y, nb); }
+static void dequant_iq1_m(const void *s, float *y, int64_t nb) { qb_dequant_iq1_m_ref(s, y, nb); }
 
 /* One dequantizer per type id, called with the number of blocks (elements for the float
  * types, whose block is one element). NULL: not supported (Q8_1 has no ggml dequantizer). */
@@ -143,6 +148,9 @@ static const dequant_fn dequant_table[QB_TYPE_COUNT] = {
     [QB_TYPE_Q4_K] = dequant_q4_K,     [QB_TYPE_Q5_K] = dequant_q5_K,
     [QB_TYPE_Q6_K] = dequant_q6_K,     [QB_TYPE_Q8_K] = dequant_q8_K,
     [QB_TYPE_IQ4_NL] = dequant_iq4_nl, [QB_TYPE_IQ4_XS] = dequant_iq4_xs,
+    [QB_TYPE_IQ2_XXS] = dequant_iq2_xxs, [QB_TYPE_IQ2_XS] = dequant_iq2_xs,
+    [QB_TYPE_IQ2_S] = dequant_iq2_s,   [QB_TYPE_IQ1_S] = dequant_iq1_s,
+    [QB_TYPE_IQ1_M] = dequant_iq1_m,
 };
 
 /* Contract (kernels.h): dequantize n elements of `type` from src to dst. Also returns false,

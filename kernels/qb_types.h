@@ -24,8 +24,13 @@ typedef enum {
     QB_TYPE_Q5_K = 13,
     QB_TYPE_Q6_K = 14,
     QB_TYPE_Q8_K = 15,
+    QB_TYPE_IQ2_XXS = 16,
+    QB_TYPE_IQ2_XS = 17,
+    QB_TYPE_IQ1_S = 19,
     QB_TYPE_IQ4_NL = 20,
+    QB_TYPE_IQ2_S = 22,
     QB_TYPE_IQ4_XS = 23,
+    QB_TYPE_IQ1_M = 29,
     QB_TYPE_BF16 = 30,
     QB_TYPE_CUSTOM = 39, /* not a ggml type: the tensor's qb_format says what the bytes are */
     QB_TYPE_COUNT = 40,  /* upper bound for tables indexed by type */

@@ -24,6 +24,11 @@ static const qb_type_info type_table[QB_TYPE_COUNT] = {
     [QB_TYPE_Q8_K] = {"Q8_K", 256, 292},
     [QB_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18},
     [QB_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136},
+    [QB_TYPE_IQ2_XXS] = {"IQ2_XXS", 256, 66},
+    [QB_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74},
+    [QB_TYPE_IQ2_S] = {"IQ2_S", 256, 82},
+    [QB_TYPE_IQ1_S] = {"IQ1_S", 256, 50},
+    [QB_TYPE_IQ1_M] = {"IQ1_M", 256, 56},
 };
 
 const qb_type_info *qb_type_get(int t)
