@@ -53,9 +53,7 @@ static void fill_acts(float *x, int n, int flavour)
 static void make_weights(int t, int n, uint8_t *w, int flavour)
 {
     const size_t bytes = row_bytes(t, n), bs = (size_t)qb_type_get(t)->size;
-    const bool grid_iq = t == QB_TYPE_IQ2_XXS || t == QB_TYPE_IQ2_XS || t == QB_TYPE_IQ2_S || t == QB_TYPE_IQ1_S ||
-                         t == QB_TYPE_IQ1_M;
-    if (flavour == 0 && !grid_iq) { /* TODO grid i-quants: quantized rows once the quantizers exist */
+    if (flavour == 0) { /* the grid i-quants: with uniform importance */
         float *f = malloc((size_t)n * sizeof *f);
         for (int i = 0; i < n; i++) f[i] = frand() * (i % 61 == 0 ? 3.0f : 1.0f);
         assert_true(qb_quant_row_ref(t, f, w, n));
