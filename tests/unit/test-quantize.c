@@ -552,8 +552,7 @@ static void test_refusals(void **state)
     (void)state;
     float x[512] = {0};
     uint8_t dst[4096];
-    static const int unknown[] = {-1, 4, 5, 16, 17, 18, 19, 21, 22, 24, 25, 29,
-                                  31, 35, 39, QB_TYPE_COUNT, 1000, -1000};
+    static const int unknown[] = {-1, 4, 5, 18, 21, 24, 25, 31, 35, 39, QB_TYPE_COUNT, 1000, -1000};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         if (qb_quant_row_ref(unknown[i], x, dst, 256)) fail_msg("type %d accepted", unknown[i]);
     memset(dst, 0x5a, sizeof dst);

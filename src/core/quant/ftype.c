@@ -1,6 +1,7 @@
 /* ftype.c — llama-quantize's file types and default tensor-type mix (a fact table of
- * llama.cpp's rules for the types we support; the IQ1/IQ2/IQ3 importance-matrix types are
- * not offered). */
+ * llama.cpp's rules for the types we support; of the importance-matrix i-quant types, the
+ * IQ2 / IQ1 family is offered: IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S, IQ1_M — IQ2_S and IQ2_M
+ * put IQ3_S on some tensors, which quantizes once that type is known). */
 #include "ftype.h"
 
 #include <stdio.h>
@@ -15,7 +16,9 @@ static const qb_ftype ftypes[] = {
     {"Q2_K_S", 21, QB_TYPE_Q2_K},  {"Q3_K_S", 11, QB_TYPE_Q3_K},  {"Q3_K_M", 12, QB_TYPE_Q3_K},
     {"Q3_K_L", 13, QB_TYPE_Q3_K},  {"Q4_K_S", 14, QB_TYPE_Q4_K},  {"Q4_K_M", 15, QB_TYPE_Q4_K},
     {"Q5_K_S", 16, QB_TYPE_Q5_K},  {"Q5_K_M", 17, QB_TYPE_Q5_K},  {"Q6_K", 18, QB_TYPE_Q6_K},
-    {"IQ4_NL", 25, QB_TYPE_IQ4_NL}, {"IQ4_XS", 30, QB_TYPE_IQ4_XS}, {NULL, 0, 0},
+    {"IQ4_NL", 25, QB_TYPE_IQ4_NL}, {"IQ4_XS", 30, QB_TYPE_IQ4_XS}, {"IQ2_XXS", 19, QB_TYPE_IQ2_XXS},
+    {"IQ2_XS", 20, QB_TYPE_IQ2_XS}, {"IQ2_S", 28, QB_TYPE_IQ2_XS},  {"IQ2_M", 29, QB_TYPE_IQ2_S},
+    {"IQ1_S", 24, QB_TYPE_IQ1_S},   {"IQ1_M", 31, QB_TYPE_IQ1_M},   {NULL, 0, 0},
 };
 
 /* llama.cpp's aliases: "Q3_K" means Q3_K_M, "Q4_K" Q4_K_M, "Q5_K" Q5_K_M. */
@@ -84,13 +87,49 @@ bool qb_ftype_tensor_order(const char *const *names, int n, int *order)
 /* llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
+/* ggml's IQ3_S (type 21): the IQ2_S / IQ2_M mixes use it; quantbench runs it once the type is
+ * in qb_types.h (until then those tensors are refused as an unsupported type). */
+enum { TYPE_IQ3_S = 21 };
+
+static bool iq_low(const qb_ftype *f) /* the IQ2 / IQ1 file types, which have their own mix */
+{
+    return is(f, "IQ2_XXS") || is(f, "IQ2_XS") || is(f, "IQ2_S") || is(f, "IQ2_M") || is(f, "IQ1_S") || is(f, "IQ1_M");
+}
+
+/* llama.cpp's mix for the IQ2 / IQ1 file types (every tensor but output and token_embd). */
+static qb_type mix_iq_low(const qb_ftype *f, qb_mix_state *st, const char *name, qb_type t)
+{
+    const bool iq2sm = is(f, "IQ2_S") || is(f, "IQ2_M");
+    if (strstr(name, "attn_v.weight")) {
+        t = st->n_gqa >= 4 || st->n_expert >= 4 ? QB_TYPE_Q4_K : iq2sm ? (qb_type)TYPE_IQ3_S : QB_TYPE_Q2_K;
+        st->i_attn_v++;
+    } else if (st->n_expert == 8 && strstr(name, "attn_k.weight")) {
+        t = QB_TYPE_Q4_K;
+    } else if (strstr(name, "ffn_down")) {
+        int i = st->n_expert > 1 ? block_of(name) : st->i_ffn_down++;
+        if (i < st->n_layers / 8) t = iq2sm ? (qb_type)TYPE_IQ3_S : QB_TYPE_Q2_K;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (st->n_expert == 8) t = QB_TYPE_Q5_K;
+        else if (is(f, "IQ1_S") || is(f, "IQ1_M")) t = QB_TYPE_IQ2_XXS;
+        else if (iq2sm) t = (qb_type)TYPE_IQ3_S;
+    }
+    return t;
+}
+
 static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_t ne0, qb_type t)
 {
     const qb_type_info *ti = qb_type_get(t);
     if (!strcmp(name, "output.weight") || (!st->has_output && !strcmp(name, "token_embd.weight"))) {
         if (ne0 % ti->blck != 0) return QB_TYPE_Q8_0;
+        if (iq_low(f)) return QB_TYPE_Q5_K;
         return t != QB_TYPE_Q8_0 ? QB_TYPE_Q6_K : t;
     }
+    if (!strcmp(name, "token_embd.weight")) {
+        if (is(f, "IQ2_XXS") || is(f, "IQ2_XS") || is(f, "IQ1_S") || is(f, "IQ1_M")) return QB_TYPE_Q2_K;
+        if (is(f, "IQ2_S") || is(f, "IQ2_M")) return (qb_type)TYPE_IQ3_S;
+        return t;
+    }
+    if (iq_low(f)) return mix_iq_low(f, st, name, t);
     if (strstr(name, "attn_v.weight")) {
         int i = st->i_attn_v++;
         if (is(f, "Q2_K")) t = st->n_gqa >= 4 ? QB_TYPE_Q4_K : QB_TYPE_Q3_K;
@@ -150,10 +189,14 @@ qb_status qb_ftype_tensor_type(qb_ctx *ctx, const qb_ftype *f, bool pure, qb_mix
     }
     t = mix(f, st, name, ne0, t);
     ti = qb_type_get(t);
+    if (!ti) /* IQ3_S before it is supported */
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: %s chooses ggml type %d, which quantbench does not support yet",
+                       name, f->name, (int)t);
     if (ne0 % ti->blck != 0) {
         qb_type fb;
-        switch (t) {
-        case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: fb = QB_TYPE_IQ4_NL; break;
+        switch ((int)t) {
+        case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: case QB_TYPE_IQ2_XXS: case QB_TYPE_IQ2_XS:
+        case QB_TYPE_IQ2_S: case QB_TYPE_IQ1_S: case QB_TYPE_IQ1_M: case TYPE_IQ3_S: fb = QB_TYPE_IQ4_NL; break;
         case QB_TYPE_Q4_K: fb = QB_TYPE_Q5_0; break;
         case QB_TYPE_Q5_K: fb = QB_TYPE_Q5_1; break;
         case QB_TYPE_Q6_K: fb = QB_TYPE_Q8_0; break;
