@@ -11,6 +11,7 @@
 #define QB_IQ1S_NGRID 2048
 
 extern const uint8_t qb_iq2_signs[128];
+extern const uint64_t qb_iq2_sign_bytes[128]; /* the same as bytes +1 / -1, for vpsignb */
 extern const uint64_t qb_iq2xxs_grid[256];
 extern const uint64_t qb_iq2xs_grid[512];
 extern const uint64_t qb_iq2s_grid[1024];
