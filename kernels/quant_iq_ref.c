@@ -17,6 +17,7 @@
 #include "kernels.h"
 #include "blocks.h"
 #include "iq_gridmap.h"
+#include "quant_iq.h"
 #include "qb_types.h"
 
 #include <float.h>
@@ -571,7 +572,31 @@ static void iq1m_weights(const float *xb, const float *w, float sigma2, float *w
 
 /* IQ1_M: sub-blocks of 16, a shift sign per group of 8 (k: bit 1 the first group's, bit 0 the
  * second's, set = minus) and a 3-bit scale each; the super-block scale is refitted at the end. */
-static bool quant_iq1_m(const float *x, qb_block_iq1_m *y, int64_t nb, const float *qw, int8_t shifts[16])
+/* The IQ1_M split scores, ggml's arithmetic: for every split (i1 ≤ i2 in 0..16, i1 outer, the
+ * split's index counting up), Σ w·v·x and Σ w·v·v over the sorted positions j (order[j] the
+ * element), v the level value of j (0 below i1, 1 below i2, else 2) under each of the four
+ * shift choices k (0: +,+  1: +,-  2: -,+  3: -,-  for the first and second group of 8), added
+ * in j order, each product as (w·v)·x. */
+void qb_iq1m_scores_ref(const float *weight, const float *xb, const int *order, float sqx[][4], float sq2[][4])
+{
+    for (int i1 = 0, sp = 0; i1 <= 16; i1++)
+        for (int i2 = i1; i2 <= 16; i2++, sp++) {
+            float a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+            for (int j = 0; j < 16; j++) {
+                const int lv = j < i1 ? 0 : j < i2 ? 1 : 2, i = order[j];
+                const float p = iq1_xp[lv], mm = iq1_xm[lv];
+                const float px = weight[i] * p * xb[i], mx = weight[i] * mm * xb[i];
+                const float pp = weight[i] * p * p, m2 = weight[i] * mm * mm;
+                a[0] += px, a[3] += mx, a[1] += i < 8 ? px : mx, a[2] += i < 8 ? mx : px;
+                b[0] += pp, b[3] += m2, b[1] += i < 8 ? pp : m2, b[2] += i < 8 ? m2 : pp;
+            }
+            memcpy(sqx[sp], a, sizeof a);
+            memcpy(sq2[sp], b, sizeof b);
+        }
+}
+
+static bool quant_iq1_m(const float *x, qb_block_iq1_m *y, int64_t nb, const float *qw, int8_t shifts[16],
+                        qb_iq1m_score_fn score)
 {
     static const uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};
     const qb_iq_gridmap *m = qb_iq_gridmap_get(QB_IQ_GRID_1S);
@@ -599,42 +624,20 @@ static bool quant_iq1_m(const float *x, qb_block_iq1_m *y, int64_t nb, const flo
             qsort(pr, 16, sizeof pr[0], vpair_cmp);
             float best = -FLT_MIN, scale = max;
             int b1 = -1, b2 = -1, bk = -1;
-            for (int i1 = 0; i1 <= 16; i1++)
-                for (int i2 = i1; i2 <= 16; i2++) {
-                    float sqx[4] = {0, 0, 0, 0}, sq2[4] = {0, 0, 0, 0};
-                    for (int j = 0; j < 16; j++) {
-                        const int lv = j < i1 ? 0 : j < i2 ? 1 : 2, i = pr[j].i;
-                        const float p = iq1_xp[lv], mm = iq1_xm[lv];
-                        /* k = 0: (+, +), 1: (+, -), 2: (-, +), 3: (-, -) for the (first, second) group */
-                        if (i < 8) {
-                            sqx[0] += weight[i] * p * xb[i];
-                            sqx[1] += weight[i] * p * xb[i];
-                            sqx[2] += weight[i] * mm * xb[i];
-                            sqx[3] += weight[i] * mm * xb[i];
-                            sq2[0] += weight[i] * p * p;
-                            sq2[1] += weight[i] * p * p;
-                            sq2[2] += weight[i] * mm * mm;
-                            sq2[3] += weight[i] * mm * mm;
-                        } else {
-                            sqx[0] += weight[i] * p * xb[i];
-                            sqx[2] += weight[i] * p * xb[i];
-                            sqx[1] += weight[i] * mm * xb[i];
-                            sqx[3] += weight[i] * mm * xb[i];
-                            sq2[0] += weight[i] * p * p;
-                            sq2[2] += weight[i] * p * p;
-                            sq2[1] += weight[i] * mm * mm;
-                            sq2[3] += weight[i] * mm * mm;
-                        }
-                    }
+            int order[16];
+            for (int j = 0; j < 16; j++) order[j] = pr[j].i;
+            float sqx[QB_IQ1M_SPLITS][4], sq2[QB_IQ1M_SPLITS][4];
+            score(weight, xb, order, sqx, sq2);
+            for (int i1 = 0, sp = 0; i1 <= 16; i1++)
+                for (int i2 = i1; i2 <= 16; i2++, sp++)
                     for (int k = 0; k < 4; k++)
-                        if (sq2[k] > 0 && sqx[k] * sqx[k] > best * sq2[k]) {
-                            scale = sqx[k] / sq2[k];
-                            best = scale * sqx[k];
+                        if (sq2[sp][k] > 0 && sqx[sp][k] * sqx[sp][k] > best * sq2[sp][k]) {
+                            scale = sqx[sp][k] / sq2[sp][k];
+                            best = scale * sqx[sp][k];
                             b1 = i1;
                             b2 = i2;
                             bk = k;
                         }
-                }
             if (b1 < 0) return false; /* ggml asserts here: no split fits (NaN input) */
             iq1_split(pr, 16, b1, b2, L);
             if (scale < 0) {
@@ -688,6 +691,11 @@ static bool quant_iq1_m(const float *x, qb_block_iq1_m *y, int64_t nb, const flo
 
 bool qb_quant_row_iq_ref(int type, const float *x, void *dst, int64_t n, const float *imatrix)
 {
+    return qb_quant_row_iq_with(type, x, dst, n, imatrix, qb_iq1m_scores_ref);
+}
+
+bool qb_quant_row_iq_with(int type, const float *x, void *dst, int64_t n, const float *imatrix, qb_iq1m_score_fn score)
+{
     if (n < 0 || n % QB_QK_K != 0) return false;
     const int64_t nb = n / QB_QK_K;
     float *ones = NULL;
@@ -704,7 +712,7 @@ bool qb_quant_row_iq_ref(int type, const float *x, void *dst, int64_t n, const f
     case QB_TYPE_IQ2_XS: ok = quant_iq2_16(x, dst, nb, w, false); break;
     case QB_TYPE_IQ2_S: ok = quant_iq2_16(x, dst, nb, w, true); break;
     case QB_TYPE_IQ1_S: ok = quant_iq1_s(x, dst, nb, w, shifts); break;
-    case QB_TYPE_IQ1_M: ok = quant_iq1_m(x, dst, nb, w, shifts); break;
+    case QB_TYPE_IQ1_M: ok = quant_iq1_m(x, dst, nb, w, shifts, score ? score : qb_iq1m_scores_ref); break;
     default: ok = false; break;
     }
     free(ones);

@@ -19,6 +19,7 @@
  * scalar code divides. */
 #include "kernels.h"
 #include "quant_k.h"
+#include "quant_iq.h"
 
 #include "qb_types.h"
 
@@ -409,8 +410,11 @@ static float iq4_scale_avx2(const float *x)
 
 /* Contract (kernels.h): qb_quant_row_ref's, with the searches above for Q2_K..Q6_K,
  * IQ4_NL and IQ4_XS; every other type goes to the reference. */
+void qb_iq1m_scores_avx2(const float *, const float *, const int *, float[][4], float[][4]); /* quant_iq_avx2.c */
+
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
 {
+    if (type == QB_TYPE_IQ1_M) return qb_quant_row_iq_with(type, src, dst, n, NULL, qb_iq1m_scores_avx2);
     const int64_t blk = type == QB_TYPE_IQ4_NL ? QB_QK32 : QB_QK_K;
     const bool mine = type == QB_TYPE_Q2_K || type == QB_TYPE_Q3_K || type == QB_TYPE_Q4_K || type == QB_TYPE_Q5_K ||
                       type == QB_TYPE_Q6_K ||

@@ -5,9 +5,13 @@
  * llama.cpp c392e50, opened at run time: $QB_GGML_CPU_LIB, default
  * ../peer/llama.cpp/build/bin/libggml-cpu.so; skipped when absent). Best of REPS passes each,
  * interleaved; GB/s of weights and ours / theirs. The sums must agree (relative 1e-4).
+ * Then the quantizers: 512 rows × 1536 (an ffn_down's shape) with random importance, ours
+ * (one row at a time, IQ1_M's split search in the lanes of this CPU's table) against libggml-base's ggml_quantize_chunk (what
+ * llama-quantize runs), one thread, best of REPS; the bytes must be equal.
  * Usage: bench_iq [REPS] */
 #include "core/qb.h"
 #include "kernels.h"
+#include "quant_iq.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -17,6 +21,9 @@
 #include <time.h>
 
 enum { N = 4096, ROWS = 4096 };
+
+void qb_iq1m_scores_avx2(const float *, const float *, const int *, float[][4], float[][4]);
+void qb_iq1m_scores_avx512(const float *, const float *, const int *, float[][4], float[][4]);
 
 typedef void (*vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nrc);
 struct traits_cpu {
@@ -96,5 +103,51 @@ int main(int argc, char **argv)
     free(x);
     free(xq);
     dlclose(lib);
+
+    const char *bpath = getenv("QB_GGML_LIB");
+    if (!bpath || !*bpath) bpath = "../peer/llama.cpp/build/bin/libggml-base.so";
+    void *base = dlopen(bpath, RTLD_NOW | RTLD_LOCAL);
+    void (*qinit)(int) = base ? (void (*)(int))dlsym(base, "ggml_quantize_init") : NULL;
+    size_t (*chunk)(int, const float *, void *, int64_t, int64_t, int64_t, const float *) =
+        base ? (size_t (*)(int, const float *, void *, int64_t, int64_t, int64_t, const float *))dlsym(base, "ggml_quantize_chunk") : NULL;
+    if (!qinit || !chunk) {
+        printf("bench_iq: %s not usable: quantizer comparison skipped\n", bpath);
+        return 0;
+    }
+    enum { QR = 512, QN = 1536 };
+    float *src = malloc((size_t)QR * QN * sizeof *src), *imp = malloc(QN * sizeof *imp);
+    uint8_t *qa = malloc((size_t)QR * QN), *qb = malloc((size_t)QR * QN);
+    for (size_t i = 0; i < (size_t)QR * QN; i++) src[i] = frand() * 0.05f * (i % 101 == 0 ? 5.0f : 1.0f);
+    for (int i = 0; i < QN; i++) imp[i] = frand() + 1.5f;
+    const qb_iq1m_score_fn score = qb_kernels()->level >= QB_ISA_AVX512 ? qb_iq1m_scores_avx512
+                                 : qb_kernels()->level >= QB_ISA_AVX2 ? qb_iq1m_scores_avx2 : qb_iq1m_scores_ref;
+    printf("quantize %d x %d with importance, one thread, best of %d (ms)\n%-8s %10s %10s %8s\n", QR, QN, reps, "type", "ours",
+           "ggml", "ratio");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int t = types[ti];
+        const size_t rb = qb_type_row_bytes((qb_type)t, QN);
+        qinit(t);
+        qb_quant_row_iq_ref(t, src, qa, QN, imp); /* builds our grid maps outside the timing */
+        double best_o = 1e30, best_g = 1e30;
+        for (int rep = 0; rep < reps; rep++) {
+            double t0 = now();
+            for (int r = 0; r < QR; r++) qb_quant_row_iq_with(t, src + (size_t)r * QN, qa + r * rb, QN, imp, score);
+            double t1 = now();
+            chunk(t, src, qb, 0, QR, QN, imp);
+            double t2 = now();
+            best_o = fmin(best_o, t1 - t0);
+            best_g = fmin(best_g, t2 - t1);
+        }
+        if (memcmp(qa, qb, rb * QR)) {
+            printf("%s: bytes differ from ggml's\n", qb_type_get(t)->name);
+            return 1;
+        }
+        printf("%-8s %10.1f %10.1f %7.2fx\n", qb_type_get(t)->name, best_o * 1e3, best_g * 1e3, best_g / best_o);
+    }
+    free(src);
+    free(imp);
+    free(qa);
+    free(qb);
+    dlclose(base);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/qb.h"
 #include "blocks.h"
 #include "kernels.h"
+#include "quant_iq.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -211,6 +212,36 @@ static void test_tables(void **state)
     }
 }
 
+/* IQ1_M's split search in vector lanes (quant_iq_avx2.c / _avx512.c): the reference's bytes on
+ * rows of every shape, with and without importance. */
+void qb_iq1m_scores_avx2(const float *, const float *, const int *, float[][4], float[][4]);
+void qb_iq1m_scores_avx512(const float *, const float *, const int *, float[][4], float[][4]);
+static void test_iq1m_search_simd(void **state)
+{
+    (void)state;
+    enum { N = 1024 };
+    float x[N], w[N];
+    uint8_t want[N], got[N];
+    const struct { const char *isa; qb_iq1m_score_fn fn; } v[] = {{"avx2", qb_iq1m_scores_avx2}, {"avx512", qb_iq1m_scores_avx512}};
+    int checked = 0;
+    for (int kind = 0; kind < 7; kind++)
+        for (int wk = 0; wk < 4; wk++) {
+            fill_row(x, N, kind);
+            fill_importance(w, N, wk % 3);
+            const float *im = wk == 3 ? NULL : w;
+            assert_true(qb_quant_row_iq_ref(QB_TYPE_IQ1_M, x, want, N, im));
+            for (int k = 0; k < 2; k++) {
+                if (!qb_kernels_for(v[k].isa)) continue;
+                assert_true(qb_quant_row_iq_with(QB_TYPE_IQ1_M, x, got, N, im, v[k].fn));
+                char what[64];
+                snprintf(what, sizeof what, "%s split search, kind %d importance %d", v[k].isa, kind, wk);
+                expect_same_bytes(what, QB_TYPE_IQ1_M, got, want, qb_type_row_bytes(QB_TYPE_IQ1_M, N));
+                checked++;
+            }
+        }
+    print_message("IQ1_M split search: %d vector rows byte-identical with the reference\n", checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_iq1m_search_simd),
     };
     return cmocka_run_group_tests_name("quantize-iq", tests, setup, teardown) ? 1 : 0;
 }
