@@ -15,6 +15,12 @@
 typedef void (*qb_iq1m_score_fn)(const float *weight, const float *xb, const int *order, float sqx[][4], float sq2[][4]);
 void qb_iq1m_scores_ref(const float *weight, const float *xb, const int *order, float sqx[][4], float sq2[][4]);
 
+/* Whether type is one of the grid i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M). */
+static inline bool qb_quant_grid_iq(int type)
+{
+    return type == 16 || type == 17 || type == 22 || type == 19 || type == 29; /* ggml ids (qb_types.h) */
+}
+
 /* qb_quant_row_iq_ref with IQ1_M's split scores from `score` (the same bytes). */
 bool qb_quant_row_iq_with(int type, const float *x, void *dst, int64_t n, const float *imatrix, qb_iq1m_score_fn score);
 

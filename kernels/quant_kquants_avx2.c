@@ -527,6 +527,7 @@ bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const
         .iq4_scale = iq4_scale_w_avx2,
         .iq4_codes = qb_iq4nl_codes_ref,
     };
+    if (qw && qb_quant_grid_iq(type)) return qb_quant_row_iq_with(type, src, dst, n, qw, qb_iq1m_scores_avx2);
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx2(type, src, dst, n);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);
 }

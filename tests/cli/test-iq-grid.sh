@@ -8,8 +8,9 @@
 # IQ2_XS, IQ1_S, IQ1_M, and `--pure` IQ2_M (every matrix IQ2_S; token_embd and output Q8_0).
 # For the four mixes also, through build/tests/test-iq-model: our mix picks llama-quantize's type
 # for every tensor, and our quantizer with the matrix's importance writes its bytes for every
-# IQ tensor (and token_embd). A `cmp` of whole files waits for `quantize --imatrix` (the
-# weighted K-quants on the other tensors are another branch's).
+# IQ tensor (and token_embd); and `quantbench quantize … FTYPE --imatrix` writes every tensor
+# as llama-quantize --imatrix does (name, shape, type, SHA-256 of the data: the files' metadata
+# differ by our recipe keys, as in test-quantize-imatrix.sh).
 # Skipped (visibly) when the llama.cpp binaries are absent.
 . "$(dirname "$0")/lib.sh"
 M=$QB_MODELS/qb-docs-26m/qb-docs-26m-f16.gguf
@@ -46,10 +47,19 @@ model_bytes() {
     else not_ok "$ft: our mix and bytes against llama-quantize's file" "$(printf '%s' "$log" | grep -m3 -E 'ERROR|differs|mix|not set')"; fi
 }
 
+# tensors FILE: one line per tensor (name, shape, type, bytes, sha256), sorted (the files'
+# metadata differ by our quantbench.* recipe keys)
+tensors() { "$QB_BIN" info --sha256 "$1" | grep -E '^(blk|token_embd|output)[^ ]* +[0-9]' | sort; }
+
 for ft in IQ2_XXS IQ2_XS IQ1_S IQ1_M; do
     if lq llama-quantize --imatrix "$TMP/im.dat" "$M" "$TMP/l-$ft.gguf" "$ft" 2 >"$TMP/lq.log" 2>&1; then
         ppl_agrees "$ft" "$TMP/l-$ft.gguf"
         model_bytes "$ft"
+        run quantize "$M" "$TMP/q-$ft.gguf" "$ft" --imatrix "$TMP/im.dat" -t 2
+        d=$(diff <(tensors "$TMP/q-$ft.gguf") <(tensors "$TMP/l-$ft.gguf"))
+        if [ "$rc" -eq 0 ] && [ -z "$d" ] && [ "$(tensors "$TMP/q-$ft.gguf" | wc -l)" -gt 0 ]; then
+            ok "quantize $ft --imatrix: every tensor as llama-quantize --imatrix writes it"
+        else not_ok "quantize $ft --imatrix against llama-quantize" "exit $rc: $err" "$(printf '%s\n' "$d" | head -4)"; fi
     else not_ok "llama-quantize $ft" "$(tail -2 "$TMP/lq.log")"; fi
 done
 if lq llama-quantize --pure --token-embedding-type q8_0 --output-tensor-type q8_0 --imatrix "$TMP/im.dat" "$M" \
