@@ -254,5 +254,76 @@ void qb_dequant_tq1_0_ref(const qb_block_tq1_0 *x, float *y, int64_t nb);
 void qb_dequant_tq2_0_ref(const qb_block_tq2_0 *x, float *y, int64_t nb);
 void qb_dequant_iq3_xxs_ref(const qb_block_iq3_xxs *x, float *y, int64_t nb);
 void qb_dequant_iq3_s_ref(const qb_block_iq3_s *x, float *y, int64_t nb);
+/* ---- the grid i-quants: IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M ------------------------------
+ * Each group of 8 elements is one point of a lattice table (iq_grids.h) picked by an index;
+ * the 2-bit formats add a sign per element, the 1-bit ones a shift ±delta per group. */
+
+/* IQ2_XXS: 8 sub-blocks of 32, each two little-endian 32-bit words w0 = qs[4s..4s+1],
+ * w1 = qs[4s+2..4s+3] (as uint32): byte l of w0 is the qb_iq2xxs_grid index of group l,
+ * (w1 >> 7l) & 127 its sign pattern (qb_iq2_signs), w1 >> 28 the scale ls:
+ * x = (d * (0.5 + ls) * 0.25) * grid * sign. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t qs[32];
+} qb_block_iq2_xxs;
+_Static_assert(sizeof(qb_block_iq2_xxs) == 66, "iq2_xxs block is 66 bytes");
+
+/* IQ2_XS: group g (32 of them) is qs[g]: qb_iq2xs_grid index qs & 511, sign pattern qs >> 9;
+ * groups 4s..4s+1 use the scale scales[s] & 15, groups 4s+2..4s+3 scales[s] >> 4. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint16_t qs[32];
+    uint8_t scales[8];
+} qb_block_iq2_xs;
+_Static_assert(sizeof(qb_block_iq2_xs) == 74, "iq2_xs block is 74 bytes");
+
+/* IQ2_S: group g's qb_iq2s_grid index is qs[g] | ((qh[g/4] >> 2(g%4)) & 3) << 8, its signs
+ * the byte qs[32 + g] (bit j: element j negative); scales as IQ2_XS. */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint8_t qs[64];
+    uint8_t qh[8];
+    uint8_t scales[8];
+} qb_block_iq2_s;
+_Static_assert(sizeof(qb_block_iq2_s) == 82, "iq2_s block is 82 bytes");
+
+/* IQ1_S: sub-block s (of 32) has qh[s]: bits 3l..3l+2 the high bits of group l's
+ * qb_iq1s_grid index (low 8 bits qs[4s + l]), bits 12-14 the scale ls, bit 15 the sign of
+ * the shift: x = (d * (2ls + 1)) * (grid + (bit15 ? -1/8 : 1/8)). */
+typedef struct QB_PACKED {
+    uint16_t d;
+    uint8_t qs[32];
+    uint16_t qh[8];
+} qb_block_iq1_s;
+_Static_assert(sizeof(qb_block_iq1_s) == 50, "iq1_s block is 50 bytes");
+
+/* IQ1_M: no d field: the f16 super-block scale is the top nibbles of the four 16-bit words of
+ * scales (word 0 gives bits 0-3 … word 3 bits 12-15). Sub-block s (of 32) has two scales of
+ * 3 bits, (word[s/2] >> 6(s%2)) & 7 and >> 6(s%2)+3, for its halves; group l of s has index
+ * qs[4s + l] | ((qh[2s + l/2] >> 4(l%2)) & 7) << 8 and shift sign bit 3 of that nibble. */
+typedef struct QB_PACKED {
+    uint8_t qs[32];
+    uint8_t qh[16];
+    uint8_t scales[8];
+} qb_block_iq1_m;
+_Static_assert(sizeof(qb_block_iq1_m) == 56, "iq1_m block is 56 bytes");
+
+/* The IQ1 formats' shift of a group: grid values -1, 0, 1 plus or minus this. */
+#define QB_IQ1_DELTA 0.125f
+
+/* The f16 bits of an IQ1_M block's super-block scale. */
+static inline uint16_t qb_iq1m_scale_bits(const qb_block_iq1_m *b)
+{
+    uint16_t w[4];
+    for (int k = 0; k < 4; k++) w[k] = (uint16_t)(b->scales[2 * k] | b->scales[2 * k + 1] << 8);
+    return (uint16_t)((w[0] >> 12) | ((w[1] >> 8) & 0x00f0) | ((w[2] >> 4) & 0x0f00) | (w[3] & 0xf000));
+}
+
+/* Scalar dequantizers (dequant_iq_ref.c), ggml's float operations in its order. */
+void qb_dequant_iq2_xxs_ref(const qb_block_iq2_xxs *x, float *y, int64_t nb);
+void qb_dequant_iq2_xs_ref(const qb_block_iq2_xs *x, float *y, int64_t nb);
+void qb_dequant_iq2_s_ref(const qb_block_iq2_s *x, float *y, int64_t nb);
+void qb_dequant_iq1_s_ref(const qb_block_iq1_s *x, float *y, int64_t nb);
+void qb_dequant_iq1_m_ref(const qb_block_iq1_m *x, float *y, int64_t nb);
 
 #endif

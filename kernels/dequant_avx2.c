@@ -279,6 +279,8 @@ static void dq_bf16(const uint16_t *h, float *y, int64_t n)
     if (i < n) qb_dequant_row_ref(QB_TYPE_BF16, h + i, y + i, n - i);
 }
 
+bool qb_dequant_iq_avx2(int type, const void *src, float *dst, int64_t nb); /* dequant_iq_avx2.c */
+
 /* Contract: qb_dequant_row_ref's (kernels.h), the same bits. */
 bool qb_dequant_row_avx2(int type, const void *src, float *dst, int64_t n)
 {
@@ -302,6 +304,7 @@ bool qb_dequant_row_avx2(int type, const void *src, float *dst, int64_t n)
         return qb_dequant_tq_iq3_avx2(type, src, dst, nb);
     case QB_TYPE_F16: dq_f16(src, dst, n); return true;
     case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
-    default: return qb_dequant_row_ref(type, src, dst, n);
+    default:
+        return qb_dequant_iq_avx2(type, src, dst, nb) || qb_dequant_row_ref(type, src, dst, n);
     }
 }

@@ -280,6 +280,8 @@ static void dq_bf16(const uint16_t *h, float *y, int64_t n)
     }
 }
 
+bool qb_dequant_iq_avx512(int type, const void *src, float *dst, int64_t nb); /* dequant_iq_avx512.c */
+
 /* Contract: qb_dequant_row_ref's (kernels.h), the same bits. */
 bool qb_dequant_row_avx512(int type, const void *src, float *dst, int64_t n)
 {
@@ -303,6 +305,7 @@ bool qb_dequant_row_avx512(int type, const void *src, float *dst, int64_t n)
         return qb_dequant_tq_iq3_avx512(type, src, dst, nb);
     case QB_TYPE_F16: dq_f16(src, dst, n); return true;
     case QB_TYPE_BF16: dq_bf16(src, dst, n); return true;
-    default: return qb_dequant_row_ref(type, src, dst, n);
+    default:
+        return qb_dequant_iq_avx512(type, src, dst, nb) || qb_dequant_row_ref(type, src, dst, n);
     }
 }

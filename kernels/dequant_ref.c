@@ -135,6 +135,11 @@ static void dequant_tq1_0(const void *s, float *y, int64_t nb) { qb_dequant_tq1_
 static void dequant_tq2_0(const void *s, float *y, int64_t nb) { qb_dequant_tq2_0_ref(s, y, nb); }
 static void dequant_iq3_xxs(const void *s, float *y, int64_t nb) { qb_dequant_iq3_xxs_ref(s, y, nb); }
 static void dequant_iq3_s(const void *s, float *y, int64_t nb) { qb_dequant_iq3_s_ref(s, y, nb); }
+static void dequant_iq2_xxs(const void *s, float *y, int64_t nb) { qb_dequant_iq2_xxs_ref(s, y, nb); }
+static void dequant_iq2_xs(const void *s, float *y, int64_t nb) { qb_dequant_iq2_xs_ref(s, y, nb); }
+static void dequant_iq2_s(const void *s, float *y, int64_t nb) { qb_dequant_iq2_s_ref(s, y, nb); }
+static void dequant_iq1_s(const void *s, float *y, int64_t nb) { qb_dequant_iq1_s_ref(s, y, nb); }
+static void dequant_iq1_m(const void *s, float *y, int64_t nb) { qb_dequant_iq1_m_ref(s, y, nb); }
 
 /* One dequantizer per type id, called with the number of blocks (elements for the float
  * types, whose block is one element). NULL: not supported (Q8_1 has no ggml dequantizer). */
@@ -151,6 +156,9 @@ static const dequant_fn dequant_table[QB_TYPE_COUNT] = {
     /* ternary and 3-bit i-quants */
     [QB_TYPE_TQ1_0] = dequant_tq1_0,   [QB_TYPE_TQ2_0] = dequant_tq2_0,
     [QB_TYPE_IQ3_XXS] = dequant_iq3_xxs, [QB_TYPE_IQ3_S] = dequant_iq3_s,
+    [QB_TYPE_IQ2_XXS] = dequant_iq2_xxs, [QB_TYPE_IQ2_XS] = dequant_iq2_xs,
+    [QB_TYPE_IQ2_S] = dequant_iq2_s,   [QB_TYPE_IQ1_S] = dequant_iq1_s,
+    [QB_TYPE_IQ1_M] = dequant_iq1_m,
 };
 
 /* Contract (kernels.h): dequantize n elements of `type` from src to dst. Also returns false,

@@ -42,6 +42,8 @@ GEMM_I8_DECL(avx2) GEMM_I8_DECL(avx512) GEMM_I8_DECL(avx512vnni)
     QDOT_DECL(q4_0, sfx) QDOT_DECL(q4_1, sfx) QDOT_DECL(q5_0, sfx) QDOT_DECL(q5_1, sfx)               \
     QDOT_DECL(q8_0, sfx) QDOT_DECL(iq4_nl, sfx) QDOT_DECL(q2_K, sfx) QDOT_DECL(q3_K, sfx)             \
     QDOT_DECL(q4_K, sfx) QDOT_DECL(q5_K, sfx) QDOT_DECL(q6_K, sfx) QDOT_DECL(iq4_xs, sfx)             \
+    QDOT_DECL(iq2_xxs, sfx) QDOT_DECL(iq2_xs, sfx) QDOT_DECL(iq2_s, sfx) QDOT_DECL(iq1_s, sfx)         \
+    QDOT_DECL(iq1_m, sfx)                                                                             \
     void qb_quantize_q8_0_##sfx(const float *, void *, int);                                          \
     void qb_quantize_q8_1_##sfx(const float *, void *, int);                                          \
     void qb_quantize_q8_K_##sfx(const float *, void *, int);
@@ -59,6 +61,7 @@ TQ_IQ3_DECLS(ref) TQ_IQ3_DECLS(avx2) TQ_IQ3_DECLS(avx512)
 #define TQ_IQ3_QDOT(sfx)                                                                              \
     [QB_TYPE_TQ1_0] = qb_qdot_tq1_0_##sfx, [QB_TYPE_TQ2_0] = qb_qdot_tq2_0_##sfx,                    \
     [QB_TYPE_IQ3_XXS] = qb_qdot_iq3_xxs_##sfx, [QB_TYPE_IQ3_S] = qb_qdot_iq3_s_##sfx
+QDOT_DECL_VNNI(iq2_xxs) QDOT_DECL_VNNI(iq2_xs) QDOT_DECL_VNNI(iq2_s) QDOT_DECL_VNNI(iq1_s) QDOT_DECL_VNNI(iq1_m)
 /* GEMM tiles (gemm_q8_avx512.c) */
 void qb_quantize_act_tile_avx512(const float *, void *, int);
 #define GEMM_DECL(t) void qb_gemm_##t##_avx512vnni(int, const void *, size_t, int, const void *, size_t, int, float *, size_t);
@@ -104,7 +107,10 @@ int qb_map_filter_avx512(int, const float *, const qb_bin_grid *, const float *,
              [QB_TYPE_Q8_0] = qb_qdot_q8_0_##sfx,     [QB_TYPE_IQ4_NL] = qb_qdot_iq4_nl_##sfx,        \
              [QB_TYPE_Q2_K] = qb_qdot_q2_K_##sfx,     [QB_TYPE_Q3_K] = qb_qdot_q3_K_##sfx,            \
              [QB_TYPE_Q4_K] = qb_qdot_q4_K_##sfx,     [QB_TYPE_Q5_K] = qb_qdot_q5_K_##sfx,            \
-             [QB_TYPE_Q6_K] = qb_qdot_q6_K_##sfx,     [QB_TYPE_IQ4_XS] = qb_qdot_iq4_xs_##sfx},       \
+             [QB_TYPE_Q6_K] = qb_qdot_q6_K_##sfx,     [QB_TYPE_IQ4_XS] = qb_qdot_iq4_xs_##sfx,        \
+             [QB_TYPE_IQ2_XXS] = qb_qdot_iq2_xxs_##sfx, [QB_TYPE_IQ2_XS] = qb_qdot_iq2_xs_##sfx,       \
+             [QB_TYPE_IQ2_S] = qb_qdot_iq2_s_##sfx,   [QB_TYPE_IQ1_S] = qb_qdot_iq1_s_##sfx,          \
+             [QB_TYPE_IQ1_M] = qb_qdot_iq1_m_##sfx},                                                  \
     .quantize_act = {[QB_TYPE_Q8_0] = qb_quantize_q8_0_##asfx, [QB_TYPE_Q8_1] = qb_quantize_q8_1_##asfx, \
                      [QB_TYPE_Q8_K] = qb_quantize_q8_K_##asfx}
 

@@ -214,6 +214,17 @@ bool qb_quant_row_w_ref(int type, const float *src, void *dst, int64_t n, const 
 bool qb_quant_weighted(int type);
 bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const float *qw);
 bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, const float *qw);
+/* Quantize n floats (a multiple of 256) into a grid i-quant type (IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S,
+ * IQ1_M) with the importance imatrix (n floats, one per column of the row), byte for byte as
+ * ggml's quantize_iq2_xxs / _iq2_xs / _iq2_s / _iq1_s / _iq1_m with that importance
+ * (llama-quantize --imatrix) — except for sub-blocks of 32 (IQ1_S) or 16 (IQ1_M) values that
+ * are all below 1e-12 / 1e-7 in magnitude, whose shift bit ggml takes from whatever its buffer
+ * last held (here: from an earlier block of the same row, else +). imatrix NULL: IQ2_S and
+ * IQ1_M use ggml's own weights for that case; IQ2_XXS, IQ2_XS and IQ1_S (which ggml refuses
+ * without one) quantize as with uniform importance (all ones). False for other types, bad n,
+ * out of memory, or NaN input. qb_quant_row_ref(type, …) is this with imatrix NULL.
+ * quant_iq_ref.c. */
+bool qb_quant_row_iq_ref(int type, const float *src, void *dst, int64_t n, const float *imatrix);
 /* The same bytes, scale searches in AVX2 lanes (quant_kquants_avx2.c). */
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n);
 /* The same bytes, the 32-element blocks in AVX-512 (quant_avx512.c), the rest as _avx2. */

@@ -24,8 +24,13 @@ typedef enum {
     QB_TYPE_Q5_K = 13,
     QB_TYPE_Q6_K = 14,
     QB_TYPE_Q8_K = 15,
+    QB_TYPE_IQ2_XXS = 16,
+    QB_TYPE_IQ2_XS = 17,
+    QB_TYPE_IQ1_S = 19,
     QB_TYPE_IQ4_NL = 20,
+    QB_TYPE_IQ2_S = 22,
     QB_TYPE_IQ4_XS = 23,
+    QB_TYPE_IQ1_M = 29,
     QB_TYPE_BF16 = 30,
     /* ternary and 3-bit i-quants (super-blocks of 256) */
     QB_TYPE_IQ3_XXS = 18,

@@ -29,7 +29,8 @@ int qb_act_type(int weight_type)
     case QB_TYPE_Q4_1: case QB_TYPE_Q5_1:
         return QB_TYPE_Q8_1;
     case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_Q4_K: case QB_TYPE_Q5_K: case QB_TYPE_Q6_K:
-    case QB_TYPE_IQ4_XS:
+    case QB_TYPE_IQ4_XS: case QB_TYPE_IQ2_XXS: case QB_TYPE_IQ2_XS: case QB_TYPE_IQ2_S:
+    case QB_TYPE_IQ1_S: case QB_TYPE_IQ1_M:
         return QB_TYPE_Q8_K;
     case QB_TYPE_TQ1_0: case QB_TYPE_TQ2_0: case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: /* qdot_tq_iq3_ref.c */
         return QB_TYPE_Q8_K;

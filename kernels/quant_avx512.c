@@ -20,6 +20,7 @@
 
 #include "qb_types.h"
 #include "quant_k.h"
+#include "quant_iq.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -319,10 +320,13 @@ void qb_iq4_codes_avx512(const float *x, float id, uint8_t qs[16])
 bool qb_quant_kquants_avx512(int type, const float *x, void *y, int64_t nb); /* quant_kquants_avx512.c */
 
 /* Contract (kernels.h): qb_quant_row_ref's, the same bytes. */
+void qb_iq1m_scores_avx512(const float *, const float *, const int *, float[][4], float[][4]); /* quant_iq_avx512.c */
+
 bool qb_quant_row_avx512(int type, const float *src, void *dst, int64_t n)
 {
     if (type == QB_TYPE_TQ1_0 || type == QB_TYPE_TQ2_0 || type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S)
         return qb_quant_tq_iq3_avx512(type, src, dst, 1, n, NULL); /* tq_iq3_avx512.c */
+    if (type == QB_TYPE_IQ1_M) return qb_quant_row_iq_with(type, src, dst, n, NULL, qb_iq1m_scores_avx512);
     if (n >= 0 && n % QB_QK_K == 0 && qb_quant_kquants_avx512(type, src, dst, n / QB_QK_K)) return true;
     if (type == QB_TYPE_IQ4_NL && n >= 0 && n % QB_QK32 == 0) {
         qb_quant_iq4_nl_with(src, dst, n / QB_QK32, iq4_scale_avx512, qb_iq4_codes_avx512);

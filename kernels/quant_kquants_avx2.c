@@ -20,6 +20,7 @@
 #include "kernels.h"
 #include "quant_k.h"
 #include "tq_iq3.h"
+#include "quant_iq.h"
 
 #include "qb_types.h"
 
@@ -410,10 +411,13 @@ static float iq4_scale_avx2(const float *x)
 
 /* Contract (kernels.h): qb_quant_row_ref's, with the searches above for Q2_K..Q6_K,
  * IQ4_NL and IQ4_XS; every other type goes to the reference. */
+void qb_iq1m_scores_avx2(const float *, const float *, const int *, float[][4], float[][4]); /* quant_iq_avx2.c */
+
 bool qb_quant_row_avx2(int type, const float *src, void *dst, int64_t n)
 {
     if (type == QB_TYPE_TQ1_0 || type == QB_TYPE_TQ2_0 || type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S)
         return qb_quant_tq_iq3_avx2(type, src, dst, 1, n, NULL); /* tq_iq3_avx2.c */
+    if (type == QB_TYPE_IQ1_M) return qb_quant_row_iq_with(type, src, dst, n, NULL, qb_iq1m_scores_avx2);
     const int64_t blk = type == QB_TYPE_IQ4_NL ? QB_QK32 : QB_QK_K;
     const bool mine = type == QB_TYPE_Q2_K || type == QB_TYPE_Q3_K || type == QB_TYPE_Q4_K || type == QB_TYPE_Q5_K ||
                       type == QB_TYPE_Q6_K ||
@@ -526,6 +530,7 @@ bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const
         .iq4_scale = iq4_scale_w_avx2,
         .iq4_codes = qb_iq4nl_codes_ref,
     };
+    if (qw && qb_quant_grid_iq(type)) return qb_quant_row_iq_with(type, src, dst, n, qw, qb_iq1m_scores_avx2);
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx2(type, src, dst, n);
     if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_avx2(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);

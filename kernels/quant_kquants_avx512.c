@@ -14,6 +14,7 @@
 #include "kernels.h"
 #include "tq_iq3.h"
 #include "quant_k.h"
+#include "quant_iq.h"
 
 #include "qb_types.h"
 
@@ -519,6 +520,8 @@ static void kfit_sw_avx512(int nsub, int n, int nmax, const float *x, const floa
 
 /* Contract (kernels.h): qb_quant_row_w_ref's bytes, the affine searches and final codes in
  * the lanes above. */
+void qb_iq1m_scores_avx512(const float *, const float *, const int *, float[][4], float[][4]); /* quant_iq_avx512.c */
+
 bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, const float *qw)
 {
     static const qb_wquant_pieces pieces = {
@@ -528,6 +531,7 @@ bool qb_quant_row_w_avx512(int type, const float *src, void *dst, int64_t n, con
         .iq4_scale = qb_iq4_scale_w_avx512,
         .iq4_codes = qb_iq4_codes_avx512,
     };
+    if (qw && qb_quant_grid_iq(type)) return qb_quant_row_iq_with(type, src, dst, n, qw, qb_iq1m_scores_avx512);
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_avx512(type, src, dst, n);
     if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_avx512(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &pieces);

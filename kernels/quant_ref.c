@@ -376,6 +376,9 @@ static const quant_fn quant_table[QB_TYPE_COUNT] = {
  * a caller may quantize a matrix in one call (n = rows * row length) or row by row. */
 bool qb_quant_row_ref(int type, const float *src, void *dst, int64_t n)
 {
+    if (type == QB_TYPE_IQ2_XXS || type == QB_TYPE_IQ2_XS || type == QB_TYPE_IQ2_S || type == QB_TYPE_IQ1_S ||
+        type == QB_TYPE_IQ1_M)
+        return qb_quant_row_iq_ref(type, src, dst, n, NULL);
     if (type < 0 || type >= QB_TYPE_COUNT || !quant_table[type]) return false;
     const qb_type_info *ti = qb_type_get(type);
     if (!ti || n < 0 || n % ti->blck != 0) return false;

@@ -30,6 +30,7 @@
 #include "tq_iq3.h"
 #include "blocks.h"
 #include "quant_k.h"
+#include "quant_iq.h"
 
 #include "qb_types.h"
 
@@ -504,7 +505,8 @@ bool qb_quant_weighted(int type)
     switch (type) {
     case QB_TYPE_Q4_0: case QB_TYPE_Q5_0: case QB_TYPE_Q4_1: case QB_TYPE_Q5_1: case QB_TYPE_Q2_K:
     case QB_TYPE_Q3_K: case QB_TYPE_Q4_K: case QB_TYPE_Q5_K: case QB_TYPE_Q6_K: case QB_TYPE_IQ4_NL:
-    case QB_TYPE_IQ4_XS:
+    case QB_TYPE_IQ4_XS: case QB_TYPE_IQ2_XXS: case QB_TYPE_IQ2_XS: case QB_TYPE_IQ2_S: case QB_TYPE_IQ1_S:
+    case QB_TYPE_IQ1_M:
     case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: /* quant_tq_iq3_ref.c; TQ1_0 / TQ2_0 ignore weights */
         return true;
     default:
@@ -523,6 +525,7 @@ static const qb_wquant_pieces ref_pieces = {
 /* Contract (kernels.h). */
 bool qb_quant_row_w_ref(int type, const float *src, void *dst, int64_t n, const float *qw)
 {
+    if (qw && qb_quant_grid_iq(type)) return qb_quant_row_iq_ref(type, src, dst, n, qw); /* quant_iq_ref.c */
     if (!qw || !qb_quant_weighted(type)) return qb_quant_row_ref(type, src, dst, n);
     if (type == QB_TYPE_IQ3_XXS || type == QB_TYPE_IQ3_S) return qb_quant_tq_iq3_ref(type, src, dst, 1, n, qw);
     return qb_quant_row_w_with(type, src, dst, n, qw, &ref_pieces);

@@ -29,6 +29,11 @@ static const qb_type_info type_table[QB_TYPE_COUNT] = {
     [QB_TYPE_IQ3_S] = {"IQ3_S", 256, 110},
     [QB_TYPE_TQ1_0] = {"TQ1_0", 256, 54},
     [QB_TYPE_TQ2_0] = {"TQ2_0", 256, 66},
+    [QB_TYPE_IQ2_XXS] = {"IQ2_XXS", 256, 66},
+    [QB_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74},
+    [QB_TYPE_IQ2_S] = {"IQ2_S", 256, 82},
+    [QB_TYPE_IQ1_S] = {"IQ1_S", 256, 50},
+    [QB_TYPE_IQ1_M] = {"IQ1_M", 256, 56},
 };
 
 const qb_type_info *qb_type_get(int t)

@@ -2,7 +2,8 @@
 # bench-formats.sh — per-format figures (part of `make bench`):
 #   1. packed dot-product throughput per format and ISA (tests/bench/bench_qdot.c): GB/s of
 #      weights for generation, GMAC/s of the prompt-processing tiles; ggml types and the
-#      non-ggml formats (INT-N, NF4, FP8, MXFP4);
+#      non-ggml formats (INT-N, NF4, FP8, MXFP4); the grid i-quants' generation kernels against
+#      ggml-cpu's own vec_dot (bench_iq.c);
 #   2. quantize + statistics time per format (bench_quant.c);
 #   3. for the ggml formats, on qb-docs-26m and the TinyLlama-shaped model: quantization time
 #      against llama-quantize, pp/tg tokens/s against llama-bench on the file we wrote (same
@@ -45,6 +46,14 @@ echo "== packed dot products, one thread (GB/s of weights; nc=1 generation, nc=4
 if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_qdot.c "$BUILD/libqb.a" $LIBS \
     -lm -lpthread -o "$BUILD/bench_qdot"; then
     "$BUILD/bench_qdot" "${BENCH_QDOT_REPS:-5}" || rc=1
+fi
+
+echo "== grid i-quants (IQ2_XXS .. IQ1_M), generation kernel against ggml-cpu's vec_dot, one thread"
+# shellcheck disable=SC2086
+if ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc -Ikernels tests/bench/bench_iq.c "$BUILD/libqb.a" $LIBS \
+    -lm -lpthread -ldl -o "$BUILD/bench_iq"; then
+    LD_LIBRARY_PATH=${LB:-../peer/llama.cpp/build/bin} QB_GGML_CPU_LIB=${LB:-../peer/llama.cpp/build/bin}/libggml-cpu.so \
+        "$BUILD/bench_iq" "${BENCH_QDOT_REPS:-5}" || rc=1
 fi
 
 echo "== quantize + full statistics of a 1536x512 tensor, $T threads (ms, limit 100)"

@@ -197,7 +197,8 @@ int main(int argc, char **argv)
     const int reps = argc > 1 ? atoi(argv[1]) : 5;
     const int types[] = {QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
                          QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS,
-                         QB_TYPE_IQ3_S, QB_TYPE_IQ3_XXS, QB_TYPE_TQ2_0, QB_TYPE_TQ1_0};
+                         QB_TYPE_IQ3_S, QB_TYPE_IQ3_XXS, QB_TYPE_TQ2_0, QB_TYPE_TQ1_0,
+                         QB_TYPE_IQ2_XXS, QB_TYPE_IQ2_XS, QB_TYPE_IQ2_S, QB_TYPE_IQ1_S, QB_TYPE_IQ1_M};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
     float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
     printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"

@@ -57,7 +57,9 @@ static struct {
     {QB_TYPE_Q3_K, "dequantize_row_q3_K"},     {QB_TYPE_Q4_K, "dequantize_row_q4_K"},
     {QB_TYPE_Q5_K, "dequantize_row_q5_K"},     {QB_TYPE_Q6_K, "dequantize_row_q6_K"},
     {QB_TYPE_Q8_K, "dequantize_row_q8_K"},     {QB_TYPE_IQ4_NL, "dequantize_row_iq4_nl"},
-    {QB_TYPE_IQ4_XS, "dequantize_row_iq4_xs"},
+    {QB_TYPE_IQ4_XS, "dequantize_row_iq4_xs"},  {QB_TYPE_IQ2_XXS, "dequantize_row_iq2_xxs"},
+    {QB_TYPE_IQ2_XS, "dequantize_row_iq2_xs"},  {QB_TYPE_IQ2_S, "dequantize_row_iq2_s"},
+    {QB_TYPE_IQ1_S, "dequantize_row_iq1_s"},    {QB_TYPE_IQ1_M, "dequantize_row_iq1_m"},
 };
 enum { GGML_NSYMS = sizeof ggml_syms / sizeof ggml_syms[0] };
 

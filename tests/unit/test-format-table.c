@@ -75,7 +75,9 @@ static void test_families_consistent(void **state)
     /* the workbench's order: integer grids first, the llama.cpp families last */
     assert_string_equal(qb_format_family_get(0)->key, "rtn");
     assert_string_equal(qb_format_family_get(1)->key, "rtn-asym");
-    assert_string_equal(qb_format_family_get(nf - 4)->key, "iq4");
+    assert_string_equal(qb_format_family_get(nf - 6)->key, "iq4");
+    assert_string_equal(qb_format_family_get(nf - 5)->key, "iq-grid");
+    assert_string_equal(qb_format_family_get(nf - 4)->key, "iq-grid-small");
     assert_string_equal(qb_format_family_get(nf - 3)->key, "iq3s");
     assert_string_equal(qb_format_family_get(nf - 2)->key, "iq3xxs");
     assert_string_equal(qb_format_family_get(nf - 1)->key, "ternary");

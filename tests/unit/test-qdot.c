@@ -22,6 +22,7 @@
 static const int wtypes[] = {
     QB_TYPE_Q4_0, QB_TYPE_Q4_1, QB_TYPE_Q5_0, QB_TYPE_Q5_1, QB_TYPE_Q8_0, QB_TYPE_IQ4_NL,
     QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_XS,
+    QB_TYPE_IQ2_XXS, QB_TYPE_IQ2_XS, QB_TYPE_IQ2_S, QB_TYPE_IQ1_S, QB_TYPE_IQ1_M,
 };
 #define NWT (int)(sizeof wtypes / sizeof wtypes[0])
 static const int act_types[] = {QB_TYPE_Q8_0, QB_TYPE_Q8_1, QB_TYPE_Q8_K};
@@ -52,7 +53,7 @@ static void fill_acts(float *x, int n, int flavour)
 static void make_weights(int t, int n, uint8_t *w, int flavour)
 {
     const size_t bytes = row_bytes(t, n), bs = (size_t)qb_type_get(t)->size;
-    if (flavour == 0) {
+    if (flavour == 0) { /* the grid i-quants: with uniform importance */
         float *f = malloc((size_t)n * sizeof *f);
         for (int i = 0; i < n; i++) f[i] = frand() * (i % 61 == 0 ? 3.0f : 1.0f);
         assert_true(qb_quant_row_ref(t, f, w, n));
@@ -66,10 +67,18 @@ static void make_weights(int t, int n, uint8_t *w, int flavour)
     case QB_TYPE_Q2_K: d_off[0] = 80; d_off[1] = 82; break;
     case QB_TYPE_Q3_K: d_off[0] = 108; break;
     case QB_TYPE_Q6_K: d_off[0] = 208; break;
+    case QB_TYPE_IQ1_M: d_off[0] = -2; break; /* its f16 scale: the top nibbles of four words */
     default: break;
     }
     for (size_t b = 0; b < bytes / bs; b++)
         for (int k = 0; k < 2; k++) {
+            if (d_off[k] == -2) {
+                const uint16_t h = qb_f32_to_f16(frand() * 0.01f);
+                for (int q = 0; q < 4; q++) {
+                    uint8_t *hi = w + b * bs + 48 + 2 * q + 1;
+                    *hi = (uint8_t)((*hi & 15) | ((h >> (4 * q)) & 15) << 4);
+                }
+            }
             if (d_off[k] < 0) continue;
             const uint16_t h = qb_f32_to_f16(frand() * 0.01f);
             memcpy(w + b * bs + d_off[k], &h, 2);

@@ -226,6 +226,11 @@ static void test_dequant_ggml(void **state)
         {QB_TYPE_Q5_K, {offsetof(qb_block_q5_K, d), offsetof(qb_block_q5_K, dmin)}},
         {QB_TYPE_Q6_K, {offsetof(qb_block_q6_K, d), SIZE_MAX}},
         {QB_TYPE_IQ4_XS, {offsetof(qb_block_iq4_xs, d), SIZE_MAX}},
+        {QB_TYPE_IQ2_XXS, {offsetof(qb_block_iq2_xxs, d), SIZE_MAX}},
+        {QB_TYPE_IQ2_XS, {offsetof(qb_block_iq2_xs, d), SIZE_MAX}},
+        {QB_TYPE_IQ2_S, {offsetof(qb_block_iq2_s, d), SIZE_MAX}},
+        {QB_TYPE_IQ1_S, {offsetof(qb_block_iq1_s, d), SIZE_MAX}},
+        {QB_TYPE_IQ1_M, {SIZE_MAX, SIZE_MAX}}, /* its scale is spread over four words: random bytes */
         {QB_TYPE_Q8_K, {SIZE_MAX, SIZE_MAX}},
         {QB_TYPE_F16, {SIZE_MAX, SIZE_MAX}}, /* random bytes: signaling NaN halves too */
         {QB_TYPE_BF16, {SIZE_MAX, SIZE_MAX}},

@@ -1,5 +1,6 @@
 /* format_ggml.c — the format table's row for ggml storage types (F32, F16, BF16, Q8_0, the
- * legacy 32-blocks, the K-quants, IQ4_NL / IQ4_XS, IQ3_S / IQ3_XXS, TQ2_0 / TQ1_0): names are ggml's, rows are ggml's blocks
+ * legacy 32-blocks, the K-quants, IQ4_NL / IQ4_XS, IQ3_S / IQ3_XXS, TQ2_0 / TQ1_0, the grid
+ * i-quants IQ2_XXS / IQ2_XS / IQ2_S / IQ1_S / IQ1_M): names are ggml's, rows are ggml's blocks
  * (kernels/blocks.h), quantize / dequantize are kernels/quant_ref.c (the quantizer through
  * the kernel table, byte-exact with llama-quantize), the forward pass takes the ggml type
  * paths of infer/matmul.c, export writes the bytes as they are. Also llama-quantize's
@@ -17,10 +18,13 @@ static const qb_type storable[] = {
     QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_IQ4_NL, QB_TYPE_IQ4_XS,
     /* 3-bit i-quants and ternary */
     QB_TYPE_IQ3_S, QB_TYPE_IQ3_XXS, QB_TYPE_TQ2_0, QB_TYPE_TQ1_0,
+    /* the grid i-quants */
+    QB_TYPE_IQ2_XXS, QB_TYPE_IQ2_XS, QB_TYPE_IQ2_S, QB_TYPE_IQ1_S, QB_TYPE_IQ1_M,
 };
-/* nominal code bits of each, same order (TQ1_0's trits take 1.6 bits: listed at 1) */
+/* nominal code bits of each, same order (TQ1_0's trits take 1.6 bits: listed at 1; the grid
+ * i-quants: 2 for IQ2, 1 for IQ1) */
 static const int storable_bits[] = {32, 16, 16, 8, 4, 4, 5, 5, 2, 3, 4, 5, 6, 4, 4,
-                                    3, 3, 2, 1};
+                                    3, 3, 2, 1, 2, 2, 2, 1, 1};
 enum { N_STORABLE = sizeof storable / sizeof storable[0] };
 _Static_assert(sizeof storable_bits / sizeof storable_bits[0] == N_STORABLE, "one bits entry per type");
 
@@ -126,6 +130,11 @@ static int fallback_type(int t)
     case QB_TYPE_IQ3_S: return QB_TYPE_IQ4_NL;
     case QB_TYPE_TQ1_0:
     case QB_TYPE_TQ2_0: return QB_TYPE_Q4_0;
+    case QB_TYPE_IQ2_XXS:
+    case QB_TYPE_IQ2_XS:
+    case QB_TYPE_IQ2_S:
+    case QB_TYPE_IQ1_S:
+    case QB_TYPE_IQ1_M: return QB_TYPE_IQ4_NL;
     case QB_TYPE_Q4_K: return QB_TYPE_Q5_0;
     case QB_TYPE_Q5_K: return QB_TYPE_Q5_1;
     case QB_TYPE_Q6_K: return QB_TYPE_Q8_0;
@@ -198,6 +207,25 @@ static bool ternary(int b, int group, qb_format *o)
     return b == 1 || b == 2;
 }
 
+/* The grid i-quants by bits, in two ladders of super-blocks of 256: the larger types (3 bits
+ * stands for IQ2_S at 2.56 bpw, 2 for IQ2_XS at 2.31, 1 for IQ1_M at 1.75) and the smaller
+ * ones (2: IQ2_XXS at 2.06, 1: IQ1_S at 1.56). */
+static bool iq_grid(int b, int group, qb_format *o)
+{
+    (void)group;
+    const qb_type t = b == 3 ? QB_TYPE_IQ2_S : b == 2 ? QB_TYPE_IQ2_XS : b == 1 ? QB_TYPE_IQ1_M : QB_TYPE_COUNT;
+    *o = qb_format_ggml(t);
+    return t != QB_TYPE_COUNT;
+}
+
+static bool iq_grid_small(int b, int group, qb_format *o)
+{
+    (void)group;
+    const qb_type t = b == 2 ? QB_TYPE_IQ2_XXS : b == 1 ? QB_TYPE_IQ1_S : QB_TYPE_COUNT;
+    *o = qb_format_ggml(t);
+    return t != QB_TYPE_COUNT;
+}
+
 static void gn_super(int group, char *buf, size_t cap) { (void)group, snprintf(buf, cap, "super-block 256"); }
 static void gn_block32(int group, char *buf, size_t cap) { (void)group, snprintf(buf, cap, "block 32"); }
 static void gn_iq4(int group, char *buf, size_t cap)
@@ -214,10 +242,14 @@ static const qb_format_family families[] = {
     {70, "llama.cpp IQ3_S", "iq3s", {3, 0}, {256, QB_FAMILY_END}, iq3s, gn_super},
     {71, "llama.cpp IQ3_XXS", "iq3xxs", {3, 0}, {256, QB_FAMILY_END}, iq3xxs, gn_super},
     {72, "llama.cpp ternary (TQ2_0, TQ1_0)", "ternary", {2, 1, 0}, {256, QB_FAMILY_END}, ternary, gn_super},
+    /* the grid i-quants */
+    {64, "llama.cpp IQ2/IQ1", "iq-grid", {3, 2, 1, 0}, {256, QB_FAMILY_END}, iq_grid, gn_super},
+    {65, "llama.cpp IQ2/IQ1 small", "iq-grid-small", {2, 1, 0}, {256, QB_FAMILY_END}, iq_grid_small, gn_super},
 };
 
 static const char *const sweep[] = {"f32",  "f16",  "bf16", "q8_0", "q6_k",   "q5_k",   "q5_1", "q5_0",
-                                    "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k", "iq3_s", "iq3_xxs", "q2_k", "tq2_0", "tq1_0", NULL};
+                                    "q4_k", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k", "iq3_s", "iq3_xxs",
+                                    "q2_k", "iq2_s", "iq2_xs", "iq2_xxs", "tq2_0", "iq1_m", "iq1_s", "tq1_0", NULL};
 
 const qb_format_traits qb_format_row_ggml = {
     .kind = "ggml",

@@ -1,7 +1,6 @@
 /* ftype.c — llama-quantize's file types and default tensor-type mix (a fact table of
- * llama.cpp's rules for the types we support; the IQ1/IQ2 types are not offered). IQ3_XXS's
- * mix puts attn_q / attn_k in IQ2_S (ggml type 28), which only a build with the IQ2 formats
- * quantizes. */
+ * llama.cpp's rules for the types we support, the importance-matrix i-quant types included:
+ * IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ3_XXS, IQ3_XS, IQ3_S, IQ3_M, and TQ1_0 / TQ2_0). */
 #include "ftype.h"
 
 #include <stdio.h>
@@ -20,6 +19,9 @@ static const qb_ftype ftypes[] = {
     /* 3-bit i-quants and ternary */
     {"IQ3_XXS", 23, QB_TYPE_IQ3_XXS}, {"IQ3_XS", 22, QB_TYPE_IQ3_S}, {"IQ3_S", 26, QB_TYPE_IQ3_S},
     {"IQ3_M", 27, QB_TYPE_IQ3_S},     {"TQ1_0", 36, QB_TYPE_TQ1_0},  {"TQ2_0", 37, QB_TYPE_TQ2_0},
+    /* the grid i-quants */
+    {"IQ2_XXS", 19, QB_TYPE_IQ2_XXS}, {"IQ2_XS", 20, QB_TYPE_IQ2_XS}, {"IQ2_S", 28, QB_TYPE_IQ2_XS},
+    {"IQ2_M", 29, QB_TYPE_IQ2_S},     {"IQ1_S", 24, QB_TYPE_IQ1_S},   {"IQ1_M", 31, QB_TYPE_IQ1_M},
     {NULL, 0, 0},
 };
 
@@ -89,23 +91,49 @@ bool qb_ftype_tensor_order(const char *const *names, int n, int *order)
 /* llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-/* IQ2_S (ggml type 28): IQ3_XXS's attn_q / attn_k type; the IQ2 formats bring its kernels. */
-#define TYPE_IQ2_S ((qb_type)28)
-
 /* Whether an importance matrix weights the quantizers (llama-quantize's qs.has_imatrix). */
 static bool has_imatrix(const qb_mix_state *st) { return st->has_imatrix; }
+
+static bool iq_low(const qb_ftype *f) /* the IQ2 / IQ1 file types, which have their own mix */
+{
+    return is(f, "IQ2_XXS") || is(f, "IQ2_XS") || is(f, "IQ2_S") || is(f, "IQ2_M") || is(f, "IQ1_S") || is(f, "IQ1_M");
+}
+
+/* llama.cpp's mix for the IQ2 / IQ1 file types (every tensor but output and token_embd). */
+static qb_type mix_iq_low(const qb_ftype *f, qb_mix_state *st, const char *name, qb_type t)
+{
+    const bool iq2sm = is(f, "IQ2_S") || is(f, "IQ2_M");
+    if (strstr(name, "attn_v.weight")) {
+        t = st->n_gqa >= 4 || st->n_expert >= 4 ? QB_TYPE_Q4_K : iq2sm ? QB_TYPE_IQ3_S : QB_TYPE_Q2_K;
+        st->i_attn_v++;
+    } else if (st->n_expert == 8 && strstr(name, "attn_k.weight")) {
+        t = QB_TYPE_Q4_K;
+    } else if (strstr(name, "ffn_down")) {
+        int i = st->n_expert > 1 ? block_of(name) : st->i_ffn_down++;
+        if (i < st->n_layers / 8) t = iq2sm ? QB_TYPE_IQ3_S : QB_TYPE_Q2_K;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (st->n_expert == 8) t = QB_TYPE_Q5_K;
+        else if (is(f, "IQ1_S") || is(f, "IQ1_M")) t = QB_TYPE_IQ2_XXS;
+        else if (iq2sm) t = QB_TYPE_IQ3_S;
+    }
+    return t;
+}
 
 static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_t ne0, qb_type t)
 {
     const qb_type_info *ti = qb_type_get(t);
     if (!strcmp(name, "output.weight") || (!st->has_output && !strcmp(name, "token_embd.weight"))) {
         if (ne0 % ti->blck != 0) return QB_TYPE_Q8_0;
-        if (is(f, "IQ3_XXS")) return QB_TYPE_Q5_K;
+        if (is(f, "IQ3_XXS") || iq_low(f)) return QB_TYPE_Q5_K;
         return t != QB_TYPE_Q8_0 ? QB_TYPE_Q6_K : t;
     }
     if (!strcmp(name, "token_embd.weight")) {
+        if (is(f, "IQ2_XXS") || is(f, "IQ2_XS") || is(f, "IQ1_S") || is(f, "IQ1_M")) return QB_TYPE_Q2_K;
+        if (is(f, "IQ2_S") || is(f, "IQ2_M")) return QB_TYPE_IQ3_S;
         if (is(f, "IQ3_XXS")) t = QB_TYPE_IQ3_S;
         else if (is(f, "TQ1_0") || is(f, "TQ2_0")) t = QB_TYPE_Q4_K;
+    } else if (iq_low(f)) {
+        return mix_iq_low(f, st, name, t);
     } else if (strstr(name, "attn_v.weight")) {
         int i = st->i_attn_v++;
         if (is(f, "Q2_K")) t = st->n_gqa >= 4 ? QB_TYPE_Q4_K : QB_TYPE_Q3_K;
@@ -122,10 +150,10 @@ static qb_type mix(const qb_ftype *f, qb_mix_state *st, const char *name, int64_
     } else if (strstr(name, "attn_k.weight")) {
         if (st->n_expert == 8) t = QB_TYPE_Q8_0;
         else if (is(f, "IQ3_XS")) t = QB_TYPE_IQ3_XXS;
-        else if (is(f, "IQ3_XXS")) t = TYPE_IQ2_S;
+        else if (is(f, "IQ3_XXS")) t = QB_TYPE_IQ2_S;
     } else if (strstr(name, "attn_q.weight")) {
         if (is(f, "IQ3_XS")) t = QB_TYPE_IQ3_XXS;
-        else if (is(f, "IQ3_XXS")) t = TYPE_IQ2_S;
+        else if (is(f, "IQ3_XXS")) t = QB_TYPE_IQ2_S;
     } else if (strstr(name, "ffn_down")) {
         /* with experts, llama.cpp reads the block from the name; each block's expert tensors
          * are one 3-D tensor there, so per-expert tensors do not advance the counter */
@@ -183,14 +211,15 @@ qb_status qb_ftype_tensor_type(qb_ctx *ctx, const qb_ftype *f, bool pure, qb_mix
     }
     t = mix(f, st, name, ne0, t);
     ti = qb_type_get(t);
-    if (!ti) /* IQ3_XXS's IQ2_S in a build without the IQ2 formats */
+    if (!ti) /* a type this build does not know */
         return qb_fail(ctx, QB_ERR_UNSUPPORTED, "tensor %s: %s's mix wants ggml type %d, which this build does not know",
                        name, f->name, (int)t);
     if (ne0 % ti->blck != 0) {
         qb_type fb;
         switch ((int)t) {
-        case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: fb = QB_TYPE_IQ4_NL; break;
-        case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S: case TYPE_IQ2_S: fb = QB_TYPE_IQ4_NL; break;
+        case QB_TYPE_Q2_K: case QB_TYPE_Q3_K: case QB_TYPE_IQ4_XS: case QB_TYPE_IQ2_XXS: case QB_TYPE_IQ2_XS:
+        case QB_TYPE_IQ2_S: case QB_TYPE_IQ1_S: case QB_TYPE_IQ1_M: case QB_TYPE_IQ3_XXS: case QB_TYPE_IQ3_S:
+            fb = QB_TYPE_IQ4_NL; break;
         case QB_TYPE_TQ1_0: case QB_TYPE_TQ2_0: fb = QB_TYPE_Q4_0; break;
         case QB_TYPE_Q4_K: fb = QB_TYPE_Q5_0; break;
         case QB_TYPE_Q5_K: fb = QB_TYPE_Q5_1; break;
