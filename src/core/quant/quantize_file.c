@@ -90,6 +90,21 @@ static qb_status choose(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *
 
 /* The importance of tensor t (quantized to *fmt) by llama-quantize's rules (importance.h),
  * counted in res; a Q2_K tensor of Q2_K_S must have one (llama-quantize refuses it without). */
+/* llama-quantize's list of the types it will not write without importance ("Missing
+ * importance matrix for tensor X in a very low-bit quantization"): IQ2_XXS, IQ2_XS, IQ2_S,
+ * IQ1_S, IQ1_M but for token_embd and output, and Q2_K under Q2_K_S but for token_embd. */
+static bool needs_importance(const qb_ftype *ft, const qb_format *fmt, const char *name)
+{
+    if (fmt->kind != QB_FMT_GGML) return false;
+    bool embd = !strcmp(name, "token_embd.weight"), out = !strcmp(name, "output.weight");
+    switch (fmt->type) {
+    case QB_TYPE_IQ2_XXS: case QB_TYPE_IQ2_XS: case QB_TYPE_IQ2_S: case QB_TYPE_IQ1_S: return true;
+    case QB_TYPE_IQ1_M: return !embd && !out;
+    case QB_TYPE_Q2_K: return ft && !strcmp(ft->name, "Q2_K_S") && !embd;
+    default: return false;
+    }
+}
+
 static qb_status importance(qb_ctx *ctx, const qb_quantize_opts *o, const qb_ftype *ft, const qb_gguf_tensor *t,
                             const qb_format *fmt, const float **w, bool *no_imp, qb_quantize_result *res)
 {
@@ -99,10 +114,12 @@ static qb_status importance(qb_ctx *ctx, const qb_quantize_opts *o, const qb_fty
     *no_imp = missing;
     if (missing) res->n_no_importance++; /* noted once every tensor's choice succeeded */
     if (*w && qb_quant_weighted(fmt->type)) res->n_weighted++;
-    if (!*w && ft && !strcmp(ft->name, "Q2_K_S") && fmt->kind == QB_FMT_GGML && fmt->type == QB_TYPE_Q2_K &&
-        strcmp(t->name, "token_embd.weight"))
-        return qb_fail(ctx, QB_ERR_ARG, "tensor %s: Q2_K_S needs an importance matrix for it (--imatrix FILE): without "
-                       "one a very low-bit quantization is garbage, as llama-quantize says", t->name);
+    if (!*w && needs_importance(ft, fmt, t->name)) {
+        char ty[32];
+        snprintf(ty, sizeof ty, "%s", ft && fmt->type == QB_TYPE_Q2_K ? ft->name : qb_type_get(fmt->type)->name);
+        return qb_fail(ctx, QB_ERR_ARG, "tensor %s: %s needs an importance matrix for it (--imatrix FILE): without "
+                       "one a very low-bit quantization is garbage, as llama-quantize says", t->name, ty);
+    }
     return QB_OK;
 }
 
