@@ -17,6 +17,8 @@ tensor_hashes() {
 
 for name in llama31 qwen2 qwen2yarn qwen3 gemma2 gemma3 phi3 mixtral qwen3moe; do
     d=$F/$name
+    # the fixtures with weights over 2 MB live beside the models (../shared/models/arch-fixtures)
+    [ -d "$d" ] || d=$QB_MODELS/arch-fixtures/$name
     if [ ! -f "$d/config.json" ]; then not_ok "$name: fixture present" "$d/config.json missing"; continue; fi
     run info "$d"
     if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "^block "; then ok "$name: info shows the block ($(printf '%s' "$out" | sed -n 's/^block *//p' | cut -c1-60))"
