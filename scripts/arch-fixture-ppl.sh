@@ -1,11 +1,14 @@
 #!/bin/sh
 # arch-fixture-ppl.sh — llama.cpp's figures for each architecture fixture that has a llama.cpp
-# GGUF (tests/fixtures/arch/<name>/<name>.gguf, made by convert_hf_to_gguf.py), for
+# GGUF (tests/fixtures/arch/<name>/<name>.gguf, made by convert_hf_to_gguf.py, or its first part
+# <name>-00001-of-0000N.gguf where llama-gguf-split split it), for
 # tests/unit/test-arch.c: llama-perplexity's PPL in <name>/llama-perplexity.json, and
 # llama-tokenize's ids of each tokenizer test string of reference.json (no BOS, no special-token
 # parsing, as llama.cpp's test-tokenizer-0) in <name>/llama-tokenize.json. Run once by a
 # maintainer after make-arch-fixtures.py, with llama.cpp c392e50 built beside the project:
-#   LLAMA_CPP_BIN=../peer/llama.cpp/build/bin sh scripts/arch-fixture-ppl.sh
+#   LLAMA_CPP_BIN=../peer/llama.cpp/build/bin sh scripts/arch-fixture-ppl.sh [NAME...]
+# (names: only those fixtures; default every one).
+# A conversion over 1.9 MB is first split with llama-gguf-split (--split-max-size 1M).
 # Protocol: ../shared/data/eval-docs.txt, 128-token windows, 8 chunks, batch 128, 2 threads.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,8 +22,14 @@ done
 commit=$(git -C "$BIN/../.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 for d in tests/fixtures/arch/*/; do
     name=$(basename "$d")
-    g="$d$name.gguf"
-    [ -f "$g" ] || continue
+    if [ $# -gt 0 ]; then case " $* " in *" $name "*) ;; *) continue ;; esac; fi
+    # a conversion over 1.9 MB is split by llama-gguf-split (files in the project stay under 2 MB)
+    if [ -f "$d$name.gguf" ] && [ "$(stat -c %s "$d$name.gguf")" -gt 1900000 ]; then
+        LD_LIBRARY_PATH="$BIN" "$BIN/llama-gguf-split" --split --split-max-size 1M "$d$name.gguf" "$d$name" >/dev/null
+        rm "$d$name.gguf"
+    fi
+    g=$(ls "$d$name.gguf" "$d$name"-00001-of-*.gguf 2>/dev/null | head -n 1)
+    [ -n "$g" ] || continue
     out=$(LD_LIBRARY_PATH="$BIN" "$BIN/llama-perplexity" -m "$g" -f "$TEXT" -c $CTX -b $CTX --chunks $CHUNKS -t 2 2>&1)
     ppl=$(printf '%s\n' "$out" | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
     [ -n "$ppl" ] || { printf '%s\n' "$out" | tail -5 >&2; echo "arch-fixture-ppl: $name failed" >&2; exit 1; }

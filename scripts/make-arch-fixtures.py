@@ -25,6 +25,7 @@ Usage: python3 scripts/make-arch-fixtures.py --carry DIR --out DIR [--only a,b]
   tokenizer test strings, llama.cpp's __ggml_vocab_test__ layout).
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -209,7 +210,6 @@ SPECS = {
                     # transformers from rope_scaling; real checkpoints have 8192 and agree anyway
                     cfg=dense(rope_theta=500000.0, tie_word_embeddings=True, attention_bias=False,
                               mlp_bias=False, hidden_act="silu", head_dim=32, original_max_position_embeddings=32,
-                              ff=128,
                               rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 32})),
     # Qwen2/2.5: biases on q, k, v; untied; bf16.
@@ -236,7 +236,7 @@ SPECS = {
     # soft-capping low enough to matter, sliding window 8 on even layers.
     "gemma2": dict(cls="Gemma2ForCausalLM", model_type="gemma2", tok="gemma", dtype="bfloat16",
                    convert=True,
-                   cfg=dense(hidden=64, layers=26, heads=2, kv=1, ff=64, head_dim=32,
+                   cfg=dense(hidden=64, layers=26, heads=2, kv=1, ff=128, head_dim=32,
                              query_pre_attn_scalar=32, attn_logit_softcapping=3.0,
                              final_logit_softcapping=5.0, sliding_window=8, rope_theta=10000.0,
                              hidden_activation="gelu_pytorch_tanh", hidden_act="gelu_pytorch_tanh",
@@ -246,7 +246,7 @@ SPECS = {
     # linear scaling 8 (as the 4B+ models), q/k norms, four norms per block.
     "gemma3": dict(cls="Gemma3ForCausalLM", model_type="gemma3_text", tok="gemma", dtype="bfloat16",
                    convert=False,
-                   cfg=dense(hidden=128, layers=6, heads=4, kv=2, ff=128, head_dim=32,
+                   cfg=dense(hidden=128, layers=6, heads=4, kv=2, ff=256, head_dim=32,
                              query_pre_attn_scalar=32, sliding_window=8, sliding_window_pattern=6,
                              rope_theta=1000000.0, rope_local_base_freq=10000.0,
                              rope_scaling={"rope_type": "linear", "factor": 8.0},
@@ -348,7 +348,9 @@ def build(name, spec, carry, out_root, log):
     init_weights(model, spec["tok"] == "gemma", gen)
     dtype = getattr(torch, spec["dtype"])
     model = model.to(dtype)
-    model.save_pretrained(out, safe_serialization=True)
+    # files stay under the project's 2 MB limit: larger weights go in shards with an index, as
+    # hub checkpoints of real size do (gemma2, gemma3, llama31)
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="1900KB")
     # transformers may write its own config layout (rope_parameters, layer_types): keep it
     # beside, and put back the hub layout real checkpoints have.
     shutil.copy(os.path.join(out, "config.json"), os.path.join(out, "config-transformers.json"))
@@ -357,8 +359,11 @@ def build(name, spec, carry, out_root, log):
         p = os.path.join(out, extra)
         if os.path.exists(p):
             os.remove(p)
-    with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
-        keys = sorted(f.keys())
+    keys = []
+    for st in sorted(glob.glob(os.path.join(out, "model*.safetensors"))):
+        with safe_open(st, "pt") as f:
+            keys += f.keys()
+    keys.sort()
     log(f"{name}: {len(keys)} tensors, e.g. {keys[:3]} ... {keys[-2:]}")
     experts = [k for k in keys if "expert" in k or "gate.weight" in k]
     if experts:

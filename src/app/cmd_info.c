@@ -64,7 +64,10 @@ int cmd_info(int argc, char **argv)
     char sz[32];
     human_bytes((double)qb_model_bytes(m), sz, sizeof sz);
     printf("model        %s\n", m->path);
-    printf("format       %s%s%s\n", qb_file_kind_name(m->kind), m->name[0] ? "  name: " : "", m->name);
+    const qb_gguf *g = m->gguf;
+    char parts[48] = "";
+    if (g && g->n_parts > 1) snprintf(parts, sizeof parts, " (split in %d files)", g->n_parts);
+    printf("format       %s%s%s%s\n", qb_file_kind_name(m->kind), parts, m->name[0] ? "  name: " : "", m->name);
     printf("architecture %s\n", m->arch);
     printf("parameters   %lld (%.1fM)\n", (long long)qb_model_params(m), qb_model_params(m) / 1e6);
     printf("size         %s in memory as loaded\n", sz);

@@ -17,8 +17,6 @@ tensor_hashes() {
 
 for name in llama31 qwen2 qwen2yarn qwen3 gemma2 gemma3 phi3 mixtral qwen3moe; do
     d=$F/$name
-    # the fixtures with weights over 2 MB live beside the models (../shared/models/arch-fixtures)
-    [ -d "$d" ] || d=$QB_MODELS/arch-fixtures/$name
     if [ ! -f "$d/config.json" ]; then not_ok "$name: fixture present" "$d/config.json missing"; continue; fi
     run info "$d"
     if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "^block "; then ok "$name: info shows the block ($(printf '%s' "$out" | sed -n 's/^block *//p' | cut -c1-60))"
@@ -38,7 +36,9 @@ for name in llama31 qwen2 qwen2yarn qwen3 gemma2 gemma3 phi3 mixtral qwen3moe; d
     run ppl "$TMP/$name-q8.gguf" "$EVAL" --ctx 128 --chunks 4
     ppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
     if [ "$rc" -ne 0 ] || [ -z "$ppl" ]; then not_ok "$name: perplexity of our Q8_0 GGUF" "exit $rc: $err"; continue; fi
-    if [ ! -f "$d/$name.gguf" ]; then
+    # llama.cpp's conversion: one file, or the first of the parts llama-gguf-split made of it
+    lg=$(ls "$d/$name.gguf" "$d/$name"-00001-of-*.gguf 2>/dev/null | head -n 1)
+    if [ -z "$lg" ]; then
         ok "$name: our Q8_0 GGUF reopens, PPL $ppl (llama.cpp c392e50 has no $name)"
         continue
     fi
@@ -52,8 +52,8 @@ for name in llama31 qwen2 qwen2yarn qwen3 gemma2 gemma3 phi3 mixtral qwen3moe; d
         skip "$name: llama-perplexity runs our GGUF" "llama-perplexity not built ($BIN)"
     fi
     if [ -x "$BIN/llama-quantize" ]; then
-        run quantize "$d/$name.gguf" "$TMP/$name-ours.gguf" Q4_K_M
-        LD_LIBRARY_PATH=$BIN "$BIN/llama-quantize" "$d/$name.gguf" "$TMP/$name-theirs.gguf" Q4_K_M 2 >/dev/null 2>&1
+        run quantize "$lg" "$TMP/$name-ours.gguf" Q4_K_M
+        LD_LIBRARY_PATH=$BIN "$BIN/llama-quantize" "$lg" "$TMP/$name-theirs.gguf" Q4_K_M 2 >/dev/null 2>&1
         if [ "$rc" -eq 0 ] && [ -f "$TMP/$name-theirs.gguf" ] &&
             [ "$(tensor_hashes "$TMP/$name-ours.gguf")" = "$(tensor_hashes "$TMP/$name-theirs.gguf")" ]; then
             ok "$name: Q4_K_M byte-identical to llama-quantize ($(tensor_hashes "$TMP/$name-ours.gguf" | wc -l) tensors)"

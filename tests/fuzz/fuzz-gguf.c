@@ -2,7 +2,8 @@
  * accepts, the code that trusts what it validated: every metadata lookup and numeric array
  * element, every tensor's bytes, the tokenizer built from tokenizer.ggml.* (then a short
  * tokenize / detokenize), and for small files the whole model path (qb_model_open on a temp
- * copy under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR; tokenizer included). Built and run by
+ * copy under $QB_FUZZ_TMP, else /dev/shm, else $TMPDIR; tokenizer included; split.* keys are
+ * checked there, the copy not being named as a split's first part). Built and run by
  * scripts/fuzz.sh. */
 #include "core/util/gguf.h"
 #include "core/model/model.h"

@@ -38,12 +38,12 @@ typedef struct {
     int n_dims;
     int64_t ne[4];    /* ne[0] = row length; unused dims are 1 */
     int type;         /* qb_type / ggml type id */
-    uint64_t offset;  /* relative to the data section */
+    uint64_t offset;  /* relative to its file's data section (a split model: its part's) */
     size_t nbytes;
     const void *data; /* into the mapping */
 } qb_gguf_tensor;
 
-typedef struct {
+typedef struct qb_gguf {
     char *path;
     qb_mapfile map;
     uint32_t version;
@@ -54,16 +54,27 @@ typedef struct {
     size_t alignment;
     size_t data_offset;  /* file offset of the data section */
     bool borrowed;       /* opened from caller's memory: the map is not ours to unmap */
+    struct qb_gguf **parts; /* a split model: parts 2..n_parts, owned; their tensors are in tensors */
+    int n_parts;            /* files the model is in (1 unless split) */
 } qb_gguf;
 
 /* Open and validate path. On success *out owns the mapping; close with qb_gguf_close.
  * Errors (truncation, bad magic, absurd counts, unknown types, tensor data past the end,
- * misaligned or overlapping tensors) name the file and the problem. */
+ * misaligned or overlapping tensors) name the file and the problem. A model split by
+ * llama-gguf-split is opened from its first file, NAME-00001-of-0000N.gguf: the other parts are
+ * opened too and their tensors joined into one directory (gguf_split.c); the split.* keys are
+ * dropped, n_parts says how many files there were. */
 qb_status qb_gguf_open(qb_ctx *ctx, const char *path, qb_gguf **out);
 /* Same, over bytes already in memory (borrowed; used by the fuzzer). name is for messages. */
 qb_status qb_gguf_open_memory(qb_ctx *ctx, const char *name, const void *data, size_t size,
                               qb_gguf **out);
 void qb_gguf_close(qb_gguf *g);
+
+/* Internal to the reader: open one file without looking for other parts (gguf_read.c); join
+ * the parts of a split model into g, its first file, if g's split.* keys say it is one
+ * (gguf_split.c). */
+qb_status qb_gguf_open_one(qb_ctx *ctx, const char *path, qb_gguf **out);
+qb_status qb_gguf_join_splits(qb_ctx *ctx, qb_gguf *g);
 
 /* Lookups: NULL / default when absent or of an incompatible type. */
 const qb_gguf_kv *qb_gguf_find(const qb_gguf *g, const char *key);

@@ -317,7 +317,7 @@ static qb_status open_common(qb_ctx *ctx, const char *name, qb_gguf *g, qb_gguf 
     return QB_OK;
 }
 
-qb_status qb_gguf_open(qb_ctx *ctx, const char *path, qb_gguf **out)
+qb_status qb_gguf_open_one(qb_ctx *ctx, const char *path, qb_gguf **out)
 {
     *out = NULL;
     qb_gguf *g = calloc(1, sizeof *g);
@@ -327,7 +327,18 @@ qb_status qb_gguf_open(qb_ctx *ctx, const char *path, qb_gguf **out)
         free(g);
         return st;
     }
+    g->n_parts = 1;
     return open_common(ctx, path, g, out);
+}
+
+qb_status qb_gguf_open(qb_ctx *ctx, const char *path, qb_gguf **out)
+{
+    qb_status st = qb_gguf_open_one(ctx, path, out);
+    if (st == QB_OK && (st = qb_gguf_join_splits(ctx, *out)) != QB_OK) {
+        qb_gguf_close(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 qb_status qb_gguf_open_memory(qb_ctx *ctx, const char *name, const void *data, size_t size, qb_gguf **out)
@@ -338,12 +349,15 @@ qb_status qb_gguf_open_memory(qb_ctx *ctx, const char *name, const void *data, s
     g->map.data = (void *)data;
     g->map.size = size;
     g->borrowed = true;
+    g->n_parts = 1;
     return open_common(ctx, name, g, out);
 }
 
 void qb_gguf_close(qb_gguf *g)
 {
     if (!g) return;
+    for (int i = 0; i + 1 < g->n_parts && g->parts; i++) qb_gguf_close(g->parts[i]);
+    free(g->parts);
     for (uint64_t i = 0; i < g->n_kv; i++) {
         free(g->kv[i].key);
         free(g->kv[i].str);
