@@ -95,7 +95,7 @@ int cmd_methods(int argc, char **argv)
         } else if (!strcmp(a, "--act-order")) act_order = true;
         else if (!strcmp(a, "--help")) {
             puts("usage: quantbench methods MODEL --calib FILE --eval FILE [--formats int4-g128-asym,q4_k,...]\n"
-                 "         [--methods rtn,gptq,awq,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]\n"
+                 "         [--methods rtn,gptq,gptq-w,awq,awq-w,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]\n"
                  "         [--hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N]]   (a task-accuracy column)");
             return 0;
         } else if (a[0] == '-') return cli_error("methods: unknown option '%s'", a);
@@ -110,11 +110,15 @@ int cmd_methods(int argc, char **argv)
     if (threads) ctx.n_threads = (int)threads;
     qb_method mlist[8];
     for (int k = 0; k < n_meths; k++) {
-        /* "awq-noclip": AWQ's scale search alone, without its clipping search */
-        bool noclip = !strcasecmp(meths[k], "awq-noclip");
-        if (qb_method_parse(&ctx, noclip ? "awq" : meths[k], &mlist[k]) != QB_OK)
+        /* "awq-noclip": AWQ's scale search alone, without its clipping search; "gptq-w",
+         * "awq-w": with importance weights from the calibration (gptq.h, awq.h: weighted) */
+        const char *mk = meths[k];
+        bool noclip = !strcasecmp(mk, "awq-noclip"), gw = !strcasecmp(mk, "gptq-w"), aw = !strcasecmp(mk, "awq-w");
+        if (qb_method_parse(&ctx, noclip || aw ? "awq" : gw ? "gptq" : mk, &mlist[k]) != QB_OK)
             return cli_error("methods: %s", qb_ctx_errmsg(&ctx));
         if (noclip) mlist[k].awq.clip = false;
+        mlist[k].gptq.weighted = gw;
+        mlist[k].awq.weighted = aw;
         mlist[k].gptq.act_order = act_order;
     }
     qb_model *base = cli_open_model(&ctx, pos[0], tok_path), *m = base ? cli_open_model(&ctx, pos[0], tok_path) : NULL;

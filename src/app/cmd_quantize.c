@@ -44,10 +44,12 @@ static void usage(FILE *f)
 {
     fputs("usage: quantbench quantize MODEL OUT.gguf [TYPE] [--pure] [--plan FILE|FILE.gguf] [--allow-requantize] [-t N]\n"
           "         [--method rtn|gptq|awq] [--calib FILE] [--samples N] [--ctx N] [--act-order] [--damp 0.01]\n"
-          "         [--block 128] [--alpha A] [--no-clip] [--imatrix FILE]\n"
+          "         [--block 128] [--alpha A] [--no-clip] [--weighted] [--imatrix FILE]\n"
           "  TYPE: a format for every tensor (int4-g128-asym, q4_k, q4_0, ...) or a mix (Q4_K_M)\n"
           "  --plan: rules 'PATTERN = FORMAT [METHOD KEY=VALUE ...]', or a GGUF quantbench wrote (its recipe)\n"
-          "  --imatrix: importance matrix (.dat or GGUF, llama-imatrix's or quantbench imatrix's) weighting the quantizers\n",
+          "  --imatrix: importance matrix (.dat or GGUF, llama-imatrix's or quantbench imatrix's) weighting the quantizers\n"
+          "             (RTN, and GPTQ's / AWQ's rounding)\n"
+          "  --weighted: GPTQ / AWQ round with the calibration's own importance (its mean squares, an imatrix's data)\n",
           f);
     list_types(f);
 }
@@ -92,6 +94,7 @@ static int parse_args(int argc, char **argv, qz_args *q)
         if (!strcmp(a, "--pure")) q->pure = true;
         else if (!strcmp(a, "--allow-requantize")) q->allow_requantize = true;
         else if (!strcmp(a, "--act-order")) q->act_order = true;
+        else if (!strcmp(a, "--weighted")) q->weighted = true;
         else if (!strcmp(a, "--clip")) q->clip = true;
         else if (!strcmp(a, "--no-clip")) q->no_clip = true;
         else if (!strcmp(a, "--help")) {
@@ -161,8 +164,8 @@ int cmd_quantize(int argc, char **argv)
         return 1;
     }
     if (!strcmp(q.pos[0], q.pos[1])) return cli_error("quantize: the output would overwrite the input %s", q.pos[0]);
-    if (!q.method && (q.act_order || q.clip || q.no_clip || q.alpha_set))
-        return cli_error("quantize: --act-order, --alpha and --clip need --method");
+    if (!q.method && (q.act_order || q.clip || q.no_clip || q.alpha_set || q.weighted))
+        return cli_error("quantize: --act-order, --alpha, --clip and --weighted need --method");
     q.type = q.n_pos == 3 ? q.pos[2] : NULL;
     qb_ctx ctx;
     qb_ctx_init(&ctx);

@@ -18,7 +18,7 @@ typedef struct {
     const char *calib;     /* --calib FILE */
     long samples, n_ctx, block;
     double damp, alpha;    /* damp < 0: not given */
-    bool act_order, clip, no_clip, alpha_set;
+    bool act_order, clip, no_clip, alpha_set, weighted;
     const char *imatrix;        /* --imatrix FILE */
     const qb_importance *imp;   /* its importance once loaded, else NULL */
 } qz_args;

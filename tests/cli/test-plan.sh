@@ -60,7 +60,7 @@ if [ "$rc" -eq 0 ] && [ -s "$TMP/e.gguf" ] && cmp -s <(hashes "$TMP/e.gguf") <(h
 else not_ok "replay of a GGUF-to-GGUF quantization" "exit $rc: $err"; fi
 
 printf '* = q4_0\n\n*ffn_down* = q8_0 gptq dmap=0.1\n' > "$TMP/bad.plan"
-expect_fail "unknown method parameter: FILE:LINE" "bad.plan:3: gptq has no parameter 'dmap' \(block, damp, act_order\)" \
+expect_fail "unknown method parameter: FILE:LINE" "bad.plan:3: gptq has no parameter 'dmap' \(block, damp, act_order, weighted\)" \
     quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --plan "$TMP/bad.plan"
 printf '* = q4_0 sparse\n' > "$TMP/bad2.plan"
 expect_fail "unknown method in a plan: FILE:LINE" "bad2.plan:1: unknown method 'sparse'" \

@@ -28,6 +28,28 @@ for me in gptq awq; do
     else not_ok "$me PPL below RTN's" "$me $(eval echo \$ppl_$me), rtn $ppl_rtn"; fi
 done
 
+# importance-weighted rounding: the calibration's own mean squares (--weighted) or an imatrix
+# given to the plan (--imatrix) change GPTQ's and AWQ's bytes, and the files still run
+run imatrix "$S/stories260K.bin" "$S/ppl-sample.txt" -o "$TMP/im.dat" --ctx 64 --chunks 4
+[ "$rc" -eq 0 ] || not_ok "imatrix for the weighted methods" "exit $rc: $err"
+for me in gptq awq; do
+    for how in "--weighted" "--imatrix $TMP/im.dat"; do
+        # shellcheck disable=SC2086
+        run quantize "$S/stories260K.bin" "$TMP/$me-w.gguf" q4_0 --method $me --calib "$S/ppl-sample.txt" --ctx 64 --act-order $how
+        if [ "$rc" -ne 0 ]; then not_ok "quantize --method $me $how" "exit $rc: $err"; continue; fi
+        if cmp -s <("$QB_BIN" info "$TMP/$me-w.gguf" --sha256 | grep '^blk') <("$QB_BIN" info "$TMP/$me.gguf" --sha256 | grep '^blk'); then
+            not_ok "--method $me ${how%% *}: weighted bytes differ from unweighted" "identical tensors"
+        else
+            run ppl "$TMP/$me-w.gguf" "$S/ppl-sample.txt" --ctx 64
+            wppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
+            if [ "$rc" -eq 0 ] && awk -v a="$wppl" -v b="$ppl_rtn" 'BEGIN { exit !(a > 0 && a < b * 1.02) }'; then
+                ok "--method $me ${how%% *}: other bytes, runs, PPL $wppl (rtn $ppl_rtn)"
+            else not_ok "--method $me ${how%% *} runs" "exit $rc, PPL '$wppl' (rtn $ppl_rtn): $err"; fi
+        fi
+    done
+done
+expect_fail "--weighted without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --weighted
+
 expect_fail "gptq without --calib" "--method gptq needs --calib" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method gptq
 expect_fail "unknown method" "unknown method 'sparse'" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method sparse
 expect_fail "gptq to a format without a grid" "method gptq.*nf4.*not supported" quantize "$S/stories260K.bin" "$TMP/x.gguf" nf4 --method gptq --calib "$S/ppl-sample.txt" --ctx 64

@@ -146,6 +146,9 @@ T.section("plans with methods", function()
   T.ok(r[4].method == "awq" and r[4].alpha == 0.5, "plan rules: method and parameter from 'awq alpha=0.5'", r[4].method)
   T.ok(tostring(p):find("*attn_k* = q4_0 gptq damp=0.02\n", 1, true), "plan text: version 2 with methods", tostring(p))
   T.eq(tostring(qb.parse_plan(tostring(p))), tostring(p), "plan text: parse(print(plan)) prints the same")
+  local pw = qb.plan { { match = "*", format = "q4_0", method = "gptq", weighted = true }, { "*ffn*", "q4_0", "awq weighted=1" } }
+  T.ok(tostring(pw):find("* = q4_0 gptq weighted=1\n", 1, true) and tostring(pw):find("awq weighted=1", 1, true),
+    "plan rules: importance-weighted GPTQ / AWQ", tostring(pw))
   T.raises(function() qb.plan { { "*", "q4_0", "gptq dmap=1" } } end, "gptq has no parameter 'dmap'",
     "plan rules: an unknown method parameter is refused")
   T.raises(function() qb.parse_plan("* = q4_0\n*x* = q4_0 awq alpha=2\n", "my.plan") end,
@@ -179,6 +182,9 @@ T.section("plans with methods", function()
   m:reset()
   m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c })
   T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: method= for rules that name none")
+  m:reset()
+  m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c, weighted = true })
+  T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: GPTQ with importance-weighted scales")
 end)
 
 T.section("sensitivity of chosen blocks", function()

@@ -1,8 +1,12 @@
 /* test-gptq.c — GPTQ: a hand-checkable 2-column problem, determinism, bad input, and the
  * comparison with the GPTQ authors' reference implementation on four qb-docs-26m layers
  * (fixtures/gptq-reference.json: RTN errors within 1%, GPTQ within 3%, calibration and
- * held-out windows, with and without act-order). */
+ * held-out windows, with and without act-order); importance-weighted group scales: with a
+ * diagonal Hessian (no error to spread) GPTQ is rounding on the scales chosen, so weighted
+ * GPTQ must give llama.cpp's own --imatrix bytes (ggml_quantize_chunk with diag(H) as the
+ * imatrix; skipped, saying so, without llama.cpp beside the project). */
 #include "testutil.h"
+#include "ggml_peer.h"
 #include "core/calib/calib.h"
 #include "core/method/gptq.h"
 #include "core/eval/eval.h"
@@ -141,6 +145,68 @@ static void deterministic_all_formats(void **state)
     free(w);
     free(x);
     free(h);
+}
+
+/* A diagonal XᵀX spreads no error: GPTQ with weighted scales rounds each K-quant super-block
+ * exactly as ggml quantizes it with that diagonal as imatrix (and the explicit importance
+ * pointer gives the same bytes), and unweighted it gives ggml's plain bytes. */
+static void weighted_scales_are_ggml_imatrix(void **state)
+{
+    (void)state;
+    typedef size_t (*chunk_fn)(int type, const float *src, void *dst, int64_t start, int64_t nrows, int64_t n_per_row,
+                               const float *imatrix);
+    const char *syms[1] = {"ggml_quantize_chunk"};
+    void *fn[1];
+    void *lib = qbt_ggml_open(syms, 1, fn);
+    if (!lib) {
+        print_message("llama.cpp's libggml-base.so is not beside the project: not compared with ggml\n");
+        skip();
+    }
+    chunk_fn chunk = (chunk_fn)fn[0];
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const int rows = 6, n = 512;
+    float *w = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
+    double *h = calloc((size_t)n * n, sizeof *h);
+    uint32_t s = 777;
+    for (int i = 0; i < rows * n; i++) {
+        s = s * 1664525u + 1013904223u;
+        w[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * (1.0f + (float)(i % 37 == 0) * 6.0f);
+    }
+    for (int j = 0; j < n; j++) { /* importance over four decades, a few columns dominant */
+        s = s * 1664525u + 1013904223u;
+        imp[j] = powf(10.0f, 4.0f * (float)(s >> 8) / 16777216.0f - 2.0f) * (j % 61 == 0 ? 100.0f : 1.0f);
+        h[(size_t)j * n + j] = imp[j];
+    }
+    const char *fmts[] = {"q4_k", "q5_k", "q6_k"};
+    const int types[] = {QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K};
+    for (int k = 0; k < 3; k++) {
+        qb_format f;
+        assert_int_equal(qb_format_parse(&ctx, fmts[k], &f), QB_OK);
+        size_t rb = qb_format_row_bytes(&f, n);
+        uint8_t *ours = malloc(rb * rows), *theirs = malloc(rb * rows), *other = malloc(rb * rows);
+        qb_gptq_params p = {.weighted = true, .damp = -1.0f};
+        assert_int_equal(qb_gptq_quantize(&ctx, &f, w, rows, n, h, &p, ours, NULL, NULL), QB_OK);
+        chunk(types[k], w, theirs, 0, rows, n, imp);
+        assert_memory_equal(ours, theirs, rb * rows);
+        p = (qb_gptq_params){.importance = imp, .damp = -1.0f};
+        assert_int_equal(qb_gptq_quantize(&ctx, &f, w, rows, n, h, &p, other, NULL, NULL), QB_OK);
+        assert_memory_equal(other, theirs, rb * rows);
+        p = (qb_gptq_params){.damp = -1.0f};
+        assert_int_equal(qb_gptq_quantize(&ctx, &f, w, rows, n, h, &p, other, NULL, NULL), QB_OK);
+        chunk(types[k], w, theirs, 0, rows, n, NULL);
+        assert_memory_equal(other, theirs, rb * rows);
+        assert_memory_not_equal(ours, other, rb * rows); /* the weights did change the scales */
+        print_message("%s: weighted GPTQ on a diagonal XᵀX = ggml_quantize_chunk with it as imatrix (%d rows)\n",
+                      fmts[k], rows);
+        free(ours);
+        free(theirs);
+        free(other);
+    }
+    free(w);
+    free(imp);
+    free(h);
+    dlclose(lib);
 }
 
 /* ---- the reference comparison ---------------------------------------------------------- */
@@ -289,6 +355,7 @@ int main(void)
         cmocka_unit_test(two_columns_compensate),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(deterministic_all_formats),
+        cmocka_unit_test(weighted_scales_are_ggml_imatrix),
         cmocka_unit_test(matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

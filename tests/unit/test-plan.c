@@ -119,7 +119,7 @@ static void tui_methods_legacy(void **state)
 static void errors_name_file_and_line(void **state)
 {
     (void)state;
-    expect_err("* = q4_k\n\n*ffn_down* = q4_k gptq dmap=0.1\n", "t.plan:3: gptq has no parameter 'dmap' (block, damp, act_order)");
+    expect_err("* = q4_k\n\n*ffn_down* = q4_k gptq dmap=0.1\n", "t.plan:3: gptq has no parameter 'dmap' (block, damp, act_order, weighted)");
     expect_err("* = q4_k sparse\n", "t.plan:1: unknown method 'sparse'");
     expect_err("# x\n* = q4_k awq alpha=1.5\n", "t.plan:2: awq: alpha=1.5 out of range [0, 1]");
     expect_err("* = q4_k gptq block=12.5\n", "t.plan:1: gptq: block=12.5 must be an integer");
@@ -150,12 +150,13 @@ static void method_specs(void **state)
     qb_method_spec_format(&a, buf, sizeof buf);
     assert_string_equal(buf, "awq grid=10 clip=0");
     assert_int_equal(qb_method_spec_set(&ctx, &b, "block", 64), QB_ERR_ARG);
-    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "awq has no parameter 'block' (alpha, grid, clip)"));
+    assert_non_null(strstr(qb_ctx_errmsg(&ctx), "awq has no parameter 'block' (alpha, grid, clip, weighted)"));
     assert_true(qb_method_spec_needs_calib(&a));
     assert_int_equal(qb_method_spec_init(&ctx, "rtn", &a), QB_OK);
     assert_false(qb_method_spec_needs_calib(&a));
     assert_string_equal(qb_method_param_name(QB_METHOD_GPTQ, 1), "damp");
-    assert_null(qb_method_param_name(QB_METHOD_GPTQ, 3));
+    assert_string_equal(qb_method_param_name(QB_METHOD_GPTQ, 3), "weighted");
+    assert_null(qb_method_param_name(QB_METHOD_GPTQ, 4));
     assert_null(qb_method_param_name(QB_METHOD_RTN, 0));
     /* a copy is deep and equal */
     qb_plan p, q;

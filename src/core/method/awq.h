@@ -15,6 +15,10 @@ typedef struct {
     int n_grid;  /* grid points over [0, 1], both ends included (0 = 20) */
     bool clip;   /* search a clipping range per group after scaling (AWQ's auto-clip; on
                     by default in qb_method_parse, as the authors' code runs it) */
+    bool weighted; /* the scaled matrices are rounded with importance weights E[(x/s)²] per
+                      column (the calibration's mean square: an imatrix's data), for the ggml
+                      types llama-quantize weights; an imatrix given to the plan is used the
+                      same way, weighted or not (method.c) */
 } qb_awq_params;
 
 /* One matrix of a group sharing an input: values (rows × n, f32, row-major; clipping may

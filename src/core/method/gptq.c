@@ -105,6 +105,7 @@ typedef struct {
     const float *u;  /* (n, n) upper factor of H⁻¹, processing order */
     const int64_t *perm;
     const uint8_t *dead;
+    const float *imp; /* (n) columns' importance for the group scales, column order; NULL: none */
     int64_t n;
     int block;
     group_mode mode;
@@ -126,7 +127,8 @@ static void quantize_row(const pass *P, const float *w, uint8_t *row, float *q, 
     for (int64_t p = 0; p < n; p++) wp[p] = P->dead[P->perm[p]] ? 0.0f : w[P->perm[p]];
     if (P->mode == GROUPS_STATIC) {
         for (int64_t c = 0; c < n; c++) q[c] = P->dead[c] ? 0.0f : w[c];
-        for (int64_t grp = 0; grp < n / G; grp++) qb_grid_start(P->g, row, grp, q + grp * G);
+        for (int64_t grp = 0; grp < n / G; grp++)
+            qb_grid_start(P->g, row, grp, q + grp * G, P->imp ? P->imp + grp * G : NULL);
     }
     float scale = 1.0f, zero = 0.0f;
     const int maxq = P->f->kind == QB_FMT_INT ? (1 << P->f->bits) - 1 : 0;
@@ -148,7 +150,8 @@ static void quantize_row(const pass *P, const float *w, uint8_t *row, float *q, 
                 t = fminf(fmaxf(t, 0.0f), (float)maxq);
                 v = scale * (t - zero);
             } else {
-                if (P->mode == GROUPS_RUNNING && c % G == 0) qb_grid_start(P->g, row, c / G, wp + p);
+                if (P->mode == GROUPS_RUNNING && c % G == 0)
+                    qb_grid_start(P->g, row, c / G, wp + p, P->imp ? P->imp + c : NULL);
                 v = qb_grid_round(P->g, row, c, wp[p]);
             }
             q[c] = v;
@@ -176,6 +179,7 @@ static int cmp_desc(const void *a, const void *b, void *ud)
 struct qb_gptq_factor {
     int64_t n;
     bool act_order;
+    float *diag;   /* (n) diag(XᵀX) as given (no dampening), column order: the weighted scales' importance */
     float *u;      /* (n, n) upper factor of H⁻¹ in processing order */
     int64_t *perm; /* processing position → column */
     uint8_t *dead; /* columns never seen (zero diagonal): weights zeroed */
@@ -184,6 +188,7 @@ struct qb_gptq_factor {
 void qb_gptq_factor_free(qb_gptq_factor *fc)
 {
     if (!fc) return;
+    free(fc->diag);
     free(fc->u);
     free(fc->perm);
     free(fc->dead);
@@ -205,9 +210,10 @@ qb_status qb_gptq_factor_new(qb_ctx *ctx, const double *xtx, int64_t n, float da
         fc->u = malloc((size_t)(n * n) * sizeof *fc->u);
         fc->perm = malloc((size_t)n * sizeof *fc->perm);
         fc->dead = calloc((size_t)n, 1);
+        fc->diag = malloc((size_t)n * sizeof *fc->diag);
     }
     qb_status st = QB_OK;
-    if (!fc || !h || !diag || !fc->u || !fc->perm || !fc->dead) {
+    if (!fc || !h || !diag || !fc->u || !fc->perm || !fc->dead || !fc->diag) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "gptq: out of memory for a %lld-column Hessian", (long long)n);
         goto done;
     }
@@ -216,6 +222,7 @@ qb_status qb_gptq_factor_new(qb_ctx *ctx, const double *xtx, int64_t n, float da
     double mean = 0;
     for (int64_t i = 0; i < n; i++) {
         diag[i] = xtx[i * n + i];
+        fc->diag[i] = (float)diag[i];
         perm[i] = i;
         if (diag[i] == 0.0) dead[i] = 1;
         mean += dead[i] ? 1.0 : diag[i];
@@ -266,13 +273,16 @@ static qb_status check_args(qb_ctx *ctx, const qb_format *f, int64_t rows, int64
 }
 
 static qb_status run_rows(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, const qb_gptq_factor *fc,
-                          const qb_grid *g, group_mode mode, int block, void *dst, float *deq,
+                          const qb_grid *g, group_mode mode, const qb_gptq_params *p, void *dst, float *deq,
                           const volatile int *cancel)
 {
     const int64_t n = fc->n;
+    int block = p->block;
     if (block <= 0) block = 128;
     if (g->group < n && g->group > block && g->group % block) block = g->group;
-    pass P = {.g = g, .f = f, .u = fc->u, .perm = fc->perm, .dead = fc->dead, .n = n, .block = block, .mode = mode};
+    const float *imp = p->importance ? p->importance : p->weighted ? fc->diag : NULL;
+    pass P = {.g = g, .f = f, .u = fc->u, .perm = fc->perm, .dead = fc->dead, .imp = imp, .n = n, .block = block,
+              .mode = mode};
     size_t rb = qb_format_row_bytes(f, n);
     int cancelled = 0, nomem = 0;
     qb_ctx_apply_threads(ctx);
@@ -316,7 +326,7 @@ qb_status qb_gptq_quantize_factored(qb_ctx *ctx, const qb_format *f, const float
     qb_status st = check_args(ctx, f, rows, fc->n, w, fc->act_order, &p, dst, &g, &mode);
     if (st != QB_OK) return st;
     if (cancel && *cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
-    return run_rows(ctx, f, w, rows, fc, &g, mode, p.block, dst, deq, cancel);
+    return run_rows(ctx, f, w, rows, fc, &g, mode, &p, dst, deq, cancel);
 }
 
 qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int64_t rows, int64_t n, const double *xtx,
@@ -331,7 +341,7 @@ qb_status qb_gptq_quantize(qb_ctx *ctx, const qb_format *f, const float *w, int6
     qb_gptq_factor *fc;
     st = qb_gptq_factor_new(ctx, xtx, n, p.damp, p.act_order, &fc);
     if (st != QB_OK) return st;
-    st = run_rows(ctx, f, w, rows, fc, &g, mode, p.block, dst, deq, cancel);
+    st = run_rows(ctx, f, w, rows, fc, &g, mode, &p, dst, deq, cancel);
     qb_gptq_factor_free(fc);
     return st;
 }

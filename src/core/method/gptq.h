@@ -24,6 +24,14 @@ typedef struct {
     float damp;       /* fraction of the mean Hessian diagonal added to it (0 = 0.01; < 0: none) */
     bool act_order;   /* columns in decreasing diag(H) order */
     bool perm_groups; /* with act_order: groups in processing order (reference behaviour) */
+    /* Importance-weighted group scales, for the ggml types llama-quantize weights with an
+     * imatrix (K-quants, Q4_0..Q5_1): each group's scales minimise the error weighted by its
+     * columns' importance, as --imatrix quantization does, before GPTQ rounds its columns.
+     * importance (n floats, column order): an imatrix's E[x²] for the matrix; NULL with
+     * weighted: diag(XᵀX) of the Hessian given, which is the imatrix of the calibration text
+     * (the same data). Neither: the format's plain RTN scales. */
+    bool weighted;
+    const float *importance;
 } qb_gptq_params;
 
 /* Quantize w (rows × n, row-major f32; not changed) to format f with GPTQ against the

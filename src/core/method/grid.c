@@ -51,11 +51,20 @@ qb_status qb_grid_init(qb_ctx *ctx, qb_grid *g, const qb_format *f, int64_t n)
                    name);
 }
 
-void qb_grid_start(const qb_grid *g, uint8_t *row, int64_t grp, const float *w)
+static bool any_positive(const float *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] > 0.0f) return true;
+    return false;
+}
+
+void qb_grid_start(const qb_grid *g, uint8_t *row, int64_t grp, const float *w, const float *imp)
 {
     uint8_t *dst = row + (size_t)grp * g->gbytes;
     if (g->f.kind == QB_FMT_INT)
         qb_quant_row_int_ref(g->f.bits, g->f.group > 0 ? g->f.group : 0, g->f.asym, w, dst, g->group, NULL);
+    else if (imp && any_positive(imp, g->group))
+        qb_quant_row_w_ref(g->f.type, w, dst, g->group, imp);
     else
         qb_quant_row_ref(g->f.type, w, dst, g->group);
 }

@@ -23,8 +23,11 @@ typedef struct {
 qb_status qb_grid_init(qb_ctx *ctx, qb_grid *g, const qb_format *f, int64_t n);
 
 /* Choose group grp's scales from its current values w (g->group floats), as the format's
- * round-to-nearest quantizer does, writing the group's bytes into row (a whole packed row). */
-void qb_grid_start(const qb_grid *g, uint8_t *row, int64_t grp, const float *w);
+ * round-to-nearest quantizer does, writing the group's bytes into row (a whole packed row).
+ * imp (g->group floats, or NULL): the columns' importance, for the ggml types llama-quantize
+ * weights with an imatrix (their scale searches then minimise the importance-weighted error,
+ * as with --imatrix); ignored by integer groups and by a group whose importance is all zero. */
+void qb_grid_start(const qb_grid *g, uint8_t *row, int64_t grp, const float *w, const float *imp);
 
 /* Round w onto the grid of element col's group (already started), store its code in row and
  * return the value the code stands for. */

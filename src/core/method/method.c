@@ -36,6 +36,7 @@ qb_status qb_method_from_spec(qb_ctx *ctx, const qb_method_spec *spec, qb_method
     if (qb_method_spec_get(spec, "block", &v)) out->gptq.block = (int)v;
     if (qb_method_spec_get(spec, "damp", &v)) out->gptq.damp = v > 0 ? (float)v : -1.0f;
     if (qb_method_spec_get(spec, "act_order", &v)) out->gptq.act_order = v != 0;
+    if (qb_method_spec_get(spec, "weighted", &v)) out->gptq.weighted = out->awq.weighted = v != 0;
     if (qb_method_spec_get(spec, "alpha", &v)) out->awq.alpha = (float)v;
     if (qb_method_spec_get(spec, "grid", &v)) out->awq.n_grid = (int)v;
     if (qb_method_spec_get(spec, "clip", &v)) out->awq.clip = v != 0;
@@ -195,12 +196,19 @@ static qb_status gptq_tensor(job *J, const qb_tensor *t, int layer, qb_obs_point
     if (float_format(f)) return rtn_tensor(J, t);
     const double *h = hessian(J, layer, pt, t);
     if (!h) return QB_ERR_ARG;
+    /* an importance matrix given to the plan weights the group scales (gptq.h: weighted) */
+    qb_gptq_params p = J->meth->gptq;
+    if (J->o && J->o->imatrix) {
+        qb_status st = qb_importance_lookup(J->ctx, J->o->imatrix, t->name, t->ne[0], 1, J->m->cfg.n_experts,
+                                            &p.importance, NULL);
+        if (st != QB_OK) return st;
+    }
     float *v = source_values(J, t);
     if (!v) return QB_ERR_NOMEM;
     int64_t rows = qb_tensor_rows(t), n = t->ne[0];
     size_t rb = qb_format_row_bytes(f, n);
     void *buf = malloc(rb * (size_t)rows);
-    qb_status st = buf ? qb_gptq_quantize(J->ctx, f, v, rows, n, h, &J->meth->gptq, buf, NULL, cancel_flag(J))
+    qb_status st = buf ? qb_gptq_quantize(J->ctx, f, v, rows, n, h, &p, buf, NULL, cancel_flag(J))
                        : qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory quantizing %s", t->name);
     free(v);
     if (st != QB_OK) {
@@ -232,6 +240,29 @@ static qb_status stage_norm(job *J, const qb_tensor *norm, const float *s)
     staged *st = &J->st[tensor_index(J->m, norm)];
     free(st->buf);
     *st = (staged){v, (size_t)n * sizeof *v, qb_format_ggml(QB_TYPE_F32), true, false};
+    return QB_OK;
+}
+
+/* The importance AWQ rounds matrix t with (its input scaled by 1/s, s NULL: not scaled): the
+ * plan's imatrix, else with `weighted` the calibration's mean square at the input pt; divided
+ * by s² (the scaled input's mean square). *out: n floats (caller frees) or NULL for none. */
+static qb_status awq_importance(job *J, int l, qb_obs_point pt, const qb_tensor *t, const float *s, float **out)
+{
+    *out = NULL;
+    int64_t n = t->ne[0];
+    const float *im = NULL;
+    if (J->o && J->o->imatrix) {
+        qb_status st = qb_importance_lookup(J->ctx, J->o->imatrix, t->name, n, 1, J->m->cfg.n_experts, &im, NULL);
+        if (st != QB_OK) return st;
+    }
+    const qb_calib_stat *cs = qb_calib_get(J->cal, l, pt);
+    if (!im && (!J->meth->awq.weighted || !cs || cs->width != n)) return QB_OK;
+    float *w = malloc((size_t)n * sizeof *w);
+    if (!w) return qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory");
+    if (im) memcpy(w, im, (size_t)n * sizeof *w);
+    else qb_calib_mean_square(cs, w);
+    for (int64_t i = 0; s && i < n; i++) w[i] /= s[i] * s[i];
+    *out = w;
     return QB_OK;
 }
 
@@ -347,7 +378,10 @@ static qb_status awq_layer(job *J, int l)
             free(ones);
             if (st != QB_OK) break;
         }
-        st = stage_values(J, all[i], f, vals[i], NULL);
+        float *imp = NULL;
+        if (f && (st = awq_importance(J, l, groups[gi].pt, all[i], scales[gi], &imp)) != QB_OK) break;
+        st = stage_values(J, all[i], f, vals[i], imp);
+        free(imp);
         if (st == QB_OK && f) progress(J);
     }
     for (int i = 0; i < 7; i++) free(vals[i]);

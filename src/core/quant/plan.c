@@ -28,8 +28,10 @@ static const char *const METHOD_NAMES[QB_METHOD_COUNT] = {"rtn", "gptq", "awq"};
 
 static const param_def PARAMS[QB_METHOD_COUNT][QB_METHOD_MAX_PARAMS + 1] = {
     [QB_METHOD_RTN] = {{NULL, P_REAL, 0, 0}},
-    [QB_METHOD_GPTQ] = {{"block", P_INT, 1, 65536}, {"damp", P_REAL, 0, 10}, {"act_order", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
-    [QB_METHOD_AWQ] = {{"alpha", P_REAL, 0, 1}, {"grid", P_INT, 1, 1000}, {"clip", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
+    [QB_METHOD_GPTQ] = {{"block", P_INT, 1, 65536}, {"damp", P_REAL, 0, 10}, {"act_order", P_BOOL, 0, 1},
+                        {"weighted", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
+    [QB_METHOD_AWQ] = {{"alpha", P_REAL, 0, 1}, {"grid", P_INT, 1, 1000}, {"clip", P_BOOL, 0, 1},
+                       {"weighted", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
 };
 
 const char *qb_plan_method_name(qb_method_kind k)
