@@ -7,6 +7,7 @@
 #include "matmul.h"
 #include "matmul_w8a8.h"
 #include "kvcache.h"
+#include "rope.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -54,25 +55,6 @@ struct qb_infer {
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
 {
     return qb_infer_new_run(ctx, m, NULL, n_ctx, n_batch, out);
-}
-
-/* RoPE angles: pair i rotates by pos * theta^(-2i/head_dim) / divisor_i, in float as the
- * references do (scaled: the full-attention layers' table; sliding layers with their own base
- * are unscaled, as Gemma 3's). */
-static void rope_tables(const qb_model *m, float theta, bool scaled, int n_ctx, float *cs, float *sn)
-{
-    const qb_config *c = &m->cfg;
-    int half = c->head_dim / 2;
-    float ms = scaled ? qb_model_rope_mscale(m) : 1.0f;
-    for (int i = 0; i < half; i++) {
-        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)c->head_dim);
-        if (scaled) freq /= qb_model_rope_divisor(m, i);
-        for (int p = 0; p < n_ctx; p++) {
-            float val = (float)p * freq;
-            cs[(size_t)p * half + i] = cosf(val) * ms;
-            sn[(size_t)p * half + i] = sinf(val) * ms;
-        }
-    }
 }
 
 qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, int n_ctx, int n_batch, qb_infer **out)
@@ -137,9 +119,9 @@ qb_status qb_infer_new_run(qb_ctx *ctx, const qb_model *m, qb_run_config *rc, in
         qb_infer_free(s);
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
     }
-    rope_tables(m, c->rope_theta, true, n_ctx, s->rope_cos, s->rope_sin);
+    qb_rope_tables(m, c->rope_theta, true, n_ctx, s->rope_cos, s->rope_sin);
     if (s->rope_cos_swa) {
-        rope_tables(m, c->rope_theta_swa, false, n_ctx, s->rope_cos_swa, s->rope_sin_swa);
+        qb_rope_tables(m, c->rope_theta_swa, false, n_ctx, s->rope_cos_swa, s->rope_sin_swa);
     } else {
         s->rope_cos_swa = s->rope_cos;
         s->rope_sin_swa = s->rope_sin;

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""make-train-fixtures.py — gradients computed by PyTorch autograd for tests/unit/test-train.c.
+
+For stories260K (../shared/models/stories260K/stories260K.bin, llama2.c's legacy checkpoint)
+the script builds the Llama 2 forward in plain PyTorch ops from the checkpoint (RMSNorm eps
+1e-5, interleaved RoPE with base 10000, grouped-query causal attention, SiLU-gated FFN, tied
+classifier), checks it against llama2.c's own logits (reference-logits.txt: every position
+within 1e-4), then takes the mean next-token cross-entropy over the 32 tokens llama2.c fed
+(the last position has no target) and lets autograd give the gradient of every weight.
+
+Writes OUT/stories260K/: grads.f32 (float32 little-endian, tensors one after another in the
+order of index.json), index.json ({"tensors": [[gguf_name, [rows, cols]], ...], "loss",
+"tokens", "torch"}). Run where PyTorch is (the device machine, or Debian's python3-torch):
+
+  python3 scripts/make-train-fixtures.py --models ../shared/models --out tests/fixtures/train
+"""
+import argparse
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+
+
+def read_llama2c(path):
+    blob = open(path, "rb").read()
+    dim, hidden, n_layers, n_heads, n_kv, vocab, seq_len = struct.unpack("<7i", blob[:28])
+    shared = vocab > 0
+    vocab = abs(vocab)
+    hs = dim // n_heads
+    kvd = n_kv * hs
+    f = np.frombuffer(blob, dtype="<f4", offset=28)
+    pos = 0
+
+    def take(*shape):
+        nonlocal pos
+        n = int(np.prod(shape))
+        a = f[pos:pos + n].reshape(shape).copy()
+        pos += n
+        return torch.tensor(a, dtype=torch.float32)
+
+    w = {"tok_embd": take(vocab, dim), "attn_norm": take(n_layers, dim), "wq": take(n_layers, dim, dim),
+         "wk": take(n_layers, kvd, dim), "wv": take(n_layers, kvd, dim), "wo": take(n_layers, dim, dim),
+         "ffn_norm": take(n_layers, dim), "w1": take(n_layers, hidden, dim), "w2": take(n_layers, dim, hidden),
+         "w3": take(n_layers, hidden, dim), "output_norm": take(dim)}
+    assert shared, "stories260K shares its classifier with the embeddings"
+    cfg = dict(dim=dim, hidden=hidden, n_layers=n_layers, n_heads=n_heads, n_kv=n_kv, vocab=vocab, seq_len=seq_len)
+    return cfg, w
+
+
+def params_of(cfg, w):
+    """Leaf tensors, one per GGUF tensor, in the order the fixture lists them."""
+    out = [("token_embd.weight", w["tok_embd"])]
+    for l in range(cfg["n_layers"]):
+        b = "blk.%d." % l
+        out += [(b + "attn_norm.weight", w["attn_norm"][l]), (b + "attn_q.weight", w["wq"][l]),
+                (b + "attn_k.weight", w["wk"][l]), (b + "attn_v.weight", w["wv"][l]),
+                (b + "attn_output.weight", w["wo"][l]), (b + "ffn_norm.weight", w["ffn_norm"][l]),
+                (b + "ffn_gate.weight", w["w1"][l]), (b + "ffn_down.weight", w["w2"][l]),
+                (b + "ffn_up.weight", w["w3"][l])]
+    out.append(("output_norm.weight", w["output_norm"]))
+    return [(n, t.clone().requires_grad_(True)) for n, t in out]
+
+
+def rmsnorm(x, w, eps=1e-5):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rope_interleaved(x, T, hs):
+    # x (T, heads, hs): pairs (2i, 2i+1) rotate by pos * 10000^(-2i/hs)
+    i = torch.arange(0, hs, 2, dtype=torch.float32)
+    freq = 1.0 / torch.pow(torch.tensor(10000.0), i / hs)
+    ang = torch.arange(T, dtype=torch.float32)[:, None] * freq[None, :]
+    c, s = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).reshape(x.shape)
+
+
+def forward(cfg, p, tokens):
+    P = dict(p)
+    T, dim, H, KV = len(tokens), cfg["dim"], cfg["n_heads"], cfg["n_kv"]
+    hs = dim // H
+    x = P["token_embd.weight"][torch.tensor(tokens)]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    for l in range(cfg["n_layers"]):
+        b = "blk.%d." % l
+        xn = rmsnorm(x, P[b + "attn_norm.weight"])
+        q = (xn @ P[b + "attn_q.weight"].T).view(T, H, hs)
+        k = (xn @ P[b + "attn_k.weight"].T).view(T, KV, hs)
+        v = (xn @ P[b + "attn_v.weight"].T).view(T, KV, hs)
+        q, k = rope_interleaved(q, T, hs), rope_interleaved(k, T, hs)
+        k = k.repeat_interleave(H // KV, dim=1)
+        v = v.repeat_interleave(H // KV, dim=1)
+        att = torch.einsum("ihd,jhd->hij", q, k) / (hs ** 0.5) + mask
+        o = torch.einsum("hij,jhd->ihd", torch.softmax(att, dim=-1), v).reshape(T, dim)
+        x = x + o @ P[b + "attn_output.weight"].T
+        xn = rmsnorm(x, P[b + "ffn_norm.weight"])
+        h = torch.nn.functional.silu(xn @ P[b + "ffn_gate.weight"].T) * (xn @ P[b + "ffn_up.weight"].T)
+        x = x + h @ P[b + "ffn_down.weight"].T
+    x = rmsnorm(x, P["output_norm.weight"])
+    return x @ P["token_embd.weight"].T
+
+
+def reference_logits(path):
+    rows, tokens = [], []
+    for line in open(path):
+        if line.startswith("pos "):
+            f = line.split()
+            tokens.append(int(f[3]))
+            rows.append([float(v) for v in f[5:]])
+    return tokens, torch.tensor(rows, dtype=torch.float32)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="../shared/models")
+    ap.add_argument("--out", default="tests/fixtures/train")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    src = os.path.join(a.models, "stories260K")
+    cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
+    tokens, ref = reference_logits(os.path.join(src, "reference-logits.txt"))
+    params = params_of(cfg, w)
+    logits = forward(cfg, params, tokens)
+    diff = (logits.detach() - ref).abs().max().item()
+    print("stories260K: PyTorch forward vs llama2.c logits, max |diff| %.3g over %d positions" % (diff, len(tokens)))
+    assert diff < 1e-4, "the PyTorch forward does not reproduce llama2.c"
+    targets = torch.tensor(tokens[1:])
+    loss = torch.nn.functional.cross_entropy(logits[:-1], targets)
+    loss.backward()
+    out = os.path.join(a.out, "stories260K")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "grads.f32"), "wb") as f:
+        for _, t in params:
+            f.write(t.grad.detach().numpy().astype("<f4").tobytes())
+    index = {"model": "stories260K/stories260K.bin", "tokens": tokens, "loss": loss.item(),
+             "loss_kind": "mean next-token cross-entropy over positions 0..30",
+             "forward_max_abs_diff_vs_llama2c": diff, "torch": torch.__version__,
+             "tensors": [[n, list(t.shape)] for n, t in params]}
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+    print("stories260K: loss %.6f, %d gradients written" % (loss.item(), len(params)))
+
+
+if __name__ == "__main__":
+    main()

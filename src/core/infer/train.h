@@ -1,0 +1,60 @@
+/* train.h — the training pass: the forward of one sequence over f32 parameters the caller
+ * owns, keeping every activation its backward needs, and that backward, which adds the
+ * gradient of every matrix, norm, bias and the embeddings from the gradient of the logits.
+ * It follows the model's description as the forward pass does (llama.c: RMSNorm, both RoPE
+ * pairings and scalings, grouped-query attention with soft-caps and sliding windows, q/k
+ * norms, attention biases, post-norms, SiLU or GELU-tanh gates, embedding scale, final
+ * soft-cap); models with experts or fused qkv / gate-up matrices are refused for now. The
+ * methods that learn (learned rounding, fine-tuning, distillation) build on it: they decide
+ * what the parameters hold (e.g. fake-quantized latent weights) and what the gradients update.
+ * Checked against PyTorch autograd on stories260K (tests/unit/test-train.c). */
+#ifndef QB_TRAIN_H
+#define QB_TRAIN_H
+
+#include "../model/model.h"
+
+/* f32 arrays in the shapes of the model's tensors (matrices row-major, rows × ne[0]); NULL
+ * where the model has no such tensor. */
+typedef struct {
+#define QB_TRAIN_FIELD(f) float *f;
+    QB_LAYER_TENSORS(QB_TRAIN_FIELD)
+#undef QB_TRAIN_FIELD
+} qb_train_layer;
+
+typedef struct {
+    float *tok_embd;     /* (vocab, dim) */
+    float *output_norm;  /* (dim) */
+    float *output;       /* (vocab, dim); == tok_embd when the model ties them (one array) */
+    qb_train_layer *layers; /* (n_layers) */
+    int n_layers;
+    size_t n_values;     /* floats in all arrays (a tied output counted once) */
+    const qb_model *model; /* whose shapes these are (borrowed) */
+} qb_train_params;
+
+/* Parameters shaped for m: with values (matrices: their original values, before any
+ * quantization; norms and biases: what the model runs now) or zeroed (for gradients). *out is
+ * the caller's (qb_train_params_free). Errors: a model the training pass refuses (experts,
+ * fused matrices: the message names the model and why), QB_ERR_NOMEM. */
+qb_status qb_train_params_new(qb_ctx *ctx, const qb_model *m, bool values, qb_train_params **out);
+void qb_train_params_zero(qb_train_params *p);
+void qb_train_params_free(qb_train_params *p);
+
+typedef struct qb_train_pass qb_train_pass;
+
+/* Activations for sequences of up to max_tokens tokens of m (borrowed; outlives the pass).
+ * Memory: about (12·dim + 4·hidden + n_heads·T) floats per token per layer. */
+qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_train_pass **out);
+void qb_train_pass_free(qb_train_pass *tp);
+
+/* The forward of tokens[0..T) (positions 0..T−1, no cache) with parameters p: logits (T, vocab),
+ * the activations kept in tp for qb_train_backward. Errors: T out of range, a token id out of
+ * the vocabulary. */
+qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const int32_t *tokens, int T,
+                           float *logits);
+/* The backward of the last qb_train_forward of tp (same p): g (shaped like p, from
+ * qb_train_params_new) += the gradient of the loss whose gradient with respect to the logits is
+ * dlogits (T, vocab). Errors: no forward to go back through, QB_ERR_NOMEM. */
+qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const float *dlogits,
+                            qb_train_params *g);
+
+#endif

@@ -1,0 +1,315 @@
+/* test-train.c — the training pass (core/infer/train.h):
+ * - its forward gives the forward pass's logits (which match llama2.c and transformers) on
+ *   stories260K and on every dense architecture fixture (Llama 3.1 scaling, Qwen2 biases,
+ *   YaRN, Qwen3 q/k norms, Gemma 2 soft-caps / post-norms / windows, Gemma 3);
+ * - its gradients equal PyTorch autograd's on stories260K (tests/fixtures/train, made by
+ *   scripts/make-train-fixtures.py: mean next-token cross-entropy over llama2.c's 32 tokens),
+ *   every tensor within 1e-3 relative, and the loss within 1e-5;
+ * - on the fixtures whose features stories260K lacks, directional finite differences of the
+ *   loss agree with the gradient of every tensor (1e-2: a float forward);
+ * - models it cannot train yet (experts, fused matrices) are refused by name. */
+#include "testutil.h"
+#include "core/infer/train.h"
+#include "core/infer/backward.h"
+#include "core/infer/infer.h"
+#include "core/model/model.h"
+
+#include <jansson.h>
+#include <math.h>
+
+static qb_model *open_model(const char *path)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_model *m = NULL;
+    if (qb_model_open(&ctx, path, NULL, &m) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    return m;
+}
+
+static int32_t *some_tokens(const qb_model *m, int T)
+{
+    int32_t *tok = malloc((size_t)T * sizeof *tok);
+    uint32_t s = 99;
+    for (int t = 0; t < T; t++) {
+        s = s * 1664525u + 1013904223u;
+        tok[t] = (int32_t)((s >> 8) % (uint32_t)m->cfg.vocab_size);
+    }
+    return tok;
+}
+
+/* The training forward against qb_infer_eval on T tokens: max |Δ| relative to the logits' scale. */
+static void forward_matches(const char *path, int T)
+{
+    qb_model *m = open_model(path);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    int32_t *tok = some_tokens(m, T);
+    const size_t n = (size_t)T * m->cfg.vocab_size;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    qb_infer *inf;
+    assert_int_equal(qb_infer_new(&ctx, m, T, T, &inf), QB_OK);
+    assert_int_equal(qb_infer_eval(&ctx, inf, tok, T, 0, a, T), QB_OK);
+    qb_infer_free(inf);
+    qb_train_params *p;
+    qb_train_pass *tp;
+    if (qb_train_params_new(&ctx, m, true, &p) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+    assert_int_equal(qb_train_pass_new(&ctx, m, T, &tp), QB_OK);
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, T, b), QB_OK);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)a[i]));
+    }
+    print_message("%-48s training forward vs forward pass: max |diff| %.2e (logits up to %.1f)\n", path, worst, scale);
+    if (!(worst <= 1e-4 * fmax(1.0, scale))) fail_msg("%s: training forward differs by %g", path, worst);
+    qb_train_pass_free(tp);
+    qb_train_params_free(p);
+    free(a), free(b), free(tok);
+    qb_model_close(m);
+}
+
+static void test_forward_matches_inference(void **state)
+{
+    (void)state;
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    forward_matches(qbt_model_path("stories260K/stories260K.bin"), 24);
+    const char *arch[] = {"llama31", "qwen2", "qwen2yarn", "qwen3", "gemma2", "gemma3"};
+    for (size_t i = 0; i < sizeof arch / sizeof *arch; i++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, "tests/fixtures/arch/%s", arch[i]);
+        forward_matches(dir, 20);
+    }
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    const char *arch[] = {"phi3", "mixtral", "qwen3moe"};
+    const char *why[] = {"fused", "experts", "experts"};
+    for (int i = 0; i < 3; i++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, "tests/fixtures/arch/%s", arch[i]);
+        qb_model *m = open_model(dir);
+        qb_ctx ctx;
+        qb_ctx_init(&ctx);
+        qb_train_params *p = (qb_train_params *)1;
+        assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_ERR_UNSUPPORTED);
+        assert_null(p);
+        if (!strstr(ctx.errmsg, why[i]) || !strstr(ctx.errmsg, dir)) fail_msg("message: %s", ctx.errmsg);
+        qb_train_pass *tp = (qb_train_pass *)1;
+        assert_int_equal(qb_train_pass_new(&ctx, m, 8, &tp), QB_ERR_UNSUPPORTED);
+        assert_null(tp);
+        qb_model_close(m);
+    }
+}
+
+/* the arrays of p in the fixture's order: token_embd, per layer the nine llama2.c tensors, output_norm */
+static float *grad_of(const qb_train_params *g, const char *name)
+{
+    int l;
+    char what[48];
+    if (!strcmp(name, "token_embd.weight")) return g->tok_embd;
+    if (!strcmp(name, "output_norm.weight")) return g->output_norm;
+    if (sscanf(name, "blk.%d.%47[^.]", &l, what) != 2 || l < 0 || l >= g->n_layers) return NULL;
+    const qb_train_layer *L = &g->layers[l];
+    const char *names[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+    float *arrs[] = {L->attn_norm, L->wq, L->wk, L->wv, L->wo, L->ffn_norm, L->w_gate, L->w_down, L->w_up};
+    for (int i = 0; i < 9; i++)
+        if (!strcmp(what, names[i])) return arrs[i];
+    return NULL;
+}
+
+static void test_gradients_match_pytorch(void **state)
+{
+    (void)state;
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    json_error_t jerr;
+    json_t *ix = json_load_file("tests/fixtures/train/stories260K/index.json", 0, &jerr);
+    if (!ix) fail_msg("tests/fixtures/train/stories260K/index.json: %s", jerr.text);
+    size_t glen;
+    float *ref = (float *)qbt_slurp("tests/fixtures/train/stories260K/grads.f32", &glen);
+    qb_model *m = open_model(qbt_model_path("stories260K/stories260K.bin"));
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    json_t *jt = json_object_get(ix, "tokens");
+    const int T = (int)json_array_size(jt);
+    int32_t *tok = malloc((size_t)T * sizeof *tok), *tgt = malloc((size_t)T * sizeof *tgt);
+    for (int t = 0; t < T; t++) {
+        tok[t] = (int32_t)json_integer_value(json_array_get(jt, (size_t)t));
+        if (t) tgt[t - 1] = tok[t];
+    }
+    tgt[T - 1] = -1; /* the last position predicts nothing */
+    qb_train_params *p, *g;
+    qb_train_pass *tp;
+    assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_OK);
+    assert_int_equal(qb_train_params_new(&ctx, m, false, &g), QB_OK);
+    assert_int_equal(qb_train_pass_new(&ctx, m, T, &tp), QB_OK);
+    const size_t V = (size_t)m->cfg.vocab_size;
+    float *logits = malloc((size_t)T * V * sizeof *logits), *dlog = malloc((size_t)T * V * sizeof *dlog);
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, T, logits), QB_OK);
+    const double loss = qb_bw_cross_entropy(logits, tgt, T, (int)V, dlog), want = json_real_value(json_object_get(ix, "loss"));
+    print_message("stories260K loss %.7f, PyTorch %.7f\n", loss, want);
+    assert_true(fabs(loss - want) < 1e-5 * fabs(want));
+    assert_int_equal(qb_train_backward(&ctx, tp, p, dlog, g), QB_OK);
+    size_t off = 0, i;
+    json_t *e;
+    double worst = 0;
+    json_array_foreach(json_object_get(ix, "tensors"), i, e) {
+        const char *name = json_string_value(json_array_get(e, 0));
+        json_t *shape = json_array_get(e, 1);
+        size_t n = 1;
+        for (size_t k = 0; k < json_array_size(shape); k++) n *= (size_t)json_integer_value(json_array_get(shape, k));
+        const float *ours = grad_of(g, name);
+        if (!ours) fail_msg("no gradient for %s", name);
+        assert_true((off + n) * sizeof(float) <= glen);
+        double num = 0, den = 0;
+        for (size_t k = 0; k < n; k++) {
+            const double d = (double)ours[k] - ref[off + k];
+            num += d * d;
+            den += (double)ref[off + k] * ref[off + k];
+        }
+        const double rel = sqrt(num / (den > 0 ? den : 1));
+        worst = fmax(worst, rel);
+        if (!(rel <= 1e-3)) fail_msg("%s: gradient %.3e from PyTorch's (relative)", name, rel);
+        off += n;
+    }
+    assert_int_equal(off * sizeof(float), glen);
+    print_message("stories260K: %zu gradients equal PyTorch autograd's, worst %.2e relative\n", i, worst);
+    /* a second backward adds the same again */
+    assert_int_equal(qb_train_backward(&ctx, tp, p, dlog, g), QB_OK);
+    assert_float_equal(g->output_norm[3], 2 * ref[glen / sizeof(float) - (size_t)m->cfg.dim + 3],
+                       1e-3f * fabsf(ref[glen / sizeof(float) - (size_t)m->cfg.dim + 3]) + 1e-7f);
+    qb_train_params_zero(g);
+    assert_true(g->tok_embd[0] == 0.0f && g->output_norm[0] == 0.0f && g->layers[0].wq[0] == 0.0f);
+    qb_train_pass_free(tp);
+    qb_train_params_free(p);
+    qb_train_params_free(g);
+    free(logits), free(dlog), free(tok), free(tgt), free(ref);
+    json_decref(ix);
+    qb_model_close(m);
+}
+
+/* The loss of p on (tok, tgt) through the training forward. */
+static double loss_of(qb_train_pass *tp, const qb_train_params *p, const int32_t *tok, const int32_t *tgt, int T,
+                      int V, float *logits)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, T, logits), QB_OK);
+    return qb_bw_cross_entropy(logits, tgt, T, V, NULL);
+}
+
+/* For each array a (n floats) of the parameters and its gradient ga: with a direction d, a
+ * random one plus the gradient's signs (so that ga·d stays well above the differences' float
+ * noise), (L(a + h·d) − L(a − h·d)) / 2h must equal ga·d. */
+static void directional(const char *what, qb_train_pass *tp, const qb_train_params *p, float *a, const float *ga,
+                        size_t n, const int32_t *tok, const int32_t *tgt, int T, int V, float *logits)
+{
+    float *keep = malloc(n * sizeof *keep), *d = malloc(n * sizeof *d);
+    memcpy(keep, a, n * sizeof *keep);
+    uint32_t s = 1234;
+    double gd = 0, amax = 0;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        d[i] = (float)((s >> 8) / 16777216.0 - 0.5) + (ga[i] > 0 ? 1.0f : ga[i] < 0 ? -1.0f : 0.0f);
+        gd += (double)ga[i] * d[i];
+        amax = fmax(amax, fabs(keep[i]));
+    }
+    const double h = 2e-4 * fmax(amax, 0.05);
+    for (size_t i = 0; i < n; i++) a[i] = keep[i] + (float)h * d[i];
+    const double lp = loss_of(tp, p, tok, tgt, T, V, logits);
+    for (size_t i = 0; i < n; i++) a[i] = keep[i] - (float)h * d[i];
+    const double lm = loss_of(tp, p, tok, tgt, T, V, logits);
+    memcpy(a, keep, n * sizeof *keep);
+    const double fd = (lp - lm) / (2 * h);
+    const double rel = fabs(fd - gd) / fmax(fabs(fd), 1e-3);
+    print_message("  %-28s g·d %+.5e  finite difference %+.5e  (%.1e)\n", what, gd, fd, rel);
+    if (!(rel < 1e-2)) fail_msg("%s: directional derivative %g, gradient says %g", what, fd, gd);
+    free(keep), free(d);
+}
+
+static void fd_model(const char *dir)
+{
+    qb_model *m = open_model(dir);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const int T = 12, V = m->cfg.vocab_size;
+    int32_t *tok = some_tokens(m, T), *tgt = malloc((size_t)T * sizeof *tgt);
+    for (int t = 0; t < T; t++) tgt[t] = t + 1 < T ? tok[t + 1] : -1;
+    qb_train_params *p, *g;
+    qb_train_pass *tp;
+    assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_OK);
+    assert_int_equal(qb_train_params_new(&ctx, m, false, &g), QB_OK);
+    assert_int_equal(qb_train_pass_new(&ctx, m, T, &tp), QB_OK);
+    float *logits = malloc((size_t)T * V * sizeof *logits), *dlog = malloc((size_t)T * V * sizeof *dlog);
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, T, logits), QB_OK);
+    qb_bw_cross_entropy(logits, tgt, T, V, dlog);
+    assert_int_equal(qb_train_backward(&ctx, tp, p, dlog, g), QB_OK);
+    print_message("%s:\n", dir);
+    directional("token_embd", tp, p, p->tok_embd, g->tok_embd, (size_t)V * m->cfg.dim, tok, tgt, T, V, logits);
+    directional("output_norm", tp, p, p->output_norm, g->output_norm, (size_t)m->cfg.dim, tok, tgt, T, V, logits);
+    for (int l = 0; l < m->cfg.n_layers; l += m->cfg.n_layers > 2 ? m->cfg.n_layers - 1 : 1) {
+        const qb_layer_weights *L = &m->layers[l];
+#define FD_FIELD(f)                                                                                                   \
+    if (p->layers[l].f) {                                                                                             \
+        char w[64];                                                                                                   \
+        snprintf(w, sizeof w, "blk.%d.%s", l, #f);                                                                    \
+        directional(w, tp, p, p->layers[l].f, g->layers[l].f, (size_t)qb_tensor_nelements(L->f), tok, tgt, T, V,     \
+                    logits);                                                                                          \
+    }
+        QB_LAYER_TENSORS(FD_FIELD)
+#undef FD_FIELD
+    }
+    qb_train_pass_free(tp);
+    qb_train_params_free(p);
+    qb_train_params_free(g);
+    free(logits), free(dlog), free(tok), free(tgt);
+    qb_model_close(m);
+}
+
+static void test_finite_differences(void **state)
+{
+    (void)state;
+    fd_model("tests/fixtures/arch/gemma2"); /* soft-caps, post-norms, GELU, windows, embedding scale */
+    fd_model("tests/fixtures/arch/qwen3");  /* q/k norms */
+    fd_model("tests/fixtures/arch/qwen2");  /* biases, untied output */
+}
+
+static void test_bad_calls(void **state)
+{
+    (void)state;
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    qb_model *m = open_model(qbt_model_path("stories260K/stories260K.bin"));
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_train_pass *tp;
+    assert_int_equal(qb_train_pass_new(&ctx, m, 0, &tp), QB_ERR_ARG);
+    assert_int_equal(qb_train_pass_new(&ctx, m, m->cfg.seq_len + 1, &tp), QB_ERR_ARG);
+    assert_int_equal(qb_train_pass_new(&ctx, m, 8, &tp), QB_OK);
+    qb_train_params *p, *g;
+    assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_OK);
+    assert_int_equal(qb_train_params_new(&ctx, m, false, &g), QB_OK);
+    float *logits = malloc(sizeof(float) * 9 * m->cfg.vocab_size);
+    int32_t tok[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    assert_int_equal(qb_train_backward(&ctx, tp, p, logits, g), QB_ERR_ARG); /* no forward yet */
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, 9, logits), QB_ERR_ARG);
+    assert_non_null(strstr(ctx.errmsg, "9 tokens"));
+    tok[2] = m->cfg.vocab_size;
+    assert_int_equal(qb_train_forward(&ctx, tp, p, tok, 4, logits), QB_ERR_ARG);
+    assert_non_null(strstr(ctx.errmsg, "out of range"));
+    qb_train_pass_free(tp);
+    qb_train_params_free(p);
+    qb_train_params_free(g);
+    free(logits);
+    qb_model_close(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_matches_inference), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_gradients_match_pytorch),   cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_bad_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
