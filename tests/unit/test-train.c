@@ -7,6 +7,8 @@
  *   every tensor within 1e-3 relative, and the loss within 1e-5;
  * - on the fixtures whose features stories260K lacks, directional finite differences of the
  *   loss agree with the gradient of every tensor (1e-2: a float forward);
+ * - one block alone (qb_train_block_*): directional differences of a block-level loss agree
+ *   with the input's and every parameter's gradient;
  * - models it cannot train yet (experts, fused matrices) are refused by name. */
 #include "testutil.h"
 #include "core/infer/train.h"
@@ -275,6 +277,105 @@ static void test_finite_differences(void **state)
     fd_model("tests/fixtures/arch/qwen2");  /* biases, untied output */
 }
 
+/* Σ r ⊙ (block l of x): the loss a block-wise method sees, through qb_train_block_forward. */
+static double block_loss(qb_train_pass *tp, int l, const qb_train_layer *P, const float *x, const float *r, int T,
+                         int dim)
+{
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    float *y = malloc(sizeof(float) * T * dim);
+    memcpy(y, x, sizeof(float) * T * dim);
+    assert_int_equal(qb_train_block_forward(&ctx, tp, l, P, y, T), QB_OK);
+    double L = 0;
+    for (int i = 0; i < T * dim; i++) L += (double)r[i] * y[i];
+    free(y);
+    return L;
+}
+
+/* One block alone (the API learned rounding uses): directional differences of Σ r ⊙ out
+ * against the input's gradient and every parameter's, on gemma2 (post-norms) and qwen2 (biases). */
+static void test_block(void **state)
+{
+    (void)state;
+    const char *dirs[2] = {"tests/fixtures/arch/gemma2", "tests/fixtures/arch/qwen2"};
+    for (int k = 0; k < 2; k++) {
+        qb_model *m = open_model(dirs[k]);
+        qb_ctx ctx;
+        qb_ctx_init(&ctx);
+        const int T = 10, dim = m->cfg.dim, l = 1;
+        qb_train_params *p, *g;
+        qb_train_pass *tp;
+        assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_OK);
+        assert_int_equal(qb_train_params_new(&ctx, m, false, &g), QB_OK);
+        assert_int_equal(qb_train_pass_new(&ctx, m, T, &tp), QB_OK);
+        float *x = malloc(sizeof(float) * T * dim), *r = malloc(sizeof(float) * T * dim);
+        float *y = malloc(sizeof(float) * T * dim), *dx = malloc(sizeof(float) * T * dim);
+        uint32_t s = 5;
+        for (int i = 0; i < T * dim; i++) {
+            s = s * 1664525u + 1013904223u;
+            x[i] = (float)((s >> 8) / 16777216.0 - 0.5) * 2.0f;
+            s = s * 1664525u + 1013904223u;
+            r[i] = (float)((s >> 8) / 16777216.0 - 0.5);
+        }
+        memcpy(y, x, sizeof(float) * T * dim);
+        assert_int_equal(qb_train_block_backward(&ctx, tp, l, &p->layers[l], r, &g->layers[l]), QB_ERR_ARG);
+        assert_int_equal(qb_train_block_forward(&ctx, tp, l, &p->layers[l], y, T), QB_OK);
+        memcpy(dx, r, sizeof(float) * T * dim);
+        assert_int_equal(qb_train_block_backward(&ctx, tp, l + 1, &p->layers[l + 1], dx, &g->layers[l + 1]), QB_ERR_ARG);
+        assert_int_equal(qb_train_block_backward(&ctx, tp, l, &p->layers[l], dx, &g->layers[l]), QB_OK);
+        print_message("%s block %d:\n", dirs[k], l);
+        /* the input: direction d = random + sign(dx) */
+        double gd = 0, h = 1e-3;
+        float *d = malloc(sizeof(float) * T * dim), *xp = malloc(sizeof(float) * T * dim);
+        for (int i = 0; i < T * dim; i++) {
+            s = s * 1664525u + 1013904223u;
+            d[i] = (float)((s >> 8) / 16777216.0 - 0.5) + (dx[i] > 0 ? 1.0f : -1.0f);
+            gd += (double)dx[i] * d[i];
+        }
+        for (int i = 0; i < T * dim; i++) xp[i] = x[i] + (float)h * d[i];
+        double lp = block_loss(tp, l, &p->layers[l], xp, r, T, dim);
+        for (int i = 0; i < T * dim; i++) xp[i] = x[i] - (float)h * d[i];
+        double lm = block_loss(tp, l, &p->layers[l], xp, r, T, dim);
+        double fd = (lp - lm) / (2 * h);
+        print_message("  input                        g·d %+.5e  finite difference %+.5e\n", gd, fd);
+        assert_true(fabs(fd - gd) < 1e-2 * fabs(fd));
+        /* every parameter of the block */
+        const qb_layer_weights *Lw = &m->layers[l];
+#define BLOCK_FD(f)                                                                                                   \
+    if (p->layers[l].f) {                                                                                             \
+        const size_t n = (size_t)qb_tensor_nelements(Lw->f);                                                          \
+        float *a = p->layers[l].f, *ga = g->layers[l].f, *keep = malloc(n * sizeof *keep);                           \
+        memcpy(keep, a, n * sizeof *keep);                                                                            \
+        double gdf = 0, amax = 0;                                                                                     \
+        float *dd = malloc(n * sizeof *dd);                                                                           \
+        for (size_t i = 0; i < n; i++) {                                                                              \
+            s = s * 1664525u + 1013904223u;                                                                           \
+            dd[i] = (float)((s >> 8) / 16777216.0 - 0.5) + (ga[i] > 0 ? 1.0f : ga[i] < 0 ? -1.0f : 0.0f);            \
+            gdf += (double)ga[i] * dd[i];                                                                             \
+            amax = fmax(amax, fabs(keep[i]));                                                                         \
+        }                                                                                                             \
+        const double hh = 2e-4 * fmax(amax, 0.05);                                                                    \
+        for (size_t i = 0; i < n; i++) a[i] = keep[i] + (float)hh * dd[i];                                            \
+        const double l1 = block_loss(tp, l, &p->layers[l], x, r, T, dim);                                             \
+        for (size_t i = 0; i < n; i++) a[i] = keep[i] - (float)hh * dd[i];                                            \
+        const double l2 = block_loss(tp, l, &p->layers[l], x, r, T, dim);                                             \
+        memcpy(a, keep, n * sizeof *keep);                                                                            \
+        const double fdf = (l1 - l2) / (2 * hh);                                                                      \
+        print_message("  %-28s g·d %+.5e  finite difference %+.5e\n", #f, gdf, fdf);                                 \
+        if (!(fabs(fdf - gdf) < 1e-2 * fabs(fdf))) fail_msg("%s: block gradient of %s off", dirs[k], #f);             \
+        free(keep);                                                                                                   \
+        free(dd);                                                                                                     \
+    }
+        QB_LAYER_TENSORS(BLOCK_FD)
+#undef BLOCK_FD
+        free(x), free(r), free(y), free(dx), free(d), free(xp);
+        qb_train_pass_free(tp);
+        qb_train_params_free(p);
+        qb_train_params_free(g);
+        qb_model_close(m);
+    }
+}
+
 static void test_bad_calls(void **state)
 {
     (void)state;
@@ -309,7 +410,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_inference), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_gradients_match_pytorch),   cmocka_unit_test(test_finite_differences),
-        cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_block),                     cmocka_unit_test(test_bad_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@ typedef struct {
 struct qb_train_pass {
     const qb_model *m;
     int max_T, T;        /* capacity; tokens of the last forward (0: none yet) */
+    int block;           /* the block the last forward ran alone, or -1: the whole model */
     int dim, hid, q_dim, kv_dim, vocab, half;
     float *cs, *sn, *cs_swa, *sn_swa; /* (max_T, head_dim/2) RoPE tables, the sliding ones may alias */
     int32_t *tokens;     /* (max_T) */
@@ -175,6 +176,7 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
     if (!tp) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     tp->m = m;
     tp->max_T = max_tokens;
+    tp->block = -1;
     tp->dim = c->dim;
     tp->hid = c->hidden_dim;
     tp->q_dim = c->n_heads * c->head_dim;
@@ -309,6 +311,56 @@ static qb_attn_shape attn_shape(const qb_config *c, int l, int T)
                            .window = qb_config_layer_slides(c, l) ? c->swa_window : 0};
 }
 
+/* Block l on the residual x (T, dim), in place, keeping its activations in tp->la[l]. */
+static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
+{
+    const qb_config *c = &tp->m->cfg;
+    const int dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim;
+    const size_t td = (size_t)T * dim;
+    layer_acts *a = &tp->la[l];
+    const bool slides = qb_config_layer_slides(c, l);
+    memcpy(a->x_in, x, td * sizeof *x);
+    rmsnorm_rows(a->xn1, x, P->attn_norm, T, dim, c->norm_eps);
+    float *ql = a->q_lin ? a->q_lin : a->q, *kl = a->k_lin ? a->k_lin : a->k;
+    linear(P->wq, a->xn1, T, dim, qd, ql);
+    linear(P->wk, a->xn1, T, dim, kvd, kl);
+    linear(P->wv, a->xn1, T, dim, kvd, a->v);
+    if (P->bq) {
+        add_bias_rows(ql, P->bq, T, qd);
+        add_bias_rows(kl, P->bk, T, kvd);
+        add_bias_rows(a->v, P->bv, T, kvd);
+    }
+    if (a->q_lin) {
+        rmsnorm_rows(a->q, a->q_lin, P->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
+        rmsnorm_rows(a->k, a->k_lin, P->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
+    rope_rows(a->q, T, c->n_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
+              c->rope_layout);
+    rope_rows(a->k, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
+              c->rope_layout);
+    qb_attn_shape as = attn_shape(c, l, T);
+    qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att);
+    linear(P->wo, a->att, T, qd, dim, a->o);
+    const float *br = a->o;
+    if (P->post_attn_norm) {
+        rmsnorm_rows(tp->dbr, a->o, P->post_attn_norm, T, dim, c->norm_eps); /* dbr: scratch here */
+        br = tp->dbr;
+    }
+    for (size_t i = 0; i < td; i++) x[i] += br[i];
+    memcpy(a->x_mid, x, td * sizeof *x);
+    rmsnorm_rows(a->xn2, x, P->ffn_norm, T, dim, c->norm_eps);
+    linear(P->w_gate, a->xn2, T, dim, hid, a->g);
+    linear(P->w_up, a->xn2, T, dim, hid, a->u);
+    gate(c->act, a->g, a->u, a->h, (size_t)T * hid);
+    linear(P->w_down, a->h, T, hid, dim, a->f);
+    br = a->f;
+    if (P->post_ffn_norm) {
+        rmsnorm_rows(tp->dbr, a->f, P->post_ffn_norm, T, dim, c->norm_eps);
+        br = tp->dbr;
+    }
+    for (size_t i = 0; i < td; i++) x[i] += br[i];
+}
+
 qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const int32_t *tokens, int T,
                            float *logits)
 {
@@ -320,57 +372,12 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
             return qb_fail(ctx, QB_ERR_ARG, "token id %d out of range (vocab %d)", tokens[t], c->vocab_size);
     qb_ctx_apply_threads(ctx);
-    const int dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim;
-    const size_t td = (size_t)T * dim;
+    const int dim = tp->dim;
     memcpy(tp->tokens, tokens, (size_t)T * sizeof *tokens);
     float *x = tp->x_fin; /* the residual stream, left in x_fin after the last layer */
     for (int t = 0; t < T; t++)
         for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = p->tok_embd[(size_t)tokens[t] * dim + i] * c->embed_scale;
-    for (int l = 0; l < c->n_layers; l++) {
-        const qb_train_layer *P = &p->layers[l];
-        layer_acts *a = &tp->la[l];
-        const bool slides = qb_config_layer_slides(c, l);
-        memcpy(a->x_in, x, td * sizeof *x);
-        rmsnorm_rows(a->xn1, x, P->attn_norm, T, dim, c->norm_eps);
-        float *ql = a->q_lin ? a->q_lin : a->q, *kl = a->k_lin ? a->k_lin : a->k;
-        linear(P->wq, a->xn1, T, dim, qd, ql);
-        linear(P->wk, a->xn1, T, dim, kvd, kl);
-        linear(P->wv, a->xn1, T, dim, kvd, a->v);
-        if (P->bq) {
-            add_bias_rows(ql, P->bq, T, qd);
-            add_bias_rows(kl, P->bk, T, kvd);
-            add_bias_rows(a->v, P->bv, T, kvd);
-        }
-        if (a->q_lin) {
-            rmsnorm_rows(a->q, a->q_lin, P->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
-            rmsnorm_rows(a->k, a->k_lin, P->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
-        }
-        rope_rows(a->q, T, c->n_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
-                  c->rope_layout);
-        rope_rows(a->k, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
-                  c->rope_layout);
-        qb_attn_shape as = attn_shape(c, l, T);
-        qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att);
-        linear(P->wo, a->att, T, qd, dim, a->o);
-        const float *br = a->o;
-        if (P->post_attn_norm) {
-            rmsnorm_rows(tp->dbr, a->o, P->post_attn_norm, T, dim, c->norm_eps); /* dbr: scratch here */
-            br = tp->dbr;
-        }
-        for (size_t i = 0; i < td; i++) x[i] += br[i];
-        memcpy(a->x_mid, x, td * sizeof *x);
-        rmsnorm_rows(a->xn2, x, P->ffn_norm, T, dim, c->norm_eps);
-        linear(P->w_gate, a->xn2, T, dim, hid, a->g);
-        linear(P->w_up, a->xn2, T, dim, hid, a->u);
-        gate(c->act, a->g, a->u, a->h, (size_t)T * hid);
-        linear(P->w_down, a->h, T, hid, dim, a->f);
-        br = a->f;
-        if (P->post_ffn_norm) {
-            rmsnorm_rows(tp->dbr, a->f, P->post_ffn_norm, T, dim, c->norm_eps);
-            br = tp->dbr;
-        }
-        for (size_t i = 0; i < td; i++) x[i] += br[i];
-    }
+    for (int l = 0; l < c->n_layers; l++) block_forward(tp, l, &p->layers[l], x, T);
     rmsnorm_rows(tp->xn_out, x, p->output_norm, T, dim, c->norm_eps);
     linear(p->output, tp->xn_out, T, dim, tp->vocab, logits);
     if (c->final_softcap > 0) {
@@ -379,6 +386,20 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
         memcpy(tp->logits, logits, (size_t)T * tp->vocab * sizeof *logits);
     }
     tp->T = T;
+    tp->block = -1;
+    return QB_OK;
+}
+
+qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
+{
+    if (T <= 0 || T > tp->max_T)
+        return qb_fail(ctx, QB_ERR_ARG, "a training sequence of %d tokens (this pass holds 1 to %d)", T, tp->max_T);
+    if (l < 0 || l >= tp->m->cfg.n_layers)
+        return qb_fail(ctx, QB_ERR_ARG, "block %d of a %d-block model", l, tp->m->cfg.n_layers);
+    qb_ctx_apply_threads(ctx);
+    block_forward(tp, l, P, x, T);
+    tp->T = T;
+    tp->block = l;
     return QB_OK;
 }
 
@@ -390,13 +411,85 @@ static void sum_rows(const float *d, int T, int n, float *g)
         for (int i = 0; i < n; i++) g[i] += d[(size_t)t * n + i];
 }
 
+/* The backward of block l's last forward: tp->dx (T, dim), the gradient with respect to the
+ * block's output, becomes the one with respect to its input; G += its parameters' gradients.
+ * False: out of memory. */
+static bool block_backward(qb_train_pass *tp, int l, const qb_train_layer *P, qb_train_layer *G)
+{
+    const qb_config *c = &tp->m->cfg;
+    const int T = tp->T, dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim;
+    const size_t td = (size_t)T * dim;
+    bool ok = true;
+    const layer_acts *a = &tp->la[l];
+    const bool slides = qb_config_layer_slides(c, l);
+    /* FFN branch: x = x_mid + post(f) */
+    const float *df = tp->dx;
+    if (P->post_ffn_norm) {
+        memset(tp->dbr, 0, td * sizeof(float));
+        ok = ok && qb_bw_rmsnorm(a->f, P->post_ffn_norm, tp->dx, T, dim, c->norm_eps, tp->dbr, G->post_ffn_norm);
+        df = tp->dbr;
+    }
+    memset(tp->dh, 0, (size_t)T * hid * sizeof(float));
+    qb_bw_linear(a->h, P->w_down, df, T, hid, dim, tp->dh, G->w_down);
+    memset(tp->dg, 0, (size_t)T * hid * sizeof(float));
+    memset(tp->du, 0, (size_t)T * hid * sizeof(float));
+    qb_bw_glu(c->act, a->g, a->u, tp->dh, (size_t)T * hid, tp->dg, tp->du);
+    memset(tp->dxn, 0, td * sizeof(float));
+    qb_bw_linear(a->xn2, P->w_gate, tp->dg, T, dim, hid, tp->dxn, G->w_gate);
+    qb_bw_linear(a->xn2, P->w_up, tp->du, T, dim, hid, tp->dxn, G->w_up);
+    memcpy(tp->dmid, tp->dx, td * sizeof(float));
+    ok = ok && qb_bw_rmsnorm(a->x_mid, P->ffn_norm, tp->dxn, T, dim, c->norm_eps, tp->dmid, G->ffn_norm);
+    /* attention branch: x_mid = x_in + post(o) */
+    const float *dout = tp->dmid;
+    if (P->post_attn_norm) {
+        memset(tp->dbr2, 0, td * sizeof(float));
+        ok = ok && qb_bw_rmsnorm(a->o, P->post_attn_norm, tp->dmid, T, dim, c->norm_eps, tp->dbr2,
+                                 G->post_attn_norm);
+        dout = tp->dbr2;
+    }
+    memset(tp->datt, 0, (size_t)T * qd * sizeof(float));
+    qb_bw_linear(a->att, P->wo, dout, T, qd, dim, tp->datt, G->wo);
+    memset(tp->dq, 0, (size_t)T * qd * sizeof(float));
+    memset(tp->dk, 0, (size_t)T * kvd * sizeof(float));
+    memset(tp->dv, 0, (size_t)T * kvd * sizeof(float));
+    qb_attn_shape as = attn_shape(c, l, T);
+    ok = ok && qb_bw_attention(&as, a->q, a->k, a->v, a->p, tp->datt, tp->dq, tp->dk, tp->dv);
+    qb_bw_rope(tp->dq, T, c->n_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
+               c->rope_layout);
+    qb_bw_rope(tp->dk, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
+               c->rope_layout);
+    const float *dql = tp->dq, *dkl = tp->dk;
+    if (a->q_lin) {
+        memset(tp->dql, 0, (size_t)T * qd * sizeof(float));
+        memset(tp->dkl, 0, (size_t)T * kvd * sizeof(float));
+        ok = ok && qb_bw_rmsnorm(a->q_lin, P->q_norm, tp->dq, T * c->n_heads, c->head_dim, c->norm_eps, tp->dql,
+                                 G->q_norm);
+        ok = ok && qb_bw_rmsnorm(a->k_lin, P->k_norm, tp->dk, T * c->n_kv_heads, c->head_dim, c->norm_eps,
+                                 tp->dkl, G->k_norm);
+        dql = tp->dql;
+        dkl = tp->dkl;
+    }
+    if (P->bq) {
+        sum_rows(dql, T, qd, G->bq);
+        sum_rows(dkl, T, kvd, G->bk);
+        sum_rows(tp->dv, T, kvd, G->bv);
+    }
+    memset(tp->dxn, 0, td * sizeof(float));
+    qb_bw_linear(a->xn1, P->wq, dql, T, dim, qd, tp->dxn, G->wq);
+    qb_bw_linear(a->xn1, P->wk, dkl, T, dim, kvd, tp->dxn, G->wk);
+    qb_bw_linear(a->xn1, P->wv, tp->dv, T, dim, kvd, tp->dxn, G->wv);
+    memcpy(tp->dx, tp->dmid, td * sizeof(float));
+    ok = ok && qb_bw_rmsnorm(a->x_in, P->attn_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, G->attn_norm);
+    return ok;
+}
+
 qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const float *dlogits,
                             qb_train_params *g)
 {
     const qb_model *m = tp->m;
     const qb_config *c = &m->cfg;
-    const int T = tp->T, dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim, V = tp->vocab;
-    if (T <= 0) return qb_fail(ctx, QB_ERR_ARG, "backward without a forward");
+    const int T = tp->T, dim = tp->dim, V = tp->vocab;
+    if (T <= 0 || tp->block >= 0) return qb_fail(ctx, QB_ERR_ARG, "backward without a forward of the whole model");
     if (g->model != m || p->model != m) return qb_fail(ctx, QB_ERR_ARG, "parameters of another model");
     qb_ctx_apply_threads(ctx);
     const size_t td = (size_t)T * dim;
@@ -413,74 +506,23 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
     memset(tp->dx, 0, td * sizeof(float));
     /* x_fin holds the residual after the last layer */
     ok = ok && qb_bw_rmsnorm(tp->x_fin, p->output_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, g->output_norm);
-    for (int l = c->n_layers - 1; ok && l >= 0; l--) {
-        const qb_train_layer *P = &p->layers[l];
-        qb_train_layer *G = &g->layers[l];
-        const layer_acts *a = &tp->la[l];
-        const bool slides = qb_config_layer_slides(c, l);
-        /* FFN branch: x = x_mid + post(f) */
-        const float *df = tp->dx;
-        if (P->post_ffn_norm) {
-            memset(tp->dbr, 0, td * sizeof(float));
-            ok = ok && qb_bw_rmsnorm(a->f, P->post_ffn_norm, tp->dx, T, dim, c->norm_eps, tp->dbr, G->post_ffn_norm);
-            df = tp->dbr;
-        }
-        memset(tp->dh, 0, (size_t)T * hid * sizeof(float));
-        qb_bw_linear(a->h, P->w_down, df, T, hid, dim, tp->dh, G->w_down);
-        memset(tp->dg, 0, (size_t)T * hid * sizeof(float));
-        memset(tp->du, 0, (size_t)T * hid * sizeof(float));
-        qb_bw_glu(c->act, a->g, a->u, tp->dh, (size_t)T * hid, tp->dg, tp->du);
-        memset(tp->dxn, 0, td * sizeof(float));
-        qb_bw_linear(a->xn2, P->w_gate, tp->dg, T, dim, hid, tp->dxn, G->w_gate);
-        qb_bw_linear(a->xn2, P->w_up, tp->du, T, dim, hid, tp->dxn, G->w_up);
-        memcpy(tp->dmid, tp->dx, td * sizeof(float));
-        ok = ok && qb_bw_rmsnorm(a->x_mid, P->ffn_norm, tp->dxn, T, dim, c->norm_eps, tp->dmid, G->ffn_norm);
-        /* attention branch: x_mid = x_in + post(o) */
-        const float *dout = tp->dmid;
-        if (P->post_attn_norm) {
-            memset(tp->dbr2, 0, td * sizeof(float));
-            ok = ok && qb_bw_rmsnorm(a->o, P->post_attn_norm, tp->dmid, T, dim, c->norm_eps, tp->dbr2,
-                                     G->post_attn_norm);
-            dout = tp->dbr2;
-        }
-        memset(tp->datt, 0, (size_t)T * qd * sizeof(float));
-        qb_bw_linear(a->att, P->wo, dout, T, qd, dim, tp->datt, G->wo);
-        memset(tp->dq, 0, (size_t)T * qd * sizeof(float));
-        memset(tp->dk, 0, (size_t)T * kvd * sizeof(float));
-        memset(tp->dv, 0, (size_t)T * kvd * sizeof(float));
-        qb_attn_shape as = attn_shape(c, l, T);
-        ok = ok && qb_bw_attention(&as, a->q, a->k, a->v, a->p, tp->datt, tp->dq, tp->dk, tp->dv);
-        qb_bw_rope(tp->dq, T, c->n_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
-                   c->rope_layout);
-        qb_bw_rope(tp->dk, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
-                   c->rope_layout);
-        const float *dql = tp->dq, *dkl = tp->dk;
-        if (a->q_lin) {
-            memset(tp->dql, 0, (size_t)T * qd * sizeof(float));
-            memset(tp->dkl, 0, (size_t)T * kvd * sizeof(float));
-            ok = ok && qb_bw_rmsnorm(a->q_lin, P->q_norm, tp->dq, T * c->n_heads, c->head_dim, c->norm_eps, tp->dql,
-                                     G->q_norm);
-            ok = ok && qb_bw_rmsnorm(a->k_lin, P->k_norm, tp->dk, T * c->n_kv_heads, c->head_dim, c->norm_eps,
-                                     tp->dkl, G->k_norm);
-            dql = tp->dql;
-            dkl = tp->dkl;
-        }
-        if (P->bq) {
-            sum_rows(dql, T, qd, G->bq);
-            sum_rows(dkl, T, kvd, G->bk);
-            sum_rows(tp->dv, T, kvd, G->bv);
-        }
-        memset(tp->dxn, 0, td * sizeof(float));
-        qb_bw_linear(a->xn1, P->wq, dql, T, dim, qd, tp->dxn, G->wq);
-        qb_bw_linear(a->xn1, P->wk, dkl, T, dim, kvd, tp->dxn, G->wk);
-        qb_bw_linear(a->xn1, P->wv, tp->dv, T, dim, kvd, tp->dxn, G->wv);
-        memcpy(tp->dx, tp->dmid, td * sizeof(float));
-        ok = ok && qb_bw_rmsnorm(a->x_in, P->attn_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, G->attn_norm);
-    }
+    for (int l = c->n_layers - 1; ok && l >= 0; l--) ok = block_backward(tp, l, &p->layers[l], &g->layers[l]);
     if (!ok) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the backward pass");
     for (int t = 0; t < T; t++) {
         float *ge = g->tok_embd + (size_t)tp->tokens[t] * dim;
         for (int i = 0; i < dim; i++) ge[i] += tp->dx[(size_t)t * dim + i] * c->embed_scale;
     }
+    return QB_OK;
+}
+
+qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *dx,
+                                  qb_train_layer *G)
+{
+    if (tp->T <= 0 || tp->block != l) return qb_fail(ctx, QB_ERR_ARG, "backward of block %d without its forward", l);
+    qb_ctx_apply_threads(ctx);
+    const size_t td = (size_t)tp->T * tp->dim;
+    memcpy(tp->dx, dx, td * sizeof *dx);
+    if (!block_backward(tp, l, P, G)) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the backward pass");
+    memcpy(dx, tp->dx, td * sizeof *dx);
     return QB_OK;
 }

@@ -57,4 +57,13 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
 qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const float *dlogits,
                             qb_train_params *g);
 
+/* One block alone, for methods that work block by block (learned rounding): x (T, dim), the
+ * residual entering block l, becomes the one leaving it, activations kept in tp. */
+qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T);
+/* Its backward: dx (T, dim), the loss's gradient with respect to the block's output, becomes
+ * the one with respect to its input; G += the gradients of the block's parameters. Errors:
+ * the last forward of tp was not block l's. */
+qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *dx,
+                                  qb_train_layer *G);
+
 #endif
