@@ -112,6 +112,67 @@ def reference_logits(path):
     return tokens, torch.tensor(rows, dtype=torch.float32)
 
 
+FQ_FORMATS = [  # name, bits, group (-1: per channel), asym
+    ("int3-g32-asym", 3, 32, True), ("int4-g64", 4, 64, False), ("int4-channel", 4, -1, False),
+    ("int2-g32-asym", 2, 32, True), ("int8-g128-asym", 8, 128, True)]
+
+
+def round_ste(x):
+    return (torch.round(x) - x).detach() + x
+
+
+def fake_quant(w, v, alpha, beta, bits, group, asym):
+    rows, n = w.shape
+    g = n if group < 0 else group
+    maxq = float(2 ** bits - 1)
+    wg, vg = w.reshape(-1, g), v.reshape(-1, g)
+    mn, mx = wg.min(dim=1).values, wg.max(dim=1).values
+    lo, hi = mn * beta, mx * alpha
+    xmin, xmax = torch.clamp(lo, max=0.0), torch.clamp(hi, min=0.0)
+    if not asym:
+        a = torch.maximum(-xmin, xmax)
+        xmin = torch.where(xmin < 0, -a, xmin)
+        xmax = a
+    s = (xmax - xmin) / maxq
+    d = s + (s.half().float() - s).detach() if group > 0 else s
+    if asym:
+        z = round_ste(-xmin / d)
+        if group > 0:
+            z = torch.clamp(z, 0.0, maxq)
+    else:
+        z = torch.full_like(d, float(2 ** (bits - 1)))
+    q = torch.clamp(round_ste(wg / d[:, None] + vg) + z[:, None], 0.0, maxq)
+    return (d[:, None] * (q - z[:, None])).reshape(rows, n)
+
+
+def fakequant_fixtures(out):
+    os.makedirs(out, exist_ok=True)
+    gen = torch.Generator().manual_seed(20261207)
+    index = {"torch": torch.__version__, "order": ["w", "v", "alpha", "beta", "r", "wq", "dv", "dalpha", "dbeta"],
+             "formats": []}
+    rows, n = 6, 128
+    for name, bits, group, asym in FQ_FORMATS:
+        ng = rows * (n // (n if group < 0 else group))
+        w = torch.randn(rows, n, generator=gen) * 0.05
+        w[0, 5] = 0.4  # an outlier: clipping matters
+        v = (torch.rand(rows, n, generator=gen) - 0.5).requires_grad_(True)
+        alpha = (0.5 + 0.5 * torch.rand(ng, generator=gen)).requires_grad_(True)
+        beta = (0.5 + 0.5 * torch.rand(ng, generator=gen)).requires_grad_(True)
+        r = torch.randn(rows, n, generator=gen)
+        wq = fake_quant(w, v, alpha, beta, bits, group, asym)
+        (r * wq).sum().backward()
+        arrays = [w, v.detach(), alpha.detach(), beta.detach(), r, wq.detach(), v.grad, alpha.grad, beta.grad]
+        with open(os.path.join(out, name + ".f32"), "wb") as f:
+            for a in arrays:
+                f.write(a.detach().numpy().astype("<f4").tobytes())
+        index["formats"].append({"name": name, "rows": rows, "n": n, "groups": ng})
+        print("fakequant %s: %d groups, |dv| %.3g |dalpha| %.3g |dbeta| %.3g" % (
+            name, ng, v.grad.norm().item(), alpha.grad.norm().item(), beta.grad.norm().item()))
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="../shared/models")
@@ -142,6 +203,7 @@ def main():
         json.dump(index, f, indent=1)
         f.write("\n")
     print("stories260K: loss %.6f, %d gradients written" % (loss.item(), len(params)))
+    fakequant_fixtures(os.path.join(a.out, "fakequant"))
 
 
 if __name__ == "__main__":
