@@ -44,7 +44,7 @@ static void usage(FILE *f)
 {
     fputs("usage: quantbench quantize MODEL OUT.gguf [TYPE] [--pure] [--plan FILE|FILE.gguf] [--allow-requantize] [-t N]\n"
           "         [--method rtn|gptq|awq] [--calib FILE] [--samples N] [--ctx N] [--act-order] [--damp 0.01]\n"
-          "         [--block 128] [--alpha A] [--no-clip] [--weighted] [--imatrix FILE]\n"
+          "         [--block 128] [--alpha A] [--no-clip] [--weighted] [--imatrix FILE] [--iters 200 --lr L --batch 8]\n"
           "  TYPE: a format for every tensor (int4-g128-asym, q4_k, q4_0, ...) or a mix (Q4_K_M)\n"
           "  --plan: rules 'PATTERN = FORMAT [METHOD KEY=VALUE ...]', or a GGUF quantbench wrote (its recipe)\n"
           "  --imatrix: importance matrix (.dat or GGUF, llama-imatrix's or quantbench imatrix's) weighting the quantizers\n"
@@ -62,14 +62,18 @@ static int value_option(const char *a, const char *v, qz_args *q, int *i)
     } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!cli_int(a, v, 1, 1024, &q->threads)) return 1;
     } else if (!strcmp(a, "--method")) {
-        if (!(q->method = v)) return cli_error("quantize: --method needs rtn, gptq or awq");
+        if (!(q->method = v)) return cli_error("quantize: --method needs rtn, gptq, awq or learned");
     } else if (!strcmp(a, "--imatrix")) {
         if (!(q->imatrix = v)) return cli_error("quantize: --imatrix needs an importance matrix file");
     } else if (!strcmp(a, "--calib")) {
         if (!(q->calib = v)) return cli_error("quantize: --calib needs a text file");
-    } else if (!strcmp(a, "--samples") || !strcmp(a, "--ctx") || !strcmp(a, "--block")) {
-        long *dst = a[2] == 's' ? &q->samples : a[2] == 'c' ? &q->n_ctx : &q->block;
+    } else if (!strcmp(a, "--samples") || !strcmp(a, "--ctx") || !strcmp(a, "--block") || !strcmp(a, "--iters") ||
+               !strcmp(a, "--batch")) {
+        long *dst = a[2] == 's' ? &q->samples : a[2] == 'c' ? &q->n_ctx : a[2] == 'i' ? &q->iters
+                  : !strcmp(a, "--batch") ? &q->batch : &q->block;
         if (!cli_int(a, v, a[2] == 'c' ? 2 : 1, 1 << 20, dst)) return 1;
+    } else if (!strcmp(a, "--lr")) {
+        if (!cli_float(a, v, 1e-6, 1.0, &q->lr)) return 1;
     } else if (!strcmp(a, "--damp")) {
         if (!cli_float(a, v, 0.0, 10.0, &q->damp)) return 1;
     } else if (!strcmp(a, "--alpha")) {
@@ -164,8 +168,8 @@ int cmd_quantize(int argc, char **argv)
         return 1;
     }
     if (!strcmp(q.pos[0], q.pos[1])) return cli_error("quantize: the output would overwrite the input %s", q.pos[0]);
-    if (!q.method && (q.act_order || q.clip || q.no_clip || q.alpha_set || q.weighted))
-        return cli_error("quantize: --act-order, --alpha, --clip and --weighted need --method");
+    if (!q.method && (q.act_order || q.clip || q.no_clip || q.alpha_set || q.weighted || q.iters || q.lr > 0 || q.batch))
+        return cli_error("quantize: --act-order, --alpha, --clip, --weighted, --iters, --lr and --batch need --method");
     q.type = q.n_pos == 3 ? q.pos[2] : NULL;
     qb_ctx ctx;
     qb_ctx_init(&ctx);

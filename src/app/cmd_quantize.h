@@ -16,8 +16,8 @@ typedef struct {
     long threads;
     const char *method;    /* --method, NULL: none */
     const char *calib;     /* --calib FILE */
-    long samples, n_ctx, block;
-    double damp, alpha;    /* damp < 0: not given */
+    long samples, n_ctx, block, iters, batch; /* iters, batch: learned rounding (0: its defaults) */
+    double damp, alpha, lr; /* damp < 0: not given; lr 0: not given */
     bool act_order, clip, no_clip, alpha_set, weighted;
     const char *imatrix;        /* --imatrix FILE */
     const qb_importance *imp;   /* its importance once loaded, else NULL */

@@ -31,6 +31,9 @@ qb_status qz_method_spec(qb_ctx *ctx, const qz_args *q, qb_method_spec *out)
     if (st == QB_OK && q->damp >= 0) st = set_if(ctx, out, "damp", q->damp);
     if (st == QB_OK && q->act_order) st = set_if(ctx, out, "act_order", 1);
     if (st == QB_OK && q->weighted) st = set_if(ctx, out, "weighted", 1);
+    if (st == QB_OK && q->iters > 0) st = set_if(ctx, out, "iters", (double)q->iters);
+    if (st == QB_OK && q->batch > 0) st = set_if(ctx, out, "batch", (double)q->batch);
+    if (st == QB_OK && q->lr > 0) st = set_if(ctx, out, "lr", q->lr);
     if (st == QB_OK && q->alpha_set) st = set_if(ctx, out, "alpha", q->alpha);
     if (st == QB_OK && (q->clip || q->no_clip)) st = set_if(ctx, out, "clip", q->no_clip ? 0 : 1);
     return st;

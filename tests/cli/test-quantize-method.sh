@@ -48,6 +48,15 @@ for me in gptq awq; do
         fi
     done
 done
+# learned rounding (block by block, integer formats): a short run, then its model's PPL
+run quantize "$S/stories260K.bin" "$TMP/learned.gguf" int4-channel --method learned --calib "$S/ppl-sample.txt" --ctx 64 --iters 15
+if [ "$rc" -eq 0 ]; then
+    run ppl "$TMP/learned.gguf" "$S/ppl-sample.txt" --ctx 64
+    lppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
+    if [ "$rc" -eq 0 ] && [ -n "$lppl" ]; then ok "quantize --method learned int4-channel runs (PPL $lppl)"; else not_ok "learned GGUF runs" "$err"; fi
+else not_ok "quantize --method learned int4-channel" "exit $rc: $err"; fi
+expect_fail "learned to a ggml type" "method learned, tensor .*q4_0 is not learned" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method learned --calib "$S/ppl-sample.txt" --ctx 64
+expect_fail "--iters without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --iters 5
 expect_fail "--weighted without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --weighted
 
 expect_fail "gptq without --calib" "--method gptq needs --calib" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method gptq

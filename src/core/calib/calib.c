@@ -118,6 +118,7 @@ void qb_calib_free(qb_calib *c)
     }
     free(c->stat);
     free(c->expert_tokens);
+    free(c->windows);
     free(c);
 }
 
@@ -133,7 +134,9 @@ qb_status qb_calib_run(qb_ctx *ctx, const qb_model *m, const int32_t *windows, i
     c->n_windows = n_windows;
     c->n_ctx = n_ctx;
     c->stat = calloc((size_t)c->n_layers * QB_OBS_COUNT, sizeof *c->stat);
-    if (!c->stat) goto nomem;
+    c->windows = malloc((size_t)n_windows * n_ctx * sizeof *c->windows);
+    if (!c->stat || !c->windows) goto nomem;
+    memcpy(c->windows, windows, (size_t)n_windows * n_ctx * sizeof *c->windows);
     for (int l = 0; l < c->n_layers; l++)
         for (int p = 0; p < QB_OBS_OUTPUT_IN; p++) {
             int idx = l * QB_OBS_COUNT + p;

@@ -27,6 +27,8 @@ typedef struct qb_calib {
     int n_layers;        /* of the model it was run on */
     int n_windows, n_ctx;
     int64_t n_tokens;    /* tokens run (n_windows * n_ctx) */
+    int32_t *windows;    /* (n_windows, n_ctx) the token windows it ran, for methods that run
+                            the blocks again (learned rounding); owned */
     qb_calib_stat *stat; /* (n_layers, QB_OBS_COUNT); OUTPUT_IN is never captured */
     int n_experts;          /* of the model (0: dense) */
     int64_t *expert_tokens; /* (n_layers, n_experts) tokens routed to each expert, or NULL */

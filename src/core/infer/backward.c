@@ -7,10 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* OpenMP only where the work outweighs starting a team (small blocks: learned rounding of
+ * tiny models runs these thousands of times) */
+#define PAR_MIN 65536
+
 void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n, int m, float *dx, float *dw)
 {
+    const bool par = (size_t)T * n * m > (PAR_MIN << 5); /* multiply-adds */
     if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int t = 0; t < T; t++) {
             float *dxt = dx + (size_t)t * n;
             const float *dyt = dy + (size_t)t * m;
@@ -24,7 +29,7 @@ void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n,
         }
     }
     if (dw) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int i = 0; i < m; i++) {
             float *dwi = dw + (size_t)i * n;
             for (int t = 0; t < T; t++) {
@@ -44,7 +49,7 @@ bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n
     double *acc = dw ? calloc((size_t)n, sizeof *acc) : NULL;
     if (dw && !acc) return false;
     if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)T * n > PAR_MIN)
         for (int t = 0; t < T; t++) {
             const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
             double ss = 0, dot = 0;
@@ -73,7 +78,7 @@ bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n
 
 void qb_bw_glu(qb_glu_act act, const float *g, const float *u, const float *dh, size_t n, float *dg, float *du)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float x = g[i];
         float a, da; /* act(x), act'(x) */
@@ -94,7 +99,7 @@ void qb_bw_glu(qb_glu_act act, const float *g, const float *u, const float *dh, 
 void qb_bw_rope(float *g, int T, int n_heads, int head_dim, const float *cs, const float *sn, qb_rope_layout layout)
 {
     const int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)T * n_heads * head_dim > PAR_MIN)
     for (int t = 0; t < T; t++) {
         const float *c = cs + (size_t)t * half, *s = sn + (size_t)t * half;
         for (int h = 0; h < n_heads; h++) {
@@ -128,7 +133,7 @@ static float score(const qb_attn_shape *a, const float *q, const float *k, int h
 void qb_attn_forward(const qb_attn_shape *a, const float *q, const float *k, const float *v, float *p, float *out)
 {
     const int T = a->T, H = a->n_heads, hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)T * T * H * hd > PAR_MIN)
     for (int h = 0; h < H; h++)
         for (int i = 0; i < T; i++) {
             float *pi = p + ((size_t)h * T + i) * T;
@@ -160,7 +165,7 @@ bool qb_bw_attention(const qb_attn_shape *a, const float *q, const float *k, con
     float *scratch = malloc((size_t)omp_get_max_threads() * (size_t)T * sizeof *scratch);
     if (!scratch) return false;
     /* one KV head per iteration: its query heads are the only writers of its dk / dv rows */
-#pragma omp parallel
+#pragma omp parallel if ((size_t)T * T * H * hd > PAR_MIN)
     {
         float *dz = scratch + (size_t)omp_get_thread_num() * T;
 #pragma omp for schedule(static)

@@ -5,6 +5,7 @@
 #include "backward.h"
 #include "matmul.h"
 #include "rope.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -104,6 +105,33 @@ qb_status qb_train_params_new(qb_ctx *ctx, const qb_model *m, bool values, qb_tr
     p->n_values = nv;
     *out = p;
     return QB_OK;
+}
+
+qb_status qb_train_layer_init(qb_ctx *ctx, const qb_model *m, int l, bool values, qb_train_layer *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *why = refusal(m);
+    if (why) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: training is not supported for models with %s yet", m->path, why);
+    if (l < 0 || l >= m->cfg.n_layers) return qb_fail(ctx, QB_ERR_ARG, "block %d of a %d-block model", l, m->cfg.n_layers);
+    const qb_layer_weights *L = &m->layers[l];
+    bool ok = true;
+#define INIT_FIELD(f)                                                                                                 \
+    if (ok && L->f) ok = (out->f = param_of(L->f, values)) != NULL;
+    QB_LAYER_TENSORS(INIT_FIELD)
+#undef INIT_FIELD
+    if (!ok) {
+        qb_train_layer_release(out);
+        return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory for block %d's parameters", m->path, l);
+    }
+    return QB_OK;
+}
+
+void qb_train_layer_release(qb_train_layer *P)
+{
+#define RELEASE_FIELD(f) free(P->f);
+    QB_LAYER_TENSORS(RELEASE_FIELD)
+#undef RELEASE_FIELD
+    memset(P, 0, sizeof *P);
 }
 
 /* Call fn on every array of p with its length in floats (a tied output once). */
@@ -247,9 +275,17 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-/* y (T, m) = x (T, n) · wᵀ for an f32 array w (m, n), through the forward pass's kernels */
+/* y (T, m) = x (T, n) · wᵀ for an f32 array w (m, n): through the forward pass's kernels, or
+ * on this thread for small products (blocks of tiny models, run thousands of times by learned
+ * rounding: starting a thread team there costs more than the product) */
 static void linear(const float *w, const float *x, int T, int n, int m, float *y)
 {
+    if ((size_t)T * n * m <= (1u << 20)) {
+        float (*dot)(int, const float *, const float *) = qb_kernels()->dot_f32;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < m; i++) y[(size_t)t * m + i] = dot(n, w + (size_t)i * n, x + (size_t)t * n);
+        return;
+    }
     qb_tensor t = {.n_dims = 2, .ne = {n, m, 1, 1}, .type = QB_TYPE_F32, .data = w,
                    .nbytes = (size_t)n * m * sizeof(float)};
     t.fmt = qb_format_ggml(QB_TYPE_F32);
@@ -259,7 +295,7 @@ static void linear(const float *w, const float *x, int T, int n, int m, float *y
 /* rows of width n, each normalised: o = x ⊙ w / √(mean(x²) + eps) (o may be x) */
 static void rmsnorm_rows(float *o, const float *x, const float *w, int rows, int n, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * n > 65536)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * n;
         double ss = 0;
@@ -295,7 +331,7 @@ static void rope_rows(float *v, int T, int n_heads, int hd, const float *cs, con
 
 static void gate(qb_glu_act act, const float *g, const float *u, float *h, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         const float x = g[i];
         const float a = act == QB_GLU_GELU_TANH ? 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)))
@@ -407,6 +443,7 @@ qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb
 
 static void sum_rows(const float *d, int T, int n, float *g)
 {
+    if (!g) return;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) g[i] += d[(size_t)t * n + i];
 }

@@ -37,6 +37,10 @@ typedef struct {
  * fused matrices: the message names the model and why), QB_ERR_NOMEM. */
 qb_status qb_train_params_new(qb_ctx *ctx, const qb_model *m, bool values, qb_train_params **out);
 void qb_train_params_zero(qb_train_params *p);
+/* One block's parameters alone (as qb_train_params_new makes them), into *out; release with
+ * qb_train_layer_release (also zeroes it). */
+qb_status qb_train_layer_init(qb_ctx *ctx, const qb_model *m, int l, bool values, qb_train_layer *out);
+void qb_train_layer_release(qb_train_layer *P);
 void qb_train_params_free(qb_train_params *p);
 
 typedef struct qb_train_pass qb_train_pass;

@@ -61,7 +61,7 @@ void qb_fq_forward(const qb_format *f, const float *w, int64_t rows, int64_t n, 
 {
     const int64_t g = group_len(f, n), ng = qb_fq_groups(f, rows, n);
     const float maxq = (float)((1 << f->bits) - 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
     for (int64_t k = 0; k < ng; k++) {
         group_grid G;
         const float *wk = w + k * g;
@@ -75,7 +75,7 @@ void qb_fq_backward(const qb_format *f, const float *w, int64_t rows, int64_t n,
 {
     const int64_t g = group_len(f, n), ng = qb_fq_groups(f, rows, n);
     const float maxq = (float)((1 << f->bits) - 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
     for (int64_t k = 0; k < ng; k++) {
         group_grid G;
         const float *wk = w + k * g;

@@ -5,6 +5,7 @@
 #include "method_stage.h"
 #include "fold.h"
 #include "grid.h"
+#include "fakequant.h"
 #include "../quant/apply.h"
 #include "../quant/ftype.h"
 
@@ -40,10 +41,16 @@ qb_status qb_method_from_spec(qb_ctx *ctx, const qb_method_spec *spec, qb_method
     if (qb_method_spec_get(spec, "alpha", &v)) out->awq.alpha = (float)v;
     if (qb_method_spec_get(spec, "grid", &v)) out->awq.n_grid = (int)v;
     if (qb_method_spec_get(spec, "clip", &v)) out->awq.clip = v != 0;
+    if (qb_method_spec_get(spec, "iters", &v)) out->learned.iters = (int)v;
+    if (qb_method_spec_get(spec, "lr", &v)) out->learned.lr = (float)v;
+    if (qb_method_spec_get(spec, "batch", &v)) out->learned.batch = (int)v;
     return QB_OK;
 }
 
-bool qb_method_needs_calib(const qb_method *m) { return m->kind == QB_METHOD_GPTQ || m->kind == QB_METHOD_AWQ; }
+bool qb_method_needs_calib(const qb_method *m)
+{
+    return m->kind == QB_METHOD_GPTQ || m->kind == QB_METHOD_AWQ || m->kind == QB_METHOD_LEARNED;
+}
 
 qb_status qb_method_plan(qb_ctx *ctx, const qb_model *m, const char *name, bool pure, qb_plan *out)
 {
@@ -389,6 +396,40 @@ static qb_status awq_layer(job *J, int l)
     return st;
 }
 
+/* ---- learned rounding over one block ---------------------------------------------------- */
+
+static qb_status learned_layer(job *J, qb_learned *lr, int l)
+{
+    qb_layer_weights *L = &J->m->layers[l];
+    qb_tensor *mats[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    const qb_format *fmts[7];
+    void *bufs[7] = {0};
+    qb_status st = QB_OK;
+    for (int i = 0; i < 7 && st == QB_OK; i++) {
+        fmts[i] = planned(J, mats[i]);
+        if (fmts[i] && !(bufs[i] = malloc(qb_format_row_bytes(fmts[i], mats[i]->ne[0]) * (size_t)qb_tensor_rows(mats[i]))))
+            st = qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory quantizing %s", mats[i]->name);
+    }
+    double l0, l1;
+    if (st == QB_OK) st = qb_learned_block(J->ctx, lr, l, fmts, bufs, &l0, &l1, cancel_flag(J));
+    for (int i = 0; i < 7; i++) {
+        if (st != QB_OK || !fmts[i]) {
+            free(bufs[i]);
+            continue;
+        }
+        staged *s = &J->st[tensor_index(J->m, mats[i])];
+        free(s->buf);
+        *s = (staged){bufs[i], qb_format_row_bytes(fmts[i], mats[i]->ne[0]) * (size_t)qb_tensor_rows(mats[i]), *fmts[i],
+                      true, false};
+        progress(J);
+    }
+    if (st == QB_OK && J->o && J->o->learned_loss) {
+        J->o->learned_loss[2 * l] = l0;
+        J->o->learned_loss[2 * l + 1] = l1;
+    }
+    return st;
+}
+
 /* ---- entry point --------------------------------------------------------------------- */
 
 static qb_status check_inputs(job *J)
@@ -418,6 +459,13 @@ static qb_status check_inputs(job *J)
         qb_status st = qb_format_check(J->ctx, f, t->ne[0]);
         int layer;
         qb_obs_point pt;
+        if (st == QB_OK && meth->kind == QB_METHOD_LEARNED && qb_calib_point_of(m, t, &layer, &pt) &&
+            !qb_fq_groups(f, qb_tensor_rows(t), t->ne[0])) {
+            char fn[64];
+            qb_format_name(f, fn, sizeof fn);
+            return qb_fail(J->ctx, QB_ERR_UNSUPPORTED, "method learned, tensor %s: format %s is not learned (integer "
+                           "groups or per channel: int4-g128, int3-g128-asym, int4-channel, ...)", t->name, fn);
+        }
         if (st == QB_OK && meth->kind == QB_METHOD_GPTQ && !float_format(f) && qb_calib_point_of(m, t, &layer, &pt)) {
             qb_grid g;
             st = qb_grid_init(J->ctx, &g, f, t->ne[0]);
@@ -472,6 +520,8 @@ qb_status qb_method_stage(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const q
     J.done = done ? *done : 0;
     J.total = total > 0 ? total : J.own;
     qb_ctx_apply_threads(ctx);
+    qb_learned *lr = NULL;
+    if (meth->kind == QB_METHOD_LEARNED && (st = qb_learned_begin(ctx, m, cal, &meth->learned, &lr)) != QB_OK) return st;
     for (int l = 0; l < m->cfg.n_layers && st == QB_OK; l++) {
         if (cancel_flag(&J) && *cancel_flag(&J)) {
             st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
@@ -480,6 +530,10 @@ qb_status qb_method_stage(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const q
         qb_layer_weights *L = &m->layers[l];
         if (meth->kind == QB_METHOD_AWQ) {
             st = awq_layer(&J, l);
+            continue;
+        }
+        if (meth->kind == QB_METHOD_LEARNED) {
+            st = learned_layer(&J, lr, l);
             continue;
         }
         struct {
@@ -504,6 +558,7 @@ qb_status qb_method_stage(qb_ctx *ctx, qb_model *m, const qb_plan *plan, const q
         if (cancel_flag(&J) && *cancel_flag(&J)) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
         else st = rtn_tensor(&J, t);
     }
+    qb_learned_end(lr);
     if (done) *done = J.done;
     return st;
 }

@@ -15,6 +15,7 @@
 #include "../calib/calib.h"
 #include "gptq.h"
 #include "awq.h"
+#include "learned.h"
 
 /* qb_method_kind (RTN, GPTQ, AWQ) and the method specifications plans carry are in plan.h. */
 
@@ -22,6 +23,7 @@ typedef struct {
     qb_method_kind kind;
     qb_gptq_params gptq; /* kind GPTQ */
     qb_awq_params awq;   /* kind AWQ */
+    qb_learned_params learned; /* kind LEARNED */
 } qb_method;
 
 /* "rtn", "gptq" or "awq" (case-insensitive) with default parameters (GPTQ: block 128, damp
@@ -53,8 +55,11 @@ typedef struct {
     float *awq_alpha;
     /* optional: importance weights for RTN's ggml types (llama-quantize --imatrix's bytes;
      * quant/importance.h's rules: a tensor without an entry is quantized without, one of the
-     * wrong size is an error). GPTQ and AWQ choose their values themselves and ignore it. */
+     * wrong size is an error); GPTQ's group scales and AWQ's rounding take it too. */
     const qb_importance *imatrix;
+    /* filled in when non-NULL, learned rounding: per block the mean squared error of its output
+     * with RTN and with the learned values ((n_layers, 2)) */
+    double *learned_loss;
 } qb_method_opts;
 
 /* Quantize every quantizable tensor the plan matches with method meth, calibration cal (may

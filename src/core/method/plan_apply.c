@@ -156,7 +156,7 @@ static qb_status run_group(apply_job *A, const qb_method_spec *spec, const qb_ca
     if (st == QB_OK && sub.n_rules > 0) {
         qb_method meth;
         st = qb_method_from_spec(A->ctx, spec, &meth);
-        qb_method_opts mo = {A->o->progress, A->o->ud, A->o->cancel, NULL, A->o->imatrix};
+        qb_method_opts mo = {A->o->progress, A->o->ud, A->o->cancel, NULL, A->o->imatrix, NULL};
         if (st == QB_OK) st = qb_method_stage(A->ctx, A->m, &sub, A->p, &meth, cal, &mo, A->stg, &A->done, A->total);
         if (st == QB_OK && spec->kind == QB_METHOD_AWQ) A->awq_staged = true;
     }

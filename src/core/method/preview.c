@@ -65,6 +65,8 @@ qb_status qb_method_preview(qb_ctx *ctx, const qb_method *meth, const qb_format 
         st = qb_gptq_quantize(ctx, f, w, rows, n, cs->xtx, &meth->gptq, NULL, deq, cancel);
         break;
     case QB_METHOD_AWQ: st = awq_values(ctx, &meth->awq, f, w, rows, n, cs, deq, &out->alpha, cancel); break;
+    case QB_METHOD_LEARNED:
+        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "learned rounding works on whole blocks: apply it to the model");
     default: st = rtn_values(ctx, f, w, rows, n, deq, cancel); break;
     }
     if (st != QB_OK || !cs || !cs->xtx || cs->width != n) return st;

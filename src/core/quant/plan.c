@@ -24,7 +24,7 @@ typedef struct {
     double lo, hi;
 } param_def;
 
-static const char *const METHOD_NAMES[QB_METHOD_COUNT] = {"rtn", "gptq", "awq"};
+static const char *const METHOD_NAMES[QB_METHOD_COUNT] = {"rtn", "gptq", "awq", "learned"};
 
 static const param_def PARAMS[QB_METHOD_COUNT][QB_METHOD_MAX_PARAMS + 1] = {
     [QB_METHOD_RTN] = {{NULL, P_REAL, 0, 0}},
@@ -32,6 +32,8 @@ static const param_def PARAMS[QB_METHOD_COUNT][QB_METHOD_MAX_PARAMS + 1] = {
                         {"weighted", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
     [QB_METHOD_AWQ] = {{"alpha", P_REAL, 0, 1}, {"grid", P_INT, 1, 1000}, {"clip", P_BOOL, 0, 1},
                        {"weighted", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
+    [QB_METHOD_LEARNED] = {{"iters", P_INT, 1, 100000}, {"lr", P_REAL, 0, 1}, {"batch", P_INT, 1, 100000},
+                           {NULL, P_REAL, 0, 0}},
 };
 
 const char *qb_plan_method_name(qb_method_kind k)
@@ -155,7 +157,10 @@ bool qb_method_spec_equal(const qb_method_spec *a, const qb_method_spec *b)
     return true;
 }
 
-bool qb_method_spec_needs_calib(const qb_method_spec *s) { return s->kind == QB_METHOD_GPTQ || s->kind == QB_METHOD_AWQ; }
+bool qb_method_spec_needs_calib(const qb_method_spec *s)
+{
+    return s->kind == QB_METHOD_GPTQ || s->kind == QB_METHOD_AWQ || s->kind == QB_METHOD_LEARNED;
+}
 
 /* ---- plans --------------------------------------------------------------------------- */
 

@@ -22,7 +22,7 @@
 
 #include "format.h"
 
-typedef enum { QB_METHOD_RTN = 0, QB_METHOD_GPTQ, QB_METHOD_AWQ, QB_METHOD_COUNT } qb_method_kind;
+typedef enum { QB_METHOD_RTN = 0, QB_METHOD_GPTQ, QB_METHOD_AWQ, QB_METHOD_LEARNED, QB_METHOD_COUNT } qb_method_kind;
 
 #define QB_METHOD_MAX_PARAMS 4
 

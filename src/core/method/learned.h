@@ -1,0 +1,42 @@
+/* learned.h — learned rounding and clipping, block by block: SignRound (Cheng et al. 2023,
+ * "Optimize Weight Rounding via Signed Gradient Descent for the Quantization of LLMs"), the
+ * procedure intel/auto-round runs, written from the paper. For each transformer block in
+ * turn, the rounding offsets and clip factors of its matrices (fakequant.h) are learned by
+ * signed gradient descent (steps of lr·sign(gradient), lr decayed linearly to 0, the best
+ * step's values kept) so that the block's output with those matrices quantized, on the inputs
+ * the already quantized blocks before it produce, matches the full-precision block's output
+ * on the full-precision inputs (mean squared error over random batches of the calibration
+ * windows); then the matrices are written in their format's packed bytes and both inputs move
+ * past the block. Gradients come from the training pass (train.h); targets: INT formats with
+ * groups or per channel. */
+#ifndef QB_METHOD_LEARNED_H
+#define QB_METHOD_LEARNED_H
+
+#include "../calib/calib.h"
+
+typedef struct {
+    int iters;   /* signed-gradient steps per block (0 = 200) */
+    float lr;    /* step size of offsets and clip factors (0 = 1/iters), decayed linearly to 0 */
+    int batch;   /* calibration windows per step (0 = 8; at most the calibration's) */
+} qb_learned_params;
+
+typedef struct qb_learned qb_learned;
+
+/* Start on m (borrowed, unchanged) with the windows of calibration cal (borrowed): the first
+ * block's inputs for every window, full-precision and quantized alike. Errors: a model the
+ * training pass refuses, a calibration without its windows, QB_ERR_NOMEM. */
+qb_status qb_learned_begin(qb_ctx *ctx, const qb_model *m, const qb_calib *cal, const qb_learned_params *p,
+                           qb_learned **out);
+
+/* Block l (in order 0, 1, ...): fmts[i] (NULL: the matrix stays at full precision) for its
+ * matrices wq, wk, wv, wo, w_gate, w_up, w_down; dst[i] receives the packed rows (rows ×
+ * qb_format_row_bytes) of each learned one. loss_rtn / loss_learned (may be NULL): the mean
+ * squared error of the block's output over all windows with round-to-nearest (where learning
+ * starts) and with the result. cancel (may be NULL) stops with QB_ERR_CANCELLED. Errors: a
+ * format without integer groups (QB_ERR_UNSUPPORTED), a block out of order, QB_ERR_NOMEM. */
+qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *const fmts[7], void *const dst[7],
+                           double *loss_rtn, double *loss_learned, const volatile int *cancel);
+
+void qb_learned_end(qb_learned *lr);
+
+#endif
