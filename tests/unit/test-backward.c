@@ -94,6 +94,41 @@ static void test_linear(void **state)
     free(x), free(w), free(r), free(dx), free(dw), free(dx1);
 }
 
+/* Products large enough for the matrix kernels (dx = dy·W, dw = dyᵀ·x through qb_matmul)
+ * against the definition in double. */
+static void test_linear_large(void **state)
+{
+    (void)state;
+    const int T = 37, n = 301, m = 203;
+    float *x = rand_vec((size_t)T * n, 1), *w = rand_vec((size_t)m * n, 0.5), *r = rand_vec((size_t)T * m, 1);
+    float *dx = rand_vec((size_t)T * n, 1), *dw = rand_vec((size_t)m * n, 1);
+    float *dx0 = malloc(sizeof(float) * T * n), *dw0 = malloc(sizeof(float) * m * n);
+    memcpy(dx0, dx, sizeof(float) * T * n);
+    memcpy(dw0, dw, sizeof(float) * m * n);
+    qb_bw_linear(x, w, r, T, n, m, dx, dw);
+    double num = 0, den = 0;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n; j++) {
+            double want = dx0[t * n + j];
+            for (int i = 0; i < m; i++) want += (double)r[t * m + i] * w[i * n + j];
+            num += (dx[t * n + j] - want) * (dx[t * n + j] - want);
+            den += want * want;
+        }
+    print_message("large linear dx (matrix kernels)     relative error %.2e\n", sqrt(num / den));
+    assert_true(sqrt(num / den) < 1e-5);
+    num = den = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double want = dw0[i * n + j];
+            for (int t = 0; t < T; t++) want += (double)r[t * m + i] * x[t * n + j];
+            num += (dw[i * n + j] - want) * (dw[i * n + j] - want);
+            den += want * want;
+        }
+    print_message("large linear dw (matrix kernels)     relative error %.2e\n", sqrt(num / den));
+    assert_true(sqrt(num / den) < 1e-5);
+    free(x), free(w), free(r), free(dx), free(dw), free(dx0), free(dw0);
+}
+
 /* ---- RMSNorm ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -384,7 +419,7 @@ static void test_losses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),    cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_glu),
+        cmocka_unit_test(test_linear),    cmocka_unit_test(test_linear_large), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_glu),
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention), cmocka_unit_test(test_losses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

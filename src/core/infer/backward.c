@@ -1,6 +1,7 @@
 /* backward.c — the backward of each forward operation (backward.h), written from the
  * derivatives, fp32 storage with double sums where a row is reduced. */
 #include "backward.h"
+#include "matmul.h"
 
 #include <math.h>
 #include <omp.h>
@@ -11,11 +12,56 @@
  * tiny models runs these thousands of times) */
 #define PAR_MIN 65536
 
+/* a (r, c) → (c, r), or NULL without memory */
+static float *transpose(const float *a, int r, int c)
+{
+    float *t = malloc((size_t)r * c * sizeof *t);
+    if (!t) return NULL;
+#pragma omp parallel for schedule(static) if ((size_t)r * c > PAR_MIN)
+    for (int j = 0; j < c; j++)
+        for (int i = 0; i < r; i++) t[(size_t)j * r + i] = a[(size_t)i * c + j];
+    return t;
+}
+
+/* y (rows, cols) += x (rows, k) · wᵀ, w (cols, k) row-major f32, through the forward pass's
+ * matrix kernels; false without memory (nothing added) */
+static bool add_matmul(const float *w, int cols, int k, const float *x, int rows, float *y)
+{
+    float *tmp = malloc((size_t)rows * cols * sizeof *tmp);
+    if (!tmp) return false;
+    qb_tensor t = {.n_dims = 2, .ne = {k, cols, 1, 1}, .type = QB_TYPE_F32, .data = w,
+                   .nbytes = (size_t)k * cols * sizeof(float)};
+    t.fmt = qb_format_ggml(QB_TYPE_F32);
+    qb_matmul(&t, x, rows, tmp);
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)
+    for (size_t i = 0; i < (size_t)rows * cols; i++) y[i] += tmp[i];
+    free(tmp);
+    return true;
+}
+
 void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n, int m, float *dx, float *dw)
 {
-    const bool par = (size_t)T * n * m > (PAR_MIN << 5); /* multiply-adds */
+    const bool big = (size_t)T * n * m > (PAR_MIN << 5); /* multiply-adds */
+    if (big) { /* as the forward's products: dx = dy·(wᵀ)ᵀ, dwᵀ... dw = dyᵀ·(xᵀ)ᵀ */
+        bool done_dx = !dx, done_dw = !dw;
+        if (dx) {
+            float *wt = transpose(w, m, n); /* (n, m) */
+            done_dx = wt && add_matmul(wt, n, m, dy, T, dx);
+            free(wt);
+        }
+        if (dw) {
+            float *dyt = transpose(dy, T, m), *xt = transpose(x, T, n); /* (m, T), (n, T) */
+            done_dw = dyt && xt && add_matmul(xt, n, T, dyt, m, dw);
+            free(dyt);
+            free(xt);
+        }
+        if (done_dx) dx = NULL;
+        if (done_dw) dw = NULL;
+        if (!dx && !dw) return;
+        /* short of memory: the loops below need none */
+    }
     if (dx) {
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (big)
         for (int t = 0; t < T; t++) {
             float *dxt = dx + (size_t)t * n;
             const float *dyt = dy + (size_t)t * m;
@@ -29,7 +75,7 @@ void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n,
         }
     }
     if (dw) {
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (big)
         for (int i = 0; i < m; i++) {
             float *dwi = dw + (size_t)i * n;
             for (int t = 0; t < T; t++) {
