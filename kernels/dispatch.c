@@ -88,6 +88,8 @@ void qb_dequant_row_fp8_avx512(bool, const void *, float *, int64_t);
 void qb_quant_row_mxfp4_avx512(const float *, void *, int64_t);
 void qb_dequant_row_mxfp4_avx512(const void *, float *, int64_t);
 /* analysis kernels (stats_*.c) */
+void qb_mul_f32_avx2(int, const float *, const float *, float *);
+void qb_mul_f32_avx512(int, const float *, const float *, float *);
 void qb_err_rows_avx2(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_err_rows_avx512(int, const float *, size_t, const float *, size_t, int, qb_err_acc *);
 void qb_hist_slots_avx2(int, const float *, const float *, const qb_bin_grid *, uint32_t *);
@@ -136,6 +138,7 @@ static const qb_kernel_table table_ref = {
     .hist_slots = qb_hist_slots_ref,
     .hist_slots2 = qb_hist_slots2_ref,
     .map_filter = qb_map_filter_ref,
+    .mul_f32 = qb_mul_f32_ref,
 };
 static const qb_kernel_table table_avx2 = {
     .isa = "avx2", .level = QB_ISA_AVX2, .dot_f32 = qb_dot_f32_avx2, .dot_f16 = qb_dot_f16_avx2, .dot_bf16 = qb_dot_bf16_avx2,
@@ -159,6 +162,7 @@ static const qb_kernel_table table_avx2 = {
     .hist_slots = qb_hist_slots_avx2,
     .hist_slots2 = qb_hist_slots2_avx2,
     .map_filter = qb_map_filter_avx2,
+    .mul_f32 = qb_mul_f32_avx2,
 };
 static const qb_kernel_table table_avx512 = {
     .isa = "avx512", .level = QB_ISA_AVX512, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -182,6 +186,7 @@ static const qb_kernel_table table_avx512 = {
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,
     .map_filter = qb_map_filter_avx512,
+    .mul_f32 = qb_mul_f32_avx512,
 };
 static const qb_kernel_table table_avx512vnni = {
     .isa = "avx512vnni", .level = QB_ISA_AVX512VNNI, .dot_f32 = qb_dot_f32_avx512, .dot_f16 = qb_dot_f16_avx512, .dot_bf16 = qb_dot_bf16_avx512,
@@ -211,6 +216,7 @@ static const qb_kernel_table table_avx512vnni = {
     .hist_slots = qb_hist_slots_avx512,
     .hist_slots2 = qb_hist_slots2_avx512,
     .map_filter = qb_map_filter_avx512,
+    .mul_f32 = qb_mul_f32_avx512,
 };
 
 /* F16C from cpuid directly: older clang's __builtin_cpu_supports does not know "f16c". */

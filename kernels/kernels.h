@@ -139,6 +139,9 @@ typedef struct {
     /* Mapping candidates: writes to idx, ascending, every i whose x[i] has a slot s in 1..bins on
      * g (hist_slots) and x[i] < bx[s − 1]; returns how many. Exactly qb_map_filter_ref's. */
     int (*map_filter)(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
+    /* out[i] = a[i] · b[i] in f32 (one rounding each), i < n: the analysis's importance-scaled
+     * rows (a row times its columns' scales). Exactly qb_mul_f32_ref's. */
+    void (*mul_f32)(int n, const float *a, const float *b, float *out);
 } qb_kernel_table;
 
 /* Whether one token of weight type `type` should go through gemv_q rather than qdot (nc = 1):
@@ -190,6 +193,7 @@ void qb_hist_slots_ref(int n, const float *a, const float *b, const qb_bin_grid 
 void qb_hist_slots2_ref(int n, const float *x, const float *y, const qb_bin_grid *g, const qb_bin_grid *ge,
                         uint32_t *sxy, uint32_t *se);
 int qb_map_filter_ref(int n, const float *x, const qb_bin_grid *g, const float *bx, int32_t *idx);
+void qb_mul_f32_ref(int n, const float *a, const float *b, float *out);
 
 /* Dequantize n elements (a multiple of the type's block size) of ggml type `type` (qb_type id)
  * from src into dst. Returns false for types it does not know. Scalar; follows ggml's

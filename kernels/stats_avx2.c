@@ -2,7 +2,7 @@
  * stats_avx512.c is: err_rows puts 4 rows in the lanes of a double vector (a 4×4 transpose
  * per 4 columns) so every row is summed in element order with the reference's operations,
  * bit for bit; hist_slots computes 8 slots at a time, range tests in f32 against equivalent
- * thresholds, the bin in double. */
+ * thresholds, the bin in double; mul_f32 multiplies 8 floats at a time. */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -213,4 +213,11 @@ int qb_map_filter_avx2(int n, const float *x, const qb_bin_grid *g, const float 
         }
     }
     return k;
+}
+
+void qb_mul_f32_avx2(int n, const float *a, const float *b, float *out)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) out[i] = a[i] * b[i];
 }

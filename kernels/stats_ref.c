@@ -1,5 +1,6 @@
-/* stats_ref.c — the analysis kernels' spec (kernels.h: err_rows, hist_slots): a row's running
- * error sums in double, element by element, and the histogram slot of each value. Vector
+/* stats_ref.c — the analysis kernels' spec (kernels.h: err_rows, hist_slots, map_filter,
+ * mul_f32): a row's running error sums in double, element by element, the histogram slot of
+ * each value, and the element-wise product that scales rows by their columns' importance. Vector
  * versions (stats_avx2.c, stats_avx512.c) reproduce these numbers bit for bit. */
 #include "kernels.h"
 
@@ -78,4 +79,9 @@ int qb_map_filter_ref(int n, const float *x, const qb_bin_grid *g, const float *
         if (s >= 1 && s <= (uint32_t)g->bins && x[i] < bx[s - 1]) idx[k++] = i;
     }
     return k;
+}
+
+void qb_mul_f32_ref(int n, const float *a, const float *b, float *out)
+{
+    for (int i = 0; i < n; i++) out[i] = a[i] * b[i];
 }

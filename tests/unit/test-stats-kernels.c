@@ -1,4 +1,4 @@
-/* test-stats-kernels.c — the analysis kernels (err_rows, hist_slots, hist_slots2, map_filter) and the row dequantizers
+/* test-stats-kernels.c — the analysis kernels (err_rows, hist_slots, hist_slots2, map_filter, mul_f32) and the row dequantizers
  * of the kernel table (dequant_row for ggml block types, dequant_int for INT rows) on every
  * ISA this CPU runs, bit for bit against their scalar references, at awkward lengths, row
  * counts and strides, with NaNs, infinities, signed zeros and values on the bin edges. */
@@ -150,6 +150,40 @@ static void test_hist_slots(void **state)
                 free(want);
                 free(got);
             }
+        }
+    }
+}
+
+/* mul_f32 (the weighted analysis's row scaling): bit for bit the reference at every length and
+ * offset (unaligned starts), with odd values on both sides; nothing written past n. */
+static void test_mul_f32(void **state)
+{
+    (void)state;
+    for (int k = 0; k < NISA; k++) {
+        const qb_kernel_table *t = qb_kernels_for(isas[k]);
+        if (!t) continue;
+        for (int li = 0; li < NLEN; li++) {
+            const int n = lengths[li];
+            float *a = malloc(((size_t)n + 2) * sizeof *a), *b = malloc(((size_t)n + 2) * sizeof *b);
+            float *want = malloc(((size_t)n + 1) * sizeof *want), *got = malloc(((size_t)n + 1) * sizeof *got);
+            assert_true(a && b && want && got);
+            for (int i = 0; i < n + 2; i++) {
+                a[i] = odd_value();
+                b[i] = next() % 4 ? frand() * 2 : odd_value();
+            }
+            for (int off = 0; off < 2; off++) {
+                got[n] = 12345.0f;
+                qb_mul_f32_ref(n, a + off, b + 1, want);
+                t->mul_f32(n, a + off, b + 1, got);
+                for (int i = 0; i < n; i++)
+                    if (!same_f(got[i], want[i]))
+                        fail_msg("%s mul_f32 n=%d off=%d: [%d] %.9g vs %.9g", isas[k], n, off, i, got[i], want[i]);
+                if (got[n] != 12345.0f) fail_msg("%s mul_f32 n=%d wrote past the end", isas[k], n);
+            }
+            free(a);
+            free(b);
+            free(want);
+            free(got);
         }
     }
 }
@@ -331,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_err_rows),
         cmocka_unit_test(test_hist_slots),
         cmocka_unit_test(test_hist_slots2_and_map),
+        cmocka_unit_test(test_mul_f32),
         cmocka_unit_test(test_dequant_ggml),
         cmocka_unit_test(test_dequant_int),
     };

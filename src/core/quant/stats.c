@@ -1,13 +1,16 @@
 /* stats.c — what the plots and metrics are made of: quantize a tensor to a format, dequantize
  * it, and measure the error (MSE, RMSE, max / mean |error|, SQNR, cosine), three histograms
- * (original, dequantized, error) and the original → dequantized mapping points.
+ * (original, dequantized, error) and the original → dequantized mapping points; with an
+ * importance, the same statistics and error histogram of the importance-scaled values (stats.h).
  *
  * Two passes over the rows after quantizing: per-row sums and ranges, then (once the ranges
  * give the histograms' grid) histograms and mapping. Neither keeps a dequantized copy of the
  * tensor: each thread dequantizes a group of rows into a small buffer of its own when a pass
  * reaches them (twice in all: cheap next to writing and reading back 4 bytes per value), and
- * the hot loops are kernels (kernels.h: dequant_*, err_rows, hist_slots). The second pass is
- * stats_hist.c.
+ * the hot loops are kernels (kernels.h: dequant_*, err_rows, hist_slots, mul_f32). The second
+ * pass is stats_hist.c. The weighted view scales a group's original and dequantized rows by
+ * their columns' scales (mul_f32) into a second pair of thread buffers and runs the same error
+ * kernel on them: uniform weights (scales exactly 1) reproduce the plain numbers bit for bit.
  *
  * Parallel over rows with OpenMP. Sums are kept per row (in double, each row summed in element
  * order) and added in row order afterwards, histogram counts per thread and merged, mapping
@@ -60,6 +63,7 @@ static void acc_finish(const acc *a, int64_t n, qb_error_stats *out)
     out->max_abs_err = a->maxe;
     out->mean_abs_err = a->sae / dn;
     out->sqnr_db = a->see > 0 ? 10.0 * log10(a->sxx / a->see) : INFINITY;
+    out->rel_err = a->see > 0 ? a->see / a->sxx : 0.0; /* x all zero: +inf */
     if (a->sxx > 0 && a->syy > 0) out->cosine = a->sxy / sqrt(a->sxx * a->syy);
     else out->cosine = a->sxx == 0 && a->syy == 0 ? 1.0 : 0.0;
     out->bytes_src = (size_t)n * sizeof(float);
@@ -152,6 +156,7 @@ void qb_analysis_free(qb_analysis *a)
     qb_histogram_free(&a->hist_orig);
     qb_histogram_free(&a->hist_deq);
     qb_histogram_free(&a->hist_err);
+    qb_histogram_free(&a->hist_werr);
     free(a->map_x);
     free(a->map_y);
     memset(a, 0, sizeof *a);
@@ -167,8 +172,10 @@ static void widen(double *lo, double *hi)
     }
 }
 
-/* Pass 1: the sums and ranges of every row into racc. False when out of memory or cancelled. */
-static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc)
+/* Pass 1: the sums and ranges of every row into racc, and with s->scale those of the scaled
+ * rows into wracc. False when out of memory or cancelled. */
+static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc,
+                     acc *wracc)
 {
     const qb_kernel_table *k = qb_kernels();
     const int64_t n = s->n, ng = (rows + QB_STATS_GROUP - 1) / QB_STATS_GROUP;
@@ -177,6 +184,9 @@ static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int n
     {
         bool mine = true;
         float *buf = qb_row_buffer(s, rows, &mine);
+        const int64_t gr = rows < QB_STATS_GROUP ? rows : QB_STATS_GROUP;
+        float *wbuf = s->scale ? malloc((size_t)(2 * gr * n) * sizeof *wbuf) : NULL; /* scaled x, then x̂ */
+        if (s->scale && !wbuf) mine = false;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t g = 0; g < ng; g++) {
             if (!mine || (cancel && *cancel)) continue;
@@ -186,8 +196,19 @@ static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int n
             const float *y = qb_rows_of(s, r0, nr, buf);
             for (int i = 0; i < nr; i++) qb_err_acc_init(&racc[r0 + i]);
             k->err_rows((int)n, x + r0 * n, (size_t)n, y, (size_t)n, nr, &racc[r0]);
+            if (s->scale) {
+                float *xs = wbuf, *ys = wbuf + (size_t)(nr * n);
+                for (int i = 0; i < nr; i++) {
+                    const float *sc = qb_row_scale(s, r0 + i);
+                    k->mul_f32((int)n, x + (r0 + i) * n, sc, xs + i * n);
+                    k->mul_f32((int)n, y + i * n, sc, ys + i * n);
+                    qb_err_acc_init(&wracc[r0 + i]);
+                }
+                k->err_rows((int)n, xs, (size_t)n, ys, (size_t)n, nr, &wracc[r0]);
+            }
         }
         free(buf);
+        free(wbuf);
         if (!mine) {
 #pragma omp atomic write
             ok = false;
@@ -277,16 +298,51 @@ static qb_map_pt find_last(const float *x, const qb_row_source *s, int64_t rows,
     return (qb_map_pt){0, 0, -1};
 }
 
+/* The importance scales of opts (stats.h: s_j = sqrt(w_j / w̄) per matrix, 1 for a matrix of
+ * zero weights) into *scale (malloc'd, mats × n) and the rows each matrix covers; *scale NULL
+ * without importance. Errors: QB_ERR_ARG for matrices that do not divide the rows or a weight
+ * that is negative or not finite, QB_ERR_NOMEM. */
+static qb_status importance_scales(qb_ctx *ctx, const qb_analysis_opts *o, int64_t rows, int64_t n, float **scale,
+                                   int64_t *rows_per_mat)
+{
+    *scale = NULL;
+    *rows_per_mat = rows;
+    if (!o->importance) return QB_OK;
+    const int64_t mats = o->imp_mats > 0 ? o->imp_mats : 1;
+    if (o->imp_mats < 0 || rows % mats)
+        return qb_fail(ctx, QB_ERR_ARG, "analysis: %lld rows do not split into %lld importance matrices", (long long)rows,
+                       (long long)o->imp_mats);
+    float *sc = malloc((size_t)(mats * n) * sizeof *sc);
+    if (!sc) return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for the importance");
+    for (int64_t m = 0; m < mats; m++) {
+        const float *w = o->importance + m * n;
+        double sum = 0; /* in order, in double: n equal weights sum exactly, so w̄ = w and s = 1 */
+        for (int64_t j = 0; j < n; j++) {
+            if (!isfinite(w[j]) || w[j] < 0) {
+                free(sc);
+                return qb_fail(ctx, QB_ERR_ARG, "analysis: importance of column %lld (matrix %lld) is %g (finite, >= 0 expected)",
+                               (long long)j, (long long)m, (double)w[j]);
+            }
+            sum += w[j];
+        }
+        const double mean = sum / (double)n;
+        for (int64_t j = 0; j < n; j++) sc[m * n + j] = sum > 0 ? (float)sqrt(w[j] / mean) : 1.0f;
+    }
+    *scale = sc;
+    *rows_per_mat = rows / mats;
+    return QB_OK;
+}
+
 /* Everything but the quantization: statistics, histograms and mapping of the rows of s
- * against src. */
+ * against src; with s->scale, the weighted view too (wracc: rows more sums). */
 static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const qb_row_source *s, int64_t rows,
-                         const qb_analysis_opts *op, int nt, acc *racc, qb_map_pt *best, qb_analysis *out)
+                         const qb_analysis_opts *op, int nt, acc *racc, acc *wracc, qb_map_pt *best, qb_analysis *out)
 {
     const qb_analysis_opts o = *op;
     const int64_t n = s->n, count = rows * n;
     qb_status st;
     /* pass 1: per-row sums and ranges */
-    if (!row_sums(src, s, rows, nt, o.cancel, racc)) {
+    if (!row_sums(src, s, rows, nt, o.cancel, racc, s->scale ? wracc : NULL)) {
         if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
         return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread rows");
     }
@@ -297,6 +353,15 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
     out->stats.bpw = qb_format_bpw(f, n);
     out->stats.bytes_quant = (size_t)rows * qb_format_row_bytes(f, n);
     out->fmt = *f;
+    acc wtotal;
+    qb_err_acc_init(&wtotal);
+    if (s->scale) {
+        for (int64_t r = 0; r < rows; r++) acc_merge(&wtotal, &wracc[r]);
+        acc_finish(&wtotal, count, &out->wstats);
+        out->wstats.bpw = out->stats.bpw;
+        out->wstats.bytes_quant = out->stats.bytes_quant;
+        out->weighted = true;
+    }
 
     /* pass 2: histograms and mapping */
     double lo = o.lo, hi = o.hi, elo = o.err_lo, ehi = o.err_hi;
@@ -312,6 +377,15 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
         (st = qb_histogram_init(ctx, &out->hist_deq, o.bins, lo, hi)) ||
         (st = qb_histogram_init(ctx, &out->hist_err, o.bins, elo, ehi)))
         return st;
+    if (s->scale) {
+        double wlo = o.err_lo, whi = o.err_hi;
+        if (o.auto_range) {
+            wlo = wtotal.elo;
+            whi = wtotal.ehi;
+            widen(&wlo, &whi);
+        }
+        if ((st = qb_histogram_init(ctx, &out->hist_werr, o.bins, wlo, whi))) return st;
+    }
     const int nmap = o.map_points;
     for (int i = 0; i < nmap; i++) best[i].idx = -1;
     double mlo = total.xlo, mhi = total.xhi;
@@ -345,11 +419,15 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     qb_analysis_opts o;
     if ((st = check_opts(ctx, opts, &o))) return st;
 
+    float *scale;
+    int64_t rpm;
+    if ((st = importance_scales(ctx, &o, rows, n, &scale, &rpm))) return st;
+
     const int nt = thread_count(ctx);
     const size_t rb = qb_format_row_bytes(f, n);
     qb_analysis_scratch local = {0}, *sc = o.scratch ? o.scratch : &local;
     uint8_t *q = scratch_get(&sc->q, &sc->q_cap, (size_t)rows * rb);
-    acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * sizeof *racc);
+    acc *racc = scratch_get(&sc->rows, &sc->rows_cap, (size_t)rows * (scale ? 2 : 1) * sizeof *racc);
     qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
     if (!q || !racc || (o.map_points > 0 && !best)) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
@@ -357,16 +435,18 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
     }
     st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
     if (st) goto fail;
-    const qb_row_source s = {f, q, rb, NULL, n};
-    st = measure(ctx, f, src, &s, rows, &o, nt, racc, best, out);
+    const qb_row_source s = {f, q, rb, NULL, n, scale, rpm};
+    st = measure(ctx, f, src, &s, rows, &o, nt, racc, racc + rows, best, out);
     if (st) goto fail;
     qb_analysis_scratch_free(&local);
     free(best);
+    free(scale);
     return QB_OK;
 
 fail:
     qb_analysis_scratch_free(&local);
     free(best);
+    free(scale);
     qb_analysis_free(out);
     return st;
 }
@@ -382,15 +462,19 @@ qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *s
         return qb_fail(ctx, QB_ERR_ARG, "qb_quant_analyze_given: empty tensor (%lld rows)", (long long)rows);
     qb_analysis_opts o;
     if ((st = check_opts(ctx, opts, &o))) return st;
-    acc *racc = malloc((size_t)rows * sizeof *racc);
+    float *scale;
+    int64_t rpm;
+    if ((st = importance_scales(ctx, &o, rows, n, &scale, &rpm))) return st;
+    acc *racc = malloc((size_t)rows * (scale ? 2 : 1) * sizeof *racc);
     qb_map_pt *best = o.map_points > 0 ? malloc((size_t)o.map_points * sizeof *best) : NULL;
-    const qb_row_source s = {f, NULL, 0, deq, n};
+    const qb_row_source s = {f, NULL, 0, deq, n, scale, rpm};
     if (!racc || (o.map_points > 0 && !best))
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
     else
-        st = measure(ctx, f, src, &s, rows, &o, thread_count(ctx), racc, best, out);
+        st = measure(ctx, f, src, &s, rows, &o, thread_count(ctx), racc, racc + rows, best, out);
     free(racc);
     free(best);
+    free(scale);
     if (st) qb_analysis_free(out);
     return st;
 }

@@ -12,6 +12,7 @@ typedef struct {
     double max_abs_err;
     double mean_abs_err;
     double sqnr_db;     /* 10 log10(Σx² / Σ(x − x̂)²); +inf when exact */
+    double rel_err;     /* Σ(x − x̂)² / Σx² (0 when exact, +inf when x is all zero and x̂ not) */
     double cosine;      /* cosine similarity of x and x̂ (1 when both are all zero, 0 when
                            only one is) */
     double bpw;         /* bits per weight of the format at this row length */
@@ -43,6 +44,13 @@ typedef struct {
                            so n_map <= map_points and map_x is strictly ascending. Tails get
                            points as dense as the middle: a step shows unless all its
                            originals share intervals with smaller originals of another step. */
+    /* Importance (llama.cpp's imatrix: per input column j the mean square activation E[x_j²],
+     * as qb_importance_lookup gives it): imp_mats × n weights w_j (finite, >= 0), or NULL for
+     * none. Rows split into imp_mats equal consecutive blocks, block b (a 3-D expert tensor's
+     * expert b) weighted by w + b·n; imp_mats 0 counts as 1 and must divide the rows. With
+     * weights the analysis also fills wstats and hist_werr (qb_analysis). */
+    const float *importance;
+    int64_t imp_mats;
     const volatile int *cancel;
     struct qb_analysis_scratch *scratch; /* NULL: buffers allocated and freed per call */
 } qb_analysis_opts;
@@ -58,12 +66,29 @@ typedef struct qb_analysis_scratch {
 } qb_analysis_scratch;
 void qb_analysis_scratch_free(qb_analysis_scratch *s);
 
+/* The importance-weighted view (opts.importance given). Each column j of a matrix scales by
+ * s_j = sqrt(w_j / w̄), w̄ the mean of that matrix's weights (a matrix whose weights are all
+ * zero is taken unweighted, s = 1), and wstats are qb_error_stats of the scaled values
+ * x̃ = s·x and x̂̃ = s·x̂ (f32 products), so that
+ *     wstats.mse     = Σ_ij w_j (x̂_ij − x_ij)² / (rows · Σ_j w_j)     (per matrix, then summed)
+ *     wstats.rel_err = Σ w_j e² / Σ w_j x²,   wstats.sqnr_db = −10 log10 of it,
+ *     wstats.max_abs_err = max s_j |e_ij|,    wstats.cosine = the w-weighted cosine,
+ * and hist_werr is the histogram of x̃ − x̂̃, the errors whose mean square is wstats.mse.
+ * This weighted squared error is what llama.cpp's quantizers minimise when given an imatrix
+ * (make_qx_quants, make_qkx3_quants, the i-quant searches weight each value's squared error by
+ * its column's importance): a quantization made with the importance should score lower here
+ * than one made without. Uniform weights give s = 1 exactly, so every number equals the plain
+ * one bit for bit; a column of weight 0 adds no error. */
 typedef struct {
     qb_format fmt;
     qb_error_stats stats;
     qb_histogram hist_orig, hist_deq, hist_err;
     int n_map;
     float *map_x, *map_y; /* n_map points, ascending map_x; owned */
+    bool weighted;        /* wstats and hist_werr are filled (see above) */
+    qb_error_stats wstats;
+    qb_histogram hist_werr; /* bins as the others, range from the scaled errors (auto_range) or
+                               err_lo .. err_hi */
 } qb_analysis;
 
 /* Quantize src (rows × n f32) to f, dequantize, and measure everything above. opts NULL: 64

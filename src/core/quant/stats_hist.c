@@ -1,5 +1,6 @@
 /* stats_hist.c — the second pass of the analysis (stats.c): the three histograms (original,
- * dequantized, error) and the mapping's bucket minima, over all rows in parallel.
+ * dequantized, error), the weighted error's when the rows carry importance scales, and the
+ * mapping's bucket minima, over all rows in parallel.
  *
  * Each thread dequantizes a group of rows when it reaches them, takes slots from the kernels
  * (hist_slots2: one joint original × dequantized slot and an error slot per value) and counts
@@ -28,6 +29,8 @@ typedef struct {
     uint64_t pending;   /* joint: values counted in pair since the last flush */
     uint64_t *od;       /* [orig, deq][HIST_LANES][stride] (joint: lane 0 only) */
     uint64_t *err;      /* [HIST_LANES][stride] */
+    uint64_t *werr;     /* [HIST_LANES][stride] the scaled error's (weighted only) */
+    float *xs, *ys;     /* a batch's scaled values (weighted only) */
     uint32_t *s1, *s2;  /* slot batches */
     qb_map_pt *mine;    /* mapping candidates per bucket */
     float *bx;          /* mine[b].x, +inf while empty */
@@ -39,6 +42,9 @@ static void counts_free(counts *c)
     free(c->pair);
     free(c->od);
     free(c->err);
+    free(c->werr);
+    free(c->xs);
+    free(c->ys);
     free(c->s1);
     free(c->s2);
     free(c->mine);
@@ -46,7 +52,7 @@ static void counts_free(counts *c)
     free(c->cand);
 }
 
-static bool counts_init(counts *c, int bins, int nmap)
+static bool counts_init(counts *c, int bins, int nmap, bool weighted)
 {
     memset(c, 0, sizeof *c);
     c->stride = (size_t)bins + 3;
@@ -56,6 +62,11 @@ static bool counts_init(counts *c, int bins, int nmap)
     c->err = calloc(HIST_LANES * c->stride, sizeof *c->err);
     c->s1 = malloc(QB_SLOT_CHUNK * sizeof *c->s1);
     c->s2 = malloc(QB_SLOT_CHUNK * sizeof *c->s2);
+    if (weighted) {
+        c->werr = calloc(HIST_LANES * c->stride, sizeof *c->werr);
+        c->xs = malloc(QB_SLOT_CHUNK * sizeof *c->xs);
+        c->ys = malloc(QB_SLOT_CHUNK * sizeof *c->ys);
+    }
     if (nmap > 1) {
         c->mine = malloc((size_t)nmap * sizeof *c->mine);
         c->bx = malloc((size_t)nmap * sizeof *c->bx);
@@ -65,7 +76,7 @@ static bool counts_init(counts *c, int bins, int nmap)
             c->bx[i] = INFINITY;
         }
     }
-    return (!c->joint || c->pair) && c->od && c->err && c->s1 && c->s2 &&
+    return (!c->joint || c->pair) && c->od && c->err && c->s1 && c->s2 && (!weighted || (c->werr && c->xs && c->ys)) &&
            (nmap <= 1 || (c->mine && c->bx && c->cand));
 }
 
@@ -149,6 +160,8 @@ bool qb_stats_hist_map(const float *x, const qb_row_source *s, int64_t rows, int
     const int bins = a->hist_orig.bins;
     const qb_bin_grid gv = {a->hist_orig.lo, a->hist_orig.hi, (double)bins / (a->hist_orig.hi - a->hist_orig.lo), bins};
     const qb_bin_grid ge = {a->hist_err.lo, a->hist_err.hi, (double)bins / (a->hist_err.hi - a->hist_err.lo), bins};
+    const qb_histogram *hw = &a->hist_werr;
+    const qb_bin_grid gw = {hw->lo, hw->hi, s->scale ? (double)bins / (hw->hi - hw->lo) : 0.0, bins};
     const qb_bin_grid gm = {mlo, mhi, nmap > 1 ? (double)(nmap - 1) / (mhi - mlo) : 0.0, nmap > 1 ? nmap - 1 : 1};
     bool ok = true;
 #pragma omp parallel num_threads(nt)
@@ -156,7 +169,7 @@ bool qb_stats_hist_map(const float *x, const qb_row_source *s, int64_t rows, int
         bool have = true;
         float *buf = qb_row_buffer(s, rows, &have);
         counts c;
-        if (!counts_init(&c, bins, nmap)) have = false;
+        if (!counts_init(&c, bins, nmap, s->scale != NULL)) have = false;
 #pragma omp for schedule(monotonic : dynamic, 4)
         for (int64_t g = 0; g < ng; g++) {
             if (!have || (cancel && *cancel)) continue;
@@ -169,6 +182,13 @@ bool qb_stats_hist_map(const float *x, const qb_row_source *s, int64_t rows, int
                     const float *xr = x + (r0 + r) * n + i0, *yr = y + r * n + i0;
                     qb_prefetch(xr + len, QB_SLOT_CHUNK * sizeof *xr); /* the next batch: rows are contiguous */
                     count_values(k, &c, xr, yr, len, &gv, &ge);
+                    if (s->scale) { /* the scaled error: x̃ − x̂̃ */
+                        const float *sc = qb_row_scale(s, r0 + r) + i0;
+                        k->mul_f32(len, xr, sc, c.xs);
+                        k->mul_f32(len, yr, sc, c.ys);
+                        k->hist_slots(len, c.xs, c.ys, &gw, c.s2);
+                        count_lanes(c.werr, c.stride, c.s2, len);
+                    }
                     if (nmap > 1) map_values(k, &c, xr, yr, len, (r0 + r) * n + i0, &gm);
                 }
         }
@@ -178,9 +198,9 @@ bool qb_stats_hist_map(const float *x, const qb_row_source *s, int64_t rows, int
             if (!have) {
                 ok = false;
             } else {
-                qb_histogram *h[3] = {&a->hist_orig, &a->hist_deq, &a->hist_err};
-                const uint64_t *src[3] = {c.od, c.od + HIST_LANES * c.stride, c.err};
-                for (int t = 0; t < 3; t++)
+                qb_histogram *h[4] = {&a->hist_orig, &a->hist_deq, &a->hist_err, &a->hist_werr};
+                const uint64_t *src[4] = {c.od, c.od + HIST_LANES * c.stride, c.err, c.werr};
+                for (int t = 0; t < (s->scale ? 4 : 3); t++)
                     for (int l = 0; l < HIST_LANES; l++) {
                         /* slot 0: under, 1..bins: the bins, bins + 1: over */
                         const uint64_t *cl = src[t] + (size_t)l * c.stride;

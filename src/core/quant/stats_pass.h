@@ -27,14 +27,23 @@ static inline bool qb_map_better(const qb_map_pt *a, const qb_map_pt *b) /* a pr
 }
 
 /* Where the dequantized rows come from: the packed tensor q (rows rb bytes apart, dequantized
- * into the caller's buffer on demand) or a matrix the caller has (deq). */
+ * into the caller's buffer on demand) or a matrix the caller has (deq); and, for the weighted
+ * view, the importance scales of the columns (stats.h: s_j = sqrt(w_j / w̄)). */
 typedef struct {
     const qb_format *f;
     const uint8_t *q;
     size_t rb;
     const float *deq;
     int64_t n;
+    const float *scale;    /* (rows / rows_per_mat) × n scales, or NULL: unweighted */
+    int64_t rows_per_mat;  /* consecutive rows sharing one row of scales */
 } qb_row_source;
+
+/* The n column scales of row r (s->scale set). */
+static inline const float *qb_row_scale(const qb_row_source *s, int64_t r)
+{
+    return s->scale + (size_t)(r / s->rows_per_mat) * (size_t)s->n;
+}
 
 /* Rows per group a thread takes at a time (the error kernel's lanes). */
 enum { QB_STATS_GROUP = QB_ERR_ROWS };
@@ -68,7 +77,8 @@ static inline void qb_prefetch(const void *p, size_t bytes)
 
 /* The histogram and mapping pass (stats_hist.c): counts of the values of x (rows × s->n),
  * of the rows of s and of their difference into a's three histograms (initialised, with
- * their grids), and, when nmap > 1, the candidates of nmap − 1 buckets over [mlo, mhi] merged
+ * their grids), with s->scale the scaled difference into a->hist_werr (initialised) too,
+ * and, when nmap > 1, the candidates of nmap − 1 buckets over [mlo, mhi] merged
  * into best (nmap − 1 entries, idx −1 where empty). nt threads; false when out of memory or
  * cancelled. */
 bool qb_stats_hist_map(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel,
