@@ -5,7 +5,8 @@
  * a direct double-precision computation on a larger matrix, bad importance refused, and
  * llama.cpp's ggml: for the K-quants and IQ4_XS, what ggml_quantize_chunk writes with an
  * importance has no larger weighted error than what it writes without (the weighting's
- * purpose), dequantized by ggml's own dequantize_row_*. */
+ * purpose), dequantized by ggml's own dequantize_row_*; and the analysis that quantizes with
+ * the importance itself (quantize_weighted, per expert too) measures exactly ggml's result. */
 #include "testutil.h"
 #include "ggml_peer.h"
 
@@ -383,10 +384,43 @@ static void test_ggml_weighted_not_worse(void **state)
             fail_msg("%s: ggml's quantization with importance has weighted MSE %.6e, without %.6e", qb_type_get(type)->name,
                      aw.wstats.mse, ap.wstats.mse);
         assert_true(aw.wstats.sqnr_db >= ap.wstats.sqnr_db);
+        /* the analysis quantizing with the importance itself (quantize_weighted, as the
+         * workbench does with an imatrix) measures exactly ggml's weighted result */
+        qb_ctx ctx;
+        qb_ctx_init(&ctx);
+        ctx.n_threads = 2;
+        qb_format f = qb_format_ggml((qb_type)type);
+        qb_analysis_opts o = {.bins = 16, .auto_range = true, .importance = w, .quantize_weighted = true};
+        qb_analysis aq;
+        assert_int_equal(qb_quant_analyze(&ctx, &f, x, rows, n, &o, &aq), QB_OK);
+        if (aq.wstats.mse != aw.wstats.mse || aq.stats.mse != aw.stats.mse || aq.wstats.max_abs_err != aw.wstats.max_abs_err)
+            fail_msg("%s: quantize_weighted measures %.9e (plain %.9e), ggml's weighted bytes %.9e (%.9e)",
+                     qb_type_get(type)->name, aq.wstats.mse, aq.stats.mse, aw.wstats.mse, aw.stats.mse);
+        qb_analysis_free(&aq);
         qb_analysis_free(&aw);
         qb_analysis_free(&ap);
         free(q);
     }
+    /* two experts of 32 rows, each quantized by ggml with its own importance row, against the
+     * analysis with imp_mats = 2 */
+    float *w2 = importance(31, 2 * n);
+    const size_t rb = qb_type_row_bytes(QB_TYPE_Q4_K, n);
+    uint8_t *q = malloc(rb * (size_t)rows);
+    for (int e = 0; e < 2; e++) assert_int_equal(chunk(QB_TYPE_Q4_K, x + e * 32 * n, q + rb * 32 * (size_t)e, 0, 32, n, w2 + e * n), rb * 32);
+    for (int64_t r = 0; r < rows; r++) ((deq_fn)fn[1 + 2])(q + rb * (size_t)r, yw + r * n, n);
+    qb_analysis ae, aq;
+    given(x, yw, rows, n, w2, 2, &ae);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_format f = qb_format_ggml(QB_TYPE_Q4_K);
+    qb_analysis_opts o = {.bins = 16, .auto_range = true, .importance = w2, .imp_mats = 2, .quantize_weighted = true};
+    assert_int_equal(qb_quant_analyze(&ctx, &f, x, rows, n, &o, &aq), QB_OK);
+    if (aq.wstats.mse != ae.wstats.mse || aq.stats.mse != ae.stats.mse)
+        fail_msg("experts: quantize_weighted measures %.9e, ggml per expert %.9e", aq.wstats.mse, ae.wstats.mse);
+    qb_analysis_free(&ae);
+    qb_analysis_free(&aq);
+    free(q);
+    free(w2);
     free(x);
     free(w);
     free(yw);

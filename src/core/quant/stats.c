@@ -433,7 +433,12 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
         goto fail;
     }
-    st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
+    if (scale && o.quantize_weighted) /* each matrix with its own weights */
+        for (int64_t r0 = 0; r0 < rows && !st; r0 += rpm)
+            st = qb_quantize_matrix_w(ctx, f, src + r0 * n, rpm, n, q + (size_t)r0 * rb, o.importance + (r0 / rpm) * n,
+                                      o.cancel);
+    else
+        st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
     if (st) goto fail;
     const qb_row_source s = {f, q, rb, NULL, n, scale, rpm};
     st = measure(ctx, f, src, &s, rows, &o, nt, racc, racc + rows, best, out);

@@ -51,6 +51,10 @@ typedef struct {
      * weights the analysis also fills wstats and hist_werr (qb_analysis). */
     const float *importance;
     int64_t imp_mats;
+    /* qb_quant_analyze with importance: quantize with it too (qb_quantize_matrix_w, each
+     * matrix with its own weights: llama-quantize --imatrix's bytes for the ggml types it
+     * weights), as an apply with an imatrix does; false: quantize as without. */
+    bool quantize_weighted;
     const volatile int *cancel;
     struct qb_analysis_scratch *scratch; /* NULL: buffers allocated and freed per call */
 } qb_analysis_opts;

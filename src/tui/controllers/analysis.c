@@ -2,7 +2,10 @@
  * values are converted to f32 once per selection, by the first job, into a buffer shared by
  * reference count with the later jobs of the same selection, which also lends them warm
  * working buffers (qb_analysis_scratch). Full results are kept in a small cache on the UI
- * thread, keyed by tensor, format and bins: a setting seen before shows without a job. */
+ * thread, keyed by tensor, format and bins: a setting seen before shows without a job. With
+ * an imatrix loaded every job quantizes with the tensor's importance, as an apply then does,
+ * and also computes the importance-weighted view (the job gets its own copy of the
+ * importance), so the w key only switches what is drawn. */
 #include "tui/controllers/analysis.h"
 #include "tui/controllers/methodan.h"
 
@@ -68,12 +71,14 @@ typedef struct {
     tui_srcbuf *b;
     qb_format f;
     int bins, map_points;
+    float *imp; /* the tensor's importance (n values, owned), or NULL */
 } an_arg;
 
 static void an_arg_free(void *p)
 {
     an_arg *a = p;
     srcbuf_unref(a->b);
+    free(a->imp);
     free(a);
 }
 
@@ -138,7 +143,8 @@ static qb_status an_pass(qb_job *j, qb_ctx *ctx, an_arg *a, bool preview, qb_ana
     qb_analysis *an = calloc(1, sizeof *an);
     if (!an) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
-                          .cancel = qb_job_cancel_flag(j), .scratch = scratch};
+                          .cancel = qb_job_cancel_flag(j), .scratch = scratch, .importance = a->imp,
+                          .quantize_weighted = true}; /* as an apply with the imatrix quantizes */
     /* the preview is small: one thread, no barriers to wait at on a busy machine */
     int threads = ctx->n_threads;
     if (preview) ctx->n_threads = 1;
@@ -159,12 +165,12 @@ static qb_status an_pass(qb_job *j, qb_ctx *ctx, an_arg *a, bool preview, qb_ana
 static bool analysis_copy(qb_analysis *dst, const qb_analysis *src)
 {
     *dst = *src;
-    const qb_histogram *hs[3] = {&src->hist_orig, &src->hist_deq, &src->hist_err};
-    qb_histogram *hd[3] = {&dst->hist_orig, &dst->hist_deq, &dst->hist_err};
-    for (int k = 0; k < 3; k++) hd[k]->counts = NULL;
+    const qb_histogram *hs[4] = {&src->hist_orig, &src->hist_deq, &src->hist_err, &src->hist_werr};
+    qb_histogram *hd[4] = {&dst->hist_orig, &dst->hist_deq, &dst->hist_err, &dst->hist_werr};
+    for (int k = 0; k < 4; k++) hd[k]->counts = NULL;
     dst->map_x = dst->map_y = NULL;
     bool ok = true;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if (hs[k]->counts && (hd[k]->counts = malloc((size_t)hs[k]->bins * sizeof(uint64_t))))
             memcpy(hd[k]->counts, hs[k]->counts, (size_t)hs[k]->bins * sizeof(uint64_t));
         else if (hs[k]->counts)
@@ -301,8 +307,11 @@ void tui_request_analysis(tui_session *s)
     }
     an_arg *a = malloc(sizeof *a);
     if (!a) return;
+    *a = (an_arg){s->src, s->fmt, s->hist_bins, TUI_MAP_POINTS, NULL};
+    const float *imp = tui_importance_of(s, t);
+    if (imp && (a->imp = malloc((size_t)t->ne[0] * sizeof *a->imp))) /* copied: :imatrix off may free it */
+        memcpy(a->imp, imp, (size_t)t->ne[0] * sizeof *a->imp);
     atomic_fetch_add(&s->src->refs, 1);
-    *a = (an_arg){s->src, s->fmt, s->hist_bins, TUI_MAP_POINTS};
     qb_job *j;
     if (qb_job_start(&s->ctx, s->q, s->serial, "analysis", an_run, a, an_arg_free, &j) != QB_OK) {
         snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
@@ -341,12 +350,15 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         s->an_hint = false;
         s->an_preview = m->i1 != 0;
         if (s->an_preview) { /* sizes and counts of the sample, scaled to the whole tensor */
-            qb_error_stats *e = &s->an.stats;
-            e->bytes_src = (size_t)((double)e->bytes_src * m->d0);
-            e->bytes_quant = (size_t)((double)e->bytes_quant * m->d0);
-            e->n = (int64_t)((double)e->n * m->d0);
-            qb_histogram *h[3] = {&s->an.hist_orig, &s->an.hist_deq, &s->an.hist_err};
-            for (int k = 0; k < 3; k++)
+            qb_error_stats *es[2] = {&s->an.stats, &s->an.wstats};
+            for (int k = 0; k < 2; k++) {
+                qb_error_stats *e = es[k];
+                e->bytes_src = (size_t)((double)e->bytes_src * m->d0);
+                e->bytes_quant = (size_t)((double)e->bytes_quant * m->d0);
+                e->n = (int64_t)((double)e->n * m->d0);
+            }
+            qb_histogram *h[4] = {&s->an.hist_orig, &s->an.hist_deq, &s->an.hist_err, &s->an.hist_werr};
+            for (int k = 0; k < 4; k++)
                 for (int i = 0; i < h[k]->bins; i++) h[k]->counts[i] = (uint64_t)((double)h[k]->counts[i] * m->d0);
         }
         s->an_err[0] = 0;
@@ -383,6 +395,42 @@ bool tui_analysis_cancel(tui_session *s)
     tui_status(s, false, "analysis cancelled");
     return true;
 }
+
+const float *tui_importance_of(tui_session *s, const qb_tensor *t)
+{
+    if (!s->imatrix) return NULL;
+    const float *w = NULL;
+    /* sizes were checked when the file was loaded (qb_imatrix_match); an error here leaves the
+     * tensor unweighted, as llama-quantize leaves a token_embd entry of the wrong size */
+    if (qb_importance_lookup(&s->ctx, &s->importance, t->name, t->ne[0], 1, s->m->cfg.n_experts, &w, NULL) != QB_OK)
+        return NULL;
+    return w;
+}
+
+void tui_analysis_importance_changed(tui_session *s)
+{
+    cache_free(s);
+    if (!s->imatrix) s->weighted_view = false;
+    tui_request_analysis(s);
+}
+
+void tui_weighted_toggle(tui_session *s)
+{
+    if (!s->imatrix) {
+        tui_status(s, true, "importance-weighted view: no importance matrix loaded; :imatrix FILE loads one");
+        return;
+    }
+    s->weighted_view = !s->weighted_view;
+    if (!s->weighted_view) tui_status(s, false, "plain error view (w: importance-weighted)");
+    else if (!tui_importance_of(s, tui_sel(s)))
+        tui_status(s, false, "importance-weighted view on; %s has no entry in %s, so it shows plain", tui_sel(s)->name,
+                   s->imatrix_desc);
+    else
+        tui_status(s, false, "importance-weighted view: errors scaled by sqrt(w/mean w) of %s (w: plain)",
+                   s->imatrix_desc);
+}
+
+bool tui_weighted_shown(const tui_session *s) { return s->weighted_view && s->have_an && s->an.weighted; }
 
 bool tui_analysis_pending(const tui_session *s) { return s->shown_serial != s->serial || s->an_preview; }
 

@@ -25,6 +25,19 @@ void tui_analysis_message(tui_session *s, const qb_msg *m);
 /* Ctrl-C: cancel a calibration method's analysis still running (plain analyses are short and
  * cancelled by the next request anyway). False when there was none. */
 bool tui_analysis_cancel(tui_session *s);
+/* The importance of tensor t's columns from the session's imatrix (borrowed from it), or NULL
+ * when none is loaded or it has no entry for t (token_embd, output). */
+const float *tui_importance_of(tui_session *s, const qb_tensor *t);
+/* The imatrix was loaded or dropped: forget the cached analyses (their weighted half belongs
+ * to the old one) and analyse the selection again. */
+void tui_analysis_importance_changed(tui_session *s);
+/* Key w: switch the metrics and the error plot between plain and importance-weighted (the
+ * analysis already holds both: nothing is computed); without an imatrix the status line says
+ * how to load one. */
+void tui_weighted_toggle(tui_session *s);
+/* Whether the panels show the weighted view now: asked for, and the analysis shown has it. */
+bool tui_weighted_shown(const tui_session *s);
+
 /* Whether an analysis newer than the one shown (or the full one after a preview) is still
  * being computed. */
 bool tui_analysis_pending(const tui_session *s);

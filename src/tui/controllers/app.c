@@ -288,6 +288,7 @@ static void on_key(tui_session *s, tui_cmdline *cl, layout *L, int key)
     case ACT_GROUP_NEXT: case ACT_GROUP_PREV: change(s, a); break;
     case ACT_LOG: s->log_hist = !s->log_hist; break;
     case ACT_ZOOM: s->zoom_map = !s->zoom_map; break;
+    case ACT_WEIGHTED: tui_weighted_toggle(s); break;
     case ACT_APPLY: s->apply_pending = 1; break;
     case ACT_UNDO: tui_undo(s); break;
     case ACT_REDO: tui_redo(s); break;

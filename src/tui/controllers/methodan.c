@@ -48,7 +48,15 @@ typedef struct {
     qb_method meth;
     qb_format f;
     int bins, map_points;
+    float *imp; /* the tensor's importance (owned), or NULL: no weighted view */
 } job_arg;
+
+static void job_arg_free(void *p)
+{
+    job_arg *a = p;
+    free(a->imp);
+    free(a);
+}
 
 void tui_method_an_free(void *p)
 {
@@ -75,7 +83,7 @@ static qb_status run(qb_job *j, qb_ctx *ctx, void *p)
     st = qb_method_preview(ctx, &a->meth, &a->f, w, rows, n, a->cs, deq, &pr, qb_job_cancel_flag(j));
     if (st != QB_OK) goto done;
     qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
-                          .cancel = qb_job_cancel_flag(j)};
+                          .cancel = qb_job_cancel_flag(j), .importance = a->imp};
     if ((st = qb_quant_analyze_given(ctx, &a->f, w, deq, rows, n, &o, &r->an)) != QB_OK) goto done;
     r->method = a->meth.kind;
     r->oerr = pr.out_err;
@@ -105,8 +113,11 @@ qb_job *tui_method_analysis_start(tui_session *s, int kind)
     a->f = s->fmt;
     a->bins = s->hist_bins;
     a->map_points = TUI_MAP_POINTS;
+    const float *imp = tui_importance_of(s, t);
+    if (imp && (a->imp = malloc((size_t)t->ne[0] * sizeof *a->imp)))
+        memcpy(a->imp, imp, (size_t)t->ne[0] * sizeof *a->imp);
     qb_job *j;
-    if (qb_job_start(&s->ctx, s->q, s->serial, "analysis", run, a, free, &j) != QB_OK) {
+    if (qb_job_start(&s->ctx, s->q, s->serial, "analysis", run, a, job_arg_free, &j) != QB_OK) {
         snprintf(s->an_err, sizeof s->an_err, "%s", qb_ctx_errmsg(&s->ctx));
         return NULL;
     }

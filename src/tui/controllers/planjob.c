@@ -2,6 +2,7 @@
  * (planjob.h). */
 #include "tui/controllers/planjob.h"
 #include "tui/controllers/tasks.h"
+#include "tui/controllers/analysis.h"
 
 #include "core/method/plan_apply.h"
 #include "core/calib/imatrix.h"
@@ -66,6 +67,7 @@ void tui_imatrix(tui_session *s, const char *arg)
     if (!tui_task_idle(s, "imatrix")) return;
     if (!strcmp(arg, "off")) {
         tui_imatrix_drop(s);
+        tui_analysis_importance_changed(s);
         tui_status(s, false, "imatrix off: applies quantize without importance");
         return;
     }
@@ -82,8 +84,9 @@ void tui_imatrix(tui_session *s, const char *arg)
     s->importance = imp;
     const char *base = strrchr(arg, '/');
     snprintf(s->imatrix_desc, sizeof s->imatrix_desc, "%.120s, %d entries", base ? base + 1 : arg, im->n_entries);
-    tui_status(s, false, "imatrix %s: applies of ggml types are now weighted (as llama-quantize --imatrix)",
-               s->imatrix_desc);
+    tui_analysis_importance_changed(s);
+    tui_status(s, false, "imatrix %s: applies of ggml types are now weighted (as llama-quantize --imatrix); "
+               "w: importance-weighted error", s->imatrix_desc);
 }
 
 /* ---- the job ---- */

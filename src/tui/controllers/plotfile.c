@@ -1,6 +1,7 @@
 /* plotfile.c — plots of the selection as SVG/PNG/PDF files through core/plot (plotfile.h). */
 #include "tui/controllers/plotfile.h"
 #include "tui/panels/plots.h"
+#include "tui/controllers/analysis.h"
 
 #include "core/plot/plot.h"
 
@@ -44,7 +45,9 @@ bool tui_plot_export(tui_session *s, const char *path)
     double *ox = NULL, *oy, *qx = NULL, *qy, *ex = NULL, *ey, *mx = NULL, *my;
     qb_status st = QB_ERR_NOMEM;
     int n = a->n_map;
-    if (!hist_xy(&a->hist_orig, &ox, &oy) || !hist_xy(&a->hist_deq, &qx, &qy) || !hist_xy(&a->hist_err, &ex, &ey) ||
+    const bool wv = tui_weighted_shown(s); /* the error plot as the screen shows it */
+    const qb_histogram *he = wv ? &a->hist_werr : &a->hist_err;
+    if (!hist_xy(&a->hist_orig, &ox, &oy) || !hist_xy(&a->hist_deq, &qx, &qy) || !hist_xy(he, &ex, &ey) ||
         !(mx = malloc(2 * (size_t)(n + 2) * sizeof *mx)))
         goto out;
     my = mx + n + 2;
@@ -60,8 +63,10 @@ bool tui_plot_export(tui_session *s, const char *path)
     qb_plot_series ms[2] = {{"quantized", QB_PLOT_STEPS, false, n, mx, my}, {"y = x", QB_PLOT_LINES, true, 2, idx, idx}};
     p = (qb_plot){title, "original", "quantized", ms, 2, false, 1000, 520};
     if ((st = write_one(s, &p, stem, "mapping", ext)) != QB_OK) goto out;
-    snprintf(title, sizeof title, "error, SQNR %.2f dB, %s", a->stats.sqnr_db, choice);
-    qb_plot_series es[1] = {{"original \u2212 dequantized", QB_PLOT_BARS, false, a->hist_err.bins, ex, ey}};
+    if (wv) snprintf(title, sizeof title, "error, importance-weighted, SQNR %.2f dB, %s", a->wstats.sqnr_db, choice);
+    else snprintf(title, sizeof title, "error, SQNR %.2f dB, %s", a->stats.sqnr_db, choice);
+    qb_plot_series es[1] = {{wv ? "\u221a(w/w\u0304)\u00b7(original \u2212 dequantized)" : "original \u2212 dequantized",
+                             QB_PLOT_BARS, false, he->bins, ex, ey}};
     p = (qb_plot){title, "error", "count", es, 1, s->log_hist, 1000, 520};
     st = write_one(s, &p, stem, "error", ext);
 out:

@@ -142,6 +142,8 @@ typedef struct tui_session {
 
     /* display */
     bool log_hist, zoom_map, present, help, autoplay;
+    bool weighted_view;     /* w: metrics and error plot show the importance-weighted analysis
+                               (an.wstats, an.hist_werr) where the imatrix has the tensor */
     int help_top; /* first line of the help overlay shown (it scrolls when longer than the screen) */
     bool scan_view;         /* the sensitivity view replaces the plots */
     int scan_cursor;

@@ -33,16 +33,21 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     werase(win);
     int y = 0;
     char a[32], b[32];
-    head(win, y++, s->an_preview ? "this tensor (preview)" : "this tensor at the choice");
+    const bool wv = tui_weighted_shown(s);
+    if (wv) head(win, y++, s->an_preview ? "importance-weighted (preview)" : "importance-weighted (w)");
+    else head(win, y++, s->an_preview ? "this tensor (preview)" : "this tensor at the choice");
+    if (s->weighted_view && s->have_an && !s->an.weighted) mvwprintw(win, y++, 1, "(no importance: plain)");
     if (s->have_an) {
-        const qb_error_stats *e = &s->an.stats;
+        const qb_error_stats *e = wv ? &s->an.wstats : &s->an.stats;
         if (tui_analysis_pending(s)) wattron(win, A_DIM);
         mvwprintw(win, y++, 1, "MSE       %.3e", e->mse);
         mvwprintw(win, y++, 1, "RMSE      %.3e", e->rmse);
         mvwprintw(win, y++, 1, "max err   %.4g", e->max_abs_err);
         if (isinf(e->sqnr_db)) mvwprintw(win, y++, 1, "SQNR      exact");
         else mvwprintw(win, y++, 1, "SQNR      %.2f dB", e->sqnr_db);
+        mvwprintw(win, y++, 1, "rel err   %.3e", e->rel_err);
         mvwprintw(win, y++, 1, "cosine    %.6f", e->cosine);
+        if (wv) mvwprintw(win, y++, 1, "plain MSE %.3e", s->an.stats.mse);
         mvwprintw(win, y++, 1, "bits/wt   %.3f", e->bpw);
         mvwprintw(win, y++, 1, "bytes     %s \u2192 %s", tui_bytes((double)e->bytes_src / 2, a, sizeof a),
                   tui_bytes((double)e->bytes_quant, b, sizeof b));

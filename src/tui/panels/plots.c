@@ -105,14 +105,15 @@ static void mapping_plot(WINDOW *win, const tui_session *s, int y, int x, int h,
 
 static void error_plot(WINDOW *win, const tui_session *s, int y, int x, int h, int w)
 {
-    const qb_analysis *a = &s->an;
-    tui_legend lg[1] = {{"original \u2212 dequantized", CRT_ERR}};
+    const bool wv = tui_weighted_shown(s);
+    const qb_histogram *he = wv ? &s->an.hist_werr : &s->an.hist_err;
+    tui_legend lg[1] = {{wv ? "\u221a(w/w\u0304)\u00b7(original \u2212 dequantized)" : "original \u2212 dequantized", CRT_ERR}};
     tui_chart c;
-    uint64_t m = hmax(&a->hist_err);
-    if (!tui_chart_begin(&c, win, y, x, h, w, "error", lg, 1, a->hist_err.lo, a->hist_err.hi, 0,
+    uint64_t m = hmax(he);
+    if (!tui_chart_begin(&c, win, y, x, h, w, wv ? "error, importance-weighted (w)" : "error", lg, 1, he->lo, he->hi, 0,
                          m ? 1.1 * (double)m : 1, s->log_hist))
         return;
-    hist_bars(&c, &a->hist_err, CRT_ERR);
+    hist_bars(&c, he, CRT_ERR);
     tui_chart_end(&c, win);
 }
 

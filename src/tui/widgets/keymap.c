@@ -31,6 +31,7 @@ static const tui_binding keys[] = {
     {'v', "v", ACT_GROUP_PREV, "previous granularity"},
     {'L', "L", ACT_LOG, "log scale for the histograms"},
     {'z', "z", ACT_ZOOM, "zoom the mapping around zero"},
+    {'w', "w", ACT_WEIGHTED, "importance-weighted error (metrics, error plot) on/off; needs :imatrix FILE"},
     {'a', "a", ACT_APPLY, "apply: then t tensor, k kind, l layer, m model"},
     {'u', "u", ACT_UNDO, "undo"},
     {'U', "U ^R", ACT_REDO, "redo"},
