@@ -15,7 +15,10 @@
 # Environment: BUILD (default build), QB_MODELS (default ../shared/models),
 #   BENCH_TUI_MODEL (a model file; default qb-docs-26m's F16 GGUF), BENCH_TUI_TENSOR (default
 #   output.weight), BENCH_TUI_KEYS (presses per class and key, default 8), BENCH_TUI_WAIT
-#   (seconds one screen may take before the run is abandoned, default 30), QB_TUI_NO_CACHE.
+#   (seconds one screen may take before the run is abandoned, default 30), QB_TUI_NO_CACHE,
+#   BENCH_TUI_IMATRIX (an importance matrix loaded with :imatrix first: every analysis then
+#   quantizes with the tensor's importance and computes the importance-weighted view too; it
+#   needs an entry for the tensor, e.g. `quantbench imatrix --process-output` for output.weight).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BIN=$(pwd)/${BUILD:-build}/quantbench
@@ -71,6 +74,11 @@ command_line() { # run a : command, then wait for the analysis it asks for
 
 wait_screen "TENSORS"
 OPEN_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+if [ -n "${BENCH_TUI_IMATRIX:-}" ]; then
+    IMX=$(cd "$(dirname "$BENCH_TUI_IMATRIX")" && pwd)/$(basename "$BENCH_TUI_IMATRIX")
+    $T send-keys ":imatrix $IMX" Enter
+    wait_screen "imatrix $(basename "$IMX")"
+fi
 PANE_PID=$($T list-panes -F '#{pane_pid}' | head -1)
 command_line "select $TENSOR"
 TENSOR_RE="$(printf '%s' "$TENSOR" | sed 's/[.]/[.]/g')  [0-9]+×[0-9]+"
@@ -118,4 +126,5 @@ END {
 printf "%-44s %5s %8s %8s %8s\n" "keypress -> screen, $TENSOR $SHAPE" keys "p50 ms" "p95 ms" "max ms"
 cat "$TMP/table"
 echo "(model $(basename "$MODEL"); start to first screen ${OPEN_S} s; workbench peak memory ${HWM:-?} MiB)"
+[ -n "${BENCH_TUI_IMATRIX:-}" ] && echo "(imatrix $BENCH_TUI_IMATRIX: analyses quantize with importance and compute the weighted view)"
 echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

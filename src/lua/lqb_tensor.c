@@ -1,6 +1,7 @@
 /* lqb_tensor.c — the qb.tensor userdata (a weight of an open model) and qb.analyze: error
  * statistics, histograms and the quantization staircase from core's qb_quant_analyze as Lua
- * tables; quantizing a tensor in place and restoring it; its original values. */
+ * tables (with an importance, the importance-weighted statistics too: field weighted);
+ * quantizing a tensor in place and restoring it; its original values. */
 #include "lqb_internal.h"
 
 #include <math.h>
@@ -77,6 +78,7 @@ static void push_analysis(lua_State *L, const qb_analysis *a)
     lqb_set_num(L, "max_err", s->max_abs_err);
     lqb_set_num(L, "mean_abs_err", s->mean_abs_err);
     lqb_set_num(L, "sqnr", s->sqnr_db); /* +inf (math.huge) when exact */
+    lqb_set_num(L, "rel_err", s->rel_err);
     lqb_set_num(L, "cosine", s->cosine);
     lqb_set_num(L, "bpw", s->bpw);
     lqb_set_int(L, "bytes_src", (lua_Integer)s->bytes_src);
@@ -96,6 +98,20 @@ static void push_analysis(lua_State *L, const qb_analysis *a)
     push_floats(L, a->map_y, a->n_map);
     lua_setfield(L, -2, "y");
     lua_setfield(L, -2, "map");
+    if (a->weighted) { /* core's wstats: errors scaled by sqrt(w / mean w) (stats.h) */
+        const qb_error_stats *w = &a->wstats;
+        lua_createtable(L, 0, 8);
+        lqb_set_num(L, "mse", w->mse);
+        lqb_set_num(L, "rmse", w->rmse);
+        lqb_set_num(L, "max_err", w->max_abs_err);
+        lqb_set_num(L, "mean_abs_err", w->mean_abs_err);
+        lqb_set_num(L, "sqnr", w->sqnr_db);
+        lqb_set_num(L, "rel_err", w->rel_err);
+        lqb_set_num(L, "cosine", w->cosine);
+        push_hist(L, &a->hist_werr);
+        lua_setfield(L, -2, "hist");
+        lua_setfield(L, -2, "weighted");
+    }
 }
 
 /* Summary of the original values (mean, std, min, max, absmax, kurtosis), in one pass. */
@@ -178,21 +194,79 @@ static int analyze(lua_State *L, const float *src, int64_t rows, int64_t n, cons
     return 1;
 }
 
-/* tensor:stats([setting [, {bins=, map_points=, range=}]]) */
+/* The options table of a call: the setting table at sidx when it is one, else the options
+ * table at oidx (0: none). */
+static int opts_of(lua_State *L, int sidx, int oidx)
+{
+    return lua_type(L, sidx) == LUA_TTABLE ? lua_absindex(L, sidx) : oidx;
+}
+
+/* tensor:stats([setting [, {bins=, map_points=, range=, imatrix=, quantize_weighted=}]]).
+ * imatrix= (a qb.imatrix): the tensor's importance found as llama-quantize finds it
+ * (qb_importance_lookup; our per-expert names take their expert's row); the result then has
+ * field weighted, and the quantization uses the importance unless quantize_weighted=false (as
+ * model:apply{imatrix=} quantizes). A tensor without an entry: no weighted field, and
+ * importance_missing = true. */
 static int t_stats(lua_State *L)
 {
     qb_tensor *t = check_tensor(L, 1);
     qb_format f;
     qb_analysis_opts ao;
-    read_setting(L, 2, lqb_opt_table(L, 3), &f, &ao);
+    const int oidx = lqb_opt_table(L, 3), o = opts_of(L, 2, oidx);
+    read_setting(L, 2, oidx, &f, &ao);
     int64_t n = t->ne[0], rows = qb_tensor_rows(t);
     if (want_fallback(L, 2, 3)) f = qb_format_fallback(&f, n);
+    qb_importance imp;
+    bool missing = false;
+    if (lqb_opt_importance(L, o, "stats", &imp)) {
+        lua_getiuservalue(L, 1, 1);
+        const lqb_model *mu = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        lqb_host *h = lqb_host_of(L);
+        if (qb_importance_lookup(&h->ctx, &imp, t->name, n, 1, mu->m->cfg.n_experts, &ao.importance, &missing) != QB_OK)
+            return lqb_fail(L, QB_ERR_FORMAT);
+        ao.quantize_weighted = lqb_opt_bool(L, o, "quantize_weighted", true);
+    }
     float *src = lua_newuserdatauv(L, (size_t)(n * rows) * sizeof(float), 0);
     qb_tensor_source_rows(t, 0, rows, src);
-    return analyze(L, src, rows, n, &f, &ao);
+    analyze(L, src, rows, n, &f, &ao);
+    if (missing) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "importance_missing");
+    }
+    return 1;
 }
 
-/* qb.analyze(values, setting [, {rows=, bins=, map_points=, range=}]) — any Lua array */
+/* importance= {w1, ..., wn} (or imp_mats × n values, with imp_mats=) of qb.analyze's options
+ * table at o into a userdata pushed on the stack (kept until the call returns); NULL when
+ * absent. */
+static const float *opt_weights(lua_State *L, int o, int64_t n, qb_analysis_opts *ao)
+{
+    if (!o || lua_getfield(L, o, "importance") == LUA_TNIL) {
+        if (o) lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1)) luaL_error(L, "bad option 'importance' (array of numbers expected)");
+    const int it = lua_absindex(L, -1);
+    const lua_Integer mats = lqb_opt_int(L, o, "imp_mats", 1), len = luaL_len(L, it);
+    if (mats < 1 || len != mats * n)
+        luaL_error(L, "bad option 'importance' (%I values; the rows of %I need %I x %I)", len, (lua_Integer)n, mats,
+                   (lua_Integer)n);
+    float *w = lua_newuserdatauv(L, (size_t)len * sizeof *w, 0);
+    for (lua_Integer i = 0; i < len; i++) {
+        if (lua_rawgeti(L, it, i + 1) != LUA_TNUMBER) luaL_error(L, "bad option 'importance' (value %I is not a number)", i + 1);
+        w[i] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, it); /* the userdata stays on the stack */
+    ao->importance = w;
+    ao->imp_mats = mats;
+    ao->quantize_weighted = lqb_opt_bool(L, o, "quantize_weighted", true);
+    return w;
+}
+
+/* qb.analyze(values, setting [, {rows=, bins=, map_points=, range=, importance=, imp_mats=,
+ * quantize_weighted=}]) — any Lua array; importance: per-column weights (field weighted) */
 static int l_analyze(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -203,6 +277,7 @@ static int l_analyze(lua_State *L)
     lua_Integer len = luaL_len(L, 1), rows = lqb_opt_int(L, o, "rows", 1);
     if (len < 1) return luaL_argerror(L, 1, "no values");
     if (rows < 1 || len % rows) return luaL_error(L, "bad option 'rows' (%I values do not split into %I rows)", len, rows);
+    opt_weights(L, o, len / rows, &ao);
     float *src = lua_newuserdatauv(L, (size_t)len * sizeof(float), 0);
     for (lua_Integer i = 0; i < len; i++) {
         if (lua_rawgeti(L, 1, i + 1) != LUA_TNUMBER)

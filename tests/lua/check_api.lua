@@ -212,6 +212,34 @@ T.section("sensitivity of chosen blocks", function()
   T.ok(x.spearman and x.spearman.n == 14 and x.spearman.err >= -1 and x.spearman.err <= 1 and x.rows[1].kld > 0 and
     x.rows[1].est_err > 0, "sensitivity imatrix= with text: both figures and Spearman's rho",
     x.spearman and x.spearman.err)
+  -- importance-weighted error statistics: tensor:stats(setting, {imatrix=})
+  local t = m:tensor("blk.1.attn_q.weight")
+  local p = t:stats("q4_0")
+  local w = t:stats("q4_0", { imatrix = im })
+  local u = t:stats({ format = "q4_0", imatrix = im, quantize_weighted = false })
+  T.ok(p.weighted == nil and w.weighted and w.weighted.mse > 0 and w.weighted.rel_err > 0,
+    "stats imatrix=: the weighted statistics in field weighted")
+  T.eq(u.mse, p.mse, "stats quantize_weighted=false: the plain quantization (its plain MSE unchanged)")
+  T.ok(u.weighted.mse ~= u.mse, "stats: the weighted MSE is another number", u.weighted.mse)
+  T.lt(w.weighted.mse, u.weighted.mse, "stats imatrix=: quantized with the importance, a lower weighted MSE")
+  local total = w.weighted.hist.under + w.weighted.hist.over
+  for _, c in ipairs(w.weighted.hist.counts) do total = total + c end
+  T.eq(total, 64 * 64, "stats imatrix=: the weighted error histogram counts every value")
+  local e = m:tensor("token_embd.weight"):stats("q8_0", { imatrix = im })
+  T.ok(e.weighted == nil and e.importance_missing, "stats imatrix=: token_embd has no entry (importance_missing)")
+  T.raises(function() t:stats("q4_0", { imatrix = "x" }) end, "qb.imatrix expected", "stats: imatrix= must be a qb.imatrix")
+  -- qb.analyze with importance=: uniform weights give the plain numbers exactly
+  local vals, ones = t:values(), {}
+  for j = 1, 64 do ones[j] = 0.25 end
+  local a0 = qb.analyze(vals, "int4-channel", { rows = 64 })
+  local a1 = qb.analyze(vals, "int4-channel", { rows = 64, importance = ones })
+  T.ok(a1.weighted.mse == a0.mse and a1.weighted.sqnr == a0.sqnr and a1.weighted.max_err == a0.max_err,
+    "analyze importance= uniform: the weighted numbers are the plain ones")
+  T.raises(function() qb.analyze(vals, "int4-channel", { rows = 64, importance = { 1, 2 } }) end,
+    "2 values; the rows of 64 need 1 x 64", "analyze: importance of the wrong size refused")
+  ones[3] = -1
+  T.raises(function() qb.analyze(vals, "int4-channel", { rows = 64, importance = ones }) end,
+    "importance of column 2", "analyze: a negative importance refused")
 end)
 
 T.section("helpers and userdata", function()
