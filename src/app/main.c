@@ -22,6 +22,8 @@ static void usage(FILE *f)
           "       quantbench prune MODEL TEXT SPARSITY|N:M [--formats keep,q8_0,q4_k] [--tokens N]\n"
           "       quantbench imatrix MODEL TEXT -o FILE [--ctx N] [--chunks N] [--process-output]   (llama-imatrix's .dat, or GGUF for *.gguf)\n"
           "       quantbench imatrix --in FILE [MODEL] [-o FILE] [--entries]   (read, check against MODEL, convert)\n"
+          "       quantbench stats MODEL FORMAT [--tensor GLOB] [--imatrix FILE] [--plain-quant]   (error statistics per tensor;\n"
+          "                importance-weighted beside them with --imatrix)\n"
           "       quantbench tasks MODEL --hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N] [--ctx N]\n"
           "                [--plan FILE] [--per-task] [--json FILE|-]   (llama-perplexity's task accuracy)\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
@@ -45,7 +47,7 @@ int main(int argc, char **argv)
         {"run", cmd_run},
         {"methods", cmd_methods},
         {"scan", cmd_scan}, {"search", cmd_search}, {"prune", cmd_prune},
-        {"imatrix", cmd_imatrix}, {"tasks", cmd_tasks},
+        {"imatrix", cmd_imatrix}, {"tasks", cmd_tasks}, {"stats", cmd_stats},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
