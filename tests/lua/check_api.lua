@@ -185,6 +185,11 @@ T.section("plans with methods", function()
   m:reset()
   m:apply({ { match = "*attn*", format = "q4_0" } }, { method = "gptq", calib = c, weighted = true })
   T.eq(m:tensor("blk.3.attn_output.weight").format, "q4_0", "apply: GPTQ with importance-weighted scales")
+  m:reset()
+  m:apply({ { match = "blk.*", format = "int4-channel", method = "learned", iters = 3 } }, { calib = c })
+  T.eq(m:tensor("blk.2.ffn_down.weight").format, "int4-channel", "apply: learned rounding (method='learned', iters=)")
+  T.raises(function() m:apply({ { match = "blk.*", format = "q4_0", method = "learned" } }, { calib = c }) end,
+    "method learned, tensor .*q4_0 is not learned", "apply: learned rounding refuses a ggml type by name")
 end)
 
 T.section("sensitivity of chosen blocks", function()
