@@ -3,7 +3,9 @@
  * scale step). Built with the AVX-512 flags; the spec is qdot_iq_ref.c (integer parts exact,
  * only the float summation order differs).
  *
- * Two sub-blocks (64 weights) per register, each unpacked as for AVX2 (qdot_iq_unpack.h):
+ * IQ2_XS, IQ2_S and IQ1_M run the 256-bit whole-block bodies of qdot_iq_block.h (the paired
+ * 512-bit form below was slower for them on this Zen 4 and on the Xeon measured before).
+ * IQ2_XXS and IQ1_S: two sub-blocks (64 weights) per register, each unpacked as for AVX2 (qdot_iq_unpack.h):
  * magnitudes (grid bytes; for IQ1, |8·g ± 1|) and a 64-bit mask of negative weights, which
  * negates the activation bytes (masked subtract);
  * vpmaddubsw gives int16 pair sums, multiplied by the four half sub-blocks' odd scales into
@@ -17,6 +19,8 @@
 #define Q8K_BYTES 292
 
 #include "qdot_iq_unpack.h"
+#define hsum8 hsum256
+#include "qdot_iq_block.h"
 
 AI void iq_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out, const int T, const int bs,
                 const int vnni)
@@ -55,18 +59,15 @@ AI void iq_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int
 
 #define IQ_BODY(n, w, x, st, NC, out, T, BS, vnni) iq_body(n, w, x, st, NC, out, T, BS, vnni)
 QDOT_BOTH(iq2_xxs, IQ_BODY, QB_TYPE_IQ2_XXS, 66)
-/* IQ2_XS: the paired form measured 1.5 GB/s against the AVX2 kernel's 4.6 (bench_iq, one
- * thread, this machine's Xeon; the other types run at the AVX2 speed paired): the AVX2 kernel
- * serves the AVX-512 tables. */
-void qb_qdot_iq2_xs_avx2(int n, const void *w, const void *xq, size_t st, int nc, float *out);
-void qb_qdot_iq2_xs_avx512(int n, const void *w, const void *xq, size_t st, int nc, float *out)
-{
-    qb_qdot_iq2_xs_avx2(n, w, xq, st, nc, out);
-}
-void qb_qdot_iq2_xs_avx512vnni(int n, const void *w, const void *xq, size_t st, int nc, float *out)
-{
-    qb_qdot_iq2_xs_avx2(n, w, xq, st, nc, out);
-}
-QDOT_BOTH(iq2_s, IQ_BODY, QB_TYPE_IQ2_S, 82)
+/* IQ2_XS, IQ2_S, IQ1_M: the 256-bit whole-block bodies of qdot_iq_block.h (signs through mask
+ * registers), with and without VNNI alike. */
+#define IQB_ENTRY(name, T, BS)                                                                            \
+    QDOT_ENTRY(qb_qdot_##name##_avx512, iqb_body, T, BS)                                                  \
+    void qb_qdot_##name##_avx512vnni(int n, const void *w, const void *xq, size_t st, int nc, float *out) \
+    {                                                                                                     \
+        qb_qdot_##name##_avx512(n, w, xq, st, nc, out);                                                   \
+    }
+IQB_ENTRY(iq2_xs, QB_TYPE_IQ2_XS, 74)
+IQB_ENTRY(iq2_s, QB_TYPE_IQ2_S, 82)
 QDOT_BOTH(iq1_s, IQ_BODY, QB_TYPE_IQ1_S, 50)
-QDOT_BOTH(iq1_m, IQ_BODY, QB_TYPE_IQ1_M, 56)
+IQB_ENTRY(iq1_m, QB_TYPE_IQ1_M, 56)
