@@ -79,8 +79,9 @@ AI void iq_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int
         }                                                                                               \
     }
 
+#define IQB_BODY(n, w, x, st, NC, out, T, BS) iqb_body(n, w, x, st, NC, out, T, BS, 0)
 IQ_ENTRY(iq2_xxs, iq_body, QB_TYPE_IQ2_XXS, 66)
-IQ_ENTRY(iq2_xs, iqb_body, QB_TYPE_IQ2_XS, 74)
-IQ_ENTRY(iq2_s, iqb_body, QB_TYPE_IQ2_S, 82)
+IQ_ENTRY(iq2_xs, IQB_BODY, QB_TYPE_IQ2_XS, 74)
+IQ_ENTRY(iq2_s, IQB_BODY, QB_TYPE_IQ2_S, 82)
 IQ_ENTRY(iq1_s, iq_body, QB_TYPE_IQ1_S, 50)
-IQ_ENTRY(iq1_m, iqb_body, QB_TYPE_IQ1_M, 56)
+IQ_ENTRY(iq1_m, IQB_BODY, QB_TYPE_IQ1_M, 56)

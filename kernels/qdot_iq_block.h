@@ -12,10 +12,13 @@
  *     broadcasts both of its scales (pick_scale);
  *   - IQ2_XS's 7 stored sign bits get their eighth (the parity bit that makes the count of
  *     negative weights even) from a 16-entry nibble-parity table with vpshufb, 16 at a time.
- * The grid indices stay scalar (byte or word plus high bits, then an 8-byte load per group,
- * put together with vmovq / vpinsrq): on this Zen 4, computing them in vector registers and
- * moving them out (vpextrw, or a store and 16-bit reloads) measured slower, as did vpgatherdq,
- * because the vector ports are the bottleneck and the scalar ones idle.
+ * Grid indices: the vector ports are the bottleneck and the scalar ones less so, and which
+ * side should build the indices was measured per type on this AMD EPYC (Zen 5): IQ1_M (and
+ * IQ2_S in the AVX-512 file) compute 16 indices at a time in int16 lanes and move them to
+ * scalar registers four at a time as one 64-bit word (points_w); IQ2_XS (index = word & 511)
+ * and IQ2_S in AVX2 compute them in scalar code. Either way the points are 8-byte loads put
+ * together with vmovq / vpinsrq (one vpextrw per index, or reloading them from a stack
+ * array, measured slower, as did vpgatherdq).
  * The integer part stays exact: u8 magnitudes (grid bytes ≤ 43, |8·g ± 1| ≤ 9) times signed
  * activations in vpmaddubsw (pair sums ≤ 2·43·127 fit int16), times the odd scales (≤ 31 or
  * ≤ 15) in vpmaddwd, summed in int32 per super-block; the spec is qdot_iq_ref.c. */
@@ -34,6 +37,15 @@
 typedef __mmask32 iqb_sign;
 AI iqb_sign iqb_sign_bits(uint32_t bits) { return _cvtu32_mask32(bits); }
 AI __m256i iqb_apply(__m256i y, iqb_sign s) { return _mm256_mask_sub_epi8(y, s, _mm256_setzero_si256(), y); }
+/* acc + pair sums of a·b (int16 → int32): vpdpwssd with VNNI, else vpmaddwd + vpaddd. */
+AI __m256i iqb_dp16(__m256i acc, __m256i a, __m256i b, const int vnni)
+{
+    if (vnni) {
+        __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(b));
+        return acc;
+    }
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
 #else
 typedef __m256i iqb_sign;
 /* Bytes -1 where bit e of bits is set, else +1. */
@@ -45,6 +57,11 @@ AI iqb_sign iqb_sign_bits(uint32_t bits)
     return _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel), _mm256_set1_epi8(1));
 }
 AI __m256i iqb_apply(__m256i y, iqb_sign s) { return _mm256_sign_epi8(y, s); }
+AI __m256i iqb_dp16(__m256i acc, __m256i a, __m256i b, const int vnni)
+{
+    (void)vnni;
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
 #endif
 
 /* The odd scales of both halves of sub-block s from S (layout above) in the int16 lanes that
@@ -103,6 +120,37 @@ AI iqb_sign iq2xs_sign(__m256i f, int k)
 #endif
 }
 
+/* IQ2_S: the 10-bit grid indices of groups 16h .. 16h + 15 in int16 lanes: qs bytes plus two
+ * bits each of qh[4h .. 4h + 3], moved to bits 8-9 by vpmullw with 256, 64, 16, 4. (Used by
+ * the AVX-512 file's 512-bit body; in the AVX2 one the scalar iq2_points measured faster.) */
+AI __m256i iq2s_index(const uint8_t *p, int h)
+{
+    const __m128i qh = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)rd32(p + 66 + 4 * h)),
+                                        _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    const __m256i hi = _mm256_and_si256(_mm256_mullo_epi16(_mm256_cvtepu8_epi16(qh), _mm256_set1_epi64x(0x0004001000400100LL)),
+                                        _mm256_set1_epi16(0x300));
+    return _mm256_or_si256(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * h))), hi);
+}
+
+/* IQ1_M: the 11-bit grid indices of groups 16h .. 16h + 15: qs bytes plus three bits each from
+ * a nibble of qh[8h .. 8h + 7] (low nibble for even groups), moved by vpmullw with 256, 16. */
+AI __m256i iq1m_index(const uint8_t *p, int h)
+{
+    const __m128i q = _mm_loadl_epi64((const __m128i *)(p + 32 + 8 * h));
+    const __m256i hi = _mm256_and_si256(_mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(q, q)), _mm256_set1_epi32(0x00100100)),
+                                        _mm256_set1_epi16(0x700));
+    return _mm256_or_si256(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 16 * h))), hi);
+}
+
+/* The grid points of sub-block s from the index registers ix[2] (16 groups each): its four
+ * indices leave the vector unit as one 64-bit word and are split with scalar shifts (cheaper
+ * than one vpextrw each, and far cheaper in scalar ops than building them there). */
+AI __m256i points_w(const uint64_t *grid, const __m256i ix[2], int s)
+{
+    const uint64_t a = (uint64_t)_mm256_extract_epi64(ix[s / 4], s & 3);
+    return points4(grid, (int)(a & 0xffff), (int)(a >> 16 & 0xffff), (int)(a >> 32 & 0xffff), (int)(a >> 48));
+}
+
 /* IQ2_XS / IQ2_S sub-block s: the grid bytes (magnitudes) of its four groups. */
 AI __m256i iq2_points(const int T, const uint8_t *p, int s)
 {
@@ -117,11 +165,9 @@ AI __m256i iq2_points(const int T, const uint8_t *p, int s)
 
 /* IQ1_M sub-block s: weights 8·g ± 1 as magnitudes *u and themselves (the sign register). The
  * shift of group l is -1 where bit 3 (l even) or 7 (l odd) of qh[2s + l/2] is set. */
-AI void iq1m_weights(const uint8_t *p, int s, __m256i *u, __m256i *sg)
+AI void iq1m_weights(const uint8_t *p, int s, const __m256i ix[2], __m256i *u, __m256i *sg)
 {
-    const uint8_t *qs = p + 4 * s, *qh = p + 32 + 2 * s;
-    const __m256i g = points4(qb_iq1s_grid, qs[0] | (qh[0] << 8 & 0x700), qs[1] | (qh[0] << 4 & 0x700), qs[2] | (qh[1] << 8 & 0x700),
-                              qs[3] | (qh[1] << 4 & 0x700));
+    const __m256i g = points_w(qb_iq1s_grid, ix, s);
     const __m256i sel = _mm256_setr_epi64x(0x0808080808080808LL, (long long)0x8080808080808080ULL, 0x0808080808080808LL,
                                            (long long)0x8080808080808080ULL);
     const __m256i h = _mm256_shuffle_epi8(_mm256_set1_epi16((short)rd16(p + 32 + 2 * s)),
@@ -130,7 +176,10 @@ AI void iq1m_weights(const uint8_t *p, int s, __m256i *u, __m256i *sg)
     iq1_weights(g, shift, u, sg);
 }
 
-AI void iqb_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out, const int T, const int bs)
+/* The dot products of one weight row with nc (1..4) Q8_K rows st bytes apart; vnni (AVX-512
+ * tables only) fuses the scale step into vpdpwssd. */
+AI void iqb_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out, const int T, const int bs,
+                 const int vnni)
 {
     __m256 acc[4];
     #pragma GCC unroll 8
@@ -144,7 +193,7 @@ AI void iqb_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const in
             y[c] = Q8K_QS(xq + c * st + (size_t)b * Q8K_BYTES);
             isum[c] = _mm256_setzero_si256();
         }
-        __m256i S, f0 = _mm256_setzero_si256(), f1 = _mm256_setzero_si256();
+        __m256i S, f0 = _mm256_setzero_si256(), f1 = _mm256_setzero_si256(), ix[2] = {f0, f1};
         float d;
         if (T == QB_TYPE_IQ2_XS) {
             f0 = iq2xs_signs(p + 2);
@@ -155,6 +204,8 @@ AI void iqb_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const in
             S = iq2_scales(p + 74);
             d = f16(rd16(p));
         } else {
+            ix[0] = iq1m_index(p, 0);
+            ix[1] = iq1m_index(p, 1);
             S = iq1m_scales(p + 48);
             d = f16(qb_iq1m_scale_bits((const qb_block_iq1_m *)p));
         }
@@ -163,19 +214,19 @@ AI void iqb_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const in
             const __m256i sc = pick_scale(S, s);
             if (T == QB_TYPE_IQ1_M) {
                 __m256i u, sg;
-                iq1m_weights(p, s, &u, &sg);
+                iq1m_weights(p, s, ix, &u, &sg);
                 #pragma GCC unroll 8
                 for (int c = 0; c < nc; c++) {
                     const __m256i ys = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(y[c] + 32 * s)), sg);
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, ys), sc));
+                    isum[c] = iqb_dp16(isum[c], _mm256_maddubs_epi16(u, ys), sc, vnni);
                 }
             } else {
-const __m256i u = iq2_points(T, p, s);
+                const __m256i u = iq2_points(T, p, s);
                 const iqb_sign sg = T == QB_TYPE_IQ2_XS ? iq2xs_sign(s < 4 ? f0 : f1, s & 3) : iqb_sign_bits(rd32(p + 34 + 4 * s));
                 #pragma GCC unroll 8
                 for (int c = 0; c < nc; c++) {
                     const __m256i ys = iqb_apply(_mm256_loadu_si256((const __m256i *)(y[c] + 32 * s)), sg);
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, ys), sc));
+                    isum[c] = iqb_dp16(isum[c], _mm256_maddubs_epi16(u, ys), sc, vnni);
                 }
             }
         }
