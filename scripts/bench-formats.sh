@@ -41,7 +41,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 LB=${LLAMA_CPP_BIN:-}
 [ -n "$LB" ] && [ ! -x "$LB/llama-bench" ] && { echo "bench-formats: no llama-bench in $LB: comparison skipped"; LB=""; }
 mkdir -p "$DIR" || exit 2
-LIBS=$(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline)
+LIBS="$(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lunistring"
 rc=0
 
 now() { date +%s.%N; }
