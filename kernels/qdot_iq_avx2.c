@@ -5,7 +5,9 @@
  * A sub-block of 32 weights becomes one register of magnitudes (grid bytes; for IQ1,
  * |8·g ± 1|) and one of signs; the activations take the signs (vpsignb), vpmaddubsw makes
  * int16 pair sums (at most 2·43·127 or 2·9·127) and vpmaddwd multiplies them by the halves'
- * odd scales into int32. nc (1..4) activation rows share each unpacked sub-block. */
+ * odd scales into int32. nc (1..4) activation rows share each unpacked sub-block. IQ2_XXS and
+ * IQ1_S unpack one sub-block at a time (qdot_iq_unpack.h); IQ2_XS, IQ2_S and IQ1_M take a
+ * block's scales and signs at once (qdot_iq_block.h). */
 #include "kernels.h"
 #include "blocks.h"
 #include "iq_grids.h"
@@ -25,12 +27,14 @@ AI float f16(uint16_t h) { return _cvtsh_ss(h); }
 
 #include "qdot_iq_unpack.h"
 
-static inline float hsum(__m256 v)
+static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
+
+#include "qdot_iq_block.h"
 
 AI void iq_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int nc, float *out, const int T, const int bs)
 {
@@ -58,25 +62,26 @@ AI void iq_body(int n, const uint8_t *w, const uint8_t *xq, size_t st, const int
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(d * Q8K_D(xq + c * st + (size_t)b * Q8K_BYTES)), acc[c]);
     }
     #pragma GCC unroll 8
-    for (int c = 0; c < nc; c++) out[c] = 0.125f * hsum(acc[c]);
+    for (int c = 0; c < nc; c++) out[c] = 0.125f * hsum8(acc[c]);
 }
 
-#define IQ_ENTRY(name, T, BS)                                                                           \
+#define IQ_ENTRY(name, BODY, T, BS)                                                                           \
     void qb_qdot_##name##_avx2(int n, const void *w, const void *xq, size_t st, int nc, float *out)      \
     {                                                                                                   \
         for (int c0 = 0; c0 < nc; c0 += 4) {                                                            \
             const uint8_t *x = (const uint8_t *)xq + (size_t)c0 * st;                                   \
             switch (nc - c0) {                                                                          \
-            case 1: iq_body(n, w, x, st, 1, out + c0, T, BS); break;                                    \
-            case 2: iq_body(n, w, x, st, 2, out + c0, T, BS); break;                                    \
-            case 3: iq_body(n, w, x, st, 3, out + c0, T, BS); break;                                    \
-            default: iq_body(n, w, x, st, 4, out + c0, T, BS); break;                                   \
+            case 1: BODY(n, w, x, st, 1, out + c0, T, BS); break;                                    \
+            case 2: BODY(n, w, x, st, 2, out + c0, T, BS); break;                                    \
+            case 3: BODY(n, w, x, st, 3, out + c0, T, BS); break;                                    \
+            default: BODY(n, w, x, st, 4, out + c0, T, BS); break;                                   \
             }                                                                                           \
         }                                                                                               \
     }
 
-IQ_ENTRY(iq2_xxs, QB_TYPE_IQ2_XXS, 66)
-IQ_ENTRY(iq2_xs, QB_TYPE_IQ2_XS, 74)
-IQ_ENTRY(iq2_s, QB_TYPE_IQ2_S, 82)
-IQ_ENTRY(iq1_s, QB_TYPE_IQ1_S, 50)
-IQ_ENTRY(iq1_m, QB_TYPE_IQ1_M, 56)
+#define IQB_BODY(n, w, x, st, NC, out, T, BS) iqb_body(n, w, x, st, NC, out, T, BS, 0)
+IQ_ENTRY(iq2_xxs, iq_body, QB_TYPE_IQ2_XXS, 66)
+IQ_ENTRY(iq2_xs, IQB_BODY, QB_TYPE_IQ2_XS, 74)
+IQ_ENTRY(iq2_s, IQB_BODY, QB_TYPE_IQ2_S, 82)
+IQ_ENTRY(iq1_s, iq_body, QB_TYPE_IQ1_S, 50)
+IQ_ENTRY(iq1_m, IQB_BODY, QB_TYPE_IQ1_M, 56)

@@ -8,7 +8,12 @@
 #   3. for the ggml formats, on qb-docs-26m and the TinyLlama-shaped model: quantization time
 #      against llama-quantize, pp/tg tokens/s against llama-bench on the file we wrote (same
 #      file, same thread count), and llama-perplexity on our file against our perplexity;
-#   4. pp/tg of the non-ggml formats (bench_fmt_model.c: layer matrices quantized in memory,
+#   4. the grid i-quants on the whole model: llama-imatrix's importance matrix (calib-docs.txt),
+#      llama-quantize --imatrix's file per type (its default mix; IQ2_S as --pure IQ2_M with
+#      Q8_0 token_embd / output), generation tg32 ours / llama-bench on that same file
+#      (qb-docs-26m; TinyLlama too with BENCH_IQ_TINYLLAMA=1: llama-quantize takes ~15 min
+#      per type there on 2 threads);
+#   5. pp/tg of the non-ggml formats (bench_fmt_model.c: layer matrices quantized in memory,
 #      with Q8_0 / Q4_0 quantized the same way as points of comparison; llama.cpp has no
 #      counterpart).
 # The machine may be shared: ours/theirs runs are interleaved (ours pp, theirs pp, ours tg,
@@ -19,7 +24,8 @@
 #   BENCH_ROUNDS (3), BENCH_FORMATS (docs26m: every ggml weight type),
 #   BENCH_FORMATS_TINY (TinyLlama: "Q8_0 Q4_0 Q4_K Q6_K"), BENCH_FORMATS_TINYLLAMA (1 = also
 #   the 1.1B model), BENCH_FMT_FORMATS (non-ggml list for part 4), BENCH_PPL (1 = perplexity
-#   on docs26m), BENCH_QDOT_REPS (5)
+#   on docs26m), BENCH_QDOT_REPS (5), BENCH_IQ_FORMATS (part 4: "IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M"),
+#   BENCH_IQ_TINYLLAMA (0)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
@@ -35,7 +41,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 LB=${LLAMA_CPP_BIN:-}
 [ -n "$LB" ] && [ ! -x "$LB/llama-bench" ] && { echo "bench-formats: no llama-bench in $LB: comparison skipped"; LB=""; }
 mkdir -p "$DIR" || exit 2
-LIBS=$(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline)
+LIBS="$(pkg-config --libs cairo jansson libpcre2-8 lua5.4 ncursesw readline) -lunistring"
 rc=0
 
 now() { date +%s.%N; }
@@ -109,6 +115,36 @@ one_model() { # LABEL F16_GGUF FORMATS
     echo "(ratios: pp/tg ours / llama.cpp, quantization llama-quantize time / ours: above 1 means we are faster)"
 }
 
+iq_model() { # LABEL F16_GGUF IMATRIX_CHUNKS IMATRIX_CTX
+    label=$1 src=$2
+    [ -n "$LB" ] || { echo "== $label: grid i-quants against llama-bench skipped: LLAMA_CPP_BIN not set (llama-imatrix / llama-quantize write the files)"; return 0; }
+    echo "== $label: grid i-quants, llama-quantize --imatrix's files, tg32 ours / llama-bench (median of $ROUNDS interleaved rounds), $T threads; load: $(uptime | sed 's/.*load average: //')"
+    im="$DIR/$label-iq-imatrix.dat"
+    "$LB/llama-imatrix" -m "$src" -f "$DATA/calib-docs.txt" -o "$im" --chunks "$3" -c "$4" -t "$T" >"$DIR/err.txt" 2>&1 ||
+        { echo "llama-imatrix failed: $(tail -1 "$DIR/err.txt")"; rc=1; return; }
+    printf '%-8s %9s %9s %6s\n' type "tg ours" "tg llama" ratio
+    for f in ${BENCH_IQ_FORMATS:-IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M}; do
+        out="$DIR/$label-$f.gguf"
+        case $f in
+        IQ2_S) set -- --pure --token-embedding-type q8_0 --output-tensor-type q8_0 --imatrix "$im" "$src" "$out" IQ2_M ;;
+        *) set -- --imatrix "$im" "$src" "$out" "$f" ;;
+        esac
+        "$LB/llama-quantize" "$@" "$T" >"$DIR/err.txt" 2>&1 || { echo "llama-quantize $f failed: $(tail -1 "$DIR/err.txt")"; rc=1; continue; }
+        : >"$DIR/tg.txt"; : >"$DIR/ltg.txt"
+        i=0
+        while [ "$i" -lt "$ROUNDS" ]; do
+            ours_tps "$out" -n 32 -p >>"$DIR/tg.txt"
+            llama_tps "$out" -n 32 -p >>"$DIR/ltg.txt"
+            i=$((i + 1))
+        done
+        tg=$(median <"$DIR/tg.txt") ltg=$(median <"$DIR/ltg.txt")
+        printf '%-8s %9s %9s %6s\n' "$f" "$tg" "$ltg" "$(ratio "$tg" "$ltg")"
+        rm -f "$out"
+    done
+    rm -f "$im"
+    echo "(IQ2_S: every matrix IQ2_S, llama-quantize --pure IQ2_M; the others: llama-quantize's mix for the type)"
+}
+
 fmt_model() { # LABEL F16_GGUF
     echo "== $1: non-ggml formats, layer matrices quantized in memory (embeddings/output stay F16), $T threads; load: $(uptime | sed 's/.*load average: //')"
     # shellcheck disable=SC2086
@@ -122,10 +158,12 @@ fmt_model() { # LABEL F16_GGUF
 
 echo "== load before: $(uptime)"
 one_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf" "$FORMATS"
+iq_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf" 8 256
 fmt_model docs26m "$MODELS/qb-docs-26m/qb-docs-26m-f16.gguf"
 tiny="$DIR/tinyllama-synth-v1-f16.gguf"
 if [ "${BENCH_FORMATS_TINYLLAMA:-1}" = 1 ] && [ -f "$tiny" ]; then
     one_model tinyllama "$tiny" "$FORMATS_TINY"
+    [ "${BENCH_IQ_TINYLLAMA:-0}" = 1 ] && iq_model tinyllama "$tiny" 2 128
     fmt_model tinyllama "$tiny"
 fi
 echo "== load after: $(uptime)"

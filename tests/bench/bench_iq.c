@@ -8,7 +8,7 @@
  * Then the quantizers: 512 rows × 1536 (an ffn_down's shape) with random importance, ours
  * (one row at a time, IQ1_M's split search in the lanes of this CPU's table) against libggml-base's ggml_quantize_chunk (what
  * llama-quantize runs), one thread, best of REPS; the bytes must be equal.
- * Usage: bench_iq [REPS] */
+ * Usage: bench_iq [REPS] [gen] (gen: the generation kernels only) */
 #include "core/qb.h"
 #include "kernels.h"
 #include "quant_iq.h"
@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     free(x);
     free(xq);
     dlclose(lib);
+    if (argc > 2 && !strcmp(argv[2], "gen")) return 0;
 
     const char *bpath = getenv("QB_GGML_LIB");
     if (!bpath || !*bpath) bpath = "../peer/llama.cpp/build/bin/libggml-base.so";
