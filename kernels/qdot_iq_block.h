@@ -111,7 +111,8 @@ AI iqb_sign iq2xs_sign(__m256i f, int k)
     const uint64_t h = k < 2 ? (uint64_t)_mm_cvtsi128_si64(b) : (uint64_t)_mm_extract_epi64(b, 1);
     return _cvtu32_mask32((uint32_t)(h >> (32 * (k & 1))));
 #else
-    const __m256i lane = _mm256_permute4x64_epi64(f, k < 2 ? 0x44 : 0xEE);
+    /* literal immediates in both arms: the sanitizer builds (-O1) do not unroll the caller's loop */
+    const __m256i lane = k < 2 ? _mm256_permute4x64_epi64(f, 0x44) : _mm256_permute4x64_epi64(f, 0xEE);
     const __m256i spread = _mm256_shuffle_epi8(
         lane, (k & 1) ? _mm256_setr_epi8(8, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 10, 12, 12, 12, 12, 12, 12, 12, 12, 14, 14, 14, 14, 14, 14, 14, 14)
                       : _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6));
@@ -145,9 +146,21 @@ AI __m256i iq1m_index(const uint8_t *p, int h)
 /* The grid points of sub-block s from the index registers ix[2] (16 groups each): its four
  * indices leave the vector unit as one 64-bit word and are split with scalar shifts (cheaper
  * than one vpextrw each, and far cheaper in scalar ops than building them there). */
+/* 64-bit lane i (0..3) of v: a literal immediate per case (at -O1 nothing unrolls the loop
+ * that makes i a constant; at -O2 the switch folds away) */
+AI uint64_t lane64(__m256i v, int i)
+{
+    switch (i & 3) {
+    case 0: return (uint64_t)_mm256_extract_epi64(v, 0);
+    case 1: return (uint64_t)_mm256_extract_epi64(v, 1);
+    case 2: return (uint64_t)_mm256_extract_epi64(v, 2);
+    default: return (uint64_t)_mm256_extract_epi64(v, 3);
+    }
+}
+
 AI __m256i points_w(const uint64_t *grid, const __m256i ix[2], int s)
 {
-    const uint64_t a = (uint64_t)_mm256_extract_epi64(ix[s / 4], s & 3);
+    const uint64_t a = lane64(ix[s / 4], s);
     return points4(grid, (int)(a & 0xffff), (int)(a >> 16 & 0xffff), (int)(a >> 32 & 0xffff), (int)(a >> 48));
 }
 
