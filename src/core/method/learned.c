@@ -230,7 +230,9 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
     for (int w = 0; w < lr->nw; w++) idx[w] = w;
     double l0 = 0, best = INFINITY;
     if (st == QB_OK) st = block_loss(ctx, lr, l, &Pq, yfp, idx, lr->nw, NULL, &l0);
-    for (int it = 0; it < lr->p.iters && st == QB_OK; it++) {
+    bool any = false; /* a block with nothing to learn only moves the inputs past it */
+    for (int i = 0; i < 7; i++) any = any || fmts[i];
+    for (int it = 0; any && it < lr->p.iters && st == QB_OK; it++) {
         if (cancel && *cancel) {
             st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
             break;
