@@ -79,30 +79,15 @@ qb_status qb_train_params_new(qb_ctx *ctx, const qb_model *m, bool values, qb_tr
     if (ok) {
         p->n_layers = c->n_layers;
         p->model = m;
+        ok = (p->tok_embd = param_of(m->tok_embd, values)) && (p->output_norm = param_of(m->output_norm, values));
     }
-    size_t nv = 0;
-#define TAKE(dst, t)                                                                                                  \
-    if (ok && (t)) {                                                                                                  \
-        ok = ((dst) = param_of((t), values)) != NULL;                                                                 \
-        nv += (size_t)qb_tensor_nelements(t);                                                                         \
-    }
-    TAKE(p->tok_embd, m->tok_embd)
-    TAKE(p->output_norm, m->output_norm)
-    if (ok && m->output == m->tok_embd) p->output = p->tok_embd;
-    else TAKE(p->output, m->output)
-    for (int l = 0; ok && l < c->n_layers; l++) {
-        const qb_layer_weights *L = &m->layers[l];
-        qb_train_layer *P = &p->layers[l];
-#define TAKE_FIELD(f) TAKE(P->f, L->f)
-        QB_LAYER_TENSORS(TAKE_FIELD)
-#undef TAKE_FIELD
-    }
-#undef TAKE
-    if (!ok) {
+    if (ok) ok = (p->output = m->output == m->tok_embd ? p->tok_embd : param_of(m->output, values)) != NULL;
+    qb_status st = ok ? QB_OK : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory for the training parameters", m->path);
+    for (int l = 0; st == QB_OK && l < c->n_layers; l++) st = qb_train_layer_init(ctx, m, l, values, &p->layers[l]);
+    if (st != QB_OK) {
         qb_train_params_free(p);
-        return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory for the training parameters", m->path);
+        return st;
     }
-    p->n_values = nv;
     *out = p;
     return QB_OK;
 }
@@ -159,11 +144,7 @@ void qb_train_params_free(qb_train_params *p)
     if (p->output != p->tok_embd) free(p->output);
     free(p->tok_embd);
     free(p->output_norm);
-    for (int l = 0; p->layers && l < p->n_layers; l++) {
-#define FREE_FIELD(f) free(p->layers[l].f);
-        QB_LAYER_TENSORS(FREE_FIELD)
-#undef FREE_FIELD
-    }
+    for (int l = 0; p->layers && l < p->n_layers; l++) qb_train_layer_release(&p->layers[l]);
     free(p->layers);
     free(p);
 }

@@ -27,7 +27,6 @@ typedef struct {
     float *output;       /* (vocab, dim); == tok_embd when the model ties them (one array) */
     qb_train_layer *layers; /* (n_layers) */
     int n_layers;
-    size_t n_values;     /* floats in all arrays (a tied output counted once) */
     const qb_model *model; /* whose shapes these are (borrowed) */
 } qb_train_params;
 
