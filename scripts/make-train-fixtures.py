@@ -10,12 +10,15 @@ within 1e-4), then takes the mean next-token cross-entropy over the 32 tokens ll
 
 Writes OUT/stories260K/: grads.f32 (float32 little-endian, tensors one after another in the
 order of index.json), index.json ({"tensors": [[gguf_name, [rows, cols]], ...], "loss",
-"tokens", "torch"}). Run where PyTorch is (the device machine, or Debian's python3-torch):
+"tokens", "torch"}); OUT/fakequant/ (learnable quantization's gradients, see fakequant_fixtures)
+and OUT/finetune/ (a few steps of quantization-aware fine-tuning with distillation, see
+finetune_fixtures). Run where PyTorch is (the device machine, or Debian's python3-torch):
 
   python3 scripts/make-train-fixtures.py --models ../shared/models --out tests/fixtures/train
 """
 import argparse
 import json
+import math
 import os
 import struct
 
@@ -173,6 +176,97 @@ def fakequant_fixtures(out):
         f.write("\n")
 
 
+# quantization-aware fine-tuning: which format each matrix of stories260K is fake-quantized to
+FT_PLAN = [("attn_q", "int3-g32-asym", 3, 32, True), ("attn_k", "int3-g32-asym", 3, 32, True),
+           ("attn_v", "int3-g32-asym", 3, 32, True), ("attn_output", "int3-g32-asym", 3, 32, True),
+           ("ffn_gate", "int4-g64", 4, 64, False), ("ffn_up", "int4-g64", 4, 64, False),
+           ("ffn_down", "int4-channel", 4, -1, False)]
+FT = dict(steps=4, warmup=2, min_lr_ratio=0.1, lr=3e-3, weight_decay=0.1, clip=0.5, kd=1.0, ce=0.5, tau=2.0,
+          batch=2, seq=16, exact_steps=2)
+
+
+def finetune_fixtures(cfg, w, out):
+    """Steps of QAT + distillation on stories260K as quantbench's finetune runs them: latent
+    weights fake-quantized by the formats of FT_PLAN (round-to-nearest, gradient straight through:
+    wq = w + (q(w) - w).detach()), teacher = the unquantized model, per sequence
+    kd * tau^2 * mean_t KL(softmax(teacher/tau) || softmax(student/tau)) + ce * mean next-token CE,
+    the step's loss the mean over its sequences; torch.optim.AdamW (weight decay on matrices only),
+    LambdaLR with linear warm-up then cosine to min_lr_ratio, clip_grad_norm_. The token
+    embeddings (tied classifier) stay. The latent weights are written after exact_steps steps
+    (latent-step2.f32: until then float-level differences cannot move a weight across a rounding
+    boundary) and after the last (latent.f32)."""
+    os.makedirs(out, exist_ok=True)
+    params = params_of(cfg, w)
+    teacher = {n: t.detach().clone() for n, t in params}
+    trained = [(n, t) for n, t in params if n != "token_embd.weight"]
+    fmt_of = {}
+    for n, _ in trained:
+        for key, name, bits, group, asym in FT_PLAN:
+            if n.endswith(key + ".weight"):
+                fmt_of[n] = (name, bits, group, asym)
+    gen = torch.Generator().manual_seed(20261207)
+    seqs = torch.randint(0, cfg["vocab"], (FT["steps"], FT["batch"], FT["seq"]), generator=gen)
+    seqs[:, :, 0] = 1  # BOS
+    decay = [t for n, t in trained if t.dim() == 2]
+    no_decay = [t for n, t in trained if t.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": FT["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=FT["lr"], betas=(0.9, 0.999), eps=1e-8)
+
+    def factor(s):
+        if s < FT["warmup"]:
+            return (s + 1) / FT["warmup"]
+        t = (s - FT["warmup"]) / (FT["steps"] - FT["warmup"])
+        return FT["min_lr_ratio"] + (1 - FT["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    tau = FT["tau"]
+    steps = []
+    for s in range(FT["steps"]):
+        opt.zero_grad()
+        P = {}
+        for n, t in params:
+            if n in fmt_of:
+                _, bits, group, asym = fmt_of[n]
+                ones = torch.ones(t.numel() // (t.shape[1] if group < 0 else group))
+                q = fake_quant(t.detach(), torch.zeros_like(t), ones, ones, bits, group, asym)
+                P[n] = t + (q - t).detach()
+            else:
+                P[n] = t
+        kd_sum, ce_sum, total = 0.0, 0.0, 0.0
+        for b in range(FT["batch"]):
+            tok = seqs[s, b].tolist()
+            with torch.no_grad():
+                tl = forward(cfg, list(teacher.items()), tok)
+            sl = forward(cfg, list(P.items()), tok)
+            p_t = torch.softmax(tl / tau, dim=-1)
+            kd = tau * tau * (p_t * (torch.log_softmax(tl / tau, dim=-1) - torch.log_softmax(sl / tau, dim=-1))).sum(-1).mean()
+            ce = torch.nn.functional.cross_entropy(sl[:-1], torch.tensor(tok[1:]))
+            loss = (FT["kd"] * kd + FT["ce"] * ce) / FT["batch"]
+            loss.backward()
+            kd_sum += kd.item() / FT["batch"]
+            ce_sum += ce.item() / FT["batch"]
+            total += loss.item()
+        norm = torch.nn.utils.clip_grad_norm_([t for _, t in trained], FT["clip"]).item()
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        steps.append({"loss": total, "kd": kd_sum, "ce": ce_sum, "grad_norm": norm, "lr": lr})
+        if s + 1 == FT["exact_steps"]:
+            with open(os.path.join(out, "latent-step%d.f32" % (s + 1)), "wb") as f:
+                for _, t in trained:
+                    f.write(t.detach().numpy().astype("<f4").tobytes())
+        print("finetune step %d: loss %.6f (kd %.6f ce %.6f) |g| %.5f lr %.3g" % (s + 1, total, kd_sum, ce_sum, norm, lr))
+    with open(os.path.join(out, "latent.f32"), "wb") as f:
+        for _, t in trained:
+            f.write(t.detach().numpy().astype("<f4").tobytes())
+    index = {"model": "stories260K/stories260K.bin", "torch": torch.__version__, "params": FT,
+             "plan": [[k, name] for k, name, _, _, _ in FT_PLAN], "sequences": seqs.tolist(), "steps": steps,
+             "latent": [[n, list(t.shape)] for n, t in trained]}
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="../shared/models")
@@ -204,6 +298,8 @@ def main():
         f.write("\n")
     print("stories260K: loss %.6f, %d gradients written" % (loss.item(), len(params)))
     fakequant_fixtures(os.path.join(a.out, "fakequant"))
+    cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
+    finetune_fixtures(cfg, w, os.path.join(a.out, "finetune"))
 
 
 if __name__ == "__main__":

@@ -526,7 +526,7 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
     ok = ok && qb_bw_rmsnorm(tp->x_fin, p->output_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, g->output_norm);
     for (int l = c->n_layers - 1; ok && l >= 0; l--) ok = block_backward(tp, l, &p->layers[l], &g->layers[l]);
     if (!ok) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the backward pass");
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; g->tok_embd && t < T; t++) {
         float *ge = g->tok_embd + (size_t)tp->tokens[t] * dim;
         for (int i = 0; i < dim; i++) ge[i] += tp->dx[(size_t)t * dim + i] * c->embed_scale;
     }
