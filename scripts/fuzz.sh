@@ -6,7 +6,7 @@
 #
 #   FUZZ_SECONDS=60        seconds per target
 #   FUZZ_TARGETS="..."     subset of: gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base
-#                          tasks-hellaswag tasks-winogrande tasks-mc tq-iq3
+#                          tasks-hellaswag tasks-winogrande tasks-mc tq-iq3 ckpt
 #   QB_FUZZ_DIR=...        corpora, crash artifacts, logs (default ~/.cache/quantbench-fuzz)
 #   QB_MODELS=...          reference models (default ../shared/models)
 #   FUZZ_KEEP_GOING=1      fork mode: keep fuzzing after a crash (collect several)
@@ -24,7 +24,7 @@ CC=${CC:-clang}
 [[ $CC == cc || $CC == gcc* ]] && CC=clang # make exports CC=cc; libFuzzer needs clang
 BUILD=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base tasks-hellaswag tasks-winogrande tasks-mc tq-iq3"
+ALL_TARGETS="gguf safetensors llama2c hf-config tokenizer-json tokenize imatrix kld-base tasks-hellaswag tasks-winogrande tasks-mc tq-iq3 ckpt"
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 QB_FUZZ_DIR=${QB_FUZZ_DIR:-$HOME/.cache/quantbench-fuzz}
 MODELS=${QB_MODELS:-../shared/models}
@@ -151,7 +151,7 @@ write_seeds() {
         [[ -f $MODELS/stories260K/stories260K.bin ]] && cat "$MODELS/stories260K/stories260K.bin" >"$d/stories260K.bin" ;;
     hf-config)
         [[ -f $MODELS/qb-docs-26m/hf/config.json ]] && cat "$MODELS/qb-docs-26m/hf/config.json" >"$d/config.json" ;;
-    tokenizer-json | imatrix | kld-base) ;;
+    tokenizer-json | imatrix | kld-base | ckpt) ;;
     tasks-hellaswag) head -c 4096 tests/data/tasks/hellaswag.txt >"$d/hellaswag-4k.txt" ;;
     tasks-winogrande) head -c 4096 tests/data/tasks/winogrande.csv >"$d/winogrande-4k.csv" ;;
     tasks-mc) cat tests/data/tasks/multiple-choice.bin >"$d/multiple-choice.bin" ;;
@@ -552,6 +552,21 @@ if target == "kld-base":
     put("tiny.kld", kld_base(4, 3, 1))
     put("odd-vocab.kld", kld_base(8, 5, 2))
     put("chunks.kld", kld_base(16, 32, 3))
+
+# ---------- training checkpoints (src/core/util/ckpt_file.h) ----------
+def ckpt(meta, arrays):
+    import hashlib
+    b = b"QBCKPT\0\0" + struct.pack("<IIQ", 1, len(arrays), len(meta)) + meta.encode()
+    for name, vals in arrays:
+        nb = name.encode()
+        b += struct.pack("<I", len(nb)) + nb + struct.pack("<Q", len(vals)) + b"".join(struct.pack("<f", v) for v in vals)
+    return b + hashlib.sha256(b).digest()
+
+if target == "ckpt":
+    put("empty.qbckpt", ckpt("{}", []))
+    put("run.qbckpt", ckpt('{"kind":"quantbench finetune checkpoint","step":3}',
+                           [("blk.0.attn_norm.weight", [1.0, 0.5, -2.0]), ("blk.0.attn_norm.weight#m", [0.0] * 3),
+                            ("odd", [rnd.uniform(-1, 1) for _ in range(7)])]))
 
 # ---------- text to tokenize ----------
 if target == "tokenize":

@@ -24,6 +24,9 @@ static void usage(FILE *f)
           "       quantbench imatrix --in FILE [MODEL] [-o FILE] [--entries]   (read, check against MODEL, convert)\n"
           "       quantbench stats MODEL FORMAT [--tensor GLOB] [--imatrix FILE] [--plain-quant]   (error statistics per tensor;\n"
           "                importance-weighted beside them with --imatrix)\n"
+          "       quantbench finetune MODEL (TYPE | --plan FILE | --heal --teacher F16_MODEL) --text FILE --out OUT.gguf\n"
+          "                [--steps N] [--batch N] [--seq N] [--lr X] [--kd W] [--ce W] [--checkpoint FILE] [--resume FILE] [--eval FILE]\n"
+          "                (quantization-aware fine-tuning with distillation; --heal: norms and biases only)\n"
           "       quantbench tasks MODEL --hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N] [--ctx N]\n"
           "                [--plan FILE] [--per-task] [--json FILE|-]   (llama-perplexity's task accuracy)\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
@@ -48,6 +51,7 @@ int main(int argc, char **argv)
         {"methods", cmd_methods},
         {"scan", cmd_scan}, {"search", cmd_search}, {"prune", cmd_prune},
         {"imatrix", cmd_imatrix}, {"tasks", cmd_tasks}, {"stats", cmd_stats},
+        {"finetune", cmd_finetune},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* One tensor of the model as the run sees it. */
 typedef struct {
@@ -401,15 +404,38 @@ static qb_status run_step(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int
     return QB_OK;
 }
 
+/* run_step, on one thread when the model's operations are too small for a thread team (its
+ * start and idle wait cost more than the work: 10x slower on a busy machine, as learned.c
+ * found); the caller's thread count is restored after. */
+static qb_status step_threads(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int n, bool from_order,
+                              qb_finetune_report *r, const volatile int *cancel)
+{
+    const qb_config *c = &ft->student->cfg;
+    const bool small = (size_t)ft->p.seq * c->dim * (size_t)(c->dim + c->hidden_dim) < ((size_t)1 << 24);
+    if (!small) return run_step(ctx, ft, seqs, n, from_order, r, cancel);
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+#endif
+    qb_ctx one = *ctx;
+    one.n_threads = 1;
+    qb_ctx_apply_threads(&one);
+    qb_status st = run_step(&one, ft, seqs, n, from_order, r, cancel);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    if (st != QB_OK) qb_fail(ctx, st, "%s", qb_ctx_errmsg(&one));
+    return st;
+}
+
 qb_status qb_finetune_step(qb_ctx *ctx, qb_finetune *ft, qb_finetune_report *r, const volatile int *cancel)
 {
-    return run_step(ctx, ft, NULL, ft->p.batch, true, r, cancel);
+    return step_threads(ctx, ft, NULL, ft->p.batch, true, r, cancel);
 }
 
 qb_status qb_finetune_step_on(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int n, qb_finetune_report *r)
 {
     if (n < 1) return qb_fail(ctx, QB_ERR_ARG, "a step on %d sequences", n);
-    return run_step(ctx, ft, seqs, n, false, r, NULL);
+    return step_threads(ctx, ft, seqs, n, false, r, NULL);
 }
 
 int qb_finetune_steps_done(const qb_finetune *ft) { return ft->step; }
