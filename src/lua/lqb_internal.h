@@ -140,6 +140,8 @@ int lqb_kld_with_base(lua_State *L);
 /* model:tasks{hellaswag=|winogrande=|multiple_choice= path, tasks=, ctx=, progress=}: task
  * accuracy as llama-perplexity scores it. (lqb_tasks.c) */
 int lqb_model_tasks(lua_State *L);
+/* model:finetune{...} (lqb_finetune.c). */
+int lqb_model_finetune(lua_State *L);
 /* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
  * its parameters) for rules that name none, calib=, imatrix=, progress=. Raises on errors.
  * (lqb_method.c) */

@@ -535,7 +535,7 @@ void lqb_open_model(lua_State *L)
         {"info", l_info},         {"tensors", l_tensors},   {"tensor", l_tensor},
         {"apply", l_apply},       {"apply_ftype", l_apply_ftype}, {"reset", l_reset},
         {"size", l_size},         {"perplexity", l_perplexity}, {"kld", l_kld},
-        {"tasks", lqb_model_tasks},
+        {"tasks", lqb_model_tasks},       {"finetune", lqb_model_finetune},
         {"generate", l_generate}, {"export_gguf", l_export}, {"close", l_close},
         {NULL, NULL},
     };

@@ -294,4 +294,38 @@ T.section("task accuracy", function()
            "stop here", "tasks: an error in the progress callback stops the run")
 end)
 
+T.section("fine-tuning", function()
+  local t <close> = qb.open(S .. "/stories260K.bin")
+  local m <close> = qb.open(S .. "/stories260K.bin")
+  local before
+  local seen, last = 0, nil
+  local r = m:finetune{ plan = "int3-channel", text = text, teacher = t, steps = 12, batch = 2, seq = 64, lr = 1e-3,
+                        on_step = function(s) seen = seen + 1; last = s end }
+  local after = m:kld(t, text, { ctx = 64 }).kld
+  local rtn <close> = qb.open(S .. "/stories260K.bin")
+  rtn:apply(qb.plan{ { "*", "int3-channel" } })
+  before = rtn:kld(t, text, { ctx = 64 }).kld
+  T.eq(r.steps, 12, "finetune: 12 steps")
+  T.eq(#r.loss, 12, "finetune: a loss per step")
+  T.eq(seen, 12, "finetune: on_step after every step")
+  T.eq(last.step, 12, "finetune: on_step's last report is step 12")
+  T.ok(last.tokens == 128 and last.lr > 0 and last.grad_norm > 0, "finetune: on_step reports tokens, lr, |g|")
+  T.ok(r.loss[12] < r.loss[1], "finetune: the loss fell", r.loss[1], r.loss[12])
+  T.ok(after < 0.5 * before, "finetune: KLD from the teacher below half of round-to-nearest's", before, after)
+  T.eq(m:tensor("blk.0.attn_q.weight").format, "int3-channel", "finetune: the matrices stay in the plan's format")
+  local h <close> = qb.open(S .. "/stories260K.bin")
+  h:apply(qb.plan{ { "*", "int3-channel" } })
+  local hr = h:finetune{ heal = true, teacher = t, text = text, steps = 3, batch = 2, seq = 64,
+                         on_step = function(s) return s.step < 2 end }
+  T.ok(hr.stopped and hr.steps == 2 and hr.mode == "heal", "finetune{heal}: on_step returning false stops at step 2")
+  T.raises(function() h:finetune{ heal = true, text = text } end, "give teacher=", "finetune{heal} without a teacher")
+  T.raises(function() m:finetune{ plan = "int4-channel", teacher = m, text = text } end, "another model",
+           "finetune: the model as its own teacher")
+  T.raises(function() m:finetune{ plan = qb.plan{ { "*", "q4_0", "gptq" } }, teacher = t, text = text } end,
+           "names method gptq", "finetune: a plan with another method")
+  T.raises(function() m:finetune{ plan = "int4-channel", teacher = t, text = text, steps = 2,
+                                  on_step = function() error("boom in on_step") end } end,
+           "boom in on_step", "finetune: an error in on_step reaches the recipe")
+end)
+
 T.done()
