@@ -72,11 +72,13 @@ static int l_ftypes(lua_State *L)
 /* qb.methods() → the quantization methods a setting's method= may name in this build */
 static int l_methods(lua_State *L)
 {
-    /* rtn/gptq/awq: model:apply(plan, {method=, calib=}); llm.int8 and smoothquant:
-     * model:act{int8_outlier=true} / model:act{act="int8", smooth=true} */
-    static const char *names[] = {"rtn", "gptq", "awq", "llm.int8", "smoothquant"};
-    lua_createtable(L, 5, 0);
-    for (int i = 0; i < 5; i++) {
+    /* rtn/gptq/awq/learned: model:apply(plan, {method=, calib=}); llm.int8 and smoothquant:
+     * model:act{int8_outlier=true} / model:act{act="int8", smooth=true}; qat and heal:
+     * model:finetune{plan=|heal=true, teacher=, text=} */
+    static const char *names[] = {"rtn", "gptq", "awq", "learned", "llm.int8", "smoothquant", "qat", "heal"};
+    const int n = (int)(sizeof names / sizeof *names);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
         lua_pushstring(L, names[i]);
         lua_rawseti(L, -2, i + 1);
     }

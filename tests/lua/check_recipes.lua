@@ -77,4 +77,19 @@ for _, extra in ipairs({ "method_shootout.lua", "mixed_precision.lua", "outlier_
     end)
   end
 end
+T.section("qat_distill", function()
+  local r = run("qat_distill.lua", "bits=3", "methods=rtn,gptq,learned,qat", "chunks=3", "iters=20", "steps=20",
+                "plots=0", "prefix=qd")
+  local by = {}
+  for _, row in ipairs(r.rows) do by[row.method] = row end
+  T.eq(#r.rows, 4, "qat_distill: one row per method at 3 bits")
+  T.ok(by.learned.kld < by.rtn.kld, "qat_distill: learned rounding diverges less than RTN", by.learned.kld, by.rtn.kld)
+  T.ok(by.qat.kld < by.gptq.kld, "qat_distill: QAT with distillation diverges less than GPTQ", by.qat.kld, by.gptq.kld)
+  T.ok(by.qat.gap > 0 and by.gptq.gap == 0, "qat_distill: the gap column is relative to GPTQ", by.qat.gap)
+  local f = io.open(qb.output_dir() .. "/qd.csv")
+  local header = f and f:read("l")
+  if f then f:close() end
+  T.eq(header, "bits,method,format,model_bpw,ppl,kld,top1,gap,seconds", "qat_distill: CSV header")
+end)
+
 T.done()
