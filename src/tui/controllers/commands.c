@@ -1,5 +1,6 @@
 /* commands.c — built-in `:` commands and the hand-off to Lua (commands.h). */
 #include "tui/controllers/commands.h"
+#include "tui/controllers/trainjob.h"
 #include "tui/controllers/methods.h"
 #include "tui/controllers/planjob.h"
 #include "tui/controllers/plotfile.h"
@@ -16,6 +17,7 @@ static const tui_command_doc docs[] = {
     {"load PATH", "load a plan and apply it"},
     {"export PATH.gguf", "write the model at the plan as GGUF (job; temp file + rename)"},
     {"calib FILE [SAMPLES] [CTX]", "calibrate on a text (job; XᵀX kept for GPTQ/AWQ analyses and applies)"},
+    {"finetune [heal] FILE [STEPS] [LR]", "QAT with distillation of the applied plan (heal: norms only) against the full-precision model; live loss curve (job)"},
     {"imatrix FILE | off", "importance matrix (.dat / GGUF) weighting applies of ggml types, as llama-quantize --imatrix"},
     {"act smoothquant [A] | int8 [T] | off", "W8A8 SmoothQuant (needs :calib) / LLM.int8 on every block matrix (job)"},
     {"gen [PROMPT]", "generate with the base and the plan side by side"},
@@ -93,6 +95,7 @@ void tui_command_run(tui_session *s, const char *line)
         else tui_calibrate(s, path, samples, ctx);
     } else if (!strcmp(cmd, "imatrix")) tui_imatrix(s, a);
     else if (!strcmp(cmd, "act")) tui_act(s, a);
+    else if (!strcmp(cmd, "finetune")) tui_finetune(s, a);
     else if (!strcmp(cmd, "gen")) tui_generate(s, a);
     else if (!strcmp(cmd, "ppl")) {
         char *end;

@@ -84,6 +84,8 @@ static qb_status adopt(tui_session *s, qb_model *m)
     tui_imatrix_drop(s); /* it was made for the old model */
     qb_calib_free(s->calib); /* it was run on the old model */
     s->calib = NULL;
+    s->train_n = 0; /* its loss curve was the old model's */
+    s->train_show = false;
     s->calib_desc[0] = 0;
     for (int i = 0; i < s->n_undo; i++) free(s->undo[i]);
     for (int i = 0; i < s->n_redo; i++) free(s->redo[i]);
@@ -107,7 +109,9 @@ static qb_status adopt(tui_session *s, qb_model *m)
 
 void tui_session_sync(tui_session *s)
 {
-    if ((s->job && (s->job_kind == JOB_APPLY || s->job_kind == JOB_ACT)) || tui_script_holds_model(s)) return;
+    if ((s->job && (s->job_kind == JOB_APPLY || s->job_kind == JOB_ACT || s->job_kind == JOB_TRAIN)) ||
+        tui_script_holds_model(s))
+        return;
     for (int i = 0; i < s->m->n_tensors; i++)
         s->tstate[i] = (tui_tensor_state){s->m->tensors[i].fmt, s->m->tensors[i].nbytes};
     qb_quant_size_compute(s->m, &s->size);
@@ -161,6 +165,7 @@ void tui_session_free(tui_session *s)
     free(s->tstate);
     qb_apply_state_free(s->apply_state);
     qb_calib_free(s->calib);
+    free(s->train_loss);
     tui_imatrix_drop(s);
     if (s->trace) fclose(s->trace);
     memset(s, 0, sizeof *s);

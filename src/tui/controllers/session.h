@@ -32,9 +32,10 @@ enum {
     TUI_MSG_NOTE,                   /* text = a line for the status bar */
     TUI_MSG_METHOD_AN,              /* data = tui_method_an* (methodan.h), i0 = request serial */
     TUI_MSG_CALIB,                  /* data = qb_calib* (moved out by the receiver) */
+    TUI_MSG_TRAIN,                  /* i0 = step, i1 = steps, d0 = loss, d1 = tokens/s (trainjob.c) */
 };
 
-typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB, JOB_ACT } tui_job_kind;
+typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB, JOB_ACT, JOB_TRAIN } tui_job_kind;
 
 typedef struct {
     char text[4096];     /* decoded continuation */
@@ -129,6 +130,13 @@ typedef struct tui_session {
     int n_predict;
     tui_gen_side gen[2];
     bool gen_shown;
+
+    /* fine-tuning (:finetune, trainjob.c): the loss of every step so far, drawn as a curve */
+    double *train_loss;     /* (train_steps); owned */
+    int train_n, train_steps;
+    bool train_show;        /* the curve is shown above the plots (from the start of a run on) */
+    double train_tps, train_t0;
+    char train_desc[160];   /* "QAT + distillation on calib-docs.txt" */
 
     /* last evaluation */
     qb_kld_result eval;     /* the last perplexity/KLD job's result */

@@ -1,6 +1,7 @@
 /* tasks.c — long jobs (tasks.h): plan application, generation, perplexity/KLD and export,
  * each on a worker thread through core/jobs, with results coming back as messages. */
 #include "tui/controllers/tasks.h"
+#include "tui/controllers/trainjob.h"
 #include "tui/controllers/analysis.h"
 #include "tui/controllers/methods.h"
 #include "tui/controllers/planjob.h"
@@ -457,7 +458,11 @@ static void job_done(tui_session *s, const qb_msg *m)
     s->job = NULL;
     s->job_kind = JOB_NONE;
     (void)m;
-    if (kind == JOB_APPLY || kind == JOB_ACT) tui_session_sync(s); /* joined: the model is ours again */
+    if (kind == JOB_APPLY || kind == JOB_ACT || kind == JOB_TRAIN) tui_session_sync(s); /* joined: the model is ours again */
+    if (kind == JOB_TRAIN) {
+        tui_train_done(s, st, err);
+        return;
+    }
     if (kind == JOB_ACT) {
         if (st != QB_OK) tui_status(s, true, "act: %s", st == QB_ERR_CANCELLED ? "cancelled" : err);
         tui_act_done(s, st == QB_OK);
@@ -518,5 +523,6 @@ void tui_task_message(tui_session *s, const qb_msg *m)
     }
     case TUI_MSG_NOTE: tui_status(s, false, "%s", m->text ? m->text : ""); break;
     case TUI_MSG_CALIB: tui_calib_adopt(s, m); break;
+    case TUI_MSG_TRAIN: tui_train_step(s, m); break;
     }
 }

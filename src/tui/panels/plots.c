@@ -117,8 +117,38 @@ static void error_plot(WINDOW *win, const tui_session *s, int y, int x, int h, i
     tui_chart_end(&c, win);
 }
 
+/* The fine-tuning run's loss per step (:finetune), a live curve while it runs. */
+static void loss_plot(WINDOW *win, const tui_session *s, int y, int x, int h, int w)
+{
+    double lo = s->train_loss[0], hi = lo;
+    for (int i = 1; i < s->train_n; i++) {
+        if (s->train_loss[i] < lo) lo = s->train_loss[i];
+        if (s->train_loss[i] > hi) hi = s->train_loss[i];
+    }
+    if (hi <= lo) hi = lo + 1e-6;
+    char title[240];
+    snprintf(title, sizeof title, "training loss: %.160s, step %d/%d", s->train_desc, s->train_n, s->train_steps);
+    tui_legend lg[1] = {{"KL from the full-precision model (per step)", CRT_QUANT}};
+    tui_chart c;
+    if (!tui_chart_begin(&c, win, y, x, h, w, title, lg, 1, 1, s->train_steps > 1 ? s->train_steps : 2, lo, hi, false))
+        return;
+    for (int i = 0; i < s->train_n; i++) {
+        const int dx = tui_chart_dx(&c, i + 1), dy = tui_chart_dy(&c, s->train_loss[i]);
+        if (i + 1 < s->train_n)
+            qb_canvas_line(&c.cv, dx, dy, tui_chart_dx(&c, i + 2), tui_chart_dy(&c, s->train_loss[i + 1]), CRT_QUANT, 1, 0);
+        else qb_canvas_line(&c.cv, dx, dy, dx, dy, CRT_QUANT, 1, 0);
+    }
+    tui_chart_end(&c, win);
+}
+
 void tui_plots_area(WINDOW *win, const tui_session *s, int y, int x, int h, int w)
 {
+    if (s->train_show && s->train_n > 0 && h >= 12) { /* :finetune's curve above the tensor's plots */
+        const int lh = h / 3;
+        loss_plot(win, s, y, x, lh, w);
+        y += lh;
+        h -= lh;
+    }
     bool pending_err = s->an_err[0] && !tui_analysis_pending(s);
     if (pending_err || !s->have_an) {
         if (pending_err && s->an_hint) {
