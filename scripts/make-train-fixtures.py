@@ -182,17 +182,33 @@ FT_PLAN = [("attn_q", "int3-g32-asym", 3, 32, True), ("attn_k", "int3-g32-asym",
            ("ffn_gate", "int4-g64", 4, 64, False), ("ffn_up", "int4-g64", 4, 64, False),
            ("ffn_down", "int4-channel", 4, -1, False)]
 FT = dict(steps=4, warmup=2, min_lr_ratio=0.1, lr=3e-3, weight_decay=0.1, clip=0.5, kd=1.0, ce=0.5, tau=2.0,
-          batch=2, seq=16, exact_steps=2)
+          batch=2, seq=16, exact_steps=2, learn_clip=False, clip_lr=1e-3)
+FT_CLIP = dict(FT, learn_clip=True, clip_lr=1e-2)
 
 
-def finetune_fixtures(cfg, w, out):
+def write_latent(path, trained, clips):
+    """The trained tensors in order, then every learned (alpha, beta) pair in the same order."""
+    with open(path, "wb") as f:
+        for _, t in trained:
+            f.write(t.detach().numpy().astype("<f4").tobytes())
+        for n, _ in trained:
+            if n in clips:
+                for x in clips[n]:
+                    f.write(x.detach().numpy().astype("<f4").tobytes())
+
+
+def finetune_fixtures(cfg, w, out, FT):
     """Steps of QAT + distillation on stories260K as quantbench's finetune runs them: latent
     weights fake-quantized by the formats of FT_PLAN (round-to-nearest, gradient straight through:
     wq = w + (q(w) - w).detach()), teacher = the unquantized model, per sequence
     kd * tau^2 * mean_t KL(softmax(teacher/tau) || softmax(student/tau)) + ce * mean next-token CE,
     the step's loss the mean over its sequences; torch.optim.AdamW (weight decay on matrices only),
     LambdaLR with linear warm-up then cosine to min_lr_ratio, clip_grad_norm_. The token
-    embeddings (tied classifier) stay. The latent weights are written after exact_steps steps
+    embeddings (tied classifier) stay. With learn_clip, every fake-quantized matrix also learns
+    per-group clip factors alpha, beta (fake_quant's, through the rounding; the weights' gradient
+    still straight through: wq = q(w.detach(), alpha, beta) + (w - w.detach())), in their own
+    AdamW group (lr clip_lr, no decay, the same schedule, clipped with the rest), kept in [0.5, 1]
+    after each step. The latent weights are written after exact_steps steps
     (latent-step2.f32: until then float-level differences cannot move a weight across a rounding
     boundary) and after the last (latent.f32)."""
     os.makedirs(out, exist_ok=True)
@@ -209,8 +225,18 @@ def finetune_fixtures(cfg, w, out):
     seqs[:, :, 0] = 1  # BOS
     decay = [t for n, t in trained if t.dim() == 2]
     no_decay = [t for n, t in trained if t.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": FT["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=FT["lr"], betas=(0.9, 0.999), eps=1e-8)
+    clips = {}  # name -> (alpha, beta)
+    if FT["learn_clip"]:
+        for n, t in trained:
+            if n in fmt_of:
+                group = fmt_of[n][2]
+                ng = t.numel() // (t.shape[1] if group < 0 else group)
+                clips[n] = (torch.ones(ng, requires_grad=True), torch.ones(ng, requires_grad=True))
+    clip_params = [x for n, _ in trained if n in clips for x in clips[n]]
+    groups = [{"params": decay, "weight_decay": FT["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    if clip_params:
+        groups.append({"params": clip_params, "weight_decay": 0.0, "lr": FT["clip_lr"]})
+    opt = torch.optim.AdamW(groups, lr=FT["lr"], betas=(0.9, 0.999), eps=1e-8)
 
     def factor(s):
         if s < FT["warmup"]:
@@ -227,9 +253,13 @@ def finetune_fixtures(cfg, w, out):
         for n, t in params:
             if n in fmt_of:
                 _, bits, group, asym = fmt_of[n]
-                ones = torch.ones(t.numel() // (t.shape[1] if group < 0 else group))
-                q = fake_quant(t.detach(), torch.zeros_like(t), ones, ones, bits, group, asym)
-                P[n] = t + (q - t).detach()
+                if n in clips:
+                    q = fake_quant(t.detach(), torch.zeros_like(t), clips[n][0], clips[n][1], bits, group, asym)
+                    P[n] = q + (t - t.detach())
+                else:
+                    ones = torch.ones(t.numel() // (t.shape[1] if group < 0 else group))
+                    q = fake_quant(t.detach(), torch.zeros_like(t), ones, ones, bits, group, asym)
+                    P[n] = t + (q - t).detach()
             else:
                 P[n] = t
         kd_sum, ce_sum, total = 0.0, 0.0, 0.0
@@ -242,26 +272,27 @@ def finetune_fixtures(cfg, w, out):
             kd = tau * tau * (p_t * (torch.log_softmax(tl / tau, dim=-1) - torch.log_softmax(sl / tau, dim=-1))).sum(-1).mean()
             ce = torch.nn.functional.cross_entropy(sl[:-1], torch.tensor(tok[1:]))
             loss = (FT["kd"] * kd + FT["ce"] * ce) / FT["batch"]
-            loss.backward()
+            loss.backward(retain_graph=True)  # the fake quantization is shared by the batch
             kd_sum += kd.item() / FT["batch"]
             ce_sum += ce.item() / FT["batch"]
             total += loss.item()
-        norm = torch.nn.utils.clip_grad_norm_([t for _, t in trained], FT["clip"]).item()
+        norm = torch.nn.utils.clip_grad_norm_([t for _, t in trained] + clip_params, FT["clip"]).item()
         lr = opt.param_groups[0]["lr"]
         opt.step()
         sched.step()
+        with torch.no_grad():
+            for x in clip_params:
+                x.clamp_(0.5, 1.0)
         steps.append({"loss": total, "kd": kd_sum, "ce": ce_sum, "grad_norm": norm, "lr": lr})
         if s + 1 == FT["exact_steps"]:
-            with open(os.path.join(out, "latent-step%d.f32" % (s + 1)), "wb") as f:
-                for _, t in trained:
-                    f.write(t.detach().numpy().astype("<f4").tobytes())
+            write_latent(os.path.join(out, "latent-step%d.f32" % (s + 1)), trained, clips)
         print("finetune step %d: loss %.6f (kd %.6f ce %.6f) |g| %.5f lr %.3g" % (s + 1, total, kd_sum, ce_sum, norm, lr))
-    with open(os.path.join(out, "latent.f32"), "wb") as f:
-        for _, t in trained:
-            f.write(t.detach().numpy().astype("<f4").tobytes())
+    write_latent(os.path.join(out, "latent.f32"), trained, clips)
+    names = [[n, list(t.shape)] for n, t in trained]
+    names += [[n + suffix, [len(clips[n][0])]] for n, _ in trained if n in clips for suffix in ("#alpha", "#beta")]
     index = {"model": "stories260K/stories260K.bin", "torch": torch.__version__, "params": FT,
              "plan": [[k, name] for k, name, _, _, _ in FT_PLAN], "sequences": seqs.tolist(), "steps": steps,
-             "latent": [[n, list(t.shape)] for n, t in trained]}
+             "latent": names}
     with open(os.path.join(out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
         f.write("\n")
@@ -299,7 +330,9 @@ def main():
     print("stories260K: loss %.6f, %d gradients written" % (loss.item(), len(params)))
     fakequant_fixtures(os.path.join(a.out, "fakequant"))
     cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
-    finetune_fixtures(cfg, w, os.path.join(a.out, "finetune"))
+    finetune_fixtures(cfg, w, os.path.join(a.out, "finetune"), FT)
+    cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
+    finetune_fixtures(cfg, w, os.path.join(a.out, "finetune-clip"), FT_CLIP)
 
 
 if __name__ == "__main__":

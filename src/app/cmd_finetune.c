@@ -22,16 +22,16 @@
 #define USAGE                                                                                                          \
     "finetune: usage: quantbench finetune MODEL (TYPE | --plan FILE | --heal) --text FILE --out OUT.gguf\n"         \
     "           [--teacher MODEL] [--steps N] [--batch N] [--seq N] [--lr X] [--min-lr-ratio X] [--warmup N]\n"      \
-    "           [--clip X] [--weight-decay X] [--kd W] [--ce W] [--tau T] [--seed N]\n"                               \
+    "           [--clip X] [--weight-decay X] [--kd W] [--ce W] [--tau T] [--seed N] [--learn-clip [--clip-lr X]]\n"  \
     "           [--checkpoint FILE] [--save-every N] [--resume FILE] [--stop-after N]\n"                              \
     "           [--eval FILE] [--chunks N] [--ctx N] [-t N]\n"                                                        \
     "  TYPE: a format (int2-g64, q2_k, ...) for every matrix, or a llama-quantize type (Q2_K, Q4_K_M)"
 
 typedef struct {
     const char *model, *type, *plan, *text, *out, *teacher, *ckpt, *resume, *eval, *tok;
-    bool heal;
+    bool heal, learn_clip;
     long steps, batch, seq, warmup, seed, save_every, stop_after, chunks, ctx, threads;
-    double lr, min_lr, clip, wd, kd, ce, tau;
+    double lr, min_lr, clip, wd, kd, ce, tau, clip_lr;
 } ft_args;
 
 static int parse(int argc, char **argv, ft_args *a)
@@ -69,6 +69,8 @@ static int parse(int argc, char **argv, ft_args *a)
         else if (!strcmp(o, "--ce")) ok = cli_float(o, v, 0, 1e6, &a->ce);
         else if (!strcmp(o, "--tau")) ok = cli_float(o, v, 1e-3, 1e3, &a->tau);
         else if (!strcmp(o, "--heal")) a->heal = true, val = false;
+        else if (!strcmp(o, "--learn-clip")) a->learn_clip = true, val = false;
+        else if (!strcmp(o, "--clip-lr")) ok = cli_float(o, v, 1e-9, 1, &a->clip_lr);
         else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             puts(USAGE + strlen("finetune: "));
             return -1;
@@ -201,7 +203,8 @@ int cmd_finetune(int argc, char **argv)
     qb_finetune_params p = {.steps = (int)a.steps, .batch = (int)a.batch, .seq = (int)a.seq, .lr = (float)a.lr,
                             .min_lr_ratio = (float)a.min_lr, .warmup = (int)a.warmup, .clip = (float)a.clip,
                             .weight_decay = (float)a.wd, .kd = (float)a.kd, .ce = (float)a.ce, .tau = (float)a.tau,
-                            .heal = a.heal, .seed = (uint64_t)a.seed};
+                            .heal = a.heal, .seed = (uint64_t)a.seed, .learn_clip = a.learn_clip,
+                            .clip_lr = (float)a.clip_lr};
     p.clip = a.clip < 0 ? 0 : a.clip == 0 ? -1 : (float)a.clip; /* --clip 0: none; not given: core's default */
     if (qb_finetune_begin(&ctx, student, teacher, text, n_text, &p, &ft) != QB_OK ||
         (a.resume && qb_finetune_resume(&ctx, ft, a.resume) != QB_OK)) {
@@ -214,6 +217,7 @@ int cmd_finetune(int argc, char **argv)
     printf("finetune %s: %s, teacher %s\n", student->path,
            a.heal ? "healing (norms and biases train, matrices stay)" : "quantization-aware (latent weights through each format's fake quantization)",
            teacher->path);
+    if (q->learn_clip) printf("  integer formats learn each group's clip factors (lr %g)\n", q->clip_lr);
     printf("  %d steps × %d sequences of %d tokens from %s (%d tokens), lr %g (warm-up %d, cosine to %g×), clip %s, "
            "loss %g·KL(τ=%g) + %g·CE\n",
            q->steps, q->batch, q->seq, a.text, n_text, q->lr, q->warmup, q->min_lr_ratio, clipbuf, q->kd, q->tau, q->ce);

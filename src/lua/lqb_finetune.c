@@ -4,7 +4,8 @@
  *   local r = m:finetune{plan = "int2-g64" | "Q2_K" | qb.plan, text = "calib.txt",
  *                        teacher = t, steps = 100, batch = 4, seq = 128, lr = 1e-4, kd = 1, ce = 0,
  *                        tau = 1, warmup = 10, clip = 1, weight_decay = 0, seed = 1,
- *                        heal = false, on_step = function(s) ... end}
+ *                        heal = false, learn_clip = false, clip_lr = 1e-3,
+ *                        on_step = function(s) ... end}
  *
  * plan: every matrix it names is quantized by round-to-nearest, then trained through its
  * format's fake quantization (rules with another method are refused); heal = true instead
@@ -102,7 +103,9 @@ int lqb_model_finetune(lua_State *L)
                             .weight_decay = (float)lqb_opt_num(L, o, "weight_decay", 0),
                             .kd = (float)lqb_opt_num(L, o, "kd", -1), .ce = (float)lqb_opt_num(L, o, "ce", 0),
                             .tau = (float)lqb_opt_num(L, o, "tau", 0), .heal = lqb_opt_bool(L, o, "heal", false),
-                            .seed = (uint64_t)lqb_opt_int(L, o, "seed", 0)};
+                            .seed = (uint64_t)lqb_opt_int(L, o, "seed", 0),
+                            .learn_clip = lqb_opt_bool(L, o, "learn_clip", false),
+                            .clip_lr = (float)lqb_opt_num(L, o, "clip_lr", 0)};
     if (p.steps < 1 || p.batch < 1 || p.seq < 2 || p.steps > 10000000 || p.batch > 100000 || p.seq > (1 << 20))
         return luaL_error(L, "bad option 'steps'/'batch'/'seq' to 'finetune' (steps, batch >= 1, seq >= 2)");
     const qb_model *teacher = NULL;

@@ -66,7 +66,7 @@ void qb_fq_forward(const qb_format *f, const float *w, int64_t rows, int64_t n, 
         group_grid G;
         const float *wk = w + k * g;
         make_grid(f, wk, g, alpha[k], beta[k], &G);
-        for (int64_t i = 0; i < g; i++) wq[k * g + i] = G.d * (code(&G, wk[i], v[k * g + i], maxq) - G.z);
+        for (int64_t i = 0; i < g; i++) wq[k * g + i] = G.d * (code(&G, wk[i], v ? v[k * g + i] : 0.0f, maxq) - G.z);
     }
 }
 
@@ -85,7 +85,7 @@ void qb_fq_backward(const qb_format *f, const float *w, int64_t rows, int64_t n,
          * ∂wq/∂v = d·in, ∂wq/∂d = (c − z) − in·w/d, ∂wq/∂z = d (in − 1) */
         double gd = 0, gz = 0;
         for (int64_t i = 0; i < g; i++) {
-            const float gw = dwq[k * g + i], vi = v[k * g + i];
+            const float gw = dwq[k * g + i], vi = v ? v[k * g + i] : 0.0f;
             const float u = rintf(wk[i] / G.d + vi) + G.z;
             const bool in = u >= 0.0f && u <= maxq;
             const float c = in ? u : u < 0.0f ? 0.0f : maxq;
@@ -136,7 +136,7 @@ qb_status qb_fq_pack(qb_ctx *ctx, const qb_format *f, const float *w, int64_t ro
             for (int64_t i = 0; i < g; i++) clipped[i] = fminf(fmaxf(wk[i], G.mn * beta[k]), G.mx * alpha[k]);
             qb_grid_start(&grid, row, j, clipped, NULL);
             for (int64_t i = 0; i < g; i++)
-                (void)qb_grid_round(&grid, row, j * g + i, G.d * (code(&G, wk[i], v[k * g + i], maxq) - G.z));
+                (void)qb_grid_round(&grid, row, j * g + i, G.d * (code(&G, wk[i], v ? v[k * g + i] : 0.0f, maxq) - G.z));
         }
     }
     free(clipped);

@@ -20,7 +20,8 @@
  * is not an INT format with groups or per channel. */
 int64_t qb_fq_groups(const qb_format *f, int64_t rows, int64_t n);
 
-/* wq (rows × n) from w with offsets v (rows × n) and clip factors alpha, beta (one per group). */
+/* wq (rows × n) from w with offsets v (rows × n; NULL: all 0) and clip factors alpha, beta (one per
+ * group). v may be NULL in the two functions below too. */
 void qb_fq_forward(const qb_format *f, const float *w, int64_t rows, int64_t n, const float *v, const float *alpha,
                    const float *beta, float *wq);
 

@@ -9,6 +9,7 @@
 #include "../quant/format.h"
 #include "../tokenizer/tokenizer.h"
 #include "../util/ckpt_file.h"
+#include "fakequant.h"
 #include "fold.h"
 
 #include <jansson.h>
@@ -29,6 +30,10 @@ typedef struct {
     float **grad;   /* its slot in the gradients (NULL array when it does not train) */
     float *fq;      /* owned: the fake-quantized values (matrices in a quantized format), else NULL */
     float *m, *v;   /* owned: AdamW's moments, when it trains */
+    /* learnable clipping (learn_clip, integer formats with groups): per group α, β, their
+       gradients and moments; all owned, NULL otherwise */
+    float *clip[2], *clip_g[2], *clip_m[2], *clip_v[2];
+    int64_t ng;
     size_t n;
     bool trains, decay;
 } ft_slot;
@@ -95,6 +100,10 @@ static qb_status fake_quantize(qb_ctx *ctx, qb_finetune *ft, ft_slot *s)
 {
     const qb_tensor *t = s->t;
     const int64_t n = t->ne[0], rows = qb_tensor_rows(t);
+    if (s->clip[0]) { /* the format's grid for the learned range: the values its packed bytes hold */
+        qb_fq_forward(&t->fmt, *s->lat, rows, n, NULL, s->clip[0], s->clip[1], s->fq);
+        return QB_OK;
+    }
     qb_status st = qb_quantize_matrix(ctx, &t->fmt, *s->lat, rows, n, ft->packed, NULL);
     if (st != QB_OK) return st;
     const size_t rb = qb_format_row_bytes(&t->fmt, n);
@@ -111,9 +120,11 @@ void qb_finetune_end(qb_finetune *ft)
 {
     if (!ft) return;
     for (int i = 0; ft->slots && i < ft->n_slots; i++) {
-        free(ft->slots[i].fq);
-        free(ft->slots[i].m);
-        free(ft->slots[i].v);
+        ft_slot *sl = &ft->slots[i];
+        free(sl->fq);
+        free(sl->m);
+        free(sl->v);
+        for (int c = 0; c < 2; c++) free(sl->clip[c]), free(sl->clip_g[c]), free(sl->clip_m[c]), free(sl->clip_v[c]);
     }
     free(ft->slots);
     free(ft->run.layers);
@@ -145,6 +156,8 @@ static qb_status defaults(qb_ctx *ctx, const qb_finetune_params *in, qb_finetune
     if (p->kd < 0) p->kd = 1.0f;
     if (!(p->tau > 0)) p->tau = 1.0f;
     if (p->seed == 0) p->seed = 0x5eed;
+    if (!(p->clip_lr > 0)) p->clip_lr = 1e-3f;
+    if (p->heal) p->learn_clip = false;
     if (p->seq < 2) return qb_fail(ctx, QB_ERR_ARG, "fine-tuning sequences of %d tokens (at least 2)", p->seq);
     if (p->min_lr_ratio > 1) return qb_fail(ctx, QB_ERR_ARG, "a learning-rate floor ratio of %g (0..1)", p->min_lr_ratio);
     if (p->warmup > p->steps) return qb_fail(ctx, QB_ERR_ARG, "%d warm-up steps of %d", p->warmup, p->steps);
@@ -195,6 +208,16 @@ static qb_status plan_slots(qb_ctx *ctx, qb_finetune *ft)
                 if (!(s->fq = malloc(s->n * sizeof(float)))) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
                 *s->run = s->fq;
                 n_fq++;
+                s->ng = ft->p.learn_clip && s->trains ? qb_fq_groups(&t->fmt, qb_tensor_rows(t), t->ne[0]) : 0;
+                for (int c = 0; c < 2 && s->ng; c++) {
+                    s->clip[c] = malloc((size_t)s->ng * sizeof(float));
+                    s->clip_g[c] = calloc((size_t)s->ng, sizeof(float));
+                    s->clip_m[c] = calloc((size_t)s->ng, sizeof(float));
+                    s->clip_v[c] = calloc((size_t)s->ng, sizeof(float));
+                    if (!s->clip[c] || !s->clip_g[c] || !s->clip_m[c] || !s->clip_v[c])
+                        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory for the clip factors");
+                    for (int64_t k = 0; k < s->ng; k++) s->clip[c][k] = 1.0f;
+                }
                 size_t bytes = (size_t)qb_tensor_rows(t) * qb_format_row_bytes(&t->fmt, t->ne[0]);
                 if (bytes > largest) largest = bytes;
             }
@@ -340,22 +363,43 @@ static double now(void)
 /* The optimizer step after the gradients of a batch: clip, AdamW, fake quantization again. */
 static qb_status update(qb_ctx *ctx, qb_finetune *ft, qb_finetune_report *r)
 {
-    float *g[ft->n_slots > 0 ? ft->n_slots : 1];
-    size_t n[ft->n_slots > 0 ? ft->n_slots : 1];
+    const int cap = 3 * (ft->n_slots > 0 ? ft->n_slots : 1);
+    float *g[cap];
+    size_t n[cap];
     int k = 0;
-    for (int i = 0; i < ft->n_slots; i++)
-        if (ft->slots[i].trains) {
-            g[k] = *ft->slots[i].grad;
-            n[k++] = ft->slots[i].n;
+    for (int i = 0; i < ft->n_slots; i++) {
+        ft_slot *s = &ft->slots[i];
+        if (!s->trains) continue;
+        g[k] = *s->grad;
+        n[k++] = s->n;
+        if (!s->clip[0]) continue;
+        /* the clip factors' gradients through the rounding, from the accumulated gradient of
+           the fake-quantized values (the factors were fixed over the step's sequences) */
+        const qb_tensor *t = s->t;
+        for (int c = 0; c < 2; c++) memset(s->clip_g[c], 0, (size_t)s->ng * sizeof(float));
+        qb_fq_backward(&t->fmt, *s->lat, qb_tensor_rows(t), t->ne[0], NULL, s->clip[0], s->clip[1], *s->grad, NULL,
+                       s->clip_g[0], s->clip_g[1]);
+        for (int c = 0; c < 2; c++) {
+            g[k] = s->clip_g[c];
+            n[k++] = (size_t)s->ng;
         }
+    }
     const double norm = qb_grad_norm(g, n, k);
     if (!isfinite(norm))
         return qb_fail(ctx, QB_ERR_ARG, "the gradient is not finite at step %d (lower the learning rate)", ft->step + 1);
     if (ft->p.clip > 0) qb_grad_clip(g, n, k, norm, ft->p.clip);
     const float lr = qb_lr_at(&ft->opt, ft->step);
+    /* the clip factors on the same schedule from their own peak, without decay, kept in [0.5, 1] */
+    const float clip_lr = (float)((double)ft->p.clip_lr * lr / ft->p.lr);
     for (int i = 0; i < ft->n_slots; i++) {
         ft_slot *s = &ft->slots[i];
-        if (s->trains) qb_adamw_update(&ft->opt, lr, ft->step + 1, s->decay, *s->lat, *s->grad, s->m, s->v, s->n);
+        if (!s->trains) continue;
+        qb_adamw_update(&ft->opt, lr, ft->step + 1, s->decay, *s->lat, *s->grad, s->m, s->v, s->n);
+        for (int c = 0; c < 2 && s->clip[c]; c++) {
+            qb_adamw_update(&ft->opt, clip_lr, ft->step + 1, false, s->clip[c], s->clip_g[c], s->clip_m[c],
+                            s->clip_v[c], (size_t)s->ng);
+            for (int64_t j = 0; j < s->ng; j++) s->clip[c][j] = fminf(fmaxf(s->clip[c][j], 0.5f), 1.0f);
+        }
     }
     ft->step++;
     for (int i = 0; i < ft->n_slots; i++) {
@@ -443,11 +487,21 @@ const qb_finetune_params *qb_finetune_get_params(const qb_finetune *ft) { return
 
 const float *qb_finetune_latent(const qb_finetune *ft, const char *name, size_t *n)
 {
-    for (int i = 0; i < ft->n_slots; i++)
-        if (ft->slots[i].trains && !strcmp(ft->slots[i].t->name, name)) {
-            *n = ft->slots[i].n;
-            return *ft->slots[i].lat;
+    const char *hash = strchr(name, '#');
+    const size_t len = hash ? (size_t)(hash - name) : strlen(name);
+    const int c = !hash ? -1 : !strcmp(hash, "#alpha") ? 0 : !strcmp(hash, "#beta") ? 1 : -2;
+    if (c == -2) return NULL;
+    for (int i = 0; i < ft->n_slots; i++) {
+        const ft_slot *s = &ft->slots[i];
+        if (!s->trains || strlen(s->t->name) != len || strncmp(s->t->name, name, len)) continue;
+        if (c < 0) {
+            *n = s->n;
+            return *s->lat;
         }
+        if (!s->clip[c]) return NULL;
+        *n = (size_t)s->ng;
+        return s->clip[c];
+    }
     return NULL;
 }
 
@@ -468,11 +522,11 @@ static json_t *describe(const qb_finetune *ft, bool with_step)
     const qb_finetune_params *p = &ft->p;
     char seed[24];
     snprintf(seed, sizeof seed, "%016llx", (unsigned long long)p->seed);
-    json_t *par = json_pack("{s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:s}", "steps", p->steps,
+    json_t *par = json_pack("{s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:s, s:b, s:f}", "steps", p->steps,
                             "batch", p->batch, "seq", p->seq, "lr", dec(p->lr), "min_lr_ratio",
                             dec(p->min_lr_ratio), "warmup", p->warmup, "clip", dec(p->clip), "weight_decay",
                             dec(p->weight_decay), "kd", dec(p->kd), "ce", dec(p->ce), "tau", dec(p->tau),
-                            "heal", p->heal, "seed", seed);
+                            "heal", p->heal, "seed", seed, "learn_clip", p->learn_clip, "clip_lr", dec(p->clip_lr));
     json_t *tensors = json_array();
     for (int i = 0; i < ft->n_slots; i++) {
         const qb_tensor *t = ft->slots[i].t;
@@ -495,23 +549,46 @@ static char *array_name(const char *tensor, const char *part)
     return s;
 }
 
+/* The arrays a checkpoint keeps of a trained slot: its latent values and moments, and its clip
+ * factors and their moments when it learns them; returns how many (at most 9). */
+typedef struct {
+    const char *part; /* "" for the values, "m", "v", "alpha", "alpha.m", … */
+    float *data;
+    size_t n;
+} state_array;
+
+static int slot_state(const ft_slot *s, state_array out[9])
+{
+    static const char *parts[2][3] = {{"alpha", "alpha.m", "alpha.v"}, {"beta", "beta.m", "beta.v"}};
+    int k = 0;
+    out[k++] = (state_array){"", *s->lat, s->n};
+    out[k++] = (state_array){"m", s->m, s->n};
+    out[k++] = (state_array){"v", s->v, s->n};
+    for (int c = 0; c < 2 && s->clip[c]; c++) {
+        out[k++] = (state_array){parts[c][0], s->clip[c], (size_t)s->ng};
+        out[k++] = (state_array){parts[c][1], s->clip_m[c], (size_t)s->ng};
+        out[k++] = (state_array){parts[c][2], s->clip_v[c], (size_t)s->ng};
+    }
+    return k;
+}
+
 qb_status qb_finetune_save(qb_ctx *ctx, const qb_finetune *ft, const char *path)
 {
     json_t *d = describe(ft, true);
     char *meta = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(d);
     int k = 0;
-    for (int i = 0; i < ft->n_slots; i++) k += ft->slots[i].trains ? 3 : 0;
+    state_array sa[9];
+    for (int i = 0; i < ft->n_slots; i++) k += ft->slots[i].trains ? slot_state(&ft->slots[i], sa) : 0;
     qb_ckpt_array *a = calloc((size_t)(k ? k : 1), sizeof *a);
     qb_status st = meta && a ? QB_OK : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
     int j = 0;
     for (int i = 0; st == QB_OK && i < ft->n_slots; i++) {
         const ft_slot *s = &ft->slots[i];
         if (!s->trains) continue;
-        const char *part[3] = {"", "m", "v"};
-        const float *arr[3] = {*s->lat, s->m, s->v};
-        for (int q = 0; q < 3 && st == QB_OK; q++, j++) {
-            a[j] = (qb_ckpt_array){.name = array_name(s->t->name, part[q]), .data = arr[q], .count = s->n};
+        const int ns = slot_state(s, sa);
+        for (int q = 0; q < ns && st == QB_OK; q++, j++) {
+            a[j] = (qb_ckpt_array){.name = array_name(s->t->name, sa[q].part), .data = sa[q].data, .count = sa[q].n};
             if (!a[j].name) st = qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", path);
         }
     }
@@ -577,30 +654,21 @@ qb_status qb_finetune_resume(qb_ctx *ctx, qb_finetune *ft, const char *path)
         else if (s < 0 || s > ft->p.steps)
             st = qb_fail(ctx, QB_ERR_FORMAT, "%s: step %lld of a %d-step run", path, (long long)s, ft->p.steps);
         /* every array present and of its size before anything changes */
-        for (int i = 0; st == QB_OK && i < ft->n_slots; i++) {
-            const ft_slot *sl = &ft->slots[i];
-            if (!sl->trains) continue;
-            const char *part[3] = {"", "m", "v"};
-            for (int q = 0; q < 3 && st == QB_OK; q++) {
-                char *nm = array_name(sl->t->name, part[q]);
-                const qb_ckpt_array *a = nm ? qb_ckpt_find(c, nm) : NULL;
-                if (!a || a->count != sl->n)
-                    st = qb_fail(ctx, QB_ERR_FORMAT, "%s: array %s is %s", path, nm ? nm : "?", a ? "of another size" : "missing");
-                free(nm);
+        state_array sa[9];
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; st == QB_OK && i < ft->n_slots; i++) {
+                if (!ft->slots[i].trains) continue;
+                const int ns = slot_state(&ft->slots[i], sa);
+                for (int q = 0; q < ns && st == QB_OK; q++) {
+                    char *nm = array_name(ft->slots[i].t->name, sa[q].part);
+                    const qb_ckpt_array *a = nm ? qb_ckpt_find(c, nm) : NULL;
+                    if (pass == 0 && (!a || a->count != sa[q].n))
+                        st = qb_fail(ctx, QB_ERR_FORMAT, "%s: array %s is %s", path, nm ? nm : "?",
+                                     a ? "of another size" : "missing");
+                    else if (pass == 1) memcpy(sa[q].data, a->data, sa[q].n * sizeof(float));
+                    free(nm);
+                }
             }
-        }
-        for (int i = 0; st == QB_OK && i < ft->n_slots; i++) {
-            ft_slot *sl = &ft->slots[i];
-            if (!sl->trains) continue;
-            const char *part[3] = {"", "m", "v"};
-            float *dst[3] = {*sl->lat, sl->m, sl->v};
-            for (int q = 0; q < 3; q++) {
-                char *nm = array_name(sl->t->name, part[q]);
-                const qb_ckpt_array *a = nm ? qb_ckpt_find(c, nm) : NULL;
-                if (a) memcpy(dst[q], a->data, sl->n * sizeof(float));
-                free(nm);
-            }
-        }
         if (st == QB_OK) {
             ft->step = (int)s;
             for (int i = 0; st == QB_OK && i < ft->n_slots; i++)
@@ -636,7 +704,9 @@ qb_status qb_finetune_finish(qb_ctx *ctx, qb_finetune *ft)
             const size_t bytes = (size_t)rows * qb_format_row_bytes(&t->fmt, n);
             void *buf = malloc(bytes);
             if (!buf) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory packing %s", t->name);
-            else if ((st = qb_quantize_matrix(ctx, &t->fmt, *s->lat, rows, n, buf, NULL)) != QB_OK) free(buf);
+            else if ((st = s->clip[0] ? qb_fq_pack(ctx, &t->fmt, *s->lat, rows, n, NULL, s->clip[0], s->clip[1], buf)
+                                      : qb_quantize_matrix(ctx, &t->fmt, *s->lat, rows, n, buf, NULL)) != QB_OK)
+                free(buf);
             else stg[k++] = (staged){t, buf, bytes};
         } else {
             float *buf = malloc(s->n * sizeof(float));

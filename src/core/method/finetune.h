@@ -9,7 +9,9 @@
  *    LLM-QAT / EfficientQAT's end-to-end stage train. Matrices, norms and biases train; the
  *    token embeddings stay (a tied classifier with them). At the end every matrix is packed
  *    from its latent values in its format and installed, so the model runs, evaluates and
- *    exports packed.
+ *    exports packed. With learn_clip, integer formats with groups also learn per-group clip
+ *    factors (the range each group's grid covers) by the same optimizer, as LSQ / OmniQuant's
+ *    learnable clipping; their gradients come through the format's rounding (fakequant.h).
  *  - heal: the student's matrices stay exactly as they are (any method's result, e.g. a GPTQ
  *    GGUF); only the float parameters (norms, biases) train: a cheap repair.
  *
@@ -37,6 +39,10 @@ typedef struct {
     float ce;           /* weight of the cross-entropy term (default 0) */
     float tau;          /* distillation temperature (0 = 1) */
     bool heal;          /* train only norms and biases; matrices stay as they are */
+    bool learn_clip;    /* QAT: integer formats with groups or per channel also learn each group's
+                           clip factors α (on its maximum) and β (on its minimum) in [0.5, 1]
+                           (fakequant.h's parametrisation), packed with them */
+    float clip_lr;      /* their peak learning rate (0 = 1e-3), on the same schedule */
     uint64_t seed;      /* data order (0 = a fixed default) */
 } qb_finetune_params;
 
@@ -75,7 +81,8 @@ int qb_finetune_steps_done(const qb_finetune *ft);
 /* The parameters in force (defaults filled in). */
 const qb_finetune_params *qb_finetune_get_params(const qb_finetune *ft);
 /* Latent values of the trained tensor named name (e.g. "blk.0.attn_q.weight"), *n floats;
- * NULL when it does not train. Borrowed, valid until the next step. */
+ * with "#alpha" / "#beta" after the name, its learned clip factors (one per group); NULL when
+ * it does not train (or learns no clip factors). Borrowed, valid until the next step. */
 const float *qb_finetune_latent(const qb_finetune *ft, const char *name, size_t *n);
 
 /* Write a checkpoint to path atomically (temp file + rename): nothing is lost if it fails. */
