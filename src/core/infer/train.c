@@ -328,8 +328,9 @@ static qb_attn_shape attn_shape(const qb_config *c, int l, int T)
                            .window = qb_config_layer_slides(c, l) ? c->swa_window : 0};
 }
 
-/* Block l on the residual x (T, dim), in place, keeping its activations in tp->la[l]. */
-static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
+/* Block l on the residual x (T, dim), in place, keeping its activations in tp->la[l]. False:
+ * no memory for the attention's working copy (x is then partly updated). */
+static bool block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
 {
     const qb_config *c = &tp->m->cfg;
     const int dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim;
@@ -356,7 +357,7 @@ static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
     rope_rows(a->k, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
               c->rope_layout);
     qb_attn_shape as = attn_shape(c, l, T);
-    qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att);
+    if (!qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att)) return false;
     linear(P->wo, a->att, T, qd, dim, a->o);
     const float *br = a->o;
     if (P->post_attn_norm) {
@@ -376,6 +377,7 @@ static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
         br = tp->dbr;
     }
     for (size_t i = 0; i < td; i++) x[i] += br[i];
+    return true;
 }
 
 qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const int32_t *tokens, int T,
@@ -394,7 +396,11 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
     float *x = tp->x_fin; /* the residual stream, left in x_fin after the last layer */
     for (int t = 0; t < T; t++)
         for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = p->tok_embd[(size_t)tokens[t] * dim + i] * c->embed_scale;
-    for (int l = 0; l < c->n_layers; l++) block_forward(tp, l, &p->layers[l], x, T);
+    for (int l = 0; l < c->n_layers; l++)
+        if (!block_forward(tp, l, &p->layers[l], x, T)) {
+            tp->T = 0;
+            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
+        }
     rmsnorm_rows(tp->xn_out, x, p->output_norm, T, dim, c->norm_eps);
     linear(p->output, tp->xn_out, T, dim, tp->vocab, logits);
     if (c->final_softcap > 0) {
@@ -414,7 +420,10 @@ qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb
     if (l < 0 || l >= tp->m->cfg.n_layers)
         return qb_fail(ctx, QB_ERR_ARG, "block %d of a %d-block model", l, tp->m->cfg.n_layers);
     qb_ctx_apply_threads(ctx);
-    block_forward(tp, l, P, x, T);
+    if (!block_forward(tp, l, P, x, T)) {
+        tp->T = 0;
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
+    }
     tp->T = T;
     tp->block = l;
     return QB_OK;
