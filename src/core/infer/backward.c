@@ -1,7 +1,6 @@
 /* backward.c — the backward of each forward operation (backward.h), written from the
  * derivatives, fp32 storage with double sums where a row is reduced. */
 #include "backward.h"
-#include "matmul.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -13,81 +12,39 @@
  * tiny models runs these thousands of times) */
 #define PAR_MIN 65536
 
-/* a (r, c) → (c, r), or NULL without memory */
-static float *transpose(const float *a, int r, int c)
+/* C (m × n) += A·B through the kernels' gemm_f32 (A's element (r, p) at a[r·ars + p·acs], B
+ * row-major), cut into blocks of C in parallel when par. Only m and n are cut, never k, so
+ * every element is one kernel's sum in order of p: the same bits whatever the blocks and the
+ * thread count. Blocks are made smaller until each thread has a few. */
+static void add_product(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
+                        size_t ldc, bool par)
 {
-    float *t = malloc((size_t)r * c * sizeof *t);
-    if (!t) return NULL;
-#pragma omp parallel for schedule(static) if ((size_t)r * c > PAR_MIN)
-    for (int j = 0; j < c; j++)
-        for (int i = 0; i < r; i++) t[(size_t)j * r + i] = a[(size_t)i * c + j];
-    return t;
-}
-
-/* y (rows, cols) += x (rows, k) · wᵀ, w (cols, k) row-major f32, through the forward pass's
- * matrix kernels; false without memory (nothing added) */
-static bool add_matmul(const float *w, int cols, int k, const float *x, int rows, float *y)
-{
-    float *tmp = malloc((size_t)rows * cols * sizeof *tmp);
-    if (!tmp) return false;
-    qb_tensor t = {.n_dims = 2, .ne = {k, cols, 1, 1}, .type = QB_TYPE_F32, .data = w,
-                   .nbytes = (size_t)k * cols * sizeof(float)};
-    t.fmt = qb_format_ggml(QB_TYPE_F32);
-    qb_matmul(&t, x, rows, tmp);
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)
-    for (size_t i = 0; i < (size_t)rows * cols; i++) y[i] += tmp[i];
-    free(tmp);
-    return true;
+    const qb_kernel_table *kt = qb_kernels();
+    if (!par) {
+        kt->gemm_f32(m, n, k, a, ars, acs, b, ldb, c, ldc, true);
+        return;
+    }
+    /* rows in multiples of the kernels' 6-row tiles, columns of their 64- and 16-wide panels */
+    int bm = 96, bn = 128;
+    const int want = 4 * omp_get_max_threads();
+    while (bm > 12 && ((m + bm - 1) / bm) * ((n + bn - 1) / bn) < want) bm /= 2;
+    const int nbm = (m + bm - 1) / bm, nbn = (n + bn - 1) / bn;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int ib = 0; ib < nbm; ib++)
+        for (int jb = 0; jb < nbn; jb++) {
+            const int i0 = ib * bm, j0 = jb * bn;
+            kt->gemm_f32(m - i0 < bm ? m - i0 : bm, n - j0 < bn ? n - j0 : bn, k, a + (size_t)i0 * ars, ars, acs,
+                         b + j0, ldb, c + (size_t)i0 * ldc + j0, ldc, true);
+        }
 }
 
 void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n, int m, float *dx, float *dw)
 {
     const bool big = (size_t)T * n * m > (PAR_MIN << 5); /* multiply-adds */
-    if (big) { /* as the forward's products: dx = dy·(wᵀ)ᵀ, dwᵀ... dw = dyᵀ·(xᵀ)ᵀ */
-        bool done_dx = !dx, done_dw = !dw;
-        if (dx) {
-            float *wt = transpose(w, m, n); /* (n, m) */
-            done_dx = wt && add_matmul(wt, n, m, dy, T, dx);
-            free(wt);
-        }
-        if (dw) {
-            float *dyt = transpose(dy, T, m), *xt = transpose(x, T, n); /* (m, T), (n, T) */
-            done_dw = dyt && xt && add_matmul(xt, n, T, dyt, m, dw);
-            free(dyt);
-            free(xt);
-        }
-        if (done_dx) dx = NULL;
-        if (done_dw) dw = NULL;
-        if (!dx && !dw) return;
-        /* short of memory: the loops below need none */
-    }
-    if (dx) {
-#pragma omp parallel for schedule(static) if (big)
-        for (int t = 0; t < T; t++) {
-            float *dxt = dx + (size_t)t * n;
-            const float *dyt = dy + (size_t)t * m;
-            for (int i = 0; i < m; i++) {
-                const float g = dyt[i];
-                if (g == 0.0f) continue;
-                const float *wi = w + (size_t)i * n;
-#pragma omp simd
-                for (int j = 0; j < n; j++) dxt[j] += g * wi[j];
-            }
-        }
-    }
-    if (dw) {
-#pragma omp parallel for schedule(static) if (big)
-        for (int i = 0; i < m; i++) {
-            float *dwi = dw + (size_t)i * n;
-            for (int t = 0; t < T; t++) {
-                const float g = dy[(size_t)t * m + i];
-                if (g == 0.0f) continue;
-                const float *xt = x + (size_t)t * n;
-#pragma omp simd
-                for (int j = 0; j < n; j++) dwi[j] += g * xt[j];
-            }
-        }
-    }
+    /* dx (T, n) += dy (T, m) · w (m, n) */
+    if (dx) add_product(T, n, m, dy, (size_t)m, 1, w, (size_t)n, dx, (size_t)n, big);
+    /* dw (m, n) += dyᵀ · x (T, n): dyᵀ read in place (its element (i, t) is dy[t·m + i]) */
+    if (dw) add_product(m, n, T, dy, 1, (size_t)m, x, (size_t)n, dw, (size_t)n, big);
 }
 
 bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n, float eps, float *dx, float *dw)
