@@ -12,19 +12,16 @@
  * tiny models runs these thousands of times) */
 #define PAR_MIN 65536
 
-/* C (m × n) += A·B through the kernels' gemm_f32 (A's element (r, p) at a[r·ars + p·acs], B
- * row-major), cut into blocks of C in parallel when par. Only m and n are cut, never k, so
- * every element is one kernel's sum in order of p: the same bits whatever the blocks and the
- * thread count. Blocks are made smaller until each thread has a few. */
-static void add_product(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
-                        size_t ldc, bool par)
+void qb_product_f32(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
+                    size_t ldc, bool accumulate, bool parallel)
 {
     const qb_kernel_table *kt = qb_kernels();
-    if (!par) {
-        kt->gemm_f32(m, n, k, a, ars, acs, b, ldb, c, ldc, true);
+    if (!parallel) {
+        kt->gemm_f32(m, n, k, a, ars, acs, b, ldb, c, ldc, accumulate);
         return;
     }
-    /* rows in multiples of the kernels' 6-row tiles, columns of their 64- and 16-wide panels */
+    /* rows in multiples of the kernels' 6-row tiles, columns of their 64- and 16-wide panels;
+     * smaller row blocks until each thread has a few */
     int bm = 96, bn = 128;
     const int want = 4 * omp_get_max_threads();
     while (bm > 12 && ((m + bm - 1) / bm) * ((n + bn - 1) / bn) < want) bm /= 2;
@@ -34,7 +31,7 @@ static void add_product(int m, int n, int k, const float *a, size_t ars, size_t 
         for (int jb = 0; jb < nbn; jb++) {
             const int i0 = ib * bm, j0 = jb * bn;
             kt->gemm_f32(m - i0 < bm ? m - i0 : bm, n - j0 < bn ? n - j0 : bn, k, a + (size_t)i0 * ars, ars, acs,
-                         b + j0, ldb, c + (size_t)i0 * ldc + j0, ldc, true);
+                         b + j0, ldb, c + (size_t)i0 * ldc + j0, ldc, accumulate);
         }
 }
 
@@ -42,9 +39,9 @@ void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n,
 {
     const bool big = (size_t)T * n * m > (PAR_MIN << 5); /* multiply-adds */
     /* dx (T, n) += dy (T, m) · w (m, n) */
-    if (dx) add_product(T, n, m, dy, (size_t)m, 1, w, (size_t)n, dx, (size_t)n, big);
+    if (dx) qb_product_f32(T, n, m, dy, (size_t)m, 1, w, (size_t)n, dx, (size_t)n, true, big);
     /* dw (m, n) += dyᵀ · x (T, n): dyᵀ read in place (its element (i, t) is dy[t·m + i]) */
-    if (dw) add_product(m, n, T, dy, 1, (size_t)m, x, (size_t)n, dw, (size_t)n, big);
+    if (dw) qb_product_f32(m, n, T, dy, 1, (size_t)m, x, (size_t)n, dw, (size_t)n, true, big);
 }
 
 bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n, float eps, float *dx, float *dw)

@@ -14,6 +14,13 @@
 #include "../model/model.h"
 #include "kernels.h"
 
+/* C (m × n, rows ldc apart) = A·B, or += when accumulate, with the kernels' gemm_f32 (A's
+ * element (r, p) at a[r·ars + p·acs], B row-major, rows ldb apart); with parallel, in blocks
+ * of C over OpenMP threads. Blocks cut C, never the sum over p, so the result is the same
+ * bits with any thread count. The training pass's products go through it. */
+void qb_product_f32(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
+                    size_t ldc, bool accumulate, bool parallel);
+
 /* y = x·Wᵀ with x (T, n), W (m, n), dy (T, m): dx (T, n) += dy·W, dw (m, n) += dyᵀ·x. */
 void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n, int m, float *dx, float *dw);
 
