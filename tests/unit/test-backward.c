@@ -157,15 +157,21 @@ static double rms_dw(const float *w, const void *p) { return rms_loss(p, ((const
 static void test_rmsnorm(void **state)
 {
     (void)state;
-    const int T = 4, n = 19;
-    float *x = rand_vec((size_t)T * n, 2), *w = rand_vec((size_t)n, 1), *r = rand_vec((size_t)T * n, 1);
-    float *dx = calloc((size_t)T * n, sizeof *dx), *dw = calloc((size_t)n, sizeof *dw);
-    for (int j = 0; j < n; j++) w[j] += 1.0f;
-    assert_true(qb_bw_rmsnorm(x, w, r, T, n, 1e-5f, dx, dw));
-    rms_ctx c = {x, w, r, T, n, 1e-5f};
-    check_grad("rmsnorm dx", rms_dx, x, (size_t)T * n, &c, dx);
-    check_grad("rmsnorm dw", rms_dw, w, (size_t)n, &c, dw);
-    free(x), free(w), free(r), free(dx), free(dw);
+    static const int shapes[2][2] = {{4, 19}, {3, 150}}; /* the second: dw in blocks of 64 columns */
+    for (int s = 0; s < 2; s++) {
+        const int T = shapes[s][0], n = shapes[s][1];
+        float *x = rand_vec((size_t)T * n, 2), *w = rand_vec((size_t)n, 1), *r = rand_vec((size_t)T * n, 1);
+        float *dx = calloc((size_t)T * n, sizeof *dx), *dw = calloc((size_t)n, sizeof *dw);
+        for (int j = 0; j < n; j++) w[j] += 1.0f;
+        assert_true(qb_bw_rmsnorm(x, w, r, T, n, 1e-5f, dx, dw));
+        rms_ctx c = {x, w, r, T, n, 1e-5f};
+        char what[64];
+        snprintf(what, sizeof what, "rmsnorm dx (%d x %d)", T, n);
+        check_grad(what, rms_dx, x, (size_t)T * n, &c, dx);
+        snprintf(what, sizeof what, "rmsnorm dw (%d x %d)", T, n);
+        check_grad(what, rms_dw, w, (size_t)n, &c, dw);
+        free(x), free(w), free(r), free(dx), free(dw);
+    }
 }
 
 /* ---- gated FFN activation ---------------------------------------------------------------- */

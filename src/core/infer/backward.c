@@ -47,33 +47,37 @@ void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n,
 bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n, float eps, float *dx, float *dw)
 {
     /* y_j = w_j x_j r, r = (Σx²/n + eps)^-1/2: ∂r/∂x_k = −r³ x_k / n */
-    double *acc = dw ? calloc((size_t)n, sizeof *acc) : NULL;
-    if (dw && !acc) return false;
-    if (dx) {
-#pragma omp parallel for schedule(static) if ((size_t)T * n > PAR_MIN)
+    double *r = malloc((size_t)(T > 0 ? T : 1) * sizeof *r); /* each row's r */
+    if (!r) return false;
+#pragma omp parallel if ((size_t)T * n > PAR_MIN)
+    {
+#pragma omp for schedule(static)
         for (int t = 0; t < T; t++) {
             const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
             double ss = 0, dot = 0;
-            for (int j = 0; j < n; j++) {
-                ss += (double)xt[j] * xt[j];
-                dot += (double)dyt[j] * w[j] * xt[j];
-            }
-            const double r = 1.0 / sqrt(ss / n + eps), c = r * r * r * dot / n;
-            float *dxt = dx + (size_t)t * n;
-            for (int j = 0; j < n; j++) dxt[j] += (float)(r * dyt[j] * w[j] - c * xt[j]);
-        }
-    }
-    if (dw) {
-        for (int t = 0; t < T; t++) {
-            const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
-            double ss = 0;
             for (int j = 0; j < n; j++) ss += (double)xt[j] * xt[j];
-            const double r = 1.0 / sqrt(ss / n + eps);
-            for (int j = 0; j < n; j++) acc[j] += (double)dyt[j] * xt[j] * r;
+            r[t] = 1.0 / sqrt(ss / n + eps);
+            if (!dx) continue;
+            for (int j = 0; j < n; j++) dot += (double)dyt[j] * w[j] * xt[j];
+            const double c = r[t] * r[t] * r[t] * dot / n;
+            float *dxt = dx + (size_t)t * n;
+            for (int j = 0; j < n; j++) dxt[j] += (float)(r[t] * dyt[j] * w[j] - c * xt[j]);
         }
-        for (int j = 0; j < n; j++) dw[j] += (float)acc[j];
+        /* dw_j = Σ_t dy_tj x_tj r_t, in order of t, 64 columns to a block */
+        if (dw) {
+#pragma omp for schedule(static)
+            for (int j0 = 0; j0 < n; j0 += 64) {
+                const int jn = n - j0 < 64 ? n - j0 : 64;
+                double acc[64] = {0};
+                for (int t = 0; t < T; t++) {
+                    const float *xt = x + (size_t)t * n + j0, *dyt = dy + (size_t)t * n + j0;
+                    for (int j = 0; j < jn; j++) acc[j] += (double)dyt[j] * xt[j] * r[t];
+                }
+                for (int j = 0; j < jn; j++) dw[j0 + j] += (float)acc[j];
+            }
+        }
     }
-    free(acc);
+    free(r);
     return true;
 }
 
@@ -264,17 +268,25 @@ bool qb_bw_attention(const qb_attn_shape *a, const float *q, const float *k, con
     return qb_bw_attention_with(qb_kernels(), a, q, k, v, p, dout, dq, dk, dv);
 }
 
-/* log Σ exp(x_j / tau) over a row, and the softmax of x / tau into out (may be NULL) */
+/* log Σ exp(x_j / tau) over a row, and the softmax of x / tau into out (may be NULL): each
+ * exponential taken once, in double, kept (rounded) in out and scaled by the sum's inverse */
 static double log_softmax_row(const float *x, int V, float tau, float *out)
 {
     float mx = -INFINITY;
     for (int j = 0; j < V; j++)
         if (x[j] > mx) mx = x[j];
     double sum = 0;
-    for (int j = 0; j < V; j++) sum += exp((double)(x[j] - mx) / tau);
-    const double lse = (double)mx / tau + log(sum);
-    for (int j = 0; out && j < V; j++) out[j] = (float)exp((double)x[j] / tau - lse);
-    return lse;
+    if (out) {
+        for (int j = 0; j < V; j++) {
+            const double e = exp((double)(x[j] - mx) / tau);
+            out[j] = (float)e;
+            sum += e;
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < V; j++) out[j] *= inv;
+    } else
+        for (int j = 0; j < V; j++) sum += exp((double)(x[j] - mx) / tau);
+    return (double)mx / tau + log(sum);
 }
 
 double qb_bw_cross_entropy(const float *logits, const int32_t *targets, int T, int V, float *dlogits)
