@@ -1,7 +1,7 @@
 /* gemm_f32_avx2.c — AVX2 f32 matrix product (spec: gemm_f32_ref.c): C is cut into tiles of
  * 6 rows × 16 columns held in 12 ymm registers while k runs past, each step one broadcast of
  * A's element per row and two loads of B's row (masked at the edge of n); k goes in chunks of
- * 128 so the B panel a chunk reads stays in cache while the tiles of the panel's rows take it
+ * 256 so the B panel a chunk reads stays in cache while the tiles of the panel's rows take it
  * in turn. Every element sums its products in order of p with fused multiply-adds: the
  * reference's order. */
 #include "kernels.h"
@@ -10,7 +10,7 @@
 
 #define AI static inline __attribute__((always_inline))
 
-enum { MR = 6, NV = 2, KC = 128 };
+enum { MR = 6, NV = 2, KC = 256 };
 
 /* Lanes i < left set (all for left >= 8), as a maskload mask. */
 AI __m256i tail_mask8(int left)

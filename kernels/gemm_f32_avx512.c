@@ -1,7 +1,7 @@
 /* gemm_f32_avx512.c — AVX-512 f32 matrix product (spec: gemm_f32_ref.c): C is cut into
  * tiles of 6 rows × 64 columns held in 24 zmm registers while k runs past, each step one
  * broadcast of A's element per row and four loads of B's row (the last one masked at the edge
- * of n); k goes in chunks of 128 so the B panel a chunk reads stays in cache while the tiles
+ * of n); k goes in chunks of 256 so the B panel a chunk reads stays in cache while the tiles
  * of the panel's rows take it in turn. Every element sums its products in order of p with
  * fused multiply-adds: the reference's order. */
 #include "kernels.h"
@@ -10,7 +10,7 @@
 
 #define AI static inline __attribute__((always_inline))
 
-enum { MR = 6, NV = 4, KC = 128 };
+enum { MR = 6, NV = 4, KC = 256 };
 
 AI __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 

@@ -1,7 +1,7 @@
 /* test-train-kernels.c — the training pass's kernels (kernels.h): gemm_f32, attn_softmax_row
  * and attn_dscore_row. Each scalar reference against the same arithmetic in double; every SIMD
  * table against the reference at awkward sizes: products of 1..13, 24, 25 rows by 1..129
- * columns over k = 0..300 (past the vector kernels' 128-step chunks), A read as a matrix and as
+ * columns over k = 0..300 (past the vector kernels' 256-step chunks), A read as a matrix and as
  * a transpose, rows an odd number of floats apart, written and accumulated; softmax rows of
  * 1..67, 130 and 300 scores, flat and peaked, soft-capped or not; score gradients with and
  * without the cap's derivative, in place and not. Nothing past a product's m × n corner or a
@@ -29,7 +29,7 @@ static const char *const simd_isas[] = {"avx2", "avx512", "avx512vnni"};
 
 static const int gm_m[] = {1, 2, 3, 5, 6, 7, 11, 13, 24, 25};
 static const int gm_n[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 48, 63, 64, 65, 80, 100, 128, 129};
-static const int gm_k[] = {0, 1, 2, 5, 16, 64, 127, 128, 129, 300};
+static const int gm_k[] = {0, 1, 2, 5, 16, 64, 127, 128, 129, 255, 256, 257, 300};
 #define LEN(a) (int)(sizeof a / sizeof a[0])
 
 static void test_gemm(void **state)
