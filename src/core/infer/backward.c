@@ -157,6 +157,7 @@ bool qb_attn_forward_with(const qb_kernel_table *kt, const qb_attn_shape *a, con
     const int T = a->T, H = a->n_heads, nkv = a->n_kv_heads, hd = a->head_dim, group = H / nkv;
     const int nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     const size_t qst = (size_t)H * hd, kst = (size_t)nkv * hd;
+    if (T <= 0) return true;
     float *kt_all = malloc((size_t)nkv * hd * T * sizeof *kt_all);
     if (!kt_all) return false;
     transpose_heads(k, T, nkv, hd, kt_all);
@@ -195,6 +196,7 @@ bool qb_bw_attention_with(const qb_kernel_table *kt, const qb_attn_shape *a, con
     const int nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     const size_t qst = (size_t)H * hd, kst = (size_t)nkv * hd, TT = (size_t)T * T;
     const bool capped = a->softcap > 0, need_ds = dq || dk;
+    if (T <= 0) return true;
     /* vt: values transposed (dP = dO·Vᵀ); ds: (H, T, T) the scores' gradient, 0 where masked;
      * with a soft-cap, kt_all: keys transposed and per thread a block's dot products again */
     float *vt = NULL, *ds = NULL, *kt_all = NULL, *dots = NULL;
