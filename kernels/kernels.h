@@ -126,6 +126,13 @@ typedef struct {
      * then, may be NULL otherwise). ds may be dp. The spec is qb_attn_dscore_row_ref. */
     void (*attn_dscore_row)(int n, const float *p, const float *dp, const float *s, float scale, float softcap,
                             float *ds);
+    /* The feed-forward's gate over n elements, act(g)·u with act SiLU (x·σ(x)) or, with gelu,
+     * GELU-tanh (0.5·x·(1 + tanh(0.7978845608·(x + 0.044715·x³)))): h = act(g)·u; and its
+     * backward: dg += dh·u·act'(g), du += dh·act(g) (either may be NULL). The references use
+     * libm's expf / tanhf; the vector versions a polynomial exp (a few ulps) and, for GELU,
+     * 1 + tanh(y) as 2·σ(2y). Specs: qb_glu_ref, qb_glu_bw_ref. */
+    void (*glu)(bool gelu, size_t n, const float *g, const float *u, float *h);
+    void (*glu_bw)(bool gelu, size_t n, const float *g, const float *u, const float *dh, float *dg, float *du);
     /* Dequantize a row of ggml type `type`: qb_dequant_row_ref's contract and bits (types
      * without a vector version go to the reference). */
     bool (*dequant_row)(int type, const void *src, float *dst, int64_t n);
@@ -210,6 +217,8 @@ void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x
 void qb_gemm_f32_ref(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
                      size_t ldc, bool accumulate);
 void qb_attn_softmax_row_ref(int n, float *s, float scale, float softcap);
+void qb_glu_ref(bool gelu, size_t n, const float *g, const float *u, float *h);
+void qb_glu_bw_ref(bool gelu, size_t n, const float *g, const float *u, const float *dh, float *dg, float *du);
 void qb_attn_dscore_row_ref(int n, const float *p, const float *dp, const float *s, float scale, float softcap,
                             float *ds);
 

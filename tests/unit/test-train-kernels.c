@@ -1,11 +1,12 @@
-/* test-train-kernels.c — the training pass's kernels (kernels.h): gemm_f32, attn_softmax_row
- * and attn_dscore_row. Each scalar reference against the same arithmetic in double; every SIMD
+/* test-train-kernels.c — the training pass's kernels (kernels.h): gemm_f32, attn_softmax_row,
+ * attn_dscore_row, glu and glu_bw. Each scalar reference against the same arithmetic in double; every SIMD
  * table against the reference at awkward sizes: products of 1..13, 24, 25 rows by 1..129
  * columns over k = 0..300 (past the vector kernels' 256-step chunks), A read as a matrix and as
  * a transpose, rows an odd number of floats apart, written and accumulated; softmax rows of
  * 1..67, 130 and 300 scores, flat and peaked, soft-capped or not; score gradients with and
- * without the cap's derivative, in place and not. Nothing past a product's m × n corner or a
- * row's n values is written. */
+ * without the cap's derivative, in place and not; the gate (SiLU, GELU-tanh) and its gradients
+ * over 1..67 and 1000 elements, saturated and beyond exp's range too. Nothing past a product's
+ * m × n corner or a row's n values is written. */
 #include "testutil.h"
 #include <math.h>
 
@@ -215,9 +216,106 @@ static void test_dscore_row(void **state)
     print_message("attn_dscore_row: %d rows matched the reference\n", checked);
 }
 
+/* ---- glu, glu_bw -------------------------------------------------------------------------- */
+
+/* act(x) and act'(x) in double */
+static void act_double(bool gelu, double x, double *a, double *da)
+{
+    if (gelu) {
+        const double k = 0.7978845608, c = 0.044715, th = tanh(k * (x + c * x * x * x));
+        *a = 0.5 * x * (1 + th);
+        *da = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 3 * c * x * x);
+    } else {
+        const double s = 1 / (1 + exp(-x));
+        *a = x * s;
+        *da = s * (1 + x * (1 - s));
+    }
+}
+
+static void test_glu(void **state)
+{
+    (void)state;
+    const qb_kernel_table *ref = qb_kernels_for("ref");
+    assert_non_null(ref->glu);
+    assert_non_null(ref->glu_bw);
+    int checked = 0;
+    for (int n = 1; n <= 1000; n = n < 67 ? n + 1 : 1000 + (n == 1000))
+        for (int variant = 0; variant < 6; variant++) {
+            /* SiLU / GELU; both gradients, dg only, du only */
+            const bool gelu = variant & 1;
+            const int which = variant / 2;
+            const size_t sz = (size_t)n + 4;
+            float *g = malloc(sz * sizeof *g), *u = malloc(sz * sizeof *u), *dh = malloc(sz * sizeof *dh);
+            float *h_ref = malloc(sz * sizeof *h_ref), *h = malloc(sz * sizeof *h);
+            float *dg0 = malloc(sz * sizeof *dg0), *du0 = malloc(sz * sizeof *du0);
+            float *dg_ref = malloc(sz * sizeof *dg_ref), *du_ref = malloc(sz * sizeof *du_ref);
+            float *dg = malloc(sz * sizeof *dg), *du = malloc(sz * sizeof *du);
+            for (int i = 0; i < n; i++) {
+                /* mostly the gate's range, and the saturated ends and beyond exp's range */
+                static const float edge[] = {0.0f, -0.0f, 1e-30f, -1e-20f, 30.0f, -30.0f, 87.5f, -87.5f, 95.0f, -95.0f, 300.0f, -300.0f};
+                g[i] = i % 17 == 16 ? edge[(i / 17) % 12] : 6.0f * frand();
+                u[i] = frand(), dh[i] = frand(), dg0[i] = frand(), du0[i] = frand();
+            }
+            for (int i = n; i < n + 4; i++) g[i] = u[i] = dh[i] = dg0[i] = du0[i] = h_ref[i] = SENTINEL;
+            memcpy(dg_ref, dg0, sz * sizeof *dg_ref);
+            memcpy(du_ref, du0, sz * sizeof *du_ref);
+            ref->glu(gelu, (size_t)n, g, u, h_ref);
+            ref->glu_bw(gelu, (size_t)n, g, u, dh, which != 2 ? dg_ref : NULL, which != 1 ? du_ref : NULL);
+            /* the reference against double, and where the vector versions may differ from it:
+             * 6 ulps of act (libm's exp against the polynomial, both within about 2; measured 4)
+             * and of act', with absolute terms where the arithmetic cancels (GELU's 1 + tanh
+             * near −1 in the reference; act' near its zeros) */
+            double *tol_a = malloc((size_t)n * sizeof *tol_a), *tol_d = malloc((size_t)n * sizeof *tol_d);
+            for (int i = 0; i < n; i++) {
+                double a, da;
+                act_double(gelu, g[i], &a, &da);
+                tol_a[i] = 3.6e-7 * fabs(a) + (gelu ? 1.2e-7 * fabs((double)g[i]) : 0) + 1e-30;
+                tol_d[i] = 3.6e-7 * fabs(da) + 1.2e-7 * (1 + fabs((double)g[i]) * (gelu ? 1 + 0.2 * g[i] * g[i] : 1));
+                const double want_h = a * u[i];
+                if (fabs(h_ref[i] - want_h) > 3 * tol_a[i] * fabs(u[i]) + 1e-30)
+                    fail_msg("ref glu %s n=%d h[%d] (g=%g): %.9g vs double %.9g", gelu ? "gelu" : "silu", n, i, g[i], h_ref[i], want_h);
+                if (which != 2 && fabs(dg_ref[i] - (dg0[i] + dh[i] * u[i] * da)) > 3 * tol_d[i] * fabs(dh[i] * u[i]) + 2.4e-7 * fabs(dg0[i]) + 1e-30)
+                    fail_msg("ref glu_bw %s n=%d dg[%d] (g=%g): %.9g vs double %.9g", gelu ? "gelu" : "silu", n, i, g[i],
+                             dg_ref[i], dg0[i] + dh[i] * u[i] * da);
+                if (which != 1 && fabs(du_ref[i] - (du0[i] + dh[i] * a)) > 3 * tol_a[i] * fabs(dh[i]) + 2.4e-7 * fabs(du0[i]) + 1e-30)
+                    fail_msg("ref glu_bw %s n=%d du[%d] (g=%g): %.9g vs double %.9g", gelu ? "gelu" : "silu", n, i, g[i],
+                             du_ref[i], du0[i] + dh[i] * a);
+            }
+            for (int t = 0; t < N_SIMD; t++) {
+                const qb_kernel_table *k = qb_kernels_for(simd_isas[t]);
+                if (!k) continue;
+                assert_non_null(k->glu);
+                assert_non_null(k->glu_bw);
+                for (size_t i = 0; i < sz; i++) h[i] = SENTINEL;
+                memcpy(dg, dg0, sz * sizeof *dg);
+                memcpy(du, du0, sz * sizeof *du);
+                k->glu(gelu, (size_t)n, g, u, h);
+                k->glu_bw(gelu, (size_t)n, g, u, dh, which != 2 ? dg : NULL, which != 1 ? du : NULL);
+                for (int i = n; i < n + 4; i++)
+                    if (h[i] != SENTINEL || dg[i] != SENTINEL || du[i] != SENTINEL)
+                        fail_msg("%s glu n=%d wrote past n at %d", simd_isas[t], n, i);
+                for (int i = 0; i < n; i++) {
+                    const char *act = gelu ? "gelu" : "silu";
+                    if (fabs(h[i] - h_ref[i]) > tol_a[i] * fabs(u[i]) + 1e-30)
+                        fail_msg("%s glu %s n=%d h[%d] (g=%g): %.9g vs reference %.9g", simd_isas[t], act, n, i, g[i], h[i], h_ref[i]);
+                    if (fabs(dg[i] - dg_ref[i]) > tol_d[i] * fabs(dh[i] * u[i]) + 2.4e-7 * fabs(dg0[i]) + 1e-30)
+                        fail_msg("%s glu_bw %s n=%d dg[%d] (g=%g): %.9g vs reference %.9g", simd_isas[t], act, n, i, g[i], dg[i],
+                                 dg_ref[i]);
+                    if (fabs(du[i] - du_ref[i]) > tol_a[i] * fabs(dh[i]) + 2.4e-7 * fabs(du0[i]) + 1e-30)
+                        fail_msg("%s glu_bw %s n=%d du[%d] (g=%g): %.9g vs reference %.9g", simd_isas[t], act, n, i, g[i], du[i],
+                                 du_ref[i]);
+                }
+                checked++;
+            }
+            free(g), free(u), free(dh), free(h_ref), free(h), free(dg0), free(du0), free(dg_ref), free(du_ref), free(dg), free(du);
+            free(tol_a), free(tol_d);
+        }
+    print_message("glu / glu_bw: %d calls matched the reference\n", checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_softmax_row),
-                                       cmocka_unit_test(test_dscore_row)};
+                                       cmocka_unit_test(test_dscore_row), cmocka_unit_test(test_glu)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,21 +83,14 @@ bool qb_bw_rmsnorm(const float *x, const float *w, const float *dy, int T, int n
 
 void qb_bw_glu(qb_glu_act act, const float *g, const float *u, const float *dh, size_t n, float *dg, float *du)
 {
+    enum { CHUNK = 4096 }; /* elements per kernel call */
+    const qb_kernel_table *kt = qb_kernels();
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        const float x = g[i];
-        float a, da; /* act(x), act'(x) */
-        if (act == QB_GLU_GELU_TANH) {
-            const float k = 0.7978845608f, th = tanhf(k * (x + 0.044715f * x * x * x));
-            a = 0.5f * x * (1.0f + th);
-            da = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
-        } else {
-            const float s = 1.0f / (1.0f + expf(-x));
-            a = x * s;
-            da = s * (1.0f + x * (1.0f - s));
-        }
-        if (dg) dg[i] += dh[i] * u[i] * da;
-        if (du) du[i] += dh[i] * a;
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i = c * CHUNK;
+        kt->glu_bw(act == QB_GLU_GELU_TANH, n - i < CHUNK ? n - i : CHUNK, g + i, u + i, dh + i, dg ? dg + i : NULL,
+                   du ? du + i : NULL);
     }
 }
 

@@ -354,14 +354,16 @@ static void rope_rows(float *v, int T, int n_heads, int hd, const float *cs, con
         }
 }
 
+/* h = act(g)·u over n elements, through the kernels' glu in parallel chunks */
 static void gate(qb_glu_act act, const float *g, const float *u, float *h, size_t n)
 {
+    enum { CHUNK = 4096 };
+    const qb_kernel_table *kt = qb_kernels();
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        const float x = g[i];
-        const float a = act == QB_GLU_GELU_TANH ? 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)))
-                                                : x / (1.0f + expf(-x));
-        h[i] = a * u[i];
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i = c * CHUNK;
+        kt->glu(act == QB_GLU_GELU_TANH, n - i < CHUNK ? n - i : CHUNK, g + i, u + i, h + i);
     }
 }
 
