@@ -31,6 +31,17 @@ void qb_bf16_to_f32_avx512(int, const uint16_t *, float *);
 /* attention of one head over f32 keys / values (attn_*.c) */
 void qb_attn_f32_avx2(int, int, const float *, const float *, size_t, const float *, size_t, float, float *, float *);
 void qb_attn_f32_avx512(int, int, const float *, const float *, size_t, const float *, size_t, float, float *, float *);
+/* the training pass's f32 product, attention rows and gate (gemm_f32_*.c, attn_train_*.c, glu_*.c) */
+#define TRAIN_DECLS(sfx)                                                                                              \
+    void qb_gemm_f32_##sfx(int, int, int, const float *, size_t, size_t, const float *, size_t, float *, size_t, bool); \
+    void qb_attn_softmax_row_##sfx(int, float *, float, float);                                                      \
+    void qb_attn_dscore_row_##sfx(int, const float *, const float *, const float *, float, float, float *);           \
+    void qb_glu_##sfx(bool, size_t, const float *, const float *, float *);                                           \
+    void qb_glu_bw_##sfx(bool, size_t, const float *, const float *, const float *, float *, float *);
+TRAIN_DECLS(avx2) TRAIN_DECLS(avx512)
+#define TRAIN_MEMBERS(sfx)                                                                                            \
+    .gemm_f32 = qb_gemm_f32_##sfx, .attn_softmax_row = qb_attn_softmax_row_##sfx,                                     \
+    .attn_dscore_row = qb_attn_dscore_row_##sfx, .glu = qb_glu_##sfx, .glu_bw = qb_glu_bw_##sfx
 
 /* int8 GEMM tiles (gemm_i8_*.c) */
 #define GEMM_I8_DECL(sfx) void qb_gemm_i8_##sfx(int, const uint8_t *, size_t, int, const int8_t *, size_t, int, int32_t *, size_t);
@@ -125,6 +136,7 @@ static const qb_kernel_table table_ref = {
     .quant_row = qb_quant_row_ref,
     .quant_row_w = qb_quant_row_w_ref,
     .attn_f32 = qb_attn_f32_ref,
+    TRAIN_MEMBERS(ref),
     .dequant_row = qb_dequant_row_ref,
     .dequant_int = qb_dequant_row_int_ref,
     .quant_int = qb_quant_row_int_ref,
@@ -149,6 +161,7 @@ static const qb_kernel_table table_avx2 = {
     .quant_row = qb_quant_row_avx2,
     .quant_row_w = qb_quant_row_w_avx2,
     .attn_f32 = qb_attn_f32_avx2,
+    TRAIN_MEMBERS(avx2),
     .dequant_row = qb_dequant_row_avx2,
     .dequant_int = qb_dequant_row_int_avx2,
     .quant_int = qb_quant_row_int_avx2,
@@ -173,6 +186,7 @@ static const qb_kernel_table table_avx512 = {
     .quant_row = qb_quant_row_avx512,
     .quant_row_w = qb_quant_row_w_avx512,
     .attn_f32 = qb_attn_f32_avx512,
+    TRAIN_MEMBERS(avx512),
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
     .quant_int = qb_quant_row_int_avx512,
@@ -203,6 +217,7 @@ static const qb_kernel_table table_avx512vnni = {
     .quant_row = qb_quant_row_avx512,
     .quant_row_w = qb_quant_row_w_avx512,
     .attn_f32 = qb_attn_f32_avx512,
+    TRAIN_MEMBERS(avx512),
     .dequant_row = qb_dequant_row_avx512,
     .dequant_int = qb_dequant_row_int_avx512,
     .quant_int = qb_quant_row_int_avx512,

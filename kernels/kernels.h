@@ -105,6 +105,34 @@ typedef struct {
      * (att_j / sum) · v_j. The spec is qb_attn_f32_ref. */
     void (*attn_f32)(int hd, int len, const float *q, const float *k, size_t kst, const float *v, size_t vst,
                      float scale, float *att, float *out);
+    /* f32 matrix product, the training pass's building block (attention's tiles, the linear
+     * layers' gradients): C (m × n, rows ldc floats apart) = A·B, or C += A·B when accumulate.
+     * A's element (r, p), r < m, p < k, is a[r·ars + p·acs] (a row-major matrix with acs = 1,
+     * the transpose of one with ars = 1); B (k × n) is row-major, rows ldb floats apart. Each
+     * element of C sums its k products in order of p, starting from 0 or C's value (vector
+     * versions differ only by fused multiply-adds). Single-threaded; callers split C. The
+     * spec is qb_gemm_f32_ref. */
+    void (*gemm_f32)(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb,
+                     float *c, size_t ldc, bool accumulate);
+    /* One query row of the training attention's softmax, in place: s[0..n) holds the dot
+     * products q·k_j of the keys the row attends to and becomes their probabilities:
+     * z_j = s_j·scale, capped to softcap·tanh(z_j / softcap) when softcap > 0, then
+     * exp(z_j − max z) (libm's expf) over their sum (in double). n >= 1. The spec is
+     * qb_attn_softmax_row_ref. */
+    void (*attn_softmax_row)(int n, float *s, float scale, float softcap);
+    /* The gradient of one such row's dot products from the gradient dp of its probabilities p:
+     * ds_j = p_j·(dp_j − Σ_l p_l·dp_l)·scale (the sum in double), times the cap's derivative
+     * 1 − tanh²(s_j·scale / softcap) when softcap > 0 (s: the row's dot products, read only
+     * then, may be NULL otherwise). ds may be dp. The spec is qb_attn_dscore_row_ref. */
+    void (*attn_dscore_row)(int n, const float *p, const float *dp, const float *s, float scale, float softcap,
+                            float *ds);
+    /* The feed-forward's gate over n elements, act(g)·u with act SiLU (x·σ(x)) or, with gelu,
+     * GELU-tanh (0.5·x·(1 + tanh(0.7978845608·(x + 0.044715·x³)))): h = act(g)·u; and its
+     * backward: dg += dh·u·act'(g), du += dh·act(g) (either may be NULL). The references use
+     * libm's expf / tanhf; the vector versions a polynomial exp (a few ulps) and, for GELU,
+     * 1 + tanh(y) as 2·σ(2y). Specs: qb_glu_ref, qb_glu_bw_ref. */
+    void (*glu)(bool gelu, size_t n, const float *g, const float *u, float *h);
+    void (*glu_bw)(bool gelu, size_t n, const float *g, const float *u, const float *dh, float *dg, float *du);
     /* Dequantize a row of ggml type `type`: qb_dequant_row_ref's contract and bits (types
      * without a vector version go to the reference). */
     bool (*dequant_row)(int type, const void *src, float *dst, int64_t n);
@@ -186,6 +214,13 @@ void qb_attn_f32_ref(int hd, int len, const float *q, const float *k, size_t kst
                      float scale, float *att, float *out);
 void qb_gemm_i8_ref(int n, const uint8_t *w, size_t ldw, int nr, const int8_t *x, size_t ldx, int nc, int32_t *y,
                     size_t ldy);
+void qb_gemm_f32_ref(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
+                     size_t ldc, bool accumulate);
+void qb_attn_softmax_row_ref(int n, float *s, float scale, float softcap);
+void qb_glu_ref(bool gelu, size_t n, const float *g, const float *u, float *h);
+void qb_glu_bw_ref(bool gelu, size_t n, const float *g, const float *u, const float *dh, float *dg, float *du);
+void qb_attn_dscore_row_ref(int n, const float *p, const float *dp, const float *s, float scale, float softcap,
+                            float *ds);
 
 void qb_err_acc_init(qb_err_acc *a);
 void qb_err_rows_ref(int n, const float *x, size_t ldx, const float *y, size_t ldy, int nr, qb_err_acc *acc);

@@ -5,11 +5,14 @@
  * library's forward against this one too), cross-entropy with an ignored target, and the
  * distillation KL at two temperatures. For an op y = f(θ) the loss is L = Σ r ⊙ y with a fixed
  * random r, so the analytic gradient is the backward of dy = r; it must agree with
- * (L(θ + h) − L(θ − h)) / 2h to 1e-4 relative (‖g − g_fd‖ / ‖g_fd‖). */
+ * (L(θ + h) − L(θ − h)) / 2h to 1e-4 relative (‖g − g_fd‖ / ‖g_fd‖). The attention also at the
+ * sizes of real heads, across its blocks: against its derivatives written out in double, every
+ * instruction set's kernels against the scalar ones, and the same bits at any thread count. */
 #include "testutil.h"
 #include "core/infer/backward.h"
 
 #include <math.h>
+#include <omp.h>
 
 #define TOL 1e-4
 
@@ -154,15 +157,21 @@ static double rms_dw(const float *w, const void *p) { return rms_loss(p, ((const
 static void test_rmsnorm(void **state)
 {
     (void)state;
-    const int T = 4, n = 19;
-    float *x = rand_vec((size_t)T * n, 2), *w = rand_vec((size_t)n, 1), *r = rand_vec((size_t)T * n, 1);
-    float *dx = calloc((size_t)T * n, sizeof *dx), *dw = calloc((size_t)n, sizeof *dw);
-    for (int j = 0; j < n; j++) w[j] += 1.0f;
-    assert_true(qb_bw_rmsnorm(x, w, r, T, n, 1e-5f, dx, dw));
-    rms_ctx c = {x, w, r, T, n, 1e-5f};
-    check_grad("rmsnorm dx", rms_dx, x, (size_t)T * n, &c, dx);
-    check_grad("rmsnorm dw", rms_dw, w, (size_t)n, &c, dw);
-    free(x), free(w), free(r), free(dx), free(dw);
+    static const int shapes[2][2] = {{4, 19}, {3, 150}}; /* the second: dw in blocks of 64 columns */
+    for (int s = 0; s < 2; s++) {
+        const int T = shapes[s][0], n = shapes[s][1];
+        float *x = rand_vec((size_t)T * n, 2), *w = rand_vec((size_t)n, 1), *r = rand_vec((size_t)T * n, 1);
+        float *dx = calloc((size_t)T * n, sizeof *dx), *dw = calloc((size_t)n, sizeof *dw);
+        for (int j = 0; j < n; j++) w[j] += 1.0f;
+        assert_true(qb_bw_rmsnorm(x, w, r, T, n, 1e-5f, dx, dw));
+        rms_ctx c = {x, w, r, T, n, 1e-5f};
+        char what[64];
+        snprintf(what, sizeof what, "rmsnorm dx (%d x %d)", T, n);
+        check_grad(what, rms_dx, x, (size_t)T * n, &c, dx);
+        snprintf(what, sizeof what, "rmsnorm dw (%d x %d)", T, n);
+        check_grad(what, rms_dw, w, (size_t)n, &c, dw);
+        free(x), free(w), free(r), free(dx), free(dw);
+    }
 }
 
 /* ---- gated FFN activation ---------------------------------------------------------------- */
@@ -326,7 +335,7 @@ static void test_attention(void **state)
         float *q = rand_vec(nq, 1.5), *k = rand_vec(nk, 1.5), *v = rand_vec(nk, 1), *r = rand_vec(nq, 1);
         float *p = malloc(sizeof(float) * a->n_heads * a->T * a->T), *out = malloc(sizeof(float) * nq);
         double *ref = malloc(sizeof(double) * nq);
-        qb_attn_forward(a, q, k, v, p, out);
+        assert_true(qb_attn_forward(a, q, k, v, p, out));
         attn_ref(a, q, k, v, ref);
         for (size_t i = 0; i < nq; i++)
             if (fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i]))) fail_msg("%s forward [%zu]: %g vs %g", names[s], i, out[i], ref[i]);
@@ -342,6 +351,155 @@ static void test_attention(void **state)
         check_grad(what, attn_dv, v, nk, &c, dv);
         free(q), free(k), free(v), free(r), free(p), free(out), free(ref), free(dq), free(dk), free(dv);
     }
+}
+
+/* The attention's forward and gradients in double from the definition (not by differences:
+ * fast enough for the sizes below): out (T, H·hd), dq, dk, dv for the output gradient r. */
+static void attn_grads_double(const qb_attn_shape *a, const float *q, const float *k, const float *v, const float *r,
+                              double *out, double *dq, double *dk, double *dv)
+{
+    const int T = a->T, H = a->n_heads, nkv = a->n_kv_heads, hd = a->head_dim, group = H / nkv;
+    double *z = malloc(sizeof(double) * T), *pr = malloc(sizeof(double) * T), *dp = malloc(sizeof(double) * T);
+    memset(dq, 0, sizeof(double) * T * H * hd);
+    memset(dk, 0, sizeof(double) * T * nkv * hd);
+    memset(dv, 0, sizeof(double) * T * nkv * hd);
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < T; i++) {
+            const float *qi = q + ((size_t)i * H + h) * hd, *ri = r + ((size_t)i * H + h) * hd;
+            double mx = -INFINITY, sum = 0, row = 0;
+            for (int j = 0; j < T; j++) {
+                const float *kj = k + ((size_t)j * nkv + h / group) * hd;
+                double d = 0;
+                for (int e = 0; e < hd; e++) d += (double)qi[e] * kj[e];
+                z[j] = d * a->scale;
+                const double zc = a->softcap > 0 ? a->softcap * tanh(z[j] / a->softcap) : z[j];
+                pr[j] = j <= i && (a->window <= 0 || i - j < a->window) ? zc : -INFINITY;
+                mx = fmax(mx, pr[j]);
+            }
+            for (int j = 0; j < T; j++) sum += pr[j] = pr[j] == -INFINITY ? 0 : exp(pr[j] - mx);
+            for (int e = 0; e < hd; e++) out[((size_t)i * H + h) * hd + e] = 0;
+            for (int j = 0; j < T; j++) {
+                pr[j] /= sum;
+                const float *vj = v + ((size_t)j * nkv + h / group) * hd;
+                double d = 0;
+                for (int e = 0; e < hd; e++) {
+                    out[((size_t)i * H + h) * hd + e] += pr[j] * vj[e];
+                    d += (double)ri[e] * vj[e];
+                }
+                dp[j] = d;
+                row += pr[j] * d;
+            }
+            for (int j = 0; j < T; j++) {
+                if (pr[j] == 0) continue;
+                double dz = pr[j] * (dp[j] - row) * a->scale;
+                if (a->softcap > 0) dz *= 1 - tanh(z[j] / a->softcap) * tanh(z[j] / a->softcap);
+                const size_t kr = ((size_t)j * nkv + h / group) * hd;
+                for (int e = 0; e < hd; e++) {
+                    dq[((size_t)i * H + h) * hd + e] += dz * k[kr + e];
+                    dk[kr + e] += dz * qi[e];
+                    dv[kr + e] += pr[j] * ri[e];
+                }
+            }
+        }
+    free(z), free(pr), free(dp);
+}
+
+/* ‖got − want‖ / ‖want‖ over n values */
+static double rel_err_f(const float *got, const float *want, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), den += (double)want[i] * want[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+static double rel_err_d(const float *got, const double *want, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* The blockwise attention (blocks of 24 rows) at the sizes of real heads: the scalar table's
+ * forward and gradients against the double ones above, every SIMD table's against the scalar
+ * table's, and the dispatched table's bit for bit the same with 1, 2 and 3 threads. */
+static void test_attention_blocks(void **state)
+{
+    (void)state;
+    static const int hds[] = {8, 16, 32, 64, 80, 128};
+    static const int Ts[] = {1, 2, 5, 23, 24, 25, 48, 49, 67};
+    static const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
+    const int nhd = (int)(sizeof hds / sizeof *hds), nT = (int)(sizeof Ts / sizeof *Ts);
+    int checked = 0;
+    for (int hi = 0; hi < nhd; hi++)
+        for (int ti = 0; ti < nT; ti++)
+            for (int variant = 0; variant < 4; variant++) {
+                const int hd = hds[hi], T = Ts[ti];
+                /* GQA 4/2 plain; soft-capped 2/1; window 5 (3/3); window 30 and soft-capped (4/1) */
+                static const int heads[4][2] = {{4, 2}, {2, 1}, {3, 3}, {4, 1}};
+                const qb_attn_shape a = {.T = T, .n_heads = heads[variant][0], .n_kv_heads = heads[variant][1],
+                                         .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
+                                         .softcap = variant == 1 ? 2.0f : variant == 3 ? 4.0f : 0.0f,
+                                         .window = variant == 2 ? 5 : variant == 3 ? 30 : 0};
+                const size_t nq = (size_t)T * a.n_heads * hd, nk = (size_t)T * a.n_kv_heads * hd;
+                const size_t np = (size_t)a.n_heads * T * T;
+                float *q = rand_vec(nq, 1.5), *k = rand_vec(nk, 1.5), *v = rand_vec(nk, 1), *r = rand_vec(nq, 1);
+                double *out_d = malloc(sizeof(double) * nq), *dq_d = malloc(sizeof(double) * nq);
+                double *dk_d = malloc(sizeof(double) * nk), *dv_d = malloc(sizeof(double) * nk);
+                attn_grads_double(&a, q, k, v, r, out_d, dq_d, dk_d, dv_d);
+                float *res[4][5]; /* per table: p, out, dq, dk, dv */
+                const size_t sizes[5] = {np, nq, nq, nk, nk};
+                for (int t = 0; t < 4; t++) {
+                    const qb_kernel_table *kt = qb_kernels_for(isas[t]);
+                    if (!kt) {
+                        res[t][0] = NULL;
+                        continue;
+                    }
+                    for (int b = 0; b < 5; b++) res[t][b] = b < 2 ? malloc(sizeof(float) * sizes[b]) : calloc(sizes[b], sizeof(float));
+                    assert_true(qb_attn_forward_with(kt, &a, q, k, v, res[t][0], res[t][1]));
+                    assert_true(qb_bw_attention_with(kt, &a, q, k, v, res[t][0], r, res[t][2], res[t][3], res[t][4]));
+                }
+                const char *names[5] = {"p", "out", "dq", "dk", "dv"};
+                const double *exact[5] = {NULL, out_d, dq_d, dk_d, dv_d};
+                for (int b = 1; b < 5; b++) {
+                    const double e = rel_err_d(res[0][b], exact[b], sizes[b]);
+                    if (!(e < 2e-6))
+                        fail_msg("ref attention hd=%d T=%d variant %d %s: %.3e from double", hd, T, variant, names[b], e);
+                }
+                for (int t = 1; t < 4; t++) {
+                    if (!res[t][0]) continue;
+                    for (int b = 0; b < 5; b++) {
+                        const double e = rel_err_f(res[t][b], res[0][b], sizes[b]);
+                        if (!(e < 2e-6))
+                            fail_msg("%s attention hd=%d T=%d variant %d %s: %.3e from the reference", isas[t], hd, T,
+                                     variant, names[b], e);
+                    }
+                    checked++;
+                }
+                /* thread counts: the dispatched table, bit for bit */
+                float *again[5];
+                for (int b = 0; b < 5; b++) again[b] = malloc(sizeof(float) * sizes[b]);
+                float *first[5] = {NULL};
+                const int max_threads = omp_get_max_threads();
+                for (int threads = 1; threads <= 3; threads++) {
+                    omp_set_num_threads(threads);
+                    for (int b = 2; b < 5; b++) memset(again[b], 0, sizeof(float) * sizes[b]);
+                    assert_true(qb_attn_forward(&a, q, k, v, again[0], again[1]));
+                    assert_true(qb_bw_attention(&a, q, k, v, again[0], r, again[2], again[3], again[4]));
+                    for (int b = 0; b < 5; b++) {
+                        if (threads == 1) {
+                            first[b] = malloc(sizeof(float) * sizes[b]);
+                            memcpy(first[b], again[b], sizeof(float) * sizes[b]);
+                        } else if (memcmp(first[b], again[b], sizeof(float) * sizes[b]) != 0)
+                            fail_msg("attention hd=%d T=%d variant %d %s: %d threads differ from 1", hd, T, variant,
+                                     names[b], threads);
+                    }
+                }
+                omp_set_num_threads(max_threads);
+                for (int b = 0; b < 5; b++) free(again[b]), free(first[b]);
+                for (int t = 0; t < 4; t++)
+                    for (int b = 0; res[t][0] && b < 5; b++) free(res[t][b]);
+                free(q), free(k), free(v), free(r), free(out_d), free(dq_d), free(dk_d), free(dv_d);
+            }
+    print_message("blockwise attention: %d SIMD runs matched the reference\n", checked);
 }
 
 /* ---- losses ------------------------------------------------------------------------------ */
@@ -420,7 +578,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),    cmocka_unit_test(test_linear_large), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_glu),
-        cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention), cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention), cmocka_unit_test(test_attention_blocks),
+        cmocka_unit_test(test_losses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test-train.c — the training pass (core/infer/train.h):
  * - its forward gives the forward pass's logits (which match llama2.c and transformers) on
  *   stories260K and on every dense architecture fixture (Llama 3.1 scaling, Qwen2 biases,
- *   YaRN, Qwen3 q/k norms, Gemma 2 soft-caps / post-norms / windows, Gemma 3);
+ *   YaRN, Qwen3 q/k norms, Gemma 2 soft-caps / post-norms / windows, Gemma 3), and on
+ *   qb-docs-26m, whose products take the parallel path;
  * - its gradients equal PyTorch autograd's on stories260K (tests/fixtures/train, made by
  *   scripts/make-train-fixtures.py: mean next-token cross-entropy over llama2.c's 32 tokens),
  *   every tensor within 1e-3 relative, and the loss within 1e-5;
@@ -81,6 +82,10 @@ static void test_forward_matches_inference(void **state)
         snprintf(dir, sizeof dir, "tests/fixtures/arch/%s", arch[i]);
         forward_matches(dir, 20);
     }
+    /* products big enough for the parallel path (w transposed in groups of rows: the output
+     * matrix in four), attention over two blocks of rows */
+    qbt_need(qbt_model_path("qb-docs-26m/hf"));
+    forward_matches(qbt_model_path("qb-docs-26m/hf"), 40);
 }
 
 static void test_refusals(void **state)

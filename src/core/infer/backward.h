@@ -4,13 +4,22 @@
  * gradients of its inputs and parameters into the buffers given (several uses of one tensor
  * accumulate; callers zero them first). A NULL gradient buffer is not computed. Those that
  * need working memory return false when it cannot be had, before adding anything. Rows are
- * tokens of one sequence, row-major; OpenMP over rows, output rows or KV heads, so results do
+ * tokens of one sequence, row-major; OpenMP over rows, output rows, or fixed blocks of rows of
+ * one head, each output element written by one work unit in one order of sums, so results do
  * not depend on the thread count. Checked against central finite differences of an
  * independent double-precision forward on small shapes (tests/unit/test-backward.c). */
 #ifndef QB_BACKWARD_H
 #define QB_BACKWARD_H
 
 #include "../model/model.h"
+#include "kernels.h"
+
+/* C (m × n, rows ldc apart) = A·B, or += when accumulate, with the kernels' gemm_f32 (A's
+ * element (r, p) at a[r·ars + p·acs], B row-major, rows ldb apart); with parallel, in blocks
+ * of C over OpenMP threads. Blocks cut C, never the sum over p, so the result is the same
+ * bits with any thread count. The training pass's products go through it. */
+void qb_product_f32(int m, int n, int k, const float *a, size_t ars, size_t acs, const float *b, size_t ldb, float *c,
+                    size_t ldc, bool accumulate, bool parallel);
 
 /* y = x·Wᵀ with x (T, n), W (m, n), dy (T, m): dx (T, n) += dy·W, dw (m, n) += dyᵀ·x. */
 void qb_bw_linear(const float *x, const float *w, const float *dy, int T, int n, int m, float *dx, float *dw);
@@ -41,11 +50,20 @@ typedef struct {
 
 /* The forward: q (T, n_heads·hd), k, v (T, n_kv_heads·hd) → out (T, n_heads·hd); p (n_heads,
  * T, T) receives the probabilities (0 above the diagonal and outside the window), which the
- * backward takes. The same arithmetic as the forward pass's attention up to summation order. */
-void qb_attn_forward(const qb_attn_shape *a, const float *q, const float *k, const float *v, float *p, float *out);
-/* Its backward: dq (T, n_heads·hd), dk, dv (T, n_kv_heads·hd) += from dout (T, n_heads·hd). */
+ * backward takes. The same arithmetic as the forward pass's attention up to summation order
+ * (blocks of query rows as matrix products, kernels.h gemm_f32). False: no memory for the
+ * keys' transposed copy (nothing written). */
+bool qb_attn_forward(const qb_attn_shape *a, const float *q, const float *k, const float *v, float *p, float *out);
+/* Its backward: dq (T, n_heads·hd), dk, dv (T, n_kv_heads·hd) += from dout (T, n_heads·hd);
+ * p as the forward wrote it. Working memory: about (n_heads·T + 2·n_kv_heads·hd)·T floats. */
 bool qb_bw_attention(const qb_attn_shape *a, const float *q, const float *k, const float *v, const float *p,
                      const float *dout, float *dq, float *dk, float *dv);
+/* Both with the kernels of table kt (qb_kernels_for) rather than this CPU's: how the tests run
+ * every instruction set's kernels through the whole attention. */
+bool qb_attn_forward_with(const qb_kernel_table *kt, const qb_attn_shape *a, const float *q, const float *k,
+                          const float *v, float *p, float *out);
+bool qb_bw_attention_with(const qb_kernel_table *kt, const qb_attn_shape *a, const float *q, const float *k,
+                          const float *v, const float *p, const float *dout, float *dq, float *dk, float *dv);
 
 /* Mean cross-entropy of logits (T, V) against targets (a target < 0 is not counted): returns
  * the loss; dlogits (T, V, may be NULL) receives (softmax − one-hot) / (counted rows), rows not

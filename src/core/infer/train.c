@@ -36,6 +36,7 @@ struct qb_train_pass {
     layer_acts *la;      /* (n_layers) */
     float *x_fin, *xn_out; /* (dim) residual after the last layer, output_norm of it */
     float *logits;       /* (vocab) the capped logits, kept when the model soft-caps them */
+    float *wt;           /* a group of a weight's rows transposed (linear()); NULL: tokens too few to use it */
     /* backward scratch */
     float *dx, *dmid, *dbr, *dbr2, *dxn;  /* (dim) */
     float *dh, *dg, *du;                  /* (hidden) */
@@ -151,6 +152,15 @@ void qb_train_params_free(qb_train_params *p)
 
 /* ---- the pass ---------------------------------------------------------------------------- */
 
+/* The forward's products y = x·wᵀ run as x times wᵀ (gemm_f32's row-major B), transposed a
+ * group of w's rows at a time into tp->wt: at most WT_FLOATS floats, at least 64 rows. */
+#define WT_FLOATS ((size_t)1 << 20)
+static int wt_rows(int n)
+{
+    const int r = (int)(WT_FLOATS / (size_t)n) & ~63;
+    return r < 64 ? 64 : r;
+}
+
 void qb_train_pass_free(qb_train_pass *tp)
 {
     if (!tp) return;
@@ -166,7 +176,7 @@ void qb_train_pass_free(qb_train_pass *tp)
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     }
     free(tp->la);
-    float *more[] = {tp->x_fin, tp->xn_out, tp->logits, tp->dx, tp->dmid, tp->dbr, tp->dbr2, tp->dxn, tp->dh,
+    float *more[] = {tp->wt, tp->x_fin, tp->xn_out, tp->logits, tp->dx, tp->dmid, tp->dbr, tp->dbr2, tp->dxn, tp->dh,
                      tp->dg, tp->du, tp->datt, tp->dq, tp->dql, tp->dk, tp->dkl, tp->dv, tp->dlog};
     for (size_t i = 0; i < sizeof more / sizeof *more; i++) free(more[i]);
     free(tp);
@@ -236,6 +246,18 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
     ALLOC(tp->dkl, T * kvd);
     ALLOC(tp->dv, T * kvd);
     ALLOC(tp->dlog, T * V);
+    if (max_tokens >= 32) { /* linear()'s transposed rows: the most any of the products takes */
+        const int ns[3] = {tp->dim, tp->q_dim, tp->hid}; /* the products' inputs */
+        const int ms[5] = {tp->q_dim, tp->kv_dim, tp->dim, tp->hid, tp->vocab}; /* and outputs */
+        int mmax = 0;
+        for (int i = 0; i < 5; i++) mmax = ms[i] > mmax ? ms[i] : mmax;
+        size_t need = 0;
+        for (int i = 0; i < 3; i++) {
+            const size_t rows = (size_t)(wt_rows(ns[i]) < mmax ? wt_rows(ns[i]) : mmax);
+            if ((size_t)ns[i] * rows > need) need = (size_t)ns[i] * rows;
+        }
+        ALLOC(tp->wt, need);
+    }
 #undef ALLOC
     if (ok && c->rope_theta_swa > 0 && c->swa_window > 0) {
         ok = (tp->cs_swa = malloc(T * tp->half * sizeof(float))) && (tp->sn_swa = malloc(T * tp->half * sizeof(float)));
@@ -256,10 +278,23 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-/* y (T, m) = x (T, n) · wᵀ for an f32 array w (m, n): through the forward pass's kernels, or
- * on this thread for small products (blocks of tiny models, run thousands of times by learned
- * rounding: starting a thread team there costs more than the product) */
-static void linear(const float *w, const float *x, int T, int n, int m, float *y)
+/* wt (n, rows) = the rows × n matrix w transposed, 16 rows at a time (16 read streams, one
+ * 64-byte write per column) */
+static void transpose_rows(const float *w, int rows, int n, float *wt)
+{
+#pragma omp parallel for schedule(static) if ((size_t)rows * n > 65536)
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        const int rn = rows - r0 < 16 ? rows - r0 : 16;
+        for (int p = 0; p < n; p++)
+            for (int r = 0; r < rn; r++) wt[(size_t)p * rows + r0 + r] = w[(size_t)(r0 + r) * n + p];
+    }
+}
+
+/* y (T, m) = x (T, n) · wᵀ for an f32 array w (m, n): on this thread for small products
+ * (blocks of tiny models, run thousands of times by learned rounding: starting a thread team
+ * there costs more than the product), through the forward pass's matrix kernels for a few
+ * tokens (the transpose would cost more than it saves), else as x·(wᵀ) in parallel */
+static void linear(qb_train_pass *tp, const float *w, const float *x, int T, int n, int m, float *y)
 {
     if ((size_t)T * n * m <= (1u << 20)) {
         float (*dot)(int, const float *, const float *) = qb_kernels()->dot_f32;
@@ -267,10 +302,19 @@ static void linear(const float *w, const float *x, int T, int n, int m, float *y
             for (int i = 0; i < m; i++) y[(size_t)t * m + i] = dot(n, w + (size_t)i * n, x + (size_t)t * n);
         return;
     }
-    qb_tensor t = {.n_dims = 2, .ne = {n, m, 1, 1}, .type = QB_TYPE_F32, .data = w,
-                   .nbytes = (size_t)n * m * sizeof(float)};
-    t.fmt = qb_format_ggml(QB_TYPE_F32);
-    qb_matmul(&t, x, T, y);
+    if (T < 32 || !tp->wt) {
+        qb_tensor t = {.n_dims = 2, .ne = {n, m, 1, 1}, .type = QB_TYPE_F32, .data = w,
+                       .nbytes = (size_t)n * m * sizeof(float)};
+        t.fmt = qb_format_ggml(QB_TYPE_F32);
+        qb_matmul(&t, x, T, y);
+        return;
+    }
+    const int group = wt_rows(n);
+    for (int r0 = 0; r0 < m; r0 += group) {
+        const int rows = m - r0 < group ? m - r0 : group;
+        transpose_rows(w + (size_t)r0 * n, rows, n, tp->wt);
+        qb_product_f32(T, rows, n, x, (size_t)n, 1, tp->wt, (size_t)rows, y + r0, (size_t)m, false, true);
+    }
 }
 
 /* rows of width n, each normalised: o = x ⊙ w / √(mean(x²) + eps) (o may be x) */
@@ -310,14 +354,16 @@ static void rope_rows(float *v, int T, int n_heads, int hd, const float *cs, con
         }
 }
 
+/* h = act(g)·u over n elements, through the kernels' glu in parallel chunks */
 static void gate(qb_glu_act act, const float *g, const float *u, float *h, size_t n)
 {
+    enum { CHUNK = 4096 };
+    const qb_kernel_table *kt = qb_kernels();
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        const float x = g[i];
-        const float a = act == QB_GLU_GELU_TANH ? 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)))
-                                                : x / (1.0f + expf(-x));
-        h[i] = a * u[i];
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i = c * CHUNK;
+        kt->glu(act == QB_GLU_GELU_TANH, n - i < CHUNK ? n - i : CHUNK, g + i, u + i, h + i);
     }
 }
 
@@ -328,8 +374,9 @@ static qb_attn_shape attn_shape(const qb_config *c, int l, int T)
                            .window = qb_config_layer_slides(c, l) ? c->swa_window : 0};
 }
 
-/* Block l on the residual x (T, dim), in place, keeping its activations in tp->la[l]. */
-static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
+/* Block l on the residual x (T, dim), in place, keeping its activations in tp->la[l]. False:
+ * no memory for the attention's working copy (x is then partly updated). */
+static bool block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T)
 {
     const qb_config *c = &tp->m->cfg;
     const int dim = tp->dim, hid = tp->hid, qd = tp->q_dim, kvd = tp->kv_dim;
@@ -339,9 +386,9 @@ static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
     memcpy(a->x_in, x, td * sizeof *x);
     rmsnorm_rows(a->xn1, x, P->attn_norm, T, dim, c->norm_eps);
     float *ql = a->q_lin ? a->q_lin : a->q, *kl = a->k_lin ? a->k_lin : a->k;
-    linear(P->wq, a->xn1, T, dim, qd, ql);
-    linear(P->wk, a->xn1, T, dim, kvd, kl);
-    linear(P->wv, a->xn1, T, dim, kvd, a->v);
+    linear(tp, P->wq, a->xn1, T, dim, qd, ql);
+    linear(tp, P->wk, a->xn1, T, dim, kvd, kl);
+    linear(tp, P->wv, a->xn1, T, dim, kvd, a->v);
     if (P->bq) {
         add_bias_rows(ql, P->bq, T, qd);
         add_bias_rows(kl, P->bk, T, kvd);
@@ -356,8 +403,8 @@ static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
     rope_rows(a->k, T, c->n_kv_heads, c->head_dim, slides ? tp->cs_swa : tp->cs, slides ? tp->sn_swa : tp->sn,
               c->rope_layout);
     qb_attn_shape as = attn_shape(c, l, T);
-    qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att);
-    linear(P->wo, a->att, T, qd, dim, a->o);
+    if (!qb_attn_forward(&as, a->q, a->k, a->v, a->p, a->att)) return false;
+    linear(tp, P->wo, a->att, T, qd, dim, a->o);
     const float *br = a->o;
     if (P->post_attn_norm) {
         rmsnorm_rows(tp->dbr, a->o, P->post_attn_norm, T, dim, c->norm_eps); /* dbr: scratch here */
@@ -366,16 +413,17 @@ static void block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
     for (size_t i = 0; i < td; i++) x[i] += br[i];
     memcpy(a->x_mid, x, td * sizeof *x);
     rmsnorm_rows(a->xn2, x, P->ffn_norm, T, dim, c->norm_eps);
-    linear(P->w_gate, a->xn2, T, dim, hid, a->g);
-    linear(P->w_up, a->xn2, T, dim, hid, a->u);
+    linear(tp, P->w_gate, a->xn2, T, dim, hid, a->g);
+    linear(tp, P->w_up, a->xn2, T, dim, hid, a->u);
     gate(c->act, a->g, a->u, a->h, (size_t)T * hid);
-    linear(P->w_down, a->h, T, hid, dim, a->f);
+    linear(tp, P->w_down, a->h, T, hid, dim, a->f);
     br = a->f;
     if (P->post_ffn_norm) {
         rmsnorm_rows(tp->dbr, a->f, P->post_ffn_norm, T, dim, c->norm_eps);
         br = tp->dbr;
     }
     for (size_t i = 0; i < td; i++) x[i] += br[i];
+    return true;
 }
 
 qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const int32_t *tokens, int T,
@@ -394,9 +442,13 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
     float *x = tp->x_fin; /* the residual stream, left in x_fin after the last layer */
     for (int t = 0; t < T; t++)
         for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = p->tok_embd[(size_t)tokens[t] * dim + i] * c->embed_scale;
-    for (int l = 0; l < c->n_layers; l++) block_forward(tp, l, &p->layers[l], x, T);
+    for (int l = 0; l < c->n_layers; l++)
+        if (!block_forward(tp, l, &p->layers[l], x, T)) {
+            tp->T = 0;
+            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
+        }
     rmsnorm_rows(tp->xn_out, x, p->output_norm, T, dim, c->norm_eps);
-    linear(p->output, tp->xn_out, T, dim, tp->vocab, logits);
+    linear(tp, p->output, tp->xn_out, T, dim, tp->vocab, logits);
     if (c->final_softcap > 0) {
         const float cap = c->final_softcap;
         for (size_t i = 0; i < (size_t)T * tp->vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
@@ -414,7 +466,10 @@ qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb
     if (l < 0 || l >= tp->m->cfg.n_layers)
         return qb_fail(ctx, QB_ERR_ARG, "block %d of a %d-block model", l, tp->m->cfg.n_layers);
     qb_ctx_apply_threads(ctx);
-    block_forward(tp, l, P, x, T);
+    if (!block_forward(tp, l, P, x, T)) {
+        tp->T = 0;
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
+    }
     tp->T = T;
     tp->block = l;
     return QB_OK;

@@ -45,7 +45,8 @@ void qb_train_params_free(qb_train_params *p);
 typedef struct qb_train_pass qb_train_pass;
 
 /* Activations for sequences of up to max_tokens tokens of m (borrowed; outlives the pass).
- * Memory: about (12·dim + 4·hidden + n_heads·T) floats per token per layer. */
+ * Memory: about (12·dim + 4·hidden + n_heads·T) floats per token per layer, and up to 4 MiB
+ * (or 64 rows of the widest matrix, where that is more) for the products' transposed weights. */
 qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_train_pass **out);
 void qb_train_pass_free(qb_train_pass *tp);
 
