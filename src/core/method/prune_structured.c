@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* round(share * n), the count a share removes */
 static int share_count(double share, int n)
@@ -194,6 +197,8 @@ qb_status qb_prune_importance_measure(qb_ctx *ctx, const qb_model *m, const qb_c
     out->n_layers = L;
     out->n_heads = H;
     out->hidden_dim = F;
+    out->n_windows = c->n_windows;
+    out->n_ctx = c->n_ctx;
     out->head = calloc((size_t)L * H, sizeof *out->head);
     out->neuron = calloc((size_t)L * F, sizeof *out->neuron);
     qb_status st = QB_OK;
@@ -635,16 +640,10 @@ static void calib_progress(void *ud, int done, int total)
     b->o->progress(b->o->ud, "calibration", done, total);
 }
 
-qb_status qb_prune_structured(qb_ctx *ctx, qb_model *m, const char *calib_path, const qb_prune_amount *a,
-                              const qb_prune_structured_opts *o, qb_prune_importance *imp_out,
-                              qb_prune_selection *sel_out)
+static qb_status run_job(qb_ctx *ctx, qb_model *m, const char *calib_path, const qb_prune_amount *a,
+                         const qb_prune_structured_opts *o, qb_prune_importance *imp_out, qb_prune_selection *sel_out)
 {
-    static const qb_prune_structured_opts none;
-    if (!o) o = &none;
-    if (imp_out) memset(imp_out, 0, sizeof *imp_out);
-    if (sel_out) memset(sel_out, 0, sizeof *sel_out);
-    qb_status st = qb_prune_amount_check(ctx, m, a);
-    if (st != QB_OK) return st;
+    qb_status st;
     int L = m->cfg.n_layers;
     uint8_t *want = calloc((size_t)L * QB_OBS_COUNT, 1);
     if (!want) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
@@ -666,5 +665,36 @@ qb_status qb_prune_structured(qb_ctx *ctx, qb_model *m, const char *calib_path, 
     else qb_prune_importance_free(&imp);
     if (st == QB_OK && sel_out) *sel_out = sel;
     else qb_prune_selection_free(&sel);
+    return st;
+}
+
+qb_status qb_prune_structured(qb_ctx *ctx, qb_model *m, const char *calib_path, const qb_prune_amount *a,
+                              const qb_prune_structured_opts *o, qb_prune_importance *imp_out,
+                              qb_prune_selection *sel_out)
+{
+    static const qb_prune_structured_opts none;
+    if (!o) o = &none;
+    if (imp_out) memset(imp_out, 0, sizeof *imp_out);
+    if (sel_out) memset(sel_out, 0, sizeof *sel_out);
+    qb_status st = qb_prune_amount_check(ctx, m, a);
+    if (st != QB_OK) return st;
+    /* a model whose matrices are too small for a thread team runs on one thread (the team's
+     * start and idle waits cost more than the work: 10x slower on a busy machine, as
+     * finetune.c and learned.c found); the caller's thread count is restored after */
+    const qb_config *c = &m->cfg;
+    size_t n_ctx = o->n_ctx > 0 ? (size_t)o->n_ctx : 256;
+    if (n_ctx * c->dim * (size_t)(c->dim + c->hidden_dim) >= ((size_t)1 << 24))
+        return run_job(ctx, m, calib_path, a, o, imp_out, sel_out);
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+#endif
+    qb_ctx one = *ctx;
+    one.n_threads = 1;
+    qb_ctx_apply_threads(&one);
+    st = run_job(&one, m, calib_path, a, o, imp_out, sel_out);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    if (st != QB_OK) qb_fail(ctx, st, "%s", qb_ctx_errmsg(&one));
     return st;
 }

@@ -37,6 +37,7 @@ typedef struct {
 /* Measured importance of a model's parts (sizes of the model it was measured on). */
 typedef struct {
     int n_layers, n_heads, hidden_dim;
+    int n_windows, n_ctx; /* the calibration it came from: windows × tokens */
     double *head;   /* (n_layers, n_heads) */
     double *neuron; /* (n_layers, hidden_dim) */
     double *layer;  /* (n_layers) KLD with the block skipped; NULL when not measured */
