@@ -37,8 +37,8 @@ static int parse(int argc, char **argv, shrink_args *a)
         if (!strcmp(o, "--out") || !strcmp(o, "-o")) ok = (a->out = v) != NULL;
         else if (!strcmp(o, "--eval")) ok = (a->eval = v) != NULL;
         else if (!strcmp(o, "--tokenizer")) ok = (a->tok = v) != NULL;
-        else if (!strcmp(o, "--heads")) ok = cli_float(o, v, 0, 0.999999, &a->heads);
-        else if (!strcmp(o, "--ffn")) ok = cli_float(o, v, 0, 0.999999, &a->ffn);
+        else if (!strcmp(o, "--heads")) ok = cli_float(o, v, -1e9, 1e9, &a->heads); /* range: core's check */
+        else if (!strcmp(o, "--ffn")) ok = cli_float(o, v, -1e9, 1e9, &a->ffn);
         else if (!strcmp(o, "--layers")) ok = cli_int(o, v, 0, 100000, &a->layers);
         else if (!strcmp(o, "--samples")) ok = cli_int(o, v, 1, 1000000, &a->samples);
         else if (!strcmp(o, "--calib-ctx")) ok = cli_int(o, v, 8, 1 << 20, &a->calib_ctx);
