@@ -23,6 +23,7 @@ int cmd_imatrix(int argc, char **argv);
 int cmd_tasks(int argc, char **argv); /* cmd_tasks.c */
 int cmd_stats(int argc, char **argv); /* cmd_stats.c */
 int cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
+int cmd_shrink(int argc, char **argv);   /* cmd_shrink.c */
 
 /* Print "quantbench: <message>" to stderr; returns 1 for `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

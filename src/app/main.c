@@ -27,6 +27,9 @@ static void usage(FILE *f)
           "       quantbench finetune MODEL (TYPE | --plan FILE | --heal --teacher F16_MODEL) --text FILE --out OUT.gguf\n"
           "                [--steps N] [--batch N] [--seq N] [--lr X] [--kd W] [--ce W] [--checkpoint FILE] [--resume FILE] [--eval FILE]\n"
           "                (quantization-aware fine-tuning with distillation; --heal: norms and biases only)\n"
+          "       quantbench shrink MODEL TEXT [--heads F] [--ffn F] [--layers N] [--out OUT.gguf] [--eval FILE]\n"
+          "                (structured pruning: shares F of every block's heads / FFN neurons and N whole blocks removed,\n"
+          "                chosen by importance measured on TEXT; the shapes shrink; distil with finetune --teacher)\n"
           "       quantbench tasks MODEL --hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N] [--ctx N]\n"
           "                [--plan FILE] [--per-task] [--json FILE|-]   (llama-perplexity's task accuracy)\n"
           "MODEL: a llama2.c checkpoint (with tokenizer.bin beside it or --tokenizer FILE), a GGUF file,\n"
@@ -51,7 +54,7 @@ int main(int argc, char **argv)
         {"methods", cmd_methods},
         {"scan", cmd_scan}, {"search", cmd_search}, {"prune", cmd_prune},
         {"imatrix", cmd_imatrix}, {"tasks", cmd_tasks}, {"stats", cmd_stats},
-        {"finetune", cmd_finetune},
+        {"finetune", cmd_finetune}, {"shrink", cmd_shrink},
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -142,6 +142,9 @@ int lqb_kld_with_base(lua_State *L);
 int lqb_model_tasks(lua_State *L);
 /* model:finetune{...} (lqb_finetune.c). */
 int lqb_model_finetune(lua_State *L);
+/* model:prune_structured{heads=, ffn=, layers=, calib=, samples=, ctx=, progress=}: structured
+ * pruning in place; returns the model and a report. (lqb_prune.c) */
+int lqb_model_prune_structured(lua_State *L);
 /* model:apply: qb_plan_apply with plan p and the options table at o (0: none): method= (and
  * its parameters) for rules that name none, calib=, imatrix=, progress=. Raises on errors.
  * (lqb_method.c) */

@@ -1,6 +1,7 @@
 /* lqb_model.c — the qb.model userdata: qb.open, info, tensors, applying plans and llama.cpp
  * mixes, reset, size, perplexity, KL divergence, generation and GGUF export, each a thin call
- * into core. Userdata close the model on __gc/__close only when they own it. */
+ * into core (task accuracy and structured pruning: lqb_tasks.c, lqb_prune.c). Userdata close
+ * the model on __gc/__close only when they own it. */
 #include "lqb_internal.h"
 
 #include <fnmatch.h>
@@ -536,6 +537,7 @@ void lqb_open_model(lua_State *L)
         {"apply", l_apply},       {"apply_ftype", l_apply_ftype}, {"reset", l_reset},
         {"size", l_size},         {"perplexity", l_perplexity}, {"kld", l_kld},
         {"tasks", lqb_model_tasks},       {"finetune", lqb_model_finetune},
+        {"prune_structured", lqb_model_prune_structured},
         {"generate", l_generate}, {"export_gguf", l_export}, {"close", l_close},
         {NULL, NULL},
     };

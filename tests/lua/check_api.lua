@@ -2,7 +2,7 @@
 -- equal to llama2.c's run.c output, tensors and stats, quantize/restore, plans (build, print,
 -- save, load), apply and size, KLD against the F32 model and against a KL-divergence base file,
 -- GGUF export and reopen, progress callbacks (and an error raised inside one), write/print
--- helpers, userdata behaviour.
+-- helpers, userdata behaviour, task accuracy, structured pruning (shapes, report, export).
 -- Run trusted (it reads the reference file with io):  quantbench run --trusted --out DIR check_api.lua
 local T = require("tap")
 local models = qb.getenv("QB_MODELS") or "../shared/models"
@@ -326,6 +326,42 @@ T.section("fine-tuning", function()
   T.raises(function() m:finetune{ plan = "int4-channel", teacher = t, text = text, steps = 2,
                                   on_step = function() error("boom in on_step") end } end,
            "boom in on_step", "finetune: an error in on_step reaches the recipe")
+end)
+
+T.section("structured pruning", function()
+  local calib = S .. "/ppl-sample.txt"
+  local base <close> = qb.open(S .. "/stories260K.bin")
+  local m <close> = qb.open(S .. "/stories260K.bin")
+  local calls = 0
+  local same, r = m:prune_structured{ heads = 0.25, ffn = 0.25, layers = 1, calib = calib, samples = 4, ctx = 64,
+                                      progress = function() calls = calls + 1 end }
+  T.ok(same == m and calls > 0, "prune_structured: returns the model, reports progress", calls)
+  T.eq(r.before.heads .. "/" .. r.before.kv_heads .. " " .. r.before.ffn .. " " .. r.before.layers, "8/4 172 5",
+       "prune_structured: the shape before")
+  T.eq(r.after.heads .. "/" .. r.after.kv_heads .. " " .. r.after.ffn .. " " .. r.after.layers, "6/3 129 4",
+       "prune_structured: a quarter of the heads (one whole KV group), of the neurons, one block")
+  T.eq(m:info().n_heads, 6, "prune_structured: info follows")
+  T.eq(r.after.params, m:size().params, "prune_structured: params after = size().params")
+  local gone, least = 0, math.huge
+  for _, b in ipairs(r.blocks) do least = math.min(least, b.influence) end
+  for _, b in ipairs(r.blocks) do
+    if b.removed then gone = gone + 1; T.eq(b.influence, least, "prune_structured: the block of least influence goes")
+    else T.ok(#b.heads_removed == 2 and #b.kv_heads_removed == 1 and b.neurons_removed == 43, "prune_structured: block " .. b.block) end
+  end
+  T.eq(gone, 1, "prune_structured: one block removed")
+  local k = m:kld(base, text, { ctx = 128 })
+  T.ok(k.kld > 0 and k.ppl > k.ppl_base, "prune_structured: the student runs against the unpruned teacher", k.kld)
+  m:export_gguf("pruned.gguf")
+  local back <close> = qb.open(qb.output_dir() .. "/pruned.gguf")
+  T.eq(back:info().n_layers, 4, "prune_structured: the exported GGUF has the new shapes")
+  T.near(back:perplexity(text, { ctx = 128 }).ppl, k.ppl, 1e-9, "prune_structured: the same perplexity after export")
+  T.raises(function() base:prune_structured{ heads = 1, calib = calib } end, "out of range", "prune_structured: heads = 1 refused")
+  T.raises(function() base:prune_structured{ layers = 5, calib = calib } end, "at least one must stay",
+           "prune_structured: every block refused")
+  T.raises(function() base:prune_structured{ heads = 0.25 } end, "calib=", "prune_structured: calib is needed")
+  T.raises(function() base:prune_structured{ ffn = 0.5, calib = "/nonexistent.txt" } end, "nonexistent",
+           "prune_structured: an unreadable text names itself")
+  T.eq(base:info().n_heads, 8, "prune_structured: a refused call leaves the model as it was")
 end)
 
 T.done()

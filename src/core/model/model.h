@@ -136,6 +136,8 @@ typedef struct qb_model {
     qb_tensor *rope_freqs;      /* GGUF rope_freqs.weight (head_dim/2 divisors) or NULL */
     qb_layer_weights *layers;   /* n_layers; owned */
     qb_tensor **expert_slots;   /* storage of the layers' exp_* arrays; owned */
+    bool reshaped;              /* structured pruning (method/prune_structured.h) changed the shapes:
+                                   GGUF export writes cfg's over the file's hyperparameters */
 } qb_model;
 
 typedef struct {

@@ -2,7 +2,8 @@
  * (GGUF sources) or written from the hyperparameters and tokenizer (llama2.c / HF sources),
  * q/k rows reordered for GGUF's interleaved RoPE when the source used rotate-half; formats
  * GGUF has no type for written as ggml types (export_repack.h), the conversions recorded, and
- * the recipe (recipe.h) under quantbench.*. */
+ * the recipe (recipe.h) under quantbench.*; a structurally pruned model's block shapes written
+ * over the copied ones. */
 #include "apply.h"
 #include "export_repack.h"
 #include "../util/gguf.h"
@@ -12,6 +13,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The block shapes (what structured pruning changes) under llama.cpp's "<arch>.*" keys. */
+static bool put_shapes(qb_gguf_writer *w, const qb_model *m)
+{
+    const qb_config *c = &m->cfg;
+    const char *a = qb_arch_get(c->arch)->gguf;
+    char k[128];
+#define KEY(name) (snprintf(k, sizeof k, "%s.%s", a, name), k)
+    return qb_gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers) &&
+           qb_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim) &&
+           qb_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads) &&
+           qb_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads) &&
+           qb_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim) &&
+           qb_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+#undef KEY
+}
 
 /* The hyperparameters under llama.cpp's "<arch>.*" keys (as its converters write them). */
 static bool put_hparams(qb_gguf_writer *w, const qb_model *m)
@@ -23,13 +40,7 @@ static bool put_hparams(qb_gguf_writer *w, const qb_model *m)
     bool ok = qb_gguf_set_str(w, "general.architecture", a) &&
               qb_gguf_set_str(w, "general.name", m->name[0] ? m->name : "model") &&
               qb_gguf_set_u32(w, KEY("context_length"), (uint32_t)c->seq_len) &&
-              qb_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim) &&
-              qb_gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers) &&
-              qb_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim) &&
-              qb_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads) &&
-              qb_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads) &&
-              qb_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim) &&
-              qb_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim) &&
+              qb_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim) && put_shapes(w, m) &&
               qb_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim) &&
               qb_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta) &&
               qb_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps) &&
@@ -166,6 +177,8 @@ qb_status qb_export_gguf_recipe(qb_ctx *ctx, const qb_model *m, const char *path
         const qb_gguf *g = m->gguf;
         for (uint64_t i = 0; i < g->n_kv; i++) /* an earlier recipe is replaced by this one */
             if (strncmp(g->kv[i].key, "quantbench.", 11) && !qb_gguf_copy_kv(w, &g->kv[i])) goto oom;
+        /* a structurally pruned model's shapes replace the file's (in place, keeping the order) */
+        if (m->reshaped && !put_shapes(w, m)) goto oom;
     } else {
         if (!put_hparams(w, m)) goto oom;
         if (!m->tok) {
