@@ -186,6 +186,56 @@ void qb_grid_set_code(const qb_grid *g, uint8_t *row, int64_t col, int q)
     }
 }
 
+static int get_bit(const uint8_t *bytes, int bit) { return (bytes[bit / 8] >> (bit % 8)) & 1; }
+
+int qb_grid_get_code(const qb_grid *g, const uint8_t *row, int64_t col)
+{
+    const uint8_t *blk = row + (size_t)(col / g->group) * g->gbytes;
+    const int e = (int)(col % g->group);
+    if (g->f.kind == QB_FMT_INT) {
+        float d, z;
+        const uint8_t *codes = blk + int_header(&g->f, blk, &d, &z);
+        int q = 0;
+        for (int k = 0; k < g->f.bits; k++) q |= get_bit(codes, e * g->f.bits + k) << k;
+        return q;
+    }
+    switch (g->f.type) {
+    case QB_TYPE_Q8_0: return ((const qb_block_q8_0 *)blk)->qs[e] + 128;
+    case QB_TYPE_Q4_0: return (((const qb_block_q4_0 *)blk)->qs[e % 16] >> (e >= 16 ? 4 : 0)) & 15;
+    case QB_TYPE_Q4_1: return (((const qb_block_q4_1 *)blk)->qs[e % 16] >> (e >= 16 ? 4 : 0)) & 15;
+    case QB_TYPE_Q5_0: {
+        const qb_block_q5_0 *x = (const qb_block_q5_0 *)blk;
+        return ((x->qs[e % 16] >> (e >= 16 ? 4 : 0)) & 15) | get_bit(x->qh, e) << 4;
+    }
+    case QB_TYPE_Q5_1: {
+        const qb_block_q5_1 *x = (const qb_block_q5_1 *)blk;
+        return ((x->qs[e % 16] >> (e >= 16 ? 4 : 0)) & 15) | get_bit(x->qh, e) << 4;
+    }
+    case QB_TYPE_Q2_K:
+        return (((const qb_block_q2_K *)blk)->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+    case QB_TYPE_Q3_K: {
+        const qb_block_q3_K *x = (const qb_block_q3_K *)blk;
+        return ((x->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3) |
+               get_bit(x->hmask, (e % 32) * 8 + e / 32) << 2;
+    }
+    case QB_TYPE_Q4_K:
+    case QB_TYPE_Q5_K: {
+        const bool five = g->f.type == QB_TYPE_Q5_K;
+        const int chunk = e / 64, l = e % 64;
+        const uint8_t *qs = five ? ((const qb_block_q5_K *)blk)->qs : ((const qb_block_q4_K *)blk)->qs;
+        const int lo = (qs[chunk * 32 + l % 32] >> (l >= 32 ? 4 : 0)) & 15;
+        return five ? lo | get_bit(((const qb_block_q5_K *)blk)->qh, (l % 32) * 8 + 2 * chunk + (l >= 32)) << 4 : lo;
+    }
+    case QB_TYPE_Q6_K: {
+        const qb_block_q6_K *x = (const qb_block_q6_K *)blk;
+        const int half = e / 128, r = e % 128, k = r / 32, l = r % 32;
+        return ((x->ql[half * 64 + l + (k & 1) * 32] >> (k >= 2 ? 4 : 0)) & 15) |
+               ((x->qh[half * 32 + l] >> (2 * k)) & 3) << 4;
+    }
+    default: return 0; /* excluded by qb_grid_init */
+    }
+}
+
 float qb_grid_round(const qb_grid *g, uint8_t *row, int64_t col, float w)
 {
     const uint8_t *blk = row + (size_t)(col / g->group) * g->gbytes;

@@ -38,5 +38,7 @@ float qb_grid_round(const qb_grid *g, uint8_t *row, int64_t col, float w);
  * a·q + b (the format's stored code: Q3_K's 0..7 for −4..3, Q6_K's 0..63 for −32..31, an
  * integer group's q for d·(q − z)); out-of-range q is the caller's error. */
 void qb_grid_set_code(const qb_grid *g, uint8_t *row, int64_t col, int q);
+/* The code of element col as row stores it (qb_grid_set_code's q). */
+int qb_grid_get_code(const qb_grid *g, const uint8_t *row, int64_t col);
 
 #endif
