@@ -298,12 +298,133 @@ def finetune_fixtures(cfg, w, out, FT):
         f.write("\n")
 
 
+# k-quants (fakequant_kquant.h): name, ggml type, elements per sub-block, codes lo..hi, the
+# integer scales' range, the mins' maximum (0: no mins), block bytes
+KQ_FORMATS = [("q2_k", 10, 16, 0, 3, 0, 15, 15, 84), ("q3_k", 11, 16, -4, 3, -32, 31, 0, 110),
+              ("q4_k", 12, 32, 0, 15, 0, 63, 63, 144), ("q5_k", 13, 32, 0, 31, 0, 63, 63, 176),
+              ("q6_k", 14, 16, -32, 31, -128, 127, 0, 210)]
+
+
+def ggml_quantize(lib_path, gtype, w):
+    """The format's own bytes for w (rows × n), by llama.cpp's ggml_quantize_chunk."""
+    import ctypes
+    lib = ctypes.CDLL(lib_path)
+
+    class InitParams(ctypes.Structure):  # ggml_init's parameters (by value)
+        _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", ctypes.c_void_p), ("no_alloc", ctypes.c_bool)]
+    lib.ggml_init.restype = ctypes.c_void_p
+    lib.ggml_init.argtypes = [InitParams]
+    lib.ggml_free.argtypes = [ctypes.c_void_p]
+    lib.ggml_free(lib.ggml_init(InitParams(0, None, True)))  # fills ggml's f16 tables
+    rows, n = w.shape
+    src = np.ascontiguousarray(w.numpy(), dtype="<f4")
+    dst = ctypes.create_string_buffer(rows * n * 2)
+    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    size = lib.ggml_quantize_chunk(gtype, src.ctypes.data, dst, 0, rows, n, None)
+    return dst.raw[:size]
+
+
+def kq_headers(name, raw, nblocks, bsize):
+    """Per super-block d, dmin and per sub-block the integer scale (signed) and min, decoded
+    from the block bytes as ggml-common.h lays them out."""
+    d, dmin, sc, mn = [], [], [], []
+    f16 = lambda b, o: float(np.frombuffer(b[o:o + 2], dtype="<f2")[0])
+    for i in range(nblocks):
+        b = raw[i * bsize:(i + 1) * bsize]
+        if name == "q2_k":
+            d.append(f16(b, 80)), dmin.append(f16(b, 82))
+            sc += [x & 15 for x in b[:16]]
+            mn += [x >> 4 for x in b[:16]]
+        elif name == "q3_k":
+            p = b[96:108]
+            d.append(f16(b, 108)), dmin.append(0.0)
+            for s in range(16):
+                low = p[s] & 15 if s < 8 else p[s - 8] >> 4
+                sc.append((low | ((p[8 + s % 4] >> (2 * (s // 4))) & 3) << 4) - 32)
+            mn += [0] * 16
+        elif name in ("q4_k", "q5_k"):
+            d.append(f16(b, 0)), dmin.append(f16(b, 2))
+            p = b[4:16]
+            for s in range(8):
+                if s < 4:
+                    sc.append(p[s] & 63), mn.append(p[s + 4] & 63)
+                else:
+                    sc.append((p[s + 4] & 15) | (p[s - 4] >> 6) << 4), mn.append((p[s + 4] >> 4) | (p[s] >> 6) << 4)
+        else:
+            d.append(f16(b, 208)), dmin.append(0.0)
+            sc += [int(x) for x in np.frombuffer(b[192:208], dtype=np.int8)]
+            mn += [0] * 16
+    t = lambda a: torch.tensor(a, dtype=torch.float32)
+    return t(d), t(dmin), t(sc), t(mn)
+
+
+def kq_fake_quant(w, v, phi, psi, hdr, sub, lo, hi, smin, smax, mmax):
+    d, dmin, sc, mn = hdr
+    per = 256 // sub
+    wg, vg = w.reshape(-1, sub), v.reshape(-1, sub)
+    d, dmin = d.repeat_interleave(per), dmin.repeat_interleave(per)
+    slo = torch.where(sc > 0, torch.tensor(1.0), torch.tensor(float(smin)))
+    shi = torch.where(sc > 0, torch.tensor(float(smax)), torch.tensor(-1.0))
+    S = torch.where(sc == 0, torch.zeros_like(sc), torch.clamp(round_ste(sc * phi), slo, shi))
+    a = d * S
+    if mmax:
+        m = dmin * torch.clamp(round_ste(mn * psi), 0.0, float(mmax))
+    else:
+        m = torch.zeros_like(a)
+    c = torch.clamp(round_ste((wg + m[:, None]) / a[:, None] + vg), float(lo), float(hi))
+    return (a[:, None] * c - m[:, None]).reshape(w.shape)
+
+
+def kquant_fixtures(out, ggml_lib):
+    os.makedirs(out, exist_ok=True)
+    gen = torch.Generator().manual_seed(20261208)
+    index = {"torch": torch.__version__, "ggml": ggml_lib,
+             "order": ["w", "v", "phi", "psi", "r", "wq", "dv", "dphi", "dpsi"], "formats": []}
+    rows, n = 3, 256
+    for name, gtype, sub, lo, hi, smin, smax, mmax, bsize in KQ_FORMATS:
+        ns = rows * n // sub
+        w = torch.randn(rows, n, generator=gen) * 0.05
+        w[0, 5] = 0.4  # an outlier
+        w[2, 100:116] *= 0.01  # a quiet sub-block: small scales
+        raw = ggml_quantize(ggml_lib, gtype, w)
+        hdr = kq_headers(name, raw, rows * n // 256, bsize)
+        assert (hdr[0] != 0).all() and (hdr[2] != 0).all(), "the fixture wants no zero scale"
+        v = (torch.rand(rows, n, generator=gen) - 0.5).requires_grad_(True)
+        phi = (0.5 + torch.rand(ns, generator=gen)).requires_grad_(True)
+        psi = (0.5 + torch.rand(ns, generator=gen)).requires_grad_(True)
+        r = torch.randn(rows, n, generator=gen)
+        wq = kq_fake_quant(w, v, phi, psi, hdr, sub, lo, hi, smin, smax, mmax)
+        (r * wq).sum().backward()
+        dpsi = psi.grad if psi.grad is not None else torch.zeros(ns)
+        arrays = [w, v.detach(), phi.detach(), psi.detach(), r, wq.detach(), v.grad, phi.grad, dpsi]
+        with open(os.path.join(out, name + ".f32"), "wb") as f:
+            for a in arrays:
+                f.write(a.detach().numpy().astype("<f4").tobytes())
+        with open(os.path.join(out, name + ".ggml"), "wb") as f:
+            f.write(raw)
+        index["formats"].append({"name": name, "rows": rows, "n": n, "subblocks": ns})
+        print("fakequant %s: %d sub-blocks, |dv| %.3g |dphi| %.3g |dpsi| %.3g" % (
+            name, ns, v.grad.norm().item(), phi.grad.norm().item(), dpsi.norm().item()))
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="../shared/models")
     ap.add_argument("--out", default="tests/fixtures/train")
+    ap.add_argument("--ggml", default="../peer/llama.cpp/build/bin/libggml-base.so",
+                    help="llama.cpp's libggml-base.so: the k-quants' own quantization")
+    ap.add_argument("--only", choices=["all", "kquant"], default="all",
+                    help="kquant: only the k-quant fake-quantization fixtures")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    if a.only == "kquant":
+        kquant_fixtures(os.path.join(a.out, "fakequant-kquant"), a.ggml)
+        return
     src = os.path.join(a.models, "stories260K")
     cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
     tokens, ref = reference_logits(os.path.join(src, "reference-logits.txt"))
@@ -329,6 +450,7 @@ def main():
         f.write("\n")
     print("stories260K: loss %.6f, %d gradients written" % (loss.item(), len(params)))
     fakequant_fixtures(os.path.join(a.out, "fakequant"))
+    kquant_fixtures(os.path.join(a.out, "fakequant-kquant"), a.ggml)
     cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))
     finetune_fixtures(cfg, w, os.path.join(a.out, "finetune"), FT)
     cfg, w = read_llama2c(os.path.join(src, "stories260K.bin"))

@@ -62,7 +62,7 @@ static void bad_input(void **state)
     assert_int_equal(qb_format_parse(&ctx, "nf4", &f), QB_OK);
     assert_int_equal(qb_gptq_quantize(&ctx, &f, w, 1, 64, h, NULL, NULL, w, NULL), QB_ERR_UNSUPPORTED);
     assert_non_null(strstr(qb_ctx_errmsg(&ctx), "nf4"));
-    assert_int_equal(qb_format_parse(&ctx, "q2_k", &f), QB_OK);
+    assert_int_equal(qb_format_parse(&ctx, "iq4_xs", &f), QB_OK);
     float w2[256] = {0};
     double *h2 = calloc(256 * 256, sizeof *h2);
     for (int i = 0; i < 256; i++) h2[i * 256 + i] = 1;
@@ -107,7 +107,8 @@ static void deterministic_all_formats(void **state)
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) h[(size_t)i * n + j] += (double)x[t * n + i] * x[t * n + j];
-    const char *fmts[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "int3-g64-asym", "int4-channel"};
+    const char *fmts[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "int3-g64-asym",
+                          "int4-channel"};
     for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++) {
         qb_format f;
         assert_int_equal(qb_format_parse(&ctx, fmts[k], &f), QB_OK);
@@ -178,9 +179,9 @@ static void weighted_scales_are_ggml_imatrix(void **state)
         imp[j] = powf(10.0f, 4.0f * (float)(s >> 8) / 16777216.0f - 2.0f) * (j % 61 == 0 ? 100.0f : 1.0f);
         h[(size_t)j * n + j] = imp[j];
     }
-    const char *fmts[] = {"q4_k", "q5_k", "q6_k"};
-    const int types[] = {QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K};
-    for (int k = 0; k < 3; k++) {
+    const char *fmts[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
+    const int types[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K};
+    for (int k = 0; k < 5; k++) {
         qb_format f;
         assert_int_equal(qb_format_parse(&ctx, fmts[k], &f), QB_OK);
         size_t rb = qb_format_row_bytes(&f, n);

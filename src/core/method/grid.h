@@ -19,7 +19,7 @@ typedef struct {
 /* Set g up for rows of n elements of format f. QB_ERR_UNSUPPORTED (message names the format)
  * for formats whose grid is not an affine code grid per group handled here: per-tensor
  * integer scales, NF4, FP8, MXFP4, F16/BF16/F32 and the ggml types other than Q8_0, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. */
+ * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. */
 qb_status qb_grid_init(qb_ctx *ctx, qb_grid *g, const qb_format *f, int64_t n);
 
 /* Choose group grp's scales from its current values w (g->group floats), as the format's
@@ -32,5 +32,13 @@ void qb_grid_start(const qb_grid *g, uint8_t *row, int64_t grp, const float *w, 
 /* Round w onto the grid of element col's group (already started), store its code in row and
  * return the value the code stands for. */
 float qb_grid_round(const qb_grid *g, uint8_t *row, int64_t col, float w);
+
+/* Store code q of element col in row, leaving the group's scales and every other code as they
+ * are. q is the index on the element's grid as qb_grid_round counts it: 0..qmax with value
+ * a·q + b (the format's stored code: Q3_K's 0..7 for −4..3, Q6_K's 0..63 for −32..31, an
+ * integer group's q for d·(q − z)); out-of-range q is the caller's error. */
+void qb_grid_set_code(const qb_grid *g, uint8_t *row, int64_t col, int q);
+/* The code of element col as row stores it (qb_grid_set_code's q). */
+int qb_grid_get_code(const qb_grid *g, const uint8_t *row, int64_t col);
 
 #endif
