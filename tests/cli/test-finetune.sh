@@ -96,6 +96,10 @@ expect_fail "a plan with another method" "gptq.plan: rule 1 .* names method gptq
 expect_fail "a type that quantizes nothing" "quantizes nothing" finetune "$M" f32 --text "$T" --out "$TMP/x.gguf"
 expect_fail "too little text" "shorter than one 64-token window" finetune "$M" q4_0 --text "$TMP/short.txt" --seq 64 --out "$TMP/x.gguf"
 expect_fail "a teacher of another vocabulary" "teacher's vocabulary has 8192 tokens" finetune "$M" q4_0 --teacher "$QB_MODELS/qb-docs-26m/qb-docs-26m-f16.gguf" --text "$T" --out "$TMP/x.gguf"
+expect_fail "a teacher whose tokenizer differs (same size)" "qwen2: the teacher's tokenizer differs from the student's .* at token" finetune tests/fixtures/arch/llama31 q8_0 --teacher tests/fixtures/arch/qwen2 --text "$T" --seq 32 --out "$TMP/x.gguf"
+run finetune "$S/stories260K-f32.gguf" q4_0 --teacher "$M" "${common[@]}" --steps 1 --out "$TMP/g.gguf"
+if [ "$rc" -eq 0 ]; then ok "a GGUF student with the llama2.c teacher: the same tokens in both vocabularies' spellings"
+else not_ok "GGUF student, llama2.c teacher" "exit $rc: $err"; fi
 expect_fail "--heal without a teacher" "needs --teacher" finetune "$TMP/q.gguf" --heal --text "$T" --out "$TMP/x.gguf"
 expect_fail "a torn checkpoint" "torn: truncated checkpoint" finetune "$M" q4_0 "${common[@]}" --steps 6 --resume "$TMP/torn" --out "$TMP/x.gguf"
 expect_fail "another run's checkpoint" "a checkpoint of another run \(params.lr: 0.001 in the checkpoint, 0.002 in this run\)" finetune "$M" q4_0 --text "$T" --seq 64 --batch 2 --lr 2e-3 --steps 6 --resume "$TMP/ck" --out "$TMP/x.gguf"

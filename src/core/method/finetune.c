@@ -169,7 +169,9 @@ static qb_status defaults(qb_ctx *ctx, const qb_finetune_params *in, qb_finetune
     return QB_OK;
 }
 
-/* Whether teacher and student tokenize alike: the same vocabulary, token by token. */
+/* Whether teacher and student tokenize alike: the same vocabulary, every token standing for the
+ * same bytes (so "▁t" in a GGUF and " t" in a llama2.c vocabulary agree; control tokens, whose
+ * texts vary with the file kind, stand for none). */
 static qb_status same_tokenizer(qb_ctx *ctx, const qb_model *s, const qb_model *t)
 {
     if (t->cfg.vocab_size != s->cfg.vocab_size)
@@ -177,9 +179,9 @@ static qb_status same_tokenizer(qb_ctx *ctx, const qb_model *s, const qb_model *
                        t->cfg.vocab_size, s->path, s->cfg.vocab_size);
     if (!s->tok || !t->tok) return QB_OK;
     for (int32_t id = 0; id < s->cfg.vocab_size; id++) {
-        size_t la = 0, lb = 0;
-        const char *a = qb_tokenizer_token_text(s->tok, id, &la), *b = qb_tokenizer_token_text(t->tok, id, &lb);
-        if (!a || !b || la != lb || memcmp(a, b, la))
+        char a[256], b[256];
+        const size_t la = qb_token_to_bytes(s->tok, -1, id, a, sizeof a), lb = qb_token_to_bytes(t->tok, -1, id, b, sizeof b);
+        if (la != lb || memcmp(a, b, la < sizeof a ? la : sizeof a))
             return qb_fail(ctx, QB_ERR_ARG, "%s: the teacher's tokenizer differs from the student's (%s) at token %d",
                            t->path, s->path, (int)id);
     }
