@@ -60,3 +60,30 @@ void qb_ctx_apply_threads(const qb_ctx *ctx)
     (void)ctx;
 #endif
 }
+
+bool qb_work_is_small(size_t tokens, int dim, int hidden)
+{
+    return tokens * (size_t)dim * (size_t)(dim + hidden) < ((size_t)1 << 24);
+}
+
+int qb_ctx_one_thread(const qb_ctx *ctx, qb_ctx *one)
+{
+    *one = *ctx;
+    one->n_threads = 1;
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+#else
+    const int saved = 1;
+#endif
+    qb_ctx_apply_threads(one);
+    return saved;
+}
+
+void qb_threads_restore(int saved)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#else
+    (void)saved;
+#endif
+}

@@ -77,4 +77,14 @@ const char *qb_status_name(qb_status st);
 /* Set OpenMP's thread count for the calling thread from ctx->n_threads (if > 0). */
 void qb_ctx_apply_threads(const qb_ctx *ctx);
 
+/* Whether passes of `tokens` tokens through layers of width dim and FFN width hidden are too
+ * small for a thread team: its start and its idle threads' waits cost more than the work
+ * (10× slower on a busy machine, measured with learned rounding and fine-tuning of the tiny
+ * models). Such work runs on one thread: */
+bool qb_work_is_small(size_t tokens, int dim, int hidden);
+/* *one becomes a copy of ctx whose work runs on one thread, applied to the calling thread at
+ * once; returns the caller's OpenMP thread count, to give back to qb_threads_restore. */
+int qb_ctx_one_thread(const qb_ctx *ctx, qb_ctx *one);
+void qb_threads_restore(int saved);
+
 #endif

@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* One tensor of the model as the run sees it. */
 typedef struct {
@@ -450,25 +447,18 @@ static qb_status run_step(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int
     return QB_OK;
 }
 
-/* run_step, on one thread when the model's operations are too small for a thread team (its
- * start and idle wait cost more than the work: 10x slower on a busy machine, as learned.c
- * found); the caller's thread count is restored after. */
+/* run_step, on one thread when the model's operations are too small for a thread team
+ * (qb_work_is_small); the caller's thread count is restored after. */
 static qb_status step_threads(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int n, bool from_order,
                               qb_finetune_report *r, const volatile int *cancel)
 {
     const qb_config *c = &ft->student->cfg;
-    const bool small = (size_t)ft->p.seq * c->dim * (size_t)(c->dim + c->hidden_dim) < ((size_t)1 << 24);
-    if (!small) return run_step(ctx, ft, seqs, n, from_order, r, cancel);
-#ifdef _OPENMP
-    const int saved = omp_get_max_threads();
-#endif
-    qb_ctx one = *ctx;
-    one.n_threads = 1;
-    qb_ctx_apply_threads(&one);
+    if (!qb_work_is_small((size_t)ft->p.seq, c->dim, c->hidden_dim))
+        return run_step(ctx, ft, seqs, n, from_order, r, cancel);
+    qb_ctx one;
+    const int saved = qb_ctx_one_thread(ctx, &one);
     qb_status st = run_step(&one, ft, seqs, n, from_order, r, cancel);
-#ifdef _OPENMP
-    omp_set_num_threads(saved);
-#endif
+    qb_threads_restore(saved);
     if (st != QB_OK) qb_fail(ctx, st, "%s", qb_ctx_errmsg(&one));
     return st;
 }

@@ -187,11 +187,10 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
                            "per channel are learned (int4-g128, int3-g128-asym, int4-channel, ...)",
                            mat_tensor(L, i)->name);
 #ifdef _OPENMP
-    /* a small block's operations are too short for a thread team (its start and its idle
-     * threads' spinning cost more than the work, many times over on a busy machine): run it on
+    /* a small block's operations are too short for a thread team (qb_work_is_small): run it on
      * this thread; large blocks use the team inside each operation */
     const int threads = omp_get_max_threads();
-    const bool small = (size_t)lr->T * lr->dim * (size_t)(lr->dim + m->cfg.hidden_dim) < ((size_t)1 << 24);
+    const bool small = qb_work_is_small((size_t)lr->T, lr->dim, m->cfg.hidden_dim);
     if (small) omp_set_num_threads(1);
 #endif
     const size_t td = (size_t)lr->T * lr->dim, all = (size_t)lr->nw * td;

@@ -678,23 +678,15 @@ qb_status qb_prune_structured(qb_ctx *ctx, qb_model *m, const char *calib_path, 
     if (sel_out) memset(sel_out, 0, sizeof *sel_out);
     qb_status st = qb_prune_amount_check(ctx, m, a);
     if (st != QB_OK) return st;
-    /* a model whose matrices are too small for a thread team runs on one thread (the team's
-     * start and idle waits cost more than the work: 10x slower on a busy machine, as
-     * finetune.c and learned.c found); the caller's thread count is restored after */
+    /* a model whose matrices are too small for a thread team runs on one thread
+       (qb_work_is_small); the caller's thread count is restored after */
     const qb_config *c = &m->cfg;
-    size_t n_ctx = o->n_ctx > 0 ? (size_t)o->n_ctx : 256;
-    if (n_ctx * c->dim * (size_t)(c->dim + c->hidden_dim) >= ((size_t)1 << 24))
+    if (!qb_work_is_small(o->n_ctx > 0 ? (size_t)o->n_ctx : 256, c->dim, c->hidden_dim))
         return run_job(ctx, m, calib_path, a, o, imp_out, sel_out);
-#ifdef _OPENMP
-    const int saved = omp_get_max_threads();
-#endif
-    qb_ctx one = *ctx;
-    one.n_threads = 1;
-    qb_ctx_apply_threads(&one);
+    qb_ctx one;
+    const int saved = qb_ctx_one_thread(ctx, &one);
     st = run_job(&one, m, calib_path, a, o, imp_out, sel_out);
-#ifdef _OPENMP
-    omp_set_num_threads(saved);
-#endif
+    qb_threads_restore(saved);
     if (st != QB_OK) qb_fail(ctx, st, "%s", qb_ctx_errmsg(&one));
     return st;
 }
