@@ -95,6 +95,7 @@ int lqb_model_finetune(lua_State *L)
     lua_pushcfunction(L, ft_call_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
+    const int call = lua_gettop(L);
 
     qb_finetune_params p = {.steps = (int)lqb_opt_int(L, o, "steps", 100), .batch = (int)lqb_opt_int(L, o, "batch", 4),
                             .seq = (int)lqb_opt_int(L, o, "seq", 128), .lr = (float)lqb_opt_num(L, o, "lr", 0),
@@ -187,5 +188,10 @@ int lqb_model_finetune(lua_State *L)
     lqb_set_str(L, "mode", p.heal ? "heal" : "qat");
     lua_pushboolean(L, stopped);
     lua_setfield(L, -2, "stopped");
-    return 1; /* the run is freed with the call's userdata */
+    /* free the run now, while the models it borrowed are surely open (a recipe may close them
+       before the collector gets to the call's userdata) */
+    lua_pushcfunction(L, ft_call_gc);
+    lua_pushvalue(L, call);
+    lua_call(L, 1, 0);
+    return 1;
 }

@@ -33,7 +33,9 @@ struct qb_train_pass {
     int dim, hid, q_dim, kv_dim, vocab, half;
     float *cs, *sn, *cs_swa, *sn_swa; /* (max_T, head_dim/2) RoPE tables, the sliding ones may alias */
     int32_t *tokens;     /* (max_T) */
-    layer_acts *la;      /* (n_layers) */
+    layer_acts *la;      /* (n_la) */
+    int n_la;            /* the model's blocks when the pass was made (freeing never reads the
+                            model, which may be closed first) */
     float *x_fin, *xn_out; /* (dim) residual after the last layer, output_norm of it */
     float *logits;       /* (vocab) the capped logits, kept when the model soft-caps them */
     float *wt;           /* a group of a weight's rows transposed (linear()); NULL: tokens too few to use it */
@@ -169,7 +171,7 @@ void qb_train_pass_free(qb_train_pass *tp)
     free(tp->cs);
     free(tp->sn);
     free(tp->tokens);
-    for (int l = 0; tp->la && l < tp->m->cfg.n_layers; l++) {
+    for (int l = 0; tp->la && l < tp->n_la; l++) {
         layer_acts *a = &tp->la[l];
         float *bufs[] = {a->x_in, a->xn1, a->q_lin, a->k_lin, a->q, a->k, a->v, a->p, a->att,
                          a->o, a->x_mid, a->xn2, a->g, a->u, a->h, a->f};
@@ -202,6 +204,7 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
     tp->kv_dim = c->n_kv_heads * c->head_dim;
     tp->vocab = c->vocab_size;
     tp->half = c->head_dim / 2;
+    tp->n_la = c->n_layers;
     const size_t T = (size_t)max_tokens, dim = (size_t)tp->dim, hid = (size_t)tp->hid, qd = (size_t)tp->q_dim,
                  kvd = (size_t)tp->kv_dim, V = (size_t)tp->vocab;
     bool ok = (tp->cs = malloc(T * tp->half * sizeof(float))) && (tp->sn = malloc(T * tp->half * sizeof(float))) &&
