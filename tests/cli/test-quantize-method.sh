@@ -79,6 +79,13 @@ if need_fixture "learned q3_k on qb-docs-26m" "$Q/config.json" "$QB_DATA/calib-d
         fi
     else not_ok "quantize --method learned q3_k" "exit $rc: $err"; fi
 fi
+# the comparison table runs learned rounding with its own step count (plain and weighted)
+run methods "$S/stories260K.bin" --calib "$S/ppl-sample.txt" --eval "$S/ppl-sample.txt" --ctx 64 --gen 4 \
+    --formats int4-channel --methods rtn,learned,learned-w --iters 3 --batch 2 --lr 0.05
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q '^| int4-channel | learned |' && printf '%s' "$out" | grep -q '^| int4-channel | learned-w |'; then
+    ok "methods --methods learned,learned-w --iters --batch --lr: rows"
+else not_ok "methods with learned rows" "exit $rc: $err" "$out"; fi
+expect_fail "methods --lr out of range" "--lr needs a step size" methods "$S/stories260K.bin" --calib "$S/ppl-sample.txt" --eval "$S/ppl-sample.txt" --lr 2
 expect_fail "learned to a ggml type" "method learned, tensor .*q4_0 is not learned" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method learned --calib "$S/ppl-sample.txt" --ctx 64
 expect_fail "--iters without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --iters 5
 expect_fail "--weighted without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --weighted
