@@ -12,8 +12,15 @@
 # are chosen from the original weights, "static groups"). AWQ runs as the authors' code does:
 # α searched on 20 points, then the clipping search per quantization group (all matrices but
 # wq / wk); BENCH_METHODS=rtn,gptq,awq,awq-noclip adds AWQ's scale search alone.
+# Learned rounding (SignRound block by block, learned.h) against RTN and GPTQ: qb-docs-26m at
+# Q3_K and Q2_K (llama.cpp's k-quants; each method also with the calibration's importance, -w:
+# GPTQ's group scales, learned rounding's starting quantization), then int2-g64 and
+# int3-g128-asym; 20 steps of 4 windows per block, 40 evaluation chunks; several minutes per
+# learned row on 2 cores (BENCH_LEARNED=0 skips it).
 # Environment: BUILD, QB_MODELS, QB_DATA, BENCH_THREADS (2), BENCH_METHODS_FORMATS (qb-docs list),
-#   BENCH_METHODS (rtn,gptq,awq), BENCH_METHODS_CHUNKS (160 evaluation chunks of 256 tokens on qb-docs-26m).
+#   BENCH_METHODS (rtn,gptq,awq), BENCH_METHODS_CHUNKS (160 evaluation chunks of 256 tokens on qb-docs-26m),
+#   BENCH_LEARNED (1), BENCH_LEARNED_KQUANTS (q3_k,q2_k), BENCH_LEARNED_INTS (int2-g64,int3-g128-asym),
+#   BENCH_LEARNED_ITERS (20).
 # 40 chunks (10K tokens) resolve KLD differences but not PPL differences of ~0.1: at int4-g128
 # AWQ was 0.11 PPL above RTN on 40 chunks (KLD 0.062 vs 0.068) and 0.15 below it on 160
 # (KLD 0.059 vs 0.066); use BENCH_METHODS_CHUNKS=160 (or 0: the whole text) for PPL orderings.
@@ -40,5 +47,18 @@ if [ -d "$MODELS/qb-docs-26m/hf" ]; then
         --formats "${BENCH_METHODS_FORMATS:-int4-g128-asym,int3-g128-asym,q4_0,q4_k}" || rc=1
 else
     echo "qb-docs-26m missing: skipped"
+fi
+if [ "${BENCH_LEARNED:-1}" != 0 ]; then
+    echo "== methods: learned rounding, qb-docs-26m (ggml k-quants, 2-bit groups)"
+    if [ -d "$MODELS/qb-docs-26m/hf" ]; then
+        for set in "${BENCH_LEARNED_KQUANTS:-q3_k,q2_k}:rtn,gptq,learned,gptq-w,learned-w" \
+                   "${BENCH_LEARNED_INTS:-int2-g64,int3-g128-asym}:rtn,gptq,learned"; do
+            "$QB" methods "$MODELS/qb-docs-26m/hf" -t "$T" --calib "$DATA/calib-docs.txt" --eval "$DATA/eval-docs.txt" \
+                --samples 32 --ctx 256 --chunks 40 --gen 16 --act-order --methods "${set#*:}" \
+                --iters "${BENCH_LEARNED_ITERS:-20}" --batch 4 --formats "${set%%:*}" || rc=1
+        done
+    else
+        echo "qb-docs-26m missing: skipped"
+    fi
 fi
 exit $rc

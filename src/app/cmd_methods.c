@@ -1,5 +1,5 @@
 /* cmd_methods.c — `quantbench methods MODEL --calib FILE --eval FILE [--formats LIST]
- * [--methods LIST] …`: the method comparison table. One calibration run (with XᵀX) serves
+ * [--methods LIST] [--iters N --lr L --batch N] …`: the method comparison table. One calibration run (with XᵀX) serves
  * every method; for each format × method the model is quantized in memory and measured on
  * held-out text against the unquantized model: bits per weight, perplexity, KLD, top-1
  * agreement, quantization time and single-token decode speed. When --calib and --eval name the
@@ -63,7 +63,8 @@ int cmd_methods(int argc, char **argv)
     long n_tasks = -1;
     static const char *task_opts[] = {"--hellaswag", "--winogrande", "--multiple-choice"};
     char fmts_buf[512] = "int4-g128-asym,int3-g128-asym", meth_buf[64] = "rtn,gptq,awq";
-    long samples = 0, n_ctx = 256, chunks = 0, threads = 0, gen = 64;
+    long samples = 0, n_ctx = 256, chunks = 0, threads = 0, gen = 64, iters = 0, batch = 0;
+    double lr = 0;
     bool act_order = false;
     int n_pos = 0;
     for (int i = 0; i < argc; i++) {
@@ -87,15 +88,24 @@ int cmd_methods(int argc, char **argv)
             else snprintf(a[2] == 'f' ? fmts_buf : meth_buf, a[2] == 'f' ? sizeof fmts_buf : sizeof meth_buf, "%s", v);
             i++;
         } else if (!strcmp(a, "--samples") || !strcmp(a, "--ctx") || !strcmp(a, "--chunks") || !strcmp(a, "--gen") ||
-                   !strcmp(a, "-t") || !strcmp(a, "--threads")) {
+                   !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "--iters") || !strcmp(a, "--batch")) {
             long *dst = !strcmp(a, "--samples") ? &samples : !strcmp(a, "--ctx") ? &n_ctx
-                      : !strcmp(a, "--chunks") ? &chunks : !strcmp(a, "--gen") ? &gen : &threads;
-            if (!cli_int(a, v, dst == &n_ctx ? 8 : dst == &threads ? 1 : 0, 1 << 20, dst)) return 1;
+                      : !strcmp(a, "--chunks") ? &chunks : !strcmp(a, "--gen") ? &gen
+                      : !strcmp(a, "--iters") ? &iters : !strcmp(a, "--batch") ? &batch : &threads;
+            if (!cli_int(a, v, dst == &n_ctx ? 8 : dst == &threads || dst == &iters || dst == &batch ? 1 : 0, 1 << 20,
+                         dst))
+                return 1;
+            i++;
+        } else if (!strcmp(a, "--lr")) {
+            char *end;
+            lr = v ? strtod(v, &end) : 0;
+            if (!v || *end || !(lr > 0 && lr <= 1)) return cli_error("methods: --lr needs a step size in (0, 1]");
             i++;
         } else if (!strcmp(a, "--act-order")) act_order = true;
         else if (!strcmp(a, "--help")) {
             puts("usage: quantbench methods MODEL --calib FILE --eval FILE [--formats int4-g128-asym,q4_k,...]\n"
-                 "         [--methods rtn,gptq,gptq-w,awq,awq-w,awq-noclip] [--samples N] [--ctx N] [--chunks N] [--gen N] [--act-order]\n"
+                 "         [--methods rtn,gptq,gptq-w,awq,awq-w,awq-noclip,learned,learned-w] [--samples N] [--ctx N] [--chunks N]\n"
+                 "         [--gen N] [--act-order] [--iters N] [--lr L] [--batch N]   (learned rounding: learned.h)\n"
                  "         [--hellaswag FILE | --winogrande FILE | --multiple-choice FILE [--tasks N]]   (a task-accuracy column)");
             return 0;
         } else if (a[0] == '-') return cli_error("methods: unknown option '%s'", a);
@@ -111,15 +121,21 @@ int cmd_methods(int argc, char **argv)
     qb_method mlist[8];
     for (int k = 0; k < n_meths; k++) {
         /* "awq-noclip": AWQ's scale search alone, without its clipping search; "gptq-w",
-         * "awq-w": with importance weights from the calibration (gptq.h, awq.h: weighted) */
+         * "awq-w", "learned-w": with importance weights from the calibration (gptq.h, awq.h:
+         * weighted; learned.h: the k-quants' starting quantization) */
         const char *mk = meths[k];
         bool noclip = !strcasecmp(mk, "awq-noclip"), gw = !strcasecmp(mk, "gptq-w"), aw = !strcasecmp(mk, "awq-w");
-        if (qb_method_parse(&ctx, noclip || aw ? "awq" : gw ? "gptq" : mk, &mlist[k]) != QB_OK)
+        bool lw = !strcasecmp(mk, "learned-w");
+        if (qb_method_parse(&ctx, noclip || aw ? "awq" : gw ? "gptq" : lw ? "learned" : mk, &mlist[k]) != QB_OK)
             return cli_error("methods: %s", qb_ctx_errmsg(&ctx));
         if (noclip) mlist[k].awq.clip = false;
         mlist[k].gptq.weighted = gw;
         mlist[k].awq.weighted = aw;
+        mlist[k].learned.weighted = lw;
         mlist[k].gptq.act_order = act_order;
+        mlist[k].learned.iters = (int)iters;
+        mlist[k].learned.batch = (int)batch;
+        mlist[k].learned.lr = (float)lr;
     }
     qb_model *base = cli_open_model(&ctx, pos[0], tok_path), *m = base ? cli_open_model(&ctx, pos[0], tok_path) : NULL;
     if (!m) {

@@ -43,13 +43,15 @@ bool qz_is_gguf(const char *path)
 static void usage(FILE *f)
 {
     fputs("usage: quantbench quantize MODEL OUT.gguf [TYPE] [--pure] [--plan FILE|FILE.gguf] [--allow-requantize] [-t N]\n"
-          "         [--method rtn|gptq|awq] [--calib FILE] [--samples N] [--ctx N] [--act-order] [--damp 0.01]\n"
+          "         [--method rtn|gptq|awq|learned] [--calib FILE] [--samples N] [--ctx N] [--act-order] [--damp 0.01]\n"
           "         [--block 128] [--alpha A] [--no-clip] [--weighted] [--imatrix FILE] [--iters 200 --lr L --batch 8]\n"
           "  TYPE: a format for every tensor (int4-g128-asym, q4_k, q4_0, ...) or a mix (Q4_K_M)\n"
           "  --plan: rules 'PATTERN = FORMAT [METHOD KEY=VALUE ...]', or a GGUF quantbench wrote (its recipe)\n"
           "  --imatrix: importance matrix (.dat or GGUF, llama-imatrix's or quantbench imatrix's) weighting the quantizers\n"
-          "             (RTN, and GPTQ's / AWQ's rounding)\n"
-          "  --weighted: GPTQ / AWQ round with the calibration's own importance (its mean squares, an imatrix's data)\n",
+          "             (RTN, GPTQ's / AWQ's rounding, learned rounding's k-quant start)\n"
+          "  --weighted: GPTQ / AWQ round with the calibration's own importance (its mean squares, an imatrix's data);\n"
+          "             learned rounding starts its k-quants from the quantization weighted by it\n"
+          "  --method learned: INT formats with groups or per channel, and q2_k, q3_k, q4_k, q5_k, q6_k\n",
           f);
     list_types(f);
 }

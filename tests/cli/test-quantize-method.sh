@@ -1,7 +1,9 @@
 #!/bin/bash
-# test-quantize-method.sh — `quantbench quantize … --method rtn|gptq|awq --calib FILE`:
+# test-quantize-method.sh — `quantbench quantize … --method rtn|gptq|awq|learned --calib FILE`:
 # a GPTQ / AWQ GGUF of stories260K that quantbench and (when built) llama.cpp both run, no
-# worse than RTN of the same type, and every kind of bad input rejected with one line.
+# worse than RTN of the same type; learned rounding to int4-channel (stories260K) and to Q3_K
+# (qb-docs-26m, llama.cpp's PPL within 0.5% of ours); every kind of bad input rejected with
+# one line.
 . "$(dirname "$0")/lib.sh"
 S=$QB_MODELS/stories260K
 LLAMA_PPL=../peer/llama.cpp/build/bin/llama-perplexity
@@ -55,6 +57,35 @@ if [ "$rc" -eq 0 ]; then
     lppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
     if [ "$rc" -eq 0 ] && [ -n "$lppl" ]; then ok "quantize --method learned int4-channel runs (PPL $lppl)"; else not_ok "learned GGUF runs" "$err"; fi
 else not_ok "quantize --method learned int4-channel" "exit $rc: $err"; fi
+# learned rounding on a k-quant (qb-docs-26m: rows of whole 256-blocks): a GGUF of Q3_K blocks
+# that llama.cpp runs with the PPL quantbench computes for it
+Q=$QB_MODELS/qb-docs-26m/hf
+if need_fixture "learned q3_k on qb-docs-26m" "$Q/config.json" "$QB_DATA/calib-docs.txt" "$QB_DATA/eval-docs.txt"; then
+    run quantize "$Q" "$TMP/learned-q3k.gguf" q3_k --method learned --calib "$QB_DATA/calib-docs.txt" --samples 2 --ctx 64 --iters 3 --batch 1
+    if [ "$rc" -eq 0 ] && "$QB_BIN" info "$TMP/learned-q3k.gguf" | grep -q 'blk.3.ffn_down.weight.*q3_k'; then
+        ok "quantize --method learned q3_k writes Q3_K blocks"
+        run ppl "$TMP/learned-q3k.gguf" "$QB_DATA/eval-docs.txt" --ctx 256 --chunks 3
+        kppl=$(printf '%s' "$out" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1)
+        if [ "$rc" -eq 0 ] && [ -n "$kppl" ]; then ok "learned q3_k GGUF runs in quantbench (PPL $kppl)"; else not_ok "learned q3_k GGUF runs" "$err"; fi
+        if [ -x "$LLAMA_PPL" ]; then
+            lp=$("$LLAMA_PPL" -m "$TMP/learned-q3k.gguf" -f "$QB_DATA/eval-docs.txt" -c 256 --chunks 3 -t 2 2>&1 | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
+            if [ -n "$lp" ] && awk -v a="$lp" -v b="$kppl" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / b < 0.005) }'; then
+                ok "learned q3_k GGUF runs in llama.cpp with the same PPL ($lp vs $kppl)"
+            else
+                not_ok "learned q3_k GGUF in llama.cpp" "llama.cpp PPL '$lp', ours $kppl"
+            fi
+        else
+            skip "learned q3_k GGUF in llama.cpp" "llama-perplexity not built ($LLAMA_PPL)"
+        fi
+    else not_ok "quantize --method learned q3_k" "exit $rc: $err"; fi
+fi
+# the comparison table runs learned rounding with its own step count (plain and weighted)
+run methods "$S/stories260K.bin" --calib "$S/ppl-sample.txt" --eval "$S/ppl-sample.txt" --ctx 64 --gen 4 \
+    --formats int4-channel --methods rtn,learned,learned-w --iters 3 --batch 2 --lr 0.05
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q '^| int4-channel | learned |' && printf '%s' "$out" | grep -q '^| int4-channel | learned-w |'; then
+    ok "methods --methods learned,learned-w --iters --batch --lr: rows"
+else not_ok "methods with learned rows" "exit $rc: $err" "$out"; fi
+expect_fail "methods --lr out of range" "--lr needs a step size" methods "$S/stories260K.bin" --calib "$S/ppl-sample.txt" --eval "$S/ppl-sample.txt" --lr 2
 expect_fail "learned to a ggml type" "method learned, tensor .*q4_0 is not learned" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --method learned --calib "$S/ppl-sample.txt" --ctx 64
 expect_fail "--iters without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --iters 5
 expect_fail "--weighted without --method" "need --method" quantize "$S/stories260K.bin" "$TMP/x.gguf" q4_0 --weighted

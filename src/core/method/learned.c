@@ -1,7 +1,9 @@
 /* learned.c — SignRound block by block (learned.h) over the training pass's block forward and
- * backward and fakequant.h's learnable quantization. */
+ * backward and the learnable quantizations of fakequant.h (INT formats) and fakequant_kquant.h
+ * (k-quants). */
 #include "learned.h"
 #include "fakequant.h"
+#include "fakequant_kquant.h"
 #include "../infer/train.h"
 #include "../infer/matmul.h"
 
@@ -57,7 +59,7 @@ qb_status qb_learned_begin(qb_ctx *ctx, const qb_model *m, const qb_calib *cal, 
     lr->m = m;
     lr->p = *p;
     if (lr->p.iters <= 0) lr->p.iters = 200;
-    if (!(lr->p.lr > 0)) lr->p.lr = 1.0f / (float)lr->p.iters;
+    /* lr 0: each format family's default, chosen per matrix (step_size) */
     if (lr->p.batch <= 0) lr->p.batch = 8;
     if (lr->p.batch > cal->n_windows) lr->p.batch = cal->n_windows;
     lr->nw = cal->n_windows;
@@ -88,13 +90,23 @@ qb_status qb_learned_begin(qb_ctx *ctx, const qb_model *m, const qb_calib *cal, 
     return QB_OK;
 }
 
-/* What one matrix learns: offsets, clip factors, their best values and gradients. */
+bool qb_learned_supports(const qb_format *f, const qb_tensor *t)
+{
+    return qb_fq_groups(f, qb_tensor_rows(t), t->ne[0]) > 0 || qb_fqk_supports(f, t->ne[0]);
+}
+
+/* What one matrix learns: offsets and two factors per group, their best values and gradients.
+ * INT formats (kq NULL): clip factors α, β of each group's max and min, in [0.5, 1]; k-quants:
+ * each sub-block's scale and min factors φ, ψ (fakequant_kquant.h's range), held at 1 unless
+ * the parameters' `scales` asks for them. */
 typedef struct {
     const qb_format *f;
     const float *w;        /* the original values (P_fp's array) */
     int64_t rows, n, ng;
+    qb_fqk *kq;            /* the k-quant's start, or NULL */
+    float lo, hi;          /* the factors' range */
     float *wq;             /* the fake-quantized values the block runs */
-    float *v, *a, *b;      /* offsets (rows × n), clip factors (ng each) */
+    float *v, *a, *b;      /* offsets (rows × n), factors (ng each) */
     float *bv, *ba, *bb;   /* the best step's */
     float *gw;             /* gradient with respect to wq */
     float *gv, *ga, *gb;
@@ -104,9 +116,12 @@ static void learnable_free(learnable *x)
 {
     float *all[] = {x->wq, x->v, x->a, x->b, x->bv, x->ba, x->bb, x->gw, x->gv, x->ga, x->gb};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+    qb_fqk_free(x->kq);
 }
 
-static bool learnable_init(learnable *x, const qb_format *f, const float *w, int64_t rows, int64_t n)
+/* imp: the columns' importance for a k-quant's starting quantization (NULL: unweighted) */
+static qb_status learnable_init(qb_ctx *ctx, learnable *x, const qb_format *f, const float *w, int64_t rows, int64_t n,
+                                const float *imp)
 {
     memset(x, 0, sizeof *x);
     x->f = f;
@@ -114,6 +129,15 @@ static bool learnable_init(learnable *x, const qb_format *f, const float *w, int
     x->rows = rows;
     x->n = n;
     x->ng = qb_fq_groups(f, rows, n);
+    x->lo = 0.5f;
+    x->hi = 1.0f;
+    if (!x->ng) {
+        qb_status st = qb_fqk_new(ctx, f, w, rows, n, imp, &x->kq);
+        if (st != QB_OK) return st;
+        x->ng = qb_fqk_subblocks(x->kq);
+        x->lo = QB_FQK_FACTOR_MIN;
+        x->hi = QB_FQK_FACTOR_MAX;
+    }
     const size_t rn = (size_t)(rows * n), ng = (size_t)x->ng;
     x->wq = malloc(rn * sizeof(float));
     x->v = calloc(rn, sizeof(float));
@@ -127,12 +151,33 @@ static bool learnable_init(learnable *x, const qb_format *f, const float *w, int
     x->ga = malloc(ng * sizeof(float));
     x->gb = malloc(ng * sizeof(float));
     if (!x->wq || !x->v || !x->bv || !x->gw || !x->gv || !x->a || !x->b || !x->ba || !x->bb || !x->ga || !x->gb)
-        return false;
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < ng; k++) x->a[k] = x->b[k] = x->ba[k] = x->bb[k] = 1.0f;
-    return true;
+    return QB_OK;
 }
 
-static void refresh(learnable *x) { qb_fq_forward(x->f, x->w, x->rows, x->n, x->v, x->a, x->b, x->wq); }
+static void refresh(learnable *x)
+{
+    if (x->kq) qb_fqk_forward(x->kq, x->v, x->a, x->b, x->wq);
+    else qb_fq_forward(x->f, x->w, x->rows, x->n, x->v, x->a, x->b, x->wq);
+}
+
+/* gv, ga, gb = the gradients of the offsets and (factors: those learned) factors from gw */
+static void gradients(learnable *x, bool factors)
+{
+    memset(x->gv, 0, (size_t)(x->rows * x->n) * sizeof(float));
+    memset(x->ga, 0, (size_t)x->ng * sizeof(float));
+    memset(x->gb, 0, (size_t)x->ng * sizeof(float));
+    if (x->kq) qb_fqk_backward(x->kq, x->v, x->a, x->b, x->gw, x->gv, factors ? x->ga : NULL, factors ? x->gb : NULL);
+    else qb_fq_backward(x->f, x->w, x->rows, x->n, x->v, x->a, x->b, x->gw, x->gv, x->ga, x->gb);
+}
+
+static qb_status pack(qb_ctx *ctx, const learnable *x, void *dst)
+{
+    if (!x->kq) return qb_fq_pack(ctx, x->f, x->w, x->rows, x->n, x->v, x->a, x->b, dst);
+    qb_fqk_pack(x->kq, x->v, x->a, x->b, dst);
+    return QB_OK;
+}
 
 /* one signed step of size s, clamped to the parameters' ranges */
 static void signed_step(float *p, const float *g, size_t n, float s, float lo, float hi)
@@ -142,6 +187,19 @@ static void signed_step(float *p, const float *g, size_t n, float s, float lo, f
         float v = p[i] - d;
         p[i] = v < lo ? lo : v > hi ? hi : v;
     }
+}
+
+/* The first step's size for matrix x: the given lr, else 1/iters (SignRound's), and for the
+ * k-quants no more than 1/50: they start from the format's own searched quantization and
+ * learn offsets alone, where large early steps flip too many codes at once (qb-docs-26m, 20
+ * steps of 4 windows, weighted start, KLD: Q3_K 0.0991 / 0.0936 / 0.0920 / 0.0985 at lr
+ * 0.05 / 0.02 / 0.01 / 0.005, Q2_K 0.389 / 0.350 / 0.367 at 0.05 / 0.02 / 0.01; int2-g64's
+ * clip factors want the larger steps: 1.151 at 0.05, 1.285 at 0.01). */
+static float step_size(const qb_learned_params *p, const learnable *x)
+{
+    if (p->lr > 0) return p->lr;
+    const int n = x->kq && p->iters < 50 ? 50 : p->iters;
+    return 1.0f / (float)n;
 }
 
 static uint64_t next_rand(uint64_t *s)
@@ -175,17 +233,18 @@ static qb_status block_loss(qb_ctx *ctx, qb_learned *lr, int l, const qb_train_l
     return QB_OK;
 }
 
-qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *const fmts[7], void *const dst[7],
-                           double *loss_rtn, double *loss_learned, const volatile int *cancel)
+qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *const fmts[7],
+                           const float *const imps[7], void *const dst[7], double *loss_rtn, double *loss_learned,
+                           const volatile int *cancel)
 {
     const qb_model *m = lr->m;
     if (l != lr->next) return qb_fail(ctx, QB_ERR_ARG, "learned rounding: block %d asked, block %d is next", l, lr->next);
     const qb_layer_weights *L = &m->layers[l];
     for (int i = 0; i < 7; i++)
-        if (fmts[i] && !qb_fq_groups(fmts[i], qb_tensor_rows(mat_tensor(L, i)), mat_tensor(L, i)->ne[0]))
+        if (fmts[i] && !qb_learned_supports(fmts[i], mat_tensor(L, i)))
             return qb_fail(ctx, QB_ERR_UNSUPPORTED, "method learned, tensor %s: only integer formats with groups or "
-                           "per channel are learned (int4-g128, int3-g128-asym, int4-channel, ...)",
-                           mat_tensor(L, i)->name);
+                           "per channel (int4-g128, int3-g128-asym, int4-channel, ...) and the k-quants q2_k, q3_k, "
+                           "q4_k, q5_k, q6_k (rows a multiple of 256) are learned", mat_tensor(L, i)->name);
 #ifdef _OPENMP
     /* a small block's operations are too short for a thread team (qb_work_is_small): run it on
      * this thread; large blocks use the team inside each operation */
@@ -218,10 +277,9 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
     for (int i = 0; i < 7 && st == QB_OK; i++) {
         if (!fmts[i]) continue;
         const qb_tensor *t = mat_tensor(L, i);
-        if (!learnable_init(&x[i], fmts[i], *mat_slot(&Pfp, i), qb_tensor_rows(t), t->ne[0])) {
-            st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory learning %s", t->name);
+        if ((st = learnable_init(ctx, &x[i], fmts[i], *mat_slot(&Pfp, i), qb_tensor_rows(t), t->ne[0],
+                                 imps ? imps[i] : NULL)) != QB_OK)
             break;
-        }
         refresh(&x[i]);
         *mat_slot(&Pq, i) = x[i].wq;
         *mat_slot(&G, i) = x[i].gw;
@@ -243,7 +301,7 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
         if ((st = block_loss(ctx, lr, l, &Pq, yfp, idx, lr->p.batch, &G, &loss)) != QB_OK) break;
         const bool better = loss < best;
         if (better) best = loss;
-        const float step = lr->p.lr * (1.0f - (float)it / (float)lr->p.iters);
+        const float decay = 1.0f - (float)it / (float)lr->p.iters;
         for (int i = 0; i < 7; i++) {
             learnable *y = &x[i];
             if (!fmts[i]) continue;
@@ -253,13 +311,14 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
                 memcpy(y->ba, y->a, ng * sizeof(float));
                 memcpy(y->bb, y->b, ng * sizeof(float));
             }
-            memset(y->gv, 0, rn * sizeof(float));
-            memset(y->ga, 0, ng * sizeof(float));
-            memset(y->gb, 0, ng * sizeof(float));
-            qb_fq_backward(y->f, y->w, y->rows, y->n, y->v, y->a, y->b, y->gw, y->gv, y->ga, y->gb);
+            const float step = step_size(&lr->p, y) * decay;
+            const bool factors = !y->kq || lr->p.scales; /* k-quants: the format's scales unless asked */
+            gradients(y, factors);
             signed_step(y->v, y->gv, rn, step, -0.5f, 0.5f);
-            signed_step(y->a, y->ga, ng, step, 0.5f, 1.0f);
-            signed_step(y->b, y->gb, ng, step, 0.5f, 1.0f);
+            if (factors) {
+                signed_step(y->a, y->ga, ng, step, y->lo, y->hi);
+                signed_step(y->b, y->gb, ng, step, y->lo, y->hi);
+            }
             refresh(y);
         }
     }
@@ -273,7 +332,7 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
             memcpy(y->b, y->bb, (size_t)y->ng * sizeof(float));
         }
         refresh(y);
-        st = qb_fq_pack(ctx, y->f, y->w, y->rows, y->n, y->v, y->a, y->b, dst[i]);
+        st = pack(ctx, y, dst[i]);
     }
     double l1 = 0;
     for (int w = 0; w < lr->nw; w++) idx[w] = w;

@@ -8,7 +8,10 @@
  * on the full-precision inputs (mean squared error over random batches of the calibration
  * windows); then the matrices are written in their format's packed bytes and both inputs move
  * past the block. Gradients come from the training pass (train.h); targets: INT formats with
- * groups or per channel. */
+ * groups or per channel (fakequant.h: offsets and clip factors) and the ggml k-quants Q2_K..Q6_K
+ * (fakequant_kquant.h: offsets on the scales of the format's own quantization, optionally the
+ * sub-blocks' scale and min factors too; the bytes are the format's blocks, so the result
+ * exports to a GGUF llama.cpp runs). */
 #ifndef QB_METHOD_LEARNED_H
 #define QB_METHOD_LEARNED_H
 
@@ -16,8 +19,13 @@
 
 typedef struct {
     int iters;   /* signed-gradient steps per block (0 = 200) */
-    float lr;    /* step size of offsets and clip factors (0 = 1/iters), decayed linearly to 0 */
+    float lr;    /* first step of offsets and factors, decayed linearly to 0 (0 = 1/iters; for the
+                    k-quants at most 1/50) */
     int batch;   /* calibration windows per step (0 = 8; at most the calibration's) */
+    bool weighted; /* k-quants start from the quantization weighted by the calibration's mean
+                      square inputs (llama-quantize --imatrix's); read by method.c */
+    bool scales;   /* k-quants: also learn each sub-block's scale and min factors (at the
+                      offsets' step size); off: only the offsets, the format's own scales */
 } qb_learned_params;
 
 typedef struct qb_learned qb_learned;
@@ -28,14 +36,20 @@ typedef struct qb_learned qb_learned;
 qb_status qb_learned_begin(qb_ctx *ctx, const qb_model *m, const qb_calib *cal, const qb_learned_params *p,
                            qb_learned **out);
 
+/* Whether matrix t in format f can be learned (qb_learned_block refuses the others). */
+bool qb_learned_supports(const qb_format *f, const qb_tensor *t);
+
 /* Block l (in order 0, 1, ...): fmts[i] (NULL: the matrix stays at full precision) for its
  * matrices wq, wk, wv, wo, w_gate, w_up, w_down; dst[i] receives the packed rows (rows ×
- * qb_format_row_bytes) of each learned one. loss_rtn / loss_learned (may be NULL): the mean
- * squared error of the block's output over all windows with round-to-nearest (where learning
- * starts) and with the result. cancel (may be NULL) stops with QB_ERR_CANCELLED. Errors: a
- * format without integer groups (QB_ERR_UNSUPPORTED), a block out of order, QB_ERR_NOMEM. */
-qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *const fmts[7], void *const dst[7],
-                           double *loss_rtn, double *loss_learned, const volatile int *cancel);
+ * qb_format_row_bytes) of each learned one. imps (NULL, or imps[i] NULL: unweighted): the
+ * columns' importance (ne[0] floats) a k-quant matrix's starting quantization is weighted
+ * with (ignored by INT formats). loss_rtn / loss_learned (may be NULL): the mean squared error
+ * of the block's output over all windows with round-to-nearest (where learning starts) and
+ * with the result. cancel (may be NULL) stops with QB_ERR_CANCELLED. Errors: a format
+ * qb_learned_supports refuses (QB_ERR_UNSUPPORTED), a block out of order, QB_ERR_NOMEM. */
+qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *const fmts[7],
+                           const float *const imps[7], void *const dst[7], double *loss_rtn, double *loss_learned,
+                           const volatile int *cancel);
 
 void qb_learned_end(qb_learned *lr);
 

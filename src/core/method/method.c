@@ -5,7 +5,6 @@
 #include "method_stage.h"
 #include "fold.h"
 #include "grid.h"
-#include "fakequant.h"
 #include "../quant/apply.h"
 #include "../quant/ftype.h"
 
@@ -37,13 +36,14 @@ qb_status qb_method_from_spec(qb_ctx *ctx, const qb_method_spec *spec, qb_method
     if (qb_method_spec_get(spec, "block", &v)) out->gptq.block = (int)v;
     if (qb_method_spec_get(spec, "damp", &v)) out->gptq.damp = v > 0 ? (float)v : -1.0f;
     if (qb_method_spec_get(spec, "act_order", &v)) out->gptq.act_order = v != 0;
-    if (qb_method_spec_get(spec, "weighted", &v)) out->gptq.weighted = out->awq.weighted = v != 0;
+    if (qb_method_spec_get(spec, "weighted", &v)) out->gptq.weighted = out->awq.weighted = out->learned.weighted = v != 0;
     if (qb_method_spec_get(spec, "alpha", &v)) out->awq.alpha = (float)v;
     if (qb_method_spec_get(spec, "grid", &v)) out->awq.n_grid = (int)v;
     if (qb_method_spec_get(spec, "clip", &v)) out->awq.clip = v != 0;
     if (qb_method_spec_get(spec, "iters", &v)) out->learned.iters = (int)v;
     if (qb_method_spec_get(spec, "lr", &v)) out->learned.lr = (float)v;
     if (qb_method_spec_get(spec, "batch", &v)) out->learned.batch = (int)v;
+    if (qb_method_spec_get(spec, "scales", &v)) out->learned.scales = v != 0;
     return QB_OK;
 }
 
@@ -398,20 +398,48 @@ static qb_status awq_layer(job *J, int l)
 
 /* ---- learned rounding over one block ---------------------------------------------------- */
 
+/* The importance a k-quant matrix's learning starts from (the RTN it starts at is weighted by
+ * it): the plan's imatrix, else with `weighted` the calibration's mean square at the matrix's
+ * input. *out: n floats (caller frees) or NULL for none. */
+static qb_status learned_importance(job *J, int l, qb_obs_point pt, const qb_tensor *t, float **out)
+{
+    *out = NULL;
+    const int64_t n = t->ne[0];
+    const float *im = NULL;
+    if (J->o && J->o->imatrix) {
+        qb_status st = qb_importance_lookup(J->ctx, J->o->imatrix, t->name, n, 1, J->m->cfg.n_experts, &im, NULL);
+        if (st != QB_OK) return st;
+    }
+    const qb_calib_stat *cs = qb_calib_get(J->cal, l, pt);
+    if (!im && (!J->meth->learned.weighted || !cs || cs->width != n)) return QB_OK;
+    float *w = malloc((size_t)n * sizeof *w);
+    if (!w) return qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory");
+    if (im) memcpy(w, im, (size_t)n * sizeof *w);
+    else qb_calib_mean_square(cs, w);
+    *out = w;
+    return QB_OK;
+}
+
 static qb_status learned_layer(job *J, qb_learned *lr, int l)
 {
     qb_layer_weights *L = &J->m->layers[l];
     qb_tensor *mats[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    static const qb_obs_point pts[7] = {QB_OBS_ATTN_IN, QB_OBS_ATTN_IN, QB_OBS_ATTN_IN, QB_OBS_ATTN_OUT,
+                                        QB_OBS_FFN_IN,  QB_OBS_FFN_IN,  QB_OBS_FFN_DOWN_IN};
     const qb_format *fmts[7];
     void *bufs[7] = {0};
+    float *imps[7] = {0};
     qb_status st = QB_OK;
     for (int i = 0; i < 7 && st == QB_OK; i++) {
         fmts[i] = planned(J, mats[i]);
         if (fmts[i] && !(bufs[i] = malloc(qb_format_row_bytes(fmts[i], mats[i]->ne[0]) * (size_t)qb_tensor_rows(mats[i]))))
             st = qb_fail(J->ctx, QB_ERR_NOMEM, "out of memory quantizing %s", mats[i]->name);
+        if (st == QB_OK && fmts[i]) st = learned_importance(J, l, pts[i], mats[i], &imps[i]);
     }
     double l0, l1;
-    if (st == QB_OK) st = qb_learned_block(J->ctx, lr, l, fmts, bufs, &l0, &l1, cancel_flag(J));
+    if (st == QB_OK)
+        st = qb_learned_block(J->ctx, lr, l, fmts, (const float *const *)imps, bufs, &l0, &l1, cancel_flag(J));
+    for (int i = 0; i < 7; i++) free(imps[i]);
     for (int i = 0; i < 7; i++) {
         if (st != QB_OK || !fmts[i]) {
             free(bufs[i]);
@@ -460,11 +488,12 @@ static qb_status check_inputs(job *J)
         int layer;
         qb_obs_point pt;
         if (st == QB_OK && meth->kind == QB_METHOD_LEARNED && qb_calib_point_of(m, t, &layer, &pt) &&
-            !qb_fq_groups(f, qb_tensor_rows(t), t->ne[0])) {
+            !qb_learned_supports(f, t)) {
             char fn[64];
             qb_format_name(f, fn, sizeof fn);
             return qb_fail(J->ctx, QB_ERR_UNSUPPORTED, "method learned, tensor %s: format %s is not learned (integer "
-                           "groups or per channel: int4-g128, int3-g128-asym, int4-channel, ...)", t->name, fn);
+                           "groups or per channel: int4-g128, int3-g128-asym, int4-channel, ...; k-quants q2_k, q3_k, "
+                           "q4_k, q5_k, q6_k on rows of whole 256-blocks)", t->name, fn);
         }
         if (st == QB_OK && meth->kind == QB_METHOD_GPTQ && !float_format(f) && qb_calib_point_of(m, t, &layer, &pt)) {
             qb_grid g;

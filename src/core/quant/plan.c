@@ -33,7 +33,7 @@ static const param_def PARAMS[QB_METHOD_COUNT][QB_METHOD_MAX_PARAMS + 1] = {
     [QB_METHOD_AWQ] = {{"alpha", P_REAL, 0, 1}, {"grid", P_INT, 1, 1000}, {"clip", P_BOOL, 0, 1},
                        {"weighted", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
     [QB_METHOD_LEARNED] = {{"iters", P_INT, 1, 100000}, {"lr", P_REAL, 0, 1}, {"batch", P_INT, 1, 100000},
-                           {NULL, P_REAL, 0, 0}},
+                           {"weighted", P_BOOL, 0, 1}, {"scales", P_BOOL, 0, 1}, {NULL, P_REAL, 0, 0}},
 };
 
 const char *qb_plan_method_name(qb_method_kind k)

@@ -24,12 +24,15 @@
 
 typedef enum { QB_METHOD_RTN = 0, QB_METHOD_GPTQ, QB_METHOD_AWQ, QB_METHOD_LEARNED, QB_METHOD_COUNT } qb_method_kind;
 
-#define QB_METHOD_MAX_PARAMS 4
+#define QB_METHOD_MAX_PARAMS 5
 
 /* A method and the parameters given for it (the others take the method's defaults).
  *   rtn:  none
- *   gptq: block (integer 1..65536), damp (0..10; 0 = none), act_order (0/1, true/false)
- *   awq:  alpha (0..1; absent = searched), grid (integer 1..1000), clip (0/1, true/false) */
+ *   gptq: block (integer 1..65536), damp (0..10; 0 = none), act_order (0/1, true/false),
+ *         weighted (0/1)
+ *   awq:  alpha (0..1; absent = searched), grid (integer 1..1000), clip (0/1, true/false),
+ *         weighted (0/1)
+ *   learned: iters (1..100000), lr (0..1), batch (1..100000), weighted (0/1), scales (0/1) */
 typedef struct {
     qb_method_kind kind;
     unsigned set;                       /* bit k: parameter k of kind's list was given */
