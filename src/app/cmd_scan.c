@@ -9,6 +9,7 @@
 #include "core/quant/view.h"
 #include "core/method/prune.h"
 #include "core/calib/imatrix.h"
+#include "cmd_scan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +87,14 @@ int cmd_scan(int argc, char **argv)
     int n_pos = 0;
     long n_tokens = 16384, n_ctx = 256, threads = 0;
     qb_scan_opts so = {0};
+    fisher_args fa = {0};
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
+        if (fisher_parse_opt(o, v, &i, &fa, &ok)) {
+            if (!ok) return 1;
+            continue;
+        }
         if (!strcmp(o, "--format") || !strcmp(o, "-f")) ok = (fmt_name = v) != NULL, i++;
         else if (!strcmp(o, "--per")) {
             ok = v != NULL, i++;
@@ -112,13 +118,25 @@ int cmd_scan(int argc, char **argv)
         else return cli_error("scan: unexpected argument '%s'", o);
         if (!ok) return v ? 1 : cli_error("scan: %s needs a value", o);
     }
-    if (n_pos != 2 && !(n_pos == 1 && imx))
+    if (n_pos != 2 && !(n_pos == 1 && (imx || fa.fisher)))
         return cli_error("scan: usage: quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] "
                          "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--csv OUT.csv] "
-                         "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone)");
+                         "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone; MODEL [EVAL.txt] "
+                         "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--format F,F…]: the "
+                         "Fisher estimate)");
+    if (fa.fisher && imx) return cli_error("scan: --estimate fisher and --imatrix: one estimate at a time");
+    if (!fa.fisher && (fa.calib || fa.refine || fa.calib_tokens || fa.samples || fa.data_labels || fa.all_positions))
+        return cli_error("scan: --calib, --calib-tokens, --refine, --samples, --labels, --positions go with --estimate fisher");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
+    if (fa.fisher) {
+        qb_model *fm = cli_open_model(&ctx, pos[0], tok);
+        if (!fm) return 1;
+        int frc = scan_fisher(&ctx, fm, fmt_name, n_pos == 2 ? pos[1] : NULL, &fa, &so, n_tokens, n_ctx, csv, json);
+        qb_model_close(fm);
+        return frc;
+    }
     qb_format fmt;
     if (qb_format_parse(&ctx, fmt_name, &fmt) != QB_OK) return cli_error("scan: --format: %s", qb_ctx_errmsg(&ctx));
     qb_model *m = cli_open_model(&ctx, pos[0], tok);

@@ -1,6 +1,7 @@
 /* scan_estimate.c — the sensitivity scan estimated from an importance matrix: each unit's
  * matrices quantized once and their output error weighted by the columns' importance, no
- * forward pass (sensitivity.h: qb_scan_estimate); and Spearman's rank correlation, which says
+ * forward pass (sensitivity.h: qb_scan_estimate; the same machinery with other weights serves
+ * the Fisher estimate, fisher.h); and Spearman's rank correlation, which says
  * how well such an estimate ranks the units the exact scan measures. */
 #include "sensitivity.h"
 #include "eval_internal.h"
@@ -13,50 +14,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Σ w_c·(Q(W) − W)²[r,c] and Σ w_c·W[r,c]² of tensor t in f; w may be NULL (all 1). */
-static qb_status tensor_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const float *w,
+qb_status qb_scan_weighted_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const void *q,
+                                 const float *w, int64_t ld, double *err, double *ref)
+{
+    int64_t rows = qb_tensor_rows(t), n = t->ne[0];
+    size_t rb = qb_format_row_bytes(f, n);
+    double e = 0, s = 0;
+    bool oom = false;
+#pragma omp parallel num_threads(ctx->n_threads > 0 ? ctx->n_threads : 1) reduction(+ : e, s) reduction(|| : oom)
+    {
+        float *d = malloc((size_t)n * sizeof *d), *x = malloc((size_t)n * sizeof *x);
+        oom = d == NULL || x == NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (oom) continue;
+            qb_tensor_source_rows(t, r, 1, x);
+            qb_dequantize_row(f, (const unsigned char *)q + (size_t)r * rb, d, n);
+            const float *wr = w ? w + r * ld : NULL;
+            double er = 0, sr = 0;
+            for (int64_t c = 0; c < n; c++) {
+                double wc = wr ? wr[c] : 1.0, dv = (double)d[c] - x[c];
+                er += wc * dv * dv;
+                sr += wc * (double)x[c] * x[c];
+            }
+            e += er;
+            s += sr;
+        }
+        free(d);
+        free(x);
+    }
+    *err = e;
+    *ref = s;
+    return oom ? qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", t->name) : QB_OK;
+}
+
+/* Σ w·(Q(W) − W)² and Σ w·W² of tensor t quantized in f (weights as qb_scan_weighted_error). */
+static qb_status tensor_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const float *w, int64_t ld,
                               const volatile int *cancel, double *err, double *ref, size_t *bytes)
 {
     int64_t rows = qb_tensor_rows(t), n = t->ne[0];
     size_t rb = qb_format_row_bytes(f, n);
     float *src = malloc((size_t)(rows * n) * sizeof *src);
     unsigned char *q = malloc((size_t)rows * rb);
-    if (!src || !q) {
-        free(src);
-        free(q);
-        return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory (%lld values)", t->name, (long long)(rows * n));
-    }
-    qb_tensor_source_rows(t, 0, rows, src);
-    qb_status st = qb_quantize_matrix(ctx, f, src, rows, n, q, cancel);
-    double e = 0, s = 0;
-    bool oom = false;
+    qb_status st = src && q ? QB_OK
+                            : qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory (%lld values)", t->name, (long long)(rows * n));
     if (st == QB_OK) {
-#pragma omp parallel num_threads(ctx->n_threads > 0 ? ctx->n_threads : 1) reduction(+ : e, s) reduction(|| : oom)
-        {
-            float *d = malloc((size_t)n * sizeof *d);
-            oom = d == NULL;
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                if (!d) continue;
-                const float *x = src + r * n;
-                qb_dequantize_row(f, q + (size_t)r * rb, d, n);
-                double er = 0, sr = 0;
-                for (int64_t c = 0; c < n; c++) {
-                    double wc = w ? w[c] : 1.0, dv = (double)d[c] - x[c];
-                    er += wc * dv * dv;
-                    sr += wc * (double)x[c] * x[c];
-                }
-                e += er;
-                s += sr;
-            }
-            free(d);
-        }
-        if (oom) st = qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", t->name);
+        qb_tensor_source_rows(t, 0, rows, src);
+        st = qb_quantize_matrix(ctx, f, src, rows, n, q, cancel);
     }
     free(src);
+    *err = *ref = 0;
+    if (st == QB_OK) st = qb_scan_weighted_error(ctx, t, f, q, w, ld, err, ref);
     free(q);
-    *err = e;
-    *ref = s;
     *bytes = (size_t)rows * rb;
     return st;
 }
@@ -70,8 +79,8 @@ static int cmp_est(const void *a, const void *b)
 
 /* Fill unit u's row from its tensors; QB_ERR_UNSUPPORTED (message set, not fatal) when a
  * tensor has no importance or cannot be stored in fmt. */
-static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_imatrix *im,
-                               qb_scan_unit_set *u, const volatile int *cancel)
+static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+                               void *ud, double scale, qb_scan_unit_set *u, const volatile int *cancel)
 {
     qb_scan_row *r = &u->row;
     char asked[32];
@@ -81,8 +90,9 @@ static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *
     double err = 0, ref = 0;
     for (int k = 0; k < u->n; k++) {
         const qb_tensor *t = &m->tensors[u->tensors[k]];
-        const float *w = qb_imatrix_weights(im, t->name, t->ne[0]);
-        if (!w) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: no entry in the importance matrix", t->name);
+        int64_t ld = 0;
+        const float *w = weights(ud, t, &ld);
+        if (!w) return QB_ERR_UNSUPPORTED; /* the lookup's message */
         qb_format f = qb_format_fallback(fmt, t->ne[0]);
         qb_status st = qb_format_check(ctx, &f, t->ne[0]);
         if (st != QB_OK) return st == QB_ERR_ARG ? st : QB_ERR_UNSUPPORTED;
@@ -94,7 +104,7 @@ static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *
         }
         double e = 0, s = 0;
         size_t bytes = 0;
-        if ((st = tensor_error(ctx, t, &f, w, cancel, &e, &s, &bytes)) != QB_OK) return st;
+        if ((st = tensor_error(ctx, t, &f, w, ld, cancel, &e, &s, &bytes)) != QB_OK) return st;
         err += e;
         ref += s;
         r->params += qb_tensor_nelements(t);
@@ -102,14 +112,35 @@ static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *
         r->bytes_base += t->nbytes;
     }
     r->bpw = r->params > 0 ? 8.0 * (double)r->bytes / (double)r->params : 0;
-    r->est_err = err;
+    r->est_err = scale * err;
     r->est_rel = ref > 0 ? err / ref : 0;
     r->has_est = true;
     return QB_OK;
 }
 
+typedef struct {
+    qb_ctx *ctx;
+    const qb_imatrix *im;
+} imatrix_lookup;
+
+static const float *imatrix_weights(void *ud, const qb_tensor *t, int64_t *ld)
+{
+    imatrix_lookup *l = ud;
+    *ld = 0;
+    const float *w = qb_imatrix_weights(l->im, t->name, t->ne[0]);
+    if (!w) qb_fail(l->ctx, QB_ERR_UNSUPPORTED, "%s: no entry in the importance matrix", t->name);
+    return w;
+}
+
 qb_status qb_scan_estimate(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_imatrix *im,
                            const qb_scan_opts *o, qb_scan_result *out)
+{
+    imatrix_lookup l = {ctx, im};
+    return qb_scan_estimate_with(ctx, m, fmt, imatrix_weights, &l, 1.0, o, out);
+}
+
+qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+                                void *ud, double scale, const qb_scan_opts *o, qb_scan_result *out)
 {
     memset(out, 0, sizeof *out);
     qb_format_name(fmt, out->format, sizeof out->format);
@@ -129,7 +160,7 @@ qb_status qb_scan_estimate(qb_ctx *ctx, const qb_model *m, const qb_format *fmt,
             st = qb_fail(ctx, QB_ERR_CANCELLED, "cancelled");
             goto done;
         }
-        st = estimate_unit(ctx, m, fmt, im, &us[u], cancel);
+        st = estimate_unit(ctx, m, fmt, weights, ud, scale, &us[u], cancel);
         if (o && o->progress) o->progress(o->ud, u + 1, n_units);
         if (st == QB_ERR_UNSUPPORTED) {
             if (out->n_skipped++ == 0) snprintf(out->skipped_why, sizeof out->skipped_why, "%.180s", ctx->errmsg);

@@ -1,5 +1,6 @@
 /* scan_internal.h — what the exact scan (sensitivity.c) and its estimate (scan_estimate.c)
- * share: the units a scan is made of and the checks of its arguments (not public API). */
+ * share: the units a scan is made of, the checks of its arguments, and the weighted
+ * quantization error the estimates (importance matrix, Fisher) are made of (not public API). */
 #ifndef QB_SCAN_INTERNAL_H
 #define QB_SCAN_INTERNAL_H
 
@@ -22,5 +23,19 @@ qb_status qb_scan_make_units(qb_ctx *ctx, const qb_model *m, const qb_scan_opts 
                              int *n_units);
 /* The format value itself and o's layer range against m (QB_ERR_ARG with the message). */
 qb_status qb_scan_check_args(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_scan_opts *o);
+
+/* Σ w·(D − W)² and Σ w·W² over tensor t (of a model, not a view), D the values of the packed
+ * rows q (t's row count, format f), W t's source values; w per element, row r's weights at
+ * w + r·ld (ld 0: one weight per input column, shared by all rows), NULL: all 1. */
+qb_status qb_scan_weighted_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const void *q,
+                                 const float *w, int64_t ld, double *err, double *ref);
+
+/* The weights of tensor t for an estimate and their row stride (*ld, as above), or NULL with
+ * the message set on the lookup's context (the unit is then skipped, counted in n_skipped). */
+typedef const float *(*qb_scan_weights_fn)(void *ud, const qb_tensor *t, int64_t *ld);
+/* qb_scan_estimate with any weights: est_err = scale · Σ w·ΔW² per unit, est_rel = Σ w·ΔW² /
+ * Σ w·W² (scan_estimate.c). */
+qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+                                void *ud, double scale, const qb_scan_opts *o, qb_scan_result *out);
 
 #endif

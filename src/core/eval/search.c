@@ -4,8 +4,10 @@
 #include "../quant/apply.h"
 #include "../quant/view.h"
 #include "sensitivity.h"
+#include "fisher.h"
 #include "eval_internal.h"
 
+#include <math.h>
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +235,23 @@ static qb_status scan_options(qb_ctx *ctx, const qb_model *m, matrix *mx, int n_
     return st;
 }
 
+/* Every matrix × option quantized alone (the views kept) and its KLD estimated from fisher. */
+static qb_status estimate_options(qb_ctx *ctx, const qb_model *m, matrix *mx, int n_mx, const qb_fisher *fisher,
+                                  const volatile int *cancel)
+{
+    qb_status st = QB_OK;
+    for (int t = 0; st == QB_OK && t < n_mx; t++)
+        for (int o = 0; st == QB_OK && o < mx[t].n_opt; o++) {
+            option *op = &mx[t].opt[o];
+            if ((st = qb_model_view_new(ctx, m, &op->view)) == QB_OK)
+                st = qb_view_quantize(ctx, op->view, mx[t].index, &op->f, cancel);
+            if (st == QB_OK)
+                st = qb_fisher_tensor_cost(ctx, fisher, &m->tensors[mx[t].index], &op->f,
+                                           op->view->tensors[mx[t].index].data, &op->kld);
+        }
+    return st;
+}
+
 /* Measure the current mix (when *cur_kld < 0; *mix_kld gets its KLD) and its best predicted
  * swaps; apply the best swap if it measures lower (*cur_kld then is the new mix's KLD). */
 static qb_status refine_round(qb_ctx *ctx, const qb_model *m, const matrix *mx, int n_mx, int *choice, size_t budget,
@@ -318,12 +337,16 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
     }
     qb_scan_opts so = {.n_ctx = o ? o->n_ctx : 0, .n_tokens = o && o->n_tokens > 0 ? o->n_tokens : 4096,
                        .progress = o ? o->progress : NULL, .ud = o ? o->ud : NULL, .cancel = o ? o->cancel : NULL};
-    if (st == QB_OK) st = scan_options(ctx, m, mx, n_mx, tokens, n_tokens, &so, &out->n_variants);
+    const qb_fisher *fisher = o ? o->fisher : NULL;
+    if (st == QB_OK && fisher) st = estimate_options(ctx, m, mx, n_mx, fisher, so.cancel);
+    else if (st == QB_OK) st = scan_options(ctx, m, mx, n_mx, tokens, n_tokens, &so, &out->n_variants);
     if (st == QB_OK) greedy(mx, n_mx, budget, choice);
-    int rounds = o && o->rounds ? o->rounds : 2, swaps = o && o->swaps > 0 ? o->swaps : 6;
+    int rounds = o && o->rounds ? o->rounds : (fisher ? -2 : 2), swaps = o && o->swaps > 0 ? o->swaps : 6;
+    bool measure = rounds != -2;
     if (rounds < 0) rounds = 0, swaps = 0; /* measure the greedy mix only */
     double cur = -1;
-    for (int r = 0; st == QB_OK && r < (rounds ? rounds : 1); r++) {
+    out->kld = out->kld_greedy = NAN;
+    for (int r = 0; measure && st == QB_OK && r < (rounds ? rounds : 1); r++) {
         bool improved;
         double before = cur;
         st = refine_round(ctx, m, mx, n_mx, choice, budget, swaps, tokens, n_tokens, &so, &cur, &before, &improved,
@@ -333,7 +356,7 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
         out->n_swaps++;
     }
     if (st == QB_OK) {
-        out->kld = cur;
+        if (measure) out->kld = cur;
         out->bytes = mix_bytes(mx, n_mx, choice);
         out->bpw = 8.0 * (double)out->bytes / weights;
         for (int t = 0; t < n_mx; t++) {

@@ -2,7 +2,9 @@
  * that the model's KL divergence from the unquantized model is as small as possible while its
  * matrices take at most a given number of bits per weight.
  *
- * 1. Scan: every matrix × every candidate format, alone, on the search text (sensitivity.h).
+ * 1. Scan: every matrix × every candidate format, alone, on the search text (sensitivity.h);
+ *    or, given a Fisher diagonal (fisher.h), each one's KLD estimated as ½ Σ F·ΔW² instead:
+ *    no forward pass at all.
  * 2. Greedy: start from the cheapest candidate everywhere and keep taking the upgrade with the
  *    largest KLD reduction per added byte that still fits (a multiple-choice knapsack, KLDs
  *    of different matrices taken as additive).
@@ -23,7 +25,10 @@ typedef struct {
     int n_candidates;
     int n_ctx;                    /* chunk length of the search evaluations (0 = 256) */
     int n_tokens;                 /* search tokens (0 = 4096) */
-    int rounds;                   /* refinement rounds (0 = 2; -1 = none) */
+    int rounds;                   /* refinement rounds (0 = 2; -1 = none: the greedy mix measured
+                                     only); with fisher, 0 = none and nothing measured (the kld
+                                     fields are NAN) */
+    const struct qb_fisher *fisher; /* NULL: scan; else the costs from this Fisher diagonal of m */
     int swaps;                    /* swaps measured per round (0 = 6) */
     /* progress (may be NULL), on the calling thread: done / total variant-chunks of the current
      * stage; it starts again from 0 for the scan and for each refinement round */
@@ -37,7 +42,7 @@ typedef struct {
     double bpw;             /* of the chosen mix (≤ the budget) */
     size_t bytes;           /* the quantizable matrices in the chosen mix */
     double budget_bpw;
-    double kld_predicted;   /* sum of the scanned single-matrix KLDs of the chosen mix */
+    double kld_predicted;   /* sum of the scanned (or estimated) single-matrix KLDs of the mix */
     double kld_greedy;      /* measured KLD of the greedy mix on the search text */
     double kld;             /* measured KLD of the returned mix on the search text */
     int n_swaps;            /* swaps the refinement kept */

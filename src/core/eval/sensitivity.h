@@ -44,10 +44,12 @@ typedef struct {
     /* the estimate (qb_scan_estimate; 0 in an exact scan): the output error the unit's
      * quantization makes, Σ over its matrices, rows r and input columns c of w_c·ΔW[r,c]²,
      * w_c the importance of column c (mean x_c² over the calibration tokens), and that error
-     * relative to the output's own Σ w_c·W[r,c]² */
+     * relative to the output's own Σ w_c·W[r,c]²; from a Fisher diagonal (fisher.h) est_err
+     * is ½ Σ F·ΔW², an estimate of kld_mean itself */
     double est_err;
     double est_rel;
     bool has_est;
+    bool refined;       /* an estimate's row measured exactly too (fisher.h: qb_scan_refine) */
 } qb_scan_row;
 
 typedef struct {

@@ -1,0 +1,189 @@
+/* fisher.c — the Fisher diagonal of a model's parameters from one calibration pass (fisher.h):
+ * per chunk, the training pass's forward, labels drawn from the model's distribution (or the
+ * text's), one backward of the chunk's summed log-likelihood, the gradient squared into the
+ * diagonal. */
+#include "fisher.h"
+#include "eval_internal.h"
+#include "../infer/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One parameter array: its diagonal, its gradient, its size. */
+typedef struct {
+    float *diag, *grad;
+    size_t n;
+} slot;
+
+struct qb_fisher {
+    const qb_model *m;
+    qb_train_params *diag; /* the result, shaped like the parameters */
+    long n_positions;
+    int n_chunks, n_ctx;
+    double seconds;
+};
+
+/* The arrays of d and g side by side (a tied classifier once); *n_slots set. */
+static slot *make_slots(const qb_model *m, qb_train_params *d, qb_train_params *g, int *n_slots)
+{
+    int cap = 3 + 32 * m->cfg.n_layers, n = 0;
+    slot *s = calloc((size_t)cap, sizeof *s);
+    if (!s) return NULL;
+#define ADD(t, a)                                                                                                 \
+    if ((t) && d->a && n < cap) s[n++] = (slot){d->a, g->a, (size_t)qb_tensor_nelements(t)};
+    ADD(m->tok_embd, tok_embd)
+    ADD(m->output_norm, output_norm)
+    if (d->output != d->tok_embd) ADD(m->output, output)
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+#define LAYER(f) ADD(m->layers[l].f, layers[l].f)
+        QB_LAYER_TENSORS(LAYER)
+#undef LAYER
+    }
+#undef ADD
+    *n_slots = n;
+    return s;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* dlogits of −Σ_t log p_t(y_t) over positions [first, last) of a chunk: softmax − one-hot(y),
+ * y drawn from the softmax with rng (per position, in order) or the next token of buf. Rows
+ * outside are 0. */
+static void chunk_dlogits(const float *logits, const int32_t *buf, int T, int V, int first, int last, bool sampled,
+                          uint64_t *rng, float *dlog)
+{
+    memset(dlog, 0, (size_t)T * V * sizeof *dlog);
+    for (int t = first; t < last; t++) {
+        const float *z = logits + (size_t)t * V;
+        float *d = dlog + (size_t)t * V;
+        float mx = z[0];
+        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += exp((double)z[v] - mx);
+        int y = buf[t + 1];
+        double u = sampled ? (double)(splitmix(rng) >> 11) * 0x1.0p-53 * sum : 0, acc = 0;
+        if (sampled) y = V - 1;
+        for (int v = 0; v < V; v++) {
+            const double e = exp((double)z[v] - mx);
+            d[v] = (float)(e / sum);
+            if (sampled && acc <= u && u < acc + e) y = v;
+            acc += e;
+        }
+        d[y] -= 1.0f;
+    }
+}
+
+void qb_fisher_free(qb_fisher *f)
+{
+    if (!f) return;
+    qb_train_params_free(f->diag);
+    free(f);
+}
+
+qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens,
+                            const qb_fisher_opts *o, qb_fisher **out)
+{
+    *out = NULL;
+    const double t0 = qb_eval_now();
+    const int len = o && o->n_ctx > 0 ? o->n_ctx : 256, want = o && o->n_tokens > 0 ? o->n_tokens / len : 0;
+    qb_eval_opts eo = {.n_ctx = len, .n_chunks = o && o->n_tokens > 0 ? (want > 0 ? want : 1) : 0};
+    int n_ctx, n_chunks;
+    qb_status st = qb_eval_plan_chunks(ctx, m, n_tokens, &eo, &n_ctx, &n_chunks);
+    if (st != QB_OK) return st;
+    const int V = m->cfg.vocab_size, first = o && o->all_positions ? 0 : n_ctx / 2, last = n_ctx - 1;
+    const int samples = o && o->samples > 0 ? o->samples : 1;
+    const bool sampled = !o || o->labels == QB_FISHER_SAMPLED;
+    qb_fisher *f = calloc(1, sizeof *f);
+    qb_train_params *p = NULL, *g = NULL;
+    qb_train_pass *tp = NULL;
+    slot *sl = NULL;
+    int n_sl = 0;
+    int32_t *buf = malloc((size_t)n_ctx * sizeof *buf);
+    float *logits = malloc((size_t)n_ctx * V * sizeof *logits), *dlog = malloc((size_t)n_ctx * V * sizeof *dlog);
+    if (!f || !buf || !logits || !dlog) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    f->m = m;
+    if ((st = qb_train_params_new(ctx, m, true, &p)) != QB_OK || (st = qb_train_params_new(ctx, m, false, &g)) != QB_OK ||
+        (st = qb_train_params_new(ctx, m, false, &f->diag)) != QB_OK ||
+        (st = qb_train_pass_new(ctx, m, n_ctx, &tp)) != QB_OK)
+        goto done;
+    if (!(sl = make_slots(m, f->diag, g, &n_sl))) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    uint64_t seed = o && o->seed ? o->seed : 0x5eedf15e7ULL;
+    for (int c = 0; c < n_chunks; c++) {
+        if (o && o->cancel && *o->cancel) {
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "Fisher pass cancelled after %d of %d chunks", c, n_chunks);
+            goto done;
+        }
+        qb_eval_chunk_tokens(m, tokens, c, n_ctx, buf);
+        if ((st = qb_train_forward(ctx, tp, p, buf, n_ctx, logits)) != QB_OK) goto done;
+        for (int k = 0; k < samples; k++) {
+            uint64_t rng = seed ^ ((uint64_t)c * 0x100000001b3ULL + (uint64_t)k * 0x9e3779b9ULL);
+            chunk_dlogits(logits, buf, n_ctx, V, first, last, sampled, &rng, dlog);
+            qb_train_params_zero(g);
+            if ((st = qb_train_backward(ctx, tp, p, dlog, g)) != QB_OK) goto done;
+            for (int s = 0; s < n_sl; s++) {
+                float *d = sl[s].diag;
+                const float *gr = sl[s].grad;
+                const float w = 1.0f / (float)samples;
+#pragma omp parallel for schedule(static) if (sl[s].n > 65536)
+                for (size_t i = 0; i < sl[s].n; i++) d[i] += w * gr[i] * gr[i];
+            }
+            if (!sampled) break; /* the text's labels are the same each time */
+        }
+        f->n_positions += last - first;
+        if (o && o->progress) o->progress(o->ud, c + 1, n_chunks);
+    }
+    const float inv = 1.0f / (float)f->n_positions;
+    for (int s = 0; s < n_sl; s++)
+        for (size_t i = 0; i < sl[s].n; i++) sl[s].diag[i] *= inv;
+    f->n_chunks = n_chunks;
+    f->n_ctx = n_ctx;
+    f->seconds = qb_eval_now() - t0;
+done:
+    free(sl);
+    free(buf);
+    free(logits);
+    free(dlog);
+    qb_train_pass_free(tp);
+    qb_train_params_free(p);
+    qb_train_params_free(g);
+    if (st != QB_OK) qb_fisher_free(f);
+    else *out = f;
+    return st;
+}
+
+const float *qb_fisher_of(const qb_fisher *f, const qb_tensor *t)
+{
+    const qb_model *m = f->m;
+    if (!t) return NULL;
+    if (t == m->tok_embd) return f->diag->tok_embd;
+    if (t == m->output) return f->diag->output;
+    if (t == m->output_norm) return f->diag->output_norm;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+#define FIND(x)                                                                                                   \
+    if (m->layers[l].x == t) return f->diag->layers[l].x;
+        QB_LAYER_TENSORS(FIND)
+#undef FIND
+    }
+    return NULL;
+}
+
+void qb_fisher_info(const qb_fisher *f, long *n_positions, int *n_chunks, int *n_ctx, double *seconds)
+{
+    if (n_positions) *n_positions = f->n_positions;
+    if (n_chunks) *n_chunks = f->n_chunks;
+    if (n_ctx) *n_ctx = f->n_ctx;
+    if (seconds) *seconds = f->seconds;
+}
