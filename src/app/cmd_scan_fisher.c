@@ -144,6 +144,7 @@ static int one_format(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, cons
     }
     if (csv && (st = qb_scan_save_csv(ctx, save, csv)) != QB_OK) goto fail;
     if (json && (st = qb_scan_save_json(ctx, save, m->path, json)) != QB_OK) goto fail;
+    if (csv) printf("wrote      %s\n", csv);
     rc = 0;
     goto out;
 fail:
@@ -153,6 +154,20 @@ out:
     qb_scan_result_free(&est);
     qb_scan_result_free(&r);
     return rc;
+}
+
+/* path, or with several formats path with "-FORMAT" before its extension. */
+static void per_format(char *out, size_t cap, const char *path, const qb_format *f)
+{
+    if (!f) {
+        snprintf(out, cap, "%s", path);
+        return;
+    }
+    char name[32];
+    qb_format_name(f, name, sizeof name);
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+    snprintf(out, cap, "%.*s-%s%s", (int)(dot - path), path, name, dot);
 }
 
 int scan_fisher(qb_ctx *ctx, const qb_model *m, const char *formats, const char *eval, const fisher_args *fa,
@@ -171,7 +186,6 @@ int scan_fisher(qb_ctx *ctx, const qb_model *m, const char *formats, const char 
     }
     free(list);
     if (nf == 0) return cli_error("scan: --format: no format");
-    if (nf > 1 && (csv || json)) return cli_error("scan: --csv / --json take one format");
     int32_t *calib = NULL, *ev = NULL;
     int n_calib = 0, n_ev = 0, rc = 1;
     long calib_tokens = fa->calib_tokens > 0 ? fa->calib_tokens : n_tokens;
@@ -187,8 +201,11 @@ int scan_fisher(qb_ctx *ctx, const qb_model *m, const char *formats, const char 
     so->cancel = &cli_cancel;
     so->n_ctx = (int)n_ctx;
     for (int k = 0; k < nf; k++) {
-        if ((rc = one_format(ctx, m, &fs[k], f, fa, calib, n_calib, ev, n_ev, eval, so, calib_tokens, n_tokens, csv,
-                             json)) != 0)
+        char cp[1024], jp[1024]; /* several formats: OUT.csv -> OUT-q4_k.csv */
+        if (csv) per_format(cp, sizeof cp, csv, nf > 1 ? &fs[k] : NULL);
+        if (json) per_format(jp, sizeof jp, json, nf > 1 ? &fs[k] : NULL);
+        if ((rc = one_format(ctx, m, &fs[k], f, fa, calib, n_calib, ev, n_ev, eval, so, calib_tokens, n_tokens,
+                             csv ? cp : NULL, json ? jp : NULL)) != 0)
             break;
     }
 out:
