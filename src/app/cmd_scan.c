@@ -11,6 +11,7 @@
 #include "core/calib/imatrix.h"
 #include "cmd_scan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,7 @@ out:
 }
 
 typedef struct {
+    fisher_args fa; /* --estimate fisher: the costs from the Fisher estimate on the search text */
     const char *pos[2], *cands, *plan_out, *out, *eval, *bpw_of, *compare, *tok;
     int n_pos;
     double bpw;
@@ -222,6 +224,10 @@ static bool parse_search(int argc, char **argv, search_args *a)
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
+        if (fisher_parse_opt(o, v, &i, &a->fa, &ok)) {
+            if (!ok) return false;
+            continue;
+        }
         if (!strcmp(o, "--bpw")) ok = cli_float(o, v, 0.5, 32, &a->bpw), i++;
         else if (!strcmp(o, "--bpw-of")) ok = (a->bpw_of = v) != NULL, i++;
         else if (!strcmp(o, "--candidates")) ok = (a->cands = v) != NULL, i++;
@@ -244,9 +250,13 @@ static bool parse_search(int argc, char **argv, search_args *a)
     if (a->n_pos != 2 || (a->bpw <= 0 && !a->bpw_of)) {
         cli_error("search: usage: quantbench search MODEL CALIB.txt (--bpw B | --bpw-of Q4_K_M) [--candidates "
                   "q3_k,q4_k,q6_k] [--tokens 4096] [--plan-out PLAN] [--out OUT.gguf] [--eval EVAL.txt "
-                  "[--eval-tokens N] [--compare Q4_K_M]]");
+                  "[--eval-tokens N] [--compare Q4_K_M]] [--estimate fisher [--calib-tokens N]]");
         return false;
     }
+    if (a->fa.calib || a->fa.refine)
+        return !cli_error("search: --calib and --refine are scan's (search estimates on its own text, CALIB.txt)");
+    if (!a->fa.fisher && (a->fa.calib_tokens || a->fa.samples || a->fa.data_labels || a->fa.all_positions))
+        return !cli_error("search: --calib-tokens, --samples, --labels, --positions go with --estimate fisher");
     return true;
 }
 
@@ -327,6 +337,7 @@ int cmd_search(int argc, char **argv)
     int32_t *toks = NULL;
     int n = 0, rc = 1;
     qb_search_result r = {0};
+    qb_fisher *fisher = NULL;
     qb_plan_init(&r.plan);
     if (a.bpw_of) {
         qb_model *v = ftype_view(&ctx, m, a.bpw_of);
@@ -343,12 +354,15 @@ int cmd_search(int argc, char **argv)
         rc = fail_st(&ctx, st);
         goto out;
     }
+    if (a.fa.fisher &&
+        !(fisher = fisher_gather(&ctx, m, &a.fa, a.pos[1], a.fa.calib_tokens ? a.fa.calib_tokens : a.n_tokens, a.n_ctx)))
+        goto out;
     cli_progress pr;
     cli_progress_start(&pr, "search");
     cli_install_sigint();
     qb_search_opts so = {.bpw = a.bpw, .candidates = cands, .n_candidates = n_cands, .n_ctx = (int)a.n_ctx,
                          .n_tokens = (int)a.n_tokens, .rounds = (int)a.rounds, .swaps = (int)a.swaps,
-                         .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel};
+                         .fisher = fisher, .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel};
     st = qb_search_mixed(&ctx, m, toks, n, &so, &r);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -360,10 +374,15 @@ int cmd_search(int argc, char **argv)
         qb_format_name(&r.plan.rules[i].fmt, f, sizeof f);
         printf("  %-28s %s\n", r.plan.rules[i].pattern, f);
     }
-    printf("search     %.4f bpw (budget %.4f), %.3f MiB of matrices; KLD on %s: predicted %.6f, greedy %.6f, "
-           "after %d swap(s) %.6f; %d variants, %.1f s\n",
-           r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld,
-           r.n_variants, r.seconds);
+    if (isnan(r.kld))
+        printf("search     %.4f bpw (budget %.4f), %.3f MiB of matrices; KLD estimated from the Fisher diagonal %.6f "
+               "(not measured); %.1f s\n",
+               r.bpw, r.budget_bpw, r.bytes / 1048576.0, r.kld_predicted, r.seconds);
+    else
+        printf("search     %.4f bpw (budget %.4f), %.3f MiB of matrices; KLD on %s: %s %.6f, greedy %.6f, "
+               "after %d swap(s) %.6f; %d variants, %.1f s\n",
+               r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], fisher ? "estimated" : "predicted",
+               r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld, r.n_variants, r.seconds);
     if (a.plan_out && (st = qb_plan_save(&ctx, &r.plan, a.plan_out)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -380,6 +399,7 @@ int cmd_search(int argc, char **argv)
     rc = 0;
 out:
     qb_search_result_free(&r);
+    qb_fisher_free(fisher);
     free(cands);
     free(toks);
     qb_model_close(m);

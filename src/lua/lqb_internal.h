@@ -129,6 +129,19 @@ void lqb_sbuf_add(lua_State *L, lqb_sbuf *b, const char *s, size_t n);
 void lqb_sbuf_adds(lua_State *L, lqb_sbuf *b, const char *s);
 void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The Fisher estimate asked by options table o (estimate="fisher", the calibration text at
+ * key text_key, ctx=, calib_tokens= (else tokens=), labels="sampled"|"data",
+ * positions="half"|"all", samples=, seed=, progress=): computed, and held by a userdata pushed
+ * on the stack (its __gc frees it); NULL and nothing pushed when o asks no estimate. Raises
+ * on bad options and core errors. (lqb_fisher.c) */
+struct qb_fisher;
+typedef struct {
+    struct qb_fisher *f;
+    int32_t *tokens; /* the calibration text's */
+    int n_tokens;
+} lqb_fisher_box;
+lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *text_key);
+
 /* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
  * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */
 int32_t *lqb_eval_tokens(lua_State *L, qb_model *m, int idx, int *n);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/eval/sensitivity.h"
+#include "core/eval/fisher.h"
 #include "core/calib/imatrix.h"
 #include "core/method/prune.h"
 #include "core/eval/search.h"
@@ -47,7 +48,11 @@ static void opt_layers(lua_State *L, int o, qb_scan_opts *so)
  * format=, skipped=, skipped_why=, seconds=}. With imatrix= (qb.load_imatrix / qb.imatrix)
  * and no text: the estimate alone (rows carry est_err / est_rel, ranked by est_err); with
  * both: the exact scan, its rows with the estimate's figures too, and spearman = {err=,
- * rel=, n=} (each estimate's rank correlation with the measured KLD). */
+ * rel=, n=} (each estimate's rank correlation with the measured KLD). With estimate="fisher"
+ * and calib= (a text or its path; calib_tokens=, labels=, positions=, samples=, seed=, see
+ * lqb_opt_fisher) instead of imatrix=: the Fisher estimate (est_err: the estimated KLD),
+ * refine=K measuring its top K units on the calibration text (rows refined=true, kld set,
+ * spearman.ranked: the refined order's rank correlation). */
 static int l_sensitivity(lua_State *L)
 {
     qb_model *m = lqb_check_model(L, 1);
@@ -70,6 +75,13 @@ static int l_sensitivity(lua_State *L)
     so.n_tokens = (int)lqb_opt_int(L, o, "tokens", 0);
     so.blocks_only = lqb_opt_bool(L, o, "blocks_only", false);
     opt_layers(L, o, &so);
+    const int refine = (int)lqb_opt_int(L, o, "refine", 0);
+    if (lua_getfield(L, o, "imatrix") != LUA_TNIL && lqb_opt_str(L, o, "estimate", NULL))
+        return luaL_error(L, "bad options to 'sensitivity' (imatrix= and estimate=: one estimate at a time)");
+    lua_pop(L, 1);
+    lqb_fisher_box *fb = lqb_opt_fisher(L, m, o, "calib"); /* pushed, when asked */
+    if (refine < 0 || (refine > 0 && !fb))
+        return luaL_error(L, "bad option 'refine' to 'sensitivity' (a count of units, with estimate=\"fisher\")");
     lqb_progress pr;
     lqb_progress_begin(L, &pr, "sensitivity", o);
     so.progress = lqb_progress_cb;
@@ -85,14 +97,17 @@ static int l_sensitivity(lua_State *L)
     qb_scan_result r = {0}, est = {0};
     qb_status st = QB_OK;
     if (im && (st = qb_imatrix_match(ctx, im, m)) == QB_OK) st = qb_scan_estimate(ctx, m, &f, im, &so, &est);
-    int n_joined = 0;
-    double rho_err = 0, rho_rel = 0;
-    if (st == QB_OK && (has_text || !im)) {
+    if (fb) st = qb_scan_estimate_fisher(ctx, m, &f, fb->f, &so, &est);
+    if (fb && st == QB_OK && refine > 0) st = qb_scan_refine(ctx, m, &f, &est, refine, fb->tokens, fb->n_tokens, &so);
+    int n_joined = 0, n_ranked = 0;
+    double rho_err = 0, rho_rel = 0, rho_ranked = 0;
+    if (st == QB_OK && (has_text || (!im && !fb))) {
         int n = 0;
         int32_t *toks = opt_tokens(L, m, o, "text", &n);
         st = qb_sensitivity_scan(ctx, m, &f, toks, n, &so, &r);
         free(toks);
-        if (st == QB_OK && im) qb_scan_join_estimate(&r, &est, &n_joined, &rho_err, &rho_rel);
+        if (st == QB_OK && fb) rho_ranked = qb_scan_rank_rho(&r, &est, &n_ranked);
+        if (st == QB_OK && (im || fb)) qb_scan_join_estimate(&r, &est, &n_joined, &rho_err, &rho_rel);
         qb_scan_result_free(&est);
     } else {
         r = est;
@@ -122,6 +137,10 @@ static int l_sensitivity(lua_State *L)
             lqb_set_num(L, "est_err", w->est_err);
             lqb_set_num(L, "est_rel", w->est_rel);
         }
+        if (w->refined) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "refined");
+        }
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "rows");
@@ -139,6 +158,7 @@ static int l_sensitivity(lua_State *L)
         lqb_set_num(L, "err", rho_err);
         lqb_set_num(L, "rel", rho_rel);
         lqb_set_int(L, "n", n_joined);
+        if (fb && refine > 0 && n_ranked >= 2) lqb_set_num(L, "ranked", rho_ranked);
         lua_setfield(L, -2, "spearman");
     }
     qb_scan_result_free(&r);
@@ -146,8 +166,9 @@ static int l_sensitivity(lua_State *L)
 }
 
 /* qb.search{model=, text=, bpw=, candidates={"q3_k","q4_k",…} or "q3_k,q4_k", ctx=, tokens=,
- * rounds=, swaps=, progress=} → plan, {bpw=, bytes=, budget_bpw=, kld=, kld_greedy=,
- * kld_predicted=, swaps=, variants=, seconds=} */
+ * rounds=, swaps=, estimate="fisher" (the costs from the Fisher estimate on text=, see
+ * lqb_opt_fisher; then kld and kld_greedy are NaN unless rounds= asks), progress=} → plan,
+ * {bpw=, bytes=, budget_bpw=, kld=, kld_greedy=, kld_predicted=, swaps=, variants=, seconds=} */
 static int l_search(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -191,6 +212,8 @@ static int l_search(lua_State *L)
     so.progress = lqb_progress_cb;
     so.ud = &pr;
     so.cancel = lqb_cancel_ptr(L);
+    lqb_fisher_box *fb = lqb_opt_fisher(L, m, 1, "text"); /* pushed, when asked */
+    so.fisher = fb ? fb->f : NULL;
     int n = 0;
     int32_t *toks = opt_tokens(L, m, 1, "text", &n);
     qb_search_result r;

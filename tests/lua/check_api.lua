@@ -217,6 +217,27 @@ T.section("sensitivity of chosen blocks", function()
   T.ok(x.spearman and x.spearman.n == 14 and x.spearman.err >= -1 and x.spearman.err <= 1 and x.rows[1].kld > 0 and
     x.rows[1].est_err > 0, "sensitivity imatrix= with text: both figures and Spearman's rho",
     x.spearman and x.spearman.err)
+  -- the Fisher estimate: alone, refined, beside the exact scan; the search from it; bad options
+  local fe = qb.sensitivity(m, { format = "q4_0", estimate = "fisher", calib = text, ctx = 64, layers = { 1, 2 } })
+  ranked = #fe.rows == 14
+  for i, row in ipairs(fe.rows) do ranked = ranked and row.est_err > 0 and (i == 1 or row.est_err <= fe.rows[i - 1].est_err) end
+  T.ok(ranked, "sensitivity estimate='fisher' without text: 14 rows ranked by the estimated KLD", #fe.rows)
+  local fx = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 1024, estimate = "fisher", calib = text,
+    layers = { 1, 2 }, refine = 2 })
+  local nref = 0
+  for _, row in ipairs(fx.rows) do if row.refined then nref = nref + 1 end end
+  T.ok(fx.spearman and fx.spearman.n == 14 and fx.spearman.err > 0.5 and fx.spearman.ranked and nref == 2,
+    "sensitivity estimate='fisher' with text and refine=2: Spearman's rho of the estimate and of the refined order",
+    fx.spearman and fx.spearman.err)
+  local fp, fr = qb.search { model = m, text = text, bpw = 8, candidates = "q4_0,q8_0,f16", ctx = 64, estimate = "fisher" }
+  T.ok(fr.kld ~= fr.kld and fr.kld_predicted > 0 and fr.variants == 0 and fp,
+    "search estimate='fisher': a plan from the estimate, nothing measured (kld NaN)", fr.kld_predicted)
+  T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "fisher" }) end, "option 'calib'",
+    "sensitivity estimate='fisher' needs calib=")
+  T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "hessian", calib = text }) end,
+    "bad option 'estimate'", "sensitivity: an unknown estimate is refused")
+  T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "fisher", calib = "a b", ctx = 64 }) end,
+    "needs at least 128", "sensitivity estimate='fisher': a calibration text too short")
   -- importance-weighted error statistics: tensor:stats(setting, {imatrix=})
   local t = m:tensor("blk.1.attn_q.weight")
   local p = t:stats("q4_0")

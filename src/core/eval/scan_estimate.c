@@ -196,6 +196,7 @@ void qb_scan_join_estimate(qb_scan_result *exact, const qb_scan_result *est, int
             w->est_err = est->rows[j].est_err;
             w->est_rel = est->rows[j].est_rel;
             w->has_est = true;
+            w->refined = est->rows[j].refined;
             if (kld && ea && er) {
                 kld[n] = w->kld.kld_mean;
                 ea[n] = w->est_err;
