@@ -237,7 +237,7 @@ T.section("sensitivity of chosen blocks", function()
   T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "hessian", calib = text }) end,
     "bad option 'estimate'", "sensitivity: an unknown estimate is refused")
   T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "fisher", calib = "a b", ctx = 64 }) end,
-    "needs at least 128", "sensitivity estimate='fisher': a calibration text too short")
+    "Fisher pass with 64%-token chunks needs at least 128", "sensitivity estimate='fisher': a calibration text too short")
   -- importance-weighted error statistics: tensor:stats(setting, {imatrix=})
   local t = m:tensor("blk.1.attn_q.weight")
   local p = t:stats("q4_0")

@@ -7,6 +7,7 @@
 #include "../infer/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,9 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
     qb_eval_opts eo = {.n_ctx = len, .n_chunks = o && o->n_tokens > 0 ? (want > 0 ? want : 1) : 0};
     int n_ctx, n_chunks;
     qb_status st = qb_eval_plan_chunks(ctx, m, n_tokens, &eo, &n_ctx, &n_chunks);
+    if (st != QB_OK && n_tokens < 2 * len)
+        return qb_fail(ctx, st, "the calibration text has %d tokens; the Fisher pass with %d-token chunks needs at "
+                       "least %d (use a longer text or a smaller --ctx)", n_tokens, len, 2 * len);
     if (st != QB_OK) return st;
     const int V = m->cfg.vocab_size, first = o && o->all_positions ? 0 : n_ctx / 2, last = n_ctx - 1;
     const int samples = o && o->samples > 0 ? o->samples : 1;
@@ -112,7 +116,13 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
         goto done;
     }
     f->m = m;
-    if ((st = qb_train_params_new(ctx, m, true, &p)) != QB_OK || (st = qb_train_params_new(ctx, m, false, &g)) != QB_OK ||
+    if ((st = qb_train_params_new(ctx, m, true, &p)) == QB_ERR_UNSUPPORTED) {
+        char why[sizeof ctx->errmsg];
+        snprintf(why, sizeof why, "%s", ctx->errmsg);
+        st = qb_fail(ctx, st, "%.400s (the Fisher estimate runs the training pass)", why);
+        goto done;
+    }
+    if (st != QB_OK || (st = qb_train_params_new(ctx, m, false, &g)) != QB_OK ||
         (st = qb_train_params_new(ctx, m, false, &f->diag)) != QB_OK ||
         (st = qb_train_pass_new(ctx, m, n_ctx, &tp)) != QB_OK)
         goto done;
