@@ -140,6 +140,7 @@ _bench: all
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
+	@BUILD=$(BUILD) sh scripts/bench-estimate.sh
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 	@BUILD=$(BUILD) scripts/bench-tui.sh
 	@if [ "$(BENCH_8B)" = 1 ]; then BUILD=$(BUILD) sh scripts/bench-8b.sh; fi
