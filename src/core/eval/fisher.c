@@ -81,6 +81,17 @@ static void chunk_dlogits(const float *logits, const int32_t *buf, int T, int V,
     }
 }
 
+/* diag += w · grad² over every slot. */
+static void add_squares(const slot *sl, int n_sl, float w)
+{
+    for (int s = 0; s < n_sl; s++) {
+        float *d = sl[s].diag;
+        const float *gr = sl[s].grad;
+#pragma omp parallel for schedule(static) if (sl[s].n > 65536)
+        for (size_t i = 0; i < sl[s].n; i++) d[i] += w * gr[i] * gr[i];
+    }
+}
+
 void qb_fisher_free(qb_fisher *f)
 {
     if (!f) return;
@@ -138,25 +149,19 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
         }
         qb_eval_chunk_tokens(m, tokens, c, n_ctx, buf);
         if ((st = qb_train_forward(ctx, tp, p, buf, n_ctx, logits)) != QB_OK) goto done;
-        for (int k = 0; k < samples; k++) {
+        for (int k = 0; k < (sampled ? samples : 1); k++) { /* the text's labels: one draw */
             uint64_t rng = seed ^ ((uint64_t)c * 0x100000001b3ULL + (uint64_t)k * 0x9e3779b9ULL);
             chunk_dlogits(logits, buf, n_ctx, V, first, last, sampled, &rng, dlog);
             qb_train_params_zero(g);
             if ((st = qb_train_backward(ctx, tp, p, dlog, g)) != QB_OK) goto done;
-            for (int s = 0; s < n_sl; s++) {
-                float *d = sl[s].diag;
-                const float *gr = sl[s].grad;
-                const float w = 1.0f / (float)samples;
-#pragma omp parallel for schedule(static) if (sl[s].n > 65536)
-                for (size_t i = 0; i < sl[s].n; i++) d[i] += w * gr[i] * gr[i];
-            }
-            if (!sampled) break; /* the text's labels are the same each time */
+            add_squares(sl, n_sl, sampled ? 1.0f / (float)samples : 1.0f);
         }
         f->n_positions += last - first;
         if (o && o->progress) o->progress(o->ud, c + 1, n_chunks);
     }
     const float inv = 1.0f / (float)f->n_positions;
     for (int s = 0; s < n_sl; s++)
+#pragma omp parallel for schedule(static) if (sl[s].n > 65536)
         for (size_t i = 0; i < sl[s].n; i++) sl[s].diag[i] *= inv;
     f->n_chunks = n_chunks;
     f->n_ctx = n_ctx;
