@@ -105,10 +105,12 @@ static int one_format(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, cons
 {
     qb_scan_result est = {0}, r = {0};
     int rc = 1;
+    cli_progress pr; /* so's progress points at it while this runs, at nothing after */
+    so->progress = NULL;
+    so->ud = NULL;
     qb_status st = qb_scan_estimate_fisher(ctx, m, fmt, f, so, &est);
     double t_ref = 0;
     if (st == QB_OK && fa->refine > 0) {
-        cli_progress pr;
         cli_progress_start(&pr, "refine");
         so->progress = cli_progress_cb;
         so->ud = &pr;
@@ -125,7 +127,6 @@ static int one_format(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, cons
     putchar('\n');
     const qb_scan_result *save = &est;
     if (ev) {
-        cli_progress pr;
         cli_progress_start(&pr, "scan");
         so->progress = cli_progress_cb;
         so->ud = &pr;
@@ -151,6 +152,8 @@ fail:
     cli_error("%s", qb_ctx_errmsg(ctx));
     rc = st == QB_ERR_CANCELLED ? 130 : 1;
 out:
+    so->progress = NULL;
+    so->ud = NULL;
     qb_scan_result_free(&est);
     qb_scan_result_free(&r);
     return rc;
