@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One tensor of the model as the run sees it. */
 typedef struct {
@@ -55,6 +56,7 @@ struct qb_finetune {
     void *packed;              /* scratch: the largest fake-quantized matrix packed */
     size_t packed_bytes;
     int step;
+    bool recompute;            /* the pass recomputes activations */
 };
 
 /* ---- the tensors ------------------------------------------------------------------------- */
@@ -285,7 +287,14 @@ qb_status qb_finetune_begin(qb_ctx *ctx, qb_model *student, const qb_model *teac
         st = plan_slots(ctx, ft);
         if (student->output == student->tok_embd) ft->run.output = ft->run.tok_embd; /* tied: one array */
     }
-    if (st == QB_OK) st = qb_train_pass_new(ctx, student, T, &ft->tp);
+    if (st == QB_OK) {
+        if (p.recompute == 0) { /* auto: the blocks' activations against a quarter of the memory */
+            const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+            const double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+            ft->recompute = mem > 0 && (double)qb_train_acts_bytes(student, T, false) > mem / 4;
+        } else ft->recompute = p.recompute > 0;
+        st = qb_train_pass_new_ex(ctx, student, T, ft->recompute, &ft->tp);
+    }
     if (st == QB_OK && p.kd > 0) st = qb_infer_new(ctx, teacher, T, T, &ft->teach);
     if (st != QB_OK) {
         qb_finetune_end(ft);
@@ -477,18 +486,24 @@ qb_status qb_finetune_step_on(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs,
 int qb_finetune_steps_done(const qb_finetune *ft) { return ft->step; }
 const qb_finetune_params *qb_finetune_get_params(const qb_finetune *ft) { return &ft->p; }
 
+bool qb_finetune_recomputes(const qb_finetune *ft, size_t *acts_bytes)
+{
+    if (acts_bytes) *acts_bytes = qb_train_acts_bytes(ft->student, ft->p.seq, ft->recompute);
+    return ft->recompute;
+}
+
 const float *qb_finetune_latent(const qb_finetune *ft, const char *name, size_t *n)
 {
     const char *hash = strchr(name, '#');
     const size_t len = hash ? (size_t)(hash - name) : strlen(name);
-    const int c = !hash ? -1 : !strcmp(hash, "#alpha") ? 0 : !strcmp(hash, "#beta") ? 1 : -2;
+    const int c = !hash ? -1 : !strcmp(hash, "#alpha") ? 0 : !strcmp(hash, "#beta") ? 1 : !strcmp(hash, "#run") ? 2 : -2;
     if (c == -2) return NULL;
     for (int i = 0; i < ft->n_slots; i++) {
         const ft_slot *s = &ft->slots[i];
         if (!s->trains || strlen(s->t->name) != len || strncmp(s->t->name, name, len)) continue;
-        if (c < 0) {
+        if (c < 0 || c == 2) {
             *n = s->n;
-            return *s->lat;
+            return c < 0 ? *s->lat : *s->run;
         }
         if (!s->clip[c]) return NULL;
         *n = (size_t)s->ng;
