@@ -313,6 +313,13 @@ T.section("fine-tuning", function()
   T.ok(r.loss[12] < r.loss[1], "finetune: the loss fell", r.loss[1], r.loss[12])
   T.ok(after < 0.5 * before, "finetune: KLD from the teacher below half of round-to-nearest's", before, after)
   T.eq(m:tensor("blk.0.attn_q.weight").format, "int3-channel", "finetune: the matrices stay in the plan's format")
+  local m2 <close> = qb.open(S .. "/stories260K.bin")
+  local r2 = m2:finetune{ plan = "int3-channel", text = text, teacher = t, steps = 12, batch = 2, seq = 64, lr = 1e-3,
+                          recompute = "on" }
+  T.ok(r2.loss[1] == r.loss[1] and r2.loss[12] == r.loss[12], "finetune{recompute='on'}: the same losses to the bit",
+       r.loss[12], r2.loss[12])
+  T.raises(function() m2:finetune{ plan = "int4-channel", teacher = t, text = text, recompute = "maybe" } end,
+           "bad option 'recompute'", "finetune: a bad recompute value")
   local h <close> = qb.open(S .. "/stories260K.bin")
   h:apply(qb.plan{ { "*", "int3-channel" } })
   local hr = h:finetune{ heal = true, teacher = t, text = text, steps = 3, batch = 2, seq = 64,
