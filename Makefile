@@ -5,7 +5,8 @@
 #   make sanitize   the same suite under ASan/UBSan (build-san/)
 #   make tsan       the threaded tests under ThreadSanitizer (build-tsan/)
 #   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format;
-#                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE)
+#                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE);
+#                   BENCH_LEARN=0 leaves out the methods that learn (scripts/bench-learn.sh, ~1 h)
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
 #   make deps       install the Debian packages only
 #   make clean
@@ -139,6 +140,8 @@ _bench: all
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
+	@if [ "$(BENCH_LEARN)" != 0 ]; then BUILD=$(BUILD) bash scripts/bench-learn.sh; fi
+	@BUILD=$(BUILD) sh scripts/bench-train.sh
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 	@BUILD=$(BUILD) scripts/bench-tui.sh

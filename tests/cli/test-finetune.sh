@@ -55,6 +55,16 @@ run finetune "$M" q4_0 "${common[@]}" --steps 6 --out "$TMP/recomputed.gguf" --r
 if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "recomputed block by block" && cmp -s "$TMP/whole.gguf" "$TMP/recomputed.gguf"; then
     ok "--recompute on: byte-identical to the run that keeps every activation"
 else not_ok "--recompute on" "exit $rc" "$(printf '%s' "$out" | head -4)"; fi
+# windows cut at a new offset each epoch (18 windows of 64: 6 steps of 8 cross two epochs): a
+# resumed run still writes the same bytes, and its checkpoint is not another run's
+sw=(q4_0 --text "$T" --seq 64 --batch 8 --lr 1e-3 -t 2 --steps 6 --shift-windows)
+run finetune "$M" "${sw[@]}" --out "$TMP/sw.gguf"
+run finetune "$M" "${sw[@]}" --out "$TMP/sw2.gguf" --checkpoint "$TMP/swck" --stop-after 3
+run finetune "$M" "${sw[@]}" --out "$TMP/sw2.gguf" --checkpoint "$TMP/swck" --resume "$TMP/swck"
+if [ "$rc" -eq 0 ] && cmp -s "$TMP/sw.gguf" "$TMP/sw2.gguf" && ! cmp -s "$TMP/sw.gguf" "$TMP/whole.gguf"; then
+    ok "--shift-windows: other windows than the fixed cut, resumed byte for byte"
+else not_ok "--shift-windows resume" "exit $rc" "$(printf '%s' "$err" | tail -2)"; fi
+expect_fail "a --shift-windows checkpoint resumed without it" "params.shift_windows is not in this run" finetune "$M" q4_0 --text "$T" --seq 64 --batch 8 --lr 1e-3 -t 2 --steps 6 --out "$TMP/x.gguf" --resume "$TMP/swck"
 expect_fail "--recompute with a bad value" "--recompute takes auto, on or off, not 'maybe'" finetune "$M" q4_0 --text "$T" --out "$TMP/x.gguf" --recompute maybe
 
 # Ctrl-C: a clean stop with the checkpoint, then the run resumes from it

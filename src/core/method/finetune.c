@@ -48,6 +48,8 @@ struct qb_finetune {
     qb_train_pass *tp;
     qb_infer *teach;
     int32_t *windows;          /* (n_windows, seq) */
+    int32_t *text;             /* shift_windows: the text the windows are cut from (n_text), else NULL */
+    int n_text;
     int n_windows;
     int *order;                /* the current epoch's permutation of the windows */
     long order_epoch;
@@ -132,6 +134,7 @@ void qb_finetune_end(qb_finetune *ft)
     qb_train_pass_free(ft->tp);
     qb_infer_free(ft->teach);
     free(ft->windows);
+    free(ft->text);
     free(ft->order);
     free(ft->t_logits);
     free(ft->s_logits);
@@ -264,6 +267,12 @@ qb_status qb_finetune_begin(qb_ctx *ctx, qb_model *student, const qb_model *teac
     ft->order_epoch = -1;
     const int V = student->cfg.vocab_size, T = p.seq;
     st = qb_calib_windows(ctx, tokens, n_tokens, T, 0, qb_tokenizer_bos(student->tok), &ft->windows, &ft->n_windows);
+    if (st == QB_OK && p.shift_windows && n_tokens >= 2 * T) { /* every offset leaves the same count */
+        ft->n_windows = (n_tokens - T + 1) / T;
+        ft->n_text = n_tokens;
+        if (!(ft->text = malloc((size_t)n_tokens * sizeof *ft->text))) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        else memcpy(ft->text, tokens, (size_t)n_tokens * sizeof *tokens);
+    }
     if (st == QB_OK) st = qb_train_params_new(ctx, student, true, &ft->lat);
     if (st == QB_OK) st = qb_train_params_new(ctx, student, false, &ft->grad);
     if (st == QB_OK) {
@@ -329,6 +338,14 @@ static const int32_t *window_at(qb_finetune *ft, long k)
             ft->order[j] = x;
         }
         ft->order_epoch = epoch;
+        if (ft->text) { /* this epoch's cut: windows from an offset of its own, BOS first */
+            const int T = ft->p.seq, off = epoch ? (int)(splitmix(&s) % (uint64_t)T) : 0;
+            for (int i = 0; i < ft->n_windows; i++) {
+                int32_t *w = ft->windows + (size_t)i * T;
+                memcpy(w, ft->text + off + (size_t)i * T, (size_t)T * sizeof *w);
+                if (qb_tokenizer_bos(ft->student->tok) >= 0) w[0] = qb_tokenizer_bos(ft->student->tok);
+            }
+        }
     }
     return ft->windows + (size_t)ft->order[k % ft->n_windows] * ft->p.seq;
 }
@@ -534,6 +551,7 @@ static json_t *describe(const qb_finetune *ft, bool with_step)
                             dec(p->min_lr_ratio), "warmup", p->warmup, "clip", dec(p->clip), "weight_decay",
                             dec(p->weight_decay), "kd", dec(p->kd), "ce", dec(p->ce), "tau", dec(p->tau),
                             "heal", p->heal, "seed", seed, "learn_clip", p->learn_clip, "clip_lr", dec(p->clip_lr));
+    if (p->shift_windows) json_object_set_new(par, "shift_windows", json_true()); /* older checkpoints lack it */
     json_t *tensors = json_array();
     for (int i = 0; i < ft->n_slots; i++) {
         const qb_tensor *t = ft->slots[i].t;

@@ -44,6 +44,9 @@ typedef struct {
                            (fakequant.h's parametrisation), packed with them */
     float clip_lr;      /* their peak learning rate (0 = 1e-3), on the same schedule */
     uint64_t seed;      /* data order (0 = a fixed default) */
+    bool shift_windows; /* each epoch cuts the text into windows at another offset (drawn from the
+                           seed and the epoch; the first epoch at 0), so later epochs see the same
+                           tokens in new contexts; off: the same windows every epoch */
     int recompute;      /* activation recomputation (train.h): 1 on, -1 off, 0 auto: on when the
                            activations of every block would take more than a quarter of the
                            machine's memory. The same results either way (not in checkpoints). */
