@@ -142,7 +142,8 @@ int cmd_scan(int argc, char **argv)
         if (n_pos == 1) { /* the estimate alone */
             print_estimate(&est, m->path, imx);
             fprintf(stderr, "%.2f s for %d units\n", est.seconds, est.n_rows);
-            if (csv && (st = qb_scan_save_csv(&ctx, &est, csv)) != QB_OK) rc = fail_st(&ctx, st);
+            if (!cli_writes()) rc = 0;
+            else if (csv && (st = qb_scan_save_csv(&ctx, &est, csv)) != QB_OK) rc = fail_st(&ctx, st);
             else if (json && (st = qb_scan_save_json(&ctx, &est, m->path, json)) != QB_OK) rc = fail_st(&ctx, st);
             else rc = 0;
             goto out;
@@ -155,12 +156,14 @@ int cmd_scan(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, "scan");
+    pr.items = so.per == QB_SCAN_LAYER ? "units (layers)" : "tensors";
     cli_install_sigint();
     so.n_tokens = (int)n_tokens;
     so.n_ctx = (int)n_ctx;
     so.progress = cli_progress_cb;
     so.ud = &pr;
     so.cancel = &cli_cancel;
+    so.divided = cli_divided_cb;
     st = qb_sensitivity_scan(&ctx, m, &fmt, toks, n, &so, &r);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -170,6 +173,7 @@ int cmd_scan(int argc, char **argv)
     print_scan(&r, m->path, pos[1]);
     if (im) join_estimate(&r, &est);
     fprintf(stderr, "%.2f s for %d variants\n", r.seconds, r.n_rows);
+    if (!cli_writes()) csv = json = NULL; /* rank 0 writes a job's files */
     if (csv && (st = qb_scan_save_csv(&ctx, &r, csv)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -266,8 +270,9 @@ static int eval_mixes(qb_ctx *ctx, const qb_model *m, const search_args *a, cons
     if (ref && !(vs[nv++] = ftype_view(ctx, m, ref))) goto out;
     cli_progress pr;
     cli_progress_start(&pr, "held-out KLD");
+    pr.items = "mixes";
     qb_scan_opts so = {.n_ctx = (int)a->n_ctx, .n_tokens = (int)a->eval_tokens, .progress = cli_progress_cb,
-                       .ud = &pr, .cancel = &cli_cancel};
+                       .ud = &pr, .cancel = &cli_cancel, .divided = cli_divided_cb};
     st = qb_sensitivity_kld(ctx, m, (const qb_model *const *)vs, nv, toks, n, &so, res, &base);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -288,6 +293,14 @@ out:
     for (int j = 0; j < nv; j++) qb_model_view_free(vs[j]);
     free(toks);
     return rc;
+}
+
+/* The search divides candidates (every matrix in every format), then the mixes of each round. */
+static void search_divided(void *ud, int n)
+{
+    cli_progress *p = ud;
+    cli_divided_cb(ud, n);
+    p->items = "mixes";
 }
 
 int cmd_search(int argc, char **argv)
@@ -327,10 +340,12 @@ int cmd_search(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, "search");
+    pr.items = "candidates";
     cli_install_sigint();
     qb_search_opts so = {.bpw = a.bpw, .candidates = cands, .n_candidates = n_cands, .n_ctx = (int)a.n_ctx,
                          .n_tokens = (int)a.n_tokens, .rounds = (int)a.rounds, .swaps = (int)a.swaps,
-                         .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel};
+                         .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel,
+                         .divided = search_divided};
     st = qb_search_mixed(&ctx, m, toks, n, &so, &r);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -346,6 +361,7 @@ int cmd_search(int argc, char **argv)
            "after %d swap(s) %.6f; %d variants, %.1f s\n",
            r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld,
            r.n_variants, r.seconds);
+    if (!cli_writes()) a.plan_out = a.out = NULL; /* rank 0 writes a job's files */
     if (a.plan_out && (st = qb_plan_save(&ctx, &r.plan, a.plan_out)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -430,9 +446,10 @@ int cmd_prune(int argc, char **argv)
     }
     cli_progress bar;
     cli_progress_start(&bar, "prune");
+    bar.items = "settings";
     cli_install_sigint();
     qb_scan_opts so = {.n_ctx = (int)n_ctx, .n_tokens = (int)n_tokens, .progress = cli_progress_cb, .ud = &bar,
-                       .cancel = &cli_cancel};
+                       .cancel = &cli_cancel, .divided = cli_divided_cb};
     st = qb_sensitivity_kld(&ctx, m, (const qb_model *const *)vs, nv, toks, n, &so, res, &base);
     cli_progress_end(&bar);
     if (st != QB_OK) {

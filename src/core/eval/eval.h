@@ -20,6 +20,11 @@ typedef struct {
                                 models): activation settings, KV type (runcfg.h); NULL =
                                 float activations, f32 KV cache */
     qb_run_config *run_base; /* the same for KLD's base model */
+    /* in a job of several MPI ranks (util/dist.h; may be NULL): called once the n chunks are
+     * divided; rank r evaluates qb_dist_share(n, r) of them and its progress counts those. ud as
+     * progress's. Every rank calls perplexity / KLD with the same arguments and gets the whole
+     * result, the bytes one process computes with the same thread count. */
+    void (*divided)(void *ud, int n);
 } qb_eval_opts;
 
 typedef struct {

@@ -317,7 +317,8 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
                          min_bpw);
     }
     qb_scan_opts so = {.n_ctx = o ? o->n_ctx : 0, .n_tokens = o && o->n_tokens > 0 ? o->n_tokens : 4096,
-                       .progress = o ? o->progress : NULL, .ud = o ? o->ud : NULL, .cancel = o ? o->cancel : NULL};
+                       .progress = o ? o->progress : NULL, .ud = o ? o->ud : NULL, .cancel = o ? o->cancel : NULL,
+                       .divided = o ? o->divided : NULL};
     if (st == QB_OK) st = scan_options(ctx, m, mx, n_mx, tokens, n_tokens, &so, &out->n_variants);
     if (st == QB_OK) greedy(mx, n_mx, budget, choice);
     int rounds = o && o->rounds ? o->rounds : 2, swaps = o && o->swaps > 0 ? o->swaps : 6;

@@ -30,6 +30,7 @@ typedef struct {
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel;   /* may be NULL */
+    void (*divided)(void *ud, int n); /* MPI ranks: each stage's division (qb_scan_opts) */
 } qb_search_opts;
 
 typedef struct {

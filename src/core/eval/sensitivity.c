@@ -9,6 +9,7 @@
 #include "../quant/view.h"
 #include "../quant/apply.h"
 #include "../util/atomic_file.h"
+#include "../util/dist.h"
 #include "../util/json_out.h"
 
 #include <math.h>
@@ -134,7 +135,10 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
 #ifdef _OPENMP
     nt = ctx->n_threads > 0 ? ctx->n_threads : omp_get_max_threads();
 #endif
-    if (nt > n_variants) nt = n_variants;
+    /* in a job of several ranks each evaluates its share of the variants (dist.h), then all
+     * results are gathered */
+    int n_own = qb_dist_share(n_variants, qb_dist_rank());
+    if (nt > n_own) nt = n_own > 0 ? n_own : 1;
     qb_infer *sb = NULL;
     int32_t *buf = malloc((size_t)n_ctx * sizeof *buf);
     base_chunk bc = {malloc((size_t)n_logits * vocab * sizeof(float)), malloc((size_t)rows * sizeof(double)),
@@ -146,16 +150,17 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
     bool ok = buf && bc.logits && bc.lse && bc.top && bc.nll && bc.resid && l0 && lo && accs;
     for (int t = 0; ok && t < nt; t++) ok = (lo[t] = malloc((size_t)n_logits * vocab * sizeof(float))) != NULL;
     for (int j = 0; ok && j < n_variants; j++)
-        ok = (accs[j].klds = malloc((size_t)n_chunks * rows * sizeof(double))) != NULL;
+        if (qb_dist_owns(j)) ok = (accs[j].klds = malloc((size_t)n_chunks * rows * sizeof(double))) != NULL;
     if (!ok) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory for %d model variants", n_variants);
-        goto done;
+        goto gather;
     }
-    if ((st = qb_infer_new(ctx, base, n_ctx, n_ctx, &sb)) != QB_OK) goto done;
+    if ((st = qb_infer_new(ctx, base, n_ctx, n_ctx, &sb)) != QB_OK) goto gather;
     qb_infer_capture_residuals(sb, bc.resid);
     for (int j = 0; j < n_variants; j++) l0[j] = first_changed_layer(base, variants[j]);
     double t0 = qb_eval_now(), nll = 0, nll2 = 0;
-    int total = n_chunks * n_variants, done_count = 0;
+    int total = n_chunks * n_own, done_count = 0;
+    if (qb_dist_size() > 1 && o && o->divided) o->divided(o->ud, n_variants);
     for (int c = 0; c < n_chunks && st == QB_OK; c++) {
         if (o && o->cancel && *o->cancel) {
             st = qb_fail(ctx, QB_ERR_CANCELLED, "sensitivity evaluation cancelled after %d of %d chunks", c, n_chunks);
@@ -176,7 +181,7 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
             tctx.n_threads = 1; /* one single-threaded forward pass per thread */
 #pragma omp for schedule(dynamic, 1)
             for (int j = 0; j < n_variants; j++) {
-                if ((o && o->cancel && *o->cancel) || first_err != QB_OK) continue;
+                if ((o && o->cancel && *o->cancel) || first_err != QB_OK || !qb_dist_owns(j)) continue;
                 qb_status s = variant_pass(&tctx, variants[j], l0[j], buf, n_ctx, vocab, &bc, lo[tid], &accs[j], (long)c * rows);
                 if (s != QB_OK) {
 #pragma omp critical(qb_sens_err)
@@ -198,7 +203,8 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
     if (st == QB_OK) {
         long count = (long)n_chunks * rows;
         double secs = qb_eval_now() - t0;
-        for (int j = 0; j < n_variants; j++) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, secs);
+        for (int j = 0; j < n_variants; j++)
+            if (qb_dist_owns(j)) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, secs);
         if (base_out) {
             qb_eval_finish_ppl(base_out, nll, nll2, count);
             base_out->n_chunks = n_chunks;
@@ -207,7 +213,8 @@ qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *
         }
         if (o && o->progress) o->progress(o->ud, total, total);
     }
-done:
+gather: /* every rank gets every variant's result (or the first failing rank's error) */
+    st = qb_dist_merge(ctx, st, out, sizeof *out, n_variants);
     qb_infer_free(sb);
     for (int t = 0; lo && t < nt; t++) free(lo[t]);
     free(lo);

@@ -28,6 +28,10 @@ typedef struct {
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel; /* non-zero stops after the chunk being evaluated; may be NULL */
+    /* in a job of several MPI ranks (util/dist.h; may be NULL): called once the n variants are
+     * divided, before any is evaluated; rank r evaluates qb_dist_share(n, r) of them. ud as
+     * progress's. Each rank's progress counts its own share. */
+    void (*divided)(void *ud, int n);
 } qb_scan_opts;
 
 typedef struct {
@@ -97,7 +101,10 @@ double qb_spearman(const double *x, const double *y, int n);
  * (views of base, or any models with base's vocabulary) against base, the base's pass and
  * log-softmax shared, the variants of each chunk evaluated in parallel (single-threaded
  * forward passes, one per thread). out[j] for variants[j]; base_out (may be NULL) gets the
- * base's perplexity. Cancel and progress as in qb_scan_opts. */
+ * base's perplexity. Cancel and progress as in qb_scan_opts. In a job of several MPI ranks
+ * (util/dist.h) every rank calls it with the same arguments: each evaluates its share of the
+ * variants and every rank returns all of out[] (the same bytes one process computes with the
+ * same thread count), or the first failing rank's error. */
 qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *const *variants, int n_variants,
                              const int32_t *tokens, int n_tokens, const qb_scan_opts *opts, qb_kld_result *out,
                              qb_ppl_result *base_out);
