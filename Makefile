@@ -6,7 +6,8 @@
 #   make tsan       the threaded tests under ThreadSanitizer (build-tsan/)
 #   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format;
 #                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE);
-#                   BENCH_LEARN=0 leaves out the methods that learn (scripts/bench-learn.sh, ~1 h)
+#                   BENCH_LEARN=0 leaves out the methods that learn (scripts/bench-learn.sh, ~1 h);
+#                   with build/quantbench-mpi, MPI ranks against threads (scripts/bench-mpi.sh)
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
 #   make deps       install the Debian packages only
 #   make MPI=1      also build/quantbench-mpi, which divides its work over MPI ranks (README "MPI")
@@ -133,7 +134,7 @@ MPI_TEST := $(if $(MPI_LIBS),$(BUILD)/quantbench-mpi)
 -include $(MPI_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(UNIT_BIN:=.d)
 
 deps:
-	@scripts/install-deps.sh
+	@MPI=$(MPI) scripts/install-deps.sh
 
 unit: $(UNIT_BIN)
 
@@ -173,6 +174,7 @@ _bench: all
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 	@BUILD=$(BUILD) scripts/bench-tui.sh
 	@if [ "$(BENCH_8B)" = 1 ]; then BUILD=$(BUILD) sh scripts/bench-8b.sh; fi
+	@if [ -x $(BUILD)/quantbench-mpi ] && command -v mpirun >/dev/null; then BUILD=$(BUILD) sh scripts/bench-mpi.sh; fi
 
 fuzz:
 	@scripts/fuzz.sh
