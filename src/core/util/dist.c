@@ -252,10 +252,9 @@ qb_status qb_dist_merge(qb_ctx *ctx, qb_status st, void *items, size_t item_size
     char *it = items;
     for (int i = g_rank, k = 0; ok && i < n; i += g_size, k++) memcpy(send + (size_t)k * item_size, it + (size_t)i * item_size, item_size);
     /* every rank learns whether every rank could allocate, then the items travel */
-    int all_ok = ok, any_fail = 0;
-    all_ok = !all_ok;
-    MPI_Allreduce(&all_ok, &any_fail, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (any_fail) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory gathering results from the ranks");
+    int bad = !ok, any_bad = 1;
+    MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any_bad) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory gathering results from the ranks");
     else if (MPI_Allgatherv(send, (int)mine, MPI_BYTE, recv, counts, displs, MPI_BYTE, MPI_COMM_WORLD) != MPI_SUCCESS)
         st = qb_fail(ctx, QB_ERR_IO, "MPI: gathering results from the ranks failed");
     else /* rank r's k-th item is item r + k·size */
