@@ -364,6 +364,8 @@ int cmd_search(int argc, char **argv)
            "after %d swap(s) %.6f; %d variants, %.1f s\n",
            r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld,
            r.n_variants, r.seconds);
+    printf("cost       per variant, as a fraction of a full forward pass: scan %.3f, measured rounds %.3f\n",
+           r.cost_scan, r.cost_rounds);
     if (a.plan_out && (st = qb_plan_save(&ctx, &r.plan, a.plan_out)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
