@@ -47,18 +47,28 @@ static void join_estimate(qb_scan_result *exact, const qb_scan_result *est)
         printf("estimate   %d of %d units: too few to rank\n", n, exact->n_rows);
 }
 
+/* The engine's cost line (and its note when the cache bound cut the reuse). */
+static void print_cost(const qb_scan_stats *s)
+{
+    printf("cost       %.3f of a full forward pass per unit (mean; %.3f with the base's passes), reuse cache %.1f "
+           "MiB (bound %.0f MiB)\n",
+           s->cost_mean, s->cost_all, (double)s->cache_used / 1048576, (double)s->cache_bound / 1048576);
+    if (s->note[0]) printf("note       %s\n", s->note);
+}
+
 static void print_scan(const qb_scan_result *r, const char *model, const char *text)
 {
     printf("model      %s\ntext       %s: %d chunks of %d, %ld scored\n", model, text, r->base.n_chunks,
            r->base.n_ctx, r->base.n_scored);
     printf("setting    %s; base PPL %.4f +/- %.5f\n", r->format, r->base.ppl, r->base.ppl_err);
+    print_cost(&r->stats);
     if (r->n_skipped) printf("skipped    %d unit(s): %s\n", r->n_skipped, r->skipped_why);
-    printf("%4s  %-28s %-12s %6s %10s %11s %11s %8s %9s\n", "rank", "unit", "format", "bpw", "bytes", "KLD mean",
-           "KLD p99", "top-1 %", "dPPL");
+    printf("%4s  %-28s %-12s %6s %10s %11s %11s %8s %9s %6s\n", "rank", "unit", "format", "bpw", "bytes", "KLD mean",
+           "KLD p99", "top-1 %", "dPPL", "cost");
     for (int i = 0; i < r->n_rows; i++) {
         const qb_scan_row *w = &r->rows[i];
-        printf("%4d  %-28s %-12s %6.3f %10zu %11.6f %11.6f %8.3f %+9.4f\n", i + 1, w->name, w->format, w->bpw,
-               w->bytes, w->kld.kld_mean, w->kld.kld_p99, w->kld.top1_pct, w->kld.dppl);
+        printf("%4d  %-28s %-12s %6.3f %10zu %11.6f %11.6f %8.3f %+9.4f %6.3f\n", i + 1, w->name, w->format, w->bpw,
+               w->bytes, w->kld.kld_mean, w->kld.kld_p99, w->kld.top1_pct, w->kld.dppl, w->kld.cost);
     }
 }
 
@@ -101,6 +111,13 @@ int cmd_scan(int argc, char **argv)
         else if (!strcmp(o, "--json")) ok = (json = v) != NULL, i++;
         else if (!strcmp(o, "--tokenizer")) ok = (tok = v) != NULL, i++;
         else if (!strcmp(o, "--blocks-only")) so.blocks_only = true;
+        else if (!strcmp(o, "--no-reuse")) so.no_reuse = true;
+        else if (!strcmp(o, "--cache-mb")) {
+            long mb;
+            if (!cli_int(o, v, 0, 1 << 24, &mb)) return 1;
+            so.cache_mb = mb > 0 ? (int)mb : QB_SCAN_NO_CACHE;
+            i++;
+        }
         else if (!strcmp(o, "--imatrix")) ok = (imx = v) != NULL, i++;
         else if (!strcmp(o, "--layers")) {
             if (!v) return cli_error("scan: --layers needs a value");
@@ -114,7 +131,8 @@ int cmd_scan(int argc, char **argv)
     }
     if (n_pos != 2 && !(n_pos == 1 && imx))
         return cli_error("scan: usage: quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] "
-                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--csv OUT.csv] "
+                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--cache-mb N] "
+                         "[--no-reuse] [--csv OUT.csv] "
                          "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone)");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
@@ -361,6 +379,8 @@ int cmd_search(int argc, char **argv)
            "after %d swap(s) %.6f; %d variants, %.1f s\n",
            r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld,
            r.n_variants, r.seconds);
+    printf("cost       per variant, as a fraction of a full forward pass: scan %.3f, measured rounds %.3f\n",
+           r.cost_scan, r.cost_rounds);
     if (!cli_writes()) a.plan_out = a.out = NULL; /* rank 0 writes a job's files */
     if (a.plan_out && (st = qb_plan_save(&ctx, &r.plan, a.plan_out)) != QB_OK) {
         rc = fail_st(&ctx, st);

@@ -201,6 +201,15 @@ T.section("sensitivity of chosen blocks", function()
   T.eq(bad, 0, "sensitivity layers=3: no row of another block")
   r = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = { 3, 4 }, per = "layer" })
   T.eq(#r.rows, 2, "sensitivity layers={3, 4} per layer: two rows")
+  -- the reuse of the base's pass: its cost, and the same numbers without a cache (a note)
+  local a = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = 3 })
+  local z = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = 3, cache_mb = 0 })
+  local same = #a.rows == #z.rows
+  for i, row in ipairs(a.rows) do same = same and row.kld == z.rows[i].kld and row.cost > 0 and row.cost < 1 end
+  T.ok(same and a.cost.mean < 1 and a.cost.note == "" and z.cost.note:find("recomputed") ~= nil,
+    "sensitivity cache_mb=0: the same KLDs, a note, cost below a pass", a.cost and a.cost.mean)
+  T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", cache_mb = -1 }) end,
+    "bad option 'cache_mb'", "sensitivity: a negative cache bound is refused")
   T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = "3" }) end,
     "bad option 'layers'", "sensitivity: layers must be a number or a pair")
   T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = { 2, 9 } }) end,

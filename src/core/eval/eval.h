@@ -40,6 +40,9 @@ typedef struct {
     double dppl;          /* other.ppl - base.ppl */
     double kld_mean, kld_err, kld_median, kld_p99, kld_max, kld_min;
     double top1_pct;      /* % of positions whose argmax agrees */
+    double cost;          /* the work of other's evaluation as a fraction of one plain forward
+                             pass over the same chunks (qb_sensitivity_kld, which reuses the
+                             base's activations; 0 where not measured) */
 } qb_kld_result;
 
 /* Tokenize a text file with m's tokenizer (with BOS when the model adds one): the same as

@@ -43,6 +43,10 @@ typedef struct {
     double kld;             /* measured KLD of the returned mix on the search text */
     int n_swaps;            /* swaps the refinement kept */
     int n_variants;         /* model variants evaluated in all */
+    double cost_scan;       /* mean work per variant of the options' scan, as a fraction of one full
+                               forward pass (qb_kld_result.cost) */
+    double cost_rounds;     /* the same for the measured rounds (each round's mix, which its swaps
+                               resume from, included) */
     double seconds;
 } qb_search_result;
 
