@@ -51,13 +51,14 @@ awk -v out="$OUT" '
 function row(f, m, p, k) { ppl[f, m] = p; kld[f, m] = k; if (!(f in seen)) { seen[f] = 1; order[++n] = f } }
 FNR == 1 { qat = (FILENAME ~ /qat-/) }
 !qat && /^\| unquantized/ { split($0, c, "|"); base = c[5] + 0 }
-!qat && /^\| [a-z0-9_-]+ \| (rtn|gptq|learned) \|/ { split($0, c, "|"); gsub(/ /, "", c[2]); gsub(/ /, "", c[3]);
-    row(c[2], c[3], c[5] + 0, c[6] + 0) }
+!qat && /^\| [a-z0-9_-]+ \| (rtn|gptq|learned)( \([a-z-]+\))? \|/ { split($0, c, "|"); gsub(/ /, "", c[2])
+    split(c[3], w, " "); row(c[2], w[1], c[5] + 0, c[6] + 0) }
 qat && /after:/ { f = FILENAME; sub(/.*qat-/, "", f); sub(/\.log$/, "", f)
     p = $0; sub(/.*PPL /, "", p); sub(/,.*/, "", p); k = $0; sub(/.*KLD /, "", k); sub(/,.*/, "", k)
     row(f, "qat", p + 0, k + 0) }
 function gap(g, x, b) { return (g - b) > 0 ? sprintf("%.0f%%", 100 * (g - x) / (g - b)) : "—" }
 function cell(f, m) { if (!((f, m) in ppl)) return "— | —"
+    if (!((f, "gptq") in ppl)) return sprintf("%.2f / %.4f | —", ppl[f, m], kld[f, m])
     return sprintf("%.2f / %.4f | %s / %s", ppl[f, m], kld[f, m], gap(ppl[f, "gptq"], ppl[f, m], base),
                    gap(kld[f, "gptq"], kld[f, m], 0)) }
 END {
