@@ -5,9 +5,12 @@
 #   make sanitize   the same suite under ASan/UBSan (build-san/)
 #   make tsan       the threaded tests under ThreadSanitizer (build-tsan/)
 #   make bench      benchmarks against llama.cpp (tests/bench/README.md): models, then per format;
-#                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE)
+#                   BENCH_8B=1 adds the real-size run (scripts/bench-8b.sh: Llama-3.1-8B shapes, MoE);
+#                   BENCH_LEARN=0 leaves out the methods that learn (scripts/bench-learn.sh, ~1 h);
+#                   with build/quantbench-mpi, MPI ranks against threads (scripts/bench-mpi.sh)
 #   make fuzz       libFuzzer targets for the loaders (clang; not part of CI)
 #   make deps       install the Debian packages only
+#   make MPI=1      also build/quantbench-mpi, which divides its work over MPI ranks (README "MPI")
 #   make clean
 #
 # The targets that install packages (run, test, sanitize, tsan, bench) do so first and then
@@ -16,6 +19,14 @@
 
 BUILD    ?= build
 CC       ?= cc
+# MPI: build/quantbench-mpi, whose scan, search, methods, ppl/kld and tasks divide their work
+# over the ranks of an MPI job (src/core/util/dist.h). It differs from build/quantbench in one
+# object, dist.c compiled against Open MPI (flags from pkg-config `ompi`, else `mpicc --showme`),
+# so it costs one compile and one link. `make MPI=1` builds it (an error without Open MPI);
+# `make test` builds and tests it when Open MPI is installed. The default build has no MPI.
+MPI        ?= 0
+MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
+MPI_LIBS   := $(or $(shell pkg-config --libs ompi 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
 # Libraries found through pkg-config, each asked on its own so one missing package cannot
 # empty the flags of the others.
 PKGS     := cairo jansson libpcre2-8 lua5.4 ncursesw readline
@@ -63,7 +74,7 @@ LIBS       := $(BUILD)/libqblua.a $(BUILD)/libqb.a
 # The tests `make tsan` runs: those that start threads of their own over shared objects.
 TSAN_TESTS ?= test-jobs test-infer-threads
 
-.PHONY: all run test unit sanitize tsan bench fuzz clean deps check-pkgs \
+.PHONY: all mpi run test unit sanitize tsan bench fuzz clean deps check-pkgs \
         _run _test _bench _tsan
 all: $(BUILD)/quantbench
 
@@ -102,10 +113,28 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBS) | check-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBS) $(LDFLAGS) $(LDLIBS) -lcmocka
 
--include $(LIB_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(UNIT_BIN:=.d)
+# the MPI build: the library with dist.c's MPI implementation in place of its one-rank stub
+MPI_OBJ := $(BUILD)/src/core/util/dist-mpi.o
+$(MPI_OBJ): src/core/util/dist.c | check-pkgs
+	$(if $(MPI_LIBS),,$(error the MPI build needs Open MPI: apt-get install libopenmpi-dev openmpi-bin))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DQB_MPI=1 $(MPI_CFLAGS) -c $< -o $@
+$(BUILD)/libqb-mpi.a: $(filter-out $(BUILD)/src/core/util/dist.o,$(LIB_OBJ)) $(MPI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/quantbench-mpi: $(APP_OBJ) $(BUILD)/libqblua.a $(BUILD)/libqb-mpi.a
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libqblua.a $(BUILD)/libqb-mpi.a $(LDLIBS) $(MPI_LIBS)
+mpi: $(BUILD)/quantbench-mpi
+# built by `make MPI=1`, and by `make test` where Open MPI is installed
+ifeq ($(MPI),1)
+all: $(BUILD)/quantbench-mpi
+endif
+MPI_TEST := $(if $(MPI_LIBS),$(BUILD)/quantbench-mpi)
+
+-include $(MPI_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(UNIT_BIN:=.d)
 
 deps:
-	@scripts/install-deps.sh
+	@MPI=$(MPI) scripts/install-deps.sh
 
 unit: $(UNIT_BIN)
 
@@ -117,7 +146,7 @@ _run: all
 
 test: deps
 	@$(MAKE) --no-print-directory _test
-_test: all unit $(BUILD)/synth_model
+_test: all unit $(BUILD)/synth_model $(MPI_TEST)
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 sanitize: deps
@@ -139,11 +168,14 @@ _bench: all
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) sh scripts/bench-formats.sh
 	@BUILD=$(BUILD) sh scripts/bench-methods.sh
+	@if [ "$(BENCH_LEARN)" != 0 ]; then BUILD=$(BUILD) bash scripts/bench-learn.sh; fi
+	@BUILD=$(BUILD) sh scripts/bench-train.sh
 	@BUILD=$(BUILD) sh scripts/bench-scan.sh
 	@BUILD=$(BUILD) sh scripts/bench-estimate.sh
 	@BUILD=$(BUILD) sh scripts/bench-outlier.sh
 	@BUILD=$(BUILD) scripts/bench-tui.sh
 	@if [ "$(BENCH_8B)" = 1 ]; then BUILD=$(BUILD) sh scripts/bench-8b.sh; fi
+	@if [ -x $(BUILD)/quantbench-mpi ] && command -v mpirun >/dev/null; then BUILD=$(BUILD) sh scripts/bench-mpi.sh; fi
 
 fuzz:
 	@scripts/fuzz.sh

@@ -1,6 +1,7 @@
 /* cli.c — helpers shared by the subcommands: errors, option values, model opening, the
  * stderr progress bar and Ctrl-C handling. */
 #include "cli.h"
+#include "core/util/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,15 +14,16 @@
 #include <unistd.h>
 
 volatile int cli_cancel;
+/* the last message cli_error printed: what a rank reports to rank 0 when it fails alone */
+char cli_last_error[512];
 
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("quantbench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(cli_last_error, sizeof cli_last_error, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "quantbench: %s\n", cli_last_error);
     return 1;
 }
 
@@ -29,8 +31,11 @@ qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_pa
 {
     qb_model_opts o = {.tokenizer_path = tokenizer_path};
     qb_model *m = NULL;
-    if (qb_model_open(ctx, path, &o, &m) != QB_OK) {
+    qb_status st = qb_model_open(ctx, path, &o, &m);
+    /* in a job of several ranks every rank must map the same model (a no-op otherwise) */
+    if ((st = qb_dist_same_file(ctx, st, path)) != QB_OK) {
         cli_error("%s", qb_ctx_errmsg(ctx));
+        qb_model_close(m);
         return NULL;
     }
     return m;
@@ -73,6 +78,7 @@ void cli_progress_start(cli_progress *p, const char *label)
     p->label = label;
     p->t0 = cli_now();
     p->tty = isatty(STDERR_FILENO);
+    p->items = NULL;
 }
 
 void cli_progress_cb(void *ud, int done, int total)

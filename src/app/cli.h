@@ -38,11 +38,29 @@ typedef struct {
     const char *label;
     double t0;
     bool tty;
+    const char *items;  /* what a divided job divides ("tensors", "chunks"; cli_divided_cb) */
 } cli_progress;
 void cli_progress_start(cli_progress *p, const char *label);
 void cli_progress_cb(void *ud, int done, int total); /* ud = cli_progress* */
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
+
+/* ---- a job of several MPI ranks (cli_dist.c; core: util/dist.h) ---- */
+/* Start the ranks (a no-op in the default build or without a launcher); on ranks other than 0
+ * stdout and stderr go to /dev/null: rank 0 speaks for the job. false: MPI failed to start
+ * (message printed). */
+bool cli_dist_start(int *argc, char ***argv);
+/* Whether command `name` may run in a job of several ranks (it divides its work); when not,
+ * prints why and returns false. */
+bool cli_dist_allows(const char *name);
+/* The end of the run on every rank (rc: this rank's exit status); returns the exit status,
+ * having printed on rank 0 the error of another rank that failed when this one did not. */
+int cli_dist_end(int rc);
+/* The divided() callback of the scan / eval / tasks options (ud: a cli_progress): rank 0 says
+ * on stderr how the work was divided, "scan: 2 ranks: 22 + 22 tensors" (p->items). */
+void cli_divided_cb(void *ud, int n);
+/* Whether this process writes the run's files (only rank 0 of a job does). */
+bool cli_writes(void);
 
 /* SIGINT sets this flag (first Ctrl-C cancels the job; a second one exits). */
 extern volatile int cli_cancel;

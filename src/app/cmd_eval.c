@@ -6,6 +6,7 @@
 #include "cli_act.h"
 #include "core/eval/eval.h"
 #include "core/eval/kld_base.h"
+#include "core/util/dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +78,10 @@ int cmd_ppl(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, "perplexity");
+    pr.items = "chunks";
     cli_install_sigint();
     qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
-                      .cancel = &cli_cancel, .run = a.act.run};
+                      .cancel = &cli_cancel, .run = a.act.run, .divided = cli_divided_cb};
     qb_ppl_result r;
     qb_status st = qb_eval_perplexity(&ctx, m, toks, n, &o, &r);
     cli_progress_end(&pr);
@@ -210,6 +212,9 @@ int cmd_kld(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
+    if ((a.save_base || a.base_file) && qb_dist_size() > 1) /* its chunks stream to or from one file */
+        return cli_error("kld: %s does not divide its work over MPI ranks; run it as one process",
+                         a.save_base ? "--save-base" : "--base");
     if (a.save_base || a.base_file) {
         int rc = a.save_base ? kld_save_base(&ctx, &a) : kld_with_base(&ctx, &a);
         cli_act_free(&a.act);
@@ -227,9 +232,10 @@ int cmd_kld(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, "kl-divergence");
+    pr.items = "chunks";
     cli_install_sigint();
     qb_eval_opts o = {.n_ctx = (int)a.n_ctx, .n_chunks = (int)a.chunks, .progress = cli_progress_cb, .ud = &pr,
-                      .cancel = &cli_cancel, .run = a.act.run};
+                      .cancel = &cli_cancel, .run = a.act.run, .divided = cli_divided_cb};
     qb_kld_result r;
     qb_status st = qb_eval_kld(&ctx, base, other, toks, n, &o, &r);
     cli_progress_end(&pr);

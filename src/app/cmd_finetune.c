@@ -23,13 +23,14 @@
     "finetune: usage: quantbench finetune MODEL (TYPE | --plan FILE | --heal) --text FILE --out OUT.gguf\n"         \
     "           [--teacher MODEL] [--steps N] [--batch N] [--seq N] [--lr X] [--min-lr-ratio X] [--warmup N]\n"      \
     "           [--clip X] [--weight-decay X] [--kd W] [--ce W] [--tau T] [--seed N] [--learn-clip [--clip-lr X]]\n"  \
-    "           [--checkpoint FILE] [--save-every N] [--resume FILE] [--stop-after N]\n"                              \
+    "           [--shift-windows] [--recompute auto|on|off] [--checkpoint FILE] [--save-every N] [--resume FILE] [--stop-after N]\n"    \
     "           [--eval FILE] [--chunks N] [--ctx N] [-t N]\n"                                                        \
     "  TYPE: a format (int2-g64, q2_k, ...) for every matrix, or a llama-quantize type (Q2_K, Q4_K_M)"
 
 typedef struct {
     const char *model, *type, *plan, *text, *out, *teacher, *ckpt, *resume, *eval, *tok;
-    bool heal, learn_clip;
+    bool heal, learn_clip, shift;
+    int recompute; /* 1 on, -1 off, 0 auto */
     long steps, batch, seq, warmup, seed, save_every, stop_after, chunks, ctx, threads;
     double lr, min_lr, clip, wd, kd, ce, tau, clip_lr;
 } ft_args;
@@ -70,7 +71,12 @@ static int parse(int argc, char **argv, ft_args *a)
         else if (!strcmp(o, "--tau")) ok = cli_float(o, v, 1e-3, 1e3, &a->tau);
         else if (!strcmp(o, "--heal")) a->heal = true, val = false;
         else if (!strcmp(o, "--learn-clip")) a->learn_clip = true, val = false;
+        else if (!strcmp(o, "--shift-windows")) a->shift = true, val = false;
         else if (!strcmp(o, "--clip-lr")) ok = cli_float(o, v, 1e-9, 1, &a->clip_lr);
+        else if (!strcmp(o, "--recompute")) {
+            a->recompute = !v ? 2 : !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? -1 : !strcmp(v, "auto") ? 0 : 2;
+            ok = a->recompute != 2 || (v && cli_error("finetune: --recompute takes auto, on or off, not '%s'", v) == 0);
+        }
         else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             puts(USAGE + strlen("finetune: "));
             return -1;
@@ -204,7 +210,7 @@ int cmd_finetune(int argc, char **argv)
                             .min_lr_ratio = (float)a.min_lr, .warmup = (int)a.warmup, .clip = (float)a.clip,
                             .weight_decay = (float)a.wd, .kd = (float)a.kd, .ce = (float)a.ce, .tau = (float)a.tau,
                             .heal = a.heal, .seed = (uint64_t)a.seed, .learn_clip = a.learn_clip,
-                            .clip_lr = (float)a.clip_lr};
+                            .clip_lr = (float)a.clip_lr, .recompute = a.recompute, .shift_windows = a.shift};
     p.clip = a.clip < 0 ? 0 : a.clip == 0 ? -1 : (float)a.clip; /* --clip 0: none; not given: core's default */
     if (qb_finetune_begin(&ctx, student, teacher, text, n_text, &p, &ft) != QB_OK ||
         (a.resume && qb_finetune_resume(&ctx, ft, a.resume) != QB_OK)) {
@@ -221,6 +227,10 @@ int cmd_finetune(int argc, char **argv)
     printf("  %d steps × %d sequences of %d tokens from %s (%d tokens), lr %g (warm-up %d, cosine to %g×), clip %s, "
            "loss %g·KL(τ=%g) + %g·CE\n",
            q->steps, q->batch, q->seq, a.text, n_text, q->lr, q->warmup, q->min_lr_ratio, clipbuf, q->kd, q->tau, q->ce);
+    size_t acts;
+    const bool rec = qb_finetune_recomputes(ft, &acts);
+    printf("  activations %.1f MiB%s\n", (double)acts / 1048576.0,
+           rec ? " (recomputed block by block in the backward)" : "");
     if (a.resume) printf("  resumed from %s at step %d\n", a.resume, qb_finetune_steps_done(ft));
     fflush(stdout);
     ft_eval before = {0}, after = {0};

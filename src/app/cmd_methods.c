@@ -15,6 +15,7 @@
 #include "core/infer/infer.h"
 #include "core/quant/apply.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/util/dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,17 +37,104 @@ static double decode_speed(qb_ctx *ctx, const qb_model *m, const int32_t *toks, 
     return dt > 0 ? n / dt : 0;
 }
 
-/* "score ± err" of m on the task set (or "—" when it fails: the message goes to stderr). */
-static const char *task_cell(qb_ctx *ctx, const qb_model *m, const qb_task_set *ts, char *buf, size_t cap)
+/* m's score ± err on the task set; false when it fails (the message goes to stderr). */
+static bool task_score(qb_ctx *ctx, const qb_model *m, const qb_task_set *ts, double *acc, double *err)
 {
     qb_tasks_opts o = {.cancel = &cli_cancel};
     qb_tasks_result r;
     if (qb_tasks_score(ctx, m, ts, &o, &r) != QB_OK) {
         fprintf(stderr, "quantbench: methods: %s\n", qb_ctx_errmsg(ctx));
-        return "—";
+        return false;
     }
-    snprintf(buf, cap, "%.2f ± %.2f", r.acc, r.acc_err);
-    return buf;
+    *acc = r.acc;
+    *err = r.acc_err;
+    return true;
+}
+
+/* One cell of the table (format × method), as measured: plain bytes, so the ranks of a job
+ * can send it to rank 0. */
+typedef struct {
+    bool failed;        /* the method could not apply: error holds why */
+    char error[200];
+    double bpw, ppl, base_ppl, kld, top1, quant_s, tps;
+    bool task_ok;
+    double acc, acc_err;
+} cell;
+
+/* What every cell is measured with. */
+typedef struct {
+    qb_ctx *ctx;
+    const qb_model *base;
+    qb_model *m;
+    const qb_task_set *ts;
+    bool tasks;
+    const int32_t *etok;
+    int n_etok, n_gen;
+    const qb_eval_opts *eo;
+    const qb_calib *cal;
+    bool act_order;
+} cell_env;
+
+/* m quantized by method k with plan, measured against the base. Errors that end the table
+ * (cancel, a failed evaluation) are returned; a method that cannot apply is the cell's. */
+static qb_status measure_cell(const cell_env *e, const qb_plan *plan, const qb_method *method, cell *out)
+{
+    qb_status st = qb_fold_reset(e->ctx, e->m);
+    if (st != QB_OK) return st;
+    double q0 = cli_now();
+    qb_method_opts mo = {.cancel = &cli_cancel};
+    st = qb_method_apply(e->ctx, e->m, plan, method, e->cal, &mo);
+    out->quant_s = cli_now() - q0;
+    if (st == QB_ERR_CANCELLED) return st;
+    if (st != QB_OK) {
+        out->failed = true;
+        snprintf(out->error, sizeof out->error, "%s", qb_ctx_errmsg(e->ctx));
+        return QB_OK;
+    }
+    qb_model_size sz;
+    qb_quant_size_compute(e->m, &sz);
+    qb_kld_result r;
+    if ((st = qb_eval_kld(e->ctx, e->base, e->m, e->etok, e->n_etok, e->eo, &r)) != QB_OK) return st;
+    out->bpw = sz.bpw;
+    out->ppl = r.other.ppl;
+    out->base_ppl = r.base.ppl;
+    out->kld = r.kld_mean;
+    out->top1 = r.top1_pct;
+    out->tps = decode_speed(e->ctx, e->m, e->etok, e->n_gen);
+    if (e->tasks) out->task_ok = task_score(e->ctx, e->m, e->ts, &out->acc, &out->acc_err);
+    return QB_OK;
+}
+
+/* The cell's row (after the unquantized model's, before the first measured cell). */
+static void print_cell(const cell_env *e, const char *fmt, const char *meth, const qb_method *method, const cell *c,
+                       double *base_tps, int *n_printed)
+{
+    if (c->failed) {
+        printf("| %s | %s | — | %s |||||\n", fmt, meth, c->error);
+        return;
+    }
+    if (*n_printed == 0) {
+        printf("| unquantized | — | %.1f | %.4f | 0 | 100 | — | %.0f |", 8.0 * e->base->tensors[0].src_nbytes /
+               (double)qb_tensor_nelements(&e->base->tensors[0]), c->base_ppl, *base_tps);
+        if (e->tasks) {
+            double acc, err;
+            qb_dist_alone_begin(); /* rank 0 alone prints */
+            if (task_score(e->ctx, e->base, e->ts, &acc, &err)) printf(" %.2f ± %.2f |", acc, err);
+            else printf(" — |");
+            qb_dist_alone_end();
+        }
+        printf("\n");
+    }
+    ++*n_printed;
+    printf("| %s | %s%s | %.3f | %.4f | %.5f | %.2f | %.2f | %.0f |", fmt, meth,
+           method->kind == QB_METHOD_GPTQ && e->act_order ? " (act-order)" : "", c->bpw, c->ppl, c->kld, c->top1,
+           c->quant_s, c->tps);
+    if (e->tasks) {
+        if (c->task_ok) printf(" %.2f ± %.2f |", c->acc, c->acc_err);
+        else printf(" — |");
+    }
+    printf("\n");
+    fflush(stdout);
 }
 
 static int split_list(char *s, char **out, int cap)
@@ -147,7 +235,6 @@ int cmd_methods(int argc, char **argv)
     int n_etok = 0, n_ctok = 0, nw = 0;
     qb_calib *cal = NULL;
     qb_task_set ts = {0};
-    char cell[64];
     if (n_tasks < 0 && task_file) n_tasks = qb_tasks_default_count((qb_tasks_kind)task_kind);
     if (task_file && (qb_tasks_read(&ctx, task_kind, task_file, &ts) != QB_OK ||
                       qb_tasks_select(&ctx, &ts, (int)n_tasks) != QB_OK))
@@ -183,47 +270,42 @@ int cmd_methods(int argc, char **argv)
     printf("| format | method | bpw | PPL | KLD | top-1 %% | quant s | decode tok/s |%s\n",
            task_file ? (task_kind == QB_TASKS_HELLASWAG ? " acc_norm % |" : " acc % |") : "");
     printf("|---|---|---:|---:|---:|---:|---:|---:|%s\n", task_file ? "---:|" : "");
-    for (int f = 0; f < n_fmts; f++) {
+    /* the cells format × method; in a job of several MPI ranks each measures its share
+     * (util/dist.h), then rank 0 prints them all in order */
+    int n_cells = n_fmts * n_meths, n_printed = 0;
+    bool many = qb_dist_size() > 1;
+    cell *cells = calloc((size_t)n_cells, sizeof *cells);
+    cell_env env = {&ctx, base, m, &ts, task_file != NULL, etok, n_etok, n_gen, &eo, cal, act_order};
+    qb_status st = cells ? QB_OK : qb_fail(&ctx, QB_ERR_NOMEM, "out of memory");
+    if (many && st == QB_OK) {
+        cli_progress pr = {.label = "methods", .items = "cells"};
+        cli_divided_cb(&pr, n_cells);
+    }
+    for (int f = 0; st == QB_OK && f < n_fmts; f++) {
         qb_plan plan;
-        if (qb_method_plan(&ctx, m, fmts[f], false, &plan) != QB_OK) {
-            qb_plan_free(&plan);
-            goto fail;
-        }
-        for (int k = 0; k < n_meths; k++) {
-            if (qb_fold_reset(&ctx, m) != QB_OK) goto fail_plan;
-            double q0 = cli_now();
-            qb_method_opts mo = {.cancel = &cli_cancel};
-            qb_status st = qb_method_apply(&ctx, m, &plan, &mlist[k], cal, &mo);
-            double tq = cli_now() - q0;
-            if (st == QB_ERR_CANCELLED) goto fail_plan;
-            if (st != QB_OK) {
-                printf("| %s | %s | — | %s |||||\n", fmts[f], meths[k], qb_ctx_errmsg(&ctx));
-                continue;
+        bool planned = false;
+        for (int k = 0; st == QB_OK && k < n_meths; k++) {
+            int c = f * n_meths + k;
+            if (!qb_dist_owns(c)) continue;
+            if (!planned && (st = qb_method_plan(&ctx, m, fmts[f], false, &plan)) != QB_OK) {
+                qb_plan_free(&plan);
+                break;
             }
-            qb_model_size sz;
-            qb_quant_size_compute(m, &sz);
-            qb_kld_result r;
-            if (qb_eval_kld(&ctx, base, m, etok, n_etok, &eo, &r) != QB_OK) goto fail_plan;
-            if (base_tps > 0) {
-                printf("| unquantized | — | %.1f | %.4f | 0 | 100 | — | %.0f |", 8.0 * base->tensors[0].src_nbytes /
-                       (double)qb_tensor_nelements(&base->tensors[0]), r.base.ppl, base_tps);
-                if (task_file) printf(" %s |", task_cell(&ctx, base, &ts, cell, sizeof cell));
-                printf("\n");
-                base_tps = 0;
-            }
-            printf("| %s | %s%s | %.3f | %.4f | %.5f | %.2f | %.2f | %.0f |", fmts[f], meths[k],
-                   mlist[k].kind == QB_METHOD_GPTQ && act_order ? " (act-order)" : "", sz.bpw, r.other.ppl, r.kld_mean,
-                   r.top1_pct, tq, decode_speed(&ctx, m, etok, n_gen));
-            if (task_file) printf(" %s |", task_cell(&ctx, m, &ts, cell, sizeof cell));
-            printf("\n");
-            fflush(stdout);
+            planned = true;
+            qb_dist_alone_begin(); /* the cell is this rank's alone */
+            st = measure_cell(&env, &plan, &mlist[k], &cells[c]);
+            qb_dist_alone_end();
+            if (st == QB_OK && !many) print_cell(&env, fmts[f], meths[k], &mlist[k], &cells[c], &base_tps, &n_printed);
         }
-        qb_plan_free(&plan);
-        continue;
-    fail_plan:
-        qb_plan_free(&plan);
+        if (planned) qb_plan_free(&plan);
+    }
+    if ((st = qb_dist_merge(&ctx, st, cells, sizeof *cells, n_cells)) != QB_OK) {
+        free(cells);
         goto fail;
     }
+    for (int c = 0; many && c < n_cells; c++)
+        print_cell(&env, fmts[c / n_meths], meths[c % n_meths], &mlist[c % n_meths], &cells[c], &base_tps, &n_printed);
+    free(cells);
     rc = 0;
     goto out;
 fail:

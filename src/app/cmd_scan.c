@@ -49,18 +49,28 @@ static void join_estimate(qb_scan_result *exact, const qb_scan_result *est)
         printf("estimate   %d of %d units: too few to rank\n", n, exact->n_rows);
 }
 
+/* The engine's cost line (and its note when the cache bound cut the reuse). */
+static void print_cost(const qb_scan_stats *s)
+{
+    printf("cost       %.3f of a full forward pass per unit (mean; %.3f with the base's passes), reuse cache %.1f "
+           "MiB (bound %.0f MiB)\n",
+           s->cost_mean, s->cost_all, (double)s->cache_used / 1048576, (double)s->cache_bound / 1048576);
+    if (s->note[0]) printf("note       %s\n", s->note);
+}
+
 static void print_scan(const qb_scan_result *r, const char *model, const char *text)
 {
     printf("model      %s\ntext       %s: %d chunks of %d, %ld scored\n", model, text, r->base.n_chunks,
            r->base.n_ctx, r->base.n_scored);
     printf("setting    %s; base PPL %.4f +/- %.5f\n", r->format, r->base.ppl, r->base.ppl_err);
+    print_cost(&r->stats);
     if (r->n_skipped) printf("skipped    %d unit(s): %s\n", r->n_skipped, r->skipped_why);
-    printf("%4s  %-28s %-12s %6s %10s %11s %11s %8s %9s\n", "rank", "unit", "format", "bpw", "bytes", "KLD mean",
-           "KLD p99", "top-1 %", "dPPL");
+    printf("%4s  %-28s %-12s %6s %10s %11s %11s %8s %9s %6s\n", "rank", "unit", "format", "bpw", "bytes", "KLD mean",
+           "KLD p99", "top-1 %", "dPPL", "cost");
     for (int i = 0; i < r->n_rows; i++) {
         const qb_scan_row *w = &r->rows[i];
-        printf("%4d  %-28s %-12s %6.3f %10zu %11.6f %11.6f %8.3f %+9.4f\n", i + 1, w->name, w->format, w->bpw,
-               w->bytes, w->kld.kld_mean, w->kld.kld_p99, w->kld.top1_pct, w->kld.dppl);
+        printf("%4d  %-28s %-12s %6.3f %10zu %11.6f %11.6f %8.3f %+9.4f %6.3f\n", i + 1, w->name, w->format, w->bpw,
+               w->bytes, w->kld.kld_mean, w->kld.kld_p99, w->kld.top1_pct, w->kld.dppl, w->kld.cost);
     }
 }
 
@@ -108,6 +118,13 @@ int cmd_scan(int argc, char **argv)
         else if (!strcmp(o, "--json")) ok = (json = v) != NULL, i++;
         else if (!strcmp(o, "--tokenizer")) ok = (tok = v) != NULL, i++;
         else if (!strcmp(o, "--blocks-only")) so.blocks_only = true;
+        else if (!strcmp(o, "--no-reuse")) so.no_reuse = true;
+        else if (!strcmp(o, "--cache-mb")) {
+            long mb;
+            if (!cli_int(o, v, 0, 1 << 24, &mb)) return 1;
+            so.cache_mb = mb > 0 ? (int)mb : QB_SCAN_NO_CACHE;
+            i++;
+        }
         else if (!strcmp(o, "--imatrix")) ok = (imx = v) != NULL, i++;
         else if (!strcmp(o, "--layers")) {
             if (!v) return cli_error("scan: --layers needs a value");
@@ -121,7 +138,8 @@ int cmd_scan(int argc, char **argv)
     }
     if (n_pos != 2 && !(n_pos == 1 && (imx || fa.fisher)))
         return cli_error("scan: usage: quantbench scan MODEL EVAL.txt [--format q4_k] [--per layer|tensor] "
-                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--csv OUT.csv] "
+                         "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--cache-mb N] "
+                         "[--no-reuse] [--csv OUT.csv] "
                          "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone; MODEL [EVAL.txt] "
                          "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--format F,F…]: the "
                          "Fisher estimate)");
@@ -161,7 +179,8 @@ int cmd_scan(int argc, char **argv)
         if (n_pos == 1) { /* the estimate alone */
             print_estimate(&est, m->path, imx);
             fprintf(stderr, "%.2f s for %d units\n", est.seconds, est.n_rows);
-            if (csv && (st = qb_scan_save_csv(&ctx, &est, csv)) != QB_OK) rc = fail_st(&ctx, st);
+            if (!cli_writes()) rc = 0;
+            else if (csv && (st = qb_scan_save_csv(&ctx, &est, csv)) != QB_OK) rc = fail_st(&ctx, st);
             else if (json && (st = qb_scan_save_json(&ctx, &est, m->path, json)) != QB_OK) rc = fail_st(&ctx, st);
             else rc = 0;
             goto out;
@@ -174,12 +193,14 @@ int cmd_scan(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, "scan");
+    pr.items = so.per == QB_SCAN_LAYER ? "units (layers)" : "tensors";
     cli_install_sigint();
     so.n_tokens = (int)n_tokens;
     so.n_ctx = (int)n_ctx;
     so.progress = cli_progress_cb;
     so.ud = &pr;
     so.cancel = &cli_cancel;
+    so.divided = cli_divided_cb;
     st = qb_sensitivity_scan(&ctx, m, &fmt, toks, n, &so, &r);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -189,6 +210,7 @@ int cmd_scan(int argc, char **argv)
     print_scan(&r, m->path, pos[1]);
     if (im) join_estimate(&r, &est);
     fprintf(stderr, "%.2f s for %d variants\n", r.seconds, r.n_rows);
+    if (!cli_writes()) csv = json = NULL; /* rank 0 writes a job's files */
     if (csv && (st = qb_scan_save_csv(&ctx, &r, csv)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -294,8 +316,9 @@ static int eval_mixes(qb_ctx *ctx, const qb_model *m, const search_args *a, cons
     if (ref && !(vs[nv++] = ftype_view(ctx, m, ref))) goto out;
     cli_progress pr;
     cli_progress_start(&pr, "held-out KLD");
+    pr.items = "mixes";
     qb_scan_opts so = {.n_ctx = (int)a->n_ctx, .n_tokens = (int)a->eval_tokens, .progress = cli_progress_cb,
-                       .ud = &pr, .cancel = &cli_cancel};
+                       .ud = &pr, .cancel = &cli_cancel, .divided = cli_divided_cb};
     st = qb_sensitivity_kld(ctx, m, (const qb_model *const *)vs, nv, toks, n, &so, res, &base);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -316,6 +339,14 @@ out:
     for (int j = 0; j < nv; j++) qb_model_view_free(vs[j]);
     free(toks);
     return rc;
+}
+
+/* The search divides candidates (every matrix in every format), then the mixes of each round. */
+static void search_divided(void *ud, int n)
+{
+    cli_progress *p = ud;
+    cli_divided_cb(ud, n);
+    p->items = "mixes";
 }
 
 int cmd_search(int argc, char **argv)
@@ -359,10 +390,12 @@ int cmd_search(int argc, char **argv)
         goto out;
     cli_progress pr;
     cli_progress_start(&pr, "search");
+    pr.items = "candidates";
     cli_install_sigint();
     qb_search_opts so = {.bpw = a.bpw, .candidates = cands, .n_candidates = n_cands, .n_ctx = (int)a.n_ctx,
                          .n_tokens = (int)a.n_tokens, .rounds = (int)a.rounds, .swaps = (int)a.swaps,
-                         .fisher = fisher, .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel};
+                         .fisher = fisher, .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel,
+                         .divided = search_divided};
     st = qb_search_mixed(&ctx, m, toks, n, &so, &r);
     cli_progress_end(&pr);
     if (st != QB_OK) {
@@ -383,6 +416,10 @@ int cmd_search(int argc, char **argv)
                "after %d swap(s) %.6f; %d variants, %.1f s\n",
                r.bpw, r.budget_bpw, r.bytes / 1048576.0, a.pos[1], fisher ? "estimated" : "predicted",
                r.kld_predicted, r.kld_greedy, r.n_swaps, r.kld, r.n_variants, r.seconds);
+    if (!fisher)
+        printf("cost       per variant, as a fraction of a full forward pass: scan %.3f, measured rounds %.3f\n",
+               r.cost_scan, r.cost_rounds);
+    if (!cli_writes()) a.plan_out = a.out = NULL; /* rank 0 writes a job's files */
     if (a.plan_out && (st = qb_plan_save(&ctx, &r.plan, a.plan_out)) != QB_OK) {
         rc = fail_st(&ctx, st);
         goto out;
@@ -468,9 +505,10 @@ int cmd_prune(int argc, char **argv)
     }
     cli_progress bar;
     cli_progress_start(&bar, "prune");
+    bar.items = "settings";
     cli_install_sigint();
     qb_scan_opts so = {.n_ctx = (int)n_ctx, .n_tokens = (int)n_tokens, .progress = cli_progress_cb, .ud = &bar,
-                       .cancel = &cli_cancel};
+                       .cancel = &cli_cancel, .divided = cli_divided_cb};
     st = qb_sensitivity_kld(&ctx, m, (const qb_model *const *)vs, nv, toks, n, &so, res, &base);
     cli_progress_end(&bar);
     if (st != QB_OK) {

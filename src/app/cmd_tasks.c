@@ -162,8 +162,10 @@ int cmd_tasks(int argc, char **argv)
     }
     cli_progress pr;
     cli_progress_start(&pr, qb_tasks_kind_name(s.kind));
+    pr.items = "tasks";
     cli_install_sigint();
     qb_tasks_opts o = {.n_ctx = (int)a.n_ctx, .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel,
+                       .divided = cli_divided_cb,
                        .run = a.act.run, .on_task = a.per_task ? print_task : NULL, .task_ud = &a};
     if (a.per_task) printf("task\t%s\n", s.kind == QB_TASKS_WINOGRANDE ? "acc" : "acc_norm");
     qb_tasks_result r;
@@ -187,7 +189,7 @@ int cmd_tasks(int argc, char **argv)
         if (s.kind == QB_TASKS_MC) printf("random chance = %.4f +/- %.4f\n", r.chance, r.chance_err);
         fprintf(stderr, "%.2f s, %.1f tokens/s\n", r.seconds, r.n_tokens / (r.seconds > 0 ? r.seconds : 1));
     }
-    if (a.json) {
+    if (a.json && cli_writes()) { /* rank 0 writes a job's files */
         if (to_stdout) json_out(stdout, &a, &s, &r, m->path);
         else if (!write_json(&ctx, &a, &s, &r, m->path)) goto out;
     }

@@ -38,7 +38,8 @@ static void usage(FILE *f)
           f);
 }
 
-int main(int argc, char **argv)
+/* The subcommand argv names (the TUI when none). */
+static int dispatch(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         usage(stdout);
@@ -58,11 +59,19 @@ int main(int argc, char **argv)
     };
     if (argc >= 2)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-            if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
+            if (!strcmp(argv[1], cmds[i].name))
+                return cli_dist_allows(cmds[i].name) ? cmds[i].fn(argc - 2, argv + 2) : 1;
     if (argc >= 2 && argv[1][0] == '-') {
         usage(stderr);
         return cli_error("unknown option '%s'", argv[1]);
     }
     /* quantbench [MODEL]: the workbench */
-    return cmd_tui(argc - 1, argv + 1);
+    return cli_dist_allows("tui") ? cmd_tui(argc - 1, argv + 1) : 1;
+}
+
+/* In an MPI build started by mpirun / srun the ranks start first and end together (cli.h). */
+int main(int argc, char **argv)
+{
+    if (!cli_dist_start(&argc, &argv)) return 1;
+    return cli_dist_end(dispatch(argc, argv));
 }

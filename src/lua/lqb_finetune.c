@@ -4,7 +4,8 @@
  *   local r = m:finetune{plan = "int2-g64" | "Q2_K" | qb.plan, text = "calib.txt",
  *                        teacher = t, steps = 100, batch = 4, seq = 128, lr = 1e-4, kd = 1, ce = 0,
  *                        tau = 1, warmup = 10, clip = 1, weight_decay = 0, seed = 1,
- *                        heal = false, learn_clip = false, clip_lr = 1e-3,
+ *                        heal = false, learn_clip = false, clip_lr = 1e-3, recompute = "auto",
+ *                        shift_windows = false,
  *                        on_step = function(s) ... end}
  *
  * plan: every matrix it names is quantized by round-to-nearest, then trained through its
@@ -107,6 +108,11 @@ int lqb_model_finetune(lua_State *L)
                             .seed = (uint64_t)lqb_opt_int(L, o, "seed", 0),
                             .learn_clip = lqb_opt_bool(L, o, "learn_clip", false),
                             .clip_lr = (float)lqb_opt_num(L, o, "clip_lr", 0)};
+    p.shift_windows = lqb_opt_bool(L, o, "shift_windows", false);
+    const char *rec = lqb_opt_str(L, o, "recompute", "auto");
+    p.recompute = !strcmp(rec, "on") ? 1 : !strcmp(rec, "off") ? -1 : 0;
+    if (p.recompute == 0 && strcmp(rec, "auto"))
+        return luaL_error(L, "bad option 'recompute' to 'finetune' (\"auto\", \"on\" or \"off\", got '%s')", rec);
     if (p.steps < 1 || p.batch < 1 || p.seq < 2 || p.steps > 10000000 || p.batch > 100000 || p.seq > (1 << 20))
         return luaL_error(L, "bad option 'steps'/'batch'/'seq' to 'finetune' (steps, batch >= 1, seq >= 2)");
     const qb_model *teacher = NULL;

@@ -40,7 +40,7 @@ int lqb_kld_with_base(lua_State *L)
     if (st == QB_OK) st = qb_kld_base_check(ctx, b, m, toks, n, text_name(text, len));
     free(toks);
     if (st == QB_OK) {
-        qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL};
+        qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL, NULL};
         st = qb_eval_kld_base(ctx, b, m, &eo, &r);
     }
     qb_kld_base_close(b);
@@ -94,7 +94,7 @@ static int l_kld_base_save(lua_State *L)
     lqb_progress_begin(L, &pr, "kld base", o);
     int n = 0;
     int32_t *toks = lqb_eval_tokens(L, m, 2, &n);
-    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL};
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL, NULL};
     qb_ppl_result r;
     qb_status st = qb_kld_base_save(&lqb_host_of(L)->ctx, m, toks, n, &eo, full, &r);
     free(toks);

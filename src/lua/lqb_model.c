@@ -369,7 +369,7 @@ static int l_perplexity(lua_State *L)
     lqb_progress_begin(L, &pr, "perplexity", o);
     int n = 0;
     int32_t *toks = lqb_eval_tokens(L, m, 2, &n);
-    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL};
+    qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false), NULL, NULL};
     qb_ppl_result r;
     qb_status st = qb_eval_perplexity(&lqb_host_of(L)->ctx, m, toks, n, &eo, &r);
     free(toks);
@@ -393,7 +393,7 @@ static int l_kld(lua_State *L)
     int n = 0;
     int32_t *toks = lqb_eval_tokens(L, base, 3, &n);
     qb_eval_opts eo = {n_ctx, chunks, lqb_progress_cb, &pr, lqb_cancel_ptr(L), lqb_model_run(L, 1, false),
-                       lqb_model_run(L, 2, false)};
+                       lqb_model_run(L, 2, false), NULL};
     qb_kld_result r;
     qb_status st = qb_eval_kld(&lqb_host_of(L)->ctx, base, m, toks, n, &eo, &r);
     free(toks);

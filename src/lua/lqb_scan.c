@@ -74,6 +74,11 @@ static int l_sensitivity(lua_State *L)
     so.n_ctx = (int)lqb_opt_int(L, o, "ctx", 0);
     so.n_tokens = (int)lqb_opt_int(L, o, "tokens", 0);
     so.blocks_only = lqb_opt_bool(L, o, "blocks_only", false);
+    so.no_reuse = lqb_opt_bool(L, o, "no_reuse", false);
+    lua_Integer cmb = lqb_opt_int(L, o, "cache_mb", LUA_MININTEGER); /* absent: the default; 0: keep nothing */
+    if (cmb != LUA_MININTEGER && (cmb < 0 || cmb > (1 << 24)))
+        return luaL_error(L, "bad option 'cache_mb' to 'sensitivity' (0 .. 16777216 MiB expected)");
+    so.cache_mb = cmb == LUA_MININTEGER ? 0 : cmb == 0 ? QB_SCAN_NO_CACHE : (int)cmb;
     opt_layers(L, o, &so);
     const int refine = (int)lqb_opt_int(L, o, "refine", 0);
     if (lua_getfield(L, o, "imatrix") != LUA_TNIL && lqb_opt_str(L, o, "estimate", NULL))
@@ -133,6 +138,7 @@ static int l_sensitivity(lua_State *L)
         lqb_set_num(L, "top1", w->kld.top1_pct);
         lqb_set_num(L, "dppl", w->kld.dppl);
         lqb_set_num(L, "ppl", w->kld.other.ppl);
+        if (w->kld.cost > 0) lqb_set_num(L, "cost", w->kld.cost);
         if (w->has_est) {
             lqb_set_num(L, "est_err", w->est_err);
             lqb_set_num(L, "est_rel", w->est_rel);
@@ -153,6 +159,14 @@ static int l_sensitivity(lua_State *L)
     lqb_set_int(L, "skipped", r.n_skipped);
     lqb_set_str(L, "skipped_why", r.skipped_why);
     lqb_set_num(L, "seconds", r.seconds);
+    if (r.stats.cost_mean > 0) {
+        lua_createtable(L, 0, 4);
+        lqb_set_num(L, "mean", r.stats.cost_mean);
+        lqb_set_num(L, "all", r.stats.cost_all);
+        lqb_set_int(L, "cache_bytes", (lua_Integer)r.stats.cache_used);
+        lqb_set_str(L, "note", r.stats.note);
+        lua_setfield(L, -2, "cost");
+    }
     if (n_joined >= 2) {
         lua_createtable(L, 0, 3);
         lqb_set_num(L, "err", rho_err);

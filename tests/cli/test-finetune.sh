@@ -3,7 +3,7 @@
 # distillation lowers the KLD from the teacher that round-to-nearest left (measured by --eval,
 # and again by `quantbench kld` on the written GGUF, which llama.cpp's llama-perplexity runs with
 # our perplexity when it is built beside the project); --stop-after + --resume writes the same
-# bytes as one uninterrupted run; Ctrl-C stops cleanly (exit 130, the checkpoint written, no
+# bytes as one uninterrupted run, and so does --recompute on; Ctrl-C stops cleanly (exit 130, the checkpoint written, no
 # output file) and the run resumes from it; --heal of a quantized GGUF trains only its norms (the
 # matrices' bytes unchanged); bad input refused with one line.
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +50,22 @@ if [ "$r1" -eq 2 ] && [ "$st" = absent ] && [ "$rc" -eq 0 ] && printf '%s' "$out
     cmp -s "$TMP/whole.gguf" "$TMP/resumed.gguf"; then
     ok "--stop-after 3, --resume: byte-identical to the uninterrupted run"
 else not_ok "stop and resume" "first exit $r1 (output $st), resume exit $rc" "$(printf '%s' "$err" | tail -2)"; fi
+# activation recomputation: the same bytes, and the header says so
+run finetune "$M" q4_0 "${common[@]}" --steps 6 --out "$TMP/recomputed.gguf" --recompute on
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "recomputed block by block" && cmp -s "$TMP/whole.gguf" "$TMP/recomputed.gguf"; then
+    ok "--recompute on: byte-identical to the run that keeps every activation"
+else not_ok "--recompute on" "exit $rc" "$(printf '%s' "$out" | head -4)"; fi
+# windows cut at a new offset each epoch (18 windows of 64: 6 steps of 8 cross two epochs): a
+# resumed run still writes the same bytes, and its checkpoint is not another run's
+sw=(q4_0 --text "$T" --seq 64 --batch 8 --lr 1e-3 -t 2 --steps 6 --shift-windows)
+run finetune "$M" "${sw[@]}" --out "$TMP/sw.gguf"
+run finetune "$M" "${sw[@]}" --out "$TMP/sw2.gguf" --checkpoint "$TMP/swck" --stop-after 3
+run finetune "$M" "${sw[@]}" --out "$TMP/sw2.gguf" --checkpoint "$TMP/swck" --resume "$TMP/swck"
+if [ "$rc" -eq 0 ] && cmp -s "$TMP/sw.gguf" "$TMP/sw2.gguf" && ! cmp -s "$TMP/sw.gguf" "$TMP/whole.gguf"; then
+    ok "--shift-windows: other windows than the fixed cut, resumed byte for byte"
+else not_ok "--shift-windows resume" "exit $rc" "$(printf '%s' "$err" | tail -2)"; fi
+expect_fail "a --shift-windows checkpoint resumed without it" "params.shift_windows is not in this run" finetune "$M" q4_0 --text "$T" --seq 64 --batch 8 --lr 1e-3 -t 2 --steps 6 --out "$TMP/x.gguf" --resume "$TMP/swck"
+expect_fail "--recompute with a bad value" "--recompute takes auto, on or off, not 'maybe'" finetune "$M" q4_0 --text "$T" --out "$TMP/x.gguf" --recompute maybe
 
 # Ctrl-C: a clean stop with the checkpoint, then the run resumes from it
 rm -f "$TMP/ck2"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # test-scan.sh — `quantbench scan`, `search` and `prune` end to end on stories260K: the ranked
 # table and its CSV/JSON files, a plan saved and replayed by `quantize --plan`, a searched model
-# exported and evaluated, the estimate from an importance matrix, and each kind of bad input with a one-line error and exit status 1.
+# exported and evaluated, the estimate from an importance matrix, the reuse of the base's pass
+# (the same table with a full cache, none and no reuse; --cache-mb), and each kind of bad input
+# with a one-line error and exit status 1.
 . "$(dirname "$0")/lib.sh"
 S=$QB_MODELS/stories260K
 M=$S/stories260K.bin
@@ -33,6 +35,21 @@ run scan "$M" "$T" --format q8_0 --layers 1-2 --tokens 256 --ctx 64
 if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -cE '^ +[0-9]+  blk\.[12]\.')" -eq 14 ] &&
    ! printf '%s\n' "$out" | grep -qE '^ +[0-9]+  (token_embd|blk\.[034]\.)'; then ok "scan --layers: only those blocks"
 else not_ok "scan --layers: only those blocks" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+
+# the reuse of the base's pass: the same table with the cache, without it (--cache-mb 0: a note,
+# every variant recomputed) and with no reuse at all; the cost line and column
+run scan "$M" "$T" --format q4_0 --tokens 256 --ctx 64 --csv "$TMP/r1.csv"
+rc1=$rc; cost1=$(printf '%s\n' "$out" | sed -n 's/^cost       \([0-9.]*\) of a full forward pass per unit.*/\1/p')
+run scan "$M" "$T" --format q4_0 --tokens 256 --ctx 64 --csv "$TMP/r0.csv" --cache-mb 0
+rc0=$rc; note0=$(printf '%s\n' "$out" | grep -c '^note       reuse cache bound 0.0 MiB < ')
+run scan "$M" "$T" --format q4_0 --tokens 256 --ctx 64 --csv "$TMP/rn.csv" --no-reuse
+costn=$(printf '%s\n' "$out" | sed -n 's/^cost       \([0-9.]*\) of a full forward pass per unit.*/\1/p')
+if [ "$rc1$rc0$rc" = 000 ] && [ "$note0" -eq 1 ] && [ "$costn" = 1.000 ] &&
+   awk -v c="$cost1" 'BEGIN { exit !(c > 0.3 && c < 0.9) }' &&
+   cmp -s <(cut -d, -f1-18 "$TMP/r1.csv") <(cut -d, -f1-18 "$TMP/r0.csv") &&
+   cmp -s <(cut -d, -f1-18 "$TMP/r1.csv") <(cut -d, -f1-18 "$TMP/rn.csv") &&
+   head -1 "$TMP/r1.csv" | grep -q ',dppl,cost,est_err,est_rel$'; then ok "scan: reuse, --cache-mb 0 and --no-reuse give the same table (cost $cost1 vs $costn)"
+else not_ok "scan: reuse, --cache-mb 0 and --no-reuse give the same table" "exit $rc1 $rc0 $rc, cost $cost1 / $costn, note $note0" "$(diff <(cut -d, -f1-18 "$TMP/r1.csv") <(cut -d, -f1-18 "$TMP/r0.csv") | head -3)"; fi
 
 run search "$M" "$T" --bpw 8.5 --candidates q4_0,q8_0,f16 --tokens 256 --ctx 64 --plan-out "$TMP/plan.txt" --out "$TMP/mix.gguf"
 if [ "$rc" -eq 0 ] && why=$(plan_matches "$TMP/plan.txt" "$TMP/mix.gguf"); then ok "search saves a plan and exports the mix it names"
@@ -70,6 +87,10 @@ expect_fail "scan: format no tensor fits" "cannot store any tensor" scan "$M" "$
 expect_fail "scan: bad --layers" "--layers takes N or FIRST-LAST" scan "$M" "$T" --layers 3-1
 expect_fail "scan: --layers beyond the model" "layers 4-9" scan "$M" "$T" --layers 4-9 --ctx 64
 expect_fail "scan: missing arguments" "usage: quantbench scan" scan "$M"
+expect_fail "scan: negative --cache-mb" "--cache-mb expects an integer in .0, 16777216., got '-5'" scan "$M" "$T" --cache-mb -5
+expect_fail "scan: --cache-mb not a number" "--cache-mb expects an integer in .0, 16777216., got '1g'" scan "$M" "$T" --cache-mb 1g
+expect_fail "scan: --cache-mb too large" "got '99999999'" scan "$M" "$T" --cache-mb 99999999
+expect_fail "scan: --cache-mb without a value" "--cache-mb expects an integer" scan "$M" "$T" --cache-mb
 expect_fail "scan: unwritable CSV" "nowhere/s.csv" scan "$M" "$T" --tokens 256 --ctx 64 --csv "$TMP/nowhere/s.csv"
 expect_fail "search: no budget" "usage: quantbench search" search "$M" "$T"
 expect_fail "search: unknown candidate" "candidate 'q7_k'" search "$M" "$T" --bpw 5 --candidates q4_k,q7_k

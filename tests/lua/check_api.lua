@@ -201,6 +201,15 @@ T.section("sensitivity of chosen blocks", function()
   T.eq(bad, 0, "sensitivity layers=3: no row of another block")
   r = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = { 3, 4 }, per = "layer" })
   T.eq(#r.rows, 2, "sensitivity layers={3, 4} per layer: two rows")
+  -- the reuse of the base's pass: its cost, and the same numbers without a cache (a note)
+  local a = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = 3 })
+  local z = qb.sensitivity(m, { text = text, format = "q4_0", ctx = 64, tokens = 128, layers = 3, cache_mb = 0 })
+  local same = #a.rows == #z.rows
+  for i, row in ipairs(a.rows) do same = same and row.kld == z.rows[i].kld and row.cost > 0 and row.cost < 1 end
+  T.ok(same and a.cost.mean < 1 and a.cost.note == "" and z.cost.note:find("recomputed") ~= nil,
+    "sensitivity cache_mb=0: the same KLDs, a note, cost below a pass", a.cost and a.cost.mean)
+  T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", cache_mb = -1 }) end,
+    "bad option 'cache_mb'", "sensitivity: a negative cache bound is refused")
   T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = "3" }) end,
     "bad option 'layers'", "sensitivity: layers must be a number or a pair")
   T.raises(function() qb.sensitivity(m, { text = text, format = "q4_0", layers = { 2, 9 } }) end,
@@ -334,6 +343,13 @@ T.section("fine-tuning", function()
   T.ok(r.loss[12] < r.loss[1], "finetune: the loss fell", r.loss[1], r.loss[12])
   T.ok(after < 0.5 * before, "finetune: KLD from the teacher below half of round-to-nearest's", before, after)
   T.eq(m:tensor("blk.0.attn_q.weight").format, "int3-channel", "finetune: the matrices stay in the plan's format")
+  local m2 <close> = qb.open(S .. "/stories260K.bin")
+  local r2 = m2:finetune{ plan = "int3-channel", text = text, teacher = t, steps = 12, batch = 2, seq = 64, lr = 1e-3,
+                          recompute = "on" }
+  T.ok(r2.loss[1] == r.loss[1] and r2.loss[12] == r.loss[12], "finetune{recompute='on'}: the same losses to the bit",
+       r.loss[12], r2.loss[12])
+  T.raises(function() m2:finetune{ plan = "int4-channel", teacher = t, text = text, recompute = "maybe" } end,
+           "bad option 'recompute'", "finetune: a bad recompute value")
   local h <close> = qb.open(S .. "/stories260K.bin")
   h:apply(qb.plan{ { "*", "int3-channel" } })
   local hr = h:finetune{ heal = true, teacher = t, text = text, steps = 3, batch = 2, seq = 64,

@@ -2,7 +2,8 @@
 # test-calib.sh — calibration methods in the workbench (tmux, qb-docs-26m): GPTQ chosen before
 # any calibration shows the hint; :calib of a missing file is an error and the session goes on;
 # Ctrl-C cancels a calibration and a later one completes; GPTQ 4-bit group 128 on
-# blk.2.ffn_down shows the layer's output error below RTN's; AWQ shows its own; a tensor
+# blk.2.ffn_down shows the layer's output error below RTN's; AWQ shows its own; learned
+# rounding draws its loss curve live, reaches its last step and ends below RTN; a tensor
 # without a calibration point says so; apply GPTQ to the tensor, export, then undo restores
 # the previous format in the browser; AWQ on top (the folded model's perplexity stays close to
 # the base's) and undo (a rebuild); :act smoothquant / int8 / off (the plan comes back, the
@@ -62,7 +63,7 @@ start 140 44 "$BIN" "$MODEL"
 check "model opens" "Qb Docs 26m" 20
 keys ":select blk.2.ffn_down" Enter
 check "tensor selected" "blk.2.ffn_down.weight  512" 10
-keys M M
+keys M M M
 check "M cycles back to GPTQ" "GPTQ" 10
 check "GPTQ without calibration: the hint" "GPTQ needs calibration data: :calib FILE" 10
 
@@ -94,6 +95,19 @@ check "the plots are drawn" "values" 10
 keys m
 check "m: AWQ" "AWQ" 10
 check "AWQ analysis: its output error" "AWQ     " 60
+keys m
+check "m: learned rounding" "Learned" 10
+check "learned rounding draws its loss curve live" "training loss: learned rounding, step" 60
+check "the curve reaches the last step" "step 101/101" 120
+check "learned rounding's output error" "Learned " 30
+wait_for "RTN     " 30
+l=$(screen | grep -o 'Learned [0-9][0-9.e+-]*' | head -1 | awk '{print $2}')
+r=$(screen | grep -o 'RTN     [0-9.e+-]*' | head -1 | awk '{print $2}')
+if [ -n "$l" ] && [ -n "$r" ] && awk -v l="$l" -v r="$r" 'BEGIN { exit !(l > 0 && l < r) }'; then
+    ok "learned rounding's output error below RTN's ($l < $r)"
+else not_ok "learned rounding's output error below RTN's" "Learned '$l' RTN '$r'" "$(screen | head -30)"; fi
+keys M
+check "back to AWQ (cached)" "AWQ     " 10
 keys M
 check "back to GPTQ (cached)" "GPTQ    " 10
 

@@ -1,7 +1,8 @@
 /* test-method-preview.c — qb_method_preview on a synthetic layer (inputs with a few large,
  * correlated channels): GPTQ gives exactly qb_gptq_quantize's values and a lower output error
  * than RTN; AWQ does no worse than RTN; RTN reports equal errors; missing XᵀX is an error;
- * qb_quant_analyze_given on RTN's values matches qb_quant_analyze. */
+ * qb_quant_analyze_given on RTN's values matches qb_quant_analyze; learned rounding of the matrix
+ * alone watched step by step, below RTN, on the grid. */
 #include "testutil.h"
 #include "core/method/preview.h"
 #include "core/quant/stats.h"
@@ -127,12 +128,71 @@ static void rtn_and_errors(void **state)
     assert_int_equal(qb_method_preview(&ctx, &meth, &f, L.w, ROWS, N, &L.cs, deq, &r, &stop), QB_ERR_CANCELLED);
 }
 
+typedef struct {
+    double err[64];
+    int n;
+} watched;
+
+static void watch_step(void *ud, int it, int iters, double e, const float *wq)
+{
+    watched *w = ud;
+    assert_int_equal(it, w->n);
+    assert_int_equal(iters, 40);
+    assert_non_null(wq);
+    if (w->n < 64) w->err[w->n++] = e;
+}
+
+/* Learned rounding on one matrix: every step is watched with the error of its values, the
+ * start is round-to-nearest's error, the result is the best step's and beats RTN; the values
+ * sit on the format's grid (at most 2^3 distinct values per group of 32); formats it cannot
+ * learn are refused. */
+static void learned_beats_rtn(void **state)
+{
+    (void)state;
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    static layer L;
+    make_layer(&L);
+    qb_format f;
+    assert_int_equal(qb_format_parse(&ctx, "int3-g32-asym", &f), QB_OK);
+    qb_method meth;
+    assert_int_equal(qb_method_parse(&ctx, "learned", &meth), QB_OK);
+    meth.learned.iters = 40;
+    static float deq[ROWS * N];
+    qb_method_preview_result r;
+    watched w = {.n = 0};
+    assert_int_equal(qb_method_preview_watch(&ctx, &meth, &f, L.w, ROWS, N, &L.cs, deq, &r, watch_step, &w, NULL),
+                     QB_OK);
+    assert_int_equal(w.n, 41);
+    assert_true(fabs(w.err[0] - r.out_err_rtn) < 1e-4 * r.out_err_rtn);
+    double best = w.err[0];
+    for (int i = 1; i < w.n; i++) best = fmin(best, w.err[i]);
+    assert_true(fabs(best - r.out_err) < 1e-4 * r.out_err);
+    assert_true(r.out_err < 0.9 * r.out_err_rtn);
+    for (int g = 0; g < ROWS * N / 32; g++) {
+        float vals[32];
+        int nv = 0;
+        for (int i = 0; i < 32; i++) {
+            int k = 0;
+            while (k < nv && vals[k] != deq[g * 32 + i]) k++;
+            if (k == nv) vals[nv++] = deq[g * 32 + i];
+        }
+        assert_true(nv <= 8);
+    }
+    assert_int_equal(qb_format_parse(&ctx, "q4_0", &f), QB_OK);
+    assert_int_equal(qb_method_preview(&ctx, &meth, &f, L.w, ROWS, N, &L.cs, deq, &r, NULL), QB_ERR_UNSUPPORTED);
+    volatile int stop = 1;
+    assert_int_equal(qb_format_parse(&ctx, "int3-g32-asym", &f), QB_OK);
+    assert_int_equal(qb_method_preview(&ctx, &meth, &f, L.w, ROWS, N, &L.cs, deq, &r, &stop), QB_ERR_CANCELLED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gptq_beats_rtn),
         cmocka_unit_test(awq_no_worse),
         cmocka_unit_test(rtn_and_errors),
+        cmocka_unit_test(learned_beats_rtn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
  *   loss agree with the gradient of every tensor (1e-2: a float forward);
  * - one block alone (qb_train_block_*): directional differences of a block-level loss agree
  *   with the input's and every parameter's gradient;
+ * - with activation recomputation the gradients are the same bits (stories260K, Gemma 2, Qwen3)
+ *   and the pass keeps less;
  * - models it cannot train yet (experts, fused matrices) are refused by name. */
 #include "testutil.h"
 #include "core/infer/train.h"
@@ -282,6 +284,61 @@ static void test_finite_differences(void **state)
     fd_model("tests/fixtures/arch/qwen2");  /* biases, untied output */
 }
 
+/* Gradients with activation recomputation equal those without, to the bit, on T tokens of the
+ * model at path, and the pass keeps less. */
+static void recompute_model(const char *path, int T)
+{
+    qb_model *m = open_model(path);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    const int V = m->cfg.vocab_size;
+    int32_t *tok = some_tokens(m, T), *tgt = malloc((size_t)T * sizeof *tgt);
+    for (int t = 0; t < T; t++) tgt[t] = t + 1 < T ? tok[t + 1] : -1;
+    qb_train_params *p, *g[2];
+    assert_int_equal(qb_train_params_new(&ctx, m, true, &p), QB_OK);
+    float *logits = malloc((size_t)T * V * sizeof *logits), *dlog = malloc((size_t)T * V * sizeof *dlog);
+    for (int r = 0; r < 2; r++) {
+        qb_train_pass *tp;
+        assert_int_equal(qb_train_params_new(&ctx, m, false, &g[r]), QB_OK);
+        assert_int_equal(qb_train_pass_new_ex(&ctx, m, T, r == 1, &tp), QB_OK);
+        assert_int_equal(qb_train_forward(&ctx, tp, p, tok, T, logits), QB_OK);
+        qb_bw_cross_entropy(logits, tgt, T, V, dlog);
+        assert_int_equal(qb_train_backward(&ctx, tp, p, dlog, g[r]), QB_OK);
+        qb_train_pass_free(tp);
+    }
+    int arrays = 0;
+    assert_memory_equal(g[0]->output_norm, g[1]->output_norm, (size_t)m->cfg.dim * sizeof(float));
+    assert_memory_equal(g[0]->tok_embd, g[1]->tok_embd, (size_t)V * m->cfg.dim * sizeof(float));
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+#define SAME_FIELD(f)                                                                                                 \
+    if (g[0]->layers[l].f) {                                                                                          \
+        assert_memory_equal(g[0]->layers[l].f, g[1]->layers[l].f,                                                     \
+                            (size_t)qb_tensor_nelements(m->layers[l].f) * sizeof(float));                             \
+        arrays++;                                                                                                     \
+    }
+        QB_LAYER_TENSORS(SAME_FIELD)
+#undef SAME_FIELD
+    }
+    const size_t all = qb_train_acts_bytes(m, T, false), one = qb_train_acts_bytes(m, T, true);
+    print_message("%s: %d block gradients identical with recomputation; activations %zu -> %zu bytes\n", path, arrays,
+                  all, one);
+    assert_true(one < all);
+    qb_train_params_free(p);
+    qb_train_params_free(g[0]);
+    qb_train_params_free(g[1]);
+    free(logits), free(dlog), free(tok), free(tgt);
+    qb_model_close(m);
+}
+
+static void test_recompute(void **state)
+{
+    (void)state;
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    recompute_model(qbt_model_path("stories260K/stories260K.bin"), 32);
+    recompute_model("tests/fixtures/arch/gemma2", 12); /* post-norms, windows, soft-caps */
+    recompute_model("tests/fixtures/arch/qwen3", 12);  /* q/k norms */
+}
+
 /* Σ r ⊙ (block l of x): the loss a block-wise method sees, through qb_train_block_forward. */
 static double block_loss(qb_train_pass *tp, int l, const qb_train_layer *P, const float *x, const float *r, int T,
                          int dim)
@@ -416,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_forward_matches_inference), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_gradients_match_pytorch),   cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_block),                     cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_recompute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,11 @@ typedef struct {
                                 models): activation settings, KV type (runcfg.h); NULL =
                                 float activations, f32 KV cache */
     qb_run_config *run_base; /* the same for KLD's base model */
+    /* in a job of several MPI ranks (util/dist.h; may be NULL): called once the n chunks are
+     * divided; rank r evaluates qb_dist_share(n, r) of them and its progress counts those. ud as
+     * progress's. Every rank calls perplexity / KLD with the same arguments and gets the whole
+     * result, the bytes one process computes with the same thread count. */
+    void (*divided)(void *ud, int n);
 } qb_eval_opts;
 
 typedef struct {
@@ -35,6 +40,9 @@ typedef struct {
     double dppl;          /* other.ppl - base.ppl */
     double kld_mean, kld_err, kld_median, kld_p99, kld_max, kld_min;
     double top1_pct;      /* % of positions whose argmax agrees */
+    double cost;          /* the work of other's evaluation as a fraction of one plain forward
+                             pass over the same chunks (qb_sensitivity_kld, which reuses the
+                             base's activations; 0 where not measured) */
 } qb_kld_result;
 
 /* Tokenize a text file with m's tokenizer (with BOS when the model adds one): the same as

@@ -5,6 +5,7 @@
 #include "eval_internal.h"
 #include "../infer/infer.h"
 #include "../infer/sampler.h"
+#include "../util/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -70,24 +71,33 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
     qb_kld_acc *accs = calloc((size_t)n_others, sizeof *accs);
     bool ok = buf && lb && lo && accs && so;
     for (int j = 0; ok && j < n_others; j++) ok = (accs[j].klds = malloc((size_t)max_scored * sizeof(double))) != NULL;
+    double *parts = NULL, t0 = qb_eval_now();
     if (!ok) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-        goto done;
+        goto gather;
     }
-    if ((st = qb_infer_new_run(ctx, base, o ? o->run_base : NULL, n_ctx, n_ctx, &sb)) != QB_OK) goto done;
+    /* per chunk and model: the sums of parts[] below, kept so that the chunks of several ranks
+     * (dist.h) are added in the one-process order; KLDs go straight to their place in klds */
+    if (!(parts = malloc((size_t)n_chunks * n_others * 7 * sizeof *parts))) {
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        goto gather;
+    }
+    if ((st = qb_infer_new_run(ctx, base, o ? o->run_base : NULL, n_ctx, n_ctx, &sb)) != QB_OK) goto gather;
     for (int j = 0; j < n_others; j++)
-        if ((st = qb_infer_new_run(ctx, others[j], o ? o->run : NULL, n_ctx, n_ctx, &so[j])) != QB_OK) goto done;
-    double t0 = qb_eval_now();
+        if ((st = qb_infer_new_run(ctx, others[j], o ? o->run : NULL, n_ctx, n_ctx, &so[j])) != QB_OK) goto gather;
+    int n_own = qb_dist_share(n_chunks, qb_dist_rank()), k_own = 0;
+    if (qb_dist_size() > 1 && o && o->divided) o->divided(o->ud, n_chunks);
     for (int c = 0; c < n_chunks; c++) {
+        if (!qb_dist_owns(c)) continue;
         if (o && o->cancel && *o->cancel) {
-            st = qb_fail(ctx, QB_ERR_CANCELLED, "KL divergence cancelled after %d of %d chunks", c, n_chunks);
-            goto done;
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "KL divergence cancelled after %d of %d chunks", k_own, n_own);
+            goto gather;
         }
         qb_eval_chunk_tokens(base, tokens, c, n_ctx, buf);
-        if ((st = qb_infer_eval(ctx, sb, buf, n_ctx, 0, lb, n_logits)) != QB_OK) goto done;
+        if ((st = qb_infer_eval(ctx, sb, buf, n_ctx, 0, lb, n_logits)) != QB_OK) goto gather;
         for (int j = 0; j < n_others; j++) {
-            if ((st = qb_infer_eval(ctx, so[j], buf, n_ctx, 0, lo, n_logits)) != QB_OK) goto done;
-            qb_kld_acc *a = &accs[j];
+            if ((st = qb_infer_eval(ctx, so[j], buf, n_ctx, 0, lo, n_logits)) != QB_OK) goto gather;
+            double *klds = accs[j].klds + (size_t)c * rows;
             double part[6] = {0}; /* NLL base, its square, NLL other, its square, KLD, its square */
             long part_agree = 0;
 #pragma omp parallel for reduction(+ : part[:6], part_agree) schedule(static)
@@ -95,7 +105,7 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
                 double b, ot;
                 bool ag;
                 double k = kld_row(lb + (size_t)r * vocab, lo + (size_t)r * vocab, vocab, buf[first + r + 1], &b, &ot, &ag);
-                a->klds[count + r] = k;
+                klds[r] = k;
                 part[0] += b;
                 part[1] += b * b;
                 part[2] += ot;
@@ -104,19 +114,33 @@ qb_status qb_eval_kld_many(qb_ctx *ctx, const qb_model *base, const qb_model *co
                 part[5] += k * k;
                 part_agree += ag;
             }
-            a->nb += part[0];
-            a->nb2 += part[1];
-            a->no += part[2];
-            a->no2 += part[3];
-            a->k += part[4];
-            a->k2 += part[5];
-            a->agree += part_agree;
+            double *p = parts + ((size_t)c * n_others + j) * 7;
+            memcpy(p, part, sizeof part);
+            p[6] = (double)part_agree;
         }
-        count += rows;
-        if (o && o->progress) o->progress(o->ud, c + 1, n_chunks);
+        if (o && o->progress) o->progress(o->ud, ++k_own, n_own);
     }
-    for (int j = 0; j < n_others; j++) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, qb_eval_now() - t0);
-done:
+gather:
+    st = qb_dist_merge(ctx, st, parts, (size_t)n_others * 7 * sizeof *parts, n_chunks);
+    for (int j = 0; st == QB_OK && j < n_others; j++)
+        st = qb_dist_merge(ctx, st, accs[j].klds, (size_t)rows * sizeof(double), n_chunks);
+    if (st == QB_OK) {
+        for (int c = 0; c < n_chunks; c++) {
+            for (int j = 0; j < n_others; j++) {
+                qb_kld_acc *a = &accs[j];
+                const double *p = parts + ((size_t)c * n_others + j) * 7;
+                a->nb += p[0];
+                a->nb2 += p[1];
+                a->no += p[2];
+                a->no2 += p[3];
+                a->k += p[4];
+                a->k2 += p[5];
+                a->agree += (long)p[6];
+            }
+            count += rows;
+        }
+        for (int j = 0; j < n_others; j++) qb_eval_kld_finish(&out[j], &accs[j], count, n_chunks, n_ctx, qb_eval_now() - t0);
+    }
     qb_infer_free(sb);
     for (int j = 0; so && j < n_others; j++) qb_infer_free(so[j]);
     free(so);
@@ -125,6 +149,7 @@ done:
     free(buf);
     free(lb);
     free(lo);
+    free(parts);
     return st;
 }
 

@@ -6,6 +6,7 @@
 #include "../infer/sampler.h"
 #include "../tokenizer/tokenizer.h"
 #include "../util/mapfile.h"
+#include "../util/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -79,40 +80,51 @@ qb_status qb_eval_perplexity(qb_ctx *ctx, const qb_model *m, const int32_t *toke
     qb_status st = qb_eval_plan_chunks(ctx, m, n_tokens, o, &n_ctx, &n_chunks);
     if (st != QB_OK) return st;
     int vocab = m->cfg.vocab_size, first = n_ctx / 2;
-    int n_logits = n_ctx - first;
+    int n_logits = n_ctx - first, rows = n_ctx - 1 - first;
     qb_infer *s = NULL;
     int32_t *buf = malloc((size_t)n_ctx * sizeof *buf);
     float *logits = malloc((size_t)n_logits * vocab * sizeof(float));
-    if (!buf || !logits) {
+    /* each scored token's NLL, kept so that the chunks of several ranks (dist.h) are summed in
+     * the one-process order */
+    double *nlls = malloc((size_t)n_chunks * rows * sizeof *nlls), t0 = qb_eval_now();
+    if (!buf || !logits || !nlls) {
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-        goto done;
+        goto gather;
     }
-    if ((st = qb_infer_new_run(ctx, m, o ? o->run : NULL, n_ctx, n_ctx, &s)) != QB_OK) goto done;
-    double t0 = qb_eval_now(), nll = 0, nll2 = 0;
-    long count = 0;
+    if ((st = qb_infer_new_run(ctx, m, o ? o->run : NULL, n_ctx, n_ctx, &s)) != QB_OK) goto gather;
+    int n_own = qb_dist_share(n_chunks, qb_dist_rank()), k = 0;
+    if (qb_dist_size() > 1 && o && o->divided) o->divided(o->ud, n_chunks);
     for (int c = 0; c < n_chunks; c++) {
+        if (!qb_dist_owns(c)) continue;
         if (o && o->cancel && *o->cancel) {
-            st = qb_fail(ctx, QB_ERR_CANCELLED, "perplexity cancelled after %d of %d chunks", c, n_chunks);
-            goto done;
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "perplexity cancelled after %d of %d chunks", k, n_own);
+            goto gather;
         }
         qb_eval_chunk_tokens(m, tokens, c, n_ctx, buf);
-        if ((st = qb_infer_eval(ctx, s, buf, n_ctx, 0, logits, n_logits)) != QB_OK) goto done;
-        for (int j = first; j < n_ctx - 1; j++) {
-            double v = -qb_eval_log_prob(logits + (size_t)(j - first) * vocab, vocab, buf[j + 1], NULL);
+        if ((st = qb_infer_eval(ctx, s, buf, n_ctx, 0, logits, n_logits)) != QB_OK) goto gather;
+        for (int j = first; j < n_ctx - 1; j++)
+            nlls[(size_t)c * rows + (j - first)] =
+                -qb_eval_log_prob(logits + (size_t)(j - first) * vocab, vocab, buf[j + 1], NULL);
+        if (o && o->progress) o->progress(o->ud, ++k, n_own);
+    }
+gather:
+    if ((st = qb_dist_merge(ctx, st, nlls, (size_t)rows * sizeof *nlls, n_chunks)) == QB_OK) {
+        double nll = 0, nll2 = 0;
+        long count = 0;
+        for (long i = 0; i < (long)n_chunks * rows; i++) {
+            double v = nlls[i];
             nll += v;
             nll2 += v * v;
             count++;
         }
-        if (o && o->progress) o->progress(o->ud, c + 1, n_chunks);
+        qb_eval_finish_ppl(out, nll, nll2, count);
+        out->n_chunks = n_chunks;
+        out->n_ctx = n_ctx;
+        out->seconds = qb_eval_now() - t0;
     }
-    qb_eval_finish_ppl(out, nll, nll2, count);
-    out->n_chunks = n_chunks;
-    out->n_ctx = n_ctx;
-    out->seconds = qb_eval_now() - t0;
-done:
     qb_infer_free(s);
     free(buf);
     free(logits);
+    free(nlls);
     return st;
 }
-

@@ -1,6 +1,7 @@
 /* scan_internal.h — what the exact scan (sensitivity.c) and its estimate (scan_estimate.c)
  * share: the units a scan is made of, the checks of its arguments, and the weighted
- * quantization error the estimates (importance matrix, Fisher) are made of (not public API). */
+ * quantization error the estimates (importance matrix, Fisher) are made of, and the reuse
+ * cache of qb_sensitivity_kld (not public API). */
 #ifndef QB_SCAN_INTERNAL_H
 #define QB_SCAN_INTERNAL_H
 
@@ -37,5 +38,38 @@ typedef const float *(*qb_scan_weights_fn)(void *ud, const qb_tensor *t, int64_t
  * Σ w·W² (scan_estimate.c). */
 qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
                                 void *ud, double scale, const qb_scan_opts *o, qb_scan_result *out);
+
+/* ---- the reuse cache of qb_sensitivity_kld (scan_cache.c) ---- */
+#include "../infer/infer.h"
+
+/* What the pass of the model the variants resume from keeps per chunk, and where each variant
+ * resumes. Points are indices of a checkpoint table (infer.h: qb_checkpoint_index). */
+typedef struct {
+    qb_checkpoint *table; /* (QB_STAGE_COUNT * n_layers + 1) entries for the capture pass; owned */
+    float **bufs;         /* the buffers the table points into; owned */
+    int n_bufs;
+    int *from;            /* per variant: the kept point it resumes from, or -1 (from the embedding) */
+    int n_variants, n_layers, n_ctx, n_logits;
+    double *prob;         /* (rows, vocab) the base's probabilities, or NULL; owned */
+    bool trim;            /* variants' passes trim the last layer to the scored rows */
+    size_t want, used, bound;
+    int n_points, n_kept;
+    char note[200];
+} qb_scan_cache;
+
+/* Plan and allocate the cache for variants resuming from src's pass (chunks of n_ctx, n_logits
+ * logits, rows scored, vocab wide) under o's bound (qb_scan_opts.cache_mb, no_reuse): the
+ * points the variants start at (their first tensor that differs from src's), kept greedily by
+ * the work they save per byte while they fit, then the base's probabilities if they fit. A
+ * buffer that cannot be allocated is left out like one over the bound. Errors: out of memory
+ * for the plan itself. Free with qb_scan_cache_free (also after an error). */
+qb_status qb_scan_cache_plan(qb_ctx *ctx, const qb_model *src, const qb_model *const *variants, int n_variants,
+                             int n_ctx, int n_logits, int vocab, int rows, const qb_scan_opts *o, qb_scan_cache *out);
+/* Where variant j resumes in run state s (trimming already set on s): true with the point and
+ * its checkpoint (pointers into the cache, at the rows s reads there); false: a whole pass. */
+bool qb_scan_cache_resume(const qb_scan_cache *c, int j, const qb_infer *s, int *layer, qb_stage *stage,
+                          qb_checkpoint *cp);
+void qb_scan_cache_stats(const qb_scan_cache *c, qb_scan_stats *out);
+void qb_scan_cache_free(qb_scan_cache *c);
 
 #endif

@@ -125,7 +125,9 @@ static qb_status make_options(qb_ctx *ctx, const qb_tensor *t, const qb_format *
     return QB_OK;
 }
 
-/* A view of m with every matrix in its chosen option (copies of the scan's bytes). */
+/* A view of m with every matrix in its chosen option: the scan's bytes, borrowed from the
+ * option's view (which outlives every mix view: both live until qb_search_mixed returns), so
+ * mixes that share an option share its bytes and the engine sees at once what they share. */
 static qb_status mix_view(qb_ctx *ctx, const qb_model *m, const matrix *mx, int n_mx, const int *choice,
                           qb_model **out)
 {
@@ -134,13 +136,7 @@ static qb_status mix_view(qb_ctx *ctx, const qb_model *m, const matrix *mx, int 
         const option *o = &mx[t].opt[choice[t]];
         const qb_tensor *src = &o->view->tensors[mx[t].index];
         if (!qb_model_view_changed(o->view, mx[t].index)) continue; /* the base's own bytes */
-        void *copy = malloc(src->nbytes);
-        if (!copy) {
-            st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-            break;
-        }
-        memcpy(copy, src->data, src->nbytes);
-        st = qb_view_set(ctx, *out, mx[t].index, &o->f, copy, src->nbytes);
+        st = qb_model_view_put(ctx, *out, mx[t].index, &o->f, NULL, src->data, src->nbytes);
     }
     if (st != QB_OK) {
         qb_model_view_free(*out);
@@ -210,7 +206,7 @@ static int make_swaps(const matrix *mx, int n_mx, const int *choice, size_t budg
 
 /* Scan every matrix × option alone; fills option.kld and keeps the views. */
 static qb_status scan_options(qb_ctx *ctx, const qb_model *m, matrix *mx, int n_mx, const int32_t *tokens,
-                              int n_tokens, const qb_scan_opts *so, int *n_variants)
+                              int n_tokens, const qb_scan_opts *so, int *n_variants, double *cost)
 {
     int n = 0;
     for (int t = 0; t < n_mx; t++) n += mx[t].n_opt;
@@ -225,7 +221,11 @@ static qb_status scan_options(qb_ctx *ctx, const qb_model *m, matrix *mx, int n_
                 st = qb_view_quantize(ctx, op->view, mx[t].index, &op->f, so->cancel);
             if (st == QB_OK) vs[k++] = op->view;
         }
-    if (st == QB_OK) st = qb_sensitivity_kld(ctx, m, vs, n, tokens, n_tokens, so, res, NULL);
+    qb_scan_stats stats;
+    qb_scan_opts o = *so;
+    o.stats = &stats;
+    if (st == QB_OK) st = qb_sensitivity_kld(ctx, m, vs, n, tokens, n_tokens, &o, res, NULL);
+    if (st == QB_OK) *cost = stats.cost_mean;
     k = 0;
     for (int t = 0; st == QB_OK && t < n_mx; t++)
         for (int o = 0; o < mx[t].n_opt; o++) mx[t].opt[o].kld = res[k++].kld_mean;
@@ -252,11 +252,14 @@ static qb_status estimate_options(qb_ctx *ctx, const qb_model *m, matrix *mx, in
     return st;
 }
 
-/* Measure the current mix (when *cur_kld < 0; *mix_kld gets its KLD) and its best predicted
- * swaps; apply the best swap if it measures lower (*cur_kld then is the new mix's KLD). */
+/* Measure the current mix (its KLD into *mix_kld, and *cur_kld when that is < 0) and its best
+ * predicted swaps; apply the best swap if it measures lower (*cur_kld then is the new mix's
+ * KLD). The swaps resume the mix's pass (qb_scan_opts.prefix) where they differ from it, so the
+ * mix is measured again each round (the same number: the same arithmetic) and each swap costs
+ * only the layers from its first swapped matrix on. */
 static qb_status refine_round(qb_ctx *ctx, const qb_model *m, const matrix *mx, int n_mx, int *choice, size_t budget,
                               int max_swaps, const int32_t *tokens, int n_tokens, const qb_scan_opts *so,
-                              double *cur_kld, double *mix_kld, bool *improved, int *n_variants)
+                              double *cur_kld, double *mix_kld, bool *improved, int *n_variants, double *cost)
 {
     *improved = false;
     swap *sw = calloc((size_t)max_swaps + 1, sizeof *sw);
@@ -265,19 +268,23 @@ static qb_status refine_round(qb_ctx *ctx, const qb_model *m, const matrix *mx, 
     int *alt = malloc((size_t)n_mx * sizeof *alt);
     qb_status st = sw && vs && res && alt ? QB_OK : qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
     int n_sw = st == QB_OK ? make_swaps(mx, n_mx, choice, budget, sw, max_swaps) : 0;
-    int nv = 0, first_swap = *cur_kld < 0 ? 1 : 0;
-    if (st == QB_OK && first_swap) st = mix_view(ctx, m, mx, n_mx, choice, &vs[nv++]);
+    int nv = 0;
+    const int first_swap = 1; /* res[0] is the mix, res[1 + s] swap s */
+    if (st == QB_OK) st = mix_view(ctx, m, mx, n_mx, choice, &vs[nv++]);
     for (int s = 0; st == QB_OK && s < n_sw; s++) {
         memcpy(alt, choice, (size_t)n_mx * sizeof *alt);
         alt[sw[s].a] = sw[s].a_to;
         if (sw[s].b >= 0) alt[sw[s].b] = sw[s].b_to;
         st = mix_view(ctx, m, mx, n_mx, alt, &vs[nv++]);
     }
+    qb_scan_opts po = *so;
+    po.prefix = nv > 0 ? vs[0] : NULL;
     if (st == QB_OK && nv > 0)
-        st = qb_sensitivity_kld(ctx, m, (const qb_model *const *)vs, nv, tokens, n_tokens, so, res, NULL);
+        st = qb_sensitivity_kld(ctx, m, (const qb_model *const *)vs, nv, tokens, n_tokens, &po, res, NULL);
     if (st == QB_OK) {
         *n_variants += nv;
-        if (first_swap) *cur_kld = res[0].kld_mean;
+        for (int v = 0; v < nv; v++) *cost += res[v].cost;
+        if (*cur_kld < 0) *cur_kld = res[0].kld_mean;
         *mix_kld = *cur_kld;
         int best = -1;
         for (int s = 0; s < n_sw; s++)
@@ -336,10 +343,13 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
                          min_bpw);
     }
     qb_scan_opts so = {.n_ctx = o ? o->n_ctx : 0, .n_tokens = o && o->n_tokens > 0 ? o->n_tokens : 4096,
-                       .progress = o ? o->progress : NULL, .ud = o ? o->ud : NULL, .cancel = o ? o->cancel : NULL};
+                       .progress = o ? o->progress : NULL, .ud = o ? o->ud : NULL, .cancel = o ? o->cancel : NULL,
+                       .divided = o ? o->divided : NULL};
     const qb_fisher *fisher = o ? o->fisher : NULL;
     if (st == QB_OK && fisher) st = estimate_options(ctx, m, mx, n_mx, fisher, so.cancel);
-    else if (st == QB_OK) st = scan_options(ctx, m, mx, n_mx, tokens, n_tokens, &so, &out->n_variants);
+    else if (st == QB_OK) st = scan_options(ctx, m, mx, n_mx, tokens, n_tokens, &so, &out->n_variants, &out->cost_scan);
+    int scanned = out->n_variants;
+    double round_cost = 0;
     if (st == QB_OK) greedy(mx, n_mx, budget, choice);
     int rounds = o && o->rounds ? o->rounds : (fisher ? -2 : 2), swaps = o && o->swaps > 0 ? o->swaps : 6;
     bool measure = rounds != -2;
@@ -350,11 +360,12 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
         bool improved;
         double before = cur;
         st = refine_round(ctx, m, mx, n_mx, choice, budget, swaps, tokens, n_tokens, &so, &cur, &before, &improved,
-                          &out->n_variants);
+                          &out->n_variants, &round_cost);
         if (r == 0) out->kld_greedy = before;
         if (st != QB_OK || !improved) break;
         out->n_swaps++;
     }
+    if (out->n_variants > scanned) out->cost_rounds = round_cost / (out->n_variants - scanned);
     if (st == QB_OK) {
         if (measure) out->kld = cur;
         out->bytes = mix_bytes(mx, n_mx, choice);

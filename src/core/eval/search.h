@@ -35,6 +35,7 @@ typedef struct {
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel;   /* may be NULL */
+    void (*divided)(void *ud, int n); /* MPI ranks: each stage's division (qb_scan_opts) */
 } qb_search_opts;
 
 typedef struct {
@@ -47,6 +48,10 @@ typedef struct {
     double kld;             /* measured KLD of the returned mix on the search text */
     int n_swaps;            /* swaps the refinement kept */
     int n_variants;         /* model variants evaluated in all */
+    double cost_scan;       /* mean work per variant of the options' scan, as a fraction of one full
+                               forward pass (qb_kld_result.cost) */
+    double cost_rounds;     /* the same for the measured rounds (each round's mix, which its swaps
+                               resume from, included) */
     double seconds;
 } qb_search_result;
 

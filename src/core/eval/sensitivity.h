@@ -28,7 +28,39 @@ typedef struct {
     void (*progress)(void *ud, int done, int total);
     void *ud;
     const volatile int *cancel; /* non-zero stops after the chunk being evaluated; may be NULL */
+    /* in a job of several MPI ranks (util/dist.h; may be NULL): called once the n variants are
+     * divided, before any is evaluated; rank r evaluates qb_dist_share(n, r) of them. ud as
+     * progress's. Each rank's progress counts its own share. */
+    void (*divided)(void *ud, int n);
+    /* the reuse cache (qb_sensitivity_kld): a bound in MiB on what is kept of the base's pass per
+     * chunk (checkpoints of its activations, its probabilities); 0 = the default (a quarter of
+     * the physical memory, at most 1024 MiB), QB_SCAN_NO_CACHE = keep nothing (every variant
+     * recomputed from the embedding). A bound too small for the whole cache keeps what saves
+     * the most work per byte and recomputes the rest (a note in qb_scan_stats). */
+    int cache_mb;
+    bool no_reuse;      /* plain evaluation: every variant a whole forward pass (for comparison) */
+    /* the model whose pass the variants resume from (NULL = the base): e.g. the search's current
+     * mix, whose swaps differ from it in a matrix or two; may be one of the variants */
+    const qb_model *prefix;
+    struct qb_scan_stats *stats; /* filled by qb_sensitivity_kld when not NULL */
 } qb_scan_opts;
+
+#define QB_SCAN_NO_CACHE (-1)
+
+/* What an evaluation of variants cost and kept (qb_sensitivity_kld). Work is counted in
+ * multiply-adds actually done (matrix products and attention, infer.h's qb_infer_work); one
+ * "full pass" is the base's forward pass over a chunk, all layers on all positions and the head
+ * on the scored half, which is what evaluating a variant on its own costs. */
+typedef struct qb_scan_stats {
+    double cost_mean;     /* mean over the variants of their work / a full pass (qb_kld_result.cost) */
+    double cost_all;      /* all work, the base's (and prefix's) passes included, / n_variants full passes */
+    double work_full;     /* multiply-adds of one full pass of one chunk */
+    size_t cache_want;    /* bytes the whole reuse cache takes */
+    size_t cache_used;    /* bytes kept under the bound */
+    size_t cache_bound;   /* the bound applied */
+    int n_points, n_kept; /* resume points the variants need, and kept */
+    char note[200];       /* one line when the bound cut the cache (recomputation instead), else "" */
+} qb_scan_stats;
 
 typedef struct {
     char name[96];      /* tensor name, or "blk.<i>" / the tensor name for layer units */
@@ -60,6 +92,7 @@ typedef struct {
     int n_skipped;      /* units the format cannot store (rows that fit no block, no fallback) */
     char skipped_why[192]; /* the first such unit and why */
     double seconds;
+    qb_scan_stats stats; /* cost and cache of the evaluation */
 } qb_scan_result;
 
 /* Scan: for each unit of m (per opts->per), a view with only that unit's matrices in fmt,
@@ -98,8 +131,16 @@ double qb_spearman(const double *x, const double *y, int n);
 /* The engine under the scan and the mixed-precision search: KLD / ΔPPL of n_variants models
  * (views of base, or any models with base's vocabulary) against base, the base's pass and
  * log-softmax shared, the variants of each chunk evaluated in parallel (single-threaded
- * forward passes, one per thread). out[j] for variants[j]; base_out (may be NULL) gets the
- * base's perplexity. Cancel and progress as in qb_scan_opts. */
+ * forward passes, one per thread). A view resumes the base's (or opts->prefix's) pass of the
+ * chunk at the first point where it reads a tensor that differs (infer.h's checkpoints: a
+ * layer's input, its attention output, its FFN input or ffn_down's input), and the last layer
+ * runs only the scored rows past their keys and values; the numbers are those of evaluating
+ * each variant on its own (bit-identical: the same arithmetic on the same values). out[j] for
+ * variants[j] (its cost too); base_out (may be NULL) gets the base's perplexity. Cancel,
+ * progress, the cache bound and stats as in qb_scan_opts. In a job of several MPI ranks
+ * (util/dist.h) every rank calls it with the same arguments: each evaluates its share of the
+ * variants and every rank returns all of out[] (the same bytes one process computes with the
+ * same thread count), or the first failing rank's error. */
 qb_status qb_sensitivity_kld(qb_ctx *ctx, const qb_model *base, const qb_model *const *variants, int n_variants,
                              const int32_t *tokens, int n_tokens, const qb_scan_opts *opts, qb_kld_result *out,
                              qb_ppl_result *base_out);

@@ -9,6 +9,7 @@
 #include "eval_internal.h"
 #include "../infer/infer.h"
 #include "../tokenizer/tokenizer.h"
+#include "../util/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -141,6 +142,96 @@ static qb_status wino_score(qb_ctx *ctx, const qb_task_set *set, int k, const qb
     return QB_OK;
 }
 
+/* One task's outcome: what scoring it found, before the running totals take it in. */
+typedef struct {
+    int32_t chosen, correct, n_seq, required;
+    double score[MAX_CHOICES];
+} task_rec;
+
+/* Score task i of set on m (inf: its inference state; *logits grows to the rows it needs). */
+static qb_status score_task(qb_ctx *ctx, const qb_model *m, const qb_task_set *set, int i, qb_infer *inf, int n_ctx,
+                            float **logits, size_t *logits_rows, task_tok *tt, task_rec *rec)
+{
+    int vocab = m->cfg.vocab_size;
+    const qb_task *t = &set->tasks[i];
+    qb_status st = prepare(ctx, m, set, t, i + 1, tt);
+    if (st != QB_OK) return st;
+    int required = tt->cp + tt->rows - 1;
+    if (required > n_ctx)
+        return qb_fail(ctx, QB_ERR_ARG,
+                       "%s: task %d (line %d) needs %d tokens (a %d-token shared prefix and its choices), more than "
+                       "the %d-token context (--ctx)",
+                       set->path, i + 1, t->line, required, tt->cp, n_ctx);
+    if ((size_t)tt->rows > *logits_rows) {
+        free(*logits);
+        *logits_rows = (size_t)tt->rows;
+        if (!(*logits = malloc(*logits_rows * (size_t)vocab * sizeof **logits))) {
+            *logits_rows = 0;
+            return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        }
+    }
+    float *lg = *logits;
+    /* the shared prefix once (logits of its last token: row 0), then each choice from it */
+    if ((st = qb_infer_eval(ctx, inf, tt->seq[0], tt->cp, 0, lg, 1)) != QB_OK) return st;
+    for (int s = 0; s < tt->n_seq; s++) {
+        int n = tt->len[s] - tt->cp;
+        if ((st = qb_infer_eval(ctx, inf, tt->seq[s] + tt->cp, n, tt->cp, lg + (size_t)tt->off[s] * vocab, n)) != QB_OK)
+            return st;
+    }
+    rec->required = required;
+    rec->n_seq = tt->n_seq;
+    double *score = rec->score;
+    if (set->kind == QB_TASKS_WINOGRANDE) {
+        bool skip = (size_t)tt->len[0] - tt->cp > 3 && (size_t)tt->len[1] - tt->cp > 3;
+        float sc[2];
+        for (int s = 0; s < 2; s++)
+            if ((st = wino_score(ctx, set, i + 1, t, tt, lg, vocab, s, skip, &sc[s])) != QB_OK) return st;
+        score[0] = sc[0];
+        score[1] = sc[1];
+        rec->chosen = sc[0] > sc[1] ? 1 : 2;
+        rec->correct = rec->chosen == t->gold;
+    } else {
+        int best = 0;
+        for (int s = 0; s < tt->n_seq; s++) {
+            /* the first token from the prefix's softmax, the rest from compute_logprobs */
+            float p = softmax_prob(lg, vocab, tt->seq[s][tt->cp]);
+            const float *row = lg + (size_t)tt->off[s] * vocab;
+            size_t count = 1;
+            if (set->kind == QB_TASKS_HELLASWAG) { /* a double sum */
+                double lp = logf(p);
+                for (int j = tt->cp; j < tt->len[s] - 1; j++, count++, row += vocab)
+                    lp += logprob_f(row, vocab, tt->seq[s][j + 1]);
+                score[s] = lp / (double)count;
+            } else { /* a float sum */
+                float lp = logf(p);
+                for (int j = tt->cp; j < tt->len[s] - 1; j++, count++, row += vocab)
+                    lp += logprob_f(row, vocab, tt->seq[s][j + 1]);
+                score[s] = lp / (float)count;
+            }
+            if (s > 0 && score[s] > score[best]) best = s;
+        }
+        rec->chosen = best;
+        rec->correct = set->kind == QB_TASKS_HELLASWAG ? best == t->gold : t->labels[best] == 1;
+    }
+    return QB_OK;
+}
+
+/* Task i's outcome into the running totals, and to the caller's on_task. */
+static void take_task(const qb_task_set *set, int i, const task_rec *rec, const qb_tasks_opts *o, int *n_correct,
+                      int *n_tot_answers, qb_tasks_result *out)
+{
+    out->n_tokens += rec->required;
+    qb_task_score ts = {.index = i + 1, .n_choices = rec->n_seq, .score = rec->score, .chosen = rec->chosen,
+                        .correct = rec->correct};
+    *n_correct += ts.correct;
+    *n_tot_answers += rec->n_seq;
+    ts.n_correct = *n_correct;
+    ts.n_done = i + 1;
+    ts.running = set->kind == QB_TASKS_HELLASWAG ? (double)*n_correct / (double)(i + 1) * 100.0
+                                                 : 100.0 * *n_correct / (i + 1);
+    if (o && o->on_task) o->on_task(o->task_ud, &ts);
+}
+
 qb_status qb_tasks_score(qb_ctx *ctx, const qb_model *m, const qb_task_set *set, const qb_tasks_opts *o,
                          qb_tasks_result *out)
 {
@@ -148,92 +239,38 @@ qb_status qb_tasks_score(qb_ctx *ctx, const qb_model *m, const qb_task_set *set,
     out->kind = set->kind;
     if (!m->tok) return qb_fail(ctx, QB_ERR_ARG, "%s: the model has no tokenizer", m->path);
     if (set->n <= 0) return qb_fail(ctx, QB_ERR_ARG, "%s: no tasks", set->path);
-    int n_ctx = o && o->n_ctx > 0 ? o->n_ctx : 512, vocab = m->cfg.vocab_size;
+    int n_ctx = o && o->n_ctx > 0 ? o->n_ctx : 512;
     if (n_ctx < 4 || n_ctx > m->cfg.seq_len * 64)
         return qb_fail(ctx, QB_ERR_ARG, "context %d is out of range", n_ctx);
     qb_infer *inf = NULL;
     float *logits = NULL;
     size_t logits_rows = 0;
     task_tok tt = {0};
-    qb_status st = qb_infer_new_run(ctx, m, o ? o->run : NULL, n_ctx, 512, &inf);
-    if (st != QB_OK) return st;
-    double t0 = qb_eval_now(), score[MAX_CHOICES];
-    int n_correct = 0, n_tot_answers = 0;
-    for (int i = 0; i < set->n; i++) {
+    /* one rank: each task taken in as it is scored; several (dist.h): each scores its share,
+     * then all outcomes are gathered and taken in, in order */
+    bool many = qb_dist_size() > 1;
+    task_rec one, *recs = many ? calloc((size_t)set->n, sizeof *recs) : NULL;
+    double t0 = qb_eval_now();
+    int n_correct = 0, n_tot_answers = 0, n_own = qb_dist_share(set->n, qb_dist_rank()), k = 0;
+    qb_status st = many && !recs ? qb_fail(ctx, QB_ERR_NOMEM, "out of memory") : QB_OK;
+    if (st == QB_OK) st = qb_infer_new_run(ctx, m, o ? o->run : NULL, n_ctx, 512, &inf);
+    if (st == QB_OK && many && o && o->divided) o->divided(o->ud, set->n);
+    for (int i = 0; st == QB_OK && i < set->n; i++) {
+        if (!qb_dist_owns(i)) continue;
         if (o && o->cancel && *o->cancel) {
-            st = qb_fail(ctx, QB_ERR_CANCELLED, "%s: cancelled after %d of %d tasks", set->path, i, set->n);
-            goto done;
+            st = qb_fail(ctx, QB_ERR_CANCELLED, "%s: cancelled after %d of %d tasks", set->path, k, n_own);
+            break;
         }
-        const qb_task *t = &set->tasks[i];
-        if ((st = prepare(ctx, m, set, t, i + 1, &tt)) != QB_OK) goto done;
-        int required = tt.cp + tt.rows - 1;
-        if (required > n_ctx) {
-            st = qb_fail(ctx, QB_ERR_ARG,
-                         "%s: task %d (line %d) needs %d tokens (a %d-token shared prefix and its choices), more than "
-                         "the %d-token context (--ctx)",
-                         set->path, i + 1, t->line, required, tt.cp, n_ctx);
-            goto done;
-        }
-        if ((size_t)tt.rows > logits_rows) {
-            free(logits);
-            logits_rows = (size_t)tt.rows;
-            if (!(logits = malloc(logits_rows * (size_t)vocab * sizeof *logits))) {
-                st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-                goto done;
-            }
-        }
-        /* the shared prefix once (logits of its last token: row 0), then each choice from it */
-        if ((st = qb_infer_eval(ctx, inf, tt.seq[0], tt.cp, 0, logits, 1)) != QB_OK) goto done;
-        for (int s = 0; s < tt.n_seq; s++) {
-            int n = tt.len[s] - tt.cp;
-            if ((st = qb_infer_eval(ctx, inf, tt.seq[s] + tt.cp, n, tt.cp, logits + (size_t)tt.off[s] * vocab, n)) !=
-                QB_OK)
-                goto done;
-        }
-        out->n_tokens += required;
-        qb_task_score ts = {.index = i + 1, .n_choices = tt.n_seq, .score = score};
-        if (set->kind == QB_TASKS_WINOGRANDE) {
-            bool skip = (size_t)tt.len[0] - tt.cp > 3 && (size_t)tt.len[1] - tt.cp > 3;
-            float sc[2];
-            for (int s = 0; s < 2; s++)
-                if ((st = wino_score(ctx, set, i + 1, t, &tt, logits, vocab, s, skip, &sc[s])) != QB_OK) goto done;
-            score[0] = sc[0];
-            score[1] = sc[1];
-            ts.chosen = sc[0] > sc[1] ? 1 : 2;
-            ts.correct = ts.chosen == t->gold;
-        } else {
-            int best = 0;
-            for (int s = 0; s < tt.n_seq; s++) {
-                /* the first token from the prefix's softmax, the rest from compute_logprobs */
-                float p = softmax_prob(logits, vocab, tt.seq[s][tt.cp]);
-                const float *row = logits + (size_t)tt.off[s] * vocab;
-                size_t count = 1;
-                if (set->kind == QB_TASKS_HELLASWAG) { /* a double sum */
-                    double lp = logf(p);
-                    for (int j = tt.cp; j < tt.len[s] - 1; j++, count++, row += vocab)
-                        lp += logprob_f(row, vocab, tt.seq[s][j + 1]);
-                    score[s] = lp / (double)count;
-                } else { /* a float sum */
-                    float lp = logf(p);
-                    for (int j = tt.cp; j < tt.len[s] - 1; j++, count++, row += vocab)
-                        lp += logprob_f(row, vocab, tt.seq[s][j + 1]);
-                    score[s] = lp / (float)count;
-                }
-                if (s > 0 && score[s] > score[best]) best = s;
-            }
-            ts.chosen = best;
-            ts.correct = set->kind == QB_TASKS_HELLASWAG ? best == t->gold : t->labels[best] == 1;
-        }
-        n_correct += ts.correct;
-        n_tot_answers += tt.n_seq;
-        ts.n_correct = n_correct;
-        ts.n_done = i + 1;
-        ts.running = set->kind == QB_TASKS_HELLASWAG ? (double)n_correct / (double)(i + 1) * 100.0
-                                                     : 100.0 * n_correct / (i + 1);
+        task_rec *rec = many ? &recs[i] : &one;
+        st = score_task(ctx, m, set, i, inf, n_ctx, &logits, &logits_rows, &tt, rec);
         tok_free(&tt);
-        if (o && o->on_task) o->on_task(o->task_ud, &ts);
-        if (o && o->progress) o->progress(o->ud, i + 1, set->n);
+        if (st != QB_OK) break;
+        if (!many) take_task(set, i, rec, o, &n_correct, &n_tot_answers, out);
+        if (o && o->progress) o->progress(o->ud, ++k, n_own);
     }
+    if (many && (st = qb_dist_merge(ctx, st, recs, sizeof *recs, set->n)) == QB_OK)
+        for (int i = 0; i < set->n; i++) take_task(set, i, &recs[i], o, &n_correct, &n_tot_answers, out);
+    if (st != QB_OK) goto done;
     int n = set->n;
     out->n_done = n;
     out->n_correct = n_correct;
@@ -264,6 +301,7 @@ qb_status qb_tasks_score(qb_ctx *ctx, const qb_model *m, const qb_task_set *set,
     out->seconds = qb_eval_now() - t0;
 done:
     tok_free(&tt);
+    free(recs);
     free(logits);
     qb_infer_free(inf);
     return st;

@@ -104,6 +104,10 @@ typedef struct {
     void *task_ud;
     const volatile int *cancel; /* non-zero stops after the current task; may be NULL */
     qb_run_config *run;         /* how the model runs (runcfg.h); NULL = float, f32 KV cache */
+    /* in a job of several MPI ranks (util/dist.h; may be NULL): called once the n tasks are
+     * divided; rank r scores qb_dist_share(n, r) of them (its progress counts those), then
+     * on_task sees every task in order once all are gathered. ud as progress's. */
+    void (*divided)(void *ud, int n);
 } qb_tasks_opts;
 
 typedef struct {

@@ -73,4 +73,73 @@ const int64_t *qb_infer_expert_counts(const qb_infer *s);
  * qb_infer_eval. Only the KV caches of layers ≥ l0 are filled. */
 qb_status qb_infer_eval_from(qb_ctx *ctx, qb_infer *s, int l0, const float *x0, int n, float *logits, int n_logits);
 
+/* ---- checkpoints and resumption (sensitivity scans: variants that differ from a base only
+ * from some point on compute the same activations before it) ---- */
+
+/* Points in a layer where a pass can be checkpointed and resumed. */
+typedef enum {
+    QB_STAGE_IN = 0,   /* the residual entering the layer (attn_norm, wq/wk/wv/wqkv read here) */
+    QB_STAGE_ATTN_OUT, /* the attention output, input of attn_output (wo, post_attn_norm) */
+    QB_STAGE_FFN_IN,   /* the residual after attention (ffn_norm, gate/up, router, experts) */
+    QB_STAGE_DOWN_IN,  /* act(gate)*up, input of ffn_down (w_down, post_ffn_norm); dense FFN only */
+    QB_STAGE_COUNT
+} qb_stage;
+
+/* What a pass needs to resume at a point: res, the residual stream there (rows × dim: at
+ * QB_STAGE_IN and QB_STAGE_ATTN_OUT the residual entering the layer, at QB_STAGE_FFN_IN and
+ * QB_STAGE_DOWN_IN the one after attention), and act, the activations there (ATTN_OUT: rows ×
+ * n_heads*head_dim; DOWN_IN: rows × hidden_dim; NULL at IN and FFN_IN). The head is point
+ * (n_layers, QB_STAGE_IN), its res the residual after the last layer. */
+typedef struct {
+    float *res;
+    float *act;
+} qb_checkpoint;
+
+/* Index of point (layer, stage) in a checkpoint table: layer * QB_STAGE_COUNT + stage; the
+ * head is QB_STAGE_COUNT * n_layers; a table has QB_STAGE_COUNT * n_layers + 1 entries. */
+static inline int qb_checkpoint_index(int layer, qb_stage stage) { return layer * QB_STAGE_COUNT + (int)stage; }
+
+/* The first point of a forward pass of m that reads tensor i: (layer, stage), or (n_layers,
+ * QB_STAGE_IN) for output / output_norm (the head), (0, QB_STAGE_IN) for the embedding and
+ * anything else (a tied embedding is read first at the start). */
+void qb_infer_point_of(const qb_model *m, int i, int *layer, qb_stage *stage);
+
+/* Rows that pass through point (layer, stage) in an evaluation of n tokens with n_logits
+ * logits: n, except the head (n_logits rows: those whose logits are asked for) and, with
+ * trimming on (qb_infer_set_trim), the stages after QB_STAGE_IN of the last layer (n_logits). */
+int qb_infer_point_rows(const qb_infer *s, int layer, qb_stage stage, int n, int n_logits);
+
+/* While table (borrowed; QB_STAGE_COUNT * n_layers + 1 entries) is set, qb_infer_eval and
+ * qb_infer_resume store, at every point whose entry has res non-NULL, the residual (and act,
+ * when non-NULL) of the rows passing there (qb_infer_point_rows) in the last step of the
+ * evaluation. Entries may share buffers where the contents are the same (the res of IN and
+ * ATTN_OUT of a layer; of FFN_IN and DOWN_IN). NULL stops. */
+void qb_infer_set_checkpoints(qb_infer *s, const qb_checkpoint *table);
+
+/* Trimming (off by default): the rows whose logits are not asked for only need the last
+ * layer's keys and values, so in the last layer they go through attn_norm, wk/wv (or wqkv),
+ * RoPE and the KV cache and stop there. Every logit is computed as without trimming, but the
+ * observers then see the last layer's later points with the kept rows only (do not combine
+ * with calibration). For bit-identical logits keep at least 2 rows on each side (one token
+ * takes the kernels' matrix-vector paths). */
+void qb_infer_set_trim(qb_infer *s, bool on);
+
+/* Evaluate n ≤ n_batch tokens at positions 0..n-1 from point (layer, stage) (layer ≤ n_layers;
+ * the head: layer n_layers, stage QB_STAGE_IN) on cp, which holds what a model with the same
+ * weights before that point had there (qb_infer_point_rows rows, as qb_infer_set_checkpoints
+ * stores them); logits as in qb_infer_eval. Only the KV caches of layers after the point (and of
+ * its own layer when stage is QB_STAGE_IN) are filled. QB_STAGE_DOWN_IN of a layer with experts
+ * is QB_ERR_ARG. */
+qb_status qb_infer_resume(qb_ctx *ctx, qb_infer *s, int layer, qb_stage stage, const qb_checkpoint *cp, int n,
+                          float *logits, int n_logits);
+
+/* Point s at m instead of its model: m must be the same model or a view of the same base (the
+ * buffers fit). For running many model views with one run state per thread. QB_ERR_ARG else. */
+qb_status qb_infer_rebind(qb_ctx *ctx, qb_infer *s, const qb_model *m);
+
+/* The work s has done so far, in multiply-adds: every matrix product (rows × columns × tokens)
+ * and attention (query rows × keys attended × head_dim × 2 per head). Reset sets it to 0. */
+int64_t qb_infer_work(const qb_infer *s);
+void qb_infer_reset_work(qb_infer *s);
+
 #endif

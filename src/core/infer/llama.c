@@ -3,10 +3,9 @@
  * qb_matmul runs), following the model's description (model.h): attention biases, q/k norms,
  * post-norms, GELU-tanh or SiLU gates, fused qkv / gate-up matrices, experts with top-k
  * routing, sliding-window layers with their own RoPE base, RoPE scaling, soft-caps. */
-#include "infer.h"
+#include "infer_internal.h"
 #include "matmul.h"
 #include "matmul_w8a8.h"
-#include "kvcache.h"
 #include "rope.h"
 #include "kernels.h"
 
@@ -16,41 +15,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-struct qb_infer {
-    const qb_model *m;
-    qb_run_config *rc;  /* the caller's activation settings, KV type and counters; or NULL */
-    int n_ctx, n_batch;
-    int q_dim, kv_dim;
-    qb_kvcache *kv;     /* keys and values of every layer (f32 or quantized: kvcache.h) */
-    float *rope_cos;    /* (n_ctx, head_dim/2): full-attention layers */
-    float *rope_sin;    /* (n_ctx, head_dim/2) */
-    float *rope_cos_swa; /* the same for sliding layers with their own base, or == rope_cos */
-    float *rope_sin_swa;
-    /* per-batch activations, n_batch rows each */
-    float *x;     /* (n_batch, dim) residual stream */
-    float *xb;    /* (n_batch, max(dim, q_dim)) normed input / attention output */
-    float *q;     /* (n_batch, q_dim) */
-    float *k;     /* (n_batch, kv_dim) */
-    float *v;     /* (n_batch, kv_dim) */
-    float *hb;    /* (n_batch, hidden_dim) */
-    float *hb2;   /* (n_batch, hidden_dim) */
-    float *tmp;   /* (n_batch, dim) */
-    float *qkv;   /* (n_batch, q_dim + 2 kv_dim) fused qkv output, or NULL */
-    float *gu;    /* (n_batch, 2 hidden_dim) fused gate-up output, or NULL */
-    /* experts: router logits, the chosen experts and weights per token, and one expert's rows */
-    float *route;     /* (n_batch, n_experts) */
-    int *sel;         /* (n_batch, n_experts_used) */
-    float *selw;      /* (n_batch, n_experts_used) */
-    int *rows;        /* (n_batch) tokens routed to the expert at hand */
-    float *ex, *eh, *eh2, *ey; /* (n_batch, dim / eh / eh / dim) */
-    int64_t *expert_counts; /* (n_layers, n_experts) tokens each expert received */
-    qb_infer_observer observer; /* may be NULL */
-    void *observer_ud;
-    qb_infer_expert_observer expert_observer; /* may be NULL */
-    void *expert_observer_ud;
-    float *capture; /* (n_layers + 1, n_batch, dim): residual entering each layer and the head; or NULL */
-};
 
 qb_status qb_infer_new(qb_ctx *ctx, const qb_model *m, int n_ctx, int n_batch, qb_infer **out)
 {
@@ -216,6 +180,7 @@ static void matmul(qb_infer *s, const qb_tensor *w, const float *x, int n, float
 {
     const qb_act_setting *a = qb_run_config_act(s->rc, s->m, w);
     qb_act_counts cnt = {0, 0};
+    s->work += (int64_t)n * w->ne[0] * w->ne[1];
     if (a && a->mode != QB_ACT_FLOAT && qb_matmul_w8a8(w, a, &cnt, x, n, y)) {
         if (cnt.seen) qb_run_config_count(s->rc, (int)(w - s->m->tensors), cnt.seen, cnt.outlier);
         return;
@@ -233,6 +198,7 @@ static void matmul_multi(qb_infer *s, const qb_tensor *const *ws, int nw, const 
         act = act || (a && a->mode != QB_ACT_FLOAT);
     }
     if (!act) {
+        for (int i = 0; i < nw; i++) s->work += (int64_t)n * ws[i]->ne[0] * ws[i]->ne[1];
         qb_matmul_multi(ws, nw, x, n, ys);
         return;
     }
@@ -336,69 +302,121 @@ static void moe_ffn(qb_infer *s, int l, const float *xb, int n, float *out)
     }
 }
 
-static void layer_forward(qb_infer *s, int l, int n, int pos)
+/* Norm and Q/K/V of n rows of s->x at pos..: q (unless kv_only), k, v with biases, head norms
+ * and RoPE; keys and values stored in the cache. */
+static void qkv_part(qb_infer *s, int l, int n, int pos, bool kv_only)
 {
     const qb_config *c = &s->m->cfg;
     const qb_layer_weights *L = &s->m->layers[l];
-    int dim = c->dim, hid = c->hidden_dim;
+    int dim = c->dim;
     bool sliding = qb_config_layer_slides(c, l);
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm->data, dim, c->norm_eps);
-    observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
+    if (!kv_only) observe(s, l, QB_OBS_ATTN_IN, s->xb, n, dim);
     if (L->wqkv) {
         matmul(s, L->wqkv, s->xb, n, s->qkv);
         split3(s->qkv, n, s->q_dim, s->kv_dim, s->kv_dim, s->q, s->k, s->v);
+    } else if (kv_only) {
+        matmul_multi(s, (const qb_tensor *[]){L->wk, L->wv}, 2, s->xb, n, (float *[]){s->k, s->v});
     } else {
         matmul_multi(s, (const qb_tensor *[]){L->wq, L->wk, L->wv}, 3, s->xb, n, (float *[]){s->q, s->k, s->v});
     }
     if (L->bq) {
-        add_bias(s->q, L->bq, n, s->q_dim);
+        if (!kv_only) add_bias(s->q, L->bq, n, s->q_dim);
         add_bias(s->k, L->bk, n, s->kv_dim);
         add_bias(s->v, L->bv, n, s->kv_dim);
     }
     if (L->q_norm) {
-        head_norm(s->q, L->q_norm, n, c->n_heads, c->head_dim, c->norm_eps);
+        if (!kv_only) head_norm(s->q, L->q_norm, n, c->n_heads, c->head_dim, c->norm_eps);
         head_norm(s->k, L->k_norm, n, c->n_kv_heads, c->head_dim, c->norm_eps);
     }
     for (int t = 0; t < n; t++) {
-        rope(s, sliding, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
+        if (!kv_only) rope(s, sliding, s->q + (size_t)t * s->q_dim, c->n_heads, pos + t);
         rope(s, sliding, s->k + (size_t)t * s->kv_dim, c->n_kv_heads, pos + t);
     }
     qb_kvcache_store(s->kv, l, pos, n, s->k, s->v);
+}
+
+/* Stage IN -> ATTN_OUT: Q/K/V of n rows and their attention into s->xb. */
+static void attn_part(qb_infer *s, int l, int n, int pos)
+{
+    const qb_config *c = &s->m->cfg;
+    bool sliding = qb_config_layer_slides(c, l);
+    qkv_part(s, l, n, pos, false);
     qb_attn_params ap = {.scale = c->query_scale, .softcap = c->attn_softcap, .window = sliding ? c->swa_window : 0};
     qb_kvcache_attention(s->kv, l, s->q, (size_t)s->q_dim, n, pos, &ap, s->xb);
+    for (int t = 0; t < n; t++) { /* keys attended, for the work count */
+        int end = pos + t + 1, lo = ap.window > 0 && end > ap.window ? end - ap.window : 0;
+        s->work += (int64_t)(end - lo) * 2 * c->head_dim * c->n_heads;
+    }
     observe(s, l, QB_OBS_ATTN_OUT, s->xb, n, s->q_dim);
+}
+
+/* Stage ATTN_OUT -> FFN_IN: x += post_attn_norm(wo · xb). */
+static void attn_out_part(qb_infer *s, int l, int n)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_layer_weights *L = &s->m->layers[l];
+    int dim = c->dim;
     matmul(s, L->wo, s->xb, n, s->tmp);
     if (L->post_attn_norm)
         for (int t = 0; t < n; t++)
             rmsnorm(s->tmp + (size_t)t * dim, s->tmp + (size_t)t * dim, L->post_attn_norm->data, dim, c->norm_eps);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
+}
+
+/* Stage FFN_IN -> DOWN_IN: xb = ffn_norm(x), then act(gate)*up into s->hb (dense), or the
+ * experts' whole output into s->tmp (MoE: no DOWN_IN point). */
+static void ffn_in_part(qb_infer *s, int l, int n)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_layer_weights *L = &s->m->layers[l];
+    int dim = c->dim, hid = c->hidden_dim;
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm->data, dim, c->norm_eps);
     observe(s, l, QB_OBS_FFN_IN, s->xb, n, dim);
     if (L->router) {
         moe_ffn(s, l, s->xb, n, s->tmp);
-    } else {
-        if (L->w_gate_up) { /* Phi-3: gate rows, then up rows */
-            matmul(s, L->w_gate_up, s->xb, n, s->gu);
-            for (int t = 0; t < n; t++) {
-                memcpy(s->hb + (size_t)t * hid, s->gu + (size_t)t * 2 * hid, (size_t)hid * sizeof(float));
-                memcpy(s->hb2 + (size_t)t * hid, s->gu + (size_t)t * 2 * hid + hid, (size_t)hid * sizeof(float));
-            }
-        } else {
-            matmul_multi(s, (const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
-        }
-        glu(c->act, s->hb, s->hb2, (size_t)n * hid);
-        observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
-        matmul(s, L->w_down, s->hb, n, s->tmp);
+        return;
     }
+    if (L->w_gate_up) { /* Phi-3: gate rows, then up rows */
+        matmul(s, L->w_gate_up, s->xb, n, s->gu);
+        for (int t = 0; t < n; t++) {
+            memcpy(s->hb + (size_t)t * hid, s->gu + (size_t)t * 2 * hid, (size_t)hid * sizeof(float));
+            memcpy(s->hb2 + (size_t)t * hid, s->gu + (size_t)t * 2 * hid + hid, (size_t)hid * sizeof(float));
+        }
+    } else {
+        matmul_multi(s, (const qb_tensor *[]){L->w_gate, L->w_up}, 2, s->xb, n, (float *[]){s->hb, s->hb2});
+    }
+    glu(c->act, s->hb, s->hb2, (size_t)n * hid);
+    observe(s, l, QB_OBS_FFN_DOWN_IN, s->hb, n, hid);
+}
+
+/* Stage DOWN_IN -> the next layer: x += post_ffn_norm(w_down · hb) (MoE: of s->tmp). */
+static void ffn_out_part(qb_infer *s, int l, int n)
+{
+    const qb_config *c = &s->m->cfg;
+    const qb_layer_weights *L = &s->m->layers[l];
+    int dim = c->dim;
+    if (!L->router) matmul(s, L->w_down, s->hb, n, s->tmp);
     if (L->post_ffn_norm)
         for (int t = 0; t < n; t++)
             rmsnorm(s->tmp + (size_t)t * dim, s->tmp + (size_t)t * dim, L->post_ffn_norm->data, dim, c->norm_eps);
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 }
 
-static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_logits);
+/* Store point (l, st) of n rows when the checkpoint table asks for it. */
+static void checkpoint(qb_infer *s, int l, qb_stage st, int n)
+{
+    if (!s->ckpt || n <= 0) return;
+    const qb_checkpoint *cp = &s->ckpt[qb_checkpoint_index(l, st)];
+    int dim = s->m->cfg.dim;
+    if (!cp->res) return;
+    if (cp->res != s->x) memcpy(cp->res, s->x, (size_t)n * dim * sizeof(float));
+    if (cp->act && st == QB_STAGE_ATTN_OUT) memcpy(cp->act, s->xb, (size_t)n * s->q_dim * sizeof(float));
+    if (cp->act && st == QB_STAGE_DOWN_IN && s->m->layers[l].router == NULL)
+        memcpy(cp->act, s->hb, (size_t)n * s->m->cfg.hidden_dim * sizeof(float));
+}
 
 /* One step of at most n_batch tokens. */
 static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float *logits, int n_logits)
@@ -408,22 +426,56 @@ static void eval_batch(qb_infer *s, const int32_t *tokens, int n, int pos, float
     for (int t = 0; t < n; t++) qb_tensor_get_row(s->m->tok_embd, tokens[t], s->x + (size_t)t * dim);
     if (c->embed_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] *= c->embed_scale;
-    run_from(s, 0, n, pos, logits, n_logits);
+    qb_infer_run_from(s, 0, QB_STAGE_IN, n, pos, logits, n_logits);
 }
 
-/* Layers l0.. on the residual in s->x, then the head (capturing the residuals when asked). */
-static void run_from(qb_infer *s, int l0, int n, int pos, float *logits, int n_logits)
+void qb_infer_run_from(qb_infer *s, int l0, qb_stage st0, int n, int pos, float *logits, int n_logits)
 {
     const qb_config *c = &s->m->cfg;
-    int dim = c->dim;
-    for (int l = l0; l <= c->n_layers; l++) {
-        if (s->capture) memcpy(s->capture + (size_t)l * s->n_batch * dim, s->x, (size_t)n * dim * sizeof(float));
-        if (l < c->n_layers) layer_forward(s, l, n, pos);
+    int dim = c->dim, last = c->n_layers - 1;
+    if (!logits || n_logits < 0) n_logits = 0;
+    bool trimmed = false; /* s->x holds only the last n_logits rows (at positions pos + n - n_logits ..) */
+    for (int l = l0; l < c->n_layers; l++) {
+        qb_stage st = l == l0 ? st0 : QB_STAGE_IN;
+        int rows = n, at = pos;
+        if (s->trim && l == last && n_logits < n) {
+            if (st == QB_STAGE_IN) { /* the dropped rows: keys and values only, then the kept rows to the front */
+                if (s->capture) memcpy(s->capture + (size_t)l * s->n_batch * dim, s->x, (size_t)n * dim * sizeof(float));
+                checkpoint(s, l, QB_STAGE_IN, n);
+                if (n - n_logits > 0) qkv_part(s, l, n - n_logits, pos, true);
+                memmove(s->x, s->x + (size_t)(n - n_logits) * dim, (size_t)n_logits * dim * sizeof(float));
+            }
+            rows = n_logits;
+            at = pos + n - n_logits;
+            trimmed = true;
+            if (rows == 0) break;
+        } else if (st == QB_STAGE_IN) {
+            if (s->capture) memcpy(s->capture + (size_t)l * s->n_batch * dim, s->x, (size_t)n * dim * sizeof(float));
+            checkpoint(s, l, QB_STAGE_IN, n);
+        }
+        if (st <= QB_STAGE_IN) {
+            attn_part(s, l, rows, at);
+            checkpoint(s, l, QB_STAGE_ATTN_OUT, rows);
+        }
+        if (st <= QB_STAGE_ATTN_OUT) {
+            attn_out_part(s, l, rows);
+            checkpoint(s, l, QB_STAGE_FFN_IN, rows);
+        }
+        if (st <= QB_STAGE_FFN_IN) {
+            ffn_in_part(s, l, rows);
+            checkpoint(s, l, QB_STAGE_DOWN_IN, rows);
+        }
+        ffn_out_part(s, l, rows);
     }
-    if (!logits || n_logits <= 0) return;
-    int first = n - n_logits;
-    for (int t = first; t < n; t++)
-        rmsnorm(s->xb + (size_t)(t - first) * dim, s->x + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
+    if (l0 == c->n_layers && s->trim) trimmed = true; /* resumed at the head: the n_logits rows given */
+    if (s->capture && !trimmed)
+        memcpy(s->capture + (size_t)c->n_layers * s->n_batch * dim, s->x, (size_t)n * dim * sizeof(float));
+    if (n_logits <= 0) return;
+    const float *xh = s->x + (size_t)(trimmed ? 0 : n - n_logits) * dim; /* the rows whose logits are asked for */
+    if (s->ckpt && s->ckpt[qb_checkpoint_index(c->n_layers, QB_STAGE_IN)].res)
+        memcpy(s->ckpt[qb_checkpoint_index(c->n_layers, QB_STAGE_IN)].res, xh, (size_t)n_logits * dim * sizeof(float));
+    for (int t = 0; t < n_logits; t++)
+        rmsnorm(s->xb + (size_t)t * dim, xh + (size_t)t * dim, s->m->output_norm->data, dim, c->norm_eps);
     observe(s, c->n_layers, QB_OBS_OUTPUT_IN, s->xb, n_logits, dim);
     matmul(s, s->m->output, s->xb, n_logits, logits);
     if (c->final_softcap > 0) {
@@ -477,6 +529,9 @@ qb_status qb_infer_eval_from(qb_ctx *ctx, qb_infer *s, int l0, const float *x0, 
     if (qb_kvcache_reserve(ctx, s->kv, 1) != QB_OK) return QB_ERR_NOMEM;
 #endif
     memcpy(s->x, x0, (size_t)n * c->dim * sizeof(float));
-    run_from(s, l0, n, 0, logits, n_logits);
+    bool trim = s->trim;
+    s->trim = false; /* x0 holds all n rows, also at the head */
+    qb_infer_run_from(s, l0, QB_STAGE_IN, n, 0, logits, n_logits);
+    s->trim = trim;
     return QB_OK;
 }

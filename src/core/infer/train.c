@@ -33,7 +33,9 @@ struct qb_train_pass {
     int dim, hid, q_dim, kv_dim, vocab, half;
     float *cs, *sn, *cs_swa, *sn_swa; /* (max_T, head_dim/2) RoPE tables, the sliding ones may alias */
     int32_t *tokens;     /* (max_T) */
-    layer_acts *la;      /* (n_la) */
+    layer_acts *la;      /* (n_la); recomputing: every layer's x_in its own, the rest la[0]'s */
+    bool recompute;      /* blocks' activations recomputed in the backward from their inputs */
+    float *xr;           /* recomputing: (T, dim) the residual a recomputed block runs on */
     int n_la;            /* the model's blocks when the pass was made (freeing never reads the
                             model, which may be closed first) */
     float *x_fin, *xn_out; /* (dim) residual after the last layer, output_norm of it */
@@ -173,18 +175,37 @@ void qb_train_pass_free(qb_train_pass *tp)
     free(tp->tokens);
     for (int l = 0; tp->la && l < tp->n_la; l++) {
         layer_acts *a = &tp->la[l];
-        float *bufs[] = {a->x_in, a->xn1, a->q_lin, a->k_lin, a->q, a->k, a->v, a->p, a->att,
+        free(a->x_in);
+        if (l > 0 && tp->recompute) continue; /* the rest is la[0]'s */
+        float *bufs[] = {a->xn1, a->q_lin, a->k_lin, a->q, a->k, a->v, a->p, a->att,
                          a->o, a->x_mid, a->xn2, a->g, a->u, a->h, a->f};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     }
     free(tp->la);
-    float *more[] = {tp->wt, tp->x_fin, tp->xn_out, tp->logits, tp->dx, tp->dmid, tp->dbr, tp->dbr2, tp->dxn, tp->dh,
+    float *more[] = {tp->xr, tp->wt, tp->x_fin, tp->xn_out, tp->logits, tp->dx, tp->dmid, tp->dbr, tp->dbr2, tp->dxn, tp->dh,
                      tp->dg, tp->du, tp->datt, tp->dq, tp->dql, tp->dk, tp->dkl, tp->dv, tp->dlog};
     for (size_t i = 0; i < sizeof more / sizeof *more; i++) free(more[i]);
     free(tp);
 }
 
 qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_train_pass **out)
+{
+    return qb_train_pass_new_ex(ctx, m, max_tokens, false, out);
+}
+
+size_t qb_train_acts_bytes(const qb_model *m, int T, bool recompute)
+{
+    const qb_config *c = &m->cfg;
+    const size_t dim = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t per_layer = (size_t)T * (6 * dim + 2 * qd + 2 * kvd + 3 * (size_t)c->hidden_dim +
+                                          (c->qk_norm ? qd + kvd : 0)) +
+                             (size_t)c->n_heads * T * T;
+    const size_t layers = recompute ? per_layer + (size_t)(c->n_layers - 1) * T * dim + (size_t)T * dim
+                                    : per_layer * (size_t)c->n_layers;
+    return layers * sizeof(float);
+}
+
+qb_status qb_train_pass_new_ex(qb_ctx *ctx, const qb_model *m, int max_tokens, bool recompute, qb_train_pass **out)
 {
     *out = NULL;
     const char *why = refusal(m);
@@ -205,6 +226,7 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
     tp->vocab = c->vocab_size;
     tp->half = c->head_dim / 2;
     tp->n_la = c->n_layers;
+    tp->recompute = recompute && c->n_layers > 1;
     const size_t T = (size_t)max_tokens, dim = (size_t)tp->dim, hid = (size_t)tp->hid, qd = (size_t)tp->q_dim,
                  kvd = (size_t)tp->kv_dim, V = (size_t)tp->vocab;
     bool ok = (tp->cs = malloc(T * tp->half * sizeof(float))) && (tp->sn = malloc(T * tp->half * sizeof(float))) &&
@@ -212,6 +234,12 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
 #define ALLOC(p, n) ok = ok && ((p) = malloc((n) * sizeof(float))) != NULL
     for (int l = 0; ok && l < c->n_layers; l++) {
         layer_acts *a = &tp->la[l];
+        if (l > 0 && tp->recompute) { /* only the input is kept; the rest is recomputed into la[0]'s */
+            *a = tp->la[0];
+            a->x_in = NULL;
+            ALLOC(a->x_in, T * dim);
+            continue;
+        }
         ALLOC(a->x_in, T * dim);
         ALLOC(a->xn1, T * dim);
         if (c->qk_norm) {
@@ -233,6 +261,7 @@ qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_t
     }
     ALLOC(tp->x_fin, T * dim);
     ALLOC(tp->xn_out, T * dim);
+    if (tp->recompute) ALLOC(tp->xr, T * dim);
     if (c->final_softcap > 0) ALLOC(tp->logits, T * V);
     ALLOC(tp->dx, T * dim);
     ALLOC(tp->dmid, T * dim);
@@ -582,7 +611,13 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
     memset(tp->dx, 0, td * sizeof(float));
     /* x_fin holds the residual after the last layer */
     ok = ok && qb_bw_rmsnorm(tp->x_fin, p->output_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, g->output_norm);
-    for (int l = c->n_layers - 1; ok && l >= 0; l--) ok = block_backward(tp, l, &p->layers[l], &g->layers[l]);
+    for (int l = c->n_layers - 1; ok && l >= 0; l--) {
+        if (tp->recompute && l < c->n_layers - 1) { /* the shared activations hold the last block's */
+            memcpy(tp->xr, tp->la[l].x_in, td * sizeof(float));
+            ok = block_forward(tp, l, &p->layers[l], tp->xr, T);
+        }
+        ok = ok && block_backward(tp, l, &p->layers[l], &g->layers[l]);
+    }
     if (!ok) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the backward pass");
     for (int t = 0; g->tok_embd && t < T; t++) {
         float *ge = g->tok_embd + (size_t)tp->tokens[t] * dim;

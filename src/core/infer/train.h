@@ -48,6 +48,15 @@ typedef struct qb_train_pass qb_train_pass;
  * Memory: about (12·dim + 4·hidden + n_heads·T) floats per token per layer, and up to 4 MiB
  * (or 64 rows of the widest matrix, where that is more) for the products' transposed weights. */
 qb_status qb_train_pass_new(qb_ctx *ctx, const qb_model *m, int max_tokens, qb_train_pass **out);
+/* The same; with recompute, activation recomputation (gradient checkpointing at block
+ * boundaries): the forward keeps only each block's input and one block's activations, and the
+ * backward runs each block's forward again from its input before going back through it — one
+ * more forward of the blocks, the same gradients to the bit, activations of one block instead
+ * of all (qb_train_acts_bytes). */
+qb_status qb_train_pass_new_ex(qb_ctx *ctx, const qb_model *m, int max_tokens, bool recompute, qb_train_pass **out);
+/* The bytes of the activations a pass keeps for sequences of T tokens of m (the per-token,
+ * per-layer buffers above; not the fixed scratch), with or without recomputation. */
+size_t qb_train_acts_bytes(const qb_model *m, int T, bool recompute);
 void qb_train_pass_free(qb_train_pass *tp);
 
 /* The forward of tokens[0..T) (positions 0..T−1, no cache) with parameters p: logits (T, vocab),

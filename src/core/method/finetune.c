@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One tensor of the model as the run sees it. */
 typedef struct {
@@ -47,6 +48,8 @@ struct qb_finetune {
     qb_train_pass *tp;
     qb_infer *teach;
     int32_t *windows;          /* (n_windows, seq) */
+    int32_t *text;             /* shift_windows: the text the windows are cut from (n_text), else NULL */
+    int n_text;
     int n_windows;
     int *order;                /* the current epoch's permutation of the windows */
     long order_epoch;
@@ -55,6 +58,7 @@ struct qb_finetune {
     void *packed;              /* scratch: the largest fake-quantized matrix packed */
     size_t packed_bytes;
     int step;
+    bool recompute;            /* the pass recomputes activations */
 };
 
 /* ---- the tensors ------------------------------------------------------------------------- */
@@ -130,6 +134,7 @@ void qb_finetune_end(qb_finetune *ft)
     qb_train_pass_free(ft->tp);
     qb_infer_free(ft->teach);
     free(ft->windows);
+    free(ft->text);
     free(ft->order);
     free(ft->t_logits);
     free(ft->s_logits);
@@ -262,6 +267,12 @@ qb_status qb_finetune_begin(qb_ctx *ctx, qb_model *student, const qb_model *teac
     ft->order_epoch = -1;
     const int V = student->cfg.vocab_size, T = p.seq;
     st = qb_calib_windows(ctx, tokens, n_tokens, T, 0, qb_tokenizer_bos(student->tok), &ft->windows, &ft->n_windows);
+    if (st == QB_OK && p.shift_windows && n_tokens >= 2 * T) { /* every offset leaves the same count */
+        ft->n_windows = (n_tokens - T + 1) / T;
+        ft->n_text = n_tokens;
+        if (!(ft->text = malloc((size_t)n_tokens * sizeof *ft->text))) st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        else memcpy(ft->text, tokens, (size_t)n_tokens * sizeof *tokens);
+    }
     if (st == QB_OK) st = qb_train_params_new(ctx, student, true, &ft->lat);
     if (st == QB_OK) st = qb_train_params_new(ctx, student, false, &ft->grad);
     if (st == QB_OK) {
@@ -285,7 +296,14 @@ qb_status qb_finetune_begin(qb_ctx *ctx, qb_model *student, const qb_model *teac
         st = plan_slots(ctx, ft);
         if (student->output == student->tok_embd) ft->run.output = ft->run.tok_embd; /* tied: one array */
     }
-    if (st == QB_OK) st = qb_train_pass_new(ctx, student, T, &ft->tp);
+    if (st == QB_OK) {
+        if (p.recompute == 0) { /* auto: the blocks' activations against a quarter of the memory */
+            const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+            const double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+            ft->recompute = mem > 0 && (double)qb_train_acts_bytes(student, T, false) > mem / 4;
+        } else ft->recompute = p.recompute > 0;
+        st = qb_train_pass_new_ex(ctx, student, T, ft->recompute, &ft->tp);
+    }
     if (st == QB_OK && p.kd > 0) st = qb_infer_new(ctx, teacher, T, T, &ft->teach);
     if (st != QB_OK) {
         qb_finetune_end(ft);
@@ -320,6 +338,14 @@ static const int32_t *window_at(qb_finetune *ft, long k)
             ft->order[j] = x;
         }
         ft->order_epoch = epoch;
+        if (ft->text) { /* this epoch's cut: windows from an offset of its own, BOS first */
+            const int T = ft->p.seq, off = epoch ? (int)(splitmix(&s) % (uint64_t)T) : 0;
+            for (int i = 0; i < ft->n_windows; i++) {
+                int32_t *w = ft->windows + (size_t)i * T;
+                memcpy(w, ft->text + off + (size_t)i * T, (size_t)T * sizeof *w);
+                if (qb_tokenizer_bos(ft->student->tok) >= 0) w[0] = qb_tokenizer_bos(ft->student->tok);
+            }
+        }
     }
     return ft->windows + (size_t)ft->order[k % ft->n_windows] * ft->p.seq;
 }
@@ -477,18 +503,24 @@ qb_status qb_finetune_step_on(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs,
 int qb_finetune_steps_done(const qb_finetune *ft) { return ft->step; }
 const qb_finetune_params *qb_finetune_get_params(const qb_finetune *ft) { return &ft->p; }
 
+bool qb_finetune_recomputes(const qb_finetune *ft, size_t *acts_bytes)
+{
+    if (acts_bytes) *acts_bytes = qb_train_acts_bytes(ft->student, ft->p.seq, ft->recompute);
+    return ft->recompute;
+}
+
 const float *qb_finetune_latent(const qb_finetune *ft, const char *name, size_t *n)
 {
     const char *hash = strchr(name, '#');
     const size_t len = hash ? (size_t)(hash - name) : strlen(name);
-    const int c = !hash ? -1 : !strcmp(hash, "#alpha") ? 0 : !strcmp(hash, "#beta") ? 1 : -2;
+    const int c = !hash ? -1 : !strcmp(hash, "#alpha") ? 0 : !strcmp(hash, "#beta") ? 1 : !strcmp(hash, "#run") ? 2 : -2;
     if (c == -2) return NULL;
     for (int i = 0; i < ft->n_slots; i++) {
         const ft_slot *s = &ft->slots[i];
         if (!s->trains || strlen(s->t->name) != len || strncmp(s->t->name, name, len)) continue;
-        if (c < 0) {
+        if (c < 0 || c == 2) {
             *n = s->n;
-            return *s->lat;
+            return c < 0 ? *s->lat : *s->run;
         }
         if (!s->clip[c]) return NULL;
         *n = (size_t)s->ng;
@@ -519,6 +551,7 @@ static json_t *describe(const qb_finetune *ft, bool with_step)
                             dec(p->min_lr_ratio), "warmup", p->warmup, "clip", dec(p->clip), "weight_decay",
                             dec(p->weight_decay), "kd", dec(p->kd), "ce", dec(p->ce), "tau", dec(p->tau),
                             "heal", p->heal, "seed", seed, "learn_clip", p->learn_clip, "clip_lr", dec(p->clip_lr));
+    if (p->shift_windows) json_object_set_new(par, "shift_windows", json_true()); /* older checkpoints lack it */
     json_t *tensors = json_array();
     for (int i = 0; i < ft->n_slots; i++) {
         const qb_tensor *t = ft->slots[i].t;

@@ -44,6 +44,12 @@ typedef struct {
                            (fakequant.h's parametrisation), packed with them */
     float clip_lr;      /* their peak learning rate (0 = 1e-3), on the same schedule */
     uint64_t seed;      /* data order (0 = a fixed default) */
+    bool shift_windows; /* each epoch cuts the text into windows at another offset (drawn from the
+                           seed and the epoch; the first epoch at 0), so later epochs see the same
+                           tokens in new contexts; off: the same windows every epoch */
+    int recompute;      /* activation recomputation (train.h): 1 on, -1 off, 0 auto: on when the
+                           activations of every block would take more than a quarter of the
+                           machine's memory. The same results either way (not in checkpoints). */
 } qb_finetune_params;
 
 /* What one step did. */
@@ -76,13 +82,17 @@ qb_status qb_finetune_step(qb_ctx *ctx, qb_finetune *ft, qb_finetune_report *r, 
  * (tests; the data order does not advance). */
 qb_status qb_finetune_step_on(qb_ctx *ctx, qb_finetune *ft, const int32_t *seqs, int n, qb_finetune_report *r);
 
+/* Whether the run recomputes activations, and the bytes its activations take. */
+bool qb_finetune_recomputes(const qb_finetune *ft, size_t *acts_bytes);
 /* Steps done so far. */
 int qb_finetune_steps_done(const qb_finetune *ft);
 /* The parameters in force (defaults filled in). */
 const qb_finetune_params *qb_finetune_get_params(const qb_finetune *ft);
 /* Latent values of the trained tensor named name (e.g. "blk.0.attn_q.weight"), *n floats;
- * with "#alpha" / "#beta" after the name, its learned clip factors (one per group); NULL when
- * it does not train (or learns no clip factors). Borrowed, valid until the next step. */
+ * with "#alpha" / "#beta" after the name, its learned clip factors (one per group); with "#run",
+ * the values the student runs now (a quantized matrix: its latent values' fake quantization, the
+ * values its packed bytes would hold; else the latent values); NULL when it does not train (or
+ * learns no clip factors). Borrowed, valid until the next step. */
 const float *qb_finetune_latent(const qb_finetune *ft, const char *name, size_t *n);
 
 /* Write a checkpoint to path atomically (temp file + rename): nothing is lost if it fails. */

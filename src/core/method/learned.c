@@ -2,8 +2,8 @@
  * backward and the learnable quantizations of fakequant.h (INT formats) and fakequant_kquant.h
  * (k-quants). */
 #include "learned.h"
+#include "learnable.h"
 #include "fakequant.h"
-#include "fakequant_kquant.h"
 #include "../infer/train.h"
 #include "../infer/matmul.h"
 
@@ -95,113 +95,6 @@ bool qb_learned_supports(const qb_format *f, const qb_tensor *t)
     return qb_fq_groups(f, qb_tensor_rows(t), t->ne[0]) > 0 || qb_fqk_supports(f, t->ne[0]);
 }
 
-/* What one matrix learns: offsets and two factors per group, their best values and gradients.
- * INT formats (kq NULL): clip factors α, β of each group's max and min, in [0.5, 1]; k-quants:
- * each sub-block's scale and min factors φ, ψ (fakequant_kquant.h's range), held at 1 unless
- * the parameters' `scales` asks for them. */
-typedef struct {
-    const qb_format *f;
-    const float *w;        /* the original values (P_fp's array) */
-    int64_t rows, n, ng;
-    qb_fqk *kq;            /* the k-quant's start, or NULL */
-    float lo, hi;          /* the factors' range */
-    float *wq;             /* the fake-quantized values the block runs */
-    float *v, *a, *b;      /* offsets (rows × n), factors (ng each) */
-    float *bv, *ba, *bb;   /* the best step's */
-    float *gw;             /* gradient with respect to wq */
-    float *gv, *ga, *gb;
-} learnable;
-
-static void learnable_free(learnable *x)
-{
-    float *all[] = {x->wq, x->v, x->a, x->b, x->bv, x->ba, x->bb, x->gw, x->gv, x->ga, x->gb};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
-    qb_fqk_free(x->kq);
-}
-
-/* imp: the columns' importance for a k-quant's starting quantization (NULL: unweighted) */
-static qb_status learnable_init(qb_ctx *ctx, learnable *x, const qb_format *f, const float *w, int64_t rows, int64_t n,
-                                const float *imp)
-{
-    memset(x, 0, sizeof *x);
-    x->f = f;
-    x->w = w;
-    x->rows = rows;
-    x->n = n;
-    x->ng = qb_fq_groups(f, rows, n);
-    x->lo = 0.5f;
-    x->hi = 1.0f;
-    if (!x->ng) {
-        qb_status st = qb_fqk_new(ctx, f, w, rows, n, imp, &x->kq);
-        if (st != QB_OK) return st;
-        x->ng = qb_fqk_subblocks(x->kq);
-        x->lo = QB_FQK_FACTOR_MIN;
-        x->hi = QB_FQK_FACTOR_MAX;
-    }
-    const size_t rn = (size_t)(rows * n), ng = (size_t)x->ng;
-    x->wq = malloc(rn * sizeof(float));
-    x->v = calloc(rn, sizeof(float));
-    x->bv = calloc(rn, sizeof(float));
-    x->gw = malloc(rn * sizeof(float));
-    x->gv = malloc(rn * sizeof(float));
-    x->a = malloc(ng * sizeof(float));
-    x->b = malloc(ng * sizeof(float));
-    x->ba = malloc(ng * sizeof(float));
-    x->bb = malloc(ng * sizeof(float));
-    x->ga = malloc(ng * sizeof(float));
-    x->gb = malloc(ng * sizeof(float));
-    if (!x->wq || !x->v || !x->bv || !x->gw || !x->gv || !x->a || !x->b || !x->ba || !x->bb || !x->ga || !x->gb)
-        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < ng; k++) x->a[k] = x->b[k] = x->ba[k] = x->bb[k] = 1.0f;
-    return QB_OK;
-}
-
-static void refresh(learnable *x)
-{
-    if (x->kq) qb_fqk_forward(x->kq, x->v, x->a, x->b, x->wq);
-    else qb_fq_forward(x->f, x->w, x->rows, x->n, x->v, x->a, x->b, x->wq);
-}
-
-/* gv, ga, gb = the gradients of the offsets and (factors: those learned) factors from gw */
-static void gradients(learnable *x, bool factors)
-{
-    memset(x->gv, 0, (size_t)(x->rows * x->n) * sizeof(float));
-    memset(x->ga, 0, (size_t)x->ng * sizeof(float));
-    memset(x->gb, 0, (size_t)x->ng * sizeof(float));
-    if (x->kq) qb_fqk_backward(x->kq, x->v, x->a, x->b, x->gw, x->gv, factors ? x->ga : NULL, factors ? x->gb : NULL);
-    else qb_fq_backward(x->f, x->w, x->rows, x->n, x->v, x->a, x->b, x->gw, x->gv, x->ga, x->gb);
-}
-
-static qb_status pack(qb_ctx *ctx, const learnable *x, void *dst)
-{
-    if (!x->kq) return qb_fq_pack(ctx, x->f, x->w, x->rows, x->n, x->v, x->a, x->b, dst);
-    qb_fqk_pack(x->kq, x->v, x->a, x->b, dst);
-    return QB_OK;
-}
-
-/* one signed step of size s, clamped to the parameters' ranges */
-static void signed_step(float *p, const float *g, size_t n, float s, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) {
-        const float d = g[i] > 0 ? s : g[i] < 0 ? -s : 0.0f;
-        float v = p[i] - d;
-        p[i] = v < lo ? lo : v > hi ? hi : v;
-    }
-}
-
-/* The first step's size for matrix x: the given lr, else 1/iters (SignRound's), and for the
- * k-quants no more than 1/50: they start from the format's own searched quantization and
- * learn offsets alone, where large early steps flip too many codes at once (qb-docs-26m, 20
- * steps of 4 windows, weighted start, KLD: Q3_K 0.0991 / 0.0936 / 0.0920 / 0.0985 at lr
- * 0.05 / 0.02 / 0.01 / 0.005, Q2_K 0.389 / 0.350 / 0.367 at 0.05 / 0.02 / 0.01; int2-g64's
- * clip factors want the larger steps: 1.151 at 0.05, 1.285 at 0.01). */
-static float step_size(const qb_learned_params *p, const learnable *x)
-{
-    if (p->lr > 0) return p->lr;
-    const int n = x->kq && p->iters < 50 ? 50 : p->iters;
-    return 1.0f / (float)n;
-}
-
 static uint64_t next_rand(uint64_t *s)
 {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -255,7 +148,7 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
     const size_t td = (size_t)lr->T * lr->dim, all = (size_t)lr->nw * td;
     qb_train_layer Pfp, Pq, G;
     memset(&G, 0, sizeof G);
-    learnable x[7];
+    qb_learnable x[7];
     memset(x, 0, sizeof x);
     int *idx = malloc((size_t)(lr->nw > lr->p.batch ? lr->nw : lr->p.batch) * sizeof *idx);
     float *yfp = malloc(all * sizeof(float));
@@ -277,10 +170,9 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
     for (int i = 0; i < 7 && st == QB_OK; i++) {
         if (!fmts[i]) continue;
         const qb_tensor *t = mat_tensor(L, i);
-        if ((st = learnable_init(ctx, &x[i], fmts[i], *mat_slot(&Pfp, i), qb_tensor_rows(t), t->ne[0],
-                                 imps ? imps[i] : NULL)) != QB_OK)
+        if ((st = qb_lrn_init(ctx, &x[i], fmts[i], *mat_slot(&Pfp, i), qb_tensor_rows(t), t->ne[0],
+                              imps ? imps[i] : NULL)) != QB_OK)
             break;
-        refresh(&x[i]);
         *mat_slot(&Pq, i) = x[i].wq;
         *mat_slot(&G, i) = x[i].gw;
     }
@@ -303,36 +195,16 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
         if (better) best = loss;
         const float decay = 1.0f - (float)it / (float)lr->p.iters;
         for (int i = 0; i < 7; i++) {
-            learnable *y = &x[i];
             if (!fmts[i]) continue;
-            const size_t rn = (size_t)(y->rows * y->n), ng = (size_t)y->ng;
-            if (better) { /* the values this loss was measured with */
-                memcpy(y->bv, y->v, rn * sizeof(float));
-                memcpy(y->ba, y->a, ng * sizeof(float));
-                memcpy(y->bb, y->b, ng * sizeof(float));
-            }
-            const float step = step_size(&lr->p, y) * decay;
-            const bool factors = !y->kq || lr->p.scales; /* k-quants: the format's scales unless asked */
-            gradients(y, factors);
-            signed_step(y->v, y->gv, rn, step, -0.5f, 0.5f);
-            if (factors) {
-                signed_step(y->a, y->ga, ng, step, y->lo, y->hi);
-                signed_step(y->b, y->gb, ng, step, y->lo, y->hi);
-            }
-            refresh(y);
+            if (better) qb_lrn_keep_best(&x[i]); /* the values this loss was measured with */
+            qb_lrn_step(&x[i], &lr->p, decay);
         }
     }
     /* the best values, packed; the quantized path moves past the block with them */
     for (int i = 0; i < 7 && st == QB_OK; i++) {
-        learnable *y = &x[i];
         if (!fmts[i]) continue;
-        if (best < INFINITY) {
-            memcpy(y->v, y->bv, (size_t)(y->rows * y->n) * sizeof(float));
-            memcpy(y->a, y->ba, (size_t)y->ng * sizeof(float));
-            memcpy(y->b, y->bb, (size_t)y->ng * sizeof(float));
-        }
-        refresh(y);
-        st = pack(ctx, y, dst[i]);
+        if (best < INFINITY) qb_lrn_use_best(&x[i]);
+        st = qb_lrn_pack(ctx, &x[i], dst[i]);
     }
     double l1 = 0;
     for (int w = 0; w < lr->nw; w++) idx[w] = w;
@@ -348,7 +220,7 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
 #ifdef _OPENMP
     if (small) omp_set_num_threads(threads);
 #endif
-    for (int i = 0; i < 7; i++) learnable_free(&x[i]);
+    for (int i = 0; i < 7; i++) qb_lrn_free(&x[i]);
     qb_train_layer_release(&Pfp);
     free(idx);
     free(yfp);

@@ -53,4 +53,22 @@ qb_status qb_learned_block(qb_ctx *ctx, qb_learned *lr, int l, const qb_format *
 
 void qb_learned_end(qb_learned *lr);
 
+/* Called by qb_learned_matrix after each measured step, on the calling thread: iteration it
+ * (0 = the round-to-nearest start) of iters, the relative output error of the values wq
+ * (rows × n) that step measured. wq is only valid during the call. */
+typedef void (*qb_learned_watch)(void *ud, int it, int iters, double rel_err, const float *wq);
+
+/* Learned rounding of one matrix alone (the workbench's per-matrix preview): the offsets and
+ * factors qb_learned_block learns, by the same signed steps, but against the matrix's own output
+ * error ‖(Q − W)X‖² / ‖WX‖² through its input's XᵀX (xtx, n × n) instead of a block's output on
+ * windows: exact (every step sees the whole calibration), no forward pass. w (rows × n) in
+ * format f (qb_learned_supports: INT with groups or per channel, Q2_K..Q6_K); imp (may be NULL)
+ * weights a k-quant's start. deq (rows × n) receives the best step's values (those its packed
+ * bytes stand for); err_rtn / err_learned (may be NULL) the relative errors at the start and of
+ * the result. p->iters (0 = 200) steps; watch (may be NULL) sees each. Errors: a format the
+ * method cannot learn (QB_ERR_UNSUPPORTED), QB_ERR_NOMEM, QB_ERR_CANCELLED. */
+qb_status qb_learned_matrix(qb_ctx *ctx, const qb_learned_params *p, const qb_format *f, const float *w, int64_t rows,
+                            int64_t n, const double *xtx, const float *imp, float *deq, double *err_rtn,
+                            double *err_learned, qb_learned_watch watch, void *ud, const volatile int *cancel);
+
 #endif

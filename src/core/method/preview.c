@@ -1,5 +1,6 @@
-/* preview.c — one matrix quantized by RTN, GPTQ or AWQ, with its output errors (preview.h). */
+/* preview.c — one matrix quantized by RTN, GPTQ, AWQ or learned rounding, with its output errors (preview.h). */
 #include "preview.h"
+#include "fakequant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -53,6 +54,14 @@ qb_status qb_method_preview(qb_ctx *ctx, const qb_method *meth, const qb_format 
                             int64_t n, const qb_calib_stat *cs, float *deq, qb_method_preview_result *out,
                             const volatile int *cancel)
 {
+    return qb_method_preview_watch(ctx, meth, f, w, rows, n, cs, deq, out, NULL, NULL, cancel);
+}
+
+qb_status qb_method_preview_watch(qb_ctx *ctx, const qb_method *meth, const qb_format *f, const float *w,
+                                  int64_t rows, int64_t n, const qb_calib_stat *cs, float *deq,
+                                  qb_method_preview_result *out, qb_learned_watch watch, void *ud,
+                                  const volatile int *cancel)
+{
     *out = (qb_method_preview_result){NAN, NAN, NAN};
     qb_status st = qb_format_check(ctx, f, n);
     if (st != QB_OK) return st;
@@ -65,8 +74,15 @@ qb_status qb_method_preview(qb_ctx *ctx, const qb_method *meth, const qb_format 
         st = qb_gptq_quantize(ctx, f, w, rows, n, cs->xtx, &meth->gptq, NULL, deq, cancel);
         break;
     case QB_METHOD_AWQ: st = awq_values(ctx, &meth->awq, f, w, rows, n, cs, deq, &out->alpha, cancel); break;
-    case QB_METHOD_LEARNED:
-        return qb_fail(ctx, QB_ERR_UNSUPPORTED, "learned rounding works on whole blocks: apply it to the model");
+    case QB_METHOD_LEARNED: { /* the matrix against its own output */
+        float *imp = NULL;
+        const bool weighted = meth->learned.weighted && !qb_fq_groups(f, rows, n);
+        if (weighted && !(imp = malloc((size_t)n * sizeof *imp))) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        for (int64_t c = 0; weighted && c < n; c++) imp[c] = (float)(cs->xtx[c * n + c] / (cs->n > 0 ? cs->n : 1));
+        st = qb_learned_matrix(ctx, &meth->learned, f, w, rows, n, cs->xtx, imp, deq, NULL, NULL, watch, ud, cancel);
+        free(imp);
+        break;
+    }
     default: st = rtn_values(ctx, f, w, rows, n, deq, cancel); break;
     }
     if (st != QB_OK || !cs || !cs->xtx || cs->width != n) return st;

@@ -3,6 +3,7 @@
  * relative output error ‖(W − Q)X‖² / ‖WX‖² (through XᵀX) for the method and for RTN of the
  * same format, so a caller can show what the method buys on that matrix.
  *
+ * Learned rounding learns the matrix against its own output error (qb_learned_matrix).
  * GPTQ is exactly what qb_method_apply installs for the matrix. AWQ searches the scales
  * on this matrix alone (the model-level apply searches them over every matrix sharing the
  * input) and reports W's values as the model computes them after the fold: Q(W·diag(s))·
@@ -27,5 +28,12 @@ typedef struct {
 qb_status qb_method_preview(qb_ctx *ctx, const qb_method *meth, const qb_format *f, const float *w, int64_t rows,
                             int64_t n, const qb_calib_stat *cs, float *deq, qb_method_preview_result *out,
                             const volatile int *cancel);
+/* The same, and learned rounding (qb_learned_matrix: the matrix against its own output error
+ * through XᵀX, not the block objective the model-level apply learns) shows each step to watch
+ * (may be NULL; other methods never call it). */
+qb_status qb_method_preview_watch(qb_ctx *ctx, const qb_method *meth, const qb_format *f, const float *w,
+                                  int64_t rows, int64_t n, const qb_calib_stat *cs, float *deq,
+                                  qb_method_preview_result *out, qb_learned_watch watch, void *ud,
+                                  const volatile int *cancel);
 
 #endif

@@ -8,6 +8,7 @@
  * importance), so the w key only switches what is drawn. */
 #include "tui/controllers/analysis.h"
 #include "tui/controllers/methodan.h"
+#include "tui/controllers/trainjob.h"
 
 #include "core/method/method.h"
 
@@ -82,7 +83,7 @@ static void an_arg_free(void *p)
     free(a);
 }
 
-static void analysis_free(void *p)
+void tui_analysis_msg_free(void *p)
 {
     qb_analysis_free(p);
     free(p);
@@ -155,7 +156,7 @@ static qb_status an_pass(qb_job *j, qb_ctx *ctx, an_arg *a, bool preview, qb_ana
         free(an);
         return st;
     }
-    qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = preview, .data = an, .free_data = analysis_free,
+    qb_msg m = {.tag = TUI_MSG_ANALYSIS, .i1 = preview, .data = an, .free_data = tui_analysis_msg_free,
                 .d0 = preview ? (double)b->rows / (double)b->sample_rows : 1.0};
     qb_job_post(j, &m);
     return QB_OK;
@@ -254,6 +255,7 @@ static void reap(tui_session *s, int k)
 void tui_request_analysis(tui_session *s)
 {
     qb_tensor *t = tui_sel(s);
+    atomic_store(&s->train_watch, s->sel); /* a running fine-tuning's plots follow the selection */
     s->serial++;
     for (int k = 0; k < s->n_an_jobs; k++) qb_job_cancel(s->an_jobs[k]);
     if (s->n_an_jobs == (int)(sizeof s->an_jobs / sizeof s->an_jobs[0])) reap(s, 0);
@@ -322,9 +324,26 @@ void tui_request_analysis(tui_session *s)
 
 void tui_analysis_message(tui_session *s, const qb_msg *m)
 {
+    if (m->tag == TUI_MSG_LEARN_STEP) {
+        if (m->job_id == s->serial) tui_learn_curve_step(s, m->i0, m->i1, m->d0);
+        return;
+    }
     if (m->tag == TUI_MSG_METHOD_AN) {
         if (m->job_id != s->serial) return;
         tui_method_an *r = m->data;
+        if (m->i1) { /* learned rounding on its way: shown, neither done nor cached */
+            qb_analysis_free(&s->an);
+            s->an = r->an;
+            memset(&r->an, 0, sizeof r->an);
+            s->an_method = r->method;
+            s->an_oerr = r->oerr;
+            s->an_oerr_rtn = r->oerr_rtn;
+            s->an_alpha = r->alpha;
+            s->have_an = true;
+            s->an_err[0] = 0;
+            s->an_hint = false;
+            return;
+        }
         qb_analysis_free(&s->an);
         s->an = r->an;
         memset(&r->an, 0, sizeof r->an); /* moved */
@@ -333,6 +352,7 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         s->an_oerr_rtn = r->oerr_rtn;
         s->an_alpha = r->alpha;
         s->have_an = true;
+        s->train_an_step = 0;
         s->an_preview = false;
         s->an_err[0] = 0;
         s->an_hint = false;
@@ -346,6 +366,7 @@ void tui_analysis_message(tui_session *s, const qb_msg *m)
         s->an = *(qb_analysis *)m->data;
         memset(m->data, 0, sizeof s->an); /* moved: the message frees an empty shell */
         s->have_an = true;
+        s->train_an_step = 0;
         s->an_method = QB_METHOD_RTN;
         s->an_hint = false;
         s->an_preview = m->i1 != 0;
@@ -385,7 +406,7 @@ bool tui_analysis_cancel(tui_session *s)
     if (kind == QB_METHOD_RTN || s->shown_serial == s->serial || s->n_an_jobs == 0) return false;
     for (int k = 0; k < s->n_an_jobs; k++) qb_job_cancel(s->an_jobs[k]);
     snprintf(s->an_err, sizeof s->an_err, "%s analysis cancelled (change the choice or reselect to run it again)",
-             kind == QB_METHOD_GPTQ ? "GPTQ" : "AWQ");
+             tui_method_display(kind));
     qb_analysis_free(&s->an);
     memset(&s->an, 0, sizeof s->an);
     s->have_an = false;

@@ -22,6 +22,8 @@
 void tui_analysis_reset(tui_session *s);
 /* Handle a message from an analysis job (job ids > 0 are analysis serials). */
 void tui_analysis_message(tui_session *s, const qb_msg *m);
+/* Frees a qb_analysis posted as message data. */
+void tui_analysis_msg_free(void *p);
 /* Ctrl-C: cancel a calibration method's analysis still running (plain analyses are short and
  * cancelled by the next request anyway). False when there was none. */
 bool tui_analysis_cancel(tui_session *s);

@@ -1,4 +1,4 @@
-/* methodan.c — GPTQ / AWQ analyses of the selected tensor (methodan.h). */
+/* methodan.c — GPTQ / AWQ / learned-rounding analyses of the selected tensor (methodan.h). */
 #include "tui/controllers/methodan.h"
 #include "tui/controllers/analysis.h"
 #include "tui/controllers/methods.h"
@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int tui_choice_method(const tui_session *s)
 {
@@ -20,7 +21,10 @@ int tui_choice_method(const tui_session *s)
     return qb_method_parse(&ctx, mt->job, &meth) == QB_OK ? (int)meth.kind : QB_METHOD_RTN;
 }
 
-static const char *display_name(int kind) { return kind == QB_METHOD_GPTQ ? "GPTQ" : kind == QB_METHOD_AWQ ? "AWQ" : "RTN"; }
+const char *tui_method_display(int kind)
+{
+    return kind == QB_METHOD_GPTQ ? "GPTQ" : kind == QB_METHOD_AWQ ? "AWQ" : kind == QB_METHOD_LEARNED ? "Learned" : "RTN";
+}
 
 bool tui_method_hint(const tui_session *s, int kind, char *buf, size_t cap)
 {
@@ -28,14 +32,14 @@ bool tui_method_hint(const tui_session *s, int kind, char *buf, size_t cap)
     int layer;
     qb_obs_point pt;
     if (!s->calib) {
-        snprintf(buf, cap, "%s needs calibration data: :calib FILE%s", display_name(kind),
+        snprintf(buf, cap, "%s needs calibration data: :calib FILE%s", tui_method_display(kind),
                  s->demo ? " (on a real model: the built-in demo has no forward pass)" : "");
         return true;
     }
     if (!qb_calib_point_of(s->m, t, &layer, &pt) || !qb_calib_get(s->calib, layer, pt) ||
         !qb_calib_get(s->calib, layer, pt)->xtx) {
         snprintf(buf, cap, "%s has no calibration point (no layer input): %s applies RTN to it", t->name,
-                 display_name(kind));
+                 tui_method_display(kind));
         return true;
     }
     return false;
@@ -65,6 +69,49 @@ void tui_method_an_free(void *p)
     free(r);
 }
 
+/* Learned rounding's steps, as they happen: each step's error for the live curve, and every
+ * LIVE_EVERY seconds the analysis of the values it has reached so far (a partial result: the
+ * session shows it, dimmed, and neither caches it nor counts the analysis as done). */
+#define LIVE_EVERY 0.3
+
+typedef struct {
+    qb_job *j;
+    const job_arg *a;
+    const float *w;
+    int64_t rows, n;
+    double e0, last;
+} watch_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void watch_step(void *ud, int it, int iters, double e, const float *wq)
+{
+    watch_ctx *wc = ud;
+    if (it == 0) wc->e0 = e;
+    qb_msg m = {.tag = TUI_MSG_LEARN_STEP, .i0 = it, .i1 = iters, .d0 = e};
+    qb_job_post(wc->j, &m);
+    const double t = now_s();
+    if (it == iters || t - wc->last < LIVE_EVERY) return;
+    wc->last = t;
+    tui_method_an *r = calloc(1, sizeof *r);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_analysis_opts o = {.bins = wc->a->bins, .auto_range = true, .map_points = wc->a->map_points,
+                          .importance = wc->a->imp};
+    if (!r || qb_quant_analyze_given(&ctx, &wc->a->f, wc->w, wq, wc->rows, wc->n, &o, &r->an) != QB_OK) {
+        free(r);
+        return;
+    }
+    *r = (tui_method_an){r->an, QB_METHOD_LEARNED, e, wc->e0, NAN};
+    qb_msg am = {.tag = TUI_MSG_METHOD_AN, .i1 = 1, .data = r, .free_data = tui_method_an_free};
+    qb_job_post(wc->j, &am);
+}
+
 static qb_status run(qb_job *j, qb_ctx *ctx, void *p)
 {
     job_arg *a = p;
@@ -80,7 +127,9 @@ static qb_status run(qb_job *j, qb_ctx *ctx, void *p)
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i += 32) qb_tensor_source_rows(a->t, i, rows - i < 32 ? rows - i : 32, w + i * n);
     qb_method_preview_result pr;
-    st = qb_method_preview(ctx, &a->meth, &a->f, w, rows, n, a->cs, deq, &pr, qb_job_cancel_flag(j));
+    watch_ctx wc = {j, a, w, rows, n, NAN, now_s()};
+    st = qb_method_preview_watch(ctx, &a->meth, &a->f, w, rows, n, a->cs, deq, &pr, watch_step, &wc,
+                                 qb_job_cancel_flag(j));
     if (st != QB_OK) goto done;
     qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = a->map_points,
                           .cancel = qb_job_cancel_flag(j), .importance = a->imp};
@@ -110,6 +159,7 @@ qb_job *tui_method_analysis_start(tui_session *s, int kind)
     a->t = t;
     a->cs = qb_calib_get(s->calib, layer, pt);
     qb_method_parse(&s->ctx, qb_method_name((qb_method_kind)kind), &a->meth);
+    if (kind == QB_METHOD_LEARNED) a->meth.learned.iters = TUI_LEARNED_ITERS;
     a->f = s->fmt;
     a->bins = s->hist_bins;
     a->map_points = TUI_MAP_POINTS;

@@ -1,8 +1,11 @@
-/* methodan.h — the selected tensor's analysis under a calibration method (GPTQ, AWQ): a short
- * worker job, like the RTN analyses (a newer request cancels it), that quantizes the tensor
+/* methodan.h — the selected tensor's analysis under a calibration method (GPTQ, AWQ, learned
+ * rounding): a short worker job, like the RTN analyses (a newer request cancels it), that quantizes the tensor
  * from its original values with the method and its input's XᵀX (core qb_method_preview) and
  * measures the result as RTN's analyses are measured (qb_quant_analyze_given), plus the
- * layer's relative output error for the method and for RTN of the same format. */
+ * layer's relative output error for the method and for RTN of the same format. Learned rounding
+ * learns the matrix against that output error (core qb_learned_matrix, TUI_LEARNED_ITERS signed
+ * steps) and shows itself learning: each step's error (TUI_MSG_LEARN_STEP, the live curve above
+ * the plots) and, a few times a second, the plots of the values reached so far. */
 #ifndef QB_TUI_METHODAN_H
 #define QB_TUI_METHODAN_H
 
@@ -16,6 +19,10 @@ typedef struct {
     float alpha;             /* AWQ's α (NAN otherwise) */
 } tui_method_an;
 
+#define TUI_LEARNED_ITERS 100
+
+/* "GPTQ", "AWQ", "Learned", "RTN" (static). */
+const char *tui_method_display(int kind);
 /* The qb_method_kind of the current choice (QB_METHOD_RTN for plain formats). */
 int tui_choice_method(const tui_session *s);
 /* Why the selection cannot be analysed with calibration method kind right now (no

@@ -1,6 +1,6 @@
 /* methods.c — the method list of methods.h: core's format families (the ladders of the format
  * table, in core's order) followed by the calibration methods GPTQ and AWQ on the "rtn-asym"
- * family's grids. Everything format-specific — bits offered, which format a choice is, what a
+ * family's grids, and learned rounding (SignRound) on the same grids. Everything format-specific — bits offered, which format a choice is, what a
  * granularity is called — is asked of core. */
 #include "tui/controllers/methods.h"
 
@@ -19,7 +19,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void build(void)
 {
     const int nf = qb_format_family_count();
-    for (int i = 0; i < nf && n_table < MAX_METHODS - 2; i++) {
+    for (int i = 0; i < nf && n_table < MAX_METHODS - 3; i++) {
         const qb_format_family *f = qb_format_family_get(i);
         table[n_table++] = (tui_method){f->name, f->key, f, f->groups, NULL};
     }
@@ -28,6 +28,7 @@ static void build(void)
     const qb_format_family *f = qb_format_family_get(ra);
     table[n_table++] = (tui_method){"GPTQ", "gptq", f, calib_groups, "gptq"};
     table[n_table++] = (tui_method){"AWQ", "awq", f, calib_groups, "awq"};
+    table[n_table++] = (tui_method){"Learned", "learned", f, calib_groups, "learned"};
 }
 
 const tui_method *tui_methods(int *count)

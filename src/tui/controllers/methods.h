@@ -1,7 +1,7 @@
 /* methods.h — the choices the workbench cycles through with m / b / g: every family (bit
  * ladder) of core's format table (core/quant/format_traits.h: RTN sym / asym, NF4, FP8,
  * MXFP4, llama.cpp's K-quants, legacy and IQ4, …) in core's order, then the calibration
- * methods GPTQ and AWQ on integer asymmetric grids. Calibration rows have a `job`: their
+ * methods GPTQ, AWQ and learned rounding on integer asymmetric grids. Calibration rows have a `job`: their
  * analyses and applies run core's method on the session's calibration as cancellable jobs.
  * Which bits and granularities a row offers and which format a choice is all come from core. */
 #ifndef QB_TUI_METHODS_H

@@ -6,6 +6,7 @@
 #ifndef QB_TUI_SESSION_H
 #define QB_TUI_SESSION_H
 
+#include <stdatomic.h>
 #include "core/eval/eval.h"
 #include "core/calib/calib.h"
 #include "core/quant/importance.h"
@@ -33,6 +34,10 @@ enum {
     TUI_MSG_METHOD_AN,              /* data = tui_method_an* (methodan.h), i0 = request serial */
     TUI_MSG_CALIB,                  /* data = qb_calib* (moved out by the receiver) */
     TUI_MSG_TRAIN,                  /* i0 = step, i1 = steps, d0 = loss, d1 = tokens/s (trainjob.c) */
+    TUI_MSG_LEARN_STEP,             /* learned rounding's analysis: i0 = step, i1 = steps, d0 = its
+                                       output error (methodan.c); job id = request serial */
+    TUI_MSG_TRAIN_AN,               /* data = qb_analysis* of a tensor as training left it, i0 = its
+                                       index, i1 = step (trainjob.c) */
 };
 
 typedef enum { JOB_NONE, JOB_APPLY, JOB_GEN, JOB_PPL, JOB_EXPORT, JOB_CALIB, JOB_ACT, JOB_TRAIN } tui_job_kind;
@@ -83,6 +88,7 @@ typedef struct tui_session {
     int serial;             /* last analysis requested */
     int shown_serial;       /* serial of the analysis in an */
     bool an_preview;        /* an is the quick preview on a sample of rows; the full one follows */
+    int train_an_step;      /* > 0: an is the tensor as :finetune held it after that step */
     qb_analysis an;
     bool have_an;
     /* a calibration method's analysis (an_method > 0: qb_method_kind of the method shown):
@@ -137,6 +143,8 @@ typedef struct tui_session {
     bool train_show;        /* the curve is shown above the plots (from the start of a run on) */
     double train_tps, train_t0;
     char train_desc[160];   /* "QAT + distillation on calib-docs.txt" */
+    const char *train_legend; /* what the curve measures (static) */
+    _Atomic int train_watch; /* the selected tensor, for the training job's live plots */
 
     /* last evaluation */
     qb_kld_result eval;     /* the last perplexity/KLD job's result */

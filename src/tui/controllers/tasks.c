@@ -524,5 +524,6 @@ void tui_task_message(tui_session *s, const qb_msg *m)
     case TUI_MSG_NOTE: tui_status(s, false, "%s", m->text ? m->text : ""); break;
     case TUI_MSG_CALIB: tui_calib_adopt(s, m); break;
     case TUI_MSG_TRAIN: tui_train_step(s, m); break;
+    case TUI_MSG_TRAIN_AN: tui_train_analysis(s, m); break;
     }
 }

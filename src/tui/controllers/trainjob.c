@@ -27,7 +27,37 @@ typedef struct {
     const qb_model *teacher;
     char path[1024];
     qb_finetune_params p;
+    const _Atomic int *watch; /* the selected tensor (session's), whose plots follow the training */
+    int bins;
 } train_arg;
+
+/* Every LIVE_EVERY seconds and at the end: the analysis of the watched tensor as the run holds
+ * it — its latent weights (the "original" side of the plots: they move) against the values
+ * their format gives them now (what the student runs) — posted for the plots. Nothing for a
+ * tensor that does not train. */
+#define LIVE_EVERY 1.0
+
+static void post_tensor(qb_job *j, const train_arg *a, const qb_finetune *ft, int step)
+{
+    const int i = atomic_load(a->watch);
+    if (i < 0 || i >= a->m->n_tensors) return;
+    const qb_tensor *t = &a->m->tensors[i];
+    char name[128];
+    snprintf(name, sizeof name, "%s#run", t->name);
+    size_t n = 0, nr = 0;
+    const float *lat = qb_finetune_latent(ft, t->name, &n), *run = qb_finetune_latent(ft, name, &nr);
+    if (!lat || !run || t->n_dims < 2) return;
+    qb_analysis *an = calloc(1, sizeof *an);
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_analysis_opts o = {.bins = a->bins, .auto_range = true, .map_points = TUI_MAP_POINTS};
+    if (!an || qb_quant_analyze_given(&ctx, &t->fmt, lat, run, qb_tensor_rows(t), t->ne[0], &o, an) != QB_OK) {
+        free(an);
+        return;
+    }
+    qb_msg m = {.tag = TUI_MSG_TRAIN_AN, .i0 = i, .i1 = step, .data = an, .free_data = tui_analysis_msg_free};
+    qb_job_post(j, &m);
+}
 
 static qb_status train_run(qb_job *j, qb_ctx *ctx, void *p)
 {
@@ -37,7 +67,7 @@ static qb_status train_run(qb_job *j, qb_ctx *ctx, void *p)
     qb_finetune *ft = NULL;
     qb_status st = qb_eval_load_text(ctx, a->m, a->path, &tok, &n);
     if (st == QB_OK) st = qb_finetune_begin(ctx, a->m, a->teacher, tok, n, &a->p, &ft);
-    double spent = 0;
+    double spent = 0, shown = now();
     long tokens = 0;
     while (st == QB_OK && qb_finetune_steps_done(ft) < a->p.steps) {
         qb_finetune_report r;
@@ -48,6 +78,10 @@ static qb_status train_run(qb_job *j, qb_ctx *ctx, void *p)
         qb_msg m = {.tag = TUI_MSG_TRAIN, .i0 = r.step, .i1 = a->p.steps, .d0 = r.loss, .d1 = tokens / spent};
         qb_job_post(j, &m);
         qb_job_progress(j, r.step, a->p.steps);
+        if (now() - shown >= LIVE_EVERY || r.step == a->p.steps) {
+            post_tensor(j, a, ft, r.step);
+            shown = now();
+        }
     }
     /* only a finished run changes the model */
     if (st == QB_OK) st = qb_finetune_finish(ctx, ft);
@@ -101,6 +135,10 @@ bool tui_finetune(tui_session *s, const char *args)
     s->train_t0 = now();
     a->m = s->m;
     a->teacher = s->base;
+    a->watch = &s->train_watch;
+    a->bins = s->hist_bins;
+    atomic_store(&s->train_watch, s->sel);
+    s->train_legend = "KL from the full-precision model (per step)";
     snprintf(a->path, sizeof a->path, "%s", path);
     a->p = (qb_finetune_params){.steps = steps, .lr = (float)lr, .min_lr_ratio = -1, .warmup = -1, .kd = -1,
                                 .heal = heal};
@@ -121,6 +159,39 @@ void tui_train_step(tui_session *s, const qb_msg *m)
     const double eta = (now() - s->train_t0) / m->i0 * (m->i1 - m->i0);
     tui_status(s, false, "finetune step %d/%d  loss %.5f  %.0f tok/s  ETA %.0f s (Ctrl-C stops)", m->i0, m->i1, m->d0,
                m->d1, eta);
+}
+
+void tui_train_analysis(tui_session *s, const qb_msg *m)
+{
+    if (m->i0 != s->sel || !m->data) return; /* the selection moved on: its own analysis shows */
+    qb_analysis_free(&s->an);
+    s->an = *(qb_analysis *)m->data;
+    memset(m->data, 0, sizeof s->an); /* moved */
+    s->have_an = true;
+    s->an_method = QB_METHOD_RTN;
+    s->an_preview = false;
+    s->an_hint = false;
+    s->an_err[0] = 0;
+    s->train_an_step = m->i1;
+}
+
+void tui_learn_curve_step(tui_session *s, int it, int iters, double err)
+{
+    if (s->job && s->job_kind == JOB_TRAIN) return; /* the curve is the fine-tuning's */
+    if (it == 0) {
+        double *v = realloc(s->train_loss, (size_t)(iters + 1) * sizeof *v);
+        if (!v) return;
+        s->train_loss = v;
+        s->train_steps = iters + 1;
+        s->train_n = 0;
+        s->train_show = true;
+        s->train_legend = "output error \u2016(W\u2212Q)X\u2016\u00b2/\u2016WX\u2016\u00b2 (per step)";
+        /* the tensor and the format are in the plots' header */
+        snprintf(s->train_desc, sizeof s->train_desc, "learned rounding");
+    }
+    if (!s->train_loss || it < 0 || it >= s->train_steps || it > s->train_n) return;
+    s->train_loss[it] = err;
+    s->train_n = it + 1;
 }
 
 void tui_train_done(tui_session *s, qb_status st, const char *err)

@@ -15,6 +15,12 @@
 bool tui_finetune(tui_session *s, const char *args);
 /* A step's report (TUI_MSG_TRAIN: i0 step, i1 steps, d0 loss, d1 tokens/s) joins the curve. */
 void tui_train_step(tui_session *s, const qb_msg *m);
+/* A tensor's analysis as the run holds it (TUI_MSG_TRAIN_AN): shown when it is still the
+ * selected one. */
+void tui_train_analysis(tui_session *s, const qb_msg *m);
+/* Learned rounding's step it of iters with output error err (TUI_MSG_LEARN_STEP): the curve
+ * starts over at step 0; a running fine-tuning keeps the curve. */
+void tui_learn_curve_step(tui_session *s, int it, int iters, double err);
 /* The job ended (joined): the model is ours again; say how it went and show the result. */
 void tui_train_done(tui_session *s, qb_status st, const char *err);
 

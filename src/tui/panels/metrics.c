@@ -1,6 +1,7 @@
 /* metrics.c — the metrics panel (metrics.h). */
 #include "tui/panels/metrics.h"
 #include "tui/controllers/analysis.h"
+#include "tui/controllers/methodan.h"
 #include "tui/widgets/crt.h"
 
 #include "core/method/method.h"
@@ -35,7 +36,11 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
     char a[32], b[32];
     const bool wv = tui_weighted_shown(s);
     if (wv) head(win, y++, s->an_preview ? "importance-weighted (preview)" : "importance-weighted (w)");
-    else head(win, y++, s->an_preview ? "this tensor (preview)" : "this tensor at the choice");
+    else if (s->train_an_step > 0) {
+        char t[64];
+        snprintf(t, sizeof t, "as trained, step %d", s->train_an_step);
+        head(win, y++, t);
+    } else head(win, y++, s->an_preview ? "this tensor (preview)" : "this tensor at the choice");
     if (s->weighted_view && s->have_an && !s->an.weighted) mvwprintw(win, y++, 1, "(no importance: plain)");
     if (s->have_an) {
         const qb_error_stats *e = wv ? &s->an.wstats : &s->an.stats;
@@ -53,9 +58,9 @@ void tui_metrics_draw(WINDOW *win, const tui_session *s)
                   tui_bytes((double)e->bytes_quant, b, sizeof b));
         mvwprintw(win, y++, 1, "          (F16 \u2192 choice)");
         if (s->an_method != QB_METHOD_RTN) { /* what calibration methods are about */
-            const char *name = s->an_method == QB_METHOD_GPTQ ? "GPTQ" : "AWQ ";
+            const char *name = tui_method_display(s->an_method);
             mvwprintw(win, y++, 1, "output err \u2016(W\u2212Q)X\u2016\u00b2/\u2016WX\u2016\u00b2");
-            mvwprintw(win, y++, 1, "  %s    %.4e", name, s->an_oerr);
+            mvwprintw(win, y++, 1, "  %-7s %.4e", name, s->an_oerr);
             mvwprintw(win, y++, 1, "  RTN     %.4e", s->an_oerr_rtn);
             if (s->an_method == QB_METHOD_AWQ && !isnan(s->an_alpha))
                 mvwprintw(win, y++, 1, "  \u03b1       %.2f", (double)s->an_alpha);

@@ -117,7 +117,8 @@ static void error_plot(WINDOW *win, const tui_session *s, int y, int x, int h, i
     tui_chart_end(&c, win);
 }
 
-/* The fine-tuning run's loss per step (:finetune), a live curve while it runs. */
+/* The loss per step of the last training (:finetune) or learned-rounding analysis, a live
+ * curve while it runs. */
 static void loss_plot(WINDOW *win, const tui_session *s, int y, int x, int h, int w)
 {
     double lo = s->train_loss[0], hi = lo;
@@ -128,7 +129,7 @@ static void loss_plot(WINDOW *win, const tui_session *s, int y, int x, int h, in
     if (hi <= lo) hi = lo + 1e-6;
     char title[240];
     snprintf(title, sizeof title, "training loss: %.160s, step %d/%d", s->train_desc, s->train_n, s->train_steps);
-    tui_legend lg[1] = {{"KL from the full-precision model (per step)", CRT_QUANT}};
+    tui_legend lg[1] = {{s->train_legend ? s->train_legend : "loss (per step)", CRT_QUANT}};
     tui_chart c;
     if (!tui_chart_begin(&c, win, y, x, h, w, title, lg, 1, 1, s->train_steps > 1 ? s->train_steps : 2, lo, hi, false))
         return;
@@ -143,7 +144,7 @@ static void loss_plot(WINDOW *win, const tui_session *s, int y, int x, int h, in
 
 void tui_plots_area(WINDOW *win, const tui_session *s, int y, int x, int h, int w)
 {
-    if (s->train_show && s->train_n > 0 && h >= 12) { /* :finetune's curve above the tensor's plots */
+    if (s->train_show && s->train_n > 0 && h >= 12) { /* the loss curve above the tensor's plots */
         const int lh = h / 3;
         loss_plot(win, s, y, x, lh, w);
         y += lh;
