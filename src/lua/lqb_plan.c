@@ -88,8 +88,19 @@ static void add_rule(lua_State *L, qb_plan *p, int idx, lua_Integer i)
 static qb_plan *build_plan(lua_State *L, int idx)
 {
     idx = lua_absindex(L, idx);
+    /* a list of rules: any other key (e.g. a map {["*"] = "q4_k"}) would be silently left out */
+    const lua_Integer len = luaL_len(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > len) {
+            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+            luaL_error(L, "a plan is a list of rules, e.g. { {\"*\", \"q4_k\"} } or { {match=\"*\", format=\"q4_k\"} }; "
+                          "key '%s' is not a rule's position", k);
+        }
+    }
     qb_plan *p = new_plan(L);
-    for (lua_Integer i = 1, n = luaL_len(L, idx); i <= n; i++) {
+    for (lua_Integer i = 1, n = len; i <= n; i++) {
         lua_rawgeti(L, idx, i);
         add_rule(L, p, -1, i);
         lua_pop(L, 1);

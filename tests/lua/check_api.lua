@@ -149,6 +149,8 @@ T.section("plans with methods", function()
   local pw = qb.plan { { match = "*", format = "q4_0", method = "gptq", weighted = true }, { "*ffn*", "q4_0", "awq weighted=1" } }
   T.ok(tostring(pw):find("* = q4_0 gptq weighted=1\n", 1, true) and tostring(pw):find("awq weighted=1", 1, true),
     "plan rules: importance-weighted GPTQ / AWQ", tostring(pw))
+  T.raises(function() qb.plan { ["*"] = "q4_k" } end, "key '%*' is not a rule's position",
+           "plan: a map instead of a list of rules is refused, not made an empty plan")
   T.raises(function() qb.plan { { "*", "q4_0", "gptq dmap=1" } } end, "gptq has no parameter 'dmap'",
     "plan rules: an unknown method parameter is refused")
   T.raises(function() qb.parse_plan("* = q4_0\n*x* = q4_0 awq alpha=2\n", "my.plan") end,
