@@ -2,7 +2,7 @@
  * correlated channels): GPTQ gives exactly qb_gptq_quantize's values and a lower output error
  * than RTN; AWQ does no worse than RTN; RTN reports equal errors; missing XᵀX is an error;
  * qb_quant_analyze_given on RTN's values matches qb_quant_analyze; learned rounding of the matrix
- * alone watched step by step, below RTN, on the grid. */
+ * alone watched step by step, below RTN, on the grid; a k-quant from the weighted start too. */
 #include "testutil.h"
 #include "core/method/preview.h"
 #include "core/quant/stats.h"
@@ -186,6 +186,46 @@ static void learned_beats_rtn(void **state)
     assert_int_equal(qb_method_preview(&ctx, &meth, &f, L.w, ROWS, N, &L.cs, deq, &r, &stop), QB_ERR_CANCELLED);
 }
 
+/* A k-quant (rows of 256) learned from the importance-weighted start (weighted=1, the calibration's
+ * mean squares, as the model-level method starts) and from the plain one: both below RTN. */
+static void learned_kquant_weighted(void **state)
+{
+    (void)state;
+    enum { R = 16, K = 256, TOK = 384 };
+    static float w[R * K], deq[R * K], absmax[K];
+    static double xtx[K * K], sumsq[K], sumabs[K];
+    memset(xtx, 0, sizeof xtx), memset(sumsq, 0, sizeof sumsq), memset(sumabs, 0, sizeof sumabs);
+    for (int i = 0; i < R * K; i++) w[i] = urand() * 0.2f;
+    float x[K];
+    for (int t = 0; t < TOK; t++) {
+        float common = urand();
+        for (int i = 0; i < K; i++) {
+            x[i] = urand() + (i % 32 == 0 ? 6.0f * common : 0.3f * common);
+            sumsq[i] += (double)x[i] * x[i];
+            sumabs[i] += fabsf(x[i]);
+            if (fabsf(x[i]) > absmax[i]) absmax[i] = fabsf(x[i]);
+        }
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) xtx[i * K + j] += (double)x[i] * x[j];
+    }
+    qb_calib_stat cs = {.width = K, .n = TOK, .absmax = absmax, .sumsq = sumsq, .sumabs = sumabs, .xtx = xtx};
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    qb_format f;
+    assert_int_equal(qb_format_parse(&ctx, "q4_k", &f), QB_OK);
+    qb_method meth;
+    assert_int_equal(qb_method_parse(&ctx, "learned", &meth), QB_OK);
+    meth.learned.iters = 30;
+    for (int weighted = 0; weighted < 2; weighted++) {
+        meth.learned.weighted = weighted;
+        qb_method_preview_result r;
+        assert_int_equal(qb_method_preview(&ctx, &meth, &f, w, R, K, &cs, deq, &r, NULL), QB_OK);
+        print_message("q4_k learned%s: output error %.4e, RTN %.4e\n", weighted ? " (weighted start)" : "", r.out_err,
+                      r.out_err_rtn);
+        assert_true(r.out_err > 0 && r.out_err < r.out_err_rtn);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +233,7 @@ int main(void)
         cmocka_unit_test(awq_no_worse),
         cmocka_unit_test(rtn_and_errors),
         cmocka_unit_test(learned_beats_rtn),
+        cmocka_unit_test(learned_kquant_weighted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,7 +46,8 @@ typedef struct {
     uint64_t seed;      /* data order (0 = a fixed default) */
     bool shift_windows; /* each epoch cuts the text into windows at another offset (drawn from the
                            seed and the epoch; the first epoch at 0), so later epochs see the same
-                           tokens in new contexts; off: the same windows every epoch */
+                           tokens in new contexts (a text of fewer than two windows has only the
+                           one cut); off: the same windows every epoch */
     int recompute;      /* activation recomputation (train.h): 1 on, -1 off, 0 auto: on when the
                            activations of every block would take more than a quarter of the
                            machine's memory. The same results either way (not in checkpoints). */

@@ -78,7 +78,7 @@ qb_status qb_method_preview_watch(qb_ctx *ctx, const qb_method *meth, const qb_f
         float *imp = NULL;
         const bool weighted = meth->learned.weighted && !qb_fq_groups(f, rows, n);
         if (weighted && !(imp = malloc((size_t)n * sizeof *imp))) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
-        for (int64_t c = 0; weighted && c < n; c++) imp[c] = (float)(cs->xtx[c * n + c] / (cs->n > 0 ? cs->n : 1));
+        if (weighted) qb_calib_mean_square(cs, imp); /* as the model-level method weights its start */
         st = qb_learned_matrix(ctx, &meth->learned, f, w, rows, n, cs->xtx, imp, deq, NULL, NULL, watch, ud, cancel);
         free(imp);
         break;
