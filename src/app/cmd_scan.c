@@ -141,11 +141,14 @@ int cmd_scan(int argc, char **argv)
                          "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--cache-mb N] "
                          "[--no-reuse] [--csv OUT.csv] "
                          "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone; MODEL [EVAL.txt] "
-                         "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--format F,F…]: the "
+                         "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--stream auto|on|off] "
+                         "[--format F,F…]: the "
                          "Fisher estimate)");
     if (fa.fisher && imx) return cli_error("scan: --estimate fisher and --imatrix: one estimate at a time");
-    if (!fa.fisher && (fa.calib || fa.refine || fa.calib_tokens || fa.samples || fa.data_labels || fa.all_positions))
-        return cli_error("scan: --calib, --calib-tokens, --refine, --samples, --labels, --positions go with --estimate fisher");
+    if (!fa.fisher &&
+        (fa.calib || fa.refine || fa.calib_tokens || fa.samples || fa.data_labels || fa.all_positions || fa.stream))
+        return cli_error("scan: --calib, --calib-tokens, --refine, --samples, --labels, --positions, --stream go with "
+                         "--estimate fisher");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
@@ -277,8 +280,10 @@ static bool parse_search(int argc, char **argv, search_args *a)
     }
     if (a->fa.calib || a->fa.refine)
         return !cli_error("search: --calib and --refine are scan's (search estimates on its own text, CALIB.txt)");
-    if (!a->fa.fisher && (a->fa.calib_tokens || a->fa.samples || a->fa.data_labels || a->fa.all_positions))
-        return !cli_error("search: --calib-tokens, --samples, --labels, --positions go with --estimate fisher");
+    if (!a->fa.fisher &&
+        (a->fa.calib_tokens || a->fa.samples || a->fa.data_labels || a->fa.all_positions || a->fa.stream))
+        return !cli_error("search: --calib-tokens, --samples, --labels, --positions, --stream go with "
+                          "--estimate fisher");
     return true;
 }
 
@@ -385,8 +390,11 @@ int cmd_search(int argc, char **argv)
         rc = fail_st(&ctx, st);
         goto out;
     }
-    if (a.fa.fisher &&
-        !(fisher = fisher_gather(&ctx, m, &a.fa, a.pos[1], a.fa.calib_tokens ? a.fa.calib_tokens : a.n_tokens, a.n_ctx)))
+    qb_format def[QB_SEARCH_MAX_DEFAULTS];
+    const int n_def = qb_search_default_candidates(def);
+    const long fisher_tokens = a.fa.calib_tokens ? a.fa.calib_tokens : a.n_tokens;
+    if (a.fa.fisher && !(fisher = fisher_gather(&ctx, m, &a.fa, a.pos[1], fisher_tokens, a.n_ctx, cands ? cands : def,
+                                                cands ? n_cands : n_def)))
         goto out;
     cli_progress pr;
     cli_progress_start(&pr, "search");

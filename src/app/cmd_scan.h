@@ -13,6 +13,7 @@ typedef struct {
     long samples, seed;    /* --samples K label draws per chunk, --seed */
     bool data_labels;      /* --labels data (default: sampled) */
     bool all_positions;    /* --positions all (default: half, as the scan scores) */
+    qb_fisher_stream_mode stream; /* --stream auto|on|off */
 } fisher_args;
 
 /* Take option o (value v) when it is one of the Fisher options: true, *i advanced past a value,
@@ -20,9 +21,10 @@ typedef struct {
 bool fisher_parse_opt(const char *o, const char *v, int *i, fisher_args *a, bool *ok);
 
 /* The Fisher diagonal of m from the text at path (n_tokens, chunks of n_ctx), with a progress
- * bar and a line on stdout saying its cost; NULL when it fails (message printed). */
+ * bar and a line on stdout saying its cost; streamed (a --stream decision), the prices of every
+ * matrix in the n formats of price instead. NULL when it fails (message printed). */
 qb_fisher *fisher_gather(qb_ctx *ctx, const qb_model *m, const fisher_args *a, const char *path, long n_tokens,
-                         long n_ctx);
+                         long n_ctx, const qb_format *price, int n_price);
 
 /* `scan MODEL [EVAL.txt] --estimate fisher --calib CALIB.txt --format F[,F…]`: the estimate per
  * format (refined when asked), and with EVAL.txt the exact scan and Spearman's rho. so holds

@@ -25,6 +25,13 @@ bool fisher_parse_opt(const char *o, const char *v, int *i, fisher_args *a, bool
     } else if (!strcmp(o, "--calib-tokens")) *ok = cli_int(o, v, 1, 1 << 30, &a->calib_tokens), (*i)++;
     else if (!strcmp(o, "--refine")) *ok = cli_int(o, v, 0, 100000, &a->refine), (*i)++;
     else if (!strcmp(o, "--samples")) *ok = cli_int(o, v, 1, 64, &a->samples), (*i)++;
+    else if (!strcmp(o, "--stream")) {
+        (*i)++;
+        if (v && !strcmp(v, "auto")) a->stream = QB_FISHER_STREAM_AUTO;
+        else if (v && !strcmp(v, "on")) a->stream = QB_FISHER_STREAM_ON;
+        else if (v && !strcmp(v, "off")) a->stream = QB_FISHER_STREAM_OFF;
+        else *ok = !cli_error("--stream takes 'auto', 'on' or 'off'");
+    }
     else if (!strcmp(o, "--seed")) *ok = cli_int(o, v, 0, 1L << 30, &a->seed), (*i)++;
     else if (!strcmp(o, "--labels") || !strcmp(o, "--positions")) {
         (*i)++;
@@ -38,7 +45,7 @@ bool fisher_parse_opt(const char *o, const char *v, int *i, fisher_args *a, bool
 }
 
 qb_fisher *fisher_gather(qb_ctx *ctx, const qb_model *m, const fisher_args *a, const char *path, long n_tokens,
-                         long n_ctx)
+                         long n_ctx, const qb_format *price, int n_price)
 {
     int32_t *toks = NULL;
     int n = 0;
@@ -51,6 +58,7 @@ qb_fisher *fisher_gather(qb_ctx *ctx, const qb_model *m, const fisher_args *a, c
         qb_fisher_opts fo = {.n_ctx = (int)n_ctx, .n_tokens = (int)n_tokens,
                              .labels = a->data_labels ? QB_FISHER_DATA : QB_FISHER_SAMPLED,
                              .all_positions = a->all_positions, .samples = (int)a->samples, .seed = (uint64_t)a->seed,
+                             .stream = a->stream, .price = price, .n_price = n_price,
                              .progress = cli_progress_cb, .ud = &pr, .cancel = &cli_cancel};
         st = qb_fisher_compute(ctx, m, toks, n, &fo, &f);
         cli_progress_end(&pr);
@@ -64,10 +72,11 @@ qb_fisher *fisher_gather(qb_ctx *ctx, const qb_model *m, const fisher_args *a, c
     int chunks, len;
     double secs;
     qb_fisher_info(f, &pos, &chunks, &len, &secs);
-    int s = a->samples > 1 && !a->data_labels ? (int)a->samples : 1;
+    const int s = a->samples > 1 && !a->data_labels ? (int)a->samples : 1, fw = qb_fisher_streamed(f) ? 2 : 1;
     printf("fisher     %s: %d chunks of %d, %ld positions, labels %s, %d forward + %d backward per chunk "
-           "(~%d forward passes over the tokens); %.2f s\n",
-           path, chunks, len, pos, a->data_labels ? "of the text" : "sampled", 1, s, 1 + 2 * s, secs);
+           "(~%d forward passes over the tokens)%s; %.2f s\n",
+           path, chunks, len, pos, a->data_labels ? "of the text" : "sampled", fw, s, fw + 2 * s,
+           qb_fisher_streamed(f) ? ", streamed block by block (prices kept, not F)" : "", secs);
     return f;
 }
 
@@ -200,7 +209,7 @@ int scan_fisher(qb_ctx *ctx, const qb_model *m, const char *formats, const char 
         goto out;
     }
     printf("model      %s\n", m->path);
-    if (!(f = fisher_gather(ctx, m, fa, fa->calib, calib_tokens, n_ctx))) goto out;
+    if (!(f = fisher_gather(ctx, m, fa, fa->calib, calib_tokens, n_ctx, fs, nf))) goto out;
     so->cancel = &cli_cancel;
     so->n_ctx = (int)n_ctx;
     for (int k = 0; k < nf; k++) {

@@ -20,7 +20,8 @@ static int box_gc(lua_State *L)
     return 0;
 }
 
-lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *text_key)
+lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *text_key, const qb_format *price,
+                               int n_price)
 {
     const char *est = lqb_opt_str(L, o, "estimate", NULL);
     if (!est) return NULL;
@@ -37,6 +38,12 @@ lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *tex
                          .samples = (int)lqb_opt_int(L, o, "samples", 0),
                          .seed = (uint64_t)lqb_opt_int(L, o, "seed", 0)};
     if (fo.samples < 0 || fo.samples > 64) luaL_error(L, "bad option 'samples' (1..64 expected)");
+    const char *stream = lqb_opt_str(L, o, "stream", "auto");
+    if (!strcmp(stream, "on")) fo.stream = QB_FISHER_STREAM_ON;
+    else if (!strcmp(stream, "off")) fo.stream = QB_FISHER_STREAM_OFF;
+    else if (strcmp(stream, "auto")) luaL_error(L, "bad option 'stream' (\"auto\", \"on\" or \"off\" expected)");
+    fo.price = price;
+    fo.n_price = n_price;
     lqb_fisher_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     memset(b, 0, sizeof *b);
     if (luaL_newmetatable(L, LQB_FISHER_BOX)) {

@@ -131,16 +131,18 @@ void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute_
 
 /* The Fisher estimate asked by options table o (estimate="fisher", the calibration text at
  * key text_key, ctx=, calib_tokens= (else tokens=), labels="sampled"|"data",
- * positions="half"|"all", samples=, seed=, progress=): computed, and held by a userdata pushed
- * on the stack (its __gc frees it); NULL and nothing pushed when o asks no estimate. Raises
- * on bad options and core errors. (lqb_fisher.c) */
+ * positions="half"|"all", samples=, seed=, stream="auto"|"on"|"off", progress=): computed,
+ * and held by a userdata pushed on the stack (its __gc frees it); NULL and nothing pushed when
+ * o asks no estimate. A streamed pass prices the n_price formats of price (the caller's: the
+ * scan's format, the search's candidates). Raises on bad options and core errors. (lqb_fisher.c) */
 struct qb_fisher;
 typedef struct {
     struct qb_fisher *f;
     int32_t *tokens; /* the calibration text's */
     int n_tokens;
 } lqb_fisher_box;
-lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *text_key);
+lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *text_key, const qb_format *price,
+                               int n_price);
 
 /* Tokens of an evaluation text at stack index idx: a readable file path, else the string itself
  * (tokenized with BOS when the model adds one). malloc'd (caller frees); raises on errors. */

@@ -84,7 +84,7 @@ static int l_sensitivity(lua_State *L)
     if (lua_getfield(L, o, "imatrix") != LUA_TNIL && lqb_opt_str(L, o, "estimate", NULL))
         return luaL_error(L, "bad options to 'sensitivity' (imatrix= and estimate=: one estimate at a time)");
     lua_pop(L, 1);
-    lqb_fisher_box *fb = lqb_opt_fisher(L, m, o, "calib"); /* pushed, when asked */
+    lqb_fisher_box *fb = lqb_opt_fisher(L, m, o, "calib", &f, 1); /* pushed, when asked */
     if (refine < 0 || (refine > 0 && !fb))
         return luaL_error(L, "bad option 'refine' to 'sensitivity' (a count of units, with estimate=\"fisher\")");
     lqb_progress pr;
@@ -226,7 +226,10 @@ static int l_search(lua_State *L)
     so.progress = lqb_progress_cb;
     so.ud = &pr;
     so.cancel = lqb_cancel_ptr(L);
-    lqb_fisher_box *fb = lqb_opt_fisher(L, m, 1, "text"); /* pushed, when asked */
+    qb_format def[QB_SEARCH_MAX_DEFAULTS];
+    const int n_def = qb_search_default_candidates(def);
+    /* pushed, when asked */
+    lqb_fisher_box *fb = lqb_opt_fisher(L, m, 1, "text", cands ? cands : def, cands ? nc : n_def);
     so.fisher = fb ? fb->f : NULL;
     int n = 0;
     int32_t *toks = opt_tokens(L, m, 1, "text", &n);

@@ -240,6 +240,15 @@ T.section("sensitivity of chosen blocks", function()
   T.ok(fx.spearman and fx.spearman.n == 14 and fx.spearman.err > 0.5 and fx.spearman.ranked and nref == 2,
     "sensitivity estimate='fisher' with text and refine=2: Spearman's rho of the estimate and of the refined order",
     fx.spearman and fx.spearman.err)
+  local fs = qb.sensitivity(m, { format = "q4_0", estimate = "fisher", calib = text, ctx = 64, layers = { 1, 2 },
+    stream = "on" })
+  local same = #fs.rows == #fe.rows
+  for i, row in ipairs(fs.rows) do
+    same = same and row.name == fe.rows[i].name and math.abs(row.est_err - fe.rows[i].est_err) <= 1e-5 * fe.rows[i].est_err
+  end
+  T.ok(same, "sensitivity estimate='fisher', stream='on': the in-memory estimate, block by block", #fs.rows)
+  T.raises(function() qb.sensitivity(m, { format = "q4_0", estimate = "fisher", calib = text, stream = "yes" }) end,
+    "bad option 'stream'", "sensitivity: stream= is auto, on or off")
   local fp, fr = qb.search { model = m, text = text, bpw = 8, candidates = "q4_0,q8_0,f16", ctx = 64, estimate = "fisher" }
   T.ok(fr.kld ~= fr.kld and fr.kld_predicted > 0 and fr.variants == 0 and fp,
     "search estimate='fisher': a plan from the estimate, nothing measured (kld NaN)", fr.kld_predicted)

@@ -8,7 +8,12 @@
  *   the estimate, as the exact scan ranks it; the estimate is on the scale of the measured KLD;
  * - the search takes its costs from the estimate (no forward pass, kld fields NAN);
  * - the refinement measures the top units and keeps the ranking's set;
- * - bad input: a text shorter than two chunks, a model the training pass refuses. */
+ * - the streaming pass (block by block, prices instead of F) gives the in-memory pass's
+ *   estimates: bit for bit on an untied model (qwen2 fixture: biases), within 1e-5 where the
+ *   classifier is tied to the embeddings (stories260K, gemma2: soft-caps, post-norms, scaled
+ *   embeddings), with two label draws per chunk; the search from it makes the same plan;
+ * - bad input: a text shorter than two chunks, a model the training pass refuses, a streaming
+ *   pass with no format to price, a cost asked in a format it did not price. */
 #include "testutil.h"
 #include "core/eval/fisher.h"
 #include "core/eval/search.h"
@@ -263,6 +268,102 @@ static void test_search_from_estimate(void **state)
     qb_model_close(m);
 }
 
+/* Units of a and b (same units, any order) with est_err within tol relative; the largest gap. */
+static double est_gap(const qb_scan_result *a, const qb_scan_result *b)
+{
+    assert_int_equal(a->n_rows, b->n_rows);
+    double worst = 0;
+    for (int i = 0; i < a->n_rows; i++) {
+        int j = 0;
+        while (j < b->n_rows && strcmp(a->rows[i].name, b->rows[j].name)) j++;
+        assert_true(j < b->n_rows);
+        assert_int_equal(a->rows[i].bytes, b->rows[j].bytes);
+        assert_string_equal(a->rows[i].format, b->rows[j].format);
+        const double x = a->rows[i].est_err, y = b->rows[j].est_err, r = fabs(x - y) / fmax(fabs(y), 1e-30);
+        assert_true(x > 0);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+static void test_streamed_equals_in_memory(void **state)
+{
+    (void)state;
+    qbt_need(qbt_model_path("stories260K/stories260K.bin"));
+    static const char *models[] = {"stories260K", "tests/fixtures/arch/qwen2", "tests/fixtures/arch/gemma2"};
+    for (int i = 0; i < 3; i++) {
+        qb_model *m = i == 0 ? open_stories(qbt_model_path("stories260K/stories260K.bin")) : NULL;
+        qb_ctx ctx;
+        qb_ctx_init(&ctx);
+        if (!m && qb_model_open(&ctx, models[i], NULL, &m) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+        int n;
+        int32_t *tok = text_tokens(m, &n);
+        qb_format fs[3];
+        assert_int_equal(qb_format_parse(&ctx, "q4_0", &fs[0]), QB_OK);
+        assert_int_equal(qb_format_parse(&ctx, "q8_0", &fs[1]), QB_OK);
+        assert_int_equal(qb_format_parse(&ctx, "q4_k", &fs[2]), QB_OK); /* falls back on narrow rows */
+        qb_fisher *mem, *str;
+        qb_fisher_opts fo = {.n_ctx = 64, .n_tokens = 192, .samples = 2, .stream = QB_FISHER_STREAM_OFF};
+        assert_int_equal(qb_fisher_compute(&ctx, m, tok, n, &fo, &mem), QB_OK);
+        fo.stream = QB_FISHER_STREAM_ON;
+        fo.price = fs;
+        fo.n_price = 3;
+        if (qb_fisher_compute(&ctx, m, tok, n, &fo, &str) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+        assert_false(qb_fisher_streamed(mem));
+        assert_true(qb_fisher_streamed(str));
+        assert_null(qb_fisher_of(str, m->output));
+        long pm, ps;
+        qb_fisher_info(mem, &pm, NULL, NULL, NULL);
+        qb_fisher_info(str, &ps, NULL, NULL, NULL);
+        assert_int_equal(pm, ps);
+        const bool tied = m->output == m->tok_embd;
+        for (int k = 0; k < 3; k++) {
+            qb_scan_result a, b;
+            qb_scan_opts so = {0};
+            if (qb_scan_estimate_fisher(&ctx, m, &fs[k], mem, &so, &a) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            if (qb_scan_estimate_fisher(&ctx, m, &fs[k], str, &so, &b) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            const double gap = est_gap(&a, &b);
+            print_message("%s %s: %d units, largest relative gap %.3g (%s)\n", models[i], a.format, a.n_rows, gap,
+                          tied ? "tied" : "untied");
+            assert_true(tied ? gap < 1e-5 : gap == 0);
+            qb_scan_result_free(&a);
+            qb_scan_result_free(&b);
+        }
+        if (i == 0) { /* the search from either: the same plan */
+            qb_search_opts so = {.bpw = 7.5, .candidates = fs, .n_candidates = 2, .n_ctx = 64, .fisher = mem};
+            qb_search_result ra, rb;
+            if (qb_search_mixed(&ctx, m, tok, n, &so, &ra) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            so.fisher = str;
+            if (qb_search_mixed(&ctx, m, tok, n, &so, &rb) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            assert_true(ra.bpw == rb.bpw && fabs(ra.kld_predicted - rb.kld_predicted) < 1e-5 * ra.kld_predicted);
+            for (int t = 0; t < m->n_tensors; t++) {
+                const qb_format *x = qb_plan_lookup(&ra.plan, m->tensors[t].name),
+                                *y = qb_plan_lookup(&rb.plan, m->tensors[t].name);
+                assert_true((x == NULL) == (y == NULL));
+                if (x) assert_true(qb_format_equal(x, y));
+            }
+            qb_search_result_free(&ra);
+            qb_search_result_free(&rb);
+            /* a format it did not price: refused, by the search's cost and the scan's estimate */
+            qb_format q6;
+            assert_int_equal(qb_format_parse(&ctx, "q6_k", &q6), QB_OK);
+            double cost;
+            assert_int_equal(qb_fisher_tensor_cost(&ctx, str, m->output, &q6, NULL, &cost), QB_ERR_ARG);
+            assert_non_null(strstr(qb_ctx_errmsg(&ctx), "not priced in q6_k"));
+            /* no format to price */
+            fo.n_price = 0;
+            qb_fisher *none = (qb_fisher *)&ctx;
+            assert_int_equal(qb_fisher_compute(&ctx, m, tok, n, &fo, &none), QB_ERR_ARG);
+            assert_null(none);
+            assert_non_null(strstr(qb_ctx_errmsg(&ctx), "it was given none"));
+        }
+        qb_fisher_free(mem);
+        qb_fisher_free(str);
+        free(tok);
+        qb_model_close(m);
+    }
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -290,7 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_pytorch),      cmocka_unit_test(test_sampled),
         cmocka_unit_test(test_damaged_ranked_first), cmocka_unit_test(test_search_from_estimate),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_streamed_equals_in_memory), cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,28 +2,22 @@
  * per chunk, the training pass's forward, labels drawn from the model's distribution (or the
  * text's), one backward of the chunk's summed log-likelihood, the gradient squared into the
  * diagonal. */
-#include "fisher.h"
+#include "fisher_internal.h"
 #include "eval_internal.h"
-#include "../infer/train.h"
+#include "scan_internal.h"
+#include "../quant/format.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One parameter array: its diagonal, its gradient, its size. */
 typedef struct {
     float *diag, *grad;
     size_t n;
 } slot;
-
-struct qb_fisher {
-    const qb_model *m;
-    qb_train_params *diag; /* the result, shaped like the parameters */
-    long n_positions;
-    int n_chunks, n_ctx;
-    double seconds;
-};
 
 /* The arrays of d and g side by side (a tied classifier once); *n_slots set. */
 static slot *make_slots(const qb_model *m, qb_train_params *d, qb_train_params *g, int *n_slots)
@@ -54,10 +48,12 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* dlogits of −Σ_t log p_t(y_t) over positions [first, last) of a chunk: softmax − one-hot(y),
- * y drawn from the softmax with rng (per position, in order) or the next token of buf. Rows
- * outside are 0. */
-static void chunk_dlogits(const float *logits, const int32_t *buf, int T, int V, int first, int last, bool sampled,
+uint64_t qb_fisher_draw_seed(uint64_t seed, int c, int k)
+{
+    return seed ^ ((uint64_t)c * 0x100000001b3ULL + (uint64_t)k * 0x9e3779b9ULL);
+}
+
+void qb_fisher_chunk_dlogits(const float *logits, const int32_t *buf, int T, int V, int first, int last, bool sampled,
                           uint64_t *rng, float *dlog)
 {
     memset(dlog, 0, (size_t)T * V * sizeof *dlog);
@@ -96,7 +92,44 @@ void qb_fisher_free(qb_fisher *f)
 {
     if (!f) return;
     qb_train_params_free(f->diag);
+    free(f->prices);
     free(f);
+}
+
+qb_status qb_fisher_price_tensor(qb_ctx *ctx, qb_fisher *f, const qb_tensor *t, const float *w, const qb_format *fmts,
+                                 int n, const volatile int *cancel)
+{
+    const int ti = (int)(t - f->m->tensors);
+    for (int i = 0; i < n; i++) {
+        qb_fisher_price pr = {.tensor = ti, .fmt = qb_format_fallback(&fmts[i], t->ne[0])};
+        bool seen = false;
+        for (int j = 0; j < f->n_prices && !seen; j++)
+            seen = f->prices[j].tensor == ti && qb_format_equal(&f->prices[j].fmt, &pr.fmt);
+        if (seen) continue;
+        if (cancel && *cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "Fisher pass cancelled");
+        if ((pr.st = qb_format_check(ctx, &pr.fmt, t->ne[0])) == QB_OK)
+            pr.st = qb_scan_tensor_error(ctx, t, &pr.fmt, w, t->ne[0], cancel, &pr.err, &pr.ref, &pr.bytes);
+        if (pr.st == QB_ERR_NOMEM || pr.st == QB_ERR_CANCELLED) return pr.st;
+        if (pr.st != QB_OK) snprintf(pr.why, sizeof pr.why, "%.159s", ctx->errmsg);
+        if (f->n_prices == f->cap_prices) {
+            int cap = f->cap_prices ? 2 * f->cap_prices : 64;
+            qb_fisher_price *np = realloc(f->prices, (size_t)cap * sizeof *np);
+            if (!np) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+            f->prices = np;
+            f->cap_prices = cap;
+        }
+        f->prices[f->n_prices++] = pr;
+    }
+    return QB_OK;
+}
+
+/* Whether the three f32 copies of m's parameters would take more than half of the RAM. */
+static bool too_big_for_memory(const qb_model *m)
+{
+    double params = 0;
+    for (int i = 0; i < m->n_tensors; i++) params += (double)qb_tensor_nelements(&m->tensors[i]);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 && 12.0 * params > 0.5 * (double)pages * (double)page;
 }
 
 qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens,
@@ -115,6 +148,25 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
     const int V = m->cfg.vocab_size, first = o && o->all_positions ? 0 : n_ctx / 2, last = n_ctx - 1;
     const int samples = o && o->samples > 0 ? o->samples : 1;
     const bool sampled = !o || o->labels == QB_FISHER_SAMPLED;
+    const qb_fisher_stream_mode mode = o ? o->stream : QB_FISHER_STREAM_AUTO;
+    if (mode == QB_FISHER_STREAM_ON || (mode == QB_FISHER_STREAM_AUTO && too_big_for_memory(m))) {
+        if (!o || !o->price || o->n_price <= 0)
+            return qb_fail(ctx, QB_ERR_ARG, "%s: the streaming Fisher pass prices the formats it is given as it goes; "
+                           "it was given none", m->path);
+        qb_fisher *f = calloc(1, sizeof *f);
+        if (!f) return qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+        f->m = m;
+        f->streamed = true;
+        if ((st = qb_fisher_stream(ctx, f, tokens, o, n_ctx, n_chunks, first, last)) != QB_OK) {
+            qb_fisher_free(f);
+            return st;
+        }
+        f->n_chunks = n_chunks;
+        f->n_ctx = n_ctx;
+        f->seconds = qb_eval_now() - t0;
+        *out = f;
+        return QB_OK;
+    }
     qb_fisher *f = calloc(1, sizeof *f);
     qb_train_params *p = NULL, *g = NULL;
     qb_train_pass *tp = NULL;
@@ -141,7 +193,7 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    uint64_t seed = o && o->seed ? o->seed : 0x5eedf15e7ULL;
+    uint64_t seed = o && o->seed ? o->seed : QB_FISHER_DEFAULT_SEED;
     for (int c = 0; c < n_chunks; c++) {
         if (o && o->cancel && *o->cancel) {
             st = qb_fail(ctx, QB_ERR_CANCELLED, "Fisher pass cancelled after %d of %d chunks", c, n_chunks);
@@ -150,8 +202,8 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
         qb_eval_chunk_tokens(m, tokens, c, n_ctx, buf);
         if ((st = qb_train_forward(ctx, tp, p, buf, n_ctx, logits)) != QB_OK) goto done;
         for (int k = 0; k < (sampled ? samples : 1); k++) { /* the text's labels: one draw */
-            uint64_t rng = seed ^ ((uint64_t)c * 0x100000001b3ULL + (uint64_t)k * 0x9e3779b9ULL);
-            chunk_dlogits(logits, buf, n_ctx, V, first, last, sampled, &rng, dlog);
+            uint64_t rng = qb_fisher_draw_seed(seed, c, k);
+            qb_fisher_chunk_dlogits(logits, buf, n_ctx, V, first, last, sampled, &rng, dlog);
             qb_train_params_zero(g);
             if ((st = qb_train_backward(ctx, tp, p, dlog, g)) != QB_OK) goto done;
             add_squares(sl, n_sl, sampled ? 1.0f / (float)samples : 1.0f);
@@ -182,7 +234,7 @@ done:
 const float *qb_fisher_of(const qb_fisher *f, const qb_tensor *t)
 {
     const qb_model *m = f->m;
-    if (!t) return NULL;
+    if (!t || !f->diag) return NULL;
     if (t == m->tok_embd) return f->diag->tok_embd;
     if (t == m->output) return f->diag->output;
     if (t == m->output_norm) return f->diag->output_norm;
@@ -202,3 +254,5 @@ void qb_fisher_info(const qb_fisher *f, long *n_positions, int *n_chunks, int *n
     if (n_ctx) *n_ctx = f->n_ctx;
     if (seconds) *seconds = f->seconds;
 }
+
+bool qb_fisher_streamed(const qb_fisher *f) { return f->streamed; }

@@ -16,7 +16,14 @@
  * divided by the positions, the mean. Squaring the gradient of the chunk's *mean* loss would
  * undercount by the number of positions; with the text's own next tokens as labels
  * (QB_FISHER_DATA, the "empirical Fisher") the cross terms do not vanish. Cost: one forward
- * and one backward per chunk (≈ 3 forward passes over the calibration tokens). */
+ * and one backward per chunk (≈ 3 forward passes over the calibration tokens).
+ *
+ * Memory: the pass in memory holds three f32 copies of the parameters (values, a chunk's
+ * gradient, F), 12 bytes a parameter: ~100 GB for an 8B model. The streaming pass
+ * (fisher_stream.c) gathers the same sums block by block, one block's three copies at a time,
+ * and prices the formats it is given (a matrix's ½ Σ F·ΔW² per format) as each block's F is
+ * complete, keeping those prices instead of F: the same estimates (the same arithmetic), for
+ * one forward more per chunk (each block recomputed from its kept input). */
 #ifndef QB_FISHER_H
 #define QB_FISHER_H
 
@@ -27,6 +34,12 @@ typedef enum {
     QB_FISHER_DATA,        /* the text's next tokens (the empirical Fisher) */
 } qb_fisher_labels;
 
+typedef enum {
+    QB_FISHER_STREAM_AUTO = 0, /* stream when the three copies would take more than half the RAM */
+    QB_FISHER_STREAM_ON,
+    QB_FISHER_STREAM_OFF,
+} qb_fisher_stream_mode;
+
 typedef struct {
     int n_ctx;               /* chunk length (0 = 256), chunks cut as eval.h cuts them */
     int n_tokens;            /* calibration tokens to use (0 = the whole text), whole chunks */
@@ -35,6 +48,10 @@ typedef struct {
                                 half, the positions the scan scores */
     int samples;             /* label draws per chunk, one backward each (0 = 1) */
     uint64_t seed;           /* of the label draws (0 = a fixed default) */
+    qb_fisher_stream_mode stream;
+    const qb_format *price;  /* streaming: the formats to price every matrix in (each matrix in
+                                its fallback of each, as the scan and the search store it) */
+    int n_price;
     /* progress (may be NULL): chunks done / total, on the calling thread */
     void (*progress)(void *ud, int done, int total);
     void *ud;
@@ -45,23 +62,30 @@ typedef struct qb_fisher qb_fisher;
 
 /* The Fisher diagonal of every parameter of m from the calibration text tokens (with BOS, as
  * qb_eval_load_text gives them). *out is the caller's (qb_fisher_free); it borrows m, which
- * must outlive it. Memory: three f32 copies of the parameters (values, a chunk's gradient,
- * the diagonal), plus the training pass's activations for n_ctx tokens. Errors: a model the
- * training pass refuses (experts, fused matrices: QB_ERR_UNSUPPORTED naming the model), a
- * text shorter than two chunks (QB_ERR_ARG), QB_ERR_NOMEM, QB_ERR_CANCELLED. */
+ * must outlive it. Memory in memory: three f32 copies of the parameters (values, a chunk's
+ * gradient, the diagonal), plus the training pass's activations for n_ctx tokens; streamed:
+ * three copies of the largest block or of the classifier, and every block's input for the
+ * chunks. Errors: a model the training pass refuses (experts, fused matrices:
+ * QB_ERR_UNSUPPORTED naming the model), a text shorter than two chunks (QB_ERR_ARG), a
+ * streaming pass with no format to price (QB_ERR_ARG), QB_ERR_NOMEM, QB_ERR_CANCELLED. */
 qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens,
                             const qb_fisher_opts *opts, qb_fisher **out);
 void qb_fisher_free(qb_fisher *f);
 
 /* F of tensor t of the fisher's model (one value per element, t's shape, row-major), or NULL
- * for a tensor it has none for; borrowed until qb_fisher_free. A tied classifier is the
+ * for a tensor it has none for and for every tensor of a streamed pass (which keeps prices,
+ * not F); borrowed until qb_fisher_free. A tied classifier is the
  * embeddings (one array, both uses' gradients). */
 const float *qb_fisher_of(const qb_fisher *f, const qb_tensor *t);
 /* How it was gathered: scored positions, chunks, chunk length, seconds of wall time. */
 void qb_fisher_info(const qb_fisher *f, long *n_positions, int *n_chunks, int *n_ctx, double *seconds);
+/* Whether the pass streamed (its estimates then cover the formats it priced only). */
+bool qb_fisher_streamed(const qb_fisher *f);
 
 /* ½ Σ F ⊙ (D − W)² of tensor t (of the fisher's model), D the values of the packed rows q in
- * format fmt, W t's source values: the estimated KLD of that quantization of t alone. */
+ * format fmt, W t's source values: the estimated KLD of that quantization of t alone. A
+ * streamed pass gives the price of t in fmt (q, the same quantization, is not read); a format
+ * it did not price is QB_ERR_ARG. */
 qb_status qb_fisher_tensor_cost(qb_ctx *ctx, const qb_fisher *f, const qb_tensor *t, const qb_format *fmt,
                                 const void *q, double *cost);
 

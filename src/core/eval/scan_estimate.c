@@ -48,9 +48,8 @@ qb_status qb_scan_weighted_error(qb_ctx *ctx, const qb_tensor *t, const qb_forma
     return oom ? qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory", t->name) : QB_OK;
 }
 
-/* Σ w·(Q(W) − W)² and Σ w·W² of tensor t quantized in f (weights as qb_scan_weighted_error). */
-static qb_status tensor_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const float *w, int64_t ld,
-                              const volatile int *cancel, double *err, double *ref, size_t *bytes)
+qb_status qb_scan_tensor_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const float *w, int64_t ld,
+                               const volatile int *cancel, double *err, double *ref, size_t *bytes)
 {
     int64_t rows = qb_tensor_rows(t), n = t->ne[0];
     size_t rb = qb_format_row_bytes(f, n);
@@ -79,7 +78,7 @@ static int cmp_est(const void *a, const void *b)
 
 /* Fill unit u's row from its tensors; QB_ERR_UNSUPPORTED (message set, not fatal) when a
  * tensor has no importance or cannot be stored in fmt. */
-static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_cost_fn cost,
                                void *ud, double scale, qb_scan_unit_set *u, const volatile int *cancel)
 {
     qb_scan_row *r = &u->row;
@@ -90,9 +89,6 @@ static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *
     double err = 0, ref = 0;
     for (int k = 0; k < u->n; k++) {
         const qb_tensor *t = &m->tensors[u->tensors[k]];
-        int64_t ld = 0;
-        const float *w = weights(ud, t, &ld);
-        if (!w) return QB_ERR_UNSUPPORTED; /* the lookup's message */
         qb_format f = qb_format_fallback(fmt, t->ne[0]);
         qb_status st = qb_format_check(ctx, &f, t->ne[0]);
         if (st != QB_OK) return st == QB_ERR_ARG ? st : QB_ERR_UNSUPPORTED;
@@ -104,10 +100,11 @@ static qb_status estimate_unit(qb_ctx *ctx, const qb_model *m, const qb_format *
         }
         double e = 0, s = 0;
         size_t bytes = 0;
-        if ((st = tensor_error(ctx, t, &f, w, ld, cancel, &e, &s, &bytes)) != QB_OK) return st;
+        /* QB_ERR_UNSUPPORTED: the cost's message, the unit skipped */
+        if ((st = cost(ud, ctx, t, &f, cancel, &e, &s, &bytes)) != QB_OK) return st;
         err += e;
         ref += s;
-        r->params += qb_tensor_nelements(t);
+    r->params += qb_tensor_nelements(t);
         r->bytes += bytes;
         r->bytes_base += t->nbytes;
     }
@@ -123,23 +120,23 @@ typedef struct {
     const qb_imatrix *im;
 } imatrix_lookup;
 
-static const float *imatrix_weights(void *ud, const qb_tensor *t, int64_t *ld)
+static qb_status imatrix_cost(void *ud, qb_ctx *ctx, const qb_tensor *t, const qb_format *f,
+                               const volatile int *cancel, double *err, double *ref, size_t *bytes)
 {
     imatrix_lookup *l = ud;
-    *ld = 0;
     const float *w = qb_imatrix_weights(l->im, t->name, t->ne[0]);
-    if (!w) qb_fail(l->ctx, QB_ERR_UNSUPPORTED, "%s: no entry in the importance matrix", t->name);
-    return w;
+    if (!w) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: no entry in the importance matrix", t->name);
+    return qb_scan_tensor_error(ctx, t, f, w, 0, cancel, err, ref, bytes);
 }
 
 qb_status qb_scan_estimate(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_imatrix *im,
                            const qb_scan_opts *o, qb_scan_result *out)
 {
     imatrix_lookup l = {ctx, im};
-    return qb_scan_estimate_with(ctx, m, fmt, imatrix_weights, &l, 1.0, o, out);
+    return qb_scan_estimate_with(ctx, m, fmt, imatrix_cost, &l, 1.0, o, out);
 }
 
-qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_cost_fn cost,
                                 void *ud, double scale, const qb_scan_opts *o, qb_scan_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -160,7 +157,7 @@ qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format 
             st = qb_fail(ctx, QB_ERR_CANCELLED, "cancelled");
             goto done;
         }
-        st = estimate_unit(ctx, m, fmt, weights, ud, scale, &us[u], cancel);
+        st = estimate_unit(ctx, m, fmt, cost, ud, scale, &us[u], cancel);
         if (o && o->progress) o->progress(o->ud, u + 1, n_units);
         if (st == QB_ERR_UNSUPPORTED) {
             if (out->n_skipped++ == 0) snprintf(out->skipped_why, sizeof out->skipped_why, "%.180s", ctx->errmsg);

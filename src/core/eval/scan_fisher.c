@@ -1,7 +1,7 @@
 /* scan_fisher.c — the scan estimated from a Fisher diagonal (fisher.h): the estimate of each
  * unit through scan_estimate.c's machinery with per-weight weights ½·F, the cost of one
  * quantized matrix for the search, and the refinement that measures the top units exactly. */
-#include "fisher.h"
+#include "fisher_internal.h"
 #include "scan_internal.h"
 #include "../quant/format.h"
 #include "../quant/view.h"
@@ -11,37 +11,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    qb_ctx *ctx;
-    const qb_fisher *f;
-} fisher_lookup;
-
-static const float *fisher_weights(void *ud, const qb_tensor *t, int64_t *ld)
+/* The price a streamed pass left for t in f, or QB_ERR_UNSUPPORTED (not priced, or not
+ * storable: the message says which). */
+static qb_status priced(qb_ctx *ctx, const qb_fisher *fi, const qb_tensor *t, const qb_format *f, double *err,
+                        double *ref, size_t *bytes)
 {
-    fisher_lookup *l = ud;
-    *ld = t->ne[0];
-    const float *w = qb_fisher_of(l->f, t);
-    if (!w) qb_fail(l->ctx, QB_ERR_UNSUPPORTED, "%s: no Fisher diagonal for this tensor", t->name);
-    return w;
+    const int ti = (int)(t - fi->m->tensors);
+    for (int i = 0; i < fi->n_prices; i++) {
+        const qb_fisher_price *p = &fi->prices[i];
+        if (p->tensor != ti || !qb_format_equal(&p->fmt, f)) continue;
+        if (p->st != QB_OK) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s", p->why);
+        *err = p->err;
+        *ref = p->ref;
+        *bytes = p->bytes;
+        return QB_OK;
+    }
+    char name[32];
+    qb_format_name(f, name, sizeof name);
+    return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: not priced in %s by the streaming Fisher pass (it prices the formats "
+                   "it is given before it runs)", t->name, name);
+}
+
+static qb_status fisher_cost(void *ud, qb_ctx *ctx, const qb_tensor *t, const qb_format *f,
+                             const volatile int *cancel, double *err, double *ref, size_t *bytes)
+{
+    const qb_fisher *fi = ud;
+    if (fi->streamed) return priced(ctx, fi, t, f, err, ref, bytes);
+    const float *w = qb_fisher_of(fi, t);
+    if (!w) return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: no Fisher diagonal for this tensor", t->name);
+    return qb_scan_tensor_error(ctx, t, f, w, t->ne[0], cancel, err, ref, bytes);
 }
 
 qb_status qb_scan_estimate_fisher(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, const qb_fisher *f,
                                   const qb_scan_opts *o, qb_scan_result *out)
 {
-    fisher_lookup l = {ctx, f};
-    return qb_scan_estimate_with(ctx, m, fmt, fisher_weights, &l, 0.5, o, out);
+    return qb_scan_estimate_with(ctx, m, fmt, fisher_cost, (void *)f, 0.5, o, out);
 }
 
 qb_status qb_fisher_tensor_cost(qb_ctx *ctx, const qb_fisher *f, const qb_tensor *t, const qb_format *fmt,
                                 const void *q, double *cost)
 {
     *cost = 0;
-    const float *w = qb_fisher_of(f, t);
-    if (!w) return qb_fail(ctx, QB_ERR_ARG, "%s: no Fisher diagonal for this tensor", t->name);
     double err, ref;
-    qb_status st = qb_scan_weighted_error(ctx, t, fmt, q, w, t->ne[0], &err, &ref);
+    size_t bytes;
+    qb_status st;
+    if (f->streamed) {
+        if ((st = priced(ctx, f, t, fmt, &err, &ref, &bytes)) != QB_OK) return QB_ERR_ARG;
+    } else {
+        const float *w = qb_fisher_of(f, t);
+        if (!w) return qb_fail(ctx, QB_ERR_ARG, "%s: no Fisher diagonal for this tensor", t->name);
+        if ((st = qb_scan_weighted_error(ctx, t, fmt, q, w, t->ne[0], &err, &ref)) != QB_OK) return st;
+    }
     *cost = 0.5 * err;
-    return st;
+    return QB_OK;
 }
 
 /* ---- refinement -------------------------------------------------------------------------- */

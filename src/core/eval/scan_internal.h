@@ -31,12 +31,20 @@ qb_status qb_scan_check_args(qb_ctx *ctx, const qb_model *m, const qb_format *fm
 qb_status qb_scan_weighted_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const void *q,
                                  const float *w, int64_t ld, double *err, double *ref);
 
-/* The weights of tensor t for an estimate and their row stride (*ld, as above), or NULL with
- * the message set on the lookup's context (the unit is then skipped, counted in n_skipped). */
-typedef const float *(*qb_scan_weights_fn)(void *ud, const qb_tensor *t, int64_t *ld);
-/* qb_scan_estimate with any weights: est_err = scale · Σ w·ΔW² per unit, est_rel = Σ w·ΔW² /
- * Σ w·W² (scan_estimate.c). */
-qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_weights_fn weights,
+/* Σ w·(Q(W) − W)² and Σ w·W² of tensor t quantized in f (weights as qb_scan_weighted_error),
+ * and the bytes of the packed rows. */
+qb_status qb_scan_tensor_error(qb_ctx *ctx, const qb_tensor *t, const qb_format *f, const float *w, int64_t ld,
+                               const volatile int *cancel, double *err, double *ref, size_t *bytes);
+
+/* An estimate's cost of tensor t stored in f (f already the fallback of the asked format):
+ * *err = Σ w·ΔW², *ref = Σ w·W² for the estimate's weights w, *bytes the packed size.
+ * QB_ERR_UNSUPPORTED, with the message set on ctx: the estimate has nothing for t (the unit is
+ * then skipped, counted in n_skipped); other errors end the estimate. */
+typedef qb_status (*qb_scan_cost_fn)(void *ud, qb_ctx *ctx, const qb_tensor *t, const qb_format *f,
+                                     const volatile int *cancel, double *err, double *ref, size_t *bytes);
+/* qb_scan_estimate with any cost: est_err = scale · Σ err per unit, est_rel = Σ err / Σ ref
+ * (scan_estimate.c). */
+qb_status qb_scan_estimate_with(qb_ctx *ctx, const qb_model *m, const qb_format *fmt, qb_scan_cost_fn cost,
                                 void *ud, double scale, const qb_scan_opts *o, qb_scan_result *out);
 
 /* ---- the reuse cache of qb_sensitivity_kld (scan_cache.c) ---- */

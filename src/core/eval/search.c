@@ -39,6 +39,15 @@ void qb_search_result_free(qb_search_result *r)
     memset(r, 0, sizeof *r);
 }
 
+int qb_search_default_candidates(qb_format out[QB_SEARCH_MAX_DEFAULTS])
+{
+    static const qb_type defaults[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K,
+                                       QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_Q8_0};
+    const int n = (int)(sizeof defaults / sizeof *defaults);
+    for (int i = 0; i < n; i++) out[i] = qb_format_ggml(defaults[i]);
+    return n;
+}
+
 qb_status qb_search_parse_candidates(qb_ctx *ctx, const char *list, qb_format **out, int *n)
 {
     *out = NULL;
@@ -311,12 +320,10 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
 {
     memset(out, 0, sizeof *out);
     qb_plan_init(&out->plan);
-    static const qb_type defaults[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K,
-                                       QB_TYPE_Q5_K, QB_TYPE_Q6_K, QB_TYPE_Q8_0};
-    qb_format def[6];
-    for (int i = 0; i < 6; i++) def[i] = qb_format_ggml(defaults[i]);
+    qb_format def[QB_SEARCH_MAX_DEFAULTS];
+    const int n_def = qb_search_default_candidates(def);
     const qb_format *cand = o && o->candidates ? o->candidates : def;
-    int n_cand = o && o->candidates ? o->n_candidates : 6;
+    int n_cand = o && o->candidates ? o->n_candidates : n_def;
     if (n_cand <= 0) return qb_fail(ctx, QB_ERR_ARG, "no candidate format for the search");
     double bpw = o ? o->bpw : 0;
     if (!(bpw > 0 && bpw <= 32)) return qb_fail(ctx, QB_ERR_ARG, "budget %.3f bits per weight is out of range", bpw);

@@ -63,6 +63,9 @@ qb_status qb_search_mixed(qb_ctx *ctx, const qb_model *m, const int32_t *tokens,
                           const qb_search_opts *opts, qb_search_result *out);
 void qb_search_result_free(qb_search_result *r);
 
+/* The candidates when none are given (q2_k q3_k q4_k q5_k q6_k q8_0) into out; their count. */
+#define QB_SEARCH_MAX_DEFAULTS 8
+int qb_search_default_candidates(qb_format out[QB_SEARCH_MAX_DEFAULTS]);
 /* Parse a comma-separated candidate list ("q3_k,q4_k,q6_k") into a malloc'd array (caller
  * frees). Errors name the bad entry. */
 qb_status qb_search_parse_candidates(qb_ctx *ctx, const char *list, qb_format **out, int *n);

@@ -29,7 +29,7 @@ typedef struct {
 struct qb_train_pass {
     const qb_model *m;
     int max_T, T;        /* capacity; tokens of the last forward (0: none yet) */
-    int block;           /* the block the last forward ran alone, or -1: the whole model */
+    int block;           /* the block the last forward ran alone, -1: the whole model, HEAD_ALONE */
     int dim, hid, q_dim, kv_dim, vocab, half;
     float *cs, *sn, *cs_swa, *sn_swa; /* (max_T, head_dim/2) RoPE tables, the sliding ones may alias */
     int32_t *tokens;     /* (max_T) */
@@ -49,6 +49,8 @@ struct qb_train_pass {
     float *dlog;                          /* (vocab) */
 };
 
+#define HEAD_ALONE (-2) /* tp->block after qb_train_head_forward */
+
 /* ---- parameters -------------------------------------------------------------------------- */
 
 /* Why the training pass cannot run m, or NULL. */
@@ -62,14 +64,19 @@ static const char *refusal(const qb_model *m)
     return NULL;
 }
 
-/* A copy of t's values (matrices: the original; 1-D tensors: what runs now), or zeros. */
+/* t's values into a (matrices: the original; 1-D tensors: what runs now). */
+static void values_of(const qb_tensor *t, float *a)
+{
+    if (t->n_dims <= 1) qb_tensor_get_row(t, 0, a);
+    else qb_tensor_source_rows(t, 0, qb_tensor_rows(t), a);
+}
+
+/* A copy of t's values, or zeros. */
 static float *param_of(const qb_tensor *t, bool values)
 {
     int64_t n = qb_tensor_nelements(t);
     float *a = values ? malloc((size_t)n * sizeof *a) : calloc((size_t)n, sizeof *a);
-    if (!a || !values) return a;
-    if (t->n_dims <= 1) qb_tensor_get_row(t, 0, a);
-    else qb_tensor_source_rows(t, 0, qb_tensor_rows(t), a);
+    if (a && values) values_of(t, a);
     return a;
 }
 
@@ -114,6 +121,24 @@ qb_status qb_train_layer_init(qb_ctx *ctx, const qb_model *m, int l, bool values
         return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory for block %d's parameters", m->path, l);
     }
     return QB_OK;
+}
+
+bool qb_train_layer_reload(const qb_model *m, int from, int l, bool values, qb_train_layer *P)
+{
+    const qb_layer_weights *A = &m->layers[from], *B = &m->layers[l];
+#define SAME(f)                                                                                                   \
+    if ((A->f == NULL) != (B->f == NULL) || (A->f && qb_tensor_nelements(A->f) != qb_tensor_nelements(B->f)))      \
+        return false;
+    QB_LAYER_TENSORS(SAME)
+#undef SAME
+#define LOAD(f)                                                                                                   \
+    if (B->f) {                                                                                                   \
+        if (values) values_of(B->f, P->f);                                                                        \
+        else memset(P->f, 0, (size_t)qb_tensor_nelements(B->f) * sizeof *P->f);                                   \
+    }
+    QB_LAYER_TENSORS(LOAD)
+#undef LOAD
+    return true;
 }
 
 void qb_train_layer_release(qb_train_layer *P)
@@ -458,6 +483,20 @@ static bool block_forward(qb_train_pass *tp, int l, const qb_train_layer *P, flo
     return true;
 }
 
+/* The head on the residual in tp->x_fin (T, dim): output_norm, the classifier, the final
+ * soft-cap (the capped logits kept for the backward). */
+static void head_forward(qb_train_pass *tp, const float *output_norm, const float *output, int T, float *logits)
+{
+    const qb_config *c = &tp->m->cfg;
+    rmsnorm_rows(tp->xn_out, tp->x_fin, output_norm, T, tp->dim, c->norm_eps);
+    linear(tp, output, tp->xn_out, T, tp->dim, tp->vocab, logits);
+    if (c->final_softcap > 0) {
+        const float cap = c->final_softcap;
+        for (size_t i = 0; i < (size_t)T * tp->vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
+        memcpy(tp->logits, logits, (size_t)T * tp->vocab * sizeof *logits);
+    }
+}
+
 qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const int32_t *tokens, int T,
                            float *logits)
 {
@@ -479,15 +518,22 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
             tp->T = 0;
             return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
         }
-    rmsnorm_rows(tp->xn_out, x, p->output_norm, T, dim, c->norm_eps);
-    linear(tp, p->output, tp->xn_out, T, dim, tp->vocab, logits);
-    if (c->final_softcap > 0) {
-        const float cap = c->final_softcap;
-        for (size_t i = 0; i < (size_t)T * tp->vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
-        memcpy(tp->logits, logits, (size_t)T * tp->vocab * sizeof *logits);
-    }
+    head_forward(tp, p->output_norm, p->output, T, logits);
     tp->T = T;
     tp->block = -1;
+    return QB_OK;
+}
+
+qb_status qb_train_head_forward(qb_ctx *ctx, qb_train_pass *tp, const float *output_norm, const float *output,
+                                const float *x, int T, float *logits)
+{
+    if (T <= 0 || T > tp->max_T)
+        return qb_fail(ctx, QB_ERR_ARG, "a training sequence of %d tokens (this pass holds 1 to %d)", T, tp->max_T);
+    qb_ctx_apply_threads(ctx);
+    memcpy(tp->x_fin, x, (size_t)T * tp->dim * sizeof *x);
+    head_forward(tp, output_norm, output, T, logits);
+    tp->T = T;
+    tp->block = HEAD_ALONE;
     return QB_OK;
 }
 
@@ -588,17 +634,15 @@ static bool block_backward(qb_train_pass *tp, int l, const qb_train_layer *P, qb
     return ok;
 }
 
-qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const float *dlogits,
-                            qb_train_params *g)
+/* The head's backward from dlogits (T, vocab): tp->dx (T, dim) = the gradient with respect to
+ * the residual after the last block; g_norm, g_out += the head's gradients. False: out of
+ * memory. */
+static bool head_backward(qb_train_pass *tp, const float *output_norm, const float *output, const float *dlogits,
+                          float *g_norm, float *g_out)
 {
-    const qb_model *m = tp->m;
-    const qb_config *c = &m->cfg;
+    const qb_config *c = &tp->m->cfg;
     const int T = tp->T, dim = tp->dim, V = tp->vocab;
-    if (T <= 0 || tp->block >= 0) return qb_fail(ctx, QB_ERR_ARG, "backward without a forward of the whole model");
-    if (g->model != m || p->model != m) return qb_fail(ctx, QB_ERR_ARG, "parameters of another model");
-    qb_ctx_apply_threads(ctx);
     const size_t td = (size_t)T * dim;
-    bool ok = true;
     float *dlog = tp->dlog;
     memcpy(dlog, dlogits, (size_t)T * V * sizeof *dlog);
     if (c->final_softcap > 0) /* y = cap·tanh(z/cap): dz = dy (1 − (y/cap)²) */
@@ -607,10 +651,23 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
             dlog[i] *= 1.0f - y * y;
         }
     memset(tp->dxn, 0, td * sizeof(float));
-    qb_bw_linear(tp->xn_out, p->output, dlog, T, dim, V, tp->dxn, g->output);
+    qb_bw_linear(tp->xn_out, output, dlog, T, dim, V, tp->dxn, g_out);
     memset(tp->dx, 0, td * sizeof(float));
     /* x_fin holds the residual after the last layer */
-    ok = ok && qb_bw_rmsnorm(tp->x_fin, p->output_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, g->output_norm);
+    return qb_bw_rmsnorm(tp->x_fin, output_norm, tp->dxn, T, dim, c->norm_eps, tp->dx, g_norm);
+}
+
+qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params *p, const float *dlogits,
+                            qb_train_params *g)
+{
+    const qb_model *m = tp->m;
+    const qb_config *c = &m->cfg;
+    const int T = tp->T, dim = tp->dim;
+    if (T <= 0 || tp->block != -1) return qb_fail(ctx, QB_ERR_ARG, "backward without a forward of the whole model");
+    if (g->model != m || p->model != m) return qb_fail(ctx, QB_ERR_ARG, "parameters of another model");
+    qb_ctx_apply_threads(ctx);
+    const size_t td = (size_t)T * dim;
+    bool ok = head_backward(tp, p->output_norm, p->output, dlogits, g->output_norm, g->output);
     for (int l = c->n_layers - 1; ok && l >= 0; l--) {
         if (tp->recompute && l < c->n_layers - 1) { /* the shared activations hold the last block's */
             memcpy(tp->xr, tp->la[l].x_in, td * sizeof(float));
@@ -637,3 +694,17 @@ qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const q
     memcpy(dx, tp->dx, td * sizeof *dx);
     return QB_OK;
 }
+
+qb_status qb_train_head_backward(qb_ctx *ctx, qb_train_pass *tp, const float *output_norm, const float *output,
+                                 const float *dlogits, float *dx, float *g_output_norm, float *g_output)
+{
+    if (tp->T <= 0 || tp->block != HEAD_ALONE)
+        return qb_fail(ctx, QB_ERR_ARG, "backward of the head without its forward");
+    qb_ctx_apply_threads(ctx);
+    if (!head_backward(tp, output_norm, output, dlogits, g_output_norm, g_output))
+        return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the backward pass");
+    memcpy(dx, tp->dx, (size_t)tp->T * tp->dim * sizeof *dx);
+    return QB_OK;
+}
+
+float *qb_train_param_copy(const qb_tensor *t, bool values) { return t ? param_of(t, values) : NULL; }

@@ -40,7 +40,13 @@ void qb_train_params_zero(qb_train_params *p);
  * qb_train_layer_release (also zeroes it). */
 qb_status qb_train_layer_init(qb_ctx *ctx, const qb_model *m, int l, bool values, qb_train_layer *out);
 void qb_train_layer_release(qb_train_layer *P);
+/* P, made for block `from` of m, made block l's (its values, or zeros) in place, when the two
+ * blocks' arrays have the same sizes; false (P untouched) when they differ. */
+bool qb_train_layer_reload(const qb_model *m, int from, int l, bool values, qb_train_layer *P);
 void qb_train_params_free(qb_train_params *p);
+/* A malloc'd f32 copy of one tensor as qb_train_params_new makes it (its values or zeros), or
+ * NULL (no memory, or t NULL). */
+float *qb_train_param_copy(const qb_tensor *t, bool values);
 
 typedef struct qb_train_pass qb_train_pass;
 
@@ -78,5 +84,15 @@ qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb
  * the last forward of tp was not block l's. */
 qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *dx,
                                   qb_train_layer *G);
+
+/* The head alone (output_norm, the classifier, the final soft-cap), for passes that go block by
+ * block over many sequences (the streaming Fisher pass): x (T, dim), the residual after the
+ * last block, gives logits (T, vocab), with what its backward needs kept in tp. */
+qb_status qb_train_head_forward(qb_ctx *ctx, qb_train_pass *tp, const float *output_norm, const float *output,
+                                const float *x, int T, float *logits);
+/* Its backward: dx (T, dim) = the gradient with respect to x; g_output_norm, g_output (either
+ * may be NULL) += the head's gradients. Errors: the last forward of tp was not the head's. */
+qb_status qb_train_head_backward(qb_ctx *ctx, qb_train_pass *tp, const float *output_norm, const float *output,
+                                 const float *dlogits, float *dx, float *g_output_norm, float *g_output);
 
 #endif
