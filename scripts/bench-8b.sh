@@ -18,6 +18,9 @@
 #   ppl       `quantbench ppl` of the F16 file on eval-docs.txt, BENCH_8B_PPL_CHUNKS chunks of
 #             256; then ours and `llama-perplexity` on our Q8_0 file (they should agree to 0.5%);
 #   scan      `quantbench scan --layers L` (one block's matrices at q4_k against the F16 model);
+#   fisher    `quantbench scan --estimate fisher` of the F16 model on calib-docs.txt: every
+#             matrix's estimated KLD in q4_k, q3_k and int3-g128 from one streamed Fisher pass
+#             (BENCH_8B_FISHER_TOKENS tokens): wall time, resident memory;
 #   tui       scripts/bench-tui.sh on the F16 file's output.weight (128256×4096: 525M values);
 #   moe       the MoE files: open, quantize Q4_K_M (ours on both, llama-quantize on the llama
 #             one), pp/tg of our Q4_K_M files with both tools.
@@ -28,11 +31,11 @@
 # Environment:
 #   BUILD, QB_DATA (../shared/data), QB_BENCH_DIR (~/.cache/quantbench-bench), LLAMA_CPP_BIN
 #   BENCH_THREADS (2) -t for every tool; BENCH_ROUNDS (3) interleaved speed rounds
-#   BENCH_8B_STEPS ("open quantize speed ppl scan tui moe"): which steps, in this order
+#   BENCH_8B_STEPS ("open quantize speed ppl scan fisher tui moe"): which steps, in this order
 #   BENCH_8B_FORMATS ("Q4_0 Q4_K_M Q8_0"); BENCH_8B_LLAMA_QUANTIZE ("Q4_K_M"; empty: none)
 #   BENCH_8B_P / BENCH_8B_N / BENCH_8B_REPS (128 / 64 / 2): -p, -n, -r of each speed run
 #   BENCH_8B_PPL_CHUNKS (4); BENCH_8B_SCAN_LAYER (0), BENCH_8B_SCAN_PER (tensor),
-#   BENCH_8B_SCAN_TOKENS (512); BENCH_8B_TUI_KEYS (2), BENCH_8B_TUI_WAIT (600 s)
+#   BENCH_8B_SCAN_TOKENS (512); BENCH_8B_FISHER_TOKENS (512); BENCH_8B_TUI_KEYS (2), BENCH_8B_TUI_WAIT (600 s)
 #   BENCH_8B_MOE_LAYERS (5); BENCH_8B_TIMEOUT (3600 s for one command; 0 = none)
 #   BENCH_8B_SYNTH_ARGS / BENCH_8B_MOE_SYNTH_ARGS: extra synth_model options after the preset,
 #     to try the script on a scaled-down shape (e.g. "--layers 2 --vocab 32000"); the files
@@ -53,13 +56,14 @@ ROUNDS=${BENCH_ROUNDS:-3}
 P=${BENCH_8B_P:-128}
 N=${BENCH_8B_N:-64}
 REPS=${BENCH_8B_REPS:-2}
-STEPS=${BENCH_8B_STEPS:-"open quantize speed ppl scan tui moe"}
+STEPS=${BENCH_8B_STEPS:-"open quantize speed ppl scan fisher tui moe"}
 FORMATS=${BENCH_8B_FORMATS:-"Q4_0 Q4_K_M Q8_0"}
 LQ_FORMATS=${BENCH_8B_LLAMA_QUANTIZE-"Q4_K_M"}
 PPL_CHUNKS=${BENCH_8B_PPL_CHUNKS:-4}
 SCAN_LAYER=${BENCH_8B_SCAN_LAYER:-0}
 SCAN_PER=${BENCH_8B_SCAN_PER:-tensor}
 SCAN_TOKENS=${BENCH_8B_SCAN_TOKENS:-512}
+FISHER_TOKENS=${BENCH_8B_FISHER_TOKENS:-512}
 TUI_KEYS=${BENCH_8B_TUI_KEYS:-2}
 TUI_WAIT=${BENCH_8B_TUI_WAIT:-600}
 MOE_LAYERS=${BENCH_8B_MOE_LAYERS:-5}
@@ -77,6 +81,7 @@ has_step() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 for v in "BENCH_THREADS=$T" "BENCH_ROUNDS=$ROUNDS" "BENCH_8B_P=$P" "BENCH_8B_N=$N" "BENCH_8B_REPS=$REPS" \
     "BENCH_8B_PPL_CHUNKS=$PPL_CHUNKS" "BENCH_8B_SCAN_LAYER=$SCAN_LAYER" "BENCH_8B_SCAN_TOKENS=$SCAN_TOKENS" \
+    "BENCH_8B_FISHER_TOKENS=$FISHER_TOKENS" \
     "BENCH_8B_TUI_KEYS=$TUI_KEYS" "BENCH_8B_TUI_WAIT=$TUI_WAIT" "BENCH_8B_MOE_LAYERS=$MOE_LAYERS" \
     "BENCH_8B_TIMEOUT=$TMO"; do
     case ${v#*=} in '' | *[!0-9]*) die "${v%%=*} must be a non-negative integer, not '${v#*=}'" ;; esac
@@ -85,7 +90,7 @@ if [ "$T" -lt 1 ] || [ "$ROUNDS" -lt 1 ] || [ "$REPS" -lt 1 ] || [ "$MOE_LAYERS"
     die "BENCH_THREADS, BENCH_ROUNDS, BENCH_8B_REPS and BENCH_8B_MOE_LAYERS must be at least 1"
 fi
 for s in $STEPS; do
-    case $s in open | quantize | speed | ppl | scan | tui | moe) ;; *) die "unknown step '$s' in BENCH_8B_STEPS" ;; esac
+    case $s in open | quantize | speed | ppl | scan | fisher | tui | moe) ;; *) die "unknown step '$s' in BENCH_8B_STEPS" ;; esac
 done
 [ -x "$QB" ] || die "$QB not found: run make first"
 mkdir -p "$DIR" || die "cannot create $DIR"
@@ -278,7 +283,7 @@ TAG=$(tag_of "$SYNTH_ARGS")
 F16="$DIR/llama3.1-8b-synth-v1$TAG-f16.gguf"
 [ -n "$TAG" ] && note "scaled-down shape ($SYNTH_ARGS): NOT the real-size model"
 HAVE_F16=0
-if has_step open || has_step quantize || has_step ppl || has_step scan || has_step tui; then
+if has_step open || has_step quantize || has_step ppl || has_step scan || has_step fisher || has_step tui; then
     # shellcheck disable=SC2086
     if make_model "$F16" --preset llama3.1-8b $SYNTH_ARGS; then HAVE_F16=1; fi
 fi
@@ -369,6 +374,19 @@ if has_step scan && [ "$HAVE_F16" = 1 ]; then
         say "scan of block $SCAN_LAYER: $(awk '$1 ~ /^[0-9]+$/' "$TMP/out" | wc -l) units in $M_wall_s s, $(mem_line)"
         sum "scan $L block $SCAN_LAYER per $SCAN_PER, $SCAN_TOKENS tokens: $M_wall_s s, peak $(mib "$M_hwm_kib") MiB"
     else qb_failed "scan $F16"; fi
+fi
+
+if has_step fisher && [ "$HAVE_F16" = 1 ]; then
+    CALIB="$DATA/calib-docs.txt"
+    say "== Fisher estimate of every matrix (q4_k, q3_k, int3-g128; $FISHER_TOKENS tokens of calib-docs.txt, streamed)"
+    if [ ! -s "$CALIB" ]; then note "$CALIB missing (QB_DATA?): skipped"
+    elif measured "$QB" scan "$F16" --estimate fisher --calib "$CALIB" --calib-tokens "$FISHER_TOKENS" \
+        --format q4_k,q3_k,int3-g128 -t "$T"; then
+        grep -E '^(fisher|estimate) ' "$TMP/out" | sed 's/^/    /'
+        units=$(grep -m1 '^estimate ' "$TMP/out" | awk '{ print $2 }')
+        say "Fisher estimate: ${units:-?} units × 3 formats in $M_wall_s s, $(mem_line)"
+        sum "fisher $L, $FISHER_TOKENS tokens, ${units:-?} units × 3 formats: $M_wall_s s, peak $(mib "$M_hwm_kib") MiB"
+    else qb_failed "scan --estimate fisher $F16"; fi
 fi
 
 if has_step tui && [ "$HAVE_F16" = 1 ]; then

@@ -10,8 +10,10 @@
 # Environment: BUILD, QB_MODELS, QB_DATA, BENCH_THREADS (2), BENCH_LEARN_OUT (a folder for the
 #   logs and GGUFs; default a temporary one, removed), BENCH_LEARN_FORMATS, BENCH_LEARN_KQUANTS,
 #   BENCH_LEARN_ITERS (100 learned-rounding steps of 4 windows per block),
-#   BENCH_QAT ("int4-g128-asym:1e-4:100 int3-g128-asym:2e-4:100 int2-g64:5e-4:400:shift
-#   q2_k:3e-4:300": format:lr:steps of 4 × 256 tokens[:shift for --shift-windows]), BENCH_CHUNKS (40).
+#   BENCH_QAT ("int4-g128-asym:1e-4:100 int3-g128-asym:2e-4:100 int2-g64:5e-4:1000:shift:1600
+#   q2_k:3e-4:300": format:lr:steps of 4 × 256 tokens[:shift for --shift-windows[:N]]; N: train
+#   on calib-docs.txt followed by N samples of the unquantized model, scripts/teacher-text.sh),
+#   BENCH_CHUNKS (40).
 # On this 2-core machine the whole run takes about an hour when it has the machine to itself.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -39,14 +41,20 @@ echo "== learn: RTN, GPTQ, learned rounding (qb-docs-26m)"
     | tee "$OUT/methods-int.md" || rc=1
 "$QB" methods "$M" "${common[@]}" --formats "${BENCH_LEARN_KQUANTS:-q3_k,q2_k}" | tee "$OUT/methods-kq.md" || rc=1
 echo "== learn: QAT with distillation (qb-docs-26m)"
-for run in ${BENCH_QAT:-int4-g128-asym:1e-4:100 int3-g128-asym:2e-4:100 int2-g64:5e-4:400:shift q2_k:3e-4:300}; do
-    IFS=: read -r fmt lr steps shift <<<"$run"
+for run in ${BENCH_QAT:-int4-g128-asym:1e-4:100 int3-g128-asym:2e-4:100 int2-g64:5e-4:1000:shift:1600 q2_k:3e-4:300}; do
+    IFS=: read -r fmt lr steps shift samples <<<"$run"
     extra=()
     [ "$shift" = shift ] && extra=(--shift-windows)
-    "$QB" finetune "$M" "$fmt" --text "$DATA/calib-docs.txt" --seq 256 --batch 4 --lr "$lr" --steps "$steps" -t "$T" "${extra[@]}" \
+    text="$DATA/calib-docs.txt"
+    if [ -n "${samples:-}" ]; then
+        text="$OUT/teacher-$samples.txt"
+        [ -s "$text" ] || BUILD="${BUILD:-build}" scripts/teacher-text.sh "$M" "$samples" "$text" "$DATA/calib-docs.txt" ||
+            { rc=1; continue; }
+    fi
+    "$QB" finetune "$M" "$fmt" --text "$text" --seq 256 --batch 4 --lr "$lr" --steps "$steps" -t "$T" "${extra[@]}" \
         --out "$OUT/qat-$fmt.gguf" --eval "$DATA/eval-docs.txt" --ctx 256 --chunks "$CH" >"$OUT/qat-$fmt.log" \
         2>"$OUT/qat-$fmt.err" || { rc=1; tail -2 "$OUT/qat-$fmt.err"; }
-    grep -E "before:|after:" "$OUT/qat-$fmt.log" | sed "s/^/$fmt (lr $lr, $steps steps) /"
+    grep -E "before:|after:" "$OUT/qat-$fmt.log" | sed "s/^/$fmt (lr $lr, $steps steps${samples:+, $samples teacher samples}) /"
 done
 # the summary: one row per format, PPL and KLD per method, and the gap each closes
 awk -v out="$OUT" '
