@@ -10,8 +10,9 @@
 #   QB_BENCH_DIR where the tables go (default ~/.cache/quantbench-bench)
 #   SCAN_TOKENS  evaluation tokens (default 4096: 16 chunks of 256)
 #   PASS_8B      CPU-seconds of one full forward pass of Llama-3.1-8B over 512 tokens (F16) on
-#                one core of this machine (default 79.5: README's Benchmarks, "scan of block 0",
-#                318 s on 2 threads for 7 variants + the base pass: 318 × 2 / 8)
+#                one core of this machine (default 71.8: README's Benchmarks, "scan of block 16",
+#                161.2 s on 2 threads for 7 variants at 0.641 of a full pass each with the
+#                base's: 161.2 × 2 / (7 × 0.641))
 #   NODE_CORES   cores per node in the projection (default 32)
 # Exit status: 0 when the tables agree, 1 when they differ or a run failed, 2 on a setup problem.
 set -u
@@ -53,7 +54,7 @@ else echo "bench-mpi: the tables DIFFER ($DIR/mpi-1x2.csv, $DIR/mpi-2x1.csv)"; s
 # wall time is its base passes plus its variants spread over its cores (never less than its
 # dearest single variant), and the job's is the slowest rank's. Costs scale with the matrices'
 # multiply-adds (the parameter counts), from PASS_8B.
-awk -v pass8="${PASS_8B:-79.5}" -v cores="${NODE_CORES:-32}" 'BEGIN {
+awk -v pass8="${PASS_8B:-71.8}" -v cores="${NODE_CORES:-32}" 'BEGIN {
     # name, layers, parameters per layer (attention + FFN matrices), head parameters
     m[1] = "8B";  L[1] = 32; lp[1] = 4096 * (4096 * 2 + 1024 * 2) + 3 * 4096 * 14336; hp[1] = 4096 * 128256
     m[2] = "70B"; L[2] = 80; lp[2] = 8192 * (8192 * 2 + 1024 * 2) + 3 * 8192 * 28672; hp[2] = 8192 * 128256

@@ -141,7 +141,7 @@ int cmd_scan(int argc, char **argv)
                          "[--tokens 16384] [--ctx 256] [--blocks-only] [--layers N|A-B] [--imatrix FILE] [--cache-mb N] "
                          "[--no-reuse] [--csv OUT.csv] "
                          "[--json OUT.json]  (MODEL --imatrix FILE without a text: the estimate alone; MODEL [EVAL.txt] "
-                         "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--stream auto|on|off] "
+                         "--estimate fisher --calib CALIB.txt [--calib-tokens N] [--refine K] [--stream auto|on|off|recompute] "
                          "[--format F,F…]: the "
                          "Fisher estimate)");
     if (fa.fisher && imx) return cli_error("scan: --estimate fisher and --imatrix: one estimate at a time");

@@ -30,7 +30,8 @@ bool fisher_parse_opt(const char *o, const char *v, int *i, fisher_args *a, bool
         if (v && !strcmp(v, "auto")) a->stream = QB_FISHER_STREAM_AUTO;
         else if (v && !strcmp(v, "on")) a->stream = QB_FISHER_STREAM_ON;
         else if (v && !strcmp(v, "off")) a->stream = QB_FISHER_STREAM_OFF;
-        else *ok = !cli_error("--stream takes 'auto', 'on' or 'off'");
+        else if (v && !strcmp(v, "recompute")) a->stream = QB_FISHER_STREAM_RECOMPUTE;
+        else *ok = !cli_error("--stream takes 'auto', 'on', 'off' or 'recompute'");
     }
     else if (!strcmp(o, "--seed")) *ok = cli_int(o, v, 0, 1L << 30, &a->seed), (*i)++;
     else if (!strcmp(o, "--labels") || !strcmp(o, "--positions")) {
@@ -72,7 +73,7 @@ qb_fisher *fisher_gather(qb_ctx *ctx, const qb_model *m, const fisher_args *a, c
     int chunks, len;
     double secs;
     qb_fisher_info(f, &pos, &chunks, &len, &secs);
-    const int s = a->samples > 1 && !a->data_labels ? (int)a->samples : 1, fw = qb_fisher_streamed(f) ? 2 : 1;
+    const int s = a->samples > 1 && !a->data_labels ? (int)a->samples : 1, fw = qb_fisher_forwards(f);
     printf("fisher     %s: %d chunks of %d, %ld positions, labels %s, %d forward + %d backward per chunk "
            "(~%d forward passes over the tokens)%s; %.2f s\n",
            path, chunks, len, pos, a->data_labels ? "of the text" : "sampled", fw, s, fw + 2 * s,

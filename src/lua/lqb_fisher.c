@@ -41,7 +41,9 @@ lqb_fisher_box *lqb_opt_fisher(lua_State *L, qb_model *m, int o, const char *tex
     const char *stream = lqb_opt_str(L, o, "stream", "auto");
     if (!strcmp(stream, "on")) fo.stream = QB_FISHER_STREAM_ON;
     else if (!strcmp(stream, "off")) fo.stream = QB_FISHER_STREAM_OFF;
-    else if (strcmp(stream, "auto")) luaL_error(L, "bad option 'stream' (\"auto\", \"on\" or \"off\" expected)");
+    else if (!strcmp(stream, "recompute")) fo.stream = QB_FISHER_STREAM_RECOMPUTE;
+    else if (strcmp(stream, "auto"))
+        luaL_error(L, "bad option 'stream' (\"auto\", \"on\", \"off\" or \"recompute\" expected)");
     fo.price = price;
     fo.n_price = n_price;
     lqb_fisher_box *b = lua_newuserdatauv(L, sizeof *b, 0);

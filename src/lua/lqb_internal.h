@@ -131,7 +131,7 @@ void lqb_sbuf_addf(lua_State *L, lqb_sbuf *b, const char *fmt, ...) __attribute_
 
 /* The Fisher estimate asked by options table o (estimate="fisher", the calibration text at
  * key text_key, ctx=, calib_tokens= (else tokens=), labels="sampled"|"data",
- * positions="half"|"all", samples=, seed=, stream="auto"|"on"|"off", progress=): computed,
+ * positions="half"|"all", samples=, seed=, stream="auto"|"on"|"off"|"recompute", progress=): computed,
  * and held by a userdata pushed on the stack (its __gc frees it); NULL and nothing pushed when
  * o asks no estimate. A streamed pass prices the n_price formats of price (the caller's: the
  * scan's format, the search's candidates). Raises on bad options and core errors. (lqb_fisher.c) */

@@ -2,8 +2,8 @@
 # test-scan-fisher.sh — the Fisher estimate end to end on stories260K: `scan --estimate fisher`
 # alone (ranked table and CSV, no evaluation text), beside the exact scan for two formats with
 # the top units refined (Spearman's rho printed, one CSV per format), `search --estimate
-# fisher` (a plan from the estimate, nothing measured), the streaming pass (`--stream on`: the
-# same table as in memory, the same plan), and bad input with a one-line error: a calibration
+# fisher` (a plan from the estimate, nothing measured), the streaming pass (`--stream recompute`
+# / `on`: the same table as in memory, the same plan), and bad input with a one-line error: a calibration
 # text too short, a model the training pass refuses (experts), options misused.
 . "$(dirname "$0")/lib.sh"
 S=$QB_MODELS/stories260K
@@ -28,15 +28,15 @@ if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q 'estimated from the Fisher 
    [ "$(grep -c ' = ' "$TMP/f.plan")" -eq 36 ]; then ok "search --estimate fisher: a plan from the estimate"
 else not_ok "search --estimate fisher" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
 
-run scan "$M" --estimate fisher --calib "$T" --ctx 64 --format q4_0,q8_0 --stream on --csv "$TMP/s.csv"
+run scan "$M" --estimate fisher --calib "$T" --ctx 64 --format q4_0,q8_0 --stream recompute --csv "$TMP/s.csv"
 if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^fisher .*2 forward + 1 backward per chunk .*streamed block by block' &&
    [ -s "$TMP/s-q4_0.csv" ] && [ -s "$TMP/s-q8_0.csv" ] &&
    cmp -s <(cut -d, -f1-4 "$TMP/f.csv") <(cut -d, -f1-4 "$TMP/s-q4_0.csv") &&
    paste -d, "$TMP/f.csv" "$TMP/s-q4_0.csv" | awk -F, -v n="$(head -1 "$TMP/f.csv" | tr ',' '\n' | grep -n '^est_err$' | cut -d: -f1)" \
        -v w="$(head -1 "$TMP/f.csv" | tr ',' '\n' | wc -l)" 'NR > 1 { a = $n; b = $(n + w); d = a - b; if (d < 0) d = -d;
        if (a <= 0 || d > 1e-5 * a) bad++ } END { exit bad > 0 || NR < 37 }'; then
-    ok "scan --estimate fisher --stream on: the in-memory estimate, block by block"
-else not_ok "scan --estimate fisher --stream on" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
+    ok "scan --estimate fisher --stream recompute: the in-memory estimate, block by block"
+else not_ok "scan --estimate fisher --stream recompute" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
 
 run search "$M" "$T" --bpw 8 --candidates q4_0,q8_0,f16 --ctx 64 --estimate fisher --stream on --plan-out "$TMP/s.plan"
 if [ "$rc" -eq 0 ] && cmp -s "$TMP/f.plan" "$TMP/s.plan"; then ok "search --estimate fisher --stream on: the same plan"
@@ -52,7 +52,7 @@ expect_fail "scan: unknown --estimate" "--estimate takes 'fisher'" scan "$M" --e
 expect_fail "scan: --refine without --estimate" "go with --estimate fisher" scan "$M" "$T" --refine 3
 expect_fail "scan: --estimate fisher with --imatrix" "one estimate at a time" scan "$M" --estimate fisher --calib "$T" --imatrix "$T"
 expect_fail "scan: bad --labels" "--labels takes 'sampled' or 'data'" scan "$M" --estimate fisher --calib "$T" --labels gold
-expect_fail "scan: bad --stream" "--stream takes 'auto', 'on' or 'off'" scan "$M" --estimate fisher --calib "$T" --stream yes
+expect_fail "scan: bad --stream" "--stream takes 'auto', 'on', 'off' or 'recompute'" scan "$M" --estimate fisher --calib "$T" --stream yes
 expect_fail "scan: --stream without --estimate" "go with --estimate fisher" scan "$M" "$T" --stream on
 expect_fail "search: --refine is scan's" "--calib and --refine are scan's" search "$M" "$T" --bpw 8 --estimate fisher --refine 2
 finish

@@ -8,8 +8,8 @@
  *   the estimate, as the exact scan ranks it; the estimate is on the scale of the measured KLD;
  * - the search takes its costs from the estimate (no forward pass, kld fields NAN);
  * - the refinement measures the top units and keeps the ranking's set;
- * - the streaming pass (block by block, prices instead of F) gives the in-memory pass's
- *   estimates: bit for bit on an untied model (qwen2 fixture: biases), within 1e-5 where the
+ * - the streaming pass (block by block, prices instead of F; the blocks' activations kept, or
+ *   each block recomputed) gives the in-memory pass's estimates: bit for bit on an untied model (qwen2 fixture: biases), within 1e-5 where the
  *   classifier is tied to the embeddings (stories260K, gemma2: soft-caps, post-norms, scaled
  *   embeddings), with two label draws per chunk; the search from it makes the same plan;
  * - bad input: a text shorter than two chunks, a model the training pass refuses, a streaming
@@ -302,15 +302,20 @@ static void test_streamed_equals_in_memory(void **state)
         assert_int_equal(qb_format_parse(&ctx, "q4_0", &fs[0]), QB_OK);
         assert_int_equal(qb_format_parse(&ctx, "q8_0", &fs[1]), QB_OK);
         assert_int_equal(qb_format_parse(&ctx, "q4_k", &fs[2]), QB_OK); /* falls back on narrow rows */
-        qb_fisher *mem, *str;
+        qb_fisher *mem, *str, *rec;
         qb_fisher_opts fo = {.n_ctx = 64, .n_tokens = 192, .samples = 2, .stream = QB_FISHER_STREAM_OFF};
         assert_int_equal(qb_fisher_compute(&ctx, m, tok, n, &fo, &mem), QB_OK);
         fo.stream = QB_FISHER_STREAM_ON;
         fo.price = fs;
         fo.n_price = 3;
         if (qb_fisher_compute(&ctx, m, tok, n, &fo, &str) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+        fo.stream = QB_FISHER_STREAM_RECOMPUTE;
+        if (qb_fisher_compute(&ctx, m, tok, n, &fo, &rec) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+        fo.stream = QB_FISHER_STREAM_ON;
         assert_false(qb_fisher_streamed(mem));
-        assert_true(qb_fisher_streamed(str));
+        assert_true(qb_fisher_streamed(str) && qb_fisher_streamed(rec));
+        /* activations of these small models are kept; recompute= runs each block again */
+        assert_true(qb_fisher_forwards(mem) == 1 && qb_fisher_forwards(str) == 1 && qb_fisher_forwards(rec) == 2);
         assert_null(qb_fisher_of(str, m->output));
         long pm, ps;
         qb_fisher_info(mem, &pm, NULL, NULL, NULL);
@@ -318,16 +323,18 @@ static void test_streamed_equals_in_memory(void **state)
         assert_int_equal(pm, ps);
         const bool tied = m->output == m->tok_embd;
         for (int k = 0; k < 3; k++) {
-            qb_scan_result a, b;
+            qb_scan_result a, b, r;
             qb_scan_opts so = {0};
             if (qb_scan_estimate_fisher(&ctx, m, &fs[k], mem, &so, &a) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
             if (qb_scan_estimate_fisher(&ctx, m, &fs[k], str, &so, &b) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
-            const double gap = est_gap(&a, &b);
-            print_message("%s %s: %d units, largest relative gap %.3g (%s)\n", models[i], a.format, a.n_rows, gap,
-                          tied ? "tied" : "untied");
-            assert_true(tied ? gap < 1e-5 : gap == 0);
+            if (qb_scan_estimate_fisher(&ctx, m, &fs[k], rec, &so, &r) != QB_OK) fail_msg("%s", qb_ctx_errmsg(&ctx));
+            const double gap = est_gap(&a, &b), gap_r = est_gap(&a, &r);
+            print_message("%s %s: %d units, largest relative gap %.3g, recomputing %.3g (%s)\n", models[i], a.format,
+                          a.n_rows, gap, gap_r, tied ? "tied" : "untied");
+            assert_true(tied ? gap < 1e-5 && gap_r < 1e-5 : gap == 0 && gap_r == 0);
             qb_scan_result_free(&a);
             qb_scan_result_free(&b);
+            qb_scan_result_free(&r);
         }
         if (i == 0) { /* the search from either: the same plan */
             qb_search_opts so = {.bpw = 7.5, .candidates = fs, .n_candidates = 2, .n_ctx = 64, .fisher = mem};
@@ -359,6 +366,7 @@ static void test_streamed_equals_in_memory(void **state)
         }
         qb_fisher_free(mem);
         qb_fisher_free(str);
+        qb_fisher_free(rec);
         free(tok);
         qb_model_close(m);
     }

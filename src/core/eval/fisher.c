@@ -149,7 +149,8 @@ qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *token
     const int samples = o && o->samples > 0 ? o->samples : 1;
     const bool sampled = !o || o->labels == QB_FISHER_SAMPLED;
     const qb_fisher_stream_mode mode = o ? o->stream : QB_FISHER_STREAM_AUTO;
-    if (mode == QB_FISHER_STREAM_ON || (mode == QB_FISHER_STREAM_AUTO && too_big_for_memory(m))) {
+    if (mode == QB_FISHER_STREAM_ON || mode == QB_FISHER_STREAM_RECOMPUTE ||
+        (mode == QB_FISHER_STREAM_AUTO && too_big_for_memory(m))) {
         if (!o || !o->price || o->n_price <= 0)
             return qb_fail(ctx, QB_ERR_ARG, "%s: the streaming Fisher pass prices the formats it is given as it goes; "
                            "it was given none", m->path);
@@ -256,3 +257,5 @@ void qb_fisher_info(const qb_fisher *f, long *n_positions, int *n_chunks, int *n
 }
 
 bool qb_fisher_streamed(const qb_fisher *f) { return f->streamed; }
+
+int qb_fisher_forwards(const qb_fisher *f) { return f->recomputed ? 2 : 1; }

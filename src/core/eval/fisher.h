@@ -22,8 +22,9 @@
  * gradient, F), 12 bytes a parameter: ~100 GB for an 8B model. The streaming pass
  * (fisher_stream.c) gathers the same sums block by block, one block's three copies at a time,
  * and prices the formats it is given (a matrix's ½ Σ F·ΔW² per format) as each block's F is
- * complete, keeping those prices instead of F: the same estimates (the same arithmetic), for
- * one forward more per chunk (each block recomputed from its kept input). */
+ * complete, keeping those prices instead of F: the same estimates (the same arithmetic), with
+ * every block's activations kept per chunk, or — when those would take more than a third of
+ * the RAM — only its input and one forward more per chunk (each block recomputed). */
 #ifndef QB_FISHER_H
 #define QB_FISHER_H
 
@@ -38,6 +39,7 @@ typedef enum {
     QB_FISHER_STREAM_AUTO = 0, /* stream when the three copies would take more than half the RAM */
     QB_FISHER_STREAM_ON,
     QB_FISHER_STREAM_OFF,
+    QB_FISHER_STREAM_RECOMPUTE, /* stream, each block recomputed from its input: the least memory */
 } qb_fisher_stream_mode;
 
 typedef struct {
@@ -81,6 +83,10 @@ const float *qb_fisher_of(const qb_fisher *f, const qb_tensor *t);
 void qb_fisher_info(const qb_fisher *f, long *n_positions, int *n_chunks, int *n_ctx, double *seconds);
 /* Whether the pass streamed (its estimates then cover the formats it priced only). */
 bool qb_fisher_streamed(const qb_fisher *f);
+/* The forward passes it ran per chunk: 1, or 2 when it streamed and recomputed each block from
+ * its input (the blocks' activations for every chunk would have taken more than a third of the
+ * RAM). */
+int qb_fisher_forwards(const qb_fisher *f);
 
 /* ½ Σ F ⊙ (D − W)² of tensor t (of the fisher's model), D the values of the packed rows q in
  * format fmt, W t's source values: the estimated KLD of that quantization of t alone. A

@@ -23,6 +23,7 @@ struct qb_fisher {
     qb_fisher_price *prices; /* streamed: every quantizable matrix × format asked for */
     int n_prices, cap_prices;
     bool streamed;
+    bool recomputed;         /* streamed with each block's forward run again (not kept) */
     long n_positions;
     int n_chunks, n_ctx;
     double seconds;

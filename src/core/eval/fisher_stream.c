@@ -4,22 +4,26 @@
  * formats asked for as soon as it is complete and is then dropped.
  *
  *   forward     the chunks' residuals through block 0, 1, … (each block's f32 copy made once),
- *               every block's input kept (n_layers × chunks × n_ctx × dim floats);
+ *               every block's activations kept per chunk when they take at most a third of the
+ *               RAM, else only its input (n_layers × chunks × n_ctx × dim floats);
  *   head        per chunk the logits, the labels drawn as fisher.c draws them, per draw the
  *               head's backward: the residual's gradient, the classifier's diagonal;
- *   backward    block n_layers−1 … 0: per chunk the block's forward again from its kept input,
- *               a backward per draw, the gradient squared into the block's diagonal;
+ *   backward    block n_layers−1 … 0: per chunk (its forward again from the kept input when
+ *               only that was kept) a backward per draw, the gradient squared into the block's
+ *               diagonal;
  *   embeddings  per draw the gradient rows of the chunk's tokens (a tied classifier: its head
  *               gradient rows of those tokens first, as the in-memory pass's one array), squared.
  *
  * Every gradient is the in-memory pass's arithmetic, so each price equals what the estimate
- * computes from the in-memory diagonal (a tied array's squares are summed in another order). */
+ * computes from the in-memory diagonal (a tied array's squares are summed in another order).
+ * Cost: the in-memory pass's 1 + 2·draws forward passes per chunk, one more when recomputing. */
 #include "fisher_internal.h"
 #include "eval_internal.h"
 #include "../quant/apply.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     qb_ctx *ctx;
@@ -29,7 +33,9 @@ typedef struct {
     int T, C, K, L, dim, V;
     float w;          /* the weight of one draw's squares */
     float inv;        /* 1 / the scored positions */
-    qb_train_pass *tp;
+    qb_train_pass **tps; /* per chunk, keeping every block's activations; or one recomputing */
+    int n_tps;
+    qb_train_pass *tp;   /* the pass of the head and, recomputing, of every block */
     int32_t *toks;    /* (C, T) */
     float *xs;        /* (L, C, T, dim) every block's inputs */
     float *x;         /* (C, T, dim) the residuals */
@@ -106,8 +112,9 @@ static qb_status forward(stream *s)
         if ((st = layer_arrays(s, l, false)) != QB_OK) break;
         for (int ch = 0; st == QB_OK && ch < s->C; ch++) {
             float *x = s->x + (size_t)ch * td;
-            memcpy(s->xs + ((size_t)l * s->C + ch) * td, x, td * sizeof *x);
-            if ((st = qb_train_block_forward(s->ctx, s->tp, l, &s->P, x, s->T)) == QB_OK) st = step(s);
+            if (s->xs) memcpy(s->xs + ((size_t)l * s->C + ch) * td, x, td * sizeof *x);
+            qb_train_pass *tp = s->xs ? s->tp : s->tps[ch];
+            if ((st = qb_train_block_forward(s->ctx, tp, l, &s->P, x, s->T)) == QB_OK) st = step(s);
         }
     }
     return st;
@@ -148,6 +155,11 @@ static qb_status head(stream *s, uint64_t seed, int first, int last, bool sample
         }
         if (st == QB_OK) st = step(s);
     }
+    free(W); /* before pricing, which makes its own copy of the classifier */
+    free(go);
+    free(logits);
+    free(dlog);
+    W = go = logits = dlog = NULL;
     if (st == QB_OK && m->output_norm) st = price(s, m->output_norm, dn);
     if (st == QB_OK && !tied) st = price(s, m->output, dw);
     if (st == QB_OK && tied) {
@@ -173,14 +185,17 @@ static qb_status block(stream *s, int l, float *xr)
     qb_train_layer *P = &s->P, *G = &s->G, *D = &s->D;
     const qb_layer_weights *Lw = &s->m->layers[l];
     for (int ch = 0; st == QB_OK && ch < s->C; ch++) {
-        memcpy(xr, s->xs + ((size_t)l * s->C + ch) * td, td * sizeof *xr);
-        st = qb_train_block_forward(s->ctx, s->tp, l, P, xr, s->T);
+        qb_train_pass *tp = s->xs ? s->tp : s->tps[ch];
+        if (s->xs) { /* recomputing: the block's forward again from its input */
+            memcpy(xr, s->xs + ((size_t)l * s->C + ch) * td, td * sizeof *xr);
+            st = qb_train_block_forward(s->ctx, tp, l, P, xr, s->T);
+        }
         for (int k = 0; st == QB_OK && k < s->K; k++) {
 #define ZERO(f)                                                                                                   \
     if (G->f) memset(G->f, 0, (size_t)qb_tensor_nelements(Lw->f) * sizeof *G->f);
             QB_LAYER_TENSORS(ZERO)
 #undef ZERO
-            if ((st = qb_train_block_backward(s->ctx, s->tp, l, P, s->dx + (size_t)(ch * s->K + k) * td, G)) != QB_OK)
+            if ((st = qb_train_block_backward(s->ctx, tp, l, P, s->dx + (size_t)(ch * s->K + k) * td, G)) != QB_OK)
                 break;
 #define SQUARE(f)                                                                                                 \
     if (G->f) add_squares(D->f, G->f, (size_t)qb_tensor_nelements(Lw->f), s->w);
@@ -249,15 +264,27 @@ qb_status qb_fisher_stream(qb_ctx *ctx, qb_fisher *f, const int32_t *tokens, con
     s.inv = 1.0f / (float)f->n_positions;
     s.total = s.C * (2 * s.L + 1) + 1;
     const size_t td = (size_t)s.T * s.dim;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const bool keep = o->stream != QB_FISHER_STREAM_RECOMPUTE && pages > 0 && page > 0 &&
+                      (double)s.C * (double)qb_train_acts_bytes(m, s.T, false) <= (double)pages * (double)page / 3;
     qb_status st = qb_train_pass_new_ex(ctx, m, n_ctx, true, &s.tp);
-    if (st != QB_OK) return st;
+    if (st == QB_OK && keep && !(s.tps = calloc((size_t)s.C, sizeof *s.tps)))
+        st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");
+    for (int ch = 0; st == QB_OK && keep && ch < s.C; ch++, s.n_tps++)
+        st = qb_train_pass_new_ex(ctx, m, n_ctx, false, &s.tps[ch]);
+    if (st != QB_OK) {
+        for (int ch = 0; ch < s.n_tps; ch++) qb_train_pass_free(s.tps[ch]);
+        free(s.tps);
+        qb_train_pass_free(s.tp);
+        return st;
+    }
     float *xr = malloc(td * sizeof *xr), *tied_diag = NULL;
     s.toks = malloc((size_t)s.C * s.T * sizeof *s.toks);
-    s.xs = malloc((size_t)s.L * s.C * td * sizeof *s.xs);
+    if (!keep) s.xs = malloc((size_t)s.L * s.C * td * sizeof *s.xs);
     s.x = malloc((size_t)s.C * td * sizeof *s.x);
     s.dx = malloc((size_t)s.C * s.K * td * sizeof *s.dx);
     if (m->output == m->tok_embd) s.keep = malloc((size_t)s.C * s.K * td * sizeof *s.keep);
-    if (!xr || !s.toks || !s.xs || !s.x || !s.dx || (m->output == m->tok_embd && !s.keep))
+    if (!xr || !s.toks || (!keep && !s.xs) || !s.x || !s.dx || (m->output == m->tok_embd && !s.keep))
         st = qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory for the streaming Fisher pass's %d × %d-token residuals",
                      m->path, s.C, s.T);
     for (int ch = 0; st == QB_OK && ch < s.C; ch++) qb_eval_chunk_tokens(m, tokens, ch, s.T, s.toks + (size_t)ch * s.T);
@@ -271,6 +298,9 @@ qb_status qb_fisher_stream(qb_ctx *ctx, qb_fisher *f, const int32_t *tokens, con
     if (st == QB_OK) st = embeddings(&s, tied_diag);
     else free(tied_diag);
     qb_train_pass_free(s.tp);
+    for (int ch = 0; ch < s.n_tps; ch++) qb_train_pass_free(s.tps[ch]);
+    free(s.tps);
+    f->recomputed = !keep;
     qb_train_layer_release(&s.P);
     qb_train_layer_release(&s.G);
     qb_train_layer_release(&s.D);

@@ -30,6 +30,8 @@ struct qb_train_pass {
     const qb_model *m;
     int max_T, T;        /* capacity; tokens of the last forward (0: none yet) */
     int block;           /* the block the last forward ran alone, -1: the whole model, HEAD_ALONE */
+    int kept;            /* without recomputation: blocks 0..kept−1 ran alone in order since the
+                            last whole-model forward, each one's activations kept */
     int dim, hid, q_dim, kv_dim, vocab, half;
     float *cs, *sn, *cs_swa, *sn_swa; /* (max_T, head_dim/2) RoPE tables, the sliding ones may alias */
     int32_t *tokens;     /* (max_T) */
@@ -521,6 +523,7 @@ qb_status qb_train_forward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_params
     head_forward(tp, p->output_norm, p->output, T, logits);
     tp->T = T;
     tp->block = -1;
+    tp->kept = 0;
     return QB_OK;
 }
 
@@ -548,6 +551,7 @@ qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb
         tp->T = 0;
         return qb_fail(ctx, QB_ERR_NOMEM, "out of memory in the training forward");
     }
+    tp->kept = tp->recompute ? 0 : l == 0 ? 1 : tp->kept == l && tp->T == T ? l + 1 : 0;
     tp->T = T;
     tp->block = l;
     return QB_OK;
@@ -686,7 +690,8 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
 qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *dx,
                                   qb_train_layer *G)
 {
-    if (tp->T <= 0 || tp->block != l) return qb_fail(ctx, QB_ERR_ARG, "backward of block %d without its forward", l);
+    if (tp->T <= 0 || (tp->block != l && l >= tp->kept))
+        return qb_fail(ctx, QB_ERR_ARG, "backward of block %d without its forward", l);
     qb_ctx_apply_threads(ctx);
     const size_t td = (size_t)tp->T * tp->dim;
     memcpy(tp->dx, dx, td * sizeof *dx);

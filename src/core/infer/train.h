@@ -81,7 +81,9 @@ qb_status qb_train_backward(qb_ctx *ctx, qb_train_pass *tp, const qb_train_param
 qb_status qb_train_block_forward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *x, int T);
 /* Its backward: dx (T, dim), the loss's gradient with respect to the block's output, becomes
  * the one with respect to its input; G += the gradients of the block's parameters. Errors:
- * the last forward of tp was not block l's. */
+ * the last forward of tp was not block l's — except in a pass without recomputation where
+ * blocks 0, 1, … ran alone in order (each keeps its own activations) up to l or past it: any of
+ * them may then go back, last first, with the head's forward and backward between. */
 qb_status qb_train_block_backward(qb_ctx *ctx, qb_train_pass *tp, int l, const qb_train_layer *P, float *dx,
                                   qb_train_layer *G);
 
