@@ -460,6 +460,29 @@ static void test_bad_calls(void **state)
     tok[2] = m->cfg.vocab_size;
     assert_int_equal(qb_train_forward(&ctx, tp, p, tok, 4, logits), QB_ERR_ARG);
     assert_non_null(strstr(ctx.errmsg, "out of range"));
+    /* blocks alone: a pass that keeps every block's activations lets any block that ran in
+     * order go back (the head between is fine); one that recomputes only the last block */
+    const int dim = m->cfg.dim;
+    float *x = calloc((size_t)4 * dim, sizeof *x), *dx = calloc((size_t)4 * dim, sizeof *dx);
+    for (int i = 0; i < 4 * dim; i++) x[i] = 0.01f * (float)(i % 7);
+    assert_int_equal(qb_train_block_backward(&ctx, tp, 0, &p->layers[0], dx, &g->layers[0]), QB_ERR_ARG);
+    assert_non_null(strstr(ctx.errmsg, "without its forward"));
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        assert_int_equal(qb_train_block_forward(&ctx, tp, l, &p->layers[l], x, 4), QB_OK);
+    assert_int_equal(qb_train_head_forward(&ctx, tp, p->output_norm, p->output, x, 4, logits), QB_OK);
+    assert_int_equal(qb_train_head_backward(&ctx, tp, p->output_norm, p->output, logits, dx, NULL, NULL), QB_OK);
+    for (int l = m->cfg.n_layers - 1; l >= 0; l--)
+        assert_int_equal(qb_train_block_backward(&ctx, tp, l, &p->layers[l], dx, &g->layers[l]), QB_OK);
+    qb_train_pass *rp;
+    assert_int_equal(qb_train_pass_new_ex(&ctx, m, 8, true, &rp), QB_OK);
+    assert_int_equal(qb_train_block_forward(&ctx, rp, 0, &p->layers[0], x, 4), QB_OK);
+    assert_int_equal(qb_train_block_forward(&ctx, rp, 1, &p->layers[1], x, 4), QB_OK);
+    assert_int_equal(qb_train_block_backward(&ctx, rp, 0, &p->layers[0], dx, &g->layers[0]), QB_ERR_ARG);
+    assert_int_equal(qb_train_block_backward(&ctx, rp, 1, &p->layers[1], dx, &g->layers[1]), QB_OK);
+    assert_int_equal(qb_train_head_backward(&ctx, rp, p->output_norm, p->output, logits, dx, NULL, NULL), QB_ERR_ARG);
+    qb_train_pass_free(rp);
+    free(x);
+    free(dx);
     qb_train_pass_free(tp);
     qb_train_params_free(p);
     qb_train_params_free(g);
