@@ -7,6 +7,7 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#include <unistd.h>
 #endif
 
 void qb_ctx_init(qb_ctx *ctx)
@@ -86,4 +87,10 @@ void qb_threads_restore(int saved)
 #else
     (void)saved;
 #endif
+}
+
+double qb_physical_memory(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 }

@@ -76,6 +76,9 @@ qb_status qb_fail(qb_ctx *ctx, qb_status st, const char *fmt, ...)
 const char *qb_status_name(qb_status st);
 /* Set OpenMP's thread count for the calling thread from ctx->n_threads (if > 0). */
 void qb_ctx_apply_threads(const qb_ctx *ctx);
+/* This machine's physical memory in bytes, 0 when it cannot be read: what the memory-bounded
+ * choices (caches kept, activations recomputed, passes streamed) measure themselves against. */
+double qb_physical_memory(void);
 
 /* Whether passes of `tokens` tokens through layers of width dim and FFN width hidden are too
  * small for a thread team: its start and its idle threads' waits cost more than the work

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* One parameter array: its diagonal, its gradient, its size. */
 typedef struct {
@@ -128,8 +127,8 @@ static bool too_big_for_memory(const qb_model *m)
 {
     double params = 0;
     for (int i = 0; i < m->n_tensors; i++) params += (double)qb_tensor_nelements(&m->tensors[i]);
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 && 12.0 * params > 0.5 * (double)pages * (double)page;
+    const double mem = qb_physical_memory();
+    return mem > 0 && 12.0 * params > 0.5 * mem;
 }
 
 qb_status qb_fisher_compute(qb_ctx *ctx, const qb_model *m, const int32_t *tokens, int n_tokens,

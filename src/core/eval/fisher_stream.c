@@ -23,7 +23,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct {
     qb_ctx *ctx;
@@ -264,9 +263,9 @@ qb_status qb_fisher_stream(qb_ctx *ctx, qb_fisher *f, const int32_t *tokens, con
     s.inv = 1.0f / (float)f->n_positions;
     s.total = s.C * (2 * s.L + 1) + 1;
     const size_t td = (size_t)s.T * s.dim;
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    const bool keep = o->stream != QB_FISHER_STREAM_RECOMPUTE && pages > 0 && page > 0 &&
-                      (double)s.C * (double)qb_train_acts_bytes(m, s.T, false) <= (double)pages * (double)page / 3;
+    const double mem = qb_physical_memory();
+    const bool keep = o->stream != QB_FISHER_STREAM_RECOMPUTE && mem > 0 &&
+                      (double)s.C * (double)qb_train_acts_bytes(m, s.T, false) <= mem / 3;
     qb_status st = qb_train_pass_new_ex(ctx, m, n_ctx, true, &s.tp);
     if (st == QB_OK && keep && !(s.tps = calloc((size_t)s.C, sizeof *s.tps)))
         st = qb_fail(ctx, QB_ERR_NOMEM, "out of memory");

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { BUF_IN, BUF_ATTN, BUF_MID, BUF_HB, BUF_PER_LAYER }; /* buffers of a layer; the head's is BUF_PER_LAYER * L */
 
@@ -88,8 +87,8 @@ static int point_bufs(const qb_config *c, int n_ctx, int n_logits, int p, int id
 
 static size_t default_bound(void)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    size_t cap = (size_t)1024 << 20, quarter = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : cap;
+    const double mem = qb_physical_memory();
+    size_t cap = (size_t)1024 << 20, quarter = mem > 0 ? (size_t)(mem / 4) : cap;
     return quarter < cap ? quarter : cap;
 }
 

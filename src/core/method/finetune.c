@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* One tensor of the model as the run sees it. */
 typedef struct {
@@ -298,8 +297,7 @@ qb_status qb_finetune_begin(qb_ctx *ctx, qb_model *student, const qb_model *teac
     }
     if (st == QB_OK) {
         if (p.recompute == 0) { /* auto: the blocks' activations against a quarter of the memory */
-            const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-            const double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+            const double mem = qb_physical_memory();
             ft->recompute = mem > 0 && (double)qb_train_acts_bytes(student, T, false) > mem / 4;
         } else ft->recompute = p.recompute > 0;
         st = qb_train_pass_new_ex(ctx, student, T, ft->recompute, &ft->tp);
