@@ -29,10 +29,11 @@ if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q 'estimated from the Fisher 
 else not_ok "search --estimate fisher" "exit $rc" "$(printf '%s' "$out$err" | tail -3)"; fi
 
 run scan "$M" --estimate fisher --calib "$T" --ctx 64 --format q4_0,q8_0 --stream recompute --csv "$TMP/s.csv"
-if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^fisher .*2 forward + 1 backward per chunk .*streamed block by block' &&
+col=$(head -1 "$TMP/f.csv" | tr ',' '\n' | grep -n '^est_err$' | cut -d: -f1)
+if [ "$rc" -eq 0 ] && [ -n "$col" ] && printf '%s\n' "$out" | grep -q '^fisher .*2 forward + 1 backward per chunk .*streamed block by block' &&
    [ -s "$TMP/s-q4_0.csv" ] && [ -s "$TMP/s-q8_0.csv" ] &&
    cmp -s <(cut -d, -f1-4 "$TMP/f.csv") <(cut -d, -f1-4 "$TMP/s-q4_0.csv") &&
-   paste -d, "$TMP/f.csv" "$TMP/s-q4_0.csv" | awk -F, -v n="$(head -1 "$TMP/f.csv" | tr ',' '\n' | grep -n '^est_err$' | cut -d: -f1)" \
+   paste -d, "$TMP/f.csv" "$TMP/s-q4_0.csv" | awk -F, -v n="$col" \
        -v w="$(head -1 "$TMP/f.csv" | tr ',' '\n' | wc -l)" 'NR > 1 { a = $n; b = $(n + w); d = a - b; if (d < 0) d = -d;
        if (a <= 0 || d > 1e-5 * a) bad++ } END { exit bad > 0 || NR < 37 }'; then
     ok "scan --estimate fisher --stream recompute: the in-memory estimate, block by block"
