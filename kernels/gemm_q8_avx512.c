@@ -1,62 +1,33 @@
 /* gemm_q8_avx512.c — prompt-processing GEMM tile for the 32-element formats that meet Q8_0
- * activations (Q8_0, Q4_0, IQ4_NL), with AVX512-VNNI: up to 2 weight rows × 8 tokens per
- * call, every product summed in registers. The spec is qdot_ref.c (same integers, same
- * f16-rounded scales; only the float summation order differs).
+ * activations (Q8_0, Q4_0, IQ4_NL), with AVX512-VNNI: 16 weight rows × up to 16 tokens per
+ * call, one output row per 32-bit lane, every product summed in registers. The spec is
+ * qdot_ref.c (same integers, same f16-rounded scales; only the float summation order differs).
  *
- * Activations are quantized once per matmul into a tile layout (qb_act_tile_row_bytes):
- * per group of 8 Q8_0 blocks (256 elements; the last group of a row padded with zero blocks)
- *   f32 dy[16]   lanes 2b and 2b+1: block b's scale (the f16 value Q8_0 stores)
- *   i32 ns[16]   lane 2b: −Σ q over block b, lane 2b+1: 0
- *   i8  q[4][64] chunk i: bytes 8b..8b+7 are block b's elements 8i..8i+7
- * (384 bytes). The quants and scales are exactly those qb_quantize_q8_0 gives.
+ * Activations are quantized once per matmul (qb_act_tile_row_bytes(n) bytes a token):
+ *   i8  q[n]       the Q8_0 quants, block after block
+ *   f32 d[nb]      block b's scale (the f16 value Q8_0 stores)
+ *   i32 n8[nb]     −8 · Σ q over block b     (Q4_0: weights are nibbles u = w + 8)
+ *   i32 n128[nb]   −128 · Σ q over block b   (Q8_0, IQ4_NL: u = w + 128)
+ * The quants and scales are exactly those qb_quantize_q8_0 gives.
  *
- * Weights stay in ggml's layout: for each group of 8 blocks the tile gathers, per chunk i,
- * the same 8 elements of the 8 blocks into one register (a qword transpose), once per row
- * for all the tokens of the call. Weights become unsigned bytes u = w + K (Q8_0, IQ4_NL:
- * K = 128; Q4_0: the nibble, K = 8), so one vpdpbusd per chunk gives Σ u·y in two int32
- * lanes per block, and the accumulator starts at K·(−Σy) (ns shifted left by log2 K): no sign
- * work per token. A group then costs 4 vpdpbusd, one conversion, one multiply and one fma
- * per (row, token). VNNI is written as inline asm (see qdot_avx512.c for why); dispatch.c
- * installs these only where cpuid reports AVX512-VNNI. */
+ * Weights stay in ggml's layout; the tile transposes them on the fly, once per call for all
+ * its tokens: for each block, the 16 rows' 16-byte halves are loaded four rows to a register
+ * and transposed 4 × 4 in 32-bit words, so register i holds bytes 4i..4i+3 of every row
+ * (unsigned u = w + K), and the scales come in one gather. A token then meets a block with 8
+ * vpdpbusd whose second operand is one 32-bit word of its quants broadcast to the 16 rows
+ * (embedded broadcast: no register, no shuffle), started from K·(−Σq), and one conversion,
+ * multiply and fma: 11 instructions for 512 multiply-adds, with nothing summed across lanes
+ * at the end. Each activation byte fetched serves 16 rows (the 2-row tile it replaces fetched
+ * every activation byte per row pair, and ran at the L2's pace). VNNI is written as inline asm
+ * (see qdot_avx512.c for why); dispatch.c installs these only where cpuid reports
+ * AVX512-VNNI. */
 #include "kernels.h"
 #include "blocks.h"
-#include "unaligned.h"
-#include "avx512_h8.h"
 
 #include <immintrin.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
-
-#define GROUP_BYTES 384
-
-/* acc + Σ u·y over each 4 bytes, y read from memory (a memory operand: no register). */
-AI __m512i dpbusd_m(__m512i acc, __m512i u, const uint8_t *p)
-{
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*(const __m512i_u *)p));
-    return acc;
-}
-
-/* out[k * os] = sum of the 16 lanes of v[k], k < 8: a shuffle tree (25 instructions for
- * eight sums instead of eight separate reductions). */
-AI void hsum8(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7, float *out,
-           size_t os)
-{
-    const __m512 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
-    __m512 m[4], q[2];
-    for (int k = 0; k < 4; k++) /* halves folded: [v2k 8 lanes, v2k+1 8 lanes] */
-        m[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44), _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
-    for (int k = 0; k < 2; k++) /* 128-bit lane j: 4 partial sums of v[4k + j] */
-        q[k] = _mm512_add_ps(_mm512_shuffle_f32x4(m[2 * k], m[2 * k + 1], 0x88), _mm512_shuffle_f32x4(m[2 * k], m[2 * k + 1], 0xDD));
-    const __m512 p = _mm512_add_ps(_mm512_unpacklo_ps(q[0], q[1]), _mm512_unpackhi_ps(q[0], q[1]));
-    const __m512 f = _mm512_add_ps(p, _mm512_permute_ps(p, 0x4E)); /* lane 4j: v[j], 4j+1: v[4+j] */
-    float t[16];
-    _mm512_storeu_ps(t, f);
-    for (int j = 0; j < 4; j++) {
-        out[j * os] = t[4 * j];
-        out[(4 + j) * os] = t[4 * j + 1];
-    }
-}
 
 void qb_quantize_q8_0_avx512(const float *, void *, int);
 
@@ -64,27 +35,25 @@ void qb_quantize_q8_0_avx512(const float *, void *, int);
 
 void qb_quantize_act_tile_avx512(const float *x, void *vy, int n)
 {
-    const int nb = n / 32, ng = (nb + 7) / 8;
-    uint8_t *y = vy;
-    for (int g = 0; g < ng; g++) {
+    const int nb = n / 32;
+    uint8_t *q = vy;
+    float *d = (float *)(q + n);
+    int32_t *n8 = (int32_t *)(d + nb), *n128 = n8 + nb;
+    for (int b0 = 0; b0 < nb; b0 += 8) {
         qb_block_q8_0 blk[8];
-        const int cnt = nb - g * 8 < 8 ? nb - g * 8 : 8;
-        memset(blk, 0, sizeof blk);
-        qb_quantize_q8_0_avx512(x + (size_t)g * 256, blk, cnt * 32);
-        uint8_t *o = y + (size_t)g * GROUP_BYTES;
-        float dy[16];
-        int32_t ns[16];
-        for (int b = 0; b < 8; b++) {
-            const float d = _cvtsh_ss(blk[b].d);
-            int s = 0;
-            for (int j = 0; j < 32; j++) s += blk[b].qs[j];
-            dy[2 * b] = dy[2 * b + 1] = d;
-            ns[2 * b] = -s;
-            ns[2 * b + 1] = 0;
-            for (int i = 0; i < 4; i++) memcpy(o + 128 + 64 * i + 8 * b, blk[b].qs + 8 * i, 8);
+        const int cnt = nb - b0 < 8 ? nb - b0 : 8;
+        qb_quantize_q8_0_avx512(x + (size_t)b0 * 32, blk, cnt * 32);
+        for (int i = 0; i < cnt; i++) {
+            const int b = b0 + i;
+            const __m256i v = _mm256_loadu_si256((const __m256i *)blk[i].qs);
+            _mm256_storeu_si256((__m256i *)(q + (size_t)b * 32), v);
+            /* Σ q: widen to 16 bits, pairwise to 32, then across the register */
+            const __m512i w = _mm512_madd_epi16(_mm512_cvtepi8_epi16(v), _mm512_set1_epi16(1));
+            const int s = _mm512_reduce_add_epi32(w);
+            d[b] = _cvtsh_ss(blk[i].d);
+            n8[b] = -8 * s;
+            n128[b] = -128 * s;
         }
-        memcpy(o, dy, sizeof dy);
-        memcpy(o + 64, ns, sizeof ns);
     }
 }
 
@@ -92,139 +61,116 @@ void qb_quantize_act_tile_avx512(const float *x, void *vy, int n)
 
 enum { G_Q8_0, G_Q4_0, G_IQ4_NL };
 #define GBS(T) ((T) == G_Q8_0 ? 34 : 18)
-#define GSHIFT(T) ((T) == G_Q4_0 ? 3 : 7)
+#define ROWS QB_GEMM_ROWS
 
-/* A group of 8 weight blocks as the tile multiplies them. */
-typedef struct {
-    __m512i u[4]; /* chunk i: bytes 8b..8b+7 = block b's elements 8i..8i+7, as u = w + K */
-    __m512 dw;    /* lanes 2b, 2b+1: block b's scale */
-} wgroup;
-
-/* Scales of 8 blocks bs bytes apart, each in two lanes. */
-AI __m512 scales8(const uint8_t *p, const int bs)
+/* acc + Σ u·y over each 4 bytes, y the 32-bit word at p broadcast to every lane. */
+AI __m512i dpbusd_b(__m512i acc, __m512i u, const uint8_t *p)
 {
-    const __m512 d = _mm512_castps256_ps512(load_h8(p, bs));
-    return _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), d);
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*(const int32_t *)p));
+    return acc;
 }
 
-AI __m512i load4x16(const uint8_t *p, const int bs)
+/* Four 16-byte rows at p + o[0..3] in the four 128-bit lanes. */
+AI __m512i load4x16(const uint8_t *p, const size_t o[4])
 {
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + bs)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * bs)), 2);
-    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * bs)), 3);
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + o[0])));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[1])), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[2])), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + o[3])), 3);
 }
 
-/* The 8 blocks at p (all present). */
-AI void wgroup_load(wgroup *g, const uint8_t *p, const int T)
+/* The 16 bytes at p + off[r] of rows r = 0..15 as q[i], i < 4: lane r = bytes 4i..4i+3 of
+ * row r. Register k holds rows k, k+4, k+8, k+12 (lane group m: row 4m + k); two rounds of
+ * unpacks then put word i of row 4m + k in lane 4m + k of q[i]. */
+AI void rows16x16(const uint8_t *p, const size_t off[ROWS], __m512i q[4])
 {
-    const int bs = GBS(T);
-    g->dw = scales8(p, bs);
+    __m512i z[4];
+    for (int k = 0; k < 4; k++) {
+        const size_t o[4] = {off[k], off[k + 4], off[k + 8], off[k + 12]};
+        z[k] = load4x16(p, o);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    q[0] = _mm512_unpacklo_epi64(t0, t2);
+    q[1] = _mm512_unpackhi_epi64(t0, t2);
+    q[2] = _mm512_unpacklo_epi64(t1, t3);
+    q[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* Block b of the 16 rows at w + off[r] as the tile multiplies it: u[i] lane r = row r's
+ * elements 4i..4i+3 as unsigned bytes (w + K), dw lane r = row r's scale (gathered at the
+ * offsets vo, the same as off). */
+AI void wblock_load(const uint8_t *w, const size_t off[ROWS], __m512i vo, int b, __m512i u[8], __m512 *dw, const int T)
+{
+    const uint8_t *p = w + (size_t)b * GBS(T);
+    const __m512i dd = _mm512_i32gather_epi32(vo, p, 1); /* the f16 scale in each word's low half */
+    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    __m512i q[4];
+    rows16x16(p + 2, off, q);
     if (T == G_Q8_0) {
-        /* Z_k = blocks 2k, 2k+1 (qwords q0..q3 of each); transpose to chunks */
-        __m512i z[4];
-        for (int k = 0; k < 4; k++)
-            z[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2 * k * bs + 2))),
-                                      _mm256_loadu_si256((const __m256i *)(p + (2 * k + 1) * bs + 2)), 1);
-        /* lo: [b0q0 b1q0 b2q0 b3q0 b0q1 b1q1 b2q1 b3q1], hi: same with q2, q3 */
-        const __m512i i01 = _mm512_set_epi64(13, 9, 5, 1, 12, 8, 4, 0), i23 = _mm512_set_epi64(15, 11, 7, 3, 14, 10, 6, 2);
-        const __m512i a01 = _mm512_permutex2var_epi64(z[0], i01, z[1]), b01 = _mm512_permutex2var_epi64(z[2], i01, z[3]);
-        const __m512i a23 = _mm512_permutex2var_epi64(z[0], i23, z[1]), b23 = _mm512_permutex2var_epi64(z[2], i23, z[3]);
         const __m512i k80 = _mm512_set1_epi8((char)0x80);
-        g->u[0] = _mm512_xor_si512(_mm512_shuffle_i64x2(a01, b01, 0x44), k80);
-        g->u[1] = _mm512_xor_si512(_mm512_shuffle_i64x2(a01, b01, 0xEE), k80);
-        g->u[2] = _mm512_xor_si512(_mm512_shuffle_i64x2(a23, b23, 0x44), k80);
-        g->u[3] = _mm512_xor_si512(_mm512_shuffle_i64x2(a23, b23, 0xEE), k80);
+        __m512i h[4];
+        rows16x16(p + 18, off, h);
+        for (int i = 0; i < 4; i++) {
+            u[i] = _mm512_xor_si512(q[i], k80);
+            u[4 + i] = _mm512_xor_si512(h[i], k80);
+        }
         return;
     }
-    /* 4-bit: A = bytes 0-7 of every block, B = bytes 8-15 */
-    const __m512i lo4 = load4x16(p + 2, bs), hi4 = load4x16(p + 2 + 4 * bs, bs);
-    const __m512i A = _mm512_permutex2var_epi64(lo4, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), hi4);
-    const __m512i B = _mm512_permutex2var_epi64(lo4, _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), hi4);
+    /* 4-bit: byte j holds element j (low nibble) and element j + 16 (high) */
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i c0 = _mm512_and_si512(A, m4), c1 = _mm512_and_si512(B, m4);
-    __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(A, 4), m4), c3 = _mm512_and_si512(_mm512_srli_epi16(B, 4), m4);
+    for (int i = 0; i < 4; i++) {
+        u[i] = _mm512_and_si512(q[i], m4);
+        u[4 + i] = _mm512_and_si512(_mm512_srli_epi16(q[i], 4), m4);
+    }
     if (T == G_IQ4_NL) { /* code book value + 128 */
         const __m512i tab = _mm512_broadcast_i32x4(
             _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197,
                           (char)217, (char)241));
-        c0 = _mm512_shuffle_epi8(tab, c0);
-        c1 = _mm512_shuffle_epi8(tab, c1);
-        c2 = _mm512_shuffle_epi8(tab, c2);
-        c3 = _mm512_shuffle_epi8(tab, c3);
+        for (int i = 0; i < 8; i++) u[i] = _mm512_shuffle_epi8(tab, u[i]);
     }
-    g->u[0] = c0;
-    g->u[1] = c1;
-    g->u[2] = c2;
-    g->u[3] = c3;
 }
 
-/* The last cnt (< 8) blocks at p, padded with zero blocks (scale 0). */
-AI void wgroup_load_tail(wgroup *g, const uint8_t *p, int cnt, const int T)
+/* y[c*ldy + r] = row r of w · token c for r < nr, c < C. Rows are wst bytes apart; with
+ * fewer than 16 (TAIL) the missing lanes read the last row again and are not stored. */
+AI void gemm_body(int n, const uint8_t *w, size_t wst, int nr, const uint8_t *xa, size_t xst, float *y, size_t ldy,
+                  const int C, const int T, const bool TAIL)
 {
-    /* masked loads, no library call: the caller's accumulators stay in registers */
-    uint8_t tmp[5 * 64];
-    const int len = cnt * GBS(T);
-    for (int off = 0; off < 5 * 64; off += 64) {
-        const int k = len - off;
-        const __mmask64 m = k >= 64 ? ~(__mmask64)0 : k > 0 ? ((__mmask64)1 << k) - 1 : 0;
-        _mm512_storeu_si512(tmp + off, _mm512_maskz_loadu_epi8(m, p + off));
-    }
-    wgroup_load(g, tmp, T);
-}
-
-/* acc[r][c] += group g of rows r · token c, for r < R, c < C. */
-AI void gemm_group(__m512 acc[2][8], const wgroup *wg, const uint8_t *xa, size_t xst, int g, const int R, const int C,
-                   const int T)
-{
+    const int nb = n / 32;
+    const size_t koff = (size_t)n + (size_t)nb * (T == G_Q4_0 ? 4 : 8); /* n8 or n128 */
+    size_t off[ROWS];
+    for (int r = 0; r < ROWS; r++) off[r] = (size_t)(TAIL && r >= nr ? nr - 1 : r) * wst;
+    const __m512i vo = _mm512_setr_epi32((int)off[0], (int)off[1], (int)off[2], (int)off[3], (int)off[4], (int)off[5],
+                                         (int)off[6], (int)off[7], (int)off[8], (int)off[9], (int)off[10], (int)off[11],
+                                         (int)off[12], (int)off[13], (int)off[14], (int)off[15]);
+    __m512 acc[16];
     #pragma GCC unroll 16
-    for (int c = 0; c < C; c++) {
-        const uint8_t *a = xa + c * xst + (size_t)g * GROUP_BYTES;
-        const __m512 dy = _mm512_loadu_ps(a);
-        const __m512i init = _mm512_slli_epi32(_mm512_loadu_si512(a + 64), GSHIFT(T));
-        #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            __m512i s = dpbusd_m(init, wg[r].u[0], a + 128);
-            s = dpbusd_m(s, wg[r].u[1], a + 192);
-            s = dpbusd_m(s, wg[r].u[2], a + 256);
-            s = dpbusd_m(s, wg[r].u[3], a + 320);
-            acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wg[r].dw, dy), acc[r][c]);
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i u[8];
+        __m512 dw;
+        wblock_load(w, off, vo, b, u, &dw, T);
+        #pragma GCC unroll 16
+        for (int c = 0; c < C; c++) {
+            const uint8_t *a = xa + c * xst;
+            const uint8_t *q = a + (size_t)b * 32;
+            __m512i s = _mm512_set1_epi32(((const int32_t *)(a + koff))[b]);
+            #pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) s = dpbusd_b(s, u[i], q + 4 * i);
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(((const float *)(a + n))[b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[c]);
         }
     }
+    const __mmask16 keep = (__mmask16)(TAIL ? (1u << nr) - 1 : 0xFFFFu);
+    #pragma GCC unroll 16
+    for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, keep, acc[c]);
 }
 
-/* y[c*ldy + r] = row r of w · token c, r < R, c < C. The full groups run in a loop without
- * calls (the accumulators stay in registers); a last partial group goes through a padded
- * copy. */
-AI void gemm_body(int n, const uint8_t *w, size_t wst, const uint8_t *xa, size_t xst, float *y, size_t ldy, const int R,
+AI void gemm_rows(int n, const uint8_t *w, size_t wst, int nr, const uint8_t *xa, size_t xst, float *y, size_t ldy,
                   const int C, const int T)
 {
-    const int nb = n / 32, nfull = nb / 8, bs = GBS(T);
-    __m512 acc[2][8];
-    #pragma GCC unroll 16
-    for (int r = 0; r < R; r++)
-        #pragma GCC unroll 16
-        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-    wgroup wg[2];
-    for (int g = 0; g < nfull; g++) {
-        #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) wgroup_load(&wg[r], w + r * wst + (size_t)g * 8 * bs, T);
-        gemm_group(acc, wg, xa, xst, g, R, C, T);
-    }
-    if (nb % 8) {
-        #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) wgroup_load_tail(&wg[r], w + r * wst + (size_t)nfull * 8 * bs, nb % 8, T);
-        gemm_group(acc, wg, xa, xst, nfull, R, C, T);
-    }
-    #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        if (C == 8) {
-            hsum8(acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r][4], acc[r][5], acc[r][6], acc[r][7], y + r, ldy);
-            continue;
-        }
-        #pragma GCC unroll 16
-        for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
-    }
+    if (nr >= ROWS) gemm_body(n, w, wst, ROWS, xa, xst, y, ldy, C, T, false);
+    else gemm_body(n, w, wst, nr, xa, xst, y, ldy, C, T, true);
 }
 
 #define GEMM_ENTRY(name, T)                                                                                      \
@@ -232,23 +178,23 @@ AI void gemm_body(int n, const uint8_t *w, size_t wst, const uint8_t *xa, size_t
                                      float *y, size_t ldy)                                                       \
     {                                                                                                            \
         const uint8_t *wp = w, *xp = xa;                                                                         \
-        switch ((nr == 2 ? 8 : 0) + nc - 1) {                                                                    \
-        case 0: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 1, T); break;                                          \
-        case 1: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 2, T); break;                                          \
-        case 2: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 3, T); break;                                          \
-        case 3: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 4, T); break;                                          \
-        case 4: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 5, T); break;                                          \
-        case 5: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 6, T); break;                                          \
-        case 6: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 7, T); break;                                          \
-        case 7: gemm_body(n, wp, wst, xp, xst, y, ldy, 1, 8, T); break;                                          \
-        case 8: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 1, T); break;                                          \
-        case 9: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 2, T); break;                                          \
-        case 10: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 3, T); break;                                         \
-        case 11: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 4, T); break;                                         \
-        case 12: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 5, T); break;                                         \
-        case 13: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 6, T); break;                                         \
-        case 14: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 7, T); break;                                         \
-        default: gemm_body(n, wp, wst, xp, xst, y, ldy, 2, 8, T); break;                                         \
+        switch (nc) {                                                                                            \
+        case 1: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 1, T); break;                                         \
+        case 2: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 2, T); break;                                         \
+        case 3: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 3, T); break;                                         \
+        case 4: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 4, T); break;                                         \
+        case 5: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 5, T); break;                                         \
+        case 6: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 6, T); break;                                         \
+        case 7: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 7, T); break;                                         \
+        case 8: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 8, T); break;                                         \
+        case 9: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 9, T); break;                                         \
+        case 10: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 10, T); break;                                       \
+        case 11: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 11, T); break;                                       \
+        case 12: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 12, T); break;                                       \
+        case 13: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 13, T); break;                                       \
+        case 14: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 14, T); break;                                       \
+        case 15: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 15, T); break;                                       \
+        default: gemm_rows(n, wp, wst, nr, xp, xst, y, ldy, 16, T); break;                                       \
         }                                                                                                        \
     }
 

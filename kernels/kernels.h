@@ -66,8 +66,8 @@ typedef struct {
      * type; NULL: none, qb_matmul then uses qdot 4 tokens at a time). quantize_act_tile writes
      * one token's n floats (n a multiple of 32) as qb_act_tile_row_bytes(n) bytes in the
      * tile's own layout (the Q8_0 quants and scales, rearranged); gemm_q computes
-     * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= 2) · token c (tiles xst
-     * bytes apart, c < nc <= 8). */
+     * y[c*ldy + r] = row r of w (rows wst bytes apart, r < nr <= QB_GEMM_ROWS, 15·wst < 2^31)
+     * · token c (tiles xst bytes apart, c < nc <= QB_GEMM_TOKENS). */
     void (*quantize_act_tile)(const float *x, void *xa, int n);
     void (*gemm_q[40])(int n, const void *w, size_t wst, int nr, const void *xa, size_t xst, int nc, float *y,
                        size_t ldy);
@@ -181,9 +181,12 @@ bool qb_gemv_preferred(int type);
  * each, the last one padded). */
 size_t qb_act_gemv_row_bytes(int n);
 
-/* Bytes of one token's activations in the GEMM tile layout (groups of 8 Q8_0 blocks, 384
- * bytes each, the last one padded). */
-static inline size_t qb_act_tile_row_bytes(int n) { return (size_t)((n / 32 + 7) / 8) * 384; }
+/* Bytes of one token's activations in the GEMM tile layout (the n quants, then per block of
+ * 32 its scale and two offsets: 12 bytes). */
+static inline size_t qb_act_tile_row_bytes(int n) { return (size_t)n + (size_t)(n / 32) * 12; }
+
+/* The GEMM tile's size: weight rows and tokens per gemm_q call at most. */
+enum { QB_GEMM_ROWS = 16, QB_GEMM_TOKENS = 16 };
 
 /* The activation type a packed weight type multiplies against (as in ggml's vec_dot_type):
  * Q8_0 for Q4_0, Q5_0, Q8_0, IQ4_NL; Q8_1 for Q4_1, Q5_1; Q8_K for the K formats, IQ4_XS,

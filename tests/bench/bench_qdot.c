@@ -56,14 +56,15 @@ static double time_pass(const qb_kernel_table *k, int t, const uint8_t *w, size_
     return best;
 }
 
-/* Seconds for one pass of the GEMM tile (2 rows × 8 tokens per call), best of reps. */
+/* Seconds for one pass of the GEMM tile (QB_GEMM_ROWS rows × QB_GEMM_TOKENS tokens per call), best of reps. */
 static double time_gemm(const qb_kernel_table *k, int t, const uint8_t *w, size_t rb, const uint8_t *xa, size_t ab,
                         int reps, float *out)
 {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = now();
-        for (int i = 0; i < ROWS; i += 2) k->gemm_q[t](N, w + (size_t)i * rb, rb, 2, xa, ab, 8, out + i, ROWS);
+        for (int i = 0; i < ROWS; i += QB_GEMM_ROWS)
+            k->gemm_q[t](N, w + (size_t)i * rb, rb, QB_GEMM_ROWS, xa, ab, QB_GEMM_TOKENS, out + i, ROWS);
         const double dt = now() - t0;
         if (dt < best) best = dt;
     }
@@ -200,9 +201,9 @@ int main(int argc, char **argv)
                          QB_TYPE_IQ3_S, QB_TYPE_IQ3_XXS, QB_TYPE_TQ2_0, QB_TYPE_TQ1_0,
                          QB_TYPE_IQ2_XXS, QB_TYPE_IQ2_XS, QB_TYPE_IQ2_S, QB_TYPE_IQ1_S, QB_TYPE_IQ1_M};
     const char *isas[] = {"ref", "avx2", "avx512", "avx512vnni"};
-    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * 8 * sizeof *out);
+    float *src = malloc(N * sizeof *src), *out = malloc((size_t)ROWS * QB_GEMM_TOKENS * sizeof *out);
     printf("qdot: %d rows x %d elements, one thread, GB/s of weights (best of %d); prompt tiles in\n"
-           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (2 rows x 8 tokens) where the table has one;\n"
+           "GMAC/s (multiply-adds): qdot with 4 tokens, and the GEMM tile (16 rows x 16 tokens) where the table has one;\n"
            "gemv: GB/s of the one-token generation kernel where the table has one (else generation uses qdot nc=1)\n",
            ROWS, N, reps);
     printf("%-7s %-11s %9s %9s %11s %11s %9s\n", "type", "isa", "nc=1", "nc=4", "qdot4 GMAC", "gemm GMAC", "gemv");
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
         }
         const size_t rb = qb_type_row_bytes((qb_type)t, N), ast = qb_type_row_bytes((qb_type)at, N);
         const size_t ab = qb_act_tile_row_bytes(N);
-        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * 8), *xg = malloc(qb_act_gemv_row_bytes(N));
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(ast * 4), *xa = malloc(ab * QB_GEMM_TOKENS), *xg = malloc(qb_act_gemv_row_bytes(N));
         for (int i = 0; i < DISTINCT; i++) { /* quantizing 8192 rows with the scalar spec is slow: repeat 64 */
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_quant_row_ref(t, src, w + (size_t)i * rb, N);
@@ -225,8 +226,8 @@ int main(int argc, char **argv)
             for (int j = 0; j < N; j++) src[j] = frand();
             qb_kernels_for("ref")->quantize_act[at](src, xq + c * ast, N);
         }
-        float *srcs = malloc((size_t)N * 8 * sizeof *srcs);
-        for (int j = 0; j < N * 8; j++) srcs[j] = frand();
+        float *srcs = malloc((size_t)N * QB_GEMM_TOKENS * sizeof *srcs);
+        for (int j = 0; j < N * QB_GEMM_TOKENS; j++) srcs[j] = frand();
         for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
             const qb_kernel_table *k = qb_kernels_for(isas[s]);
             if (!k || !k->qdot[t]) continue;
@@ -237,9 +238,9 @@ int main(int argc, char **argv)
             const double gb = (double)rb * ROWS / 1e9, gmac = (double)N * ROWS / 1e9;
             char gm[16] = "-", gv[16] = "-";
             if (k->gemm_q[t]) {
-                for (int c = 0; c < 8; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
+                for (int c = 0; c < QB_GEMM_TOKENS; c++) k->quantize_act_tile(srcs + (size_t)c * N, xa + c * ab, N);
                 time_gemm(k, t, w, rb, xa, ab, 1, out);
-                snprintf(gm, sizeof gm, "%.1f", 8 * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
+                snprintf(gm, sizeof gm, "%.1f", QB_GEMM_TOKENS * gmac / time_gemm(k, t, w, rb, xa, ab, r, out));
             }
             if (k->gemv_q[t]) {
                 k->quantize_act_gemv[t](srcs, xg, N);

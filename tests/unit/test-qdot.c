@@ -395,13 +395,15 @@ static void test_qdot_many_rows(void **state)
 }
 
 /* The prompt-processing GEMM tiles (gemm_q, where a table has them) against the reference
- * qdot: nr = 1..2 weight rows (rows an odd number of bytes apart) × nc = 1..8 tokens, at the
- * awkward lengths, quantized and random-byte weights; nothing outside the nr × nc outputs is
- * written. Activations go through the table's own tile quantizer, which must reproduce the
- * reference Q8_0 quants (else the sums would differ by far more than the tolerance). */
+ * qdot: nr = 1..QB_GEMM_ROWS weight rows (rows an odd number of bytes apart: the tail path
+ * below 16) × nc = 1..QB_GEMM_TOKENS tokens, at the awkward lengths, quantized and
+ * random-byte weights; nothing outside the nr × nc outputs is written. Activations go
+ * through the table's own tile quantizer, which must reproduce the reference Q8_0 quants
+ * (else the sums would differ by far more than the tolerance). */
 static void test_gemm_tiles(void **state)
 {
     (void)state;
+    enum { R = QB_GEMM_ROWS, C = QB_GEMM_TOKENS, LD = R + 1 };
     const qb_kernel_table *ref = qb_kernels_for("ref");
     const char *all[] = {"ref", "avx2", "avx512", "avx512vnni"};
     int checked = 0;
@@ -418,37 +420,35 @@ static void test_gemm_tiles(void **state)
                     const int n = nblocks[li] * 32;
                     const size_t wrow = row_bytes(t, n) + 5, arow = row_bytes(QB_TYPE_Q8_0, n);
                     const size_t ab = qb_act_tile_row_bytes(n);
-                    uint8_t *w = malloc(2 * wrow), *xq = malloc(8 * arow), *xa = malloc(8 * ab);
+                    uint8_t *w = malloc(R * wrow), *xq = malloc(C * arow), *xa = malloc(C * ab);
                     float *x = malloc((size_t)n * sizeof *x), *wf = malloc((size_t)n * sizeof *wf);
-                    double scale[2][8];
-                    for (int r = 0; r < 2; r++) make_weights(t, n, w + r * wrow, flavour);
-                    for (int c = 0; c < 8; c++) {
-                        fill_acts(x, n, c == 7);
+                    float *xf = malloc((size_t)C * n * sizeof *xf);
+                    double scale[R][C];
+                    float want[R][C];
+                    for (int r = 0; r < R; r++) make_weights(t, n, w + r * wrow, flavour);
+                    for (int c = 0; c < C; c++) {
+                        fill_acts(x, n, c == C - 1);
                         ref->quantize_act[QB_TYPE_Q8_0](x, xq + c * arow, n);
                         k->quantize_act_tile(x, xa + c * ab, n);
+                        assert_true(qb_dequant_row_ref(QB_TYPE_Q8_0, xq + c * arow, xf + (size_t)c * n, n));
                     }
-                    float want[2][8];
-                    for (int r = 0; r < 2; r++) {
-                        ref->qdot[t](n, w + r * wrow, xq, arow, 4, want[r]);
-                        ref->qdot[t](n, w + r * wrow, xq + 4 * arow, arow, 4, want[r] + 4);
+                    for (int r = 0; r < R; r++) {
+                        for (int c0 = 0; c0 < C; c0 += 4) ref->qdot[t](n, w + r * wrow, xq + c0 * arow, arow, 4, want[r] + c0);
                         assert_true(qb_dequant_row_ref(t, w + r * wrow, wf, n));
-                        float *xf = malloc((size_t)n * sizeof *xf);
-                        for (int c = 0; c < 8; c++) {
-                            assert_true(qb_dequant_row_ref(QB_TYPE_Q8_0, xq + c * arow, xf, n));
+                        for (int c = 0; c < C; c++) {
                             double sc = 0;
-                            for (int i = 0; i < n; i++) sc += fabs((double)wf[i] * xf[i]);
+                            for (int i = 0; i < n; i++) sc += fabs((double)wf[i] * xf[(size_t)c * n + i]);
                             scale[r][c] = sc;
                         }
-                        free(xf);
                     }
-                    for (int nr = 1; nr <= 2; nr++)
-                        for (int nc = 1; nc <= 8; nc++) {
-                            float y[9 * 3];
-                            for (int i = 0; i < 27; i++) y[i] = -12345.0f;
-                            k->gemm_q[t](n, w, wrow, nr, xa, ab, nc, y, 3);
-                            for (int c = 0; c < 9; c++)
-                                for (int r = 0; r < 3; r++) {
-                                    const float got = y[c * 3 + r];
+                    for (int nr = 1; nr <= R; nr += nr < 3 || nr >= R - 2 ? 1 : 4)
+                        for (int nc = 1; nc <= C; nc++) {
+                            float y[(C + 1) * LD];
+                            for (int i = 0; i < (C + 1) * LD; i++) y[i] = -12345.0f;
+                            k->gemm_q[t](n, w, wrow, nr, xa, ab, nc, y, LD);
+                            for (int c = 0; c <= C; c++)
+                                for (int r = 0; r < LD; r++) {
+                                    const float got = y[c * LD + r];
                                     if (r >= nr || c >= nc) {
                                         if (got != -12345.0f) fail_msg("%s gemm[%s] wrote outside %dx%d at (%d,%d)", all[s], qb_type_get(t)->name, nr, nc, r, c);
                                         continue;
@@ -465,6 +465,7 @@ static void test_gemm_tiles(void **state)
                     free(xq);
                     free(xa);
                     free(x);
+                    free(xf);
                     free(wf);
                 }
         }

@@ -159,9 +159,10 @@ static bool matmul_gemv(const qb_kernel_table *k, const qb_tensor *const *ws, in
 }
 
 /* Several tokens through the kernels' GEMM tile (Q8_0, Q4_0, IQ4_NL where the CPU has one):
- * activations quantized once into the tile layout, then 2 rows × 8 tokens per kernel call,
- * tokens in chunks whose activations stay in L2. False (nothing done) when there is no tile
- * or no memory for the activations: the caller takes the qdot path. */
+ * activations quantized once into the tile layout, then QB_GEMM_ROWS rows × QB_GEMM_TOKENS
+ * tokens per kernel call, tokens in chunks whose activations stay in L2. False (nothing done)
+ * when there is no tile, no memory for the activations or rows too far apart for the tile:
+ * the caller takes the qdot path. */
 static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, int nw, const float *x, int T,
                          float *const *ys)
 {
@@ -170,26 +171,27 @@ static bool matmul_tiled(const qb_kernel_table *k, const qb_tensor *const *ws, i
     if (T < 2 || !gemm || !k->quantize_act_tile) return false;
     const int n = (int)ws[0]->ne[0];
     const size_t ab = qb_act_tile_row_bytes(n), wrow = qb_type_row_bytes(type, n);
+    if (wrow * (QB_GEMM_ROWS - 1) >= (size_t)1 << 31) return false;
     uint8_t *xa = malloc((size_t)T * ab);
     if (!xa) return false;
-    int chunk = (int)((256 * 1024) / ab) & ~7;
-    if (chunk < 8) chunk = 8;
-    const units u = units_of(ws, nw, 2);
+    int chunk = (int)((512 * 1024) / ab) / QB_GEMM_TOKENS * QB_GEMM_TOKENS;
+    if (chunk < QB_GEMM_TOKENS) chunk = QB_GEMM_TOKENS;
+    const units u = units_of(ws, nw, QB_GEMM_ROWS);
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
     for (int t = 0; t < T; t++) k->quantize_act_tile(x + (size_t)t * n, xa + (size_t)t * ab, n);
     for (int t0 = 0; t0 < T; t0 += chunk) {
         const int t1 = T - t0 < chunk ? T : t0 + chunk;
-#pragma omp for schedule(dynamic, 8) nowait
+#pragma omp for schedule(dynamic, 1) nowait
         for (int64_t g = 0; g < u.off[nw]; g++) {
             const int i = unit_matrix(&u, g);
-            const int64_t rows = ws[i]->ne[1], r0 = 2 * (g - u.off[i]);
-            const int nr = rows - r0 < 2 ? 1 : 2;
+            const int64_t rows = ws[i]->ne[1], r0 = QB_GEMM_ROWS * (g - u.off[i]);
+            const int nr = rows - r0 < QB_GEMM_ROWS ? (int)(rows - r0) : QB_GEMM_ROWS;
             const uint8_t *wr = (const uint8_t *)ws[i]->data + (size_t)r0 * wrow;
-            for (int c0 = t0; c0 < t1; c0 += 8)
-                gemm(n, wr, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < 8 ? t1 - c0 : 8, ys[i] + (size_t)c0 * rows + r0,
-                     (size_t)rows);
+            for (int c0 = t0; c0 < t1; c0 += QB_GEMM_TOKENS)
+                gemm(n, wr, wrow, nr, xa + (size_t)c0 * ab, ab, t1 - c0 < QB_GEMM_TOKENS ? t1 - c0 : QB_GEMM_TOKENS,
+                     ys[i] + (size_t)c0 * rows + r0, (size_t)rows);
         }
     }
     }
