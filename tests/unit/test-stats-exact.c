@@ -225,8 +225,66 @@ static void test_exact(void **state)
     free(xn);
 }
 
+/* One scratch through a run of analyses, as the workbench lends it: the mapping's originals
+ * remembered from the first format serve the later ones (and the given-matrix entry point),
+ * another point count, another range (manual) or another source is filtered afresh; every
+ * result still the oracle's, bit for bit. */
+static void test_scratch_reuse(void **state)
+{
+    (void)state;
+    const int64_t rows = 45, n = 512;
+    float *x = tensor(rows * n, false), *xn = tensor(rows * n, true);
+    const qb_analysis_opts tui = {.bins = 64, .auto_range = true, .map_points = 4096};
+    const qb_analysis_opts small = {.bins = 64, .auto_range = true, .map_points = 512};
+    const qb_analysis_opts manual = {.bins = 40, .lo = -0.02, .hi = 0.03, .err_lo = -1e-3, .err_hi = 5e-4,
+                                     .map_points = 512};
+    const struct {
+        const char *fmt;
+        int src; /* 0: x, 1: xn */
+        const qb_analysis_opts *o;
+        bool given;
+    } runs[] = {{"int4-g128", 0, &tui, false}, {"q4_k", 0, &tui, false}, {"q4_k", 0, &tui, true},
+                {"nf4", 0, &tui, false},       {"q6_k", 0, &small, false}, {"q8_0", 0, &small, true},
+                {"q4_0", 1, &small, false},    {"int3-channel-asym", 1, &small, false},
+                {"q4_k", 1, &manual, false},   {"int4-g128", 0, &tui, false}};
+    qb_ctx ctx;
+    qb_ctx_init(&ctx);
+    ctx.n_threads = 2;
+    qb_analysis_scratch sc = {0};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        const float *src = runs[i].src ? xn : x;
+        qb_format f;
+        assert_int_equal(qb_format_parse(&ctx, runs[i].fmt, &f), QB_OK);
+        const size_t rb = qb_format_row_bytes(&f, n);
+        uint8_t *q = malloc((size_t)rows * rb);
+        float *y = malloc((size_t)(rows * n) * sizeof *y);
+        assert_int_equal(qb_quantize_matrix(&ctx, &f, src, rows, n, q, NULL), QB_OK);
+        for (int64_t r = 0; r < rows; r++) qb_dequantize_row(&f, q + (size_t)r * rb, y + r * n, n);
+        qb_analysis want, got;
+        oracle(src, y, rows, n, runs[i].o, &want);
+        qb_analysis_opts o = *runs[i].o;
+        o.scratch = &sc;
+        char c[96];
+        snprintf(c, sizeof c, "scratch run %zu: %s%s", i, runs[i].fmt, runs[i].given ? " (given)" : "");
+        if (runs[i].given) assert_int_equal(qb_quant_analyze_given(&ctx, &f, src, y, rows, n, &o, &got), QB_OK);
+        else assert_int_equal(qb_quant_analyze(&ctx, &f, src, rows, n, &o, &got), QB_OK);
+        expect_same(&got, &want, c);
+        assert_non_null(sc.map.map_idx); /* remembered for the next run */
+        assert_ptr_equal(sc.map.src, src);
+        assert_int_equal(sc.map.points, o.map_points);
+        qb_analysis_free(&got);
+        qb_analysis_free(&want);
+        free(q);
+        free(y);
+    }
+    qb_analysis_scratch_free(&sc);
+    assert_null(sc.map.map_idx);
+    free(x);
+    free(xn);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact), cmocka_unit_test(test_scratch_reuse)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

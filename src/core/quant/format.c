@@ -121,6 +121,25 @@ static qb_tensor_range tensor_range(const float *x, int64_t count, int nt)
     return (qb_tensor_range){lo, hi, fmaxf(fabsf(lo), fabsf(hi))};
 }
 
+/* One row as qb_quantize_matrix_w quantizes each (rp: the tensor's range, per-tensor formats). */
+static inline bool quantize_row(const qb_format_traits *tr, const qb_format *f, const float *x, uint8_t *y, int64_t n,
+                                const float *w, const qb_tensor_range *rp)
+{
+    return w && tr->quant_row_w ? tr->quant_row_w(f, x, y, n, w) : tr->quant_row(f, x, y, n, rp);
+}
+
+bool qb_format_row_local(const qb_format *f)
+{
+    const qb_format_traits *tr = qb_format_traits_of(f);
+    return tr && !(tr->per_tensor && tr->per_tensor(f));
+}
+
+bool qb_quantize_row_local(const qb_format *f, const float *src, void *dst, int64_t n, const float *w)
+{
+    const qb_format_traits *tr = qb_format_traits_of(f);
+    return tr && quantize_row(tr, f, src, dst, n, w, NULL);
+}
+
 qb_status qb_quantize_matrix(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
                              const volatile int *cancel)
 {
@@ -157,9 +176,7 @@ qb_status qb_quantize_matrix_w(qb_ctx *ctx, const qb_format *f, const float *src
         /* the next row ahead of use: measured, the hardware prefetcher alone left the vector
          * quantizers waiting on memory (a hint; never faults past the end) */
         for (int64_t o = 0; o < n; o += 16) __builtin_prefetch(src + (r + 1) * n + o);
-        uint8_t *y = (uint8_t *)dst + (size_t)r * rb;
-        if (w && tr->quant_row_w ? !tr->quant_row_w(f, src + r * n, y, n, w) : !tr->quant_row(f, src + r * n, y, n, rp))
-            failed = 1;
+        if (!quantize_row(tr, f, src + r * n, (uint8_t *)dst + (size_t)r * rb, n, w, rp)) failed = 1;
     }
     if (cancelled) return qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
     if (failed) {

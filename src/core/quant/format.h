@@ -64,6 +64,13 @@ qb_status qb_quantize_matrix(qb_ctx *ctx, const qb_format *f, const float *src, 
  * of other kinds and ggml types ggml quantizes without weights (F16, Q8_0, ...) ignore w. */
 qb_status qb_quantize_matrix_w(qb_ctx *ctx, const qb_format *f, const float *src, int64_t rows, int64_t n, void *dst,
                                const float *w, const volatile int *cancel);
+/* Whether each row of f quantizes on its own (no per-tensor scale): then
+ * qb_quantize_row_local gives, row by row, the bytes qb_quantize_matrix_w gives. */
+bool qb_format_row_local(const qb_format *f);
+/* One row of n values into dst as qb_quantize_matrix_w quantizes it (w: the importance, NULL:
+ * none), for a format where qb_format_row_local holds and f, n pass qb_format_check. False:
+ * no quantizer for this type. Thread-safe. */
+bool qb_quantize_row_local(const qb_format *f, const float *src, void *dst, int64_t n, const float *w);
 /* Dequantize one stored row of n elements into dst. f and n must pass qb_format_check (not
  * re-checked here). Pure and thread-safe: callers run it on many rows at once. */
 void qb_dequantize_row(const qb_format *f, const void *src, float *dst, int64_t n);

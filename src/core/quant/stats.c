@@ -172,10 +172,20 @@ static void widen(double *lo, double *hi)
     }
 }
 
+/* Rows quantized by the first pass itself (formats whose rows quantize on their own), into
+ * q, row r with importance w + (r / rpm)·n when w is set: each group of rows is quantized
+ * while its originals are in cache, and the originals are read once instead of twice. */
+typedef struct {
+    uint8_t *q;
+    const float *w;
+    int64_t rpm;
+} row_quant;
+
 /* Pass 1: the sums and ranges of every row into racc, and with s->scale those of the scaled
- * rows into wracc. False when out of memory or cancelled. */
+ * rows into wracc; with rq, each group's rows quantized first (*failed set when the type has
+ * no quantizer). False when out of memory, cancelled or a row failed to quantize. */
 static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int nt, const volatile int *cancel, acc *racc,
-                     acc *wracc)
+                     acc *wracc, const row_quant *rq, bool *failed)
 {
     const qb_kernel_table *k = qb_kernels();
     const int64_t n = s->n, ng = (rows + QB_STATS_GROUP - 1) / QB_STATS_GROUP;
@@ -193,6 +203,15 @@ static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int n
             const int64_t r0 = g * QB_STATS_GROUP;
             const int nr = (int)(rows - r0 < QB_STATS_GROUP ? rows - r0 : QB_STATS_GROUP);
             qb_prefetch(x + (r0 + nr) * n, (size_t)(QB_STATS_GROUP * n) * sizeof *x); /* the next group */
+            if (rq)
+                for (int i = 0; i < nr; i++) {
+                    const int64_t r = r0 + i;
+                    if (!qb_quantize_row_local(s->f, x + r * n, rq->q + (size_t)r * s->rb, n,
+                                               rq->w ? rq->w + (r / rq->rpm) * n : NULL)) {
+#pragma omp atomic write
+                        *failed = true;
+                    }
+                }
             const float *y = qb_rows_of(s, r0, nr, buf);
             for (int i = 0; i < nr; i++) qb_err_acc_init(&racc[r0 + i]);
             k->err_rows((int)n, x + r0 * n, (size_t)n, y, (size_t)n, nr, &racc[r0]);
@@ -214,7 +233,7 @@ static bool row_sums(const float *x, const qb_row_source *s, int64_t rows, int n
             ok = false;
         }
     }
-    return ok && !(cancel && *cancel);
+    return ok && !*failed && !(cancel && *cancel);
 }
 
 /* The mapping from the bucket minima: points ascending in x, duplicates of the last point
@@ -333,17 +352,64 @@ static qb_status importance_scales(qb_ctx *ctx, const qb_analysis_opts *o, int64
     return QB_OK;
 }
 
+/* Whether sc remembers the mapping's originals of this source, shape, range and point count. */
+static bool map_known(const qb_analysis_scratch *sc, const float *src, int64_t rows, int64_t n, int points, double lo,
+                      double hi)
+{
+    return sc && sc->map.map_idx && sc->map.src == src && sc->map.rows == rows && sc->map.n == n &&
+           sc->map.points == points && sc->map.lo == lo && sc->map.hi == hi;
+}
+
+/* Keep the flat indices of the points − 1 interval minima in sc (nothing when sc is NULL or
+ * out of memory: the next analysis filters again). */
+static void map_remember(qb_analysis_scratch *sc, const float *src, int64_t rows, int64_t n, int points, double lo,
+                         double hi, const qb_map_pt *best)
+{
+    if (!sc) return;
+    free(sc->map.map_idx);
+    sc->map.map_idx = malloc((size_t)(points - 1) * sizeof *sc->map.map_idx);
+    if (!sc->map.map_idx) return;
+    for (int i = 0; i < points - 1; i++) sc->map.map_idx[i] = best[i].idx;
+    sc->map.src = src;
+    sc->map.rows = rows;
+    sc->map.n = n;
+    sc->map.points = points;
+    sc->map.lo = lo;
+    sc->map.hi = hi;
+}
+
+/* The interval minima sc remembers, each with its dequantized value from s (buf: n floats,
+ * unless s has the dequantized matrix): what the filtering pass would give, without it. */
+static void map_recall(const qb_analysis_scratch *sc, const float *src, const qb_row_source *s, int points,
+                       qb_map_pt *best, float *buf)
+{
+    const int64_t n = s->n;
+    for (int i = 0; i < points - 1; i++) {
+        const int64_t idx = sc->map.map_idx[i];
+        if (idx < 0) continue;
+        const float *y = qb_rows_of(s, idx / n, 1, buf);
+        best[i] = (qb_map_pt){src[idx], y[idx % n], idx};
+    }
+}
+
 /* Everything but the quantization: statistics, histograms and mapping of the rows of s
  * against src; with s->scale, the weighted view too (wracc: rows more sums). */
 static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, const qb_row_source *s, int64_t rows,
-                         const qb_analysis_opts *op, int nt, acc *racc, acc *wracc, qb_map_pt *best, qb_analysis *out)
+                         const qb_analysis_opts *op, int nt, acc *racc, acc *wracc, qb_map_pt *best, qb_analysis *out,
+                         const row_quant *rq)
 {
     const qb_analysis_opts o = *op;
     const int64_t n = s->n, count = rows * n;
     qb_status st;
     /* pass 1: per-row sums and ranges */
-    if (!row_sums(src, s, rows, nt, o.cancel, racc, s->scale ? wracc : NULL)) {
+    bool failed = false;
+    if (!row_sums(src, s, rows, nt, o.cancel, racc, s->scale ? wracc : NULL, rq, &failed)) {
         if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
+        if (failed) {
+            char nm[48];
+            qb_format_name(f, nm, sizeof nm);
+            return qb_fail(ctx, QB_ERR_UNSUPPORTED, "%s: no quantizer for this type", nm);
+        }
         return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread rows");
     }
     acc total;
@@ -391,7 +457,9 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
     double mlo = total.xlo, mhi = total.xhi;
     const bool map_ok = nmap > 0 && mlo <= mhi; /* some original is a number */
     if (map_ok && !(mlo < mhi)) mhi = mlo + 1.0; /* constant tensor: one point */
-    if (!qb_stats_hist_map(src, s, rows, nt, o.cancel, out, map_ok && nmap > 1 ? nmap : 0, mlo, mhi, best)) {
+    const int nbucket = map_ok && nmap > 1 ? nmap : 0;
+    const bool known = nbucket && map_known(o.scratch, src, rows, n, nbucket, mlo, mhi);
+    if (!qb_stats_hist_map(src, s, rows, nt, o.cancel, out, known ? 0 : nbucket, mlo, mhi, best)) {
         if (o.cancel && *o.cancel) return qb_fail(ctx, QB_ERR_CANCELLED, "analysis cancelled");
         return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for per-thread histograms");
     }
@@ -400,6 +468,8 @@ static qb_status measure(qb_ctx *ctx, const qb_format *f, const float *src, cons
         if (map_ok) {
             float *buf = s->deq ? NULL : malloc((size_t)n * sizeof *buf);
             if (!s->deq && !buf) return qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for a row");
+            if (known) map_recall(o.scratch, src, s, nbucket, best, buf);
+            else if (nbucket) map_remember(o.scratch, src, rows, n, nbucket, mlo, mhi, best);
             last = find_last(src, s, rows, racc, total.xhi, buf);
             free(buf);
         }
@@ -433,15 +503,21 @@ qb_status qb_quant_analyze(qb_ctx *ctx, const qb_format *f, const float *src, in
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
         goto fail;
     }
-    if (scale && o.quantize_weighted) /* each matrix with its own weights */
+    /* rows that quantize on their own are quantized by the first pass, group by group */
+    const bool on_the_fly = qb_format_row_local(f);
+    const row_quant rq = {q, scale && o.quantize_weighted ? o.importance : NULL, rpm};
+    if (on_the_fly) {
+        if (o.cancel && *o.cancel) st = qb_fail(ctx, QB_ERR_CANCELLED, "quantization cancelled");
+    } else if (scale && o.quantize_weighted) { /* each matrix with its own weights */
         for (int64_t r0 = 0; r0 < rows && !st; r0 += rpm)
             st = qb_quantize_matrix_w(ctx, f, src + r0 * n, rpm, n, q + (size_t)r0 * rb, o.importance + (r0 / rpm) * n,
                                       o.cancel);
-    else
+    } else {
         st = qb_quantize_matrix(ctx, f, src, rows, n, q, o.cancel);
+    }
     if (st) goto fail;
     const qb_row_source s = {f, q, rb, NULL, n, scale, rpm};
-    st = measure(ctx, f, src, &s, rows, &o, nt, racc, racc + rows, best, out);
+    st = measure(ctx, f, src, &s, rows, &o, nt, racc, racc + rows, best, out, on_the_fly ? &rq : NULL);
     if (st) goto fail;
     qb_analysis_scratch_free(&local);
     free(best);
@@ -476,7 +552,7 @@ qb_status qb_quant_analyze_given(qb_ctx *ctx, const qb_format *f, const float *s
     if (!racc || (o.map_points > 0 && !best))
         st = qb_fail(ctx, QB_ERR_NOMEM, "analysis: out of memory for %lld x %lld values", (long long)rows, (long long)n);
     else
-        st = measure(ctx, f, src, &s, rows, &o, thread_count(ctx), racc, racc + rows, best, out);
+        st = measure(ctx, f, src, &s, rows, &o, thread_count(ctx), racc, racc + rows, best, out, NULL);
     free(racc);
     free(best);
     free(scale);
@@ -489,5 +565,6 @@ void qb_analysis_scratch_free(qb_analysis_scratch *s)
     if (!s) return;
     free(s->q);
     free(s->rows);
+    free(s->map.map_idx);
     memset(s, 0, sizeof *s);
 }

@@ -61,12 +61,24 @@ typedef struct {
 
 /* Working buffers of qb_quant_analyze (the quantized tensor, per-row sums) kept between
  * calls, so repeated analyses of large tensors reuse warm memory instead of faulting in fresh
- * pages each time. Caller-owned; one call at a time per scratch; grows as needed; free with
- * qb_analysis_scratch_free (idempotent, zeroes it). */
+ * pages each time. It also remembers which originals the mapping picked (they depend on the
+ * originals alone: the smallest of each interval of their range), so the next analysis of
+ * the same source at another format only looks up those values' dequantized images instead
+ * of filtering every value again: the source is known by its address, shape, range and the
+ * number of points, so a scratch must only be reused with a source whose values have not
+ * changed since (or after qb_analysis_scratch_free). Caller-owned; one call at a time per
+ * scratch; grows as needed; free with qb_analysis_scratch_free (idempotent, zeroes it). */
 typedef struct qb_analysis_scratch {
     void *q;
     void *rows;
     size_t q_cap, rows_cap; /* bytes */
+    struct {                /* the mapping's originals of the last source (map_idx NULL: none) */
+        const float *src;
+        int64_t rows, n;
+        int points;
+        double lo, hi;
+        int64_t *map_idx; /* points − 1 flat indices (−1: empty interval) */
+    } map;
 } qb_analysis_scratch;
 void qb_analysis_scratch_free(qb_analysis_scratch *s);
 
