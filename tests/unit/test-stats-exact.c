@@ -2,7 +2,7 @@
  * oracle written here (each row summed element by element in double, rows added in order;
  * every value's histogram bin computed in double; the mapping's bucket minima by a linear
  * scan): statistics, histogram counts and mapping points must be identical, bit for bit, for
- * several formats, bin counts (small ones take the joint orig × deq table, large ones the
+ * several formats, bin counts (up to 512 take the joint orig × deq table, more the
  * separate counts), thread counts, with repeated values (an f16-valued tensor has many), NaNs
  * and manual ranges. */
 #include "testutil.h"
@@ -208,6 +208,7 @@ static void test_exact(void **state)
     float *x = tensor(rows * n, false), *xn = tensor(rows * n, true);
     const qb_analysis_opts small = {.bins = 64, .auto_range = true, .map_points = 512};
     const qb_analysis_opts large = {.bins = 300, .auto_range = true, .map_points = 37};
+    const qb_analysis_opts huge = {.bins = 700, .auto_range = true, .map_points = 64}; /* separate counts */
     const qb_analysis_opts tui = {.bins = 64, .auto_range = true, .map_points = 4096}; /* buckets in groups */
     const qb_analysis_opts manual = {.bins = 40, .lo = -0.02, .hi = 0.03, .err_lo = -1e-3, .err_hi = 5e-4,
                                      .map_points = 2};
@@ -215,6 +216,7 @@ static void test_exact(void **state)
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         check(names[k], x, rows, n, &small);
         check(names[k], x, rows, n, &large);
+        check(names[k], xn, rows, n, &huge);
         check(names[k], xn, rows, n, &manual);
     }
     check("q4_0", xn, rows, n, &small);
