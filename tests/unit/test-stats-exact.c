@@ -157,17 +157,27 @@ static void expect_same(const qb_analysis *got, const qb_analysis *want, const c
                      want->map_x[i], want->map_y[i]);
 }
 
+/* x quantized to f and dequantized again (rows × n floats, malloc'd). */
+static float *dequantized(qb_ctx *ctx, const qb_format *f, const float *x, int64_t rows, int64_t n)
+{
+    const size_t rb = qb_format_row_bytes(f, n);
+    uint8_t *q = malloc((size_t)rows * rb);
+    float *y = malloc((size_t)(rows * n) * sizeof *y);
+    assert_non_null(q);
+    assert_non_null(y);
+    assert_int_equal(qb_quantize_matrix(ctx, f, x, rows, n, q, NULL), QB_OK);
+    for (int64_t r = 0; r < rows; r++) qb_dequantize_row(f, q + (size_t)r * rb, y + r * n, n);
+    free(q);
+    return y;
+}
+
 static void check(const char *name, const float *x, int64_t rows, int64_t n, const qb_analysis_opts *o)
 {
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_format f;
     assert_int_equal(qb_format_parse(&ctx, name, &f), QB_OK);
-    const size_t rb = qb_format_row_bytes(&f, n);
-    uint8_t *q = malloc((size_t)rows * rb);
-    float *y = malloc((size_t)(rows * n) * sizeof *y);
-    assert_int_equal(qb_quantize_matrix(&ctx, &f, x, rows, n, q, NULL), QB_OK);
-    for (int64_t r = 0; r < rows; r++) qb_dequantize_row(&f, q + (size_t)r * rb, y + r * n, n);
+    float *y = dequantized(&ctx, &f, x, rows, n);
     qb_analysis want, got;
     oracle(x, y, rows, n, o, &want);
     for (int threads = 1; threads <= 3; threads++) {
@@ -182,7 +192,6 @@ static void check(const char *name, const float *x, int64_t rows, int64_t n, con
         qb_analysis_free(&got);
     }
     qb_analysis_free(&want);
-    free(q);
     free(y);
 }
 
@@ -257,11 +266,7 @@ static void test_scratch_reuse(void **state)
         const float *src = runs[i].src ? xn : x;
         qb_format f;
         assert_int_equal(qb_format_parse(&ctx, runs[i].fmt, &f), QB_OK);
-        const size_t rb = qb_format_row_bytes(&f, n);
-        uint8_t *q = malloc((size_t)rows * rb);
-        float *y = malloc((size_t)(rows * n) * sizeof *y);
-        assert_int_equal(qb_quantize_matrix(&ctx, &f, src, rows, n, q, NULL), QB_OK);
-        for (int64_t r = 0; r < rows; r++) qb_dequantize_row(&f, q + (size_t)r * rb, y + r * n, n);
+        float *y = dequantized(&ctx, &f, src, rows, n);
         qb_analysis want, got;
         oracle(src, y, rows, n, runs[i].o, &want);
         qb_analysis_opts o = *runs[i].o;
@@ -276,7 +281,6 @@ static void test_scratch_reuse(void **state)
         assert_int_equal(sc.map.points, o.map_points);
         qb_analysis_free(&got);
         qb_analysis_free(&want);
-        free(q);
         free(y);
     }
     qb_analysis_scratch_free(&sc);

@@ -2,7 +2,7 @@
  *   F32 / F16 / BF16: one token is a dot product per weight row; several tokens go through
  *     the kernels' register tile 4 rows at a time (F16 converted in registers).
  *   ggml block types: activations quantized once per call to the type's 8-bit format; the
- *     GEMM tile (Q8_0, Q4_0, IQ4_NL: 2 rows x 8 tokens) where the CPU has one, else each
+ *     GEMM tile (Q8_0, Q4_0, IQ4_NL: 16 rows x 16 tokens) where the CPU has one, else each
  *     weight row meets up to 4 tokens at a time in qdot.
  *   INT with groups of whole 32-element blocks (every group size; per row when n % 32 == 0):
  *     activations quantized once per call to 8 bits (Q8_0, as for the ggml formats), then an
