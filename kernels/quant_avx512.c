@@ -227,32 +227,36 @@ static void bf16_row(const float *x, uint16_t *h, int64_t n)
 
 /* The code book entry (*value) or its index nearest to each lane's v, as the reference's
  * iq4_index gives it: not below the last entry (or NaN) → 15; else lo, the largest index with
- * book[lo] <= v (0 when none), or lo + 1 when that entry is strictly nearer or as near. The
- * reference finds lo by halving steps; here it is counted, which is the same number for a
- * sorted book: the entries 4, 8, 12 at or below v give a quarter, then the three entries after
- * it (looked up at once) complete the count. */
+ * book[lo] <= v (0 when none), or lo + 1 unless v − book[lo] < book[lo + 1] − v in floats.
+ * Here that is the count of midpoints m_k = (book[k] + book[k + 1]) / 2 (exact halves) at or
+ * below v, found in four halving steps (each a permute from a table shifted by its offset):
+ * the same index for every v. Near a midpoint (|v − m_k| < 1/2) both differences are exact,
+ * since every |m_k| >= 4.5 and every half-gap is below 2^(e+1) for v's binade 2^e, so the
+ * float comparison is v < m_k; farther away the two differences are at least 1 apart and their
+ * roundings (|v| < 2^7: below 2^-16) cannot reorder them. Checked against the reference at
+ * every float within 64 steps of each midpoint and entry (test-quantize-simd). */
+/* [s][i]: midpoint i + (0, 1, 3, 7)[s] (+inf past the last): the tables of the four steps */
+static const float iq4_mid_at[4][16] = {
+    {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY},
+    {-93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY},
+    {-57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY},
+    {-4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY},
+};
+
 AI __m512i iq4_index16(__m512 v, __m512 book, __m512 *value)
 {
-    const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
-    const __m512 b15 = _mm512_permutexvar_ps(_mm512_set1_epi32(15), book);
-    __m512i lo = _mm512_setzero_si512();
-    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(four, book), v, _CMP_LE_OQ), lo, four);
-    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(_mm512_set1_epi32(8), book), v, _CMP_LE_OQ), lo, four);
-    lo = _mm512_mask_add_epi32(lo, _mm512_cmp_ps_mask(_mm512_permutexvar_ps(_mm512_set1_epi32(12), book), v, _CMP_LE_OQ), lo, four);
-    const __m512i i1 = _mm512_add_epi32(lo, one), i2 = _mm512_add_epi32(lo, _mm512_set1_epi32(2));
-    const __m512i i3 = _mm512_add_epi32(lo, _mm512_set1_epi32(3));
-    const __mmask16 c1 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i1, book), v, _CMP_LE_OQ);
-    const __mmask16 c2 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i2, book), v, _CMP_LE_OQ);
-    const __mmask16 c3 = _mm512_cmp_ps_mask(_mm512_permutexvar_ps(i3, book), v, _CMP_LE_OQ);
-    lo = _mm512_mask_add_epi32(lo, c1, lo, one);
-    lo = _mm512_mask_add_epi32(lo, c2, lo, one);
-    lo = _mm512_mask_add_epi32(lo, c3, lo, one);
-    const __m512i hi = _mm512_add_epi32(lo, one);
-    const __m512 a = _mm512_permutexvar_ps(lo, book), b = _mm512_permutexvar_ps(hi, book);
-    const __mmask16 lower = _mm512_cmp_ps_mask(_mm512_sub_ps(v, a), _mm512_sub_ps(b, v), _CMP_LT_OQ);
-    const __mmask16 top = _mm512_cmp_ps_mask(v, b15, _CMP_NLT_UQ);
-    if (value) *value = _mm512_mask_mov_ps(_mm512_mask_mov_ps(b, lower, a), top, b15);
-    return _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(hi, lower, lo), top, _mm512_set1_epi32(15));
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i i = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_set1_ps(iq4_mid_at[3][0]), _CMP_GE_OQ),
+                                       _mm512_set1_epi32(8));
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[2])), _CMP_GE_OQ),
+                              i, _mm512_set1_epi32(4));
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[1])), _CMP_GE_OQ),
+                              i, _mm512_set1_epi32(2));
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[0])), _CMP_GE_OQ),
+                              i, one);
+    i = _mm512_mask_mov_epi32(i, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(15));
+    if (value) *value = _mm512_permutexvar_ps(i, book);
+    return i;
 }
 
 AI __m512 iq4_book(void) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qb_iq4nl_values))); }
@@ -261,18 +265,23 @@ AI __m512 iq4_book(void) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_lo
  * 0: the start, lane 8 + t: t = -7..7), each summed element by element as the reference does. */
 float qb_iq4_scale_w_avx512(const float *x, const float *w)
 {
-    float amax = 0.0f, max = 0.0f; /* the element of largest magnitude, the first on ties */
-    for (int j = 0; j < QB_QK32; j++) {
-        const float a = fabsf(x[j]);
-        if (amax < a) {
-            amax = a;
-            max = x[j];
-        }
-    }
+    /* the element of largest magnitude, the first on ties (NaNs never win, as in the scalar
+     * "amax < |x|"), found in two registers */
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const __m512 a0 = _mm512_mask_abs_ps(_mm512_setzero_ps(), _mm512_cmp_ps_mask(x0, x0, _CMP_ORD_Q), x0);
+    const __m512 a1 = _mm512_mask_abs_ps(_mm512_setzero_ps(), _mm512_cmp_ps_mask(x1, x1, _CMP_ORD_Q), x1);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
     if (amax < GROUP_EPS) return 0.0f;
+    const uint32_t hits = (uint32_t)_mm512_cmp_ps_mask(a0, _mm512_set1_ps(amax), _CMP_EQ_OQ) |
+                          (uint32_t)_mm512_cmp_ps_mask(a1, _mm512_set1_ps(amax), _CMP_EQ_OQ) << 16;
+    const float max = x[__builtin_ctz(hits)];
+    /* lane 0: the start, 1 / (-max / book[0]); lane 8 + t: (t + book[0]) / max, one division
+     * per lane as the scalar makes them */
+    const __m512 tries = _mm512_cvtepi32_ps(_mm512_add_epi32(
+        _mm512_setr_epi32(0, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi32(qb_iq4nl_values[0])));
     float id[16];
+    _mm512_storeu_ps(id, _mm512_div_ps(tries, _mm512_set1_ps(max)));
     id[0] = 1.0f / (-max / (float)qb_iq4nl_values[0]);
-    for (int t = -7; t <= 7; t++) id[8 + t] = (float)(t + qb_iq4nl_values[0]) / max;
     const __m512 book = iq4_book(), vid = _mm512_loadu_ps(id);
     __m512 sqx = _mm512_setzero_ps(), sq2 = sqx;
     for (int j = 0; j < QB_QK32; j += 2) { /* two elements' look-ups overlap; sums stay in order */
@@ -287,15 +296,19 @@ float qb_iq4_scale_w_avx512(const float *x, const float *w)
         sqx = _mm512_add_ps(sqx, _mm512_mul_ps(wq1, x1));
         sq2 = _mm512_add_ps(sq2, _mm512_mul_ps(wq1, q1));
     }
-    float sx[16], s2[16];
-    _mm512_storeu_ps(sx, sqx);
+    /* the scalar's choice, in order; each lane's d = sqx / sq2, d · sqx and sqx² made at once
+     * (the same operations), the running choice without branches */
+    float s2[16], dd[16], bb[16], sq[16];
+    const __m512 vd = _mm512_div_ps(sqx, sq2);
     _mm512_storeu_ps(s2, sq2);
-    float d = sx[0] / s2[0], best = d * sx[0];
+    _mm512_storeu_ps(dd, vd);
+    _mm512_storeu_ps(bb, _mm512_mul_ps(vd, sqx));
+    _mm512_storeu_ps(sq, _mm512_mul_ps(sqx, sqx));
+    float d = dd[0], best = bb[0];
     for (int c = 1; c < 16; c++) {
-        if (s2[c] > 0 && sx[c] * sx[c] > best * s2[c]) {
-            d = sx[c] / s2[c];
-            best = d * sx[c];
-        }
+        const bool take = (s2[c] > 0) & (sq[c] > best * s2[c]);
+        d = take ? dd[c] : d;
+        best = take ? bb[c] : best;
     }
     return d;
 }

@@ -14,6 +14,7 @@
 #include "core/qb.h"
 #include "kernels.h"
 #include "blocks.h"
+#include "quant_k.h"
 
 #include <math.h>
 
@@ -195,6 +196,37 @@ static void test_other_types(void **state)
     }
 }
 
+/* The AVX-512 IQ4 code-book index (a halving search over the midpoints between entries)
+ * against the reference's nearest-entry rule at every float within 64 steps of each midpoint
+ * and each entry (ties, and the float differences the reference compares), at zeros, tiny,
+ * huge, infinite and NaN values. A midpoint or entry off by one step fails it. */
+static void test_iq4_index(void **state)
+{
+    (void)state;
+    if (!have_avx512()) skip();
+    static float v[64 * 129 * 31 + 32];
+    int n = 0;
+    for (int k = 0; k < 31; k++) { /* entries (even k) and midpoints (odd k) */
+        const int a = qb_iq4nl_values[k / 2], b = qb_iq4nl_values[(k + 1) / 2 < 16 ? (k + 1) / 2 : 15];
+        const float c = 0.5f * (float)(a + b);
+        for (int u = -64 * 64; u <= 64 * 64; u += 64) { /* every step within 64 of c, ±0 */
+            float x = c;
+            for (int st = 0; st < (u < 0 ? -u : u) / 64; st++) x = nextafterf(x, u < 0 ? -INFINITY : INFINITY);
+            v[n++] = x;
+        }
+    }
+    const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-45f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN, -NAN, 0.5f, -0.5f, 1e6f, -1e6f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) v[n++] = special[i];
+    while (n % 32) v[n++] = 0.0f;
+    for (int i = 0; i < n; i += 32) {
+        uint8_t got[16], want[16];
+        qb_iq4_codes_avx512(v + i, 1.0f, got);
+        qb_iq4nl_codes_ref(v + i, 1.0f, want);
+        for (int j = 0; j < 16; j++)
+            if (got[j] != want[j]) fail_msg("iq4 index of %.9g / %.9g: %02x, the reference %02x", v[i + j], v[i + j + 16], got[j], want[j]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_random_rows),
         cmocka_unit_test(test_awkward_rows),
         cmocka_unit_test(test_other_types),
+        cmocka_unit_test(test_iq4_index),
     };
     return cmocka_run_group_tests_name("quantize-simd", tests, NULL, NULL);
 }
