@@ -157,6 +157,8 @@ _Static_assert(sizeof(qb_block_iq4_xs) == 136, "iq4_xs block is 136 bytes");
 
 /* The non-linear 4-bit code book of IQ4_NL / IQ4_XS (a fact of the format). */
 extern const int8_t qb_iq4nl_values[16];
+/* Its midpoints for halving searches: [s][i] = midpoint i + (0, 1, 3, 7)[s], +inf past the last. */
+extern const float qb_iq4nl_mid_at[4][16];
 
 /* Per-format dequantizers over nb whole blocks (scalar; the spec). Each writes nb * block
  * elements to y, with the same float operations in the same order as ggml's

@@ -12,12 +12,24 @@
 #include "kernels.h"
 #include "blocks.h"
 
+#include <math.h>
+
 #include "qb_types.h"
 
 #include <string.h>
 
 const int8_t qb_iq4nl_values[16] = {
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+};
+
+/* Midpoints between neighbouring entries of the code book, (book[k] + book[k + 1]) / 2 (exact
+ * halves), for the vector index searches: [s][i] is midpoint i + (0, 1, 3, 7)[s], +inf past
+ * the last (the four steps of a halving search; test-quantize-simd checks them against the book). */
+const float qb_iq4nl_mid_at[4][16] = {
+    {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY},
+    {-93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY},
+    {-57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY},
+    {-4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY},
 };
 
 /* Fifth bits of a Q5 block as one little-endian word: bit e belongs to element e. */

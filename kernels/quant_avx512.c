@@ -235,24 +235,16 @@ static void bf16_row(const float *x, uint16_t *h, int64_t n)
  * float comparison is v < m_k; farther away the two differences are at least 1 apart and their
  * roundings (|v| < 2^7: below 2^-16) cannot reorder them. Checked against the reference at
  * every float within 64 steps of each midpoint and entry (test-quantize-simd). */
-/* [s][i]: midpoint i + (0, 1, 3, 7)[s] (+inf past the last): the tables of the four steps */
-static const float iq4_mid_at[4][16] = {
-    {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY},
-    {-93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY},
-    {-57.0f, -42.0f, -28.5f, -16.0f, -4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY},
-    {-4.5f, 7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY},
-};
-
 AI __m512i iq4_index16(__m512 v, __m512 book, __m512 *value)
 {
     const __m512i one = _mm512_set1_epi32(1);
-    __m512i i = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_set1_ps(iq4_mid_at[3][0]), _CMP_GE_OQ),
+    __m512i i = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_set1_ps(qb_iq4nl_mid_at[3][0]), _CMP_GE_OQ),
                                        _mm512_set1_epi32(8));
-    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[2])), _CMP_GE_OQ),
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(qb_iq4nl_mid_at[2])), _CMP_GE_OQ),
                               i, _mm512_set1_epi32(4));
-    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[1])), _CMP_GE_OQ),
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(qb_iq4nl_mid_at[1])), _CMP_GE_OQ),
                               i, _mm512_set1_epi32(2));
-    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_mid_at[0])), _CMP_GE_OQ),
+    i = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(i, _mm512_loadu_ps(qb_iq4nl_mid_at[0])), _CMP_GE_OQ),
                               i, one);
     i = _mm512_mask_mov_epi32(i, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(15));
     if (value) *value = _mm512_permutexvar_ps(i, book);

@@ -85,6 +85,8 @@ float qb_iq4nl_group_scale_w_ref(const float *x, const float *w);
 /* AVX-512 pieces (quant_avx512.c) the weighted quantizer of quant_kquants_avx512.c uses. */
 float qb_iq4_scale_w_avx512(const float *x, const float *w);
 void qb_iq4_codes_avx512(const float *x, float id, uint8_t qs[16]);
+/* The AVX2 weighted IQ4 scale search (quant_kquants_avx2.c), the same figures. */
+float qb_iq4_scale_w_avx2(const float *x, const float *w);
 
 /* The searches a weighted quantizer runs (scalar or vector versions, same figures). */
 typedef struct {

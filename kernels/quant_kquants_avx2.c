@@ -343,21 +343,23 @@ static inline __m256 lookup16(__m256 lo_half, __m256 hi_half, __m256i idx)
     return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(high));
 }
 
-/* The code book value nearest v, with iq4_index's rules (quant_ref.c). */
+/* The code book value nearest v, with iq4_index's rules (quant_ref.c): the entry at the count
+ * of midpoints at or below v (NaN: the last), found in four halving steps over the midpoint
+ * tables (blocks.h; why this is the reference's index for every float: quant_avx512.c). */
 static inline __m256 iq4_value8(__m256 v, __m256 book_lo, __m256 book_hi)
 {
-    __m256i lo = _mm256_setzero_si256();
-    for (int k = 1; k < 15; k++) /* entries <= v among 1..14: a comparison gives -1 */
-        lo = _mm256_sub_epi32(lo, _mm256_castps_si256(_mm256_cmp_ps(_mm256_set1_ps(iq4_book[k]), v, _CMP_LE_OQ)));
-    const __m256i lo1 = _mm256_add_epi32(lo, _mm256_set1_epi32(1));
-    const __m256 a = lookup16(book_lo, book_hi, lo), b = lookup16(book_lo, book_hi, lo1);
-    const __m256 lower = _mm256_cmp_ps(_mm256_sub_ps(v, a), _mm256_sub_ps(b, v), _CMP_LT_OQ);
-    const __m256 q = _mm256_blendv_ps(b, a, lower);
-    const __m256 top = _mm256_cmp_ps(v, _mm256_set1_ps(iq4_book[15]), _CMP_NLT_UQ); /* !(v < 113) */
-    return _mm256_blendv_ps(q, _mm256_set1_ps(iq4_book[15]), top);
+    __m256i i = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(qb_iq4nl_mid_at[3][0]), _CMP_GE_OQ)),
+                                 _mm256_set1_epi32(8));
+    for (int s = 2; s >= 0; s--) {
+        const __m256 m = lookup16(_mm256_loadu_ps(qb_iq4nl_mid_at[s]), _mm256_loadu_ps(qb_iq4nl_mid_at[s] + 8), i);
+        i = _mm256_add_epi32(i, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, m, _CMP_GE_OQ)),
+                                                 _mm256_set1_epi32(1 << s)));
+    }
+    i = _mm256_blendv_epi8(i, _mm256_set1_epi32(15), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    return lookup16(book_lo, book_hi, i);
 }
 
-static float iq4_scale_w_avx2(const float *x, const float *w)
+float qb_iq4_scale_w_avx2(const float *x, const float *w)
 {
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < QB_QK32; j++) {
@@ -404,7 +406,7 @@ static float iq4_scale_avx2(const float *x)
 {
     float w[QB_QK32];
     for (int j = 0; j < QB_QK32; j++) w[j] = x[j] * x[j];
-    return iq4_scale_w_avx2(x, w);
+    return qb_iq4_scale_w_avx2(x, w);
 }
 
 /* ---- the row quantizer ------------------------------------------------------------------------ */
@@ -527,7 +529,7 @@ bool qb_quant_row_w_avx2(int type, const float *src, void *dst, int64_t n, const
         .fit = kfit_avx2,
         .fit_sw = kfit_sw_avx2,
         .code = kcode_avx2,
-        .iq4_scale = iq4_scale_w_avx2,
+        .iq4_scale = qb_iq4_scale_w_avx2,
         .iq4_codes = qb_iq4nl_codes_ref,
     };
     if (qw && qb_quant_grid_iq(type)) return qb_quant_row_iq_with(type, src, dst, n, qw, qb_iq1m_scores_avx2);

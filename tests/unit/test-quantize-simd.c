@@ -17,6 +17,7 @@
 #include "quant_k.h"
 
 #include <math.h>
+#include <string.h>
 
 /* the types compared: the searches and the 32-element blocks */
 static const int row_types[] = {QB_TYPE_Q2_K, QB_TYPE_Q3_K, QB_TYPE_Q4_K, QB_TYPE_Q5_K, QB_TYPE_Q6_K,
@@ -227,6 +228,45 @@ static void test_iq4_index(void **state)
     }
 }
 
+/* The midpoint tables the vector searches use, from the code book; and both vector IQ4 scale
+ * searches against the scalar one on blocks whose values sit on and next to the midpoints
+ * between entries once scaled (the last lane of the candidates, id = -127 / max, maps x to
+ * itself when max = -127), and on random blocks: every returned scale bit for bit. */
+static void test_iq4_scale_search(void **state)
+{
+    (void)state;
+    if (!have_avx2()) skip();
+    for (int st = 0; st < 4; st++)
+        for (int i = 0; i < 16; i++) {
+            const int k = i + (int[]){0, 1, 3, 7}[st];
+            const float want = k < 15 ? 0.5f * (float)(qb_iq4nl_values[k] + qb_iq4nl_values[k + 1]) : INFINITY;
+            if (qb_iq4nl_mid_at[st][i] != want) fail_msg("midpoint table [%d][%d]: %g, want %g", st, i, qb_iq4nl_mid_at[st][i], want);
+        }
+    uint64_t s = 11;
+    float x[32], w[32];
+    for (int blk = 0; blk < 20000; blk++) {
+        for (int j = 0; j < 32; j++) {
+            w[j] = (float)(rng_next(&s) % 1000) / 100.0f;
+            if (blk % 2) { /* on or beside a midpoint, the largest magnitude -127 */
+                const int k = (int)(rng_next(&s) % 15), u = (int)(rng_next(&s) % 5) - 2;
+                float v = qb_iq4nl_mid_at[0][k];
+                for (int t = 0; t < (u < 0 ? -u : u); t++) v = nextafterf(v, u < 0 ? -INFINITY : INFINITY);
+                x[j] = v;
+            } else {
+                x[j] = rng_gauss(&s);
+            }
+        }
+        if (blk % 2) x[rng_next(&s) % 32] = -127.0f;
+        const float want = qb_iq4nl_group_scale_w_ref(x, w);
+        const float got2 = qb_iq4_scale_w_avx2(x, w);
+        if (memcmp(&got2, &want, sizeof want)) fail_msg("block %d: avx2 scale %.9g, the reference %.9g", blk, got2, want);
+        if (have_avx512()) {
+            const float got5 = qb_iq4_scale_w_avx512(x, w);
+            if (memcmp(&got5, &want, sizeof want)) fail_msg("block %d: avx512 scale %.9g, the reference %.9g", blk, got5, want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_awkward_rows),
         cmocka_unit_test(test_other_types),
         cmocka_unit_test(test_iq4_index),
+        cmocka_unit_test(test_iq4_scale_search),
     };
     return cmocka_run_group_tests_name("quantize-simd", tests, NULL, NULL);
 }
