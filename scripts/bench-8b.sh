@@ -13,7 +13,7 @@
 #   quantize  `quantbench quantize F16 OUT TYPE` for BENCH_8B_FORMATS, and `llama-quantize` on
 #             the same file with the same threads for BENCH_8B_LLAMA_QUANTIZE (time, memory, size);
 #   speed     pp/tg tokens/s of our quantized files with `quantbench bench` and `llama-bench`,
-#             interleaved (ours pp, theirs pp, ours tg, theirs tg) BENCH_ROUNDS times, medians,
+#             interleaved (ours pp, theirs pp, ours tg, theirs tg) BENCH_ROUNDS times, medians (and each tool's best round),
 #             ratios; generation's GB/s against the measured read bandwidth (synth_model --membw);
 #   ppl       `quantbench ppl` of the F16 file on eval-docs.txt, BENCH_8B_PPL_CHUNKS chunks of
 #             256; then ours and `llama-perplexity` on our Q8_0 file (they should agree to 0.5%);
@@ -41,6 +41,8 @@
 #     to try the script on a scaled-down shape (e.g. "--layers 2 --vocab 32000"); the files
 #     then get another name, so they never pass for the real-size ones
 #   BENCH_8B_KEEP (0): 1 keeps the quantized files
+#   BENCH_8B_NO_MMAP (0): 1 runs our speed rows with --no-mmap (weights read into private
+#     memory; llama.cpp c392e50 repacks Q4_0 into private memory by itself)
 # Exit status: 0 when no quantbench command failed, 1 when one did, 2 on a setup problem.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -71,6 +73,8 @@ TMO=${BENCH_8B_TIMEOUT:-3600}
 SYNTH_ARGS=${BENCH_8B_SYNTH_ARGS:-}
 MOE_ARGS=${BENCH_8B_MOE_SYNTH_ARGS:-}
 KEEP=${BENCH_8B_KEEP:-0}
+NO_MMAP=""
+[ "${BENCH_8B_NO_MMAP:-0}" = 1 ] && NO_MMAP=--no-mmap
 LB=${LLAMA_CPP_BIN:-}
 
 say() { printf 'bench-8b: %s\n' "$*"; }
@@ -127,6 +131,7 @@ gb() { awk -v b="$1" 'BEGIN { printf "%.2f GB", b / 1e9 }'; }
 mib() { awk -v k="${1:-}" 'BEGIN { if (k == "") print "?"; else printf "%.0f", k / 1024 }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && a != "-" && b != "" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+best() { sort -g | awk 'END { if (NR == 0) print "-"; else printf "%.2f\n", $1 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 load_now() { awk '{ print $1 }' /proc/loadavg 2>/dev/null || echo "?"; }
 limited() { if [ "$TMO" -gt 0 ] && command -v timeout >/dev/null 2>&1; then timeout "$TMO" "$@"; else "$@"; fi; }
@@ -232,7 +237,7 @@ quantize_llama() { # LABEL F16 TYPE OUT
 }
 
 # --- speed: interleaved rounds, medians ---
-ours_tps() { limited "$QB" bench "$1" -p "$2" -n "$3" -t "$T" -r "$REPS" --csv 2>/dev/null | awk -F, 'NR == 1 { print $4 }'; }
+ours_tps() { limited "$QB" bench "$1" -p "$2" -n "$3" -t "$T" -r "$REPS" --csv $NO_MMAP 2>/dev/null | awk -F, 'NR == 1 { print $4 }'; }
 llama_tps() {
     limited "$LB/llama-bench" -m "$1" -p "$2" -n "$3" -t "$T" -r "$REPS" -o csv 2>/dev/null | awk -F, '
         NR == 1 { for (i = 1; i <= NF; i++) if ($i == "avg_ts") c = i; next }
@@ -265,11 +270,17 @@ speed_row() {
         g = b * t / 1e9; if (bw != "") printf "%.1f (%.0f%%)", g, 100 * g / bw; else printf "%.1f", g }')
     printf '  %-28s | %9s %9s %6s | %9s %9s %6s | %14s\n' "$1" "$pp" "$lpp" "$rpp" "$tg" "$ltg" "$rtg" "$gbs"
     sum "speed $1: pp$P $pp / $lpp t/s ($rpp), tg$N $tg / $ltg t/s ($rtg), generation $gbs GB/s"
+    # the best round of each: on a shared machine, stretches of slowdown land on either tool
+    # (both threads slow together, no imbalance); the bests compare the two when it is quiet
+    bpp=$(best <"$TMP/pp") btg=$(best <"$TMP/tg") blpp=$(best <"$TMP/lpp") bltg=$(best <"$TMP/ltg")
+    printf '  %-28s | %9s %9s %6s | %9s %9s %6s |\n' "  best round" "$bpp" "$blpp" "$(ratio "$bpp" "$blpp")" "$btg" "$bltg" \
+        "$(ratio "$btg" "$bltg")"
+    sum "speed $1, best rounds: pp$P $bpp / $blpp t/s ($(ratio "$bpp" "$blpp")), tg$N $btg / $bltg t/s ($(ratio "$btg" "$bltg"))"
 }
 speed_commands() {
-    show "$QB" bench FILE -p "$P" -n 0 -t "$T" -r "$REPS" --csv "   (tg: -p 0 -n $N)"
+    show "$QB" bench FILE -p "$P" -n 0 -t "$T" -r "$REPS" --csv $NO_MMAP "   (tg: -p 0 -n $N)"
     has_llama llama-bench && show "$LB/llama-bench" -m FILE -p "$P" -n 0 -t "$T" -r "$REPS" -o csv "   (tg: -p 0 -n $N)"
-    say "interleaved: ours pp, theirs pp, ours tg, theirs tg; $ROUNDS rounds, medians; ratio = ours / llama.cpp"
+    say "interleaved: ours pp, theirs pp, ours tg, theirs tg; $ROUNDS rounds, medians (and the best round of each); ratio = ours / llama.cpp"
 }
 
 # ============================================================================================

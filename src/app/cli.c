@@ -27,9 +27,9 @@ int cli_error(const char *fmt, ...)
     return 1;
 }
 
-qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_path)
+qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_path, bool no_mmap)
 {
-    qb_model_opts o = {.tokenizer_path = tokenizer_path};
+    qb_model_opts o = {.tokenizer_path = tokenizer_path, .no_mmap = no_mmap};
     qb_model *m = NULL;
     qb_status st = qb_model_open(ctx, path, &o, &m);
     /* in a job of several ranks every rank must map the same model (a no-op otherwise) */

@@ -27,8 +27,9 @@ int cmd_shrink(int argc, char **argv);   /* cmd_shrink.c */
 
 /* Print "quantbench: <message>" to stderr; returns 1 for `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Open a model (tokenizer_path may be NULL); prints the error and returns NULL on failure. */
-qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_path);
+/* Open a model (tokenizer_path may be NULL; no_mmap: weights read into private memory, qb_model_opts);
+ * prints the error and returns NULL on failure. */
+qb_model *cli_open_model(qb_ctx *ctx, const char *path, const char *tokenizer_path, bool no_mmap);
 /* Parse an integer / float option value; print an error naming opt and return false if bad. */
 bool cli_int(const char *opt, const char *val, long lo, long hi, long *out);
 bool cli_float(const char *opt, const char *val, double lo, double hi, double *out);

@@ -28,7 +28,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *tok = NULL;
     long p = 128, n = 64, threads = 0, reps = 5;
-    bool csv = false;
+    bool csv = false, no_mmap = false;
     cli_act act;
     cli_act_init(&act);
     for (int i = 0; i < argc; i++) {
@@ -44,17 +44,18 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "-r")) ok = cli_int(a, v, 1, 1000, &reps), i++;
         else if (!strcmp(a, "--csv")) csv = true;
+        else if (!strcmp(a, "--no-mmap")) no_mmap = true;
         else if (!strcmp(a, "--tokenizer")) tok = v, i++, ok = v != NULL;
         else if (a[0] == '-') return cli_error("bench: unknown option '%s'", a);
         else if (!path) path = a;
         else return cli_error("bench: unexpected argument '%s'", a);
         if (!ok) return 1;
     }
-    if (!path) return cli_error("bench: usage: quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--csv]");
+    if (!path) return cli_error("bench: usage: quantbench bench MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--csv] [--no-mmap]");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
-    qb_model *m = cli_open_model(&ctx, path, tok);
+    qb_model *m = cli_open_model(&ctx, path, tok, no_mmap);
     if (!m) return 1;
     if (!cli_act_apply(&ctx, m, &act)) {
         qb_model_close(m);

@@ -67,7 +67,7 @@ int cmd_ppl(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
-    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok);
+    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok, false);
     if (!m) return 1;
     int32_t *toks = NULL;
     int n = 0, rc = 1;
@@ -106,7 +106,7 @@ out:
 /* kld --save-base FILE BASE_MODEL TEXT: the base model's log-probabilities into FILE. */
 static int kld_save_base(qb_ctx *ctx, eval_args *a)
 {
-    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok);
+    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok, false);
     if (!m) return 1;
     int32_t *toks = NULL;
     int n = 0, rc = 1;
@@ -168,7 +168,7 @@ static int kld_with_base(qb_ctx *ctx, eval_args *a)
     if (!a->ctx_given) a->n_ctx = 0; /* the file's; a --ctx given must equal it (checked by the core) */
     qb_kld_base *b = NULL;
     if (qb_kld_base_open(ctx, a->base_file, &b) != QB_OK) return cli_error("%s", qb_ctx_errmsg(ctx));
-    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok);
+    qb_model *m = cli_open_model(ctx, a->pos[0], a->tok, false);
     int32_t *toks = NULL;
     int n = 0, rc = 1;
     if (!m || !cli_act_apply(ctx, m, &a->act)) goto out;
@@ -220,9 +220,9 @@ int cmd_kld(int argc, char **argv)
         cli_act_free(&a.act);
         return rc;
     }
-    qb_model *base = cli_open_model(&ctx, a.pos[0], a.tok);
+    qb_model *base = cli_open_model(&ctx, a.pos[0], a.tok, false);
     if (!base) return 1;
-    qb_model *other = cli_open_model(&ctx, a.pos[1], a.tok);
+    qb_model *other = cli_open_model(&ctx, a.pos[1], a.tok, false);
     int32_t *toks = NULL;
     int n = 0, rc = 1;
     if (!other || !cli_act_apply(&ctx, other, &a.act)) goto out;

@@ -186,9 +186,9 @@ int cmd_finetune(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
-    qb_model *student = cli_open_model(&ctx, a.model, a.tok);
+    qb_model *student = cli_open_model(&ctx, a.model, a.tok, false);
     if (!student) return 1;
-    qb_model *teacher = cli_open_model(&ctx, a.teacher ? a.teacher : a.model, a.tok);
+    qb_model *teacher = cli_open_model(&ctx, a.teacher ? a.teacher : a.model, a.tok, false);
     qb_plan plan;
     qb_plan_init(&plan);
     int32_t *text = NULL, *evtok = NULL;

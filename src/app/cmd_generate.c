@@ -30,7 +30,7 @@ int cmd_generate(int argc, char **argv)
     const char *path = NULL, *tok = NULL, *prompt = NULL;
     long n = 64, threads = 0, top_k = 0, seed = 1;
     double temp = 0, top_p = 1;
-    bool echo = true;
+    bool echo = true, no_mmap = false;
     cli_act act;
     cli_act_init(&act);
     for (int i = 0; i < argc; i++) {
@@ -50,17 +50,18 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--tokenizer")) tok = v, i++, ok = v != NULL;
         else if (!strcmp(a, "--no-echo")) echo = false;
+        else if (!strcmp(a, "--no-mmap")) no_mmap = true;
         else if (a[0] == '-') return cli_error("generate: unknown option '%s'", a);
         else if (!path) path = a;
         else return cli_error("generate: unexpected argument '%s'", a);
         if (!ok) return v ? 1 : cli_error("generate: %s needs a value", a);
     }
-    if (!path) return cli_error("generate: usage: quantbench generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--seed S]");
+    if (!path) return cli_error("generate: usage: quantbench generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--seed S] [--no-mmap]");
     if (!prompt) prompt = "";
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
-    qb_model *m = cli_open_model(&ctx, path, tok);
+    qb_model *m = cli_open_model(&ctx, path, tok, no_mmap);
     if (!m) return 1;
     int rc = 1;
     if (!cli_act_apply(&ctx, m, &act)) {

@@ -126,7 +126,7 @@ static int read_mode(qb_ctx *ctx, const imatrix_args *a)
         return 1;
     }
     if (a->n_pos == 1) {
-        if (!(m = cli_open_model(ctx, a->pos[0], a->tok))) goto out;
+        if (!(m = cli_open_model(ctx, a->pos[0], a->tok, false))) goto out;
         if (qb_imatrix_match(ctx, im, m) != QB_OK) {
             cli_error("%s", qb_ctx_errmsg(ctx));
             goto out;
@@ -167,7 +167,7 @@ int cmd_imatrix(int argc, char **argv)
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
     if (a.in) return read_mode(&ctx, &a);
-    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok);
+    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok, false);
     if (!m) return 1;
     cli_progress pr;
     cli_progress_start(&pr, "imatrix");

@@ -58,7 +58,7 @@ int cmd_info(int argc, char **argv)
     if (!path) return cli_error("info: usage: quantbench info MODEL [--tokenizer FILE] [--sha256]");
     qb_ctx ctx;
     qb_ctx_init(&ctx);
-    qb_model *m = cli_open_model(&ctx, path, tok);
+    qb_model *m = cli_open_model(&ctx, path, tok, false);
     if (!m) return 1;
     const qb_config *c = &m->cfg;
     char sz[32];

@@ -225,7 +225,7 @@ int cmd_methods(int argc, char **argv)
         mlist[k].learned.batch = (int)batch;
         mlist[k].learned.lr = (float)lr;
     }
-    qb_model *base = cli_open_model(&ctx, pos[0], tok_path), *m = base ? cli_open_model(&ctx, pos[0], tok_path) : NULL;
+    qb_model *base = cli_open_model(&ctx, pos[0], tok_path, false), *m = base ? cli_open_model(&ctx, pos[0], tok_path, false) : NULL;
     if (!m) {
         qb_model_close(base);
         return 1;

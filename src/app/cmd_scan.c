@@ -153,7 +153,7 @@ int cmd_scan(int argc, char **argv)
     qb_ctx_init(&ctx);
     if (threads) ctx.n_threads = (int)threads;
     if (fa.fisher) {
-        qb_model *fm = cli_open_model(&ctx, pos[0], tok);
+        qb_model *fm = cli_open_model(&ctx, pos[0], tok, false);
         if (!fm) return 1;
         int frc = scan_fisher(&ctx, fm, fmt_name, n_pos == 2 ? pos[1] : NULL, &fa, &so, n_tokens, n_ctx, csv, json);
         qb_model_close(fm);
@@ -161,7 +161,7 @@ int cmd_scan(int argc, char **argv)
     }
     qb_format fmt;
     if (qb_format_parse(&ctx, fmt_name, &fmt) != QB_OK) return cli_error("scan: --format: %s", qb_ctx_errmsg(&ctx));
-    qb_model *m = cli_open_model(&ctx, pos[0], tok);
+    qb_model *m = cli_open_model(&ctx, pos[0], tok, false);
     if (!m) return 1;
     int32_t *toks = NULL;
     int n = 0, rc = 1;
@@ -365,7 +365,7 @@ int cmd_search(int argc, char **argv)
     int n_cands = 0;
     if (a.cands && qb_search_parse_candidates(&ctx, a.cands, &cands, &n_cands) != QB_OK)
         return cli_error("search: --candidates: %s", qb_ctx_errmsg(&ctx));
-    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok);
+    qb_model *m = cli_open_model(&ctx, a.pos[0], a.tok, false);
     if (!m) {
         free(cands);
         return 1;
@@ -490,7 +490,7 @@ int cmd_prune(int argc, char **argv)
             return cli_error("prune: --formats: %s", qb_ctx_errmsg(&ctx));
         }
     }
-    qb_model *m = cli_open_model(&ctx, pos[0], tok);
+    qb_model *m = cli_open_model(&ctx, pos[0], tok, false);
     if (!m) {
         free(list);
         return 1;

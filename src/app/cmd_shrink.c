@@ -121,7 +121,7 @@ int cmd_shrink(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     if (a.threads) ctx.n_threads = (int)a.threads;
-    qb_model *m = cli_open_model(&ctx, a.model, a.tok), *orig = NULL;
+    qb_model *m = cli_open_model(&ctx, a.model, a.tok, false), *orig = NULL;
     if (!m) return 1;
     qb_prune_importance imp = {0};
     qb_prune_selection sel = {0};
@@ -133,7 +133,7 @@ int cmd_shrink(int argc, char **argv)
         cli_error("shrink: %s", qb_ctx_errmsg(&ctx));
         goto out;
     }
-    if (a.eval && (!(orig = cli_open_model(&ctx, a.model, a.tok)) ||
+    if (a.eval && (!(orig = cli_open_model(&ctx, a.model, a.tok, false)) ||
                    qb_eval_load_text(&ctx, m, a.eval, &evtok, &n_ev) != QB_OK)) {
         if (orig) cli_error("shrink: %s", qb_ctx_errmsg(&ctx));
         goto out;

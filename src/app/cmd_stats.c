@@ -93,7 +93,7 @@ int cmd_stats(int argc, char **argv)
     if (threads) ctx.n_threads = (int)threads;
     qb_format fmt;
     if (qb_format_parse(&ctx, pos[1], &fmt) != QB_OK) return cli_error("stats: %s", qb_ctx_errmsg(&ctx));
-    qb_model *m = cli_open_model(&ctx, pos[0], tok);
+    qb_model *m = cli_open_model(&ctx, pos[0], tok, false);
     if (!m) return 1;
     int rc = 1;
     qb_imatrix *im = NULL;

@@ -152,7 +152,7 @@ int cmd_tasks(int argc, char **argv)
     qb_task_set s = {0};
     if (qb_tasks_read(&ctx, a.kind, a.file, &s) != QB_OK) return cli_error("%s", qb_ctx_errmsg(&ctx));
     int rc = 1;
-    qb_model *m = cli_open_model(&ctx, a.model, a.tok);
+    qb_model *m = cli_open_model(&ctx, a.model, a.tok, false);
     if (!m) goto out;
     if (a.plan && !apply_plan(&ctx, m, a.plan)) goto out;
     if (!cli_act_apply(&ctx, m, &a.act)) goto out;

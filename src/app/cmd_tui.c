@@ -19,7 +19,7 @@ int cmd_tui(int argc, char **argv)
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_model *m = NULL;
-    if (path && !(m = cli_open_model(&ctx, path, NULL))) return 1;
+    if (path && !(m = cli_open_model(&ctx, path, NULL, false))) return 1;
     if (tui_run(&ctx, m, &o) != QB_OK) return cli_error("%s", qb_ctx_errmsg(&ctx));
     return 0;
 }

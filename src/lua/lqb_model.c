@@ -42,12 +42,12 @@ qb_run_config *lqb_model_run(lua_State *L, int idx, bool create)
     return u->run;
 }
 
-/* qb.open(path [, {tokenizer=}]) */
+/* qb.open(path [, {tokenizer=, no_mmap=}]) */
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     int o = lqb_opt_table(L, 2);
-    qb_model_opts mo = {.tokenizer_path = lqb_opt_str(L, o, "tokenizer", NULL)};
+    qb_model_opts mo = {.tokenizer_path = lqb_opt_str(L, o, "tokenizer", NULL), .no_mmap = lqb_opt_bool(L, o, "no_mmap", false)};
     lqb_host *h = lqb_host_of(L);
     lqb_model *u = lua_newuserdatauv(L, sizeof *u, 0); /* first, so an allocation error leaks nothing */
     u->m = NULL;

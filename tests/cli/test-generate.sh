@@ -57,5 +57,15 @@ else
         printf '%s\n' "$out" | head -1 | grep -q "^n_prompt=3 " && [ "$(printf '%s\n' "$out" | tail -n +2)" = "$cli" ]; then
         ok "add_bos_token=false: CLI and Lua both feed the 3 prompt tokens without BOS and continue alike"
     else not_ok "add_bos_token=false policy (exit $rc)" "cli: $cli_err" "lua: $(printf '%s' "$out" | head -2) $err"; fi
+    # --no-mmap (weights read into private memory): the same greedy text, and Lua's no_mmap too
+    run generate "$D/qb-docs-26m-f16.gguf" -p "The function returns" -n "$n_ids" --no-echo --no-mmap
+    cli=$out
+    run run -e "local m <close> = qb.open('$D/qb-docs-26m-f16.gguf', {no_mmap = true}); print((m:generate('The function returns', {n = $n_ids})))"
+    if [ "$rc" -eq 0 ] && [ "$cli" = "$want_text" ] && [ "$out" = "$want_text" ]; then
+        ok "--no-mmap / {no_mmap = true}: the same greedy text as transformers"
+    else not_ok "--no-mmap greedy text (exit $rc)" "cli: $cli" "lua: $out" "$err"; fi
+    run bench "$D/qb-docs-26m-f16.gguf" -p 8 -n 4 -r 1 --csv --no-mmap
+    if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" -ge 2 ]; then ok "bench --no-mmap runs"
+    else not_ok "bench --no-mmap (exit $rc)" "$out" "$err"; fi
 fi
 finish

@@ -40,11 +40,21 @@ static void load_ref260k(ref260k *r)
     free(txt);
 }
 
-static void check_260k_logits(const char *rel, float tol)
+static void check_260k_logits_opts(const char *rel, float tol, const qb_model_opts *opts)
 {
     static ref260k ref;
     load_ref260k(&ref);
-    qb_model *m = qbt_open_model(rel, &no_tokenizer);
+    qb_model *m = qbt_open_model(rel, opts);
+    if (opts->no_mmap) /* every weight in private memory, none left in a mapping */
+        for (int i = 0; i < m->n_tensors; i++) {
+            const qb_tensor *t = &m->tensors[i];
+            assert_non_null(t->src_owned);
+            assert_ptr_equal(t->data, t->src_owned);
+            for (int k = 0; k < m->n_maps; k++) {
+                const char *a = m->maps[k].data, *p = t->data;
+                if (p >= a && p < a + m->maps[k].size) fail_msg("%s: %s still in the mapping", rel, t->name);
+            }
+        }
     qb_ctx ctx;
     qb_ctx_init(&ctx);
     qb_infer *s;
@@ -68,6 +78,18 @@ static void check_260k_logits(const char *rel, float tol)
     free(all);
     qb_infer_free(s);
     qb_model_close(m);
+}
+
+static void check_260k_logits(const char *rel, float tol) { check_260k_logits_opts(rel, tol, &no_tokenizer); }
+
+/* --no-mmap (qb_model_opts.no_mmap): the weights copied into private memory give the
+ * reference logits from both loaders. */
+static void test_260k_no_mmap(void **state)
+{
+    (void)state;
+    const qb_model_opts o = {.skip_tokenizer = true, .no_mmap = true};
+    check_260k_logits_opts("stories260K/stories260K.bin", 1e-4f, &o);
+    check_260k_logits_opts("stories260K/stories260K-f32.gguf", 1e-4f, &o);
 }
 
 static void test_260k_llama2c_logits(void **state)
@@ -348,7 +370,7 @@ static void test_bind_rejects_4d(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_260k_llama2c_logits),   cmocka_unit_test(test_260k_gguf_logits),
+        cmocka_unit_test(test_260k_llama2c_logits),   cmocka_unit_test(test_260k_gguf_logits), cmocka_unit_test(test_260k_no_mmap),
         cmocka_unit_test(test_260k_greedy_same_both_formats), cmocka_unit_test(test_docs_hf_logits),
         cmocka_unit_test(test_docs_gguf_f16_logits),  cmocka_unit_test(test_docs_hf_greedy),
         cmocka_unit_test(test_docs_gguf_greedy), cmocka_unit_test(test_llama2c_vocab_int_min),

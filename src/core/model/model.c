@@ -447,6 +447,28 @@ static qb_status sniff(qb_ctx *ctx, const char *path, qb_file_kind *kind)
     return QB_OK;
 }
 
+/* opts->no_mmap: every tensor still borrowed from a mapping gets a private copy (64-byte
+ * aligned, so the kernels' loads behave as on the mapping); the mappings' pages are then
+ * given back (they stay readable: the tokenizer may borrow strings from them). On a shared
+ * machine a mapped file's pages can be slower to stream than freshly written private ones
+ * (README, "Real size"). */
+static qb_status copy_from_maps(qb_ctx *ctx, qb_model *m, const char *path)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        qb_tensor *t = &m->tensors[i];
+        if (t->owned || !t->data || t->nbytes == 0) continue;
+        void *b = NULL;
+        if (posix_memalign(&b, 64, t->nbytes) != 0)
+            return qb_fail(ctx, QB_ERR_NOMEM, "%s: out of memory reading %s into memory (%zu bytes; without --no-mmap "
+                           "it stays mapped)", path, t->name, t->nbytes);
+        memcpy(b, t->data, t->nbytes);
+        t->owned = b;
+        t->data = b;
+    }
+    for (int i = 0; i < m->n_maps; i++) qb_mapfile_release(m->maps[i].data, m->maps[i].size);
+    return QB_OK;
+}
+
 qb_status qb_model_open(qb_ctx *ctx, const char *path, const qb_model_opts *opts, qb_model **out)
 {
     static const qb_model_opts no_opts;
@@ -466,6 +488,7 @@ qb_status qb_model_open(qb_ctx *ctx, const char *path, const qb_model_opts *opts
         case QB_FILE_SAFETENSORS: st = qb_model_load_safetensors(ctx, m, opts); break;
         }
     }
+    if (st == QB_OK && opts && opts->no_mmap) st = copy_from_maps(ctx, m, path);
     for (int i = 0; st == QB_OK && i < m->n_tensors; i++) { /* remember the originals */
         qb_tensor *t = &m->tensors[i];
         t->src_type = t->type;

@@ -143,6 +143,9 @@ typedef struct qb_model {
 typedef struct {
     const char *tokenizer_path; /* llama2.c: tokenizer.bin (default: beside the checkpoint) */
     bool skip_tokenizer;        /* open weights only */
+    bool no_mmap;               /* read every weight into private memory (llama.cpp's --no-mmap)
+                                   instead of borrowing it from the file's mapping: costs the
+                                   file's bytes in anonymous memory and the time to read them */
 } qb_model_opts;
 
 /* Open a model, detecting the kind from the path: a directory (config.json + safetensors),
