@@ -12,10 +12,9 @@
 #include "kernels.h"
 #include "blocks.h"
 
-#include <math.h>
-
 #include "qb_types.h"
 
+#include <math.h>
 #include <string.h>
 
 const int8_t qb_iq4nl_values[16] = {
