@@ -451,7 +451,7 @@ static qb_status sniff(qb_ctx *ctx, const char *path, qb_file_kind *kind)
  * aligned, so the kernels' loads behave as on the mapping); the mappings' pages are then
  * given back (they stay readable: the tokenizer may borrow strings from them). On a shared
  * machine a mapped file's pages can be slower to stream than freshly written private ones
- * (README, "Real size"). */
+ * (README, Benchmarks, "At real size"). */
 static qb_status copy_from_maps(qb_ctx *ctx, qb_model *m, const char *path)
 {
     for (int i = 0; i < m->n_tensors; i++) {
